@@ -1,0 +1,162 @@
+"""The immutable picture of a rollout that every UI renders.
+
+The TUI, the headless runner and `warroom status` read only these objects, so what a
+screen shows and what a script sees are the same facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from ..flags.base import FlagState
+
+
+class State(str, Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETE = "COMPLETE"
+    ROLLING_BACK = "ROLLING_BACK"
+    ROLLED_BACK = "ROLLED_BACK"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    seq: int
+    ts: float
+    kind: str
+    message: str
+    actor: str
+    action_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GuardrailView:
+    id: str
+    target: str  # pane id or query
+    op: str  # above | below
+    threshold: float
+    for_s: float
+    action: str
+    no_data: str
+    # ok | pending (breaching, `for` not yet met) | breach (met) | nodata | ignored
+    status: str
+    value: float | None
+    since: float | None  # when the current breach (or no-data spell) began
+    progress: float  # 0..1 of the `for` window
+    detail: str = ""
+    unit: str = "count"
+
+
+@dataclass(frozen=True)
+class PaneView:
+    id: str
+    title: str
+    unit: str
+    value: float | None
+    status: str  # ok | warn | breach | stale | nodata
+    detail: str
+    warn: float | None
+    breach: float | None
+    bad_side: str
+    history: tuple[float | None, ...]
+    last_good_at: float | None
+    age: float | None  # seconds since the last good sample
+    guardrails: tuple[str, ...] = ()  # ids of guardrails watching this pane
+    for_progress: float | None = None  # the most advanced breaching guardrail's progress
+    series: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class GateView:
+    label: str
+    value: float | None
+    passed: bool | None  # None: no data (counts as not green)
+    detail: str = ""
+    unit: str = "count"
+
+
+@dataclass(frozen=True)
+class ChecklistView:
+    id: str
+    text: str
+    required: bool
+    ticked: bool
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class PhaseView:
+    index: int  # 1-based
+    name: str
+    exposure: str  # "realtime-features 25%"
+    hold: float
+    started_at: float | None
+    elapsed: float
+    soak_left: float
+    gates: tuple[GateView, ...]
+    checklist: tuple[ChecklistView, ...]
+
+
+@dataclass(frozen=True)
+class FlagView:
+    name: str
+    desired: FlagState | None
+    observed: FlagState | None
+    error: str = ""
+    drift: bool = False
+
+
+@dataclass(frozen=True)
+class ActionView:
+    id: str
+    kind: str  # step_up | rollback
+    attempt: int
+    last_error: str
+    started_at: float
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    rollout: str
+    environment: str
+    description: str
+    state: State
+    phase: PhaseView | None  # None while PENDING
+    phase_count: int
+    phase_names: tuple[str, ...]
+    next_change: str  # what a step up would change: "realtime-features: 25% → 50%"
+    panes: tuple[PaneView, ...]
+    guardrails: tuple[GuardrailView, ...]
+    flags: tuple[FlagView, ...]
+    journal: tuple[JournalEntry, ...]  # newest first
+    action: ActionView | None
+    step_blockers: tuple[str, ...]  # why a step up is refused now; empty: allowed
+    paused_reason: str
+    drift: bool
+    driver: str  # who holds automation for this rollout
+    me: str
+    readonly: bool
+    automation: bool  # this process acts on guardrails
+    insecure: bool  # a source runs with TLS verification off
+    now: float
+    tick: int
+    started_at: float | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def can_step(self) -> bool:
+        return not self.readonly and not self.step_blockers
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data

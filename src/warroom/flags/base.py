@@ -1,0 +1,106 @@
+"""The flag provider interface: where exposure is changed, and read back.
+
+A provider does two things: `read` a flag's observed state and `write` a desired one.
+`write_verified` turns that into the only kind of write warroom trusts: done when a
+read-back shows the desired state. Retrying (and journaling each attempt) is the
+engine's job, so every provider gets the same behaviour.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from ..secrets import redact
+
+
+@dataclass(frozen=True)
+class FlagState:
+    enabled: bool
+    rollout: float = 100.0  # percent of users when enabled
+    segments: tuple[str, ...] = ()
+
+    @property
+    def exposure(self) -> float:
+        """Share of traffic that sees the feature, 0..1."""
+        return self.rollout / 100.0 if self.enabled else 0.0
+
+    def matches(self, other: "FlagState") -> bool:
+        if self.enabled != other.enabled:
+            return False
+        if not self.enabled:
+            return True  # a disabled flag's percentage does not expose anyone
+        return math.isclose(self.rollout, other.rollout, abs_tol=0.01) and set(self.segments) == set(other.segments)
+
+    def label(self) -> str:
+        if not self.enabled:
+            return "off"
+        text = f"{self.rollout:g}%"
+        if self.segments:
+            text += " [" + ",".join(self.segments) + "]"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "rollout": self.rollout, "segments": list(self.segments)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "FlagState":
+        return cls(bool(data["enabled"]), float(data.get("rollout", 100.0)), tuple(data.get("segments", ())))
+
+
+class FlagError(Exception):
+    """A provider failure with a short, redacted reason (`HTTP 503`, `timeout after 5s`)."""
+
+    def __init__(self, reason: str):
+        super().__init__(redact(reason))
+        self.reason = redact(reason)
+
+
+class ProviderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    provider: str
+
+
+class FlagProvider(ABC):
+    kind: ClassVar[str]
+    Config: ClassVar[type[ProviderConfig]]
+
+    def __init__(self, config: ProviderConfig, base_dir: Any):
+        self.config = config
+        self.base_dir = base_dir
+
+    @abstractmethod
+    async def read(self, name: str) -> FlagState | None:
+        """Observed state, or None when the provider has no such flag. Raises FlagError."""
+
+    @abstractmethod
+    async def write(self, name: str, state: FlagState) -> None:
+        """Ask for a state; raises FlagError. Not trusted until read back."""
+
+    def describe(self) -> str:
+        return self.kind
+
+    async def close(self) -> None:
+        return None
+
+    async def write_verified(self, name: str, desired: FlagState) -> FlagState:
+        """One attempt: write, then read back. Returns the observed state or raises FlagError."""
+        await self.write(name, desired)
+        observed = await self.read(name)
+        if observed is None:
+            raise FlagError(f"read-back: flag {name} does not exist after the write")
+        if not observed.matches(desired):
+            raise FlagError(f"read-back shows {observed.label()}, wanted {desired.label()}")
+        return observed
+
+
+def backoff_delays(initial: float = 0.2, cap: float = 5.0):
+    """Capped exponential backoff: 0.2, 0.4, 0.8, … up to `cap` seconds."""
+    delay = initial
+    while True:
+        yield delay
+        delay = min(cap, delay * 2)

@@ -1,0 +1,660 @@
+"""The plan: one YAML file describing a rollout, validated into an immutable model.
+
+Every validation problem names the file, line and field and says what is expected.
+Unknown keys are errors, because a typo such as `above_` must never silently
+disable a guardrail.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+
+from . import secrets
+
+# ---------------------------------------------------------------- scalars
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+DURATION_HELP = "a duration like 30s, 5m, 1h or 1h30m"
+
+
+def parse_duration(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected {DURATION_HELP}")
+    if isinstance(value, (int, float)):
+        if value < 0 or not math.isfinite(value):
+            raise ValueError(f"expected {DURATION_HELP}, not a negative or infinite number")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected {DURATION_HELP}")
+    text = value.strip().replace(" ", "")
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h}h{m:02d}m"
+    if m:
+        return f"{m}m{s:02d}s"
+    return f"{s}s"
+
+
+def _secret_ref(value: str) -> str:
+    if not secrets.is_reference(value):
+        raise ValueError(f"expected {secrets.REF_HELP}")
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+SecretRef = Annotated[str, AfterValidator(_secret_ref)]
+Number = Annotated[float, AfterValidator(_finite)]
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=100)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# ---------------------------------------------------------------- sources
+
+class BasicAuth(Strict):
+    username: str
+    password: SecretRef
+
+
+class SourceAuth(Strict):
+    bearer: SecretRef | None = None
+    basic: BasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "SourceAuth":
+        if (self.bearer is None) == (self.basic is None):
+            raise ValueError("give exactly one of bearer or basic")
+        return self
+
+
+class TLSOptions(Strict):
+    ca_bundle: str | None = None
+    # Explicit opt-in; the banner shows INSECURE while it is on.
+    insecure_skip_verify: bool = False
+
+
+class PrometheusSourceConfig(Strict):
+    type: Literal["prometheus"]
+    url: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    auth: SourceAuth | None = None
+    headers: dict[str, str] = {}
+    timeout: Duration = 5.0
+    tls: TLSOptions = TLSOptions()
+    backfill: Duration = 300.0
+
+
+class Fault(Strict):
+    """One injected fault in the simulator's service."""
+
+    metric: str | None = None  # None only for `dark`
+    # When: `at` seconds after the run starts, or `after` seconds into phase `phase`.
+    at: Duration | None = None
+    phase: Annotated[int, Field(ge=1)] | None = None
+    after: Duration = 0.0
+    duration: Duration | None = None  # None: lasts until the end
+    mode: Literal["set", "add", "multiply", "ramp", "spike", "dark"] = "set"
+    value: Number = 0.0
+    # A fault in the new code is present only while some traffic is exposed to it,
+    # so rolling back clears it; set false for an infrastructure fault (false alarms).
+    while_exposed: bool = True
+
+    @model_validator(mode="after")
+    def _when(self) -> "Fault":
+        if self.at is None and self.phase is None:
+            raise ValueError("give `at` (time since start) or `phase` (with optional `after`)")
+        if self.mode != "dark" and not self.metric:
+            raise ValueError("give the `metric` this fault changes")
+        return self
+
+
+class SimulatorSourceConfig(Strict):
+    type: Literal["simulator"]
+    seed: int = 7
+    flag: str | None = None  # the flag whose exposure drives the model; default: the most exposed
+    faults: list[Fault] = []
+    faults_file: str | None = None
+    noise: Annotated[float, Field(ge=0, le=1)] = 0.05
+
+
+SourceConfig = Annotated[
+    Union[PrometheusSourceConfig, SimulatorSourceConfig], Field(discriminator="type")
+]
+
+
+# ---------------------------------------------------------------- panes, guardrails, gates
+
+Unit = Literal["ratio", "percent", "seconds", "ms", "count", "bytes"]
+
+
+class Pane(Strict):
+    id: Ident
+    title: str
+    query: str
+    source: str | None = None
+    unit: Unit = "count"
+    warn: Number | None = None
+    breach: Number | None = None
+    # Which side of the thresholds is bad; inferred from warn/breach when both are given.
+    bad: Literal["above", "below"] | None = None
+    series_label: str | None = None
+
+    @property
+    def bad_side(self) -> str:
+        if self.bad:
+            return self.bad
+        if self.warn is not None and self.breach is not None and self.breach < self.warn:
+            return "below"
+        return "above"
+
+
+class Condition(Strict):
+    """A value compared with a threshold: `pane` or `query`, and `above` or `below`."""
+
+    pane: str | None = None
+    query: str | None = None
+    source: str | None = None
+    above: Number | None = None
+    below: Number | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Condition":
+        if (self.pane is None) == (self.query is None):
+            raise ValueError("give exactly one of `pane` (a pane id) or `query`")
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of `above` or `below` (the threshold that is bad)")
+        return self
+
+    @property
+    def op(self) -> str:
+        return "above" if self.above is not None else "below"
+
+    @property
+    def threshold(self) -> float:
+        return self.above if self.above is not None else self.below  # type: ignore[return-value]
+
+    def is_bad(self, value: float) -> bool:
+        return value > self.threshold if self.above is not None else value < self.threshold
+
+
+class Guardrail(Condition):
+    id: Ident | None = None
+    for_: Duration = Field(0.0, alias="for")
+    action: Literal["rollback", "pause", "alert"] = "rollback"
+    no_data: Literal["hold", "breach", "ignore"] = "hold"
+    description: str = ""
+
+
+class Gate(Strict):
+    """Must be green to step up. `above`/`below` here state what is good."""
+
+    name: str | None = None
+    pane: str | None = None
+    query: str | None = None
+    source: str | None = None
+    above: Number | None = None
+    below: Number | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Gate":
+        if (self.pane is None) == (self.query is None):
+            raise ValueError("give exactly one of `pane` (a pane id) or `query`")
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of `above` or `below` (what the value must be to pass)")
+        return self
+
+    def passes(self, value: float) -> bool:
+        return value > self.above if self.above is not None else value < self.below  # type: ignore[operator]
+
+    @property
+    def label(self) -> str:
+        op = ">" if self.above is not None else "<"
+        limit = self.above if self.above is not None else self.below
+        return self.name or f"{self.pane or self.query} {op} {limit:g}"
+
+
+# ---------------------------------------------------------------- flags and phases
+
+class FlagSetting(Strict):
+    enabled: bool = True
+    rollout: Percent = 100.0
+    segments: tuple[str, ...] = ()
+
+
+def _flag_shorthand(value: Any) -> Any:
+    # `realtime-features: 25` means enabled at 25 %; `off`/`false` means disabled.
+    if isinstance(value, bool):
+        return {"enabled": value, "rollout": 100.0 if value else 0.0}
+    if isinstance(value, (int, float)):
+        return {"enabled": value > 0, "rollout": value}
+    return value
+
+
+FlagValue = Annotated[FlagSetting, BeforeValidator(_flag_shorthand)]
+
+
+class ChecklistItem(Strict):
+    text: str
+    required: bool = False
+    id: Ident | None = None
+
+
+def _item_shorthand(value: Any) -> Any:
+    return {"text": value} if isinstance(value, str) else value
+
+
+Item = Annotated[ChecklistItem, BeforeValidator(_item_shorthand)]
+
+
+class Phase(Strict):
+    name: str
+    flags: dict[str, FlagValue]
+    hold: Duration = 0.0
+    gates: list[Gate] = []
+    checklist: list[Item] = []
+
+    def item_ids(self) -> list[str]:
+        return [item.id or f"{i + 1}" for i, item in enumerate(self.checklist)]
+
+
+# ---------------------------------------------------------------- rollback steps
+
+class RunStep(Strict):
+    name: str | None = None
+    run: Annotated[list[str], Field(min_length=1)]
+    timeout: Duration = 60.0
+
+
+class WebhookStep(Strict):
+    name: str | None = None
+    webhook: SecretRef
+    message: str = "{rollout}: rolled back in {environment} at phase {phase}: {reason}"
+
+
+class HttpRequest(Strict):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    url: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    headers: dict[str, str] = {}
+    body: Any = None
+    expect_status: list[int] = []
+    timeout: Duration = 10.0
+
+
+class HttpStep(Strict):
+    name: str | None = None
+    http: HttpRequest
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for key in ("run", "webhook", "http"):
+            if key in value:
+                return key
+    if isinstance(value, BaseModel):
+        return next((k for k in ("run", "webhook", "http") if hasattr(value, k)), None)
+    return None
+
+
+Step = Annotated[
+    Union[Annotated[RunStep, Tag("run")], Annotated[WebhookStep, Tag("webhook")], Annotated[HttpStep, Tag("http")]],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="a step is one of {run: [argv…]}, {webhook: env:NAME}, {http: {url: …}}",
+    ),
+]
+
+
+class RollbackSpec(Strict):
+    # None: every flag the phases mention is switched off.
+    flags: dict[str, FlagValue] | None = None
+    steps: list[Step] = []
+
+
+class NotifyTarget(Strict):
+    type: Literal["slack", "webhook"]
+    url: SecretRef
+    events: list[str] | None = None
+
+
+class Automation(Strict):
+    # auto: step up by itself as soon as soak, gates and required items allow.
+    step_up: Literal["manual", "auto"] = "manual"
+
+
+class RolloutInfo(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+    environment: Literal["production", "staging", "drill"]
+    description: str = ""
+
+
+class FlagProviderConfig(BaseModel):
+    """The provider's own keys are validated by the provider's model (see flags.registry)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    provider: str
+
+
+class Plan(Strict):
+    rollout: RolloutInfo
+    sources: Annotated[dict[str, SourceConfig], Field(min_length=1)]
+    flag_provider: FlagProviderConfig
+    poll_interval: Duration = 5.0
+    panes: list[Pane] = []
+    guardrails: list[Guardrail] = []
+    phases: Annotated[list[Phase], Field(min_length=1)]
+    rollback: RollbackSpec = RollbackSpec()
+    notify: list[NotifyTarget] = []
+    automation: Automation = Automation()
+    state: str | None = None
+    keys: dict[str, str] = {}
+    theme: str | None = None
+
+    # Set by load_plan; not part of the YAML.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    path: Path | None = Field(default=None, exclude=True)
+
+    def pane(self, pane_id: str) -> Pane:
+        return next(p for p in self.panes if p.id == pane_id)
+
+    def flag_names(self) -> list[str]:
+        names: list[str] = []
+        for phase in self.phases:
+            names.extend(n for n in phase.flags if n not in names)
+        for name in (self.rollback.flags or {}):
+            if name not in names:
+                names.append(name)
+        return names
+
+    def rollback_flags(self) -> dict[str, FlagSetting]:
+        if self.rollback.flags is not None:
+            return dict(self.rollback.flags)
+        return {name: FlagSetting(enabled=False, rollout=0.0) for name in self.flag_names()}
+
+    def resolve_path(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def default_source(self) -> str:
+        return next(iter(self.sources))
+
+    def guardrail_id(self, index: int) -> str:
+        g = self.guardrails[index]
+        return g.id or f"{g.pane or 'query'}-{g.op}-{g.threshold:g}"
+
+
+# ---------------------------------------------------------------- loading with locations
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class PlanError(Exception):
+    """One or more problems in a plan, each with file, line and field."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+Loc = tuple[Any, ...]
+
+
+class _Located:
+    """Plain Python data from YAML plus the line/column of every key and value."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.marks: dict[Loc, tuple[int, int]] = {}
+        self.problems: list[Problem] = []
+
+    def convert(self, node: yaml.Node, loc: Loc) -> Any:
+        self.marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self._problem(key_node, loc, "a key must be a plain word")
+                    continue
+                key = yaml.SafeLoader.construct_scalar(_LOADER, key_node)
+                if key == "<<":
+                    self._problem(key_node, loc, "merge keys (<<) are not supported; write the keys out")
+                    continue
+                if key in out:
+                    self._problem(key_node, loc + (key,), "this key appears twice in the same mapping")
+                    continue
+                self.marks[loc + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                out[key] = self.convert(value_node, loc + (key,))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(child, loc + (i,)) for i, child in enumerate(node.value)]
+        return _LOADER.construct_object(node, deep=True)
+
+    def _problem(self, node: yaml.Node, loc: Loc, message: str) -> None:
+        self.problems.append(
+            Problem(self.file, node.start_mark.line + 1, node.start_mark.column + 1, _dotted(loc), message)
+        )
+
+    def where(self, loc: Loc) -> tuple[int, int]:
+        loc = tuple(loc)
+        while loc:
+            if loc in self.marks:
+                return self.marks[loc]
+            loc = loc[:-1]
+        return self.marks.get((), (1, 1))
+
+
+_LOADER = yaml.SafeLoader("")
+
+
+def _dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _clean_loc(loc: Loc) -> Loc:
+    # pydantic adds union/validator tags (e.g. 'simulator', 'function-after[...]') into locations.
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS)))
+
+
+_UNION_TAGS = {"run", "webhook", "http", "prometheus", "simulator"}
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling: an unknown key is an error so a typo cannot silently disable anything)"
+    if kind == "missing":
+        return "this key is required"
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    got = err.get("input")
+    if kind not in ("model_type", "dict_type") and isinstance(got, (str, int, float, bool)) and "got" not in msg:
+        msg += f" (got {got!r})"
+    return msg
+
+
+def _validation_problems(exc: ValidationError, located: _Located, prefix: Loc = ()) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        raw_loc = prefix + tuple(err["loc"])
+        loc = _clean_loc(raw_loc)
+        # For a missing key, point at its parent mapping (where it should be added).
+        line, col = located.where(loc[:-1] if err["type"] == "missing" else loc)
+        problems.append(Problem(located.file, line, col, _dotted(loc), _message(err)))
+    return problems
+
+
+def _semantic_problems(plan: Plan, located: _Located) -> list[Problem]:
+    """Cross-references pydantic cannot see: ids, sources, flags."""
+    out: list[Problem] = []
+
+    def add(loc: Loc, message: str) -> None:
+        line, col = located.where(loc)
+        out.append(Problem(located.file, line, col, _dotted(loc), message))
+
+    pane_ids = [p.id for p in plan.panes]
+    for i, pid in enumerate(pane_ids):
+        if pid in pane_ids[:i]:
+            add(("panes", i, "id"), f"pane id {pid!r} is used twice")
+    sources = list(plan.sources)
+
+    def check_source(loc: Loc, name: str | None) -> None:
+        if name is not None and name not in plan.sources:
+            add(loc + ("source",), f"unknown source {name!r} (the plan defines: {', '.join(sources)})")
+
+    def check_pane(loc: Loc, pane: str | None) -> None:
+        if pane is not None and pane not in pane_ids:
+            known = ", ".join(pane_ids) or "none"
+            add(loc + ("pane",), f"unknown pane {pane!r} (panes defined: {known})")
+
+    for i, pane in enumerate(plan.panes):
+        check_source(("panes", i), pane.source)
+    guard_ids: list[str] = []
+    for i, g in enumerate(plan.guardrails):
+        check_source(("guardrails", i), g.source)
+        check_pane(("guardrails", i), g.pane)
+        gid = plan.guardrail_id(i)
+        if gid in guard_ids:
+            add(("guardrails", i), f"guardrail id {gid!r} is used twice; give each an `id`")
+        guard_ids.append(gid)
+    for pi, phase in enumerate(plan.phases):
+        for gi, gate in enumerate(phase.gates):
+            check_source(("phases", pi, "gates", gi), gate.source)
+            check_pane(("phases", pi, "gates", gi), gate.pane)
+        ids = phase.item_ids()
+        for ii, iid in enumerate(ids):
+            if iid in ids[:ii]:
+                add(("phases", pi, "checklist", ii, "id"), f"checklist id {iid!r} is used twice in this phase")
+        if not phase.flags:
+            add(("phases", pi, "flags"), "a phase must set at least one flag")
+    if plan.rollback.flags is not None:
+        known = plan.flag_names()
+        for name in plan.rollback.flags:
+            if not any(name in ph.flags for ph in plan.phases):
+                add(("rollback", "flags", name), f"flag {name!r} is not set by any phase (phases set: {', '.join(known)})")
+    for name, src in plan.sources.items():
+        if isinstance(src, SimulatorSourceConfig) and src.flag and src.flag not in plan.flag_names():
+            add(("sources", name, "flag"), f"flag {src.flag!r} is not set by any phase")
+    return out
+
+
+def _provider_problems(raw: Any, located: _Located) -> list[Problem]:
+    """The provider's own keys are checked by its model, so a new provider is one module."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("provider"), str):
+        return []  # the Plan model reports the missing or malformed mapping
+    from .flags import registry
+
+    try:
+        registry.validate_config(FlagProviderConfig.model_validate(raw))
+    except ValidationError as exc:
+        return _validation_problems(exc, located, ("flag_provider",))
+    except registry.UnknownProvider as exc:
+        line, col = located.where(("flag_provider", "provider"))
+        return [Problem(located.file, line, col, "flag_provider.provider", str(exc))]
+    return []
+
+
+def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) -> Plan:
+    """Validate plan text. Raises PlanError with located problems, never anything else."""
+    located = _Located(file)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise PlanError([Problem(file, line, col, "", f"not valid YAML: {exc.problem or exc.context}")]) from None
+    except yaml.YAMLError as exc:
+        raise PlanError([Problem(file, 1, 1, "", f"not valid YAML: {exc}")]) from None
+    except (ValueError, RecursionError) as exc:
+        raise PlanError([Problem(file, 1, 1, "", f"not valid YAML: {type(exc).__name__}")]) from None
+    if node is None:
+        raise PlanError([Problem(file, 1, 1, "", "the plan is empty; start from sample-config.yaml")])
+    try:
+        data = located.convert(node, ())
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        line, col = (node.start_mark.line + 1, node.start_mark.column + 1)
+        raise PlanError([Problem(file, line, col, "", f"unsupported YAML value: {type(exc).__name__}")]) from None
+    if located.problems:
+        raise PlanError(located.problems)
+    if not isinstance(data, dict):
+        raise PlanError([Problem(file, 1, 1, "", "the plan must be a mapping with rollout, sources, phases, …")])
+    problems = _provider_problems(data.get("flag_provider"), located)
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError(_validation_problems(exc, located) + problems) from None
+    problems += _semantic_problems(plan, located)
+    if problems:
+        raise PlanError(problems)
+    extras: dict[str, Any] = {"base_dir": base_dir or Path(".")}
+    if file != "<plan>":
+        extras["path"] = Path(file)
+    return plan.model_copy(update=extras)
+
+
+def load_plan(path: str | Path) -> Plan:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError([Problem(str(path), 1, 1, "", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError([Problem(str(path), 1, 1, "", f"cannot read the plan: {exc.__class__.__name__}")]) from None
+    return parse_plan(text, str(path), path.resolve().parent)

@@ -1,0 +1,257 @@
+"""The journal and the rollout state, in one SQLite file (WAL mode).
+
+Several processes open the same file at once: a console, a headless runner, CLI verbs
+from a script. Each write is one short transaction; intent and state change commit
+together so a crash can never leave one without the other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+from .engine.snapshot import JournalEntry
+from .secrets import redact
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action_id TEXT,
+    data TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS journal_action ON journal(action_id);
+CREATE TABLE IF NOT EXISTS state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS actions (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,          -- pending | done | failed | abandoned
+    intent TEXT NOT NULL,
+    progress TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL,
+    finished REAL
+);
+CREATE TABLE IF NOT EXISTS samples (
+    ts REAL NOT NULL,
+    series TEXT NOT NULL,
+    value REAL
+);
+CREATE INDEX IF NOT EXISTS samples_series_ts ON samples(series, ts);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+
+
+class StoreError(Exception):
+    pass
+
+
+def default_state_path(rollout_name: str) -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "warroom"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in rollout_name)
+    return base / f"{safe}.sqlite"
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout = 15000")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a committed intent survives power loss, which is the point of write-ahead.
+            self._db.execute("PRAGMA synchronous = FULL")
+            with self._tx():
+                for stmt in SCHEMA.split(";"):
+                    if stmt.strip():
+                        self._db.execute(stmt)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the state database ({exc})") from None
+
+    # ------------------------------------------------------------ plumbing
+
+    class _Tx:
+        def __init__(self, store: "Store"):
+            self.store = store
+
+        def __enter__(self):
+            self.store._lock.acquire()
+            self.store._db.execute("BEGIN IMMEDIATE")
+            return self.store._db
+
+        def __exit__(self, exc_type, exc, tb):
+            try:
+                self.store._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            finally:
+                self.store._lock.release()
+            return False
+
+    def _tx(self) -> "Store._Tx":
+        return Store._Tx(self)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ------------------------------------------------------------ journal
+
+    def _insert(self, db, ts: float, kind: str, message: str, actor: str, action_id: str | None, data: dict) -> JournalEntry:
+        message = redact(message)
+        payload = redact(json.dumps(data, default=str, sort_keys=True))
+        cur = db.execute(
+            "INSERT INTO journal (ts, kind, message, actor, action_id, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (ts, kind, message, actor, action_id, payload),
+        )
+        return JournalEntry(cur.lastrowid, ts, kind, message, actor, action_id, json.loads(payload))
+
+    def append(self, ts: float, kind: str, message: str, actor: str, data: dict | None = None, action_id: str | None = None) -> JournalEntry:
+        with self._tx() as db:
+            return self._insert(db, ts, kind, message, actor, action_id, data or {})
+
+    @staticmethod
+    def _entry(row) -> JournalEntry:
+        return JournalEntry(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]))
+
+    def entries(self, after: int = 0, limit: int | None = None, action_id: str | None = None) -> list[JournalEntry]:
+        sql = "SELECT seq, ts, kind, message, actor, action_id, data FROM journal WHERE seq > ?"
+        args: list[Any] = [after]
+        if action_id is not None:
+            sql += " AND action_id = ?"
+            args.append(action_id)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._lock:
+            return [self._entry(r) for r in self._db.execute(sql, args)]
+
+    def tail(self, n: int) -> list[JournalEntry]:
+        """The newest n entries, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, ts, kind, message, actor, action_id, data FROM journal ORDER BY seq DESC LIMIT ?", (n,)
+            ).fetchall()
+        return [self._entry(r) for r in rows]
+
+    def last_seq(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0]
+
+    # ------------------------------------------------------------ state
+
+    def load_state(self) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            row = self._db.execute("SELECT version, body FROM state WHERE id = 1").fetchone()
+        return (0, {}) if row is None else (row[0], json.loads(row[1]))
+
+    def state_version(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT version FROM state WHERE id = 1").fetchone()
+        return 0 if row is None else row[0]
+
+    def _save(self, db, body: dict[str, Any]) -> int:
+        row = db.execute("SELECT version FROM state WHERE id = 1").fetchone()
+        version = (row[0] if row else 0) + 1
+        db.execute(
+            "INSERT INTO state (id, version, body) VALUES (1, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET version = excluded.version, body = excluded.body",
+            (version, json.dumps(body, sort_keys=True)),
+        )
+        return version
+
+    def commit(
+        self,
+        ts: float,
+        entries: list[tuple[str, str, str, dict]] = (),  # (kind, message, actor, data)
+        state: dict[str, Any] | None = None,
+        action_id: str | None = None,
+        new_action: tuple[str, dict] | None = None,  # (kind, intent)
+        action_status: str | None = None,
+        action_progress: dict | None = None,
+    ) -> tuple[list[JournalEntry], int | None]:
+        """One transaction: journal entries, a state change and an action row together."""
+        with self._tx() as db:
+            if new_action is not None:
+                db.execute(
+                    "INSERT INTO actions (id, kind, status, intent, created) VALUES (?, ?, 'pending', ?, ?)",
+                    (action_id, new_action[0], json.dumps(new_action[1], sort_keys=True), ts),
+                )
+            if action_progress is not None:
+                db.execute("UPDATE actions SET progress = ? WHERE id = ?", (json.dumps(action_progress), action_id))
+            if action_status is not None:
+                db.execute("UPDATE actions SET status = ?, finished = ? WHERE id = ?", (action_status, ts, action_id))
+            written = [self._insert(db, ts, k, m, a, action_id, d) for k, m, a, d in entries]
+            version = self._save(db, state) if state is not None else None
+        return written, version
+
+    # ------------------------------------------------------------ actions
+
+    @staticmethod
+    def new_action_id() -> str:
+        return uuid.uuid4().hex[:12]
+
+    def pending_actions(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, kind, intent, progress, created FROM actions WHERE status = 'pending' ORDER BY created"
+            ).fetchall()
+        return [
+            {"id": r[0], "kind": r[1], "intent": json.loads(r[2]), "progress": json.loads(r[3]), "created": r[4]} for r in rows
+        ]
+
+    def action_status(self, action_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT status FROM actions WHERE id = ?", (action_id,)).fetchone()
+        return row[0] if row else None
+
+    # ------------------------------------------------------------ samples
+
+    def record_samples(self, ts: float, values: dict[str, float | None]) -> None:
+        if not values:
+            return
+        with self._tx() as db:
+            db.executemany("INSERT INTO samples (ts, series, value) VALUES (?, ?, ?)", [(ts, k, v) for k, v in values.items()])
+
+    def samples(self, series: str, start: float = 0, end: float = float("inf")) -> Iterator[tuple[float, float | None]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT ts, value FROM samples WHERE series = ? AND ts >= ? AND ts <= ? ORDER BY ts",
+                (series, start, end if end != float("inf") else 1e18),
+            ).fetchall()
+        return iter(rows)
+
+    # ------------------------------------------------------------ leases
+
+    def acquire_lease(self, name: str, holder: str, ttl: float, now: float) -> str:
+        """Take or renew a lease; returns the holder after the call (ours if we got it)."""
+        with self._tx() as db:
+            row = db.execute("SELECT holder, expires FROM leases WHERE name = ?", (name,)).fetchone()
+            if row is None or row[0] == holder or row[1] < now:
+                db.execute(
+                    "INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires",
+                    (name, holder, now + ttl),
+                )
+                return holder
+            return row[0]
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
