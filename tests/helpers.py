@@ -1,0 +1,26 @@
+"""Shared test helpers: real binaries, free ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+
+
+def require_binary(name: str) -> str:
+    """Path of a binary the test needs. Missing in CI is a failure, never a silent skip."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} is not installed (.ci/install-servers installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
