@@ -27,6 +27,9 @@ MODEL: dict[str, tuple[str, float, float]] = {
     "request_rate": ("count", 850.0, 150.0),
 }
 
+# Ratios near 1 whose noise lives in their complement (the failures).
+SUCCESS_RATIOS = {"connection_success"}
+
 # The PromQL that gives each metric from the exporter, so a plan written for the
 # exporter (real PromQL) also runs against the in-process simulator unchanged.
 PROMQL: dict[str, str] = {
@@ -114,7 +117,11 @@ class ServiceModel:
         """The metric at time t (seconds since start) with `exposure` (0..1) of traffic on the feature."""
         value = self.baseline(metric, exposure)
         rng = random.Random(f"{self.seed}:{metric}:{int(t)}")
-        value *= 1 + self.noise * (rng.random() * 2 - 1)
+        jitter = self.noise * (rng.random() * 2 - 1)
+        if metric in SUCCESS_RATIOS:
+            value = 1 - (1 - value) * (1 + 4 * jitter)  # noise on the failures, not on the near-1 ratio
+        else:
+            value *= 1 + jitter
         for fault, progress in self.active_faults(t, exposure):
             if fault.metric != metric:
                 continue

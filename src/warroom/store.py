@@ -61,6 +61,10 @@ class StoreError(Exception):
     pass
 
 
+class StaleState(Exception):
+    """Another process changed the rollout state since it was read."""
+
+
 def default_state_path(rollout_name: str) -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "warroom"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in rollout_name)
@@ -185,9 +189,18 @@ class Store:
         new_action: tuple[str, dict] | None = None,  # (kind, intent)
         action_status: str | None = None,
         action_progress: dict | None = None,
+        expected_version: int | None = None,
     ) -> tuple[list[JournalEntry], int | None]:
-        """One transaction: journal entries, a state change and an action row together."""
+        """One transaction: journal entries, a state change and an action row together.
+
+        With `expected_version`, the commit is refused (StaleState) when another process
+        changed the state since we read it, so two consoles cannot overwrite each other.
+        """
         with self._tx() as db:
+            if expected_version is not None:
+                row = db.execute("SELECT version FROM state WHERE id = 1").fetchone()
+                if (row[0] if row else 0) != expected_version:
+                    raise StaleState()
             if new_action is not None:
                 db.execute(
                     "INSERT INTO actions (id, kind, status, intent, created) VALUES (?, ?, 'pending', ?, ?)",
@@ -251,6 +264,11 @@ class Store:
                 )
                 return holder
             return row[0]
+
+    def lease_holder(self, name: str, now: float) -> str:
+        with self._lock:
+            row = self._db.execute("SELECT holder, expires FROM leases WHERE name = ?", (name,)).fetchone()
+        return row[0] if row and row[1] >= now else ""
 
     def release_lease(self, name: str, holder: str) -> None:
         with self._tx() as db:

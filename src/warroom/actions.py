@@ -1,0 +1,119 @@
+"""Rollback runbook steps: run an argv, call a webhook, make an HTTP request.
+
+Each step reports a short summary for the journal. Output and URLs pass through
+redaction, since a webhook URL is itself a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from . import secrets
+from .plan import HttpStep, RunStep, WebhookStep
+
+OUTPUT_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    ok: bool
+    summary: str
+    detail: str = ""
+    dry_run: bool = False
+
+
+def step_name(step: RunStep | WebhookStep | HttpStep) -> str:
+    if step.name:
+        return step.name
+    if isinstance(step, RunStep):
+        return " ".join(step.run)[:60]
+    if isinstance(step, WebhookStep):
+        return "webhook"
+    return f"{step.http.method} request"
+
+
+def _format(template: str, context: dict[str, Any]) -> str:
+    try:
+        return template.format(**context)
+    except (KeyError, IndexError, ValueError):
+        return template
+
+
+def _fill(value: Any, context: dict[str, Any]) -> Any:
+    """Fill {rollout}, {phase}, {reason}… into every string of a request body."""
+    if isinstance(value, str):
+        return _format(value, context)
+    if isinstance(value, dict):
+        return {k: _fill(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, context) for v in value]
+    return value
+
+
+async def _run(step: RunStep) -> StepResult:
+    name = step_name(step)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *step.run, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+    except FileNotFoundError:
+        return StepResult(name, False, f"command not found: {step.run[0]}")
+    except OSError as exc:
+        return StepResult(name, False, f"cannot start {step.run[0]}: {exc.strerror}")
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=step.timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return StepResult(name, False, f"timed out after {step.timeout:g}s and was killed")
+    except asyncio.CancelledError:
+        proc.kill()
+        raise
+    text = secrets.redact(out.decode("utf-8", "replace")[-OUTPUT_LIMIT:].strip())
+    if proc.returncode == 0:
+        return StepResult(name, True, "ok", text)
+    return StepResult(name, False, f"exit status {proc.returncode}" + (f": {text.splitlines()[-1]}" if text else ""), text)
+
+
+async def _post(name: str, method: str, url: str, headers: dict[str, str], body: Any, timeout: float, expect: list[int]) -> StepResult:
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            kwargs: dict[str, Any] = {"headers": headers}
+            if body is not None:
+                kwargs["content" if isinstance(body, str) else "json"] = body
+            response = await client.request(method, url, **kwargs)
+    except httpx.TimeoutException:
+        return StepResult(name, False, f"timeout after {timeout:g}s")
+    except httpx.HTTPError as exc:
+        return StepResult(name, False, secrets.redact(f"request failed: {type(exc).__name__}"))
+    ok = response.status_code in expect if expect else response.is_success
+    return StepResult(name, ok, f"HTTP {response.status_code}", secrets.redact(response.text[:OUTPUT_LIMIT]))
+
+
+def _resolve_headers(headers: dict[str, str]) -> dict[str, str]:
+    # A header value may be a secret reference, e.g. Authorization: env:STATUSPAGE_TOKEN.
+    return {k: secrets.resolve(v) if secrets.is_reference(v) else v for k, v in headers.items()}
+
+
+async def run_step(step: RunStep | WebhookStep | HttpStep, context: dict[str, Any], *, dry_run: bool = False) -> StepResult:
+    name = step_name(step)
+    if dry_run:
+        what = " ".join(step.run) if isinstance(step, RunStep) else name
+        return StepResult(name, True, f"dry run: would {'run ' + what if isinstance(step, RunStep) else 'call ' + what}", dry_run=True)
+    try:
+        if isinstance(step, RunStep):
+            return await _run(step)
+        if isinstance(step, WebhookStep):
+            url = secrets.resolve(step.webhook)
+            secrets.remember(url)
+            return await _post(name, "POST", url, {}, {"text": _format(step.message, context)}, 10.0, [])
+        req = step.http
+        body = _fill(req.body, context)
+        return await _post(name, req.method, req.url, _resolve_headers(req.headers), body, req.timeout, req.expect_status)
+    except secrets.SecretError as exc:
+        return StepResult(name, False, str(exc))

@@ -1,0 +1,297 @@
+"""Command-line verbs: each turns into engine calls; no rollout logic lives here.
+
+Exit codes (also in the README):
+  0  ok: PENDING, RUNNING or COMPLETE; a command that did what it said
+  1  a plan, state or secret problem (the message names file, line and field)
+  2  usage error
+  3  PAUSED            (status, run)
+  4  ROLLING BACK      (status, run)
+  5  ROLLED BACK       (status, run)
+  6  the command was refused now (the message says why)
+  7  check found a problem with a source or the flag provider
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from .engine.build import build_engine, state_path
+from .engine.clock import make_clock
+from .engine.engine import CommandError, Engine
+from .engine.snapshot import Snapshot, State
+from .headless import entry_line, run_headless, stamp, status_line
+from .plan import Plan, PlanError, load_plan
+from .secrets import SecretError, redact
+from .sources.simulator import FaultFileError, load_faults
+from .store import StoreError
+from .units import format_value
+
+EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_CHECK = 1, 2, 6, 7
+STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
+
+VERBS = ("check", "run", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal")
+
+
+def state_exit(state: State) -> int:
+    return STATE_EXIT.get(state, 0)
+
+
+# ------------------------------------------------------------------ helpers
+
+def _engine(plan: Plan, args: argparse.Namespace, **kw: Any) -> Engine:
+    return build_engine(plan, state=getattr(args, "state", None), **kw)
+
+
+def _one_shot(plan: Plan, args: argparse.Namespace, act: Callable[[Engine], Awaitable[str]]) -> int:
+    """Open the rollout, evaluate once (gates need fresh numbers), act, and report."""
+
+    async def go() -> int:
+        engine = _engine(plan, args, automation=False, announce=False, backfill=False)
+        try:
+            await engine.start()
+            await engine.tick()
+            try:
+                message = await act(engine)
+            except CommandError as exc:
+                print(f"warroom: {exc}", file=sys.stderr)
+                return EXIT_REFUSED
+            await engine.wait_idle()
+            print(message)
+            return 0
+        finally:
+            await engine.close()
+
+    return asyncio.run(go())
+
+
+# ------------------------------------------------------------------ verbs
+
+def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
+    """Validate the plan (already done by loading it) and probe every source and the provider."""
+
+    async def go() -> int:
+        engine = _engine(plan, args, automation=False, announce=False, backfill=False)
+        problems = 0
+        try:
+            print(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
+            print(f"state: {state_path(plan, getattr(args, 'state', None))}")
+            ctx = engine._context(engine.clock.now())
+            for source_name, query, label in engine.keys:
+                source = engine.sources[source_name]
+                static = source.static_problem(query)
+                reading = await engine._query((source_name, query, label), ctx)
+                where = f"[{source_name}] {query}"
+                if static:
+                    print(f"  FAIL {where}\n       {static}")
+                    problems += 1
+                elif reading.has_value:
+                    print(f"  ok   {where}\n       value {reading.value:g}")
+                else:
+                    print(f"  {'FAIL' if reading.status == 'error' else 'WARN'} {where}\n       {reading.status}: {reading.detail}")
+                    problems += reading.status == "error"
+            print(f"flag provider: {engine.provider.describe()}")
+            for name in plan.flag_names():
+                await engine._read_one_flag(name)
+                if name in engine.flag_errors:
+                    print(f"  FAIL {name}: {engine.flag_errors[name]}")
+                    problems += 1
+                else:
+                    observed = engine.observed.get(name)
+                    print(f"  ok   {name}: {observed.label() if observed else 'not created yet (warroom creates it on the first step up)'}")
+        finally:
+            await engine.close()
+        print("check: " + ("all good" if not problems else f"{problems} problem(s)"))
+        return EXIT_CHECK if problems else 0
+
+    return asyncio.run(go())
+
+
+def cmd_run(plan: Plan, args: argparse.Namespace) -> int:
+    if not args.headless:
+        return run_console(plan, args)
+    try:
+        faults = load_faults(Path(args.faults)) if args.faults else ()
+    except FaultFileError as exc:
+        print(f"warroom: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    engine = _engine(plan, args, clock=make_clock(args.speed), extra_faults=faults)
+    snap = asyncio.run(run_headless(engine, until_done=args.until_done, status_every=args.status_every))
+    print(status_line(snap))
+    return state_exit(snap.state)
+
+
+def _print_status(snap: Snapshot) -> None:
+    phase = f"{snap.phase.index}/{snap.phase_count} {snap.phase.name}" if snap.phase else f"0/{snap.phase_count} (not started)"
+    print(f"{snap.rollout} [{snap.environment.upper()}]  {snap.state.label}  phase {phase}")
+    if snap.paused_reason:
+        print(f"  paused: {snap.paused_reason}")
+    if snap.phase:
+        print(f"  in phase {snap.phase.elapsed:.0f}s, soak left {snap.phase.soak_left:.0f}s")
+    for pane in snap.panes:
+        print(f"  {pane.title:<24} {format_value(pane.value, pane.unit):>10}  {pane.status}")
+    for flag in snap.flags:
+        desired = flag.desired.label() if flag.desired else "—"
+        observed = flag.observed.label() if flag.observed else (flag.error or "—")
+        print(f"  flag {flag.name:<20} desired {desired:<8} observed {observed}{'  DRIFT' if flag.drift else ''}")
+    if snap.step_blockers:
+        print("  step up blocked: " + "; ".join(snap.step_blockers))
+    elif snap.next_change:
+        print(f"  next step: {snap.next_change}")
+    print(f"  driver: {snap.driver or 'nobody (no console running)'}")
+
+
+def cmd_status(plan: Plan, args: argparse.Namespace) -> int:
+    async def go() -> Snapshot:
+        engine = _engine(plan, args, automation=False, announce=False, backfill=False)
+        try:
+            await engine.start()
+            return await engine.tick()
+        finally:
+            await engine.close()
+
+    snap = asyncio.run(go())
+    if args.json:
+        print(json.dumps(snap.to_json(), default=str, indent=2))
+    else:
+        _print_status(snap)
+    return state_exit(snap.state)
+
+
+def cmd_journal(plan: Plan, args: argparse.Namespace) -> int:
+    from .store import Store
+
+    store = Store(state_path(plan, args.state))
+    entries = store.entries()
+    if args.limit:
+        entries = entries[-args.limit:]
+    if args.json:
+        for e in entries:
+            print(json.dumps({"seq": e.seq, "ts": e.ts, "time": stamp(e.ts), "kind": e.kind, "message": e.message,
+                              "actor": e.actor, "action_id": e.action_id, "data": e.data}, default=str))
+    else:
+        for e in entries:
+            print(entry_line(e))
+    return 0
+
+
+def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
+    def run(plan: Plan, args: argparse.Namespace) -> int:
+        def act(engine: Engine) -> Awaitable[str]:
+            me = engine.actor
+            if name == "step":
+                return engine.step_up(me, force=args.force, reason=args.reason or "")
+            if name == "pause":
+                return engine.pause(me, args.reason or "")
+            if name == "rollback":
+                return engine.rollback(me, args.reason or f"manual rollback by {me.label()} (CLI)")
+            if name == "tick":
+                return engine.tick_item(me, args.item, ticked=not args.undo)
+            return {"resume": engine.resume, "retry": engine.retry, "ack": engine.ack_drift}[name](me)
+
+        return _one_shot(plan, args, act)
+
+    return run
+
+
+def run_console(plan: Plan | None, args: argparse.Namespace) -> int:
+    from .tui.app import run_console as tui
+
+    return tui(plan, args)
+
+
+# ------------------------------------------------------------------ parsing
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="warroom", description="A war-room console for running launches.")
+    sub = p.add_subparsers(dest="verb", metavar="VERB")
+
+    def verb(name: str, help: str, plan: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        if plan:
+            sp.add_argument("plan", help="the plan YAML file")
+            sp.add_argument("--state", help="state database (default: the plan's `state`, else the user state dir)")
+        return sp
+
+    verb("check", "validate a plan and probe every source query and flag")
+    r = verb("run", "drive a plan: the console, or plain log lines with --headless")
+    r.add_argument("--headless", action="store_true", help="no screen: timestamped log lines")
+    r.add_argument("--speed", default=None, help="clock speed: 1 (real time), N (N× faster), max (virtual time)")
+    r.add_argument("--until-done", action="store_true", help="exit when the rollout is COMPLETE or ROLLED BACK")
+    r.add_argument("--faults", help="a fault schedule (YAML list) for the simulator")
+    r.add_argument("--status-every", type=float, default=60.0, help="seconds of clock time between status lines")
+    _console_options(r)
+    s = verb("status", "print where the rollout stands (exit code = state)")
+    s.add_argument("--json", action="store_true")
+    st = verb("step", "step up to the next phase")
+    st.add_argument("--force", action="store_true", help="override soak, gates and checklist (needs --reason)")
+    st.add_argument("--reason", help="why (required with --force)")
+    pa = verb("pause", "pause automation and step-ups")
+    pa.add_argument("--reason")
+    verb("resume", "resume after a pause")
+    rb = verb("rollback", "roll back now")
+    rb.add_argument("--reason")
+    verb("retry", "leave ROLLED BACK deliberately and start again at phase 0")
+    t = verb("tick", "tick a checklist item of the current phase")
+    t.add_argument("item", help="item id (1, 2, … or its `id`) or a unique part of its text")
+    t.add_argument("--undo", action="store_true", help="untick instead")
+    verb("ack", "acknowledge flag drift: accept the observed flags, let automation go on")
+    j = verb("journal", "print the journal")
+    j.add_argument("--json", action="store_true", help="one JSON object per line")
+    j.add_argument("--limit", type=int, default=0, help="only the newest N entries")
+    return p
+
+
+def _console_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--readonly", action="store_true", help="observe only: every action refused, [RO] shown")
+    p.add_argument("--theme", help="theme name (see themes/)")
+
+
+def _console_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="warroom",
+        usage="warroom [PLAN] [--readonly] [--theme NAME] [--state DB] [--speed N]\n       warroom VERB …  (" + ", ".join(VERBS) + ")",
+        description="Open the console on PLAN, or on the built-in demo when no plan is given.",
+    )
+    p.add_argument("plan", nargs="?", help="the plan YAML file (none: the built-in demo)")
+    p.add_argument("--state", help="state database")
+    p.add_argument("--speed", default=None, help="clock speed: 1 (real time) or N× faster")
+    _console_options(p)
+    return p
+
+
+HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
+    "check": cmd_check,
+    "run": cmd_run,
+    "status": cmd_status,
+    "journal": cmd_journal,
+    **{name: _actor_cmd(name) for name in ("step", "pause", "resume", "rollback", "retry", "tick", "ack")},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in HANDLERS:
+            args = _parser().parse_args(argv)
+            plan = load_plan(args.plan)
+            return HANDLERS[args.verb](plan, args)
+        if argv and argv[0] in ("-h", "--help"):
+            _console_parser().print_help()
+            print()
+            _parser().print_help()
+            return 0
+        args = _console_parser().parse_args(argv)
+        return run_console(load_plan(args.plan) if args.plan else None, args)
+    except PlanError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_PROBLEM
+    except (StoreError, SecretError) as exc:
+        print(f"warroom: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,17 @@
+"""The built-in demo plan, run in a fresh folder so every demo starts clean."""
+
+from __future__ import annotations
+
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from .plan import Plan, parse_plan
+
+DEMO_NAME = "demo (built-in)"
+
+
+def demo_plan(workdir: Path | None = None) -> Plan:
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="warroom-demo-"))
+    text = resources.files("warroom").joinpath("demo.yaml").read_text(encoding="utf-8")
+    return parse_plan(text, DEMO_NAME, workdir)

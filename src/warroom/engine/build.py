@@ -1,0 +1,54 @@
+"""Assemble an Engine from a plan: store, flag provider, sources, clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..flags.registry import make_provider
+from ..identity import Actor, current_actor
+from ..plan import Fault, Plan
+from ..sources.registry import make_source
+from ..store import Store, default_state_path
+from .clock import Clock, RealClock
+from .engine import Engine
+
+
+def state_path(plan: Plan, override: str | Path | None = None) -> Path:
+    if override:
+        return Path(override).expanduser()
+    if plan.state:
+        return plan.resolve_path(plan.state)
+    return default_state_path(plan.rollout.name)
+
+
+def build_engine(
+    plan: Plan,
+    *,
+    state: str | Path | None = None,
+    clock: Clock | None = None,
+    actor: Actor | None = None,
+    readonly: bool = False,
+    automation: bool = True,
+    dry_run_steps: bool | None = None,
+    extra_faults: tuple[Fault, ...] = (),
+    announce: bool = True,
+) -> Engine:
+    store = Store(state_path(plan, state))
+    provider = make_provider(plan.flag_provider, plan.base_dir)
+    sources = {}
+    for name, config in plan.sources.items():
+        extra = {"extra_faults": extra_faults} if config.type == "simulator" and extra_faults else {}
+        sources[name] = make_source(name, config, plan.base_dir, **extra)
+    return Engine(
+        plan,
+        store,
+        provider,
+        sources,
+        clock or RealClock(),
+        actor=actor or current_actor(),
+        readonly=readonly,
+        automation=automation,
+        # A drill never runs the real runbook unless its scenario says so.
+        dry_run_steps=(plan.rollout.environment == "drill") if dry_run_steps is None else dry_run_steps,
+        announce=announce,
+    )

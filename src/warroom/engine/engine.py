@@ -1,0 +1,909 @@
+"""The rollout engine: ticks, guardrails, gates, commands and write-ahead actions.
+
+It knows nothing of any UI. It is driven by the clock it is given; each tick polls
+every query and flag concurrently, evaluates guardrails and gates, acts where a
+guardrail says so, and publishes an immutable Snapshot. Every UI and verb goes
+through the same command methods.
+
+Write-ahead: an action's intent is committed to the journal (with the state change)
+before anything is executed, every attempt is journaled, and the outcome after. The
+rollout state lives in the store, so several processes see one truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import socket
+import time
+from typing import Any, Callable
+
+from ..actions import StepResult, run_step
+from ..flags.base import FlagError, FlagProvider, FlagState, backoff_delays
+from ..identity import AUTOMATIC, Actor
+from ..plan import FlagSetting, Plan, format_duration
+from ..secrets import redact
+from ..sources.base import Reading, Source, SourceContext
+from ..store import StaleState, Store
+from ..units import format_value
+from .clock import Clock
+from .guardrails import GuardrailTracker
+from .snapshot import (
+    ActionView,
+    ChecklistView,
+    FlagView,
+    GateView,
+    GuardrailView,
+    JournalEntry,
+    PaneView,
+    PhaseView,
+    Snapshot,
+    State,
+)
+
+HISTORY = 240  # samples kept per pane for sparklines
+JOURNAL_TAIL = 60
+STEP_ATTEMPTS = 4  # a step up that cannot be confirmed gives up and pauses; a rollback never does
+LEASE = "automation"
+
+QueryKey = tuple[str, str, str | None]  # (source, query, series_label)
+
+
+class CommandError(Exception):
+    """A command that cannot run now; the message says why and what to do."""
+
+
+def _flag(setting: FlagSetting) -> FlagState:
+    return FlagState(setting.enabled, setting.rollout if setting.enabled else 0.0, tuple(setting.segments))
+
+
+def _exposure_label(flags: dict[str, FlagState]) -> str:
+    return ", ".join(f"{name} {state.label()}" for name, state in flags.items())
+
+
+class Engine:
+    def __init__(
+        self,
+        plan: Plan,
+        store: Store,
+        provider: FlagProvider,
+        sources: dict[str, Source],
+        clock: Clock,
+        *,
+        actor: Actor,
+        automation: bool = True,
+        readonly: bool = False,
+        dry_run_steps: bool = False,
+        backfill: bool = True,
+        announce: bool = True,
+    ):
+        self.plan = plan
+        self.store = store
+        self.provider = provider
+        self.sources = sources
+        self.clock = clock
+        self.actor = actor
+        self.want_automation = automation and not readonly
+        self.readonly = readonly
+        self.dry_run_steps = dry_run_steps
+        self.want_backfill = backfill
+        # One-shot CLI verbs do not journal console start/stop: only what they change.
+        self.announce = announce
+        self.holder = f"{actor.user}@{socket.gethostname()} pid {os.getpid()}"
+        self.has_lease = False
+        self.driver = ""
+
+        self.version = 0
+        self.st: dict[str, Any] = {}
+        self.started_at = clock.now()
+
+        # Panes, guardrails and gates all resolve to queries; each distinct query is asked once a tick.
+        self.pane_keys = {p.id: (p.source or plan.default_source(), p.query, p.series_label) for p in plan.panes}
+        self.trackers: list[tuple[GuardrailTracker, QueryKey]] = []
+        for i, g in enumerate(plan.guardrails):
+            key = self.pane_keys[g.pane] if g.pane else (g.source or plan.default_source(), g.query or "", None)
+            unit = plan.pane(g.pane).unit if g.pane else "count"
+            self.trackers.append((GuardrailTracker(plan.guardrail_id(i), g, unit), key))
+        self.keys: list[QueryKey] = list(dict.fromkeys(list(self.pane_keys.values()) + [k for _, k in self.trackers]))
+        for phase in plan.phases:
+            for gate in phase.gates:
+                key = self.pane_keys[gate.pane] if gate.pane else (gate.source or plan.default_source(), gate.query or "", None)
+                if key not in self.keys:
+                    self.keys.append(key)
+
+        self.readings: dict[QueryKey, Reading] = {}
+        self.last_good: dict[QueryKey, float] = {}
+        self.history: dict[str, collections.deque] = {p.id: collections.deque(maxlen=HISTORY) for p in plan.panes}
+        self.inflight: dict[QueryKey, asyncio.Task] = {}
+        self.source_down: dict[str, str] = {}
+        self.observed: dict[str, FlagState | None] = {}
+        self.flag_errors: dict[str, str] = {}
+        self.guard_views: list[GuardrailView] = []
+        self.tasks: dict[str, asyncio.Task] = {}  # action id -> running task
+        self.attempts: dict[str, tuple[int, str]] = {}  # action id -> (attempt, last error)
+        self.tick_count = 0
+        self.snapshot: Snapshot | None = None
+        self.snapshot_listeners: list[Callable[[Snapshot], None]] = []
+        self.entry_listeners: list[Callable[[JournalEntry], None]] = []
+        self._closed = False
+
+    # ================================================================ state
+
+    def _default_state(self) -> dict[str, Any]:
+        return {
+            "state": State.PENDING.value,
+            "phase": 0,
+            "phase_started_at": None,
+            "desired": {},
+            "ticked": {},
+            "paused_reason": "",
+            "drift": {},
+            "started_at": None,
+            "action": None,
+        }
+
+    def _reload(self) -> None:
+        version = self.store.state_version()
+        if version != self.version or not self.st:
+            self.version, body = self.store.load_state()
+            self.st = {**self._default_state(), **body}
+
+    @property
+    def state(self) -> State:
+        return State(self.st["state"])
+
+    @property
+    def phase_index(self) -> int:
+        return int(self.st["phase"])
+
+    def desired(self) -> dict[str, FlagState]:
+        return {name: FlagState.from_json(data) for name, data in self.st["desired"].items()}
+
+    def _commit(
+        self,
+        entries: list[tuple[str, str, Actor, dict]],
+        state: dict[str, Any] | None = None,
+        *,
+        action_id: str | None = None,
+        new_action: tuple[str, dict] | None = None,
+        action_status: str | None = None,
+        action_progress: dict | None = None,
+        check_version: bool = True,
+    ) -> list[JournalEntry]:
+        """Commit journal entries with a state change; refused if another process moved first."""
+        rows = []
+        for kind, message, actor, data in entries:
+            rows.append((kind, message, actor.label(), {**data, "actor": actor.to_json()}))
+        written, version = self.store.commit(
+            self.clock.now(),
+            rows,
+            state,
+            action_id=action_id,
+            new_action=new_action,
+            action_status=action_status,
+            action_progress=action_progress,
+            expected_version=self.version if (state is not None and check_version) else None,
+        )
+        if version is not None:
+            self.version, self.st = version, state  # type: ignore[assignment]
+        for entry in written:
+            for listener in self.entry_listeners:
+                listener(entry)
+        return written
+
+    def _journal(self, kind: str, message: str, actor: Actor = AUTOMATIC, data: dict | None = None, action_id: str | None = None) -> None:
+        self._commit([(kind, message, actor, data or {})], action_id=action_id)
+
+    def _new_state(self, **changes: Any) -> dict[str, Any]:
+        return {**self.st, **changes}
+
+    # ================================================================ lifecycle
+
+    async def start(self) -> None:
+        """Load state, take the automation lease if free, finish what a dead console left."""
+        self._reload()
+        if not self.st.get("started_at"):
+            self._commit([("console.init", f"rollout {self.plan.rollout.name} initialised", self.actor, {})],
+                         self._new_state(started_at=self.clock.now()), check_version=False)
+        self._refresh_lease()
+        mode = "read-only" if self.readonly else ("driving" if self.has_lease else f"observing ({self.driver} drives)")
+        if self.announce:
+            self._journal("console.start", f"console started by {self.actor.label()}, {mode}", self.actor,
+                      {"readonly": self.readonly, "automation": self.has_lease})
+        await self._read_flags()
+        if self.has_lease:
+            await self._recover()
+        if self.want_backfill:
+            await self._backfill()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self.inflight.values()) + list(self.tasks.values()):
+            task.cancel()
+        for task in list(self.tasks.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            if self.announce:
+                self._journal("console.stop", f"console of {self.actor.label()} stopped", self.actor)
+            if self.has_lease:
+                self.store.release_lease(LEASE, self.holder)
+        for source in self.sources.values():
+            with contextlib.suppress(Exception):
+                await source.close()
+        with contextlib.suppress(Exception):
+            await self.provider.close()
+
+    def _refresh_lease(self) -> None:
+        # Only one process acts on guardrails for a rollout; leases use wall time because
+        # they are shared between processes whose clocks may run fast.
+        if not self.want_automation:
+            self.has_lease = False
+            self.driver = self.store.lease_holder(LEASE, time.time())
+            return
+        ttl = max(15.0, 3 * self.plan.poll_interval / max(self.clock.speed, 1.0))
+        self.driver = self.store.acquire_lease(LEASE, self.holder, ttl, time.time())
+        self.has_lease = self.driver == self.holder
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick every poll_interval of clock time until `stop` is set."""
+        while not stop.is_set():
+            started = self.clock.now()
+            await self.tick()
+            if stop.is_set():
+                break
+            delay = self.plan.poll_interval - (self.clock.now() - started)
+            if delay > 0:
+                sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                for t in (sleeper, stopper):
+                    t.cancel()
+            else:
+                await asyncio.sleep(0)
+
+    async def wait_idle(self) -> None:
+        """Wait until no action (step up, rollback) is executing in this process."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
+
+    # ================================================================ the tick
+
+    def _context(self, now: float) -> SourceContext:
+        exposure = {n: s.exposure for n, s in self.observed.items() if s is not None}
+        return SourceContext(now=now, started_at=self.started_at, phase=self.phase_index, exposure=exposure)
+
+    async def _query(self, key: QueryKey, ctx: SourceContext) -> Reading:
+        source, query, label = key
+        try:
+            return await self.sources[source].query(query, ctx, label)
+        except Exception as exc:  # a source must not raise; if one does, it is a source error, not a crash
+            return Reading.error(redact(f"{type(exc).__name__}: {exc}"))
+
+    async def _poll(self, now: float) -> None:
+        ctx = self._context(now)
+        for key in self.keys:
+            if key not in self.inflight:
+                self.inflight[key] = asyncio.ensure_future(self._query(key, ctx))
+        # A slow query keeps running into the next tick; its pane shows stale meanwhile.
+        budget = 10.0 if self.clock.speed == float("inf") else max(0.2, 0.8 * self.plan.poll_interval / self.clock.speed)
+        await asyncio.wait(list(self.inflight.values()), timeout=budget)
+        for key, task in list(self.inflight.items()):
+            if task.done():
+                del self.inflight[key]
+                self.readings[key] = task.result()
+                if self.readings[key].has_value:
+                    self.last_good[key] = now
+        self._journal_source_health()
+
+    def _journal_source_health(self) -> None:
+        down: dict[str, str] = {}
+        for (source, query, _), reading in self.readings.items():
+            if reading.status == "error" and source not in down:
+                down[source] = reading.detail
+        if not self.has_lease:
+            self.source_down = down
+            return
+        for source, detail in down.items():
+            if source not in self.source_down:
+                self._journal("source.error", f"source {source}: {detail}", data={"source": source, "detail": detail})
+        for source in self.source_down:
+            if source not in down:
+                self._journal("source.recovered", f"source {source} answers again", data={"source": source})
+        self.source_down = down
+
+    async def _read_one_flag(self, name: str) -> None:
+        try:
+            self.observed[name] = await self.provider.read(name)
+            self.flag_errors.pop(name, None)
+        except FlagError as exc:
+            self.flag_errors[name] = exc.reason
+        except Exception as exc:
+            self.flag_errors[name] = redact(f"{type(exc).__name__}: {exc}")
+
+    async def _read_flags(self) -> None:
+        await asyncio.gather(*(self._read_one_flag(n) for n in self.plan.flag_names()))
+
+    async def tick(self) -> Snapshot:
+        """One evaluation: poll, judge guardrails and gates, act if ours to act, publish."""
+        self._reload()
+        self._refresh_lease()
+        now = self.clock.now()
+        await asyncio.gather(self._poll(now), self._read_flags())
+        self.tick_count += 1
+        samples: dict[str, float | None] = {}
+        for pane in self.plan.panes:
+            reading = self.readings.get(self.pane_keys[pane.id])
+            value = reading.value if reading is not None and reading.has_value else None
+            self.history[pane.id].append(value)
+            samples[pane.id] = value
+        if self.has_lease:
+            self.store.record_samples(now, samples)
+        await self._evaluate_guardrails(now)
+        if self.has_lease:
+            self._check_drift()
+            await self._auto_step()
+        return self.publish()
+
+    async def _evaluate_guardrails(self, now: float) -> None:
+        views = []
+        for tracker, key in self.trackers:
+            reading = self.readings.get(key, Reading.nodata("not polled yet"))
+            value = reading.value if reading.has_value else None
+            verdict = tracker.update(value, reading.detail, now)
+            views.append(verdict.view)
+            if not self.has_lease:
+                continue
+            g = tracker.guard
+            why = self._why(verdict.view, key)
+            if verdict.started and value is not None and g.for_ > 0:
+                self._journal("guardrail.breach", f"{tracker.id}: {why}; acting after {format_duration(g.for_)} if it holds", data=why_data(verdict.view, key))
+            if verdict.cleared and not verdict.fire:
+                self._journal("guardrail.clear", f"{tracker.id} back within threshold", data={"guardrail": tracker.id, "value": value})
+            if verdict.fire:
+                await self._fire(tracker, verdict.view, key, why, now)
+        self.guard_views = views
+
+    def _why(self, view: GuardrailView, key: QueryKey) -> str:
+        value = "no data" if view.value is None else format_value(view.value, view.unit)
+        return f"{view.target} {value} {view.op} {format_value(view.threshold, view.unit)}"
+
+    async def _fire(self, tracker: GuardrailTracker, view: GuardrailView, key: QueryKey, why: str, now: float) -> None:
+        g = tracker.guard
+        data = why_data(view, key)
+        data["window_met_at"] = now
+        held = f"held {format_duration(g.for_)}" if g.for_ else "immediate"
+        reason = f"guardrail {tracker.id}: {why} ({held})"
+        if g.action == "alert":
+            self._journal("guardrail.alert", reason, data=data)
+        elif g.action == "pause":
+            if self.state == State.RUNNING:
+                with contextlib.suppress(CommandError):
+                    await self.pause(AUTOMATIC, reason, cause=data)
+            else:
+                self._journal("guardrail.fired", f"{reason}; would pause, state is {self.state.label}", data=data)
+        elif g.action == "rollback":
+            if self.state in (State.RUNNING, State.PAUSED, State.COMPLETE):
+                with contextlib.suppress(CommandError):
+                    await self.rollback(AUTOMATIC, reason, cause=data)
+            else:
+                self._journal("guardrail.fired", f"{reason}; no rollback, state is {self.state.label}", data=data)
+
+    # ---------------------------------------------------------------- gates, blockers
+
+    def _value(self, key: QueryKey) -> tuple[float | None, str]:
+        reading = self.readings.get(key)
+        if reading is None:
+            return None, "not polled yet"
+        return (reading.value, "") if reading.has_value else (None, reading.detail or reading.status)
+
+    def _gate_views(self) -> list[GateView]:
+        if self.phase_index < 1:
+            return []
+        views = []
+        for gate in self.plan.phases[self.phase_index - 1].gates:
+            key = self.pane_keys[gate.pane] if gate.pane else (gate.source or self.plan.default_source(), gate.query or "", None)
+            unit = self.plan.pane(gate.pane).unit if gate.pane else "count"
+            value, detail = self._value(key)
+            views.append(GateView(gate.label, value, None if value is None else gate.passes(value), detail, unit))
+        return views
+
+    def _ticked(self, phase: int | None = None) -> dict[str, str]:
+        return self.st["ticked"].get(str(self.phase_index if phase is None else phase), {})
+
+    def step_blockers(self, *, forced: bool = False) -> list[str]:
+        """Why a step up is refused now. `forced` keeps only what even a force cannot override."""
+        out: list[str] = []
+        if self.readonly:
+            return ["read-only console"]
+        state = self.state
+        if state not in (State.PENDING, State.RUNNING):
+            hint = {State.PAUSED: "resume first", State.ROLLED_BACK: "use retry to start again"}.get(state, "")
+            out.append(f"state is {state.label}" + (f": {hint}" if hint else ""))
+        if self.st.get("action") or self.tasks:
+            out.append("an action is still in flight")
+        if self.st.get("drift"):
+            out.append("flag drift not acknowledged")
+        if forced or out:
+            return out
+        if self.phase_index >= 1:
+            phase = self.plan.phases[self.phase_index - 1]
+            left = phase.hold - (self.clock.now() - (self.st["phase_started_at"] or self.clock.now()))
+            if left > 0:
+                out.append(f"soak: {format_duration(left)} left of {format_duration(phase.hold)}")
+            for gate in self._gate_views():
+                if gate.passed is None:
+                    out.append(f"gate {gate.label}: no data ({gate.detail})")
+                elif not gate.passed:
+                    out.append(f"gate {gate.label} is red ({format_value(gate.value, gate.unit)})")
+            ticked = self._ticked()
+            missing = [item.text for item, iid in zip(phase.checklist, phase.item_ids()) if item.required and iid not in ticked]
+            if missing:
+                out.append(f"checklist: {len(missing)} required item(s) not ticked: " + "; ".join(missing))
+        for view in self.guard_views:
+            if view.status in ("pending", "breach"):
+                out.append(f"guardrail {view.id} is breaching ({format_value(view.value, view.unit)})")
+            elif view.status == "nodata":
+                out.append(f"guardrail {view.id} has no data ({view.detail})")
+        return out
+
+    # ================================================================ commands
+
+    def _require_writable(self) -> None:
+        if self.readonly:
+            raise CommandError("read-only console: no action possible")
+
+    def _target_flags(self, phase: int) -> dict[str, FlagState]:
+        return {name: _flag(s) for name, s in self.plan.phases[phase - 1].flags.items()}
+
+    def next_change(self) -> str:
+        state = self.state
+        if state == State.RUNNING and self.phase_index == len(self.plan.phases):
+            return "complete the rollout (no flag change)"
+        if state not in (State.PENDING, State.RUNNING):
+            return ""
+        target = self._target_flags(self.phase_index + 1)
+        current = self.desired()
+        parts = []
+        for name, want in target.items():
+            have = current.get(name) or self.observed.get(name)
+            parts.append(f"{name}: {have.label() if have else '?'} → {want.label()}")
+        return f"phase {self.phase_index + 1}/{len(self.plan.phases)} {self.plan.phases[self.phase_index].name}: " + ", ".join(parts)
+
+    async def step_up(self, actor: Actor, *, force: bool = False, reason: str = "") -> str:
+        self._require_writable()
+        self._reload()
+        hard = self.step_blockers(forced=True)
+        if hard:
+            raise CommandError("cannot step up: " + "; ".join(hard))
+        soft = self.step_blockers()
+        if soft and not force:
+            raise CommandError("cannot step up: " + "; ".join(soft) + " (force with a reason to override)")
+        if force and soft and not reason.strip():
+            raise CommandError("a forced step up needs a reason")
+        total = len(self.plan.phases)
+        if self.state == State.RUNNING and self.phase_index == total:
+            self._commit([("rollout.complete", f"rollout complete at phase {total}/{total}", actor, {"forced": bool(soft), "overridden": soft, "reason": reason})],
+                         self._new_state(state=State.COMPLETE.value))
+            return "rollout complete"
+        target = self.phase_index + 1
+        flags = self._target_flags(target)
+        action_id = self.store.new_action_id()
+        intent = {
+            "from_phase": self.phase_index,
+            "to_phase": target,
+            "flags": {n: s.to_json() for n, s in flags.items()},
+            "previous": {n: s.to_json() for n, s in self.desired().items()},
+            "forced": bool(soft),
+            "reason": reason,
+        }
+        entries = []
+        if soft:
+            entries.append(("step.forced", f"FORCED step up by {actor.label()}: {reason}; overriding: " + "; ".join(soft), actor, {"overridden": soft, "reason": reason}))
+        entries.append(("step.intent", f"step up to phase {target}/{total} {self.plan.phases[target - 1].name}: {_exposure_label(flags)}", actor, intent))
+        try:
+            self._commit(entries, self._new_state(action={"id": action_id, "kind": "step_up"}), action_id=action_id, new_action=("step_up", intent))
+        except StaleState:
+            raise CommandError("the rollout changed under you (another console acted); look again and retry") from None
+        return await self._launch(action_id, self._execute_step(action_id, intent, actor))
+
+    async def _launch(self, action_id: str, coro) -> str:
+        task = asyncio.ensure_future(coro)
+        self.tasks[action_id] = task
+        task.add_done_callback(lambda _t, a=action_id: self.tasks.pop(a, None))
+        return await asyncio.shield(task)
+
+    async def _apply_flag(self, action_id: str, kind: str, name: str, desired: FlagState, attempts: int | None) -> FlagState | None:
+        """Write one flag until a read-back confirms it; every failed attempt is journaled."""
+        delays = backoff_delays()
+        attempt = 0
+        while attempts is None or attempt < attempts:
+            attempt += 1
+            try:
+                observed = await self.provider.write_verified(name, desired)
+                self.observed[name] = observed
+                return observed
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = exc.reason if isinstance(exc, FlagError) else redact(f"{type(exc).__name__}: {exc}")
+                self.attempts[action_id] = (attempt, f"{name}: {reason}")
+                self._journal(f"{kind}.attempt", f"{kind.replace('_', ' ')} attempt {attempt} on {name} failed: {reason}", AUTOMATIC,
+                              {"flag": name, "attempt": attempt, "error": reason}, action_id)
+                self.publish()
+                await self.clock.sleep(next(delays))
+        return None
+
+    async def _execute_step(self, action_id: str, intent: dict, actor: Actor) -> str:
+        target = intent["to_phase"]
+        flags = {n: FlagState.from_json(d) for n, d in intent["flags"].items()}
+        results = await asyncio.gather(*(self._apply_flag(action_id, "step", n, s, STEP_ATTEMPTS) for n, s in flags.items()))
+        self.attempts.pop(action_id, None)
+        self._reload()
+        if self.state in (State.ROLLING_BACK, State.ROLLED_BACK):
+            self._commit([("step.outcome", f"step up to phase {target} abandoned: a rollback took over", AUTOMATIC, {})],
+                         action_id=action_id, action_status="abandoned")
+            return "step up abandoned: rolled back meanwhile"
+        if all(r is not None for r in results):
+            observed = {n: r.to_json() for n, r in zip(flags, results) if r is not None}
+            desired = {**self.st["desired"], **intent["flags"]}
+            self._commit(
+                [("step.outcome", f"now at phase {target}/{len(self.plan.phases)} {self.plan.phases[target - 1].name}; read back {_exposure_label({n: r for n, r in zip(flags, results) if r})}", actor, {"observed": observed})],
+                self._new_state(state=State.RUNNING.value, phase=target, phase_started_at=self.clock.now(), desired=desired, action=None, paused_reason=""),
+                action_id=action_id, action_status="done", check_version=False,
+            )
+            self.publish()
+            return f"stepped up to phase {target}"
+        failed = [n for n, r in zip(flags, results) if r is None]
+        reason = f"step up to phase {target} failed: {', '.join(failed)} not confirmed after {STEP_ATTEMPTS} attempts"
+        self._commit([("step.outcome", reason + "; paused for a human", AUTOMATIC, {"failed": failed})],
+                     self._new_state(state=State.PAUSED.value, action=None, paused_reason=reason,
+                                     desired={**self.st["desired"], **{n: intent["flags"][n] for n, r in zip(flags, results) if r}}),
+                     action_id=action_id, action_status="failed", check_version=False)
+        self.publish()
+        raise CommandError(reason)
+
+    async def rollback(self, actor: Actor, reason: str = "manual rollback", *, cause: dict | None = None) -> str:
+        self._require_writable()
+        self._reload()
+        if self.state == State.ROLLING_BACK:
+            return "already rolling back"
+        if self.state == State.ROLLED_BACK:
+            return "already rolled back"
+        flags = {n: _flag(s) for n, s in self.plan.rollback_flags().items()}
+        action_id = self.store.new_action_id()
+        intent = {
+            "from_state": self.state.value,
+            "from_phase": self.phase_index,
+            "flags": {n: s.to_json() for n, s in flags.items()},
+            "steps": len(self.plan.rollback.steps),
+            "reason": reason,
+            "cause": cause or {},
+        }
+        desired = {**self.st["desired"], **intent["flags"]}
+        # The rollback wins over anything in flight: no version check, the safe direction always commits.
+        self._commit([("rollback.intent", f"ROLLBACK by {actor.label()}: {reason}; flags → {_exposure_label(flags)}", actor, intent)],
+                     self._new_state(state=State.ROLLING_BACK.value, desired=desired, action={"id": action_id, "kind": "rollback"}, drift={}),
+                     action_id=action_id, new_action=("rollback", intent), check_version=False)
+        self.publish()
+        return await self._launch(action_id, self._execute_rollback(action_id, intent, {}))
+
+    async def _execute_rollback(self, action_id: str, intent: dict, progress: dict) -> str:
+        flags = {n: FlagState.from_json(d) for n, d in intent["flags"].items()}
+        if not progress.get("flags_confirmed"):
+            results = await asyncio.gather(*(self._apply_flag(action_id, "rollback", n, s, None) for n, s in flags.items()))
+            self.attempts.pop(action_id, None)
+            progress = {"flags_confirmed": True, "steps_done": []}
+            self._reload()
+            self._commit(
+                [("rollback.confirmed", f"flags confirmed by read-back: {_exposure_label(dict(zip(flags, results)))}", AUTOMATIC,
+                  {"observed": {n: r.to_json() for n, r in zip(flags, results)}})],
+                self._new_state(state=State.ROLLED_BACK.value, action={"id": action_id, "kind": "rollback"}),
+                action_id=action_id, action_progress=progress, check_version=False,
+            )
+            self.publish()
+        failures = []
+        for index, step in enumerate(self.plan.rollback.steps):
+            if index in progress.get("steps_done", []):
+                continue
+            context = {"rollout": self.plan.rollout.name, "environment": self.plan.rollout.environment,
+                       "phase": intent.get("from_phase", 0), "reason": intent.get("reason", "")}
+            result: StepResult = await run_step(step, context, dry_run=self.dry_run_steps)
+            if not result.ok:
+                failures.append(result.name)
+            progress = {**progress, "steps_done": [*progress.get("steps_done", []), index]}
+            self._commit([("rollback.step", f"step {index + 1} {result.name}: {result.summary}", AUTOMATIC,
+                           {"step": index, "ok": result.ok, "dry_run": result.dry_run, "detail": result.detail})],
+                         action_id=action_id, action_progress=progress)
+        self._reload()
+        summary = "rolled back" + (f"; {len(failures)} runbook step(s) failed: {', '.join(failures)}" if failures else "")
+        self._commit([("rollback.outcome", summary, AUTOMATIC, {"failed_steps": failures})],
+                     self._new_state(action=None), action_id=action_id, action_status="done", check_version=False)
+        self.publish()
+        return summary
+
+    async def pause(self, actor: Actor, reason: str = "", *, cause: dict | None = None) -> str:
+        self._require_writable()
+        self._reload()
+        if self.state != State.RUNNING:
+            raise CommandError(f"nothing to pause: state is {self.state.label}")
+        reason = reason or f"paused by {actor.label()}"
+        try:
+            self._commit([("pause", f"PAUSED: {reason}", actor, {"reason": reason, "cause": cause or {}})],
+                         self._new_state(state=State.PAUSED.value, paused_reason=reason))
+        except StaleState:
+            raise CommandError("the rollout changed under you; look again and retry") from None
+        self.publish()
+        return "paused"
+
+    async def resume(self, actor: Actor) -> str:
+        self._require_writable()
+        self._reload()
+        if self.state != State.PAUSED:
+            raise CommandError(f"nothing to resume: state is {self.state.label}")
+        if self.st.get("drift"):
+            raise CommandError("flag drift is not acknowledged: ack it first (key a, or `warroom ack PLAN`)")
+        try:
+            self._commit([("resume", f"resumed by {actor.label()}", actor, {})],
+                         self._new_state(state=State.RUNNING.value, paused_reason=""))
+        except StaleState:
+            raise CommandError("the rollout changed under you; look again and retry") from None
+        self.publish()
+        return "resumed"
+
+    async def retry(self, actor: Actor) -> str:
+        """Leave ROLLED_BACK deliberately: back to PENDING, flags stay as rolled back."""
+        self._require_writable()
+        self._reload()
+        if self.state != State.ROLLED_BACK or self.st.get("action"):
+            raise CommandError(f"retry leaves ROLLED BACK; state is {self.state.label}" + (" (rollback still finishing)" if self.st.get("action") else ""))
+        self._commit([("retry", f"{actor.label()} starts the rollout again from the beginning", actor, {})],
+                     self._new_state(state=State.PENDING.value, phase=0, phase_started_at=None, ticked={}, paused_reason=""))
+        self.publish()
+        return "ready to start again: step up to enter phase 1"
+
+    async def tick_item(self, actor: Actor, item: str, ticked: bool = True) -> str:
+        self._require_writable()
+        self._reload()
+        if self.phase_index < 1:
+            raise CommandError("no phase is running yet: step up into phase 1 first")
+        phase = self.plan.phases[self.phase_index - 1]
+        ids = phase.item_ids()
+        if item not in ids:
+            matches = [iid for iid, it in zip(ids, phase.checklist) if item.lower() in it.text.lower()]
+            if len(matches) != 1:
+                raise CommandError(f"no single checklist item {item!r} in phase {self.phase_index}; items: " + ", ".join(ids))
+            item = matches[0]
+        text = phase.checklist[ids.index(item)].text
+        all_ticked = dict(self.st["ticked"])
+        current = dict(all_ticked.get(str(self.phase_index), {}))
+        if ticked:
+            current[item] = actor.label()
+        else:
+            current.pop(item, None)
+        all_ticked[str(self.phase_index)] = current
+        verb = "ticked" if ticked else "unticked"
+        try:
+            self._commit([(f"checklist.{verb[:-2]}", f"{verb}: {text}", actor, {"item": item, "phase": self.phase_index})],
+                         self._new_state(ticked=all_ticked))
+        except StaleState:
+            raise CommandError("the rollout changed under you; look again and retry") from None
+        self.publish()
+        return f"{verb}: {text}"
+
+    async def ack_drift(self, actor: Actor) -> str:
+        """Accept the observed flag states as the new truth and let automation go on."""
+        self._require_writable()
+        self._reload()
+        drift = self.st.get("drift") or {}
+        if not drift:
+            raise CommandError("no flag drift to acknowledge")
+        desired = {**self.st["desired"], **drift}
+        resume = self.state == State.PAUSED and self.st.get("paused_reason", "").startswith("drift")
+        changes = {"desired": desired, "drift": {}}
+        if resume:
+            changes.update(state=State.RUNNING.value, paused_reason="")
+        self._commit([("drift.ack", f"{actor.label()} acknowledged drift on {', '.join(drift)}; observed state accepted", actor, {"flags": drift})],
+                     self._new_state(**changes))
+        self.publish()
+        return "drift acknowledged" + ("; resumed" if resume else "")
+
+    # ================================================================ automation
+
+    def _check_drift(self) -> None:
+        if self.state == State.PENDING or self.st.get("action") or self.tasks:
+            return
+        desired = self.desired()
+        recorded = self.st.get("drift") or {}
+        new = {}
+        for name, want in desired.items():
+            have = self.observed.get(name)
+            if name in self.flag_errors or have is None:
+                continue
+            if not have.matches(want) and recorded.get(name) != have.to_json():
+                new[name] = have.to_json()
+        if not new:
+            return
+        text = ", ".join(f"{n} is {FlagState.from_json(s).label()} (warroom set {desired[n].label()})" for n, s in new.items())
+        changes: dict[str, Any] = {"drift": {**recorded, **new}}
+        if self.state == State.RUNNING:
+            changes.update(state=State.PAUSED.value, paused_reason=f"drift: {text}")
+        with contextlib.suppress(StaleState):
+            self._commit([("drift.detected", f"DRIFT: {text}; changed outside warroom, automation paused until acknowledged", AUTOMATIC, {"flags": new})],
+                         self._new_state(**changes))
+
+    async def _auto_step(self) -> None:
+        if self.plan.automation.step_up != "auto" or self.state not in (State.PENDING, State.RUNNING):
+            return
+        if self.state == State.RUNNING and self.phase_index == len(self.plan.phases) and self.step_blockers():
+            return
+        if not self.step_blockers():
+            with contextlib.suppress(CommandError):
+                await self.step_up(AUTOMATIC)
+
+    async def _recover(self) -> None:
+        """Finish what a console that died mid-action left behind."""
+        for action in self.store.pending_actions():
+            aid, intent = action["id"], action["intent"]
+            if aid in self.tasks:
+                continue
+            if action["kind"] == "rollback":
+                self._journal("rollback.resume", "resuming an unfinished rollback after a restart", AUTOMATIC,
+                              {"progress": action["progress"]}, aid)
+                self.tasks[aid] = asyncio.ensure_future(self._execute_rollback(aid, intent, action["progress"]))
+                self.tasks[aid].add_done_callback(lambda _t, a=aid: self.tasks.pop(a, None))
+            elif action["kind"] == "step_up":
+                self._reconcile_step(aid, intent)
+
+    def _reconcile_step(self, aid: str, intent: dict) -> None:
+        target = {n: FlagState.from_json(d) for n, d in intent["flags"].items()}
+        previous = {n: FlagState.from_json(d) for n, d in intent["previous"].items()}
+        observed = {n: self.observed.get(n) for n in target}
+        if any(v is None for v in observed.values()):
+            detail = "flags could not be read back"
+            outcome, status, changes = f"interrupted step up to phase {intent['to_phase']}: {detail}; paused", "failed", {
+                "state": State.PAUSED.value, "paused_reason": f"interrupted step up: {detail}"}
+        elif all(observed[n].matches(s) for n, s in target.items()):  # type: ignore[union-attr]
+            outcome, status = f"interrupted step up to phase {intent['to_phase']} had completed (flags read back at target)", "done"
+            changes = {"state": State.RUNNING.value, "phase": intent["to_phase"], "phase_started_at": self.clock.now(),
+                       "desired": {**self.st["desired"], **intent["flags"]}}
+        elif all(observed[n].matches(previous[n]) for n in target if n in previous) and len(previous) >= len(target):
+            outcome, status, changes = f"interrupted step up to phase {intent['to_phase']} never reached the flags; still at phase {intent['from_phase']}", "abandoned", {}
+        else:
+            outcome, status = f"interrupted step up to phase {intent['to_phase']} left flags mixed: {_exposure_label({n: v for n, v in observed.items() if v})}; paused", "failed"
+            changes = {"state": State.PAUSED.value, "paused_reason": "interrupted step up left flags mixed: check and ack"}
+        self._commit([("step.outcome", outcome, AUTOMATIC, {"observed": {n: v.to_json() for n, v in observed.items() if v}})],
+                     self._new_state(action=None, **changes), action_id=aid, action_status=status, check_version=False)
+
+    async def _backfill(self) -> None:
+        now = self.clock.now()
+        span = HISTORY * self.plan.poll_interval
+        for pane in self.plan.panes:
+            source, query, _ = self.pane_keys[pane.id]
+            with contextlib.suppress(Exception):
+                points = await self.sources[source].backfill(query, now - span, now, self.plan.poll_interval)
+                for _, value in points[-HISTORY:]:
+                    self.history[pane.id].append(value)
+
+    # ================================================================ snapshot
+
+    def _pane_views(self, now: float) -> list[PaneView]:
+        watching: dict[str, list[GuardrailView]] = collections.defaultdict(list)
+        for view, (tracker, _) in zip(self.guard_views, self.trackers):
+            if tracker.guard.pane:
+                watching[tracker.guard.pane].append(view)
+        views = []
+        for pane in self.plan.panes:
+            key = self.pane_keys[pane.id]
+            reading = self.readings.get(key)
+            last = self.last_good.get(key)
+            value = reading.value if reading is not None and reading.has_value else None
+            if value is None:
+                status = "stale" if last is not None else "nodata"
+                history = [v for v in self.history[pane.id] if v is not None]
+                value = history[-1] if history and last is not None else None
+            else:
+                status = "ok"
+                bad_above = pane.bad_side == "above"
+
+                def worse(limit: float | None) -> bool:
+                    return limit is not None and (value > limit if bad_above else value < limit)
+
+                if worse(pane.breach):
+                    status = "breach"
+                elif worse(pane.warn):
+                    status = "warn"
+            guards = watching.get(pane.id, [])
+            breaching = [g.progress for g in guards if g.status in ("pending", "breach")]
+            if breaching and status in ("ok", "warn"):
+                status = "breach"
+            views.append(PaneView(
+                id=pane.id, title=pane.title, unit=pane.unit, value=value, status=status,
+                detail=reading.detail if reading is not None else "waiting for the first sample",
+                warn=pane.warn, breach=pane.breach, bad_side=pane.bad_side,
+                history=tuple(self.history[pane.id]), last_good_at=last,
+                age=None if last is None else max(0.0, now - last),
+                guardrails=tuple(g.id for g in guards),
+                for_progress=max(breaching) if breaching else None,
+                series=reading.series if reading is not None else (),
+            ))
+        return views
+
+    def _phase_view(self, now: float) -> PhaseView | None:
+        if self.phase_index < 1:
+            return None
+        phase = self.plan.phases[self.phase_index - 1]
+        started = self.st["phase_started_at"]
+        elapsed = 0.0 if started is None else max(0.0, now - started)
+        ticked = self._ticked()
+        items = tuple(
+            ChecklistView(iid, item.text, item.required, iid in ticked, ticked.get(iid, ""))
+            for iid, item in zip(phase.item_ids(), phase.checklist)
+        )
+        flags = self._target_flags(self.phase_index)
+        return PhaseView(self.phase_index, phase.name, _exposure_label(flags), phase.hold, started, elapsed,
+                         max(0.0, phase.hold - elapsed), tuple(self._gate_views()), items)
+
+    def publish(self) -> Snapshot:
+        now = self.clock.now()
+        desired = self.desired()
+        drift = self.st.get("drift") or {}
+        flags = tuple(
+            FlagView(name, desired.get(name), self.observed.get(name), self.flag_errors.get(name, ""),
+                     name in drift or (desired.get(name) is not None and self.observed.get(name) is not None
+                                       and not self.st.get("action") and self.state != State.PENDING
+                                       and not self.observed[name].matches(desired[name])))  # type: ignore[union-attr]
+            for name in self.plan.flag_names()
+        )
+        action = None
+        if self.st.get("action"):
+            aid = self.st["action"]["id"]
+            attempt, error = self.attempts.get(aid, (0, ""))
+            action = ActionView(aid, self.st["action"]["kind"], attempt, error, now)
+        self.snapshot = Snapshot(
+            rollout=self.plan.rollout.name,
+            environment=self.plan.rollout.environment,
+            description=self.plan.rollout.description,
+            state=self.state,
+            phase=self._phase_view(now),
+            phase_count=len(self.plan.phases),
+            phase_names=tuple(p.name for p in self.plan.phases),
+            next_change=self.next_change(),
+            panes=tuple(self._pane_views(now)),
+            guardrails=tuple(self.guard_views),
+            flags=flags,
+            journal=tuple(self.store.tail(JOURNAL_TAIL)),
+            action=action,
+            step_blockers=tuple(self.step_blockers()),
+            paused_reason=self.st.get("paused_reason", ""),
+            drift=bool(drift),
+            driver=self.driver,
+            me=self.actor.label(),
+            readonly=self.readonly,
+            automation=self.has_lease,
+            insecure=any(getattr(s, "insecure", False) for s in self.sources.values()),
+            now=now,
+            tick=self.tick_count,
+            started_at=self.st.get("started_at"),
+        )
+        for listener in self.snapshot_listeners:
+            listener(self.snapshot)
+        return self.snapshot
+
+
+def why_data(view: GuardrailView, key: QueryKey) -> dict[str, Any]:
+    return {
+        "guardrail": view.id,
+        "query": key[1],
+        "source": key[0],
+        "value": view.value,
+        "op": view.op,
+        "threshold": view.threshold,
+        "for": view.for_s,
+        "since": view.since,
+        "action": view.action,
+    }

@@ -1,0 +1,60 @@
+"""`warroom run --headless`: drive a plan with plain timestamped log lines."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from typing import TextIO
+
+from .engine.engine import Engine
+from .engine.snapshot import JournalEntry, Snapshot, State
+from .units import format_value
+
+TERMINAL = (State.COMPLETE, State.ROLLED_BACK)
+
+
+def stamp(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def entry_line(entry: JournalEntry) -> str:
+    return f"{stamp(entry.ts)} {entry.kind:<18} {entry.message}  [{entry.actor}]"
+
+
+def status_line(snap: Snapshot) -> str:
+    phase = f"phase {snap.phase.index}/{snap.phase_count} {snap.phase.name}" if snap.phase else f"phase 0/{snap.phase_count}"
+    panes = " ".join(f"{p.id}={format_value(p.value, p.unit)}{'' if p.status == 'ok' else '(' + p.status + ')'}" for p in snap.panes)
+    return f"{stamp(snap.now)} {'status':<18} {snap.state.label} {phase} | {panes}"
+
+
+async def run_headless(engine: Engine, *, until_done: bool = False, out: TextIO = sys.stdout, status_every: float = 60.0) -> Snapshot:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+
+    def on_entry(entry: JournalEntry) -> None:
+        print(entry_line(entry), file=out, flush=True)
+
+    last_status = [float("-inf")]
+
+    def on_snapshot(snap: Snapshot) -> None:
+        if snap.now - last_status[0] >= status_every:
+            last_status[0] = snap.now
+            print(status_line(snap), file=out, flush=True)
+        if until_done and snap.state in TERMINAL and not snap.action and not engine.tasks:
+            stop.set()
+
+    engine.entry_listeners.append(on_entry)
+    engine.snapshot_listeners.append(on_snapshot)
+    try:
+        await engine.start()
+        await engine.run(stop)
+        await engine.wait_idle()
+        return engine.publish()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await engine.close()
