@@ -247,6 +247,10 @@ class Engine:
             return
         ttl = max(15.0, 3 * self.plan.poll_interval / max(self.clock.speed, 1.0))
         self.driver = self.store.acquire_lease(LEASE, self.holder, ttl, time.time())
+        if self.driver != self.holder and _dead_local_holder(self.driver):
+            # A console on this host that was killed cannot renew; don't wait out its lease.
+            self.store.release_lease(LEASE, self.driver)
+            self.driver = self.store.acquire_lease(LEASE, self.holder, ttl, time.time())
         self.has_lease = self.driver == self.holder
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -266,6 +270,20 @@ class Engine:
             else:
                 await asyncio.sleep(0)
 
+    async def probe(self) -> tuple[list[tuple[QueryKey, str | None, Reading]], dict[str, FlagState | str | None]]:
+        """Ask every query and read every flag once, for `warroom check`.
+
+        Returns (key, problem found without asking, reading) per query, and per flag its
+        observed state, None (not created yet) or the error text.
+        """
+        self._reload()
+        ctx = self._context(self.clock.now())
+        readings = await asyncio.gather(*(self._query(key, ctx) for key in self.keys))
+        queries = [(key, self.sources[key[0]].static_problem(key[1]), r) for key, r in zip(self.keys, readings)]
+        await self._read_flags()
+        flags = {n: self.flag_errors.get(n) or self.observed.get(n) for n in self.plan.flag_names()}
+        return queries, flags
+
     async def wait_idle(self) -> None:
         """Wait until no action (step up, rollback) is executing in this process."""
         while self.tasks:
@@ -275,7 +293,8 @@ class Engine:
 
     def _context(self, now: float) -> SourceContext:
         exposure = {n: s.exposure for n, s in self.observed.items() if s is not None}
-        return SourceContext(now=now, started_at=self.started_at, phase=self.phase_index, exposure=exposure)
+        return SourceContext(now=now, started_at=self.started_at, phase=self.phase_index,
+                             phase_started_at=self.st.get("phase_started_at"), exposure=exposure)
 
     async def _query(self, key: QueryKey, ctx: SourceContext) -> Reading:
         source, query, label = key
@@ -506,7 +525,7 @@ class Engine:
             entries.append(("step.forced", f"FORCED step up by {actor.label()}: {reason}; overriding: " + "; ".join(soft), actor, {"overridden": soft, "reason": reason}))
         entries.append(("step.intent", f"step up to phase {target}/{total} {self.plan.phases[target - 1].name}: {_exposure_label(flags)}", actor, intent))
         try:
-            self._commit(entries, self._new_state(action={"id": action_id, "kind": "step_up"}), action_id=action_id, new_action=("step_up", intent))
+            self._commit(entries, self._new_state(action={"id": action_id, "kind": "step_up", "since": self.clock.now(), "target": _exposure_label(flags)}), action_id=action_id, new_action=("step_up", intent))
         except StaleState:
             raise CommandError("the rollout changed under you (another console acted); look again and retry") from None
         return await self._launch(action_id, self._execute_step(action_id, intent, actor))
@@ -587,7 +606,8 @@ class Engine:
         desired = {**self.st["desired"], **intent["flags"]}
         # The rollback wins over anything in flight: no version check, the safe direction always commits.
         self._commit([("rollback.intent", f"ROLLBACK by {actor.label()}: {reason}; flags → {_exposure_label(flags)}", actor, intent)],
-                     self._new_state(state=State.ROLLING_BACK.value, desired=desired, action={"id": action_id, "kind": "rollback"}, drift={}),
+                     self._new_state(state=State.ROLLING_BACK.value, desired=desired, drift={},
+                                     action={"id": action_id, "kind": "rollback", "since": self.clock.now(), "target": _exposure_label(flags)}),
                      action_id=action_id, new_action=("rollback", intent), check_version=False)
         self.publish()
         return await self._launch(action_id, self._execute_rollback(action_id, intent, {}))
@@ -602,7 +622,7 @@ class Engine:
             self._commit(
                 [("rollback.confirmed", f"flags confirmed by read-back: {_exposure_label(dict(zip(flags, results)))}", AUTOMATIC,
                   {"observed": {n: r.to_json() for n, r in zip(flags, results)}})],
-                self._new_state(state=State.ROLLED_BACK.value, action={"id": action_id, "kind": "rollback"}),
+                self._new_state(state=State.ROLLED_BACK.value),
                 action_id=action_id, action_progress=progress, check_version=False,
             )
             self.publish()
@@ -861,9 +881,9 @@ class Engine:
         )
         action = None
         if self.st.get("action"):
-            aid = self.st["action"]["id"]
-            attempt, error = self.attempts.get(aid, (0, ""))
-            action = ActionView(aid, self.st["action"]["kind"], attempt, error, now)
+            current = self.st["action"]
+            attempt, error = self.attempts.get(current["id"], (0, ""))
+            action = ActionView(current["id"], current["kind"], attempt, error, current.get("since", now), current.get("target", ""))
         self.snapshot = Snapshot(
             rollout=self.plan.rollout.name,
             environment=self.plan.rollout.environment,
@@ -893,6 +913,20 @@ class Engine:
         for listener in self.snapshot_listeners:
             listener(self.snapshot)
         return self.snapshot
+
+
+def _dead_local_holder(holder: str) -> bool:
+    """True when a lease holder ("user@host pid N") is a process on this host that no longer exists."""
+    who, _, pid = holder.rpartition(" pid ")
+    if not pid.isdigit() or who.partition("@")[2] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def why_data(view: GuardrailView, key: QueryKey) -> dict[str, Any]:
