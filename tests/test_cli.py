@@ -71,7 +71,8 @@ def test_headless_run_rolls_back_on_a_phase_two_error_fault(tmp_path):
     assert status.returncode == 5 and json.loads(status.stdout)["state"] == "ROLLED_BACK"
 
 
-def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(tmp_path):
+@pytest.mark.parametrize("restart_with", ["runner", "cli-verb"])
+def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(tmp_path, restart_with):
     marker = tmp_path / "drain-started"
     # The first run of the drain step hangs (a slow kubectl); after the restart it finishes at once.
     slow_step = {"name": "Drain connections", "run": ["sh", "-c", f"test -f {marker} && exit 0; touch {marker}; sleep 60"], "timeout": "2m"}
@@ -93,8 +94,14 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
     before_kinds = [k for _, k, _ in before]
     assert "rollback.intent" in before_kinds and "rollback.outcome" not in before_kinds
 
-    restart = warroom("run", "--headless", str(plan), "--speed", "max", "--until-done", timeout=60)
-    assert restart.returncode == 5, restart.stdout + restart.stderr
+    if restart_with == "runner":
+        restart = warroom("run", "--headless", str(plan), "--speed", "max", "--until-done", timeout=60)
+        assert restart.returncode == 5, restart.stdout + restart.stderr
+    else:
+        # No console is left: the next verb from a script finishes the rollback first.
+        restart = warroom("rollback", str(plan), timeout=60)
+        assert restart.returncode == 0 and "finished an action" in restart.stdout, restart.stdout + restart.stderr
+        assert "already rolled back" in restart.stdout
     after = journal(plan)
     # Nothing lost: every entry written before the kill is still there, unchanged, in order.
     assert [(e["seq"], e["kind"], e["message"]) for e in after[: len(before)]] == [tuple(r) for r in before]

@@ -54,6 +54,8 @@ def _one_shot(plan: Plan, args: argparse.Namespace, act: Callable[[Engine], Awai
         engine = _engine(plan, args, automation=False, announce=False, backfill=False)
         try:
             await engine.start()
+            if await engine.recover_orphans():
+                print("finished an action a stopped console had left unfinished (see the journal)")
             await engine.tick()
             try:
                 message = await act(engine)

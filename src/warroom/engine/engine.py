@@ -310,7 +310,8 @@ class Engine:
                 self.inflight[key] = asyncio.ensure_future(self._query(key, ctx))
         # A slow query keeps running into the next tick; its pane shows stale meanwhile.
         budget = 10.0 if self.clock.speed == float("inf") else max(0.2, 0.8 * self.plan.poll_interval / self.clock.speed)
-        await asyncio.wait(list(self.inflight.values()), timeout=budget)
+        if self.inflight:
+            await asyncio.wait(list(self.inflight.values()), timeout=budget)
         for key, task in list(self.inflight.items()):
             if task.done():
                 del self.inflight[key]
@@ -759,11 +760,29 @@ class Engine:
     async def _auto_step(self) -> None:
         if self.plan.automation.step_up != "auto" or self.state not in (State.PENDING, State.RUNNING):
             return
-        if self.state == State.RUNNING and self.phase_index == len(self.plan.phases) and self.step_blockers():
-            return
         if not self.step_blockers():
             with contextlib.suppress(CommandError):
                 await self.step_up(AUTOMATIC)
+
+    async def recover_orphans(self) -> bool:
+        """For one-shot verbs: finish a dead console's action when no live process drives.
+
+        Returns True when something was recovered (and waited for).
+        """
+        if self.readonly or self.driver or not self.store.pending_actions():
+            return False
+        self.want_automation = True
+        self._refresh_lease()
+        try:
+            if not self.has_lease:
+                return False
+            await self._read_flags()
+            await self._recover()
+            await self.wait_idle()
+            return True
+        finally:
+            self.store.release_lease(LEASE, self.holder)
+            self.want_automation = self.has_lease = False
 
     async def _recover(self) -> None:
         """Finish what a console that died mid-action left behind."""
