@@ -241,16 +241,17 @@ class Engine:
     def _refresh_lease(self) -> None:
         # Only one process acts on guardrails for a rollout; leases use wall time because
         # they are shared between processes whose clocks may run fast.
+        now = time.time()
+        holder = self.store.lease_holder(LEASE, now)
+        if holder and holder != self.holder and _dead_local_holder(holder):
+            # A console on this host that was killed cannot renew; don't wait out its lease.
+            self.store.release_lease(LEASE, holder)
+            holder = ""
         if not self.want_automation:
-            self.has_lease = False
-            self.driver = self.store.lease_holder(LEASE, time.time())
+            self.has_lease, self.driver = False, holder
             return
         ttl = max(15.0, 3 * self.plan.poll_interval / max(self.clock.speed, 1.0))
-        self.driver = self.store.acquire_lease(LEASE, self.holder, ttl, time.time())
-        if self.driver != self.holder and _dead_local_holder(self.driver):
-            # A console on this host that was killed cannot renew; don't wait out its lease.
-            self.store.release_lease(LEASE, self.driver)
-            self.driver = self.store.acquire_lease(LEASE, self.holder, ttl, time.time())
+        self.driver = self.store.acquire_lease(LEASE, self.holder, ttl, now)
         self.has_lease = self.driver == self.holder
 
     async def run(self, stop: asyncio.Event) -> None:
