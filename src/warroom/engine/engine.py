@@ -193,6 +193,13 @@ class Engine:
                 listener(entry)
         return written
 
+    def _command_commit(self, entries: list[tuple[str, str, Actor, dict]], state: dict[str, Any], **kw: Any) -> None:
+        """Commit a human command; refused if another process changed the rollout meanwhile."""
+        try:
+            self._commit(entries, state, **kw)
+        except StaleState:
+            raise CommandError("the rollout changed under you (another console acted); look again and retry") from None
+
     def _journal(self, kind: str, message: str, actor: Actor = AUTOMATIC, data: dict | None = None, action_id: str | None = None) -> None:
         self._commit([(kind, message, actor, data or {})], action_id=action_id)
 
@@ -526,10 +533,8 @@ class Engine:
         if soft:
             entries.append(("step.forced", f"FORCED step up by {actor.label()}: {reason}; overriding: " + "; ".join(soft), actor, {"overridden": soft, "reason": reason}))
         entries.append(("step.intent", f"step up to phase {target}/{total} {self.plan.phases[target - 1].name}: {_exposure_label(flags)}", actor, intent))
-        try:
-            self._commit(entries, self._new_state(action={"id": action_id, "kind": "step_up", "since": self.clock.now(), "target": _exposure_label(flags)}), action_id=action_id, new_action=("step_up", intent))
-        except StaleState:
-            raise CommandError("the rollout changed under you (another console acted); look again and retry") from None
+        self._command_commit(entries, self._new_state(action={"id": action_id, "kind": "step_up", "since": self.clock.now(), "target": _exposure_label(flags)}),
+                             action_id=action_id, new_action=("step_up", intent))
         return await self._launch(action_id, self._execute_step(action_id, intent, actor))
 
     async def _launch(self, action_id: str, coro) -> str:
@@ -654,11 +659,8 @@ class Engine:
         if self.state != State.RUNNING:
             raise CommandError(f"nothing to pause: state is {self.state.label}")
         reason = reason or f"paused by {actor.label()}"
-        try:
-            self._commit([("pause", f"PAUSED: {reason}", actor, {"reason": reason, "cause": cause or {}})],
-                         self._new_state(state=State.PAUSED.value, paused_reason=reason))
-        except StaleState:
-            raise CommandError("the rollout changed under you; look again and retry") from None
+        self._command_commit([("pause", f"PAUSED: {reason}", actor, {"reason": reason, "cause": cause or {}})],
+                             self._new_state(state=State.PAUSED.value, paused_reason=reason))
         self.publish()
         return "paused"
 
@@ -669,11 +671,8 @@ class Engine:
             raise CommandError(f"nothing to resume: state is {self.state.label}")
         if self.st.get("drift"):
             raise CommandError("flag drift is not acknowledged: ack it first (key a, or `warroom ack PLAN`)")
-        try:
-            self._commit([("resume", f"resumed by {actor.label()}", actor, {})],
-                         self._new_state(state=State.RUNNING.value, paused_reason=""))
-        except StaleState:
-            raise CommandError("the rollout changed under you; look again and retry") from None
+        self._command_commit([("resume", f"resumed by {actor.label()}", actor, {})],
+                             self._new_state(state=State.RUNNING.value, paused_reason=""))
         self.publish()
         return "resumed"
 
@@ -683,8 +682,8 @@ class Engine:
         self._reload()
         if self.state != State.ROLLED_BACK or self.st.get("action"):
             raise CommandError(f"retry leaves ROLLED BACK; state is {self.state.label}" + (" (rollback still finishing)" if self.st.get("action") else ""))
-        self._commit([("retry", f"{actor.label()} starts the rollout again from the beginning", actor, {})],
-                     self._new_state(state=State.PENDING.value, phase=0, phase_started_at=None, ticked={}, paused_reason=""))
+        self._command_commit([("retry", f"{actor.label()} starts the rollout again from the beginning", actor, {})],
+                             self._new_state(state=State.PENDING.value, phase=0, phase_started_at=None, ticked={}, paused_reason=""))
         self.publish()
         return "ready to start again: step up to enter phase 1"
 
@@ -709,11 +708,8 @@ class Engine:
             current.pop(item, None)
         all_ticked[str(self.phase_index)] = current
         verb = "ticked" if ticked else "unticked"
-        try:
-            self._commit([(f"checklist.{verb[:-2]}", f"{verb}: {text}", actor, {"item": item, "phase": self.phase_index})],
-                         self._new_state(ticked=all_ticked))
-        except StaleState:
-            raise CommandError("the rollout changed under you; look again and retry") from None
+        self._command_commit([(f"checklist.{verb[:-2]}", f"{verb}: {text}", actor, {"item": item, "phase": self.phase_index})],
+                             self._new_state(ticked=all_ticked))
         self.publish()
         return f"{verb}: {text}"
 
@@ -729,8 +725,8 @@ class Engine:
         changes = {"desired": desired, "drift": {}}
         if resume:
             changes.update(state=State.RUNNING.value, paused_reason="")
-        self._commit([("drift.ack", f"{actor.label()} acknowledged drift on {', '.join(drift)}; observed state accepted", actor, {"flags": drift})],
-                     self._new_state(**changes))
+        self._command_commit([("drift.ack", f"{actor.label()} acknowledged drift on {', '.join(drift)}; observed state accepted", actor, {"flags": drift})],
+                             self._new_state(**changes))
         self.publish()
         return "drift acknowledged" + ("; resumed" if resume else "")
 
