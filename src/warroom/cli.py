@@ -195,7 +195,7 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
     return run
 
 
-def run_console(plan: Plan | None, args: argparse.Namespace) -> int:
+def run_console(plan: Plan, args: argparse.Namespace) -> int:
     from .tui.app import run_console as tui
 
     return tui(plan, args)
@@ -207,15 +207,17 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="warroom", description="A war-room console for running launches.")
     sub = p.add_subparsers(dest="verb", metavar="VERB")
 
-    def verb(name: str, help: str, plan: bool = True) -> argparse.ArgumentParser:
+    def verb(name: str, help: str, demo: bool = False) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
-        if plan:
+        if demo:
+            sp.add_argument("plan", nargs="?", help="the plan YAML file (none: the built-in demo)")
+        else:
             sp.add_argument("plan", help="the plan YAML file")
-            sp.add_argument("--state", help="state database (default: the plan's `state`, else the user state dir)")
+        sp.add_argument("--state", help="state database (default: the plan's `state`, else the user state dir)")
         return sp
 
-    verb("check", "validate a plan and probe every source query and flag")
-    r = verb("run", "drive a plan: the console, or plain log lines with --headless")
+    verb("check", "validate a plan and probe every source query and flag", demo=True)
+    r = verb("run", "drive a plan: the console, or plain log lines with --headless", demo=True)
     r.add_argument("--headless", action="store_true", help="no screen: timestamped log lines")
     r.add_argument("--speed", default=None, help="clock speed: 1 (real time), N (N× faster), max (virtual time)")
     r.add_argument("--until-done", action="store_true", help="exit when the rollout is COMPLETE or ROLLED BACK")
@@ -261,6 +263,14 @@ def _console_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _plan_or_demo(path: str | None) -> Plan:
+    if path:
+        return load_plan(path)
+    from .demo import demo_plan
+
+    return demo_plan()
+
+
 HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "check": cmd_check,
     "run": cmd_run,
@@ -275,15 +285,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] in HANDLERS:
             args = _parser().parse_args(argv)
-            plan = load_plan(args.plan)
-            return HANDLERS[args.verb](plan, args)
+            return HANDLERS[args.verb](_plan_or_demo(args.plan), args)
         if argv and argv[0] in ("-h", "--help"):
             _console_parser().print_help()
             print()
             _parser().print_help()
             return 0
         args = _console_parser().parse_args(argv)
-        return run_console(load_plan(args.plan) if args.plan else None, args)
+        return run_console(_plan_or_demo(args.plan), args)
     except PlanError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_PROBLEM
