@@ -55,6 +55,8 @@ def _one_shot(plan: Plan, args: argparse.Namespace, act: Callable[[Engine], Awai
         engine = _engine(plan, args, automation=False, announce=False, backfill=False)
         try:
             await engine.start()
+            if await engine.recover_orphans():
+                print("finished an action a stopped console had left unfinished (see the journal)")
             await engine.tick()
             try:
                 message = await act(engine)
@@ -81,11 +83,8 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
         try:
             print(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
             print(f"state: {state_path(plan, getattr(args, 'state', None))}")
-            ctx = engine._context(engine.clock.now())
-            for source_name, query, label in engine.keys:
-                source = engine.sources[source_name]
-                static = source.static_problem(query)
-                reading = await engine._query((source_name, query, label), ctx)
+            queries, flags = await engine.probe()
+            for (source_name, query, _), static, reading in queries:
                 where = f"[{source_name}] {query}"
                 if static:
                     print(f"  FAIL {where}\n       {static}")
@@ -96,13 +95,11 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
                     print(f"  {'FAIL' if reading.status == 'error' else 'WARN'} {where}\n       {reading.status}: {reading.detail}")
                     problems += reading.status == "error"
             print(f"flag provider: {engine.provider.describe()}")
-            for name in plan.flag_names():
-                await engine._read_one_flag(name)
-                if name in engine.flag_errors:
-                    print(f"  FAIL {name}: {engine.flag_errors[name]}")
+            for name, observed in flags.items():
+                if isinstance(observed, str):
+                    print(f"  FAIL {name}: {observed}")
                     problems += 1
                 else:
-                    observed = engine.observed.get(name)
                     print(f"  ok   {name}: {observed.label() if observed else 'not created yet (warroom creates it on the first step up)'}")
         finally:
             await engine.close()

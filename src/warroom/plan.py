@@ -585,7 +585,7 @@ def _semantic_problems(plan: Plan, located: _Located) -> list[Problem]:
         if not phase.flags:
             add(("phases", pi, "flags"), "a phase must set at least one flag")
     if plan.rollback.flags is not None:
-        known = plan.flag_names()
+        known = list(dict.fromkeys(n for ph in plan.phases for n in ph.flags))
         for name in plan.rollback.flags:
             if not any(name in ph.flags for ph in plan.phases):
                 add(("rollback", "flags", name), f"flag {name!r} is not set by any phase (phases set: {', '.join(known)})")

@@ -241,12 +241,17 @@ class Engine:
     def _refresh_lease(self) -> None:
         # Only one process acts on guardrails for a rollout; leases use wall time because
         # they are shared between processes whose clocks may run fast.
+        now = time.time()
+        holder = self.store.lease_holder(LEASE, now)
+        if holder and holder != self.holder and _dead_local_holder(holder):
+            # A console on this host that was killed cannot renew; don't wait out its lease.
+            self.store.release_lease(LEASE, holder)
+            holder = ""
         if not self.want_automation:
-            self.has_lease = False
-            self.driver = self.store.lease_holder(LEASE, time.time())
+            self.has_lease, self.driver = False, holder
             return
         ttl = max(15.0, 3 * self.plan.poll_interval / max(self.clock.speed, 1.0))
-        self.driver = self.store.acquire_lease(LEASE, self.holder, ttl, time.time())
+        self.driver = self.store.acquire_lease(LEASE, self.holder, ttl, now)
         self.has_lease = self.driver == self.holder
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -266,6 +271,20 @@ class Engine:
             else:
                 await asyncio.sleep(0)
 
+    async def probe(self) -> tuple[list[tuple[QueryKey, str | None, Reading]], dict[str, FlagState | str | None]]:
+        """Ask every query and read every flag once, for `warroom check`.
+
+        Returns (key, problem found without asking, reading) per query, and per flag its
+        observed state, None (not created yet) or the error text.
+        """
+        self._reload()
+        ctx = self._context(self.clock.now())
+        readings = await asyncio.gather(*(self._query(key, ctx) for key in self.keys))
+        queries = [(key, self.sources[key[0]].static_problem(key[1]), r) for key, r in zip(self.keys, readings)]
+        await self._read_flags()
+        flags = {n: self.flag_errors.get(n) or self.observed.get(n) for n in self.plan.flag_names()}
+        return queries, flags
+
     async def wait_idle(self) -> None:
         """Wait until no action (step up, rollback) is executing in this process."""
         while self.tasks:
@@ -275,7 +294,8 @@ class Engine:
 
     def _context(self, now: float) -> SourceContext:
         exposure = {n: s.exposure for n, s in self.observed.items() if s is not None}
-        return SourceContext(now=now, started_at=self.started_at, phase=self.phase_index, exposure=exposure)
+        return SourceContext(now=now, started_at=self.started_at, phase=self.phase_index,
+                             phase_started_at=self.st.get("phase_started_at"), exposure=exposure)
 
     async def _query(self, key: QueryKey, ctx: SourceContext) -> Reading:
         source, query, label = key
@@ -291,7 +311,8 @@ class Engine:
                 self.inflight[key] = asyncio.ensure_future(self._query(key, ctx))
         # A slow query keeps running into the next tick; its pane shows stale meanwhile.
         budget = 10.0 if self.clock.speed == float("inf") else max(0.2, 0.8 * self.plan.poll_interval / self.clock.speed)
-        await asyncio.wait(list(self.inflight.values()), timeout=budget)
+        if self.inflight:
+            await asyncio.wait(list(self.inflight.values()), timeout=budget)
         for key, task in list(self.inflight.items()):
             if task.done():
                 del self.inflight[key]
@@ -506,7 +527,7 @@ class Engine:
             entries.append(("step.forced", f"FORCED step up by {actor.label()}: {reason}; overriding: " + "; ".join(soft), actor, {"overridden": soft, "reason": reason}))
         entries.append(("step.intent", f"step up to phase {target}/{total} {self.plan.phases[target - 1].name}: {_exposure_label(flags)}", actor, intent))
         try:
-            self._commit(entries, self._new_state(action={"id": action_id, "kind": "step_up"}), action_id=action_id, new_action=("step_up", intent))
+            self._commit(entries, self._new_state(action={"id": action_id, "kind": "step_up", "since": self.clock.now(), "target": _exposure_label(flags)}), action_id=action_id, new_action=("step_up", intent))
         except StaleState:
             raise CommandError("the rollout changed under you (another console acted); look again and retry") from None
         return await self._launch(action_id, self._execute_step(action_id, intent, actor))
@@ -587,7 +608,8 @@ class Engine:
         desired = {**self.st["desired"], **intent["flags"]}
         # The rollback wins over anything in flight: no version check, the safe direction always commits.
         self._commit([("rollback.intent", f"ROLLBACK by {actor.label()}: {reason}; flags → {_exposure_label(flags)}", actor, intent)],
-                     self._new_state(state=State.ROLLING_BACK.value, desired=desired, action={"id": action_id, "kind": "rollback"}, drift={}),
+                     self._new_state(state=State.ROLLING_BACK.value, desired=desired, drift={},
+                                     action={"id": action_id, "kind": "rollback", "since": self.clock.now(), "target": _exposure_label(flags)}),
                      action_id=action_id, new_action=("rollback", intent), check_version=False)
         self.publish()
         return await self._launch(action_id, self._execute_rollback(action_id, intent, {}))
@@ -602,7 +624,7 @@ class Engine:
             self._commit(
                 [("rollback.confirmed", f"flags confirmed by read-back: {_exposure_label(dict(zip(flags, results)))}", AUTOMATIC,
                   {"observed": {n: r.to_json() for n, r in zip(flags, results)}})],
-                self._new_state(state=State.ROLLED_BACK.value, action={"id": action_id, "kind": "rollback"}),
+                self._new_state(state=State.ROLLED_BACK.value),
                 action_id=action_id, action_progress=progress, check_version=False,
             )
             self.publish()
@@ -739,11 +761,29 @@ class Engine:
     async def _auto_step(self) -> None:
         if self.plan.automation.step_up != "auto" or self.state not in (State.PENDING, State.RUNNING):
             return
-        if self.state == State.RUNNING and self.phase_index == len(self.plan.phases) and self.step_blockers():
-            return
         if not self.step_blockers():
             with contextlib.suppress(CommandError):
                 await self.step_up(AUTOMATIC)
+
+    async def recover_orphans(self) -> bool:
+        """For one-shot verbs: finish a dead console's action when no live process drives.
+
+        Returns True when something was recovered (and waited for).
+        """
+        if self.readonly or self.driver or not self.store.pending_actions():
+            return False
+        self.want_automation = True
+        self._refresh_lease()
+        try:
+            if not self.has_lease:
+                return False
+            await self._read_flags()
+            await self._recover()
+            await self.wait_idle()
+            return True
+        finally:
+            self.store.release_lease(LEASE, self.holder)
+            self.want_automation = self.has_lease = False
 
     async def _recover(self) -> None:
         """Finish what a console that died mid-action left behind."""
@@ -861,9 +901,9 @@ class Engine:
         )
         action = None
         if self.st.get("action"):
-            aid = self.st["action"]["id"]
-            attempt, error = self.attempts.get(aid, (0, ""))
-            action = ActionView(aid, self.st["action"]["kind"], attempt, error, now)
+            current = self.st["action"]
+            attempt, error = self.attempts.get(current["id"], (0, ""))
+            action = ActionView(current["id"], current["kind"], attempt, error, current.get("since", now), current.get("target", ""))
         self.snapshot = Snapshot(
             rollout=self.plan.rollout.name,
             environment=self.plan.rollout.environment,
@@ -893,6 +933,20 @@ class Engine:
         for listener in self.snapshot_listeners:
             listener(self.snapshot)
         return self.snapshot
+
+
+def _dead_local_holder(holder: str) -> bool:
+    """True when a lease holder ("user@host pid N") is a process on this host that no longer exists."""
+    who, _, pid = holder.rpartition(" pid ")
+    if not pid.isdigit() or who.partition("@")[2] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def why_data(view: GuardrailView, key: QueryKey) -> dict[str, Any]:
