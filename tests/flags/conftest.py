@@ -29,7 +29,8 @@ from warroom.plan import parse_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 UNLEASH_SERVER = ROOT / ".ci" / "cache" / "unleash" / "node_modules" / "unleash-server" / "dist" / "server.js"
-DB = "warroom_unleash_test"
+# One database per test session: two sessions on one machine (a developer's and the lead's) never collide.
+DB = f"warroom_unleash_test_{os.getpid()}"
 
 # Recognisable secrets: the leak test greps every output for them.
 FLAG_TOKEN = "SECRET-TOKEN-7f3a9"
@@ -67,8 +68,8 @@ def _psql(sql: str, port: int) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres() -> str:
-    """A running cluster with an empty database for Unleash; returns its DATABASE_URL."""
+def postgres() -> Iterator[str]:
+    """A running cluster with an empty database for Unleash; yields its DATABASE_URL."""
     if not (Path("/usr/bin/pg_lsclusters").exists() and os.geteuid() == 0):
         missing("PostgreSQL (Debian postgresql-15) and root are needed to start it (.ci/install-servers)")
     line = subprocess.run(["pg_lsclusters", "-h"], check=True, capture_output=True, text=True).stdout.split("\n")[0].split()
@@ -82,7 +83,8 @@ def postgres() -> str:
     # A fresh database each session: migrations take seconds and no state leaks between runs.
     _psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", port)
     _psql(f"CREATE DATABASE {DB} OWNER warroom", port)
-    return f"postgres://warroom:warroom@127.0.0.1:{port}/{DB}"
+    yield f"postgres://warroom:warroom@127.0.0.1:{port}/{DB}"
+    _psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", port)
 
 
 @pytest.fixture(scope="session")

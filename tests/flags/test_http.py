@@ -128,3 +128,13 @@ async def test_engine_sees_drift_made_in_the_flag_service(flag_service, flag_tok
     assert [e.kind for e in engine.store.entries()].count("drift.detected") == 1
     assert "resumed" in await engine.ack_drift(OPERATOR)
     assert engine.state == State.RUNNING and not (await engine.tick()).drift
+
+
+async def test_engine_step_up_retries_a_transient_failure(flag_service, flag_token, make_flag_engine):
+    engine = await make_flag_engine({"provider": "http", "url": flag_service.url, "token": flag_token}, "f")
+    await engine.tick()
+    flag_service.fail(503, count=2)
+    assert await engine.step_up(OPERATOR) == "stepped up to phase 1"
+    attempts = [e for e in engine.store.entries() if e.kind == "step.attempt"]
+    assert [e.data["attempt"] for e in attempts] == [1, 2] and attempts[0].data["error"].startswith("HTTP 503")
+    assert flag_service.flags["f"]["rollout_percentage"] == 5.0
