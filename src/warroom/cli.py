@@ -95,12 +95,15 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
                     print(f"  {'FAIL' if reading.status == 'error' else 'WARN'} {where}\n       {reading.status}: {reading.detail}")
                     problems += reading.status == "error"
             print(f"flag provider: {engine.provider.describe()}")
+            missing = engine.provider.missing_flag_problem
             for name, observed in flags.items():
+                if observed is None and missing:
+                    observed = missing
                 if isinstance(observed, str):
                     print(f"  FAIL {name}: {observed}")
                     problems += 1
                 else:
-                    print(f"  ok   {name}: {observed.label() if observed else 'not created yet (warroom creates it on the first step up)'}")
+                    print(f"  ok   {name}: {observed.label() if observed else 'does not exist yet; the first step up creates it'}")
         finally:
             await engine.close()
         print("check: " + ("all good" if not problems else f"{problems} problem(s)"))

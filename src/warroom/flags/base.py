@@ -68,6 +68,9 @@ class ProviderConfig(BaseModel):
 class FlagProvider(ABC):
     kind: ClassVar[str]
     Config: ClassVar[type[ProviderConfig]]
+    # What `warroom check` says of a flag the provider does not have yet: None means the
+    # first write creates it; otherwise it is a problem, and this says what to do.
+    missing_flag_problem: ClassVar[str | None] = None
 
     def __init__(self, config: ProviderConfig, base_dir: Any):
         self.config = config

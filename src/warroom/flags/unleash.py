@@ -43,6 +43,7 @@ def _owned(strategies: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 class UnleashFlagProvider(FlagProvider):
     kind = "unleash"
+    missing_flag_problem = "no such feature in Unleash: create it there first (warroom only changes existing features)"
     Config = UnleashConfig
 
     def __init__(self, config: UnleashConfig, base_dir: Any):
