@@ -97,3 +97,23 @@ async def test_failures_say_what_to_do(unleash, unleash_token, unleash_feature, 
             await p.read(unleash_feature)
     finally:
         await p.close()
+
+
+def test_check_reports_a_feature_missing_from_unleash(unleash, unleash_token, unleash_feature, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.flags.conftest import PLAN
+
+    data = yaml.safe_load(PLAN)
+    data["flag_provider"] = settings(unleash, unleash_token)
+    for phase in data["phases"]:
+        phase["flags"] = {unleash_feature: 5, "never-created-in-unleash": 5}
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = subprocess.run([sys.executable, "-m", "warroom", "check", str(path)], capture_output=True, text=True)
+    assert result.returncode == 7, result.stdout + result.stderr
+    assert f"ok   {unleash_feature}: off" in result.stdout
+    assert "FAIL never-created-in-unleash: no such feature in Unleash: create it there first" in result.stdout
