@@ -24,6 +24,7 @@ from .engine.build import build_engine, state_path
 from .engine.clock import make_clock
 from .engine.engine import CommandError, Engine
 from .engine.snapshot import Snapshot, State
+from .exporter import add_simulate_parser
 from .headless import entry_line, run_headless, stamp, status_line
 from .plan import Plan, PlanError, load_plan
 from .secrets import SecretError, redact
@@ -34,7 +35,7 @@ from .units import format_value
 EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_CHECK = 1, 2, 6, 7
 STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
 
-VERBS = ("check", "run", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal")
+VERBS = ("check", "run", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal", "simulate")
 
 
 def state_exit(state: State) -> int:
@@ -243,6 +244,7 @@ def _parser() -> argparse.ArgumentParser:
     j = verb("journal", "print the journal")
     j.add_argument("--json", action="store_true", help="one JSON object per line")
     j.add_argument("--limit", type=int, default=0, help="only the newest N entries")
+    add_simulate_parser(sub)
     return p
 
 
@@ -276,6 +278,9 @@ HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] == "simulate":  # needs no plan: it serves the rehearsal service
+            args = _parser().parse_args(argv)
+            return args.handler(args)
         if argv and argv[0] in HANDLERS:
             args = _parser().parse_args(argv)
             plan = load_plan(args.plan)
