@@ -223,7 +223,8 @@ def classify(exc: BaseException, host: str, timeout: float) -> _Failure:
                 body = ""
             return _http_failure(int(match.group(1)), body)
         return _Failure(f"HTTP error: {str(exc)[:120]}", "server")
-    if isinstance(exc, (asyncio.TimeoutError, requests.exceptions.Timeout)):
+    # Without retries urllib3 reports a read timeout as a ConnectionError "Read timed out".
+    if isinstance(exc, (asyncio.TimeoutError, requests.exceptions.Timeout)) or "timed out" in str(exc):
         return _Failure(f"timeout after {timeout:g}s: {host} did not answer in time", "slow")
     if isinstance(exc, requests.exceptions.ConnectionError):
         return _Failure(f"cannot connect to {host}: {_connection_reason(exc)}", "server")
