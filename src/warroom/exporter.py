@@ -105,7 +105,7 @@ class ServiceExporter(Collector):
         self.started = self.last = clock()
         self.exposure = 0.0
         self.exposure_read_at = float("-inf")
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # exposition() holds it around collect()
         self.requests = {"200": 0.0, "404": 0.0, "500": 0.0, "503": 0.0}
         self.buckets = [0.0] * len(BUCKETS)
         self.latency_sum = 0.0
@@ -187,6 +187,13 @@ class ServiceExporter(Collector):
     def dark(self, metric: str | None = None) -> bool:
         return self.model.is_dark(self.t(), self.exposure, metric)
 
+    def exposition(self, registry: CollectorRegistry) -> bytes | None:
+        """The scrape body, or None while the whole service is dark."""
+        with self.lock:
+            # A fresh exposure first: faults of the new code exist only while it is exposed.
+            self._refresh_exposure(self.clock())
+            return None if self.dark() else generate_latest(registry)
+
     def collect(self) -> Iterator[Metric]:
         with self.lock:
             self.advance()
@@ -245,10 +252,11 @@ def make_server(host: str, port: int, exporter: ServiceExporter) -> ThreadingHTT
         def do_GET(self) -> None:
             path = self.path.split("?")[0]
             if path == "/metrics":
-                if exporter.dark():
+                body = exporter.exposition(registry)
+                if body is None:
                     self._send(503, b"simulated outage: the service is dark\n", "text/plain")
                 else:
-                    self._send(200, generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8")
+                    self._send(200, body, "text/plain; version=0.0.4; charset=utf-8")
             elif path == "/fault":
                 self._json(200, exporter.faults_json())
             elif path == "/-/healthy":
