@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.prometheus.conftest import SCRAPE, http_send, wait_until
+from tests.prometheus.conftest import SCRAPE, Exporter, PrometheusServer, http_send, wait_until
 from warroom.engine.build import build_engine
 from warroom.engine.engine import Engine
 from warroom.plan import parse_plan
@@ -42,9 +42,23 @@ rollback:
 """
 
 
-def engine_for(url: str, flags: Path, tmp_path: Path) -> Engine:
-    plan = parse_plan(plan_text(url, flags), str(tmp_path / "plan.yaml"), tmp_path)
-    return build_engine(plan, state=tmp_path / "state.sqlite", announce=False)
+@pytest.fixture
+async def live(exporter_factory, prometheus_factory, tmp_path):
+    """Start exporter (at a rollout %), Prometheus scraping it, and a started engine."""
+    engines: list[Engine] = []
+
+    async def make(rollout: float) -> tuple[Exporter, PrometheusServer, Engine]:
+        exporter = exporter_factory(rollout)
+        server = prometheus_factory([exporter.target])
+        server.wait_for_data("warroom_sim_http_requests_total", minimum=3)
+        plan = parse_plan(plan_text(server.url, exporter.flags), str(tmp_path / "plan.yaml"), tmp_path)
+        engines.append(build_engine(plan, state=tmp_path / "state.sqlite", announce=False))
+        await engines[-1].start()
+        return exporter, server, engines[-1]
+
+    yield make
+    for engine in engines:
+        await engine.close()
 
 
 def pane(snap, pane_id: str):
@@ -63,32 +77,25 @@ async def tick_until(engine: Engine, check, timeout: float, what: str):
 
 
 @pytest.mark.slow
-async def test_prometheus_outage_goes_stale_and_recovers_on_restart(exporter_factory, prometheus_factory, tmp_path):
-    exporter = exporter_factory(25.0)
-    server = prometheus_factory([exporter.target])
-    server.wait_for_data("warroom_sim_cpu_ratio", minimum=2)
-    engine = engine_for(server.url, exporter.flags, tmp_path)
-    await engine.start()
-    try:
-        snap = await tick_until(engine, lambda s: pane(s, "cpu").status == "ok", 10, "a first CPU value")
-        before = pane(snap, "cpu").value
+async def test_prometheus_outage_goes_stale_and_recovers_on_restart(live):
+    _, server, engine = await live(25.0)
+    snap = await tick_until(engine, lambda s: pane(s, "cpu").status == "ok", 10, "a first CPU value")
+    before = pane(snap, "cpu").value
 
-        server.stop()
-        snap = await engine.tick()
-        cpu = pane(snap, "cpu")
-        assert cpu.status == "stale" and cpu.value == before  # last value kept, marked stale
-        assert cpu.detail == f"cannot connect to 127.0.0.1:{server.port}: connection refused"
-        assert cpu.age is not None and cpu.age >= 0
-        assert engine.source_down == {"service": cpu.detail}
+    server.stop()
+    snap = await engine.tick()
+    cpu = pane(snap, "cpu")
+    assert cpu.status == "stale" and cpu.value == before  # last value kept, marked stale
+    assert cpu.detail == f"cannot connect to 127.0.0.1:{server.port}: connection refused"
+    assert cpu.age is not None and cpu.age >= 0
+    assert engine.source_down == {"service": cpu.detail}
 
-        server.start()  # same port, same data directory
-        restarted = time.monotonic()
-        snap = await tick_until(engine, lambda s: pane(s, "cpu").status == "ok", 20, "recovery after the restart")
-        # Backoff is 1 s, 2 s, 4 s …: recovery comes within the current backoff step.
-        assert time.monotonic() - restarted < 6
-        assert engine.source_down == {}
-    finally:
-        await engine.close()
+    server.start()  # same port, same data directory
+    restarted = time.monotonic()
+    snap = await tick_until(engine, lambda s: pane(s, "cpu").status == "ok", 20, "recovery after the restart")
+    # Backoff is 1 s, 2 s, 4 s …: recovery comes within the current backoff step.
+    assert time.monotonic() - restarted < 6
+    assert engine.source_down == {}
 
 
 def flag_enabled(path: Path) -> bool:
@@ -96,12 +103,8 @@ def flag_enabled(path: Path) -> bool:
 
 
 @pytest.mark.slow
-async def test_fault_is_rolled_back_within_the_bound(exporter_factory, prometheus_factory, tmp_path):
-    exporter = exporter_factory(0.0)
-    server = prometheus_factory([exporter.target])
-    server.wait_for_data("warroom_sim_http_requests_total", minimum=3)
-    engine = engine_for(server.url, exporter.flags, tmp_path)
-    await engine.start()
+async def test_fault_is_rolled_back_within_the_bound(live):
+    exporter, _, engine = await live(0.0)
     stop = asyncio.Event()
     runner = None
     try:
@@ -135,4 +138,3 @@ async def test_fault_is_rolled_back_within_the_bound(exporter_factory, prometheu
         stop.set()
         if runner is not None:
             await runner
-        await engine.close()
