@@ -55,6 +55,8 @@ def _one_shot(plan: Plan, args: argparse.Namespace, act: Callable[[Engine], Awai
         engine = _engine(plan, args, automation=False, announce=False, backfill=False)
         try:
             await engine.start()
+            if await engine.recover_orphans():
+                print("finished an action a stopped console had left unfinished (see the journal)")
             await engine.tick()
             try:
                 message = await act(engine)
@@ -81,11 +83,8 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
         try:
             print(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
             print(f"state: {state_path(plan, getattr(args, 'state', None))}")
-            ctx = engine._context(engine.clock.now())
-            for source_name, query, label in engine.keys:
-                source = engine.sources[source_name]
-                static = source.static_problem(query)
-                reading = await engine._query((source_name, query, label), ctx)
+            queries, flags = await engine.probe()
+            for (source_name, query, _), static, reading in queries:
                 where = f"[{source_name}] {query}"
                 if static:
                     print(f"  FAIL {where}\n       {static}")
@@ -96,13 +95,11 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
                     print(f"  {'FAIL' if reading.status == 'error' else 'WARN'} {where}\n       {reading.status}: {reading.detail}")
                     problems += reading.status == "error"
             print(f"flag provider: {engine.provider.describe()}")
-            for name in plan.flag_names():
-                await engine._read_one_flag(name)
-                if name in engine.flag_errors:
-                    print(f"  FAIL {name}: {engine.flag_errors[name]}")
+            for name, observed in flags.items():
+                if isinstance(observed, str):
+                    print(f"  FAIL {name}: {observed}")
                     problems += 1
                 else:
-                    observed = engine.observed.get(name)
                     print(f"  ok   {name}: {observed.label() if observed else 'not created yet (warroom creates it on the first step up)'}")
         finally:
             await engine.close()
@@ -199,7 +196,7 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
     return run
 
 
-def run_console(plan: Plan | None, args: argparse.Namespace) -> int:
+def run_console(plan: Plan, args: argparse.Namespace) -> int:
     from .tui.app import run_console as tui
 
     return tui(plan, args)
@@ -211,15 +208,17 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="warroom", description="A war-room console for running launches.")
     sub = p.add_subparsers(dest="verb", metavar="VERB")
 
-    def verb(name: str, help: str, plan: bool = True) -> argparse.ArgumentParser:
+    def verb(name: str, help: str, demo: bool = False) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
-        if plan:
+        if demo:
+            sp.add_argument("plan", nargs="?", help="the plan YAML file (none: the built-in demo)")
+        else:
             sp.add_argument("plan", help="the plan YAML file")
-            sp.add_argument("--state", help="state database (default: the plan's `state`, else the user state dir)")
+        sp.add_argument("--state", help="state database (default: the plan's `state`, else the user state dir)")
         return sp
 
-    verb("check", "validate a plan and probe every source query and flag")
-    r = verb("run", "drive a plan: the console, or plain log lines with --headless")
+    verb("check", "validate a plan and probe every source query and flag", demo=True)
+    r = verb("run", "drive a plan: the console, or plain log lines with --headless", demo=True)
     r.add_argument("--headless", action="store_true", help="no screen: timestamped log lines")
     r.add_argument("--speed", default=None, help="clock speed: 1 (real time), N (N× faster), max (virtual time)")
     r.add_argument("--until-done", action="store_true", help="exit when the rollout is COMPLETE or ROLLED BACK")
@@ -266,6 +265,14 @@ def _console_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _plan_or_demo(path: str | None) -> Plan:
+    if path:
+        return load_plan(path)
+    from .demo import demo_plan
+
+    return demo_plan()
+
+
 HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "check": cmd_check,
     "run": cmd_run,
@@ -283,15 +290,14 @@ def main(argv: list[str] | None = None) -> int:
             return args.handler(args)
         if argv and argv[0] in HANDLERS:
             args = _parser().parse_args(argv)
-            plan = load_plan(args.plan)
-            return HANDLERS[args.verb](plan, args)
+            return HANDLERS[args.verb](_plan_or_demo(args.plan), args)
         if argv and argv[0] in ("-h", "--help"):
             _console_parser().print_help()
             print()
             _parser().print_help()
             return 0
         args = _console_parser().parse_args(argv)
-        return run_console(load_plan(args.plan) if args.plan else None, args)
+        return run_console(_plan_or_demo(args.plan), args)
     except PlanError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_PROBLEM

@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
 from pydantic import (
@@ -191,6 +191,9 @@ class Pane(Strict):
 class Condition(Strict):
     """A value compared with a threshold: `pane` or `query`, and `above` or `below`."""
 
+    # What the threshold means, for the error message: a bad side (guardrail) or a good one (gate).
+    _threshold_means: ClassVar[str] = "the threshold that is bad"
+
     pane: str | None = None
     query: str | None = None
     source: str | None = None
@@ -202,7 +205,7 @@ class Condition(Strict):
         if (self.pane is None) == (self.query is None):
             raise ValueError("give exactly one of `pane` (a pane id) or `query`")
         if (self.above is None) == (self.below is None):
-            raise ValueError("give exactly one of `above` or `below` (the threshold that is bad)")
+            raise ValueError(f"give exactly one of `above` or `below` ({self._threshold_means})")
         return self
 
     @property
@@ -213,7 +216,8 @@ class Condition(Strict):
     def threshold(self) -> float:
         return self.above if self.above is not None else self.below  # type: ignore[return-value]
 
-    def is_bad(self, value: float) -> bool:
+    def is_above_or_below(self, value: float) -> bool:
+        """True when the value is on the named side of the threshold."""
         return value > self.threshold if self.above is not None else value < self.threshold
 
 
@@ -224,27 +228,19 @@ class Guardrail(Condition):
     no_data: Literal["hold", "breach", "ignore"] = "hold"
     description: str = ""
 
+    def is_bad(self, value: float) -> bool:
+        return self.is_above_or_below(value)
 
-class Gate(Strict):
+
+class Gate(Condition):
     """Must be green to step up. `above`/`below` here state what is good."""
 
-    name: str | None = None
-    pane: str | None = None
-    query: str | None = None
-    source: str | None = None
-    above: Number | None = None
-    below: Number | None = None
+    _threshold_means: ClassVar[str] = "what the value must be to pass"
 
-    @model_validator(mode="after")
-    def _shape(self) -> "Gate":
-        if (self.pane is None) == (self.query is None):
-            raise ValueError("give exactly one of `pane` (a pane id) or `query`")
-        if (self.above is None) == (self.below is None):
-            raise ValueError("give exactly one of `above` or `below` (what the value must be to pass)")
-        return self
+    name: str | None = None
 
     def passes(self, value: float) -> bool:
-        return value > self.above if self.above is not None else value < self.below  # type: ignore[operator]
+        return self.is_above_or_below(value)
 
     @property
     def label(self) -> str:
@@ -585,7 +581,7 @@ def _semantic_problems(plan: Plan, located: _Located) -> list[Problem]:
         if not phase.flags:
             add(("phases", pi, "flags"), "a phase must set at least one flag")
     if plan.rollback.flags is not None:
-        known = plan.flag_names()
+        known = list(dict.fromkeys(n for ph in plan.phases for n in ph.flags))
         for name in plan.rollback.flags:
             if not any(name in ph.flags for ph in plan.phases):
                 add(("rollback", "flags", name), f"flag {name!r} is not set by any phase (phases set: {', '.join(known)})")

@@ -71,10 +71,13 @@ class ServiceModel:
     def __post_init__(self) -> None:
         self._phase_seen: dict[int, float] = {}
 
-    def observe_phase(self, phase: int, t: float) -> None:
-        """Remember when each phase was first seen so phase-relative faults start on time."""
+    def observe_phase(self, phase: int, started: float) -> None:
+        """Remember when each phase started so phase-relative faults start on time.
+
+        Phases stepped through faster than the model was asked count as starting together.
+        """
         for p in range(1, phase + 1):
-            self._phase_seen.setdefault(p, t)
+            self._phase_seen.setdefault(p, started)
 
     def _fault_window(self, fault: Fault) -> tuple[float, float] | None:
         if fault.at is not None:

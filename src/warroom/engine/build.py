@@ -32,6 +32,7 @@ def build_engine(
     dry_run_steps: bool | None = None,
     extra_faults: tuple[Fault, ...] = (),
     announce: bool = True,
+    backfill: bool = True,
 ) -> Engine:
     store = Store(state_path(plan, state))
     provider = make_provider(plan.flag_provider, plan.base_dir)
@@ -51,4 +52,5 @@ def build_engine(
         # A drill never runs the real runbook unless its scenario says so.
         dry_run_steps=(plan.rollout.environment == "drill") if dry_run_steps is None else dry_run_steps,
         announce=announce,
+        backfill=backfill,
     )

@@ -193,6 +193,13 @@ class Engine:
                 listener(entry)
         return written
 
+    def _command_commit(self, entries: list[tuple[str, str, Actor, dict]], state: dict[str, Any], **kw: Any) -> None:
+        """Commit a human command; refused if another process changed the rollout meanwhile."""
+        try:
+            self._commit(entries, state, **kw)
+        except StaleState:
+            raise CommandError("the rollout changed under you (another console acted); look again and retry") from None
+
     def _journal(self, kind: str, message: str, actor: Actor = AUTOMATIC, data: dict | None = None, action_id: str | None = None) -> None:
         self._commit([(kind, message, actor, data or {})], action_id=action_id)
 
@@ -241,12 +248,17 @@ class Engine:
     def _refresh_lease(self) -> None:
         # Only one process acts on guardrails for a rollout; leases use wall time because
         # they are shared between processes whose clocks may run fast.
+        now = time.time()
+        holder = self.store.lease_holder(LEASE, now)
+        if holder and holder != self.holder and _dead_local_holder(holder):
+            # A console on this host that was killed cannot renew; don't wait out its lease.
+            self.store.release_lease(LEASE, holder)
+            holder = ""
         if not self.want_automation:
-            self.has_lease = False
-            self.driver = self.store.lease_holder(LEASE, time.time())
+            self.has_lease, self.driver = False, holder
             return
         ttl = max(15.0, 3 * self.plan.poll_interval / max(self.clock.speed, 1.0))
-        self.driver = self.store.acquire_lease(LEASE, self.holder, ttl, time.time())
+        self.driver = self.store.acquire_lease(LEASE, self.holder, ttl, now)
         self.has_lease = self.driver == self.holder
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -266,6 +278,20 @@ class Engine:
             else:
                 await asyncio.sleep(0)
 
+    async def probe(self) -> tuple[list[tuple[QueryKey, str | None, Reading]], dict[str, FlagState | str | None]]:
+        """Ask every query and read every flag once, for `warroom check`.
+
+        Returns (key, problem found without asking, reading) per query, and per flag its
+        observed state, None (not created yet) or the error text.
+        """
+        self._reload()
+        ctx = self._context(self.clock.now())
+        readings = await asyncio.gather(*(self._query(key, ctx) for key in self.keys))
+        queries = [(key, self.sources[key[0]].static_problem(key[1]), r) for key, r in zip(self.keys, readings)]
+        await self._read_flags()
+        flags = {n: self.flag_errors.get(n) or self.observed.get(n) for n in self.plan.flag_names()}
+        return queries, flags
+
     async def wait_idle(self) -> None:
         """Wait until no action (step up, rollback) is executing in this process."""
         while self.tasks:
@@ -275,7 +301,8 @@ class Engine:
 
     def _context(self, now: float) -> SourceContext:
         exposure = {n: s.exposure for n, s in self.observed.items() if s is not None}
-        return SourceContext(now=now, started_at=self.started_at, phase=self.phase_index, exposure=exposure)
+        return SourceContext(now=now, started_at=self.started_at, phase=self.phase_index,
+                             phase_started_at=self.st.get("phase_started_at"), exposure=exposure)
 
     async def _query(self, key: QueryKey, ctx: SourceContext) -> Reading:
         source, query, label = key
@@ -291,7 +318,8 @@ class Engine:
                 self.inflight[key] = asyncio.ensure_future(self._query(key, ctx))
         # A slow query keeps running into the next tick; its pane shows stale meanwhile.
         budget = 10.0 if self.clock.speed == float("inf") else max(0.2, 0.8 * self.plan.poll_interval / self.clock.speed)
-        await asyncio.wait(list(self.inflight.values()), timeout=budget)
+        if self.inflight:
+            await asyncio.wait(list(self.inflight.values()), timeout=budget)
         for key, task in list(self.inflight.items()):
             if task.done():
                 del self.inflight[key]
@@ -505,10 +533,8 @@ class Engine:
         if soft:
             entries.append(("step.forced", f"FORCED step up by {actor.label()}: {reason}; overriding: " + "; ".join(soft), actor, {"overridden": soft, "reason": reason}))
         entries.append(("step.intent", f"step up to phase {target}/{total} {self.plan.phases[target - 1].name}: {_exposure_label(flags)}", actor, intent))
-        try:
-            self._commit(entries, self._new_state(action={"id": action_id, "kind": "step_up"}), action_id=action_id, new_action=("step_up", intent))
-        except StaleState:
-            raise CommandError("the rollout changed under you (another console acted); look again and retry") from None
+        self._command_commit(entries, self._new_state(action={"id": action_id, "kind": "step_up", "since": self.clock.now(), "target": _exposure_label(flags)}),
+                             action_id=action_id, new_action=("step_up", intent))
         return await self._launch(action_id, self._execute_step(action_id, intent, actor))
 
     async def _launch(self, action_id: str, coro) -> str:
@@ -587,7 +613,8 @@ class Engine:
         desired = {**self.st["desired"], **intent["flags"]}
         # The rollback wins over anything in flight: no version check, the safe direction always commits.
         self._commit([("rollback.intent", f"ROLLBACK by {actor.label()}: {reason}; flags → {_exposure_label(flags)}", actor, intent)],
-                     self._new_state(state=State.ROLLING_BACK.value, desired=desired, action={"id": action_id, "kind": "rollback"}, drift={}),
+                     self._new_state(state=State.ROLLING_BACK.value, desired=desired, drift={},
+                                     action={"id": action_id, "kind": "rollback", "since": self.clock.now(), "target": _exposure_label(flags)}),
                      action_id=action_id, new_action=("rollback", intent), check_version=False)
         self.publish()
         return await self._launch(action_id, self._execute_rollback(action_id, intent, {}))
@@ -602,7 +629,7 @@ class Engine:
             self._commit(
                 [("rollback.confirmed", f"flags confirmed by read-back: {_exposure_label(dict(zip(flags, results)))}", AUTOMATIC,
                   {"observed": {n: r.to_json() for n, r in zip(flags, results)}})],
-                self._new_state(state=State.ROLLED_BACK.value, action={"id": action_id, "kind": "rollback"}),
+                self._new_state(state=State.ROLLED_BACK.value),
                 action_id=action_id, action_progress=progress, check_version=False,
             )
             self.publish()
@@ -632,11 +659,8 @@ class Engine:
         if self.state != State.RUNNING:
             raise CommandError(f"nothing to pause: state is {self.state.label}")
         reason = reason or f"paused by {actor.label()}"
-        try:
-            self._commit([("pause", f"PAUSED: {reason}", actor, {"reason": reason, "cause": cause or {}})],
-                         self._new_state(state=State.PAUSED.value, paused_reason=reason))
-        except StaleState:
-            raise CommandError("the rollout changed under you; look again and retry") from None
+        self._command_commit([("pause", f"PAUSED: {reason}", actor, {"reason": reason, "cause": cause or {}})],
+                             self._new_state(state=State.PAUSED.value, paused_reason=reason))
         self.publish()
         return "paused"
 
@@ -647,11 +671,8 @@ class Engine:
             raise CommandError(f"nothing to resume: state is {self.state.label}")
         if self.st.get("drift"):
             raise CommandError("flag drift is not acknowledged: ack it first (key a, or `warroom ack PLAN`)")
-        try:
-            self._commit([("resume", f"resumed by {actor.label()}", actor, {})],
-                         self._new_state(state=State.RUNNING.value, paused_reason=""))
-        except StaleState:
-            raise CommandError("the rollout changed under you; look again and retry") from None
+        self._command_commit([("resume", f"resumed by {actor.label()}", actor, {})],
+                             self._new_state(state=State.RUNNING.value, paused_reason=""))
         self.publish()
         return "resumed"
 
@@ -661,8 +682,8 @@ class Engine:
         self._reload()
         if self.state != State.ROLLED_BACK or self.st.get("action"):
             raise CommandError(f"retry leaves ROLLED BACK; state is {self.state.label}" + (" (rollback still finishing)" if self.st.get("action") else ""))
-        self._commit([("retry", f"{actor.label()} starts the rollout again from the beginning", actor, {})],
-                     self._new_state(state=State.PENDING.value, phase=0, phase_started_at=None, ticked={}, paused_reason=""))
+        self._command_commit([("retry", f"{actor.label()} starts the rollout again from the beginning", actor, {})],
+                             self._new_state(state=State.PENDING.value, phase=0, phase_started_at=None, ticked={}, paused_reason=""))
         self.publish()
         return "ready to start again: step up to enter phase 1"
 
@@ -687,11 +708,8 @@ class Engine:
             current.pop(item, None)
         all_ticked[str(self.phase_index)] = current
         verb = "ticked" if ticked else "unticked"
-        try:
-            self._commit([(f"checklist.{verb[:-2]}", f"{verb}: {text}", actor, {"item": item, "phase": self.phase_index})],
-                         self._new_state(ticked=all_ticked))
-        except StaleState:
-            raise CommandError("the rollout changed under you; look again and retry") from None
+        self._command_commit([(f"checklist.{verb[:-2]}", f"{verb}: {text}", actor, {"item": item, "phase": self.phase_index})],
+                             self._new_state(ticked=all_ticked))
         self.publish()
         return f"{verb}: {text}"
 
@@ -707,8 +725,8 @@ class Engine:
         changes = {"desired": desired, "drift": {}}
         if resume:
             changes.update(state=State.RUNNING.value, paused_reason="")
-        self._commit([("drift.ack", f"{actor.label()} acknowledged drift on {', '.join(drift)}; observed state accepted", actor, {"flags": drift})],
-                     self._new_state(**changes))
+        self._command_commit([("drift.ack", f"{actor.label()} acknowledged drift on {', '.join(drift)}; observed state accepted", actor, {"flags": drift})],
+                             self._new_state(**changes))
         self.publish()
         return "drift acknowledged" + ("; resumed" if resume else "")
 
@@ -739,11 +757,29 @@ class Engine:
     async def _auto_step(self) -> None:
         if self.plan.automation.step_up != "auto" or self.state not in (State.PENDING, State.RUNNING):
             return
-        if self.state == State.RUNNING and self.phase_index == len(self.plan.phases) and self.step_blockers():
-            return
         if not self.step_blockers():
             with contextlib.suppress(CommandError):
                 await self.step_up(AUTOMATIC)
+
+    async def recover_orphans(self) -> bool:
+        """For one-shot verbs: finish a dead console's action when no live process drives.
+
+        Returns True when something was recovered (and waited for).
+        """
+        if self.readonly or self.driver or not self.store.pending_actions():
+            return False
+        self.want_automation = True
+        self._refresh_lease()
+        try:
+            if not self.has_lease:
+                return False
+            await self._read_flags()
+            await self._recover()
+            await self.wait_idle()
+            return True
+        finally:
+            self.store.release_lease(LEASE, self.holder)
+            self.want_automation = self.has_lease = False
 
     async def _recover(self) -> None:
         """Finish what a console that died mid-action left behind."""
@@ -861,9 +897,9 @@ class Engine:
         )
         action = None
         if self.st.get("action"):
-            aid = self.st["action"]["id"]
-            attempt, error = self.attempts.get(aid, (0, ""))
-            action = ActionView(aid, self.st["action"]["kind"], attempt, error, now)
+            current = self.st["action"]
+            attempt, error = self.attempts.get(current["id"], (0, ""))
+            action = ActionView(current["id"], current["kind"], attempt, error, current.get("since", now), current.get("target", ""))
         self.snapshot = Snapshot(
             rollout=self.plan.rollout.name,
             environment=self.plan.rollout.environment,
@@ -893,6 +929,20 @@ class Engine:
         for listener in self.snapshot_listeners:
             listener(self.snapshot)
         return self.snapshot
+
+
+def _dead_local_holder(holder: str) -> bool:
+    """True when a lease holder ("user@host pid N") is a process on this host that no longer exists."""
+    who, _, pid = holder.rpartition(" pid ")
+    if not pid.isdigit() or who.partition("@")[2] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def why_data(view: GuardrailView, key: QueryKey) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class SourceContext:
     now: float
     started_at: float
     phase: int  # 1-based; 0 before the first step up
+    phase_started_at: float | None = None
     exposure: dict[str, float] = field(default_factory=dict)  # flag -> 0..1 observed
 
 

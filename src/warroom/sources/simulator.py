@@ -63,7 +63,8 @@ class SimulatorSource(Source):
         if metric is None:
             return Reading.error(self.static_problem(query) or "unknown query")
         t = ctx.now - ctx.started_at
-        self.model.observe_phase(ctx.phase, t)
+        phase_t = t if ctx.phase_started_at is None else ctx.phase_started_at - ctx.started_at
+        self.model.observe_phase(ctx.phase, phase_t)
         exposure = self._exposure(ctx)
         if self.model.is_dark(t, exposure, metric):
             return Reading.error("simulated outage: the metrics source is dark")

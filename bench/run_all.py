@@ -1,0 +1,63 @@
+"""`make bench`: run every bench script, collect their FIGURE lines, and rewrite the
+generated table in docs/performance.md (the hand-written notes below it are kept)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import ROOT, machine
+
+BENCH = Path(__file__).resolve().parent
+DOC = ROOT / "docs" / "performance.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+SCRIPTS = sorted(p for p in BENCH.glob("*.py") if p.name not in {"common.py", "run_all.py"})
+
+
+def describe(fig: dict) -> tuple[str, str, str]:
+    """(result, baseline, target) as text for the table."""
+    unit = fig.get("unit", "")
+    if fig["name"] == "memory":
+        return (f"{fig['rss_end']:.1f} MB, slope {fig['slope_mb_per_hour']:+.2f} MB/h",
+                f"bare import {fig['baseline']:.1f} MB", "≤ 100 MB, no growth")
+    if "median" in fig and unit == "s":
+        return (f"median {fig['median'] * 1000:.0f} ms, p99 {fig['p99'] * 1000:.0f} ms, max {fig['max'] * 1000:.0f} ms (n={fig['n']})",
+                f"{fig['baseline']:g} s" if "baseline" in fig else "", f"≤ {fig['target']:g} s")
+    return (json.dumps({k: v for k, v in fig.items() if k not in {"name", "met", "target", "baseline"}}),
+            str(fig.get("baseline", "")), str(fig.get("target", "")))
+
+
+def main() -> int:
+    figures = []
+    for script in SCRIPTS:
+        print(f"== {script.name}", flush=True)
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=BENCH)
+        sys.stdout.write(proc.stdout)
+        sys.stderr.write(proc.stderr[-2000:])
+        lines = [l for l in proc.stdout.splitlines() if l.startswith("FIGURE ")]
+        if proc.returncode != 0 or not lines:
+            figures.append({"name": script.stem, "error": f"exit {proc.returncode}"})
+            continue
+        figures.append(json.loads(lines[-1][len("FIGURE "):]))
+    rows = ["| figure | result | baseline (same run) | target | met |", "|---|---|---|---|---|"]
+    for fig in figures:
+        if "error" in fig:
+            rows.append(f"| {fig['name']} | script failed ({fig['error']}) | | | no |")
+            continue
+        result, baseline, target = describe(fig)
+        rows.append(f"| {fig['name']} | {result} | {baseline} | {target} | {'yes' if fig.get('met') else 'NO'} |")
+    table = "\n".join([BEGIN, f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}.", "", *rows, END])
+    text = DOC.read_text() if DOC.exists() else "# Performance\n\n" + BEGIN + "\n" + END + "\n"
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(head + table + tail)
+    print(f"wrote {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,348 @@
+"""The engine on the real simulator, local flag file and SQLite, in virtual time."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.conftest import ALICE, BASE_PLAN
+from warroom.engine.engine import CommandError
+from warroom.engine.snapshot import State
+
+BASE = yaml.safe_load(BASE_PLAN)
+
+
+def flags_file(engine) -> dict:
+    return json.loads(engine.provider.path.read_text())["flags"]
+
+
+def kinds(engine) -> list[str]:
+    return [e.kind for e in engine.store.entries()]
+
+
+def with_faults(*faults: dict, **source) -> dict:
+    return {"sources": {"sim": {**BASE["sources"]["sim"], **source, "faults": list(faults)}}}
+
+
+def with_guardrails(*guards: dict) -> dict:
+    return {"guardrails": list(guards)}
+
+
+async def advance(engine, clock, seconds: float, step: float = 5.0):
+    """Tick every `step` seconds of virtual time for `seconds`."""
+    snap = None
+    t = 0.0
+    while t < seconds:
+        clock.advance(step)
+        t += step
+        snap = await engine.tick()
+    return snap
+
+
+async def enter_phase_one(engine):
+    await engine.tick()
+    assert await engine.step_up(ALICE) == "stepped up to phase 1"
+    assert engine.state == State.RUNNING
+
+
+# ------------------------------------------------------------------ step up
+
+
+async def test_step_up_needs_soak_gates_and_required_items(make_engine, clock):
+    engine = await make_engine()
+    await enter_phase_one(engine)
+    assert flags_file(engine)["feature"] == {"enabled": True, "rollout_percentage": 5.0, "user_segments": []}
+    snap = await engine.tick()
+    blockers = " | ".join(snap.step_blockers)
+    assert "soak" in blockers and "Dashboards checked" in blockers
+    with pytest.raises(CommandError, match="soak"):
+        await engine.step_up(ALICE)
+
+    await advance(engine, clock, 60)
+    snap = await engine.tick()
+    assert not any("soak" in b for b in snap.step_blockers)
+    assert any("required item" in b for b in snap.step_blockers)
+    # The optional item is not needed; the required one is.
+    await engine.tick_item(ALICE, "2")
+    assert any("required item" in b for b in (await engine.tick()).step_blockers)
+    await engine.tick_item(ALICE, "dashboards")  # by a unique part of its text
+    snap = await engine.tick()
+    assert snap.step_blockers == ()
+    assert snap.next_change == "phase 2/3 Half 50%: feature: 5% → 50%"
+    assert await engine.step_up(ALICE) == "stepped up to phase 2"
+    assert flags_file(engine)["feature"]["rollout_percentage"] == 50.0
+
+
+async def test_red_gate_blocks_step_up(make_engine, clock):
+    # 0.2 % errors: under the guardrail, over the phase gate (< 0.1 %).
+    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "value": 0.002}))
+    await enter_phase_one(engine)
+    await engine.tick_item(ALICE, "1")
+    snap = await advance(engine, clock, 65)
+    assert snap.step_blockers == ("gate errors low is red (0.20%)",)
+    assert snap.phase.gates[0].passed is False
+
+
+async def test_forced_step_up_needs_a_reason_and_is_journaled(make_engine, clock):
+    engine = await make_engine()
+    await enter_phase_one(engine)
+    await engine.tick()
+    with pytest.raises(CommandError, match="needs a reason"):
+        await engine.step_up(ALICE, force=True)
+    assert await engine.step_up(ALICE, force=True, reason="exec sign-off, soak waived") == "stepped up to phase 2"
+    forced = [e for e in engine.store.entries() if e.kind == "step.forced"]
+    assert len(forced) == 1
+    assert "exec sign-off" in forced[0].message and "soak" in forced[0].message
+    assert forced[0].actor == "alice from 10.0.0.7 on pts/3"
+
+
+async def test_last_step_completes_the_rollout(make_engine, clock):
+    engine = await make_engine()
+    await enter_phase_one(engine)
+    await engine.step_up(ALICE, force=True, reason="test")
+    await engine.step_up(ALICE, force=True, reason="test")
+    assert engine.phase_index == 3
+    await engine.tick()
+    assert await engine.step_up(ALICE) == "rollout complete"
+    assert engine.state == State.COMPLETE
+    assert flags_file(engine)["feature"]["rollout_percentage"] == 100.0
+
+
+# ------------------------------------------------------------------ guardrails
+
+
+async def test_breach_rolls_back_only_after_the_for_window(make_engine, clock):
+    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "10s", "value": 0.03}))
+    await enter_phase_one(engine)
+    await advance(engine, clock, 10)
+    snap = await advance(engine, clock, 25)  # breaching for 25 s of a 30 s window
+    assert engine.state == State.RUNNING
+    assert snap.guardrails[0].status == "pending"
+    assert snap.panes[0].status == "breach" and 0.5 < snap.panes[0].for_progress < 1
+    snap = await advance(engine, clock, 5)
+    assert engine.state == State.ROLLED_BACK
+    assert flags_file(engine)["feature"]["enabled"] is False
+    intent = next(e for e in engine.store.entries() if e.kind == "rollback.intent")
+    assert "errors 3.00% above 1.00%" in intent.message and "held 30s" in intent.message
+    assert intent.data["cause"]["value"] == pytest.approx(0.03)
+    assert intent.data["cause"]["threshold"] == 0.01
+    assert intent.data["cause"]["query"] == "error_rate"
+    assert intent.actor == "warroom (automatic)"
+    assert kinds(engine)[-3:] == ["rollback.intent", "rollback.confirmed", "rollback.outcome"]
+
+
+async def test_a_breach_shorter_than_the_window_does_not_roll_back(make_engine, clock):
+    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "10s", "duration": "20s", "value": 0.03}))
+    await enter_phase_one(engine)
+    await advance(engine, clock, 120)
+    assert engine.state == State.RUNNING
+    assert "guardrail.breach" in kinds(engine) and "guardrail.clear" in kinds(engine)
+    assert "rollback.intent" not in kinds(engine)
+
+
+async def test_pause_action(make_engine, clock):
+    engine = await make_engine({
+        **with_faults({"metric": "latency_p95", "phase": 1, "value": 0.8}),
+        **with_guardrails({"id": "slow", "pane": "p95", "above": 0.5, "for": "10s", "action": "pause"}),
+    })
+    await enter_phase_one(engine)
+    await advance(engine, clock, 15)
+    assert engine.state == State.PAUSED
+    assert "guardrail slow" in engine.st["paused_reason"]
+    assert flags_file(engine)["feature"]["enabled"] is True  # a pause changes no flag
+
+
+async def test_alert_action_journals_once_per_breach(make_engine, clock):
+    engine = await make_engine({
+        **with_faults({"metric": "latency_p95", "phase": 1, "value": 0.8}),
+        **with_guardrails({"id": "slow", "pane": "p95", "above": 0.5, "for": "10s", "action": "alert"}),
+    })
+    await enter_phase_one(engine)
+    await advance(engine, clock, 60)
+    assert kinds(engine).count("guardrail.alert") == 1
+    assert engine.state == State.RUNNING
+
+
+async def test_no_data_hold_alarms_and_blocks_but_does_not_roll_back(make_engine, clock):
+    engine = await make_engine(with_faults({"mode": "dark", "at": "2m", "while_exposed": False}))
+    await enter_phase_one(engine)
+    await engine.tick_item(ALICE, "1")
+    snap = await advance(engine, clock, 150)
+    assert engine.state == State.RUNNING
+    assert snap.guardrails[0].status == "nodata"
+    assert any("no data" in b for b in snap.step_blockers)
+    assert snap.panes[0].status == "stale" and snap.panes[0].age >= 30
+    assert "source.error" in kinds(engine)
+
+
+async def test_no_data_breach_rolls_back(make_engine, clock):
+    engine = await make_engine({
+        **with_faults({"mode": "dark", "at": "1m", "while_exposed": False}),
+        **with_guardrails({"id": "errors", "pane": "errors", "above": 0.01, "for": "20s", "no_data": "breach"}),
+    })
+    await enter_phase_one(engine)
+    await advance(engine, clock, 90)
+    assert engine.state == State.ROLLED_BACK
+    intent = next(e for e in engine.store.entries() if e.kind == "rollback.intent")
+    assert "no data" in intent.message
+
+
+async def test_no_data_ignore_neither_blocks_nor_acts(make_engine, clock):
+    engine = await make_engine({
+        **with_faults({"mode": "dark", "at": "1m", "while_exposed": False}),
+        **with_guardrails({"id": "errors", "pane": "errors", "above": 0.01, "for": "20s", "no_data": "ignore"}),
+        "phases": [{**BASE["phases"][0], "gates": []}, *BASE["phases"][1:]],
+    })
+    await enter_phase_one(engine)
+    await engine.tick_item(ALICE, "1")
+    snap = await advance(engine, clock, 90)
+    assert engine.state == State.RUNNING
+    assert snap.guardrails[0].status == "ignored"
+    assert snap.step_blockers == ()
+
+
+async def test_breach_while_paused_still_rolls_back(make_engine, clock):
+    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "20s", "value": 0.05}))
+    await enter_phase_one(engine)
+    await engine.pause(ALICE, "waiting for the database team")
+    await advance(engine, clock, 60)
+    assert engine.state == State.ROLLED_BACK
+    assert flags_file(engine)["feature"]["enabled"] is False
+
+
+# ------------------------------------------------------------------ commands
+
+
+async def test_pause_resume_rollback_retry(make_engine, clock):
+    engine = await make_engine()
+    with pytest.raises(CommandError, match="nothing to pause"):
+        await engine.pause(ALICE)
+    await enter_phase_one(engine)
+    await engine.pause(ALICE, "lunch")
+    with pytest.raises(CommandError, match="PAUSED"):
+        await engine.step_up(ALICE, force=True, reason="x")
+    await engine.resume(ALICE)
+    assert engine.state == State.RUNNING
+    with pytest.raises(CommandError, match="retry leaves"):
+        await engine.retry(ALICE)
+    assert await engine.rollback(ALICE, "customer complaints") == "rolled back"
+    assert await engine.rollback(ALICE) == "already rolled back"
+    assert flags_file(engine)["feature"]["enabled"] is False
+    await engine.retry(ALICE)
+    assert engine.state == State.PENDING and engine.phase_index == 0
+    await engine.tick()
+    await engine.step_up(ALICE)
+    assert flags_file(engine)["feature"]["rollout_percentage"] == 5.0
+    by_kind = {e.kind: e for e in engine.store.entries()}
+    for kind in ("pause", "resume", "rollback.intent", "retry"):
+        assert by_kind[kind].actor == "alice from 10.0.0.7 on pts/3"
+        assert by_kind[kind].data["actor"]["tty"] == "pts/3"
+
+
+async def test_readonly_refuses_everything(make_engine):
+    engine = await make_engine(readonly=True)
+    for command in (
+        lambda: engine.step_up(ALICE),
+        lambda: engine.pause(ALICE),
+        lambda: engine.resume(ALICE),
+        lambda: engine.rollback(ALICE),
+        lambda: engine.retry(ALICE),
+        lambda: engine.tick_item(ALICE, "1"),
+        lambda: engine.ack_drift(ALICE),
+    ):
+        with pytest.raises(CommandError, match="read-only"):
+            await command()
+    snap = await engine.tick()
+    assert snap.readonly and not snap.can_step and not snap.automation
+
+
+async def test_drift_pauses_automation_until_acknowledged(make_engine, clock):
+    engine = await make_engine()
+    await enter_phase_one(engine)
+    # Someone uses the flag UI behind warroom's back.
+    data = json.loads(engine.provider.path.read_text())
+    data["flags"]["feature"]["rollout_percentage"] = 40
+    engine.provider.path.write_text(json.dumps(data))
+    snap = await engine.tick()
+    assert engine.state == State.PAUSED and snap.drift
+    flag = snap.flags[0]
+    assert flag.drift and flag.desired.rollout == 5 and flag.observed.rollout == 40
+    assert kinds(engine).count("drift.detected") == 1
+    await engine.tick()
+    assert kinds(engine).count("drift.detected") == 1  # journaled once, not every tick
+    with pytest.raises(CommandError, match="drift"):
+        await engine.resume(ALICE)
+    assert "resumed" in await engine.ack_drift(ALICE)
+    snap = await engine.tick()
+    assert engine.state == State.RUNNING and not snap.drift
+    assert snap.flags[0].desired.rollout == 40
+
+
+async def test_rollback_retries_until_the_flag_store_accepts(make_engine, clock, tmp_path):
+    engine = await make_engine()
+    await enter_phase_one(engine)
+    # Make the store unwritable for real: a directory where the temp file must be renamed to.
+    engine.provider.path.unlink()
+    engine.provider.path.mkdir()
+    import asyncio
+
+    task = asyncio.ensure_future(engine.rollback(ALICE, "drill"))
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if kinds(engine).count("rollback.attempt") >= 3:
+            break
+    assert not task.done()
+    assert engine.state == State.ROLLING_BACK
+    snap = engine.publish()
+    assert snap.action.kind == "rollback" and snap.action.attempt >= 3 and "IsADirectoryError" in snap.action.last_error
+    assert snap.action.target == "feature off" and snap.action.started_at <= snap.now
+    engine.provider.path.rmdir()  # the flag service comes back
+    assert await task == "rolled back"
+    assert engine.state == State.ROLLED_BACK
+    assert flags_file(engine)["feature"]["enabled"] is False
+    attempts = [e for e in engine.store.entries() if e.kind == "rollback.attempt"]
+    assert [e.data["attempt"] for e in attempts[:3]] == [1, 2, 3]
+
+
+async def test_a_second_process_sees_commands_and_cannot_overwrite(make_engine, clock, tmp_path):
+    console = await make_engine()
+    script = await make_engine(automation=False, announce=False)
+    await enter_phase_one(console)
+    await script.tick()
+    assert script.state == State.RUNNING and script.phase_index == 1
+    await script.pause(ALICE, "from a script")
+    snap = await console.tick()
+    assert snap.state == State.PAUSED and snap.paused_reason == "from a script"
+    assert snap.driver == console.holder and not script.has_lease
+
+
+def test_a_commit_on_a_stale_view_is_refused(tmp_path):
+    from warroom.store import StaleState, Store
+
+    store = Store(tmp_path / "s.sqlite")
+    _, v1 = store.commit(1.0, [], {"state": "RUNNING"})
+    store.commit(2.0, [("pause", "paused", "bob", {})], {"state": "PAUSED"}, expected_version=v1)
+    with pytest.raises(StaleState):
+        store.commit(3.0, [("resume", "resumed", "alice", {})], {"state": "RUNNING"}, expected_version=v1)
+    assert store.load_state()[1] == {"state": "PAUSED"}
+    assert [e.kind for e in store.entries()] == ["pause"]  # the refused commit wrote nothing
+
+
+async def test_interrupted_step_up_is_reconciled_on_start(make_engine, clock, tmp_path):
+    engine = await make_engine()
+    await enter_phase_one(engine)
+    # A step-up whose intent was committed but whose outcome never was (the console died
+    # after the flag write): the flags already read 50 %.
+    intent = {"from_phase": 1, "to_phase": 2, "flags": {"feature": {"enabled": True, "rollout": 50.0, "segments": []}},
+              "previous": {"feature": {"enabled": True, "rollout": 5.0, "segments": []}}, "forced": False, "reason": ""}
+    engine.store.commit(clock.now(), [("step.intent", "step up to phase 2", "alice", intent)],
+                        {**engine.st, "action": {"id": "a1", "kind": "step_up"}}, action_id="a1", new_action=("step_up", intent))
+    await engine.provider.write("feature", engine.desired()["feature"].__class__(True, 50.0))
+    await engine.close()
+    restarted = await make_engine()
+    assert restarted.state == State.RUNNING and restarted.phase_index == 2
+    outcome = [e for e in restarted.store.entries(action_id="a1") if e.kind == "step.outcome"]
+    assert len(outcome) == 1 and "had completed" in outcome[0].message
+    assert restarted.store.action_status("a1") == "done"

@@ -1,0 +1,176 @@
+"""The CLI as a user runs it: separate processes on a real SQLite file and flag file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WARROOM = [sys.executable, "-m", "warroom"]
+
+
+def warroom(*args: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess:
+    result = subprocess.run([*WARROOM, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in result.stderr, result.stderr
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def sample_variant(tmp_path: Path, **changes) -> Path:
+    """sample-config.yaml with automatic step-up and optional items, so a headless run walks the phases."""
+    plan = yaml.safe_load((ROOT / "sample-config.yaml").read_text())
+    plan["automation"] = {"step_up": "auto"}
+    for phase in plan["phases"]:
+        phase["checklist"] = [{"text": i["text"] if isinstance(i, dict) else i} for i in phase["checklist"]]
+    plan["state"] = str(tmp_path / "state.sqlite")
+    plan["flag_provider"]["path"] = str(tmp_path / "flags.json")
+    plan.update(changes)
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return path
+
+
+def journal(path: Path) -> list[dict]:
+    out = warroom("journal", str(path), "--json", check=True).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_headless_run_rolls_back_on_a_phase_two_error_fault(tmp_path):
+    plan = sample_variant(tmp_path)
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("- {metric: error_rate, phase: 2, after: 10m, mode: set, value: 0.03}\n")
+    run = warroom("run", "--headless", str(plan), "--speed", "max", "--until-done", "--faults", str(faults))
+    assert run.returncode == 5, run.stdout + run.stderr  # ROLLED BACK
+    assert "rollback.intent" in run.stdout and "ROLLED BACK" in run.stdout.splitlines()[-1]
+
+    entries = journal(plan)
+    kinds = [e["kind"] for e in entries]
+    breach = next(e for e in entries if e["kind"] == "guardrail.breach" and e["data"]["guardrail"] == "error-rate")
+    assert breach["data"]["value"] == pytest.approx(0.03) and breach["data"]["threshold"] == 0.01
+    intent = next(e for e in entries if e["kind"] == "rollback.intent")
+    assert intent["data"]["from_phase"] == 2
+    assert "error_rate 3.00% above 1.00%" in intent["message"]
+    confirmed = next(e for e in entries if e["kind"] == "rollback.confirmed")
+    assert confirmed["data"]["observed"]["realtime-features"]["enabled"] is False
+    assert kinds.index("guardrail.breach") < kinds.index("rollback.intent") < kinds.index("rollback.confirmed") < kinds.index("rollback.outcome")
+    # The flag is confirmed off within one poll interval of the `for` window being satisfied.
+    window_met = breach["data"]["since"] + 30
+    assert window_met <= confirmed["ts"] <= window_met + 5
+    assert json.loads((tmp_path / "flags.json").read_text())["flags"]["realtime-features"]["enabled"] is False
+    status = warroom("status", str(plan), "--json")
+    assert status.returncode == 5 and json.loads(status.stdout)["state"] == "ROLLED_BACK"
+
+
+@pytest.mark.parametrize("restart_with", ["runner", "cli-verb"])
+def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(tmp_path, restart_with):
+    marker = tmp_path / "drain-started"
+    # The first run of the drain step hangs (a slow kubectl); after the restart it finishes at once.
+    slow_step = {"name": "Drain connections", "run": ["sh", "-c", f"test -f {marker} && exit 0; touch {marker}; sleep 60"], "timeout": "2m"}
+    plan = sample_variant(tmp_path, rollback={"flags": {"realtime-features": False, "websocket_simple": False}, "steps": [slow_step]})
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("- {metric: error_rate, phase: 1, after: 1m, mode: set, value: 0.05}\n")
+    runner = subprocess.Popen([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--faults", str(faults)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), runner.stderr.read().decode() if runner.poll() is not None else "runner never reached the drain step"
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+
+    db = sqlite3.connect(tmp_path / "state.sqlite")
+    before = db.execute("SELECT seq, kind, message FROM journal ORDER BY seq").fetchall()
+    db.close()
+    before_kinds = [k for _, k, _ in before]
+    assert "rollback.intent" in before_kinds and "rollback.outcome" not in before_kinds
+
+    if restart_with == "runner":
+        restart = warroom("run", "--headless", str(plan), "--speed", "max", "--until-done", timeout=60)
+        assert restart.returncode == 5, restart.stdout + restart.stderr
+    else:
+        # No console is left: the next verb from a script finishes the rollback first.
+        restart = warroom("rollback", str(plan), timeout=60)
+        assert restart.returncode == 0 and "finished an action" in restart.stdout, restart.stdout + restart.stderr
+        assert "already rolled back" in restart.stdout
+    after = journal(plan)
+    # Nothing lost: every entry written before the kill is still there, unchanged, in order.
+    assert [(e["seq"], e["kind"], e["message"]) for e in after[: len(before)]] == [tuple(r) for r in before]
+    kinds = [e["kind"] for e in after]
+    for kind in ("rollback.intent", "rollback.confirmed", "rollback.resume", "rollback.outcome"):
+        assert kinds.count(kind) == 1, (kind, kinds)
+    assert kinds.index("rollback.resume") > len(before) - 1
+    step = [e for e in after if e["kind"] == "rollback.step"]
+    assert len(step) == 1 and step[0]["data"]["ok"] is True
+    seqs = [e["seq"] for e in after]
+    assert seqs == sorted(set(seqs))
+    assert json.loads((tmp_path / "flags.json").read_text())["flags"]["realtime-features"]["enabled"] is False
+
+
+def test_verbs_from_a_script(tmp_path):
+    plan = sample_variant(tmp_path, automation={"step_up": "manual"})
+    assert warroom("status", str(plan)).returncode == 0
+    assert "stepped up to phase 1" in warroom("step", str(plan), check=True).stdout
+    refused = warroom("step", str(plan))
+    assert refused.returncode == 6 and "soak" in refused.stderr
+    assert warroom("tick", str(plan), "Support team", check=True).stdout.startswith("ticked: Support team trained")
+    assert warroom("step", str(plan), "--force").returncode == 6
+    forced = warroom("step", str(plan), "--force", "--reason", "rehearsal", check=True)
+    assert "phase 2" in forced.stdout
+    assert warroom("pause", str(plan), "--reason", "waiting for DBA", check=True).returncode == 0
+    status = warroom("status", str(plan))
+    assert status.returncode == 3 and "paused: waiting for DBA" in status.stdout
+    warroom("resume", str(plan), check=True)
+    assert warroom("rollback", str(plan), "--reason", "smoke test", check=True).stdout.startswith("rolled back")
+    assert warroom("status", str(plan)).returncode == 5
+    warroom("retry", str(plan), check=True)
+    assert warroom("status", str(plan)).returncode == 0
+    assert warroom("ack", str(plan)).returncode == 6
+    user = [e for e in journal(plan) if e["kind"] == "pause"][0]
+    assert user["actor"] and user["data"]["actor"]["user"]
+    text = warroom("journal", str(plan), "--limit", "3", check=True).stdout.splitlines()
+    assert len(text) == 3 and "retry" in text[-1]
+
+
+def test_check_probes_every_query_and_flag(tmp_path):
+    result = warroom("check", str(sample_variant(tmp_path)))
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.count("  ok ") == 8 + 3 and "check: all good" in result.stdout
+    bad = sample_variant(tmp_path, panes=[{"id": "x", "title": "X", "query": "rate(nope[5m])"}], guardrails=[],
+                         phases=[{"name": "a", "flags": {"realtime-features": 5, "websocket_simple": 5}}])
+    result = warroom("check", str(bad))
+    assert result.returncode == 7 and "FAIL [service] rate(nope[5m])" in result.stdout
+
+
+def test_plan_errors_are_messages_not_tracebacks(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rollout: {name: x, environment: staging}\nguardrails:\n  - pane: e\n    abvoe: 1\n")
+    result = warroom("status", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:4:5: guardrails[0].abvoe: unknown key" in result.stderr
+    assert warroom("status", str(tmp_path / "missing.yaml")).returncode == 1
+
+
+def test_engine_never_imports_textual():
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'textual' or name.startswith('textual.'):\n"
+        "            raise ImportError('textual is blocked for the engine')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import warroom.engine.engine, warroom.engine.build, warroom.headless, warroom.cli, warroom.store\n"
+        "import warroom.sources.simulator, warroom.flags.local, warroom.actions\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
+    assert result.stdout.strip() == "ok", result.stderr

@@ -1,0 +1,195 @@
+"""Plan loading: every problem names file, line and field; nothing else ever escapes."""
+
+from __future__ import annotations
+
+import copy
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import BASE_PLAN
+from warroom.plan import PlanError, load_plan, parse_plan, parse_duration
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(PlanError) as info:
+        parse_plan(textwrap.dedent(text), "plan.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+def test_sample_config_is_the_seed_002_launch():
+    plan = load_plan(ROOT / "sample-config.yaml")
+    exposures = [phase.flags["realtime-features"].rollout for phase in plan.phases]
+    assert exposures == [5, 25, 50, 75, 100]
+    triggers = {(g.pane, g.op, g.threshold, g.action) for g in plan.guardrails}
+    assert {("error_rate", "above", 0.01, "rollback"), ("latency_p95", "above", 0.5, "rollback"),
+            ("connection_success", "below", 0.95, "rollback"), ("memory", "above", 0.8, "rollback"),
+            ("cpu", "above", 0.7, "rollback")} <= triggers
+    assert set(plan.flag_names()) >= {"realtime-features", "websocket_simple", "health_simple"}
+    assert plan.rollback_flags()["realtime-features"].enabled is False
+    assert any("kubectl" in step.run for step in plan.rollback.steps)
+    assert all(any(item.required for item in phase.checklist) for phase in plan.phases)
+
+
+def test_examples_and_demo_load():
+    from warroom.demo import demo_plan
+
+    assert demo_plan(Path("/tmp")).rollout.environment == "drill"
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        load_plan(path)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("30s", 30), ("5m", 300), ("1h", 3600), ("1h30m", 5400), ("500ms", 0.5), (90, 90),
+])
+def test_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+def test_unknown_key_is_an_error_with_its_line():
+    found = problems("""
+        rollout: {name: x, environment: staging}
+        sources: {sim: {type: simulator}}
+        flag_provider: {provider: local}
+        panes: [{id: e, title: E, query: error_rate}]
+        guardrails:
+          - pane: e
+            abvoe: 0.01
+        phases: [{name: a, flags: {f: 5}}]
+        """)
+    assert "plan.yaml:8:5: guardrails[0].abvoe: unknown key" in found[0]
+
+
+def test_bad_values_name_line_field_and_expectation():
+    found = problems("""
+        rollout: {name: x, environment: prod}
+        sources: {sim: {type: simulator}}
+        flag_provider: {provider: local, pth: f.json}
+        poll_interval: soon
+        phases:
+          - name: a
+            flags: {f: 150}
+        """)
+    text = "\n".join(found)
+    assert "plan.yaml:2:20: rollout.environment: Input should be 'production', 'staging' or 'drill' (got 'prod')" in text
+    assert "plan.yaml:5:1: poll_interval: expected a duration like 30s, 5m, 1h or 1h30m, got 'soon'" in text
+    assert re.search(r"plan.yaml:8:\d+: phases\[0\].flags.f.rollout: .*less than or equal to 100", text)
+    assert "plan.yaml:4:34: flag_provider.pth: unknown key" in text
+
+
+def test_missing_keys_point_at_the_mapping_they_belong_in():
+    found = problems("""
+        rollout: {environment: staging}
+        sources: {sim: {type: simulator}}
+        flag_provider: {provider: local}
+        phases: [{name: a, flags: {f: 5}}]
+        """)
+    assert found == ["plan.yaml:2:1: rollout.name: this key is required"]
+
+
+def test_cross_references_are_checked():
+    found = "\n".join(problems("""
+        rollout: {name: x, environment: staging}
+        sources: {sim: {type: simulator}}
+        flag_provider: {provider: nosuch}
+        panes: [{id: e, title: E, query: error_rate, source: prom}]
+        guardrails: [{pane: missing, above: 1}]
+        phases: [{name: a, flags: {f: 5}, gates: [{pane: e, below: 1}]}]
+        rollback: {flags: {g: off}}
+        """))
+    assert "flag_provider.provider: unknown flag provider 'nosuch'" in found
+    assert "panes[0].source: unknown source 'prom' (the plan defines: sim)" in found
+    assert "guardrails[0].pane: unknown pane 'missing' (panes defined: e)" in found
+    assert "rollback.flags.g: flag 'g' is not set by any phase" in found
+
+
+def test_secrets_must_be_references():
+    found = problems("""
+        rollout: {name: x, environment: staging}
+        sources: {prom: {type: prometheus, url: "http://127.0.0.1:9090", auth: {bearer: s3cr3t-token}}}
+        flag_provider: {provider: local}
+        phases: [{name: a, flags: {f: 5}}]
+        """)
+    assert len(found) == 1 and "sources.prom.auth.bearer: expected a secret reference" in found[0]
+    assert "s3cr3t-token" not in found[0].split("(got")[0]
+
+
+def test_duplicate_keys_and_bad_yaml():
+    dup = problems("""
+        rollout: {name: x, environment: staging}
+        rollout: {name: y, environment: staging}
+        """)
+    assert dup == ["plan.yaml:3:1: rollout: this key appears twice in the same mapping"]
+    assert problems("rollout: [unclosed\n")[0].startswith("plan.yaml:2:1: not valid YAML")
+    assert problems("") == ["plan.yaml:1:1: the plan is empty; start from sample-config.yaml"]
+
+
+# ------------------------------------------------------------------ hypothesis
+
+BASE = yaml.safe_load(BASE_PLAN)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
+                    st.text(max_size=12), st.sampled_from(["30s", "5m", "env:X", "rollback", "above", "simulator", "local"]))
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                       st.dictionaries(st.text(max_size=8), inner, max_size=3)), max_leaves=8)
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, prefix + (i,))
+
+
+PATHS = list(_paths(BASE))[1:]
+
+
+@st.composite
+def mutated_plans(draw):
+    plan = copy.deepcopy(BASE)
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(st.sampled_from(PATHS))
+        parent = plan
+        try:
+            for part in path[:-1]:
+                parent = parent[part]
+            action = draw(st.sampled_from(["replace", "delete", "add"]))
+            if action == "replace":
+                parent[path[-1]] = draw(values)
+            elif action == "delete":
+                del parent[path[-1]]
+            elif isinstance(parent, dict):
+                parent[draw(st.text(min_size=1, max_size=8))] = draw(values)
+        except (KeyError, IndexError, TypeError):
+            continue
+    return yaml.safe_dump(plan, sort_keys=False)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_plans())
+def test_generated_plans_raise_only_located_validation_errors(text):
+    try:
+        parse_plan(text, "gen.yaml")
+    except PlanError as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            assert re.match(r"gen\.yaml:\d+:\d+: ", str(problem)), str(problem)
+            assert problem.line >= 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_arbitrary_text_raises_only_plan_errors(text):
+    try:
+        parse_plan(text, "gen.yaml")
+    except PlanError as exc:
+        assert all(str(p).startswith("gen.yaml:") for p in exc.problems)
