@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -106,3 +108,33 @@ async def test_backfill_returns_history_from_a_range_query(source):
     assert len(points) >= 3
     assert all(now - 30 <= t <= now + 1 for t, _ in points)
     assert all(v == pytest.approx(0.35, rel=0.1) for _, v in points)
+
+
+def example_plan(tmp_path: Path, url: str) -> Path:
+    """examples/staging-prometheus.yaml pointed at this test's servers."""
+    text = (Path(__file__).parents[2] / "examples" / "staging-prometheus.yaml").read_text()
+    assert "url: http://127.0.0.1:9090" in text
+    plan = tmp_path / "staging-prometheus.yaml"
+    plan.write_text(text.replace("url: http://127.0.0.1:9090", f"url: {url}"))
+    return plan
+
+
+def check(plan: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "warroom", "check", str(plan)], capture_output=True, text=True, timeout=60)
+
+
+def test_check_probes_every_query_of_the_example_plan(stack, tmp_path):
+    _, server = stack
+    result = check(example_plan(tmp_path, server.url))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("  ok   [service] ") == len(PROMQL) - 1  # every pane; request_rate has none
+    assert "check: all good" in result.stdout
+
+
+def test_check_names_the_exact_problem(http_server, tmp_path):
+    fake = http_server(lambda h: (200, "text/html", b"<html><title>Grafana</title></html>"))
+    result = check(example_plan(tmp_path, fake.url))
+    assert result.returncode == 7
+    assert "FAIL [service] avg(warroom_sim_cpu_ratio)" in result.stdout
+    assert "error: HTTP 200 but an HTML page (Grafana), not the Prometheus API" in result.stdout
+    assert "Traceback" not in result.stderr
