@@ -34,7 +34,7 @@ from .plan import Fault, Plan, PlanError, SimulatorSourceConfig, load_plan
 from .simulator import PROMQL, ServiceModel
 from .sources.simulator import FaultFileError, load_faults
 
-# Latency buckets: ×1.2 steps from 2.5 ms to ~15 s, fine enough that
+# Latency buckets: ×1.2 steps from 2.5 ms to ~13 s, fine enough that
 # histogram_quantile resolves p50/p95/p99 between 10 ms and 2 s within a few percent.
 BUCKETS: tuple[float, ...] = tuple(round(0.0025 * 1.2**i, 6) for i in range(48))
 PODS = ("web-0", "web-1", "web-2")
