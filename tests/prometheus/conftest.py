@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -223,19 +224,21 @@ class FakeServer:
     respond: Responder
     requests: list[dict[str, str]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}"
 
 
 @pytest.fixture
 def http_server() -> Iterator[Callable[[Responder], FakeServer]]:
     made: list[FakeServer] = []
 
-    def make(respond: Responder) -> FakeServer:
-        fake = FakeServer(respond)
+    def make(respond: Responder, tls: tuple[Path, Path] | None = None) -> FakeServer:
+        """`tls`: (certificate, key) to serve HTTPS."""
+        fake = FakeServer(respond, scheme="https" if tls else "http")
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
@@ -255,6 +258,10 @@ def http_server() -> Iterator[Callable[[Responder], FakeServer]]:
 
         fake.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         fake.server.daemon_threads = True
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            fake.server.socket = context.wrap_socket(fake.server.socket, server_side=True)
         threading.Thread(target=fake.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         made.append(fake)
         return fake
@@ -264,3 +271,16 @@ def http_server() -> Iterator[Callable[[Responder], FakeServer]]:
         assert fake.server is not None
         fake.server.shutdown()
         fake.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1: (certificate, key)."""
+    openssl = require_binary("openssl")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
+        check=True, capture_output=True,
+    )
+    return d / "cert.pem", d / "key.pem"

@@ -145,11 +145,23 @@ async def test_a_missing_secret_is_a_clear_problem_and_nothing_is_sent(http_serv
     await src.close()
 
 
-async def test_insecure_tls_is_explicit_and_visible():
-    src = source("https://127.0.0.1:1", tls={"insecure_skip_verify": True})
-    assert src.insecure is True
-    assert "TLS verification OFF" in src.describe()
-    assert source("https://127.0.0.1:1").insecure is False
+async def test_tls_is_verified_by_default_with_a_ca_bundle_or_explicitly_insecure(http_server, self_signed):
+    cert, _ = self_signed
+    fake = http_server(ok, tls=self_signed)
+    default = source(fake.url)
+    refused = await default.query("up", CTX)
+    assert refused.status == "error"
+    assert refused.detail.startswith(f"cannot connect to 127.0.0.1:{fake.url.rsplit(':', 1)[1]}: TLS certificate verify failed: self")
+    assert "tls.ca_bundle" in refused.detail and default.insecure is False
+    bundled = source(fake.url, tls={"ca_bundle": str(cert)})
+    assert (await bundled.query("up", CTX)).status == "ok"
+    insecure = source(fake.url, tls={"insecure_skip_verify": True})
+    assert (await insecure.query("up", CTX)).status == "ok"
+    assert insecure.insecure is True and "TLS verification OFF" in insecure.describe()
+    missing = source(fake.url, tls={"ca_bundle": "/no/such/ca.pem"})
+    assert missing.static_problem("up") == "tls.ca_bundle /no/such/ca.pem: no such file"
+    for src in (default, bundled, insecure, missing):
+        await src.close()
 
 
 async def test_backoff_spares_the_server_and_recovers_by_itself(http_server):

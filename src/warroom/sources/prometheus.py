@@ -19,6 +19,7 @@ import json
 import math
 import re
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -41,6 +42,8 @@ BACKOFF_MAX = 16.0
 # A dedicated pool: the default executor is small on a 2-CPU bastion and is shared with
 # flag writes, which a slow Prometheus must never starve during a rollback.
 WORKERS = 16
+# No retries inside requests: our own backoff decides when to ask again.
+NO_RETRY = Retry(0)
 
 # Who should wait after a failure: the whole server, only this (slow) query, or nobody
 # (the query itself is wrong; asking again costs the server nothing).
@@ -259,15 +262,14 @@ class PrometheusSource(Source):
             auth=auth,
             session=session,
             timeout=self.timeout,
-            # No retries inside requests: our own backoff decides when to ask again.
-            retry=Retry(total=0, redirect=5, raise_on_status=False),
+            retry=NO_RETRY,
         )
         # Replace the client's adapter with one whose pool holds a connection per worker.
-        session.mount(self.url, HTTPAdapter(max_retries=Retry(total=0, redirect=5, raise_on_status=False), pool_maxsize=WORKERS))
+        session.mount(self.url, HTTPAdapter(max_retries=NO_RETRY, pool_maxsize=WORKERS))
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix=f"prometheus-{name}")
         self.server = _Backoff()
         self.slow: dict[str, _Backoff] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
     # -- configuration
 
@@ -323,8 +325,7 @@ class PrometheusSource(Source):
 
     def _lock(self) -> asyncio.Lock:
         # One lock per event loop: `check` and the console may run in different loops.
-        loop = asyncio.get_running_loop()
-        return self._locks.setdefault(id(loop), asyncio.Lock())
+        return self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
     async def _attempt(self, key: str, call: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()
