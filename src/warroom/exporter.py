@@ -306,7 +306,6 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--faults", help="a fault schedule (YAML list); `at` counts from the exporter's start")
     p.add_argument("--seed", type=int, help="noise seed (default: the plan's simulator seed, else 7)")
     p.add_argument("--queries", action="store_true", help="print the PromQL that reads each metric back, and exit")
-    p.set_defaults(handler=run_simulate)
     return p
 
 

@@ -59,6 +59,24 @@ def _split_keyring(ref: str) -> tuple[str, str]:
     return service, username
 
 
+def _keyring(ref: str, operation: str, *args: str) -> str | None:
+    """Call keyring's get/set/delete_password for a keyring: reference, with errors that say what to do."""
+    if not ref.startswith("keyring:") or not is_reference(ref):
+        raise SecretError(f"{ref!r} is not a keyring:service/username reference; env: ones are set in the shell")
+    import keyring
+    from keyring.errors import KeyringError, NoKeyringError, PasswordDeleteError
+
+    service, username = _split_keyring(ref)
+    try:
+        return getattr(keyring, operation)(service, username, *args)
+    except PasswordDeleteError:
+        raise SecretError(f"{ref}: no such entry in the keyring") from None
+    except NoKeyringError:
+        raise SecretError(f"{ref}: {_keyring_backend_help()}") from None
+    except KeyringError as exc:
+        raise SecretError(f"{ref}: keyring failed ({type(exc).__name__})") from None
+
+
 def resolve(ref: str) -> str:
     """Return the secret a reference points at, registering it for redaction."""
     if not is_reference(ref):
@@ -69,49 +87,21 @@ def resolve(ref: str) -> str:
         if value is None:
             raise SecretError(f"environment variable {name} is not set (referenced as {ref}); export it before starting warroom")
     else:
-        import keyring
-        from keyring.errors import KeyringError, NoKeyringError
-
-        service, username = _split_keyring(ref)
-        try:
-            value = keyring.get_password(service, username)
-        except NoKeyringError:
-            raise SecretError(f"{ref}: {_keyring_backend_help()}") from None
-        except KeyringError as exc:
-            raise SecretError(f"{ref}: keyring failed ({type(exc).__name__})") from None
+        value = _keyring(ref, "get_password")
         if value is None:
             raise SecretError(f"{ref}: no such entry in the keyring; store it with `warroom secret set {ref}`")
     remember(value)
     return value
 
 
-def store(ref: str, value: str) -> None:
-    if not ref.startswith("keyring:") or not is_reference(ref):
-        raise SecretError("only keyring:service/username references can be stored; env: ones are set in the shell")
-    import keyring
-    from keyring.errors import KeyringError, NoKeyringError
+def masked(value: str) -> str:
+    """What may be shown of a secret: that it is there and how long it is, nothing of it."""
+    return f"{MASK} ({len(value)} characters)"
 
-    service, username = _split_keyring(ref)
-    try:
-        keyring.set_password(service, username, value)
-    except NoKeyringError:
-        raise SecretError(f"{ref}: {_keyring_backend_help()}") from None
-    except KeyringError as exc:
-        raise SecretError(f"{ref}: keyring failed ({type(exc).__name__})") from None
+
+def store(ref: str, value: str) -> None:
+    _keyring(ref, "set_password", value)
 
 
 def delete(ref: str) -> None:
-    if not ref.startswith("keyring:") or not is_reference(ref):
-        raise SecretError("only keyring:service/username references can be deleted")
-    import keyring
-    from keyring.errors import KeyringError, NoKeyringError, PasswordDeleteError
-
-    service, username = _split_keyring(ref)
-    try:
-        keyring.delete_password(service, username)
-    except PasswordDeleteError:
-        raise SecretError(f"{ref}: no such entry in the keyring") from None
-    except NoKeyringError:
-        raise SecretError(f"{ref}: {_keyring_backend_help()}") from None
-    except KeyringError as exc:
-        raise SecretError(f"{ref}: keyring failed ({type(exc).__name__})") from None
+    _keyring(ref, "delete_password")

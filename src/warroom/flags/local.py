@@ -7,14 +7,10 @@ The file uses the seeds' flag shape so a team can read it at a glance:
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import json
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from . import files
 from .base import FlagError, FlagProvider, FlagState, ProviderConfig
 
 
@@ -29,30 +25,15 @@ class LocalFlagProvider(FlagProvider):
 
     def __init__(self, config: LocalConfig, base_dir: Path):
         super().__init__(config, base_dir)
-        path = Path(config.path).expanduser()
-        self.path = path if path.is_absolute() else Path(base_dir) / path
+        self.path = files.resolve(config.path, base_dir)
 
     def describe(self) -> str:
         return f"local file {self.path}"
 
-    @contextmanager
-    def _locked(self):
-        # Several consoles and CLI verbs may write at once; serialise read-modify-write.
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(str(self.path) + ".lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
     def _load(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        data = files.load_json(self.path, "flag store")
+        if data is None:
             return {"flags": {}}
-        except (OSError, ValueError) as exc:
-            raise FlagError(f"{self.path}: unreadable flag store ({type(exc).__name__})") from None
         if not isinstance(data, dict) or not isinstance(data.get("flags"), dict):
             raise FlagError(f"{self.path}: expected {{\"flags\": {{…}}}}")
         return data
@@ -71,27 +52,12 @@ class LocalFlagProvider(FlagProvider):
             raise FlagError(f"{self.path}: flag {name} is malformed") from None
 
     def _write_sync(self, name: str, state: FlagState) -> None:
-        with self._locked():
+        with files.locked(self.path):
             data = self._load()
             entry = dict(data["flags"].get(name) or {})
             entry.update(enabled=state.enabled, rollout_percentage=state.rollout, user_segments=list(state.segments))
             data["flags"][name] = entry
-            fd, tmp = tempfile.mkstemp(prefix=".flags-", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(data, fh, indent=2, sort_keys=True)
-                    fh.write("\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
-            except OSError as exc:
-                Path(tmp).unlink(missing_ok=True)
-                raise FlagError(f"{self.path}: write failed ({exc.strerror or type(exc).__name__})") from None
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            files.replace_json(self.path, data)
 
     async def read(self, name: str) -> FlagState | None:
         return self._read_sync(name)

@@ -10,6 +10,9 @@ from .base import FlagProvider, ProviderConfig
 # name -> "module:Class"; imported lazily so a plan using `local` never loads HTTP clients.
 PROVIDERS: dict[str, str] = {
     "local": "warroom.flags.local:LocalFlagProvider",
+    "http": "warroom.flags.http:HttpFlagProvider",
+    "unleash": "warroom.flags.unleash:UnleashFlagProvider",
+    "flagd": "warroom.flags.flagd:FlagdFlagProvider",
 }
 
 

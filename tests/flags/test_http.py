@@ -1,0 +1,140 @@
+"""The `http` provider against a real flag service on loopback, and through the engine."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.flags.conftest import OPERATOR
+from warroom.engine.snapshot import State
+from warroom.flags.base import FlagError, FlagState
+from warroom.flags.registry import make_provider
+from warroom.plan import FlagProviderConfig
+
+
+def provider(flag_service, token_ref: str, **settings):
+    config = FlagProviderConfig.model_validate({"provider": "http", "url": flag_service.url, "token": token_ref, **settings})
+    return make_provider(config, ".")
+
+
+async def test_verified_write_sends_the_seed_api_shape_and_reads_it_back(flag_service, flag_token):
+    p = provider(flag_service, flag_token)
+    try:
+        assert await p.read("realtime-features") is None  # 404: no such flag yet
+        desired = FlagState(True, 25.0, ("beta",))
+        assert (await p.write_verified("realtime-features", desired)).matches(desired)
+        assert flag_service.requests[-2] == (
+            "POST", "/flags/realtime-features", {"enabled": True, "rollout_percentage": 25.0, "user_segments": ["beta"]})
+        assert flag_service.requests[-1][:2] == ("GET", "/flags/realtime-features")
+    finally:
+        await p.close()
+
+
+async def test_configurable_variant_put_renamed_fields_envelope_fraction(flag_service, flag_token):
+    # An API that takes PUT {"on": …, "percent": 0..1} and answers {"data": {…}} on /v2/….
+    p = provider(flag_service, flag_token, write_method="PUT", write_path="/flags/{name}", read_path="/flags/{name}",
+                 fields={"enabled": "on", "rollout": "percent", "segments": None}, rollout_scale="fraction")
+    try:
+        await p.write("f", FlagState(True, 5.0))
+        assert flag_service.requests[-1] == ("PUT", "/flags/f", {"on": True, "percent": 0.05})
+        flag_service.flags["f"] = {"data": {"on": True, "percent": 0.05}}
+        with pytest.raises(FlagError, match="no boolean `on`"):
+            await p.read("f")  # without the envelope setting the answer is not understood
+        p2 = provider(flag_service, flag_token, fields={"enabled": "on", "rollout": "percent", "segments": None},
+                      rollout_scale="fraction", envelope="data")
+        assert await p2.read("f") == FlagState(True, 5.0)
+        with pytest.raises(FlagError, match="no segments field"):
+            await p2.write("f", FlagState(True, 5.0, ("beta",)))
+        await p2.close()
+    finally:
+        await p.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ({"fail": 500}, r"^HTTP 500: flag backend unavailable \(request had Bearer \*\*\*\)$"),
+        ({"fail": 503}, r"^HTTP 503"),
+        ({"delay": 1.0}, r"^timeout after 0.3s$"),
+        ({"ignore_writes": True}, r"^read-back shows 5%, wanted 50%$"),
+        ({"token": "env:WARROOM_TEST_WRONG_TOKEN"}, r"^HTTP 401: check the token \(env:WARROOM_TEST_WRONG_TOKEN\)$"),
+    ],
+)
+async def test_failures_become_short_reasons(flag_service, flag_token, monkeypatch, fault, reason):
+    flag_service.flags["f"] = {"enabled": True, "rollout_percentage": 5, "user_segments": []}
+    monkeypatch.setenv("WARROOM_TEST_WRONG_TOKEN", "not-the-token")
+    p = provider(flag_service, fault.get("token", flag_token), timeout="0.3s")
+    if "fail" in fault:
+        flag_service.fail(fault["fail"])
+    flag_service.delay = fault.get("delay", 0.0)
+    flag_service.ignore_writes = fault.get("ignore_writes", False)
+    try:
+        with pytest.raises(FlagError, match=reason):
+            await p.write_verified("f", FlagState(True, 50.0))
+    finally:
+        await p.close()
+
+
+async def test_unreachable_service_and_unset_token(flag_service, flag_token, monkeypatch):
+    flag_service.stop()
+    p = provider(flag_service, flag_token)
+    with pytest.raises(FlagError, match=r"^cannot reach 127.0.0.1: ConnectError$"):
+        await p.read("f")
+    await p.close()
+    monkeypatch.delenv("WARROOM_TEST_FLAG_TOKEN")
+    p = provider(flag_service, flag_token)
+    with pytest.raises(FlagError, match="environment variable WARROOM_TEST_FLAG_TOKEN is not set"):
+        await p.read("f")
+    await p.close()
+
+
+async def test_engine_rollback_retries_through_503_until_the_service_is_back(flag_service, flag_token, make_flag_engine):
+    engine = await make_flag_engine({"provider": "http", "url": flag_service.url, "token": flag_token, "timeout": "1s"}, "f")
+    await engine.tick()
+    assert await engine.step_up(OPERATOR) == "stepped up to phase 1"
+    assert flag_service.flags["f"] == {"enabled": True, "rollout_percentage": 5.0, "user_segments": []}
+
+    flag_service.fail(503)
+    task = asyncio.ensure_future(engine.rollback(OPERATOR, "error rate"))
+    for _ in range(500):
+        await asyncio.sleep(0.01)
+        if engine.attempts and engine.attempts[next(iter(engine.attempts))][0] >= 3:
+            break
+    snap = engine.publish()
+    assert not task.done() and engine.state == State.ROLLING_BACK
+    assert snap.action.kind == "rollback" and snap.action.attempt >= 3 and snap.action.last_error == "f: HTTP 503: " \
+        "flag backend unavailable (request had Bearer ***)"
+
+    flag_service.recover()  # the flag service comes back
+    assert await asyncio.wait_for(task, 10) == "rolled back"
+    assert engine.state == State.ROLLED_BACK
+    assert flag_service.flags["f"]["enabled"] is False
+    attempts = [e for e in engine.store.entries() if e.kind == "rollback.attempt"]
+    assert [e.data["attempt"] for e in attempts[:3]] == [1, 2, 3]
+    assert attempts[0].message == "rollback attempt 1 on f failed: HTTP 503: flag backend unavailable (request had Bearer ***)"
+
+
+async def test_engine_sees_drift_made_in_the_flag_service(flag_service, flag_token, make_flag_engine):
+    engine = await make_flag_engine({"provider": "http", "url": flag_service.url, "token": flag_token}, "f")
+    await engine.tick()
+    await engine.step_up(OPERATOR)
+    # Someone turns the flag up to 40 % in the flag service's own UI.
+    flag_service.flags["f"] = {"enabled": True, "rollout_percentage": 40, "user_segments": []}
+    snap = await engine.tick()
+    assert engine.state == State.PAUSED and snap.drift
+    (view,) = snap.flags
+    assert view.drift and view.desired == FlagState(True, 5.0) and view.observed == FlagState(True, 40.0)
+    assert [e.kind for e in engine.store.entries()].count("drift.detected") == 1
+    assert "resumed" in await engine.ack_drift(OPERATOR)
+    assert engine.state == State.RUNNING and not (await engine.tick()).drift
+
+
+async def test_engine_step_up_retries_a_transient_failure(flag_service, flag_token, make_flag_engine):
+    engine = await make_flag_engine({"provider": "http", "url": flag_service.url, "token": flag_token}, "f")
+    await engine.tick()
+    flag_service.fail(503, count=2)
+    assert await engine.step_up(OPERATOR) == "stepped up to phase 1"
+    attempts = [e for e in engine.store.entries() if e.kind == "step.attempt"]
+    assert [e.data["attempt"] for e in attempts] == [1, 2] and attempts[0].data["error"].startswith("HTTP 503")
+    assert flag_service.flags["f"]["rollout_percentage"] == 5.0

@@ -1,0 +1,152 @@
+"""Secrets: the `warroom secret` verb, and no token anywhere a human or a file can see it.
+
+The leak test uses recognisable tokens, drives every provider that takes one through
+success and failure (including a flag service that echoes the Authorization header in
+its error answers), runs the CLI verbs on the resulting state, and greps everything:
+exception text, captured output and logs, the verbs' output, the SQLite store's bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+
+import keyring
+import pytest
+import yaml
+from keyrings.alt.file import PlaintextKeyring
+
+from tests.flags.conftest import FLAG_TOKEN, OPERATOR, UNLEASH_TOKEN
+from warroom import secrets
+from warroom.flags.base import FlagError, FlagState
+from warroom.flags.registry import make_provider
+from warroom.plan import FlagProviderConfig
+
+WRONG_TOKEN = "SECRET-WRONG-7f3a9"
+WRONG_REF = "env:WARROOM_TEST_WRONG_TOKEN"
+RECOGNISABLE = (FLAG_TOKEN, UNLEASH_TOKEN, WRONG_TOKEN, "SECRET-UNLEASH-7f3a9", "SECRET-KEYRING-7f3a9")
+
+
+def warroom(*args: str, stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "warroom", *args], input=stdin, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=60)
+
+
+def assert_clean(where: str, text: str | bytes) -> None:
+    data = text.encode() if isinstance(text, str) else text
+    for secret in RECOGNISABLE:
+        assert secret.encode() not in data, f"{secret} leaked into {where}"
+
+
+async def test_no_token_in_errors_output_logs_journal_or_store(flag_service, flag_token, unleash, unleash_token,
+                                                               unleash_feature, make_flag_engine, monkeypatch,
+                                                               tmp_path, capfd, caplog):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("WARROOM_TEST_WRONG_TOKEN", WRONG_TOKEN)
+    errors: list[str] = []
+
+    async def expect_failure(settings: dict, name: str = "f", state: FlagState = FlagState(True, 50.0)) -> None:
+        p = make_provider(FlagProviderConfig.model_validate(settings), tmp_path)
+        try:
+            with pytest.raises(FlagError) as info:
+                await p.write_verified(name, state)
+            errors.extend([str(info.value), info.value.reason, repr(info.value)])
+            if settings["token"] != WRONG_REF:  # a wrong token stays wrong; the others succeed once healthy
+                flag_service.recover()
+                await p.write_verified(unleash_feature if settings["provider"] == "unleash" else "f", FlagState(True, 5.0))
+        finally:
+            await p.close()
+
+    http = {"provider": "http", "url": flag_service.url, "token": flag_token, "timeout": "0.3s"}
+    flag_service.fail(500)  # its error answer quotes our Authorization header
+    await expect_failure(http)
+    await expect_failure({**http, "token": WRONG_REF})  # 401 quoting the wrong token
+    flag_service.delay = 1.0
+    await expect_failure(http)
+    unleash_settings = {"provider": "unleash", "url": unleash, "token": unleash_token}
+    await expect_failure({**unleash_settings, "token": WRONG_REF}, unleash_feature)
+    await expect_failure(unleash_settings, "no-such-feature")
+    assert len(errors) == 15 and "Bearer ***" in errors[0] and "HTTP 401" in errors[3]
+
+    # Through the engine: success, then a rollback through 503s that quote the token, journaled attempt by attempt.
+    engine = await make_flag_engine(http, "f")
+    await engine.tick()
+    await engine.step_up(OPERATOR)
+    flag_service.fail(503, count=3)
+    assert await asyncio.wait_for(engine.rollback(OPERATOR, "drill"), 20) == "rolled back"
+    assert sum(e.kind == "rollback.attempt" for e in engine.store.entries()) == 3
+    await engine.close()
+
+    env = {"WARROOM_TEST_FLAG_TOKEN": FLAG_TOKEN}
+    plan = str(tmp_path / "plan.yaml")
+    flag_service.fail(500)
+    outputs = [warroom(verb, plan, *extra, env=env) for verb, *extra in
+               (("status", "--json"), ("journal", "--json"), ("check",), ("rollback",))]
+    outputs.append(warroom("secret", "get", flag_token, env=env))
+    assert "resolves, *** (18 characters)" in outputs[-1].stdout
+    assert "HTTP 500: flag backend unavailable (request had Bearer ***)" in outputs[2].stdout
+
+    for i, message in enumerate(errors):
+        assert_clean(f"exception text {i}: {message}", message)
+    for proc in outputs:
+        assert_clean(f"`{' '.join(proc.args[3:])}` output", proc.stdout + proc.stderr)
+    captured = capfd.readouterr()
+    assert_clean("captured stdout/stderr", captured.out + captured.err)
+    assert_clean("log records", "\n".join(r.getMessage() for r in caplog.records))
+    state_files = list(tmp_path.glob("state.sqlite*"))
+    assert state_files
+    for path in state_files:
+        assert_clean(str(path), path.read_bytes())
+    assert_clean("the plan", yaml.safe_dump(yaml.safe_load(open(plan))))
+
+
+@pytest.fixture
+def file_keyring(tmp_path, monkeypatch):
+    """The file backend a headless bastion can use, in a temporary data directory."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    previous = keyring.get_keyring()
+    keyring.set_keyring(PlaintextKeyring())
+    yield
+    keyring.set_keyring(previous)
+
+
+async def test_secret_verb_round_trip_and_a_provider_using_the_keyring(file_keyring, flag_service):
+    ref = "keyring:warroom-test/flag-token"
+    stored = warroom("secret", "set", ref, stdin="SECRET-KEYRING-7f3a9\n")
+    assert stored.returncode == 0 and stored.stdout == f"{ref}: stored, *** (20 characters)\n"
+    got = warroom("secret", "get", ref)
+    assert got.returncode == 0 and got.stdout == f"{ref}: resolves, *** (20 characters)\n"
+    assert_clean("secret set/get output", stored.stdout + stored.stderr + got.stdout + got.stderr)
+
+    # The provider authenticates with what the verb stored (the service wants FLAG_TOKEN: store that).
+    assert warroom("secret", "set", ref, stdin=FLAG_TOKEN).returncode == 0
+    p = make_provider(FlagProviderConfig.model_validate({"provider": "http", "url": flag_service.url, "token": ref}), ".")
+    try:
+        assert await p.write_verified("f", FlagState(True, 5.0)) == FlagState(True, 5.0)
+    finally:
+        await p.close()
+
+    assert warroom("secret", "delete", ref).stdout == f"{ref}: deleted\n"
+    gone = warroom("secret", "get", ref)
+    assert gone.returncode == 1 and f"no such entry in the keyring; store it with `warroom secret set {ref}`" in gone.stderr
+    with pytest.raises(secrets.SecretError, match="no such entry"):
+        secrets.resolve(ref)
+
+
+def test_secret_verb_without_a_keyring_backend_or_with_a_value_on_the_command_line():
+    headless = warroom("secret", "set", "keyring:warroom-test/x", stdin="value\n",
+                       env={"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"})
+    assert headless.returncode == 1
+    assert "no usable keyring backend" in headless.stderr and "env:NAME" in headless.stderr
+    assert "PYTHON_KEYRING_BACKEND=keyrings.alt.file.PlaintextKeyring" in headless.stderr
+    # The value never goes on the command line (shell history, ps): there is no argument for it.
+    on_argv = warroom("secret", "set", "keyring:warroom-test/x", "SECRET-ON-ARGV")
+    assert on_argv.returncode == 2 and "unrecognized arguments" in on_argv.stderr
+    env_ref = warroom("secret", "set", "env:SOME_TOKEN", stdin="v\n")
+    assert env_ref.returncode == 1 and "export SOME_TOKEN=" in env_ref.stderr
+    missing = warroom("secret", "get", "env:WARROOM_TEST_UNSET_TOKEN")
+    assert missing.returncode == 1 and "environment variable WARROOM_TEST_UNSET_TOKEN is not set" in missing.stderr
