@@ -24,6 +24,7 @@ from .engine.build import build_engine, state_path
 from .engine.clock import make_clock
 from .engine.engine import CommandError, Engine
 from .engine.snapshot import Snapshot, State
+from .exporter import add_simulate_parser, run_simulate
 from .headless import entry_line, run_headless, stamp, status_line
 from .plan import Plan, PlanError, load_plan
 from .secret_cli import add_secret_parser, run_secret
@@ -35,7 +36,7 @@ from .units import format_value
 EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_CHECK = 1, 2, 6, 7
 STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
 
-VERBS = ("check", "run", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal", "secret")
+VERBS = ("check", "run", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal", "secret", "simulate")
 
 
 def state_exit(state: State) -> int:
@@ -247,6 +248,7 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument("--json", action="store_true", help="one JSON object per line")
     j.add_argument("--limit", type=int, default=0, help="only the newest N entries")
     add_secret_parser(sub)
+    add_simulate_parser(sub)
     return p
 
 
@@ -290,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "secret":
             return run_secret(_parser().parse_args(argv))
+        if argv and argv[0] == "simulate":  # needs no plan: it serves the rehearsal service
+            return run_simulate(_parser().parse_args(argv))
         if argv and argv[0] in HANDLERS:
             args = _parser().parse_args(argv)
             return HANDLERS[args.verb](_plan_or_demo(args.plan), args)

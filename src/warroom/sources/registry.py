@@ -9,6 +9,7 @@ from .base import Source
 
 SOURCES: dict[str, str] = {
     "simulator": "warroom.sources.simulator:SimulatorSource",
+    "prometheus": "warroom.sources.prometheus:PrometheusSource",
 }
 
 

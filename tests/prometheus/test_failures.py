@@ -1,0 +1,189 @@
+"""A Prometheus source against real loopback servers that misbehave: errors in words,
+timeouts honoured, secrets redacted, bounded backoff and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import free_port
+from warroom.plan import PrometheusSourceConfig
+from warroom.sources.base import SourceContext
+from warroom.sources.prometheus import PrometheusSource
+
+CTX = SourceContext(now=0.0, started_at=0.0, phase=1)
+TOKEN = "s3cr3t-bearer-token-4711"
+OK_BODY = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
+    {"metric": {}, "value": [1700000000, "0.25"]}]}}).encode()
+
+
+def ok(_handler) -> tuple[int, str, bytes]:
+    return 200, "application/json", OK_BODY
+
+
+def source(url: str, **config) -> PrometheusSource:
+    cfg = PrometheusSourceConfig.model_validate({"type": "prometheus", "url": url, "timeout": 1, **config})
+    return PrometheusSource("service", cfg, Path("."))
+
+
+async def test_http_500_is_an_error_with_status_and_reason(http_server):
+    fake = http_server(lambda h: (500, "text/plain", b"upstream exploded\n"))
+    src = source(fake.url)
+    reading = await src.query("up", CTX)
+    assert reading.status == "error"
+    assert reading.detail == "HTTP 500 Internal Server Error: not JSON: 'upstream exploded'"
+    await src.close()
+
+
+async def test_an_html_page_is_named_as_such(http_server):
+    page = b"<!DOCTYPE html><html><head><title>Sign in - Corp SSO</title></head><body>login</body></html>"
+    fake = http_server(lambda h: (200, "text/html", page))
+    src = source(fake.url)
+    reading = await src.query("up", CTX)
+    assert reading.status == "error"
+    assert reading.detail.startswith("HTTP 200 but an HTML page (Sign in - Corp SSO), not the Prometheus API")
+    await src.close()
+
+
+async def test_a_proxy_error_page_keeps_its_status(http_server):
+    fake = http_server(lambda h: (502, "text/html", b"<html><title>502 Bad Gateway</title></html>"))
+    src = source(fake.url)
+    reading = await src.query("up", CTX)
+    assert reading.detail.startswith("HTTP 502 Bad Gateway: an HTML page (502 Bad Gateway)")
+    await src.close()
+
+
+async def test_a_slow_server_times_out_within_the_timeout_without_delaying_other_queries(http_server):
+    def respond(handler):
+        if "slow" in handler.path:
+            time.sleep(3)
+        return ok(handler)
+
+    fake = http_server(respond)
+    src = source(fake.url)
+    started = time.monotonic()
+
+    async def timed(query: str):
+        reading = await src.query(query, CTX)
+        return reading, time.monotonic() - started
+
+    (slow, slow_took), (fast, fast_took) = await asyncio.gather(timed("slow_query"), timed("fast_query"))
+    assert slow.status == "error" and slow.detail.startswith("timeout after 1s:")
+    assert 0.9 <= slow_took < 1.6
+    assert fast.status == "ok" and fast.value == 0.25
+    assert fast_took < 0.5
+    # A slow query backs off alone; the fast one keeps being asked.
+    again = await src.query("slow_query", CTX)
+    assert "retrying in" in again.detail
+    assert (await src.query("fast_query", CTX)).status == "ok"
+    await src.close()
+
+
+async def test_connection_refused_names_host_and_reason():
+    port = free_port()
+    src = source(f"http://127.0.0.1:{port}")
+    reading = await src.query("up", CTX)
+    assert reading.detail == f"cannot connect to 127.0.0.1:{port}: connection refused"
+    await src.close()
+
+
+async def test_bearer_token_is_sent_and_never_shown(http_server, monkeypatch):
+    monkeypatch.setenv("WARROOM_TEST_PROM_TOKEN", TOKEN)
+
+    def respond(handler):
+        if handler.headers.get("Authorization") == f"Bearer {TOKEN}" and "echo" not in handler.path:
+            return ok(handler)
+        # A careless proxy that echoes the credentials it got into its error page.
+        return 401, "text/plain", f"bad credentials: {handler.headers.get('Authorization')}".encode()
+
+    fake = http_server(respond)
+    src = source(fake.url, auth={"bearer": "env:WARROOM_TEST_PROM_TOKEN"}, headers={"X-Scope-OrgID": "launch"})
+    good = await src.query("up", CTX)
+    assert good.status == "ok"
+    assert fake.requests[0]["x-scope-orgid"] == "launch"
+    bad = await src.query("echo", CTX)
+    assert bad.detail.startswith("HTTP 401 Unauthorized: check the source's auth")
+    for text in (good.detail, bad.detail, src.describe(), repr(good), repr(bad)):
+        assert TOKEN not in text
+    assert "bearer token" in src.describe()
+    await src.close()
+
+
+async def test_a_token_echoed_in_an_error_body_is_redacted(http_server, monkeypatch):
+    monkeypatch.setenv("WARROOM_TEST_PROM_TOKEN", TOKEN)
+    fake = http_server(lambda h: (500, "text/plain", f"failed for {h.headers.get('Authorization')}".encode()))
+    src = source(fake.url, auth={"bearer": "env:WARROOM_TEST_PROM_TOKEN"})
+    reading = await src.query("up", CTX)
+    assert reading.status == "error" and "failed for Bearer ***" in reading.detail
+    assert TOKEN not in reading.detail
+    await src.close()
+
+
+async def test_basic_auth_from_a_secret_reference(http_server, monkeypatch):
+    import base64
+
+    monkeypatch.setenv("WARROOM_TEST_PROM_PW", "basic-pass-0815")
+    expected = "Basic " + base64.b64encode(b"launch:basic-pass-0815").decode()
+    fake = http_server(lambda h: ok(h) if h.headers.get("Authorization") == expected else (401, "text/plain", b"no"))
+    src = source(fake.url, auth={"basic": {"username": "launch", "password": "env:WARROOM_TEST_PROM_PW"}})
+    assert (await src.query("up", CTX)).status == "ok"
+    await src.close()
+
+
+async def test_a_missing_secret_is_a_clear_problem_and_nothing_is_sent(http_server, monkeypatch):
+    monkeypatch.delenv("WARROOM_TEST_MISSING", raising=False)
+    fake = http_server(ok)
+    src = source(fake.url, auth={"bearer": "env:WARROOM_TEST_MISSING"})
+    assert "WARROOM_TEST_MISSING is not set" in (src.static_problem("up") or "")
+    reading = await src.query("up", CTX)
+    assert reading.status == "error" and "WARROOM_TEST_MISSING is not set" in reading.detail
+    assert fake.requests == []
+    await src.close()
+
+
+async def test_tls_is_verified_by_default_with_a_ca_bundle_or_explicitly_insecure(http_server, self_signed):
+    cert, _ = self_signed
+    fake = http_server(ok, tls=self_signed)
+    default = source(fake.url)
+    refused = await default.query("up", CTX)
+    assert refused.status == "error"
+    assert refused.detail.startswith(f"cannot connect to 127.0.0.1:{fake.url.rsplit(':', 1)[1]}: TLS certificate verify failed: self")
+    assert "tls.ca_bundle" in refused.detail and default.insecure is False
+    bundled = source(fake.url, tls={"ca_bundle": str(cert)})
+    assert (await bundled.query("up", CTX)).status == "ok"
+    insecure = source(fake.url, tls={"insecure_skip_verify": True})
+    assert (await insecure.query("up", CTX)).status == "ok"
+    assert insecure.insecure is True and "TLS verification OFF" in insecure.describe()
+    missing = source(fake.url, tls={"ca_bundle": "/no/such/ca.pem"})
+    assert missing.static_problem("up") == "tls.ca_bundle /no/such/ca.pem: no such file"
+    for src in (default, bundled, insecure, missing):
+        await src.close()
+
+
+async def test_backoff_spares_the_server_and_recovers_by_itself(http_server):
+    failing = {"on": True}
+    fake = http_server(lambda h: (503, "text/plain", b"overloaded") if failing["on"] else ok(h))
+    src = source(fake.url)
+    first = await src.query("up", CTX)
+    assert first.detail == "HTTP 503 Service Unavailable: not JSON: 'overloaded'"
+    # While backing off, a whole tick of queries is answered without asking the server.
+    during = await asyncio.gather(*(src.query(f"q{i}", CTX) for i in range(10)))
+    assert all(r.status == "error" and r.detail.endswith("retrying in 1s") for r in during)
+    assert len(fake.requests) == 1
+    # After the backoff exactly one probe goes out; the others wait for its verdict.
+    await asyncio.sleep(1.05)
+    probe_round = await asyncio.gather(*(src.query(f"q{i}", CTX) for i in range(10)))
+    assert len(fake.requests) == 2
+    assert all(r.status == "error" for r in probe_round)
+    assert "retrying in 2s" in probe_round[-1].detail
+    # The server comes back: the next probe succeeds and every query goes through again.
+    failing["on"] = False
+    await asyncio.sleep(2.05)
+    recovered = await asyncio.gather(*(src.query(f"q{i}", CTX) for i in range(10)))
+    assert all(r.status == "ok" for r in recovered)
+    assert len(fake.requests) == 12
+    await src.close()
