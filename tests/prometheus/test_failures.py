@@ -175,14 +175,18 @@ async def test_backoff_spares_the_server_and_recovers_by_itself(http_server):
     assert all(r.status == "error" and r.detail.endswith("retrying in 1s") for r in during)
     assert len(fake.requests) == 1
     # After the backoff exactly one probe goes out; the others wait for its verdict.
-    await asyncio.sleep(1.05)
+    # Wait for the source's own retry time rather than a fixed sleep: the suite runs on a
+    # loaded 2-core machine where fixed sleeps race the backoff clock.
+    await asyncio.sleep(max(0.0, src.server.retry_at - time.monotonic()) + 0.05)
     probe_round = await asyncio.gather(*(src.query(f"q{i}", CTX) for i in range(10)))
     assert len(fake.requests) == 2
     assert all(r.status == "error" for r in probe_round)
-    assert "retrying in 2s" in probe_round[-1].detail
+    assert src.server.failures == 2 and "retrying in" in probe_round[-1].detail
+    # The backoff doubled: the second wait is 2 s from the failed probe.
+    assert 1.0 < src.server.retry_at - time.monotonic() <= 2.0
     # The server comes back: the next probe succeeds and every query goes through again.
     failing["on"] = False
-    await asyncio.sleep(2.05)
+    await asyncio.sleep(max(0.0, src.server.retry_at - time.monotonic()) + 0.05)
     recovered = await asyncio.gather(*(src.query(f"q{i}", CTX) for i in range(10)))
     assert all(r.status == "ok" for r in recovered)
     assert len(fake.requests) == 12
