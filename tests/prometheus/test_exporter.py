@@ -7,7 +7,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.prometheus.conftest import http_get, http_send, wait_until, write_flags
+from tests.servers import http_get, http_send, wait_until, write_flags
 from warroom.exporter import BUCKETS, cdf_at, latency_cdf
 
 

@@ -8,7 +8,6 @@ import json
 import time
 from pathlib import Path
 
-import pytest
 
 from tests.helpers import free_port
 from warroom.plan import PrometheusSourceConfig

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.prometheus.conftest import SCRAPE, Exporter, PrometheusServer, http_send, wait_until
+from tests.servers import SCRAPE, Exporter, PrometheusServer, http_send, wait_until
 from warroom.engine.build import build_engine
 from warroom.engine.engine import Engine
 from warroom.plan import parse_plan
