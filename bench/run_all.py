@@ -23,6 +23,12 @@ def describe(fig: dict) -> tuple[str, str, str]:
     if fig["name"] == "memory":
         return (f"{fig['rss_end']:.1f} MB, slope {fig['slope_mb_per_hour']:+.2f} MB/h",
                 f"bare import {fig['baseline']:.1f} MB", "≤ 100 MB, no growth")
+    if fig["name"] == "scale":
+        t, s, f = fig["tick"], fig["slowest_query"], fig["floor"]
+        return (f"tick median {t['median'] * 1000:.0f} ms = {fig['ratio']:.1f}× the slowest query; "
+                f"{fig['ratio_vs_floor']:.2f}× the bare-client floor",
+                f"slowest single query {s['median'] * 1000:.1f} ms; all {fig['panes']}+ queries at once, bare client {f['median'] * 1000:.0f} ms",
+                "≤ 1.2× slowest query")
     if "median" in fig and unit == "s":
         return (f"median {fig['median'] * 1000:.0f} ms, p99 {fig['p99'] * 1000:.0f} ms, max {fig['max'] * 1000:.0f} ms (n={fig['n']})",
                 f"{fig['baseline']:g} s" if "baseline" in fig else "", f"≤ {fig['target']:g} s")

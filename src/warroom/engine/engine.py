@@ -344,17 +344,18 @@ class Engine:
                 self._journal("source.recovered", f"source {source} answers again", data={"source": source})
         self.source_down = down
 
-    async def _read_one_flag(self, name: str) -> None:
-        try:
-            self.observed[name] = await self.provider.read(name)
-            self.flag_errors.pop(name, None)
-        except FlagError as exc:
-            self.flag_errors[name] = exc.reason
-        except Exception as exc:
-            self.flag_errors[name] = redact(f"{type(exc).__name__}: {exc}")
-
     async def _read_flags(self) -> None:
-        await asyncio.gather(*(self._read_one_flag(n) for n in self.plan.flag_names()))
+        try:
+            results = await self.provider.read_many(self.plan.flag_names())
+        except Exception as exc:  # a provider must not raise here; if one does, every flag is unreadable
+            reason = redact(f"{type(exc).__name__}: {exc}")
+            results = {n: FlagError(reason) for n in self.plan.flag_names()}
+        for name, result in results.items():
+            if isinstance(result, FlagError):
+                self.flag_errors[name] = result.reason
+            else:
+                self.observed[name] = result
+                self.flag_errors.pop(name, None)
 
     async def tick(self) -> Snapshot:
         """One evaluation: poll, judge guardrails and gates, act if ours to act, publish."""

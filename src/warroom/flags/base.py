@@ -8,6 +8,7 @@ engine's job, so every provider gets the same behaviour.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -79,6 +80,22 @@ class FlagProvider(ABC):
     @abstractmethod
     async def read(self, name: str) -> FlagState | None:
         """Observed state, or None when the provider has no such flag. Raises FlagError."""
+
+    async def read_many(self, names: list[str]) -> dict[str, FlagState | None | FlagError]:
+        """Observed state of several flags at once (every tick reads them all).
+
+        Per-flag failures come back as FlagError values, not raised, so one bad flag does
+        not hide the others. The default asks concurrently; file stores read the file once.
+        """
+        results = await asyncio.gather(*(self.read(n) for n in names), return_exceptions=True)
+        out: dict[str, FlagState | None | FlagError] = {}
+        for name, result in zip(names, results):
+            if isinstance(result, BaseException) and not isinstance(result, FlagError):
+                if not isinstance(result, Exception):
+                    raise result  # cancellation and the like are not flag failures
+                result = FlagError(f"{type(result).__name__}: {result}")
+            out[name] = result
+        return out
 
     @abstractmethod
     async def write(self, name: str, state: FlagState) -> None:

@@ -12,7 +12,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .base import FlagError
 
@@ -34,14 +34,31 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def load_json(path: Path, what: str) -> Any:
-    """The parsed file, or None when it does not exist yet."""
+# path -> ((inode, mtime_ns, size), parsed): a console reads every flag every tick, and a
+# file-backed store with 100 flags must not be parsed 100 times per tick. Sound because
+# every write replaces the file by rename (a new inode).
+_cache: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+
+
+def load_json(path: Path, what: str, *, fresh: bool = False) -> Any:
+    """The parsed file (shared: do not mutate unless `fresh`), or None when it does not exist yet.
+
+    `fresh` bypasses the cache and returns a private copy, for read-modify-write under the lock.
+    """
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        st = path.stat()
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = _cache.get(path)
+        if not fresh and cached is not None and cached[0] == key:
+            return cached[1]
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
         raise FlagError(f"{path}: unreadable {what} ({type(exc).__name__})") from None
+    if not fresh:
+        _cache[path] = (key, data)
+    return data
 
 
 def replace_json(path: Path, data: Any) -> None:
@@ -62,3 +79,11 @@ def replace_json(path: Path, data: Any) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def state_or_error(parse: Callable[[str, Any], Any], name: str, entry: Any) -> Any:
+    """One flag's parsed state, or its FlagError as a value (for read_many)."""
+    try:
+        return parse(name, entry)
+    except FlagError as exc:
+        return exc

@@ -53,8 +53,8 @@ class FlagdFlagProvider(FlagProvider):
     def describe(self) -> str:
         return f"flagd file {self.path}"
 
-    def _load(self) -> dict[str, Any]:
-        data = files.load_json(self.path, "flagd flag definitions")
+    def _load(self, fresh: bool = False) -> dict[str, Any]:
+        data = files.load_json(self.path, "flagd flag definitions", fresh=fresh)
         if data is None:
             return {"flags": {}}
         if not isinstance(data, dict) or not isinstance(data.get("flags"), dict):
@@ -75,8 +75,7 @@ class FlagdFlagProvider(FlagProvider):
         total = sum(b[1] if len(b) > 1 else 1 for b in buckets)
         return 100.0 * on / total if total > 0 else 0.0
 
-    def _read_sync(self, name: str) -> FlagState | None:
-        entry = self._load()["flags"].get(name)
+    def _state(self, name: str, entry: Any) -> FlagState | None:
         if entry is None:
             return None
         if not isinstance(entry, dict) or entry.get("state") not in ("ENABLED", "DISABLED"):
@@ -103,8 +102,6 @@ class FlagdFlagProvider(FlagProvider):
         if not state.enabled or (state.rollout >= 100 and not state.segments):
             entry["defaultVariant"] = ON if state.enabled else OFF
             return entry
-            entry["defaultVariant"] = ON
-            return entry
         entry["defaultVariant"] = OFF
         on, off = weights(state.rollout)
         rule: dict[str, Any] = {"fractional": [[ON, on], [OFF, off]]}
@@ -115,13 +112,20 @@ class FlagdFlagProvider(FlagProvider):
 
     def _write_sync(self, name: str, state: FlagState) -> None:
         with files.locked(self.path):
-            data = self._load()
+            data = self._load(fresh=True)
             old = data["flags"].get(name)
             data["flags"][name] = self._entry(old if isinstance(old, dict) else {}, state)
             files.replace_json(self.path, data)
 
     async def read(self, name: str) -> FlagState | None:
-        return self._read_sync(name)
+        return self._state(name, self._load()["flags"].get(name))
+
+    async def read_many(self, names: list[str]) -> dict[str, FlagState | None | FlagError]:
+        try:
+            flags = self._load()["flags"]  # one stat (and at most one parse) for every flag
+        except FlagError as exc:
+            return {name: exc for name in names}
+        return {name: files.state_or_error(self._state, name, flags.get(name)) for name in names}
 
     async def write(self, name: str, state: FlagState) -> None:
         await asyncio.to_thread(self._write_sync, name, state)

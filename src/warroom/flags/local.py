@@ -30,16 +30,15 @@ class LocalFlagProvider(FlagProvider):
     def describe(self) -> str:
         return f"local file {self.path}"
 
-    def _load(self) -> dict[str, Any]:
-        data = files.load_json(self.path, "flag store")
+    def _load(self, fresh: bool = False) -> dict[str, Any]:
+        data = files.load_json(self.path, "flag store", fresh=fresh)
         if data is None:
             return {"flags": {}}
         if not isinstance(data, dict) or not isinstance(data.get("flags"), dict):
             raise FlagError(f"{self.path}: expected {{\"flags\": {{…}}}}")
         return data
 
-    def _read_sync(self, name: str) -> FlagState | None:
-        entry = self._load()["flags"].get(name)
+    def _state(self, name: str, entry: Any) -> FlagState | None:
         if entry is None:
             return None
         try:
@@ -53,14 +52,21 @@ class LocalFlagProvider(FlagProvider):
 
     def _write_sync(self, name: str, state: FlagState) -> None:
         with files.locked(self.path):
-            data = self._load()
+            data = self._load(fresh=True)
             entry = dict(data["flags"].get(name) or {})
             entry.update(enabled=state.enabled, rollout_percentage=state.rollout, user_segments=list(state.segments))
             data["flags"][name] = entry
             files.replace_json(self.path, data)
 
     async def read(self, name: str) -> FlagState | None:
-        return self._read_sync(name)
+        return self._state(name, self._load()["flags"].get(name))
+
+    async def read_many(self, names: list[str]) -> dict[str, FlagState | None | FlagError]:
+        try:
+            flags = self._load()["flags"]  # one stat (and at most one parse) for every flag
+        except FlagError as exc:
+            return {name: exc for name in names}
+        return {name: files.state_or_error(self._state, name, flags.get(name)) for name in names}
 
     async def write(self, name: str, state: FlagState) -> None:
         # fsync can take a while on a busy disk; keep the event loop free.
