@@ -26,7 +26,7 @@ from .engine.engine import CommandError, Engine
 from .engine.snapshot import Snapshot, State
 from .exporter import add_simulate_parser, run_simulate
 from .headless import entry_line, run_headless, stamp, status_line
-from .plan import Plan, PlanError, load_plan
+from .plan import Plan, PlanError, load_plan, parse_duration
 from .secret_cli import add_secret_parser, run_secret
 from .secrets import SecretError, redact
 from .sources.simulator import FaultFileError, load_faults
@@ -34,6 +34,7 @@ from .store import StoreError
 from .units import format_value
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_CHECK = 1, 2, 6, 7
+VIRTUAL_DEFAULT_FOR = 24 * 3600.0  # virtual time never waits, so a run waiting on a human must end somewhere
 STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
 
 VERBS = ("check", "run", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal", "secret", "simulate")
@@ -121,8 +122,10 @@ def cmd_run(plan: Plan, args: argparse.Namespace) -> int:
     except FaultFileError as exc:
         print(f"warroom: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
-    engine = _engine(plan, args, clock=make_clock(args.speed), extra_faults=faults)
-    snap = asyncio.run(run_headless(engine, until_done=args.until_done, status_every=args.status_every))
+    clock = make_clock(args.speed)
+    limit = args.for_ or (VIRTUAL_DEFAULT_FOR if clock.speed == float("inf") else None)
+    engine = _engine(plan, args, clock=clock, extra_faults=faults)
+    snap = asyncio.run(run_headless(engine, until_done=args.until_done, status_every=args.status_every, run_for=limit))
     print(status_line(snap))
     return state_exit(snap.state)
 
@@ -228,6 +231,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--until-done", action="store_true", help="exit when the rollout is COMPLETE or ROLLED BACK")
     r.add_argument("--faults", help="a fault schedule (YAML list) for the simulator")
     r.add_argument("--status-every", type=float, default=60.0, help="seconds of clock time between status lines")
+    r.add_argument("--for", dest="for_", type=parse_duration, default=None,
+                   help="stop after this much clock time (default with --speed max: 24h, so a run waiting for a human ends)")
     _console_options(r)
     s = verb("status", "print where the rollout stands (exit code = state)")
     s.add_argument("--json", action="store_true")

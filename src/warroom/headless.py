@@ -10,6 +10,7 @@ from typing import TextIO
 
 from .engine.engine import Engine
 from .engine.snapshot import JournalEntry, Snapshot, State
+from .plan import format_duration
 from .units import format_value
 
 TERMINAL = (State.COMPLETE, State.ROLLED_BACK)
@@ -29,7 +30,14 @@ def status_line(snap: Snapshot) -> str:
     return f"{stamp(snap.now)} {'status':<18} {snap.state.label} {phase} | {panes}"
 
 
-async def run_headless(engine: Engine, *, until_done: bool = False, out: TextIO = sys.stdout, status_every: float = 60.0) -> Snapshot:
+async def run_headless(
+    engine: Engine,
+    *,
+    until_done: bool = False,
+    out: TextIO = sys.stdout,
+    status_every: float = 60.0,
+    run_for: float | None = None,
+) -> Snapshot:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -39,12 +47,16 @@ async def run_headless(engine: Engine, *, until_done: bool = False, out: TextIO 
         print(entry_line(entry), file=out, flush=True)
 
     last_status = [float("-inf")]
+    started = engine.clock.now()
 
     def on_snapshot(snap: Snapshot) -> None:
         if snap.now - last_status[0] >= status_every:
             last_status[0] = snap.now
             print(status_line(snap), file=out, flush=True)
         if until_done and snap.state in TERMINAL and not snap.action and not engine.tasks:
+            stop.set()
+        if run_for is not None and snap.now - started >= run_for:
+            print(f"{stamp(snap.now)} {'stop':<18} ran for {format_duration(run_for)} of clock time (--for)", file=out, flush=True)
             stop.set()
 
     engine.entry_listeners.append(on_entry)
