@@ -22,6 +22,7 @@ servers:
 	bash .ci/install-servers
 
 test: $(STAMP) servers
+	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest -q
 
 bench: $(STAMP) servers
