@@ -916,6 +916,7 @@ class Engine:
             journal=tuple(self.store.tail(JOURNAL_TAIL)),
             action=action,
             step_blockers=tuple(self.step_blockers()),
+            force_blockers=tuple(self.step_blockers(forced=True)),
             paused_reason=self.st.get("paused_reason", ""),
             drift=bool(drift),
             driver=self.driver,

@@ -151,6 +151,7 @@ class Snapshot:
     tick: int
     started_at: float | None = None
     notes: tuple[str, ...] = ()
+    force_blockers: tuple[str, ...] = ()  # what even a forced step up cannot override
 
     @property
     def can_step(self) -> bool:

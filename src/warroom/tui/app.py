@@ -1,0 +1,360 @@
+"""The war-room console: renders engine snapshots, turns keys into engine commands.
+
+The engine runs on its own thread (EngineRunner); this app never waits on it. A
+snapshot arrives as a message (coalesced: only the newest matters), a key press
+submits a command and its result comes back as a CommandDone message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import signal
+import sys
+import threading
+from typing import Awaitable, Callable
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.reactive import reactive
+
+from ..engine.build import build_engine
+from ..engine.clock import make_clock
+from ..engine.engine import CommandError
+from ..engine.runner import EngineRunner
+from ..engine.snapshot import Snapshot, State
+from ..plan import Plan
+from ..secrets import redact
+from .commands import PaletteCommand, WarroomCommands
+from .screens.force_reason import ForceReason
+from .screens.help import HelpRow, HelpScreen
+from .screens.quit_confirm import QuitConfirm
+from .screens.step_dialog import FORCE, STEP, StepDialog
+from .themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
+from .widgets.banner import Banner
+from .widgets.checklist import Checklist
+from .widgets.flags_table import FlagsTable
+from .widgets.keys_bar import KeyHint, KeysBar
+from .widgets.panes_grid import PanesGrid
+from .widgets.status_line import StatusLine
+from .widgets.timeline import Timeline
+
+BUSY = (State.ROLLING_BACK, State.ROLLED_BACK)
+
+
+class SnapshotArrived(Message):
+    """The engine published; the newest snapshot waits in WarroomApp._latest."""
+
+
+class CommandDone(Message):
+    def __init__(self, label: str, future: concurrent.futures.Future) -> None:
+        super().__init__()
+        self.label = label
+        self.future = future
+
+
+class EngineFailed(Message):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+
+class WarroomApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "warroom"
+    COMMANDS = App.COMMANDS | {WarroomCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
+    # Every binding has an id so a plan's `keys:` can remap it (App.set_keymap).
+    BINDINGS = [
+        Binding("s", "step_up", "Step up to the next phase (confirm dialog; forced needs a reason)", id="step_up"),
+        Binding("p", "pause_resume", "Pause / resume automation and step-ups", id="pause_resume"),
+        Binding("R", "rollback", "Roll back NOW (no dialog; journaled)", id="rollback"),
+        Binding("a", "ack_drift", "Acknowledge flag drift (accept observed flags)", id="ack_drift"),
+        Binding("question_mark", "help", "Help: every key", id="help"),
+        Binding("colon", "command_palette", "Command palette: every action by name", id="palette"),
+        Binding("t", "cycle_theme", "Cycle themes", id="theme"),
+        Binding("q", "quit_console", "Quit (asks while a rollback is in flight)", id="quit"),
+    ]
+
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    rollback_requested: reactive[bool] = reactive(False)
+
+    def __init__(
+        self,
+        runner: EngineRunner,
+        *,
+        theme: str | None = None,
+        keys: dict[str, str] | None = None,
+        handle_signals: bool = False,
+    ) -> None:
+        super().__init__()
+        self.runner = runner
+        self.engine = runner.engine
+        self.actor = runner.engine.actor
+        self.wanted_theme = theme
+        self.keys = dict(keys or {})
+        self.handle_signals = handle_signals
+        self.failure = ""  # why the engine could not run, printed after the screen closes
+        self.theme_names: list[str] = []
+        self._latest: Snapshot | None = None
+        self._lock = threading.Lock()
+        self.engine.snapshot_listeners.append(self._from_engine)
+        runner.on_error = lambda exc: self.post_message(EngineFailed(exc))
+
+    # ------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Banner().data_bind(WarroomApp.snapshot, WarroomApp.rollback_requested)
+        yield PanesGrid().data_bind(WarroomApp.snapshot)
+        with Horizontal(id="middle"):
+            yield Checklist().data_bind(WarroomApp.snapshot)
+            yield FlagsTable().data_bind(WarroomApp.snapshot)
+        yield Timeline().data_bind(WarroomApp.snapshot)
+        yield StatusLine().data_bind(WarroomApp.snapshot)
+        yield KeysBar()
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return VARIABLE_DEFAULTS
+
+    def on_mount(self) -> None:
+        self._load_themes()
+        self._apply_keymap()
+        if self.handle_signals:
+            # Losing SSH sends SIGHUP: leave cleanly (the engine closes, the lease is released).
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.exit, 128 + sig)
+        self.query_one(Checklist).focus()
+        self._refresh_keys()
+        self.runner.start()
+
+    def _load_themes(self) -> None:
+        themes, problems = load_themes()
+        for theme in themes:
+            self.register_theme(theme)
+        self.theme_names = [t.name for t in themes]
+        for problem in problems:
+            self.notify(problem, title="theme skipped", severity="warning")
+        wanted = self.wanted_theme or DEFAULT_THEME
+        if wanted in self.available_themes:
+            self.theme = wanted
+        elif self.wanted_theme:
+            self.notify(f"unknown theme {wanted!r}; themes: {', '.join(self.theme_names)}", severity="warning")
+            if DEFAULT_THEME in self.available_themes:
+                self.theme = DEFAULT_THEME
+
+    def _binding_ids(self) -> dict[str, Binding]:
+        return {b.id: b for b in [*self.BINDINGS, *Checklist.BINDINGS] if isinstance(b, Binding) and b.id}
+
+    def _apply_keymap(self) -> None:
+        known = self._binding_ids()
+        unknown = sorted(set(self.keys) - set(known))
+        if unknown:
+            self.notify(f"keys: unknown binding id(s) {', '.join(unknown)}; known: {', '.join(known)}",
+                        title="plan keys", severity="warning", timeout=10)
+        self.set_keymap({k: v for k, v in self.keys.items() if k in known})
+
+    def key_for(self, binding_id: str, *, first: bool = False) -> str:
+        """The key(s) as shown to the user, after the plan's remapping."""
+        binding = self._binding_ids()[binding_id]
+        keys = [k.strip() for k in self.keys.get(binding_id, binding.key).split(",")]
+        return "/".join(self.get_key_display(Binding(k, "")) for k in (keys[:1] if first else keys))
+
+    # ------------------------------------------------------------ engine → screen
+
+    def _from_engine(self, snap: Snapshot) -> None:
+        """Engine thread. Only the newest snapshot matters; post at most one message."""
+        with self._lock:
+            waiting = self._latest is not None
+            self._latest = snap
+        if not waiting:
+            try:
+                self.post_message(SnapshotArrived())
+            except RuntimeError:  # the app's loop has closed: nobody left to show it to
+                pass
+
+    def on_snapshot_arrived(self, _: SnapshotArrived) -> None:
+        with self._lock:
+            snap, self._latest = self._latest, None
+        if snap is None:
+            return
+        self.snapshot = snap
+        if snap.state in BUSY:
+            self.rollback_requested = False
+        for screen in self.screen_stack:
+            if isinstance(screen, StepDialog):
+                screen.show(snap)
+        self._refresh_keys()
+
+    def on_engine_failed(self, message: EngineFailed) -> None:
+        self.failure = redact(f"the engine stopped: {message.error}")
+        self.exit(1)
+
+    # ------------------------------------------------------------ screen → engine
+
+    def submit(self, label: str, fn: Callable[[], Awaitable[str]]) -> None:
+        """Hand a command to the engine thread; the outcome comes back as CommandDone."""
+        future = self.runner.submit(fn)
+        future.add_done_callback(lambda f: self.post_message(CommandDone(label, f)))
+
+    def on_command_done(self, message: CommandDone) -> None:
+        future = message.future
+        if message.label == "roll back":
+            self.rollback_requested = False
+        if future.cancelled():
+            self.notify("cancelled: the console is closing", title=message.label, severity="warning")
+            return
+        error = future.exception()
+        if isinstance(error, CommandError):
+            self.notify(str(error), title=f"{message.label}: refused", severity="error", timeout=8)
+        elif error is not None:
+            self.notify(redact(f"{type(error).__name__}: {error}"), title=f"{message.label} failed", severity="error", timeout=10)
+        else:
+            self.notify(str(future.result()), title=message.label)
+
+    def action_step_up(self) -> None:
+        snap = self.snapshot
+        if snap is None:
+            self.notify("waiting for the first reading from the engine", severity="warning")
+            return
+        if snap.readonly or snap.force_blockers:
+            # Not even a forced step can go now: let the engine say why (it is the authority).
+            self.submit("step up", lambda: self.engine.step_up(self.actor))
+            return
+
+        def confirmed(choice: str | None) -> None:
+            if choice == STEP:
+                self.submit("step up", lambda: self.engine.step_up(self.actor))
+            elif choice == FORCE:
+                self.push_screen(ForceReason(self.snapshot.step_blockers if self.snapshot else ()), forced)
+
+        def forced(reason: str | None) -> None:
+            if reason:
+                self.submit("forced step up", lambda: self.engine.step_up(self.actor, force=True, reason=reason))
+
+        self.push_screen(StepDialog(snap), confirmed)
+
+    def action_pause_resume(self) -> None:
+        if self.snapshot is not None and self.snapshot.state == State.PAUSED:
+            self.submit("resume", lambda: self.engine.resume(self.actor))
+        else:
+            self.submit("pause", lambda: self.engine.pause(self.actor))
+
+    def action_rollback(self) -> None:
+        snap = self.snapshot
+        # Shown at once, before the engine thread answers; the engine's state replaces it.
+        self.rollback_requested = not (snap and (snap.readonly or snap.state in BUSY))
+        self.submit("roll back", lambda: self.engine.rollback(self.actor, f"manual rollback from the console by {self.actor.user}"))
+
+    def on_checklist_toggle(self, message: Checklist.Toggle) -> None:
+        item = message.item
+        self.submit("checklist", lambda: self.engine.tick_item(self.actor, item.id, ticked=not item.ticked))
+
+    def action_ack_drift(self) -> None:
+        self.submit("acknowledge drift", lambda: self.engine.ack_drift(self.actor))
+
+    def action_retry(self) -> None:
+        self.submit("retry", lambda: self.engine.retry(self.actor))
+
+    def action_help(self) -> None:
+        reasons = {hint.binding_id: hint.reason for hint in self._hints() if hint.reason}
+        rows = [HelpRow(self.key_for(bid), bid, b.description, reasons.get(bid, "")) for bid, b in self._binding_ids().items()]
+        self.push_screen(HelpScreen(rows))
+
+    def action_cycle_theme(self) -> None:
+        if not self.theme_names:
+            return
+        index = self.theme_names.index(self.theme) + 1 if self.theme in self.theme_names else 0
+        self.theme = self.theme_names[index % len(self.theme_names)]
+        self.notify(f"theme: {self.theme}")
+
+    def action_quit_console(self) -> None:
+        snap = self.snapshot
+        in_flight = self.rollback_requested or (snap is not None and (
+            snap.state == State.ROLLING_BACK or (snap.action is not None and snap.action.kind == "rollback")))
+        if not in_flight:
+            self.exit(0)
+            return
+
+        def answered(quit_anyway: bool | None) -> None:
+            if quit_anyway:
+                self.exit(0)
+
+        self.push_screen(QuitConfirm(), answered)
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        return [
+            PaletteCommand("Step up", "next phase, with the confirmation dialog", self.action_step_up),
+            PaletteCommand("Pause / resume", "hold automation and step-ups, or go on", self.action_pause_resume),
+            PaletteCommand("Roll back now", "flags to their rollback state, runbook steps after", self.action_rollback),
+            PaletteCommand("Tick / untick the selected checklist item", "current phase", self.query_one(Checklist).action_toggle),
+            PaletteCommand("Acknowledge flag drift", "accept the observed flag states", self.action_ack_drift),
+            PaletteCommand("Retry after a rollback", "leave ROLLED BACK, start again at phase 0", self.action_retry),
+            PaletteCommand("Cycle theme", ", ".join(self.theme_names), self.action_cycle_theme),
+            PaletteCommand("Help", "every key and its binding id", self.action_help),
+            PaletteCommand("Quit", "close this console (the rollout goes on)", self.action_quit_console),
+        ]
+
+    # ------------------------------------------------------------ footer
+
+    def _hints(self) -> list[KeyHint]:
+        def key(binding_id: str) -> str:
+            return self.key_for(binding_id, first=True)  # the footer has room for one key each
+
+        snap = self.snapshot
+        if snap is None:
+            return [KeyHint(key("quit"), "quit", binding_id="quit")]
+        ro = "read-only console" if snap.readonly else ""
+        paused = snap.state == State.PAUSED
+        has_items = bool(snap.phase and snap.phase.checklist)
+        return [
+            KeyHint(key("step_up"), "step", not ro and not snap.step_blockers,
+                    ro or "; ".join(snap.step_blockers), binding_id="step_up"),
+            KeyHint(key("pause_resume"), "resume" if paused else "pause",
+                    not ro and snap.state in (State.RUNNING, State.PAUSED),
+                    ro or ("" if snap.state in (State.RUNNING, State.PAUSED) else f"state is {snap.state.label}"),
+                    binding_id="pause_resume"),
+            KeyHint(key("rollback"), "ROLLBACK", not ro and snap.state not in BUSY,
+                    ro or (f"state is {snap.state.label}" if snap.state in BUSY else ""), loud=True, binding_id="rollback"),
+            KeyHint(key("checklist.tick"), "tick", not ro and has_items,
+                    ro or ("" if has_items else "no checklist item in this phase"), binding_id="checklist.tick"),
+            KeyHint(key("ack_drift"), "ack", not ro and snap.drift,
+                    ro or ("" if snap.drift else "no drift"), binding_id="ack_drift"),
+            KeyHint(key("help"), "help", binding_id="help"),
+            KeyHint(key("palette"), "cmds", binding_id="palette"),
+            KeyHint(key("theme"), "theme", binding_id="theme"),
+            KeyHint(key("quit"), "quit", binding_id="quit"),
+        ]
+
+    def _refresh_keys(self) -> None:
+        self.query_one(KeysBar).hints = tuple(self._hints())
+
+
+def run_console(plan: Plan | None, args: argparse.Namespace) -> int:
+    """`warroom [PLAN]`: open the console; returns the process exit code."""
+    if plan is None:
+        from ..demo import demo_plan
+
+        plan = demo_plan()
+    try:
+        clock = make_clock(getattr(args, "speed", None))
+    except ValueError:
+        print(f"warroom: --speed must be a positive number or `max`, not {args.speed!r}", file=sys.stderr)
+        return 2
+    engine = build_engine(plan, state=getattr(args, "state", None), clock=clock, readonly=bool(getattr(args, "readonly", False)))
+    runner = EngineRunner(engine)
+    app = WarroomApp(runner, theme=getattr(args, "theme", None) or plan.theme, keys=plan.keys, handle_signals=True)
+    try:
+        # Mouse off: over SSH, native text selection (copying a journal line) matters more.
+        code = app.run(mouse=False)
+    finally:
+        # Closing the engine journals the stop and releases the automation lease.
+        runner.stop()
+    if app.failure:
+        print(f"warroom: {app.failure}", file=sys.stderr)
+        return 1
+    return code or 0

@@ -1,0 +1,47 @@
+"""A forced step up needs a typed reason; it goes into the journal with the override."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
+
+
+class ForceReason(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="dialog.cancel")]
+    DEFAULT_CSS = """
+    ForceReason { align: center middle; }
+    ForceReason > Vertical { width: 76; max-width: 100%; height: auto; border: thick $error; background: $surface; padding: 0 1; }
+    ForceReason Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
+    ForceReason Button { margin-left: 2; }
+    """
+
+    def __init__(self, blockers: tuple[str, ...]) -> None:
+        super().__init__()
+        self.blockers = blockers
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("FORCED step up, overriding: " + "; ".join(self.blockers), markup=False)
+            yield Input(placeholder="why? (required, journaled)", id="reason")
+            with Horizontal():
+                yield Button("Cancel", id="cancel", variant="primary")
+                yield Button("Force step up", id="force", variant="error")
+
+    def on_input_submitted(self) -> None:
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "force":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def _submit(self) -> None:
+        reason = self.query_one(Input).value.strip()
+        if not reason:
+            self.notify("type the reason for forcing the step up", severity="warning")
+            return
+        self.dismiss(reason)

@@ -1,0 +1,84 @@
+"""Confirm a step up: exactly what changes, the gate state, and whether it would be forced."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+from ...engine.snapshot import Snapshot
+from ...units import format_value
+
+STEP, FORCE = "step", "force"
+
+
+def dialog_body(snap: Snapshot) -> Text:
+    text = Text()
+    if snap.environment == "production":
+        text.append(" PRODUCTION ", style="bold reverse")
+        text.append(" this changes what real users see\n\n")
+    text.append("Will change\n", style="bold")
+    text.append(f"  {snap.next_change or 'nothing'}\n")
+    gates = snap.phase.gates if snap.phase else ()
+    if gates:
+        text.append("\nGates of this phase\n", style="bold")
+        for gate in gates:
+            if gate.passed is None:
+                text.append(f"  ? {gate.label}: no data ({gate.detail})\n")
+            else:
+                mark = "✔ green" if gate.passed else "✘ RED"
+                text.append(f"  {mark}  {gate.label}: {format_value(gate.value, gate.unit)}\n")
+    if snap.step_blockers:
+        text.append("\nBlocked by\n", style="bold")
+        for blocker in snap.step_blockers:
+            text.append(f"  • {blocker}\n")
+        text.append("\nThis would be a FORCED step up: you will type a reason, and it is journaled.", style="bold")
+    return text
+
+
+class StepDialog(ModalScreen[str | None]):
+    """Returns STEP, FORCE or None (cancelled). Focus starts on Cancel: enter is safe."""
+
+    AUTO_FOCUS = "#cancel"
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="dialog.cancel")]
+    DEFAULT_CSS = """
+    StepDialog { align: center middle; }
+    StepDialog > Vertical { width: 76; max-width: 100%; height: auto; max-height: 100%;
+                            border: thick $primary; background: $surface; padding: 0 1; }
+    StepDialog.-production > Vertical { border: thick $env-production; }
+    StepDialog #title { text-style: bold; margin-bottom: 1; }
+    StepDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
+    StepDialog Button { margin-left: 2; }
+    """
+
+    def __init__(self, snap: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snap
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(id="title", markup=False)
+            yield Static(id="body", markup=False)
+            with Horizontal():
+                yield Button("Cancel", id="cancel", variant="primary")
+                yield Button(id="confirm", variant="warning")
+
+    def on_mount(self) -> None:
+        self.set_class(self.snapshot.environment == "production", "-production")
+        self.show(self.snapshot)
+
+    def show(self, snap: Snapshot) -> None:
+        """Kept live: gates can turn red while the human reads."""
+        self.snapshot = snap
+        self.query_one("#title", Static).update(f"Step up {snap.rollout}")
+        self.query_one("#body", Static).update(dialog_body(snap))
+        self.query_one("#confirm", Button).label = "Force step up…" if snap.step_blockers else "Step up"
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "confirm":
+            self.dismiss(FORCE if self.snapshot.step_blockers else STEP)
+        else:
+            self.dismiss(None)

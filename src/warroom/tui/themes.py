@@ -1,0 +1,77 @@
+"""Themes as data files: `themes/*.yaml|json` in a checkout, `warroom/themes` when installed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from textual.color import ColorParseError
+from textual.theme import Theme
+
+DEFAULT_THEME = "warroom-dark"
+
+# Colours the banner and panes use; a theme file may override any of them, and the
+# fallbacks let Textual's own themes (selectable from the palette) work too.
+VARIABLE_DEFAULTS = {
+    "env-production": "#b30d13",
+    "env-production-text": "#ffffff",
+    "env-staging": "#1f4f8f",
+    "env-staging-text": "#ffffff",
+    "env-drill": "#f5c518",
+    "env-drill-text": "#000000",
+    "status-stale": "#8b949e",
+}
+
+_THEME_FIELDS = {f.name for f in fields(Theme)}
+
+
+class ThemeError(Exception):
+    pass
+
+
+def themes_dir() -> Path | None:
+    """The installed package's `warroom/themes`, else the checkout's top-level `themes/`."""
+    packaged = resources.files("warroom").joinpath("themes")
+    if packaged.is_dir():
+        return Path(str(packaged))
+    checkout = Path(__file__).resolve().parents[3] / "themes"
+    return checkout if checkout.is_dir() else None
+
+
+def load_theme(path: Path) -> Theme:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ThemeError(f"{path.name}: cannot read the theme ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict) or "name" not in data or "primary" not in data:
+        raise ThemeError(f"{path.name}: a theme needs at least `name` and `primary`")
+    unknown = sorted(set(data) - _THEME_FIELDS)
+    if unknown:
+        raise ThemeError(f"{path.name}: unknown theme keys: {', '.join(unknown)}")
+    try:
+        theme = Theme(**data)
+        theme.to_color_system().generate()  # a bad colour fails here, not when the theme is picked
+    except (TypeError, ValueError, ColorParseError) as exc:
+        raise ThemeError(f"{path.name}: {exc}") from None
+    return theme
+
+
+def load_themes(directory: Path | None = None) -> tuple[list[Theme], list[str]]:
+    """Every theme in the directory, sorted by file name, and a message per broken file.
+
+    A broken theme file must not keep the console from opening on launch day.
+    """
+    directory = directory or themes_dir()
+    if directory is None:
+        return [], ["no themes directory found; using Textual's default theme"]
+    themes, problems = [], []
+    for path in sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml", ".json")):
+        try:
+            themes.append(load_theme(path))
+        except ThemeError as exc:
+            problems.append(str(exc))
+    return themes, problems

@@ -1,0 +1,44 @@
+"""The footer: the live keys, each dimmed when it cannot act now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+
+@dataclass(frozen=True)
+class KeyHint:
+    key: str  # as displayed, after any remapping from the plan
+    label: str
+    enabled: bool = True
+    reason: str = ""  # why it is disabled (shown in the status line and the help screen)
+    loud: bool = False  # the rollback key stands out
+    binding_id: str = ""
+
+
+class KeysBar(Widget):
+    COMPONENT_CLASSES = {"keys--key", "keys--label", "keys--disabled", "keys--loud"}
+    DEFAULT_CSS = """
+    KeysBar { height: 1; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
+    KeysBar > .keys--key { color: $accent; text-style: bold; }
+    KeysBar > .keys--label { color: $foreground; }
+    KeysBar > .keys--disabled { color: $text-disabled; text-style: strike; }
+    KeysBar > .keys--loud { color: $error; text-style: bold reverse; }
+    """
+
+    hints: reactive[tuple[KeyHint, ...]] = reactive(())
+
+    def render(self) -> Text:
+        text = Text()
+        for hint in self.hints:
+            if hint.enabled:
+                key_style = self.get_component_rich_style("keys--loud" if hint.loud else "keys--key")
+                label_style = self.get_component_rich_style("keys--label")
+            else:
+                key_style = label_style = self.get_component_rich_style("keys--disabled")
+            text.append(f" {hint.key} ", style=key_style)
+            text.append(f"{hint.label} ", style=label_style)
+        return text

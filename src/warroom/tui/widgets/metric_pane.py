@@ -1,0 +1,117 @@
+"""One plan pane: the number, its limit, a sparkline of history, and how fresh it is."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Sparkline, Static
+
+from ...engine.snapshot import GuardrailView, PaneView
+from ...plan import format_duration
+from ...units import format_value
+
+STATUSES = ("ok", "warn", "breach", "stale", "nodata")
+# Status as a word as well as a colour (NO_COLOR, colour-blind readers).
+STATUS_WORD = {"ok": "", "warn": "WARN", "breach": "BREACH", "stale": "STALE", "nodata": "NO DATA"}
+
+
+def limit_text(pane: PaneView) -> str:
+    if pane.breach is None:
+        return ""
+    sign = "≤" if pane.bad_side == "above" else "≥"
+    return f"{sign}{format_value(pane.breach, pane.unit)}"
+
+
+def age_text(pane: PaneView) -> str:
+    if pane.age is None:
+        return "no sample yet"
+    return "now" if pane.age < 1 else f"{format_duration(pane.age)} ago"
+
+
+def breach_text(pane: PaneView, guards: tuple[GuardrailView, ...]) -> str:
+    """What the breach will do and when: `rollback in 4s` or `rollback: firing`."""
+    acting = [g for g in guards if g.id in pane.guardrails and g.status in ("pending", "breach")]
+    if not acting:
+        return ""
+    g = max(acting, key=lambda v: v.progress)
+    if g.status == "breach":
+        return f"{g.action}: fired"
+    left = g.for_s * (1 - g.progress)
+    return f"{g.action} in {format_duration(left)}"
+
+
+class MetricPane(Widget):
+    """A pane's state is a class (-ok/-warn/-breach/-stale/-nodata) so themes colour it."""
+
+    DEFAULT_CSS = """
+    MetricPane { height: 3; padding: 0 1; background: $surface; }
+    MetricPane Horizontal { height: 1; }
+    MetricPane #title { width: 1fr; color: $text-muted; }
+    MetricPane #value { width: auto; text-style: bold; }
+    MetricPane #meta { width: 1fr; color: $text-muted; }
+    MetricPane #status { width: auto; text-style: bold; margin-right: 1; }
+    MetricPane.-ok #status { display: none; }
+    MetricPane Sparkline { height: 1; }
+    MetricPane Sparkline > .sparkline--max-color { color: $success; }
+    MetricPane Sparkline > .sparkline--min-color { color: $success 50%; }
+    MetricPane.-warn #value, MetricPane.-warn #status { color: $warning; }
+    MetricPane.-warn Sparkline > .sparkline--max-color { color: $warning; }
+    MetricPane.-breach { background: $error 20%; }
+    MetricPane.-breach #value { color: $error; }
+    MetricPane.-breach #status { color: $error; text-style: bold reverse; }
+    MetricPane.-breach Sparkline > .sparkline--max-color { color: $error; }
+    MetricPane.-stale #value, MetricPane.-nodata #value { color: $status-stale; text-style: italic; }
+    MetricPane.-stale #status, MetricPane.-nodata #status { color: $status-stale; text-style: bold reverse; }
+    MetricPane.-stale Sparkline > .sparkline--max-color { color: $status-stale; }
+    """
+
+    pane: reactive[PaneView | None] = reactive(None, always_update=True)
+
+    def __init__(self, pane: PaneView, guards: tuple[GuardrailView, ...] = (), **kw) -> None:
+        super().__init__(id=f"pane-{pane.id}", **kw)
+        self._guards = guards
+        self.set_reactive(MetricPane.pane, pane)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield Static(id="title", markup=False)
+            yield Static(id="value", markup=False)
+        yield Sparkline([])
+        with Horizontal():
+            yield Static(id="status", markup=False)
+            yield Static(id="meta", markup=False)
+
+    def on_mount(self) -> None:
+        self._show()
+
+    def show(self, pane: PaneView, guards: tuple[GuardrailView, ...]) -> None:
+        self._guards = guards
+        self.pane = pane
+
+    def watch_pane(self) -> None:
+        if self.is_mounted:
+            self._show()
+
+    def _show(self) -> None:
+        pane = self.pane
+        if pane is None:
+            return
+        for status in STATUSES:
+            self.set_class(pane.status == status, f"-{status}")
+        self.query_one("#title", Static).update(pane.title)
+        self.query_one("#value", Static).update(format_value(pane.value, pane.unit))
+        self.query_one(Sparkline).data = [v for v in pane.history if v is not None]
+        # The line under the sparkline says what matters most now: what a breach will
+        # do and when, else how old the number is, else the limit and freshness.
+        acting = breach_text(pane, self._guards)
+        if acting:
+            meta = acting
+        elif pane.status in ("stale", "nodata"):
+            meta = age_text(pane)
+        else:
+            meta = " · ".join(x for x in (limit_text(pane), age_text(pane)) if x)
+        self.query_one("#meta", Static).update(meta)
+        self.query_one("#status", Static).update(STATUS_WORD.get(pane.status, pane.status.upper()))
+        self.tooltip = pane.detail or None

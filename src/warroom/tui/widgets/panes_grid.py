@@ -1,0 +1,50 @@
+"""The plan's panes in a grid that fits 80×24 and uses the room at 200×60."""
+
+from __future__ import annotations
+
+import math
+
+from textual import events
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from ...engine.snapshot import Snapshot
+from .metric_pane import MetricPane
+
+MIN_PANE_WIDTH = 18  # "Error rate 0.05%" and "BREACH rollback 4s" still fit
+MAX_COLUMNS = 4
+
+
+def columns_for(count: int, width: int) -> int:
+    """As many columns as fit, balanced so the last row is not a lone pane."""
+    fit = max(1, min(MAX_COLUMNS, width // MIN_PANE_WIDTH, count))
+    rows = math.ceil(count / fit) if count else 1
+    return max(1, math.ceil(count / rows)) if count else 1
+
+
+class PanesGrid(Widget):
+    DEFAULT_CSS = """
+    PanesGrid { layout: grid; grid-size: 4; grid-gutter: 0 1; height: auto; grid-rows: auto; }
+    """
+
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+
+    async def watch_snapshot(self, snap: Snapshot | None) -> None:
+        if snap is None:
+            return
+        panes = list(self.query(MetricPane))
+        if [p.pane.id for p in panes if p.pane] != [v.id for v in snap.panes]:
+            # The plan's panes are fixed for a run; (re)build them the first time.
+            await self.remove_children()
+            await self.mount_all(MetricPane(view, snap.guardrails) for view in snap.panes)
+            self._fit(self.size.width)
+            return
+        for widget, view in zip(panes, snap.panes):
+            widget.show(view, snap.guardrails)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width)
+
+    def _fit(self, width: int) -> None:
+        if width:
+            self.styles.grid_size_columns = columns_for(len(self.children), width)
