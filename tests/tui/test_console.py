@@ -1,0 +1,307 @@
+"""Every key of the console, driving the real engine on the demo and the suite's small plan."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from rich.console import Console as RichConsole
+
+from textual.command import CommandPalette
+from textual.widgets import Input
+
+from tests.conftest import ALICE
+from tests.helpers import free_port
+from warroom.engine.clock import RealClock
+from warroom.engine.snapshot import State
+from warroom.tui.screens.force_reason import ForceReason
+from warroom.tui.screens.help import HelpScreen
+from warroom.tui.screens.quit_confirm import QuitConfirm
+from warroom.tui.screens.step_dialog import StepDialog
+from warroom.tui.widgets.banner import Banner
+from warroom.tui.widgets.flags_table import FlagsTable
+from warroom.tui.widgets.keys_bar import KeysBar
+from warroom.tui.widgets.status_line import StatusLine
+
+
+def banner_state(app) -> str:
+    return str(app.query_one(Banner).query_one("#state").render())
+
+
+def rendered(renderable) -> str:
+    out = RichConsole(width=100, record=True, file=io.StringIO())
+    out.print(renderable)
+    return out.export_text()
+
+
+def flags_on_disk(console) -> dict:
+    return json.loads(console.engine.provider.path.read_text())["flags"]
+
+
+def by_alice(console, kind: str) -> list:
+    return [e for e in console.engine.store.entries() if e.kind == kind and e.data["actor"]["user"] == ALICE.user]
+
+
+async def into_phase_one(c, pilot) -> None:
+    """The small plan steps up by hand: tick, step up, and wait for the screen to show it."""
+    await c.tick(pilot)
+    await c.call(lambda: c.engine.step_up(ALICE))
+    await c.tick(pilot)
+    assert c.app.snapshot.phase.index == 1
+
+
+# ------------------------------------------------------------------ rollback
+
+
+async def test_R_rolls_back_at_once_and_the_flags_file_is_really_off(console):
+    c = console()  # the built-in demo: automatic step-up into phase 1 on the first tick
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await c.tick(pilot, times=3)
+        assert c.app.snapshot.phase.index == 1 and flags_on_disk(c)["realtime-features"]["enabled"]
+        await pilot.press("R")
+        # Within the same frame, before the engine thread has answered, the banner says so.
+        assert banner_state(c.app) in ("ROLLBACK REQUESTED", "ROLLING BACK", "ROLLED BACK")
+        await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLED_BACK and c.app.snapshot.action is None)
+        assert banner_state(c.app) == "ROLLED BACK"
+        assert all(not f["enabled"] for f in flags_on_disk(c).values())
+        intent = by_alice(c, "rollback.intent")
+        assert len(intent) == 1 and "manual rollback from the console by alice" in intent[0].message
+        assert "rollback.confirmed" in c.kinds() and "rollback.outcome" in c.kinds()
+        # The key is now shown disabled, and pressing it again changes nothing.
+        assert not next(h for h in c.app.query_one(KeysBar).hints if h.binding_id == "rollback").enabled
+        await pilot.press("R")
+        await c.until(pilot, lambda: any("already rolled back" in n for n in c.notices))
+        assert len(by_alice(c, "rollback.intent")) == 1
+
+
+async def test_quit_asks_while_a_rollback_is_in_flight(console, test_plan):
+    # The flag API is down: the rollback keeps retrying (it never gives up), so it stays in flight.
+    plan = test_plan({"flag_provider": {"provider": "http", "url": f"http://127.0.0.1:{free_port()}"}})
+    c = console(plan, clock=RealClock())
+    async with c.app.run_test() as pilot:
+        await c.tick(pilot)
+        await pilot.press("R")
+        await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLING_BACK)
+        assert banner_state(c.app) == "ROLLING BACK"
+        await pilot.press("q")
+        assert isinstance(c.app.screen, QuitConfirm)
+        assert c.app.focused.id == "stay"
+        await pilot.press("enter")  # Stay
+        assert not isinstance(c.app.screen, QuitConfirm) and c.app.is_running
+        await pilot.press("q", "tab", "enter")  # Quit anyway
+        await c.until(pilot, lambda: not c.app.is_running)
+    assert c.app.return_code == 0
+
+
+async def test_q_quits_at_once_when_nothing_is_in_flight(console, test_plan):
+    c = console(test_plan())
+    async with c.app.run_test() as pilot:
+        await c.tick(pilot)
+        await pilot.press("q")
+        await c.until(pilot, lambda: not c.app.is_running)
+
+
+# ------------------------------------------------------------------ step up
+
+
+async def test_step_dialog_starts_on_cancel_then_confirm_steps_up(console, test_plan):
+    c = console(test_plan())
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await c.tick(pilot)  # PENDING: nothing blocks entering phase 1
+        await pilot.press("s")
+        assert isinstance(c.app.screen, StepDialog)
+        assert c.app.focused.id == "cancel"
+        body = str(c.app.screen.query_one("#body").render())
+        assert "phase 1/3 Canary 5%: feature: ? → 5%" in body
+        await pilot.press("enter")  # Enter on the initial focus cancels: the safe default
+        assert not isinstance(c.app.screen, StepDialog)
+        await c.tick(pilot)
+        assert c.app.snapshot.state == State.PENDING and "step.intent" not in c.kinds()
+
+        await pilot.press("s", "tab")
+        assert c.app.focused.id == "confirm" and str(c.app.focused.label) == "Step up"
+        await pilot.press("enter")
+        await c.until(pilot, lambda: c.app.snapshot.phase is not None and c.app.snapshot.phase.index == 1)
+        assert flags_on_disk(c)["feature"]["rollout_percentage"] == 5.0
+        assert len(by_alice(c, "step.intent")) == 1
+
+
+async def test_blocked_step_in_production_is_forced_with_a_typed_reason(console, test_plan):
+    c = console(test_plan({"rollout": {"name": "prod-launch", "environment": "production"}}))
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await into_phase_one(c, pilot)
+        assert "PRODUCTION" in str(c.app.query_one(Banner).query_one("#env").render())
+        await pilot.press("s")
+        dialog = c.app.screen
+        assert isinstance(dialog, StepDialog) and dialog.has_class("-production")
+        body = str(dialog.query_one("#body").render())
+        assert "PRODUCTION" in body and "soak" in body and "FORCED" in body and "5% → 50%" in body
+        await pilot.press("tab")
+        assert str(c.app.focused.label) == "Force step up…"
+        await pilot.press("enter")
+        assert isinstance(c.app.screen, ForceReason)
+        await pilot.press("enter")  # an empty reason is refused on the spot
+        assert isinstance(c.app.screen, ForceReason) and any("type the reason" in n for n in c.notices)
+        c.app.screen.query_one(Input).value = "incident commander approved"
+        await pilot.press("enter")
+        await c.until(pilot, lambda: c.app.snapshot.phase.index == 2)
+        forced = by_alice(c, "step.forced")
+        assert len(forced) == 1 and "incident commander approved" in forced[0].message and "soak" in forced[0].message
+
+
+async def test_step_that_not_even_force_allows_is_refused_without_a_dialog(console, test_plan):
+    c = console(test_plan())
+    async with c.app.run_test() as pilot:
+        await into_phase_one(c, pilot)
+        await pilot.press("p")
+        await c.until(pilot, lambda: c.app.snapshot.state == State.PAUSED)
+        await pilot.press("s")
+        assert not isinstance(c.app.screen, StepDialog)
+        await c.until(pilot, lambda: any("state is PAUSED" in n for n in c.notices))
+
+
+async def test_escape_closes_the_step_dialog(console, test_plan):
+    c = console(test_plan())
+    async with c.app.run_test() as pilot:
+        await c.tick(pilot)
+        await pilot.press("s", "escape")
+        assert not isinstance(c.app.screen, StepDialog)
+        assert "step.intent" not in c.kinds()
+
+
+# ------------------------------------------------------------------ pause, checklist, drift
+
+
+async def test_p_pauses_and_resumes(console, test_plan):
+    c = console(test_plan())
+    async with c.app.run_test() as pilot:
+        await into_phase_one(c, pilot)
+        await pilot.press("p")
+        await c.until(pilot, lambda: c.app.snapshot.state == State.PAUSED)
+        assert banner_state(c.app) == "PAUSED"
+        assert [h.label for h in c.app.query_one(KeysBar).hints if h.binding_id == "pause_resume"] == ["resume"]
+        await pilot.press("p")
+        await c.until(pilot, lambda: c.app.snapshot.state == State.RUNNING)
+        assert len(by_alice(c, "pause")) == 1 and len(by_alice(c, "resume")) == 1
+
+
+async def test_space_and_enter_tick_the_selected_item(console, test_plan):
+    c = console(test_plan())
+    async with c.app.run_test() as pilot:
+        await into_phase_one(c, pilot)
+        items = lambda: c.app.snapshot.phase.checklist  # noqa: E731
+        await pilot.press("down", "space")  # the second item: Support briefed
+        await c.until(pilot, lambda: items()[1].ticked)
+        assert not items()[0].ticked and items()[1].by.startswith("alice")
+        await pilot.press("up", "enter")
+        await c.until(pilot, lambda: items()[0].ticked)
+        await pilot.press("enter")  # again: unticks
+        await c.until(pilot, lambda: not items()[0].ticked)
+        assert [e.kind for e in by_alice(c, "checklist.tick")] == ["checklist.tick"] * 2
+        assert len(by_alice(c, "checklist.untick")) == 1
+
+
+async def test_drift_is_shown_and_a_acknowledges_it(console, test_plan):
+    c = console(test_plan())
+    async with c.app.run_test() as pilot:
+        await into_phase_one(c, pilot)
+        await pilot.press("a")
+        await c.until(pilot, lambda: any("no flag drift" in n for n in c.notices))
+        # Someone changes the flag outside warroom.
+        data = json.loads(c.engine.provider.path.read_text())
+        data["flags"]["feature"]["rollout_percentage"] = 30.0
+        c.engine.provider.path.write_text(json.dumps(data))
+        await c.tick(pilot, seconds=5)
+        assert c.app.snapshot.drift and c.app.snapshot.state == State.PAUSED
+        assert "feature  5%       30% DRIFT" in rendered(c.app.query_one(FlagsTable).render())
+        assert "DRIFT" in str(c.app.query_one(StatusLine).render())
+        await pilot.press("a")
+        await c.until(pilot, lambda: not c.app.snapshot.drift and c.app.snapshot.state == State.RUNNING)
+        assert len(by_alice(c, "drift.ack")) == 1
+
+
+# ------------------------------------------------------------------ read-only
+
+
+async def test_readonly_sees_everything_and_refuses_every_action(console, test_plan, tmp_path):
+    plan = test_plan()
+    writer = console(plan)
+    async with writer.app.run_test() as pilot:
+        await into_phase_one(writer, pilot)
+    writer.runner.stop()
+
+    c = console(plan, readonly=True)
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await c.tick(pilot)
+        before = c.kinds()
+        assert "[RO]" in str(c.app.query_one(Banner).query_one("#mode").render())
+        assert c.app.snapshot.phase.index == 1 and c.app.snapshot.state == State.RUNNING
+        assert all(not h.enabled for h in c.app.query_one(KeysBar).hints if h.binding_id in
+                   ("step_up", "pause_resume", "rollback", "checklist.tick", "ack_drift"))
+        for key in ("s", "p", "R", "space", "enter", "a"):
+            await pilot.press(key)
+            assert not isinstance(c.app.screen, StepDialog)
+        await c.until(pilot, lambda: sum("read-only" in n for n in c.notices) >= 6)
+        await c.tick(pilot)
+        assert c.kinds() == before and c.app.snapshot.state == State.RUNNING
+        assert flags_on_disk(c)["feature"]["rollout_percentage"] == 5.0
+
+
+# ------------------------------------------------------------------ help, palette, themes, keys
+
+
+async def test_help_lists_every_binding_with_its_id(console, test_plan):
+    c = console(test_plan())
+    async with c.app.run_test(size=(120, 40)) as pilot:
+        await c.tick(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(c.app.screen, HelpScreen)
+        ids = {row.binding_id for row in c.app.screen.rows}
+        assert ids == {"step_up", "pause_resume", "rollback", "ack_drift", "help", "palette", "theme", "quit",
+                       "checklist.up", "checklist.down", "checklist.tick"}
+        await pilot.press("escape")
+        assert not isinstance(c.app.screen, HelpScreen)
+
+
+async def test_palette_runs_console_actions_by_name(console, test_plan):
+    c = console(test_plan())
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await into_phase_one(c, pilot)
+        await pilot.press("colon")
+        assert isinstance(c.app.screen, CommandPalette)
+        await pilot.press(*"roll back now")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLED_BACK)
+        assert len(by_alice(c, "rollback.intent")) == 1
+
+
+async def test_t_cycles_themes_and_theme_option_is_honoured(console, test_plan):
+    c = console(test_plan(), theme="warroom-light")
+    async with c.app.run_test() as pilot:
+        assert c.app.theme == "warroom-light"
+        seen = set()
+        for _ in range(3):
+            await pilot.press("t")
+            seen.add(c.app.theme)
+        assert seen == {"warroom-dark", "warroom-light", "warroom-high-contrast"}
+
+
+async def test_unknown_theme_falls_back_with_a_notice(console, test_plan):
+    c = console(test_plan(), theme="no-such-theme")
+    async with c.app.run_test():
+        assert c.app.theme == "warroom-dark"
+        assert any("unknown theme 'no-such-theme'" in n for n in c.notices)
+
+
+async def test_plan_keys_remap_bindings_by_id(console, test_plan):
+    c = console(test_plan({"keys": {"rollback": "x", "bogus": "z"}}))
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await into_phase_one(c, pilot)
+        assert any("unknown binding id(s) bogus" in n for n in c.notices)
+        assert next(h for h in c.app.query_one(KeysBar).hints if h.binding_id == "rollback").key == "x"
+        await pilot.press("R")
+        await pilot.pause(0.2)
+        assert c.app.snapshot.state == State.RUNNING  # R is no longer the rollback key
+        await pilot.press("x")
+        await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLED_BACK)
