@@ -325,9 +325,10 @@ class WarroomApp(App[int]):
             KeyHint(key("ack_drift"), "ack", not ro and snap.drift,
                     ro or ("" if snap.drift else "no drift"), binding_id="ack_drift"),
             KeyHint(key("help"), "help", binding_id="help"),
+            KeyHint(key("quit"), "quit", binding_id="quit"),
+            # Last: on a narrow terminal these are the ones cut off.
             KeyHint(key("palette"), "cmds", binding_id="palette"),
             KeyHint(key("theme"), "theme", binding_id="theme"),
-            KeyHint(key("quit"), "quit", binding_id="quit"),
         ]
 
     def _refresh_keys(self) -> None:

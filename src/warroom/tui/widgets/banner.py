@@ -10,7 +10,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ...engine.snapshot import Snapshot
+from ...engine.snapshot import Snapshot, State
 from ...plan import format_duration
 
 # Words as well as colours, so NO_COLOR and 16-colour terminals still tell them apart.
@@ -34,7 +34,8 @@ def phase_text(snap: Snapshot) -> str:
 
 
 def timing_text(snap: Snapshot) -> str:
-    if snap.phase is None:
+    # Soak only means something while the phase is live (not rolled back or complete).
+    if snap.phase is None or snap.state not in (State.RUNNING, State.PAUSED):
         return ""
     text = f"in phase {format_duration(snap.phase.elapsed)}"
     if snap.phase.soak_left > 0:
@@ -107,7 +108,7 @@ class Banner(Widget):
         self.query_one("#env", Static).update(ENV_BADGE.get(env, f" {env} "))
         self.query_one("#rollout", Static).update(snap.rollout)
         state = self.query_one("#state", Static)
-        busy = snap.state.value in ("ROLLING_BACK", "ROLLED_BACK")
+        busy = snap.state in (State.ROLLING_BACK, State.ROLLED_BACK)
         key = "requested" if self.rollback_requested and not busy else snap.state.value.lower().replace("_", "-")
         for name in STATES:
             state.set_class(key == name, f"-{name}")

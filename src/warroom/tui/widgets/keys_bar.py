@@ -22,7 +22,7 @@ class KeyHint:
 class KeysBar(Widget):
     COMPONENT_CLASSES = {"keys--key", "keys--label", "keys--disabled", "keys--loud"}
     DEFAULT_CSS = """
-    KeysBar { height: 1; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
+    KeysBar { height: 1; padding: 0 1; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     KeysBar > .keys--key { color: $accent; text-style: bold; }
     KeysBar > .keys--label { color: $foreground; }
     KeysBar > .keys--disabled { color: $text-disabled; text-style: strike; }
@@ -39,6 +39,8 @@ class KeysBar(Widget):
                 label_style = self.get_component_rich_style("keys--label")
             else:
                 key_style = label_style = self.get_component_rich_style("keys--disabled")
-            text.append(f" {hint.key} ", style=key_style)
-            text.append(f"{hint.label} ", style=label_style)
+            # Only the loud key gets a padded badge; the rest stay compact for 80 columns.
+            text.append(f" {hint.key} " if hint.loud and hint.enabled else hint.key, style=key_style)
+            text.append(f" {hint.label}", style=label_style)
+            text.append("  ")
         return text

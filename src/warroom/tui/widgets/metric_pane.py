@@ -31,15 +31,15 @@ def age_text(pane: PaneView) -> str:
 
 
 def breach_text(pane: PaneView, guards: tuple[GuardrailView, ...]) -> str:
-    """What the breach will do and when: `rollback in 4s` or `rollback: firing`."""
+    """What the breach will do and when: `ROLLBACK in 4s` or `ROLLBACK: FIRED`."""
     acting = [g for g in guards if g.id in pane.guardrails and g.status in ("pending", "breach")]
     if not acting:
         return ""
     g = max(acting, key=lambda v: v.progress)
     if g.status == "breach":
-        return f"{g.action}: fired"
+        return f"{g.action.upper()}: FIRED"
     left = g.for_s * (1 - g.progress)
-    return f"{g.action} in {format_duration(left)}"
+    return f"{g.action.upper()} in {format_duration(left)}"
 
 
 class MetricPane(Widget):
@@ -104,14 +104,14 @@ class MetricPane(Widget):
         self.query_one("#value", Static).update(format_value(pane.value, pane.unit))
         self.query_one(Sparkline).data = [v for v in pane.history if v is not None]
         # The line under the sparkline says what matters most now: what a breach will
-        # do and when, else how old the number is, else the limit and freshness.
+        # do and when (in the loud badge), else how old the number is, else limit and freshness.
         acting = breach_text(pane, self._guards)
         if acting:
-            meta = acting
+            meta = ""
         elif pane.status in ("stale", "nodata"):
             meta = age_text(pane)
         else:
             meta = " · ".join(x for x in (limit_text(pane), age_text(pane)) if x)
         self.query_one("#meta", Static).update(meta)
-        self.query_one("#status", Static).update(STATUS_WORD.get(pane.status, pane.status.upper()))
+        self.query_one("#status", Static).update(acting or STATUS_WORD.get(pane.status, pane.status.upper()))
         self.tooltip = pane.detail or None

@@ -1,0 +1,83 @@
+"""The screen itself, at 80×24 and 160×48, in each state a launch team must read at a glance.
+
+Deterministic: virtual clock from a fixed instant, seeded simulator, an explicit actor,
+ticks driven by the test. Review changes with `pytest --snapshot-update` and look at them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import ALICE
+from warroom.demo import demo_plan
+from warroom.engine.build import build_engine
+from warroom.engine.clock import VirtualClock
+from warroom.plan import Fault
+
+from .conftest import START
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
+TICKS = 8  # the demo enters phase 1 on the first tick; 8 s of history and soak
+
+
+def shoot(snap_compare, c, size, after=None) -> bool:
+    async def before(pilot) -> None:
+        await c.tick(pilot, times=TICKS)
+        if after is not None:
+            await after(pilot)
+        # Toasts come and go with timing; the screen under them is what is compared.
+        c.app.clear_notifications()
+        await pilot.pause()
+
+    return snap_compare(c.app, terminal_size=size, run_before=before)
+
+
+def pause(c):
+    return lambda: c.engine.pause(ALICE, "checking p99 with the database team")
+
+
+def roll_back(c):
+    return lambda: c.engine.rollback(ALICE, "manual rollback from the console by alice")
+
+
+# name -> (simulator faults, the command run after the ticks, if any)
+SCENARIOS = {
+    "running": ((), None),
+    # A bad release: errors at 3% from 2 s into phase 1; the 10 s `for` window is filling.
+    "breaching": ((Fault(metric="error_rate", phase=1, after=2, value=0.03),), None),
+    "paused": ((), pause),
+    "rolled_back": ((), roll_back),
+}
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_state(snap_compare, console, scenario, size):
+    faults, command = SCENARIOS[scenario]
+    c = console(faults=faults)
+
+    async def act(pilot) -> None:
+        await c.call(command(c))
+        await c.tick(pilot)
+
+    assert shoot(snap_compare, c, size, act if command else None)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_readonly(snap_compare, console, tmp_path, size):
+    plan = demo_plan(tmp_path)
+
+    async def drive() -> None:
+        clock = VirtualClock(START)
+        writer = build_engine(plan, clock=clock, actor=ALICE)
+        await writer.start()
+        for _ in range(TICKS):
+            clock.advance(1.0)
+            await writer.tick()
+        await writer.close()
+
+    asyncio.run(drive())
+    c = console(plan, readonly=True, clock=VirtualClock(START + TICKS))
+    assert shoot(snap_compare, c, size)
