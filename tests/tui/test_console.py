@@ -142,11 +142,14 @@ async def test_blocked_step_in_production_is_forced_with_a_typed_reason(console,
         assert isinstance(c.app.screen, ForceReason)
         await pilot.press("enter")  # an empty reason is refused on the spot
         assert isinstance(c.app.screen, ForceReason) and any("type the reason" in n for n in c.notices)
-        c.app.screen.query_one(Input).value = "incident commander approved"
+        # Typed letters go into the reason, never to the console's keys (R, q, s, p, a, t).
+        await pilot.press(*"Rq spat: IC approved")
+        assert c.app.screen.query_one(Input).value == "Rq spat: IC approved"
         await pilot.press("enter")
         await c.until(pilot, lambda: c.app.snapshot.phase.index == 2)
         forced = by_alice(c, "step.forced")
-        assert len(forced) == 1 and "incident commander approved" in forced[0].message and "soak" in forced[0].message
+        assert len(forced) == 1 and "Rq spat: IC approved" in forced[0].message and "soak" in forced[0].message
+        assert "rollback.intent" not in c.kinds() and c.app.is_running
 
 
 async def test_step_that_not_even_force_allows_is_refused_without_a_dialog(console, test_plan):

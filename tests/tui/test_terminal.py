@@ -1,0 +1,101 @@
+"""The real binary in a real terminal (tmux): keys in, screen text out, journal checked."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import require_binary
+from warroom.store import Store
+
+WARROOM = str(Path(sys.executable).with_name("warroom"))
+pytestmark = pytest.mark.slow
+
+
+class Tmux:
+    """A private tmux server (own socket and config): the pane is 120×36 from its first byte."""
+
+    def __init__(self, tmux: str, name: str, config: Path):
+        self.tmux, self.name = tmux, name
+        config.write_text("set -g default-size 120x36\n")
+        self.base = [tmux, "-L", name, "-f", str(config)]
+
+    def run(self, *args: str) -> str:
+        return subprocess.run([*self.base, *args], check=True, capture_output=True, text=True).stdout
+
+    def start(self, command: str, env: dict[str, str] | None = None) -> None:
+        # COLUMNS/LINES (set by some test runners) would override the pane's real size.
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
+        self.run("new-session", "-d", "-s", self.name, "-x", "120", "-y", "36", f"env -u COLUMNS -u LINES {exports} {command}")
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", self.name)
+
+    def wait_for(self, text: str, timeout: float = 15.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never showed; the screen was:\n{self.screen()}")
+
+    def pid(self) -> int:
+        return int(self.run("list-panes", "-t", self.name, "-F", "#{pane_pid}").strip())
+
+
+@pytest.fixture
+def tmux(tmp_path):
+    session = Tmux(require_binary("tmux"), f"warroom-test-{os.getpid()}-{tmp_path.name}", tmp_path / "tmux.conf")
+    yield session
+    subprocess.run([*session.base, "kill-server"], capture_output=True)
+
+
+def wait_gone(pid: int, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"warroom (pid {pid}) still running {timeout}s after the terminal closed")
+
+
+def test_demo_rollback_in_tmux_then_hangup_leaves_a_clean_journal(tmux, tmp_path):
+    state = tmp_path / "demo.sqlite"
+    tmux.start(f"{WARROOM} --state {state}")
+    tmux.wait_for("RUNNING")
+    screen = tmux.wait_for("Connection success")  # the full 120-column layout, panes drawn
+    assert "DRILL" in screen and "[RW]" in screen and "1/5 Beta 5%" in screen
+    pid = tmux.pid()
+
+    tmux.run("send-keys", "-t", tmux.name, "R")
+    screen = tmux.wait_for("ROLLED BACK", timeout=5)
+    assert "ROLLBACK by" in screen
+
+    # Losing the terminal (SSH drop) sends SIGHUP: the console must end quickly and cleanly.
+    tmux.run("kill-session", "-t", tmux.name)
+    assert wait_gone(pid, 5.0) < 5.0
+
+    store = Store(state)
+    entries = store.entries()
+    intent = [e for e in entries if e.kind == "rollback.intent"]
+    assert len(intent) == 1 and intent[0].data["actor"]["user"] == getpass.getuser()
+    kinds = [e.kind for e in entries]
+    assert "rollback.confirmed" in kinds and "rollback.outcome" in kinds
+    assert kinds[-1] == "console.stop"  # engine.close() ran: journaled, lease released
+    assert store.lease_holder("automation", time.time()) == ""
+
+
+def test_no_color_and_16_colours_still_say_everything_in_words(tmux, tmp_path):
+    tmux.start(f"{WARROOM} --state {tmp_path / 'demo.sqlite'}", env={"NO_COLOR": "1", "TEXTUAL_COLOR_SYSTEM": "standard"})
+    screen = tmux.wait_for("RUNNING")
+    assert "▞▞ DRILL ▞▞" in screen and "[RW]" in screen and "ROLLBACK" in screen
