@@ -67,7 +67,7 @@ class WarroomApp(App[int]):
     TITLE = "warroom"
     COMMANDS = App.COMMANDS | {WarroomCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall"), (55, "-huge")]
     # Every binding has an id so a plan's `keys:` can remap it (App.set_keymap).
     BINDINGS = [
         Binding("s", "step_up", "Step up to the next phase (confirm dialog; forced needs a reason)", id="step_up"),
