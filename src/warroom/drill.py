@@ -19,7 +19,7 @@ from typing import Callable, TextIO
 from .engine.build import build_engine
 from .engine.clock import Clock, make_clock
 from .engine.engine import CommandError, Engine
-from .engine.snapshot import JournalEntry, Snapshot, State
+from .engine.snapshot import Snapshot, State
 from .flags.base import FlagError, FlagProvider, FlagState
 from .headless import entry_line, run_headless
 from .identity import Actor
@@ -29,7 +29,6 @@ from .scorecard import ScoreCard, compute
 from .store import Store, default_state_path
 
 RESPONDER = Actor(user="responder", host="drill script")
-DRILL_ACTOR = "warroom (drill)"
 EXIT_PROBLEM, EXIT_DRILL_FAILED = 1, 8
 
 
@@ -200,18 +199,10 @@ class ScriptedResponder:
 # ---------------------------------------------------------------- running
 
 
-def drill_journal(engine: Engine, kind: str, message: str, data: dict) -> JournalEntry:
-    """Journal a drill's own entry and hand it to the listeners (notifications, output)."""
-    entry = engine.store.append(engine.clock.now(), kind, message, DRILL_ACTOR, data)
-    for listener in engine.entry_listeners:
-        listener(entry)
-    return entry
-
-
-def journal_score(engine: Engine, card: ScoreCard) -> JournalEntry:
+def journal_score(engine: Engine, card: ScoreCard) -> None:
     verdict = "PASS" if card.passed else "FAIL"
     why = "; ".join(card.findings) or f"expected {card.expected}"
-    return drill_journal(engine, "drill.score", f"drill {card.scenario} {verdict}: {why}", {"card": card.to_json()})
+    engine.record("drill.score", f"drill {card.scenario} {verdict}: {why}", {"card": card.to_json()})
 
 
 async def run_headless_drill(
@@ -235,8 +226,8 @@ async def run_headless_drill(
 
     # Before the notifier drains (it was attached first), so the drill end is sent too.
     engine.close_hooks.insert(0, finish)
-    start = drill_journal(engine, "drill.start", f"DRILL {scenario.name}: {scenario.title}", {"scenario": scenario.summary()})
-    print(entry_line(start), file=out, flush=True)
+    engine.record("drill.start", f"DRILL {scenario.name}: {scenario.title}", {"scenario": scenario.summary()})
+    print(entry_line(engine.store.tail(1)[0]), file=out, flush=True)  # before the runner's printer is attached
     await run_headless(engine, until_done=True, out=out, status_every=30.0, run_for=scenario.duration, after_tick=responder)
     for line in cards[0].lines():
         print(line, file=out, flush=True)

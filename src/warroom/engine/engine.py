@@ -206,6 +206,10 @@ class Engine:
     def _journal(self, kind: str, message: str, actor: Actor = AUTOMATIC, data: dict | None = None, action_id: str | None = None) -> None:
         self._commit([(kind, message, actor, data or {})], action_id=action_id)
 
+    def record(self, kind: str, message: str, data: dict | None = None) -> None:
+        """Journal an entry for a part outside the engine (drills, notifications): no state change, listeners told."""
+        self._journal(kind, message, AUTOMATIC, data)
+
     def _new_state(self, **changes: Any) -> dict[str, Any]:
         return {**self.st, **changes}
 
