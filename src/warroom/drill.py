@@ -245,8 +245,9 @@ def prepare(plan: Plan, scenario: Scenario, *, state: str | None = None, staging
 
 
 def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None, staging: bool, headless: bool,
-                      speed: str | None, console: Callable[[Plan], int], out: TextIO = sys.stdout) -> int:
+                      speed: str | None, console: Callable[[Plan], int], out: TextIO | None = None) -> int:
     """`warroom drill`: 0 when the score card passes, EXIT_DRILL_FAILED when it does not."""
+    out = out or sys.stdout  # looked up at call time, so a redirected stdout is honoured
     scenario = load_scenario(scenario_ref) if scenario_ref else DEFAULT
     try:
         prepared = prepare(plan, scenario, state=state, staging=staging)

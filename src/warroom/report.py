@@ -111,7 +111,8 @@ def _phases(plan: Plan, entries: list[JournalEntry], end: float) -> list[PhaseSp
     spans = []
     for i, (ts, index) in enumerate(starts):
         nxt = starts[i + 1][0] if i + 1 < len(starts) else end
-        stop = next(((t, why) for t, why in stops if ts <= t < nxt), None)
+        # The last phase also ends at a rollback in the journal's final second.
+        stop = next(((t, why) for t, why in stops if ts <= t < (nxt if i + 1 < len(starts) else float("inf"))), None)
         ended_at, ended_by = stop if stop else (nxt, "step up" if i + 1 < len(starts) else "end of journal")
         spans.append(PhaseSpan(index, plan.phases[index - 1].name, ts, ended_at, ended_by))
     return spans
@@ -140,11 +141,19 @@ def _breaches(plan: Plan, entries: list[JournalEntry]) -> list[Breach]:
                                          float(cause.get("threshold", 0.0)), float(cause.get("for", 0.0)),
                                          cause.get("query", ""), outcome, _guard_pane(plan, gid))
     clears = [(e.ts, e.data.get("guardrail")) for e in entries if e.kind == "guardrail.clear"]
+    responses = [e for e in entries if e.kind in ("rollback.intent", "pause")]
     rows = []
     for b in sorted(found.values(), key=lambda b: b.since):
         if not b.outcome:
             cleared = next((t for t, g in clears if g == b.guardrail and t >= b.since), None)
-            outcome = f"cleared after {format_duration(cleared - b.since)} (under the window)" if cleared else "still breaching at the end"
+            # A human may have acted before the window was met: that is what came of it.
+            human = next((e for e in responses if e.ts >= b.since and (cleared is None or e.ts <= cleared)), None)
+            if human is not None:
+                outcome = f"{'rolled back' if human.kind == 'rollback.intent' else 'paused'} by {human.actor} after {format_duration(human.ts - b.since)}"
+            elif cleared is not None:
+                outcome = f"cleared after {format_duration(cleared - b.since)} (under the window)"
+            else:
+                outcome = "still breaching at the end"
             b = Breach(**{**b.__dict__, "outcome": outcome})
         rows.append(b)
     return rows
