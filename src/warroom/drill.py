@@ -219,7 +219,6 @@ async def run_headless_drill(
     cards: list[ScoreCard] = []
 
     async def finish() -> None:
-        engine.snapshot_listeners.clear()  # the run is over: no more stop checks
         card = compute(engine.store.entries(), scenario.summary(), engine.state.label)
         journal_score(engine, card)
         cards.append(card)

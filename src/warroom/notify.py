@@ -20,7 +20,6 @@ from . import secrets
 from .engine.engine import Engine
 from .engine.snapshot import JournalEntry, State
 from .plan import NotifyTarget
-from .units import format_value
 
 # What is worth a message: state changes, automatic actions, failed attempts, drift, drills.
 EVENTS = {

@@ -56,9 +56,6 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def events(self, path: str) -> list[str]:
-        return [b.get("event") or b["text"] for p, b in self.bodies if p == path]
-
 
 @pytest.fixture
 def receiver():
