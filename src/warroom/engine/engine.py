@@ -18,7 +18,7 @@ import contextlib
 import os
 import socket
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from ..actions import StepResult, run_step
 from ..flags.base import FlagError, FlagProvider, FlagState, backoff_delays
@@ -127,6 +127,9 @@ class Engine:
         self.snapshot: Snapshot | None = None
         self.snapshot_listeners: list[Callable[[Snapshot], None]] = []
         self.entry_listeners: list[Callable[[JournalEntry], None]] = []
+        # Awaited by close() before sources shut: background work fed by the listeners
+        # (notification delivery) gets to finish what it was given.
+        self.close_hooks: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
 
     # ================================================================ state
@@ -203,6 +206,10 @@ class Engine:
     def _journal(self, kind: str, message: str, actor: Actor = AUTOMATIC, data: dict | None = None, action_id: str | None = None) -> None:
         self._commit([(kind, message, actor, data or {})], action_id=action_id)
 
+    def record(self, kind: str, message: str, data: dict | None = None) -> None:
+        """Journal an entry for a part outside the engine (drills, notifications): no state change, listeners told."""
+        self._journal(kind, message, AUTOMATIC, data)
+
     def _new_state(self, **changes: Any) -> dict[str, Any]:
         return {**self.st, **changes}
 
@@ -239,6 +246,9 @@ class Engine:
                 self._journal("console.stop", f"console of {self.actor.label()} stopped", self.actor)
             if self.has_lease:
                 self.store.release_lease(LEASE, self.holder)
+        for hook in self.close_hooks:
+            with contextlib.suppress(Exception):
+                await hook()
         for source in self.sources.values():
             with contextlib.suppress(Exception):
                 await source.close()
@@ -261,11 +271,17 @@ class Engine:
         self.driver = self.store.acquire_lease(LEASE, self.holder, ttl, now)
         self.has_lease = self.driver == self.holder
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Tick every poll_interval of clock time until `stop` is set."""
+    async def run(self, stop: asyncio.Event, after_tick: Callable[[Snapshot], Awaitable[None]] | None = None) -> None:
+        """Tick every poll_interval of clock time until `stop` is set.
+
+        `after_tick` runs between ticks, awaited, the way a human acts between frames;
+        a drill's scripted responder uses it so its timing is the same on every run.
+        """
         while not stop.is_set():
             started = self.clock.now()
-            await self.tick()
+            snap = await self.tick()
+            if after_tick is not None and not stop.is_set():
+                await after_tick(snap)
             if stop.is_set():
                 break
             delay = self.plan.poll_interval - (self.clock.now() - started)
