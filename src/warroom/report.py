@@ -101,12 +101,7 @@ class Report:
 
 
 def _phases(plan: Plan, entries: list[JournalEntry], end: float) -> list[PhaseSpan]:
-    targets = {e.action_id: e.data.get("to_phase") for e in entries if e.kind == "step.intent"}
-    starts: list[tuple[float, int]] = []
-    for e in entries:
-        entered = e.message.startswith("now at phase") or "had completed" in e.message
-        if e.kind == "step.outcome" and entered and targets.get(e.action_id):
-            starts.append((e.ts, int(targets[e.action_id])))
+    starts = [(e.ts, int(e.data["entered_phase"])) for e in entries if e.kind == "step.outcome" and e.data.get("entered_phase")]
     stops = [(e.ts, "rollback") for e in entries if e.kind == "rollback.intent"]
     spans = []
     for i, (ts, index) in enumerate(starts):

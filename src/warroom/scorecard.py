@@ -84,8 +84,8 @@ class ScoreCard:
             f"  time to detect:    {secs(self.time_to_detect)}",
             f"  time to mitigate:  {secs(self.time_to_mitigate)}",
             f"  rollback latency:  {secs(self.rollback_latency)}   failed flag attempts: {self.failed_attempts}",
-            f"  actions taken:     " + ("; ".join(f"+{a.at:.0f}s {a.action} by {a.actor}" for a in self.actions) or "none"),
-            f"  mistakes:          " + ("; ".join(self.mistakes) or "none"),
+            "  actions taken:     " + ("; ".join(f"+{a.at:.0f}s {a.action} by {a.actor}" for a in self.actions) or "none"),
+            "  mistakes:          " + ("; ".join(self.mistakes) or "none"),
             f"  final state:       {self.final_state} after {self.duration:.0f}s",
         ]
         out += [f"  ✗ {f}" for f in self.findings]
