@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from . import secrets
 from .engine.engine import Engine
@@ -78,6 +79,8 @@ class Notifier:
             self.queues[i].put_nowait(message)
 
     def _start(self) -> None:
+        import httpx  # only when a message is due: it costs start-up time every console pays
+
         self.client = httpx.AsyncClient(timeout=SEND_TIMEOUT)
         self.queues = [asyncio.Queue() for _ in self.targets]
         self.workers = [asyncio.get_running_loop().create_task(self._work(i)) for i in range(len(self.targets))]
@@ -117,6 +120,8 @@ class Notifier:
 
     async def _send(self, index: int, message: dict[str, Any]) -> str | None:
         """One attempt; None when delivered, else a short reason that holds no secret."""
+        import httpx
+
         target = self.targets[index]
         try:
             if index not in self.urls:
