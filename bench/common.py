@@ -17,6 +17,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SMOKE = os.environ.get("WARROOM_BENCH_SMOKE") == "1"  # tiny sizes: proves the script runs
 
 
+BENCH = Path(__file__).resolve().parent
+LIBRARY = {"common.py", "run_all.py", "pty_console.py"}  # modules, not bench scripts
+
+
+def scripts() -> list[Path]:
+    """Every bench script, in a stable order."""
+    return sorted(p for p in BENCH.glob("*.py") if p.name not in LIBRARY)
+
+
 def summary(values: list[float]) -> dict:
     ordered = sorted(values)
     return {

@@ -7,14 +7,11 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from common import ROOT, machine
+from common import BENCH, ROOT, machine, scripts
 
-BENCH = Path(__file__).resolve().parent
 DOC = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
-SCRIPTS = sorted(p for p in BENCH.glob("*.py") if p.name not in {"common.py", "run_all.py"})
 
 
 def describe(fig: dict) -> tuple[str, str, str]:
@@ -38,16 +35,16 @@ def describe(fig: dict) -> tuple[str, str, str]:
 
 def main() -> int:
     figures = []
-    for script in SCRIPTS:
+    for script in scripts():
         print(f"== {script.name}", flush=True)
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=BENCH)
         sys.stdout.write(proc.stdout)
         sys.stderr.write(proc.stderr[-2000:])
-        lines = [l for l in proc.stdout.splitlines() if l.startswith("FIGURE ")]
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("FIGURE ")]
         if proc.returncode != 0 or not lines:
             figures.append({"name": script.stem, "error": f"exit {proc.returncode}"})
             continue
-        figures.append(json.loads(lines[-1][len("FIGURE "):]))
+        figures.extend(json.loads(line[len("FIGURE "):]) for line in lines)  # a script may measure several figures
     rows = ["| figure | result | baseline (same run) | target | met |", "|---|---|---|---|---|"]
     for fig in figures:
         if "error" in fig:

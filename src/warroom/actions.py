@@ -10,8 +10,6 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from . import secrets
 from .plan import HttpStep, RunStep, WebhookStep
 
@@ -81,6 +79,8 @@ async def _run(step: RunStep) -> StepResult:
 
 
 async def _post(name: str, method: str, url: str, headers: dict[str, str], body: Any, timeout: float, expect: list[int]) -> StepResult:
+    import httpx  # only when a runbook step calls out: it costs start-up time every console pays
+
     try:
         async with httpx.AsyncClient(timeout=timeout) as client:
             kwargs: dict[str, Any] = {"headers": headers}

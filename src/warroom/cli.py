@@ -9,6 +9,7 @@ Exit codes (also in the README):
   5  ROLLED BACK       (status, run)
   6  the command was refused now (the message says why)
   7  check found a problem with a source or the flag provider
+  8  a drill's score card did not pass
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_CHECK = 1, 2, 6, 7
 VIRTUAL_DEFAULT_FOR = 24 * 3600.0  # virtual time never waits, so a run waiting on a human must end somewhere
 STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
 
-VERBS = ("check", "run", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal", "secret", "simulate")
+VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal", "secret", "simulate")
 
 
 def state_exit(state: State) -> int:
@@ -234,6 +235,15 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--for", dest="for_", type=parse_duration, default=None,
                    help="stop after this much clock time (default with --speed max: 24h, so a run waiting for a human ends)")
     _console_options(r)
+    d = verb("drill", "rehearse the plan (environment DRILL) against a scenario of faults; print the score card", demo=True)
+    d.add_argument("--scenario", help="scenario YAML file, or the name of a shipped one (see scenarios/)")
+    d.add_argument("--headless", action="store_true", help="no screen: the scenario's scripted responder acts")
+    d.add_argument("--speed", default=None, help="clock speed: 1, N (N× faster), max (virtual time; headless default)")
+    d.add_argument("--staging", action="store_true", help="use the plan's own sources and flag provider, not the simulator and a scratch flag file")
+    _console_options(d)
+    rp = verb("report", "write the post-mortem from the journal: phases, actions, breaches, rollback latency", demo=True)
+    rp.add_argument("--format", choices=("md", "html"), default="md")
+    rp.add_argument("-o", "--output", help="file to write (default: standard output)")
     s = verb("status", "print where the rollout stands (exit code = state)")
     s.add_argument("--json", action="store_true")
     st = verb("step", "step up to the next phase")
@@ -283,8 +293,23 @@ def _plan_or_demo(path: str | None) -> Plan:
     return demo_plan()
 
 
+def cmd_drill(plan: Plan, args: argparse.Namespace) -> int:
+    from .drill import run_drill_command
+
+    return run_drill_command(plan, args.scenario, state=args.state, staging=args.staging, headless=args.headless,
+                             speed=args.speed, console=lambda drill_plan: run_console(drill_plan, args))
+
+
+def cmd_report(plan: Plan, args: argparse.Namespace) -> int:
+    from .report import run_report_command
+
+    return run_report_command(plan, state_path(plan, args.state), fmt=args.format, output=args.output)
+
+
 HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "check": cmd_check,
+    "drill": cmd_drill,
+    "report": cmd_report,
     "run": cmd_run,
     "status": cmd_status,
     "journal": cmd_journal,

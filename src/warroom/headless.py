@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 import time
-from typing import TextIO
+from typing import Awaitable, Callable, TextIO
 
 from .engine.engine import Engine
 from .engine.snapshot import JournalEntry, Snapshot, State
@@ -37,6 +37,7 @@ async def run_headless(
     out: TextIO = sys.stdout,
     status_every: float = 60.0,
     run_for: float | None = None,
+    after_tick: Callable[[Snapshot], Awaitable[None]] | None = None,
 ) -> Snapshot:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -63,7 +64,7 @@ async def run_headless(
     engine.snapshot_listeners.append(on_snapshot)
     try:
         await engine.start()
-        await engine.run(stop)
+        await engine.run(stop, after_tick)
         await engine.wait_idle()
         return engine.publish()
     finally:

@@ -346,3 +346,27 @@ async def test_interrupted_step_up_is_reconciled_on_start(make_engine, clock, tm
     outcome = [e for e in restarted.store.entries(action_id="a1") if e.kind == "step.outcome"]
     assert len(outcome) == 1 and "had completed" in outcome[0].message
     assert restarted.store.action_status("a1") == "done"
+
+
+async def test_in_real_time_a_retrying_rollback_does_not_stop_the_ticks(make_engine, tmp_path):
+    """Guardrails and samples keep going while an automatic rollback retries its flag writes."""
+    import asyncio
+
+    from warroom.engine.clock import ScaledClock
+
+    engine = await make_engine({**with_faults({"metric": "error_rate", "phase": 1, "value": 0.05}),
+                                **with_guardrails({"id": "errors", "pane": "errors", "above": 0.01, "for": "0s"})},
+                               clock=ScaledClock(50.0))
+    await enter_phase_one(engine)
+    engine.provider.path.unlink()
+    engine.provider.path.mkdir()  # the flag store refuses every write
+    snap = await engine.tick()  # the breach fires the rollback and the tick returns
+    assert snap.state == State.ROLLING_BACK
+    before = engine.tick_count
+    for _ in range(3):
+        snap = await engine.tick()
+    assert engine.tick_count == before + 3 and snap.state == State.ROLLING_BACK
+    assert snap.action.kind == "rollback" and snap.action.attempt >= 1
+    engine.provider.path.rmdir()
+    await asyncio.wait_for(engine.wait_idle(), 10)
+    assert engine.state == State.ROLLED_BACK

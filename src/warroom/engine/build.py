@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import notify
 from ..flags.registry import make_provider
 from ..identity import Actor, current_actor
 from ..plan import Fault, Plan
@@ -40,7 +41,7 @@ def build_engine(
     for name, config in plan.sources.items():
         extra = {"extra_faults": extra_faults} if config.type == "simulator" and extra_faults else {}
         sources[name] = make_source(name, config, plan.base_dir, **extra)
-    return Engine(
+    engine = Engine(
         plan,
         store,
         provider,
@@ -54,3 +55,6 @@ def build_engine(
         announce=announce,
         backfill=backfill,
     )
+    # Every mode builds its engine here, so every mode tells the plan's channels what it commits.
+    notify.attach(engine)
+    return engine

@@ -18,7 +18,7 @@ import contextlib
 import os
 import socket
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from ..actions import StepResult, run_step
 from ..flags.base import FlagError, FlagProvider, FlagState, backoff_delays
@@ -127,6 +127,9 @@ class Engine:
         self.snapshot: Snapshot | None = None
         self.snapshot_listeners: list[Callable[[Snapshot], None]] = []
         self.entry_listeners: list[Callable[[JournalEntry], None]] = []
+        # Awaited by close() before sources shut: background work fed by the listeners
+        # (notification delivery) gets to finish what it was given.
+        self.close_hooks: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
 
     # ================================================================ state
@@ -203,6 +206,10 @@ class Engine:
     def _journal(self, kind: str, message: str, actor: Actor = AUTOMATIC, data: dict | None = None, action_id: str | None = None) -> None:
         self._commit([(kind, message, actor, data or {})], action_id=action_id)
 
+    def record(self, kind: str, message: str, data: dict | None = None) -> None:
+        """Journal an entry for a part outside the engine (drills, notifications): no state change, listeners told."""
+        self._journal(kind, message, AUTOMATIC, data)
+
     def _new_state(self, **changes: Any) -> dict[str, Any]:
         return {**self.st, **changes}
 
@@ -239,6 +246,9 @@ class Engine:
                 self._journal("console.stop", f"console of {self.actor.label()} stopped", self.actor)
             if self.has_lease:
                 self.store.release_lease(LEASE, self.holder)
+        for hook in self.close_hooks:
+            with contextlib.suppress(Exception):
+                await hook()
         for source in self.sources.values():
             with contextlib.suppress(Exception):
                 await source.close()
@@ -261,11 +271,17 @@ class Engine:
         self.driver = self.store.acquire_lease(LEASE, self.holder, ttl, now)
         self.has_lease = self.driver == self.holder
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Tick every poll_interval of clock time until `stop` is set."""
+    async def run(self, stop: asyncio.Event, after_tick: Callable[[Snapshot], Awaitable[None]] | None = None) -> None:
+        """Tick every poll_interval of clock time until `stop` is set.
+
+        `after_tick` runs between ticks, awaited, the way a human acts between frames;
+        a drill's scripted responder uses it so its timing is the same on every run.
+        """
         while not stop.is_set():
             started = self.clock.now()
-            await self.tick()
+            snap = await self.tick()
+            if after_tick is not None and not stop.is_set():
+                await after_tick(snap)
             if stop.is_set():
                 break
             delay = self.plan.poll_interval - (self.clock.now() - started)
@@ -418,7 +434,10 @@ class Engine:
         elif g.action == "rollback":
             if self.state in (State.RUNNING, State.PAUSED, State.COMPLETE):
                 with contextlib.suppress(CommandError):
-                    await self.rollback(AUTOMATIC, reason, cause=data)
+                    # In real time the tick only starts the rollback, so guardrails and samples keep
+                    # going while flags retry. In virtual time I/O takes no time: the tick waits, or
+                    # the clock would jump ahead of a flag write still in flight.
+                    await self.rollback(AUTOMATIC, reason, cause=data, wait=self.clock.speed == float("inf"))
             else:
                 self._journal("guardrail.fired", f"{reason}; no rollback, state is {self.state.label}", data=data)
 
@@ -536,13 +555,14 @@ class Engine:
         entries.append(("step.intent", f"step up to phase {target}/{total} {self.plan.phases[target - 1].name}: {_exposure_label(flags)}", actor, intent))
         self._command_commit(entries, self._new_state(action={"id": action_id, "kind": "step_up", "since": self.clock.now(), "target": _exposure_label(flags)}),
                              action_id=action_id, new_action=("step_up", intent))
-        return await self._launch(action_id, self._execute_step(action_id, intent, actor))
+        return await asyncio.shield(self._launch(action_id, self._execute_step(action_id, intent, actor)))
 
-    async def _launch(self, action_id: str, coro) -> str:
+    def _launch(self, action_id: str, coro) -> asyncio.Task:
+        """Run an action as its own task, so the tick loop never waits on one."""
         task = asyncio.ensure_future(coro)
         self.tasks[action_id] = task
         task.add_done_callback(lambda _t, a=action_id: self.tasks.pop(a, None))
-        return await asyncio.shield(task)
+        return task
 
     async def _apply_flag(self, action_id: str, kind: str, name: str, desired: FlagState, attempts: int | None) -> FlagState | None:
         """Write one flag until a read-back confirms it; every failed attempt is journaled."""
@@ -579,7 +599,8 @@ class Engine:
             observed = {n: r.to_json() for n, r in zip(flags, results) if r is not None}
             desired = {**self.st["desired"], **intent["flags"]}
             self._commit(
-                [("step.outcome", f"now at phase {target}/{len(self.plan.phases)} {self.plan.phases[target - 1].name}; read back {_exposure_label({n: r for n, r in zip(flags, results) if r})}", actor, {"observed": observed})],
+                [("step.outcome", f"now at phase {target}/{len(self.plan.phases)} {self.plan.phases[target - 1].name}; read back {_exposure_label({n: r for n, r in zip(flags, results) if r})}", actor,
+                  {"observed": observed, "entered_phase": target})],
                 self._new_state(state=State.RUNNING.value, phase=target, phase_started_at=self.clock.now(), desired=desired, action=None, paused_reason=""),
                 action_id=action_id, action_status="done", check_version=False,
             )
@@ -594,7 +615,11 @@ class Engine:
         self.publish()
         raise CommandError(reason)
 
-    async def rollback(self, actor: Actor, reason: str = "manual rollback", *, cause: dict | None = None) -> str:
+    async def rollback(self, actor: Actor, reason: str = "manual rollback", *, cause: dict | None = None, wait: bool = True) -> str:
+        """Roll back; with `wait` return when the flags are confirmed and the runbook ran.
+
+        The intent is committed (and a snapshot published) before this returns either way.
+        """
         self._require_writable()
         self._reload()
         if self.state == State.ROLLING_BACK:
@@ -618,7 +643,8 @@ class Engine:
                                      action={"id": action_id, "kind": "rollback", "since": self.clock.now(), "target": _exposure_label(flags)}),
                      action_id=action_id, new_action=("rollback", intent), check_version=False)
         self.publish()
-        return await self._launch(action_id, self._execute_rollback(action_id, intent, {}))
+        task = self._launch(action_id, self._execute_rollback(action_id, intent, {}))
+        return await asyncio.shield(task) if wait else "rolling back"
 
     async def _execute_rollback(self, action_id: str, intent: dict, progress: dict) -> str:
         flags = {n: FlagState.from_json(d) for n, d in intent["flags"].items()}
@@ -791,8 +817,7 @@ class Engine:
             if action["kind"] == "rollback":
                 self._journal("rollback.resume", "resuming an unfinished rollback after a restart", AUTOMATIC,
                               {"progress": action["progress"]}, aid)
-                self.tasks[aid] = asyncio.ensure_future(self._execute_rollback(aid, intent, action["progress"]))
-                self.tasks[aid].add_done_callback(lambda _t, a=aid: self.tasks.pop(a, None))
+                self._launch(aid, self._execute_rollback(aid, intent, action["progress"]))
             elif action["kind"] == "step_up":
                 self._reconcile_step(aid, intent)
 
@@ -813,7 +838,10 @@ class Engine:
         else:
             outcome, status = f"interrupted step up to phase {intent['to_phase']} left flags mixed: {_exposure_label({n: v for n, v in observed.items() if v})}; paused", "failed"
             changes = {"state": State.PAUSED.value, "paused_reason": "interrupted step up left flags mixed: check and ack"}
-        self._commit([("step.outcome", outcome, AUTOMATIC, {"observed": {n: v.to_json() for n, v in observed.items() if v}})],
+        data: dict[str, Any] = {"observed": {n: v.to_json() for n, v in observed.items() if v}}
+        if status == "done":
+            data["entered_phase"] = intent["to_phase"]
+        self._commit([("step.outcome", outcome, AUTOMATIC, data)],
                      self._new_state(action=None, **changes), action_id=aid, action_status=status, check_version=False)
 
     async def _backfill(self) -> None:

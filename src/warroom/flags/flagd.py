@@ -15,12 +15,11 @@ flagd's fractional weights are integers, so 0.1 % is written as [["on", 1], ["of
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any, Literal
 
 from . import files
-from .base import FlagError, FlagProvider, FlagState, ProviderConfig
+from .base import FlagError, FlagState, ProviderConfig
 
 ON, OFF = "on", "off"
 
@@ -41,25 +40,18 @@ def weights(rollout: float) -> tuple[int, int]:
     return round(on), total - round(on)
 
 
-class FlagdFlagProvider(FlagProvider):
+class FlagdFlagProvider(files.FileFlagProvider):
     kind = "flagd"
     Config = FlagdConfig
+    what = "flagd flag definitions"
+    shape_error = 'not a flagd definition file (expected {"flags": {…}})'
 
     def __init__(self, config: FlagdConfig, base_dir: Path):
         super().__init__(config, base_dir)
         self.attribute = config.segment_attribute
-        self.path = files.resolve(config.path, base_dir)
 
     def describe(self) -> str:
         return f"flagd file {self.path}"
-
-    def _load(self, fresh: bool = False) -> dict[str, Any]:
-        data = files.load_json(self.path, "flagd flag definitions", fresh=fresh)
-        if data is None:
-            return {"flags": {}}
-        if not isinstance(data, dict) or not isinstance(data.get("flags"), dict):
-            raise FlagError(f"{self.path}: not a flagd definition file (expected {{\"flags\": {{…}}}})")
-        return data
 
     def _fractional(self, name: str, rule: Any, variants: dict[str, Any]) -> float:
         """Percentage of the `on` variants in a fractional rule, or a bare variant name."""
@@ -109,23 +101,3 @@ class FlagdFlagProvider(FlagProvider):
             rule = {"if": [{"in": [{"var": self.attribute}, list(state.segments)]}, rule, OFF]}
         entry["targeting"] = rule
         return entry
-
-    def _write_sync(self, name: str, state: FlagState) -> None:
-        with files.locked(self.path):
-            data = self._load(fresh=True)
-            old = data["flags"].get(name)
-            data["flags"][name] = self._entry(old if isinstance(old, dict) else {}, state)
-            files.replace_json(self.path, data)
-
-    async def read(self, name: str) -> FlagState | None:
-        return self._state(name, self._load()["flags"].get(name))
-
-    async def read_many(self, names: list[str]) -> dict[str, FlagState | None | FlagError]:
-        try:
-            flags = self._load()["flags"]  # one stat (and at most one parse) for every flag
-        except FlagError as exc:
-            return {name: exc for name in names}
-        return {name: files.state_or_error(self._state, name, flags.get(name)) for name in names}
-
-    async def write(self, name: str, state: FlagState) -> None:
-        await asyncio.to_thread(self._write_sync, name, state)

@@ -1,0 +1,270 @@
+"""`warroom drill`: rehearse a plan against injected faults and score the response.
+
+A drill runs the plan with environment DRILL in its own folder (state, journal and a
+scratch flag file), so rehearsing never touches the real rollout's journal or flags.
+Metric faults go into the simulator; flag-service faults wrap the flag provider; the
+scripted responder acts between ticks; the score card is printed and journaled as
+`drill.score` when the drill ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TextIO
+
+from .engine.build import build_engine
+from .engine.clock import Clock, make_clock
+from .engine.engine import CommandError, Engine
+from .engine.snapshot import Snapshot, State
+from .flags.base import FlagError, FlagProvider, FlagState
+from .headless import entry_line, run_headless
+from .identity import Actor
+from .plan import FlagProviderConfig, Plan, PrometheusSourceConfig, SimulatorSourceConfig
+from .scenario import DEFAULT, ResponderAction, Scenario, TimelineEvent, load_scenario
+from .scorecard import ScoreCard, compute
+from .store import Store, default_state_path
+
+RESPONDER = Actor(user="responder", host="drill script")
+EXIT_PROBLEM, EXIT_DRILL_FAILED = 1, 8
+
+
+class DrillSetupError(Exception):
+    """A scenario that cannot run against this plan as asked; the message says why."""
+
+
+# ---------------------------------------------------------------- the plan, made a drill
+
+
+def drill_dir(plan: Plan, scenario: Scenario) -> Path:
+    """A fresh folder per drill, next to the rollout's default state: state.sqlite, flags.json."""
+    base = default_state_path(plan.rollout.name).parent / "drills"
+    name = f"{plan.rollout.name}-{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return base / "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def drill_plan(plan: Plan, scenario: Scenario, workdir: Path, *, staging: bool = False) -> Plan:
+    """The plan as a drill: environment DRILL, its own state, faults in the simulator.
+
+    Without `staging`, Prometheus sources become the simulator (their exporter PromQL is
+    understood by it) and flags go to a scratch file; with it, the plan's own sources and
+    flag provider are used, and only flag-service faults can be injected.
+    """
+    faults = scenario.faults()
+    if staging and faults:
+        raise DrillSetupError(
+            f"scenario {scenario.name} injects metric faults, which need the simulator; drop --staging to rehearse it")
+    update: dict = {
+        "rollout": plan.rollout.model_copy(update={"environment": "drill"}),
+        "state": str(workdir / "state.sqlite"),
+        "base_dir": workdir,
+    }
+    if not staging:
+        sources = {}
+        for name, config in plan.sources.items():
+            if isinstance(config, PrometheusSourceConfig):
+                config = SimulatorSourceConfig(type="simulator")
+            sources[name] = config.model_copy(update={"faults": [*config.faults, *faults]})
+        update["sources"] = sources
+        update["flag_provider"] = FlagProviderConfig(provider="local", path=str(workdir / "flags.json"))
+    return plan.model_copy(update=update)
+
+
+# ---------------------------------------------------------------- flag-service faults
+
+
+@dataclass
+class DrillTime:
+    """Drill time as faults and scripts see it: seconds since start, and when each phase began."""
+
+    clock: Clock
+    started_at: float
+    phase_starts: dict[int, float] = field(default_factory=dict)
+
+    def now(self) -> float:
+        return self.clock.now() - self.started_at
+
+    def observe(self, snap: Snapshot) -> None:
+        # Phases stepped through between two looks count as starting together, as in the simulator.
+        if snap.phase is not None and snap.phase.started_at is not None:
+            for index in range(1, snap.phase.index + 1):
+                self.phase_starts.setdefault(index, snap.phase.started_at - self.started_at)
+
+
+class FaultyFlagProvider(FlagProvider):
+    """Wraps the real provider; fails or lags every call while a `flags:` event is active."""
+
+    kind = "drill"
+
+    def __init__(self, inner: FlagProvider, events: list[TimelineEvent], when: DrillTime):
+        super().__init__(inner.config, inner.base_dir)
+        self.inner = inner
+        self.events = events
+        self.when = when
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()} (with drill faults)"
+
+    async def _fault(self) -> None:
+        t = self.when.now()
+        for event in self.events:
+            if not event.active(t, self.when.phase_starts):
+                continue
+            if event.flags == "down":
+                raise FlagError("HTTP 503 from the flag service (drill fault)")
+            await self.when.clock.sleep(event.delay)
+
+    async def read(self, name: str) -> FlagState | None:
+        await self._fault()
+        return await self.inner.read(name)
+
+    async def write(self, name: str, state: FlagState) -> None:
+        await self._fault()
+        await self.inner.write(name, state)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+# ---------------------------------------------------------------- the scripted responder
+
+
+class ScriptedResponder:
+    """Acts between ticks: the routine of a launch day, plus the scenario's scripted actions."""
+
+    def __init__(self, engine: Engine, scenario: Scenario, when: DrillTime, out: TextIO):
+        self.engine = engine
+        self.routine = scenario.responder.routine
+        self.pending: list[ResponderAction] = list(scenario.responder.actions)
+        self.when = when
+        self.out = out
+        self.alarm_at: float | None = None
+
+    def _alarm(self, snap: Snapshot) -> bool:
+        return snap.drift or any(g.status in ("pending", "breach", "nodata") for g in snap.guardrails) or any(
+            p.status in ("breach", "stale") for p in snap.panes)
+
+    def _due(self, action: ResponderAction, t: float) -> bool:
+        if action.on == "alarm":
+            return self.alarm_at is not None and t >= self.alarm_at + action.after
+        start = action.start(self.when.phase_starts)
+        return start is not None and t >= start
+
+    async def _do(self, action: ResponderAction) -> str:
+        engine, me = self.engine, RESPONDER
+        reason = action.reason or f"scripted responder: {action.label()}"
+        if action.do == "rollback":
+            return await engine.rollback(me, reason)
+        if action.do == "pause":
+            return await engine.pause(me, reason)
+        if action.do in ("step", "force_step"):
+            return await engine.step_up(me, force=action.do == "force_step", reason=action.reason)
+        if action.do == "tick":
+            return await engine.tick_item(me, action.item or "")
+        return await {"resume": engine.resume, "ack": engine.ack_drift}[action.do](me)
+
+    async def _routine(self, snap: Snapshot) -> None:
+        if snap.state not in (State.PENDING, State.RUNNING) or snap.action is not None:
+            return
+        if snap.phase is not None:
+            for item in snap.phase.checklist:
+                if item.required and not item.ticked:
+                    await self.engine.tick_item(RESPONDER, item.id)
+            snap = self.engine.publish()
+        if self.engine.plan.automation.step_up == "manual" and snap.can_step:
+            await self.engine.step_up(RESPONDER)
+
+    async def __call__(self, snap: Snapshot) -> None:
+        self.when.observe(snap)
+        t = self.when.now()
+        if self.alarm_at is None and self._alarm(snap):
+            self.alarm_at = t
+        for action in [a for a in self.pending if self._due(a, t)]:
+            self.pending.remove(action)
+            try:
+                result = await self._do(action)
+            except CommandError as exc:
+                result = f"refused: {exc}"
+            print(f"{'':>20} responder: {action.label()} → {result}", file=self.out, flush=True)
+        if self.routine:
+            try:
+                await self._routine(self.engine.publish())
+            except CommandError:
+                pass  # the rollout moved on under the routine (a rollback, a breach): nothing to do now
+
+
+# ---------------------------------------------------------------- running
+
+
+def journal_score(engine: Engine, card: ScoreCard) -> None:
+    verdict = "PASS" if card.passed else "FAIL"
+    why = "; ".join(card.findings) or f"expected {card.expected}"
+    engine.record("drill.score", f"drill {card.scenario} {verdict}: {why}", {"card": card.to_json()})
+
+
+async def run_headless_drill(
+    plan: Plan, scenario: Scenario, *, clock: Clock, out: TextIO = sys.stdout,
+) -> tuple[ScoreCard, Path]:
+    """Run a drill with the scripted responder; returns the card and the state database."""
+    if plan.state is None or plan.rollout.environment != "drill":
+        raise DrillSetupError("run_headless_drill needs a plan made by drill_plan()")
+    engine = build_engine(plan, clock=clock, dry_run_steps=not scenario.allow_run_steps)
+    when = DrillTime(clock, engine.started_at)
+    if scenario.flag_events():
+        engine.provider = FaultyFlagProvider(engine.provider, scenario.flag_events(), when)
+    responder = ScriptedResponder(engine, scenario, when, out)
+    cards: list[ScoreCard] = []
+
+    async def finish() -> None:
+        card = compute(engine.store.entries(), scenario.summary(), engine.state.label)
+        journal_score(engine, card)
+        cards.append(card)
+
+    # Before the notifier drains (it was attached first), so the drill end is sent too.
+    engine.close_hooks.insert(0, finish)
+    engine.record("drill.start", f"DRILL {scenario.name}: {scenario.title}", {"scenario": scenario.summary()})
+    print(entry_line(engine.store.tail(1)[0]), file=out, flush=True)  # before the runner's printer is attached
+    await run_headless(engine, until_done=True, out=out, status_every=30.0, run_for=scenario.duration, after_tick=responder)
+    for line in cards[0].lines():
+        print(line, file=out, flush=True)
+    return cards[0], Path(plan.state)
+
+
+
+def prepare(plan: Plan, scenario: Scenario, *, state: str | None = None, staging: bool = False) -> Plan:
+    """The plan made a drill in its own fresh folder, or next to `state` when one is given."""
+    db = Path(state).expanduser().resolve() if state else None
+    workdir = db.parent if db else drill_dir(plan, scenario)
+    workdir.mkdir(parents=True, exist_ok=True)
+    prepared = drill_plan(plan, scenario, workdir, staging=staging)
+    return prepared.model_copy(update={"state": str(db)}) if db else prepared
+
+
+def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None, staging: bool, headless: bool,
+                      speed: str | None, console: Callable[[Plan], int], out: TextIO | None = None) -> int:
+    """`warroom drill`: 0 when the score card passes, EXIT_DRILL_FAILED when it does not."""
+    out = out or sys.stdout  # looked up at call time, so a redirected stdout is honoured
+    scenario = load_scenario(scenario_ref) if scenario_ref else DEFAULT
+    try:
+        prepared = prepare(plan, scenario, state=state, staging=staging)
+    except DrillSetupError as exc:
+        print(f"warroom: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"DRILL {scenario.name}: {scenario.title} — state and journal in {prepared.state}", file=out, flush=True)
+    if headless:
+        card, db = asyncio.run(run_headless_drill(prepared, scenario, clock=make_clock(speed or "max"), out=out))
+    else:
+        # The console drives; metric faults are in the plan's simulator, humans respond; scored on exit.
+        if scenario.flag_events():
+            print("note: flag-service faults are injected in --headless drills only; the console runs without them", file=out)
+        console(prepared)
+        store = Store(prepared.state or "")
+        card = compute(store.entries(), scenario.summary(), State(store.load_state()[1].get("state", "PENDING")).label)
+        for line in card.lines():
+            print(line, file=out)
+        db = Path(prepared.state or "")
+    print(f"report: warroom report --state {db} --format html -o drill-report.html", file=out)
+    return 0 if card.passed else EXIT_DRILL_FAILED

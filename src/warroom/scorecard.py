@@ -1,0 +1,184 @@
+"""The drill score card, computed from the journal alone.
+
+Detect is measured from the first bad sample on screen (a guardrail's breach `since`,
+a source going dark, drift) to the first pause or rollback by anyone; mitigate to the
+flags confirmed off by read-back. Because only the journal is read, a card can be
+recomputed for any past drill, and the TUI can show the saved one
+(`latest_score_card(store)`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable
+
+from .engine.snapshot import JournalEntry
+from .store import Store
+
+# Journal kinds that are decisions by someone (a human or automation), with their short name.
+ACTIONS = {
+    "step.intent": "step up",
+    "step.forced": "forced step up",
+    "rollout.complete": "complete",
+    "pause": "pause",
+    "resume": "resume",
+    "rollback.intent": "rollback",
+    "drift.ack": "ack drift",
+    "retry": "retry",
+}
+RESPONSES = {"pause": "pause", "rollback.intent": "rollback"}
+# Journal kinds that mean something bad is visible on screen.
+ALARMS = ("guardrail.breach", "source.error", "drift.detected")
+
+
+@dataclass(frozen=True)
+class ActionTaken:
+    at: float  # seconds since the drill started
+    action: str
+    actor: str
+    automatic: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class ScoreCard:
+    scenario: str
+    title: str
+    expected: str
+    passed: bool
+    incident_at: float | None  # first bad sample, seconds since the drill started
+    incident: str
+    time_to_detect: float | None  # first bad sample -> first pause or rollback
+    time_to_mitigate: float | None  # first bad sample -> flags confirmed off
+    rollback_latency: float | None  # rollback intent -> flags confirmed off
+    failed_attempts: int  # flag writes that failed and were retried
+    actions: tuple[ActionTaken, ...]
+    mistakes: tuple[str, ...]
+    findings: tuple[str, ...]  # why the drill did not pass (empty when it did)
+    final_state: str
+    duration: float
+    started_at: float = 0.0
+    dry_run_steps: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ScoreCard":
+        values = dict(data)
+        values["actions"] = tuple(ActionTaken(**a) for a in data.get("actions", ()))
+        for key in ("mistakes", "findings"):
+            values[key] = tuple(data.get(key, ()))
+        return cls(**values)
+
+    def lines(self) -> list[str]:
+        """The card as plain text lines (headless output, Markdown report)."""
+
+        def secs(value: float | None) -> str:
+            return "—" if value is None else f"{value:.0f}s"
+
+        out = [
+            f"DRILL SCORE: {self.title} [{self.scenario}] — {'PASS' if self.passed else 'FAIL'}",
+            f"  expected:          {self.expected}",
+            f"  first bad sample:  {'none' if self.incident_at is None else f'+{self.incident_at:.0f}s ' + self.incident}",
+            f"  time to detect:    {secs(self.time_to_detect)}",
+            f"  time to mitigate:  {secs(self.time_to_mitigate)}",
+            f"  rollback latency:  {secs(self.rollback_latency)}   failed flag attempts: {self.failed_attempts}",
+            "  actions taken:     " + ("; ".join(f"+{a.at:.0f}s {a.action} by {a.actor}" for a in self.actions) or "none"),
+            "  mistakes:          " + ("; ".join(self.mistakes) or "none"),
+            f"  final state:       {self.final_state} after {self.duration:.0f}s",
+        ]
+        out += [f"  ✗ {f}" for f in self.findings]
+        return out
+
+
+def _mistakes(entry: JournalEntry, at: float) -> list[str]:
+    """What a forced step up overrode that a drill counts as a mistake."""
+    overridden: list[str] = entry.data.get("overridden") or []
+    red = [o for o in overridden if (o.startswith("gate ") or o.startswith("guardrail "))]
+    missing = [o for o in overridden if o.startswith("checklist:")]
+    out = []
+    if red:
+        out.append(f"+{at:.0f}s stepped up into a red gate: {'; '.join(red)}")
+    if missing:
+        out.append(f"+{at:.0f}s stepped up with required items missing: {'; '.join(missing)}")
+    return out
+
+
+def _bad_since(entry: JournalEntry) -> float:
+    since = entry.data.get("since")
+    return float(since) if isinstance(since, (int, float)) else entry.ts
+
+
+def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_state: str) -> ScoreCard:
+    """Score the drill whose `drill.start` is the last one in `entries`."""
+    entries = list(entries)
+    starts = [i for i, e in enumerate(entries) if e.kind == "drill.start"]
+    if starts:
+        entries = entries[starts[-1]:]
+    t0 = entries[0].ts if entries else 0.0
+    expect = scenario["expect"]
+
+    alarms = sorted((_bad_since(e), e) for e in entries if e.kind in ALARMS)
+    incident_ts, incident = (alarms[0][0], alarms[0][1].message) if alarms else (None, "")
+    actions: list[ActionTaken] = []
+    mistakes: list[str] = []
+    for e in entries:
+        if e.kind in ACTIONS:
+            automatic = bool(e.data.get("actor", {}).get("automatic"))
+            actions.append(ActionTaken(e.ts - t0, ACTIONS[e.kind], e.actor, automatic, e.message))
+        if e.kind in ("step.forced", "rollout.complete"):
+            mistakes += _mistakes(e, e.ts - t0)
+
+    responses = [e for e in entries if e.kind in RESPONSES]
+    first = next((e for e in responses if incident_ts is None or e.ts >= incident_ts), None)
+    intents = {e.action_id: e.ts for e in entries if e.kind == "rollback.intent"}
+    confirmed = [e for e in entries if e.kind == "rollback.confirmed"]
+    detect = None if first is None or incident_ts is None else first.ts - incident_ts
+    mitigate = next((e.ts - incident_ts for e in confirmed if incident_ts is not None and e.ts >= incident_ts), None)
+    latency = next((e.ts - intents[e.action_id] for e in confirmed if e.action_id in intents), None)
+
+    findings: list[str] = []
+    wanted: list[str] = expect["action"]
+    if wanted == ["none"]:
+        findings += [f"{RESPONSES[e.kind]} at +{e.ts - t0:.0f}s where nothing was needed ({e.message})" for e in responses]
+    elif first is None:
+        findings.append(f"no {' or '.join(wanted)} at all" + ("" if incident_ts is not None else " (and no bad sample was ever seen)"))
+    else:
+        kind = RESPONSES[first.kind]
+        automatic = bool(first.data.get("actor", {}).get("automatic"))
+        if kind not in wanted:
+            findings.append(f"first response was {kind}, expected {' or '.join(wanted)}")
+        if detect is not None and detect > expect["within"]:
+            findings.append(f"{kind} came {detect:.0f}s after the first bad sample, expected within {expect['within']:.0f}s")
+        if expect["by"] != "anyone" and automatic != (expect["by"] == "automatic"):
+            findings.append(f"{kind} was by {first.actor}, expected {expect['by']}")
+        if "rollback" in wanted and kind == "rollback" and mitigate is None:
+            findings.append("the flags were never confirmed off")
+    findings += [f"mistake: {m}" for m in mistakes]
+
+    return ScoreCard(
+        scenario=scenario["name"],
+        title=scenario["title"],
+        expected=scenario.get("expect_label", ""),
+        passed=not findings,
+        incident_at=None if incident_ts is None else incident_ts - t0,
+        incident=incident,
+        time_to_detect=detect,
+        time_to_mitigate=mitigate,
+        rollback_latency=latency,
+        failed_attempts=sum(1 for e in entries if e.kind.endswith(".attempt")),
+        actions=tuple(actions),
+        mistakes=tuple(mistakes),
+        findings=tuple(findings),
+        final_state=final_state,
+        duration=(entries[-1].ts - t0) if entries else 0.0,
+        started_at=t0,
+        dry_run_steps=sum(1 for e in entries if e.kind == "rollback.step" and e.data.get("dry_run")),
+    )
+
+
+def latest_score_card(store: Store) -> ScoreCard | None:
+    """The score card of the newest drill in this journal, for the TUI and reports."""
+    cards = [e for e in store.entries() if e.kind == "drill.score"]
+    return ScoreCard.from_json(cards[-1].data["card"]) if cards else None

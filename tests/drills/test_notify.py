@@ -1,0 +1,57 @@
+"""A whole drill notifies a real loopback webhook receiver (Slack-shaped and generic JSON).
+
+The receiver answers 500 to the very first request: that delivery is journaled as
+failed, retried, and delivered; the order of messages per target is kept. The webhook
+token in the URL path never reaches the journal, the output or the report.
+"""
+
+from __future__ import annotations
+
+from tests.drills.conftest import drill
+from warroom.demo import demo_plan
+from warroom.plan import NotifyTarget
+from warroom.report import build_report, to_html, to_markdown
+from warroom.store import Store
+
+TOKEN = "T0KEN-hooks-b7d1e9f00c"
+
+
+async def test_drill_notifies_with_retry_and_no_secret_leaks(tmp_path, receiver, monkeypatch):
+    monkeypatch.setenv("WARROOM_TEST_SLACK", f"{receiver.url}/slack/{TOKEN}")
+    monkeypatch.setenv("WARROOM_TEST_HOOK", f"{receiver.url}/hook/{TOKEN}")
+    plan = demo_plan(tmp_path / "demo")
+    plan = plan.model_copy(update={"notify": [NotifyTarget(type="slack", url="env:WARROOM_TEST_SLACK"),
+                                              NotifyTarget(type="webhook", url="env:WARROOM_TEST_HOOK")]})
+    card, db, out = await drill(tmp_path, "canary-error-spike", plan)
+    assert card.passed
+
+    # Every message of the drill reached both targets, in order, after one retry.
+    hook = [b for p, b in receiver.bodies if p == f"/hook/{TOKEN}"]
+    assert [b["event"] for b in hook] == [
+        "drill.start", "step.outcome", "rollback.intent", "rollback.confirmed", "rollback.outcome", "drill.score"]
+    assert receiver.statuses[0] == 500 and receiver.statuses.count(500) == 1
+    slack = [b for p, b in receiver.bodies if p == f"/slack/{TOKEN}"]
+    assert len(slack) == len(hook)
+
+    # Messages carry rollout, environment, phase, what happened and why (the numbers).
+    rollback = next(b for b in hook if b["event"] == "rollback.intent")
+    assert rollback["rollout"] == "demo-realtime-features" and rollback["environment"] == "drill"
+    assert rollback["phase"] == {"index": 1, "count": 5, "name": "Beta 5%"}
+    assert rollback["state"] == "ROLLING BACK" and rollback["actor"] == "warroom (automatic)"
+    assert rollback["why"].startswith("error-rate: 0.05 above 0.01 for 10s")
+    slack_rollback = next(b for b in slack if "ROLLBACK" in b["text"])
+    assert slack_rollback["text"].startswith("[DRILL] demo-realtime-features · phase 1/5 Beta 5% · ROLLING BACK")
+    assert "5.00% above 1.00%" in slack_rollback["text"] and slack_rollback["blocks"][0]["type"] == "section"
+    score = next(b for b in hook if b["event"] == "drill.score")
+    assert score["data"]["card"]["passed"] is True
+
+    # The failure is journaled (without the URL), then the delivery after the retry.
+    entries = Store(db).entries()
+    failed = [e for e in entries if e.kind == "notify.failed"]
+    assert len(failed) == 1 and "HTTP 500" in failed[0].message and "retrying" in failed[0].message
+    assert [e.kind for e in entries if e.kind == "notify.delivered"] == ["notify.delivered"]
+
+    report = build_report(plan, Store(db))
+    stored = [p.read_bytes().decode("latin-1") for p in db.parent.iterdir() if p.name.startswith(db.name)]  # db and its WAL
+    for text in (*stored, out, to_markdown(report), to_html(report)):
+        assert TOKEN not in text and "127.0.0.1" not in text

@@ -1,0 +1,72 @@
+"""`warroom report` on a drill's journal: Markdown and a self-contained HTML that Chromium renders cleanly."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from tests.drills.conftest import drill
+from tests.helpers import require_binary
+from warroom.cli import main
+
+SECTIONS = ("summary", "scorecard", "phases", "breaches", "rollbacks", "checklist", "charts", "events", "timeline")
+
+
+@pytest.fixture
+async def drilled(tmp_path):
+    """The latency-creep drill: several phases, a human rollback, a breach, ticked items."""
+    card, db, _ = await drill(tmp_path, "latency-creep")
+    return card, db
+
+
+def test_markdown_report(drilled, tmp_path, capsys):
+    card, db = drilled
+    out = tmp_path / "pm.md"
+    assert main(["report", "--state", str(db), "-o", str(out)]) == 0
+    md = out.read_text()
+    for heading in ("# Post-mortem: demo-realtime-features (DRILL)", "## Drill score card", "## Phases",
+                    "## Guardrail breaches", "## Rollbacks", "## Checklist", "## Timeline"):
+        assert heading in md
+    # Phases with durations: 1–3 held their soak, 4 ended by the rollback.
+    assert "| 1 Beta 5% | +0s | 20s | step up |" in md
+    assert "| 4 Rollout 75% | +1m20s | 12s | rollback |" in md
+    # The breach with its numbers, and who rolled back why.
+    assert "| p95-latency | +1m27s | 503 ms | above 500 ms | 10s | `latency_p95` | rolled back by responder@drill script after 5s |" in md
+    assert "by **responder@drill script**: p95 climbing steadily since phase 2" in md
+    assert "| 1 | Monitoring dashboards checked | yes | responder@drill script | +0s |" in md
+    assert "| 2 | User feedback from the 5% cohort reviewed | yes | responder@drill script |" in md
+    assert "DRILL SCORE: Slow latency creep [latency-creep] — PASS" in md
+
+
+def test_report_needs_a_journal(tmp_path, capsys):
+    assert main(["report", "--state", str(tmp_path / "none.sqlite")]) == 1
+    assert "no journal here" in capsys.readouterr().err
+
+
+def test_html_report_renders_in_chromium(drilled, tmp_path):
+    chromium = require_binary("chromium")
+    card, db = drilled
+    page = tmp_path / "pm.html"
+    assert main(["report", "--state", str(db), "--format", "html", "-o", str(page)]) == 0
+    text = page.read_text()
+    # Self-contained: no scripts, no external assets.
+    assert "<script" not in text and not re.search(r"""(src|href)=["']?(https?:)?//""", text)
+    assert text.count("<svg") >= 8 + 2  # every pane over the run, and the panes around each event
+
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'chromium'}", "--enable-logging=stderr", "--v=0"]
+    url = page.as_uri()
+    shot = tmp_path / "report.png"
+    dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=60)
+    snap = subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,2000", url],
+                          capture_output=True, text=True, timeout=60)
+    for run in (dom, snap):
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert "Uncaught" not in run.stderr and "ERROR:CONSOLE" not in run.stderr
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in dom.stdout
+    assert "Slow latency creep" in dom.stdout and "PASS" in dom.stdout
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

@@ -1,0 +1,124 @@
+"""Every shipped scenario, headless with its scripted responder: the expected score card.
+
+These are regression tests of the demo plan itself: if a guardrail's window, a gate or
+the rollback changes, the card changes and the test says which field moved.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.drills.conftest import drill
+from warroom.cli import main
+from warroom.scenario import builtin_names, parse_scenario
+from warroom.scorecard import latest_score_card
+from warroom.store import Store
+
+EXPECTED = {
+    # name: (final state, time to detect, time to mitigate (None: no rollback), automatic?, first response)
+    "canary-error-spike": ("ROLLED BACK", 10, 10, True, "rollback"),
+    "latency-creep": ("ROLLED BACK", 5, 5, False, "rollback"),
+    "connection-storm": ("ROLLED BACK", 10, 10, True, "rollback"),
+    "metrics-outage": ("COMPLETE", 10, None, False, "pause"),
+    "flag-service-down-during-rollback": ("ROLLED BACK", 10, None, True, "rollback"),
+    "false-alarm": ("COMPLETE", None, None, None, None),
+}
+
+
+def test_every_shipped_scenario_is_covered():
+    assert sorted(EXPECTED) == builtin_names()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+async def test_shipped_scenario_score_card(tmp_path, name):
+    state, detect, mitigate, automatic, response = EXPECTED[name]
+    card, db, out = await drill(tmp_path, name)
+    assert card.passed, card.findings
+    assert card.final_state == state
+    assert card.mistakes == () and card.findings == ()
+    assert card.incident_at is not None  # every scenario shows something bad on screen
+    if detect is None:
+        assert card.time_to_detect is None
+    else:
+        assert card.time_to_detect == pytest.approx(detect, abs=1.5)
+    if mitigate is not None:
+        assert card.time_to_mitigate == pytest.approx(mitigate, abs=1.5)
+    responses = [a for a in card.actions if a.action in ("pause", "rollback")]
+    if response is None:
+        assert responses == []
+    else:
+        assert responses[0].action == response and responses[0].automatic is automatic
+    # Saved with the journal, and what the TUI reads back is the same card.
+    assert latest_score_card(Store(db)) == card
+    assert "DRILL SCORE" in out and ("PASS" in out)
+    # Runbook `run` steps are dry-run in a drill.
+    if card.final_state == "ROLLED BACK":
+        assert card.dry_run_steps == 1
+        assert not (db.parent / "rollback-demo.log").exists()
+
+
+async def test_flag_outage_rollback_retries_until_confirmed(tmp_path):
+    card, db, out = await drill(tmp_path, "flag-service-down-during-rollback")
+    # The flag service is down from phase 1 +15s for 45s: every attempt fails and is journaled
+    # until it is back, then the flags read back off.
+    assert card.failed_attempts >= 6
+    assert 40 <= card.time_to_mitigate <= 60
+    assert card.rollback_latency == pytest.approx(card.time_to_mitigate - card.time_to_detect, abs=0.5)
+    attempts = [e for e in Store(db).entries() if e.kind == "rollback.attempt"]
+    assert all("503" in e.message for e in attempts)
+
+
+MISTAKE = """
+name: forced-into-red
+title: Forced step up past a red gate
+timeline:
+  - {phase: 1, after: 2s, metric: error_rate, set: 0.002}
+responder:
+  routine: false
+  actions:
+    - {phase: 1, after: 25s, do: force_step, reason: the PM wants 25% today}
+expect: {action: none}
+duration: 1m
+"""
+
+
+async def test_forced_step_into_red_gate_and_missing_item_are_mistakes(tmp_path):
+    # 0.2 % errors: under the 1 % guardrail, over the phase-1 gate (< 0.1 %); the required item is not ticked.
+    card, db, out = await drill(tmp_path, parse_scenario(MISTAKE))
+    assert not card.passed
+    assert any("red gate" in m and "Error rate < 0.1%" in m for m in card.mistakes)
+    assert any("required items missing" in m and "Monitoring dashboards checked" in m for m in card.mistakes)
+    assert [a.action for a in card.actions] == ["step up", "forced step up", "step up"]
+    assert "FAIL" in out
+
+
+SLOW_HUMAN = """
+name: slow-human
+title: The on-call rolls back too late
+timeline:
+  - {phase: 1, after: 5s, metric: memory, set: 0.85}
+responder:
+  - {on: alarm, after: 25s, do: rollback}
+expect: {action: rollback, within: 20s, by: human}
+duration: 2m
+"""
+
+
+async def test_late_response_fails_the_drill(tmp_path):
+    # Memory over 80 % turns its guardrail red at once; automation would act after 30 s,
+    # the human acts after 25 s: the right action, by the right actor, too late.
+    card, _, _ = await drill(tmp_path, parse_scenario(SLOW_HUMAN))
+    assert card.time_to_detect == pytest.approx(25, abs=1.5)
+    assert not card.passed
+    assert len(card.findings) == 1 and "expected within 20s" in card.findings[0]
+    assert card.actions[-1].action == "rollback" and not card.actions[-1].automatic
+
+
+def test_cli_drill_exit_codes(tmp_path, capsys):
+    assert main(["drill", "--scenario", "canary-error-spike", "--headless", "--state", str(tmp_path / "a" / "s.sqlite")]) == 0
+    assert "DRILL SCORE" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SLOW_HUMAN)
+    assert main(["drill", "--scenario", str(bad), "--headless", "--state", str(tmp_path / "b" / "s.sqlite")]) == 8
+    assert main(["drill", "--scenario", "no-such-scenario", "--headless"]) == 1
+    assert "shipped:" in capsys.readouterr().err
