@@ -80,7 +80,8 @@ class WarroomApp(App[int]):
         Binding("q", "quit_console", "Quit (asks while a rollback is in flight)", id="quit"),
     ]
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    # repaint=False: the bound widgets repaint what changed; an App repaint redraws the whole screen.
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
     rollback_requested: reactive[bool] = reactive(False)
 
     def __init__(

@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from ...engine.snapshot import Snapshot, State
 from ...plan import format_duration
+from ..refresh import set_text
 
 # Words as well as colours, so NO_COLOR and 16-colour terminals still tell them apart.
 ENV_BADGE = {
@@ -75,7 +76,7 @@ class Banner(Widget):
     Banner.-insecure #insecure { display: block; }
     """
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)  # parts update themselves
     rollback_requested: reactive[bool] = reactive(False)
 
     def compose(self) -> ComposeResult:
@@ -105,19 +106,19 @@ class Banner(Widget):
         for name in ENV_BADGE:
             self.set_class(env == name, f"-{name}")
         self.set_class(snap.insecure, "-insecure")
-        self.query_one("#env", Static).update(ENV_BADGE.get(env, f" {env} "))
-        self.query_one("#rollout", Static).update(snap.rollout)
+        set_text(self.query_one("#env", Static), ENV_BADGE.get(env, f" {env} "))
+        set_text(self.query_one("#rollout", Static), snap.rollout)
         state = self.query_one("#state", Static)
         busy = snap.state in (State.ROLLING_BACK, State.ROLLED_BACK)
         key = "requested" if self.rollback_requested and not busy else snap.state.value.lower().replace("_", "-")
         for name in STATES:
             state.set_class(key == name, f"-{name}")
         label = "ROLLBACK REQUESTED" if key == "requested" else snap.state.label
-        state.update(label)
+        set_text(state, label)
         mode = self.query_one("#mode", Static)
-        mode.update("[RO]" if snap.readonly else "[RW]")
+        set_text(mode, "[RO]" if snap.readonly else "[RW]")
         mode.set_class(snap.readonly, "-ro")
-        self.query_one("#clock", Static).update(clock_text(snap.now))
-        self.query_one("#phase", Static).update(phase_text(snap))
-        self.query_one("#timing", Static).update(timing_text(snap))
-        self.query_one("#driver", Static).update(driver_text(snap))
+        set_text(self.query_one("#clock", Static), clock_text(snap.now))
+        set_text(self.query_one("#phase", Static), phase_text(snap))
+        set_text(self.query_one("#timing", Static), timing_text(snap))
+        set_text(self.query_one("#driver", Static), driver_text(snap))

@@ -10,6 +10,7 @@ from textual.widget import Widget
 
 from ...engine.snapshot import ChecklistView, Snapshot
 from ...units import format_value
+from ..refresh import changed
 
 
 class Checklist(Widget, can_focus=True):
@@ -46,7 +47,7 @@ class Checklist(Widget, can_focus=True):
             super().__init__()
             self.item = item
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
     cursor: reactive[int] = reactive(0)
 
     @property
@@ -62,8 +63,12 @@ class Checklist(Widget, can_focus=True):
     def validate_cursor(self, value: int) -> int:
         return max(0, min(value, len(self.items) - 1))
 
-    def watch_snapshot(self) -> None:
+    def watch_snapshot(self, snap: Snapshot | None) -> None:
         self.cursor = self.cursor  # clamp to the new phase's items
+        phase = snap.phase if snap is not None else None
+        key = (snap is None, snap and snap.next_change, phase and (phase.index, phase.name, phase.gates, phase.checklist))
+        if changed(self, key):
+            self.refresh()
 
     def action_cursor(self, delta: int) -> None:
         self.cursor += delta

@@ -8,6 +8,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from ...engine.snapshot import Snapshot
+from ..refresh import changed
 
 
 class FlagsTable(Widget):
@@ -19,7 +20,11 @@ class FlagsTable(Widget):
     FlagsTable > .flags--error { color: $warning; }
     """
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
+
+    def watch_snapshot(self, snap: Snapshot | None) -> None:
+        if snap is not None and changed(self, snap.flags):
+            self.refresh(layout=True)
 
     def render(self) -> Table | Text:
         snap = self.snapshot

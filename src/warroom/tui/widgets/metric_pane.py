@@ -6,11 +6,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
 from ...engine.snapshot import GuardrailView, PaneView
 from ...plan import format_duration
 from ...units import format_value
+from ..refresh import set_text
+from .spark import Spark
 
 STATUSES = ("ok", "warn", "breach", "stale", "nodata")
 # Status as a word as well as a colour (NO_COLOR, colour-blind readers).
@@ -53,21 +55,19 @@ class MetricPane(Widget):
     MetricPane #meta { width: 1fr; color: $text-muted; }
     MetricPane #status { width: auto; text-style: bold; margin-right: 1; }
     MetricPane.-ok #status { display: none; }
-    MetricPane Sparkline { height: 1; }
-    MetricPane Sparkline > .sparkline--max-color { color: $success; }
-    MetricPane Sparkline > .sparkline--min-color { color: $success 50%; }
+    MetricPane Spark > .spark--bar { color: $success; }
     MetricPane.-warn #value, MetricPane.-warn #status { color: $warning; }
-    MetricPane.-warn Sparkline > .sparkline--max-color { color: $warning; }
+    MetricPane.-warn Spark > .spark--bar { color: $warning; }
     MetricPane.-breach { background: $error 20%; }
     MetricPane.-breach #value { color: $error; }
     MetricPane.-breach #status { color: $error; text-style: bold reverse; }
-    MetricPane.-breach Sparkline > .sparkline--max-color { color: $error; }
+    MetricPane.-breach Spark > .spark--bar { color: $error; }
     MetricPane.-stale #value, MetricPane.-nodata #value { color: $status-stale; text-style: italic; }
     MetricPane.-stale #status, MetricPane.-nodata #status { color: $status-stale; text-style: bold reverse; }
-    MetricPane.-stale Sparkline > .sparkline--max-color { color: $status-stale; }
+    MetricPane.-stale Spark > .spark--bar { color: $status-stale; }
     """
 
-    pane: reactive[PaneView | None] = reactive(None, always_update=True)
+    pane: reactive[PaneView | None] = reactive(None, always_update=True, repaint=False)  # parts update themselves
 
     def __init__(self, pane: PaneView, guards: tuple[GuardrailView, ...] = (), **kw) -> None:
         super().__init__(id=f"pane-{pane.id}", **kw)
@@ -78,7 +78,7 @@ class MetricPane(Widget):
         with Horizontal():
             yield Static(id="title", markup=False)
             yield Static(id="value", markup=False)
-        yield Sparkline([])
+        yield Spark()
         with Horizontal():
             yield Static(id="status", markup=False)
             yield Static(id="meta", markup=False)
@@ -100,9 +100,9 @@ class MetricPane(Widget):
             return
         for status in STATUSES:
             self.set_class(pane.status == status, f"-{status}")
-        self.query_one("#title", Static).update(pane.title)
-        self.query_one("#value", Static).update(format_value(pane.value, pane.unit))
-        self.query_one(Sparkline).data = [v for v in pane.history if v is not None]
+        set_text(self.query_one("#title", Static), pane.title)
+        set_text(self.query_one("#value", Static), format_value(pane.value, pane.unit))
+        self.query_one(Spark).data = tuple(v for v in pane.history if v is not None)
         # The line under the sparkline says what matters most now: what a breach will
         # do and when (in the loud badge), else how old the number is, else limit and freshness.
         acting = breach_text(pane, self._guards)
@@ -112,6 +112,6 @@ class MetricPane(Widget):
             meta = age_text(pane)
         else:
             meta = " · ".join(x for x in (limit_text(pane), age_text(pane)) if x)
-        self.query_one("#meta", Static).update(meta)
-        self.query_one("#status", Static).update(acting or STATUS_WORD.get(pane.status, pane.status.upper()))
+        set_text(self.query_one("#meta", Static), meta)
+        set_text(self.query_one("#status", Static), acting or STATUS_WORD.get(pane.status, pane.status.upper()))
         self.tooltip = pane.detail or None

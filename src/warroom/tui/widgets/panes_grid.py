@@ -27,7 +27,7 @@ class PanesGrid(Widget):
     PanesGrid { layout: grid; grid-size: 4; grid-gutter: 0 1; height: auto; grid-rows: auto; }
     """
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)  # parts update themselves
 
     async def watch_snapshot(self, snap: Snapshot | None) -> None:
         if snap is None:

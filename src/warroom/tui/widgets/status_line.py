@@ -7,6 +7,7 @@ from textual.widgets import Static
 
 from ...engine.snapshot import Snapshot, State
 from ...units import format_value
+from ..refresh import set_text
 
 
 def status_text(snap: Snapshot) -> tuple[str, str]:
@@ -44,7 +45,7 @@ class StatusLine(Static):
     StatusLine.-good { color: $success; }
     """
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)  # parts update themselves
 
     def __init__(self, **kw) -> None:
         super().__init__(markup=False, **kw)
@@ -55,4 +56,4 @@ class StatusLine(Static):
         text, severity = status_text(snap)
         for name in ("bad", "warn", "good", "info"):
             self.set_class(severity == name, f"-{name}")
-        self.update(text)
+        set_text(self, text)

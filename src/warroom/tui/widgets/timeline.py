@@ -9,6 +9,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from ...engine.snapshot import JournalEntry, Snapshot
+from ..refresh import changed
 
 # Journal kinds by their first word, so new kinds still get a sensible colour.
 KIND_CLASS = {
@@ -42,7 +43,11 @@ class Timeline(Widget):
     Timeline > .timeline--good { color: $success; }
     """
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
+
+    def watch_snapshot(self, snap: Snapshot | None) -> None:
+        if snap is not None and changed(self, tuple(e.seq for e in snap.journal)):
+            self.refresh()
 
     def render(self) -> Text:
         snap = self.snapshot
