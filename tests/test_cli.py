@@ -146,6 +146,9 @@ def test_verbs_from_a_script(tmp_path):
     assert user["actor"] and user["data"]["actor"]["user"]
     text = warroom("journal", str(plan), "--limit", "3", check=True).stdout.splitlines()
     assert len(text) == 3 and "retry" in text[-1]
+    by_state = warroom("journal", "--state", str(tmp_path / "state.sqlite"), "--limit", "3", check=True).stdout.splitlines()
+    assert by_state == text
+    assert warroom("journal").returncode == 2
 
 
 def test_check_probes_every_query_and_flag(tmp_path):

@@ -171,6 +171,9 @@ def cmd_status(plan: Plan, args: argparse.Namespace) -> int:
 def cmd_journal(plan: Plan, args: argparse.Namespace) -> int:
     from .store import Store
 
+    if args.plan is None and not args.state:
+        print("warroom: journal needs a PLAN or --state DB (a drill's or the demo's database)", file=sys.stderr)
+        return EXIT_USAGE
     store = Store(state_path(plan, args.state))
     entries = store.entries()
     if args.limit:
@@ -259,7 +262,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("item", help="item id (1, 2, … or its `id`) or a unique part of its text")
     t.add_argument("--undo", action="store_true", help="untick instead")
     verb("ack", "acknowledge flag drift: accept the observed flags, let automation go on")
-    j = verb("journal", "print the journal")
+    j = verb("journal", "print the journal (of PLAN, or of the state database given with --state)", demo=True)
     j.add_argument("--json", action="store_true", help="one JSON object per line")
     j.add_argument("--limit", type=int, default=0, help="only the newest N entries")
     add_secret_parser(sub)
