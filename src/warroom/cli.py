@@ -25,10 +25,8 @@ from .engine.build import build_engine, state_path
 from .engine.clock import make_clock
 from .engine.engine import CommandError, Engine
 from .engine.snapshot import Snapshot, State
-from .exporter import add_simulate_parser, run_simulate
 from .headless import entry_line, run_headless, stamp, status_line
 from .plan import Plan, PlanError, load_plan, parse_duration
-from .secret_cli import add_secret_parser, run_secret
 from .secrets import SecretError, redact
 from .sources.simulator import FaultFileError, load_faults
 from .store import StoreError
@@ -265,6 +263,10 @@ def _parser() -> argparse.ArgumentParser:
     j = verb("journal", "print the journal (of PLAN, or of the state database given with --state)", demo=True)
     j.add_argument("--json", action="store_true", help="one JSON object per line")
     j.add_argument("--limit", type=int, default=0, help="only the newest N entries")
+    # Imported here, not at the top: the console's start-up never pays for these verbs.
+    from .exporter import add_simulate_parser
+    from .secret_cli import add_secret_parser
+
     add_secret_parser(sub)
     add_simulate_parser(sub)
     return p
@@ -324,8 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] == "secret":
+            from .secret_cli import run_secret
+
             return run_secret(_parser().parse_args(argv))
         if argv and argv[0] == "simulate":  # needs no plan: it serves the rehearsal service
+            from .exporter import run_simulate
+
             return run_simulate(_parser().parse_args(argv))
         if argv and argv[0] in HANDLERS:
             args = _parser().parse_args(argv)
