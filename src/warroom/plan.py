@@ -87,7 +87,9 @@ Percent = Annotated[float, Field(ge=0, le=100)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: schemas are built on first validation, not at import (console start-up);
+    # defaults are factories for the same reason (an instance would force a build).
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 # ---------------------------------------------------------------- sources
@@ -120,7 +122,7 @@ class PrometheusSourceConfig(Strict):
     auth: SourceAuth | None = None
     headers: dict[str, str] = {}
     timeout: Duration = 5.0
-    tls: TLSOptions = TLSOptions()
+    tls: TLSOptions = Field(default_factory=TLSOptions)
     backfill: Duration = 300.0
 
 
@@ -367,7 +369,7 @@ class RolloutInfo(Strict):
 class FlagProviderConfig(BaseModel):
     """The provider's own keys are validated by the provider's model (see flags.registry)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
     provider: str
 
 
@@ -379,9 +381,9 @@ class Plan(Strict):
     panes: list[Pane] = []
     guardrails: list[Guardrail] = []
     phases: Annotated[list[Phase], Field(min_length=1)]
-    rollback: RollbackSpec = RollbackSpec()
+    rollback: RollbackSpec = Field(default_factory=RollbackSpec)
     notify: list[NotifyTarget] = []
-    automation: Automation = Automation()
+    automation: Automation = Field(default_factory=Automation)
     state: str | None = None
     keys: dict[str, str] = {}
     theme: str | None = None

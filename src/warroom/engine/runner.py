@@ -42,7 +42,9 @@ class EngineRunner:
     # ------------------------------------------------------------ caller's thread
 
     def start(self) -> None:
-        self._thread.start()
+        """Start the engine thread; calling it again is a no-op."""
+        if self._thread.ident is None:
+            self._thread.start()
 
     def submit(self, fn: Callable[[], Awaitable[T]]) -> concurrent.futures.Future[T]:
         """Run `fn()` on the engine loop once the engine has started; never blocks."""

@@ -103,8 +103,12 @@ class WarroomApp(App[int]):
         self.theme_names: list[str] = []
         self._latest: Snapshot | None = None
         self._lock = threading.Lock()
+        # The engine may start before the screen (run_console starts it first, so its first
+        # tick overlaps Textual's start-up); its messages wait here until on_mount.
+        self._mounted = False
+        self._held: list[Message] = []
         self.engine.snapshot_listeners.append(self._from_engine)
-        runner.on_error = lambda exc: self.post_message(EngineFailed(exc))
+        runner.on_error = lambda exc: self._to_app(EngineFailed(exc))
 
     # ------------------------------------------------------------ layout
 
@@ -131,6 +135,11 @@ class WarroomApp(App[int]):
                 loop.add_signal_handler(sig, self.exit, 128 + sig)
         self.query_one(Checklist).focus()
         self._refresh_keys()
+        with self._lock:
+            self._mounted = True
+            held, self._held = self._held, []
+        for message in held:
+            self.post_message(message)
         self.runner.start()
 
     def _load_themes(self) -> None:
@@ -167,16 +176,24 @@ class WarroomApp(App[int]):
 
     # ------------------------------------------------------------ engine → screen
 
+    def _to_app(self, message: Message) -> None:
+        """Engine thread: post now if the screen is up, else hold it for on_mount."""
+        with self._lock:
+            if not self._mounted:
+                self._held.append(message)
+                return
+        try:
+            self.post_message(message)
+        except RuntimeError:  # the app's loop has closed: nobody left to show it to
+            pass
+
     def _from_engine(self, snap: Snapshot) -> None:
         """Engine thread. Only the newest snapshot matters; post at most one message."""
         with self._lock:
             waiting = self._latest is not None
             self._latest = snap
         if not waiting:
-            try:
-                self.post_message(SnapshotArrived())
-            except RuntimeError:  # the app's loop has closed: nobody left to show it to
-                pass
+            self._to_app(SnapshotArrived())
 
     def on_snapshot_arrived(self, _: SnapshotArrived) -> None:
         with self._lock:
@@ -350,6 +367,8 @@ def run_console(plan: Plan | None, args: argparse.Namespace) -> int:
     engine = build_engine(plan, state=getattr(args, "state", None), clock=clock, readonly=bool(getattr(args, "readonly", False)))
     runner = EngineRunner(engine)
     app = WarroomApp(runner, theme=getattr(args, "theme", None) or plan.theme, keys=plan.keys, handle_signals=True)
+    # Started before the screen, so the first tick's I/O overlaps Textual's start-up.
+    runner.start()
     try:
         # Mouse off: over SSH, native text selection (copying a journal line) matters more.
         code = app.run(mouse=False)
