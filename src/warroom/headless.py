@@ -56,7 +56,7 @@ async def run_headless(
             print(status_line(snap), file=out, flush=True)
         if until_done and snap.state in TERMINAL and not snap.action and not engine.tasks:
             stop.set()
-        if run_for is not None and snap.now - started >= run_for:
+        if run_for is not None and snap.now - started >= run_for and not stop.is_set():
             print(f"{stamp(snap.now)} {'stop':<18} ran for {format_duration(run_for)} of clock time (--for)", file=out, flush=True)
             stop.set()
 
