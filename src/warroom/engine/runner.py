@@ -38,6 +38,8 @@ class EngineRunner:
         self._stop = asyncio.Event()
         self._started = asyncio.Event()
         self._failed: BaseException | None = None
+        self.published = threading.Event()  # set by the first snapshot (and every one after)
+        engine.snapshot_listeners.append(lambda _snap: self.published.set())
 
     # ------------------------------------------------------------ caller's thread
 

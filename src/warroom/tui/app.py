@@ -367,8 +367,11 @@ def run_console(plan: Plan | None, args: argparse.Namespace) -> int:
     engine = build_engine(plan, state=getattr(args, "state", None), clock=clock, readonly=bool(getattr(args, "readonly", False)))
     runner = EngineRunner(engine)
     app = WarroomApp(runner, theme=getattr(args, "theme", None) or plan.theme, keys=plan.keys, handle_signals=True)
-    # Started before the screen, so the first tick's I/O overlaps Textual's start-up.
+    # The first tick before the screen: a first frame with data beats an empty one, and a
+    # tick competing with Textual's start-up for the GIL takes 10× longer. A simulator
+    # ticks in ~10 ms; a slow source never holds the screen back more than half a second.
     runner.start()
+    runner.published.wait(0.5)
     try:
         # Mouse off: over SSH, native text selection (copying a journal line) matters more.
         code = app.run(mouse=False)
