@@ -12,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from common import BENCH, scripts  # noqa: E402
+from run_all import describe  # noqa: E402
 
 
 @pytest.mark.parametrize("script", [p.name for p in scripts()])
@@ -21,3 +22,6 @@ def test_bench_script_runs_and_prints_its_figures(script):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     figures = [json.loads(line.removeprefix("FIGURE ")) for line in proc.stdout.splitlines() if line.startswith("FIGURE ")]
     assert figures and all("met" in f and f["name"] for f in figures)
+    for figure in figures:  # and `make bench` can put each in its table
+        result, _baseline, target = describe(figure)
+        assert result and target and not result.startswith("{"), figure
