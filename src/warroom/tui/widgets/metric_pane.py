@@ -70,7 +70,8 @@ class MetricPane(Widget):
     pane: reactive[PaneView | None] = reactive(None, always_update=True, repaint=False)  # parts update themselves
 
     def __init__(self, pane: PaneView, guards: tuple[GuardrailView, ...] = (), **kw) -> None:
-        super().__init__(id=f"pane-{pane.id}", **kw)
+        # Born with its status class: adding it on mount would restyle the pane's subtree.
+        super().__init__(id=f"pane-{pane.id}", classes=f"-{pane.status}", **kw)
         self._guards = guards
         self.set_reactive(MetricPane.pane, pane)
 
