@@ -190,3 +190,17 @@ async def test_backoff_spares_the_server_and_recovers_by_itself(http_server):
     assert all(r.status == "ok" for r in recovered)
     assert len(fake.requests) == 12
     await src.close()
+
+
+async def test_a_proxy_from_the_environment_is_used(http_server, monkeypatch):
+    # A bastion may reach Prometheus only through a proxy named in the environment; the
+    # source reads the environment once at start (not per query), and must still use it.
+    proxy = http_server(ok)
+    monkeypatch.setenv("http_proxy", proxy.url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    src = source("http://prometheus.invalid:9090")
+    reading = await src.query("up", CTX)
+    assert reading.status == "ok" and reading.value == 0.25
+    assert proxy.requests[0]["path"].startswith("http://prometheus.invalid:9090/api/v1/query?query=up")
+    await src.close()
