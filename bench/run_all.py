@@ -46,8 +46,8 @@ def describe(fig: dict) -> tuple[str, str, str]:
     if name == "scale":
         t, s, f = fig["tick"], fig["slowest_query"], fig["floor"]
         return (f"tick median {ms(t['median'])} (min {ms(t['min'])}, max {ms(t['max'])}) = {fig['ratio']:.1f}× the slowest query; "
-                f"{fig['ratio_vs_floor']:.2f}× the bare-client floor",
-                f"slowest single query {s['median'] * 1000:.1f} ms; all {fig['panes']}+ queries at once, bare client {ms(f['median'])}",
+                f"{fig['ratio_vs_floor']:.2f}× the server's floor",
+                f"slowest single query {s['median'] * 1000:.1f} ms; server's floor (all {fig['panes']}+ queries at once from curl) {ms(f['median'])}",
                 f"≤ {fig['target']:g}× slowest query")
     return (json.dumps({k: v for k, v in fig.items() if k not in {"name", "met", "target", "baseline"}}),
             str(fig.get("baseline", "")), str(fig.get("target", "")))
