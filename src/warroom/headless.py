@@ -9,7 +9,7 @@ import time
 from typing import Awaitable, Callable, TextIO
 
 from .engine.engine import Engine
-from .engine.snapshot import JournalEntry, Snapshot, State
+from .engine.snapshot import JournalEntry, PaneView, Snapshot, State
 from .plan import format_duration
 from .units import format_value
 
@@ -24,9 +24,16 @@ def entry_line(entry: JournalEntry) -> str:
     return f"{stamp(entry.ts)} {entry.kind:<18} {entry.message}  [{entry.actor}]"
 
 
+def _pane_text(pane: PaneView) -> str:
+    text = f"{pane.id}={format_value(pane.value, pane.unit)}"
+    if pane.status == "stale" and pane.age is not None:
+        return f"{text}(stale {format_duration(pane.age)})"  # how old the number kept on screen is
+    return text if pane.status == "ok" else f"{text}({pane.status})"
+
+
 def status_line(snap: Snapshot) -> str:
     phase = f"phase {snap.phase.index}/{snap.phase_count} {snap.phase.name}" if snap.phase else f"phase 0/{snap.phase_count}"
-    panes = " ".join(f"{p.id}={format_value(p.value, p.unit)}{'' if p.status == 'ok' else '(' + p.status + ')'}" for p in snap.panes)
+    panes = " ".join(_pane_text(p) for p in snap.panes)
     return f"{stamp(snap.now)} {'status':<18} {snap.state.label} {phase} | {panes}"
 
 

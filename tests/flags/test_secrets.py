@@ -9,6 +9,7 @@ exception text, captured output and logs, the verbs' output, the SQLite store's 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import subprocess
@@ -80,14 +81,30 @@ async def test_no_token_in_errors_output_logs_journal_or_store(flag_service, fla
     assert sum(e.kind == "rollback.attempt" for e in engine.store.entries()) == 3
     await engine.close()
 
+    # A Prometheus source with the same bearer token, whose failing server quotes it back:
+    # its errors reach the journal (source.error), and from there every verb and the report.
     env = {"WARROOM_TEST_FLAG_TOKEN": FLAG_TOKEN}
     plan = str(tmp_path / "plan.yaml")
+    data = yaml.safe_load(open(plan))
+    data["sources"]["prom"] = {"type": "prometheus", "url": flag_service.url, "auth": {"bearer": flag_token}, "timeout": "1s"}
+    data["panes"].append({"id": "prom_errors", "title": "Errors (Prometheus)", "source": "prom", "query": "up", "unit": "ratio"})
+    data["poll_interval"] = "1s"
+    with open(plan, "w") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
     flag_service.fail(500)
+    html = tmp_path / "report.html"
     outputs = [warroom(verb, plan, *extra, env=env) for verb, *extra in
-               (("status", "--json"), ("journal", "--json"), ("check",), ("rollback",))]
+               (("run", "--headless", "--for", "1s"), ("status", "--json"), ("journal", "--json"), ("check",),
+                ("rollback",), ("report",), ("report", "--format", "html", "-o", str(html)))]
     outputs.append(warroom("secret", "get", flag_token, env=env))
     assert "resolves, *** (18 characters)" in outputs[-1].stdout
-    assert "HTTP 500: flag backend unavailable (request had Bearer ***)" in outputs[2].stdout
+    check_out = outputs[3].stdout
+    assert "HTTP 500: flag backend unavailable (request had Bearer ***)" in check_out
+    assert "error: HTTP 500 Internal Server Error: flag backend unavailable (request had Bearer ***)" in check_out
+    journal = [json.loads(line) for line in outputs[2].stdout.splitlines()]
+    source_errors = [e for e in journal if e["kind"] == "source.error"]
+    assert source_errors and "Bearer ***" in source_errors[0]["message"]
+    assert "source prom" in outputs[5].stdout and html.exists()
 
     for i, message in enumerate(errors):
         assert_clean(f"exception text {i}: {message}", message)
@@ -98,7 +115,7 @@ async def test_no_token_in_errors_output_logs_journal_or_store(flag_service, fla
     assert_clean("log records", "\n".join(r.getMessage() for r in caplog.records))
     state_files = list(tmp_path.glob("state.sqlite*"))
     assert state_files
-    for path in state_files:
+    for path in [*state_files, html]:
         assert_clean(str(path), path.read_bytes())
     assert_clean("the plan", yaml.safe_dump(yaml.safe_load(open(plan))))
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from pathlib import Path
 
-
 from tests.helpers import free_port
-from warroom.plan import PrometheusSourceConfig
+from warroom.engine.build import build_engine
+from warroom.plan import PrometheusSourceConfig, parse_plan
 from warroom.sources.base import SourceContext
 from warroom.sources.prometheus import PrometheusSource
 
@@ -36,6 +37,17 @@ async def test_http_500_is_an_error_with_status_and_reason(http_server):
     assert reading.status == "error"
     assert reading.detail == "HTTP 500 Internal Server Error: not JSON: 'upstream exploded'"
     await src.close()
+
+
+async def test_a_gateways_json_error_is_quoted_and_other_json_named_as_such(http_server):
+    answers = {"/api/v1/query?query=gw": (503, b'{"message": "upstream   overloaded"}'), "/api/v1/query?query=other": (200, b'{"hits": []}')}
+    fake = http_server(lambda h: (answers[h.path][0], "application/json", answers[h.path][1]))
+    gateway, other = source(fake.url), source(fake.url)  # two sources: a 503 makes one back off
+    assert (await gateway.query("gw", CTX)).detail == "HTTP 503 Service Unavailable: upstream overloaded"
+    reading = await other.query("other", CTX)
+    assert reading.detail == "HTTP 200 but the JSON is not a Prometheus API response (no data.result)"
+    await gateway.close()
+    await other.close()
 
 
 async def test_an_html_page_is_named_as_such(http_server):
@@ -80,6 +92,74 @@ async def test_a_slow_server_times_out_within_the_timeout_without_delaying_other
     assert "retrying in" in again.detail
     assert (await src.query("fast_query", CTX)).status == "ok"
     await src.close()
+
+
+async def test_in_the_engine_a_hanging_query_holds_back_neither_start_nor_the_other_panes(http_server, tmp_path):
+    """The slow pane's server does not answer until the test says so: no timing involved."""
+    release = threading.Event()
+    now = time.time()
+    history = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {}, "values": [[now - 10, "0.1"], [now - 5, "0.2"]]}]}}).encode()
+
+    def respond(handler):
+        if "slow_metric" in handler.path:
+            release.wait(30)
+        return (200, "application/json", history) if "query_range" in handler.path else ok(handler)
+
+    def asked(path_part: str, query: str) -> int:
+        return sum(path_part in r["path"] and query in r["path"] for r in fake.requests)
+
+    fake = http_server(respond)
+    plan = parse_plan(f"""
+rollout: {{name: slow-pane, environment: staging}}
+sources:
+  service: {{type: prometheus, url: "{fake.url}", timeout: 30s, backfill: 1m}}
+flag_provider: {{provider: local, path: flags.json}}
+poll_interval: 0.5s
+panes:
+  - {{id: fast, title: Fast, query: fast_metric}}
+  - {{id: slow, title: Slow, query: slow_metric}}
+phases:
+  - {{name: Beta 5%, flags: {{f: 5}}, hold: 1h}}
+""", str(tmp_path / "plan.yaml"), tmp_path)
+    engine = build_engine(plan, state=tmp_path / "state.sqlite", announce=False)
+    try:
+        # The slow pane's backfill range query hangs; start and the first tick do not wait for it.
+        await asyncio.wait_for(engine.start(), 10)
+        snap = await asyncio.wait_for(engine.tick(), 10)
+        fast, slow = snap.panes
+        assert (fast.status, fast.value) == ("ok", 0.25)
+        assert (slow.status, slow.detail) == ("nodata", "waiting for the first sample")
+        assert asked("query_range", "fast_metric") == 1 and asked("query_range", "slow_metric") == 1
+        await asyncio.sleep(0.6)
+        snap = await asyncio.wait_for(engine.tick(), 10)
+        assert snap.panes[0].status == "ok" and asked("/query?", "fast_metric") == 2
+        assert asked("/query?", "slow_metric") == 1  # still in flight: not asked a second time
+
+        release.set()
+        await asyncio.wait_for(engine.backfill_task, 10)
+        # Backfilled history comes before the live samples the ticks added meanwhile.
+        assert list(engine.history["fast"]) == [0.1, 0.2, 0.25, 0.25]
+        for _ in range(50):
+            snap = await engine.tick()
+            if snap.panes[1].status == "ok":
+                break
+            await asyncio.sleep(0.1)
+        assert (snap.panes[1].status, snap.panes[1].value) == ("ok", 0.25)
+
+        # Hanging again: after a whole poll interval the old number is shown as stale.
+        release.clear()
+        await asyncio.sleep(0.6)
+        await asyncio.wait_for(engine.tick(), 10)
+        await asyncio.sleep(0.6)
+        snap = await asyncio.wait_for(engine.tick(), 10)
+        fast, slow = snap.panes
+        assert fast.status == "ok"
+        assert (slow.status, slow.value) == ("stale", 0.25)
+        assert slow.detail.startswith("waiting for a slow answer (asked ")
+    finally:
+        release.set()
+        await engine.close()
 
 
 async def test_connection_refused_names_host_and_reason():

@@ -13,6 +13,7 @@ import pytest
 from tests.servers import SCRAPE, Exporter, PrometheusServer, http_send, wait_until
 from warroom.engine.build import build_engine
 from warroom.engine.engine import Engine
+from warroom.headless import status_line
 from warroom.plan import parse_plan
 
 POLL = 0.5
@@ -89,6 +90,9 @@ async def test_prometheus_outage_goes_stale_and_recovers_on_restart(live):
     assert cpu.detail == f"cannot connect to 127.0.0.1:{server.port}: connection refused"
     assert cpu.age is not None and cpu.age >= 0
     assert engine.source_down == {"service": cpu.detail}
+    # The error-rate guardrail gets no data and applies its no_data policy (hold by default).
+    assert [g.status for g in snap.guardrails] == ["nodata"]
+    assert "cpu=" in status_line(snap) and "(stale " in status_line(snap)
 
     server.start()  # same port, same data directory
     restarted = time.monotonic()

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from warroom.plan import PrometheusSourceConfig
+from warroom.engine.build import build_engine
+from warroom.plan import PrometheusSourceConfig, load_plan
 from warroom.simulator import PROMQL, ServiceModel
 from warroom.sources.base import SourceContext
 from warroom.sources.prometheus import PrometheusSource
@@ -117,6 +118,23 @@ def example_plan(tmp_path: Path, url: str) -> Path:
     plan = tmp_path / "staging-prometheus.yaml"
     plan.write_text(text.replace("url: http://127.0.0.1:9090", f"url: {url}"))
     return plan
+
+
+async def test_the_engine_backfills_sparklines_from_range_queries_on_start(stack, tmp_path):
+    _, server = stack
+    plan = load_plan(example_plan(tmp_path, server.url))
+    engine = build_engine(plan, state=tmp_path / "state.sqlite", announce=False)
+    try:
+        await engine.start()
+        await asyncio.wait_for(engine.backfill_task, 30)
+        assert engine.tick_count == 0
+        # The stack has scraped for 12 s or more: at the plan's 5 s step that is 2+ points.
+        for pane in ("cpu", "memory"):
+            history = list(engine.history[pane])
+            assert len(history) >= 2, pane
+            assert all(v == pytest.approx(ServiceModel().baseline(pane, 0.25), rel=0.1) for v in history), pane
+    finally:
+        await engine.close()
 
 
 def check(plan: Path) -> subprocess.CompletedProcess:

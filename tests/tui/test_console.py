@@ -83,6 +83,13 @@ async def test_quit_asks_while_a_rollback_is_in_flight(console, test_plan):
         await pilot.press("R")
         await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLING_BACK)
         assert banner_state(c.app) == "ROLLING BACK"
+        # Every failed attempt is on screen with its reason, in the status line and the journal.
+        await c.until(pilot, lambda: (c.app.snapshot.action.attempt or 0) >= 2)
+        status = str(c.app.query_one(StatusLine).render())
+        assert status.startswith("ROLLING BACK: feature off — attempt ")
+        assert status.endswith(" failed: feature: cannot reach 127.0.0.1: ConnectError")
+        journal = [e.message for e in c.app.snapshot.journal]
+        assert "rollback attempt 2 on feature failed: cannot reach 127.0.0.1: ConnectError" in journal
         await pilot.press("q")
         assert isinstance(c.app.screen, QuitConfirm)
         assert c.app.focused.id == "stay"
@@ -248,6 +255,18 @@ async def test_readonly_sees_everything_and_refuses_every_action(console, test_p
         await c.tick(pilot)
         assert c.kinds() == before and c.app.snapshot.state == State.RUNNING
         assert flags_on_disk(c)["feature"]["rollout_percentage"] == 5.0
+
+
+async def test_banner_says_INSECURE_only_while_a_source_skips_tls_verification(console, test_plan):
+    sim = {"type": "simulator", "seed": 1, "flag": "feature", "noise": 0}
+    prom = {"type": "prometheus", "url": f"https://127.0.0.1:{free_port()}"}
+    for tls, shown in (({}, False), ({"ca_bundle": __file__}, False), ({"insecure_skip_verify": True}, True)):
+        c = console(test_plan({"sources": {"sim": sim, "prom": {**prom, "tls": tls}}}))
+        async with c.app.run_test(size=(120, 36)) as pilot:
+            await c.tick(pilot)
+            insecure = c.app.query_one(Banner).query_one("#insecure")
+            assert insecure.display is shown, tls
+            assert "INSECURE" in str(insecure.render())
 
 
 # ------------------------------------------------------------------ help, palette, themes, keys

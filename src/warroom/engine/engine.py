@@ -117,6 +117,9 @@ class Engine:
         self.last_good: dict[QueryKey, float] = {}
         self.history: dict[str, collections.deque] = {p.id: collections.deque(maxlen=HISTORY) for p in plan.panes}
         self.inflight: dict[QueryKey, asyncio.Task] = {}
+        self.asked_at: dict[QueryKey, float] = {}  # when each in-flight query was asked
+        # Sparkline history from the sources, fetched in the background after start.
+        self.backfill_task: asyncio.Task | None = None
         self.source_down: dict[str, str] = {}
         self.observed: dict[str, FlagState | None] = {}
         self.flag_errors: dict[str, str] = {}
@@ -230,13 +233,15 @@ class Engine:
         if self.has_lease:
             await self._recover()
         if self.want_backfill:
-            await self._backfill()
+            # In the background: a slow server must not hold back the first tick, nor a
+            # rollback key pressed in the first seconds (commands wait for start()).
+            self.backfill_task = asyncio.ensure_future(self._backfill())
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for task in list(self.inflight.values()) + list(self.tasks.values()):
+        for task in [*self.inflight.values(), *self.tasks.values(), *filter(None, [self.backfill_task])]:
             task.cancel()
         for task in list(self.tasks.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -332,6 +337,7 @@ class Engine:
         for key in self.keys:
             if key not in self.inflight:
                 self.inflight[key] = asyncio.ensure_future(self._query(key, ctx))
+                self.asked_at[key] = now
         # A slow query keeps running into the next tick; its pane shows stale meanwhile.
         budget = 10.0 if self.clock.speed == float("inf") else max(0.2, 0.8 * self.plan.poll_interval / self.clock.speed)
         if self.inflight:
@@ -845,14 +851,28 @@ class Engine:
                      self._new_state(action=None, **changes), action_id=aid, action_status=status, check_version=False)
 
     async def _backfill(self) -> None:
+        """Each pane's recent history from its source (range queries), all panes at once.
+
+        The span is the source's `backfill` setting, at most what a sparkline holds; the
+        points go before whatever live samples the ticks added meanwhile.
+        """
         now = self.clock.now()
-        span = HISTORY * self.plan.poll_interval
-        for pane in self.plan.panes:
-            source, query, _ = self.pane_keys[pane.id]
-            with contextlib.suppress(Exception):
-                points = await self.sources[source].backfill(query, now - span, now, self.plan.poll_interval)
-                for _, value in points[-HISTORY:]:
-                    self.history[pane.id].append(value)
+        step = self.plan.poll_interval
+
+        async def fetch(pane_id: str) -> tuple[str, list[tuple[float, float]]]:
+            source, query, _ = self.pane_keys[pane_id]
+            span = min(self.sources[source].backfill_span, HISTORY * step)
+            if span <= 0:
+                return pane_id, []
+            try:
+                return pane_id, await self.sources[source].backfill(query, now - span, now, step)
+            except Exception:  # history is a nicety; the live query reports any problem
+                return pane_id, []
+
+        for pane_id, points in await asyncio.gather(*(fetch(p.id) for p in self.plan.panes)):
+            if points:
+                live = list(self.history[pane_id])
+                self.history[pane_id] = collections.deque([v for _, v in points] + live, maxlen=HISTORY)
 
     # ================================================================ snapshot
 
@@ -867,7 +887,13 @@ class Engine:
             reading = self.readings.get(key)
             last = self.last_good.get(key)
             value = reading.value if reading is not None and reading.has_value else None
-            if value is None:
+            detail = reading.detail if reading is not None else "waiting for the first sample"
+            asked = self.asked_at.get(key) if key in self.inflight else None
+            if value is not None and asked is not None and now - asked >= self.plan.poll_interval:
+                # A whole poll interval without an answer: the number on screen is an old one.
+                status = "stale"
+                detail = f"waiting for a slow answer (asked {format_duration(now - asked)} ago)"
+            elif value is None:
                 status = "stale" if last is not None else "nodata"
                 history = [v for v in self.history[pane.id] if v is not None]
                 value = history[-1] if history and last is not None else None
@@ -888,7 +914,7 @@ class Engine:
                 status = "breach"
             views.append(PaneView(
                 id=pane.id, title=pane.title, unit=pane.unit, value=value, status=status,
-                detail=reading.detail if reading is not None else "waiting for the first sample",
+                detail=detail,
                 warn=pane.warn, breach=pane.breach, bad_side=pane.bad_side,
                 history=tuple(self.history[pane.id]), last_good_at=last,
                 age=None if last is None else max(0.0, now - last),

@@ -65,6 +65,9 @@ class Source(ABC):
     async def query(self, query: str, ctx: SourceContext, series_label: str | None = None) -> Reading:
         """Answer an instant query. Must not raise."""
 
+    # Seconds of history to fetch with `backfill` on start; 0: the source keeps none.
+    backfill_span: float = 0.0
+
     async def backfill(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
         """History for sparklines; sources that cannot give it return nothing."""
         return []

@@ -173,7 +173,12 @@ def _body_summary(body: str) -> str:
         return f"an HTML page{named}, not the Prometheus API (check the url: a login page, a proxy or the wrong port?)"
     if not text:
         return "an empty body, not the Prometheus API"
-    return f"not JSON: {' '.join(text.split())[:80]!r}"
+    try:
+        json.loads(text)
+        kind = "JSON that is not a Prometheus API answer"
+    except ValueError:
+        kind = "not JSON"
+    return f"{kind}: {' '.join(text.split())[:80]!r}"
 
 
 def _http_failure(status: int, body: str) -> _Failure:
@@ -192,7 +197,9 @@ def _http_failure(status: int, body: str) -> _Failure:
             return _Failure(f"Prometheus rejected the query ({error_type}): {error}", "query")
         return _Failure(f"{head} ({error_type}): {error}", "slow" if error_type == "timeout" else "server")
     hints = {401: "check the source's auth", 403: "check the source's auth", 404: "is the url the server's base URL, without /api/v1?"}
-    reason = hints.get(status) or _body_summary(body)
+    # A proxy or gateway in front of Prometheus often says why in a JSON `error`/`message`.
+    said = next((payload[k] for k in ("error", "message") if isinstance(payload, dict) and isinstance(payload.get(k), str)), "")
+    reason = hints.get(status) or " ".join(said.split())[:160] or _body_summary(body)
     return _Failure(f"{head}: {reason}", "server")
 
 
@@ -266,6 +273,7 @@ class PrometheusSource(Source):
         self.url = config.url.rstrip("/")
         self.host = parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else config.url
         self.timeout = float(config.timeout)
+        self.backfill_span = float(config.backfill)
         self.problem: str | None = None  # a configuration problem: every query reports it
         headers, auth = self._credentials()
         session = requests.Session()
