@@ -130,6 +130,9 @@ class Engine:
         # Awaited by close() before sources shut: background work fed by the listeners
         # (notification delivery) gets to finish what it was given.
         self.close_hooks: list[Callable[[], Awaitable[None]]] = []
+        # Called at the end of start(), on the engine's loop, before the first tick: parts
+        # outside the engine (a drill) journal their beginning where notifications can go out.
+        self.start_hooks: list[Callable[[], None]] = []
         self._closed = False
 
     # ================================================================ state
@@ -231,6 +234,8 @@ class Engine:
             await self._recover()
         if self.want_backfill:
             await self._backfill()
+        for hook in self.start_hooks:
+            hook()
 
     async def close(self) -> None:
         if self._closed:
