@@ -224,6 +224,8 @@ class Engine:
         if not self.st.get("started_at"):
             self._commit([("console.init", f"rollout {self.plan.rollout.name} initialised", self.actor, {})],
                          self._new_state(started_at=self.clock.now()), check_version=False)
+        if not self.readonly:
+            self.store.save_plan(self.clock.now(), self.plan.journal_copy())
         self._refresh_lease()
         mode = "read-only" if self.readonly else ("driving" if self.has_lease else f"observing ({self.driver} drives)")
         if self.announce:
