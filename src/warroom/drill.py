@@ -258,7 +258,7 @@ class DrillSession:
         for event in self.scenario.timeline:
             start = event.start(self.when.phase_starts)
             if start is None or start > now:
-                why = f"phase {event.phase} was not reached" if start is None else "the drill ended first"
+                why = f"phase {event.phase} was not reached before the drill ended" if start is None else "the drill ended first"
                 out.append(f"{event.label()} ({why})")
         return out
 

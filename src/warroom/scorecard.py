@@ -188,7 +188,7 @@ def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_sta
         if "rollback" in wanted and kind == "rollback" and mitigate is None:
             findings.append("the flags were never confirmed off")
     findings += [f"mistake: {m}" for m in mistakes]
-    findings += [f"fault never injected: {f}; give the scenario a longer `duration` or anchor it earlier" for f in never_started]
+    findings += [f"fault never injected: {f}" for f in never_started]
 
     return ScoreCard(
         scenario=scenario["name"],
