@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -205,10 +206,11 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
     return run
 
 
-def run_console(plan: Plan, args: argparse.Namespace) -> int:
+def run_console(plan: Plan, args: argparse.Namespace,
+                attach: Callable[[Engine], Callable[[Snapshot], Awaitable[None]]] | None = None) -> int:
     from .tui.app import run_console as tui
 
-    return tui(plan, args)
+    return tui(plan, args, attach=attach)
 
 
 # ------------------------------------------------------------------ parsing
@@ -302,7 +304,7 @@ def cmd_drill(plan: Plan, args: argparse.Namespace) -> int:
     from .drill import run_drill_command
 
     return run_drill_command(plan, args.scenario, state=args.state, staging=args.staging, headless=args.headless,
-                             speed=args.speed, console=lambda drill_plan: run_console(drill_plan, args))
+                             speed=args.speed, console=lambda drill_plan, attach: run_console(drill_plan, args, attach))
 
 
 def cmd_report(plan: Plan, args: argparse.Namespace) -> int:
@@ -351,3 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`warroom report | head`): no traceback, and none at exit either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -14,18 +14,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Awaitable, Callable, TextIO
 
 from .engine.build import build_engine
 from .engine.clock import Clock, make_clock
 from .engine.engine import CommandError, Engine
 from .engine.snapshot import Snapshot, State
 from .flags.base import FlagError, FlagProvider, FlagState
-from .headless import entry_line, run_headless
+from .headless import TERMINAL, run_headless
 from .identity import Actor
 from .plan import FlagProviderConfig, Plan, PrometheusSourceConfig, SimulatorSourceConfig
 from .scenario import DEFAULT, ResponderAction, Scenario, TimelineEvent, load_scenario
-from .scorecard import ScoreCard, compute
+from .scorecard import ScoreCard, compute, latest_score_card
 from .store import Store, default_state_path
 
 RESPONDER = Actor(user="responder", host="drill script")
@@ -54,15 +54,23 @@ def drill_plan(plan: Plan, scenario: Scenario, workdir: Path, *, staging: bool =
     flag provider are used, and only flag-service faults can be injected.
     """
     faults = scenario.faults()
+    if staging and plan.rollout.environment == "production":
+        where = f"{plan.path}: " if plan.path else ""
+        raise DrillSetupError(
+            f"{where}rollout.environment is production: --staging drills against the plan's own sources and flag "
+            "provider, so it would change production flags; give the staging plan, or drop --staging to rehearse "
+            "against the simulator")
     if staging and faults:
         raise DrillSetupError(
             f"scenario {scenario.name} injects metric faults, which need the simulator; drop --staging to rehearse it")
     update: dict = {
         "rollout": plan.rollout.model_copy(update={"environment": "drill"}),
         "state": str(workdir / "state.sqlite"),
-        "base_dir": workdir,
     }
     if not staging:
+        # The plan's relative paths (a simulator's live fault file) resolve in the drill's own
+        # folder; with --staging they stay the plan's, so its flag file is the staging one.
+        update["base_dir"] = workdir
         sources = {}
         for name, config in plan.sources.items():
             if isinstance(config, PrometheusSourceConfig):
@@ -178,8 +186,7 @@ class ScriptedResponder:
             await self.engine.step_up(RESPONDER)
 
     async def __call__(self, snap: Snapshot) -> None:
-        self.when.observe(snap)
-        t = self.when.now()
+        t = self.when.now()  # the session has already noted phase starts from this snapshot
         if self.alarm_at is None and self._alarm(snap):
             self.alarm_at = t
         for action in [a for a in self.pending if self._due(a, t)]:
@@ -199,10 +206,71 @@ class ScriptedResponder:
 # ---------------------------------------------------------------- running
 
 
-def journal_score(engine: Engine, card: ScoreCard) -> None:
-    verdict = "PASS" if card.passed else "FAIL"
-    why = "; ".join(card.findings) or f"expected {card.expected}"
-    engine.record("drill.score", f"drill {card.scenario} {verdict}: {why}", {"card": card.to_json()})
+class DrillSession:
+    """One drill on one engine, in the console or headless.
+
+    Wires the flag-service faults in, journals `drill.start` when the engine starts,
+    runs the scripted responder between ticks (headless), and scores the drill once: as
+    soon as the rollout is done (COMPLETE or ROLLED BACK) or the scenario's time is up,
+    or at the latest when the engine closes. The card is journaled as `drill.score`, so
+    the console shows it, the report prints it and the channel is told.
+    """
+
+    def __init__(self, engine: Engine, scenario: Scenario, *, responder_out: TextIO | None = None):
+        self.engine = engine
+        self.scenario = scenario
+        self.when = DrillTime(engine.clock, engine.started_at)
+        engine.dry_run_steps = not scenario.allow_run_steps
+        if scenario.flag_events():
+            engine.provider = FaultyFlagProvider(engine.provider, scenario.flag_events(), self.when)
+        # Humans respond in the console; the scripted responder only when there is no one.
+        self.responder = ScriptedResponder(engine, scenario, self.when, responder_out) if responder_out else None
+        self.card: ScoreCard | None = None
+        engine.start_hooks.append(self._begin)
+        # Before the notifier drains (it was attached first), so the drill end is sent too.
+        engine.close_hooks.insert(0, self._finish_at_close)
+
+    def _begin(self) -> None:
+        self.engine.record("drill.start", f"DRILL {self.scenario.name}: {self.scenario.title}",
+                           {"scenario": self.scenario.summary()})
+
+    def _over(self, snap: Snapshot) -> bool:
+        done = snap.state in TERMINAL and snap.action is None and not self.engine.tasks
+        return done or self.when.now() >= self.scenario.duration
+
+    async def after_tick(self, snap: Snapshot) -> None:
+        self.when.observe(snap)
+        if self.card is not None:
+            return  # scored: the console stays open for the team to look around
+        if self.responder is not None:
+            await self.responder(snap)
+        if self._over(snap):
+            self.finish()
+            self.engine.publish()  # the card reaches the screen now, not a poll interval later
+
+    async def _finish_at_close(self) -> None:
+        self.finish()
+
+    def never_started(self) -> list[str]:
+        """Faults whose time never came (a phase not reached in time): such a drill proved nothing."""
+        now = self.when.now()
+        out = []
+        for event in self.scenario.timeline:
+            start = event.start(self.when.phase_starts)
+            if start is None or start > now:
+                why = f"phase {event.phase} was not reached before the drill ended" if start is None else "the drill ended first"
+                out.append(f"{event.label()} ({why})")
+        return out
+
+    def finish(self) -> ScoreCard:
+        if self.card is None:
+            engine = self.engine
+            self.card = compute(engine.store.entries(), self.scenario.summary(), engine.state.label,
+                                never_started=self.never_started())
+            verdict = "PASS" if self.card.passed else "FAIL"
+            why = "; ".join(self.card.findings) or f"expected {self.card.expected}"
+            engine.record("drill.score", f"drill {self.card.scenario} {verdict}: {why}", {"card": self.card.to_json()})
+        return self.card
 
 
 async def run_headless_drill(
@@ -211,27 +279,13 @@ async def run_headless_drill(
     """Run a drill with the scripted responder; returns the card and the state database."""
     if plan.state is None or plan.rollout.environment != "drill":
         raise DrillSetupError("run_headless_drill needs a plan made by drill_plan()")
-    engine = build_engine(plan, clock=clock, dry_run_steps=not scenario.allow_run_steps)
-    when = DrillTime(clock, engine.started_at)
-    if scenario.flag_events():
-        engine.provider = FaultyFlagProvider(engine.provider, scenario.flag_events(), when)
-    responder = ScriptedResponder(engine, scenario, when, out)
-    cards: list[ScoreCard] = []
-
-    async def finish() -> None:
-        card = compute(engine.store.entries(), scenario.summary(), engine.state.label)
-        journal_score(engine, card)
-        cards.append(card)
-
-    # Before the notifier drains (it was attached first), so the drill end is sent too.
-    engine.close_hooks.insert(0, finish)
-    engine.record("drill.start", f"DRILL {scenario.name}: {scenario.title}", {"scenario": scenario.summary()})
-    print(entry_line(engine.store.tail(1)[0]), file=out, flush=True)  # before the runner's printer is attached
-    await run_headless(engine, until_done=True, out=out, status_every=30.0, run_for=scenario.duration, after_tick=responder)
-    for line in cards[0].lines():
+    session = DrillSession(build_engine(plan, clock=clock), scenario, responder_out=out)
+    await run_headless(session.engine, until_done=True, out=out, status_every=30.0, run_for=scenario.duration,
+                       after_tick=session.after_tick)
+    card = session.finish()
+    for line in card.lines():
         print(line, file=out, flush=True)
-    return cards[0], Path(plan.state)
-
+    return card, Path(plan.state)
 
 
 def prepare(plan: Plan, scenario: Scenario, *, state: str | None = None, staging: bool = False) -> Plan:
@@ -243,8 +297,12 @@ def prepare(plan: Plan, scenario: Scenario, *, state: str | None = None, staging
     return prepared.model_copy(update={"state": str(db)}) if db else prepared
 
 
+# The console runner: (drill plan, hook that attaches the drill to the console's engine) → exit code.
+ConsoleRunner = Callable[[Plan, Callable[[Engine], Callable[[Snapshot], Awaitable[None]]]], int]
+
+
 def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None, staging: bool, headless: bool,
-                      speed: str | None, console: Callable[[Plan], int], out: TextIO | None = None) -> int:
+                      speed: str | None, console: ConsoleRunner, out: TextIO | None = None) -> int:
     """`warroom drill`: 0 when the score card passes, EXIT_DRILL_FAILED when it does not."""
     out = out or sys.stdout  # looked up at call time, so a redirected stdout is honoured
     scenario = load_scenario(scenario_ref) if scenario_ref else DEFAULT
@@ -257,14 +315,14 @@ def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None
     if headless:
         card, db = asyncio.run(run_headless_drill(prepared, scenario, clock=make_clock(speed or "max"), out=out))
     else:
-        # The console drives; metric faults are in the plan's simulator, humans respond; scored on exit.
-        if scenario.flag_events():
-            print("note: flag-service faults are injected in --headless drills only; the console runs without them", file=out)
-        console(prepared)
-        store = Store(prepared.state or "")
-        card = compute(store.entries(), scenario.summary(), State(store.load_state()[1].get("state", "PENDING")).label)
+        # Humans respond; the card pops up in the console when the drill ends, and is printed after.
+        code = console(prepared, lambda engine: DrillSession(engine, scenario).after_tick)
+        db = Path(prepared.state or "")
+        found = latest_score_card(Store(db))
+        if found is None:  # the engine never started (the console said why)
+            return code or EXIT_PROBLEM
+        card = found
         for line in card.lines():
             print(line, file=out)
-        db = Path(prepared.state or "")
     print(f"report: warroom report --state {db} --format html -o drill-report.html", file=out)
     return 0 if card.passed else EXIT_DRILL_FAILED

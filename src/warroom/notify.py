@@ -21,6 +21,7 @@ from . import secrets
 from .engine.engine import Engine
 from .engine.snapshot import JournalEntry, State
 from .plan import NotifyTarget
+from .scorecard import why
 
 # What is worth a message: state changes, automatic actions, failed attempts, drift, drills.
 EVENTS = {
@@ -43,15 +44,6 @@ def wanted(target: NotifyTarget, kind: str) -> bool:
     if kind not in EVENTS:
         return False
     return target.events is None or kind in target.events or kind.partition(".")[0] in target.events
-
-
-def why(entry: JournalEntry) -> str:
-    """The numbers behind an automatic action: query, value, threshold, window."""
-    cause = entry.data.get("cause") or (entry.data if "threshold" in entry.data else {})
-    if not cause or cause.get("threshold") is None:
-        return ""
-    value = "no data" if cause.get("value") is None else f"{cause['value']:g}"
-    return f"{cause.get('guardrail', '')}: {value} {cause.get('op', '')} {cause['threshold']:g} for {cause.get('for', 0):g}s — query {cause.get('query', '')}"
 
 
 class Notifier:
@@ -125,7 +117,8 @@ class Notifier:
         target = self.targets[index]
         try:
             if index not in self.urls:
-                self.urls[index] = secrets.resolve(target.url)
+                # A keyring lookup may wait on a desktop service: never on the engine's loop.
+                self.urls[index] = await asyncio.to_thread(secrets.resolve, target.url)
                 secrets.remember(self.urls[index])  # the whole URL is the secret for webhooks
             body = self.slack_body(message) if target.type == "slack" else message
             assert self.client is not None

@@ -420,6 +420,18 @@ class Plan(Strict):
         g = self.guardrails[index]
         return g.id or f"{g.pane or 'query'}-{g.op}-{g.threshold:g}"
 
+    # What the journal keeps of the plan for reports: never sources, flag provider, runbook
+    # or notify targets, whose headers and URLs may carry credentials.
+    REPORTED: ClassVar[frozenset[str]] = frozenset({"rollout", "poll_interval", "panes", "guardrails", "phases", "automation"})
+
+    def journal_copy(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, include=set(self.REPORTED))
+
+    @classmethod
+    def from_journal_copy(cls, body: dict[str, Any]) -> "Plan":
+        """The plan as it ran, for a report: it reads no source and no flag, so those are stand-ins."""
+        return cls.model_validate({**body, "sources": {"journal": {"type": "simulator"}}, "flag_provider": {"provider": "local"}})
+
 
 # ---------------------------------------------------------------- loading with locations
 

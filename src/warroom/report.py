@@ -16,12 +16,14 @@ from pathlib import Path
 
 from .engine.snapshot import JournalEntry, State
 from .plan import Pane, Plan, format_duration
-from .scorecard import ACTIONS, ScoreCard
+from .scorecard import ACTIONS, Incident, ScoreCard, first_incident, why
 from .secrets import redact
 from .store import Store
 from .units import format_value
 
 EVENT_WINDOW = 90.0  # seconds of pane history either side of an event in the HTML charts
+POSTMORTEM_DUE = 48 * 3600.0  # the seeds' rule: a post-mortem within 48 hours of the launch
+FOLLOW_UPS = ("What went well", "What went wrong", "Lessons learned", "Action items (owner, due date)")
 TIMELINE_KINDS = set(ACTIONS) | {
     "step.outcome", "rollback.confirmed", "rollback.step", "rollback.outcome", "rollback.attempt", "step.attempt",
     "guardrail.alert", "guardrail.fired", "drift.detected", "checklist.tick", "checklist.untick",
@@ -84,6 +86,8 @@ class Report:
     rollbacks: list[RollbackRun] = field(default_factory=list)
     checklist: list[ChecklistRow] = field(default_factory=list)
     card: ScoreCard | None = None
+    incident: Incident | None = None
+    actions: list[JournalEntry] = field(default_factory=list)
 
     @property
     def start(self) -> float:
@@ -181,6 +185,11 @@ def _checklist(plan: Plan, entries: list[JournalEntry], phases: list[PhaseSpan])
 
 
 def build_report(plan: Plan, store: Store) -> Report:
+    """The report of the rollout in `store`, with the plan as it ran (kept in the state database);
+    `plan` stands in only for a journal written before warroom kept it."""
+    kept = store.latest_plan()
+    if kept is not None:
+        plan = Plan.from_journal_copy(kept)
     entries = store.entries()
     state = State(store.load_state()[1].get("state", "PENDING")).label
     report = Report(plan, entries, state, {p.id: list(store.samples(p.id)) for p in plan.panes})
@@ -190,6 +199,8 @@ def build_report(plan: Plan, store: Store) -> Report:
     report.checklist = _checklist(plan, entries, report.phases)
     scores = [e for e in entries if e.kind == "drill.score"]
     report.card = ScoreCard.from_json(scores[-1].data["card"]) if scores else None
+    report.incident = first_incident(entries)
+    report.actions = [e for e in entries if e.kind in ACTIONS]
     return report
 
 
@@ -219,7 +230,43 @@ def _summary(r: Report) -> list[tuple[str, str]]:
         ("Phases entered", ", ".join(f"{p.index} {p.name}" for p in r.phases) or "none"),
         ("Guardrail breaches", str(len(r.breaches))),
         ("Rollbacks", f"{len(r.rollbacks)}" + (f" (intent → flags confirmed off: {', '.join(_secs(x) for x in latencies)})" if latencies else "")),
+        *_incident_rows(r),
+        ("Checklist", _checklist_completion(r)),
+        ("Post-mortem due", f"{_utc(r.end + POSTMORTEM_DUE)} (48 h after the journal's last entry)"),
     ]
+
+
+def _incident_rows(r: Report) -> list[tuple[str, str]]:
+    """Detect and mitigate times for any run, not only a drill's score card."""
+    i = r.incident
+    if i is None or i.at is None:
+        return [("First bad sample", "none: no breach, outage or drift was seen")]
+    response = "none" if i.response is None else f"{ACTIONS[i.response.kind]} by {i.response.actor} after {_secs(i.detect)}"
+    return [("First bad sample", f"{r.offset(i.at)} {i.what}"), ("First response (time to detect)", response),
+            ("Flags confirmed off (time to mitigate)", "never" if i.mitigate is None else f"{_secs(i.mitigate)} after the first bad sample")]
+
+
+def _checklist_completion(r: Report) -> str:
+    required = [c for c in r.checklist if c.required]
+    missing = sum(1 for c in required if not c.ticked_by)
+    return (f"{len(required) - missing}/{len(required)} required items ticked in the phases entered"
+            + (f"; {missing} not ticked" if missing else "") + f"; {sum(1 for c in r.checklist if c.ticked_by)}/{len(r.checklist)} items in all")
+
+
+def _action_why(e: JournalEntry) -> str:
+    """Why someone (or automation) acted: the reason given, else the guardrail's numbers."""
+    reason = str(e.data.get("reason") or "") or why(e)
+    if reason:
+        return reason
+    if e.kind == "step.intent":
+        return "nothing blocked it: soak held, gates green, required items ticked"
+    if e.kind == "rollout.complete":
+        return "the last phase held its soak with gates green"
+    return "—"
+
+
+def _action_rows(r: Report) -> list[list[str]]:
+    return [[r.offset(e.ts), ACTIONS[e.kind], e.actor, _action_why(e), e.message] for e in r.actions]
 
 
 def _timeline(r: Report) -> list[JournalEntry]:
@@ -255,13 +302,18 @@ def to_markdown(r: Report) -> str:
         out += [f"- {r.offset(run.intent.ts)} by **{run.intent.actor}**: {run.intent.data.get('reason', '')}",
                 f"  - flags confirmed off after {_secs(run.latency)}; {run.attempts} failed attempt(s)"]
         out += [f"  - runbook: {s.message}" for s in run.steps]
-    out += ["", "## Checklist", ""]
+    out += ["", "## Actions", ""]
+    out += _md_table(["when", "action", "who", "why", "journal"], _action_rows(r))
+    out += ["## Checklist", ""]
     out += _md_table(["phase", "item", "required", "ticked by", "when"],
                      [[str(c.phase), c.text, "yes" if c.required else "", c.ticked_by or "**not ticked**" if c.required else c.ticked_by,
                        r.offset(c.at) if c.at else ""] for c in r.checklist])
     out += ["## Timeline", ""]
     out += _md_table(["when", "UTC", "what", "who", "detail"],
                      [[r.offset(e.ts), time.strftime("%H:%M:%S", time.gmtime(e.ts)), e.kind, e.actor, e.message] for e in _timeline(r)])
+    out += ["## Follow-ups", "", f"To fill in at the post-mortem (due {_utc(r.end + POSTMORTEM_DUE)}), then share with the team.", ""]
+    for heading in FOLLOW_UPS:
+        out += [f"### {heading}", "", "- ", ""]
     return redact("\n".join(out))
 
 
@@ -278,6 +330,7 @@ th,td{border:1px solid #e1e4ea;padding:4px 8px;text-align:left;vertical-align:to
 th{background:#eef0f4;font-weight:600} td.num{text-align:right;white-space:nowrap}
 code{font:12px ui-monospace,monospace;word-break:break-all}
 .pass{color:#15803d;font-weight:700}.fail{color:#b91c1c;font-weight:700}.missing{color:#b91c1c}
+h3{font-size:14px;margin:14px 0 4px} .todo{color:#9ca3af;font-style:italic;margin:0}
 .card{background:#fff;border:1px solid #d8dce3;border-radius:6px;padding:10px 14px}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
 figure{margin:0;background:#fff;border:1px solid #e1e4ea;border-radius:6px;padding:8px}
@@ -356,7 +409,10 @@ def _event_charts(r: Report, marks: list[JournalEntry]) -> list[str]:
     events: list[tuple[float, str, str | None]] = [(b.since, f"breach of {b.guardrail} ({b.outcome})", b.pane) for b in r.breaches]
     for run in r.rollbacks:
         cause = run.intent.data.get("cause") or {}
-        events.append((run.intent.ts, f"rollback by {run.intent.actor}", _guard_pane(r.plan, cause.get("guardrail", "")) or r.plan.panes[0].id))
+        # A human's rollback names no guardrail: chart the pane of the breach it answered, if any.
+        answered = [b.pane for b in r.breaches if b.since <= run.intent.ts and b.pane]
+        pane = _guard_pane(r.plan, cause.get("guardrail", "")) or (answered[-1] if answered else r.plan.panes[0].id)
+        events.append((run.intent.ts, f"rollback by {run.intent.actor}", pane))
     events += [(e.ts, e.message, None) for e in r.entries if e.kind == "source.error"]
     for ts, label, pane_id in sorted(events, key=lambda ev: ev[0]):
         panes = [r.plan.pane(pane_id)] if pane_id else [p for p in r.plan.panes if _guard_threshold(r.plan, p) is not None][:2]
@@ -398,6 +454,7 @@ def to_html(r: Report) -> str:
         ["started", "by", "why", "flags confirmed off after", "failed attempts", "runbook"],
         [[_esc(r.offset(run.intent.ts)), _esc(run.intent.actor), _esc(run.intent.data.get("reason", "")), _esc(_secs(run.latency)),
           _esc(run.attempts), "<br>".join(_esc(st.message) for st in run.steps)] for run in r.rollbacks], raw=True) + "</section>")
+    s.append("<section id='actions'><h2>Actions</h2>" + _html_table(["when", "action", "who", "why", "journal"], _action_rows(r)) + "</section>")
     s.append("<section id='checklist'><h2>Checklist</h2>" + _html_table(
         ["phase", "item", "required", "ticked by", "when"],
         [[_esc(c.phase), _esc(c.text), "yes" if c.required else "",
@@ -412,6 +469,8 @@ def to_html(r: Report) -> str:
     s.append("<section id='timeline'><h2>Timeline</h2>" + _html_table(
         ["when", "UTC", "what", "who", "detail"],
         [[r.offset(e.ts), time.strftime("%H:%M:%S", time.gmtime(e.ts)), e.kind, e.actor, e.message] for e in _timeline(r)]) + "</section>")
+    s.append(f"<section id='follow-ups'><h2>Follow-ups</h2><p>To fill in at the post-mortem (due {_esc(_utc(r.end + POSTMORTEM_DUE))}), "
+             "then share with the team.</p>" + "".join(f"<h3>{_esc(h)}</h3><p class='todo'>to fill in</p>" for h in FOLLOW_UPS) + "</section>")
     s.append("</main></body></html>")
     return redact("".join(s))
 

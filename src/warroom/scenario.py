@@ -234,7 +234,8 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
 def load_scenario(ref: str | Path) -> Scenario:
     """A scenario file, or the name of a shipped one (`canary-error-spike`)."""
     path = Path(ref)
-    if not path.exists() and (builtin_dir() / f"{ref}.yaml").exists():
+    # A folder of the same name (a drill's, say) in the current directory is not a scenario.
+    if not path.is_file() and (builtin_dir() / f"{ref}.yaml").exists():
         path = builtin_dir() / f"{ref}.yaml"
     try:
         text = path.read_text(encoding="utf-8")

@@ -92,6 +92,15 @@ class ScoreCard:
         return out
 
 
+def why(entry: JournalEntry) -> str:
+    """The numbers behind an automatic action: query, value, threshold, window."""
+    cause = entry.data.get("cause") or (entry.data if "threshold" in entry.data else {})
+    if not cause or cause.get("threshold") is None:
+        return ""
+    value = "no data" if cause.get("value") is None else f"{cause['value']:g}"
+    return f"{cause.get('guardrail', '')}: {value} {cause.get('op', '')} {cause['threshold']:g} for {cause.get('for', 0):g}s — query {cause.get('query', '')}"
+
+
 def _mistakes(entry: JournalEntry, at: float) -> list[str]:
     """What a forced step up overrode that a drill counts as a mistake."""
     overridden: list[str] = entry.data.get("overridden") or []
@@ -110,8 +119,34 @@ def _bad_since(entry: JournalEntry) -> float:
     return float(since) if isinstance(since, (int, float)) else entry.ts
 
 
-def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_state: str) -> ScoreCard:
-    """Score the drill whose `drill.start` is the last one in `entries`."""
+@dataclass(frozen=True)
+class Incident:
+    """The first bad sample on screen and the response to it, in journal time (for drills and launches)."""
+
+    at: float | None  # the first bad sample; None: nothing bad was ever seen
+    what: str
+    response: JournalEntry | None  # the first pause or rollback at or after it
+    detect: float | None  # bad sample -> that response
+    mitigate: float | None  # bad sample -> flags confirmed off
+
+
+def first_incident(entries: list[JournalEntry]) -> Incident:
+    # Earliest bad sample; two guardrails on one metric share a `since`, so order by it alone.
+    alarm = min((e for e in entries if e.kind in ALARMS), key=_bad_since, default=None)
+    at = None if alarm is None else _bad_since(alarm)
+    response = next((e for e in entries if e.kind in RESPONSES and (at is None or e.ts >= at)), None)
+    detect = None if response is None or at is None else response.ts - at
+    mitigate = next((e.ts - at for e in entries if e.kind == "rollback.confirmed" and at is not None and e.ts >= at), None)
+    return Incident(at, alarm.message if alarm else "", response, detect, mitigate)
+
+
+def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_state: str,
+            never_started: Iterable[str] = ()) -> ScoreCard:
+    """Score the drill whose `drill.start` is the last one in `entries`.
+
+    `never_started`: the scenario's faults whose time never came; a drill that injected
+    nothing proved nothing, so each one fails it.
+    """
     entries = list(entries)
     starts = [i for i, e in enumerate(entries) if e.kind == "drill.start"]
     if starts:
@@ -119,8 +154,8 @@ def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_sta
     t0 = entries[0].ts if entries else 0.0
     expect = scenario["expect"]
 
-    alarms = sorted((_bad_since(e), e) for e in entries if e.kind in ALARMS)
-    incident_ts, incident = (alarms[0][0], alarms[0][1].message) if alarms else (None, "")
+    incident = first_incident(entries)
+    incident_ts, first, detect, mitigate = incident.at, incident.response, incident.detect, incident.mitigate
     actions: list[ActionTaken] = []
     mistakes: list[str] = []
     for e in entries:
@@ -131,11 +166,8 @@ def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_sta
             mistakes += _mistakes(e, e.ts - t0)
 
     responses = [e for e in entries if e.kind in RESPONSES]
-    first = next((e for e in responses if incident_ts is None or e.ts >= incident_ts), None)
     intents = {e.action_id: e.ts for e in entries if e.kind == "rollback.intent"}
     confirmed = [e for e in entries if e.kind == "rollback.confirmed"]
-    detect = None if first is None or incident_ts is None else first.ts - incident_ts
-    mitigate = next((e.ts - incident_ts for e in confirmed if incident_ts is not None and e.ts >= incident_ts), None)
     latency = next((e.ts - intents[e.action_id] for e in confirmed if e.action_id in intents), None)
 
     findings: list[str] = []
@@ -156,6 +188,7 @@ def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_sta
         if "rollback" in wanted and kind == "rollback" and mitigate is None:
             findings.append("the flags were never confirmed off")
     findings += [f"mistake: {m}" for m in mistakes]
+    findings += [f"fault never injected: {f}" for f in never_started]
 
     return ScoreCard(
         scenario=scenario["name"],
@@ -163,7 +196,7 @@ def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_sta
         expected=scenario.get("expect_label", ""),
         passed=not findings,
         incident_at=None if incident_ts is None else incident_ts - t0,
-        incident=incident,
+        incident=incident.what,
         time_to_detect=detect,
         time_to_mitigate=mitigate,
         rollback_latency=latency,

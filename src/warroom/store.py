@@ -49,6 +49,12 @@ CREATE TABLE IF NOT EXISTS samples (
     value REAL
 );
 CREATE INDEX IF NOT EXISTS samples_series_ts ON samples(series, ts);
+-- The plan as each console ran it (only what a report reads), so a post-mortem needs no plan file.
+CREATE TABLE IF NOT EXISTS plans (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY,
     holder TEXT NOT NULL,
@@ -249,6 +255,21 @@ class Store:
                 (series, start, end if end != float("inf") else 1e18),
             ).fetchall()
         return iter(rows)
+
+    # ------------------------------------------------------------ the plan as run
+
+    def save_plan(self, ts: float, body: dict[str, Any]) -> None:
+        """Keep this version of the plan, unless it is the one kept last."""
+        text = json.dumps(body, sort_keys=True)
+        with self._tx() as db:
+            row = db.execute("SELECT body FROM plans ORDER BY seq DESC LIMIT 1").fetchone()
+            if row is None or row[0] != text:
+                db.execute("INSERT INTO plans (ts, body) VALUES (?, ?)", (ts, text))
+
+    def latest_plan(self) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT body FROM plans ORDER BY seq DESC LIMIT 1").fetchone()
+        return json.loads(row[0]) if row else None
 
     # ------------------------------------------------------------ leases
 

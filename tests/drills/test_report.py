@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from importlib import resources
 
 import pytest
 
@@ -11,7 +12,7 @@ from tests.drills.conftest import drill
 from tests.helpers import require_binary
 from warroom.cli import main
 
-SECTIONS = ("summary", "scorecard", "phases", "breaches", "rollbacks", "checklist", "charts", "events", "timeline")
+SECTIONS = ("summary", "scorecard", "phases", "breaches", "rollbacks", "actions", "checklist", "charts", "events", "timeline", "follow-ups")
 
 
 @pytest.fixture
@@ -38,6 +39,12 @@ def test_markdown_report(drilled, tmp_path, capsys):
     assert "| 1 | Monitoring dashboards checked | yes | responder@drill script | +0s |" in md
     assert "| 2 | User feedback from the 5% cohort reviewed | yes | responder@drill script |" in md
     assert "DRILL SCORE: Slow latency creep [latency-creep] — PASS" in md
+    # Every action with who and why; detect and mitigate times; completion; the seeds' 48-hour rule.
+    assert "| +1m20s | step up | warroom (automatic) | nothing blocked it: soak held, gates green, required items ticked |" in md
+    assert "| +1m32s | rollback | responder@drill script | p95 climbing steadily since phase 2 |" in md
+    assert "| First response (time to detect) | rollback by responder@drill script after 5.0s |" in md
+    assert "| Checklist | 2/2 required items ticked in the phases entered; 2/3 items in all |" in md
+    assert "| Post-mortem due |" in md and "### Action items (owner, due date)" in md
 
 
 def test_report_needs_a_journal(tmp_path, capsys):
@@ -70,3 +77,32 @@ def test_html_report_renders_in_chromium(drilled, tmp_path):
         assert f'<section id="{section}">' in dom.stdout
     assert "Slow latency creep" in dom.stdout and "PASS" in dom.stdout
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_report_of_a_production_launch_needs_no_plan_file_and_no_server(tmp_path, capsys, monkeypatch):
+    # A production run of a plan that is not the demo: an error spike in the canary, rolled back.
+    monkeypatch.chdir(tmp_path)  # its runbook really runs (it writes rollback-demo.log here)
+    text = (resources.files("warroom") / "demo.yaml").read_text()
+    text = text.replace("environment: drill", "environment: production").replace("name: demo-realtime-features", "name: payments-v2")
+    plan = tmp_path / "launch" / "plan.yaml"
+    plan.parent.mkdir()
+    plan.write_text(text)
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("- {metric: error_rate, phase: 1, after: 5s, value: 0.05}\n")
+    assert main(["run", str(plan), "--headless", "--speed", "max", "--until-done", "--faults", str(faults)]) == 5
+    db = plan.parent / "demo.sqlite"
+    plan.unlink()  # yesterday's launch: the plan file has moved on, no source is running
+    capsys.readouterr()
+
+    assert main(["report", "--state", str(db)]) == 0
+    md = capsys.readouterr().out
+    assert md.startswith("# Post-mortem: payments-v2 (PRODUCTION)")
+    assert "Drill score card" not in md
+    assert "| 1 Beta 5% | +0s |" in md and "| error-rate | +5s | 5.00% | above 1.00% | 10s |" in md
+    assert "| First response (time to detect) | rollback by warroom (automatic) after 10.0s |" in md
+    assert "| +15s | rollback | warroom (automatic) | guardrail error-rate: error_rate 5.00% above 1.00% (held 10s) |" in md
+    assert "| Checklist | 0/1 required items ticked in the phases entered; 1 not ticked; 0/2 items in all |" in md
+    assert "## Follow-ups" in md and "### Lessons learned" in md
+    page = tmp_path / "pm.html"
+    assert main(["report", "--state", str(db), "--format", "html", "-o", str(page)]) == 0
+    assert "payments-v2" in page.read_text() and "<section id='actions'>" in page.read_text()

@@ -6,11 +6,15 @@ the rollback changes, the card changes and the test says which field moved.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.drills.conftest import drill
 from warroom.cli import main
-from warroom.scenario import builtin_names, parse_scenario
+from warroom.drill import DrillSetupError, drill_plan
+from warroom.plan import load_plan
+from warroom.scenario import DEFAULT, builtin_names, parse_scenario
 from warroom.scorecard import latest_score_card
 from warroom.store import Store
 
@@ -54,7 +58,7 @@ async def test_shipped_scenario_score_card(tmp_path, name):
     # Runbook `run` steps are dry-run in a drill.
     if card.final_state == "ROLLED BACK":
         assert card.dry_run_steps == 1
-        assert not (db.parent / "rollback-demo.log").exists()
+        assert not (db.parent / "rollback-demo.log").exists() and not Path("rollback-demo.log").exists()
 
 
 async def test_flag_outage_rollback_retries_until_confirmed(tmp_path):
@@ -122,3 +126,55 @@ def test_cli_drill_exit_codes(tmp_path, capsys):
     assert main(["drill", "--scenario", str(bad), "--headless", "--state", str(tmp_path / "b" / "s.sqlite")]) == 8
     assert main(["drill", "--scenario", "no-such-scenario", "--headless"]) == 1
     assert "shipped:" in capsys.readouterr().err
+
+
+SAMPLE_PLAN = Path(__file__).resolve().parents[2] / "sample-config.yaml"
+
+
+async def test_the_sample_plan_drills_with_two_guardrails_on_one_metric(tmp_path):
+    # sample-config.yaml watches the error rate twice (alert at 0.5 %, roll back at 1 %):
+    # both breaches start on the same sample, and the card must still be scored.
+    card, db, out = await drill(tmp_path, "canary-error-spike", load_plan(SAMPLE_PLAN))
+    assert card.passed, card.findings
+    assert card.time_to_detect == pytest.approx(30, abs=1.5)  # the plan's 30 s `for` window
+    assert card.dry_run_steps == 2  # both runbook steps, neither run
+    assert "would run kubectl scale deployment/websocket-server --replicas=0" in out
+
+
+async def test_a_fault_that_never_happened_fails_the_drill_and_says_why(tmp_path):
+    # The sample plan holds phase 1 for 30 minutes; latency-creep starts in phase 2 and stops at 5 minutes.
+    card, _, _ = await drill(tmp_path, "latency-creep", load_plan(SAMPLE_PLAN))
+    assert not card.passed
+    assert any(f.startswith("fault never injected: latency_p95 ramp 0.9, phase 2 +5s") and "phase 2 was not reached" in f
+               for f in card.findings)
+
+
+RUN_STEPS = """
+name: real-runbook
+title: The runbook really runs
+allow_run_steps: true
+timeline:
+  - {phase: 1, after: 5s, metric: error_rate, set: 0.05}
+expect: {action: rollback, within: 30s, by: automatic}
+duration: 1m
+"""
+
+
+async def test_run_steps_really_run_when_the_scenario_allows_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # runbook commands run where warroom was started
+    card, db, out = await drill(tmp_path, parse_scenario(RUN_STEPS))
+    assert card.passed and card.dry_run_steps == 0
+    step = next(e for e in Store(db).entries() if e.kind == "rollback.step")
+    assert step.data["ok"] and not step.data["dry_run"] and "dry run" not in step.message
+    assert (tmp_path / "rollback-demo.log").read_text() == "scaled websocket-server to 0\n"
+
+
+def test_staging_drills_keep_the_plans_own_paths_and_refuse_production(tmp_path):
+    staging = load_plan(SAMPLE_PLAN)
+    made = drill_plan(staging, DEFAULT, tmp_path / "drill", staging=True)
+    assert made.rollout.environment == "drill" and made.sources == staging.sources
+    # The plan's own (staging) flag file, not a scratch copy in the drill's folder.
+    assert made.resolve_path(made.flag_provider.path) == SAMPLE_PLAN.parent / ".warroom" / "flags.json"
+    production = staging.model_copy(update={"rollout": staging.rollout.model_copy(update={"environment": "production"})})
+    with pytest.raises(DrillSetupError, match="rollout.environment is production.*would change production flags"):
+        drill_plan(production, DEFAULT, tmp_path / "drill", staging=True)

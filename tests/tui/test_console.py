@@ -8,7 +8,7 @@ import json
 from rich.console import Console as RichConsole
 
 from textual.command import CommandPalette
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from tests.conftest import ALICE
 from tests.helpers import free_port
@@ -16,7 +16,9 @@ from warroom.engine.clock import RealClock
 from warroom.engine.snapshot import State
 from warroom.tui.screens.force_reason import ForceReason
 from warroom.tui.screens.help import HelpScreen
+from warroom.scorecard import ScoreCard
 from warroom.tui.screens.quit_confirm import QuitConfirm
+from warroom.tui.screens.score_card import ScoreCardScreen
 from warroom.tui.screens.step_dialog import StepDialog
 from warroom.tui.widgets.banner import Banner
 from warroom.tui.widgets.flags_table import FlagsTable
@@ -327,3 +329,34 @@ async def test_plan_keys_remap_bindings_by_id(console, test_plan):
         assert c.app.snapshot.state == State.RUNNING  # R is no longer the rollback key
         await pilot.press("x")
         await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLED_BACK)
+
+
+def _card(title: str, passed: bool) -> ScoreCard:
+    return ScoreCard(scenario="s", title=title, expected="rollback within 30s", passed=passed, incident_at=5.0,
+                     incident="error-rate breach", time_to_detect=10.0, time_to_mitigate=10.0, rollback_latency=0.0,
+                     failed_attempts=0, actions=(), mistakes=(), findings=() if passed else ("too late",),
+                     final_state="ROLLED BACK", duration=20.0)
+
+
+async def test_a_drill_score_card_pops_up_when_journaled_and_the_palette_shows_it_again(console):
+    c = console()
+    # A past drill's card in the same journal is not news: it does not pop up on opening.
+    c.engine.record("drill.score", "drill s FAIL: too late", {"card": _card("Last week's drill", False).to_json()})
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await c.tick(pilot)
+        assert not isinstance(c.app.screen, ScoreCardScreen)
+        assert c.app.score_card.title == "Last week's drill"
+
+        async def scored():
+            c.engine.record("drill.score", "drill s PASS", {"card": _card("Today's drill", True).to_json()})
+            return c.engine.publish()
+
+        await c.call(scored)
+        await c.until(pilot, lambda: isinstance(c.app.screen, ScoreCardScreen))
+        shown = " ".join(str(w.render()) for w in c.app.screen.query(Static))
+        assert "DRILL SCORE: Today's drill [s] — PASS" in shown and "time to detect:    10s" in shown
+        await pilot.press("escape")
+        assert not isinstance(c.app.screen, ScoreCardScreen)
+        next(cmd for cmd in c.app.palette_commands() if cmd.title == "Drill score card").run()
+        await pilot.pause()
+        assert isinstance(c.app.screen, ScoreCardScreen) and c.app.screen.card.title == "Today's drill"

@@ -99,3 +99,32 @@ def test_no_color_and_16_colours_still_say_everything_in_words(tmux, tmp_path):
     tmux.start(f"{WARROOM} --state {tmp_path / 'demo.sqlite'}", env={"NO_COLOR": "1", "TEXTUAL_COLOR_SYSTEM": "standard"})
     screen = tmux.wait_for("RUNNING")
     assert "▞▞ DRILL ▞▞" in screen and "[RW]" in screen and "ROLLBACK" in screen
+
+
+def test_console_drill_shows_its_score_card_and_saves_it(tmux, tmp_path):
+    # The flag service is down when the automatic rollback starts (flag faults reach the
+    # console's engine too); at 10× speed the whole drill takes a few seconds.
+    state = tmp_path / "drill" / "state.sqlite"
+    tmux.start(f"sh -c '{WARROOM} drill --scenario flag-service-down-during-rollback --speed 10 --state {state}; "
+               "echo EXIT=$?; sleep 60'")
+    screen = tmux.wait_for("failed: HTTP 503 from the flag service (drill fault)", timeout=30)
+    assert "▞▞ DRILL ▞▞" in screen
+    screen = tmux.wait_for("DRILL SCORE: Flag service down during rollback", timeout=60)
+    assert "— PASS" in screen and "▞▞ DRILL ▞▞" in screen.splitlines()[0]  # the banner, over the card too
+    assert "time to mitigate:" in screen and "ROLLED BACK" in screen
+
+    tmux.run("send-keys", "-t", tmux.name, "Escape")
+    deadline = time.monotonic() + 5  # an Esc followed at once by q would read as Alt+q
+    while "Saved in the journal (drill.score)" in tmux.screen() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "Saved in the journal (drill.score)" not in tmux.screen()
+    tmux.run("send-keys", "-t", tmux.name, "q")
+    screen = tmux.wait_for("EXIT=0", timeout=10)
+    assert "DRILL SCORE: Flag service down during rollback [flag-service-down-during-rollback] — PASS" in screen
+
+    entries = Store(state).entries()
+    kinds = [e.kind for e in entries]
+    assert kinds.count("drill.start") == 1 and kinds.count("drill.score") == 1
+    assert kinds.index("drill.start") < kinds.index("step.intent") < kinds.index("drill.score")
+    card = next(e for e in entries if e.kind == "drill.score").data["card"]
+    assert card["passed"] and card["failed_attempts"] >= 6 and card["final_state"] == "ROLLED BACK"

@@ -133,6 +133,9 @@ class Engine:
         # Awaited by close() before sources shut: background work fed by the listeners
         # (notification delivery) gets to finish what it was given.
         self.close_hooks: list[Callable[[], Awaitable[None]]] = []
+        # Called at the end of start(), on the engine's loop, before the first tick: parts
+        # outside the engine (a drill) journal their beginning where notifications can go out.
+        self.start_hooks: list[Callable[[], None]] = []
         self._closed = False
 
     # ================================================================ state
@@ -224,6 +227,8 @@ class Engine:
         if not self.st.get("started_at"):
             self._commit([("console.init", f"rollout {self.plan.rollout.name} initialised", self.actor, {})],
                          self._new_state(started_at=self.clock.now()), check_version=False)
+        if not self.readonly:
+            self.store.save_plan(self.clock.now(), self.plan.journal_copy())
         self._refresh_lease()
         mode = "read-only" if self.readonly else ("driving" if self.has_lease else f"observing ({self.driver} drives)")
         if self.announce:
@@ -236,6 +241,8 @@ class Engine:
             # In the background: a slow server must not hold back the first tick, nor a
             # rollback key pressed in the first seconds (commands wait for start()).
             self.backfill_task = asyncio.ensure_future(self._backfill())
+        for hook in self.start_hooks:
+            hook()
 
     async def close(self) -> None:
         if self._closed:

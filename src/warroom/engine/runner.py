@@ -14,6 +14,7 @@ import threading
 from typing import Awaitable, Callable, TypeVar
 
 from .engine import Engine
+from .snapshot import Snapshot
 
 T = TypeVar("T")
 
@@ -25,14 +26,17 @@ class EngineRunner:
         *,
         ticking: bool = True,
         on_error: Callable[[BaseException], None] | None = None,
+        after_tick: Callable[[Snapshot], Awaitable[None]] | None = None,
     ):
         """`ticking`: tick every poll interval; False leaves ticks to `submit` (tests drive time).
 
-        `on_error` is called on the engine thread if start-up or the tick loop fails.
+        `on_error` is called on the engine thread if start-up or the tick loop fails;
+        `after_tick` runs on it between ticks (a drill watches for its end there).
         """
         self.engine = engine
         self.ticking = ticking
         self.on_error = on_error
+        self.after_tick = after_tick
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._main, name="warroom-engine", daemon=True)
         self._stop = asyncio.Event()
@@ -94,7 +98,7 @@ class EngineRunner:
             await self.engine.start()
             self._started.set()
             if self.ticking:
-                await self.engine.run(self._stop)
+                await self.engine.run(self._stop, self.after_tick)
             else:
                 await self._stop.wait()
         except Exception as exc:  # reported to the UI as a message; the engine is closed below

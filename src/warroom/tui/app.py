@@ -23,15 +23,17 @@ from textual.reactive import reactive
 
 from ..engine.build import build_engine
 from ..engine.clock import make_clock
-from ..engine.engine import CommandError
+from ..engine.engine import CommandError, Engine
 from ..engine.runner import EngineRunner
 from ..engine.snapshot import Snapshot, State
 from ..plan import Plan
+from ..scorecard import ScoreCard
 from ..secrets import redact
 from .commands import PaletteCommand, WarroomCommands
 from .screens.force_reason import ForceReason
 from .screens.help import HelpRow, HelpScreen
 from .screens.quit_confirm import QuitConfirm
+from .screens.score_card import ScoreCardScreen
 from .screens.step_dialog import FORCE, STEP, StepDialog
 from .themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
 from .widgets.banner import Banner
@@ -107,6 +109,9 @@ class WarroomApp(App[int]):
         # tick overlaps Textual's start-up); its messages wait here until on_mount.
         self._mounted = False
         self._held: list[Message] = []
+        # A drill's score card: shown once when it is journaled while this console is open.
+        self.score_card: ScoreCard | None = None
+        self._score_seq: int | None = None
         self.engine.snapshot_listeners.append(self._from_engine)
         runner.on_error = lambda exc: self._to_app(EngineFailed(exc))
         # Themes before the screen: picking one after mount re-parses and re-applies all
@@ -214,6 +219,26 @@ class WarroomApp(App[int]):
             if isinstance(screen, StepDialog):
                 screen.show(snap)
         self._refresh_keys()
+        self._show_new_score_card(snap)
+
+    def _show_new_score_card(self, snap: Snapshot) -> None:
+        scores = [e for e in snap.journal if e.kind == "drill.score"]  # newest first
+        newest = scores[0].seq if scores else 0
+        if self._score_seq is None:
+            # A card already in the journal when the console opened is not news (a past drill).
+            self._score_seq = newest
+            self.score_card = ScoreCard.from_json(scores[0].data["card"]) if scores else None
+            return
+        if newest > self._score_seq:
+            self._score_seq = newest
+            self.score_card = ScoreCard.from_json(scores[0].data["card"])
+            self.push_screen(ScoreCardScreen(self.score_card))
+
+    def action_score_card(self) -> None:
+        if self.score_card is None:
+            self.notify("no drill has been scored in this journal yet", severity="warning")
+        else:
+            self.push_screen(ScoreCardScreen(self.score_card))
 
     def on_engine_failed(self, message: EngineFailed) -> None:
         self.failure = redact(f"the engine stopped: {message.error}")
@@ -321,6 +346,7 @@ class WarroomApp(App[int]):
             PaletteCommand("Retry after a rollback", "leave ROLLED BACK, start again at phase 0", self.action_retry),
             PaletteCommand("Cycle theme", ", ".join(self.theme_names), self.action_cycle_theme),
             PaletteCommand("Help", "every key and its binding id", self.action_help),
+            PaletteCommand("Drill score card", "the latest drill's score, from the journal", self.action_score_card),
             PaletteCommand("Quit", "close this console (the rollout goes on)", self.action_quit_console),
         ]
 
@@ -360,8 +386,13 @@ class WarroomApp(App[int]):
         self.query_one(KeysBar).hints = tuple(self._hints())
 
 
-def run_console(plan: Plan | None, args: argparse.Namespace) -> int:
-    """`warroom [PLAN]`: open the console; returns the process exit code."""
+def run_console(plan: Plan | None, args: argparse.Namespace,
+                attach: Callable[[Engine], Callable[[Snapshot], Awaitable[None]]] | None = None) -> int:
+    """`warroom [PLAN]`: open the console; returns the process exit code.
+
+    `attach` hooks a part onto the engine before it starts (a drill) and gives back what
+    runs between ticks.
+    """
     if plan is None:
         from ..demo import demo_plan
 
@@ -372,7 +403,7 @@ def run_console(plan: Plan | None, args: argparse.Namespace) -> int:
         print(f"warroom: --speed must be a positive number or `max`, not {args.speed!r}", file=sys.stderr)
         return 2
     engine = build_engine(plan, state=getattr(args, "state", None), clock=clock, readonly=bool(getattr(args, "readonly", False)))
-    runner = EngineRunner(engine)
+    runner = EngineRunner(engine, after_tick=attach(engine) if attach else None)
     app = WarroomApp(runner, theme=getattr(args, "theme", None) or plan.theme, keys=plan.keys, handle_signals=True)
     # The first tick before the screen: a first frame with data beats an empty one, and a
     # tick competing with Textual's start-up for the GIL takes 10× longer. A simulator
