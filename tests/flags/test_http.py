@@ -138,3 +138,38 @@ async def test_engine_step_up_retries_a_transient_failure(flag_service, flag_tok
     attempts = [e for e in engine.store.entries() if e.kind == "step.attempt"]
     assert [e.data["attempt"] for e in attempts] == [1, 2] and attempts[0].data["error"].startswith("HTTP 503")
     assert flag_service.flags["f"]["rollout_percentage"] == 5.0
+
+
+
+@pytest.mark.parametrize("from_phase", [0, 1])
+async def test_a_breach_while_a_step_up_waits_on_a_slow_flag_api_rolls_back_and_undoes_the_late_write(
+        flag_service, flag_token, make_flag_engine, from_phase):
+    # A fault 10 s in, and a guardrail that acts on its first bad sample.
+    sources = {"sim": {"type": "simulator", "seed": 1, "noise": 0,
+                       "faults": [{"metric": "error_rate", "at": "10s", "value": 0.05, "while_exposed": False}]}}
+    guardrails = [{"id": "errors", "pane": "errors", "above": 0.01, "action": "rollback"}]
+    engine = await make_flag_engine({"provider": "http", "url": flag_service.url, "token": flag_token, "timeout": "5s"},
+                                    "f", sources=sources, guardrails=guardrails)
+    for _ in range(from_phase):
+        await engine.step_up(OPERATOR)
+    flag_service.requests.clear()
+    flag_service.delay = 1.0  # the step up's write hangs in a slow flag API …
+    step = asyncio.ensure_future(engine.step_up(OPERATOR))
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if flag_service.requests:
+            break
+    flag_service.delay = 0.0  # … and lands after everything below
+    assert not step.done()
+
+    engine.clock.advance(10)
+    await engine.tick()  # the guardrail still acts while the command waits
+    assert engine.state == State.ROLLED_BACK and flag_service.flags["f"]["enabled"] is False
+    assert await asyncio.wait_for(step, 10) == "step up abandoned: rolled back meanwhile"
+    # The step's write landed after the rollback's; the flag is off again, read back, journaled.
+    assert flag_service.flags["f"]["enabled"] is False
+    entries = engine.store.entries()
+    kinds = [e.kind for e in entries]
+    assert kinds.index("rollback.confirmed") < kinds.index("step.outcome", kinds.index("rollback.intent"))
+    assert entries[-1].kind == "step.outcome" and entries[-1].message.endswith("its late write was undone, read back f off")
+    assert not (await engine.tick()).drift
