@@ -155,6 +155,8 @@ def test_check_probes_every_query_and_flag(tmp_path):
     result = warroom("check", str(sample_variant(tmp_path)))
     assert result.returncode == 0, result.stdout
     assert result.stdout.count("  ok ") == 8 + 3 and "check: all good" in result.stdout
+    # Guardrails in words and in their pane's unit: a threshold off by a unit is visible here.
+    assert "  p95-latency: rollback when latency_p95 is above 500 ms for 1m00s; no data: hold\n" in result.stdout
     bad = sample_variant(tmp_path, panes=[{"id": "x", "title": "X", "query": "rate(nope[5m])"}], guardrails=[],
                          phases=[{"name": "a", "flags": {"realtime-features": 5, "websocket_simple": 5}}])
     result = warroom("check", str(bad))

@@ -118,7 +118,55 @@ def test_secrets_must_be_references():
         phases: [{name: a, flags: {f: 5}}]
         """)
     assert len(found) == 1 and "sources.prom.auth.bearer: expected a secret reference" in found[0]
-    assert "s3cr3t-token" not in found[0].split("(got")[0]
+    assert "s3cr3t-token" not in found[0]
+    # A webhook URL is itself a secret; a credential header's value must be a reference too.
+    found = problems("""
+        rollout: {name: x, environment: staging}
+        sources: {sim: {type: simulator}}
+        flag_provider: {provider: local}
+        phases: [{name: a, flags: {f: 5}}]
+        rollback:
+          steps:
+            - {webhook: "https://hooks.slack.com/services/T0/B0/s3cr3t-hook"}
+            - http: {url: "https://status.example.com/api", headers: {Authorization: "Bearer s3cr3t-token", X-Team: launch}}
+        """)
+    assert len(found) == 2 and not any("s3cr3t" in f for f in found)
+    assert found[0].startswith("plan.yaml:8:8: rollback.steps[0].webhook: expected a secret reference")
+    assert found[1].startswith("plan.yaml:9:53: rollback.steps[1].http.headers: header 'Authorization' carries a credential")
+
+
+def test_thresholds_and_exposure_as_a_launch_plan_writes_them():
+    plan = parse_plan(textwrap.dedent("""
+        rollout: {name: x, environment: staging}
+        sources: {sim: {type: simulator}}
+        flag_provider: {provider: local}
+        panes:
+          - {id: errors, title: Errors, query: error_rate, unit: ratio, warn: 0.1%, breach: 1%}
+          - {id: p95, title: p95, query: latency_p95, unit: seconds, breach: 500ms}
+          - {id: p99, title: p99, query: latency_p99, unit: ms}
+        guardrails:
+          - {pane: errors, above: 1%, for: 30s}
+          - {pane: p95, above: 500ms, for: 1m}
+          - {pane: p99, above: 1.5s}
+        phases: [{name: a, flags: {f: 25%}, gates: [{pane: errors, below: 0.1%}]}]
+        """), "plan.yaml")
+    assert [g.threshold for g in plan.guardrails] == [0.01, 0.5, 1500]
+    assert (plan.panes[0].warn, plan.panes[0].breach, plan.panes[1].breach) == (0.001, 0.01, 0.5)
+    assert plan.phases[0].gates[0].threshold == 0.001 and plan.phases[0].flags["f"].rollout == 25
+    found = problems("""
+        rollout: {name: x, environment: staging}
+        sources: {sim: {type: simulator}}
+        flag_provider: {provider: local}
+        panes: [{id: errors, title: Errors, query: error_rate, unit: ratio}]
+        guardrails: [{pane: errors, above: 500ms}]
+        phases: [{name: a, flags: {f: twenty-five}}]
+        """)
+    assert found == [
+        "plan.yaml:6:29: guardrails[0].above: expected a number in the pane's unit, or with a unit: "
+        "1% (ratio or percent pane), 500ms (seconds or ms pane) (got '500ms')",
+        "plan.yaml:7:28: phases[0].flags.f: expected a rollout percentage 0–100 (25 or 25%), on or off, "
+        "or {enabled, rollout, segments} (got 'twenty-five')",
+    ]
 
 
 def test_duplicate_keys_and_bad_yaml():

@@ -26,7 +26,7 @@ from .engine.clock import make_clock
 from .engine.engine import CommandError, Engine
 from .engine.snapshot import Snapshot, State
 from .headless import entry_line, run_headless, stamp, status_line
-from .plan import Plan, PlanError, load_plan, parse_duration
+from .plan import Plan, PlanError, format_duration, load_plan, parse_duration
 from .secrets import SecretError, redact
 from .sources.simulator import FaultFileError, load_faults
 from .store import StoreError
@@ -95,6 +95,13 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
                 else:
                     print(f"  {'FAIL' if reading.status == 'error' else 'WARN'} {where}\n       {reading.status}: {reading.detail}")
                     problems += reading.status == "error"
+            # Each guardrail in words and in its pane's unit, so a threshold off by a unit shows.
+            print("guardrails:")
+            for i, g in enumerate(plan.guardrails):
+                unit = plan.pane(g.pane).unit if g.pane else "count"
+                held = f" for {format_duration(g.for_)}" if g.for_ else ""
+                print(f"  {plan.guardrail_id(i)}: {g.action} when {g.pane or g.query} is {g.op} "
+                      f"{format_value(g.threshold, unit)}{held}; no data: {g.no_data}")
             print(f"flag provider: {engine.provider.describe()}")
             missing = engine.provider.missing_flag_problem
             for name, observed in flags.items():

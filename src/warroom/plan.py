@@ -79,8 +79,20 @@ def _finite(value: float) -> float:
     return value
 
 
+# Header names that carry a credential: their values must be references like any secret.
+_CREDENTIAL_HEADER = re.compile(r"authorization|token|secret|passw|api[-_]?key|cookie", re.IGNORECASE)
+
+
+def _headers(value: dict[str, str]) -> dict[str, str]:
+    for name, text in value.items():
+        if _CREDENTIAL_HEADER.search(name) and not secrets.is_reference(text):
+            raise ValueError(f"header {name!r} carries a credential: its value must be {secrets.REF_HELP}")
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 SecretRef = Annotated[str, AfterValidator(_secret_ref)]
+Headers = Annotated[dict[str, str], AfterValidator(_headers)]
 Number = Annotated[float, AfterValidator(_finite)]
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=100)]
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -120,7 +132,7 @@ class PrometheusSourceConfig(Strict):
     type: Literal["prometheus"]
     url: Annotated[str, Field(pattern=r"^https?://\S+$")]
     auth: SourceAuth | None = None
-    headers: dict[str, str] = {}
+    headers: Headers = {}
     timeout: Duration = 5.0
     tls: TLSOptions = Field(default_factory=TLSOptions)
     backfill: Duration = 300.0
@@ -259,12 +271,20 @@ class FlagSetting(Strict):
     segments: tuple[str, ...] = ()
 
 
+FLAG_HELP = "a rollout percentage 0–100 (25 or 25%), on or off, or {enabled, rollout, segments}"
+
+
 def _flag_shorthand(value: Any) -> Any:
-    # `realtime-features: 25` means enabled at 25 %; `off`/`false` means disabled.
+    # `realtime-features: 25` (or "25%", as launch plans write it) means enabled at 25 %;
+    # `off`/`false` means disabled.
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*%\s*", value):
+        value = float(value.strip().rstrip("%"))
     if isinstance(value, bool):
         return {"enabled": value, "rollout": 100.0 if value else 0.0}
     if isinstance(value, (int, float)):
         return {"enabled": value > 0, "rollout": value}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected {FLAG_HELP}")
     return value
 
 
@@ -312,7 +332,7 @@ class WebhookStep(Strict):
 class HttpRequest(Strict):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     url: Annotated[str, Field(pattern=r"^https?://\S+$")]
-    headers: dict[str, str] = {}
+    headers: Headers = {}
     body: Any = None
     expect_status: list[int] = []
     timeout: Duration = 10.0
@@ -506,7 +526,18 @@ def _dotted(loc: Loc) -> str:
 
 def _clean_loc(loc: Loc) -> Loc:
     # pydantic adds union/validator tags (e.g. 'simulator', 'function-after[...]') into locations.
-    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS)))
+    # A union tag comes right after a source's name or a step's index, once: the `http` of
+    # ('steps', 2, 'http', 'http', 'headers') is first the tag, then the step's real key.
+    out: list[Any] = []
+    tagged_at = -1
+    for part in loc:
+        if isinstance(part, str) and "[" in part:
+            continue
+        if part in _UNION_TAGS and len(out) >= 2 and out[-2] in ("sources", "steps") and tagged_at != len(out):
+            tagged_at = len(out)
+            continue
+        out.append(part)
+    return tuple(out)
 
 
 _UNION_TAGS = {"run", "webhook", "http", "prometheus", "simulator"}
@@ -523,9 +554,55 @@ def _message(err: dict[str, Any]) -> str:
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
     got = err.get("input")
+    if kind == "float_parsing" and err["loc"] and err["loc"][-1] in _THRESHOLDS:
+        msg = f"expected {THRESHOLD_HELP}"
+    if secrets.REF_HELP in msg:
+        return msg  # the rejected value may be the secret itself: never echo it
     if kind not in ("model_type", "dict_type") and isinstance(got, (str, int, float, bool)) and "got" not in msg:
         msg += f" (got {got!r})"
     return msg
+
+
+_THRESHOLDS = ("above", "below", "warn", "breach")
+THRESHOLD_HELP = "a number in the pane's unit, or with a unit: 1% (ratio or percent pane), 500ms (seconds or ms pane)"
+_PERCENT = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*%\s*")
+
+
+def _in_unit(value: Any, unit: str) -> Any:
+    """A threshold written with its unit (`1%`, `500ms`), in the pane's unit; anything else as it was."""
+    if not isinstance(value, str):
+        return value
+    percent = _PERCENT.fullmatch(value)
+    if percent and unit in ("ratio", "percent"):
+        return float(percent.group(1)) / (100 if unit == "ratio" else 1)
+    if unit in ("seconds", "ms"):
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            return value
+        return seconds * (1000 if unit == "ms" else 1)
+    return value
+
+
+def _thresholds_in_pane_units(data: dict[str, Any]) -> None:
+    """Convert thresholds written with a unit, so `above: 500ms` means what it says on a seconds pane."""
+    panes = data.get("panes")
+    units: dict[Any, str] = {}
+    for pane in panes if isinstance(panes, list) else []:
+        if isinstance(pane, dict) and isinstance(pane.get("id"), str):
+            unit = units[pane["id"]] = pane.get("unit", "count") if isinstance(pane.get("unit"), str) else ""
+            for key in ("warn", "breach"):
+                if key in pane:
+                    pane[key] = _in_unit(pane[key], unit)
+    conditions = list(data.get("guardrails") or []) if isinstance(data.get("guardrails"), list) else []
+    for phase in data.get("phases") or [] if isinstance(data.get("phases"), list) else []:
+        if isinstance(phase, dict) and isinstance(phase.get("gates"), list):
+            conditions += phase["gates"]
+    for cond in conditions:
+        if isinstance(cond, dict) and isinstance(cond.get("pane"), str):
+            for key in ("above", "below"):
+                if key in cond:
+                    cond[key] = _in_unit(cond[key], units.get(cond["pane"], ""))
 
 
 def _validation_problems(exc: ValidationError, located: _Located, prefix: Loc = ()) -> list[Problem]:
@@ -633,6 +710,7 @@ def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) ->
         raise PlanError(located.problems)
     if not isinstance(data, dict):
         raise PlanError([Problem(file, 1, 1, "", "the plan must be a mapping with rollout, sources, phases, …")])
+    _thresholds_in_pane_units(data)
     problems = _provider_problems(data.get("flag_provider"), located)
     try:
         plan = Plan.model_validate(data)
