@@ -84,6 +84,24 @@ def test_bad_values_name_line_field_and_expectation():
     assert "plan.yaml:4:34: flag_provider.pth: unknown key" in text
 
 
+def test_zero_poll_interval_and_timeouts_are_refused():
+    # Polling at 0 s hammers the source and never advances a virtual-time run; a 0 s timeout fails every call.
+    found = problems("""
+        rollout: {name: x, environment: staging}
+        sources: {prom: {type: prometheus, url: "http://127.0.0.1:9090", timeout: 0s}}
+        flag_provider: {provider: http, url: "http://127.0.0.1:1", timeout: 0}
+        poll_interval: 0s
+        phases: [{name: a, flags: {f: 5}}]
+        rollback: {steps: [{run: ["true"], timeout: 0s}]}
+        """)
+    assert found == [
+        "plan.yaml:3:66: sources.prom.timeout: expected a duration like 30s, 5m, 1h or 1h30m, more than zero (got '0s')",
+        "plan.yaml:5:1: poll_interval: expected a duration like 30s, 5m, 1h or 1h30m, more than zero (got '0s')",
+        "plan.yaml:7:36: rollback.steps[0].timeout: expected a duration like 30s, 5m, 1h or 1h30m, more than zero (got '0s')",
+        "plan.yaml:4:60: flag_provider.timeout: expected a duration like 30s, 5m, 1h or 1h30m, more than zero (got 0)",
+    ]
+
+
 def test_missing_keys_point_at_the_mapping_they_belong_in():
     found = problems("""
         rollout: {environment: staging}

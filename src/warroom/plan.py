@@ -90,7 +90,15 @@ def _headers(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+def _positive(seconds: float) -> float:
+    # A zero timeout fails every call, and polling every 0 s never lets a virtual-time run advance.
+    if seconds <= 0:
+        raise ValueError(f"expected {DURATION_HELP}, more than zero")
+    return seconds
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive)]
 SecretRef = Annotated[str, AfterValidator(_secret_ref)]
 Headers = Annotated[dict[str, str], AfterValidator(_headers)]
 Number = Annotated[float, AfterValidator(_finite)]
@@ -133,7 +141,7 @@ class PrometheusSourceConfig(Strict):
     url: Annotated[str, Field(pattern=r"^https?://\S+$")]
     auth: SourceAuth | None = None
     headers: Headers = {}
-    timeout: Duration = 5.0
+    timeout: PositiveDuration = 5.0
     tls: TLSOptions = Field(default_factory=TLSOptions)
     backfill: Duration = 300.0
 
@@ -320,7 +328,7 @@ class Phase(Strict):
 class RunStep(Strict):
     name: str | None = None
     run: Annotated[list[str], Field(min_length=1)]
-    timeout: Duration = 60.0
+    timeout: PositiveDuration = 60.0
 
 
 class WebhookStep(Strict):
@@ -335,7 +343,7 @@ class HttpRequest(Strict):
     headers: Headers = {}
     body: Any = None
     expect_status: list[int] = []
-    timeout: Duration = 10.0
+    timeout: PositiveDuration = 10.0
 
 
 class HttpStep(Strict):
@@ -397,7 +405,7 @@ class Plan(Strict):
     rollout: RolloutInfo
     sources: Annotated[dict[str, SourceConfig], Field(min_length=1)]
     flag_provider: FlagProviderConfig
-    poll_interval: Duration = 5.0
+    poll_interval: PositiveDuration = 5.0
     panes: list[Pane] = []
     guardrails: list[Guardrail] = []
     phases: Annotated[list[Phase], Field(min_length=1)]
