@@ -151,6 +151,30 @@ def test_verbs_from_a_script(tmp_path):
     assert warroom("journal").returncode == 2
 
 
+def test_a_headless_runner_prints_what_verbs_from_other_terminals_do(tmp_path):
+    plan = sample_variant(tmp_path, automation={"step_up": "manual"})
+    log = tmp_path / "runner.log"
+    with log.open("w") as out:
+        runner = subprocess.Popen([*WARROOM, "run", "--headless", str(plan), "--speed", "60"],
+                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while "console.start" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        warroom("step", str(plan), check=True)
+        warroom("pause", str(plan), "--reason", "DBA asked for a hold", check=True)
+        while "DBA asked" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(30)
+    lines = [line.split(" ", 1)[1] for line in log.read_text().splitlines() if " status " not in line]
+    kinds = [line.split()[0] for line in lines]
+    assert kinds[:2] == ["console.init", "console.start"] and kinds[-1] == "console.stop"
+    assert kinds[2:-1] == ["step.intent", "step.outcome", "pause"], lines
+    assert "PAUSED: DBA asked for a hold" in lines[4]
+
+
 def test_check_probes_every_query_and_flag(tmp_path):
     result = warroom("check", str(sample_variant(tmp_path)))
     assert result.returncode == 0, result.stdout
