@@ -196,6 +196,15 @@ def test_plan_errors_are_messages_not_tracebacks(tmp_path):
     assert warroom("status", str(tmp_path / "missing.yaml")).returncode == 1
 
 
+def test_bad_speed_and_duration_arguments_are_usage_errors(tmp_path):
+    plan = str(sample_variant(tmp_path))
+    for args, says in ((["--speed", "abc"], "argument --speed: expected 1 (real time), N (N× faster) or max, not 'abc'"),
+                       (["--speed", "0"], "argument --speed: expected 1 (real time), N (N× faster) or max, not '0'"),
+                       (["--speed", "max", "--for", "soon"], "argument --for: expected a duration like 30s, 5m, 1h or 1h30m")):
+        result = warroom("run", "--headless", plan, *args)
+        assert result.returncode == 2 and says in result.stderr, result.stderr
+
+
 def test_engine_never_imports_textual():
     code = (
         "import sys, importlib.abc\n"

@@ -39,6 +39,26 @@ STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
 VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal", "secret", "simulate")
 
 
+def _speed(text: str) -> str | float:
+    """`--speed`: 1, N (N× faster) or max; anything else is a usage error, not a traceback."""
+    if text == "max":
+        return text
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = float("nan")
+    if not speed > 0 or speed == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 1 (real time), N (N× faster) or max, not {text!r}")
+    return speed
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def state_exit(state: State) -> int:
     return STATE_EXIT.get(state, 0)
 
@@ -236,17 +256,17 @@ def _parser() -> argparse.ArgumentParser:
     verb("check", "validate a plan and probe every source query and flag", demo=True)
     r = verb("run", "drive a plan: the console, or plain log lines with --headless", demo=True)
     r.add_argument("--headless", action="store_true", help="no screen: timestamped log lines")
-    r.add_argument("--speed", default=None, help="clock speed: 1 (real time), N (N× faster), max (virtual time)")
+    r.add_argument("--speed", type=_speed, default=None, help="clock speed: 1 (real time), N (N× faster), max (virtual time)")
     r.add_argument("--until-done", action="store_true", help="exit when the rollout is COMPLETE or ROLLED BACK")
     r.add_argument("--faults", help="a fault schedule (YAML list) for the simulator")
     r.add_argument("--status-every", type=float, default=60.0, help="seconds of clock time between status lines")
-    r.add_argument("--for", dest="for_", type=parse_duration, default=None,
+    r.add_argument("--for", dest="for_", type=_duration, default=None,
                    help="stop after this much clock time (default with --speed max: 24h, so a run waiting for a human ends)")
     _console_options(r)
     d = verb("drill", "rehearse the plan (environment DRILL) against a scenario of faults; print the score card", demo=True)
     d.add_argument("--scenario", help="scenario YAML file, or the name of a shipped one (see scenarios/)")
     d.add_argument("--headless", action="store_true", help="no screen: the scenario's scripted responder acts")
-    d.add_argument("--speed", default=None, help="clock speed: 1, N (N× faster), max (virtual time; headless default)")
+    d.add_argument("--speed", type=_speed, default=None, help="clock speed: 1, N (N× faster), max (virtual time; headless default)")
     d.add_argument("--staging", action="store_true", help="use the plan's own sources and flag provider, not the simulator and a scratch flag file")
     _console_options(d)
     rp = verb("report", "write the post-mortem from the journal: phases, actions, breaches, rollback latency", demo=True)
@@ -292,7 +312,7 @@ def _console_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("plan", nargs="?", help="the plan YAML file (none: the built-in demo)")
     p.add_argument("--state", help="state database")
-    p.add_argument("--speed", default=None, help="clock speed: 1 (real time) or N× faster")
+    p.add_argument("--speed", type=_speed, default=None, help="clock speed: 1 (real time) or N× faster")
     _console_options(p)
     return p
 
