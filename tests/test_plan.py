@@ -34,7 +34,11 @@ def test_sample_config_is_the_seed_002_launch():
             ("cpu", "above", 0.7, "rollback")} <= triggers
     assert set(plan.flag_names()) >= {"realtime-features", "websocket_simple", "health_simple"}
     assert plan.rollback_flags()["realtime-features"].enabled is False
-    assert any("kubectl" in step.run for step in plan.rollback.steps)
+    # The seed's runbook: drain the WebSocket servers, previous frontend, verify health.
+    runs = [step.run for step in plan.rollback.steps if hasattr(step, "run")]
+    assert ["kubectl", "scale", "deployment/websocket-server", "--replicas=0"] in runs
+    assert any(run[:3] == ["kubectl", "set", "image"] for run in runs)
+    assert plan.rollback.steps[-1].http.url == "https://api.example.com/health"
     assert all(any(item.required for item in phase.checklist) for phase in plan.phases)
 
 
