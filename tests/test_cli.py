@@ -63,7 +63,10 @@ def test_headless_run_rolls_back_on_a_phase_two_error_fault(tmp_path):
     confirmed = next(e for e in entries if e["kind"] == "rollback.confirmed")
     assert confirmed["data"]["observed"]["realtime-features"]["enabled"] is False
     assert kinds.index("guardrail.breach") < kinds.index("rollback.intent") < kinds.index("rollback.confirmed") < kinds.index("rollback.outcome")
-    # The flag is confirmed off within one poll interval of the `for` window being satisfied.
+    # The breach is seen at the first poll after the fault starts (10 m into phase 2) …
+    phase_two = next(e["ts"] for e in entries if e["kind"] == "step.outcome" and e["data"].get("entered_phase") == 2)
+    assert phase_two + 600 <= breach["data"]["since"] <= phase_two + 600 + 5
+    # … and the flag is confirmed off within one poll interval of the `for` window being satisfied.
     window_met = breach["data"]["since"] + 30
     assert window_met <= confirmed["ts"] <= window_met + 5
     assert json.loads((tmp_path / "flags.json").read_text())["flags"]["realtime-features"]["enabled"] is False

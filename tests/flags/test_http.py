@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import sqlite3
+import subprocess
+import time
 
 import pytest
 
@@ -173,3 +178,44 @@ async def test_a_breach_while_a_step_up_waits_on_a_slow_flag_api_rolls_back_and_
     assert kinds.index("rollback.confirmed") < kinds.index("step.outcome", kinds.index("rollback.intent"))
     assert entries[-1].kind == "step.outcome" and entries[-1].message.endswith("its late write was undone, read back f off")
     assert not (await engine.tick()).drift
+
+
+def test_sigkill_while_a_rollback_retries_its_flag_write_finishes_it_on_restart(flag_service, flag_token, tmp_path):
+    from tests.test_cli import WARROOM, journal, sample_variant, warroom
+
+    # The runner is killed after the rollback intent and before any flag is confirmed off.
+    plan = sample_variant(tmp_path, flag_provider={"provider": "http", "url": flag_service.url, "token": flag_token},
+                          rollback={"flags": {"realtime-features": False, "websocket_simple": False}, "steps": []})
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("- {metric: error_rate, phase: 1, after: 1m, mode: set, value: 0.05}\n")
+    flag_service.refuse_disable = True
+    runner = subprocess.Popen([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--faults", str(faults)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+    def kinds_in_db() -> list[str]:
+        if not (tmp_path / "state.sqlite").exists():
+            return []
+        with contextlib.closing(sqlite3.connect(tmp_path / "state.sqlite", timeout=15)) as db:
+            return [k for (k,) in db.execute("SELECT kind FROM journal ORDER BY seq")]
+
+    deadline = time.time() + 30
+    while "rollback.attempt" not in kinds_in_db() and time.time() < deadline and runner.poll() is None:
+        time.sleep(0.05)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    with contextlib.closing(sqlite3.connect(tmp_path / "state.sqlite")) as db:
+        before = db.execute("SELECT seq, kind, message FROM journal ORDER BY seq").fetchall()
+    before_kinds = [k for _, k, _ in before]
+    assert "rollback.attempt" in before_kinds and "rollback.confirmed" not in before_kinds, before_kinds
+    assert flag_service.flags["realtime-features"]["enabled"] is True  # still exposed when the runner died
+
+    flag_service.recover()
+    restart = warroom("run", "--headless", str(plan), "--speed", "max", "--until-done", timeout=60)
+    assert restart.returncode == 5, restart.stdout + restart.stderr
+    after = journal(plan)
+    assert [(e["seq"], e["kind"], e["message"]) for e in after[: len(before)]] == [tuple(r) for r in before]
+    kinds = [e["kind"] for e in after]
+    for kind in ("rollback.intent", "rollback.resume", "rollback.confirmed", "rollback.outcome"):
+        assert kinds.count(kind) == 1, (kind, kinds)
+    assert kinds.index("rollback.resume") >= len(before) and kinds.count("rollback.attempt") == before_kinds.count("rollback.attempt")
+    assert flag_service.flags["realtime-features"]["enabled"] is False and flag_service.flags["websocket_simple"]["enabled"] is False
