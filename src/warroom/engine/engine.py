@@ -178,7 +178,10 @@ class Engine:
         """Commit journal entries with a state change; refused if another process moved first."""
         rows = []
         for kind, message, actor, data in entries:
-            rows.append((kind, message, actor.label(), {**data, "actor": actor.to_json()}))
+            who = actor.to_json()
+            if actor.automatic:
+                who["driver"] = self.holder  # which console's automation decided: user@host pid N
+            rows.append((kind, message, actor.label(), {**data, "actor": who}))
         written, version = self.store.commit(
             self.clock.now(),
             rows,
@@ -550,11 +553,18 @@ class Engine:
             "previous": {n: s.to_json() for n, s in self.desired().items()},
             "forced": bool(soft),
             "reason": reason,
+            # Why it was allowed: the gates as they stood, and how long the phase had soaked.
+            "gates": [{"gate": g.label, "value": g.value, "passed": g.passed} for g in self._gate_views()],
+            "soaked": None if self.st["phase_started_at"] is None else self.clock.now() - self.st["phase_started_at"],
         }
         entries = []
         if soft:
             entries.append(("step.forced", f"FORCED step up by {actor.label()}: {reason}; overriding: " + "; ".join(soft), actor, {"overridden": soft, "reason": reason}))
-        entries.append(("step.intent", f"step up to phase {target}/{total} {self.plan.phases[target - 1].name}: {_exposure_label(flags)}", actor, intent))
+        why = ""
+        if actor.automatic and self.phase_index >= 1:
+            phase = self.plan.phases[self.phase_index - 1]
+            why = f" (automatic: soak {format_duration(phase.hold)} done, {len(intent['gates'])} gate(s) green, required items ticked)"
+        entries.append(("step.intent", f"step up to phase {target}/{total} {self.plan.phases[target - 1].name}: {_exposure_label(flags)}{why}", actor, intent))
         self._command_commit(entries, self._new_state(action={"id": action_id, "kind": "step_up", "since": self.clock.now(), "target": _exposure_label(flags)}),
                              action_id=action_id, new_action=("step_up", intent))
         return await asyncio.shield(self._launch(action_id, self._execute_step(action_id, intent, actor)))
