@@ -197,6 +197,12 @@ def test_plan_errors_are_messages_not_tracebacks(tmp_path):
     assert result.returncode == 1
     assert f"{bad}:4:5: guardrails[0].abvoe: unknown key" in result.stderr
     assert warroom("status", str(tmp_path / "missing.yaml")).returncode == 1
+    # A fault schedule given on the command line is located the same way.
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("- {metric: error_rate, phase: two, value: 0.03}\n")
+    result = warroom("run", "--headless", str(sample_variant(tmp_path)), "--speed", "max", "--faults", str(faults))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{faults}:1:24: [0].phase: Input should be a valid integer"), result.stderr
 
 
 def test_bad_speed_and_duration_arguments_are_usage_errors(tmp_path):

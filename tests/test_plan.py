@@ -106,6 +106,33 @@ def test_zero_poll_interval_and_timeouts_are_refused():
     ]
 
 
+def test_fault_schedules_are_checked_like_the_plan(tmp_path):
+    # A misspelt metric is a fault that never happens: a drill that proves nothing.
+    (tmp_path / "faults.yaml").write_text("faults:\n  - metric: error-rate\n    phase: 2\n    valeu: 0.03\n")
+    plan = textwrap.dedent("""
+        rollout: {name: x, environment: drill}
+        sources: {sim: {type: simulator, faults_file: faults.yaml, faults: [{metric: p95, at: 1m}]}}
+        flag_provider: {provider: local}
+        phases: [{name: a, flags: {f: 5}}]
+        """)
+    with pytest.raises(PlanError) as info:
+        parse_plan(plan, "plan.yaml", tmp_path)
+    (found,) = [str(p) for p in info.value.problems]
+    assert found == ("plan.yaml:3:70: sources.sim.faults[0].metric: unknown metric (the simulator has: error_rate, latency_p50, "
+                     "latency_p95, latency_p99, ws_connections, connection_success, cpu, memory, request_rate) (got 'p95')")
+    with pytest.raises(PlanError) as info:
+        parse_plan(plan.replace("p95", "latency_p95"), "plan.yaml", tmp_path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{tmp_path / 'faults.yaml'}:2:5: faults[0].metric: unknown metric (the simulator has: error_rate, latency_p50, "
+        "latency_p95, latency_p99, ws_connections, connection_success, cpu, memory, request_rate) (got 'error-rate')",
+        f"{tmp_path / 'faults.yaml'}:4:5: faults[0].valeu: unknown key (check the spelling: an unknown key is an error "
+        "so a typo cannot silently disable anything)",
+    ]
+    with pytest.raises(PlanError) as info:
+        parse_plan(plan.replace("faults.yaml", "missing.yaml").replace("p95", "latency_p95"), "plan.yaml", tmp_path)
+    assert [str(p) for p in info.value.problems] == ["plan.yaml:3:34: sources.sim.faults_file: no such file: missing.yaml"]
+
+
 def test_missing_keys_point_at_the_mapping_they_belong_in():
     found = problems("""
         rollout: {environment: staging}

@@ -26,9 +26,8 @@ from .engine.clock import make_clock
 from .engine.engine import CommandError, Engine
 from .engine.snapshot import Snapshot, State
 from .headless import entry_line, run_headless, stamp, status_line
-from .plan import Plan, PlanError, format_duration, load_plan, parse_duration
+from .plan import Plan, PlanError, format_duration, load_faults, load_plan, parse_duration
 from .secrets import SecretError, redact
-from .sources.simulator import FaultFileError, load_faults
 from .store import StoreError
 from .units import format_value
 
@@ -143,11 +142,7 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
 def cmd_run(plan: Plan, args: argparse.Namespace) -> int:
     if not args.headless:
         return run_console(plan, args)
-    try:
-        faults = load_faults(Path(args.faults)) if args.faults else ()
-    except FaultFileError as exc:
-        print(f"warroom: {exc}", file=sys.stderr)
-        return EXIT_PROBLEM
+    faults = load_faults(Path(args.faults)) if args.faults else ()  # a PlanError: located, exit 1
     clock = make_clock(args.speed)
     limit = args.for_ or (VIRTUAL_DEFAULT_FOR if clock.speed == float("inf") else None)
     engine = _engine(plan, args, clock=clock, extra_faults=faults)

@@ -22,7 +22,9 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -160,6 +162,16 @@ class Fault(Strict):
     # A fault in the new code is present only while some traffic is exposed to it,
     # so rolling back clears it; set false for an infrastructure fault (false alarms).
     while_exposed: bool = True
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, metric: str | None) -> str | None:
+        from .simulator import MODEL  # imported late: the simulator imports Fault
+
+        if metric is not None and metric not in MODEL:
+            # A misspelt metric would be a fault that never happens: a drill that proves nothing.
+            raise ValueError(f"unknown metric (the simulator has: {', '.join(MODEL)})")
+        return metric
 
     @model_validator(mode="after")
     def _when(self) -> "Fault":
@@ -694,8 +706,8 @@ def _provider_problems(raw: Any, located: _Located) -> list[Problem]:
     return []
 
 
-def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) -> Plan:
-    """Validate plan text. Raises PlanError with located problems, never anything else."""
+def _compose(text: str, file: str) -> tuple[Any, _Located]:
+    """YAML text to plain data with the location of every key; None for an empty file."""
     located = _Located(file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -708,7 +720,7 @@ def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) ->
     except (ValueError, RecursionError) as exc:
         raise PlanError([Problem(file, 1, 1, "", f"not valid YAML: {type(exc).__name__}")]) from None
     if node is None:
-        raise PlanError([Problem(file, 1, 1, "", "the plan is empty; start from sample-config.yaml")])
+        return None, located
     try:
         data = located.convert(node, ())
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
@@ -716,6 +728,54 @@ def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) ->
         raise PlanError([Problem(file, line, col, "", f"unsupported YAML value: {type(exc).__name__}")]) from None
     if located.problems:
         raise PlanError(located.problems)
+    return data, located
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError([Problem(str(path), 1, 1, "", "no such file")]) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PlanError([Problem(str(path), 1, 1, "", f"cannot read the {what}: {exc.__class__.__name__}")]) from None
+
+
+def load_faults(path: Path) -> tuple[Fault, ...]:
+    """A fault schedule file: a list of faults, or {faults: [...]}; problems located like a plan's."""
+    data, located = _compose(_read(path, "fault schedule"), str(path))
+    if data is None:
+        return ()
+    prefix: Loc = ()
+    if isinstance(data, dict):
+        data, prefix = data.get("faults", data), ("faults",)
+    try:
+        return tuple(TypeAdapter(list[Fault]).validate_python(data))
+    except ValidationError as exc:
+        raise PlanError(_validation_problems(exc, located, prefix)) from None
+
+
+def _faults_file_problems(plan: Plan, located: _Located, base_dir: Path) -> list[Problem]:
+    """A simulator's faults_file is part of the plan: a typo in it must not wait for the run."""
+    out: list[Problem] = []
+    for name, src in plan.sources.items():
+        if isinstance(src, SimulatorSourceConfig) and src.faults_file:
+            path = Path(src.faults_file).expanduser()
+            try:
+                load_faults(path if path.is_absolute() else base_dir / path)
+            except PlanError as exc:
+                if exc.problems[0].message == "no such file":
+                    line, col = located.where(("sources", name, "faults_file"))
+                    out.append(Problem(located.file, line, col, f"sources.{name}.faults_file", f"no such file: {path}"))
+                else:
+                    out += exc.problems
+    return out
+
+
+def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) -> Plan:
+    """Validate plan text. Raises PlanError with located problems, never anything else."""
+    data, located = _compose(text, file)
+    if data is None:
+        raise PlanError([Problem(file, 1, 1, "", "the plan is empty; start from sample-config.yaml")])
     if not isinstance(data, dict):
         raise PlanError([Problem(file, 1, 1, "", "the plan must be a mapping with rollout, sources, phases, …")])
     _thresholds_in_pane_units(data)
@@ -724,7 +784,7 @@ def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) ->
         plan = Plan.model_validate(data)
     except ValidationError as exc:
         raise PlanError(_validation_problems(exc, located) + problems) from None
-    problems += _semantic_problems(plan, located)
+    problems += _semantic_problems(plan, located) + _faults_file_problems(plan, located, base_dir or Path("."))
     if problems:
         raise PlanError(problems)
     extras: dict[str, Any] = {"base_dir": base_dir or Path(".")}
@@ -735,10 +795,4 @@ def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) ->
 
 def load_plan(path: str | Path) -> Plan:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError([Problem(str(path), 1, 1, "", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError([Problem(str(path), 1, 1, "", f"cannot read the plan: {exc.__class__.__name__}")]) from None
-    return parse_plan(text, str(path), path.resolve().parent)
+    return parse_plan(_read(path, "plan"), str(path), path.resolve().parent)
