@@ -24,7 +24,6 @@ from pydantic import (
     Tag,
     TypeAdapter,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -148,10 +147,22 @@ class PrometheusSourceConfig(Strict):
     backfill: Duration = 300.0
 
 
+def _sim_metric(metric: str) -> str:
+    from .simulator import MODEL  # imported late: the simulator imports Fault
+
+    if metric not in MODEL:
+        # A misspelt metric would be a fault that never happens: a drill that proves nothing.
+        raise ValueError(f"unknown metric (the simulator has: {', '.join(MODEL)})")
+    return metric
+
+
+SimMetric = Annotated[str, AfterValidator(_sim_metric)]
+
+
 class Fault(Strict):
     """One injected fault in the simulator's service."""
 
-    metric: str | None = None  # None only for `dark`
+    metric: SimMetric | None = None  # None only for `dark`
     # When: `at` seconds after the run starts, or `after` seconds into phase `phase`.
     at: Duration | None = None
     phase: Annotated[int, Field(ge=1)] | None = None
@@ -162,16 +173,6 @@ class Fault(Strict):
     # A fault in the new code is present only while some traffic is exposed to it,
     # so rolling back clears it; set false for an infrastructure fault (false alarms).
     while_exposed: bool = True
-
-    @field_validator("metric")
-    @classmethod
-    def _known(cls, metric: str | None) -> str | None:
-        from .simulator import MODEL  # imported late: the simulator imports Fault
-
-        if metric is not None and metric not in MODEL:
-            # A misspelt metric would be a fault that never happens: a drill that proves nothing.
-            raise ValueError(f"unknown metric (the simulator has: {', '.join(MODEL)})")
-        return metric
 
     @model_validator(mode="after")
     def _when(self) -> "Fault":
