@@ -63,7 +63,10 @@ def test_headless_run_rolls_back_on_a_phase_two_error_fault(tmp_path):
     confirmed = next(e for e in entries if e["kind"] == "rollback.confirmed")
     assert confirmed["data"]["observed"]["realtime-features"]["enabled"] is False
     assert kinds.index("guardrail.breach") < kinds.index("rollback.intent") < kinds.index("rollback.confirmed") < kinds.index("rollback.outcome")
-    # The flag is confirmed off within one poll interval of the `for` window being satisfied.
+    # The breach is seen at the first poll after the fault starts (10 m into phase 2) …
+    phase_two = next(e["ts"] for e in entries if e["kind"] == "step.outcome" and e["data"].get("entered_phase") == 2)
+    assert phase_two + 600 <= breach["data"]["since"] <= phase_two + 600 + 5
+    # … and the flag is confirmed off within one poll interval of the `for` window being satisfied.
     window_met = breach["data"]["since"] + 30
     assert window_met <= confirmed["ts"] <= window_met + 5
     assert json.loads((tmp_path / "flags.json").read_text())["flags"]["realtime-features"]["enabled"] is False
@@ -151,10 +154,36 @@ def test_verbs_from_a_script(tmp_path):
     assert warroom("journal").returncode == 2
 
 
+def test_a_headless_runner_prints_what_verbs_from_other_terminals_do(tmp_path):
+    plan = sample_variant(tmp_path, automation={"step_up": "manual"})
+    log = tmp_path / "runner.log"
+    with log.open("w") as out:
+        runner = subprocess.Popen([*WARROOM, "run", "--headless", str(plan), "--speed", "60"],
+                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while "console.start" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        warroom("step", str(plan), check=True)
+        warroom("pause", str(plan), "--reason", "DBA asked for a hold", check=True)
+        while "DBA asked" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(30)
+    lines = [line.split(" ", 1)[1] for line in log.read_text().splitlines() if " status " not in line]
+    kinds = [line.split()[0] for line in lines]
+    assert kinds[:2] == ["console.init", "console.start"] and kinds[-1] == "console.stop"
+    assert kinds[2:-1] == ["step.intent", "step.outcome", "pause"], lines
+    assert "PAUSED: DBA asked for a hold" in lines[4]
+
+
 def test_check_probes_every_query_and_flag(tmp_path):
     result = warroom("check", str(sample_variant(tmp_path)))
     assert result.returncode == 0, result.stdout
     assert result.stdout.count("  ok ") == 8 + 3 and "check: all good" in result.stdout
+    # Guardrails in words and in their pane's unit: a threshold off by a unit is visible here.
+    assert "  p95-latency: rollback when latency_p95 is above 500 ms for 1m00s; no data: hold\n" in result.stdout
     bad = sample_variant(tmp_path, panes=[{"id": "x", "title": "X", "query": "rate(nope[5m])"}], guardrails=[],
                          phases=[{"name": "a", "flags": {"realtime-features": 5, "websocket_simple": 5}}])
     result = warroom("check", str(bad))
@@ -168,6 +197,21 @@ def test_plan_errors_are_messages_not_tracebacks(tmp_path):
     assert result.returncode == 1
     assert f"{bad}:4:5: guardrails[0].abvoe: unknown key" in result.stderr
     assert warroom("status", str(tmp_path / "missing.yaml")).returncode == 1
+    # A fault schedule given on the command line is located the same way.
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("- {metric: error_rate, phase: two, value: 0.03}\n")
+    result = warroom("run", "--headless", str(sample_variant(tmp_path)), "--speed", "max", "--faults", str(faults))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{faults}:1:24: [0].phase: Input should be a valid integer"), result.stderr
+
+
+def test_bad_speed_and_duration_arguments_are_usage_errors(tmp_path):
+    plan = str(sample_variant(tmp_path))
+    for args, says in ((["--speed", "abc"], "argument --speed: expected 1 (real time), N (N× faster) or max, not 'abc'"),
+                       (["--speed", "0"], "argument --speed: expected 1 (real time), N (N× faster) or max, not '0'"),
+                       (["--speed", "max", "--for", "soon"], "argument --for: expected a duration like 30s, 5m, 1h or 1h30m")):
+        result = warroom("run", "--headless", plan, *args)
+        assert result.returncode == 2 and says in result.stderr, result.stderr
 
 
 def test_engine_never_imports_textual():

@@ -34,7 +34,11 @@ def test_sample_config_is_the_seed_002_launch():
             ("cpu", "above", 0.7, "rollback")} <= triggers
     assert set(plan.flag_names()) >= {"realtime-features", "websocket_simple", "health_simple"}
     assert plan.rollback_flags()["realtime-features"].enabled is False
-    assert any("kubectl" in step.run for step in plan.rollback.steps)
+    # The seed's runbook: drain the WebSocket servers, previous frontend, verify health.
+    runs = [step.run for step in plan.rollback.steps if hasattr(step, "run")]
+    assert ["kubectl", "scale", "deployment/websocket-server", "--replicas=0"] in runs
+    assert any(run[:3] == ["kubectl", "set", "image"] for run in runs)
+    assert plan.rollback.steps[-1].http.url == "https://api.example.com/health"
     assert all(any(item.required for item in phase.checklist) for phase in plan.phases)
 
 
@@ -84,6 +88,51 @@ def test_bad_values_name_line_field_and_expectation():
     assert "plan.yaml:4:34: flag_provider.pth: unknown key" in text
 
 
+def test_zero_poll_interval_and_timeouts_are_refused():
+    # Polling at 0 s hammers the source and never advances a virtual-time run; a 0 s timeout fails every call.
+    found = problems("""
+        rollout: {name: x, environment: staging}
+        sources: {prom: {type: prometheus, url: "http://127.0.0.1:9090", timeout: 0s}}
+        flag_provider: {provider: http, url: "http://127.0.0.1:1", timeout: 0}
+        poll_interval: 0s
+        phases: [{name: a, flags: {f: 5}}]
+        rollback: {steps: [{run: ["true"], timeout: 0s}]}
+        """)
+    assert found == [
+        "plan.yaml:3:66: sources.prom.timeout: expected a duration like 30s, 5m, 1h or 1h30m, more than zero (got '0s')",
+        "plan.yaml:5:1: poll_interval: expected a duration like 30s, 5m, 1h or 1h30m, more than zero (got '0s')",
+        "plan.yaml:7:36: rollback.steps[0].timeout: expected a duration like 30s, 5m, 1h or 1h30m, more than zero (got '0s')",
+        "plan.yaml:4:60: flag_provider.timeout: expected a duration like 30s, 5m, 1h or 1h30m, more than zero (got 0)",
+    ]
+
+
+def test_fault_schedules_are_checked_like_the_plan(tmp_path):
+    # A misspelt metric is a fault that never happens: a drill that proves nothing.
+    (tmp_path / "faults.yaml").write_text("faults:\n  - metric: error-rate\n    phase: 2\n    valeu: 0.03\n")
+    plan = textwrap.dedent("""
+        rollout: {name: x, environment: drill}
+        sources: {sim: {type: simulator, faults_file: faults.yaml, faults: [{metric: p95, at: 1m}]}}
+        flag_provider: {provider: local}
+        phases: [{name: a, flags: {f: 5}}]
+        """)
+    with pytest.raises(PlanError) as info:
+        parse_plan(plan, "plan.yaml", tmp_path)
+    (found,) = [str(p) for p in info.value.problems]
+    assert found == ("plan.yaml:3:70: sources.sim.faults[0].metric: unknown metric (the simulator has: error_rate, latency_p50, "
+                     "latency_p95, latency_p99, ws_connections, connection_success, cpu, memory, request_rate) (got 'p95')")
+    with pytest.raises(PlanError) as info:
+        parse_plan(plan.replace("p95", "latency_p95"), "plan.yaml", tmp_path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{tmp_path / 'faults.yaml'}:2:5: faults[0].metric: unknown metric (the simulator has: error_rate, latency_p50, "
+        "latency_p95, latency_p99, ws_connections, connection_success, cpu, memory, request_rate) (got 'error-rate')",
+        f"{tmp_path / 'faults.yaml'}:4:5: faults[0].valeu: unknown key (check the spelling: an unknown key is an error "
+        "so a typo cannot silently disable anything)",
+    ]
+    with pytest.raises(PlanError) as info:
+        parse_plan(plan.replace("faults.yaml", "missing.yaml").replace("p95", "latency_p95"), "plan.yaml", tmp_path)
+    assert [str(p) for p in info.value.problems] == ["plan.yaml:3:34: sources.sim.faults_file: no such file: missing.yaml"]
+
+
 def test_missing_keys_point_at_the_mapping_they_belong_in():
     found = problems("""
         rollout: {environment: staging}
@@ -118,7 +167,55 @@ def test_secrets_must_be_references():
         phases: [{name: a, flags: {f: 5}}]
         """)
     assert len(found) == 1 and "sources.prom.auth.bearer: expected a secret reference" in found[0]
-    assert "s3cr3t-token" not in found[0].split("(got")[0]
+    assert "s3cr3t-token" not in found[0]
+    # A webhook URL is itself a secret; a credential header's value must be a reference too.
+    found = problems("""
+        rollout: {name: x, environment: staging}
+        sources: {sim: {type: simulator}}
+        flag_provider: {provider: local}
+        phases: [{name: a, flags: {f: 5}}]
+        rollback:
+          steps:
+            - {webhook: "https://hooks.slack.com/services/T0/B0/s3cr3t-hook"}
+            - http: {url: "https://status.example.com/api", headers: {Authorization: "Bearer s3cr3t-token", X-Team: launch}}
+        """)
+    assert len(found) == 2 and not any("s3cr3t" in f for f in found)
+    assert found[0].startswith("plan.yaml:8:8: rollback.steps[0].webhook: expected a secret reference")
+    assert found[1].startswith("plan.yaml:9:53: rollback.steps[1].http.headers: header 'Authorization' carries a credential")
+
+
+def test_thresholds_and_exposure_as_a_launch_plan_writes_them():
+    plan = parse_plan(textwrap.dedent("""
+        rollout: {name: x, environment: staging}
+        sources: {sim: {type: simulator}}
+        flag_provider: {provider: local}
+        panes:
+          - {id: errors, title: Errors, query: error_rate, unit: ratio, warn: 0.1%, breach: 1%}
+          - {id: p95, title: p95, query: latency_p95, unit: seconds, breach: 500ms}
+          - {id: p99, title: p99, query: latency_p99, unit: ms}
+        guardrails:
+          - {pane: errors, above: 1%, for: 30s}
+          - {pane: p95, above: 500ms, for: 1m}
+          - {pane: p99, above: 1.5s}
+        phases: [{name: a, flags: {f: 25%}, gates: [{pane: errors, below: 0.1%}]}]
+        """), "plan.yaml")
+    assert [g.threshold for g in plan.guardrails] == [0.01, 0.5, 1500]
+    assert (plan.panes[0].warn, plan.panes[0].breach, plan.panes[1].breach) == (0.001, 0.01, 0.5)
+    assert plan.phases[0].gates[0].threshold == 0.001 and plan.phases[0].flags["f"].rollout == 25
+    found = problems("""
+        rollout: {name: x, environment: staging}
+        sources: {sim: {type: simulator}}
+        flag_provider: {provider: local}
+        panes: [{id: errors, title: Errors, query: error_rate, unit: ratio}]
+        guardrails: [{pane: errors, above: 500ms}]
+        phases: [{name: a, flags: {f: twenty-five}}]
+        """)
+    assert found == [
+        "plan.yaml:6:29: guardrails[0].above: expected a number in the pane's unit, or with a unit: "
+        "1% (ratio or percent pane), 500ms (seconds or ms pane) (got '500ms')",
+        "plan.yaml:7:28: phases[0].flags.f: expected a rollout percentage 0–100 (25 or 25%), on or off, "
+        "or {enabled, rollout, segments} (got 'twenty-five')",
+    ]
 
 
 def test_duplicate_keys_and_bad_yaml():

@@ -27,9 +27,8 @@ from .engine.clock import make_clock
 from .engine.engine import CommandError, Engine
 from .engine.snapshot import Snapshot, State
 from .headless import entry_line, run_headless, stamp, status_line
-from .plan import Plan, PlanError, load_plan, parse_duration
+from .plan import Plan, PlanError, format_duration, load_faults, load_plan, parse_duration
 from .secrets import SecretError, redact
-from .sources.simulator import FaultFileError, load_faults
 from .store import StoreError
 from .units import format_value
 
@@ -38,6 +37,26 @@ VIRTUAL_DEFAULT_FOR = 24 * 3600.0  # virtual time never waits, so a run waiting 
 STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
 
 VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal", "secret", "simulate")
+
+
+def _speed(text: str) -> str | float:
+    """`--speed`: 1, N (N× faster) or max; anything else is a usage error, not a traceback."""
+    if text == "max":
+        return text
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = float("nan")
+    if not speed > 0 or speed == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 1 (real time), N (N× faster) or max, not {text!r}")
+    return speed
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def state_exit(state: State) -> int:
@@ -96,6 +115,13 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
                 else:
                     print(f"  {'FAIL' if reading.status == 'error' else 'WARN'} {where}\n       {reading.status}: {reading.detail}")
                     problems += reading.status == "error"
+            # Each guardrail in words and in its pane's unit, so a threshold off by a unit shows.
+            print("guardrails:")
+            for i, g in enumerate(plan.guardrails):
+                unit = plan.pane(g.pane).unit if g.pane else "count"
+                held = f" for {format_duration(g.for_)}" if g.for_ else ""
+                print(f"  {plan.guardrail_id(i)}: {g.action} when {g.pane or g.query} is {g.op} "
+                      f"{format_value(g.threshold, unit)}{held}; no data: {g.no_data}")
             print(f"flag provider: {engine.provider.describe()}")
             missing = engine.provider.missing_flag_problem
             for name, observed in flags.items():
@@ -117,11 +143,7 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
 def cmd_run(plan: Plan, args: argparse.Namespace) -> int:
     if not args.headless:
         return run_console(plan, args)
-    try:
-        faults = load_faults(Path(args.faults)) if args.faults else ()
-    except FaultFileError as exc:
-        print(f"warroom: {exc}", file=sys.stderr)
-        return EXIT_PROBLEM
+    faults = load_faults(Path(args.faults)) if args.faults else ()  # a PlanError: located, exit 1
     clock = make_clock(args.speed)
     limit = args.for_ or (VIRTUAL_DEFAULT_FOR if clock.speed == float("inf") else None)
     engine = _engine(plan, args, clock=clock, extra_faults=faults)
@@ -231,17 +253,17 @@ def _parser() -> argparse.ArgumentParser:
     verb("check", "validate a plan and probe every source query and flag", demo=True)
     r = verb("run", "drive a plan: the console, or plain log lines with --headless", demo=True)
     r.add_argument("--headless", action="store_true", help="no screen: timestamped log lines")
-    r.add_argument("--speed", default=None, help="clock speed: 1 (real time), N (N× faster), max (virtual time)")
+    r.add_argument("--speed", type=_speed, default=None, help="clock speed: 1 (real time), N (N× faster), max (virtual time)")
     r.add_argument("--until-done", action="store_true", help="exit when the rollout is COMPLETE or ROLLED BACK")
     r.add_argument("--faults", help="a fault schedule (YAML list) for the simulator")
     r.add_argument("--status-every", type=float, default=60.0, help="seconds of clock time between status lines")
-    r.add_argument("--for", dest="for_", type=parse_duration, default=None,
+    r.add_argument("--for", dest="for_", type=_duration, default=None,
                    help="stop after this much clock time (default with --speed max: 24h, so a run waiting for a human ends)")
     _console_options(r)
     d = verb("drill", "rehearse the plan (environment DRILL) against a scenario of faults; print the score card", demo=True)
     d.add_argument("--scenario", help="scenario YAML file, or the name of a shipped one (see scenarios/)")
     d.add_argument("--headless", action="store_true", help="no screen: the scenario's scripted responder acts")
-    d.add_argument("--speed", default=None, help="clock speed: 1, N (N× faster), max (virtual time; headless default)")
+    d.add_argument("--speed", type=_speed, default=None, help="clock speed: 1, N (N× faster), max (virtual time; headless default)")
     d.add_argument("--staging", action="store_true", help="use the plan's own sources and flag provider, not the simulator and a scratch flag file")
     _console_options(d)
     rp = verb("report", "write the post-mortem from the journal: phases, actions, breaches, rollback latency", demo=True)
@@ -287,7 +309,7 @@ def _console_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("plan", nargs="?", help="the plan YAML file (none: the built-in demo)")
     p.add_argument("--state", help="state database")
-    p.add_argument("--speed", default=None, help="clock speed: 1 (real time) or N× faster")
+    p.add_argument("--speed", type=_speed, default=None, help="clock speed: 1 (real time) or N× faster")
     _console_options(p)
     return p
 

@@ -30,9 +30,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from pydantic import ValidationError
 
-from .plan import Fault, Plan, PlanError, SimulatorSourceConfig, load_plan
+from .plan import Fault, Plan, PlanError, SimulatorSourceConfig, load_faults, load_plan
 from .simulator import PROMQL, ServiceModel
-from .sources.simulator import FaultFileError, load_faults
 
 # Latency buckets: ×1.2 steps from 2.5 ms to ~13 s, fine enough that
 # histogram_quantile resolves p50/p95/p99 between 10 ms and 2 s within a few percent.
@@ -335,9 +334,6 @@ def run_simulate(args: argparse.Namespace) -> int:
             faults += load_faults(Path(args.faults))
     except PlanError as exc:
         print(str(exc), file=sys.stderr)
-        return 1
-    except FaultFileError as exc:
-        print(f"warroom simulate: {exc}", file=sys.stderr)
         return 1
     flags_path = Path(args.flags) if args.flags else flags_path
     model = ServiceModel(seed=args.seed if args.seed is not None else seed or 7, faults=faults)

@@ -51,13 +51,20 @@ async def run_headless(
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
 
-    def on_entry(entry: JournalEntry) -> None:
-        print(entry_line(entry), file=out, flush=True)
+    # Follow the journal, not only this process: a step, tick or pause from a CLI verb in
+    # another terminal shows here too, in journal order, each entry once.
+    printed = [engine.store.last_seq()]
+
+    def follow(_: object = None) -> None:
+        for entry in engine.store.entries(after=printed[0]):
+            print(entry_line(entry), file=out, flush=True)
+            printed[0] = entry.seq
 
     last_status = [float("-inf")]
     started = engine.clock.now()
 
     def on_snapshot(snap: Snapshot) -> None:
+        follow()
         if snap.now - last_status[0] >= status_every:
             last_status[0] = snap.now
             print(status_line(snap), file=out, flush=True)
@@ -67,7 +74,7 @@ async def run_headless(
             print(f"{stamp(snap.now)} {'stop':<18} ran for {format_duration(run_for)} of clock time (--for)", file=out, flush=True)
             stop.set()
 
-    engine.entry_listeners.append(on_entry)
+    engine.entry_listeners.append(follow)
     engine.snapshot_listeners.append(on_snapshot)
     try:
         await engine.start()

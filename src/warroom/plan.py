@@ -22,6 +22,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
     model_validator,
 )
@@ -79,8 +80,28 @@ def _finite(value: float) -> float:
     return value
 
 
+# Header names that carry a credential: their values must be references like any secret.
+_CREDENTIAL_HEADER = re.compile(r"authorization|token|secret|passw|api[-_]?key|cookie", re.IGNORECASE)
+
+
+def _headers(value: dict[str, str]) -> dict[str, str]:
+    for name, text in value.items():
+        if _CREDENTIAL_HEADER.search(name) and not secrets.is_reference(text):
+            raise ValueError(f"header {name!r} carries a credential: its value must be {secrets.REF_HELP}")
+    return value
+
+
+def _positive(seconds: float) -> float:
+    # A zero timeout fails every call, and polling every 0 s never lets a virtual-time run advance.
+    if seconds <= 0:
+        raise ValueError(f"expected {DURATION_HELP}, more than zero")
+    return seconds
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive)]
 SecretRef = Annotated[str, AfterValidator(_secret_ref)]
+Headers = Annotated[dict[str, str], AfterValidator(_headers)]
 Number = Annotated[float, AfterValidator(_finite)]
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=100)]
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -120,16 +141,28 @@ class PrometheusSourceConfig(Strict):
     type: Literal["prometheus"]
     url: Annotated[str, Field(pattern=r"^https?://\S+$")]
     auth: SourceAuth | None = None
-    headers: dict[str, str] = {}
-    timeout: Duration = 5.0
+    headers: Headers = {}
+    timeout: PositiveDuration = 5.0
     tls: TLSOptions = Field(default_factory=TLSOptions)
     backfill: Duration = 300.0
+
+
+def _sim_metric(metric: str) -> str:
+    from .simulator import MODEL  # imported late: the simulator imports Fault
+
+    if metric not in MODEL:
+        # A misspelt metric would be a fault that never happens: a drill that proves nothing.
+        raise ValueError(f"unknown metric (the simulator has: {', '.join(MODEL)})")
+    return metric
+
+
+SimMetric = Annotated[str, AfterValidator(_sim_metric)]
 
 
 class Fault(Strict):
     """One injected fault in the simulator's service."""
 
-    metric: str | None = None  # None only for `dark`
+    metric: SimMetric | None = None  # None only for `dark`
     # When: `at` seconds after the run starts, or `after` seconds into phase `phase`.
     at: Duration | None = None
     phase: Annotated[int, Field(ge=1)] | None = None
@@ -259,12 +292,20 @@ class FlagSetting(Strict):
     segments: tuple[str, ...] = ()
 
 
+FLAG_HELP = "a rollout percentage 0–100 (25 or 25%), on or off, or {enabled, rollout, segments}"
+
+
 def _flag_shorthand(value: Any) -> Any:
-    # `realtime-features: 25` means enabled at 25 %; `off`/`false` means disabled.
+    # `realtime-features: 25` (or "25%", as launch plans write it) means enabled at 25 %;
+    # `off`/`false` means disabled.
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*%\s*", value):
+        value = float(value.strip().rstrip("%"))
     if isinstance(value, bool):
         return {"enabled": value, "rollout": 100.0 if value else 0.0}
     if isinstance(value, (int, float)):
         return {"enabled": value > 0, "rollout": value}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected {FLAG_HELP}")
     return value
 
 
@@ -300,7 +341,7 @@ class Phase(Strict):
 class RunStep(Strict):
     name: str | None = None
     run: Annotated[list[str], Field(min_length=1)]
-    timeout: Duration = 60.0
+    timeout: PositiveDuration = 60.0
 
 
 class WebhookStep(Strict):
@@ -312,10 +353,10 @@ class WebhookStep(Strict):
 class HttpRequest(Strict):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     url: Annotated[str, Field(pattern=r"^https?://\S+$")]
-    headers: dict[str, str] = {}
+    headers: Headers = {}
     body: Any = None
     expect_status: list[int] = []
-    timeout: Duration = 10.0
+    timeout: PositiveDuration = 10.0
 
 
 class HttpStep(Strict):
@@ -377,7 +418,7 @@ class Plan(Strict):
     rollout: RolloutInfo
     sources: Annotated[dict[str, SourceConfig], Field(min_length=1)]
     flag_provider: FlagProviderConfig
-    poll_interval: Duration = 5.0
+    poll_interval: PositiveDuration = 5.0
     panes: list[Pane] = []
     guardrails: list[Guardrail] = []
     phases: Annotated[list[Phase], Field(min_length=1)]
@@ -521,7 +562,18 @@ def _dotted(loc: Loc) -> str:
 
 def _clean_loc(loc: Loc) -> Loc:
     # pydantic adds union/validator tags (e.g. 'simulator', 'function-after[...]') into locations.
-    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS)))
+    # A union tag comes right after a source's name or a step's index, once: the `http` of
+    # ('steps', 2, 'http', 'http', 'headers') is first the tag, then the step's real key.
+    out: list[Any] = []
+    tagged_at = -1
+    for part in loc:
+        if isinstance(part, str) and "[" in part:
+            continue
+        if part in _UNION_TAGS and len(out) >= 2 and out[-2] in ("sources", "steps") and tagged_at != len(out):
+            tagged_at = len(out)
+            continue
+        out.append(part)
+    return tuple(out)
 
 
 _UNION_TAGS = {"run", "webhook", "http", "prometheus", "simulator"}
@@ -538,9 +590,55 @@ def _message(err: dict[str, Any]) -> str:
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
     got = err.get("input")
+    if kind == "float_parsing" and err["loc"] and err["loc"][-1] in _THRESHOLDS:
+        msg = f"expected {THRESHOLD_HELP}"
+    if secrets.REF_HELP in msg:
+        return msg  # the rejected value may be the secret itself: never echo it
     if kind not in ("model_type", "dict_type") and isinstance(got, (str, int, float, bool)) and "got" not in msg:
         msg += f" (got {got!r})"
     return msg
+
+
+_THRESHOLDS = ("above", "below", "warn", "breach")
+THRESHOLD_HELP = "a number in the pane's unit, or with a unit: 1% (ratio or percent pane), 500ms (seconds or ms pane)"
+_PERCENT = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*%\s*")
+
+
+def _in_unit(value: Any, unit: str) -> Any:
+    """A threshold written with its unit (`1%`, `500ms`), in the pane's unit; anything else as it was."""
+    if not isinstance(value, str):
+        return value
+    percent = _PERCENT.fullmatch(value)
+    if percent and unit in ("ratio", "percent"):
+        return float(percent.group(1)) / (100 if unit == "ratio" else 1)
+    if unit in ("seconds", "ms"):
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            return value
+        return seconds * (1000 if unit == "ms" else 1)
+    return value
+
+
+def _thresholds_in_pane_units(data: dict[str, Any]) -> None:
+    """Convert thresholds written with a unit, so `above: 500ms` means what it says on a seconds pane."""
+    panes = data.get("panes")
+    units: dict[Any, str] = {}
+    for pane in panes if isinstance(panes, list) else []:
+        if isinstance(pane, dict) and isinstance(pane.get("id"), str):
+            unit = units[pane["id"]] = pane.get("unit", "count") if isinstance(pane.get("unit"), str) else ""
+            for key in ("warn", "breach"):
+                if key in pane:
+                    pane[key] = _in_unit(pane[key], unit)
+    conditions = list(data.get("guardrails") or []) if isinstance(data.get("guardrails"), list) else []
+    for phase in data.get("phases") or [] if isinstance(data.get("phases"), list) else []:
+        if isinstance(phase, dict) and isinstance(phase.get("gates"), list):
+            conditions += phase["gates"]
+    for cond in conditions:
+        if isinstance(cond, dict) and isinstance(cond.get("pane"), str):
+            for key in ("above", "below"):
+                if key in cond:
+                    cond[key] = _in_unit(cond[key], units.get(cond["pane"], ""))
 
 
 def _validation_problems(exc: ValidationError, located: _Located, prefix: Loc = ()) -> list[Problem]:
@@ -624,8 +722,8 @@ def _provider_problems(raw: Any, located: _Located) -> list[Problem]:
     return []
 
 
-def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) -> Plan:
-    """Validate plan text. Raises PlanError with located problems, never anything else."""
+def _compose(text: str, file: str) -> tuple[Any, _Located]:
+    """YAML text to plain data with the location of every key; None for an empty file."""
     located = _Located(file)
     try:
         node = yaml.compose(text, Loader=_PARSER)
@@ -638,7 +736,7 @@ def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) ->
     except (ValueError, RecursionError) as exc:
         raise PlanError([Problem(file, 1, 1, "", f"not valid YAML: {type(exc).__name__}")]) from None
     if node is None:
-        raise PlanError([Problem(file, 1, 1, "", "the plan is empty; start from sample-config.yaml")])
+        return None, located
     try:
         data = located.convert(node, ())
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
@@ -646,14 +744,63 @@ def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) ->
         raise PlanError([Problem(file, line, col, "", f"unsupported YAML value: {type(exc).__name__}")]) from None
     if located.problems:
         raise PlanError(located.problems)
+    return data, located
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError([Problem(str(path), 1, 1, "", "no such file")]) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PlanError([Problem(str(path), 1, 1, "", f"cannot read the {what}: {exc.__class__.__name__}")]) from None
+
+
+def load_faults(path: Path) -> tuple[Fault, ...]:
+    """A fault schedule file: a list of faults, or {faults: [...]}; problems located like a plan's."""
+    data, located = _compose(_read(path, "fault schedule"), str(path))
+    if data is None:
+        return ()
+    prefix: Loc = ()
+    if isinstance(data, dict):
+        data, prefix = data.get("faults", data), ("faults",)
+    try:
+        return tuple(TypeAdapter(list[Fault]).validate_python(data))
+    except ValidationError as exc:
+        raise PlanError(_validation_problems(exc, located, prefix)) from None
+
+
+def _faults_file_problems(plan: Plan, located: _Located, base_dir: Path) -> list[Problem]:
+    """A simulator's faults_file is part of the plan: a typo in it must not wait for the run."""
+    out: list[Problem] = []
+    for name, src in plan.sources.items():
+        if isinstance(src, SimulatorSourceConfig) and src.faults_file:
+            path = Path(src.faults_file).expanduser()
+            try:
+                load_faults(path if path.is_absolute() else base_dir / path)
+            except PlanError as exc:
+                if exc.problems[0].message == "no such file":
+                    line, col = located.where(("sources", name, "faults_file"))
+                    out.append(Problem(located.file, line, col, f"sources.{name}.faults_file", f"no such file: {path}"))
+                else:
+                    out += exc.problems
+    return out
+
+
+def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) -> Plan:
+    """Validate plan text. Raises PlanError with located problems, never anything else."""
+    data, located = _compose(text, file)
+    if data is None:
+        raise PlanError([Problem(file, 1, 1, "", "the plan is empty; start from sample-config.yaml")])
     if not isinstance(data, dict):
         raise PlanError([Problem(file, 1, 1, "", "the plan must be a mapping with rollout, sources, phases, …")])
+    _thresholds_in_pane_units(data)
     problems = _provider_problems(data.get("flag_provider"), located)
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
         raise PlanError(_validation_problems(exc, located) + problems) from None
-    problems += _semantic_problems(plan, located)
+    problems += _semantic_problems(plan, located) + _faults_file_problems(plan, located, base_dir or Path("."))
     if problems:
         raise PlanError(problems)
     extras: dict[str, Any] = {"base_dir": base_dir or Path(".")}
@@ -664,10 +811,4 @@ def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) ->
 
 def load_plan(path: str | Path) -> Plan:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError([Problem(str(path), 1, 1, "", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError([Problem(str(path), 1, 1, "", f"cannot read the plan: {exc.__class__.__name__}")]) from None
-    return parse_plan(text, str(path), path.resolve().parent)
+    return parse_plan(_read(path, "plan"), str(path), path.resolve().parent)

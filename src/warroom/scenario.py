@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
-from .plan import Duration, Fault, Number, PlanError, Problem, Strict, _Located, _validation_problems
+from .plan import Duration, Fault, Number, PlanError, Problem, SimMetric, Strict, _Located, _validation_problems
 
 METRIC_MODES = ("set", "add", "multiply", "ramp", "spike")
 
@@ -52,7 +52,7 @@ class TimelineEvent(When):
     """One fault: a metric changes, the metrics source goes dark, or the flag service fails."""
 
     duration: Duration | None = None  # None: until the drill ends
-    metric: str | None = None
+    metric: SimMetric | None = None
     set: Number | None = None
     add: Number | None = None
     multiply: Number | None = None

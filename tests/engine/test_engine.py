@@ -73,6 +73,20 @@ async def test_step_up_needs_soak_gates_and_required_items(make_engine, clock):
     assert snap.next_change == "phase 2/3 Half 50%: feature: 5% → 50%"
     assert await engine.step_up(ALICE) == "stepped up to phase 2"
     assert flags_file(engine)["feature"]["rollout_percentage"] == 50.0
+    # Why it was allowed is journaled with it: the gates as they stood, and the soak.
+    intent = [e for e in engine.store.entries() if e.kind == "step.intent"][-1]
+    assert intent.data["gates"] == [{"gate": "errors low", "value": pytest.approx(0.0004, abs=0.0002), "passed": True}]
+    assert intent.data["soaked"] >= 60 and intent.data["actor"]["user"] == "alice"
+
+
+async def test_automatic_step_up_says_why_and_which_console_decided(make_engine, clock):
+    engine = await make_engine({"automation": {"step_up": "auto"}})
+    await engine.tick()  # phase 1
+    await engine.tick_item(ALICE, "1")
+    await advance(engine, clock, 65)  # soak over, gate green: phase 2
+    intent = [e for e in engine.store.entries() if e.kind == "step.intent"][-1]
+    assert intent.message == "step up to phase 2/3 Half 50%: feature 50% (automatic: soak 1m00s done, 1 gate(s) green, required items ticked)"
+    assert intent.actor == "warroom (automatic)" and intent.data["actor"]["driver"] == engine.holder
 
 
 async def test_red_gate_blocks_step_up(make_engine, clock):

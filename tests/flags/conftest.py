@@ -181,8 +181,9 @@ async def make_flag_engine(tmp_path) -> AsyncIterator[Callable[..., Any]]:
     """A real engine (simulator, SQLite, virtual clock) driving `flag` 5 → 25 → 50 % through a provider."""
     engines: list[Engine] = []
 
-    async def make(provider: dict[str, Any], flag: str) -> Engine:
+    async def make(provider: dict[str, Any], flag: str, **changes: Any) -> Engine:
         data = yaml.safe_load(PLAN)
+        data.update(changes)
         data["flag_provider"] = provider
         for phase, pct in zip(data["phases"], (5, 25, 50)):
             phase["flags"] = {flag: pct}

@@ -4,7 +4,8 @@
 unknown); every request needs `Authorization: Bearer <token>`. Faults are set by the
 test between calls: `fail_status` (answer that status, the next `fail_count` times or
 until cleared), `delay` (answer late, for client timeouts), `ignore_writes` (accept a
-write but keep the old value: a wrong read-back). Error answers echo the request's
+write but keep the old value: a wrong read-back), `refuse_disable` (answer 503 to writes
+that switch a flag off: a rollback that cannot land). Error answers echo the request's
 Authorization header, as careless servers do, so redaction is tested for real.
 """
 
@@ -26,6 +27,7 @@ class FlagService:
         self.fail_count: int | None = None  # None: until cleared
         self.delay = 0.0
         self.ignore_writes = False
+        self.refuse_disable = False
         self.lock = threading.Lock()
         service = self
 
@@ -83,6 +85,8 @@ class FlagService:
             time.sleep(delay)
         if auth != f"Bearer {self.token}":
             return 401, {"error": f"bad credentials: {auth}"}
+        if status is None and self.refuse_disable and method != "GET" and isinstance(body, dict) and body.get("enabled") is False:
+            status = 503
         if status is not None:
             return status, {"error": f"flag backend unavailable (request had {auth})"}
         prefix, _, name = path.partition("/flags/")
@@ -102,7 +106,7 @@ class FlagService:
     def recover(self) -> None:
         with self.lock:
             self.fail_status = self.fail_count = None
-            self.delay, self.ignore_writes = 0.0, False
+            self.delay, self.ignore_writes, self.refuse_disable = 0.0, False, False
 
     def start(self) -> "FlagService":
         self.thread.start()

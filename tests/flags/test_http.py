@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import sqlite3
+import subprocess
+import time
 
 import pytest
 
@@ -138,3 +143,82 @@ async def test_engine_step_up_retries_a_transient_failure(flag_service, flag_tok
     attempts = [e for e in engine.store.entries() if e.kind == "step.attempt"]
     assert [e.data["attempt"] for e in attempts] == [1, 2] and attempts[0].data["error"].startswith("HTTP 503")
     assert flag_service.flags["f"]["rollout_percentage"] == 5.0
+
+
+
+@pytest.mark.parametrize("from_phase", [0, 1])
+async def test_a_breach_while_a_step_up_waits_on_a_slow_flag_api_rolls_back_and_undoes_the_late_write(
+        flag_service, flag_token, make_flag_engine, from_phase):
+    # A fault 10 s in, and a guardrail that acts on its first bad sample.
+    sources = {"sim": {"type": "simulator", "seed": 1, "noise": 0,
+                       "faults": [{"metric": "error_rate", "at": "10s", "value": 0.05, "while_exposed": False}]}}
+    guardrails = [{"id": "errors", "pane": "errors", "above": 0.01, "action": "rollback"}]
+    engine = await make_flag_engine({"provider": "http", "url": flag_service.url, "token": flag_token, "timeout": "5s"},
+                                    "f", sources=sources, guardrails=guardrails)
+    for _ in range(from_phase):
+        await engine.step_up(OPERATOR)
+    flag_service.requests.clear()
+    flag_service.delay = 1.0  # the step up's write hangs in a slow flag API …
+    step = asyncio.ensure_future(engine.step_up(OPERATOR))
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if flag_service.requests:
+            break
+    flag_service.delay = 0.0  # … and lands after everything below
+    assert not step.done()
+
+    engine.clock.advance(10)
+    await engine.tick()  # the guardrail still acts while the command waits
+    assert engine.state == State.ROLLED_BACK and flag_service.flags["f"]["enabled"] is False
+    assert await asyncio.wait_for(step, 10) == "step up abandoned: rolled back meanwhile"
+    # The step's write landed after the rollback's; the flag is off again, read back, journaled.
+    assert flag_service.flags["f"]["enabled"] is False
+    entries = engine.store.entries()
+    kinds = [e.kind for e in entries]
+    assert kinds.index("rollback.confirmed") < kinds.index("step.outcome", kinds.index("rollback.intent"))
+    assert entries[-1].kind == "step.outcome" and entries[-1].message.endswith("its late write was undone, read back f off")
+    assert not (await engine.tick()).drift
+
+
+def test_sigkill_while_a_rollback_retries_its_flag_write_finishes_it_on_restart(flag_service, flag_token, tmp_path):
+    from tests.test_cli import WARROOM, journal, sample_variant, warroom
+
+    # The runner is killed after the rollback intent and before any flag is confirmed off.
+    plan = sample_variant(tmp_path, flag_provider={"provider": "http", "url": flag_service.url, "token": flag_token},
+                          rollback={"flags": {"realtime-features": False, "websocket_simple": False}, "steps": []})
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("- {metric: error_rate, phase: 1, after: 1m, mode: set, value: 0.05}\n")
+    flag_service.refuse_disable = True
+    runner = subprocess.Popen([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--faults", str(faults)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+    def kinds_in_db() -> list[str]:
+        if not (tmp_path / "state.sqlite").exists():
+            return []
+        with contextlib.closing(sqlite3.connect(tmp_path / "state.sqlite", timeout=15)) as db:
+            try:
+                return [k for (k,) in db.execute("SELECT kind FROM journal ORDER BY seq")]
+            except sqlite3.OperationalError:  # the runner has created the file, not yet its tables
+                return []
+
+    deadline = time.time() + 30
+    while "rollback.attempt" not in kinds_in_db() and time.time() < deadline and runner.poll() is None:
+        time.sleep(0.05)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    with contextlib.closing(sqlite3.connect(tmp_path / "state.sqlite")) as db:
+        before = db.execute("SELECT seq, kind, message FROM journal ORDER BY seq").fetchall()
+    before_kinds = [k for _, k, _ in before]
+    assert "rollback.attempt" in before_kinds and "rollback.confirmed" not in before_kinds, before_kinds
+    assert flag_service.flags["realtime-features"]["enabled"] is True  # still exposed when the runner died
+
+    flag_service.recover()
+    restart = warroom("run", "--headless", str(plan), "--speed", "max", "--until-done", timeout=60)
+    assert restart.returncode == 5, restart.stdout + restart.stderr
+    after = journal(plan)
+    assert [(e["seq"], e["kind"], e["message"]) for e in after[: len(before)]] == [tuple(r) for r in before]
+    kinds = [e["kind"] for e in after]
+    for kind in ("rollback.intent", "rollback.resume", "rollback.confirmed", "rollback.outcome"):
+        assert kinds.count(kind) == 1, (kind, kinds)
+    assert kinds.index("rollback.resume") >= len(before) and kinds.count("rollback.attempt") == before_kinds.count("rollback.attempt")
+    assert flag_service.flags["realtime-features"]["enabled"] is False and flag_service.flags["websocket_simple"]["enabled"] is False

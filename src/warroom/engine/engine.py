@@ -184,7 +184,10 @@ class Engine:
         """Commit journal entries with a state change; refused if another process moved first."""
         rows = []
         for kind, message, actor, data in entries:
-            rows.append((kind, message, actor.label(), {**data, "actor": actor.to_json()}))
+            who = actor.to_json()
+            if actor.automatic:
+                who["driver"] = self.holder  # which console's automation decided: user@host pid N
+            rows.append((kind, message, actor.label(), {**data, "actor": who}))
         written, version = self.store.commit(
             self.clock.now(),
             rows,
@@ -445,7 +448,9 @@ class Engine:
             else:
                 self._journal("guardrail.fired", f"{reason}; would pause, state is {self.state.label}", data=data)
         elif g.action == "rollback":
-            if self.state in (State.RUNNING, State.PAUSED, State.COMPLETE):
+            # PENDING with a step up in flight: the first phase's flags may be landing now.
+            exposed = self.state in (State.RUNNING, State.PAUSED, State.COMPLETE) or bool(self.st.get("action"))
+            if exposed and self.state != State.ROLLING_BACK:
                 with contextlib.suppress(CommandError):
                     # In real time the tick only starts the rollback, so guardrails and samples keep
                     # going while flags retry. In virtual time I/O takes no time: the tick waits, or
@@ -561,11 +566,18 @@ class Engine:
             "previous": {n: s.to_json() for n, s in self.desired().items()},
             "forced": bool(soft),
             "reason": reason,
+            # Why it was allowed: the gates as they stood, and how long the phase had soaked.
+            "gates": [{"gate": g.label, "value": g.value, "passed": g.passed} for g in self._gate_views()],
+            "soaked": None if self.st["phase_started_at"] is None else self.clock.now() - self.st["phase_started_at"],
         }
         entries = []
         if soft:
             entries.append(("step.forced", f"FORCED step up by {actor.label()}: {reason}; overriding: " + "; ".join(soft), actor, {"overridden": soft, "reason": reason}))
-        entries.append(("step.intent", f"step up to phase {target}/{total} {self.plan.phases[target - 1].name}: {_exposure_label(flags)}", actor, intent))
+        why = ""
+        if actor.automatic and self.phase_index >= 1:
+            phase = self.plan.phases[self.phase_index - 1]
+            why = f" (automatic: soak {format_duration(phase.hold)} done, {len(intent['gates'])} gate(s) green, required items ticked)"
+        entries.append(("step.intent", f"step up to phase {target}/{total} {self.plan.phases[target - 1].name}: {_exposure_label(flags)}{why}", actor, intent))
         self._command_commit(entries, self._new_state(action={"id": action_id, "kind": "step_up", "since": self.clock.now(), "target": _exposure_label(flags)}),
                              action_id=action_id, new_action=("step_up", intent))
         return await asyncio.shield(self._launch(action_id, self._execute_step(action_id, intent, actor)))
@@ -577,11 +589,21 @@ class Engine:
         task.add_done_callback(lambda _t, a=action_id: self.tasks.pop(a, None))
         return task
 
-    async def _apply_flag(self, action_id: str, kind: str, name: str, desired: FlagState, attempts: int | None) -> FlagState | None:
-        """Write one flag until a read-back confirms it; every failed attempt is journaled."""
+    def _rolling_back(self) -> bool:
+        self._reload()
+        return self.state in (State.ROLLING_BACK, State.ROLLED_BACK)
+
+    async def _apply_flag(self, action_id: str, kind: str, name: str, desired: FlagState, attempts: int | None,
+                          abandon: Callable[[], bool] | None = None) -> FlagState | None:
+        """Write one flag until a read-back confirms it; every failed attempt is journaled.
+
+        `abandon` is asked before each retry: a step up stops retrying once a rollback took over.
+        """
         delays = backoff_delays()
         attempt = 0
         while attempts is None or attempt < attempts:
+            if attempt and abandon is not None and abandon():
+                return None
             attempt += 1
             try:
                 observed = await self.provider.write_verified(name, desired)
@@ -601,12 +623,23 @@ class Engine:
     async def _execute_step(self, action_id: str, intent: dict, actor: Actor) -> str:
         target = intent["to_phase"]
         flags = {n: FlagState.from_json(d) for n, d in intent["flags"].items()}
-        results = await asyncio.gather(*(self._apply_flag(action_id, "step", n, s, STEP_ATTEMPTS) for n, s in flags.items()))
+        results = await asyncio.gather(*(self._apply_flag(action_id, "step", n, s, STEP_ATTEMPTS, self._rolling_back)
+                                         for n, s in flags.items()))
         self.attempts.pop(action_id, None)
-        self._reload()
-        if self.state in (State.ROLLING_BACK, State.ROLLED_BACK):
-            self._commit([("step.outcome", f"step up to phase {target} abandoned: a rollback took over", AUTOMATIC, {})],
+        if self._rolling_back():
+            # A write of ours that landed after the rollback's would leave the new code exposed
+            # under ROLLED BACK: put those flags back to what the rollback set, until confirmed.
+            landed = [n for n, r in zip(flags, results) if r is not None]
+            rollback_flags = self.desired()
+            late = [n for n in landed if n in rollback_flags and not self.observed[n].matches(rollback_flags[n])]
+            undone = await asyncio.gather(*(self._apply_flag(action_id, "rollback", n, rollback_flags[n], None) for n in late))
+            message = f"step up to phase {target} abandoned: a rollback took over"
+            if late:
+                message += f"; its late write was undone, read back {_exposure_label(dict(zip(late, undone)))}"  # type: ignore[arg-type]
+            self._commit([("step.outcome", message, AUTOMATIC,
+                           {"undone": {n: r.to_json() for n, r in zip(late, undone) if r is not None}})],
                          action_id=action_id, action_status="abandoned")
+            self.publish()
             return "step up abandoned: rolled back meanwhile"
         if all(r is not None for r in results):
             observed = {n: r.to_json() for n, r in zip(flags, results) if r is not None}

@@ -119,7 +119,9 @@ class FileFlagProvider(FlagProvider):
             replace_json(self.path, data)
 
     async def read(self, name: str) -> FlagState | None:
-        return self._state(name, self._load()["flags"].get(name))
+        # The read-back of a write: the file itself, never the per-tick parse cache, whose
+        # key (inode, mtime, size) a quick rewrite that reuses an inode could match.
+        return self._state(name, self._load(fresh=True)["flags"].get(name))
 
     async def read_many(self, names: list[str]) -> dict[str, FlagState | None | FlagError]:
         try:

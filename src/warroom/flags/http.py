@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from ..plan import Duration, SecretRef, Strict, TLSOptions
+from ..plan import PositiveDuration, SecretRef, Strict, TLSOptions
 from .base import FlagError, FlagProvider, FlagState, ProviderConfig
 from .httpapi import JsonApi
 
@@ -42,7 +42,7 @@ class HttpConfig(ProviderConfig):
     envelope: str | None = None
     # `fraction`: the API speaks 0..1 instead of 0..100.
     rollout_scale: Literal["percent", "fraction"] = "percent"
-    timeout: Duration = 5.0
+    timeout: PositiveDuration = 5.0
     tls: TLSOptions = TLSOptions()
 
 

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from ..plan import Duration, SecretRef, TLSOptions
+from ..plan import PositiveDuration, SecretRef, TLSOptions
 from .base import FlagError, FlagProvider, FlagState, ProviderConfig
 from .httpapi import JsonApi
 
@@ -32,7 +32,7 @@ class UnleashConfig(ProviderConfig):
     # The Unleash context field that segments are matched against.
     segment_field: str = "segment"
     stickiness: str = "default"
-    timeout: Duration = 5.0
+    timeout: PositiveDuration = 5.0
     tls: TLSOptions = TLSOptions()
 
 

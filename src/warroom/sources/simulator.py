@@ -4,31 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import TypeAdapter, ValidationError
-
-from ..plan import Fault, SimulatorSourceConfig
+from ..plan import Fault, SimulatorSourceConfig, load_faults
 from ..simulator import MODEL, PROMQL, ServiceModel, metric_for_query
 from .base import Reading, Source, SourceContext
-
-
-class FaultFileError(Exception):
-    pass
-
-
-def load_faults(path: Path) -> tuple[Fault, ...]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-    except (OSError, yaml.YAMLError) as exc:
-        raise FaultFileError(f"{path}: cannot read the fault schedule ({type(exc).__name__})") from None
-    if isinstance(data, dict):
-        data = data.get("faults", [])
-    try:
-        return tuple(TypeAdapter(list[Fault]).validate_python(data))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise FaultFileError(f"{path}: faults.{where}: {first['msg']}") from None
 
 
 class SimulatorSource(Source):
