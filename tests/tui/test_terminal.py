@@ -127,6 +127,13 @@ def test_a_terminal_that_closes_without_sighup_still_ends_the_console(tmux, tmp_
 
 
 def test_no_color_and_16_colours_still_say_everything_in_words(tmux, tmp_path):
-    tmux.start(f"{WARROOM} --state {tmp_path / 'demo.sqlite'}", env={"NO_COLOR": "1", "TEXTUAL_COLOR_SYSTEM": "standard"})
+    state = tmp_path / "demo.sqlite"
+    # The shell stays after warroom so that what it prints on leaving can be read.
+    command = f"sh -c {shlex.quote(f'{WARROOM} --state {state}; sleep 60')}"
+    tmux.start(command, env={"NO_COLOR": "1", "TEXTUAL_COLOR_SYSTEM": "standard"})
     screen = tmux.wait_for("RUNNING")
     assert "▞▞ DRILL ▞▞" in screen and "[RW]" in screen and "ROLLBACK" in screen
+    tmux.run("send-keys", "-t", tmux.name, "q")
+    # The demo's state is in a temporary folder: on leaving it says where its journal is.
+    screen = tmux.wait_for("the demo's journal")
+    assert f"the demo's journal: warroom journal --state {state}" in screen.replace("\n", "")  # long lines wrap

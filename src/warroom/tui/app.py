@@ -23,7 +23,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
 
-from ..engine.build import build_engine
+from ..engine.build import build_engine, state_path
 from ..engine.clock import make_clock
 from ..engine.engine import CommandError
 from ..engine.runner import EngineRunner
@@ -398,9 +398,9 @@ class WarroomApp(App[int]):
 
 def run_console(plan: Plan | None, args: argparse.Namespace) -> int:
     """`warroom [PLAN]`: open the console; returns the process exit code."""
-    if plan is None:
-        from ..demo import demo_plan
+    from ..demo import DEMO_NAME, demo_plan
 
+    if plan is None:
         plan = demo_plan()
     try:
         clock = make_clock(getattr(args, "speed", None))
@@ -421,6 +421,10 @@ def run_console(plan: Plan | None, args: argparse.Namespace) -> int:
     finally:
         # Closing the engine journals the stop and releases the automation lease.
         runner.stop()
+    if str(plan.path) == DEMO_NAME:
+        # The built-in demo lives in a fresh temporary folder: say where, or its journal is lost.
+        print(f"warroom: the demo's journal: warroom journal --state {state_path(plan, getattr(args, 'state', None))}",
+              file=sys.stderr)
     if app.failure:
         print(f"warroom: {app.failure}", file=sys.stderr)
         return 1

@@ -135,9 +135,10 @@ class Banner(Widget):
         timing, driver = timing_text(snap), driver_text(snap)
         phase = self.query_one("#phase", Static)
         # A long exposure gives way first: time in phase, soak and driver stay whole.
-        room = max(12, self.size.width - cell_len(timing) - cell_len(driver) - 4)  # 4: their paddings
-        if phase.styles.max_width is None or phase.styles.max_width.value != room:
-            phase.styles.max_width = room
+        if self.size.width:  # not before the first layout: the phase would flash cut
+            room = max(12, self.size.width - cell_len(timing) - cell_len(driver) - 4)  # 4: their paddings
+            if phase.styles.max_width is None or phase.styles.max_width.value != room:
+                phase.styles.max_width = room
         set_text(phase, phase_text(snap))
         set_text(self.query_one("#timing", Static), timing)
         set_text(self.query_one("#driver", Static), driver)
