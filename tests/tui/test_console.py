@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+from rich.cells import cell_len
 from rich.console import Console as RichConsole
 
 from textual.command import CommandPalette
@@ -14,6 +15,7 @@ from tests.conftest import ALICE
 from tests.helpers import free_port
 from warroom.engine.clock import RealClock
 from warroom.engine.snapshot import State
+from warroom.units import format_value
 from warroom.tui.screens.force_reason import ForceReason
 from warroom.tui.screens.help import HelpScreen
 from warroom.scorecard import ScoreCard
@@ -21,8 +23,10 @@ from warroom.tui.screens.quit_confirm import QuitConfirm
 from warroom.tui.screens.score_card import ScoreCardScreen
 from warroom.tui.screens.step_dialog import StepDialog
 from warroom.tui.widgets.banner import Banner
+from warroom.tui.widgets.checklist import Checklist
 from warroom.tui.widgets.flags_table import FlagsTable
 from warroom.tui.widgets.keys_bar import KeysBar
+from warroom.tui.widgets.metric_pane import MetricPane
 from warroom.tui.widgets.status_line import StatusLine
 
 
@@ -96,6 +100,10 @@ async def test_quit_asks_while_a_rollback_is_in_flight(console, test_plan):
         assert isinstance(c.app.screen, QuitConfirm)
         assert c.app.focused.id == "stay"
         await pilot.press("enter")  # Stay
+        assert not isinstance(c.app.screen, QuitConfirm) and c.app.is_running
+        await pilot.press("ctrl+q")  # Textual's own quit key asks too
+        assert isinstance(c.app.screen, QuitConfirm)
+        await pilot.press("escape")
         assert not isinstance(c.app.screen, QuitConfirm) and c.app.is_running
         await pilot.press("q", "tab", "enter")  # Quit anyway
         await c.until(pilot, lambda: not c.app.is_running)
@@ -360,3 +368,59 @@ async def test_a_drill_score_card_pops_up_when_journaled_and_the_palette_shows_i
         next(cmd for cmd in c.app.palette_commands() if cmd.title == "Drill score card").run()
         await pilot.pause()
         assert isinstance(c.app.screen, ScoreCardScreen) and c.app.screen.card.title == "Today's drill"
+
+
+# ------------------------------------------------------------------ what the screen says
+
+
+async def test_banner_adds_the_exposure_and_gates_show_value_against_threshold(console, test_plan):
+    gate = {"name": "errors low", "pane": "errors", "below": 0.001}  # the name does not say the threshold
+    phases = [
+        {"name": "Canary", "flags": {"feature": 5}, "hold": "0s"},
+        {"name": "Wide", "flags": {"feature": 50, "extra": 100}, "hold": "0s", "gates": [gate]},
+        {"name": "Full 100%", "flags": {"feature": 100, "extra": 100}, "hold": "0s"},
+    ]
+    c = console(test_plan({"phases": phases}))
+    phase = lambda: str(c.app.query_one(Banner).query_one("#phase").render())  # noqa: E731
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await into_phase_one(c, pilot)
+        assert phase() == "1/3 Canary 5%"  # one exposure for every flag: said once
+        await c.call(lambda: c.engine.step_up(ALICE))
+        await c.tick(pilot)
+        assert phase() == "2/3 Wide · feature 50%, extra 100%"
+        shown = c.app.snapshot.phase.gates[0]
+        relation = "<" if shown.passed else "≥"
+        line = f"gate errors low  {format_value(shown.value, 'ratio')} {relation} 0.10%"
+        assert line in rendered(c.app.query_one(Checklist).render())
+        await pilot.press("s")
+        assert f"errors low: {format_value(shown.value, 'ratio')} {relation} 0.10%" in str(c.app.screen.query_one("#body").render())
+        await pilot.press("escape")
+        await c.call(lambda: c.engine.step_up(ALICE, force=True, reason="test"))
+        await c.tick(pilot)
+        assert phase() == "3/3 Full 100%"  # the name already says it
+
+
+async def test_80_columns_keep_pane_titles_and_whole_key_hints(console):
+    c = console()  # the demo: eight panes, four to a row at 80 columns
+    async with c.app.run_test(size=(80, 24)) as pilot:
+        await c.tick(pilot, times=2)
+        for pane in c.app.query(MetricPane):
+            title = pane.query_one("#title")
+            # "Connection success" whole (not "Connection"); longer titles get at least as much room.
+            assert title.content_region.width >= min(cell_len(pane.pane.title), len("Connection success")), pane.pane.title
+            inline = pane.query_one("#value-inline")
+            assert inline.display and inline.region.y == pane.query_one("Spark").region.y  # the value by its sparkline
+            assert str(inline.render()) == format_value(pane.pane.value, pane.pane.unit)
+        bar = c.app.query_one(KeysBar)
+        text = bar.render().plain
+        assert "…" not in text and cell_len(text.rstrip()) <= bar.content_region.width
+        shown = [h for h in bar.hints if f"{h.key} {h.label}" in text.replace(" R  ", " R ")]
+        assert shown == list(bar.hints[:len(shown)])  # whole hints, the least important dropped first
+        assert {"help", "quit"} <= {h.label for h in shown}
+    wide = console()
+    async with wide.app.run_test(size=(120, 36)) as pilot:
+        await wide.tick(pilot)
+        pane = wide.app.query(MetricPane).first()
+        assert not pane.query_one("#value-inline").display and pane.query_one("#value").display  # beside the title
+        bar = wide.app.query_one(KeysBar)
+        assert all(f"{h.key} {h.label}" in bar.render().plain.replace(" R  ", " R ") for h in bar.hints)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -58,15 +59,29 @@ def tmux(tmp_path):
     subprocess.run([*session.base, "kill-server"], capture_output=True)
 
 
+def running(pid: int) -> bool:
+    """Alive and not a zombie: an exited process its parent has not reaped yet counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 def wait_gone(pid: int, timeout: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not running(pid):
             return time.monotonic() - started
         time.sleep(0.05)
     raise AssertionError(f"warroom (pid {pid}) still running {timeout}s after the terminal closed")
+
+
+def assert_clean_stop(state: Path) -> None:
+    """engine.close() ran: the stop is journaled and the automation lease released."""
+    store = Store(state)
+    assert store.entries()[-1].kind == "console.stop"
+    assert store.lease_holder("automation", time.time()) == ""
 
 
 def test_demo_rollback_in_tmux_then_hangup_leaves_a_clean_journal(tmux, tmp_path):
@@ -85,20 +100,43 @@ def test_demo_rollback_in_tmux_then_hangup_leaves_a_clean_journal(tmux, tmp_path
     tmux.run("kill-session", "-t", tmux.name)
     assert wait_gone(pid, 5.0) < 5.0
 
-    store = Store(state)
-    entries = store.entries()
+    entries = Store(state).entries()
     intent = [e for e in entries if e.kind == "rollback.intent"]
     assert len(intent) == 1 and intent[0].data["actor"]["user"] == getpass.getuser()
     kinds = [e.kind for e in entries]
     assert "rollback.confirmed" in kinds and "rollback.outcome" in kinds
-    assert kinds[-1] == "console.stop"  # engine.close() ran: journaled, lease released
-    assert store.lease_holder("automation", time.time()) == ""
+    assert_clean_stop(state)
+
+
+def test_a_terminal_that_closes_without_sighup_still_ends_the_console(tmux, tmp_path):
+    # Not every lost terminal sends SIGHUP: here warroom runs in a session of its own, so
+    # the hang-up signal goes to setsid alone. Reads then return nothing at once (Textual's
+    # input thread spins on them) and writes fail, so the console must notice by itself.
+    state = tmp_path / "demo.sqlite"
+    tmux.start(f"{require_binary('setsid')} -w {WARROOM} --state {state}")
+    tmux.wait_for("Connection success")
+    setsid = tmux.pid()
+    (pid,) = map(int, Path(f"/proc/{setsid}/task/{setsid}/children").read_text().split())
+    tmux.run("kill-session", "-t", tmux.name)
+    try:
+        assert wait_gone(pid, 5.0) < 5.0
+    finally:
+        if running(pid):  # do not leave a spinning console behind a failed test
+            os.kill(pid, signal.SIGKILL)
+    assert_clean_stop(state)
 
 
 def test_no_color_and_16_colours_still_say_everything_in_words(tmux, tmp_path):
-    tmux.start(f"{WARROOM} --state {tmp_path / 'demo.sqlite'}", env={"NO_COLOR": "1", "TEXTUAL_COLOR_SYSTEM": "standard"})
+    state = tmp_path / "demo.sqlite"
+    # The shell stays after warroom so that what it prints on leaving can be read.
+    command = f"sh -c {shlex.quote(f'{WARROOM} --state {state}; sleep 60')}"
+    tmux.start(command, env={"NO_COLOR": "1", "TEXTUAL_COLOR_SYSTEM": "standard"})
     screen = tmux.wait_for("RUNNING")
     assert "▞▞ DRILL ▞▞" in screen and "[RW]" in screen and "ROLLBACK" in screen
+    tmux.run("send-keys", "-t", tmux.name, "q")
+    # The demo's state is in a temporary folder: on leaving it says where its journal is.
+    screen = tmux.wait_for("the demo's journal")
+    assert f"the demo's journal: warroom journal --state {state}" in screen.replace("\n", "")  # long lines wrap
 
 
 def test_console_drill_shows_its_score_card_and_saves_it(tmux, tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from warroom.tui.themes import load_themes, themes_dir
+from warroom.tui.widgets.banner import Banner
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = {"warroom-dark", "warroom-light", "warroom-high-contrast"}
@@ -53,3 +54,45 @@ def test_themes_ship_in_the_wheel_and_load_from_a_non_editable_install(tmp_path)
                          check=True, capture_output=True, text=True).stdout.splitlines()
     assert out[0] == str(site / "warroom" / "themes")
     assert out[1] == f"{sorted(SHIPPED)} []"
+
+
+def contrast(a, b) -> float:
+    """WCAG contrast ratio of two textual Colors (1: none, 21: black on white)."""
+    def luminance(c) -> float:
+        def channel(v: int) -> float:
+            v /= 255
+            return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+        return 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b)
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize("no_color", [False, True], ids=["colour", "NO_COLOR"])
+@pytest.mark.parametrize("environment", ["production", "staging", "drill"])
+async def test_environment_badge_is_readable_in_every_theme(console, test_plan, monkeypatch, environment, no_color):
+    # Textual reads NO_COLOR when the app is made and then turns every colour grey by luminance.
+    if no_color:
+        monkeypatch.setenv("NO_COLOR", "1")
+    else:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    c = console(test_plan({"rollout": {"name": "launch", "environment": environment}}))
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await c.tick(pilot)
+        assert c.app.no_color == no_color
+        banner = c.app.query_one(Banner)
+        badge = banner.query_one("#env")
+        assert environment.upper() in str(badge.render()).upper()
+        for theme in sorted(SHIPPED):
+            c.app.theme = theme
+            await pilot.pause()
+            *_, background, text = badge.colors
+            around = banner.colors[2]
+            if no_color:
+                background, text, around = background.monochrome, text.monochrome, around.monochrome
+            if badge.styles.text_style.reverse:
+                background, text = text, background
+            assert contrast(text, background) >= 3.0, f"{environment} badge text unreadable in {theme}"
+            if no_color and environment != "staging":
+                # Without colour only lightness is left: the loud badges must stand out of the banner.
+                assert contrast(background, around) >= 3.0, f"{environment} badge lost in the banner in {theme}"

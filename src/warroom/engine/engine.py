@@ -475,7 +475,8 @@ class Engine:
             key = self.pane_keys[gate.pane] if gate.pane else (gate.source or self.plan.default_source(), gate.query or "", None)
             unit = self.plan.pane(gate.pane).unit if gate.pane else "count"
             value, detail = self._value(key)
-            views.append(GateView(gate.label, value, None if value is None else gate.passes(value), detail, unit))
+            views.append(GateView(gate.label, value, None if value is None else gate.passes(value), detail, unit,
+                                  "above" if gate.above is not None else "below", gate.threshold))
         return views
 
     def _ticked(self, phase: int | None = None) -> dict[str, str]:

@@ -81,6 +81,8 @@ class GateView:
     passed: bool | None  # None: no data (counts as not green)
     detail: str = ""
     unit: str = "count"
+    op: str = "below"  # the good side of the threshold: above | below
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)

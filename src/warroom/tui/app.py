@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import os
+import select
 import signal
 import sys
 import threading
@@ -21,7 +23,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
 
-from ..engine.build import build_engine
+from ..engine.build import build_engine, state_path
 from ..engine.clock import make_clock
 from ..engine.engine import CommandError, Engine
 from ..engine.runner import EngineRunner
@@ -45,6 +47,19 @@ from .widgets.status_line import StatusLine
 from .widgets.timeline import Timeline
 
 BUSY = (State.ROLLING_BACK, State.ROLLED_BACK)
+LEAVE_GRACE = 2.0  # seconds Textual's teardown gets before the process ends regardless
+
+
+def terminal_gone(fd: int) -> bool:
+    """True once the terminal behind `fd` has hung up or closed.
+
+    An SSH drop usually sends SIGHUP, but not always (a process in another session, a
+    terminal that just closes): then reads return nothing at once and Textual's input
+    thread spins on them, so the console must notice by itself and leave.
+    """
+    poller = select.poll()
+    poller.register(fd, 0)  # hang-up and error are reported whatever the mask asks for
+    return any(events & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, events in poller.poll(0))
 
 
 class SnapshotArrived(Message):
@@ -141,7 +156,8 @@ class WarroomApp(App[int]):
             # Losing SSH sends SIGHUP: leave cleanly (the engine closes, the lease is released).
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGHUP, signal.SIGTERM):
-                loop.add_signal_handler(sig, self.exit, 128 + sig)
+                loop.add_signal_handler(sig, self.leave, 128 + sig)
+            self.set_interval(0.5, self._leave_if_terminal_gone)
         self.query_one(Checklist).focus()
         self._refresh_keys()
         with self._lock:
@@ -150,6 +166,29 @@ class WarroomApp(App[int]):
         for message in held:
             self.post_message(message)
         self.runner.start()
+
+    def _leave_if_terminal_gone(self) -> None:
+        if terminal_gone(sys.__stdin__.fileno()):
+            self.leave(128 + signal.SIGHUP)
+
+    def leave(self, code: int) -> None:
+        """The terminal is gone, or the process was told to stop: exit, and be sure of it.
+
+        Textual's teardown writes to the terminal. Once the terminal is gone its writer
+        thread has died on EIO, and the teardown can then block for ever while the engine
+        goes on driving the rollout with nobody watching. So after a grace period the
+        engine is closed (journaled, lease released) and the process ends regardless.
+        """
+        self.exit(code)
+        watchdog = threading.Timer(LEAVE_GRACE, self._end_process, args=(code,))
+        watchdog.daemon = True
+        watchdog.start()
+
+    def _end_process(self, code: int) -> None:
+        try:
+            self.runner.stop(timeout=LEAVE_GRACE)
+        finally:
+            os._exit(code)
 
     def _load_themes(self) -> list[str]:
         """Register the theme files and pick the wanted theme; the problems, to show on mount."""
@@ -336,6 +375,10 @@ class WarroomApp(App[int]):
 
         self.push_screen(QuitConfirm(), answered)
 
+    async def action_quit(self) -> None:
+        """Textual's own ctrl+q and the palette's "Quit the application" ask too."""
+        self.action_quit_console()
+
     def palette_commands(self) -> list[PaletteCommand]:
         return [
             PaletteCommand("Step up", "next phase, with the confirmation dialog", self.action_step_up),
@@ -393,9 +436,9 @@ def run_console(plan: Plan | None, args: argparse.Namespace,
     `attach` hooks a part onto the engine before it starts (a drill) and gives back what
     runs between ticks.
     """
-    if plan is None:
-        from ..demo import demo_plan
+    from ..demo import DEMO_NAME, demo_plan
 
+    if plan is None:
         plan = demo_plan()
     try:
         clock = make_clock(getattr(args, "speed", None))
@@ -416,6 +459,10 @@ def run_console(plan: Plan | None, args: argparse.Namespace,
     finally:
         # Closing the engine journals the stop and releases the automation lease.
         runner.stop()
+    if str(plan.path) == DEMO_NAME:
+        # The built-in demo lives in a fresh temporary folder: say where, or its journal is lost.
+        print(f"warroom: the demo's journal: warroom journal --state {state_path(plan, getattr(args, 'state', None))}",
+              file=sys.stderr)
     if app.failure:
         print(f"warroom: {app.failure}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from ...engine.snapshot import Snapshot
-from ...units import format_value
+from ..widgets.checklist import gate_reading
 
 STEP, FORCE = "step", "force"
 
@@ -27,10 +27,10 @@ def dialog_body(snap: Snapshot) -> Text:
         text.append("\nGates of this phase\n", style="bold")
         for gate in gates:
             if gate.passed is None:
-                text.append(f"  ? {gate.label}: no data ({gate.detail})\n")
+                text.append(f"  ? {gate.label}: {gate_reading(gate)} ({gate.detail})\n")
             else:
                 mark = "✔ green" if gate.passed else "✘ RED"
-                text.append(f"  {mark}  {gate.label}: {format_value(gate.value, gate.unit)}\n")
+                text.append(f"  {mark}  {gate.label}: {gate_reading(gate)}\n")
     if snap.step_blockers:
         text.append("\nBlocked by\n", style="bold")
         for blocker in snap.step_blockers:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
@@ -29,9 +30,18 @@ def clock_text(ts: float) -> str:
 
 
 def phase_text(snap: Snapshot) -> str:
-    if snap.phase is None:
+    """`3/6 Beta 25%`: the phase's exposure is added unless its name already says it."""
+    phase = snap.phase
+    if phase is None:
         return f"0/{snap.phase_count} not started"
-    return f"{snap.phase.index}/{snap.phase_count} {snap.phase.name}"
+    text = f"{phase.index}/{snap.phase_count} {phase.name}"
+    # exposure reads "flag 25%, other 100%": a name like "Beta 25%" already carries a label.
+    labels = [part.partition(" ")[2] for part in phase.exposure.split(", ") if part]
+    if not labels or any(label in phase.name for label in labels):
+        return text
+    if len(set(labels)) == 1:
+        return f"{text} {labels[0]}"
+    return f"{text} · {phase.exposure}"
 
 
 def timing_text(snap: Snapshot) -> str:
@@ -55,18 +65,21 @@ def driver_text(snap: Snapshot) -> str:
 class Banner(Widget):
     """Two lines that answer: what launch, where, which phase, what state, who drives."""
 
-    # Loud badges are `reverse` on a foreground colour: in colour that is a filled
-    # badge, and under NO_COLOR (colours stripped, styles kept) it is still inverted.
+    # The environment badge sets both its colours (a `reverse` of the environment colour
+    # took the banner's background as text: dark red on red, pale on yellow). Under
+    # NO_COLOR colours turn grey: a loud badge as grey as its banner is inverted to stand out.
     DEFAULT_CSS = """
     Banner { height: 2; background: $panel; }
     Banner Horizontal { height: 1; }
     Banner Static { width: auto; padding: 0 1; }
     Banner #rollout { width: 1fr; text-style: bold; }
+    Banner #phase { text-wrap: nowrap; text-overflow: ellipsis; }
     Banner #driver { width: 1fr; text-align: right; color: $text-muted; }
     Banner.-production { background: $env-production 40%; }
-    Banner.-production #env { color: $env-production; text-style: bold reverse; }
+    Banner.-production #env { background: $env-production; color: $env-production-text; text-style: bold; }
     Banner.-staging #env { background: $env-staging; color: $env-staging-text; }
-    Banner.-drill #env { color: $env-drill; text-style: bold reverse; }
+    Banner.-drill #env { background: $env-drill; color: $env-drill-text; text-style: bold; }
+    Banner.-production:nocolor:dark #env, Banner.-drill:nocolor:light #env { text-style: bold reverse; }
     Banner #state { text-style: bold reverse; }
     Banner #state.-running, Banner #state.-complete { color: $success; }
     Banner #state.-paused, Banner #state.-pending { color: $warning; }
@@ -119,6 +132,16 @@ class Banner(Widget):
         set_text(mode, "[RO]" if snap.readonly else "[RW]")
         mode.set_class(snap.readonly, "-ro")
         set_text(self.query_one("#clock", Static), clock_text(snap.now))
-        set_text(self.query_one("#phase", Static), phase_text(snap))
-        set_text(self.query_one("#timing", Static), timing_text(snap))
-        set_text(self.query_one("#driver", Static), driver_text(snap))
+        timing, driver = timing_text(snap), driver_text(snap)
+        phase = self.query_one("#phase", Static)
+        # A long exposure gives way first: time in phase, soak and driver stay whole.
+        if self.size.width:  # not before the first layout: the phase would flash cut
+            room = max(12, self.size.width - cell_len(timing) - cell_len(driver) - 4)  # 4: their paddings
+            if phase.styles.max_width is None or phase.styles.max_width.value != room:
+                phase.styles.max_width = room
+        set_text(phase, phase_text(snap))
+        set_text(self.query_one("#timing", Static), timing)
+        set_text(self.query_one("#driver", Static), driver)
+
+    def on_resize(self) -> None:
+        self._render_snapshot()

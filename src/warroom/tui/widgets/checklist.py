@@ -8,9 +8,19 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...engine.snapshot import ChecklistView, Snapshot
+from ...engine.snapshot import ChecklistView, GateView, Snapshot
 from ...units import format_value
 from ..refresh import changed
+
+
+def gate_reading(gate: GateView) -> str:
+    """`0.041% < 0.10%`: the value against the threshold, with the relation that holds now."""
+    good, bad = (">", "≤") if gate.op == "above" else ("<", "≥")
+    limit = "" if gate.threshold is None else format_value(gate.threshold, gate.unit)
+    if gate.value is None:
+        return f"no data (needs {good} {limit})" if limit else "no data"
+    value = format_value(gate.value, gate.unit)
+    return f"{value} {good if gate.passed else bad} {limit}" if limit else value
 
 
 class Checklist(Widget, can_focus=True):
@@ -95,11 +105,10 @@ class Checklist(Widget, can_focus=True):
                                            ("  * required" if any(i.required for i in phase.checklist) else "", self._style("required")))]
         for gate in phase.gates:
             if gate.passed is None:
-                mark, style, value = "?", "nodata", "no data"
+                mark, style = "?", "nodata"
             else:
                 mark, style = ("✔", "pass") if gate.passed else ("✘", "fail")
-                value = format_value(gate.value, gate.unit)
-            lines.append(Text.assemble((f" {mark} gate ", self._style(style)), gate.label, ("  " + value, self._style(style))))
+            lines.append(Text.assemble((f" {mark} gate ", self._style(style)), gate.label, ("  " + gate_reading(gate), self._style(style))))
         for index, item in enumerate(phase.checklist):
             box = "[x]" if item.ticked else "[ ]"
             line = Text.assemble(

@@ -33,6 +33,7 @@ class KeysBar(Widget):
 
     def render(self) -> Text:
         text = Text()
+        room = self.size.width or None
         for hint in self.hints:
             if hint.enabled:
                 key_style = self.get_component_rich_style("keys--loud" if hint.loud else "keys--key")
@@ -40,7 +41,12 @@ class KeysBar(Widget):
             else:
                 key_style = label_style = self.get_component_rich_style("keys--disabled")
             # Only the loud key gets a padded badge; the rest stay compact for 80 columns.
-            text.append(f" {hint.key} " if hint.loud and hint.enabled else hint.key, style=key_style)
-            text.append(f" {hint.label}", style=label_style)
+            key = f" {hint.key} " if hint.loud and hint.enabled else hint.key
+            part = Text.assemble((key, key_style), (f" {hint.label}", label_style))
+            # A hint shows whole or not at all (`t t…` helps nobody); the hints come most
+            # important first, and `?` lists every key.
+            if room is not None and text.cell_len + part.cell_len > room:
+                break
+            text.append_text(part)
             text.append("  ")
         return text

@@ -50,19 +50,22 @@ class MetricPane(Widget):
     DEFAULT_CSS = """
     MetricPane { height: 3; padding: 0 1; background: $surface; }
     MetricPane Horizontal { height: 1; }
-    MetricPane #title { width: 1fr; color: $text-muted; }
-    MetricPane #value { width: auto; text-style: bold; }
+    MetricPane #title { width: 1fr; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
+    MetricPane .value { width: auto; text-style: bold; }
+    MetricPane #reading { height: auto; }
+    MetricPane #reading Spark { width: 1fr; }
+    MetricPane #value-inline { display: none; margin-right: 1; }
     MetricPane #meta { width: 1fr; color: $text-muted; }
     MetricPane #status { width: auto; text-style: bold; margin-right: 1; }
     MetricPane.-ok #status { display: none; }
     MetricPane Spark > .spark--bar { color: $success; }
-    MetricPane.-warn #value, MetricPane.-warn #status { color: $warning; }
+    MetricPane.-warn .value, MetricPane.-warn #status { color: $warning; }
     MetricPane.-warn Spark > .spark--bar { color: $warning; }
     MetricPane.-breach { background: $error 20%; }
-    MetricPane.-breach #value { color: $error; }
+    MetricPane.-breach .value { color: $error; }
     MetricPane.-breach #status { color: $error; text-style: bold reverse; }
     MetricPane.-breach Spark > .spark--bar { color: $error; }
-    MetricPane.-stale #value, MetricPane.-nodata #value { color: $status-stale; text-style: italic; }
+    MetricPane.-stale .value, MetricPane.-nodata .value { color: $status-stale; text-style: italic; }
     MetricPane.-stale #status, MetricPane.-nodata #status { color: $status-stale; text-style: bold reverse; }
     MetricPane.-stale Spark > .spark--bar { color: $status-stale; }
     """
@@ -78,8 +81,12 @@ class MetricPane(Widget):
     def compose(self) -> ComposeResult:
         with Horizontal():
             yield Static(id="title", markup=False)
-            yield Static(id="value", markup=False)
-        yield Spark()
+            yield Static(id="value", classes="value", markup=False)
+        # On a narrow screen (app.tcss) the value moves beside its sparkline, so the title
+        # has the line to itself: at 80 columns "Connection success" is not cut to "Connection".
+        with Horizontal(id="reading"):
+            yield Static(id="value-inline", classes="value", markup=False)
+            yield Spark()
         with Horizontal():
             yield Static(id="status", markup=False)
             yield Static(id="meta", markup=False)
@@ -102,7 +109,8 @@ class MetricPane(Widget):
         for status in STATUSES:
             self.set_class(pane.status == status, f"-{status}")
         set_text(self.query_one("#title", Static), pane.title)
-        set_text(self.query_one("#value", Static), format_value(pane.value, pane.unit))
+        for value in self.query(".value").results(Static):
+            set_text(value, format_value(pane.value, pane.unit))
         self.query_one(Spark).data = tuple(v for v in pane.history if v is not None)
         # The line under the sparkline says what matters most now: what a breach will
         # do and when (in the loud badge), else how old the number is, else limit and freshness.
