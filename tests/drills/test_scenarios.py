@@ -137,7 +137,7 @@ async def test_the_sample_plan_drills_with_two_guardrails_on_one_metric(tmp_path
     card, db, out = await drill(tmp_path, "canary-error-spike", load_plan(SAMPLE_PLAN))
     assert card.passed, card.findings
     assert card.time_to_detect == pytest.approx(30, abs=1.5)  # the plan's 30 s `for` window
-    assert card.dry_run_steps == 2  # both runbook steps, neither run
+    assert card.dry_run_steps == 4  # every step of the runbook, none run
     assert "would run kubectl scale deployment/websocket-server --replicas=0" in out
 
 
