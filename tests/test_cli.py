@@ -79,7 +79,8 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
     marker = tmp_path / "drain-started"
     # The first run of the drain step hangs (a slow kubectl); after the restart it finishes at once.
     slow_step = {"name": "Drain connections", "run": ["sh", "-c", f"test -f {marker} && exit 0; touch {marker}; sleep 60"], "timeout": "2m"}
-    plan = sample_variant(tmp_path, rollback={"flags": {"realtime-features": False, "websocket_simple": False}, "steps": [slow_step]})
+    plan = sample_variant(tmp_path, rollback={"flags": {"realtime-features": False, "websocket_simple": False}, "steps": [slow_step],
+                                              "dry_run": False})  # the simulator alone would only journal the step
     faults = tmp_path / "faults.yaml"
     faults.write_text("- {metric: error_rate, phase: 1, after: 1m, mode: set, value: 0.05}\n")
     runner = subprocess.Popen([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--faults", str(faults)],
@@ -228,3 +229,24 @@ def test_engine_never_imports_textual():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
     assert result.stdout.strip() == "ok", result.stderr
+
+
+@pytest.mark.parametrize("dry_run", [None, False])
+def test_simulated_numbers_never_run_the_real_runbook_unless_the_plan_says_so(tmp_path, dry_run):
+    # The sample plan's runbook is kubectl against the user's current context: a rollback of a
+    # simulated launch must journal it, not scale a real deployment.
+    marker = tmp_path / "ran"
+    step = {"name": "Drain connections", "run": ["touch", str(marker)]}
+    rollback = {"steps": [step], **({} if dry_run is None else {"dry_run": dry_run})}
+    plan = sample_variant(tmp_path, rollback=rollback)
+    check = warroom("check", str(plan))
+    expected = "dry run (every source is the simulator" if dry_run is None else "executed (rollback.dry_run in the plan)"
+    assert f"rollback runbook: 1 step(s), {expected}" in check.stdout
+    warroom("step", str(plan), check=True)
+    warroom("rollback", str(plan), check=True)
+    steps = [e for e in journal(plan) if e["kind"] == "rollback.step"]
+    assert len(steps) == 1
+    if dry_run is None:
+        assert not marker.exists() and steps[0]["data"]["dry_run"] and "dry run: would run touch" in steps[0]["message"]
+    else:
+        assert marker.exists() and not steps[0]["data"]["dry_run"]

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from .engine.build import build_engine, state_path
+from .engine.build import build_engine, runbook_dry_run, state_path
 from .engine.clock import make_clock
 from .engine.engine import CommandError, Engine
 from .engine.snapshot import Snapshot, State
@@ -122,6 +122,9 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
                 held = f" for {format_duration(g.for_)}" if g.for_ else ""
                 print(f"  {plan.guardrail_id(i)}: {g.action} when {g.pane or g.query} is {g.op} "
                       f"{format_value(g.threshold, unit)}{held}; no data: {g.no_data}")
+            if plan.rollback.steps:
+                dry, why = runbook_dry_run(plan)
+                print(f"rollback runbook: {len(plan.rollback.steps)} step(s), {'dry run' if dry else 'executed'} ({why})")
             print(f"flag provider: {engine.provider.describe()}")
             missing = engine.provider.missing_flag_problem
             for name, observed in flags.items():

@@ -388,6 +388,9 @@ class RollbackSpec(Strict):
     # None: every flag the phases mention is switched off.
     flags: dict[str, FlagValue] | None = None
     steps: list[Step] = []
+    # None: dry-run (journaled, not executed) in a drill or when every number comes from the
+    # simulator: simulated numbers must never scale a real deployment.
+    dry_run: bool | None = None
 
 
 class NotifyTarget(Strict):

@@ -22,6 +22,17 @@ def state_path(plan: Plan, override: str | Path | None = None) -> Path:
     return default_state_path(plan.rollout.name)
 
 
+def runbook_dry_run(plan: Plan) -> tuple[bool, str]:
+    """Whether the rollback runbook is only journaled, not executed, and why."""
+    if plan.rollback.dry_run is not None:
+        return plan.rollback.dry_run, "rollback.dry_run in the plan"
+    if plan.rollout.environment == "drill":
+        return True, "the environment is drill"
+    if all(source.type == "simulator" for source in plan.sources.values()):
+        return True, "every source is the simulator; `rollback: {dry_run: false}` runs it for real"
+    return False, "the numbers are real"
+
+
 def build_engine(
     plan: Plan,
     *,
@@ -50,8 +61,7 @@ def build_engine(
         actor=actor or current_actor(),
         readonly=readonly,
         automation=automation,
-        # A drill never runs the real runbook unless its scenario says so.
-        dry_run_steps=(plan.rollout.environment == "drill") if dry_run_steps is None else dry_run_steps,
+        dry_run_steps=runbook_dry_run(plan)[0] if dry_run_steps is None else dry_run_steps,
         announce=announce,
         backfill=backfill,
     )
