@@ -22,6 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
+from textual.screen import Screen
 
 from ..engine.build import build_engine, state_path
 from ..engine.clock import make_clock
@@ -77,6 +78,11 @@ class EngineFailed(Message):
     def __init__(self, error: BaseException) -> None:
         super().__init__()
         self.error = error
+
+
+def _breakpoint(size: int, breakpoints: list[tuple[int, str]]) -> str | None:
+    """The class Textual's Screen gives this size: the largest breakpoint it reaches."""
+    return next((name for at, name in sorted(breakpoints, reverse=True) if size >= at), None)
 
 
 class WarroomApp(App[int]):
@@ -144,6 +150,13 @@ class WarroomApp(App[int]):
         yield Timeline().data_bind(WarroomApp.snapshot)
         yield StatusLine().data_bind(WarroomApp.snapshot)
         yield KeysBar()
+
+    def get_default_screen(self) -> Screen:
+        # Born with the breakpoint classes of the terminal's size: the first resize would
+        # otherwise add them and restyle every widget once more before the first frame.
+        width, height = self.size
+        classes = [_breakpoint(width, self.HORIZONTAL_BREAKPOINTS), _breakpoint(height, self.VERTICAL_BREAKPOINTS)]
+        return Screen(id="_default", classes=" ".join(c for c in classes if c))
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return VARIABLE_DEFAULTS
