@@ -138,7 +138,8 @@ async def test_engine_sees_drift_made_in_the_flag_service(flag_service, flag_tok
 async def test_engine_step_up_retries_a_transient_failure(flag_service, flag_token, make_flag_engine):
     engine = await make_flag_engine({"provider": "http", "url": flag_service.url, "token": flag_token}, "f")
     await engine.tick()
-    flag_service.fail(503, count=2)
+    # Three failed requests: write, the read before the retry (is it set already?), write.
+    flag_service.fail(503, count=3)
     assert await engine.step_up(OPERATOR) == "stepped up to phase 1"
     attempts = [e for e in engine.store.entries() if e.kind == "step.attempt"]
     assert [e.data["attempt"] for e in attempts] == [1, 2] and attempts[0].data["error"].startswith("HTTP 503")
@@ -222,3 +223,25 @@ def test_sigkill_while_a_rollback_retries_its_flag_write_finishes_it_on_restart(
         assert kinds.count(kind) == 1, (kind, kinds)
     assert kinds.index("rollback.resume") >= len(before) and kinds.count("rollback.attempt") == before_kinds.count("rollback.attempt")
     assert flag_service.flags["realtime-features"]["enabled"] is False and flag_service.flags["websocket_simple"]["enabled"] is False
+
+
+async def test_a_rollback_stuck_on_a_failing_api_is_confirmed_when_a_human_switches_the_flag_off(flag_service, flag_token, make_flag_engine):
+    # The flag API refuses to switch anything off; the on-call engineer turns the flag off by
+    # another road (the flag service's own UI). The next retry's read-back confirms it.
+    engine = await make_flag_engine({"provider": "http", "url": flag_service.url, "token": flag_token, "timeout": "1s"}, "f")
+    await engine.tick()
+    await engine.step_up(OPERATOR)
+    flag_service.refuse_disable = True
+    task = asyncio.ensure_future(engine.rollback(OPERATOR, "error rate"))
+    for _ in range(500):
+        await asyncio.sleep(0.01)
+        if engine.attempts and engine.attempts[next(iter(engine.attempts))][0] >= 2:
+            break
+    assert not task.done() and engine.state == State.ROLLING_BACK
+    with flag_service.lock:
+        flag_service.flags["f"] = {"enabled": False, "rollout_percentage": 0, "user_segments": []}
+    assert await asyncio.wait_for(task, 10) == "rolled back"
+    assert engine.state == State.ROLLED_BACK and flag_service.refuse_disable  # the API never accepted the write
+    kinds = [(e.kind, e.data.get("confirmed_by_read")) for e in engine.store.entries() if e.kind.startswith("rollback.")]
+    assert ("rollback.attempt", True) in kinds and kinds[-1][0] == "rollback.outcome"
+    assert any(k == "rollback.confirmed" for k, _ in kinds)

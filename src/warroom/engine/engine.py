@@ -605,6 +605,14 @@ class Engine:
         while attempts is None or attempt < attempts:
             if attempt and abandon is not None and abandon():
                 return None
+            if attempt and (seen := await self._already(name, desired)) is not None:
+                # A human set it by another road (the flag service's own UI while its API
+                # fails us), or a write that seemed to fail landed: the read-back confirms it.
+                self._journal(f"{kind}.attempt", f"{kind.replace('_', ' ')}: {name} already reads back {seen.label()} "
+                              f"(set outside warroom, or a failed attempt landed): confirmed without another write",
+                              AUTOMATIC, {"flag": name, "attempt": attempt, "confirmed_by_read": True}, action_id)
+                self.observed[name] = seen
+                return seen
             attempt += 1
             try:
                 observed = await self.provider.write_verified(name, desired)
@@ -620,6 +628,14 @@ class Engine:
                 self.publish()
                 await self.clock.sleep(next(delays))
         return None
+
+    async def _already(self, name: str, desired: FlagState) -> FlagState | None:
+        """The flag's observed state when it already is the desired one; None otherwise or unreadable."""
+        try:
+            seen = await self.provider.read(name)
+        except Exception:  # the service is still down: the next write attempt says how
+            return None
+        return seen if seen is not None and seen.matches(desired) else None
 
     async def _execute_step(self, action_id: str, intent: dict, actor: Actor) -> str:
         target = intent["to_phase"]
