@@ -1,6 +1,8 @@
-"""Memory: RSS of a headless runner driving the demo plan (8 panes, 1 s poll) for one
-hour of simulated time at 60× speed, sampled as it goes; reports the end RSS and the
-slope over the second half (growth would be a leak).
+"""Memory: RSS of a headless runner driving the demo plan (8 panes, 1 s poll) at 60× speed
+for two hours of simulated time, sampled as it goes; reports the RSS after one hour and
+the slope over the second hour (growth would be a leak). The first hour is not flat by
+design: SQLite's page cache fills up to its bound (2 MB by default) as the journal's
+samples table grows past it, then stays there.
 
 Target: ≤ 100 MB and no growth. Baseline in the same run: the RSS of a bare Python
 process importing the same modules.
@@ -18,7 +20,7 @@ from pathlib import Path
 from common import SMOKE, emit, rss_mb
 
 SPEED = 60
-SIM_SECONDS = 120 if SMOKE else 3600
+SIM_SECONDS = 120 if SMOKE else 7200
 
 
 def slope_per_hour(points: list[tuple[float, float]]) -> float:
@@ -53,11 +55,15 @@ def main() -> None:
             points.append((time.monotonic() - start, rss_mb(proc.pid)))
         proc.terminate()
         proc.wait(timeout=10)
+    half = wall / 2
+    at_half = min(points, key=lambda p: abs(p[0] - half))[1]
     end = points[-1][1]
-    slope = slope_per_hour(points[len(points) // 2:])
-    print(f"memory: {end:.1f} MB after {SIM_SECONDS / 3600:.2f} h simulated at {SPEED}×, slope {slope:+.2f} MB/h; bare import {base_rss:.1f} MB")
-    emit("memory", {"unit": "MB", "rss_end": end, "slope_mb_per_hour": slope, "baseline": base_rss,
-                    "target": 100, "met": end <= 100 and slope <= 1.0, "samples": len(points)})
+    slope = slope_per_hour([p for p in points if p[0] >= half])
+    hours = SIM_SECONDS / 3600
+    print(f"memory: {at_half:.1f} MB after {hours / 2:.2f} h simulated at {SPEED}×, {end:.1f} MB after {hours:.2f} h; "
+          f"slope over the second half {slope:+.2f} MB/h; bare import {base_rss:.1f} MB")
+    emit("memory", {"unit": "MB", "rss_half": at_half, "rss_end": end, "hours": hours, "slope_mb_per_hour": slope,
+                    "baseline": base_rss, "target": 100, "met": max(at_half, end) <= 100 and slope <= 1.0, "samples": len(points)})
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ def describe(fig: dict) -> tuple[str, str, str]:
         return (f"{fig['value'] / 1024:.2f} KB/s (10-s slices {sl['min'] / 1024:.2f}–{sl['max'] / 1024:.2f} KB/s)",
                 f"hello-world {fig['baseline'] / 1024:.2f} KB/s", f"≤ {fig['target'] / 1024:g} KB/s")
     if name == "memory":
-        return (f"{fig['rss_end']:.1f} MB after 1 h of fast time, slope {fig['slope_mb_per_hour']:+.2f} MB/h",
+        return (f"{fig['rss_half']:.1f} MB after {fig['hours'] / 2:g} h of fast time, {fig['rss_end']:.1f} MB after {fig['hours']:g} h; "
+                f"slope over the last {fig['hours'] / 2:g} h {fig['slope_mb_per_hour']:+.2f} MB/h",
                 f"bare import {fig['baseline']:.1f} MB", "≤ 100 MB, no growth")
     if name == "scale":
         t, s, f = fig["tick"], fig["slowest_query"], fig["floor"]
