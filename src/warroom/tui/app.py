@@ -453,11 +453,8 @@ def run_console(plan: Plan | None, args: argparse.Namespace,
 
     if plan is None:
         plan = demo_plan()
-    try:
-        clock = make_clock(getattr(args, "speed", None))
-    except ValueError:
-        print(f"warroom: --speed must be a positive number or `max`, not {args.speed!r}", file=sys.stderr)
-        return 2
+    # --speed was checked when the arguments were parsed.
+    clock = make_clock(getattr(args, "speed", None))
     engine = build_engine(plan, state=getattr(args, "state", None), clock=clock, readonly=bool(getattr(args, "readonly", False)))
     runner = EngineRunner(engine, after_tick=attach(engine) if attach else None)
     app = WarroomApp(runner, theme=getattr(args, "theme", None) or plan.theme, keys=plan.keys, handle_signals=True)
