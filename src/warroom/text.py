@@ -1,0 +1,37 @@
+"""Text from plans, servers and users is data: made safe before any terminal sees it.
+
+A Prometheus error, a flag name or a `--reason` can carry escape sequences (retitle the
+terminal, move the cursor, hide a line) or bidi overrides that make text read otherwise
+than it is. Every string that did not come from warroom itself goes through
+`terminal_safe` before it is printed or drawn. Markup and HTML escaping are separate
+concerns, done where the markup language is known (Textual widgets, the HTML report).
+"""
+
+from __future__ import annotations
+
+import re
+
+# Whole escape sequences first (CSI, OSC, DCS/SOS/PM/APC strings, two-byte ESC x), so
+# what is left of them is not shown as stray text; then any remaining control character.
+_ESCAPE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"                     # CSI … final byte
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"          # OSC … BEL or ST (or cut short)
+    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"                # DCS, SOS, PM, APC … ST
+    r"|\x1b[@-Z\\-_]"                                # two-byte escapes
+    r"|\x9b[0-?]*[ -/]*[@-~]"                        # 8-bit CSI
+)
+# C0 and C1 controls, DEL, and the bidi/invisible format characters that reorder or hide text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def terminal_safe(text: object, *, keep_newlines: bool = False) -> str:
+    """`text` with every escape sequence and control character removed.
+
+    Tabs become a space; newlines too, unless `keep_newlines` (multi-line output such as
+    a report body keeps its lines, each of them cleaned).
+    """
+    s = _ESCAPE.sub("", str(text))
+    s = s.replace("\t", " ").replace("\r\n", "\n").replace("\r", "\n")
+    if not keep_newlines:
+        s = s.replace("\n", " ")
+    return _CONTROL.sub("", s)
