@@ -12,9 +12,10 @@ def entered(entries: list[dict], phase: int) -> dict:
 
 
 def test_guardrails_act_within_a_poll_while_a_step_up_waits_on_the_flag_api(tmp_path, flags):
-    # The step to 50 % hangs on a flag API that swallows its writes (1 s timeout, four
-    # attempts: about 5 s); the error rate breaks 3 s into phase 1, 2 s into that step.
-    rollout = Rollout(tmp_path, plan_data(flags, faults=[{"metric": "error_rate", "phase": 1, "after": "3s", "value": 0.05}]))
+    # The step to 50 % hangs on a flag API that swallows its writes (2 s timeout, four
+    # attempts: about 9 s); the error rate breaks 3 s into phase 1, a second or two into that step.
+    rollout = Rollout(tmp_path, plan_data(flags, timeout="2s",
+                                          faults=[{"metric": "error_rate", "phase": 1, "after": "3s", "value": 0.05}]))
     flags.fault_writes("drop", 5.0, when=exposing(50))
     with rollout.runner() as runner:
         rollout.wait_for("rollback.confirmed", lambda: "rollback.confirmed" in rollout.kinds(), 40, runner)
@@ -23,8 +24,9 @@ def test_guardrails_act_within_a_poll_while_a_step_up_waits_on_the_flag_api(tmp_
     intent = next(e for e in entries if e["kind"] == "rollback.intent")
     step = next(e for e in entries if e["kind"] == "step.intent" and e["data"]["to_phase"] == 2)
     step_outcome = next(e for e in entries if e["kind"] == "step.outcome" and e["action_id"] == step["action_id"])
-    # The guardrail is judged every tick (1 s) although the step's writes are in flight.
-    assert step["ts"] < breach_at < intent["ts"] <= breach_at + 1.5, (breach_at, intent["ts"])
+    # The guardrail is judged every tick (1 s) although the step's writes are in flight
+    # (a tick waiting on the step would act about 7 s after the breach).
+    assert step["ts"] < breach_at < intent["ts"] <= breach_at + 2.5, (breach_at, intent["ts"])
     assert intent["ts"] < step_outcome["ts"] and "a rollback took over" in step_outcome["message"]
     assert flags.flags["feature"]["enabled"] is False
 
@@ -56,7 +58,9 @@ def test_three_step_verbs_at_the_same_instant_make_one_step(tmp_path, flags):
     for run in range(20):
         flags.flags.clear()
         flags.writes.clear()
-        rollout = Rollout(tmp_path / f"run{run}", plan_data(flags, timeout="3s", automation={"step_up": "manual"}))
+        data = plan_data(flags, timeout="3s", automation={"step_up": "manual"})
+        data["phases"][0]["hold"] = "1h"  # one step is all there can be
+        rollout = Rollout(tmp_path / f"run{run}", data)
         results = rollout.at_once(("step",), ("step",), ("step",))
         ok = [r for r in results if r.returncode == 0]
         assert len(ok) == 1 and ok[0].stdout.strip() == "stepped up to phase 1", [(r.returncode, r.stdout, r.stderr) for r in results]
