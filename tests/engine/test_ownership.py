@@ -44,3 +44,22 @@ def test_only_one_process_takes_an_orphaned_action_over(tmp_path):
     assert first.adopt_action("a1", "dead", "one", time.time() + 30)
     assert not second.adopt_action("a1", "dead", "two", time.time() + 30)
     assert [a["owner"] for a in second.pending_actions()] == ["one"]
+
+
+async def test_a_working_owner_keeps_its_action_and_hands_it_over_when_it_closes(make_engine, monkeypatch):
+    import asyncio
+
+    from tests.conftest import ALICE
+
+    monkeypatch.setattr("warroom.engine.engine.ACTION_TTL", 0.6)  # the heartbeat every 0.1 s
+    changes = {"rollback": {"flags": {"feature": False}, "dry_run": False,
+                            "steps": [{"name": "slow", "run": ["sleep", "2"], "timeout": "10s"}]}}
+    owner = await make_engine(changes)
+    other = await make_engine(changes, automation=False, announce=False)
+    await owner.tick()
+    await owner.step_up(ALICE, force=True, reason="test")
+    rollback = asyncio.ensure_future(owner.rollback(ALICE, "drill"))
+    await asyncio.sleep(1.5)  # in the runbook's step, long past one heartbeat's life
+    assert not rollback.done() and other._orphans() == []
+    await owner.close()  # gone mid-rollback: the action is the next process's at once
+    assert [a["kind"] for a in other._orphans()] == ["rollback"]

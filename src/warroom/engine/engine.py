@@ -287,7 +287,8 @@ class Engine:
             reason = (f"drift at start: {_exposure_label(exposed)} already exposed, but this state file records no rollout "
                       "(new, emptied or lost). Nothing steps by itself: if the launch is live, `warroom ack PLAN` (key a) "
                       "adopts the flags as they are; `warroom rollback PLAN` (key R) turns them off")
-            entries.append(("drift.detected", f"DRIFT: {reason}", AUTOMATIC, {"flags": {n: v.to_json() for n, v in exposed.items()}}))
+            entries.append(("drift.detected", f"DRIFT {reason.removeprefix('drift ')}", AUTOMATIC,
+                            {"flags": {n: v.to_json() for n, v in exposed.items()}}))
         exposed_json = {n: v.to_json() for n, v in exposed.items()}
 
         def change(current: dict[str, Any]) -> tuple[dict[str, Any], list[Entry]]:
@@ -1086,7 +1087,8 @@ class Engine:
             adopted += 1
             gone = Owner.from_json(action["owner"])
             if action["kind"] == "rollback":
-                self._journal("rollback.resume", "resuming an unfinished rollback after a restart", AUTOMATIC,
+                left_by = f"left by {gone.label()}, which is gone" if gone else "after a restart"
+                self._journal("rollback.resume", f"resuming an unfinished rollback {left_by}", AUTOMATIC,
                               {"progress": action["progress"], "previous_owner": gone.label() if gone else None}, aid)
                 self._launch(aid, self._execute_rollback(aid, intent, action["progress"]))
             elif action["kind"] == "step_up":
