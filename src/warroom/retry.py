@@ -23,6 +23,9 @@ from .engine.clock import Clock
 
 T = TypeVar("T")
 
+# The longest wait a server's Retry-After gets: longer would stall a rollback.
+RETRY_AFTER_CAP = 30.0
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -30,7 +33,7 @@ class Backoff:
 
     initial: float = 0.2
     cap: float = 5.0
-    retry_after_cap: float = 30.0
+    retry_after_cap: float = RETRY_AFTER_CAP
 
     def delay(self, failures: int) -> float:
         """Seconds to wait after the `failures`-th failure in a row (1-based)."""

@@ -173,6 +173,11 @@ def resolve(ref: str) -> str:
     return value
 
 
+def resolve_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Headers with each value that is a secret reference resolved (`X-Api-Key: env:API_KEY`)."""
+    return {name: resolve(value) if is_reference(value) else value for name, value in headers.items()}
+
+
 def masked(value: str) -> str:
     """What may be shown of a secret: that it is there and how long it is, nothing of it."""
     return f"{MASK} ({len(value)} characters)"

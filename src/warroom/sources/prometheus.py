@@ -310,9 +310,7 @@ class PrometheusSource(Source):
         headers: dict[str, str] = {}
         auth = None
         try:
-            for key, value in cfg.headers.items():
-                # A header value may itself be a secret reference (an API key header).
-                headers[key] = secrets.resolve(value) if secrets.is_reference(value) else value
+            headers = secrets.resolve_headers(cfg.headers)  # a header value may be a reference (an API key)
             if cfg.auth and cfg.auth.bearer:
                 headers["Authorization"] = f"Bearer {secrets.resolve(cfg.auth.bearer)}"
             elif cfg.auth and cfg.auth.basic:

@@ -269,7 +269,13 @@ class GuardedSession(requests.Session):
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         super().rebuild_auth(prepared_request, response)  # strips Authorization across hosts
+        headers, before = prepared_request.headers, response.request.headers
         if self.should_strip_auth(response.request.url, prepared_request.url):
-            dropped = [name for name in self.credentials if prepared_request.headers.pop(name, None) is not None]
+            dropped = [name for name in self.credentials if headers.pop(name, None) is not None]
             if dropped:
                 log.info("redirect to another origin: not sending %s", ", ".join(dropped))
+            return
+        # The same origin keeps what the plan sends (requests drops a Cookie header on every redirect).
+        for name in self.credentials:
+            if name in before and name not in headers:
+                headers[name] = before[name]
