@@ -316,3 +316,16 @@ async def test_a_redirect_to_another_host_carries_no_credential(monkeypatch):
     assert arrived.headers["host"].startswith("localhost:")
     assert not {"authorization", "x-api-key", "cookie"} & set(arrived.headers)
     assert arrived.headers["x-scope-orgid"] == "launch"
+
+
+async def test_a_huge_error_answer_is_kept_short_and_says_how_much_was_cut(http_server):
+    error = "query processing would load too many samples into memory: " + "series{pod=\"p\"} " * 300_000
+    body = json.dumps({"status": "error", "errorType": "execution", "error": error}).encode()
+    assert len(body) > 5_000_000
+    fake = http_server(lambda h: (422, "application/json", body))
+    src = source(fake.url)
+    reading = await src.query("up", CTX)
+    assert reading.detail.startswith("Prometheus rejected the query (execution): query processing would load too many")
+    assert len(reading.detail) < 400
+    assert reading.detail.endswith(f" ({len(error) - 300} bytes cut)")
+    await src.close()

@@ -364,7 +364,7 @@ class PrometheusSource(Source):
             result = await asyncio.wait_for(loop.run_in_executor(self.pool, call), self.timeout)
         except Exception as exc:
             failure = classify(exc, self.host, self.timeout)
-            failure = _Failure(secrets.excerpt(failure.detail), failure.scope)
+            failure = _Failure(secrets.redact(failure.detail), failure.scope)  # classify keeps what it quotes short
             now = time.monotonic()
             if failure.scope == "server":
                 self.server.failed(failure.detail, now)
@@ -400,7 +400,7 @@ class PrometheusSource(Source):
         except _Failure as failure:
             return Reading.error(failure.detail)
         except Exception as exc:  # never raise: an unexpected answer is still just an error reading
-            detail = secrets.excerpt(classify(exc, self.host, self.timeout).detail)
+            detail = secrets.redact(classify(exc, self.host, self.timeout).detail)
             log.warning("source %s: unexpected %s reading `%s`: %s", self.name, type(exc).__name__, _short(query), detail)
             return Reading.error(detail)
 
