@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,8 @@ from .engine.snapshot import JournalEntry, State
 from .plan import NotifyTarget
 from .retry import Backoff, Failure, attempt_until
 from .scorecard import why
+
+log = logging.getLogger(__name__)
 
 # What is worth a message: state changes, automatic actions, failed attempts, drift, drills.
 EVENTS = {
@@ -176,6 +179,8 @@ class Notifier:
             raise _Undelivered(str(exc)) from None
         except httpx.TimeoutException:
             raise _Undelivered(f"timeout after {SEND_TIMEOUT:g}s") from None
+        except httpx.InvalidURL:
+            raise _Undelivered("the URL is not a valid http(s) URL") from None
         except httpx.HTTPError as exc:
             raise _Undelivered(f"request failed: {type(exc).__name__}") from None
         if not response.is_success:
@@ -212,6 +217,9 @@ class Notifier:
             message = await queue.get()
             try:
                 await self._deliver(index, message)
+            except Exception as exc:  # a bug must not silence this target for the rest of the launch
+                log.error("notify target #%d: %s not delivered: %s", index + 1, message["event"],
+                          secrets.redact(f"{type(exc).__name__}: {exc}"))
             finally:
                 queue.task_done()
 

@@ -84,15 +84,18 @@ async def test_a_flag_outage_is_one_message_and_one_recovery_not_one_per_attempt
     assert events.index("rollback.attempt") < events.index("rollback.confirmed") < events.index("rollback.outcome")
 
 
-async def test_a_webhook_redirect_is_not_followed(tmp_path, monkeypatch):
+async def test_a_webhook_redirect_is_not_followed_and_a_broken_url_is_a_failed_delivery(tmp_path, monkeypatch):
     with serving(lambda r: (200, {}, b"")) as elsewhere, serving(redirect_to(elsewhere.other_origin_url)) as origin:
         monkeypatch.setenv("WARROOM_TEST_HOOK", f"{origin.url}/hook/{TOKEN}")
-        plan = _notified(tmp_path, hook={"type": "webhook", "url": "env:WARROOM_TEST_HOOK", "events": ["drill.start"]})
+        monkeypatch.setenv("WARROOM_TEST_BROKEN_HOOK", f"http://hooks:{TOKEN}/hook")  # a port that is no number
+        plan = _notified(tmp_path, hook={"type": "webhook", "url": "env:WARROOM_TEST_HOOK", "events": ["drill.start"]},
+                         broken={"type": "webhook", "url": "env:WARROOM_TEST_BROKEN_HOOK", "events": ["drill.start"]})
         _, db, _ = await drill(tmp_path, "canary-error-spike", plan)
     assert origin.requests and elsewhere.requests == []
-    failed = [e for e in Store(db).entries() if e.kind == "notify.failed"]
-    assert failed and f"redirects to {elsewhere.other_origin_url}, not followed" in failed[0].message
-    assert TOKEN not in failed[0].message
+    failed = {e.data["target"]: e.message for e in Store(db).entries() if e.kind == "notify.failed"}
+    assert f"redirects to {elsewhere.other_origin_url}, not followed" in failed[0]
+    assert "(the URL is not a valid http(s) URL), attempt" in failed[1]  # it was a worker dying silently
+    assert TOKEN not in failed[0] + failed[1]
 
 
 async def test_a_429_retry_after_is_honoured(tmp_path, monkeypatch):
