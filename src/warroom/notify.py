@@ -59,7 +59,6 @@ ATTEMPT_KINDS = ("step.attempt", "rollback.attempt")
 class _Failing:
     """An action whose failed attempts are being coalesced: one message now, one at its end."""
 
-    kind: str
     failures: int
     told: frozenset[int]  # targets that got the first failure
 
@@ -102,7 +101,7 @@ class Notifier:
             if failing is not None:
                 failing.failures += 1
                 return  # told already; the action's end says how many attempts failed
-            self.failing[key] = _Failing(kind, 1, frozenset(matching))
+            self.failing[key] = _Failing(1, frozenset(matching))
             note = "further failed attempts are not sent one by one; a message follows when this ends"
         elif key in self.failing:
             # The action's next word (confirmed, given up, or a read-back that confirms it)
