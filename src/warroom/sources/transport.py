@@ -105,6 +105,7 @@ class _Request:
     def __init__(self, deadline: float):
         self.deadline = deadline
         self.expired = False
+        self.finished = False  # answered (or failed) before its deadline: nothing to expire
         self.conns: list[_Watched] = []
 
     def attach(self, conn: "_Watched") -> None:
@@ -126,40 +127,34 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, _Request]] = []
-        self._done: set[int] = set()
-        self._ids = itertools.count()
+        self._ids = itertools.count()  # ties in the heap never compare requests
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def watch(self, request: _Request) -> int:
+    def watch(self, request: _Request) -> None:
         with self._cond:
-            key = next(self._ids)
-            heapq.heappush(self._heap, (request.deadline, key, request))
+            heapq.heappush(self._heap, (request.deadline, next(self._ids), request))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="http-deadlines", daemon=True)
                 self._thread.start()
             self._cond.notify()
-            return key
-
-    def forget(self, key: int) -> None:
-        with self._cond:
-            self._done.add(key)
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._heap and self._heap[0][1] in self._done:
-                    self._done.discard(heapq.heappop(self._heap)[1])
+                while self._heap and self._heap[0][2].finished:
+                    heapq.heappop(self._heap)
                 if not self._heap:
                     self._cond.wait()
                     continue
-                deadline, key, request = self._heap[0]
+                deadline, _, request = self._heap[0]
                 left = deadline - time.monotonic()
                 if left > 0:
                     self._cond.wait(left)
                     continue
                 heapq.heappop(self._heap)
-            request.expire()
+            if not request.finished:
+                request.expire()
 
 
 _watchdog = _Watchdog()
@@ -256,7 +251,7 @@ class GuardedSession(requests.Session):
             return super().send(request, **kwargs)  # a redirect: the first request's deadline holds
         current = _Request(time.monotonic() + self.deadline)
         _current.request = current
-        key = _watchdog.watch(current)
+        _watchdog.watch(current)
         try:
             return super().send(request, **kwargs)
         except requests.exceptions.RequestException:
@@ -264,7 +259,7 @@ class GuardedSession(requests.Session):
                 raise DeadlineTimeout(f"no complete answer within {self.deadline:g}s (timed out)") from None
             raise
         finally:
-            _watchdog.forget(key)
+            current.finished = True
             _current.request = None
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
