@@ -79,6 +79,7 @@ async def test_no_token_in_errors_output_logs_journal_or_store(flag_service, fla
     assert len(errors) == 15 and "Bearer ***" in errors[0] and "HTTP 401" in errors[3]
 
     # Through the engine: success, then a rollback through 503s that quote the token, journaled attempt by attempt.
+    flag_service.flags.pop("f")  # a new rollout starts from an unexposed flag (one already on would pause it)
     engine = await make_flag_engine(http, "f")
     await engine.tick()
     await engine.step_up(OPERATOR)
