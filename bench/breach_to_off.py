@@ -13,7 +13,7 @@ from pathlib import Path
 from common import SMOKE, emit, summary
 
 from warroom.engine.build import build_engine
-from warroom.engine.clock import RealClock
+from warroom.clock import RealClock
 from warroom.identity import Actor
 from warroom.plan import parse_plan
 

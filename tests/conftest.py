@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from warroom.engine.build import build_engine
-from warroom.engine.clock import VirtualClock
+from warroom.clock import VirtualClock
 from warroom.identity import Actor
 from warroom.plan import parse_plan
 

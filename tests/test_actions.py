@@ -8,7 +8,7 @@ from tests.loopback import redirect_to, serving
 from warroom import secrets
 from warroom.actions import run_step
 from warroom.engine.build import build_engine
-from warroom.engine.clock import VirtualClock
+from warroom.clock import VirtualClock
 from warroom.identity import Actor
 from warroom.plan import HttpStep, WebhookStep, load_plan
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from warroom.engine.clock import VirtualClock
+from warroom.clock import VirtualClock
 from warroom.retry import Abandoned, Backoff, Failure, attempt_until
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from .engine.build import build_engine, runbook_dry_run, state_path
-from .engine.clock import make_clock
+from .clock import make_clock
 from .engine.engine import CommandError, Engine
-from .engine.snapshot import Snapshot, State
+from .snapshot import Snapshot, State
 from .headless import entry_line, run_headless, stamp, status_line
 from .plan import Plan, PlanError, format_duration, load_faults, load_plan, parse_duration
 from .secrets import SecretError, redact

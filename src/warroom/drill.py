@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Awaitable, Callable, TextIO
 
 from .engine.build import build_engine
-from .engine.clock import Clock, make_clock
+from .clock import Clock, make_clock
 from .engine.engine import CommandError, Engine
-from .engine.snapshot import Snapshot, State
-from .flags.base import FlagError, FlagProvider, FlagState
+from .snapshot import Snapshot, State
+from .flags.base import FlagError, FlagProvider
+from .flagstate import FlagState
 from .headless import TERMINAL, run_headless
 from .identity import Actor
 from .plan import FlagProviderConfig, Plan, PrometheusSourceConfig, SimulatorSourceConfig

@@ -9,7 +9,7 @@ import time
 from typing import Awaitable, Callable, TextIO
 
 from .engine.engine import Engine
-from .engine.snapshot import JournalEntry, PaneView, Snapshot, State
+from .snapshot import JournalEntry, PaneView, Snapshot, State
 from .plan import format_duration
 from .units import format_value
 

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from . import secrets
+from .simulator import MODEL
 
 # ---------------------------------------------------------------- scalars
 
@@ -148,8 +149,6 @@ class PrometheusSourceConfig(Strict):
 
 
 def _sim_metric(metric: str) -> str:
-    from .simulator import MODEL  # imported late: the simulator imports Fault
-
     if metric not in MODEL:
         # A misspelt metric would be a fault that never happens: a drill that proves nothing.
         raise ValueError(f"unknown metric (the simulator has: {', '.join(MODEL)})")

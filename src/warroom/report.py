@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engine.snapshot import JournalEntry, State
+from .snapshot import JournalEntry, State
+from .journal_kinds import DECISIONS, Kind
 from .plan import Pane, Plan, format_duration
-from .scorecard import ACTIONS, Incident, ScoreCard, first_incident, why
+from .scorecard import Incident, ScoreCard, first_incident, why
 from .secrets import redact
 from .store import Store
 from .units import format_value
@@ -24,10 +25,10 @@ from .units import format_value
 EVENT_WINDOW = 90.0  # seconds of pane history either side of an event in the HTML charts
 POSTMORTEM_DUE = 48 * 3600.0  # the seeds' rule: a post-mortem within 48 hours of the launch
 FOLLOW_UPS = ("What went well", "What went wrong", "Lessons learned", "Action items (owner, due date)")
-TIMELINE_KINDS = set(ACTIONS) | {
-    "step.outcome", "rollback.confirmed", "rollback.step", "rollback.outcome", "rollback.attempt", "step.attempt",
-    "guardrail.alert", "guardrail.fired", "drift.detected", "checklist.tick", "checklist.untick",
-    "source.error", "source.recovered", "drill.start", "drill.score", "notify.failed", "notify.dropped",
+TIMELINE_KINDS = set(DECISIONS) | {
+    Kind.STEP_OUTCOME, Kind.ROLLBACK_CONFIRMED, Kind.ROLLBACK_STEP, Kind.ROLLBACK_OUTCOME, Kind.ROLLBACK_ATTEMPT, Kind.STEP_ATTEMPT,
+    Kind.GUARDRAIL_ALERT, Kind.GUARDRAIL_FIRED, Kind.DRIFT_DETECTED, Kind.CHECKLIST_TICK, Kind.CHECKLIST_UNTICK,
+    Kind.SOURCE_ERROR, Kind.SOURCE_RECOVERED, Kind.DRILL_START, Kind.DRILL_SCORE, Kind.NOTIFY_FAILED, Kind.NOTIFY_DROPPED,
 }
 
 
@@ -105,8 +106,8 @@ class Report:
 
 
 def _phases(plan: Plan, entries: list[JournalEntry], end: float) -> list[PhaseSpan]:
-    starts = [(e.ts, int(e.data["entered_phase"])) for e in entries if e.kind == "step.outcome" and e.data.get("entered_phase")]
-    stops = [(e.ts, "rollback") for e in entries if e.kind == "rollback.intent"]
+    starts = [(e.ts, int(e.data["entered_phase"])) for e in entries if e.kind == Kind.STEP_OUTCOME and e.data.get("entered_phase")]
+    stops = [(e.ts, "rollback") for e in entries if e.kind == Kind.ROLLBACK_INTENT]
     spans = []
     for i, (ts, index) in enumerate(starts):
         nxt = starts[i + 1][0] if i + 1 < len(starts) else end
@@ -128,19 +129,19 @@ def _breaches(plan: Plan, entries: list[JournalEntry]) -> list[Breach]:
     """One row per breach spell: where it started, and what came of it."""
     found: dict[tuple[str, float], Breach] = {}
     for e in entries:
-        cause = e.data.get("cause") if e.kind in ("rollback.intent", "pause") else e.data
-        if e.kind not in ("guardrail.breach", "rollback.intent", "pause", "guardrail.alert", "guardrail.fired") or not cause or "guardrail" not in cause:
+        cause = e.data.get("cause") if e.kind in (Kind.ROLLBACK_INTENT, Kind.PAUSE) else e.data
+        if e.kind not in (Kind.GUARDRAIL_BREACH, Kind.ROLLBACK_INTENT, Kind.PAUSE, Kind.GUARDRAIL_ALERT, Kind.GUARDRAIL_FIRED) or not cause or "guardrail" not in cause:
             continue
         gid, since = cause["guardrail"], float(cause.get("since") or e.ts)
-        outcome = {"rollback.intent": "rolled back", "pause": "paused", "guardrail.alert": "alerted",
-                   "guardrail.fired": "fired (no action in this state)"}.get(e.kind, "")
+        outcome = {Kind.ROLLBACK_INTENT: "rolled back", Kind.PAUSE: "paused", Kind.GUARDRAIL_ALERT: "alerted",
+                   Kind.GUARDRAIL_FIRED: "fired (no action in this state)"}.get(e.kind, "")
         old = found.get((gid, since))
         if old is None or outcome:
             found[(gid, since)] = Breach(gid, since, cause.get("value") if old is None else old.value, cause.get("op", ""),
                                          float(cause.get("threshold", 0.0)), float(cause.get("for", 0.0)),
                                          cause.get("query", ""), outcome, _guard_pane(plan, gid))
-    clears = [(e.ts, e.data.get("guardrail")) for e in entries if e.kind == "guardrail.clear"]
-    responses = [e for e in entries if e.kind in ("rollback.intent", "pause")]
+    clears = [(e.ts, e.data.get("guardrail")) for e in entries if e.kind == Kind.GUARDRAIL_CLEAR]
+    responses = [e for e in entries if e.kind in (Kind.ROLLBACK_INTENT, Kind.PAUSE)]
     rows = []
     for b in sorted(found.values(), key=lambda b: b.since):
         if not b.outcome:
@@ -160,21 +161,21 @@ def _breaches(plan: Plan, entries: list[JournalEntry]) -> list[Breach]:
 
 def _rollbacks(entries: list[JournalEntry]) -> list[RollbackRun]:
     runs = []
-    for intent in (e for e in entries if e.kind == "rollback.intent"):
+    for intent in (e for e in entries if e.kind == Kind.ROLLBACK_INTENT):
         mine = [e for e in entries if e.action_id == intent.action_id]
-        confirmed = next((e.ts for e in mine if e.kind == "rollback.confirmed"), None)
-        finished = next((e.ts for e in mine if e.kind == "rollback.outcome"), None)
-        runs.append(RollbackRun(intent, confirmed, finished, sum(1 for e in mine if e.kind == "rollback.attempt"),
-                                tuple(e for e in mine if e.kind == "rollback.step")))
+        confirmed = next((e.ts for e in mine if e.kind == Kind.ROLLBACK_CONFIRMED), None)
+        finished = next((e.ts for e in mine if e.kind == Kind.ROLLBACK_OUTCOME), None)
+        runs.append(RollbackRun(intent, confirmed, finished, sum(1 for e in mine if e.kind == Kind.ROLLBACK_ATTEMPT),
+                                tuple(e for e in mine if e.kind == Kind.ROLLBACK_STEP)))
     return runs
 
 
 def _checklist(plan: Plan, entries: list[JournalEntry], phases: list[PhaseSpan]) -> list[ChecklistRow]:
     ticked: dict[tuple[int, str], tuple[str, float] | None] = {}
     for e in entries:
-        if e.kind in ("checklist.tick", "checklist.untick"):
+        if e.kind in (Kind.CHECKLIST_TICK, Kind.CHECKLIST_UNTICK):
             key = (int(e.data.get("phase", 0)), str(e.data.get("item")))
-            ticked[key] = (e.actor, e.ts) if e.kind == "checklist.tick" else None
+            ticked[key] = (e.actor, e.ts) if e.kind == Kind.CHECKLIST_TICK else None
     rows = []
     for index in sorted({p.index for p in phases}):
         phase = plan.phases[index - 1]
@@ -197,10 +198,10 @@ def build_report(plan: Plan, store: Store) -> Report:
     report.breaches = _breaches(plan, entries)
     report.rollbacks = _rollbacks(entries)
     report.checklist = _checklist(plan, entries, report.phases)
-    scores = [e for e in entries if e.kind == "drill.score"]
+    scores = [e for e in entries if e.kind == Kind.DRILL_SCORE]
     report.card = ScoreCard.from_json(scores[-1].data["card"]) if scores else None
     report.incident = first_incident(entries)
-    report.actions = [e for e in entries if e.kind in ACTIONS]
+    report.actions = [e for e in entries if e.kind in DECISIONS]
     return report
 
 
@@ -241,7 +242,7 @@ def _incident_rows(r: Report) -> list[tuple[str, str]]:
     i = r.incident
     if i is None or i.at is None:
         return [("First bad sample", "none: no breach, outage or drift was seen")]
-    response = "none" if i.response is None else f"{ACTIONS[i.response.kind]} by {i.response.actor} after {_secs(i.detect)}"
+    response = "none" if i.response is None else f"{DECISIONS[i.response.kind]} by {i.response.actor} after {_secs(i.detect)}"
     return [("First bad sample", f"{r.offset(i.at)} {i.what}"), ("First response (time to detect)", response),
             ("Flags confirmed off (time to mitigate)", "never" if i.mitigate is None else f"{_secs(i.mitigate)} after the first bad sample")]
 
@@ -258,15 +259,15 @@ def _action_why(e: JournalEntry) -> str:
     reason = str(e.data.get("reason") or "") or why(e)
     if reason:
         return reason
-    if e.kind == "step.intent":
+    if e.kind == Kind.STEP_INTENT:
         return "nothing blocked it: soak held, gates green, required items ticked"
-    if e.kind == "rollout.complete":
+    if e.kind == Kind.ROLLOUT_COMPLETE:
         return "the last phase held its soak with gates green"
     return "—"
 
 
 def _action_rows(r: Report) -> list[list[str]]:
-    return [[r.offset(e.ts), ACTIONS[e.kind], e.actor, _action_why(e), e.message] for e in r.actions]
+    return [[r.offset(e.ts), DECISIONS[e.kind], e.actor, _action_why(e), e.message] for e in r.actions]
 
 
 def _timeline(r: Report) -> list[JournalEntry]:
@@ -339,8 +340,8 @@ svg text{font:10px system-ui,sans-serif;fill:#4b5563}
 """
 
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 520, 150, 56, 10, 10, 22
-MARK_COLOURS = {"rollback.intent": "#b91c1c", "pause": "#d97706", "step.outcome": "#2563eb", "rollback.confirmed": "#15803d",
-                "resume": "#0891b2", "source.error": "#6b7280"}
+MARK_COLOURS = {Kind.ROLLBACK_INTENT: "#b91c1c", Kind.PAUSE: "#d97706", Kind.STEP_OUTCOME: "#2563eb", Kind.ROLLBACK_CONFIRMED: "#15803d",
+                Kind.RESUME: "#0891b2", Kind.SOURCE_ERROR: "#6b7280"}
 
 
 def _esc(text: object) -> str:
@@ -413,7 +414,7 @@ def _event_charts(r: Report, marks: list[JournalEntry]) -> list[str]:
         answered = [b.pane for b in r.breaches if b.since <= run.intent.ts and b.pane]
         pane = _guard_pane(r.plan, cause.get("guardrail", "")) or (answered[-1] if answered else r.plan.panes[0].id)
         events.append((run.intent.ts, f"rollback by {run.intent.actor}", pane))
-    events += [(e.ts, e.message, None) for e in r.entries if e.kind == "source.error"]
+    events += [(e.ts, e.message, None) for e in r.entries if e.kind == Kind.SOURCE_ERROR]
     for ts, label, pane_id in sorted(events, key=lambda ev: ev[0]):
         panes = [r.plan.pane(pane_id)] if pane_id else [p for p in r.plan.panes if _guard_threshold(r.plan, p) is not None][:2]
         for pane in panes:

@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_never
 from tenacity.wait import wait_base
 
-from .engine.clock import Clock
+from .clock import Clock
 
 T = TypeVar("T")
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .plan import Fault
+if TYPE_CHECKING:  # plan.py validates fault metrics against MODEL: the simulator must not import it back
+    from .plan import Fault
 
 # metric -> (unit, baseline at 0 % exposure, added at 100 % exposure)
 MODEL: dict[str, tuple[str, float, float]] = {

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .engine.snapshot import JournalEntry
+from .snapshot import JournalEntry
 from .secrets import redact
 
 SCHEMA = """
@@ -241,6 +241,7 @@ class Store:
         action_status: str | None = None,
         action_progress: dict | None = None,
         owner: tuple[str, float] | None = None,
+        expected_version: int | None = None,
     ) -> tuple[list[JournalEntry], int | None, dict[str, Any]]:
         """Like commit, but the new state is computed from the current one inside the transaction.
 
@@ -249,8 +250,10 @@ class Store:
         that won), never against an older copy. Returns the state as it now is.
         """
         with self._tx() as db:
-            row = db.execute("SELECT body FROM state WHERE id = 1").fetchone()
-            current = json.loads(row[0]) if row else {}
+            row = db.execute("SELECT version, body FROM state WHERE id = 1").fetchone()
+            if expected_version is not None and (row[0] if row else 0) != expected_version:
+                raise StaleState()
+            current = json.loads(row[1]) if row else {}
             state, entries = change(current)
             written, version = self._write(db, ts, entries, state, action_id, new_action, action_status, action_progress, owner)
         return written, version, current if state is None else state

@@ -12,8 +12,8 @@ import yaml
 
 from tests.conftest import ALICE, BASE_PLAN
 from tests.flags.flagservice import FlagService
-from warroom.engine.snapshot import State
-from warroom.flags.base import FlagState
+from warroom.snapshot import State
+from warroom.flagstate import FlagState
 
 TOKEN = "ENGINE-TOKEN-51ab"
 ON_5 = {"enabled": True, "rollout_percentage": 5.0, "user_segments": []}
@@ -130,6 +130,6 @@ async def test_rolled_back_with_a_flag_on_again_is_rolled_back_again_without_the
     assert reassert.data["runbook"] is False and reassert.data["before"]["feature"]["rollout"] == 50.0
     # A human pressing rollback again when a flag reads exposed gets the same.
     service.flags["feature"] = {"enabled": True, "rollout_percentage": 50.0, "user_segments": []}
-    await engine._read_flags()
+    await engine.flags.read()
     assert await engine.rollback(ALICE) == "rolled back again: flags confirmed off (the runbook already ran)"
     assert await engine.rollback(ALICE) == "already rolled back"

@@ -9,8 +9,8 @@ import yaml
 
 from tests.conftest import ALICE, BASE_PLAN
 from warroom.engine.engine import CommandError
-from warroom.engine.snapshot import State
-from warroom.flags.base import FlagState
+from warroom.snapshot import State
+from warroom.flagstate import FlagState
 
 BASE = yaml.safe_load(BASE_PLAN)
 
@@ -165,7 +165,7 @@ async def test_pause_action(make_engine, clock):
     await enter_phase_one(engine)
     await advance(engine, clock, 15)
     assert engine.state == State.PAUSED
-    assert "guardrail slow" in engine.st["paused_reason"]
+    assert "guardrail slow" in engine.rollout.paused_reason
     assert flags_file(engine)["feature"]["enabled"] is True  # a pause changes no flag
 
 
@@ -214,12 +214,12 @@ async def test_an_emptied_state_over_exposed_flags_waits_for_a_human(make_engine
     (tmp_path / "flags.json").write_text('{"flags": {"feature": {"enabled": true, "rollout_percentage": 30}}}')
     engine = await make_engine({"automation": {"step_up": "auto"}})
     assert engine.state == State.PAUSED and engine.phase_index == 0
-    assert engine.st["paused_reason"].startswith("drift at start: feature 30% already exposed")
+    assert engine.rollout.paused_reason.startswith("drift at start: feature 30% already exposed")
     await advance(engine, clock, 120)
     assert flags_file(engine)["feature"]["rollout_percentage"] == 30 and "step.intent" not in kinds(engine)
     # 30 % is no phase of the plan: acknowledging keeps it paused rather than stepping to 5 %.
     assert await engine.ack_drift(ALICE) == "drift acknowledged"
-    assert engine.state == State.PAUSED and "match no phase" in engine.st["paused_reason"]
+    assert engine.state == State.PAUSED and "match no phase" in engine.rollout.paused_reason
     assert engine.desired()["feature"] == FlagState(True, 30.0)
 
 
@@ -372,7 +372,7 @@ async def test_interrupted_step_up_is_reconciled_on_start(make_engine, clock, tm
     intent = {"from_phase": 1, "to_phase": 2, "flags": {"feature": {"enabled": True, "rollout": 50.0, "segments": []}},
               "previous": {"feature": {"enabled": True, "rollout": 5.0, "segments": []}}, "forced": False, "reason": ""}
     engine.store.commit(clock.now(), [("step.intent", "step up to phase 2", "alice", intent)],
-                        {**engine.st, "action": {"id": "a1", "kind": "step_up"}}, action_id="a1", new_action=("step_up", intent))
+                        {**engine.rollout.to_json(), "action": {"id": "a1", "kind": "step_up"}}, action_id="a1", new_action=("step_up", intent))
     await engine.provider.write("feature", engine.desired()["feature"].__class__(True, 50.0))
     await engine.close()
     restarted = await make_engine()
@@ -386,7 +386,7 @@ async def test_in_real_time_a_retrying_rollback_does_not_stop_the_ticks(make_eng
     """Guardrails and samples keep going while an automatic rollback retries its flag writes."""
     import asyncio
 
-    from warroom.engine.clock import ScaledClock
+    from warroom.clock import ScaledClock
 
     engine = await make_engine({**with_faults({"metric": "error_rate", "phase": 1, "value": 0.05}),
                                 **with_guardrails({"id": "errors", "pane": "errors", "above": 0.01, "for": "0s"})},

@@ -60,6 +60,6 @@ async def test_a_working_owner_keeps_its_action_and_hands_it_over_when_it_closes
     await owner.step_up(ALICE, force=True, reason="test")
     rollback = asyncio.ensure_future(owner.rollback(ALICE, "drill"))
     await asyncio.sleep(1.5)  # in the runbook's step, long past one heartbeat's life
-    assert not rollback.done() and other._orphans() == []
+    assert not rollback.done() and other.recovery.orphans() == []
     await owner.close()  # gone mid-rollback: the action is the next process's at once
-    assert [a["kind"] for a in other._orphans()] == ["rollback"]
+    assert [a["kind"] for a in other.recovery.orphans()] == ["rollback"]

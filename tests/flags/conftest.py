@@ -22,7 +22,7 @@ import yaml
 from tests.flags.flagservice import FlagService
 from tests.helpers import free_port, require_binary
 from warroom.engine.build import build_engine
-from warroom.engine.clock import VirtualClock
+from warroom.clock import VirtualClock
 from warroom.engine.engine import Engine
 from warroom.identity import Actor
 from warroom.plan import parse_plan

@@ -89,7 +89,7 @@ async def test_prometheus_outage_goes_stale_and_recovers_on_restart(live):
     assert cpu.status == "stale" and cpu.value == before  # last value kept, marked stale
     assert cpu.detail == f"cannot connect to 127.0.0.1:{server.port}: connection refused"
     assert cpu.age is not None and cpu.age >= 0
-    assert engine.source_down == {"service": cpu.detail}
+    assert engine.poller.source_down == {"service": cpu.detail}
     # The error-rate guardrail gets no data and applies its no_data policy (hold by default).
     assert [g.status for g in snap.guardrails] == ["nodata"]
     assert "cpu=" in status_line(snap) and "(stale " in status_line(snap)
@@ -99,7 +99,7 @@ async def test_prometheus_outage_goes_stale_and_recovers_on_restart(live):
     snap = await tick_until(engine, lambda s: pane(s, "cpu").status == "ok", 20, "recovery after the restart")
     # Backoff is 1 s, 2 s, 4 s …: recovery comes within the current backoff step.
     assert time.monotonic() - restarted < 6
-    assert engine.source_down == {}
+    assert engine.poller.source_down == {}
 
 
 def flag_enabled(path: Path) -> bool:

@@ -130,7 +130,7 @@ async def test_the_engine_backfills_sparklines_from_range_queries_on_start(stack
         assert engine.tick_count == 0
         # The stack has scraped for 12 s or more: at the plan's 5 s step that is 2+ points.
         for pane in ("cpu", "memory"):
-            history = list(engine.history[pane])
+            history = list(engine.poller.history[pane])
             assert len(history) >= 2, pane
             assert all(v == pytest.approx(ServiceModel().baseline(pane, 0.25), rel=0.1) for v in history), pane
     finally:

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import ALICE, load
 from warroom.demo import demo_plan
 from warroom.engine.build import build_engine
-from warroom.engine.clock import Clock, VirtualClock
+from warroom.clock import Clock, VirtualClock
 from warroom.engine.engine import Engine
 from warroom.engine.runner import EngineRunner
 from warroom.plan import Fault, Plan

@@ -13,8 +13,8 @@ from textual.widgets import Input, Static
 
 from tests.conftest import ALICE
 from tests.helpers import free_port
-from warroom.engine.clock import RealClock
-from warroom.engine.snapshot import State
+from warroom.clock import RealClock
+from warroom.snapshot import State
 from warroom.units import format_value
 from warroom.tui.screens.force_reason import ForceReason
 from warroom.tui.screens.help import HelpScreen

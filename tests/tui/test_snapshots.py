@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import ALICE
 from warroom.demo import demo_plan
 from warroom.engine.build import build_engine
-from warroom.engine.clock import VirtualClock
+from warroom.clock import VirtualClock
 from warroom.plan import Fault
 
 from .conftest import START

@@ -10,7 +10,7 @@ from ..identity import Actor, current_actor
 from ..plan import Fault, Plan
 from ..sources.registry import make_source
 from ..store import Store, default_state_path
-from .clock import Clock, RealClock
+from ..clock import Clock, RealClock
 from .engine import Engine
 
 

@@ -7,9 +7,13 @@ rolls a launch back; and no data is never mistaken for good data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from ..plan import Guardrail
-from .snapshot import GuardrailView
+from ..plan import Guardrail, Plan, format_duration
+from ..snapshot import GuardrailView
+from ..sources.base import Reading
+from ..units import format_value
+from .polling import Poller, QueryKey
 
 
 @dataclass
@@ -87,3 +91,59 @@ class GuardrailTracker:
             detail=detail,
             unit=self.unit,
         )
+
+
+class Guardrails:
+    """Every guardrail of the plan with the query it watches, judged once a tick."""
+
+    def __init__(self, plan: Plan, poller: Poller):
+        self.trackers: list[tuple[GuardrailTracker, QueryKey]] = []
+        for i, g in enumerate(plan.guardrails):
+            key = poller.key_for(g.pane, g.source, g.query)
+            unit = plan.pane(g.pane).unit if g.pane else "count"
+            self.trackers.append((GuardrailTracker(plan.guardrail_id(i), g, unit), key))
+        self.views: list[GuardrailView] = []
+
+    def evaluate(self, poller: Poller, now: float) -> list[tuple[GuardrailTracker, QueryKey, Verdict]]:
+        """Each guardrail's verdict on this tick's readings; `views` holds what a screen shows."""
+        verdicts = []
+        for tracker, key in self.trackers:
+            reading = poller.readings.get(key, Reading.nodata("not polled yet"))
+            verdicts.append((tracker, key, tracker.update(reading.value if reading.has_value else None, reading.detail, now)))
+        self.views = [v.view for _, _, v in verdicts]
+        return verdicts
+
+    def watching(self) -> dict[str, list[GuardrailView]]:
+        """The guardrails' views by the pane they watch."""
+        out: dict[str, list[GuardrailView]] = {}
+        for view, (tracker, _) in zip(self.views, self.trackers):
+            if tracker.guard.pane:
+                out.setdefault(tracker.guard.pane, []).append(view)
+        return out
+
+
+def why(view: GuardrailView) -> str:
+    """The breach in words: `errors 3.00% above 1.00%`, or what no data means for it."""
+    if view.value is None:
+        detail = f" ({view.detail})" if view.detail else ""
+        return f"{view.target} has no data{detail}, a breach by its `no_data: breach`"
+    return f"{view.target} {format_value(view.value, view.unit)} {view.op} {format_value(view.threshold, view.unit)}"
+
+
+def why_data(view: GuardrailView, key: QueryKey) -> dict[str, Any]:
+    """The numbers behind a breach, journaled with what it caused."""
+    return {
+        "guardrail": view.id,
+        "query": key[1],
+        "source": key[0],
+        "value": view.value,
+        "op": view.op,
+        "threshold": view.threshold,
+        "for": view.for_s,
+        "since": view.since,
+        "action": view.action,
+    }
+
+
+def held(guard: Guardrail) -> str:
+    return f"held {format_duration(guard.for_)}" if guard.for_ else "immediate"

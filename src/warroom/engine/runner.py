@@ -14,7 +14,7 @@ import threading
 from typing import Awaitable, Callable, TypeVar
 
 from .engine import Engine
-from .snapshot import Snapshot
+from ..snapshot import Snapshot
 
 T = TypeVar("T")
 

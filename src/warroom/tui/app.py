@@ -25,10 +25,10 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from ..engine.build import build_engine, state_path
-from ..engine.clock import make_clock
+from ..clock import make_clock
 from ..engine.engine import CommandError, Engine
 from ..engine.runner import EngineRunner
-from ..engine.snapshot import Snapshot, State
+from ..snapshot import Snapshot, State
 from ..plan import Plan
 from ..scorecard import ScoreCard
 from ..secrets import redact

@@ -11,7 +11,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ...engine.snapshot import Snapshot, State
+from ...snapshot import Snapshot, State
 from ...plan import format_duration
 from ..refresh import set_text
 

@@ -8,7 +8,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...engine.snapshot import ChecklistView, GateView, Snapshot
+from ...snapshot import ChecklistView, GateView, Snapshot
 from ...units import format_value
 from ..refresh import changed
 

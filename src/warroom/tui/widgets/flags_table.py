@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...engine.snapshot import Snapshot
+from ...snapshot import Snapshot
 from ..refresh import changed
 
 

@@ -8,7 +8,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ...engine.snapshot import GuardrailView, PaneView
+from ...snapshot import GuardrailView, PaneView
 from ...plan import format_duration
 from ...units import format_value
 from ..refresh import set_text

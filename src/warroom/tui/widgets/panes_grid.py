@@ -8,7 +8,7 @@ from textual import events
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...engine.snapshot import Snapshot
+from ...snapshot import Snapshot
 from .metric_pane import MetricPane
 
 MIN_PANE_WIDTH = 18  # "Error rate 0.05%" and "BREACH rollback 4s" still fit

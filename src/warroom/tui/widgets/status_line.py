@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from ...engine.snapshot import Snapshot, State
+from ...snapshot import Snapshot, State
 from ...units import format_value
 from ..refresh import set_text
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..flags.base import FlagState
+from .flagstate import FlagState
 
 
 class State(str, Enum):
