@@ -23,6 +23,7 @@ servers:
 
 test: $(STAMP) servers
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 bench: $(STAMP) servers
