@@ -67,10 +67,10 @@ def plan_text(prom_url: str, flags_path: Path) -> str:
 
 async def measure(workdir: Path, prom_url: str) -> tuple[list[float], list[float], list[float]]:
     plan = parse_plan(plan_text(prom_url, workdir / "flags.json"), "bench-scale", workdir)
-    engine = build_engine(plan, clock=RealClock(), actor=Actor("bench"), backfill=False)
+    engine = build_engine(plan, clock=RealClock(), backfill=False)
     await engine.start()
     await engine.tick()
-    await engine.step_up(engine.actor, force=True, reason="bench")
+    await engine.step_up(Actor("bench"), force=True, reason="bench")
     source = engine.sources["prom"]
     ctx = SourceContext(now=time.time(), started_at=time.time(), phase=1)
     ticks, slowest, floors = [], [], []

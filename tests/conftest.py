@@ -12,6 +12,7 @@ from warroom.engine.build import build_engine
 from warroom.clock import VirtualClock
 from warroom.identity import Actor
 from warroom.plan import parse_plan
+from tests.terminal import tmux  # noqa: F401  (the tmux fixture, for every folder of tests)
 
 ALICE = Actor(user="alice", host="bastion", ssh_client="10.0.0.7", tty="pts/3")
 
@@ -72,7 +73,7 @@ async def make_engine(tmp_path, clock):
 
     async def make(changes: dict | None = None, **kw):
         plan = load(tmp_path, changes)
-        engine = build_engine(plan, clock=kw.pop("clock", clock), actor=kw.pop("actor", ALICE), **kw)
+        engine = build_engine(plan, clock=kw.pop("clock", clock), **kw)
         await engine.start()
         engines.append(engine)
         return engine
@@ -80,3 +81,15 @@ async def make_engine(tmp_path, clock):
     yield make
     for engine in engines:
         await engine.close()
+
+
+@pytest.fixture(autouse=True)
+def no_engine_left_behind(request):
+    """Engines a test started detached (`up`, a console, `rollback` with none alive) outlive it
+    by design; stop every one still holding the lease of a state file in the test's folder."""
+    folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if folder is not None:
+        from tests.engines import stop_engines
+
+        stop_engines(folder)

@@ -66,10 +66,11 @@ rollback: {steps: [{webhook: env:WARROOM_TEST_RUNBOOK_HOOK}], dry_run: false}
     with serving(echo) as receiver:
         monkeypatch.setenv("WARROOM_TEST_RUNBOOK_HOOK", f"{receiver.url}/hook-a1b2c3d4e5/runbook")
         plan = load_plan(tmp_path / "plan.yaml")
-        engine = build_engine(plan, clock=VirtualClock(), actor=Actor(user="oncall", host="bastion", ssh_client="", tty=""))
+        oncall = Actor(user="oncall", host="bastion", ssh_client="", tty="")
+        engine = build_engine(plan, clock=VirtualClock())
         await engine.start()
-        await engine.step_up(engine.actor)
-        await engine.rollback(engine.actor, "drill")
+        await engine.step_up(oncall)
+        await engine.rollback(oncall, "drill")
         await engine.close()
     assert receiver.requests[0].path == "/hook-a1b2c3d4e5/runbook"
     (step,) = [e for e in engine.store.entries() if e.kind == "rollback.step"]

@@ -102,10 +102,13 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
         restart = warroom("run", "--headless", str(plan), "--speed", "max", "--until-done", timeout=60)
         assert restart.returncode == 5, restart.stdout + restart.stderr
     else:
-        # No console is left: the next verb from a script finishes the rollback first.
+        # No engine is left: `rollback` starts one, which finishes the rollback first; the verb waits for it.
         restart = warroom("rollback", str(plan), timeout=60)
-        assert restart.returncode == 0 and "finished an action" in restart.stdout, restart.stdout + restart.stderr
-        assert "already rolled back" in restart.stdout
+        assert restart.returncode == 0 and "no engine drove this rollout: started one to roll back" in restart.stderr, restart.stderr
+        resumed = [line for line in restart.stderr.splitlines() if "resuming an unfinished rollback left by" in line]
+        assert len(resumed) == 1 and resumed[0].endswith("which is gone"), restart.stderr
+        assert "rollback: step 1 Drain connections: ok" in restart.stderr, restart.stderr  # its progress, as it goes
+        assert restart.stdout.splitlines()[-1] in ("rolled back", "already rolled back"), restart.stdout
     after = journal(plan)
     # Nothing lost: every entry written before the kill is still there, unchanged, in order.
     assert [(e["seq"], e["kind"], e["message"]) for e in after[: len(before)]] == [tuple(r) for r in before]
@@ -129,6 +132,9 @@ def test_a_virtual_time_run_waiting_for_a_human_still_ends(tmp_path):
 
 def test_verbs_from_a_script(tmp_path):
     plan = sample_variant(tmp_path, automation={"step_up": "manual"})
+    refused = warroom("step", str(plan))
+    assert refused.returncode == 6 and "no engine drives realtime-features: start one with `warroom up PLAN`" in refused.stderr
+    assert warroom("up", str(plan), check=True).stdout.startswith("engine started: pid ")
     assert warroom("status", str(plan)).returncode == 0
     assert "stepped up to phase 1" in warroom("step", str(plan), check=True).stdout
     refused = warroom("step", str(plan))
@@ -153,6 +159,7 @@ def test_verbs_from_a_script(tmp_path):
     by_state = warroom("journal", "--state", str(tmp_path / "state.sqlite"), "--limit", "3", check=True).stdout.splitlines()
     assert by_state == text
     assert warroom("journal").returncode == 2
+    assert warroom("down", str(plan), check=True).stdout.startswith("engine ")
 
 
 def test_a_headless_runner_prints_what_verbs_from_other_terminals_do(tmp_path):
@@ -163,7 +170,7 @@ def test_a_headless_runner_prints_what_verbs_from_other_terminals_do(tmp_path):
                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.time() + 30
-        while "console.start" not in log.read_text() and time.time() < deadline:
+        while "engine.start" not in log.read_text() and time.time() < deadline:
             time.sleep(0.1)
         warroom("step", str(plan), check=True)
         warroom("pause", str(plan), "--reason", "DBA asked for a hold", check=True)
@@ -174,7 +181,7 @@ def test_a_headless_runner_prints_what_verbs_from_other_terminals_do(tmp_path):
         runner.wait(30)
     lines = [line.split(" ", 1)[1] for line in log.read_text().splitlines() if " status " not in line]
     kinds = [line.split()[0] for line in lines]
-    assert kinds[:2] == ["console.init", "console.start"] and kinds[-1] == "console.stop"
+    assert kinds[:2] == ["rollout.init", "engine.start"] and kinds[-1] == "engine.left"  # stopped while PAUSED: said loudly
     assert kinds[2:-1] == ["step.intent", "step.outcome", "pause"], lines
     assert "PAUSED: DBA asked for a hold" in lines[4]
 
@@ -223,7 +230,7 @@ def test_engine_never_imports_textual():
         "        if name == 'textual' or name.startswith('textual.'):\n"
         "            raise ImportError('textual is blocked for the engine')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import warroom.engine.engine, warroom.engine.build, warroom.headless, warroom.cli, warroom.store\n"
+        "import warroom.engine.engine, warroom.engine.build, warroom.engine.process, warroom.cli, warroom.store\n"
         "import warroom.sources.simulator, warroom.flags.local, warroom.actions\n"
         "print('ok')\n"
     )
@@ -238,10 +245,11 @@ def test_simulated_numbers_never_run_the_real_runbook_unless_the_plan_says_so(tm
     marker = tmp_path / "ran"
     step = {"name": "Drain connections", "run": ["touch", str(marker)]}
     rollback = {"steps": [step], **({} if dry_run is None else {"dry_run": dry_run})}
-    plan = sample_variant(tmp_path, rollback=rollback)
+    plan = sample_variant(tmp_path, rollback=rollback, automation={"step_up": "manual"})
     check = warroom("check", str(plan))
     expected = "dry run (every source is the simulator" if dry_run is None else "executed (rollback.dry_run in the plan)"
     assert f"rollback runbook: 1 step(s), {expected}" in check.stdout
+    warroom("up", str(plan), check=True)
     warroom("step", str(plan), check=True)
     warroom("rollback", str(plan), check=True)
     steps = [e for e in journal(plan) if e["kind"] == "rollback.step"]

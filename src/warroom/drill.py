@@ -14,20 +14,23 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable, TextIO
+from typing import Callable, TextIO
 
-from .engine.build import build_engine
+from .client import engine_argv
 from .clock import Clock, make_clock
+from .engine.build import build_engine
+from .engine.commands import dispatch
 from .engine.engine import CommandError, Engine
-from .snapshot import Snapshot, State
+from .engine.process import TERMINAL, RunOptions, serve_engine
 from .flags.base import FlagError, FlagProvider
 from .flagstate import FlagState
-from .headless import TERMINAL, run_headless
 from .identity import Actor
+from .paths import default_state_path, engine_log_path
 from .plan import FlagProviderConfig, Plan, PrometheusSourceConfig, SimulatorSourceConfig
 from .scenario import DEFAULT, ResponderAction, Scenario, TimelineEvent, load_scenario
 from .scorecard import ScoreCard, compute, latest_score_card
-from .store import Store, default_state_path
+from .snapshot import Snapshot, State
+from .store import open_store
 
 RESPONDER = Actor(user="responder", host="drill script")
 EXIT_PROBLEM, EXIT_DRILL_FAILED = 1, 8
@@ -163,17 +166,16 @@ class ScriptedResponder:
         return start is not None and t >= start
 
     async def _do(self, action: ResponderAction) -> str:
-        engine, me = self.engine, RESPONDER
+        """The action as a command, through the one dispatcher every console and verb goes through."""
         reason = action.reason or f"scripted responder: {action.label()}"
-        if action.do == "rollback":
-            return await engine.rollback(me, reason)
-        if action.do == "pause":
-            return await engine.pause(me, reason)
-        if action.do in ("step", "force_step"):
-            return await engine.step_up(me, force=action.do == "force_step", reason=action.reason)
-        if action.do == "tick":
-            return await engine.tick_item(me, action.item or "")
-        return await {"resume": engine.resume, "ack": engine.ack_drift}[action.do](me)
+        verb, args = {
+            "rollback": ("rollback", {"reason": reason}),
+            "pause": ("pause", {"reason": reason}),
+            "step": ("step", {}),
+            "force_step": ("step", {"force": True, "reason": action.reason}),
+            "tick": ("tick", {"item": action.item or ""}),
+        }.get(action.do, (action.do, {}))
+        return await dispatch(self.engine, verb, args, RESPONDER)
 
     async def _routine(self, snap: Snapshot) -> None:
         if snap.state not in (State.PENDING, State.RUNNING) or snap.action is not None:
@@ -181,10 +183,10 @@ class ScriptedResponder:
         if snap.phase is not None:
             for item in snap.phase.checklist:
                 if item.required and not item.ticked:
-                    await self.engine.tick_item(RESPONDER, item.id)
+                    await dispatch(self.engine, "tick", {"item": item.id}, RESPONDER)
             snap = self.engine.publish()
         if self.engine.plan.automation.step_up == "manual" and snap.can_step:
-            await self.engine.step_up(RESPONDER)
+            await dispatch(self.engine, "step", {}, RESPONDER)
 
     async def __call__(self, snap: Snapshot) -> None:
         t = self.when.now()  # the session has already noted phase starts from this snapshot
@@ -274,15 +276,13 @@ class DrillSession:
         return self.card
 
 
-async def run_headless_drill(
-    plan: Plan, scenario: Scenario, *, clock: Clock, out: TextIO = sys.stdout,
-) -> tuple[ScoreCard, Path]:
-    """Run a drill with the scripted responder; returns the card and the state database."""
+async def run_headless_drill(plan: Plan, scenario: Scenario, *, clock: Clock, out: TextIO = sys.stdout) -> tuple[ScoreCard, Path]:
+    """Run a drill with the scripted responder, in this process; returns the card and the state database."""
     if plan.state is None or plan.rollout.environment != "drill":
         raise DrillSetupError("run_headless_drill needs a plan made by drill_plan()")
     session = DrillSession(build_engine(plan, clock=clock), scenario, responder_out=out)
-    await run_headless(session.engine, until_done=True, out=out, status_every=30.0, run_for=scenario.duration,
-                       after_tick=session.after_tick)
+    options = RunOptions(until_done=True, status_every=30.0, run_for=scenario.duration, after_tick=session.after_tick)
+    await serve_engine(session.engine, log_path=engine_log_path(Path(plan.state)), options=options, terminal=out)
     card = session.finish()
     for line in card.lines():
         print(line, file=out, flush=True)
@@ -298,8 +298,15 @@ def prepare(plan: Plan, scenario: Scenario, *, state: str | None = None, staging
     return prepared.model_copy(update={"state": str(db)}) if db else prepared
 
 
-# The console runner: (drill plan, hook that attaches the drill to the console's engine) → exit code.
-ConsoleRunner = Callable[[Plan, Callable[[Engine], Callable[[Snapshot], Awaitable[None]]]], int]
+def drill_engine_plan(plan: Plan, scenario_ref: str, *, state: str | None, staging: bool):
+    """For `warroom engine PLAN --drill SCENARIO`: the drill plan, and what hosts the drill on its engine
+    (faults, score; no scripted responder: humans respond in the console)."""
+    scenario = load_scenario(scenario_ref)
+    return prepare(plan, scenario, state=state, staging=staging), lambda engine: DrillSession(engine, scenario).after_tick
+
+
+# The console runner: (drill plan, the arguments of its engine: `warroom engine …`) → exit code.
+ConsoleRunner = Callable[[Plan, list[str]], int]
 
 
 def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None, staging: bool, headless: bool,
@@ -313,13 +320,16 @@ def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None
         print(f"warroom: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
     print(f"DRILL {scenario.name}: {scenario.title} — state and journal in {prepared.state}", file=out, flush=True)
+    db = Path(prepared.state or "")
     if headless:
         card, db = asyncio.run(run_headless_drill(prepared, scenario, clock=make_clock(speed or "max"), out=out))
     else:
-        # Humans respond; the card pops up in the console when the drill ends, and is printed after.
-        code = console(prepared, lambda engine: DrillSession(engine, scenario).after_tick)
-        db = Path(prepared.state or "")
-        found = latest_score_card(Store(db))
+        # Humans respond in the console; the drill's engine is the console's child process, which
+        # prepares the same drill plan in the same folder and hosts the faults and the score.
+        engine_args = engine_argv(plan, db, speed=speed) + ["--drill", scenario_ref or scenario.name]
+        engine_args += ["--staging"] if staging else []
+        code = console(prepared, engine_args)
+        found = latest_score_card(open_store(db, create=False)) if db.exists() else None
         if found is None:  # the engine never started (the console said why)
             return code or EXIT_PROBLEM
         card = found

@@ -28,7 +28,7 @@ class Kind(StrEnum):
         return member
 
     # ---------------------------------------------------------------- the rollout
-    CONSOLE_INIT = "console.init", "a new rollout: its state was initialised"
+    ROLLOUT_INIT = "rollout.init", "a new rollout: its state was initialised"
     STEP_INTENT = "step.intent", "a step up is about to change flags (write-ahead: before any write)", False, "good", "step up"
     STEP_FORCED = "step.forced", "a step up forced past soak, gates or checklist, with its reason", True, "warn", "forced step up"
     STEP_ATTEMPT = "step.attempt", "a step up's flag write failed (or a read-back confirmed it); numbered", True, "warn"
@@ -60,8 +60,13 @@ class Kind(StrEnum):
     SOURCE_RECOVERED = "source.recovered", "a metrics source answers again", True, "warn"
 
     # ---------------------------------------------------------------- who runs it
-    CONSOLE_START = "console.start", "a console opened on the rollout"
-    CONSOLE_STOP = "console.stop", "a console closed"
+    ENGINE_START = "engine.start", "an engine took the lease and drives the rollout"
+    ENGINE_STOP = "engine.stop", "the driving engine stopped and gave the lease up"
+    ENGINE_LEFT = "engine.left", "the engine stopped with the rollout in flight: nothing enforces its guardrails now", True, "bad"
+    ENGINE_LOST = "engine.lost", "an engine took over from one that vanished (killed, frozen, its host gone)", True, "bad"
+    COMMAND_EXPIRED = "command.expired", "a command waited too long for an engine and was not run", False, "warn"
+    JOURNAL_UNWRITABLE = "journal.unwritable", "the store cannot be written (a full disk): the engine guards from memory", True, "bad"
+    JOURNAL_RECOVERED = "journal.recovered", "the store takes writes again: what was held in memory is in the journal", True, "warn"
 
     # ---------------------------------------------------------------- notifications
     NOTIFY_FAILED = "notify.failed", "a notification could not be delivered (attempt, retry or give up)"

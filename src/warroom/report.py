@@ -16,11 +16,11 @@ from pathlib import Path
 
 from .snapshot import JournalEntry, State
 from .journal_kinds import DECISIONS, Kind
-from .plan import Pane, Plan, format_duration
+from .plan import Pane, Plan
+from .units import format_duration, format_value
 from .scorecard import Incident, ScoreCard, first_incident, why
 from .secrets import redact
-from .store import Store
-from .units import format_value
+from .store import Store, open_store
 
 EVENT_WINDOW = 90.0  # seconds of pane history either side of an event in the HTML charts
 POSTMORTEM_DUE = 48 * 3600.0  # the seeds' rule: a post-mortem within 48 hours of the launch
@@ -480,7 +480,7 @@ def run_report_command(plan: Plan, db: Path, *, fmt: str, output: str | None) ->
     if not db.exists():
         print(f"warroom: {db}: no journal here (give the drill's or launch's --state)", file=sys.stderr)
         return 1
-    report = build_report(plan, Store(db))
+    report = build_report(plan, open_store(db, create=False))
     if not report.entries:
         print(f"warroom: {db}: the journal is empty", file=sys.stderr)
         return 1

@@ -15,7 +15,7 @@ from tests.loopback import redirect_to, serving
 from warroom.demo import demo_plan
 from warroom.plan import NotifyTarget, Plan
 from warroom.report import build_report, to_html, to_markdown
-from warroom.store import Store
+from warroom.store import open_store as Store
 
 TOKEN = "T0KEN-hooks-b7d1e9f00c"
 

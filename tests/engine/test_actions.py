@@ -99,15 +99,14 @@ async def test_a_flag_set_off_by_a_human_while_the_api_fails_is_still_said_so(ma
 
 
 async def test_a_pause_committed_during_a_step_up_stands(make, service):
-    console = await make()
-    script = await make(automation=False, announce=False)
+    console = await make()  # one engine; the pause comes in as a command while the step's write hangs
     await console.tick()
     await console.step_up(ALICE)
     service.fault_writes("delay", 0.5)  # the next step's write is answered late
     step = asyncio.ensure_future(console.step_up(ALICE, force=True, reason="rehearsal"))
     await until(lambda: service.writes and service.writes[-1].fault == "delay", "the step's write")
-    await script.tick()
-    assert await script.pause(ALICE, "DBA asked for a hold") == "paused"
+    await console.tick()
+    assert await console.pause(ALICE, "DBA asked for a hold") == "paused"
     assert await step == "stepped up to phase 2; still PAUSED (DBA asked for a hold)"
     assert console.state == State.PAUSED and console.phase_index == 2
     assert console.desired()["feature"] == FlagState(True, 50.0)

@@ -189,7 +189,7 @@ async def make_flag_engine(tmp_path) -> AsyncIterator[Callable[..., Any]]:
             phase["flags"] = {flag: pct}
         path = tmp_path / "plan.yaml"
         path.write_text(yaml.safe_dump(data, sort_keys=False))
-        engine = build_engine(parse_plan(path.read_text(), str(path), tmp_path), clock=VirtualClock(), actor=OPERATOR)
+        engine = build_engine(parse_plan(path.read_text(), str(path), tmp_path), clock=VirtualClock())
         await engine.start()
         engines.append(engine)
         return engine

@@ -123,7 +123,7 @@ panes:
 phases:
   - {{name: Beta 5%, flags: {{f: 5}}, hold: 1h}}
 """, str(tmp_path / "plan.yaml"), tmp_path)
-    engine = build_engine(plan, state=tmp_path / "state.sqlite", announce=False)
+    engine = build_engine(plan, state=tmp_path / "state.sqlite")
     try:
         # The slow pane's backfill range query hangs; start and the first tick do not wait for it.
         await asyncio.wait_for(engine.start(), 10)

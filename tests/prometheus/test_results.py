@@ -123,7 +123,7 @@ def example_plan(tmp_path: Path, url: str) -> Path:
 async def test_the_engine_backfills_sparklines_from_range_queries_on_start(stack, tmp_path):
     _, server = stack
     plan = load_plan(example_plan(tmp_path, server.url))
-    engine = build_engine(plan, state=tmp_path / "state.sqlite", announce=False)
+    engine = build_engine(plan, state=tmp_path / "state.sqlite")
     try:
         await engine.start()
         await asyncio.wait_for(engine.backfill_task, 30)

@@ -1,7 +1,8 @@
 """Consoles on the real engine (simulator, local flag file, SQLite) in virtual time.
 
-The engine runs on its EngineRunner thread exactly as in production; only ticking is
-left to the test (`ticking=False`), so every screen shows a known instant.
+The engine runs on a thread of its own and takes the console's commands from the store,
+as the engine process does (tests/enginehost.py); the console is a client on its own
+connection. Only ticking is left to the test, so every screen shows a known instant.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from typing import Any, Awaitable, Callable
 import pytest
 
 from tests.conftest import ALICE, load
+from tests.enginehost import EngineHost
+from warroom.client import EngineClient
+from warroom.clock import Clock, VirtualClock
 from warroom.demo import demo_plan
 from warroom.engine.build import build_engine
-from warroom.clock import Clock, VirtualClock
 from warroom.engine.engine import Engine
-from warroom.engine.runner import EngineRunner
+from warroom.paths import state_path
 from warroom.plan import Fault, Plan
+from warroom.store import open_store
 from warroom.tui.app import WarroomApp
 
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z, shown in every snapshot
@@ -31,12 +35,12 @@ class Console:
     app: WarroomApp
     engine: Engine
     clock: Clock
-    runner: EngineRunner
+    host: EngineHost
     notices: list[str] = field(default_factory=list)
 
     async def call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
-        """Run one engine coroutine on the engine thread, as the app does."""
-        return await asyncio.wrap_future(self.runner.submit(fn))
+        """Run one engine coroutine on the engine's thread."""
+        return await asyncio.wrap_future(self.host.submit(fn))
 
     async def tick(self, pilot, times: int = 1, seconds: float = 1.0) -> None:
         """Advance virtual time and tick, then wait until the screen shows the result."""
@@ -44,13 +48,19 @@ class Console:
             async def one():
                 if isinstance(self.clock, VirtualClock):  # a real clock moves by itself
                     self.clock.advance(seconds)
-                return await self.engine.tick()
+                await self.engine.tick()
+                return self.engine.publish(force=True)
 
             await self.call(one)
         await self.settle(pilot)
 
     async def settle(self, pilot) -> None:
-        await self.until(pilot, lambda: self.app.snapshot is not None and self.app.snapshot is self.engine.snapshot)
+        """Until the screen shows what the engine published last (through the store)."""
+        async def published():
+            return self.engine.publish(force=True)
+
+        latest = await self.call(published)
+        await self.until(pilot, lambda: self.app.snapshot is not None and self.app.snapshot.wall >= latest.wall)
 
     async def until(self, pilot, condition: Callable[[], bool], timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
@@ -64,10 +74,18 @@ class Console:
         return [e.kind for e in self.engine.store.entries()]
 
 
+@pytest.fixture(autouse=True)
+def same_names_everywhere(monkeypatch):
+    """The engine's user and host as the banner shows them, the same on every machine."""
+    for name in ("USER", "LOGNAME"):
+        monkeypatch.setenv(name, "alice")
+    monkeypatch.setenv("WARROOM_HOSTNAME", "bastion")
+
+
 @pytest.fixture
 def console(tmp_path: Path):
     """make(plan=None → the built-in demo in tmp_path, …) → Console (not yet running)."""
-    runners: list[EngineRunner] = []
+    hosts: list[EngineHost] = []
 
     def make(
         plan: Plan | None = None,
@@ -80,11 +98,15 @@ def console(tmp_path: Path):
     ) -> Console:
         plan = plan or demo_plan(tmp_path)
         clock = clock or VirtualClock(START)
-        engine = build_engine(plan, clock=clock, actor=ALICE, readonly=readonly, extra_faults=faults)
-        runner = EngineRunner(engine, ticking=False)
-        runners.append(runner)
-        app = WarroomApp(runner, theme=theme, keys=keys if keys is not None else plan.keys)
-        made = Console(app, engine, clock, runner)
+        for earlier in hosts:
+            if earlier.engine.store.ref == str(state_path(plan)):
+                assert earlier.stop()  # one engine per rollout: this console's engine takes the lease over
+        engine = build_engine(plan, clock=clock, extra_faults=faults)
+        host = EngineHost(engine)
+        hosts.append(host)
+        client = EngineClient(open_store(state_path(plan)), actor=ALICE, readonly=readonly)
+        app = WarroomApp(client, theme=theme, keys=keys if keys is not None else plan.keys)
+        made = Console(app, engine, clock, host)
         original = app.notify
 
         def record(message, *args, **kw):
@@ -95,8 +117,8 @@ def console(tmp_path: Path):
         return made
 
     yield make
-    for runner in runners:
-        assert runner.stop(), "the engine thread did not stop"
+    for host in hosts:
+        assert host.stop(), "the engine thread did not stop"
 
 
 @pytest.fixture

@@ -248,7 +248,6 @@ async def test_readonly_sees_everything_and_refuses_every_action(console, test_p
     writer = console(plan)
     async with writer.app.run_test() as pilot:
         await into_phase_one(writer, pilot)
-    writer.runner.stop()
 
     c = console(plan, readonly=True)
     async with c.app.run_test(size=(120, 36)) as pilot:

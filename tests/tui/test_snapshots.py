@@ -6,17 +6,10 @@ ticks driven by the test. Review changes with `pytest --snapshot-update` and loo
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.conftest import ALICE
-from warroom.demo import demo_plan
-from warroom.engine.build import build_engine
-from warroom.clock import VirtualClock
 from warroom.plan import Fault
-
-from .conftest import START
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 TICKS = 8  # the demo enters phase 1 on the first tick; 8 s of history and soak
@@ -66,18 +59,17 @@ def test_state(snap_compare, console, scenario, size):
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_readonly(snap_compare, console, tmp_path, size):
-    plan = demo_plan(tmp_path)
+def test_readonly(snap_compare, console, size):
+    assert shoot(snap_compare, console(readonly=True), size)
 
-    async def drive() -> None:
-        clock = VirtualClock(START)
-        writer = build_engine(plan, clock=clock, actor=ALICE)
-        await writer.start()
-        for _ in range(TICKS):
-            clock.advance(1.0)
-            await writer.tick()
-        await writer.close()
 
-    asyncio.run(drive())
-    c = console(plan, readonly=True, clock=VirtualClock(START + TICKS))
-    assert shoot(snap_compare, c, size)
+@pytest.mark.parametrize("size", SIZES)
+def test_no_engine(snap_compare, console, size):
+    """The engine stopped with the launch in flight: nothing enforces the guardrails, and every part says so."""
+    c = console(faults=(Fault(metric="error_rate", phase=1, after=2, value=0.03),))
+
+    async def engine_gone(pilot) -> None:
+        assert c.host.stop()
+        await c.until(pilot, lambda: c.app.snapshot.engine is not None and not c.app.snapshot.engine.alive)
+
+    assert shoot(snap_compare, c, size, engine_gone)

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from ..identity import AUTOMATIC
 from ..journal_kinds import Kind
-from ..plan import format_duration
+from ..units import format_duration
 from ..snapshot import GuardrailView, State
-from ..store import StaleState
+from ..store.base import StaleState
 from . import state as st
 from .executor import CommandError
 from .guardrails import GuardrailTracker, held, why, why_data
@@ -31,8 +31,6 @@ class Automation:
     def journal_source_health(self) -> None:
         engine = self.engine
         for change in engine.poller.health_changes():
-            if not engine.has_lease:
-                continue
             if change.down:
                 engine.journal.entry(Kind.SOURCE_ERROR, f"source {change.source}: {change.detail}",
                                      data={"source": change.source, "detail": change.detail})
@@ -43,8 +41,6 @@ class Automation:
         """Judge every guardrail on this tick's readings; journal breaches and clears, act on fires."""
         engine = self.engine
         for tracker, key, verdict in engine.guardrails.evaluate(engine.poller, now):
-            if not engine.has_lease:
-                continue
             g = tracker.guard
             text = why(verdict.view)
             if verdict.started and g.for_ > 0:  # a value or, with `no_data: breach`, no data

@@ -3,16 +3,20 @@
 It knows nothing of any UI. It is driven by the clock it is given; each tick polls every
 query and flag concurrently (polling.py), judges guardrails (guardrails.py) and what the
 plan allows (policy.py), acts where a guardrail says so through write-ahead actions
-(executor.py), and publishes an immutable Snapshot (views.py). Every UI and verb goes
-through the same command methods. State changes go through the one transition table
-(state.py), committed with their journal entries (journal.py).
+(executor.py, automation.py), and publishes an immutable Snapshot to the store
+(views.py), where every console and verb reads it. Commands come in through
+commands.py and run as the command methods below, with the human who asked. State
+changes go through the one transition table (state.py), committed with their journal
+entries (journal.py) under the engine's lease epoch (lease.py): an engine that was
+taken over writes nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
+import logging
+import time
+import uuid
 from typing import Any, Awaitable, Callable
 
 from ..clock import Clock
@@ -20,23 +24,32 @@ from ..flags.base import FlagProvider
 from ..flagstate import FlagState
 from ..identity import AUTOMATIC, Actor
 from ..journal_kinds import Kind
-from ..plan import Plan, format_duration
+from ..plan import Plan
+from ..units import format_duration
 from ..snapshot import JournalEntry, Snapshot, State
 from ..sources.base import Reading, Source, SourceContext
-from ..store import StaleState, Store
+from ..store.base import ActionWrite, Fenced, StaleState, Store, StoreError, StoreUnwritable
 from . import state as st
 from . import views
+from .automation import Automation
 from .executor import CommandError, Executor
 from .guardrails import Guardrails
-from .journal import ActionWrite, EngineJournal, Entry
-from .lease import AutomationLease
-from .ownership import ACTION_TTL, Owner
+from .journal import EngineJournal, Entry
+from .lease import Lease
 from .polling import FlagReader, Poller, QueryKey
 from .policy import Policy, exposure_label
-from .automation import Automation
 from .recovery import Recovery
 
 __all__ = ["CommandError", "Engine"]
+
+log = logging.getLogger(__name__)
+
+PUBLISH_EVERY = 0.05  # wall seconds: snapshots closer than this are coalesced (virtual time ticks back to back)
+
+
+def in_flight(state: st.RolloutState) -> bool:
+    """Users are exposed and the launch is not over: an engine must be guarding it."""
+    return state.status in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or (state.status == State.PENDING and state.action is not None)
 
 
 class Engine:
@@ -48,43 +61,39 @@ class Engine:
         sources: dict[str, Source],
         clock: Clock,
         *,
-        actor: Actor,
-        automation: bool = True,
-        readonly: bool = False,
+        lease: Lease,
         dry_run_steps: bool = False,
         backfill: bool = True,
-        announce: bool = True,
     ):
         self.plan = plan
         self.store = store
         self.sources = sources
         self.clock = clock
-        self.actor = actor
-        self.readonly = readonly
+        self.lease = lease
+        self.holder = lease.holder.label()  # user@host pid N: which engine decided, in the journal's data
+        self.name = f"{lease.holder.user}@{lease.holder.host}"  # in messages: the pid is in the data
         self.want_backfill = backfill
-        # One-shot CLI verbs do not journal console start/stop: only what they change.
-        self.announce = announce
-        self.holder = f"{actor.user}@{socket.gethostname()} pid {os.getpid()}"
-        # Owner of the actions this engine starts: nobody else finishes them while it lives.
-        self.owner = Owner.this_process()
-        self.heartbeat: asyncio.Task | None = None
-        ttl = max(15.0, 3 * plan.poll_interval / max(clock.speed, 1.0))
-        self.lease = AutomationLease(store, self.holder, ttl, automation and not readonly)
         self.started_at = clock.now()
         self.tick_count = 0
+        self.fenced: Fenced | None = None  # set once another engine took the lease over: act no more
 
-        self.journal = EngineJournal(store, clock, self.holder, self._owner_claim)
+        self.journal = EngineJournal(store, clock, self.holder, lambda: self.lease.fence)
         self.poller = Poller(plan, sources, clock)
         self.guardrails = Guardrails(plan, self.poller)
         self.flags = FlagReader(provider, plan.flag_names())
         self.policy = Policy(plan, self.poller, self.flags)
-        self.executor = Executor(plan, provider, clock, self.journal, self.flags, self.publish, self._keep_actions, dry_run_steps)
-        self.recovery = Recovery(self.journal, self.executor, self.flags, self.owner)
+        self.executor = Executor(plan, provider, clock, self.journal, self.flags, self.publish, lease.check,
+                                 self.on_fenced, dry_run_steps)
+        self.recovery = Recovery(self.journal, self.executor, self.flags, lease)
         self.automation = Automation(self)
+        self.heartbeat: asyncio.Task | None = None
         self.backfill_task: asyncio.Task | None = None
 
         self.snapshot: Snapshot | None = None
         self.snapshot_listeners: list[Callable[[Snapshot], None]] = []
+        self.fence_listeners: list[Callable[[Fenced], None]] = []
+        self._published = 0.0  # wall time of the last snapshot written to the store
+        self._publish_due: asyncio.TimerHandle | None = None
         # Awaited by close() before sources shut: background work fed by the listeners
         # (notification delivery) gets to finish what it was given.
         self.close_hooks: list[Callable[[], Awaitable[None]]] = []
@@ -129,130 +138,145 @@ class Engine:
         return self.journal.state.phase
 
     @property
-    def has_lease(self) -> bool:
-        return self.lease.held
-
-    @property
-    def driver(self) -> str:
-        return self.lease.driver
-
-    @property
     def tasks(self) -> dict[str, asyncio.Task]:
         return self.executor.tasks
 
     def desired(self) -> dict[str, FlagState]:
         return dict(self.journal.state.desired)
 
-    def _owner_claim(self, action_id: str | None) -> tuple[str, float] | None:
-        """What an action-scoped commit records (a new action) or proves (an existing one): we own it."""
-        import time
-
-        return (self.owner.to_json(), time.time() + ACTION_TTL) if action_id else None
-
-    def _keep_actions(self) -> None:
-        """While this engine executes actions, renew its claim on them (wall time, like leases)."""
-        if self.heartbeat is None or self.heartbeat.done():
-            self.heartbeat = asyncio.ensure_future(self._beat())
-
-    async def _beat(self) -> None:
-        import time
-
-        while self.executor.tasks:
-            self.store.renew_actions(self.owner.to_json(), time.time() + ACTION_TTL)
-            await asyncio.sleep(ACTION_TTL / 6)
+    @staticmethod
+    def new_action_id() -> str:
+        return uuid.uuid4().hex[:12]
 
     def record(self, kind: str, message: str, data: dict | None = None) -> None:
         """Journal an entry for a part outside the engine (drills, notifications): no state change, listeners told."""
-        self.journal.entry(kind, message, AUTOMATIC, data)
+        if self.fenced is None:
+            self.journal.entry(kind, message, AUTOMATIC, data)
 
     def _command(self, change: Callable[[st.RolloutState], tuple[st.RolloutState | None, list[Entry]]],
                  action: ActionWrite | None = None) -> st.RolloutState:
-        """Commit a human command against the state this engine last read; refused if another process changed it."""
+        """Commit a human command against the state as last read; Refused when the table forbids it now."""
         try:
-            return self.journal.transition(change, action, expected_version=self.journal.version)
+            return self.journal.transition(change, action, expected_version=self.journal.version or None)
         except StaleState:
-            raise CommandError("the rollout changed under you (another console acted); look again and retry") from None
+            raise CommandError("the rollout changed while this command was judged; look again and retry") from None
+        except st.Refused as now:
+            raise CommandError(f"not possible now: state is {State(str(now)).label if str(now) in State.__members__ else now}") from None
 
     # ================================================================ lifecycle
 
     async def start(self) -> None:
-        """Load state, take the automation lease if free, finish what a dead console left."""
+        """Take the lease (or EngineBusy), load the state, finish what a gone engine left."""
+        if not self.lease.held:
+            self.lease.acquire()
+        self.heartbeat = asyncio.ensure_future(self.lease.keep(self.on_fenced))
         self.journal.reload()
         await self.flags.read()
         if not self.rollout.started_at:
             self._initialise()
-        if not self.readonly:
-            self.store.save_plan(self.clock.now(), self.plan.journal_copy())
-        self.lease.refresh()
-        mode = "read-only" if self.readonly else ("driving" if self.has_lease else f"observing ({self.driver} drives)")
-        if self.announce:
-            self.journal.entry(Kind.CONSOLE_START, f"console started by {self.actor.label()}, {mode}", self.actor,
-                               {"readonly": self.readonly, "automation": self.has_lease})
-        if self.has_lease:
-            await self.recovery.recover()
+        self.store.save_plan(self.lease.fence, self.clock.now(), self.plan.journal_copy())
+        self._journal_start()
+        self.recovery.recover()
         if self.want_backfill:
             # In the background: a slow server must not hold back the first tick, nor a
-            # rollback key pressed in the first seconds (commands wait for start()).
+            # rollback key pressed in the first seconds.
             self.backfill_task = asyncio.ensure_future(self.poller.backfill())
         for hook in self.start_hooks:
             hook()
+
+    def _journal_start(self) -> None:
+        previous = self.lease.previous
+        vanished = previous is not None and previous.holder is not None  # never released: it did not stop cleanly
+        speed = "" if self.lease.speed == "1" else f", clock ×{self.lease.speed}"
+        data = {"epoch": self.lease.epoch, "holder": self.lease.holder.to_json(), "log": self.lease.log_path}
+        self.journal.entry(Kind.ENGINE_START, f"engine of {self.name} drives (epoch {self.lease.epoch}{speed})", data=data)
+        if vanished and in_flight(self.rollout):
+            gone = previous.holder.label()  # type: ignore[union-attr]
+            self.journal.entry(Kind.ENGINE_LOST, f"took over from engine {gone}, which vanished with the rollout "
+                               f"{self.rollout.status.label}: its guardrails went unwatched until now",
+                               data={"previous": previous.holder.to_json(), "previous_epoch": previous.epoch,  # type: ignore[union-attr]
+                                     "last_heartbeat": previous.heartbeat})  # type: ignore[union-attr]
 
     def _initialise(self) -> None:
         """A new rollout. Flags that already read exposed mean a lost or emptied state file over
         a live launch (or another launch's flags): paused, nothing steps up or down by itself."""
         exposed = self.policy.exposed_at_start()
         reason = ""
-        entries: list[Entry] = [(Kind.CONSOLE_INIT, f"rollout {self.plan.rollout.name} initialised", self.actor, {})]
+        entries: list[Entry] = [(Kind.ROLLOUT_INIT, f"rollout {self.plan.rollout.name} initialised", AUTOMATIC, {})]
         if exposed:
             reason = (f"drift at start: {exposure_label(exposed)} already exposed, but this state file records no rollout "
                       "(new, emptied or lost). Nothing steps by itself: if the launch is live, `warroom ack PLAN` (key a) "
                       "adopts the flags as they are; `warroom rollback PLAN` (key R) turns them off")
             entries.append((Kind.DRIFT_DETECTED, f"DRIFT {reason.removeprefix('drift ')}", AUTOMATIC,
                             {"flags": {n: v.to_json() for n, v in exposed.items()}}))
-        try:
-            self.journal.transition(lambda current: (st.initialise(current, now=self.clock.now(), exposed=exposed, reason=reason), entries))
-        except st.Refused:  # another process initialised it first
-            self.journal.reload()
+        self.journal.transition(lambda current: (st.initialise(current, now=self.clock.now(), exposed=exposed, reason=reason), entries))
 
-    async def close(self) -> None:
+    def on_fenced(self, exc: Fenced) -> None:
+        """Another engine took the lease over: stop acting at once (no flag write, no journal entry)."""
+        if self.fenced is not None:
+            return
+        self.fenced = exc
+        log.critical("%s: this engine stops acting now (the engine that took over finishes what is in flight)", exc)
+        for task in list(self.executor.tasks.values()):
+            task.cancel()
+        for listener in self.fence_listeners:
+            listener(exc)
+
+    async def close(self, reason: str = "") -> None:
+        """Stop: journal it (and whether the rollout is left unguarded), give the lease up, shut the parts."""
         if self._closed:
             return
         self._closed = True
         self.poller.cancel()
-        for task in filter(None, [self.backfill_task, self.heartbeat]):
+        for task in filter(None, [self.backfill_task, self._publish_due]):
             task.cancel()
         await self.executor.cancel()
-        self.owner.retire()
-        try:
-            # Closing is provably gone: unfinished actions are for the next process to finish, now.
-            self.store.renew_actions(self.owner.to_json(), 0.0)
-            if self.announce:
-                self.journal.entry(Kind.CONSOLE_STOP, f"console of {self.actor.label()} stopped", self.actor)
-            self.lease.release()
-        except Exception:  # closing goes on: the lease expires by itself
-            pass
+        if self.fenced is None and self.lease.held:
+            try:
+                self.journal.flush()
+                self.publish(force=True)
+                why = f" ({reason})" if reason else ""
+                data = {"epoch": self.lease.epoch, "holder": self.holder, "state": self.rollout.status.value}
+                if in_flight(self.rollout):  # the room must hear of it: nothing guards this launch now
+                    self.journal.entry(Kind.ENGINE_LEFT, f"engine of {self.name} stopped{why} with the rollout {self.rollout.status.label}: "
+                                       "guardrails are NOT enforced until an engine runs again (warroom up PLAN)", data=data)
+                else:
+                    self.journal.entry(Kind.ENGINE_STOP, f"engine of {self.name} stopped{why}", data=data)
+            except (Fenced, StoreError) as exc:  # taken over, or the disk is full: the lease expires by itself
+                log.error("stopping: %s", exc)
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
         for hook in self.close_hooks:
             try:
                 await hook()
             except Exception:  # one part's teardown must not keep the others from theirs
-                pass
+                log.exception("a part of the engine failed to close")
+        if self.fenced is None:
+            try:
+                self.lease.release()
+            except StoreError as exc:
+                log.error("the lease could not be released (it expires by itself): %s", exc)
         await self.poller.close()
         try:
             await self.provider.close()
         except Exception:  # the process is leaving; nothing is left to tell
-            pass
+            log.exception("the flag provider failed to close")
 
     async def run(self, stop: asyncio.Event, after_tick: Callable[[Snapshot], Awaitable[None]] | None = None) -> None:
-        """Tick every poll_interval of clock time until `stop` is set.
+        """Tick every poll_interval of clock time until `stop` is set (or this engine is fenced).
 
         `after_tick` runs between ticks, awaited, the way a human acts between frames;
         a drill's scripted responder uses it so its timing is the same on every run.
         """
-        while not stop.is_set():
+        while not stop.is_set() and self.fenced is None:
             started = self.clock.now()
-            snap = await self.tick()
-            if after_tick is not None and not stop.is_set():
-                await after_tick(snap)
+            try:
+                snap = await self.tick()
+                if after_tick is not None and not stop.is_set():
+                    await after_tick(snap)
+            except Fenced as exc:
+                self.on_fenced(exc)
+                break
             if stop.is_set():
                 break
             delay = self.plan.poll_interval - (self.clock.now() - started)
@@ -266,12 +290,11 @@ class Engine:
                 await asyncio.sleep(0)
 
     async def probe(self) -> tuple[list[tuple[QueryKey, str | None, Reading]], dict[str, FlagState | str | None]]:
-        """Ask every query and read every flag once, for `warroom check`.
+        """Ask every query and read every flag once, for `warroom check` (no lease, no state, no journal).
 
         Returns (key, problem found without asking, reading) per query, and per flag its
         observed state, None (not created yet) or the error text.
         """
-        self.journal.reload()
         ctx = self._context(self.clock.now())
         keys = self.poller.keys
         readings = await asyncio.gather(*(self.poller.query(key, ctx) for key in keys))
@@ -281,7 +304,7 @@ class Engine:
         return queries, flags
 
     async def wait_idle(self) -> None:
-        """Wait until no action (step up, rollback) is executing in this process."""
+        """Wait until no action (step up, rollback) is executing."""
         await self.executor.wait_idle()
 
     # ================================================================ the tick
@@ -292,49 +315,66 @@ class Engine:
                              phase_started_at=self.rollout.phase_started_at, exposure=exposure)
 
     async def tick(self) -> Snapshot:
-        """One evaluation: poll, judge guardrails and gates, act if ours to act, publish."""
+        """One evaluation: poll, judge guardrails and gates, act, publish."""
+        self.journal.flush()
         self.journal.reload()
-        self.lease.refresh()
         now = self.clock.now()
         await asyncio.gather(self.poller.poll(now, self._context(now)), self.flags.read())
         self.automation.journal_source_health()
         self.tick_count += 1
         samples = self.poller.record_history()
-        if self.has_lease:
-            self.store.record_samples(now, samples)
+        try:
+            self.store.record_samples(self.lease.fence, now, samples)
+        except StoreUnwritable:
+            pass  # samples are expendable (the journal says the store cannot be written)
         await self.automation.evaluate_guardrails(now)
-        if self.has_lease:
-            await self.recovery.recover()  # an action whose owner is provably gone is ours to finish
-            await self._reassert_rollback()
-            self.automation.check_drift()
-            await self.automation.auto_step()
+        await self._reassert_rollback()
+        self.automation.check_drift()
+        await self.automation.auto_step()
         return self.publish()
 
     def step_blockers(self, *, forced: bool = False) -> list[str]:
         """Why a step up is refused now. `forced` keeps only what even a force cannot override."""
-        if self.readonly:
-            return ["read-only console"]
         return self.policy.step_blockers(self.rollout, self.guardrails.views, self.clock.now(),
                                          in_flight=bool(self.executor.tasks), forced=forced)
 
     def next_change(self) -> str:
         return self.policy.next_change(self.rollout)
 
-    def publish(self) -> Snapshot:
+    def publish(self, *, force: bool = False) -> Snapshot:
+        """Build the snapshot, tell the listeners, and write it to the store for every client.
+
+        Writes closer together than PUBLISH_EVERY are coalesced into one, a moment later:
+        a screen needs the latest picture, not every one.
+        """
         self.snapshot = views.snapshot(self)
         for listener in self.snapshot_listeners:
             listener(self.snapshot)
+        wait = PUBLISH_EVERY - (time.time() - self._published)
+        if force or wait <= 0:
+            self._store_snapshot()
+        elif self._publish_due is None:
+            self._publish_due = asyncio.get_running_loop().call_later(wait, self._store_snapshot)
         return self.snapshot
+
+    def _store_snapshot(self) -> None:
+        self._publish_due = None
+        if self.snapshot is None or self.fenced is not None or self.journal.held is not None or not self.lease.held:
+            return
+        self._published = time.time()
+        body = self.snapshot.to_json()
+        body.pop("journal")
+        try:
+            self.store.publish(self.lease.fence, self._published, body)
+        except Fenced as exc:
+            self.on_fenced(exc)
+        except StoreUnwritable:
+            pass  # said loudly by the journal; the next publish tries again
 
     # ================================================================ commands
 
-    def _require_writable(self) -> None:
-        if self.readonly:
-            raise CommandError("read-only console: no action possible")
-
     async def step_up(self, actor: Actor, *, force: bool = False, reason: str = "", wait: bool = True) -> str:
         """Step up to the next phase; with `wait` return when its flags are confirmed (or it failed)."""
-        self._require_writable()
         current = self.journal.reload()
         hard = self.step_blockers(forced=True)
         if hard:
@@ -352,7 +392,7 @@ class Engine:
             return "rollout complete"
         target = current.phase + 1
         flags = self.policy.target_flags(target)
-        action_id = self.store.new_action_id()
+        action_id = self.new_action_id()
         intent = {
             "from_phase": current.phase,
             "to_phase": target,
@@ -385,12 +425,11 @@ class Engine:
         The intent is committed (and a snapshot published) before this returns either way.
         Rolling back again when ROLLED BACK sets every flag that reads back exposed off again.
         """
-        self._require_writable()
         current = self.journal.reload()
         if current.status == State.ROLLED_BACK and self.policy.rollback_not_done(current):
             return await self._reassert_rollback(actor, wait=wait) or "already rolled back"
         flags = self.policy.rollback_flags()
-        action_id = self.store.new_action_id()
+        action_id = self.new_action_id()
         ref = st.ActionRef(action_id, "rollback", self.clock.now(), exposure_label(flags))
         intent: dict[str, Any] = {"flags": {n: s.to_json() for n, s in flags.items()}, "steps": len(self.plan.rollback.steps),
                                   "reason": reason, "cause": cause or {},
@@ -406,7 +445,12 @@ class Engine:
         try:
             self.journal.transition(change, ActionWrite(action_id, new=("rollback", intent)))
         except st.Refused as already:
-            return "already rolling back" if str(already) == State.ROLLING_BACK.value else "already rolled back"
+            if str(already) != State.ROLLING_BACK.value:
+                return "already rolled back"
+            running = self.rollout.action and self.executor.tasks.get(self.rollout.action.id)
+            if wait and running:  # one rollback at a time: this one answers when the one in flight is done
+                return await asyncio.shield(running)
+            return "already rolling back"
         self.publish()
         task = self.executor.launch(action_id, self.executor.rollback(action_id, intent, {}))
         return await asyncio.shield(task) if wait else "rolling back"
@@ -419,7 +463,7 @@ class Engine:
             return None
         rollback_flags = self.policy.rollback_flags()
         flags = {n: rollback_flags[n] for n in exposed}
-        action_id = self.store.new_action_id()
+        action_id = self.new_action_id()
         ref = st.ActionRef(action_id, "rollback", self.clock.now(), exposure_label(flags))
         reason = f"{exposure_label(exposed)} read back after the rollback: a late write landed, or someone set it"
         intent = {"flags": {n: s.to_json() for n, s in flags.items()}, "steps": 0, "runbook": False, "reason": reason,
@@ -438,7 +482,6 @@ class Engine:
         return await asyncio.shield(task) if wait else "rolling back again"
 
     async def pause(self, actor: Actor, reason: str = "", *, cause: dict | None = None) -> str:
-        self._require_writable()
         current = self.journal.reload()
         if current.status != State.RUNNING:
             raise CommandError(f"nothing to pause: state is {current.status.label}")
@@ -449,7 +492,6 @@ class Engine:
         return "paused"
 
     async def resume(self, actor: Actor) -> str:
-        self._require_writable()
         current = self.journal.reload()
         if current.status != State.PAUSED:
             raise CommandError(f"nothing to resume: state is {current.status.label}")
@@ -462,7 +504,6 @@ class Engine:
 
     async def retry(self, actor: Actor) -> str:
         """Leave ROLLED_BACK deliberately: back to PENDING, flags stay as rolled back."""
-        self._require_writable()
         current = self.journal.reload()
         if current.status != State.ROLLED_BACK or current.action is not None:
             raise CommandError(f"retry leaves ROLLED BACK; state is {current.status.label}"
@@ -473,7 +514,6 @@ class Engine:
         return "ready to start again: step up to enter phase 1"
 
     async def tick_item(self, actor: Actor, item: str, ticked: bool = True) -> str:
-        self._require_writable()
         current = self.journal.reload()
         if current.phase < 1:
             raise CommandError("no phase is running yet: step up into phase 1 first")
@@ -499,7 +539,6 @@ class Engine:
 
     async def ack_drift(self, actor: Actor) -> str:
         """Accept the observed flag states as the new truth and let automation go on."""
-        self._require_writable()
         current = self.journal.reload()
         if not current.drift:
             raise CommandError("no flag drift to acknowledge")
@@ -529,28 +568,3 @@ class Engine:
         return "drift acknowledged" + ("; resumed" if resume else "") + (f" at phase {changes['phase']}" if "phase" in changes else "")
 
     # ================================================================ automation
-
-    async def recover_orphans(self) -> str:
-        """For one-shot verbs, when no live process drives: finish what a gone process left.
-
-        That is an action whose owner is provably gone, and a rollback that is not done
-        (a flag reads back exposed under ROLLED BACK). Returns what was done ("": nothing).
-        """
-        if self.readonly or self.driver or not (self.recovery.orphans() or self.policy.rollback_not_done(self.rollout)):
-            return ""
-        self.lease.wanted = True
-        self.lease.refresh()
-        try:
-            if not self.has_lease:
-                return ""
-            await self.flags.read()
-            adopted = await self.recovery.recover()
-            await self.wait_idle()
-            self.journal.reload()
-            reasserted = await self._reassert_rollback(wait=True)
-            if reasserted:
-                return "set flags back off: they read back exposed after the rollback (see the journal)"
-            return "finished an action a stopped console had left unfinished (see the journal)" if adopted else ""
-        finally:
-            self.lease.release()
-            self.lease.wanted = False

@@ -22,9 +22,9 @@ from ..plan import Plan
 from ..retry import Abandoned, Backoff, Failure, attempt_until
 from ..secrets import redact
 from ..snapshot import State
-from ..store import ActionTaken
+from ..store.base import ActionWrite, Fenced
 from . import state as st
-from .journal import ActionWrite, EngineJournal, Entry
+from .journal import EngineJournal, Entry
 from .polling import FlagReader
 from .policy import exposure_label
 
@@ -47,14 +47,15 @@ def why_already(seen: FlagState, before: FlagState | None, desired: FlagState) -
 
 class Executor:
     def __init__(self, plan: Plan, provider: FlagProvider, clock: Clock, journal: EngineJournal, flags: FlagReader,
-                 publish: Callable[[], Any], on_launch: Callable[[], None], dry_run_steps: bool):
+                 publish: Callable[[], Any], guard: Callable[[], None], on_fenced: Callable[[Fenced], None], dry_run_steps: bool):
         self.plan = plan
         self.provider = provider
         self.clock = clock
         self.journal = journal
         self.flags = flags
         self.publish = publish
-        self.on_launch = on_launch
+        self.guard = guard  # right before a flag write: Fenced unless this engine still holds its lease
+        self.on_fenced = on_fenced
         self.dry_run_steps = dry_run_steps
         self.tasks: dict[str, asyncio.Task] = {}  # action id -> running task
         self.attempts: dict[str, tuple[int, str]] = {}  # action id -> (attempt, last error)
@@ -66,17 +67,17 @@ class Executor:
         task = asyncio.ensure_future(self._owned(action_id, coro))
         self.tasks[action_id] = task
         task.add_done_callback(lambda t, a=action_id: self._finished(a, t))
-        self.on_launch()
         return task
 
     async def _owned(self, action_id: str, coro: Awaitable[str]) -> str:
         try:
             return await coro
-        except ActionTaken:
-            # Judged gone (a heartbeat that lapsed while this process stood still): the
-            # process that took the action over finishes it; this one must not act again.
+        except Fenced as exc:
+            # Another engine took the lease over (this one stood still too long): it finishes
+            # the action from the journal; this one must not act again.
             self.attempts.pop(action_id, None)
-            raise CommandError(f"another process took over action {action_id} (this one stood still too long); see the journal") from None
+            self.on_fenced(exc)
+            raise
 
     def _finished(self, action_id: str, task: asyncio.Task) -> None:
         self.tasks.pop(action_id, None)
@@ -128,6 +129,7 @@ class Executor:
                                     "was_already": before is not None and before.matches(desired)}, action_id)
                 self.flags.observed[name] = seen
                 return seen
+            self.guard()
             try:
                 observed = await self.provider.write_verified(name, desired)
             except FlagError:

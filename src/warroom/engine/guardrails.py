@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..plan import Guardrail, Plan, format_duration
+from ..plan import Guardrail, Plan
+from ..units import format_duration, format_value
 from ..snapshot import GuardrailView
 from ..sources.base import Reading
-from ..units import format_value
 from .polling import Poller, QueryKey
 
 

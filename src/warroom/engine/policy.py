@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..flagstate import FlagState
-from ..plan import FlagSetting, Plan, format_duration
+from ..plan import FlagSetting, Plan
+from ..units import format_duration, format_value
 from ..snapshot import GateView, GuardrailView, State
-from ..units import format_value
 from .polling import FlagReader, Poller
 from .state import RolloutState
 

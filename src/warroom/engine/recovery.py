@@ -7,54 +7,41 @@ never reached the flags, or left them mixed (paused for a human).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from ..flagstate import FlagState
 from ..identity import AUTOMATIC
 from ..journal_kinds import Kind
 from ..snapshot import State
+from ..store.base import ActionWrite
 from . import state as st
 from .executor import Executor
-from .journal import ActionWrite, EngineJournal, Entry
-from .ownership import ACTION_TTL, Owner, may_adopt
+from .journal import EngineJournal, Entry
+from .lease import Lease
 from .polling import FlagReader
 from .policy import exposure_label
 
 
 class Recovery:
-    def __init__(self, journal: EngineJournal, executor: Executor, flags: FlagReader, owner: Owner):
+    def __init__(self, journal: EngineJournal, executor: Executor, flags: FlagReader, lease: Lease):
         self.journal = journal
         self.executor = executor
         self.flags = flags
-        self.owner = owner
+        self.lease = lease
 
-    def orphans(self) -> list[dict[str, Any]]:
-        """Pending actions that no live process will finish: their owner is provably gone, or it is us
-        with no task running them."""
-        now = time.time()
-        mine = self.owner.to_json()
-        return [a for a in self.journal.store.pending_actions() if a["id"] not in self.executor.tasks
-                and (a["owner"] == mine or may_adopt(Owner.from_json(a["owner"]), a["owner_expires"], now))]
-
-    async def recover(self) -> int:
-        """Finish what a process that is gone left mid-action; returns how many actions were taken over."""
-        adopted = 0
-        for action in self.orphans():
-            aid, intent = action["id"], action["intent"]
-            # Two processes may judge the same owner gone at once: only one takes the action over.
-            if not self.journal.store.adopt_action(aid, action["owner"], self.owner.to_json(), time.time() + ACTION_TTL):
-                continue
-            adopted += 1
-            gone = Owner.from_json(action["owner"])
-            if action["kind"] == "rollback":
-                left_by = f"left by {gone.label()}, which is gone" if gone else "after a restart"
+    def recover(self) -> int:
+        """Take over every action left pending by an earlier engine (the lease says it is gone); how many."""
+        left = self.journal.store.adopt_actions(self.lease.fence)
+        previous = self.lease.previous.holder if self.lease.previous is not None else None
+        for action in left:
+            if action.kind == "rollback":
+                left_by = f"left by {previous.label()}, which is gone" if previous else "after a restart"
                 self.journal.entry(Kind.ROLLBACK_RESUME, f"resuming an unfinished rollback {left_by}", AUTOMATIC,
-                                   {"progress": action["progress"], "previous_owner": gone.label() if gone else None}, aid)
-                self.executor.launch(aid, self.executor.rollback(aid, intent, action["progress"]))
-            elif action["kind"] == "step_up":
-                self._reconcile_step(aid, intent)
-        return adopted
+                                   {"progress": action.progress, "previous_owner": previous.label() if previous else None}, action.id)
+                self.executor.launch(action.id, self.executor.rollback(action.id, action.intent, action.progress))
+            elif action.kind == "step_up":
+                self._reconcile_step(action.id, action.intent)
+        return len(left)
 
     def _reconcile_step(self, aid: str, intent: dict) -> None:
         target = {n: FlagState.from_json(d) for n, d in intent["flags"].items()}

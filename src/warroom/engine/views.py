@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
-from ..plan import format_duration
+from ..units import format_duration
 from ..snapshot import ActionView, ChecklistView, FlagView, PaneView, PhaseView, Snapshot, State
 from .policy import exposure_label
 
@@ -112,14 +113,16 @@ def snapshot(engine: "Engine") -> Snapshot:
         force_blockers=tuple(engine.step_blockers(forced=True)),
         paused_reason=state.paused_reason,
         drift=bool(state.drift),
-        driver=engine.driver,
-        me=engine.actor.label(),
-        readonly=engine.readonly,
-        automation=engine.has_lease,
+        driver=engine.holder,
+        me="",
+        readonly=False,
+        automation=True,
         insecure=any(getattr(s, "insecure", False) for s in engine.sources.values()),
         now=now,
         tick=engine.tick_count,
+        poll_interval=engine.plan.poll_interval,
+        wall=time.time(),
         started_at=state.started_at,
         notes=(f"rolled back, but {exposure_label(not_done)} reads back: the rollback is not done; "
-               + ("setting it off again" if engine.has_lease else "`warroom rollback PLAN` sets it off again"),) if not_done else (),
+               + "the engine sets it off again",) if not_done else (),
     )

@@ -1,21 +1,22 @@
-"""The war-room console: renders engine snapshots, turns keys into engine commands.
+"""The war-room console: renders the snapshots the rollout's engine publishes, sends commands.
 
-The engine runs on its own thread (EngineRunner); this app never waits on it. A
-snapshot arrives as a message (coalesced: only the newest matters), a key press
-submits a command and its result comes back as a CommandDone message.
+The console is a client (client.py): it never builds an engine, never asks a source,
+never writes a flag. A worker thread waits on the store for changes and posts the newest
+snapshot as a message (coalesced: only the newest matters); a key press queues a command
+in the store, and its outcome comes back as a CommandDone message. With no engine alive
+the screen says so, loudly: nothing enforces the guardrails.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import os
 import select
 import signal
+import subprocess
 import sys
 import threading
-from typing import Awaitable, Callable
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -24,14 +25,15 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 
-from ..engine.build import build_engine, state_path
-from ..clock import make_clock
-from ..engine.engine import CommandError, Engine
-from ..engine.runner import EngineRunner
-from ..snapshot import Snapshot, State
+from ..client import EngineClient, Started, engine_argv, start_engine
+from ..identity import current_actor
+from ..paths import engine_log_path, state_path
 from ..plan import Plan
 from ..scorecard import ScoreCard
 from ..secrets import redact
+from ..snapshot import Snapshot, State
+from ..store import open_store
+from ..store.base import Command
 from .commands import PaletteCommand, WarroomCommands
 from .screens.force_reason import ForceReason
 from .screens.help import HelpRow, HelpScreen
@@ -64,19 +66,14 @@ def terminal_gone(fd: int) -> bool:
 
 
 class SnapshotArrived(Message):
-    """The engine published; the newest snapshot waits in WarroomApp._latest."""
+    """The engine published (or its liveness changed); the newest snapshot waits in WarroomApp._latest."""
 
 
 class CommandDone(Message):
-    def __init__(self, label: str, future: concurrent.futures.Future) -> None:
+    def __init__(self, label: str, command: Command | None, error: str = "") -> None:
         super().__init__()
         self.label = label
-        self.future = future
-
-
-class EngineFailed(Message):
-    def __init__(self, error: BaseException) -> None:
-        super().__init__()
+        self.command = command  # None: it could not be sent (`error` says why)
         self.error = error
 
 
@@ -109,32 +106,29 @@ class WarroomApp(App[int]):
 
     def __init__(
         self,
-        runner: EngineRunner,
+        client: EngineClient,
         *,
         theme: str | None = None,
         keys: dict[str, str] | None = None,
         handle_signals: bool = False,
     ) -> None:
         super().__init__()
-        self.runner = runner
-        self.engine = runner.engine
-        self.actor = runner.engine.actor
+        self.client = client
+        self.actor = client.actor
         self.wanted_theme = theme
         self.keys = dict(keys or {})
         self.handle_signals = handle_signals
-        self.failure = ""  # why the engine could not run, printed after the screen closes
         self.theme_names: list[str] = []
         self._latest: Snapshot | None = None
         self._lock = threading.Lock()
-        # The engine may start before the screen (run_console starts it first, so its first
-        # tick overlaps Textual's start-up); its messages wait here until on_mount.
+        # The watcher may read a snapshot before the screen is up; its message waits until on_mount.
         self._mounted = False
         self._held: list[Message] = []
+        self._unwatch = threading.Event()
+        self._screen_loop: asyncio.AbstractEventLoop | None = None  # the screen's, once mounted
         # A drill's score card: shown once when it is journaled while this console is open.
         self.score_card: ScoreCard | None = None
         self._score_seq: int | None = None
-        self.engine.snapshot_listeners.append(self._from_engine)
-        runner.on_error = lambda exc: self._to_app(EngineFailed(exc))
         # Themes before the screen: picking one after mount re-parses and re-applies all
         # CSS (≈ 120 ms of start-up here); before, the first styling already uses it.
         self._theme_problems = self._load_themes()
@@ -166,19 +160,23 @@ class WarroomApp(App[int]):
             self.notify(problem, title="theme", severity="warning")
         self._apply_keymap()
         if self.handle_signals:
-            # Losing SSH sends SIGHUP: leave cleanly (the engine closes, the lease is released).
+            # Losing SSH sends SIGHUP: leave cleanly (the engine is another process: it keeps guarding).
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGHUP, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.leave, 128 + sig)
             self.set_interval(0.5, self._leave_if_terminal_gone)
         self.query_one(Checklist).focus()
         self._refresh_keys()
+        self._screen_loop = asyncio.get_running_loop()
         with self._lock:
             self._mounted = True
             held, self._held = self._held, []
         for message in held:
             self.post_message(message)
-        self.runner.start()
+        threading.Thread(target=self._watch, name="warroom-watch", daemon=True).start()
+
+    def on_unmount(self) -> None:
+        self._unwatch.set()  # the watcher thread ends with the screen
 
     def _leave_if_terminal_gone(self) -> None:
         if terminal_gone(sys.__stdin__.fileno()):
@@ -188,9 +186,8 @@ class WarroomApp(App[int]):
         """The terminal is gone, or the process was told to stop: exit, and be sure of it.
 
         Textual's teardown writes to the terminal. Once the terminal is gone its writer
-        thread has died on EIO, and the teardown can then block for ever while the engine
-        goes on driving the rollout with nobody watching. So after a grace period the
-        engine is closed (journaled, lease released) and the process ends regardless.
+        thread has died on EIO, and the teardown can then block for ever. So after a grace
+        period the process ends regardless (the engine is another process: it goes on guarding).
         """
         self.exit(code)
         watchdog = threading.Timer(LEAVE_GRACE, self._end_process, args=(code,))
@@ -198,10 +195,7 @@ class WarroomApp(App[int]):
         watchdog.start()
 
     def _end_process(self, code: int) -> None:
-        try:
-            self.runner.stop(timeout=LEAVE_GRACE)
-        finally:
-            os._exit(code)
+        os._exit(code)
 
     def _load_themes(self) -> list[str]:
         """Register the theme files and pick the wanted theme; the problems, to show on mount."""
@@ -238,26 +232,48 @@ class WarroomApp(App[int]):
         keys = [k.strip() for k in self.keys.get(binding_id, binding.key).split(",")]
         return "/".join(self.get_key_display(Binding(k, "")) for k in (keys[:1] if first else keys))
 
-    # ------------------------------------------------------------ engine → screen
+    # ------------------------------------------------------------ store → screen
 
     def _to_app(self, message: Message) -> None:
-        """Engine thread: post now if the screen is up, else hold it for on_mount."""
+        """Worker thread: post now if the screen is up, else hold it for on_mount."""
         with self._lock:
             if not self._mounted:
                 self._held.append(message)
                 return
         try:
-            self.post_message(message)
+            self._screen_loop.call_soon_threadsafe(self.post_message, message)  # type: ignore[union-attr]
         except RuntimeError:  # the app's loop has closed: nobody left to show it to
             pass
 
-    def _from_engine(self, snap: Snapshot) -> None:
-        """Engine thread. Only the newest snapshot matters; post at most one message."""
+    def show(self, snap: Snapshot) -> None:
+        """Any thread: the newest snapshot to show; at most one message waits for the screen."""
         with self._lock:
             waiting = self._latest is not None
             self._latest = snap
         if not waiting:
             self._to_app(SnapshotArrived())
+
+    def _watch(self) -> None:
+        """Worker thread: wait on the store; on a change read the snapshot, and every second look
+        whether the engine is still alive (an engine that died publishes nothing more)."""
+        waiter = self.client.watch()
+        last: Snapshot | None = None
+        try:
+            while not self._unwatch.is_set():
+                if waiter.wait(1.0) and self.client.news() or last is None:
+                    last = self.client.snapshot() or last
+                    if last is not None:
+                        self.show(last)
+                    continue
+                seen = self.client.viewed(last)
+                if seen.automation != last.automation:  # the engine died (or came back) with nothing new published
+                    last = seen
+                    self.show(last)
+        except Exception as exc:  # the store went away under us: say so on the screen rather than die silently
+            if not self._unwatch.is_set():
+                self.call_from_thread(self.notify, redact(f"cannot read the rollout any more: {exc}"), severity="error", timeout=30)
+        finally:
+            waiter.close()
 
     def on_snapshot_arrived(self, _: SnapshotArrived) -> None:
         with self._lock:
@@ -292,31 +308,39 @@ class WarroomApp(App[int]):
         else:
             self.push_screen(ScoreCardScreen(self.score_card))
 
-    def on_engine_failed(self, message: EngineFailed) -> None:
-        self.failure = redact(f"the engine stopped: {message.error}")
-        self.exit(1)
-
     # ------------------------------------------------------------ screen → engine
 
-    def submit(self, label: str, fn: Callable[[], Awaitable[str]]) -> None:
-        """Hand a command to the engine thread; the outcome comes back as CommandDone."""
-        future = self.runner.submit(fn)
-        future.add_done_callback(lambda f: self.post_message(CommandDone(label, f)))
+    def submit(self, label: str, verb: str, args: dict | None = None) -> None:
+        """Queue a command for the engine; its outcome comes back as CommandDone (a worker waits for it)."""
+        if self.snapshot is not None and self.snapshot.readonly:
+            self.notify("read-only console: no action possible", title=f"{label}: refused", severity="error")
+            return
+
+        def send_and_wait() -> None:
+            try:
+                command = self.client.wait(self.client.send(verb, args or {}))
+            except Exception as exc:  # the store refused the command (a full disk): say it, never crash the screen
+                self._to_app(CommandDone(label, None, redact(str(exc))))
+                return
+            self._to_app(CommandDone(label, command))
+
+        threading.Thread(target=send_and_wait, name=f"warroom-{verb}", daemon=True).start()
 
     def on_command_done(self, message: CommandDone) -> None:
-        future = message.future
+        command = message.command
         if message.label == "roll back":
             self.rollback_requested = False
-        if future.cancelled():
-            self.notify("cancelled: the console is closing", title=message.label, severity="warning")
-            return
-        error = future.exception()
-        if isinstance(error, CommandError):
-            self.notify(str(error), title=f"{message.label}: refused", severity="error", timeout=8)
-        elif error is not None:
-            self.notify(redact(f"{type(error).__name__}: {error}"), title=f"{message.label} failed", severity="error", timeout=10)
+        if command is None:
+            self.notify(message.error, title=f"{message.label} not sent", severity="error", timeout=10)
+        elif not command.done:
+            self.notify(f"no answer: the engine stopped before it ran this ({command.status})", title=message.label,
+                        severity="error", timeout=10)
+        elif command.status in ("refused", "expired"):
+            self.notify(command.message, title=f"{message.label}: refused", severity="error", timeout=8)
+        elif command.status == "failed":
+            self.notify(command.message, title=f"{message.label} failed", severity="error", timeout=10)
         else:
-            self.notify(str(future.result()), title=message.label)
+            self.notify(command.message, title=message.label)
 
     def action_step_up(self) -> None:
         snap = self.snapshot
@@ -325,42 +349,42 @@ class WarroomApp(App[int]):
             return
         if snap.readonly or snap.force_blockers:
             # Not even a forced step can go now: let the engine say why (it is the authority).
-            self.submit("step up", lambda: self.engine.step_up(self.actor))
+            self.submit("step up", "step")
             return
 
         def confirmed(choice: str | None) -> None:
             if choice == STEP:
-                self.submit("step up", lambda: self.engine.step_up(self.actor))
+                self.submit("step up", "step")
             elif choice == FORCE:
                 self.push_screen(ForceReason(self.snapshot.step_blockers if self.snapshot else ()), forced)
 
         def forced(reason: str | None) -> None:
             if reason:
-                self.submit("forced step up", lambda: self.engine.step_up(self.actor, force=True, reason=reason))
+                self.submit("forced step up", "step", {"force": True, "reason": reason})
 
         self.push_screen(StepDialog(snap), confirmed)
 
     def action_pause_resume(self) -> None:
         if self.snapshot is not None and self.snapshot.state == State.PAUSED:
-            self.submit("resume", lambda: self.engine.resume(self.actor))
+            self.submit("resume", "resume")
         else:
-            self.submit("pause", lambda: self.engine.pause(self.actor))
+            self.submit("pause", "pause")
 
     def action_rollback(self) -> None:
         snap = self.snapshot
         # Shown at once, before the engine thread answers; the engine's state replaces it.
         self.rollback_requested = not (snap and (snap.readonly or snap.state in BUSY))
-        self.submit("roll back", lambda: self.engine.rollback(self.actor, f"manual rollback from the console by {self.actor.user}"))
+        self.submit("roll back", "rollback", {"reason": f"manual rollback from the console by {self.actor.user}"})
 
     def on_checklist_toggle(self, message: Checklist.Toggle) -> None:
         item = message.item
-        self.submit("checklist", lambda: self.engine.tick_item(self.actor, item.id, ticked=not item.ticked))
+        self.submit("checklist", "tick", {"item": item.id, "undo": item.ticked})
 
     def action_ack_drift(self) -> None:
-        self.submit("acknowledge drift", lambda: self.engine.ack_drift(self.actor))
+        self.submit("acknowledge drift", "ack")
 
     def action_retry(self) -> None:
-        self.submit("retry", lambda: self.engine.retry(self.actor))
+        self.submit("retry", "retry")
 
     def action_help(self) -> None:
         reasons = {hint.binding_id: hint.reason for hint in self._hints() if hint.reason}
@@ -442,38 +466,70 @@ class WarroomApp(App[int]):
         self.query_one(KeysBar).hints = tuple(self._hints())
 
 
-def run_console(plan: Plan | None, args: argparse.Namespace,
-                attach: Callable[[Engine], Callable[[Snapshot], Awaitable[None]]] | None = None) -> int:
-    """`warroom [PLAN]`: open the console; returns the process exit code.
+def run_console(plan: Plan | None, args: argparse.Namespace, engine_args: list[str] | None = None) -> int:
+    """`warroom [PLAN]`: open the console on the rollout's engine; returns the process exit code.
 
-    `attach` hooks a part onto the engine before it starts (a drill) and gives back what
-    runs between ticks.
+    With no engine alive one is started: detached for a plan (it keeps guarding when the
+    console closes), as this process's child for the built-in demo and for a drill
+    (`engine_args`: the drill's engine), which end with the console.
     """
     from ..demo import DEMO_NAME, demo_plan
 
     if plan is None:
         plan = demo_plan()
-    # --speed was checked when the arguments were parsed.
-    clock = make_clock(getattr(args, "speed", None))
-    engine = build_engine(plan, state=getattr(args, "state", None), clock=clock, readonly=bool(getattr(args, "readonly", False)))
-    runner = EngineRunner(engine, after_tick=attach(engine) if attach else None)
-    app = WarroomApp(runner, theme=getattr(args, "theme", None) or plan.theme, keys=plan.keys, handle_signals=True)
-    # The first tick before the screen: a first frame with data beats an empty one, and a
-    # tick competing with Textual's start-up for the GIL takes 10× longer. A simulator
-    # ticks in ~10 ms; a slow source never holds the screen back more than half a second.
-    runner.start()
-    runner.published.wait(0.5)
+    path = state_path(plan, getattr(args, "state", None))
+    readonly = bool(getattr(args, "readonly", False))
+    demo = str(plan.path) == DEMO_NAME
+    client = EngineClient(open_store(path), actor=current_actor(), readonly=readonly)
+    child: Started | None = None
+    if engine_args is not None or demo:
+        child = start_engine(engine_args or engine_argv(plan, path, speed=getattr(args, "speed", None)), engine_log_path(path), detached=False)
+    elif not readonly and not client.engine(plan.poll_interval).alive:
+        started = start_engine(engine_argv(plan, path, speed=getattr(args, "speed", None)), engine_log_path(path), detached=True)
+        if client.wait_for_engine(lambda: started.process.poll() is not None) is None:
+            print(f"warroom: the engine did not start; see its log: {started.log}", file=sys.stderr)
+            return 1
+    if child is not None and client.wait_for_engine(lambda: child.process.poll() is not None) is None:
+        print(f"warroom: the engine did not start; see its log: {child.log}", file=sys.stderr)
+        _stop_child(child)
+        return 1
+    app = WarroomApp(client, theme=getattr(args, "theme", None) or plan.theme, keys=plan.keys, handle_signals=True)
+    first = client.snapshot()
+    if first is not None:
+        app.show(first)  # the first frame has data: no empty screen while the watcher starts
     try:
         # Mouse off: over SSH, native text selection (copying a journal line) matters more.
         code = app.run(mouse=False)
     finally:
-        # Closing the engine journals the stop and releases the automation lease.
-        runner.stop()
-    if str(plan.path) == DEMO_NAME:
+        if child is not None:
+            _stop_child(child)  # the demo's (or the drill's) engine ends with the console
+    if demo:
         # The built-in demo lives in a fresh temporary folder: say where, or its journal is lost.
-        print(f"warroom: the demo's journal: warroom journal --state {state_path(plan, getattr(args, 'state', None))}",
-              file=sys.stderr)
-    if app.failure:
-        print(f"warroom: {app.failure}", file=sys.stderr)
-        return 1
+        print(f"warroom: the demo's journal: warroom journal --state {path}", file=sys.stderr)
+    elif child is None:
+        _say_who_guards(client, plan)
     return code or 0
+
+
+def _stop_child(child: Started) -> None:
+    if child.process.poll() is None:
+        child.process.send_signal(signal.SIGTERM)
+        try:
+            child.process.wait(10)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+
+
+def _say_who_guards(client: EngineClient, plan: Plan) -> None:
+    """On leaving while the rollout is in flight: the guardrails stay enforced, and by whom."""
+    snap = client.snapshot()
+    engine = client.engine(plan.poll_interval)
+    if snap is None or snap.state not in (State.RUNNING, State.PAUSED, State.ROLLING_BACK):
+        return
+    if engine.alive:
+        print(f"warroom: guardrails stay enforced by the engine, {engine.label()} (log {engine.log}); "
+              f"stop it with: warroom down {plan.path}", file=sys.stderr)
+    else:
+        print(f"warroom: NO ENGINE — the rollout is {snap.state.label} and nothing enforces its guardrails; "
+              f"start one with: warroom up {plan.path}", file=sys.stderr)

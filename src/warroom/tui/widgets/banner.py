@@ -12,7 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ...snapshot import Snapshot, State
-from ...plan import format_duration
+from ...units import format_duration
 from ..refresh import set_text
 
 # Words as well as colours, so NO_COLOR and 16-colour terminals still tell them apart.
@@ -21,7 +21,8 @@ ENV_BADGE = {
     "staging": " staging ",
     "drill": " ▞▞ DRILL ▞▞ ",
 }
-STATES = ("pending", "running", "paused", "complete", "rolling-back", "rolled-back", "requested")
+STATES = ("pending", "running", "paused", "complete", "rolling-back", "rolled-back", "requested", "no-engine")
+NO_ENGINE = "NO ENGINE — guardrails NOT enforced"
 
 
 def clock_text(ts: float) -> str:
@@ -57,9 +58,16 @@ def timing_text(snap: Snapshot) -> str:
 
 
 def driver_text(snap: Snapshot) -> str:
-    if snap.automation:
-        return "driver: you"
-    return f"driver: {snap.driver}" if snap.driver else "driver: nobody"
+    engine = snap.engine
+    if engine is None or not engine.alive:
+        return "engine: NONE"
+    who = engine.holder.rpartition(" pid ")[0] or engine.holder  # user@host: a pid tells the room nothing
+    return f"engine: {who}" + (f" (+{len(engine.standbys)} standby)" if engine.standbys else "")
+
+
+def engine_alive(snap: Snapshot) -> bool:
+    """A snapshot as a client sees it says whether an engine is alive; the engine's own always drives."""
+    return snap.engine is None or snap.engine.alive
 
 
 class Banner(Widget):
@@ -83,7 +91,7 @@ class Banner(Widget):
     Banner #state { text-style: bold reverse; }
     Banner #state.-running, Banner #state.-complete { color: $success; }
     Banner #state.-paused, Banner #state.-pending { color: $warning; }
-    Banner #state.-rolling-back, Banner #state.-rolled-back, Banner #state.-requested { color: $error; }
+    Banner #state.-rolling-back, Banner #state.-rolled-back, Banner #state.-requested, Banner #state.-no-engine { color: $error; }
     Banner #mode.-ro { color: $warning; text-style: bold reverse; }
     Banner #insecure { color: $error; text-style: bold reverse; display: none; }
     Banner.-insecure #insecure { display: block; }
@@ -124,9 +132,11 @@ class Banner(Widget):
         state = self.query_one("#state", Static)
         busy = snap.state in (State.ROLLING_BACK, State.ROLLED_BACK)
         key = "requested" if self.rollback_requested and not busy else snap.state.value.lower().replace("_", "-")
+        if not engine_alive(snap):
+            key = "no-engine"  # nothing else on the screen will happen: it leads
         for name in STATES:
             state.set_class(key == name, f"-{name}")
-        label = "ROLLBACK REQUESTED" if key == "requested" else snap.state.label
+        label = {"requested": "ROLLBACK REQUESTED", "no-engine": f"{NO_ENGINE} · {snap.state.label}"}.get(key, snap.state.label)
         set_text(state, label)
         mode = self.query_one("#mode", Static)
         set_text(mode, "[RO]" if snap.readonly else "[RW]")

@@ -9,8 +9,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ...snapshot import GuardrailView, PaneView
-from ...plan import format_duration
-from ...units import format_value
+from ...units import format_duration, format_value
 from ..refresh import set_text
 from .spark import Spark
 
@@ -32,12 +31,18 @@ def age_text(pane: PaneView) -> str:
     return "now" if pane.age < 1 else f"{format_duration(pane.age)} ago"
 
 
-def breach_text(pane: PaneView, guards: tuple[GuardrailView, ...]) -> str:
-    """What the breach will do and when: `ROLLBACK in 4s` or `ROLLBACK: FIRED`."""
+WOULD = {"rollback": "WOULD roll back", "pause": "WOULD pause", "alert": "WOULD alert"}
+
+
+def breach_text(pane: PaneView, guards: tuple[GuardrailView, ...], enforced: bool = True) -> str:
+    """What the breach will do and when: `ROLLBACK in 4s` or `ROLLBACK: FIRED`; with no engine
+    alive, nothing will: `WOULD roll back`."""
     acting = [g for g in guards if g.id in pane.guardrails and g.status in ("pending", "breach")]
     if not acting:
         return ""
     g = max(acting, key=lambda v: v.progress)
+    if not enforced:
+        return WOULD.get(g.action, f"WOULD {g.action}")
     if g.status == "breach":
         return f"{g.action.upper()}: FIRED"
     left = g.for_s * (1 - g.progress)
@@ -72,10 +77,11 @@ class MetricPane(Widget):
 
     pane: reactive[PaneView | None] = reactive(None, always_update=True, repaint=False)  # parts update themselves
 
-    def __init__(self, pane: PaneView, guards: tuple[GuardrailView, ...] = (), **kw) -> None:
+    def __init__(self, pane: PaneView, guards: tuple[GuardrailView, ...] = (), enforced: bool = True, **kw) -> None:
         # Born with its status class: adding it on mount would restyle the pane's subtree.
         super().__init__(id=f"pane-{pane.id}", classes=f"-{pane.status}", **kw)
         self._guards = guards
+        self._enforced = enforced  # an engine is alive to act on a breach
         self.set_reactive(MetricPane.pane, pane)
 
     def compose(self) -> ComposeResult:
@@ -94,8 +100,9 @@ class MetricPane(Widget):
     def on_mount(self) -> None:
         self._show()
 
-    def show(self, pane: PaneView, guards: tuple[GuardrailView, ...]) -> None:
+    def show(self, pane: PaneView, guards: tuple[GuardrailView, ...], enforced: bool = True) -> None:
         self._guards = guards
+        self._enforced = enforced
         self.pane = pane
 
     def watch_pane(self) -> None:
@@ -114,7 +121,7 @@ class MetricPane(Widget):
         self.query_one(Spark).data = tuple(v for v in pane.history if v is not None)
         # The line under the sparkline says what matters most now: what a breach will
         # do and when (in the loud badge), else how old the number is, else limit and freshness.
-        acting = breach_text(pane, self._guards)
+        acting = breach_text(pane, self._guards, self._enforced)
         if acting:
             meta = ""
         elif pane.status in ("stale", "nodata"):

@@ -36,11 +36,11 @@ class PanesGrid(Widget):
         if [p.pane.id for p in panes if p.pane] != [v.id for v in snap.panes]:
             # The plan's panes are fixed for a run; (re)build them the first time.
             await self.remove_children()
-            await self.mount_all(MetricPane(view, snap.guardrails) for view in snap.panes)
+            await self.mount_all(MetricPane(view, snap.guardrails, snap.automation) for view in snap.panes)
             self._fit(self.size.width)
             return
         for widget, view in zip(panes, snap.panes):
-            widget.show(view, snap.guardrails)
+            widget.show(view, snap.guardrails, snap.automation)
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.width)
