@@ -13,6 +13,7 @@ from textual.widgets import Static
 
 from ...engine.snapshot import Snapshot, State
 from ...plan import format_duration
+from ...units import plan_duration
 from ..refresh import set_text
 
 # Words as well as colours, so NO_COLOR and 16-colour terminals still tell them apart.
@@ -49,6 +50,8 @@ def timing_text(snap: Snapshot) -> str:
     if snap.phase is None or snap.state not in (State.RUNNING, State.PAUSED):
         return ""
     text = f"in phase {format_duration(snap.phase.elapsed)}"
+    if snap.phase.planned_hold is not None:  # a drill shortened the plan's soak: say so, or 30s reads as the plan's
+        text += f" · soak {plan_duration(snap.phase.planned_hold)} → {plan_duration(snap.phase.hold)} in this drill"
     if snap.phase.soak_left > 0:
         text += f" · soak {format_duration(snap.phase.soak_left)} left"
     else:
