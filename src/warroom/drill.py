@@ -169,6 +169,7 @@ def fast_time_problem(plan: Plan, speed: str | float | None, *, real_flags: bool
     """
     if speed in (None, 1, 1.0, "1"):
         return None
+    speed = speed if isinstance(speed, str) else f"{speed:g}"
     if real_flags:
         return (f"--speed {speed} is refused with --staging: the drill writes the plan's real staging flags, and fast "
                 "time would move them faster than the plan's soaks (the drill already shortens each soak); "

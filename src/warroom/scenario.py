@@ -131,12 +131,10 @@ class When(Strict):
         """How the scenario file says when, before fitting."""
         if self.phase is None:
             return f"at {self.offset():g}s"
-        parts = [f"phase {self.phase}"]
+        text = f"phase {self.phase}"
         if self.at is not None:
-            parts.append(f"at {self.at.label()}")
-        if self.after:
-            parts.append(f"+{self.after:g}s")
-        return ", ".join(parts)
+            text += f" at {self.at.label()}" if self.at.of_hold is not None else f" +{self.at.seconds:g}s"
+        return text + (f" +{self.after:g}s" if self.after else "")
 
     def fitted(self, phases: list[tuple[float, float]]) -> "When":
         """This moment in a plan with these phases, (exposure %, drill soak s) each: phase number, seconds."""
