@@ -240,7 +240,7 @@ def test_simulated_numbers_never_run_the_real_runbook_unless_the_plan_says_so(tm
     marker = tmp_path / "ran"
     step = {"name": "Drain connections", "run": ["touch", str(marker)]}
     rollback = {"steps": [step], **({} if dry_run is None else {"dry_run": dry_run})}
-    plan = sample_variant(tmp_path, rollback=rollback)
+    plan = sample_variant(tmp_path, rollback=rollback, rollout={"name": "realtime-features", "environment": "staging"})
     check = warroom("check", str(plan))
     expected = "dry run (every source is the simulator" if dry_run is None else "executed (rollback.dry_run in the plan)"
     assert f"rollback runbook: 1 step(s), {expected}" in check.stdout

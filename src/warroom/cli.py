@@ -165,7 +165,7 @@ def _print_drill_check(plan: Plan) -> None:
     for m in models:
         if m.expression:
             how = "its simulate:" if m.how == "simulate:" else f"inferred from query and unit; pin it with `simulate: {m.expression}`"
-            print(f"  ok   {m.pane}: {m.expression} ({how})")
+            print(f"  {m.pane}: {m.expression} ({how})")
     for line in unmodelled_advice(plan) + [f"{c}: a drill cannot model it" for c in unmodelled_conditions(plan)]:
         print(f"  WARN {line}")
     problem = fast_time_problem(plan, "N")

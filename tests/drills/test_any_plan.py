@@ -85,9 +85,9 @@ def test_check_lists_every_pane_a_drill_cannot_model_with_the_line_to_add(tmp_pa
     main(["check", str(README_PLAN), "--state", str(tmp_path / "state.sqlite")])
     out = capsys.readouterr().out
     assert "drill (offline, simulator): 8 of 9 panes modelled" in out
-    assert "  ok   p95_ms: latency_p95 * 1000 (inferred from query and unit; pin it with `simulate: latency_p95 * 1000`)" in out
-    assert "  ok   socket_ok: connection_success * 100 (inferred" in out
-    assert "  ok   burn: error_rate / 0.001 (its simulate:)" in out
+    assert "  p95_ms: latency_p95 * 1000 (inferred from query and unit; pin it with `simulate: latency_p95 * 1000`)" in out
+    assert "  socket_ok: connection_success * 100 (inferred" in out
+    assert "  burn: error_rate / 0.001 (its simulate:)" in out
     assert (f"  WARN pane queue_lag ({README_PLAN}:74): a drill cannot model its query; add to the pane "
             "`simulate: request_rate`") in out
     assert "fast time (--speed other than 1): refused for this plan: environment staging" in out

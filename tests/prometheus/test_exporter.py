@@ -123,7 +123,7 @@ def test_a_fault_of_the_new_code_scales_with_exposure(exporter_factory):
     time.sleep(1.0)
     last = errors_by_cohort(scrape(exporter.url))
     rate = {c: ((last[c][0] - first[c][0]) / (last[c][1] - first[c][1])) for c in last}
-    assert rate["new"] == 0.5 and rate["control"] < 0.001
+    assert rate["new"] == pytest.approx(0.5) and rate["control"] < 0.001
     bad = sum(last[c][0] - first[c][0] for c in last)
     total = sum(last[c][1] - first[c][1] for c in last)
     # Requests weigh by traffic: 25 % of users on the new code send 1000/s per full share, the rest 850/s.
