@@ -30,7 +30,7 @@ from .engine.snapshot import Snapshot
 from .headless import TERMINAL, run_headless
 from .plan import FlagProviderConfig, Plan, PrometheusSourceConfig, SimulatorSourceConfig
 from .scenario import DEFAULT, Scenario, ScenarioMismatch, load_scenario
-from .scorecard import ScoreCard, compute, latest_score_card
+from .scorecard import ScoreCard, compute, latest_score_card, soaks_text
 from .sim_queries import unmodelled_advice, unmodelled_conditions
 from .simulator import driving_flag, phase_exposures
 from .sources.simulator import SimulatorSource
@@ -223,9 +223,10 @@ class DrillSession:
         engine.close_hooks.insert(0, self._finish_at_close)
 
     def _begin(self) -> None:
-        soaks = [s.label() for s in self.drill.soaks]
+        soaks = [{"phase": s.phase, "name": s.name, "planned": s.planned, "drill": s.drill} for s in self.drill.soaks]
         self.engine.record("drill.start", f"DRILL {self.scenario.name}: {self.scenario.title}"
-                           + (f"; {len(soaks)} soak(s) shortened" if soaks else ""),
+                           + (f"; soaks shortened: {soaks_text((s.phase, s.planned, s.drill) for s in self.drill.soaks)}"
+                              if soaks else ""),
                            {"scenario": self.scenario.summary(), "soaks": soaks, "staging": self.drill.staging,
                             "tolerance": self.engine.plan.poll_interval})
 
@@ -313,6 +314,9 @@ def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None
     print(f"DRILL {scenario.name}: {scenario.title} — state and journal in {drill.plan.state}", file=out, flush=True)
     for soak in drill.soaks:
         print(f"  {soak.label()}", file=out, flush=True)
+    if not staging:  # panes no guardrail or gate watches: the drill runs, they show no data
+        for advice in unmodelled_advice(plan):
+            print(f"  no data in this drill: {advice}", file=out, flush=True)
     if headless:
         # Virtual time by default; against staging's real servers, real time.
         clock = make_clock(speed or ("1" if staging else "max"))

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 from .engine.snapshot import JournalEntry
 from .store import Store
+from .units import plan_duration
 
 # Journal kinds that are decisions by someone (a human or automation), with their short name.
 ACTIONS = {
@@ -61,7 +62,7 @@ class ScoreCard:
     started_at: float = 0.0
     dry_run_steps: int = 0
     tolerance: float = 0.0  # one poll interval: how late a response may be seen and still be in time
-    soaks: tuple[str, ...] = ()  # the phases whose soak the drill shortened, in words
+    soaks: tuple[tuple[int, float, float], ...] = ()  # (phase, the plan's soak, the drill's) where shortened
     injected: tuple[str, ...] = ()  # "+16.0s error_rate set 0.4 in the new code, phase 1 +6s"
 
     def to_json(self) -> dict[str, Any]:
@@ -71,8 +72,9 @@ class ScoreCard:
     def from_json(cls, data: dict[str, Any]) -> "ScoreCard":
         values = dict(data)
         values["actions"] = tuple(ActionTaken(**a) for a in data.get("actions", ()))
-        for key in ("mistakes", "findings", "soaks", "injected"):
+        for key in ("mistakes", "findings", "injected"):
             values[key] = tuple(data.get(key, ()))
+        values["soaks"] = tuple(tuple(s) for s in data.get("soaks", ()))
         return cls(**values)
 
     def lines(self) -> list[str]:
@@ -89,11 +91,16 @@ class ScoreCard:
             "  actions taken:     " + ("; ".join(f"+{a.at:.1f}s {a.action} by {a.actor}" for a in self.actions) or "none"),
             "  mistakes:          " + ("; ".join(self.mistakes) or "none"),
             "  faults injected:   " + ("; ".join(self.injected) or "none"),
-            *(f"  soak shortened:    {s}" for s in self.soaks),
+            *([f"  soaks shortened:   {soaks_text(self.soaks)}"] if self.soaks else []),
             f"  final state:       {self.final_state} after {self.duration:.1f}s",
         ]
         out += [f"  ✗ {f}" for f in self.findings]
         return out
+
+
+def soaks_text(soaks: Iterable[tuple[int, float, float]]) -> str:
+    """`phase 1 30m → 30s, phase 2 1h → 30s in this drill`: one line, so the card fits 80×24."""
+    return ", ".join(f"phase {i} {plan_duration(planned)} → {plan_duration(drill)}" for i, planned, drill in soaks) + " in this drill"
 
 
 def secs(value: float | None) -> str:
@@ -223,7 +230,7 @@ def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_sta
         started_at=t0,
         dry_run_steps=sum(1 for e in entries if e.kind == "rollback.step" and e.data.get("dry_run")),
         tolerance=tolerance,
-        soaks=tuple(begun.get("soaks") or ()),
+        soaks=tuple((int(s["phase"]), float(s["planned"]), float(s["drill"])) for s in begun.get("soaks") or ()),
         injected=injected,
     )
 

@@ -50,13 +50,10 @@ def timing_text(snap: Snapshot) -> str:
     if snap.phase is None or snap.state not in (State.RUNNING, State.PAUSED):
         return ""
     text = f"in phase {format_duration(snap.phase.elapsed)}"
+    left = f"{format_duration(snap.phase.soak_left)} left" if snap.phase.soak_left > 0 else "done"
     if snap.phase.planned_hold is not None:  # a drill shortened the plan's soak: say so, or 30s reads as the plan's
-        text += f" · soak {plan_duration(snap.phase.planned_hold)} → {plan_duration(snap.phase.hold)} in this drill"
-    if snap.phase.soak_left > 0:
-        text += f" · soak {format_duration(snap.phase.soak_left)} left"
-    else:
-        text += " · soak done"
-    return text
+        return f"{text} · soak {plan_duration(snap.phase.planned_hold)} → {plan_duration(snap.phase.hold)} in this drill, {left}"
+    return f"{text} · soak {left}"
 
 
 def driver_text(snap: Snapshot) -> str:
