@@ -76,8 +76,9 @@ def _one_shot(plan: Plan, args: argparse.Namespace, act: Callable[[Engine], Awai
         engine = _engine(plan, args, automation=False, announce=False, backfill=False)
         try:
             await engine.start()
-            if await engine.recover_orphans():
-                print("finished an action a stopped console had left unfinished (see the journal)")
+            recovered = await engine.recover_orphans()
+            if recovered:
+                print(recovered)
             await engine.tick()
             try:
                 message = await act(engine)
@@ -201,6 +202,8 @@ def _print_status(snap: Snapshot) -> None:
     print(f"{snap.rollout} [{snap.environment.upper()}]  {snap.state.label}  phase {phase}")
     if snap.paused_reason:
         print(f"  paused: {snap.paused_reason}")
+    for note in snap.notes:
+        print(f"  {note}")
     if snap.phase:
         print(f"  in phase {snap.phase.elapsed:.0f}s, soak left {snap.phase.soak_left:.0f}s")
     for pane in snap.panes:

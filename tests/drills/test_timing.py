@@ -35,7 +35,7 @@ def journal(detect: float, tolerance: float) -> list[JournalEntry]:
     """A drill's journal: a breach at +10 s, the automatic rollback `detect` seconds later."""
     auto = {"actor": {"automatic": True}}
     return [
-        JournalEntry(1, T0, "drill.start", "DRILL s", "auto", None, {"tolerance": tolerance, "soaks": ["phase 1 Beta: soak 30m → 30s in this drill"]}),
+        JournalEntry(1, T0, "drill.start", "DRILL s", "auto", None, {"tolerance": tolerance, "soaks": [{"phase": 1, "name": "Beta", "planned": 1800, "drill": 30}]}),
         JournalEntry(2, T0 + 10, "guardrail.breach", "error-rate: 2.4% above 1%", "auto", None, {"since": T0 + 10, **auto}),
         JournalEntry(3, T0 + 10 + detect, "rollback.intent", "ROLLBACK", "auto", "a1", auto),
         JournalEntry(4, T0 + 10 + detect, "rollback.confirmed", "flags off", "auto", "a1", auto),
@@ -56,7 +56,7 @@ def test_detect_is_judged_with_one_poll_interval_of_tolerance(detect, passed):
     if not passed:
         # The verdict and the number it is about agree, to the decimal.
         assert card.findings == ("rollback came 35.1s after the first bad sample, expected within 30s (+5s tolerance)",)
-    assert "soak shortened:    phase 1 Beta: soak 30m → 30s in this drill" in lines
+    assert "soaks shortened:   phase 1 30m → 30s in this drill" in lines
 
 
 async def test_a_console_drill_gives_the_card_a_headless_drill_gives(tmp_path):

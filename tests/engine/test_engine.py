@@ -10,6 +10,7 @@ import yaml
 from tests.conftest import ALICE, BASE_PLAN
 from warroom.engine.engine import CommandError
 from warroom.engine.snapshot import State
+from warroom.flags.base import FlagState
 
 BASE = yaml.safe_load(BASE_PLAN)
 
@@ -201,6 +202,25 @@ async def test_no_data_breach_rolls_back(make_engine, clock):
     assert engine.state == State.ROLLED_BACK
     intent = next(e for e in engine.store.entries() if e.kind == "rollback.intent")
     assert "no data" in intent.message
+    # Journaled when the no-data spell began, like a value breach: what it will do and when.
+    breach = [e for e in engine.store.entries() if e.kind == "guardrail.breach"]
+    assert len(breach) == 1 and breach[0].seq < intent.seq and breach[0].data["value"] is None
+    assert breach[0].message == ("errors: errors has no data (simulated outage: the metrics source is dark), "
+                                 "a breach by its `no_data: breach`; acting after 20s if it holds")
+    assert intent.ts - breach[0].data["since"] == 20
+
+
+async def test_an_emptied_state_over_exposed_flags_waits_for_a_human(make_engine, clock, tmp_path):
+    (tmp_path / "flags.json").write_text('{"flags": {"feature": {"enabled": true, "rollout_percentage": 30}}}')
+    engine = await make_engine({"automation": {"step_up": "auto"}})
+    assert engine.state == State.PAUSED and engine.phase_index == 0
+    assert engine.st["paused_reason"].startswith("drift at start: feature 30% already exposed")
+    await advance(engine, clock, 120)
+    assert flags_file(engine)["feature"]["rollout_percentage"] == 30 and "step.intent" not in kinds(engine)
+    # 30 % is no phase of the plan: acknowledging keeps it paused rather than stepping to 5 %.
+    assert await engine.ack_drift(ALICE) == "drift acknowledged"
+    assert engine.state == State.PAUSED and "match no phase" in engine.st["paused_reason"]
+    assert engine.desired()["feature"] == FlagState(True, 30.0)
 
 
 async def test_no_data_ignore_neither_blocks_nor_acts(make_engine, clock):
@@ -310,7 +330,7 @@ async def test_rollback_retries_until_the_flag_store_accepts(make_engine, clock,
     assert not task.done()
     assert engine.state == State.ROLLING_BACK
     snap = engine.publish()
-    assert snap.action.kind == "rollback" and snap.action.attempt >= 3 and "IsADirectoryError" in snap.action.last_error
+    assert snap.action.kind == "rollback" and snap.action.attempt >= 3 and "is a directory, not a flag file" in snap.action.last_error
     assert snap.action.target == "feature off" and snap.action.started_at <= snap.now
     engine.provider.path.rmdir()  # the flag service comes back
     assert await task == "rolled back"
