@@ -35,6 +35,7 @@ from .sim_queries import unmodelled_advice, unmodelled_conditions
 from .simulator import driving_flag, phase_exposures
 from .sources.simulator import SimulatorSource
 from .store import Store, default_state_path
+from .text import terminal_safe
 from .units import plan_duration
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_DRILL_FAILED = 1, 2, 8
@@ -288,7 +289,7 @@ async def run_headless_drill(drill: Drill, *, clock: Clock, out: TextIO = sys.st
                        after_tick=session.after_tick)
     card = session.finish()
     for line in card.lines():
-        print(line, file=out, flush=True)
+        print(terminal_safe(line), file=out, flush=True)
     return card, Path(drill.plan.state or "")
 
 
@@ -309,14 +310,15 @@ def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None
     try:
         drill = prepare(plan, scenario, state=state, staging=staging)
     except DrillSetupError as exc:
-        print(f"warroom: {exc}", file=sys.stderr)
+        print(f"warroom: {terminal_safe(exc, keep_newlines=True)}", file=sys.stderr)
         return EXIT_PROBLEM
-    print(f"DRILL {scenario.name}: {scenario.title} — state and journal in {drill.plan.state}", file=out, flush=True)
-    for soak in drill.soaks:
-        print(f"  {soak.label()}", file=out, flush=True)
+    # Scenario and plan text is data: no escape sequence of theirs reaches the terminal.
+    lines = [f"DRILL {scenario.name}: {scenario.title} — state and journal in {drill.plan.state}",
+             *(f"  {soak.label()}" for soak in drill.soaks)]
     if not staging:  # panes no guardrail or gate watches: the drill runs, they show no data
-        for advice in unmodelled_advice(plan):
-            print(f"  no data in this drill: {advice}", file=out, flush=True)
+        lines += [f"  no data in this drill: {advice}" for advice in unmodelled_advice(plan)]
+    for line in lines:
+        print(terminal_safe(line), file=out, flush=True)
     if headless:
         # Virtual time by default; against staging's real servers, real time.
         clock = make_clock(speed or ("1" if staging else "max"))
@@ -330,6 +332,6 @@ def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None
             return code or EXIT_PROBLEM
         card = found
         for line in card.lines():
-            print(line, file=out)
+            print(terminal_safe(line), file=out)
     print(f"report: warroom report --state {db} --format html -o drill-report.html", file=out)
     return 0 if card.passed else EXIT_DRILL_FAILED

@@ -14,6 +14,7 @@ from .engine.engine import CommandError, Engine
 from .engine.snapshot import Snapshot, State
 from .identity import Actor
 from .scenario import ResponderAction, Scenario
+from .text import terminal_safe
 
 RESPONDER = Actor(user="responder", host="drill script")
 
@@ -73,7 +74,7 @@ class ScriptedResponder:
                 result = await self._do(action)
             except CommandError as exc:
                 result = f"refused: {exc}"
-            print(f"{'':>20} responder: {action.label()} → {result}", file=self.out, flush=True)
+            print(terminal_safe(f"{'':>20} responder: {action.label()} → {result}"), file=self.out, flush=True)
         if self.routine:
             try:
                 await self._routine(self.engine.publish())

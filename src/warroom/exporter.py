@@ -39,6 +39,7 @@ from .flags.base import FlagError, FlagProvider, FlagState
 from .flags.registry import UnknownProvider, make_provider
 from .plan import Fault, FlagProviderConfig, Plan, PlanError, SimulatorSourceConfig, load_faults, load_plan
 from .secrets import SecretError, redact
+from .text import terminal_safe
 from .simulator import (
     COHORTS,
     PROMQL,
@@ -71,7 +72,7 @@ class ExposureFollower:
     """
 
     def __init__(self, provider: FlagProvider, flag: str | None, every: float = FLAG_REREAD,
-                 log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)):
+                 log: Callable[[str], None] = lambda line: print(terminal_safe(line), file=sys.stderr, flush=True)):
         self.provider = provider
         self.flag = flag
         self.every = every
@@ -419,7 +420,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     else:
         flags = "none (exposure 0: give --plan or --flags)"
     bound_host, bound_port = server.server_address[:2]
-    print(f"serving http://{bound_host}:{bound_port}/metrics  flags: {flags}  faults: {len(faults)}", flush=True)
+    # The flag's state and a provider's error are a server's words: no escape sequence of theirs reaches the terminal.
+    print(terminal_safe(f"serving http://{bound_host}:{bound_port}/metrics  flags: {flags}  faults: {len(faults)}"), flush=True)
     # SIGTERM (a test fixture, a service manager) ends as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

@@ -197,3 +197,22 @@ def test_staging_drills_keep_the_plans_own_paths_and_refuse_production(tmp_path)
     production = staging.model_copy(update={"rollout": staging.rollout.model_copy(update={"environment": "production"})})
     with pytest.raises(DrillSetupError, match="rollout.environment is production.*would change production flags"):
         drill_plan(production, DEFAULT, tmp_path / "drill", staging=True)
+
+
+HOSTILE = """
+name: hostile
+title: "Spike \\x1b]0;pwned\\x07in \\x1b[2Jcanary \\u202eevil"
+timeline:
+  - {phase: 1, after: 5s, metric: error_rate, set: 0.5}
+expect: {action: rollback, within: 30s, by: automatic}
+duration: 1m
+"""
+
+
+def test_scenario_and_plan_text_reach_the_terminal_as_text(tmp_path, capsys):
+    scenario = tmp_path / "hostile.yaml"
+    scenario.write_text(HOSTILE)
+    assert main(["drill", "--scenario", str(scenario), "--headless", "--state", str(tmp_path / "d" / "s.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "DRILL hostile: Spike in canary evil" in out and "DRILL SCORE: Spike in canary evil [hostile] — PASS" in out
+    assert not any(c in out for c in ("\x1b", "\x07", "\u202e"))
