@@ -142,6 +142,8 @@ class Engine:
         # Called at the end of start(), on the engine's loop, before the first tick: parts
         # outside the engine (a drill) journal their beginning where notifications can go out.
         self.start_hooks: list[Callable[[], None]] = []
+        # phase → the plan's own soak, where a drill shortened it (the banner says so).
+        self.planned_holds: dict[int, float] = {}
         self._closed = False
 
     # ================================================================ state
@@ -387,9 +389,10 @@ class Engine:
     # ================================================================ the tick
 
     def _context(self, now: float) -> SourceContext:
-        exposure = {n: s.exposure for n, s in self.observed.items() if s is not None}
+        flags = {n: s for n, s in self.observed.items() if s is not None}
         return SourceContext(now=now, started_at=self.started_at, phase=self.phase_index,
-                             phase_started_at=self.st.get("phase_started_at"), exposure=exposure)
+                             phase_started_at=self.st.get("phase_started_at"),
+                             exposure={n: s.exposure for n, s in flags.items()}, flags=flags)
 
     async def _query(self, key: QueryKey, ctx: SourceContext) -> Reading:
         source, query, label = key
@@ -1213,7 +1216,8 @@ class Engine:
         )
         flags = self._target_flags(self.phase_index)
         return PhaseView(self.phase_index, phase.name, _exposure_label(flags), phase.hold, started, elapsed,
-                         max(0.0, phase.hold - elapsed), tuple(self._gate_views()), items)
+                         max(0.0, phase.hold - elapsed), tuple(self._gate_views()), items,
+                         self.planned_holds.get(self.phase_index))
 
     def publish(self) -> Snapshot:
         now = self.clock.now()
