@@ -479,8 +479,9 @@ class Engine:
     async def _evaluate_guardrails(self, now: float) -> None:
         views = []
         looks = self._looks()
+        exposed = self.phase_index >= 1 and self.state not in (State.ROLLING_BACK, State.ROLLED_BACK)
         for tracker, key in self.trackers:
-            verdict = tracker.evaluate(self.readings, now, looks)
+            verdict = tracker.evaluate(self.readings, now, looks, exposed)
             views.append(verdict.view)
             if not self.has_lease:
                 continue

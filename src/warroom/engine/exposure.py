@@ -41,7 +41,7 @@ class Exposure:
     def view(self, readings: Mapping[QueryKey, Reading], planned: FlagState | None, phase_age: float | None) -> ExposureView:
         """The check now: `planned` is the flag as the plan set it; `phase_age` the seconds since the last step."""
         share = planned.exposure if planned is not None and planned.enabled else 0.0
-        plan = f"plan {share_text(share)}" + (f" of {', '.join(planned.segments)}" if planned and planned.segments else "")
+        plan = f"plan {share * 100:g}%" + (f" of {', '.join(planned.segments)}" if planned and planned.segments else "")
         if share <= 0 or phase_age is None:
             return ExposureView("idle", share, None, None, None, f"no cohort yet ({plan})")
         counts = {}

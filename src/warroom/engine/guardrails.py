@@ -48,8 +48,17 @@ class GuardrailTracker:
     def target(self) -> str:
         return self.guard.pane or self.guard.query or "new cohort"
 
-    def evaluate(self, readings: Mapping[QueryKey, Reading], now: float, looks: int = 1) -> Verdict:
-        """This tick's verdict from the readings of every query the guardrail needs."""
+    def evaluate(self, readings: Mapping[QueryKey, Reading], now: float, looks: int = 1, exposed: bool = True) -> Verdict:
+        """This tick's verdict from the readings of every query the guardrail needs.
+
+        `exposed`: the plan has put users on the new code (a phase is running). Before that
+        and after a rollback a comparison has no new cohort to judge, which is no alarm.
+        """
+        if self.guard.compare is not None and not exposed:
+            cleared = self.since is not None
+            self.since, self.nodata_since, self.fired, self.lacking = None, None, False, False
+            view = self._view("ignored", None, "nobody is on the new code now", None, 0.0, Judgement(None))
+            return Verdict(view, False, False, cleared)
         return self.judged(judge(self.guard, self.unit, self.queries, readings, looks), now)
 
     def judged(self, judgement: Judgement, now: float) -> Verdict:
