@@ -186,8 +186,9 @@ def _with_text(view: ComparisonView, unit: str) -> ComparisonView:
         parts.append(f"vs control {format_value(view.control, unit)}")
         if view.new is not None:
             parts.append(f"Δ{difference_text(view.new - view.control, unit)}")
-    if view.p_value is not None:
-        parts.append(f"p={_p(view.p_value)}" + (f" (real below {_p(view.level)})" if view.level is not None else ""))
+    if view.p_value is not None and view.level is not None:
+        real = view.p_value < view.level
+        parts.append(f"p={_p(view.p_value)} {'<' if real else '≥'} {_p(view.level)}" + ("" if real else " (not yet real)"))
     if view.n_new is not None and view.n_control is not None:
         parts.append(f"n={view.n_new:.0f}/{view.n_control:.0f}")
     return replace(view, text=" ".join(parts))
