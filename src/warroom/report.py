@@ -28,6 +28,7 @@ TIMELINE_KINDS = set(ACTIONS) | {
     "step.outcome", "rollback.confirmed", "rollback.step", "rollback.outcome", "rollback.attempt", "step.attempt",
     "guardrail.alert", "guardrail.fired", "drift.detected", "checklist.tick", "checklist.untick",
     "source.error", "source.recovered", "drill.start", "drill.score", "notify.failed", "notify.dropped",
+    "guardrail.shadow", "guardrail.evidence", "exposure.mismatch", "exposure.ok",
 }
 
 
@@ -46,11 +47,26 @@ class Breach:
     since: float
     value: float | None
     op: str
-    threshold: float
+    threshold: float | None  # None: a cohort comparison with no absolute limit
     for_s: float
     query: str
     outcome: str
     pane: str | None
+    comparison: str = ""  # `new 1.80% vs control 0.40% Δ+1.40pp` for a cohort guardrail
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """A shadow guardrail's window was met: what it would have done, and did not."""
+
+    guardrail: str
+    at: float
+    action: str
+    value: float | None
+    threshold: float | None
+    for_s: float
+    why: str
+    unit: str
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,7 @@ class Report:
     samples: dict[str, list[tuple[float, float | None]]]
     phases: list[PhaseSpan] = field(default_factory=list)
     breaches: list[Breach] = field(default_factory=list)
+    shadows: list[Shadow] = field(default_factory=list)
     rollbacks: list[RollbackRun] = field(default_factory=list)
     checklist: list[ChecklistRow] = field(default_factory=list)
     card: ScoreCard | None = None
@@ -136,9 +153,11 @@ def _breaches(plan: Plan, entries: list[JournalEntry]) -> list[Breach]:
                    "guardrail.fired": "fired (no action in this state)"}.get(e.kind, "")
         old = found.get((gid, since))
         if old is None or outcome:
+            threshold = cause.get("threshold")
             found[(gid, since)] = Breach(gid, since, cause.get("value") if old is None else old.value, cause.get("op", ""),
-                                         float(cause.get("threshold", 0.0)), float(cause.get("for", 0.0)),
-                                         cause.get("query", ""), outcome, _guard_pane(plan, gid))
+                                         None if threshold is None else float(threshold), float(cause.get("for", 0.0)),
+                                         cause.get("query", ""), outcome, _guard_pane(plan, gid),
+                                         (cause.get("comparison") or {}).get("text", "") if old is None else old.comparison)
     clears = [(e.ts, e.data.get("guardrail")) for e in entries if e.kind == "guardrail.clear"]
     responses = [e for e in entries if e.kind in ("rollback.intent", "pause")]
     rows = []
@@ -156,6 +175,12 @@ def _breaches(plan: Plan, entries: list[JournalEntry]) -> list[Breach]:
             b = Breach(**{**b.__dict__, "outcome": outcome})
         rows.append(b)
     return rows
+
+
+def _shadows(entries: list[JournalEntry]) -> list[Shadow]:
+    return [Shadow(e.data.get("guardrail", ""), e.ts, e.data.get("action", ""), e.data.get("value"), e.data.get("threshold"),
+                   float(e.data.get("for", 0.0)), (e.data.get("comparison") or {}).get("text", ""), e.data.get("unit", "count"))
+            for e in entries if e.kind == "guardrail.shadow"]
 
 
 def _rollbacks(entries: list[JournalEntry]) -> list[RollbackRun]:
@@ -195,6 +220,7 @@ def build_report(plan: Plan, store: Store) -> Report:
     report = Report(plan, entries, state, {p.id: list(store.samples(p.id)) for p in plan.panes})
     report.phases = _phases(plan, entries, report.end)
     report.breaches = _breaches(plan, entries)
+    report.shadows = _shadows(entries)
     report.rollbacks = _rollbacks(entries)
     report.checklist = _checklist(plan, entries, report.phases)
     scores = [e for e in entries if e.kind == "drill.score"]
@@ -213,7 +239,15 @@ def _utc(ts: float) -> str:
 
 def _value(b: Breach, plan: Plan) -> tuple[str, str]:
     unit = plan.pane(b.pane).unit if b.pane else "count"
-    return format_value(b.value, unit), format_value(b.threshold, unit)
+    return b.comparison or format_value(b.value, unit), format_value(b.threshold, unit)
+
+
+SHADOW_HEAD = ["guardrail", "when", "would have", "value", "threshold", "for", "cohorts"]
+
+
+def _shadow_rows(r: Report) -> list[list[str]]:
+    return [[s.guardrail, r.offset(s.at), s.action, format_value(s.value, s.unit), format_value(s.threshold, s.unit),
+             format_duration(s.for_s), s.why] for s in r.shadows]
 
 
 def _secs(value: float | None) -> str:
@@ -229,6 +263,7 @@ def _summary(r: Report) -> list[tuple[str, str]]:
         ("Final state", r.final_state),
         ("Phases entered", ", ".join(f"{p.index} {p.name}" for p in r.phases) or "none"),
         ("Guardrail breaches", str(len(r.breaches))),
+        ("Shadow guardrails", f"{len(r.shadows)} time(s) one would have acted (mode: shadow: journaled, never acted)"),
         ("Rollbacks", f"{len(r.rollbacks)}" + (f" (intent → flags confirmed off: {', '.join(_secs(x) for x in latencies)})" if latencies else "")),
         *_incident_rows(r),
         ("Checklist", _checklist_completion(r)),
@@ -297,6 +332,8 @@ def to_markdown(r: Report) -> str:
     out += _md_table(["guardrail", "started", "value", "threshold", "for", "query", "outcome"],
                      [[b.guardrail, r.offset(b.since), _value(b, r.plan)[0], f"{b.op} {_value(b, r.plan)[1]}", format_duration(b.for_s),
                        f"`{b.query}`", b.outcome] for b in r.breaches])
+    out += ["## Shadow guardrails", "", "Judged like the others, journaled, never acted on: what each would have done.", ""]
+    out += _md_table(SHADOW_HEAD, _shadow_rows(r))
     out += ["## Rollbacks", ""]
     for run in r.rollbacks:
         out += [f"- {r.offset(run.intent.ts)} by **{run.intent.actor}**: {run.intent.data.get('reason', '')}",
@@ -393,7 +430,8 @@ def chart(r: Report, pane: Pane, start: float, end: float, threshold: float | No
 
 
 def _guard_threshold(plan: Plan, pane: Pane) -> float | None:
-    return next((g.threshold for g in plan.guardrails if g.pane == pane.id), pane.breach)
+    """The absolute limit an acting guardrail keeps this pane under (a comparison's moves with the control)."""
+    return next((g.threshold for g in plan.guardrails if g.pane == pane.id and g.threshold is not None and g.mode == "act"), pane.breach)
 
 
 def _html_table(head: list[str], rows: list[list[str]], *, raw: bool = False) -> str:
@@ -450,6 +488,8 @@ def to_html(r: Report) -> str:
         ["guardrail", "started", "value", "threshold", "for", "query", "outcome"],
         [[_esc(b.guardrail), _esc(r.offset(b.since)), _esc(_value(b, r.plan)[0]), _esc(f"{b.op} {_value(b, r.plan)[1]}"),
           _esc(format_duration(b.for_s)), f"<code>{_esc(b.query)}</code>", _esc(b.outcome)] for b in r.breaches], raw=True) + "</section>")
+    s.append("<section id='shadows'><h2>Shadow guardrails</h2><p>Judged like the others, journaled, never acted on: "
+             "what each would have done.</p>" + _html_table(SHADOW_HEAD, _shadow_rows(r)) + "</section>")
     s.append("<section id='rollbacks'><h2>Rollbacks</h2>" + _html_table(
         ["started", "by", "why", "flags confirmed off after", "failed attempts", "runbook"],
         [[_esc(r.offset(run.intent.ts)), _esc(run.intent.actor), _esc(run.intent.data.get("reason", "")), _esc(_secs(run.latency)),

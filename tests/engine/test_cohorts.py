@@ -13,6 +13,7 @@ from tests.engine.test_engine import advance
 from warroom.engine.build import build_engine
 from warroom.engine.snapshot import State
 from warroom.plan import parse_plan
+from warroom.report import build_report, to_html, to_markdown
 from warroom.simulator import COHORT_PROMQL, PROMQL
 
 COHORT_PLAN = {
@@ -86,7 +87,7 @@ async def test_a_fault_of_the_new_code_at_1_percent_is_rolled_back_by_the_cohort
     assert fixed.status == "ok" and fixed.value == pytest.approx(0.0016, abs=0.0003)
     assert cohort.status == "pending"
     assert cohort.comparison.new == pytest.approx(0.1) and cohort.comparison.control == pytest.approx(0.0004)
-    assert cohort.comparison.text.startswith("new 10.00% vs control 0.040% Δ+9.96pp p=")
+    assert cohort.comparison.text == "new 10.00% vs control 0.040% Δ+9.96pp p≈0 < 0.00083 n=300/25245"
     assert cohort.comparison.p_value < cohort.comparison.level == pytest.approx(0.01 / 12)  # 1 min soak / 5 s = 12 looks
     # The effective limit moves with the control: the larger of +0.5pp and ×2 over 0.04 %.
     assert cohort.threshold == pytest.approx(0.0054)
@@ -111,7 +112,8 @@ async def test_a_healthy_canary_is_not_rolled_back_and_its_comparison_is_shown(e
     cohort = guard(snap, "errors-vs-control")
     # The new code's own error rate is twice the old one's (0.08 % against 0.04 %), but under +0.5pp.
     assert cohort.status == "ok" and cohort.comparison.difference == pytest.approx(0.0004)
-    assert snap.panes[0].note.startswith("new 0.080% vs control 0.040% Δ+0.04pp")
+    assert cohort.comparison.text.startswith("new 0.080% vs control 0.040% Δ+0.04pp")
+    assert snap.panes[0].note == ""  # the pane adds the cohorts only while they say something is wrong
 
 
 LOW_TRAFFIC = [
@@ -166,6 +168,13 @@ async def test_shadow_guardrails_journal_what_they_would_have_done_and_never_act
     assert shadows[0].message.startswith("shadow guardrail errors-vs-control would have rolled back: new 10.00% vs control 0.040% Δ+9.96pp")
     assert shadows[0].message.endswith("(held 30s); not acting (mode: shadow)")
     assert shadows[0].data["shadow"] is True and shadows[0].data["for"] == 30 and shadows[0].data["threshold"] == pytest.approx(0.0054)
+    # The report counts them, and says what each would have done with its numbers.
+    report = build_report(engine.plan, engine.store)
+    markdown, page = to_markdown(report), to_html(report)
+    assert "| Shadow guardrails | 1 time(s) one would have acted (mode: shadow: journaled, never acted) |" in markdown
+    row = "| errors-vs-control | +40s | rollback | 10.00% | 0.54% | 30s | new 10.00% vs control 0.040% Δ+9.96pp p≈0 < 0.00083 n=300/25245"
+    assert row in markdown and "<section id='shadows'><h2>Shadow guardrails</h2>" in page
+    assert "| Guardrail breaches | 0 |" in markdown and "| Rollbacks | 0 |" in markdown
 
 
 async def test_the_exposure_check_passes_a_real_split_and_blocks_a_flag_that_does_not_reach_the_service(engine_for, clock):

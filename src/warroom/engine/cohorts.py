@@ -10,7 +10,6 @@ and why (no data, not enough traffic). The tracker (guardrails.py) holds verdict
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
@@ -187,14 +186,14 @@ def _with_text(view: ComparisonView, unit: str) -> ComparisonView:
         if view.new is not None:
             parts.append(f"Δ{difference_text(view.new - view.control, unit)}")
     if view.p_value is not None and view.level is not None:
-        real = view.p_value < view.level
-        parts.append(f"p={_p(view.p_value)} {'<' if real else '≥'} {_p(view.level)}" + ("" if real else " (not yet real)"))
+        parts.append(_test_text(view.p_value, view.level))
     if view.n_new is not None and view.n_control is not None:
         parts.append(f"n={view.n_new:.0f}/{view.n_control:.0f}")
     return replace(view, text=" ".join(parts))
 
 
-def _p(p: float | None) -> str:
-    if p is None or math.isnan(p):
-        return "—"
-    return f"{p:.2g}"
+def _test_text(p_value: float, level: float) -> str:
+    """`p=0.0031 < 0.00083`: the test's p-value against the level the difference counts as real at."""
+    shown = "p≈0" if p_value < 1e-9 else f"p={p_value:.2g}"
+    real = p_value < level
+    return f"{shown} {'<' if real else '≥'} {level:.2g}" + ("" if real else " (not yet real)")

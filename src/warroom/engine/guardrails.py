@@ -19,6 +19,9 @@ from .cohorts import ConditionQueries, Judgement, QueryKey, judge, limits_text
 from .snapshot import GuardrailView
 
 
+NOBODY_EXPOSED = "nobody is on the new code now"
+
+
 @dataclass
 class Verdict:
     view: GuardrailView
@@ -57,7 +60,7 @@ class GuardrailTracker:
         if self.guard.compare is not None and not exposed:
             cleared = self.since is not None
             self.since, self.nodata_since, self.fired, self.lacking = None, None, False, False
-            view = self._view("ignored", None, "nobody is on the new code now", None, 0.0, Judgement(None))
+            view = self._view("ignored", None, NOBODY_EXPOSED, None, 0.0, Judgement(None))
             return Verdict(view, False, False, cleared)
         return self.judged(judge(self.guard, self.unit, self.queries, readings, looks), now)
 
@@ -165,10 +168,11 @@ def why_data(view: GuardrailView, key: QueryKey) -> dict[str, Any]:
 
 
 def pane_note(watching: list[tuple[GuardrailTracker, GuardrailView]]) -> str:
-    """What a pane's cohort or evidence guardrails add to its number: both cohorts, or why there is no verdict."""
+    """What a pane's cohort or evidence guardrails add to its number while they are not ok: both cohorts
+    side by side while breaching, or why there is no verdict (not enough traffic). Healthy: nothing."""
     for tracker, view in sorted(watching, key=lambda tv: tv[0].guard.mode == "shadow"):
         g = tracker.guard
-        if g.compare is None and g.evidence is None:
+        if (g.compare is None and g.evidence is None) or view.status == "ok" or view.detail == NOBODY_EXPOSED:
             continue
         text = view.detail if view.value is None else (view.comparison.text if view.comparison else "")
         if text:
