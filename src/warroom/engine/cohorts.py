@@ -67,6 +67,11 @@ class Judgement:
     detail: str = ""
     comparison: ComparisonView | None = None
     lacking: bool = False  # no verdict for want of traffic (evidence.min), not for want of data
+    idle: bool = False  # nothing to compare by plan (nobody on the new code, or nobody left on the old): no alarm
+
+
+NOBODY_EXPOSED = "nobody is on the new code now"
+EVERYONE_EXPOSED = "everyone is on the new code: no control left to compare with"
 
 
 def _value(readings: Mapping[QueryKey, Reading], key: QueryKey) -> tuple[float | None, str]:
@@ -115,10 +120,20 @@ def _lacking(counts: list[tuple[str, float | None, str]], minimum: float) -> str
     return ""
 
 
-def judge(cond: Condition, unit: str, queries: ConditionQueries, readings: Mapping[QueryKey, Reading], looks: int = 1) -> Judgement:
-    """The condition's verdict on these readings; `looks` is how many times the phase's soak judges it (the test's level)."""
+def judge(cond: Condition, unit: str, queries: ConditionQueries, readings: Mapping[QueryKey, Reading], looks: int = 1,
+          share: float = 0.5) -> Judgement:
+    """The condition's verdict on these readings.
+
+    `looks`: how many times the phase's soak judges it (the test's level). `share`: the part of
+    users the plan puts on the new code now; at 0 a comparison has no new cohort, at 1 no
+    control (only its absolute limit still holds).
+    """
     if cond.compare is not None:
-        return _judge_comparison(cond, unit, queries, readings, looks)
+        if share <= 0:
+            return Judgement(None, detail=NOBODY_EXPOSED, idle=True)
+        if share >= 1 and cond.threshold is None:
+            return Judgement(None, detail=EVERYONE_EXPOSED, idle=True)
+        return _judge_comparison(cond, unit, queries, readings, looks, control_expected=share < 1)
     value, why = _value(readings, queries.keys["value"])
     if value is None:
         return Judgement(None, detail=why)
@@ -131,11 +146,11 @@ def judge(cond: Condition, unit: str, queries: ConditionQueries, readings: Mappi
 
 
 def _judge_comparison(cond: Condition, unit: str, queries: ConditionQueries, readings: Mapping[QueryKey, Reading],
-                      looks: int) -> Judgement:
+                      looks: int, control_expected: bool) -> Judgement:
     compare = cond.compare
     assert compare is not None
     new, why_new = _value(readings, queries.keys["new"])
-    control, why_control = _value(readings, queries.keys["control"])
+    control, why_control = _value(readings, queries.keys["control"]) if control_expected else (None, EVERYONE_EXPOSED)
     n_new = n_control = None
     if cond.evidence is not None:
         n_new, why_n_new = _value(readings, queries.keys["count_new"])
@@ -144,11 +159,15 @@ def _judge_comparison(cond: Condition, unit: str, queries: ConditionQueries, rea
     if new is None:
         return Judgement(None, detail=f"new cohort: {why_new}", comparison=view)
     if cond.evidence is not None:
-        lacking = _lacking([("the new cohort's requests", n_new, why_n_new), ("the control's requests", n_control, why_n_control)],
-                           cond.evidence.min)
+        counts = [("the new cohort's requests", n_new, why_n_new)]
+        if control_expected:
+            counts.append(("the control's requests", n_control, why_n_control))
+        lacking = _lacking(counts, cond.evidence.min)
         if lacking:
             return Judgement(None, detail=lacking, comparison=_with_text(view, unit), lacking=True)
     ceiling = _beyond(cond, new)
+    if not control_expected:  # everyone is on the new code: only the absolute limit is left to judge
+        return Judgement(new, ceiling, cond.threshold, comparison=_with_text(view, unit))
     if control is None:
         # The absolute limit holds regardless of the control; without the control nothing else can be said.
         if ceiling:

@@ -25,6 +25,7 @@ from ..flags.base import FlagError, FlagProvider, FlagState, backoff_delays
 from ..identity import AUTOMATIC, Actor
 from ..plan import FlagSetting, Plan, format_duration
 from ..secrets import redact
+from ..simulator import driving_flag
 from ..sources.base import Reading, Source, SourceContext
 from ..store import ActionTaken, StaleState, Store
 from ..units import format_value
@@ -118,6 +119,8 @@ class Engine:
         self.gate_queries = [[ConditionQueries.of(plan, gate, self.pane_keys.__getitem__) for gate in phase.gates] for phase in plan.phases]
         # Cohort guardrails and gates, and the exposure check, ask more than one query each.
         self.exposure = Exposure(plan, plan.exposure) if plan.exposure else None
+        # Whose percentage says how many users are on the new code (what a comparison can judge).
+        self.cohort_flag = self.exposure.flag if self.exposure else (driving_flag(plan) or "")
         self.exposure_view: ExposureView | None = None
         for key in [k for phase in self.gate_queries for q in phase for k in q.all()] + list(self.exposure.keys.values() if self.exposure else []):
             if key not in self.keys:
@@ -479,9 +482,9 @@ class Engine:
     async def _evaluate_guardrails(self, now: float) -> None:
         views = []
         looks = self._looks()
-        exposed = self.phase_index >= 1 and self.state not in (State.ROLLING_BACK, State.ROLLED_BACK)
         for tracker, key in self.trackers:
-            verdict = tracker.evaluate(self.readings, now, looks, exposed)
+            # Asked for each guardrail: one that fired may have rolled back, leaving no cohort to compare.
+            verdict = tracker.evaluate(self.readings, now, looks, self._planned_share())
             views.append(verdict.view)
             if not self.has_lease:
                 continue
@@ -518,6 +521,13 @@ class Engine:
                 self._journal("exposure.ok", f"exposure check: {view.text} again", data=data)
             else:
                 self._journal("exposure.mismatch", f"exposure check: {view.text}; step up blocked until the split matches", data=data)
+
+    def _planned_share(self) -> float:
+        """The part of users the plan puts on the new code now (the cohort flag as warroom set it), 0..1."""
+        if self.phase_index < 1 or self.state in (State.ROLLING_BACK, State.ROLLED_BACK):
+            return 0.0
+        state = self.desired().get(self.cohort_flag)
+        return state.exposure if state is not None and state.enabled else 0.0
 
     def _looks(self) -> int:
         """How many times the current phase's soak judges a guardrail: a test's false-alarm rate is spread over them."""
@@ -574,9 +584,9 @@ class Engine:
         views = []
         for gate, queries in zip(self.plan.phases[self.phase_index - 1].gates, self.gate_queries[self.phase_index - 1]):
             unit = self.plan.condition_unit(gate)
-            judged = judge(gate, unit, queries, self.readings, self._looks())
-            passed = None if judged.value is None else not judged.bad
-            shown = judged.comparison.text if judged.comparison is not None and not judged.lacking else ""
+            judged = judge(gate, unit, queries, self.readings, self._looks(), self._planned_share())
+            passed = True if judged.idle else None if judged.value is None else not judged.bad
+            shown = judged.detail if judged.idle else judged.comparison.text if judged.comparison is not None and not judged.lacking else ""
             views.append(GateView(gate.label, judged.value, passed, judged.detail or ("" if judged.value is not None else "no data"), unit,
                                   gate.op, judged.limit if judged.limit is not None else gate.threshold, shown))
         return views

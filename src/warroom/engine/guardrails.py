@@ -12,14 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..plan import Guardrail, Plan
+from ..plan import Guardrail, Plan, format_duration
 from ..sources.base import Reading
 from ..units import format_value
 from .cohorts import ConditionQueries, Judgement, QueryKey, judge, limits_text
 from .snapshot import GuardrailView
-
-
-NOBODY_EXPOSED = "nobody is on the new code now"
 
 
 @dataclass
@@ -51,18 +48,17 @@ class GuardrailTracker:
     def target(self) -> str:
         return self.guard.pane or self.guard.query or "new cohort"
 
-    def evaluate(self, readings: Mapping[QueryKey, Reading], now: float, looks: int = 1, exposed: bool = True) -> Verdict:
+    def evaluate(self, readings: Mapping[QueryKey, Reading], now: float, looks: int = 1, share: float = 0.5) -> Verdict:
         """This tick's verdict from the readings of every query the guardrail needs.
 
-        `exposed`: the plan has put users on the new code (a phase is running). Before that
-        and after a rollback a comparison has no new cohort to judge, which is no alarm.
+        `share`: the part of users the plan puts on the new code now (see cohorts.judge).
         """
-        if self.guard.compare is not None and not exposed:
+        judgement = judge(self.guard, self.unit, self.queries, readings, looks, share)
+        if judgement.idle:  # nothing to compare by plan: no alarm, and any breach spell ends
             cleared = self.since is not None
             self.since, self.nodata_since, self.fired, self.lacking = None, None, False, False
-            view = self._view("ignored", None, NOBODY_EXPOSED, None, 0.0, Judgement(None))
-            return Verdict(view, False, False, cleared)
-        return self.judged(judge(self.guard, self.unit, self.queries, readings, looks), now)
+            return Verdict(self._view("ignored", None, judgement.detail, None, 0.0, judgement), False, False, cleared)
+        return self.judged(judgement, now)
 
     def judged(self, judgement: Judgement, now: float) -> Verdict:
         g = self.guard
@@ -172,9 +168,31 @@ def pane_note(watching: list[tuple[GuardrailTracker, GuardrailView]]) -> str:
     side by side while breaching, or why there is no verdict (not enough traffic). Healthy: nothing."""
     for tracker, view in sorted(watching, key=lambda tv: tv[0].guard.mode == "shadow"):
         g = tracker.guard
-        if (g.compare is None and g.evidence is None) or view.status == "ok" or view.detail == NOBODY_EXPOSED:
+        if (g.compare is None and g.evidence is None) or view.status in ("ok", "ignored"):
             continue
         text = view.detail if view.value is None else (view.comparison.text if view.comparison else "")
         if text:
             return ("shadow: " if g.mode == "shadow" else "") + text
     return ""
+
+
+def describe(plan: Plan, g: Guardrail) -> str:
+    """A guardrail in words and in its own unit (what `warroom check` prints), so a limit off by a unit shows."""
+    unit = plan.condition_unit(g)
+    held = f" for {format_duration(g.for_)}" if g.for_ else ""
+    if g.compare is not None:
+        worse = "higher" if g.compare.worse == "above" else "lower"
+        text = f"{g.action} when the new cohort is {worse} than the control by {limits_text(g, unit)}"
+        if g.threshold is not None:
+            text += f", or {g.op} {format_value(g.threshold, unit)} whatever the control"
+        text += f" ({g.pane or 'its own queries'}, {unit}){held}"
+    else:
+        text = f"{g.action} when {g.pane or g.query} is {g.op} {format_value(g.threshold, unit)}{held}"
+    if g.evidence is not None:
+        each = " per cohort" if g.compare is not None else ""
+        text += f"; judged on at least {g.evidence.min:g} requests in the window{each}"
+        if g.evidence.test:
+            text += (f", and only on a real difference: one-sided {g.evidence.test} z-test, false alarm "
+                     f"{g.evidence.false_alarm:.2%} over a phase's soak (Bonferroni over its looks)")
+    text += f"; no data: {g.no_data}"
+    return text + ("; mode: shadow (journals what it would do, never acts)" if g.mode == "shadow" else "")
