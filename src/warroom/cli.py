@@ -150,7 +150,8 @@ def _print_cohort_probes(engine: Engine, readings: dict) -> None:
     lines = []
     for tracker, _ in engine.trackers:
         if tracker.guard.compare is not None or tracker.guard.evidence is not None:
-            sides = "; ".join(f"{role.replace('_', ' ')} {_probe_value(readings.get(key), tracker.unit if 'count' not in role else 'count')}"
+            sides = "; ".join(f"{role.replace('count', 'requests').replace('_', ' ')} "
+                              f"{_probe_value(readings.get(key), 'count' if role.startswith('count') else tracker.unit)}"
                               for role, key in tracker.queries.keys.items())
             lines.append(f"  {tracker.id}: {sides}")
     if engine.exposure is not None:
