@@ -391,8 +391,6 @@ class Condition(Strict):
             if bad_side != compare.worse:
                 raise ValueError(f"the absolute limit and the comparison disagree on which way is worse "
                                  f"(the comparison says {'higher' if compare.worse == 'above' else 'lower'} is worse)")
-        if self.evidence is not None and self.evidence.test and (compare.unit or "ratio") not in ("ratio", "percent"):
-            raise ValueError("evidence.test compares ratios (errors over requests): the comparison's unit must be ratio or percent")
 
     @property
     def op(self) -> str:
@@ -904,6 +902,10 @@ def _semantic_problems(plan: Plan, located: _Located) -> list[Problem]:
                                                f"{plan.pane(cond.pane).unit}: drop compare.unit or make them agree")
         if cond.evidence is not None:
             check_source(loc + ("evidence",), cond.evidence.source)
+            known = cond.pane is None or cond.pane in pane_ids
+            if cond.evidence.test and known and plan.condition_unit(cond) not in ("ratio", "percent"):
+                add(loc + ("evidence", "test"), f"the test compares ratios (errors over requests), and this comparison is in "
+                                                f"{plan.condition_unit(cond)}: drop `test`, or compare a ratio")
 
     guard_ids: list[str] = []
     for i, g in enumerate(plan.guardrails):
