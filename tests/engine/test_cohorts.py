@@ -92,7 +92,7 @@ async def test_a_fault_of_the_new_code_at_1_percent_is_rolled_back_by_the_cohort
     # The effective limit moves with the control: the larger of +0.5pp and ×2 over 0.04 %.
     assert cohort.threshold == pytest.approx(0.0054)
     pane = snap.panes[0]
-    assert pane.note.startswith("new 10.00% vs control 0.040% Δ+9.96pp") and pane.status == "breach"
+    assert pane.note == "Δ+9.96pp new 10.00% vs control 0.040%" and pane.status == "breach"
     assert any(b.startswith("guardrail errors-vs-control is breaching (new 10.00% vs control 0.040% Δ+9.96pp") for b in snap.step_blockers)
 
     snap = await advance(engine, clock, 30)
@@ -158,7 +158,7 @@ async def test_shadow_guardrails_journal_what_they_would_have_done_and_never_act
     cohort = guard(snap, "errors-vs-control")
     assert cohort.mode == "shadow" and cohort.status == "pending"
     # Neither the pane nor a step up cares about a shadow guardrail.
-    assert snap.panes[0].status == "ok" and snap.panes[0].note.startswith("shadow: new 10.00% vs control")
+    assert snap.panes[0].status == "ok" and snap.panes[0].note == "shadow: Δ+9.96pp new 10.00% vs control 0.040%"
     assert not any("errors-vs-control" in b for b in snap.step_blockers)
     await advance(engine, clock, 120)
     assert engine.state == State.RUNNING

@@ -597,7 +597,8 @@ class Engine:
         if view is None or view.status == "idle":
             return []
         passed = {"ok": True, "mismatch": False, "none": False}.get(view.status)
-        return [GateView("exposure", view.observed, passed, view.text, "ratio", shown=view.text)]
+        # "exposure 24.6% (plan 25%) ✓": the label says what the share is of, so it fits at 80 columns.
+        return [GateView("exposure", view.observed, passed, view.text, "ratio", shown=view.text.removeprefix("cohort "))]
 
     def _ticked(self, phase: int | None = None) -> dict[str, str]:
         return self.st["ticked"].get(str(self.phase_index if phase is None else phase), {})

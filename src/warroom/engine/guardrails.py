@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from ..plan import Guardrail, Plan, format_duration
 from ..sources.base import Reading
 from ..units import format_value
-from .cohorts import ConditionQueries, Judgement, QueryKey, judge, limits_text
+from .cohorts import ConditionQueries, Judgement, QueryKey, difference_text, judge, limits_text
 from .snapshot import GuardrailView
 
 
@@ -170,7 +170,7 @@ def pane_note(watching: list[tuple[GuardrailTracker, GuardrailView]]) -> str:
         g = tracker.guard
         if (g.compare is None and g.evidence is None) or view.status in ("ok", "ignored"):
             continue
-        text = view.detail if view.value is None else (view.comparison.text if view.comparison else "")
+        text = view.detail if view.value is None else _pane_comparison(view, tracker.unit)
         if text:
             return ("shadow: " if g.mode == "shadow" else "") + text
     return ""
@@ -196,3 +196,13 @@ def describe(plan: Plan, g: Guardrail) -> str:
                      f"{g.evidence.false_alarm:.2%} over a phase's soak (Bonferroni over its looks)")
     text += f"; no data: {g.no_data}"
     return text + ("; mode: shadow (journals what it would do, never acts)" if g.mode == "shadow" else "")
+
+
+def _pane_comparison(view: GuardrailView, unit: str) -> str:
+    """`Δ+9.96pp new 10.00% vs control 0.039%`: the difference first, so a narrow pane keeps the point."""
+    c = view.comparison
+    if c is None or c.new is None:
+        return ""
+    if c.control is None or c.difference is None:
+        return f"new {format_value(c.new, unit)}"
+    return f"Δ{difference_text(c.difference, unit)} new {format_value(c.new, unit)} vs control {format_value(c.control, unit)}"
