@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -28,6 +26,7 @@ from pydantic import (
 )
 
 from . import secrets
+from .yamlfile import Loc, Located, PlanError, Problem, compose, dotted, read_text
 
 # ---------------------------------------------------------------- scalars
 
@@ -479,90 +478,6 @@ class Plan(Strict):
 
 # ---------------------------------------------------------------- loading with locations
 
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    column: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-
-
-class PlanError(Exception):
-    """One or more problems in a plan, each with file, line and field."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
-Loc = tuple[Any, ...]
-
-
-class _Located:
-    """Plain Python data from YAML plus the line/column of every key and value."""
-
-    def __init__(self, file: str):
-        self.file = file
-        self.marks: dict[Loc, tuple[int, int]] = {}
-        self.problems: list[Problem] = []
-
-    def convert(self, node: yaml.Node, loc: Loc) -> Any:
-        self.marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
-        if isinstance(node, yaml.MappingNode):
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    self._problem(key_node, loc, "a key must be a plain word")
-                    continue
-                key = yaml.SafeLoader.construct_scalar(_LOADER, key_node)
-                if key == "<<":
-                    self._problem(key_node, loc, "merge keys (<<) are not supported; write the keys out")
-                    continue
-                if key in out:
-                    self._problem(key_node, loc + (key,), "this key appears twice in the same mapping")
-                    continue
-                self.marks[loc + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                out[key] = self.convert(value_node, loc + (key,))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.convert(child, loc + (i,)) for i, child in enumerate(node.value)]
-        return _LOADER.construct_object(node, deep=True)
-
-    def _problem(self, node: yaml.Node, loc: Loc, message: str) -> None:
-        self.problems.append(
-            Problem(self.file, node.start_mark.line + 1, node.start_mark.column + 1, _dotted(loc), message)
-        )
-
-    def where(self, loc: Loc) -> tuple[int, int]:
-        loc = tuple(loc)
-        while loc:
-            if loc in self.marks:
-                return self.marks[loc]
-            loc = loc[:-1]
-        return self.marks.get((), (1, 1))
-
-
-_LOADER = yaml.SafeLoader("")
-# libyaml's parser gives the same nodes with the same marks, ~10× faster than the pure-Python
-# one (sample-config.yaml: 25 → 2.5 ms of every start); PyYAML without libyaml falls back.
-_PARSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _dotted(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
 def _clean_loc(loc: Loc) -> Loc:
     # pydantic adds union/validator tags (e.g. 'simulator', 'function-after[...]') into locations.
     # A union tag comes right after a source's name or a step's index, once: the `http` of
@@ -644,24 +559,24 @@ def _thresholds_in_pane_units(data: dict[str, Any]) -> None:
                     cond[key] = _in_unit(cond[key], units.get(cond["pane"], ""))
 
 
-def _validation_problems(exc: ValidationError, located: _Located, prefix: Loc = ()) -> list[Problem]:
+def _validation_problems(exc: ValidationError, located: Located, prefix: Loc = ()) -> list[Problem]:
     problems = []
     for err in exc.errors():
         raw_loc = prefix + tuple(err["loc"])
         loc = _clean_loc(raw_loc)
         # For a missing key, point at its parent mapping (where it should be added).
         line, col = located.where(loc[:-1] if err["type"] == "missing" else loc)
-        problems.append(Problem(located.file, line, col, _dotted(loc), _message(err)))
+        problems.append(Problem(located.file, line, col, dotted(loc), _message(err)))
     return problems
 
 
-def _semantic_problems(plan: Plan, located: _Located) -> list[Problem]:
+def _semantic_problems(plan: Plan, located: Located) -> list[Problem]:
     """Cross-references pydantic cannot see: ids, sources, flags."""
     out: list[Problem] = []
 
     def add(loc: Loc, message: str) -> None:
         line, col = located.where(loc)
-        out.append(Problem(located.file, line, col, _dotted(loc), message))
+        out.append(Problem(located.file, line, col, dotted(loc), message))
 
     pane_ids = [p.id for p in plan.panes]
     for i, pid in enumerate(pane_ids):
@@ -709,7 +624,7 @@ def _semantic_problems(plan: Plan, located: _Located) -> list[Problem]:
     return out
 
 
-def _provider_problems(raw: Any, located: _Located) -> list[Problem]:
+def _provider_problems(raw: Any, located: Located) -> list[Problem]:
     """The provider's own keys are checked by its model, so a new provider is one module."""
     if not isinstance(raw, dict) or not isinstance(raw.get("provider"), str):
         return []  # the Plan model reports the missing or malformed mapping
@@ -725,55 +640,24 @@ def _provider_problems(raw: Any, located: _Located) -> list[Problem]:
     return []
 
 
-def _compose(text: str, file: str) -> tuple[Any, _Located]:
-    """YAML text to plain data with the location of every key; None for an empty file."""
-    located = _Located(file)
-    try:
-        node = yaml.compose(text, Loader=_PARSER)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise PlanError([Problem(file, line, col, "", f"not valid YAML: {exc.problem or exc.context}")]) from None
-    except yaml.YAMLError as exc:
-        raise PlanError([Problem(file, 1, 1, "", f"not valid YAML: {exc}")]) from None
-    except (ValueError, RecursionError) as exc:
-        raise PlanError([Problem(file, 1, 1, "", f"not valid YAML: {type(exc).__name__}")]) from None
-    if node is None:
-        return None, located
-    try:
-        data = located.convert(node, ())
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
-        line, col = (node.start_mark.line + 1, node.start_mark.column + 1)
-        raise PlanError([Problem(file, line, col, "", f"unsupported YAML value: {type(exc).__name__}")]) from None
-    if located.problems:
-        raise PlanError(located.problems)
-    return data, located
-
-
-def _read(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError([Problem(str(path), 1, 1, "", "no such file")]) from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise PlanError([Problem(str(path), 1, 1, "", f"cannot read the {what}: {exc.__class__.__name__}")]) from None
-
-
 def load_faults(path: Path) -> tuple[Fault, ...]:
     """A fault schedule file: a list of faults, or {faults: [...]}; problems located like a plan's."""
-    data, located = _compose(_read(path, "fault schedule"), str(path))
+    data, located = compose(read_text(path, "fault schedule"), str(path))
     if data is None:
         return ()
     prefix: Loc = ()
-    if isinstance(data, dict):
-        data, prefix = data.get("faults", data), ("faults",)
+    if isinstance(data, dict) and "faults" in data:
+        data, prefix = data["faults"], ("faults",)
+    if not isinstance(data, list):
+        # Whatever else the file holds is not quoted: it may be any file on the machine.
+        raise PlanError([Problem(str(path), 1, 1, "", "not a fault schedule: expected a list of faults, or a mapping with `faults:`")])
     try:
         return tuple(TypeAdapter(list[Fault]).validate_python(data))
     except ValidationError as exc:
         raise PlanError(_validation_problems(exc, located, prefix)) from None
 
 
-def _faults_file_problems(plan: Plan, located: _Located, base_dir: Path) -> list[Problem]:
+def _faults_file_problems(plan: Plan, located: Located, base_dir: Path) -> list[Problem]:
     """A simulator's faults_file is part of the plan: a typo in it must not wait for the run."""
     out: list[Problem] = []
     for name, src in plan.sources.items():
@@ -792,7 +676,7 @@ def _faults_file_problems(plan: Plan, located: _Located, base_dir: Path) -> list
 
 def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) -> Plan:
     """Validate plan text. Raises PlanError with located problems, never anything else."""
-    data, located = _compose(text, file)
+    data, located = compose(text, file)
     if data is None:
         raise PlanError([Problem(file, 1, 1, "", "the plan is empty; start from sample-config.yaml")])
     if not isinstance(data, dict):
@@ -814,4 +698,4 @@ def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) ->
 
 def load_plan(path: str | Path) -> Plan:
     path = Path(path)
-    return parse_plan(_read(path, "plan"), str(path), path.resolve().parent)
+    return parse_plan(read_text(path, "plan"), str(path), path.resolve().parent)
