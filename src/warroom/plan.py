@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from . import secrets
+from .flags.base import FlagState
 from .yamlfile import Loc, Located, PlanError, Problem, compose, dotted, read_text
 
 # ---------------------------------------------------------------- scalars
@@ -290,6 +291,10 @@ class FlagSetting(Strict):
     rollout: Percent = 100.0
     segments: tuple[str, ...] = ()
 
+    def as_state(self) -> FlagState:
+        """What a provider is asked to set (a disabled flag exposes nobody, whatever its percentage)."""
+        return FlagState(self.enabled, self.rollout if self.enabled else 0.0, tuple(self.segments))
+
 
 FLAG_HELP = "a rollout percentage 0–100 (25 or 25%), on or off, or {enabled, rollout, segments}"
 
@@ -333,6 +338,20 @@ class Phase(Strict):
 
     def item_ids(self) -> list[str]:
         return [item.id or f"{i + 1}" for i, item in enumerate(self.checklist)]
+
+    def find_item(self, ref: str) -> str:
+        """The id of the item `ref` names: a number is always a position (1 = first item, whatever
+        ids the items have), else an id, else a unique part of an item's text. LookupError otherwise."""
+        ids = self.item_ids()
+        if ref.strip().isdigit() and 1 <= int(ref) <= len(ids):
+            return ids[int(ref) - 1]
+        if ref in ids:
+            return ref
+        matches = [iid for iid, item in zip(ids, self.checklist) if ref.lower() in item.text.lower()]
+        if len(matches) != 1:
+            raise LookupError(f"no single checklist item {ref!r}; items: " + ", ".join(
+                f"{i + 1}" + (f" ({iid})" if iid != f"{i + 1}" else "") for i, iid in enumerate(ids)))
+        return matches[0]
 
 
 # ---------------------------------------------------------------- rollback steps
@@ -475,6 +494,45 @@ class Plan(Strict):
         """The plan as it ran, for a report: it reads no source and no flag, so those are stand-ins."""
         return cls.model_validate({**body, "sources": {"journal": {"type": "simulator"}}, "flag_provider": {"provider": "local"}})
 
+    def secret_references(self) -> list[tuple[str, str]]:
+        """(where, reference) for every secret the plan uses: source credentials and credential headers,
+        the flag provider's token, runbook webhooks and headers, notify URLs. Found by type, so a new
+        provider's or step's secret field is included without a list to keep up to date."""
+        from .flags import registry
+
+        return [*_secret_refs(self, ""), *_secret_refs(registry.validate_config(self.flag_provider), "flag_provider")]
+
+
+def _after_validators(info: Any) -> set[Any]:
+    """The AfterValidator functions on a model field, also those inside Optional[Annotated[…]]."""
+    found = {m.func for m in info.metadata if isinstance(m, AfterValidator)}
+    stack = [info.annotation]
+    while stack:
+        t = stack.pop()
+        found |= {m.func for m in getattr(t, "__metadata__", ()) if isinstance(m, AfterValidator)}
+        stack.extend(a for a in get_args(t) if not isinstance(a, AfterValidator))
+    return found
+
+
+def _secret_refs(value: Any, where: str) -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [ref for k, v in value.items() for ref in _secret_refs(v, f"{where}.{k}")]
+    if isinstance(value, (list, tuple)):
+        return [ref for i, v in enumerate(value) for ref in _secret_refs(v, f"{where}[{i}]")]
+    if not isinstance(value, BaseModel):
+        return []
+    out: list[tuple[str, str]] = []
+    for name, info in type(value).model_fields.items():
+        field, path = getattr(value, name), f"{where}.{info.alias or name}".lstrip(".")
+        validators = _after_validators(info)
+        if _secret_ref in validators and isinstance(field, str):
+            out.append((path, field))
+        elif _headers in validators and isinstance(field, dict):  # a header value is a secret when it is a reference
+            out += [(f"{path}.{k}", v) for k, v in field.items() if secrets.is_reference(v)]
+        else:
+            out += _secret_refs(field, path)
+    return out
+
 
 # ---------------------------------------------------------------- loading with locations
 
@@ -538,8 +596,12 @@ def _in_unit(value: Any, unit: str) -> Any:
     return value
 
 
-def _thresholds_in_pane_units(data: dict[str, Any]) -> None:
-    """Convert thresholds written with a unit, so `above: 500ms` means what it says on a seconds pane."""
+def _thresholds_in_pane_units(data: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """Convert thresholds written with a unit, so `above: 500ms` means what it says on a seconds pane.
+
+    Returns (location, pane) of each guardrail or gate naming a pane the plan does not have: its
+    threshold's unit is unknown, so the missing pane is the problem to report, not the threshold.
+    """
     panes = data.get("panes")
     units: dict[Any, str] = {}
     for pane in panes if isinstance(panes, list) else []:
@@ -548,15 +610,21 @@ def _thresholds_in_pane_units(data: dict[str, Any]) -> None:
             for key in ("warn", "breach"):
                 if key in pane:
                     pane[key] = _in_unit(pane[key], unit)
-    conditions = list(data.get("guardrails") or []) if isinstance(data.get("guardrails"), list) else []
-    for phase in data.get("phases") or [] if isinstance(data.get("phases"), list) else []:
+    guardrails = data.get("guardrails")
+    conditions: list[tuple[Loc, Any]] = [(("guardrails", i), g) for i, g in enumerate(guardrails if isinstance(guardrails, list) else [])]
+    phases = data.get("phases")
+    for pi, phase in enumerate(phases if isinstance(phases, list) else []):
         if isinstance(phase, dict) and isinstance(phase.get("gates"), list):
-            conditions += phase["gates"]
-    for cond in conditions:
+            conditions += [(("phases", pi, "gates", gi), gate) for gi, gate in enumerate(phase["gates"])]
+    unknown: list[tuple[Loc, str]] = []
+    for loc, cond in conditions:
         if isinstance(cond, dict) and isinstance(cond.get("pane"), str):
+            if cond["pane"] not in units:
+                unknown.append((loc, cond["pane"]))
             for key in ("above", "below"):
                 if key in cond:
                     cond[key] = _in_unit(cond[key], units.get(cond["pane"], ""))
+    return unknown
 
 
 def _validation_problems(exc: ValidationError, located: Located, prefix: Loc = ()) -> list[Problem]:
@@ -568,60 +636,6 @@ def _validation_problems(exc: ValidationError, located: Located, prefix: Loc = (
         line, col = located.where(loc[:-1] if err["type"] == "missing" else loc)
         problems.append(Problem(located.file, line, col, dotted(loc), _message(err)))
     return problems
-
-
-def _semantic_problems(plan: Plan, located: Located) -> list[Problem]:
-    """Cross-references pydantic cannot see: ids, sources, flags."""
-    out: list[Problem] = []
-
-    def add(loc: Loc, message: str) -> None:
-        line, col = located.where(loc)
-        out.append(Problem(located.file, line, col, dotted(loc), message))
-
-    pane_ids = [p.id for p in plan.panes]
-    for i, pid in enumerate(pane_ids):
-        if pid in pane_ids[:i]:
-            add(("panes", i, "id"), f"pane id {pid!r} is used twice")
-    sources = list(plan.sources)
-
-    def check_source(loc: Loc, name: str | None) -> None:
-        if name is not None and name not in plan.sources:
-            add(loc + ("source",), f"unknown source {name!r} (the plan defines: {', '.join(sources)})")
-
-    def check_pane(loc: Loc, pane: str | None) -> None:
-        if pane is not None and pane not in pane_ids:
-            known = ", ".join(pane_ids) or "none"
-            add(loc + ("pane",), f"unknown pane {pane!r} (panes defined: {known})")
-
-    for i, pane in enumerate(plan.panes):
-        check_source(("panes", i), pane.source)
-    guard_ids: list[str] = []
-    for i, g in enumerate(plan.guardrails):
-        check_source(("guardrails", i), g.source)
-        check_pane(("guardrails", i), g.pane)
-        gid = plan.guardrail_id(i)
-        if gid in guard_ids:
-            add(("guardrails", i), f"guardrail id {gid!r} is used twice; give each an `id`")
-        guard_ids.append(gid)
-    for pi, phase in enumerate(plan.phases):
-        for gi, gate in enumerate(phase.gates):
-            check_source(("phases", pi, "gates", gi), gate.source)
-            check_pane(("phases", pi, "gates", gi), gate.pane)
-        ids = phase.item_ids()
-        for ii, iid in enumerate(ids):
-            if iid in ids[:ii]:
-                add(("phases", pi, "checklist", ii, "id"), f"checklist id {iid!r} is used twice in this phase")
-        if not phase.flags:
-            add(("phases", pi, "flags"), "a phase must set at least one flag")
-    if plan.rollback.flags is not None:
-        known = list(dict.fromkeys(n for ph in plan.phases for n in ph.flags))
-        for name in plan.rollback.flags:
-            if not any(name in ph.flags for ph in plan.phases):
-                add(("rollback", "flags", name), f"flag {name!r} is not set by any phase (phases set: {', '.join(known)})")
-    for name, src in plan.sources.items():
-        if isinstance(src, SimulatorSourceConfig) and src.flag and src.flag not in plan.flag_names():
-            add(("sources", name, "flag"), f"flag {src.flag!r} is not set by any phase")
-    return out
 
 
 def _provider_problems(raw: Any, located: Located) -> list[Problem]:
@@ -681,13 +695,21 @@ def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) ->
         raise PlanError([Problem(file, 1, 1, "", "the plan is empty; start from sample-config.yaml")])
     if not isinstance(data, dict):
         raise PlanError([Problem(file, 1, 1, "", "the plan must be a mapping with rollout, sources, phases, …")])
-    _thresholds_in_pane_units(data)
-    problems = _provider_problems(data.get("flag_provider"), located)
+    from .plan_checks import capability_problems, meaning_problems, unknown_pane_problems
+
+    unknown_panes = _thresholds_in_pane_units(data)
+    problems = unknown_pane_problems(unknown_panes, data, located)
+    provider = _provider_problems(data.get("flag_provider"), located)
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
-        raise PlanError(_validation_problems(exc, located) + problems) from None
-    problems += _semantic_problems(plan, located) + _faults_file_problems(plan, located, base_dir or Path("."))
+        # A threshold's unit comes from its pane: with the pane unknown, the pane is the problem.
+        masked = {dotted(loc + (key,)) for loc, _ in unknown_panes for key in ("above", "below")}
+        found = [p for p in _validation_problems(exc, located) if p.field not in masked]
+        raise PlanError(found + problems + provider) from None
+    problems += provider + meaning_problems(plan, located) + _faults_file_problems(plan, located, base_dir or Path("."))
+    if not provider:
+        problems += capability_problems(plan, located)
     if problems:
         raise PlanError(problems)
     extras: dict[str, Any] = {"base_dir": base_dir or Path(".")}
