@@ -11,6 +11,7 @@ from typing import Awaitable, Callable, TextIO
 from .engine.engine import Engine
 from .engine.snapshot import JournalEntry, PaneView, Snapshot, State
 from .plan import format_duration
+from .text import terminal_safe
 from .units import format_value
 
 TERMINAL = (State.COMPLETE, State.ROLLED_BACK)
@@ -21,7 +22,8 @@ def stamp(ts: float) -> str:
 
 
 def entry_line(entry: JournalEntry) -> str:
-    return f"{stamp(entry.ts)} {entry.kind:<18} {entry.message}  [{entry.actor}]"
+    # A message quotes servers, plans and people (`--reason`): never escape sequences on a terminal.
+    return terminal_safe(f"{stamp(entry.ts)} {entry.kind:<18} {entry.message}  [{entry.actor}]")
 
 
 def _pane_text(pane: PaneView) -> str:
@@ -34,7 +36,7 @@ def _pane_text(pane: PaneView) -> str:
 def status_line(snap: Snapshot) -> str:
     phase = f"phase {snap.phase.index}/{snap.phase_count} {snap.phase.name}" if snap.phase else f"phase 0/{snap.phase_count}"
     panes = " ".join(_pane_text(p) for p in snap.panes)
-    return f"{stamp(snap.now)} {'status':<18} {snap.state.label} {phase} | {panes}"
+    return terminal_safe(f"{stamp(snap.now)} {'status':<18} {snap.state.label} {phase} | {panes}")
 
 
 async def run_headless(
