@@ -22,7 +22,7 @@ def stamp(ts: float) -> str:
 
 
 def entry_line(entry: JournalEntry) -> str:
-    # A message quotes servers, plans and people (`--reason`): never escape sequences on a terminal.
+    # A journal message quotes plans, scenarios and servers: data, never terminal control.
     return terminal_safe(f"{stamp(entry.ts)} {entry.kind:<18} {entry.message}  [{entry.actor}]")
 
 
