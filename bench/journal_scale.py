@@ -4,7 +4,7 @@ The journal is a real launch's (the demo plan run headless, then rolled back), w
 weeks of a flapping launch spliced in before the rollback: a CPU guardrail breaching and
 clearing, the metrics source dropping out and back, a webhook failing, consoles coming
 and going, and the panes' samples every 30 s. Each verb runs as its own process; its
-peak RSS comes from the kernel (wait4), its time from the wall clock.
+peak RSS is its own VmHWM as it exits, its time the wall clock's.
 """
 
 from __future__ import annotations
@@ -57,8 +57,7 @@ def make_journal(folder: Path, entries: int = ENTRIES) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     plan = folder / "plan.yaml"
     plan.write_text((resources.files("warroom") / "demo.yaml").read_text().replace("state: demo.sqlite", "state: state.sqlite"))
-    env = {**os.environ, "WARROOM_BENCH": "1"}
-    subprocess.run([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--for", "2m"], cwd=folder, env=env,
+    subprocess.run([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--for", "2m"], cwd=folder,
                    check=True, capture_output=True, stdin=subprocess.DEVNULL)
     db = sqlite3.connect(folder / "state.sqlite", isolation_level=None)
     db.execute("PRAGMA synchronous = OFF")
@@ -79,7 +78,7 @@ def make_journal(folder: Path, entries: int = ENTRIES) -> Path:
     db.execute("COMMIT")
     db.close()
     # The launch ends as a real one does: a human rolls back (the engine starts on the long journal).
-    subprocess.run([*WARROOM, "rollback", str(plan), "--reason", "two weeks of CPU flapping"], cwd=folder, env=env,
+    subprocess.run([*WARROOM, "rollback", str(plan), "--reason", "two weeks of CPU flapping"], cwd=folder,
                    check=True, capture_output=True, stdin=subprocess.DEVNULL)
     return plan
 
@@ -91,16 +90,32 @@ def _range(start: float, end: float, step: float):
         t += step
 
 
+# The verb's own peak, read by the process itself as it exits: VmHWM belongs to the program it
+# runs, while the kernel's ru_maxrss keeps the high-water mark of whatever forked it (a pytest
+# process of 200 MB makes every child look that big).
+_PEAK = """
+import atexit, sys
+peak_file = sys.argv.pop(1)
+def record():
+    with open("/proc/self/status") as status:
+        kb = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(peak_file, "w") as out:
+        out.write(kb)
+atexit.register(record)
+from warroom.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def run_measured(args: list[str], cwd: Path) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS in MB, exit code) of one warroom process; its output goes to /dev/null."""
-    started = time.perf_counter()
-    with open(os.devnull, "w") as sink:
-        proc = subprocess.Popen([*WARROOM, *args], cwd=cwd, stdout=sink, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stderr.close()
-    return elapsed, usage.ru_maxrss / 1024, proc.returncode
+    """(wall seconds, peak RSS in MB, exit code) of one warroom verb; its output goes to /dev/null."""
+    with tempfile.NamedTemporaryFile(prefix="warroom-peak-") as peak:
+        started = time.perf_counter()
+        code = subprocess.run([sys.executable, "-c", _PEAK, peak.name, *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL).returncode
+        elapsed = time.perf_counter() - started
+        kb = Path(peak.name).read_text()
+    return elapsed, int(kb) / 1024 if kb else float("nan"), code
 
 
 def verbs(plan: Path) -> dict[str, list[str]]:

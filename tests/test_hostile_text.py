@@ -20,7 +20,7 @@ RAW = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 IMG = "<img src=x onerror=alert(1)>"
 
 PLAN = r"""
-rollout: {name: hostile, environment: staging, description: "launch \e]0;pwned\a notes"}
+rollout: {name: hostile, environment: drill, description: "launch \e]0;pwned\a notes"}
 sources:
   sim: {type: simulator, seed: 1, flag: feature, noise: 0}
 flag_provider: {provider: local, path: flags.json}

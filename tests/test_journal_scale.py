@@ -1,7 +1,7 @@
 """`journal` and `report` on a real SQLite journal of a million entries finish in bounded memory.
 
 No timing is asserted here (bench/journal_scale.py measures it for docs/performance.md):
-the bound is on each process's peak RSS, reported by the kernel, against the audit's
+the bound is on each process's peak RSS (its VmHWM as it exits), against the audit's
 1.4 GB (`journal --limit 10`) and 2 GB (`report`).
 """
 

@@ -88,7 +88,7 @@ def _one_shot(plan: Plan, args: argparse.Namespace, act: Callable[[Engine], Awai
             await engine.start()
             recovered = await engine.recover_orphans()
             if recovered:
-                print(recovered)
+                say(recovered)
             await engine.tick()
             try:
                 message = await act(engine)
@@ -217,10 +217,10 @@ def cmd_run(plan: Plan, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.faults and not any(s.type == "simulator" for s in plan.sources.values()):
         # Faults go into the simulator; ignoring them would make the run look like a rehearsal.
-        print(f"warroom: --faults needs a simulator source, and {plan.path or 'this plan'} has none (its sources: "
-              + ", ".join(f"{n} ({s.type})" for n, s in plan.sources.items())
-              + "). Rehearse the faults offline with `warroom drill PLAN --scenario FILE`, or inject them into the "
-              "rehearsal exporter your Prometheus scrapes (`warroom simulate --serve … --faults FILE`, or POST /fault)",
+        print(terminal_safe(f"warroom: --faults needs a simulator source, and {plan.path or 'this plan'} has none (its sources: "
+                            + ", ".join(f"{n} ({s.type})" for n, s in plan.sources.items())
+                            + "). Rehearse the faults offline with `warroom drill PLAN --scenario FILE`, or inject them into the "
+                            "rehearsal exporter your Prometheus scrapes (`warroom simulate --serve … --faults FILE`, or POST /fault)"),
               file=sys.stderr)
         return EXIT_USAGE
     if not args.headless:
