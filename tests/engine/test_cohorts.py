@@ -172,7 +172,7 @@ async def test_shadow_guardrails_journal_what_they_would_have_done_and_never_act
     report = build_report(engine.plan, engine.store)
     markdown, page = to_markdown(report), to_html(report)
     assert "| Shadow guardrails | 1 time(s) one would have acted (mode: shadow: journaled, never acted) |" in markdown
-    row = "| errors-vs-control | +40s | rollback | 10.00% | 0.54% | 30s | new 10.00% vs control 0.040% Δ+9.96pp p≈0 < 0.00083 n=300/25245"
+    row = "| errors-vs-control | +40s | rollback | 10.00% | 0.54% | 30s | new 10.00% vs control 0.040% Δ+9.96pp p≈0 &lt; 0.00083 n=300/25245"
     assert row in markdown and "<section id='shadows'><h2>Shadow guardrails</h2>" in page
     assert "| Guardrail breaches | 0 |" in markdown and "| Rollbacks | 0 |" in markdown
 
