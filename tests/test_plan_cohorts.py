@@ -126,3 +126,14 @@ def test_the_shipped_plans_watch_error_rate_and_p95_against_the_control():
         assert plan.exposure is not None and "{cohort}" in plan.exposure.query
         # The fixed error-rate threshold counts requests too: one error at night proves nothing.
         assert next(g for g in plan.guardrails if g.id == "error-rate").evidence.min == 200
+
+
+def test_the_readme_example_of_a_cohort_guardrail_is_a_valid_plan():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Cohort guardrails: the new code against the old"):]
+    block = section[section.index("```yaml\n") + 8:section.index("```\n", section.index("```yaml\n"))]
+    guardrail = block.split("guardrails:\n", 1)[1].replace("pane: error_rate ", "pane: errors     ")
+    plan = parse_plan(plan_with(textwrap.dedent(guardrail)))
+    g = plan.guardrails[-1]
+    assert (g.compare.difference, g.compare.ratio, g.threshold) == (pytest.approx(0.005), 2, pytest.approx(0.05))
+    assert g.evidence.test == "two-proportion" and g.for_ == 30
