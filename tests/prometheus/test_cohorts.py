@@ -4,20 +4,18 @@ the real exporter, in real time, with real PromQL per cohort."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.prometheus.test_live import FOR, POLL, flag_enabled, tick_until
 from tests.servers import http_send, wait_until
 from warroom.engine.build import build_engine
 from warroom.engine.engine import CommandError, Engine
 from warroom.engine.snapshot import State
 from warroom.plan import parse_plan
 
-POLL = 0.5
-FOR = 2.0
 WINDOW = "10s"  # short rate windows keep the tests quick
 REQUESTS = "warroom_sim_http_requests_total"
 ERROR_RATE = f'sum(rate({REQUESTS}{{code=~"5.."}}[{WINDOW}])) / sum(rate({REQUESTS}[{WINDOW}]))'
@@ -78,21 +76,6 @@ async def live(exporter_factory, prometheus_factory, tmp_path):
 
 def guard(snap, gid: str):
     return next(g for g in snap.guardrails if g.id == gid)
-
-
-def flag_enabled(path: Path) -> bool:
-    return bool(json.loads(path.read_text())["flags"]["realtime-features"]["enabled"])
-
-
-async def tick_until(engine: Engine, check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        snap = await engine.tick()
-        if check(snap):
-            return snap
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; guardrails: {snap.guardrails}; exposure: {snap.exposure}")
-        await asyncio.sleep(POLL)
 
 
 async def enter_canary(engine: Engine, exporter, flag: str, exposure: float) -> None:
