@@ -33,7 +33,7 @@ from . import transitions
 from .clock import Clock
 from .cohorts import ConditionQueries, judge
 from .exposure import Exposure
-from .guardrails import GuardrailTracker, pane_note, why, why_data
+from .guardrails import GuardrailTracker, held, pane_note, shadow_message, why, why_data
 from .ownership import ACTION_TTL, Owner, may_adopt
 from .snapshot import (
     ActionView,
@@ -492,9 +492,10 @@ class Engine:
             if verdict.lacking:
                 self._journal("guardrail.evidence", f"{tracker.id}: {verdict.view.detail}; no verdict, `no_data: {g.no_data}` applies",
                               data={"guardrail": tracker.id, "detail": verdict.view.detail, "no_data": g.no_data})
-            if g.mode == "shadow":
+            if g.mode == "shadow":  # journaled when its window is met, never acted on
                 if verdict.fire:
-                    self._journal_shadow(tracker, verdict.view, key, now)
+                    self._journal("guardrail.shadow", shadow_message(tracker, verdict.view),
+                                  data={**why_data(verdict.view, key), "window_met_at": now})
                 continue
             reason = self._why(verdict.view, key)
             if verdict.started and g.for_ > 0:  # a value or, with `no_data: breach`, no data
@@ -515,12 +516,10 @@ class Engine:
         started = self.st.get("phase_started_at")
         age = None if self.phase_index < 1 or started is None else max(0.0, now - started)
         view = self.exposure_view = self.exposure.view(self.readings, self.desired().get(self.exposure.flag), age)
-        if self.has_lease and self.exposure.changed(view):
-            data = {"status": view.status, "planned": view.planned, "observed": view.observed, "n": view.n, "p_value": view.p_value}
-            if view.status == "ok":
-                self._journal("exposure.ok", f"exposure check: {view.text} again", data=data)
-            else:
-                self._journal("exposure.mismatch", f"exposure check: {view.text}; step up blocked until the split matches", data=data)
+        news = self.exposure.news(view)
+        if self.has_lease and news is not None:
+            kind, message, data = news
+            self._journal(kind, message, data=data)
 
     def _planned_share(self) -> float:
         """The part of users the plan puts on the new code now (the cohort flag as warroom set it), 0..1."""
@@ -535,21 +534,11 @@ class Engine:
             return 1
         return max(1, int(self.plan.phases[self.phase_index - 1].hold // self.plan.poll_interval))
 
-    def _journal_shadow(self, tracker: GuardrailTracker, view: GuardrailView, key: QueryKey, now: float) -> None:
-        """A shadow guardrail's window was met: say what it would have done, do nothing."""
-        g = tracker.guard
-        data = {**why_data(view, key), "window_met_at": now}
-        verb = {"rollback": "rolled back", "pause": "paused", "alert": "alerted"}[g.action]
-        held = f"held {format_duration(g.for_)}" if g.for_ else "immediate"
-        self._journal("guardrail.shadow", f"shadow guardrail {tracker.id} would have {verb}: {why(view)} ({held}); not acting (mode: shadow)",
-                      data=data)
-
     async def _fire(self, tracker: GuardrailTracker, view: GuardrailView, key: QueryKey, why: str, now: float) -> None:
         g = tracker.guard
         data = why_data(view, key)
         data["window_met_at"] = now
-        held = f"held {format_duration(g.for_)}" if g.for_ else "immediate"
-        reason = f"guardrail {tracker.id}: {why} ({held})"
+        reason = f"guardrail {tracker.id}: {why} ({held(g)})"
         if g.action == "alert":
             self._journal("guardrail.alert", reason, data=data)
         elif g.action == "pause":
@@ -571,12 +560,6 @@ class Engine:
                 self._journal("guardrail.fired", f"{reason}; no rollback, state is {self.state.label}", data=data)
 
     # ---------------------------------------------------------------- gates, blockers
-
-    def _value(self, key: QueryKey) -> tuple[float | None, str]:
-        reading = self.readings.get(key)
-        if reading is None:
-            return None, "not polled yet"
-        return (reading.value, "") if reading.has_value else (None, reading.detail or reading.status)
 
     def _gate_views(self) -> list[GateView]:
         if self.phase_index < 1:

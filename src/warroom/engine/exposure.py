@@ -72,11 +72,16 @@ class Exposure:
                                 f"{seen} ({plan}) ✗ sample-ratio mismatch, p={test.p_value:.2g} < {self.config.false_alarm:g}")
         return ExposureView("ok", share, observed, total, test.p_value, f"{seen} ({plan}) ✓")
 
-    def changed(self, view: ExposureView) -> bool:
-        """Whether the verdict moved between a match and a mismatch since the last call (to journal it)."""
+    def news(self, view: ExposureView) -> tuple[str, str, dict] | None:
+        """The journal entry (kind, message, data) when the verdict moved between a match and a
+        mismatch since the last call; None otherwise (a first match is no news)."""
         judged = {"ok": "ok", "mismatch": "bad", "none": "bad"}.get(view.status)
         if judged is None or judged == self.status:
-            return False
-        first = self.status == "idle"
-        self.status = judged
-        return not (first and judged == "ok")  # a first match is no news
+            return None
+        first, self.status = self.status == "idle", judged
+        if first and judged == "ok":
+            return None
+        data = {"status": view.status, "planned": view.planned, "observed": view.observed, "n": view.n, "p_value": view.p_value}
+        if judged == "ok":
+            return "exposure.ok", f"exposure check: {view.text} again", data
+        return "exposure.mismatch", f"exposure check: {view.text}; step up blocked until the split matches", data

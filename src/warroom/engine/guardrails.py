@@ -139,6 +139,16 @@ def why(view: GuardrailView) -> str:
     return f"{view.target} {format_value(view.value, view.unit)} {view.op} {format_value(view.threshold, view.unit)}"
 
 
+def held(guard: Guardrail) -> str:
+    return f"held {format_duration(guard.for_)}" if guard.for_ else "immediate"
+
+
+def shadow_message(tracker: GuardrailTracker, view: GuardrailView) -> str:
+    """What a shadow guardrail would have done, with its numbers and window (it does nothing)."""
+    verb = {"rollback": "rolled back", "pause": "paused", "alert": "alerted"}[tracker.guard.action]
+    return f"shadow guardrail {tracker.id} would have {verb}: {why(view)} ({held(tracker.guard)}); not acting (mode: shadow)"
+
+
 def why_data(view: GuardrailView, key: QueryKey) -> dict[str, Any]:
     """The numbers behind a breach, journaled with what it caused (and sent, and reported)."""
     data: dict[str, Any] = {
