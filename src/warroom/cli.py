@@ -271,7 +271,9 @@ def _print_status(snap: Snapshot) -> None:
     if snap.phase:
         say(f"  in phase {snap.phase.elapsed:.0f}s, soak left {snap.phase.soak_left:.0f}s")
     for pane in snap.panes:
-        say(f"  {pane.title:<24} {format_value(pane.value, pane.unit):>10}  {pane.status}")
+        say(f"  {pane.title:<24} {format_value(pane.value, pane.unit):>10}  {pane.status}" + (f"  {pane.note}" if pane.note else ""))
+    if snap.exposure is not None and snap.exposure.status != "idle":
+        say(f"  exposure check: {snap.exposure.text}")
     for flag in snap.flags:
         desired = flag.desired.label() if flag.desired else "—"
         observed = flag.observed.label() if flag.observed else (flag.error or "—")

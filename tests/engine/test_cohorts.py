@@ -222,3 +222,15 @@ async def test_a_cohort_gate_is_red_while_the_new_code_is_worse_than_the_control
     gate = snap.phase.gates[0]
     assert gate.passed is False and gate.shown.startswith("new 200 ms vs control 60 ms Δ+140 ms")
     assert any(b.startswith("gate p95 vs control is red (new 200 ms vs control 60 ms") for b in snap.step_blockers)
+
+
+def test_status_says_what_the_exposure_check_and_the_cohorts_see(tmp_path, capsys):
+    from warroom.cli import main
+
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan_with(sources=faults({"metric": "session_rate", "at": "0s", "value": 0})), sort_keys=False))
+    assert main(["step", str(path)]) == 0
+    assert main(["status", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "  exposure check: cohort 0% — is the flag reaching the service? (plan 1%) ✗\n" in out
+    assert "exposure: cohort 0% — is the flag reaching the service? (plan 1%) ✗" in out.split("step up blocked: ")[1]
