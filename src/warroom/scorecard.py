@@ -123,7 +123,7 @@ def why(entry: JournalEntry) -> str:
 def _mistakes(entry: JournalEntry, at: float) -> list[str]:
     """What a forced step up overrode that a drill counts as a mistake."""
     overridden: list[str] = entry.data.get("overridden") or []
-    red = [o for o in overridden if (o.startswith("gate ") or o.startswith("guardrail "))]
+    red = [o for o in overridden if o.startswith(("gate ", "guardrail ", "exposure: "))]
     missing = [o for o in overridden if o.startswith("checklist:")]
     out = []
     if red:
