@@ -19,8 +19,11 @@ T = TypeVar("T")
 
 
 class EngineHost:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *, after_tick: Callable[[Any], Awaitable[None]] | None = None, ticking: bool = False):
+        """`ticking`: tick every poll interval as the process does (`after_tick` between ticks: a drill)."""
         self.engine = engine
+        self.after_tick = after_tick
+        self.ticking = ticking
         self.loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
         self._started = threading.Event()
@@ -64,6 +67,11 @@ class EngineHost:
             return "stopping"
 
         try:
-            await CommandLoop(self.engine, shutdown).serve(self._stop)
+            if self.ticking:
+                serving = asyncio.ensure_future(CommandLoop(self.engine, shutdown).serve(self._stop))
+                await self.engine.run(self._stop, self.after_tick)
+                await serving
+            else:
+                await CommandLoop(self.engine, shutdown).serve(self._stop)
         finally:
             await self.engine.close()

@@ -29,6 +29,8 @@ def warroom(*args: str, check: bool = False, timeout: float = 60) -> subprocess.
 def sample_variant(tmp_path: Path, **changes) -> Path:
     """sample-config.yaml with automatic step-up and optional items, so a headless run walks the phases."""
     plan = yaml.safe_load((ROOT / "sample-config.yaml").read_text())
+    # A rehearsal copy (its own state and flag file): fast time is refused on a staging plan's real state.
+    plan["rollout"]["environment"] = "drill"
     plan["automation"] = {"step_up": "auto"}
     for phase in plan["phases"]:
         phase["checklist"] = [{"text": i["text"] if isinstance(i, dict) else i} for i in phase["checklist"]]
@@ -48,7 +50,7 @@ def journal(path: Path) -> list[dict]:
 def test_headless_run_rolls_back_on_a_phase_two_error_fault(tmp_path):
     plan = sample_variant(tmp_path)
     faults = tmp_path / "faults.yaml"
-    faults.write_text("- {metric: error_rate, phase: 2, after: 10m, mode: set, value: 0.03}\n")
+    faults.write_text("- {metric: error_rate, phase: 2, after: 10m, mode: set, value: 0.03, while_exposed: false}\n")
     run = warroom("run", "--headless", str(plan), "--speed", "max", "--until-done", "--faults", str(faults))
     assert run.returncode == 5, run.stdout + run.stderr  # ROLLED BACK
     assert "rollback.intent" in run.stdout and "ROLLED BACK" in run.stdout.splitlines()[-1]
@@ -79,10 +81,10 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
     marker = tmp_path / "drain-started"
     # The first run of the drain step hangs (a slow kubectl); after the restart it finishes at once.
     slow_step = {"name": "Drain connections", "run": ["sh", "-c", f"test -f {marker} && exit 0; touch {marker}; sleep 60"], "timeout": "2m"}
-    plan = sample_variant(tmp_path, rollback={"flags": {"realtime-features": False, "websocket_simple": False}, "steps": [slow_step],
+    plan = sample_variant(tmp_path, rollback={"flags": {"realtime-features": False, "websocket_simple": False, "health_simple": True}, "steps": [slow_step],
                                               "dry_run": False})  # the simulator alone would only journal the step
     faults = tmp_path / "faults.yaml"
-    faults.write_text("- {metric: error_rate, phase: 1, after: 1m, mode: set, value: 0.05}\n")
+    faults.write_text("- {metric: error_rate, phase: 1, after: 1m, mode: set, value: 0.05, while_exposed: false}\n")
     runner = subprocess.Popen([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--faults", str(faults)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     deadline = time.time() + 30
@@ -118,6 +120,23 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
     assert kinds.index("rollback.resume") > len(before) - 1
     step = [e for e in after if e["kind"] == "rollback.step"]
     assert len(step) == 1 and step[0]["data"]["ok"] is True
+    # The first run of the step (its shell and its sleep) outlived the killed engine: the next one
+    # stopped its process group before running the step again, so it never ran twice at once.
+    (stopped,) = [e for e in after if e["kind"] == "rollback.step_stopped"]
+    assert running_in_group(stopped["data"]["stopped_pgid"]) == []
+
+
+def running_in_group(pgid: int) -> list[int]:
+    """Processes of a process group that still run (a killed one not yet reaped is a zombie: not running)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
     seqs = [e["seq"] for e in after]
     assert seqs == sorted(set(seqs))
     assert json.loads((tmp_path / "flags.json").read_text())["flags"]["realtime-features"]["enabled"] is False
@@ -158,7 +177,6 @@ def test_verbs_from_a_script(tmp_path):
     assert len(text) == 3 and "retry" in text[-1]
     by_state = warroom("journal", "--state", str(tmp_path / "state.sqlite"), "--limit", "3", check=True).stdout.splitlines()
     assert by_state == text
-    assert warroom("journal").returncode == 2
     assert warroom("down", str(plan), check=True).stdout.startswith("engine ")
 
 
@@ -189,11 +207,19 @@ def test_a_headless_runner_prints_what_verbs_from_other_terminals_do(tmp_path):
 def test_check_probes_every_query_and_flag(tmp_path):
     result = warroom("check", str(sample_variant(tmp_path)))
     assert result.returncode == 0, result.stdout
-    assert result.stdout.count("  ok ") == 8 + 3 and "check: all good" in result.stdout
+    # 8 panes, the error rate's request count, and of the cohort queries all but the new cohort's
+    # error rate and p95 (nobody is on the new code before the first step); 3 flags.
+    assert result.stdout.count("  ok ") == 8 + 1 + 6 + 3 and "check: all good" in result.stdout
+    assert result.stdout.count("  WARN ") == 2 and result.stdout.count("nodata: no traffic in the new cohort") == 2
     # Guardrails in words and in their pane's unit: a threshold off by a unit is visible here.
     assert "  p95-latency: rollback when latency_p95 is above 500 ms for 1m00s; no data: hold\n" in result.stdout
+    assert ("  p95-vs-control: rollback when the new cohort is higher than the control by +100 ms and ×1.5 "
+            "(latency_p95, seconds) for 1m00s; judged on at least 200 requests in the window per cohort; no data: hold\n") in result.stdout
+    # Both sides of every comparison, their counts, and the exposure check's units, side by side.
+    assert "  p95-vs-control: new nodata (no traffic in the new cohort); control 62 ms; requests new 0; requests control 24.3k\n" in result.stdout
+    assert "  exposure check (flag realtime-features): units new 0; control 12.2k; new share now 0%\n" in result.stdout
     bad = sample_variant(tmp_path, panes=[{"id": "x", "title": "X", "query": "rate(nope[5m])"}], guardrails=[],
-                         phases=[{"name": "a", "flags": {"realtime-features": 5, "websocket_simple": 5}}])
+                         phases=[{"name": "a", "flags": {"realtime-features": 5, "websocket_simple": 5}}], rollback={})
     result = warroom("check", str(bad))
     assert result.returncode == 7 and "FAIL [service] rate(nope[5m])" in result.stdout
 
@@ -207,7 +233,7 @@ def test_plan_errors_are_messages_not_tracebacks(tmp_path):
     assert warroom("status", str(tmp_path / "missing.yaml")).returncode == 1
     # A fault schedule given on the command line is located the same way.
     faults = tmp_path / "faults.yaml"
-    faults.write_text("- {metric: error_rate, phase: two, value: 0.03}\n")
+    faults.write_text("- {metric: error_rate, phase: two, value: 0.03, while_exposed: false}\n")
     result = warroom("run", "--headless", str(sample_variant(tmp_path)), "--speed", "max", "--faults", str(faults))
     assert result.returncode == 1
     assert result.stderr.startswith(f"{faults}:1:24: [0].phase: Input should be a valid integer"), result.stderr
@@ -245,7 +271,8 @@ def test_simulated_numbers_never_run_the_real_runbook_unless_the_plan_says_so(tm
     marker = tmp_path / "ran"
     step = {"name": "Drain connections", "run": ["touch", str(marker)]}
     rollback = {"steps": [step], **({} if dry_run is None else {"dry_run": dry_run})}
-    plan = sample_variant(tmp_path, rollback=rollback, automation={"step_up": "manual"})
+    plan = sample_variant(tmp_path, rollback=rollback, automation={"step_up": "manual"},
+                          rollout={"name": "realtime-features", "environment": "staging"})
     check = warroom("check", str(plan))
     expected = "dry run (every source is the simulator" if dry_run is None else "executed (rollback.dry_run in the plan)"
     assert f"rollback runbook: 1 step(s), {expected}" in check.stdout
@@ -258,3 +285,74 @@ def test_simulated_numbers_never_run_the_real_runbook_unless_the_plan_says_so(tm
         assert not marker.exists() and steps[0]["data"]["dry_run"] and "dry run: would run touch" in steps[0]["message"]
     else:
         assert marker.exists() and not steps[0]["data"]["dry_run"]
+
+
+def test_check_resolves_every_secret_the_plan_uses_and_never_prints_one(tmp_path):
+    value = "s3cr3t-hook-value-9f8e7d"
+    plan = sample_variant(
+        tmp_path,
+        rollback={"flags": {"realtime-features": False, "websocket_simple": False, "health_simple": True},
+                  "steps": [{"webhook": "env:WARROOM_TEST_HOOK"},
+                            {"http": {"url": "https://status.example.com/api", "headers": {"Authorization": "env:WARROOM_TEST_STATUS"}}}]},
+        notify=[{"type": "slack", "url": "keyring:warroom-test/missing-notify"}])
+    env = {**os.environ, "WARROOM_TEST_HOOK": value, "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+           "XDG_DATA_HOME": str(tmp_path / "data")}
+    env.pop("WARROOM_TEST_STATUS", None)
+    result = subprocess.run([*WARROOM, "check", str(plan)], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert result.returncode == 7, result.stdout + result.stderr
+    assert value not in result.stdout + result.stderr
+    assert "  ok   rollback.steps[0].webhook: env:WARROOM_TEST_HOOK resolves\n" in result.stdout
+    assert ("  FAIL rollback.steps[1].http.headers.Authorization: environment variable WARROOM_TEST_STATUS is not set "
+            "(referenced as env:WARROOM_TEST_STATUS); export it before starting warroom\n") in result.stdout
+    assert ("  FAIL notify[0].url: keyring:warroom-test/missing-notify: no such entry in the keyring; "
+            "store it with `warroom secret set keyring:warroom-test/missing-notify`\n") in result.stdout
+    assert "check: 2 problem(s)" in result.stdout
+    assert "rollback sets: realtime-features off, websocket_simple off, health_simple 100%" in result.stdout
+
+
+def test_plans_that_would_fail_at_run_time_fail_check_drill_and_run_first(tmp_path):
+    # A rollback that leaves a flag on (the audit's drill then passed with the flag at 5 %).
+    plan = sample_variant(tmp_path, rollback={"flags": {"realtime-features": False}})
+    for verb in (["check"], ["drill", "--headless"], ["run", "--headless", "--speed", "max"]):
+        result = warroom(verb[0], str(plan), *verb[1:])
+        assert result.returncode == 1, result.stdout
+        assert "rollback.flags: flag 'websocket_simple' is set by phase 1 'Beta 5%' (line " in result.stderr
+    # 0.1 % on Unleash: refused before any run, not four attempts and a pause on launch day.
+    unleash = {"provider": "unleash", "url": "http://127.0.0.1:4242", "token": "env:UNLEASH_TOKEN"}
+    phases = [{"name": "Canary 0.1%", "flags": {"realtime-features": 0.1}}]
+    plan = sample_variant(tmp_path, flag_provider=unleash, phases=phases, rollback={}, guardrails=[])
+    result = warroom("check", str(plan))
+    assert result.returncode == 1
+    assert ("phases[0].flags.realtime-features: phase 1 'Canary 0.1%' sets 'realtime-features' to 0.1%: "
+            "the unleash provider sets whole percents, so 0.1% cannot be set (write 0 or 1)") in result.stderr
+
+
+def test_tick_by_number_when_items_have_ids(tmp_path):
+    phases = [{"name": "Beta 5%", "flags": {"realtime-features": 5, "websocket_simple": 5, "health_simple": True},
+               "checklist": [{"text": "Dashboards checked", "id": "dashboards", "required": True},
+                             {"text": "Support briefed", "id": "support"}]}]
+    plan = sample_variant(tmp_path, phases=phases, automation={"step_up": "manual"})
+    warroom("up", str(plan), check=True)
+    warroom("step", str(plan), check=True)
+    assert warroom("tick", str(plan), "2", check=True).stdout == "ticked: Support briefed\n"
+    assert warroom("tick", str(plan), "dashboards", check=True).stdout == "ticked: Dashboards checked\n"
+    refused = warroom("tick", str(plan), "3")
+    assert refused.returncode == 6 and "items: 1 (dashboards), 2 (support)" in refused.stderr
+
+
+def test_journal_without_a_plan_reads_the_newest_state_database(tmp_path):
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "XDG_STATE_HOME": str(tmp_path / "state")}
+    (tmp_path / "tmp").mkdir()
+
+    def journal_alone(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*WARROOM, *args], capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
+
+    nothing = journal_alone("journal")
+    assert nothing.returncode == 2 and "no state database found" in nothing.stderr
+    # The demo runs in a fresh temp folder and, on leaving, names its journal; `warroom journal` alone finds it too.
+    assert journal_alone("run", "--headless", "--speed", "max", "--for", "30s").returncode == 0
+    demo_db = next((tmp_path / "tmp").glob("warroom-demo-*/demo.sqlite"))
+    found = journal_alone("journal", "--limit", "2")
+    assert found.returncode == 0 and f"reading the newest state database, {demo_db}" in found.stderr
+    assert found.stdout.splitlines()[-1].split()[1] == "engine.left"  # the run ended with the demo at phase 1: said loudly
+    assert journal_alone("report").returncode == 0

@@ -9,8 +9,10 @@ Redirects are not followed: a step's credentials never go to another address.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from . import secrets
 from .plan import HttpStep, RunStep, WebhookStep
@@ -55,24 +57,37 @@ def _fill(value: Any, context: dict[str, Any]) -> Any:
     return value
 
 
-async def _run(step: RunStep) -> StepResult:
+def stop_group(pgid: int) -> bool:
+    """Kill a step's whole process group (the command and what it started); False when none is left."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+async def _run(step: RunStep, started: Callable[[int], None]) -> StepResult:
     name = step_name(step)
     try:
+        # A session of its own: the step and everything it starts (a shell's children) go down
+        # together when it times out or its engine stops, instead of running on unwatched.
         proc = await asyncio.create_subprocess_exec(
-            *step.run, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            *step.run, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
         )
     except FileNotFoundError:
         return StepResult(name, False, f"command not found: {step.run[0]}")
     except OSError as exc:
         return StepResult(name, False, f"cannot start {step.run[0]}: {exc.strerror}")
+    started(proc.pid)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout=step.timeout)
     except asyncio.TimeoutError:
-        proc.kill()
+        stop_group(proc.pid)
         await proc.wait()
         return StepResult(name, False, f"timed out after {step.timeout:g}s and was killed")
     except asyncio.CancelledError:
-        proc.kill()
+        stop_group(proc.pid)
         raise
     # Redacted whole before the cut, so a cut never leaves part of a secret behind.
     text = secrets.redact(out.decode("utf-8", "replace"))[-OUTPUT_LIMIT:].strip()
@@ -103,14 +118,16 @@ async def _post(name: str, method: str, url: str, headers: dict[str, str], body:
     return StepResult(name, ok, f"HTTP {response.status_code}", detail)
 
 
-async def run_step(step: RunStep | WebhookStep | HttpStep, context: dict[str, Any], *, dry_run: bool = False) -> StepResult:
+async def run_step(step: RunStep | WebhookStep | HttpStep, context: dict[str, Any], *, dry_run: bool = False,
+                   started: Callable[[int], None] = lambda _pgid: None) -> StepResult:
+    """Run one runbook step; `started` is told the process group of a `run` step as it starts."""
     name = step_name(step)
     if dry_run:
         what = " ".join(step.run) if isinstance(step, RunStep) else name
         return StepResult(name, True, f"dry run: would {'run ' + what if isinstance(step, RunStep) else 'call ' + what}", dry_run=True)
     try:
         if isinstance(step, RunStep):
-            return await _run(step)
+            return await _run(step, started)
         if isinstance(step, WebhookStep):
             url = secrets.resolve(step.webhook)
             secrets.remember_url(url)  # the whole URL is the secret, and each distinctive part of it

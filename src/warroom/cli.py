@@ -21,19 +21,23 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
+from . import secrets
 from .client import EngineClient
+from .demo import WORKDIR_PREFIX
 from .identity import current_actor
 from .lines import entry_line, stamp
-from .paths import state_path
+from .paths import default_state_path, state_path
 from .plan import Plan, PlanError, load_plan
 from .secrets import SecretError, redact
 from .snapshot import JournalEntry, Snapshot, State
 from .store import StoreError, open_store
 from .store.base import StoreMissing
+from .text import terminal_safe
 from .units import format_duration, format_value, parse_duration
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_CHECK, EXIT_NO_ENGINE = 1, 2, 6, 7, 9
@@ -57,6 +61,12 @@ def _speed(text: str) -> str | float:
     return speed
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of entries, 1 or more, not {text!r}")
+    return int(text)
+
+
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
@@ -70,102 +80,198 @@ def state_exit(state: State) -> int:
 
 # ------------------------------------------------------------------ helpers
 
-def _client(plan: Plan, args: argparse.Namespace, *, readonly: bool = False) -> EngineClient:
+def _client(plan: Plan, args: argparse.Namespace) -> EngineClient:
     """A client of this rollout's store; StoreMissing when no engine ever ran on it."""
-    return EngineClient(open_store(state_path(plan, args.state), create=False), actor=current_actor(), readonly=readonly)
+    return EngineClient(open_store(state_path(plan, args.state), create=False), actor=current_actor())
 
 
-# ------------------------------------------------------------------ verbs
+def say(text: str) -> None:
+    """One line of output that quotes plans, servers or people: no escape sequence reaches the terminal."""
+    print(terminal_safe(text))
+
+
+def _check_secrets(plan: Plan) -> int:
+    """Resolve every secret reference the plan uses; print where each is used, never a value."""
+    refs = plan.secret_references()
+    say("secrets:" + ("" if refs else " none used"))
+    missing = 0
+    for where, ref in refs:
+        try:
+            secrets.resolve(ref)
+        except SecretError as exc:
+            say(f"  FAIL {where}: {redact(str(exc))}")
+            missing += 1
+        else:
+            say(f"  ok   {where}: {ref} resolves")
+    return missing
+
 
 def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
-    """Validate the plan (already done by loading it) and probe every source and the provider."""
+    """Validate the plan (already done by loading it), resolve its secrets, probe every source and the provider."""
+    from .engine.guardrails import describe
 
     from .engine.build import build_engine, runbook_dry_run
 
     async def go() -> int:
-        engine = build_engine(plan, state=args.state, backfill=False)
+        engine = build_engine(plan, state=args.state, backfill=False)  # never started: no lease, no journal
         problems = 0
         try:
-            print(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
-            print(f"state: {state_path(plan, args.state)}")
+            say(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
+            say(f"state: {state_path(plan, args.state)}")
             view = EngineClient(engine.store, actor=current_actor()).engine(plan.poll_interval)
-            print(f"engine: {view.holder} drives (epoch {view.epoch}, log {view.log})" if view.alive
-                  else "engine: none alive (warroom up PLAN starts one)")
+            say(f"engine: {view.holder} drives (epoch {view.epoch}, log {view.log})" if view.alive
+                else "engine: none alive (warroom up PLAN starts one)")
+            problems += _check_secrets(plan)
+            say("queries:")
             queries, flags = await engine.probe()
             for (source_name, query, _), static, reading in queries:
                 where = f"[{source_name}] {query}"
                 if static:
-                    print(f"  FAIL {where}\n       {static}")
+                    say(f"  FAIL {where}")
+                    say(f"       {static}")
                     problems += 1
                 elif reading.has_value:
-                    print(f"  ok   {where}\n       value {reading.value:g}")
+                    say(f"  ok   {where}")
+                    say(f"       value {reading.value:g}")
                 else:
-                    print(f"  {'FAIL' if reading.status == 'error' else 'WARN'} {where}\n       {reading.status}: {reading.detail}")
+                    say(f"  {'FAIL' if reading.status == 'error' else 'WARN'} {where}")
+                    say(f"       {reading.status}: {reading.detail}")
                     problems += reading.status == "error"
             # Each guardrail in words and in its pane's unit, so a threshold off by a unit shows.
-            print("guardrails:")
+            say("guardrails:")
             for i, g in enumerate(plan.guardrails):
-                unit = plan.pane(g.pane).unit if g.pane else "count"
-                held = f" for {format_duration(g.for_)}" if g.for_ else ""
-                print(f"  {plan.guardrail_id(i)}: {g.action} when {g.pane or g.query} is {g.op} "
-                      f"{format_value(g.threshold, unit)}{held}; no data: {g.no_data}")
+                say(f"  {plan.guardrail_id(i)}: {describe(plan, g)}")
+            _print_cohort_probes(engine, {key: reading for key, _, reading in queries})
+            _print_drill_check(plan)
             if plan.rollback.steps:
                 dry, why = runbook_dry_run(plan)
-                print(f"rollback runbook: {len(plan.rollback.steps)} step(s), {'dry run' if dry else 'executed'} ({why})")
-            print(f"flag provider: {engine.provider.describe()}")
+                say(f"rollback runbook: {len(plan.rollback.steps)} step(s), {'dry run' if dry else 'executed'} ({why})")
+            say(f"rollback sets: {', '.join(f'{n} {s.as_state().label()}' for n, s in plan.rollback_flags().items())}")
+            say(f"flag provider: {engine.provider.describe()}")
             missing = engine.provider.missing_flag_problem
             for name, observed in flags.items():
                 if observed is None and missing:
                     observed = missing
                 if isinstance(observed, str):
-                    print(f"  FAIL {name}: {observed}")
+                    say(f"  FAIL {name}: {observed}")
                     problems += 1
                 else:
-                    print(f"  ok   {name}: {observed.label() if observed else 'does not exist yet; the first step up creates it'}")
+                    say(f"  ok   {name}: {observed.label() if observed else 'does not exist yet; the first step up creates it'}")
         finally:
             await engine.poller.close()
             await engine.provider.close()
             engine.store.close()
-        print("check: " + ("all good" if not problems else f"{problems} problem(s)"))
+        say("check: " + ("all good" if not problems else f"{problems} problem(s)"))
         return EXIT_CHECK if problems else 0
 
     return asyncio.run(go())
 
 
+def _print_cohort_probes(engine, readings: dict) -> None:
+    """Both sides of every comparison, their counts, and the exposure check's queries, side by side."""
+    from .engine.exposure import share_text
+
+    lines = []
+    for tracker, _ in engine.guardrails.trackers:
+        if tracker.guard.compare is not None or tracker.guard.evidence is not None:
+            sides = "; ".join(f"{role.replace('count', 'requests').replace('_', ' ')} "
+                              f"{_probe_value(readings.get(key), 'count' if role.startswith('count') else tracker.unit)}"
+                              for role, key in tracker.queries.keys.items())
+            lines.append(f"  {tracker.id}: {sides}")
+    if engine.exposure is not None:
+        counts = {c: readings.get(k) for c, k in engine.exposure.keys.items()}
+        sides = "; ".join(f"{c} {_probe_value(r, 'count')}" for c, r in counts.items())
+        values = [r.value for r in counts.values() if r is not None and r.has_value]
+        share = f"; new share now {share_text(values[0] / sum(values))}" if len(values) == 2 and sum(values) > 0 else ""
+        lines.append(f"  exposure check (flag {engine.exposure.flag}): units {sides}{share}")
+    if lines:
+        say("cohorts (each side as probed above):")
+        for line in lines:
+            say(line)
+
+
+def _probe_value(reading, unit: str) -> str:
+    if reading is None:
+        return "not asked"
+    return format_value(reading.value, unit) if reading.has_value else f"{reading.status} ({reading.detail})"
+
+
+def _refused_fast_time(plan: Plan, args: argparse.Namespace) -> bool:
+    """`--speed` other than 1 stays in drills: say why and refuse on a production or staging plan."""
+    from .drill import fast_time_problem
+
+    problem = fast_time_problem(plan, getattr(args, "speed", None))
+    if problem:
+        print(f"warroom: {problem}", file=sys.stderr)
+    return problem is not None
+
+
+def _print_drill_check(plan: Plan) -> None:
+    """What a drill of this plan can model offline (every pane, with the line to add where it cannot), and fast time."""
+    from .drill import fast_time_problem
+    from .sim_queries import pane_models, unmodelled_advice, unmodelled_conditions
+
+    models = pane_models(plan)
+    modelled = sum(1 for m in models if m.expression)
+    say(f"drill (offline, simulator): {modelled} of {len(models)} panes modelled")
+    for m in models:
+        if m.expression:
+            how = "its simulate:" if m.how == "simulate:" else f"inferred from query and unit; pin it with `simulate: {m.expression}`"
+            say(f"  {m.pane}: {m.expression} ({how})")
+    for line in unmodelled_advice(plan) + [f"{c}: a drill cannot model it" for c in unmodelled_conditions(plan)]:
+        say(f"  WARN {line}")
+    problem = fast_time_problem(plan, "N")
+    say("fast time (--speed other than 1): " + (
+        f"refused for this plan: environment {plan.rollout.environment} means real state and flags; "
+        "`warroom drill` rehearses it fast in its own state" if problem else "allowed (environment drill)"))
+
+
 def cmd_run(plan: Plan, args: argparse.Namespace) -> int:
+    if _refused_fast_time(plan, args):
+        return EXIT_USAGE
+    if args.faults and not any(s.type == "simulator" for s in plan.sources.values()):
+        # Faults go into the simulator; ignoring them would make the run look like a rehearsal.
+        print(terminal_safe(f"warroom: --faults needs a simulator source, and {plan.path or 'this plan'} has none (its sources: "
+                            + ", ".join(f"{n} ({s.type})" for n, s in plan.sources.items())
+                            + "). Rehearse the faults offline with `warroom drill PLAN --scenario FILE`, or inject them into the "
+                            "rehearsal exporter your Prometheus scrapes (`warroom simulate --serve … --faults FILE`, or POST /fault)"),
+              file=sys.stderr)
+        return EXIT_USAGE
     if not args.headless:
         return run_console(plan, args)
-    from .engine_verbs import cmd_run_headless
+    from .engine_verbs import cmd_run_headless  # the engine itself, in the foreground
 
     return cmd_run_headless(plan, args)
 
 
 def _print_status(snap: Snapshot) -> None:
     phase = f"{snap.phase.index}/{snap.phase_count} {snap.phase.name}" if snap.phase else f"0/{snap.phase_count} (not started)"
-    print(f"{snap.rollout} [{snap.environment.upper()}]  {snap.state.label}  phase {phase}")
+    say(f"{snap.rollout} [{snap.environment.upper()}]  {snap.state.label}  phase {phase}")
     if snap.paused_reason and snap.state == State.PAUSED:
-        print(f"  paused: {snap.paused_reason}")
+        say(f"  paused: {snap.paused_reason}")
     for note in snap.notes:
-        print(f"  {note}")
+        say(f"  {note}")
     if snap.phase:
-        print(f"  in phase {snap.phase.elapsed:.0f}s, soak left {snap.phase.soak_left:.0f}s")
+        say(f"  in phase {snap.phase.elapsed:.0f}s, soak left {snap.phase.soak_left:.0f}s")
     for pane in snap.panes:
-        print(f"  {pane.title:<24} {format_value(pane.value, pane.unit):>10}  {pane.status}")
+        say(f"  {pane.title:<24} {format_value(pane.value, pane.unit):>10}  {pane.status}" + (f"  {pane.note}" if pane.note else ""))
+    if snap.exposure is not None and snap.exposure.status != "idle":
+        say(f"  exposure check: {snap.exposure.text}")
     for flag in snap.flags:
         desired = flag.desired.label() if flag.desired else "—"
         observed = flag.observed.label() if flag.observed else (flag.error or "—")
-        print(f"  flag {flag.name:<20} desired {desired:<8} observed {observed}{'  DRIFT' if flag.drift else ''}")
+        say(f"  flag {flag.name:<20} desired {desired:<8} observed {observed}{'  DRIFT' if flag.drift else ''}")
     if snap.step_blockers:
-        print("  step up blocked: " + "; ".join(snap.step_blockers))
+        say("  step up blocked: " + "; ".join(snap.step_blockers))
     elif snap.next_change:
-        print(f"  next step: {snap.next_change}")
+        say(f"  next step: {snap.next_change}")
     engine = snap.engine
     if engine is not None and engine.alive:
         standby = f"; standby: {', '.join(engine.standbys)}" if engine.standbys else ""
-        print(f"  engine: {engine.holder} (epoch {engine.epoch}, heartbeat {engine.heartbeat_age or 0:.1f}s ago, log {engine.log}){standby}")
+        say(f"  engine: {engine.holder} (epoch {engine.epoch}, heartbeat {engine.heartbeat_age or 0:.1f}s ago, log {engine.log}){standby}")
     else:
         age = f"; these numbers were published {format_duration(time.time() - snap.wall)} ago" if snap.wall else ""
-        print(f"  NO ENGINE — guardrails NOT enforced{age}. Start one: warroom up PLAN")
+        say(f"  NO ENGINE — guardrails NOT enforced{age}. Start one: warroom up PLAN")
 
 
 def cmd_status(plan: Plan, args: argparse.Namespace) -> int:
@@ -190,27 +296,53 @@ def cmd_status(plan: Plan, args: argparse.Namespace) -> int:
     return STATE_EXIT.get(snap.state, 0)
 
 
+def _newest_state() -> Path | None:
+    """The state database written last: plans' and drills' in the state folder, the demo's in the temp folder."""
+    folder = default_state_path("_").parent
+    found = [*folder.glob("*.sqlite"), *folder.glob("drills/*/state.sqlite"),
+             *Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*/*.sqlite")]
+
+    def written(db: Path) -> float:  # a WAL database's last writes may be in its -wal file only
+        return max((f.stat().st_mtime for f in (db, db.with_name(db.name + "-wal")) if f.exists()), default=0.0)
+
+    return max(found, key=written, default=None)
+
+
+def _state_to_read(plan: Plan, args: argparse.Namespace) -> Path | None:
+    """The database `journal` and `report` read: --state, the plan's, or (neither given) the newest one."""
+    if args.plan or args.state:
+        return state_path(plan, args.state)
+    newest = _newest_state()
+    if newest is None:
+        print("warroom: no state database found (none in the state folder, no demo's in the temp folder); "
+              "give a PLAN or --state DB", file=sys.stderr)
+    else:
+        print(f"warroom: reading the newest state database, {newest} (give a PLAN or --state DB for another)", file=sys.stderr)
+    return newest
+
+
 def cmd_journal(plan: Plan, args: argparse.Namespace) -> int:
-    if args.plan is None and not args.state:
-        print("warroom: journal needs a PLAN or --state DB (a drill's or the demo's database)", file=sys.stderr)
+    db = _state_to_read(plan, args)
+    if db is None:
         return EXIT_USAGE
-    store = open_store(state_path(plan, args.state), create=False)
-    entries = store.entries()
-    if args.limit:
-        entries = entries[-args.limit:]
-    if args.json:
-        for e in entries:
+    if not db.exists():
+        print(f"warroom: {db}: no journal here (nothing has run with this state yet)", file=sys.stderr)
+        return EXIT_PROBLEM
+    store = open_store(db, create=False)
+    # Streamed: the newest N come from the database's end, the whole journal a page at a time.
+    entries = reversed(store.tail(args.limit)) if args.limit else store.iter_entries()
+    for e in entries:
+        if args.json:  # JSON escapes every control character itself
             print(json.dumps({"seq": e.seq, "ts": e.ts, "time": stamp(e.ts), "kind": e.kind, "message": e.message,
                               "actor": e.actor, "action_id": e.action_id, "data": e.data}, default=str))
-    else:
-        for e in entries:
+        else:
             print(entry_line(e))
     return 0
 
 
 def _progress(verb: str) -> Callable[[JournalEntry], None]:
     def say(entry: JournalEntry) -> None:
-        print(f"{verb}: {entry.message}", file=sys.stderr, flush=True)
+        print(terminal_safe(f"{verb}: {entry.message}"), file=sys.stderr, flush=True)
 
     return say
 
@@ -244,9 +376,9 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
             print(f"warroom: the engine stopped before answering ({name} is {command.status}); see `warroom status PLAN`", file=sys.stderr)
             return EXIT_PROBLEM
         if command.status != "done":
-            print(f"warroom: {command.message}", file=sys.stderr)
+            print(f"warroom: {terminal_safe(command.message)}", file=sys.stderr)
             return EXIT_REFUSED if command.status in ("refused", "expired") else EXIT_PROBLEM
-        print(command.message)
+        print(terminal_safe(command.message))  # the answer quotes the plan (an item's text) and the user (`--reason`)
         return 0
 
     return run
@@ -315,9 +447,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("item", help="item id (1, 2, … or its `id`) or a unique part of its text")
     t.add_argument("--undo", action="store_true", help="untick instead")
     verb("ack", "acknowledge flag drift: accept the observed flags, let automation go on")
-    j = verb("journal", "print the journal (of PLAN, or of the state database given with --state)", demo=True)
+    j = verb("journal", "print the journal of PLAN, of the state database given with --state, or else of the newest one", demo=True)
     j.add_argument("--json", action="store_true", help="one JSON object per line")
-    j.add_argument("--limit", type=int, default=0, help="only the newest N entries")
+    j.add_argument("--limit", type=_count, default=0, help="only the newest N entries")
     # Imported here, not at the top: the console's start-up never pays for these verbs.
     from .exporter import add_simulate_parser
     from .secret_cli import add_secret_parser
@@ -368,9 +500,10 @@ def cmd_drill(plan: Plan, args: argparse.Namespace) -> int:
 
 
 def cmd_report(plan: Plan, args: argparse.Namespace) -> int:
-    from .report import run_report_command
+    from .report_files import run_report_command
 
-    return run_report_command(plan, state_path(plan, args.state), fmt=args.format, output=args.output)
+    db = _state_to_read(plan, args)
+    return EXIT_USAGE if db is None else run_report_command(plan, db, fmt=args.format, output=args.output)
 
 
 def cmd_engine(plan: Plan, args: argparse.Namespace) -> int:
@@ -378,7 +511,7 @@ def cmd_engine(plan: Plan, args: argparse.Namespace) -> int:
     from .engine_verbs import cmd_engine as run
 
     if not args.drill:
-        return run(plan, args)
+        return EXIT_USAGE if _refused_fast_time(plan, args) else run(plan, args)
     from .drill import drill_engine_plan
 
     drill_plan, attach = drill_engine_plan(plan, args.drill, state=args.state, staging=args.staging)
@@ -388,7 +521,7 @@ def cmd_engine(plan: Plan, args: argparse.Namespace) -> int:
 def cmd_up(plan: Plan, args: argparse.Namespace) -> int:
     from .engine_verbs import cmd_up as run
 
-    return run(plan, args)
+    return EXIT_USAGE if _refused_fast_time(plan, args) else run(plan, args)
 
 
 def cmd_down(plan: Plan, args: argparse.Namespace) -> int:
@@ -431,12 +564,15 @@ def main(argv: list[str] | None = None) -> int:
             _parser().print_help()
             return 0
         args = _console_parser().parse_args(argv)
-        return run_console(_plan_or_demo(args.plan, args.state), args)
+        plan = _plan_or_demo(args.plan, args.state)
+        if _refused_fast_time(plan, args):
+            return EXIT_USAGE
+        return run_console(plan, args)
     except PlanError as exc:
-        print(str(exc), file=sys.stderr)
+        print(terminal_safe(str(exc), keep_newlines=True), file=sys.stderr)
         return EXIT_PROBLEM
     except (StoreError, SecretError) as exc:
-        print(f"warroom: {redact(str(exc))}", file=sys.stderr)
+        print(f"warroom: {terminal_safe(redact(str(exc)), keep_newlines=True)}", file=sys.stderr)
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return 130

@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 
 from .snapshot import JournalEntry, PaneView, Snapshot
+from .text import terminal_safe
 from .units import format_duration, format_value
 
 def stamp(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 def entry_line(entry: JournalEntry) -> str:
-    return f"{stamp(entry.ts)} {entry.kind:<18} {entry.message}  [{entry.actor}]"
+    # A journal message quotes plans, scenarios and servers: data, never terminal control.
+    return terminal_safe(f"{stamp(entry.ts)} {entry.kind:<18} {entry.message}  [{entry.actor}]")
 
 def _pane_text(pane: PaneView) -> str:
     text = f"{pane.id}={format_value(pane.value, pane.unit)}"
@@ -22,4 +24,4 @@ def _pane_text(pane: PaneView) -> str:
 def status_line(snap: Snapshot) -> str:
     phase = f"phase {snap.phase.index}/{snap.phase_count} {snap.phase.name}" if snap.phase else f"phase 0/{snap.phase_count}"
     panes = " ".join(_pane_text(p) for p in snap.panes)
-    return f"{stamp(snap.now)} {'status':<18} {snap.state.label} {phase} | {panes}"
+    return terminal_safe(f"{stamp(snap.now)} {'status':<18} {snap.state.label} {phase} | {panes}")

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -28,8 +26,11 @@ from pydantic import (
 )
 
 from . import secrets
+from .sim_queries import parse_expression
 from .simulator import MODEL
 from .units import DURATION_HELP, parse_duration
+from .flagstate import FlagState
+from .yamlfile import Loc, Located, PlanError, Problem, compose, dotted, read_text
 
 # ---------------------------------------------------------------- scalars
 
@@ -122,6 +123,14 @@ def _sim_metric(metric: str) -> str:
 SimMetric = Annotated[str, AfterValidator(_sim_metric)]
 
 
+def _simulate(text: str) -> str:
+    return parse_expression(text).text
+
+
+# A pane's model for drills: a simulator metric or arithmetic of them (`latency_p95 * 1000`).
+SimulateExpression = Annotated[str, AfterValidator(_simulate)]
+
+
 class Fault(Strict):
     """One injected fault in the simulator's service."""
 
@@ -176,6 +185,8 @@ class Pane(Strict):
     # Which side of the thresholds is bad; inferred from warn/breach when both are given.
     bad: Literal["above", "below"] | None = None
     series_label: str | None = None
+    # What the pane models in a drill (the simulator answers it); default: inferred from query and unit.
+    simulate: SimulateExpression | None = None
 
     @property
     def bad_side(self) -> str:
@@ -186,37 +197,179 @@ class Pane(Strict):
         return "above"
 
 
+# ---------------------------------------------------------------- cohorts
+
+COHORT = "{cohort}"
+Cohort = Literal["new", "control"]
+
+
+def _probability(value: Any) -> Any:
+    # A false-alarm rate as the plan writes it: 1% or 0.01.
+    if isinstance(value, str) and (match := _PERCENT.fullmatch(value)):
+        return float(match.group(1)) / 100
+    return value
+
+
+Probability = Annotated[float, BeforeValidator(_probability), Field(gt=0, lt=1)]
+
+
+class CohortLabels(Strict):
+    """What `{cohort}` becomes in each cohort's query (the label values of your metrics)."""
+
+    new: str = "new"
+    control: str = "control"
+
+
+class CohortPair(Strict):
+    new: str
+    control: str
+
+
+class CohortQueries(Strict):
+    """A query asked once per cohort: one text with `{cohort}` in it, or one query for each."""
+
+    query: str | None = None
+    new: str | None = None
+    control: str | None = None
+    cohorts: CohortLabels = Field(default_factory=CohortLabels)
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _sides(self) -> "CohortQueries":
+        if self.query is not None:
+            if self.new is not None or self.control is not None:
+                raise ValueError("give `query` (with {cohort} in it) or both `new` and `control`, not both")
+            if COHORT not in self.query:
+                raise ValueError("the query must contain {cohort}, which becomes each cohort's label (or give `new` and `control`)")
+        elif self.new is None or self.control is None:
+            raise ValueError("give `query` with {cohort} in it, or both `new` and `control` queries")
+        return self
+
+    def side(self, cohort: Cohort) -> str:
+        if self.query is not None:
+            return self.query.replace(COHORT, getattr(self.cohorts, cohort))
+        return (self.new if cohort == "new" else self.control) or ""
+
+    def fill(self, text: str | CohortPair, cohort: Cohort) -> str:
+        """Another query of these cohorts (a count, say): `{cohort}` replaced, or its side of a pair."""
+        if isinstance(text, CohortPair):
+            return getattr(text, cohort)
+        return text.replace(COHORT, getattr(self.cohorts, cohort))
+
+
+class Comparison(CohortQueries):
+    """The new cohort's value against the control's, bad beyond a difference, a ratio, or both."""
+
+    unit: Unit | None = None  # default: the pane's
+    # new − control beyond which the new code is worse; its sign says which way is worse.
+    difference: Number | None = None
+    # new / control beyond which it is worse: 2 (×2) when higher is worse, 0.5 when lower is.
+    ratio: Annotated[float, Field(gt=0), AfterValidator(_finite)] | None = None
+
+    @model_validator(mode="after")
+    def _limits(self) -> "Comparison":
+        if self.difference is None and self.ratio is None:
+            raise ValueError("give `difference` (e.g. +0.5pp), `ratio` (e.g. ×2), or both: what counts as worse than the control")
+        if self.difference == 0:
+            raise ValueError("a difference of 0 trips on any gap at all; give its size, +0.5pp say")
+        if self.ratio == 1:
+            raise ValueError("a ratio of 1 trips on any gap at all; ×2 when higher is worse, ×0.5 when lower is")
+        if self.difference is not None and self.ratio is not None and (self.difference > 0) != (self.ratio > 1):
+            raise ValueError("`difference` and `ratio` disagree on which way is worse (a + difference goes with a ratio above 1)")
+        return self
+
+    @property
+    def worse(self) -> str:
+        """Which side of the control is worse: above (higher is worse) or below."""
+        if self.difference is not None:
+            return "above" if self.difference > 0 else "below"
+        return "above" if (self.ratio or 2) > 1 else "below"
+
+
+class Evidence(Strict):
+    """Judge only on enough traffic in the window, and (comparisons) only on a difference that is real."""
+
+    count: str | CohortPair  # requests (or samples) in the window; `{cohort}` in it for a comparison
+    min: Annotated[float, Field(gt=0)]
+    source: str | None = None
+    # A one-sided two-proportion z-test on the window's counts (ratio comparisons only).
+    test: Literal["two-proportion"] | None = None
+    # With `test`: the chance that a healthy phase trips on noise during its soak.
+    false_alarm: Probability = 0.01
+
+
+class ExposureCheck(CohortQueries):
+    """Units (users, sessions) assigned to each cohort in a window: does the new share match the flag?"""
+
+    flag: str | None = None  # whose percentage; default: the simulator's flag, else the plan's first
+    min: Annotated[float, Field(gt=0)] = 100
+    false_alarm: Probability = 0.001  # sample-ratio mismatch when the chi-square p-value is below it
+    settle: Duration = 60.0  # after a step, the window's lag before the new split shows
+
+
 class Condition(Strict):
-    """A value compared with a threshold: `pane` or `query`, and `above` or `below`."""
+    """A value compared with a threshold: `pane` or `query`, and `above` or `below`; or a cohort comparison."""
 
     # What the threshold means, for the error message: a bad side (guardrail) or a good one (gate).
     _threshold_means: ClassVar[str] = "the threshold that is bad"
+    _threshold_is_bad: ClassVar[bool] = True
 
     pane: str | None = None
     query: str | None = None
     source: str | None = None
     above: Number | None = None
     below: Number | None = None
+    compare: Comparison | None = None
+    evidence: Evidence | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> "Condition":
-        if (self.pane is None) == (self.query is None):
-            raise ValueError("give exactly one of `pane` (a pane id) or `query`")
-        if (self.above is None) == (self.below is None):
-            raise ValueError(f"give exactly one of `above` or `below` ({self._threshold_means})")
+        if self.compare is not None:
+            self._comparison_shape(self.compare)
+        else:
+            if (self.pane is None) == (self.query is None):
+                raise ValueError("give exactly one of `pane` (a pane id) or `query`")
+            if (self.above is None) == (self.below is None):
+                raise ValueError(f"give exactly one of `above` or `below` ({self._threshold_means})")
+        evidence = self.evidence
+        if evidence is not None:
+            paired = isinstance(evidence.count, CohortPair) or COHORT in evidence.count
+            if self.compare is None and paired:
+                raise ValueError("evidence.count names cohorts, but this compares no cohorts: give one query counting the window's requests")
+            if self.compare is not None and not paired:
+                raise ValueError("evidence.count must count each cohort: put {cohort} in it, or give {new: …, control: …}")
+            if evidence.test and self.compare is None:
+                raise ValueError("evidence.test compares the new cohort with the control: it needs `compare`")
         return self
+
+    def _comparison_shape(self, compare: Comparison) -> None:
+        if self.query is not None:
+            raise ValueError("a comparison asks its own queries (compare.query, or compare.new and compare.control); "
+                             "drop `query` (`pane` may say where it is shown)")
+        if self.above is not None and self.below is not None:
+            raise ValueError("give at most one of `above` or `below`: the new cohort's absolute limit")
+        if self.above is not None or self.below is not None:
+            bad_side = self.op if self._threshold_is_bad else ("below" if self.op == "above" else "above")
+            if bad_side != compare.worse:
+                raise ValueError(f"the absolute limit and the comparison disagree on which way is worse "
+                                 f"(the comparison says {'higher' if compare.worse == 'above' else 'lower'} is worse)")
 
     @property
     def op(self) -> str:
+        if self.above is None and self.below is None and self.compare is not None:
+            return self.compare.worse if self._threshold_is_bad else ("below" if self.compare.worse == "above" else "above")
         return "above" if self.above is not None else "below"
 
     @property
-    def threshold(self) -> float:
-        return self.above if self.above is not None else self.below  # type: ignore[return-value]
+    def threshold(self) -> float | None:
+        """The absolute limit; None for a comparison that has none (its limit moves with the control)."""
+        return self.above if self.above is not None else self.below
 
     def is_above_or_below(self, value: float) -> bool:
-        """True when the value is on the named side of the threshold."""
-        return value > self.threshold if self.above is not None else value < self.threshold
+        """True when the value is on the named side of the threshold (False without one)."""
+        if self.threshold is None:
+            return False
+        return value > self.threshold if self.op == "above" else value < self.threshold
 
 
 class Guardrail(Condition):
@@ -224,6 +377,8 @@ class Guardrail(Condition):
     for_: Duration = Field(0.0, alias="for")
     action: Literal["rollback", "pause", "alert"] = "rollback"
     no_data: Literal["hold", "breach", "ignore"] = "hold"
+    # shadow: judged and journaled ("would have rolled back"), never acting nor blocking a step.
+    mode: Literal["act", "shadow"] = "act"
     description: str = ""
 
     def is_bad(self, value: float) -> bool:
@@ -234,17 +389,21 @@ class Gate(Condition):
     """Must be green to step up. `above`/`below` here state what is good."""
 
     _threshold_means: ClassVar[str] = "what the value must be to pass"
+    _threshold_is_bad: ClassVar[bool] = False
 
     name: str | None = None
 
     def passes(self, value: float) -> bool:
-        return self.is_above_or_below(value)
+        return self.is_above_or_below(value) if self.threshold is not None else True
 
     @property
     def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.compare is not None:
+            return f"{self.pane or 'new cohort'} vs control"
         op = ">" if self.above is not None else "<"
-        limit = self.above if self.above is not None else self.below
-        return self.name or f"{self.pane or self.query} {op} {limit:g}"
+        return f"{self.pane or self.query} {op} {self.threshold:g}"
 
 
 # ---------------------------------------------------------------- flags and phases
@@ -253,6 +412,10 @@ class FlagSetting(Strict):
     enabled: bool = True
     rollout: Percent = 100.0
     segments: tuple[str, ...] = ()
+
+    def as_state(self) -> FlagState:
+        """What a provider is asked to set (a disabled flag exposes nobody, whatever its percentage)."""
+        return FlagState(self.enabled, self.rollout if self.enabled else 0.0, tuple(self.segments))
 
 
 FLAG_HELP = "a rollout percentage 0–100 (25 or 25%), on or off, or {enabled, rollout, segments}"
@@ -297,6 +460,20 @@ class Phase(Strict):
 
     def item_ids(self) -> list[str]:
         return [item.id or f"{i + 1}" for i, item in enumerate(self.checklist)]
+
+    def find_item(self, ref: str) -> str:
+        """The id of the item `ref` names: a number is always a position (1 = first item, whatever
+        ids the items have), else an id, else a unique part of an item's text. LookupError otherwise."""
+        ids = self.item_ids()
+        if ref.strip().isdigit() and 1 <= int(ref) <= len(ids):
+            return ids[int(ref) - 1]
+        if ref in ids:
+            return ref
+        matches = [iid for iid, item in zip(ids, self.checklist) if ref.lower() in item.text.lower()]
+        if len(matches) != 1:
+            raise LookupError(f"no single checklist item {ref!r}; items: " + ", ".join(
+                f"{i + 1}" + (f" ({iid})" if iid != f"{i + 1}" else "") for i, iid in enumerate(ids)))
+        return matches[0]
 
 
 # ---------------------------------------------------------------- rollback steps
@@ -394,6 +571,7 @@ class Plan(Strict):
     state: str | None = None
     keys: dict[str, str] = {}
     theme: str | None = None
+    exposure: ExposureCheck | None = None  # the exposure check, a gate every phase has
 
     # Set by load_plan; not part of the YAML.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -425,11 +603,21 @@ class Plan(Strict):
 
     def guardrail_id(self, index: int) -> str:
         g = self.guardrails[index]
-        return g.id or f"{g.pane or 'query'}-{g.op}-{g.threshold:g}"
+        if g.id:
+            return g.id
+        if g.compare is not None:
+            return f"{g.pane or 'cohort'}-vs-control"
+        return f"{g.pane or 'query'}-{g.op}-{g.threshold:g}"
+
+    def condition_unit(self, cond: Condition) -> str:
+        """The unit a guardrail's or gate's numbers are in: its comparison's, else its pane's."""
+        if cond.compare is not None and cond.compare.unit:
+            return cond.compare.unit
+        return self.pane(cond.pane).unit if cond.pane else "count"
 
     # What the journal keeps of the plan for reports: never sources, flag provider, runbook
     # or notify targets, whose headers and URLs may carry credentials.
-    REPORTED: ClassVar[frozenset[str]] = frozenset({"rollout", "poll_interval", "panes", "guardrails", "phases", "automation"})
+    REPORTED: ClassVar[frozenset[str]] = frozenset({"rollout", "poll_interval", "panes", "guardrails", "phases", "automation", "exposure"})
 
     def journal_copy(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, include=set(self.REPORTED))
@@ -439,92 +627,47 @@ class Plan(Strict):
         """The plan as it ran, for a report: it reads no source and no flag, so those are stand-ins."""
         return cls.model_validate({**body, "sources": {"journal": {"type": "simulator"}}, "flag_provider": {"provider": "local"}})
 
+    def secret_references(self) -> list[tuple[str, str]]:
+        """(where, reference) for every secret the plan uses: source credentials and credential headers,
+        the flag provider's token, runbook webhooks and headers, notify URLs. Found by type, so a new
+        provider's or step's secret field is included without a list to keep up to date."""
+        from .flags import registry
 
-# ---------------------------------------------------------------- loading with locations
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    column: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return [*_secret_refs(self, ""), *_secret_refs(registry.validate_config(self.flag_provider), "flag_provider")]
 
 
-class PlanError(Exception):
-    """One or more problems in a plan, each with file, line and field."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
-Loc = tuple[Any, ...]
-
-
-class _Located:
-    """Plain Python data from YAML plus the line/column of every key and value."""
-
-    def __init__(self, file: str):
-        self.file = file
-        self.marks: dict[Loc, tuple[int, int]] = {}
-        self.problems: list[Problem] = []
-
-    def convert(self, node: yaml.Node, loc: Loc) -> Any:
-        self.marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
-        if isinstance(node, yaml.MappingNode):
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    self._problem(key_node, loc, "a key must be a plain word")
-                    continue
-                key = yaml.SafeLoader.construct_scalar(_LOADER, key_node)
-                if key == "<<":
-                    self._problem(key_node, loc, "merge keys (<<) are not supported; write the keys out")
-                    continue
-                if key in out:
-                    self._problem(key_node, loc + (key,), "this key appears twice in the same mapping")
-                    continue
-                self.marks[loc + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                out[key] = self.convert(value_node, loc + (key,))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.convert(child, loc + (i,)) for i, child in enumerate(node.value)]
-        return _LOADER.construct_object(node, deep=True)
-
-    def _problem(self, node: yaml.Node, loc: Loc, message: str) -> None:
-        self.problems.append(
-            Problem(self.file, node.start_mark.line + 1, node.start_mark.column + 1, _dotted(loc), message)
-        )
-
-    def where(self, loc: Loc) -> tuple[int, int]:
-        loc = tuple(loc)
-        while loc:
-            if loc in self.marks:
-                return self.marks[loc]
-            loc = loc[:-1]
-        return self.marks.get((), (1, 1))
+def _after_validators(info: Any) -> set[Any]:
+    """The AfterValidator functions on a model field, also those inside Optional[Annotated[…]]."""
+    found = {m.func for m in info.metadata if isinstance(m, AfterValidator)}
+    stack = [info.annotation]
+    while stack:
+        t = stack.pop()
+        found |= {m.func for m in getattr(t, "__metadata__", ()) if isinstance(m, AfterValidator)}
+        stack.extend(a for a in get_args(t) if not isinstance(a, AfterValidator))
+    return found
 
 
-_LOADER = yaml.SafeLoader("")
-# libyaml's parser gives the same nodes with the same marks, ~10× faster than the pure-Python
-# one (sample-config.yaml: 25 → 2.5 ms of every start); PyYAML without libyaml falls back.
-_PARSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _dotted(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
+def _secret_refs(value: Any, where: str) -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [ref for k, v in value.items() for ref in _secret_refs(v, f"{where}.{k}")]
+    if isinstance(value, (list, tuple)):
+        return [ref for i, v in enumerate(value) for ref in _secret_refs(v, f"{where}[{i}]")]
+    if not isinstance(value, BaseModel):
+        return []
+    out: list[tuple[str, str]] = []
+    for name, info in type(value).model_fields.items():
+        field, path = getattr(value, name), f"{where}.{info.alias or name}".lstrip(".")
+        validators = _after_validators(info)
+        if _secret_ref in validators and isinstance(field, str):
+            out.append((path, field))
+        elif _headers in validators and isinstance(field, dict):  # a header value is a secret when it is a reference
+            out += [(f"{path}.{k}", v) for k, v in field.items() if secrets.is_reference(v)]
         else:
-            out += ("." if out else "") + str(part)
+            out += _secret_refs(field, path)
     return out
 
+
+# ---------------------------------------------------------------- loading with locations
 
 def _clean_loc(loc: Loc) -> Loc:
     # pydantic adds union/validator tags (e.g. 'simulator', 'function-after[...]') into locations.
@@ -558,6 +701,8 @@ def _message(err: dict[str, Any]) -> str:
     got = err.get("input")
     if kind == "float_parsing" and err["loc"] and err["loc"][-1] in _THRESHOLDS:
         msg = f"expected {THRESHOLD_HELP}"
+    if kind == "float_parsing" and err["loc"] and err["loc"][-1] in _COMPARE_HELP:
+        msg = f"expected {_COMPARE_HELP[err['loc'][-1]]}"
     if secrets.REF_HELP in msg:
         return msg  # the rejected value may be the secret itself: never echo it
     if kind not in ("model_type", "dict_type") and isinstance(got, (str, int, float, bool)) and "got" not in msg:
@@ -568,6 +713,13 @@ def _message(err: dict[str, Any]) -> str:
 _THRESHOLDS = ("above", "below", "warn", "breach")
 THRESHOLD_HELP = "a number in the pane's unit, or with a unit: 1% (ratio or percent pane), 500ms (seconds or ms pane)"
 _PERCENT = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*%\s*")
+_POINTS = re.compile(r"\s*([+-]?\d+(?:\.\d+)?)\s*pp\s*")
+_TIMES = re.compile(r"\s*[×x*]?\s*(\d+(?:\.\d+)?)\s*[×x]?\s*")
+_COMPARE_HELP = {
+    "difference": "a signed difference in the pane's unit, or with a unit: +0.5pp (percentage points, ratio or percent), "
+                  "+50ms (seconds or ms); + when higher is worse, - when lower is",
+    "ratio": "a ratio of the new cohort to the control: ×2 (or 2) when higher is worse, ×0.5 when lower is",
+}
 
 
 def _in_unit(value: Any, unit: str) -> Any:
@@ -586,8 +738,44 @@ def _in_unit(value: Any, unit: str) -> Any:
     return value
 
 
-def _thresholds_in_pane_units(data: dict[str, Any]) -> None:
-    """Convert thresholds written with a unit, so `above: 500ms` means what it says on a seconds pane."""
+def _difference_in_unit(value: Any, unit: str) -> Any:
+    """`+0.5pp` (percentage points) or `+50ms` in the unit, sign kept; anything else as it was."""
+    if not isinstance(value, str):
+        return value
+    points = _POINTS.fullmatch(value)
+    if points and unit in ("ratio", "percent"):
+        return float(points.group(1)) / (100 if unit == "ratio" else 1)
+    text = value.strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    converted = _in_unit(text.lstrip("+-"), unit) if unit in ("seconds", "ms") else text
+    return sign * converted if isinstance(converted, float) else value
+
+
+def _ratio(value: Any) -> Any:
+    """`×2`, `x2`, `2x` → 2.0; anything else as it was."""
+    times = _TIMES.fullmatch(value) if isinstance(value, str) else None
+    return float(times.group(1)) if times else value
+
+
+def _comparison_in_units(cond: dict[str, Any], units: dict[Any, str]) -> None:
+    """A comparison's limits written with units, in the unit of its numbers (its own, else its pane's)."""
+    compare = cond["compare"]
+    unit = compare.get("unit") if isinstance(compare.get("unit"), str) else units.get(cond.get("pane"), "count")
+    for key in ("above", "below"):
+        if key in cond:
+            cond[key] = _in_unit(cond[key], unit)
+    if "difference" in compare:
+        compare["difference"] = _difference_in_unit(compare["difference"], unit)
+    if "ratio" in compare:
+        compare["ratio"] = _ratio(compare["ratio"])
+
+
+def _thresholds_in_pane_units(data: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """Convert thresholds written with a unit, so `above: 500ms` means what it says on a seconds pane.
+
+    Returns (location, pane) of each guardrail or gate naming a pane the plan does not have: its
+    threshold's unit is unknown, so the missing pane is the problem to report, not the threshold.
+    """
     panes = data.get("panes")
     units: dict[Any, str] = {}
     for pane in panes if isinstance(panes, list) else []:
@@ -596,83 +784,37 @@ def _thresholds_in_pane_units(data: dict[str, Any]) -> None:
             for key in ("warn", "breach"):
                 if key in pane:
                     pane[key] = _in_unit(pane[key], unit)
-    conditions = list(data.get("guardrails") or []) if isinstance(data.get("guardrails"), list) else []
-    for phase in data.get("phases") or [] if isinstance(data.get("phases"), list) else []:
+    guardrails = data.get("guardrails")
+    conditions: list[tuple[Loc, Any]] = [(("guardrails", i), g) for i, g in enumerate(guardrails if isinstance(guardrails, list) else [])]
+    phases = data.get("phases")
+    for pi, phase in enumerate(phases if isinstance(phases, list) else []):
         if isinstance(phase, dict) and isinstance(phase.get("gates"), list):
-            conditions += phase["gates"]
-    for cond in conditions:
-        if isinstance(cond, dict) and isinstance(cond.get("pane"), str):
+            conditions += [(("phases", pi, "gates", gi), gate) for gi, gate in enumerate(phase["gates"])]
+    unknown: list[tuple[Loc, str]] = []
+    for loc, cond in conditions:
+        if isinstance(cond, dict) and isinstance(cond.get("pane"), str) and cond["pane"] not in units:
+            unknown.append((loc, cond["pane"]))
+        if isinstance(cond, dict) and isinstance(cond.get("compare"), dict):
+            _comparison_in_units(cond, units)
+        elif isinstance(cond, dict) and isinstance(cond.get("pane"), str):
             for key in ("above", "below"):
                 if key in cond:
                     cond[key] = _in_unit(cond[key], units.get(cond["pane"], ""))
+    return unknown
 
 
-def _validation_problems(exc: ValidationError, located: _Located, prefix: Loc = ()) -> list[Problem]:
+def _validation_problems(exc: ValidationError, located: Located, prefix: Loc = ()) -> list[Problem]:
     problems = []
     for err in exc.errors():
         raw_loc = prefix + tuple(err["loc"])
         loc = _clean_loc(raw_loc)
         # For a missing key, point at its parent mapping (where it should be added).
         line, col = located.where(loc[:-1] if err["type"] == "missing" else loc)
-        problems.append(Problem(located.file, line, col, _dotted(loc), _message(err)))
+        problems.append(Problem(located.file, line, col, dotted(loc), _message(err)))
     return problems
 
 
-def _semantic_problems(plan: Plan, located: _Located) -> list[Problem]:
-    """Cross-references pydantic cannot see: ids, sources, flags."""
-    out: list[Problem] = []
-
-    def add(loc: Loc, message: str) -> None:
-        line, col = located.where(loc)
-        out.append(Problem(located.file, line, col, _dotted(loc), message))
-
-    pane_ids = [p.id for p in plan.panes]
-    for i, pid in enumerate(pane_ids):
-        if pid in pane_ids[:i]:
-            add(("panes", i, "id"), f"pane id {pid!r} is used twice")
-    sources = list(plan.sources)
-
-    def check_source(loc: Loc, name: str | None) -> None:
-        if name is not None and name not in plan.sources:
-            add(loc + ("source",), f"unknown source {name!r} (the plan defines: {', '.join(sources)})")
-
-    def check_pane(loc: Loc, pane: str | None) -> None:
-        if pane is not None and pane not in pane_ids:
-            known = ", ".join(pane_ids) or "none"
-            add(loc + ("pane",), f"unknown pane {pane!r} (panes defined: {known})")
-
-    for i, pane in enumerate(plan.panes):
-        check_source(("panes", i), pane.source)
-    guard_ids: list[str] = []
-    for i, g in enumerate(plan.guardrails):
-        check_source(("guardrails", i), g.source)
-        check_pane(("guardrails", i), g.pane)
-        gid = plan.guardrail_id(i)
-        if gid in guard_ids:
-            add(("guardrails", i), f"guardrail id {gid!r} is used twice; give each an `id`")
-        guard_ids.append(gid)
-    for pi, phase in enumerate(plan.phases):
-        for gi, gate in enumerate(phase.gates):
-            check_source(("phases", pi, "gates", gi), gate.source)
-            check_pane(("phases", pi, "gates", gi), gate.pane)
-        ids = phase.item_ids()
-        for ii, iid in enumerate(ids):
-            if iid in ids[:ii]:
-                add(("phases", pi, "checklist", ii, "id"), f"checklist id {iid!r} is used twice in this phase")
-        if not phase.flags:
-            add(("phases", pi, "flags"), "a phase must set at least one flag")
-    if plan.rollback.flags is not None:
-        known = list(dict.fromkeys(n for ph in plan.phases for n in ph.flags))
-        for name in plan.rollback.flags:
-            if not any(name in ph.flags for ph in plan.phases):
-                add(("rollback", "flags", name), f"flag {name!r} is not set by any phase (phases set: {', '.join(known)})")
-    for name, src in plan.sources.items():
-        if isinstance(src, SimulatorSourceConfig) and src.flag and src.flag not in plan.flag_names():
-            add(("sources", name, "flag"), f"flag {src.flag!r} is not set by any phase")
-    return out
-
-
-def _provider_problems(raw: Any, located: _Located) -> list[Problem]:
+def _provider_problems(raw: Any, located: Located) -> list[Problem]:
     """The provider's own keys are checked by its model, so a new provider is one module."""
     if not isinstance(raw, dict) or not isinstance(raw.get("provider"), str):
         return []  # the Plan model reports the missing or malformed mapping
@@ -688,55 +830,24 @@ def _provider_problems(raw: Any, located: _Located) -> list[Problem]:
     return []
 
 
-def _compose(text: str, file: str) -> tuple[Any, _Located]:
-    """YAML text to plain data with the location of every key; None for an empty file."""
-    located = _Located(file)
-    try:
-        node = yaml.compose(text, Loader=_PARSER)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise PlanError([Problem(file, line, col, "", f"not valid YAML: {exc.problem or exc.context}")]) from None
-    except yaml.YAMLError as exc:
-        raise PlanError([Problem(file, 1, 1, "", f"not valid YAML: {exc}")]) from None
-    except (ValueError, RecursionError) as exc:
-        raise PlanError([Problem(file, 1, 1, "", f"not valid YAML: {type(exc).__name__}")]) from None
-    if node is None:
-        return None, located
-    try:
-        data = located.convert(node, ())
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
-        line, col = (node.start_mark.line + 1, node.start_mark.column + 1)
-        raise PlanError([Problem(file, line, col, "", f"unsupported YAML value: {type(exc).__name__}")]) from None
-    if located.problems:
-        raise PlanError(located.problems)
-    return data, located
-
-
-def _read(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError([Problem(str(path), 1, 1, "", "no such file")]) from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise PlanError([Problem(str(path), 1, 1, "", f"cannot read the {what}: {exc.__class__.__name__}")]) from None
-
-
 def load_faults(path: Path) -> tuple[Fault, ...]:
     """A fault schedule file: a list of faults, or {faults: [...]}; problems located like a plan's."""
-    data, located = _compose(_read(path, "fault schedule"), str(path))
+    data, located = compose(read_text(path, "fault schedule"), str(path))
     if data is None:
         return ()
     prefix: Loc = ()
-    if isinstance(data, dict):
-        data, prefix = data.get("faults", data), ("faults",)
+    if isinstance(data, dict) and "faults" in data:
+        data, prefix = data["faults"], ("faults",)
+    if not isinstance(data, list):
+        # Whatever else the file holds is not quoted: it may be any file on the machine.
+        raise PlanError([Problem(str(path), 1, 1, "", "not a fault schedule: expected a list of faults, or a mapping with `faults:`")])
     try:
         return tuple(TypeAdapter(list[Fault]).validate_python(data))
     except ValidationError as exc:
         raise PlanError(_validation_problems(exc, located, prefix)) from None
 
 
-def _faults_file_problems(plan: Plan, located: _Located, base_dir: Path) -> list[Problem]:
+def _faults_file_problems(plan: Plan, located: Located, base_dir: Path) -> list[Problem]:
     """A simulator's faults_file is part of the plan: a typo in it must not wait for the run."""
     out: list[Problem] = []
     for name, src in plan.sources.items():
@@ -755,18 +866,26 @@ def _faults_file_problems(plan: Plan, located: _Located, base_dir: Path) -> list
 
 def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) -> Plan:
     """Validate plan text. Raises PlanError with located problems, never anything else."""
-    data, located = _compose(text, file)
+    data, located = compose(text, file)
     if data is None:
         raise PlanError([Problem(file, 1, 1, "", "the plan is empty; start from sample-config.yaml")])
     if not isinstance(data, dict):
         raise PlanError([Problem(file, 1, 1, "", "the plan must be a mapping with rollout, sources, phases, …")])
-    _thresholds_in_pane_units(data)
-    problems = _provider_problems(data.get("flag_provider"), located)
+    from .plan_checks import capability_problems, meaning_problems, unknown_pane_problems
+
+    unknown_panes = _thresholds_in_pane_units(data)
+    problems = unknown_pane_problems(unknown_panes, data, located)
+    provider = _provider_problems(data.get("flag_provider"), located)
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
-        raise PlanError(_validation_problems(exc, located) + problems) from None
-    problems += _semantic_problems(plan, located) + _faults_file_problems(plan, located, base_dir or Path("."))
+        # A threshold's unit comes from its pane: with the pane unknown, the pane is the problem.
+        masked = {dotted(loc + (key,)) for loc, _ in unknown_panes for key in ("above", "below")}
+        found = [p for p in _validation_problems(exc, located) if p.field not in masked]
+        raise PlanError(found + problems + provider) from None
+    problems += provider + meaning_problems(plan, located) + _faults_file_problems(plan, located, base_dir or Path("."))
+    if not provider:
+        problems += capability_problems(plan, located)
     if problems:
         raise PlanError(problems)
     extras: dict[str, Any] = {"base_dir": base_dir or Path(".")}
@@ -777,4 +896,4 @@ def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) ->
 
 def load_plan(path: str | Path) -> Plan:
     path = Path(path)
-    return parse_plan(_read(path, "plan"), str(path), path.resolve().parent)
+    return parse_plan(read_text(path, "plan"), str(path), path.resolve().parent)

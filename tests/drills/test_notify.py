@@ -14,7 +14,8 @@ from tests.drills.conftest import drill
 from tests.loopback import redirect_to, serving
 from warroom.demo import demo_plan
 from warroom.plan import NotifyTarget, Plan
-from warroom.report import build_report, to_html, to_markdown
+from warroom.report import build_report
+from warroom.report_files import to_html, to_markdown
 from warroom.store import open_store as Store
 
 TOKEN = "T0KEN-hooks-b7d1e9f00c"
@@ -42,10 +43,11 @@ async def test_drill_notifies_with_retry_and_no_secret_leaks(tmp_path, receiver,
     assert rollback["rollout"] == "demo-realtime-features" and rollback["environment"] == "drill"
     assert rollback["phase"] == {"index": 1, "count": 5, "name": "Beta 5%"}
     assert rollback["state"] == "ROLLING BACK" and rollback["actor"] == "warroom (automatic)"
-    assert rollback["why"].startswith("error-rate: 0.05 above 0.01 for 10s")
+    # 40 % of the new code's requests fail at 5 % exposure: about 2.4 % of all.
+    assert rollback["why"].startswith("error-rate: 0.0236994 above 0.01 for 10s")
     slack_rollback = next(b for b in slack if "ROLLBACK" in b["text"])
     assert slack_rollback["text"].startswith("[DRILL] demo-realtime-features · phase 1/5 Beta 5% · ROLLING BACK")
-    assert "5.00% above 1.00%" in slack_rollback["text"] and slack_rollback["blocks"][0]["type"] == "section"
+    assert "2.37% above 1.00%" in slack_rollback["text"] and slack_rollback["blocks"][0]["type"] == "section"
     score = next(b for b in hook if b["event"] == "drill.score")
     assert score["data"]["card"]["passed"] is True
 
@@ -114,3 +116,15 @@ async def test_a_429_retry_after_is_honoured(tmp_path, monkeypatch):
     assert second.at - first.at >= 1.9  # not the 0.5 s of the backoff: what the receiver asked for
     (failed,) = [e for e in Store(db).entries() if e.kind == "notify.failed"]
     assert "(HTTP 429), attempt 1; retrying in 2s" in failed.message
+
+
+async def test_a_cohort_guardrails_rollback_is_sent_with_both_cohorts(tmp_path, receiver, monkeypatch):
+    monkeypatch.setenv("WARROOM_TEST_HOOK", f"{receiver.url}/hook/{TOKEN}")
+    plan = demo_plan(tmp_path / "demo")
+    plan = plan.model_copy(update={"notify": [NotifyTarget(type="slack", url="env:WARROOM_TEST_HOOK")]})
+    card, db, out = await drill(tmp_path, "canary-only-regression", plan)
+    assert card.passed
+    slack = next(b for _, b in receiver.bodies if "ROLLBACK" in b["text"])
+    # Both sides and the difference, where the channel reads it, not only the journal.
+    assert "guardrail error-rate-vs-control: new 10.00% vs control 0.040% Δ+9.96pp" in slack["text"]
+    assert "why: error-rate-vs-control: new 10.00% vs control 0.040% Δ+9.96pp" in slack["text"]

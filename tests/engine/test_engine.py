@@ -93,7 +93,7 @@ async def test_automatic_step_up_says_why_and_which_console_decided(make_engine,
 
 async def test_red_gate_blocks_step_up(make_engine, clock):
     # 0.2 % errors: under the guardrail, over the phase gate (< 0.1 %).
-    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "value": 0.002}))
+    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "value": 0.002, "while_exposed": False}))
     await enter_phase_one(engine)
     await engine.tick_item(ALICE, "1")
     snap = await advance(engine, clock, 65)
@@ -130,7 +130,7 @@ async def test_last_step_completes_the_rollout(make_engine, clock):
 
 
 async def test_breach_rolls_back_only_after_the_for_window(make_engine, clock):
-    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "10s", "value": 0.03}))
+    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "10s", "value": 0.03, "while_exposed": False}))
     await enter_phase_one(engine)
     await advance(engine, clock, 10)
     snap = await advance(engine, clock, 25)  # breaching for 25 s of a 30 s window
@@ -150,7 +150,7 @@ async def test_breach_rolls_back_only_after_the_for_window(make_engine, clock):
 
 
 async def test_a_breach_shorter_than_the_window_does_not_roll_back(make_engine, clock):
-    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "10s", "duration": "20s", "value": 0.03}))
+    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "10s", "duration": "20s", "value": 0.03, "while_exposed": False}))
     await enter_phase_one(engine)
     await advance(engine, clock, 120)
     assert engine.state == State.RUNNING
@@ -160,7 +160,7 @@ async def test_a_breach_shorter_than_the_window_does_not_roll_back(make_engine, 
 
 async def test_pause_action(make_engine, clock):
     engine = await make_engine({
-        **with_faults({"metric": "latency_p95", "phase": 1, "value": 0.8}),
+        **with_faults({"metric": "latency_p95", "phase": 1, "value": 0.8, "while_exposed": False}),
         **with_guardrails({"id": "slow", "pane": "p95", "above": 0.5, "for": "10s", "action": "pause"}),
     })
     await enter_phase_one(engine)
@@ -172,7 +172,7 @@ async def test_pause_action(make_engine, clock):
 
 async def test_alert_action_journals_once_per_breach(make_engine, clock):
     engine = await make_engine({
-        **with_faults({"metric": "latency_p95", "phase": 1, "value": 0.8}),
+        **with_faults({"metric": "latency_p95", "phase": 1, "value": 0.8, "while_exposed": False}),
         **with_guardrails({"id": "slow", "pane": "p95", "above": 0.5, "for": "10s", "action": "alert"}),
     })
     await enter_phase_one(engine)
@@ -239,7 +239,7 @@ async def test_no_data_ignore_neither_blocks_nor_acts(make_engine, clock):
 
 
 async def test_breach_while_paused_still_rolls_back(make_engine, clock):
-    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "20s", "value": 0.05}))
+    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "20s", "value": 0.05, "while_exposed": False}))
     await enter_phase_one(engine)
     await engine.pause(ALICE, "waiting for the database team")
     await advance(engine, clock, 60)
@@ -375,7 +375,7 @@ async def test_in_real_time_a_retrying_rollback_does_not_stop_the_ticks(make_eng
 
     from warroom.clock import ScaledClock
 
-    engine = await make_engine({**with_faults({"metric": "error_rate", "phase": 1, "value": 0.05}),
+    engine = await make_engine({**with_faults({"metric": "error_rate", "phase": 1, "value": 0.05, "while_exposed": False}),
                                 **with_guardrails({"id": "errors", "pane": "errors", "above": 0.01, "for": "0s"})},
                                clock=ScaledClock(50.0))
     await enter_phase_one(engine)

@@ -34,7 +34,7 @@ def test_up_rolls_back_with_no_console_open_and_a_console_opened_later_shows_it(
     assert {w.who for w in flags.writes} == {engine}  # every flag write: the engine's
     tmux.start(f"{BINARY} {r.plan}")  # attaches: the engine is alive, no second one starts
     screen = tmux.wait_for("ROLLED BACK")
-    assert "ROLLBACK by warroom (automatic): guardrail errors: errors 5.00% above 1.00%" in screen
+    assert re.search(r"ROLLBACK by warroom \(automatic\): guardrail errors: errors [\d.]+% above 1\.00%", screen), screen
     assert "flags confirmed by read-back: feature off" in screen
     assert engine_pid(r.state) == engine and not standby_pids(r.state)
 

@@ -5,11 +5,9 @@ misbehave on purpose (500s, HTML, slowness, auth)."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,25 +34,6 @@ def exporter_factory(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
     yield make
     for exporter in started:
         _stop(exporter.proc)
-
-
-@pytest.fixture
-def prometheus_factory() -> Iterator[Callable[[list[str]], PrometheusServer]]:
-    binary = require_binary("prometheus")
-    servers: list[PrometheusServer] = []
-    dirs: list[str] = []
-
-    def make(targets: list[str]) -> PrometheusServer:
-        dirs.append(tempfile.mkdtemp(prefix="warroom-prom-"))
-        servers.append(PrometheusServer(binary, Path(dirs[-1]), targets))
-        servers[-1].start()
-        return servers[-1]
-
-    yield make
-    for server in servers:
-        server.stop()
-    for d in dirs:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ from tests.races.conftest import Rollout, plan_data
 def test_an_emptied_state_file_over_live_flags_pauses_and_steps_nothing(tmp_path, flags):
     # The launch is at 100 %; its state file is zero bytes (a full disk, a bad restore).
     flags.flags["feature"] = {"enabled": True, "rollout_percentage": 100, "user_segments": []}
-    rollout = Rollout(tmp_path, plan_data(flags))
+    # A rehearsal copy: fast time is refused on a staging plan's real state.
+    rollout = Rollout(tmp_path, plan_data(flags, rollout={"name": "race", "environment": "drill"}))
     rollout.state.write_bytes(b"")
     run = rollout.verb("run", "--headless", "--speed", "max", "--for", "1m")
     assert run.returncode == 3, run.stdout + run.stderr  # PAUSED

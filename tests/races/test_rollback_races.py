@@ -13,7 +13,7 @@ def test_a_late_write_landing_after_a_rollback_is_set_off_again(tmp_path, flags)
     # The step to 50 % starts a second or two into phase 1, times out four times (1 s each)
     # and gives up; each of its writes is applied 10 s after it arrived. The error rate
     # breaks 9 s into phase 1: after the step gave up, before the first late write lands.
-    rollout = Rollout(tmp_path, plan_data(flags, faults=[{"metric": "error_rate", "phase": 1, "after": "9s", "value": 0.05}]))
+    rollout = Rollout(tmp_path, plan_data(flags, faults=[{"metric": "error_rate", "phase": 1, "after": "9s", "value": 0.05, "while_exposed": False}]))
     flags.fault_writes("apply-late", 10.0, when=exposing(50))
     with rollout.runner() as runner:
         rollout.wait_for("rollback.confirmed", lambda: "rollback.confirmed" in rollout.kinds(), 40, runner)

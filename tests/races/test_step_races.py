@@ -16,7 +16,7 @@ def test_guardrails_act_within_a_poll_while_a_step_up_waits_on_the_flag_api(tmp_
     # The step to 50 % hangs on a flag API that swallows its writes (2 s timeout, four
     # attempts: about 9 s); the error rate breaks 3 s into phase 1, a second or two into that step.
     rollout = Rollout(tmp_path, plan_data(flags, timeout="2s",
-                                          faults=[{"metric": "error_rate", "phase": 1, "after": "3s", "value": 0.05}]))
+                                          faults=[{"metric": "error_rate", "phase": 1, "after": "3s", "value": 0.05, "while_exposed": False}]))
     flags.fault_writes("drop", 5.0, when=exposing(50))
     with rollout.runner() as runner:
         rollout.wait_for("rollback.confirmed", lambda: "rollback.confirmed" in rollout.kinds(), 40, runner)

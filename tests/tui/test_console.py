@@ -361,7 +361,7 @@ async def test_a_drill_score_card_pops_up_when_journaled_and_the_palette_shows_i
         await c.call(scored)
         await c.until(pilot, lambda: isinstance(c.app.screen, ScoreCardScreen))
         shown = " ".join(str(w.render()) for w in c.app.screen.query(Static))
-        assert "DRILL SCORE: Today's drill [s] — PASS" in shown and "time to detect:    10s" in shown
+        assert "DRILL SCORE: Today's drill [s] — PASS" in shown and "time to detect:    10.0s" in shown
         await pilot.press("escape")
         assert not isinstance(c.app.screen, ScoreCardScreen)
         next(cmd for cmd in c.app.palette_commands() if cmd.title == "Drill score card").run()

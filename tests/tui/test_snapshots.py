@@ -38,8 +38,8 @@ def roll_back(c):
 # name -> (simulator faults, the command run after the ticks, if any)
 SCENARIOS = {
     "running": ((), None),
-    # A bad release: errors at 3% from 2 s into phase 1; the 10 s `for` window is filling.
-    "breaching": ((Fault(metric="error_rate", phase=1, after=2, value=0.03),), None),
+    # A bad dependency: errors at 3% from 2 s into phase 1; the 10 s `for` window is filling.
+    "breaching": ((Fault(metric="error_rate", phase=1, after=2, value=0.03, while_exposed=False),), None),
     "paused": ((), pause),
     "rolled_back": ((), roll_back),
 }

@@ -16,7 +16,7 @@ from ..snapshot import GuardrailView, State
 from ..store.base import StaleState
 from . import state as st
 from .executor import CommandError
-from .guardrails import GuardrailTracker, held, why, why_data
+from .guardrails import GuardrailTracker, held, shadow_message, why, why_data
 from .journal import Entry
 from .polling import QueryKey
 
@@ -40,8 +40,17 @@ class Automation:
     async def evaluate_guardrails(self, now: float) -> None:
         """Judge every guardrail on this tick's readings; journal breaches and clears, act on fires."""
         engine = self.engine
-        for tracker, key, verdict in engine.guardrails.evaluate(engine.poller, now):
+        share = lambda: engine.policy.planned_share(engine.rollout)  # noqa: E731  (asked for each: a fire may roll back)
+        for tracker, key, verdict in engine.guardrails.evaluate(engine.poller, now, engine.policy.looks(engine.rollout), share):
             g = tracker.guard
+            if verdict.lacking:
+                engine.journal.entry(Kind.GUARDRAIL_EVIDENCE, f"{tracker.id}: {verdict.view.detail}; no verdict, `no_data: {g.no_data}` applies",
+                                     data={"guardrail": tracker.id, "detail": verdict.view.detail, "no_data": g.no_data})
+            if g.mode == "shadow":  # journaled when its window is met, never acted on
+                if verdict.fire:
+                    engine.journal.entry(Kind.GUARDRAIL_SHADOW, shadow_message(tracker, verdict.view),
+                                         data={**why_data(verdict.view, key), "window_met_at": now})
+                continue
             text = why(verdict.view)
             if verdict.started and g.for_ > 0:  # a value or, with `no_data: breach`, no data
                 engine.journal.entry(Kind.GUARDRAIL_BREACH, f"{tracker.id}: {text}; acting after {format_duration(g.for_)} if it holds",
@@ -51,6 +60,13 @@ class Automation:
                                      data={"guardrail": tracker.id, "value": verdict.view.value})
             if verdict.fire:
                 await self._fire(tracker, key, verdict.view, text, now)
+
+    def check_exposure(self, now: float) -> None:
+        """The exposure check on this tick's readings; a change between match and mismatch is journaled."""
+        news = self.engine.policy.check_exposure(self.engine.rollout, now)
+        if news is not None:
+            kind, message, data = news
+            self.engine.journal.entry(kind, message, data=data)
 
     async def _fire(self, tracker: GuardrailTracker, key: QueryKey, view: GuardrailView, text: str, now: float) -> None:
         engine = self.engine

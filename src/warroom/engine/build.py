@@ -9,6 +9,7 @@ from ..clock import Clock, RealClock
 from ..flags.registry import make_provider
 from ..paths import engine_log_path, state_path
 from ..plan import Fault, Plan
+from ..sim_queries import query_models
 from ..sources.registry import make_source
 from ..store import open_store
 from ..store.base import Store
@@ -44,7 +45,8 @@ def build_engine(
     provider = make_provider(plan.flag_provider, plan.base_dir)
     sources = {}
     for name, config in plan.sources.items():
-        extra = {"extra_faults": extra_faults} if config.type == "simulator" and extra_faults else {}
+        # The simulator answers the plan's own queries through each pane's model (sim_queries).
+        extra = {"extra_faults": extra_faults, "models": query_models(plan)} if config.type == "simulator" else {}
         sources[name] = make_source(name, config, plan.base_dir, **extra)
     clock = clock or RealClock()
     speed = "max" if clock.speed == float("inf") else f"{clock.speed:g}"

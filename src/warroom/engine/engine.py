@@ -36,6 +36,7 @@ from .executor import CommandError, Executor
 from .guardrails import Guardrails
 from .journal import EngineJournal, Entry
 from .lease import Lease
+from .exposure import Exposure
 from .polling import FlagReader, Poller, QueryKey
 from .policy import Policy, exposure_label
 from .recovery import Recovery
@@ -81,7 +82,10 @@ class Engine:
         self.poller = Poller(plan, sources, clock)
         self.guardrails = Guardrails(plan, self.poller)
         self.flags = FlagReader(provider, plan.flag_names())
-        self.policy = Policy(plan, self.poller, self.flags)
+        self.exposure = Exposure(plan, plan.exposure) if plan.exposure else None
+        if self.exposure is not None:
+            self.poller.want(*self.exposure.keys.values())
+        self.policy = Policy(plan, self.poller, self.flags, self.exposure)
         self.executor = Executor(plan, provider, clock, self.journal, self.flags, self.publish, lease.check,
                                  self.on_fenced, dry_run_steps)
         self.recovery = Recovery(self.journal, self.executor, self.flags, lease)
@@ -89,6 +93,8 @@ class Engine:
         self.heartbeat: asyncio.Task | None = None
         self.backfill_task: asyncio.Task | None = None
 
+        # phase → the plan's own soak, where a drill shortened it (the banner says so).
+        self.planned_holds: dict[int, float] = {}
         self.snapshot: Snapshot | None = None
         self.snapshot_listeners: list[Callable[[Snapshot], None]] = []
         self.fence_listeners: list[Callable[[Fenced], None]] = []
@@ -100,6 +106,8 @@ class Engine:
         # Called at the end of start(), on the engine's loop, before the first tick: parts
         # outside the engine (a drill) journal their beginning where notifications can go out.
         self.start_hooks: list[Callable[[], None]] = []
+        # phase → the plan's own soak, where a drill shortened it (the banner says so).
+        self.planned_holds: dict[int, float] = {}
         self._closed = False
 
     # ================================================================ state
@@ -310,9 +318,9 @@ class Engine:
     # ================================================================ the tick
 
     def _context(self, now: float) -> SourceContext:
-        exposure = {n: s.exposure for n, s in self.flags.observed.items() if s is not None}
-        return SourceContext(now=now, started_at=self.started_at, phase=self.phase_index,
-                             phase_started_at=self.rollout.phase_started_at, exposure=exposure)
+        flags = {n: s for n, s in self.flags.observed.items() if s is not None}
+        return SourceContext(now=now, started_at=self.started_at, phase=self.phase_index, phase_started_at=self.rollout.phase_started_at,
+                             exposure={n: s.exposure for n, s in flags.items()}, flags=flags)
 
     async def tick(self) -> Snapshot:
         """One evaluation: poll, judge guardrails and gates, act, publish."""
@@ -328,6 +336,7 @@ class Engine:
         except StoreUnwritable:
             pass  # samples are expendable (the journal says the store cannot be written)
         await self.automation.evaluate_guardrails(now)
+        self.automation.check_exposure(now)
         await self._reassert_rollback()
         self.automation.check_drift()
         await self.automation.auto_step()
@@ -518,13 +527,11 @@ class Engine:
         if current.phase < 1:
             raise CommandError("no phase is running yet: step up into phase 1 first")
         phase = self.plan.phases[current.phase - 1]
-        ids = phase.item_ids()
-        if item not in ids:
-            matches = [iid for iid, it in zip(ids, phase.checklist) if item.lower() in it.text.lower()]
-            if len(matches) != 1:
-                raise CommandError(f"no single checklist item {item!r} in phase {current.phase}; items: " + ", ".join(ids))
-            item = matches[0]
-        text = phase.checklist[ids.index(item)].text
+        try:
+            item = phase.find_item(item)
+        except LookupError as exc:
+            raise CommandError(f"phase {current.phase}: {exc.args[0]}") from None
+        text = phase.checklist[phase.item_ids().index(item)].text
         items = dict(current.ticked_in())
         if ticked:
             items[item] = actor.label()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable
 
-from ..actions import StepResult, run_step
+from ..actions import StepResult, run_step, stop_group
 from ..clock import Clock
 from ..flags.base import FlagError, FlagProvider
 from ..flagstate import FlagState
@@ -22,7 +22,7 @@ from ..plan import Plan
 from ..retry import Abandoned, Backoff, Failure, attempt_until
 from ..secrets import redact
 from ..snapshot import State
-from ..store.base import ActionWrite, Fenced
+from ..store.base import ActionWrite, Fenced, hostname, process_started
 from . import state as st
 from .journal import EngineJournal, Entry
 from .polling import FlagReader
@@ -251,13 +251,20 @@ class Executor:
 
     async def _runbook(self, action_id: str, intent: dict, progress: dict) -> list[str]:
         """The rollback's runbook steps not done yet (a resumed rollback skips the done ones); the failed ones' names."""
+        self._stop_left_running(action_id, progress)
         failures = []
         for index, step in enumerate(self.plan.rollback.steps):
             if index in progress.get("steps_done", []):
                 continue
             context = {"rollout": self.plan.rollout.name, "environment": self.plan.rollout.environment,
                        "phase": intent.get("from_phase", 0), "reason": intent.get("reason", "")}
-            result: StepResult = await run_step(step, context, dry_run=self.dry_run_steps)
+
+            def started(pgid: int, index: int = index) -> None:
+                # Before it can do anything: the next engine stops it if this one dies mid-step.
+                running = {"step": index, "pgid": pgid, "host": hostname(), "started": process_started(pgid)}
+                self.journal.write([], ActionWrite(action_id, progress={**progress, "running": running}))
+
+            result: StepResult = await run_step(step, context, dry_run=self.dry_run_steps, started=started)
             if not result.ok:
                 failures.append(result.name)
             progress = {**progress, "steps_done": [*progress.get("steps_done", []), index]}
@@ -265,3 +272,17 @@ class Executor:
                                  {"step": index, "ok": result.ok, "dry_run": result.dry_run, "detail": result.detail})],
                                ActionWrite(action_id, progress=progress))
         return failures
+
+    def _stop_left_running(self, action_id: str, progress: dict) -> None:
+        """A step the engine before this one was running when it died may still run (its shell, its
+        children): stop that process group before the step runs again, so it never runs twice at once."""
+        running = progress.get("running")
+        if not running or running.get("host") != hostname() or running["step"] in progress.get("steps_done", []):
+            return
+        pgid = int(running["pgid"])
+        if running.get("started") is not None and process_started(pgid) != running["started"]:
+            return  # that pid is another process now: the step's group is gone
+        if stop_group(pgid):
+            self.journal.entry(Kind.ROLLBACK_STEP_STOPPED, f"step {running['step'] + 1}: its process group {pgid}, left running by the "
+                               "engine before, was stopped; the step runs again", AUTOMATIC,
+                               {"step": running["step"], "stopped_pgid": pgid}, action_id)

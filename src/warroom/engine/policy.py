@@ -11,13 +11,16 @@ from typing import Any
 from ..flagstate import FlagState
 from ..plan import FlagSetting, Plan
 from ..units import format_duration, format_value
-from ..snapshot import GateView, GuardrailView, State
+from ..simulator import driving_flag
+from ..snapshot import ExposureView, GateView, GuardrailView, State
+from .cohorts import ConditionQueries, judge
+from .exposure import Exposure
 from .polling import FlagReader, Poller
 from .state import RolloutState
 
 
 def flag_state(setting: FlagSetting) -> FlagState:
-    return FlagState(setting.enabled, setting.rollout if setting.enabled else 0.0, tuple(setting.segments))
+    return setting.as_state()
 
 
 def exposure_label(flags: dict[str, FlagState]) -> str:
@@ -25,12 +28,17 @@ def exposure_label(flags: dict[str, FlagState]) -> str:
 
 
 class Policy:
-    def __init__(self, plan: Plan, poller: Poller, flags: FlagReader):
+    def __init__(self, plan: Plan, poller: Poller, flags: FlagReader, exposure: Exposure | None):
         self.plan = plan
         self.poller = poller
         self.flags = flags
-        # Every gate's query is asked every tick, so a gate is green or red the moment its phase begins.
-        self.gate_keys = [[poller.key_for(g.pane, g.source, g.query) for g in phase.gates] for phase in plan.phases]
+        self.exposure = exposure
+        self.exposure_view: ExposureView | None = None  # this tick's exposure check (None: the plan has none)
+        # Whose percentage says how many users are on the new code (what a comparison can judge).
+        self.cohort_flag = exposure.flag if exposure else (driving_flag(plan) or "")
+        # Every gate's queries are asked every tick, so a gate is green or red the moment its phase begins.
+        self.gate_queries = [[ConditionQueries.of(plan, gate, poller.pane_keys.__getitem__) for gate in phase.gates] for phase in plan.phases]
+        poller.want(*(key for phase in self.gate_queries for queries in phase for key in queries.all()))
 
     # ------------------------------------------------------------ the phases' flags
 
@@ -59,16 +67,48 @@ class Policy:
 
     # ------------------------------------------------------------ gates and blockers
 
+    def looks(self, state: RolloutState) -> int:
+        """How many times the current phase's soak judges a guardrail: a test's false-alarm rate is spread over them."""
+        if state.phase < 1:
+            return 1
+        return max(1, int(self.plan.phases[state.phase - 1].hold // self.plan.poll_interval))
+
+    def planned_share(self, state: RolloutState) -> float:
+        """The part of users the plan puts on the new code now (the cohort flag as warroom set it), 0..1."""
+        if state.phase < 1 or state.status in (State.ROLLING_BACK, State.ROLLED_BACK):
+            return 0.0
+        flag = state.desired.get(self.cohort_flag)
+        return flag.exposure if flag is not None and flag.enabled else 0.0
+
     def gate_views(self, state: RolloutState) -> list[GateView]:
         if state.phase < 1:
             return []
         views = []
-        for gate, key in zip(self.plan.phases[state.phase - 1].gates, self.gate_keys[state.phase - 1]):
-            unit = self.plan.pane(gate.pane).unit if gate.pane else "count"
-            value, detail = self.poller.value(key)
-            views.append(GateView(gate.label, value, None if value is None else gate.passes(value), detail, unit,
-                                  "above" if gate.above is not None else "below", gate.threshold))
+        for gate, queries in zip(self.plan.phases[state.phase - 1].gates, self.gate_queries[state.phase - 1]):
+            unit = self.plan.condition_unit(gate)
+            judged = judge(gate, unit, queries, self.poller.readings, self.looks(state), self.planned_share(state))
+            passed = True if judged.idle else None if judged.value is None else not judged.bad
+            shown = judged.detail if judged.idle else judged.comparison.text if judged.comparison is not None and not judged.lacking else ""
+            views.append(GateView(gate.label, judged.value, passed, judged.detail or ("" if judged.value is not None else "no data"), unit,
+                                  gate.op, judged.limit if judged.limit is not None else gate.threshold, shown))
         return views
+
+    def check_exposure(self, state: RolloutState, now: float) -> tuple[str, str, dict] | None:
+        """The exposure check on this tick's readings; the journal entry (kind, message, data) when its verdict moved."""
+        if self.exposure is None:
+            return None
+        age = None if state.phase < 1 or state.phase_started_at is None else max(0.0, now - state.phase_started_at)
+        self.exposure_view = self.exposure.view(self.poller.readings, state.desired.get(self.exposure.flag), age)
+        return self.exposure.news(self.exposure_view)
+
+    def exposure_gate(self) -> list[GateView]:
+        """The exposure check as the gate every phase has without writing it (shown with the phase's gates)."""
+        view = self.exposure_view
+        if view is None or view.status == "idle":
+            return []
+        passed = {"ok": True, "mismatch": False, "none": False}.get(view.status)
+        # "exposure 24.6% (plan 25%) ✓": the label says what the share is of, so it fits at 80 columns.
+        return [GateView("exposure", view.observed, passed, view.text, "ratio", shown=view.text.removeprefix("cohort "))]
 
     def step_blockers(self, state: RolloutState, guard_views: list[GuardrailView], now: float, *,
                       in_flight: bool, forced: bool = False) -> list[str]:
@@ -92,14 +132,18 @@ class Policy:
                 if gate.passed is None:
                     out.append(f"gate {gate.label}: no data ({gate.detail})")
                 elif not gate.passed:
-                    out.append(f"gate {gate.label} is red ({format_value(gate.value, gate.unit)})")
+                    out.append(f"gate {gate.label} is red ({gate.shown or format_value(gate.value, gate.unit)})")
+            if self.exposure_view is not None and self.exposure_view.blocks:
+                out.append(f"exposure: {self.exposure_view.text}")
             ticked = state.ticked_in()
             missing = [item.text for item, iid in zip(phase.checklist, phase.item_ids()) if item.required and iid not in ticked]
             if missing:
                 out.append(f"checklist: {len(missing)} required item(s) not ticked: " + "; ".join(missing))
         for view in guard_views:
+            if view.mode == "shadow":
+                continue  # a shadow guardrail never acts, and holding a step up would be acting
             if view.status in ("pending", "breach"):
-                out.append(f"guardrail {view.id} is breaching ({format_value(view.value, view.unit)})")
+                out.append(f"guardrail {view.id} is breaching ({view.shown or format_value(view.value, view.unit)})")
             elif view.status == "nodata":
                 out.append(f"guardrail {view.id} has no data ({view.detail})")
         return out

@@ -18,10 +18,10 @@ from ..flagstate import FlagState
 from ..plan import Plan
 from ..secrets import redact
 from ..sources.base import Reading, Source, SourceContext
+from .cohorts import QueryKey
 
 HISTORY = 240  # samples kept per pane for sparklines
 
-QueryKey = tuple[str, str, str | None]  # (source, query, series_label)
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,11 @@ class Poller:
         self.asked_at: dict[QueryKey, float] = {}  # when each in-flight query was asked
         self.source_down: dict[str, str] = {}
 
-    def key_for(self, pane: str | None, source: str | None, query: str | None) -> QueryKey:
-        """The query a guardrail or gate watches: its pane's, or its own; asked every tick from now on."""
-        key = self.pane_keys[pane] if pane else (source or self.plan.default_source(), query or "", None)
-        if key not in self.keys:
-            self.keys.append(key)
-        return key
+    def want(self, *keys: QueryKey) -> None:
+        """Queries a guardrail, gate or the exposure check needs: asked every tick from now on, once each."""
+        for key in keys:
+            if key not in self.keys:
+                self.keys.append(key)
 
     async def query(self, key: QueryKey, ctx: SourceContext) -> Reading:
         source, query, label = key

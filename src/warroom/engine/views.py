@@ -18,6 +18,7 @@ JOURNAL_TAIL = 60
 def pane_views(engine: "Engine", now: float) -> list[PaneView]:
     poller, plan = engine.poller, engine.plan
     watching = engine.guardrails.watching()
+    notes = engine.guardrails.notes()
     views = []
     for pane in plan.panes:
         key = poller.pane_keys[pane.id]
@@ -58,6 +59,7 @@ def pane_views(engine: "Engine", now: float) -> list[PaneView]:
             guardrails=tuple(g.id for g in guards),
             for_progress=max(breaching) if breaching else None,
             series=reading.series if reading is not None else (),
+            note=notes.get(pane.id, ""),
         ))
     return views
 
@@ -76,7 +78,8 @@ def phase_view(engine: "Engine", now: float) -> PhaseView | None:
     )
     flags = engine.policy.target_flags(state.phase)
     return PhaseView(state.phase, phase.name, exposure_label(flags), phase.hold, started, elapsed,
-                     max(0.0, phase.hold - elapsed), tuple(engine.policy.gate_views(state)), items)
+                     max(0.0, phase.hold - elapsed), tuple(engine.policy.gate_views(state) + engine.policy.exposure_gate()), items,
+                     engine.planned_holds.get(state.phase))
 
 
 def snapshot(engine: "Engine") -> Snapshot:
@@ -122,6 +125,7 @@ def snapshot(engine: "Engine") -> Snapshot:
         tick=engine.tick_count,
         poll_interval=engine.plan.poll_interval,
         wall=time.time(),
+        exposure=engine.policy.exposure_view,
         started_at=state.started_at,
         notes=(f"rolled back, but {exposure_label(not_done)} reads back: the rollback is not done; "
                + "the engine sets it off again",) if not_done else (),

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from pydantic import Field
 
 from ..plan import Headers, PositiveDuration, SecretRef, Strict, TLSOptions
-from .base import FlagError, FlagProvider, ProviderConfig
+from .base import Capabilities, FlagError, FlagProvider, ProviderConfig
 from ..flagstate import FlagState
 from .httpapi import JsonApi
 
@@ -50,6 +50,7 @@ class HttpConfig(ProviderConfig):
 
 class HttpFlagProvider(FlagProvider):
     kind = "http"
+    capabilities = Capabilities(rollout_step=0, segments="fields.segments")  # segments only with a segments field
     Config = HttpConfig
 
     def __init__(self, config: HttpConfig, base_dir: Any):

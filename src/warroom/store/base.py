@@ -31,7 +31,7 @@ import socket
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Mapping
+from typing import Any, Callable, ClassVar, Collection, Iterator, Mapping
 
 from ..snapshot import JournalEntry
 
@@ -45,6 +45,10 @@ class StoreError(Exception):
 
 class StoreMissing(StoreError):
     """No rollout was ever recorded here (clients never create a store: only an engine does)."""
+
+
+class DamagedState(StoreError):
+    """The store's pages are damaged; the message names it and says how to salvage its journal."""
 
 
 class StoreUnwritable(StoreError):
@@ -275,6 +279,14 @@ class Store(ABC):
     @abstractmethod
     def tail(self, n: int) -> list[JournalEntry]:
         """The newest n entries, newest first."""
+
+    @abstractmethod
+    def iter_entries(self, after: int = 0, kinds: Collection[str] = (), page: int = 2000) -> Iterator[JournalEntry]:
+        """Every entry after `after` (of `kinds`, if given), oldest first, read a page at a time: a
+        journal of millions of entries streams in bounded memory."""
+
+    @abstractmethod
+    def journal_count(self) -> int: ...
 
     @abstractmethod
     def last_seq(self) -> int: ...

@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 from ..secrets import redact
 from ..snapshot import JournalEntry
@@ -33,6 +33,7 @@ from .base import (
     Change,
     Command,
     Committed,
+    DamagedState,
     Fence,
     Fenced,
     Holder,
@@ -125,6 +126,8 @@ CREATE TABLE IF NOT EXISTS snapshot (
 );
 """
 
+# SQLITE_CORRUPT and SQLITE_NOTADB, with any of their extended codes: the file's pages are damaged.
+_DAMAGED_CODES = (11, 26)
 # sqlite3 result codes (the low byte of an extended code) that mean "cannot write now".
 _UNWRITABLE = {8: "it is read-only", 10: "a disk I/O error", 13: "the disk is full", 14: "it cannot be opened for writing"}
 POLL = 0.05  # seconds between two looks at data_version while waiting
@@ -165,7 +168,10 @@ class SQLiteStore(Store):
                 self._migrate()
         except StoreError:
             raise
-        except (sqlite3.DatabaseError, OSError) as exc:
+        except sqlite3.DatabaseError as exc:
+            damaged = self._error(exc)
+            raise damaged if isinstance(damaged, DamagedState) else StoreError(f"{self.path}: cannot open the state database ({exc})") from None
+        except OSError as exc:
             raise StoreError(f"{self.path}: cannot open the state database ({exc})") from None
 
     def _migrate(self) -> None:
@@ -223,6 +229,16 @@ class SQLiteStore(Store):
             pass  # already rolled back by SQLite itself
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
+        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _DAMAGED_CODES:
+            path = self.path
+            broken, salvaged = f"{path}.broken", path.with_name(f"{path.stem}-recovered{path.suffix}")
+            return DamagedState(
+                f"{path}: the state database is damaged (SQLite: {exc}).\n"
+                f"  Keep the broken file: move it aside (mv {path} {broken}). The next start begins a new state,\n"
+                f"  which knows nothing of this rollout: check the flags before acting.\n"
+                f"  To salvage its journal: sqlite3 {broken} .recover | sqlite3 {salvaged}\n"
+                f"  (a sqlite3 without .recover: use .dump and change its last line, ROLLBACK, to COMMIT)\n"
+                f"  then read it: warroom journal --state {salvaged}")
         why = _unwritable(exc)
         if why:
             return StoreUnwritable(f"{self.path}: cannot write the state database: {why} ({exc})")
@@ -272,6 +288,22 @@ class SQLiteStore(Store):
             sql += " LIMIT ?"
             args.append(limit)
         return [self._entry(r) for r in self._read(sql, args)]
+
+    def iter_entries(self, after: int = 0, kinds: Collection[str] = (), page: int = 2000) -> Iterator[JournalEntry]:
+        sql = "SELECT seq, ts, kind, message, actor, action_id, data FROM journal WHERE seq > ?"
+        if kinds:
+            sql += f" AND kind IN ({', '.join('?' * len(kinds))})"
+        sql += " ORDER BY seq LIMIT ?"
+        while True:
+            rows = self._read(sql, (after, *kinds, page))  # a page at a time: the lock is never held long
+            for row in rows:
+                yield self._entry(row)
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
+
+    def journal_count(self) -> int:
+        return self._read("SELECT COUNT(*) FROM journal")[0][0]
 
     def tail(self, n: int) -> list[JournalEntry]:
         rows = self._read("SELECT seq, ts, kind, message, actor, action_id, data FROM journal ORDER BY seq DESC LIMIT ?", (n,))

@@ -12,7 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ...snapshot import Snapshot, State
-from ...units import format_duration
+from ...units import format_duration, plan_duration
 from ..refresh import set_text
 
 # Words as well as colours, so NO_COLOR and 16-colour terminals still tell them apart.
@@ -50,11 +50,10 @@ def timing_text(snap: Snapshot) -> str:
     if snap.phase is None or snap.state not in (State.RUNNING, State.PAUSED):
         return ""
     text = f"in phase {format_duration(snap.phase.elapsed)}"
-    if snap.phase.soak_left > 0:
-        text += f" · soak {format_duration(snap.phase.soak_left)} left"
-    else:
-        text += " · soak done"
-    return text
+    left = f"{format_duration(snap.phase.soak_left)} left" if snap.phase.soak_left > 0 else "done"
+    if snap.phase.planned_hold is not None:  # a drill shortened the plan's soak: say so, or 30s reads as the plan's
+        return f"{text} · soak {plan_duration(snap.phase.planned_hold)} → {plan_duration(snap.phase.hold)} in this drill, {left}"
+    return f"{text} · soak {left}"
 
 
 def driver_text(snap: Snapshot) -> str:

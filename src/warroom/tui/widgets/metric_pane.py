@@ -122,7 +122,9 @@ class MetricPane(Widget):
         # The line under the sparkline says what matters most now: what a breach will
         # do and when (in the loud badge), else how old the number is, else limit and freshness.
         acting = breach_text(pane, self._guards, self._enforced)
-        if acting:
+        if pane.note:  # a cohort guardrail's both sides, or why it cannot judge (not enough traffic)
+            meta = pane.note
+        elif acting:
             meta = ""
         elif pane.status in ("stale", "nodata"):
             meta = age_text(pane)

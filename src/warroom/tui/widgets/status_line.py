@@ -26,10 +26,11 @@ def status_text(snap: Snapshot) -> tuple[str, str]:
         return "rolled back: flags confirmed off by read-back; see the timeline", "bad"
     if snap.state == State.COMPLETE:
         return "rollout complete", "good"
-    breaching = [g for g in snap.guardrails if g.status in ("pending", "breach")]
+    breaching = [g for g in snap.guardrails if g.status in ("pending", "breach") and g.mode != "shadow"]
     if breaching:
         g = breaching[0]
-        return f"guardrail {g.id}: {g.target} {format_value(g.value, g.unit)} {g.op} {format_value(g.threshold, g.unit)} → {g.action}", "bad"
+        reading = g.shown or f"{g.target} {format_value(g.value, g.unit)} {g.op} {format_value(g.threshold, g.unit)}"
+        return f"guardrail {g.id}: {reading} → {g.action}", "bad"
     if snap.step_blockers:
         return "step up blocked: " + "; ".join(snap.step_blockers), "warn"
     if snap.next_change:
