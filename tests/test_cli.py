@@ -124,6 +124,9 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
     # stopped its process group before running the step again, so it never ran twice at once.
     (stopped,) = [e for e in after if e["kind"] == "rollback.step_stopped"]
     assert running_in_group(stopped["data"]["stopped_pgid"]) == []
+    seqs = [e["seq"] for e in after]
+    assert seqs == sorted(set(seqs))
+    assert json.loads((tmp_path / "flags.json").read_text())["flags"]["realtime-features"]["enabled"] is False
 
 
 def running_in_group(pgid: int) -> list[int]:
@@ -137,9 +140,6 @@ def running_in_group(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             found.append(int(stat.parent.name))
     return found
-    seqs = [e["seq"] for e in after]
-    assert seqs == sorted(set(seqs))
-    assert json.loads((tmp_path / "flags.json").read_text())["flags"]["realtime-features"]["enabled"] is False
 
 
 def test_a_virtual_time_run_waiting_for_a_human_still_ends(tmp_path):
