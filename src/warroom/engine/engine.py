@@ -492,7 +492,8 @@ class Engine:
 
     async def pause(self, actor: Actor, reason: str = "", *, cause: dict | None = None) -> str:
         current = self.journal.reload()
-        if current.status != State.RUNNING:
+        first_step = current.status == State.PENDING and current.action is not None  # phase 0 → 1 in flight
+        if current.status != State.RUNNING and not first_step:
             raise CommandError(f"nothing to pause: state is {current.status.label}")
         reason = reason or f"paused by {actor.label()}"
         entry: Entry = (Kind.PAUSE, f"PAUSED: {reason}", actor, {"reason": reason, "cause": cause or {}})

@@ -57,6 +57,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (PA, Event.STEP_FAILED): PA,
     (R, Event.COMPLETE): C,
     (R, Event.PAUSE): PA,
+    (P, Event.PAUSE): PA,  # while the first step up is in flight: it lands at phase 1, paused
     (PA, Event.RESUME): R,
     (R, Event.DRIFT): PA,
     (PA, Event.DRIFT): PA,
