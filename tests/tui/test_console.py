@@ -423,3 +423,22 @@ async def test_80_columns_keep_pane_titles_and_whole_key_hints(console):
         assert not pane.query_one("#value-inline").display and pane.query_one("#value").display  # beside the title
         bar = wide.app.query_one(KeysBar)
         assert all(f"{h.key} {h.label}" in bar.render().plain.replace(" R  ", " R ") for h in bar.hints)
+
+
+# ------------------------------------------------------------------ no engine
+
+
+async def test_no_engine_is_said_loudly_and_panes_only_say_what_would_happen(console, test_plan):
+    from warroom.plan import Fault
+
+    c = console(test_plan(), faults=(Fault(metric="error_rate", phase=1, after=1, value=0.05, while_exposed=False),))
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await into_phase_one(c, pilot)
+        await c.tick(pilot, times=2)  # the 30 s window of the rollback guardrail is filling
+        assert "ROLLBACK in" in str(c.app.query_one(MetricPane).query_one("#status").render())
+        assert c.host.stop()  # the engine is gone, with the launch in flight
+        await c.until(pilot, lambda: c.app.snapshot.engine is not None and not c.app.snapshot.engine.alive)
+        assert banner_state(c.app) == "NO ENGINE — guardrails NOT enforced · RUNNING"
+        assert "-no-engine" in c.app.query_one(Banner).query_one("#state").classes
+        assert str(c.app.query_one(Banner).query_one("#driver").render()) == "engine: NONE"
+        assert str(c.app.query_one(MetricPane).query_one("#status").render()) == "WOULD roll back"

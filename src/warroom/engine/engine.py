@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from typing import Any, Awaitable, Callable
 
 from ..clock import Clock
@@ -25,12 +24,11 @@ from ..flagstate import FlagState
 from ..identity import AUTOMATIC, Actor
 from ..journal_kinds import Kind
 from ..plan import Plan
-from ..units import format_duration
 from ..snapshot import JournalEntry, Snapshot, State
 from ..sources.base import Reading, Source, SourceContext
 from ..store.base import ActionWrite, Fenced, StaleState, Store, StoreError, StoreUnwritable
+from . import intents, views
 from . import state as st
-from . import views
 from .automation import Automation
 from .executor import CommandError, Executor
 from .guardrails import Guardrails
@@ -38,7 +36,7 @@ from .journal import EngineJournal, Entry
 from .lease import Lease
 from .exposure import Exposure
 from .polling import FlagReader, Poller, QueryKey
-from .policy import Policy, exposure_label
+from .policy import Policy
 from .recovery import Recovery
 
 __all__ = ["CommandError", "Engine"]
@@ -46,11 +44,6 @@ __all__ = ["CommandError", "Engine"]
 log = logging.getLogger(__name__)
 
 PUBLISH_EVERY = 0.05  # wall seconds: snapshots closer than this are coalesced (virtual time ticks back to back)
-
-
-def in_flight(state: st.RolloutState) -> bool:
-    """Users are exposed and the launch is not over: an engine must be guarding it."""
-    return state.status in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or (state.status == State.PENDING and state.action is not None)
 
 
 class Engine:
@@ -152,10 +145,6 @@ class Engine:
     def desired(self) -> dict[str, FlagState]:
         return dict(self.journal.state.desired)
 
-    @staticmethod
-    def new_action_id() -> str:
-        return uuid.uuid4().hex[:12]
-
     def record(self, kind: str, message: str, data: dict | None = None) -> None:
         """Journal an entry for a part outside the engine (drills, notifications): no state change, listeners told."""
         if self.fenced is None:
@@ -181,9 +170,9 @@ class Engine:
         self.journal.reload()
         await self.flags.read()
         if not self.rollout.started_at:
-            self._initialise()
+            self.recovery.initialise(self.policy, self.plan.rollout.name)
         self.store.save_plan(self.lease.fence, self.clock.now(), self.plan.journal_copy())
-        self._journal_start()
+        self.recovery.journal_start(self.name)
         self.recovery.recover()
         if self.want_backfill:
             # In the background: a slow server must not hold back the first tick, nor a
@@ -191,33 +180,6 @@ class Engine:
             self.backfill_task = asyncio.ensure_future(self.poller.backfill())
         for hook in self.start_hooks:
             hook()
-
-    def _journal_start(self) -> None:
-        previous = self.lease.previous
-        vanished = previous is not None and previous.holder is not None  # never released: it did not stop cleanly
-        speed = "" if self.lease.speed == "1" else f", clock ×{self.lease.speed}"
-        data = {"epoch": self.lease.epoch, "holder": self.lease.holder.to_json(), "log": self.lease.log_path}
-        self.journal.entry(Kind.ENGINE_START, f"engine of {self.name} drives (epoch {self.lease.epoch}{speed})", data=data)
-        if vanished and in_flight(self.rollout):
-            gone = previous.holder.label()  # type: ignore[union-attr]
-            self.journal.entry(Kind.ENGINE_LOST, f"took over from engine {gone}, which vanished with the rollout "
-                               f"{self.rollout.status.label}: its guardrails went unwatched until now",
-                               data={"previous": previous.holder.to_json(), "previous_epoch": previous.epoch,  # type: ignore[union-attr]
-                                     "last_heartbeat": previous.heartbeat})  # type: ignore[union-attr]
-
-    def _initialise(self) -> None:
-        """A new rollout. Flags that already read exposed mean a lost or emptied state file over
-        a live launch (or another launch's flags): paused, nothing steps up or down by itself."""
-        exposed = self.policy.exposed_at_start()
-        reason = ""
-        entries: list[Entry] = [(Kind.ROLLOUT_INIT, f"rollout {self.plan.rollout.name} initialised", AUTOMATIC, {})]
-        if exposed:
-            reason = (f"drift at start: {exposure_label(exposed)} already exposed, but this state file records no rollout "
-                      "(new, emptied or lost). Nothing steps by itself: if the launch is live, `warroom ack PLAN` (key a) "
-                      "adopts the flags as they are; `warroom rollback PLAN` (key R) turns them off")
-            entries.append((Kind.DRIFT_DETECTED, f"DRIFT {reason.removeprefix('drift ')}", AUTOMATIC,
-                            {"flags": {n: v.to_json() for n, v in exposed.items()}}))
-        self.journal.transition(lambda current: (st.initialise(current, now=self.clock.now(), exposed=exposed, reason=reason), entries))
 
     def on_fenced(self, exc: Fenced) -> None:
         """Another engine took the lease over: stop acting at once (no flag write, no journal entry)."""
@@ -245,7 +207,7 @@ class Engine:
                 self.publish(force=True)
                 why = f" ({reason})" if reason else ""
                 data = {"epoch": self.lease.epoch, "holder": self.holder, "state": self.rollout.status.value}
-                if in_flight(self.rollout):  # the room must hear of it: nothing guards this launch now
+                if self.rollout.in_flight:  # the room must hear of it: nothing guards this launch now
                     self.journal.entry(Kind.ENGINE_LEFT, f"engine of {self.name} stopped{why} with the rollout {self.rollout.status.label}: "
                                        "guardrails are NOT enforced until an engine runs again (warroom up PLAN)", data=data)
                 else:
@@ -399,34 +361,10 @@ class Engine:
                             {"forced": bool(soft), "overridden": soft, "reason": reason})
             self._command(lambda now: (now.apply(st.Event.COMPLETE), [entry]))
             return "rollout complete"
-        target = current.phase + 1
-        flags = self.policy.target_flags(target)
-        action_id = self.new_action_id()
-        intent = {
-            "from_phase": current.phase,
-            "to_phase": target,
-            "flags": {n: s.to_json() for n, s in flags.items()},
-            "previous": {n: s.to_json() for n, s in current.desired.items()},
-            "forced": bool(soft),
-            "reason": reason,
-            # Why it was allowed: the gates as they stood, and how long the phase had soaked.
-            "gates": self.policy.intent_gates(current),
-            "soaked": None if current.phase_started_at is None else self.clock.now() - current.phase_started_at,
-        }
-        entries: list[Entry] = []
-        if soft:
-            entries.append((Kind.STEP_FORCED, f"FORCED step up by {actor.label()}: {reason}; overriding: " + "; ".join(soft), actor,
-                            {"overridden": soft, "reason": reason}))
-        why_auto = ""
-        if actor.automatic and current.phase >= 1:
-            phase = self.plan.phases[current.phase - 1]
-            why_auto = f" (automatic: soak {format_duration(phase.hold)} done, {len(intent['gates'])} gate(s) green, required items ticked)"
-        entries.append((Kind.STEP_INTENT, f"step up to phase {target}/{total} {self.plan.phases[target - 1].name}: {exposure_label(flags)}{why_auto}",
-                        actor, intent))
-        ref = st.ActionRef(action_id, "step_up", self.clock.now(), exposure_label(flags))
-        self._command(lambda now: (now.apply(st.Event.STEP_INTENT, action=ref), entries), ActionWrite(action_id, new=("step_up", intent)))
-        task = self.executor.launch(action_id, self.executor.step(action_id, intent, actor))
-        return await asyncio.shield(task) if wait else f"stepping up to phase {target}"
+        ref, intent, entries = intents.step_up(self.plan, self.policy, current, self.clock.now(), actor, overridden=soft, reason=reason)
+        self._command(lambda now: (now.apply(st.Event.STEP_INTENT, action=ref), entries), ActionWrite(ref.id, new=("step_up", intent)))
+        task = self.executor.launch(ref.id, self.executor.step(ref.id, intent, actor))
+        return await asyncio.shield(task) if wait else f"stepping up to phase {intent['to_phase']}"
 
     async def rollback(self, actor: Actor, reason: str = "manual rollback", *, cause: dict | None = None, wait: bool = True) -> str:
         """Roll back; with `wait` return when the flags are confirmed and the runbook ran.
@@ -437,22 +375,10 @@ class Engine:
         current = self.journal.reload()
         if current.status == State.ROLLED_BACK and self.policy.rollback_not_done(current):
             return await self._reassert_rollback(actor, wait=wait) or "already rolled back"
-        flags = self.policy.rollback_flags()
-        action_id = self.new_action_id()
-        ref = st.ActionRef(action_id, "rollback", self.clock.now(), exposure_label(flags))
-        intent: dict[str, Any] = {"flags": {n: s.to_json() for n, s in flags.items()}, "steps": len(self.plan.rollback.steps),
-                                  "reason": reason, "cause": cause or {},
-                                  "before": {n: s.to_json() for n in flags if (s := self.flags.observed.get(n)) is not None}}
-
-        def change(now: st.RolloutState) -> tuple[st.RolloutState, list[Entry]]:
-            # The rollback wins over anything in flight but another rollback: no version check.
-            after = st.begin_rollback(now, action=ref, flags=flags)
-            # Where it rolls back from, as it stands inside the transaction (the action row gets it too).
-            intent.update(from_state=now.status.value, from_phase=now.phase)
-            return after, [(Kind.ROLLBACK_INTENT, f"ROLLBACK by {actor.label()}: {reason}; flags → {exposure_label(flags)}", actor, intent)]
-
+        ref, intent, change = intents.rollback(self.plan, self.policy, self.flags.observed, self.clock.now(), actor,
+                                               reason=reason, cause=cause)
         try:
-            self.journal.transition(change, ActionWrite(action_id, new=("rollback", intent)))
+            self.journal.transition(change, ActionWrite(ref.id, new=("rollback", intent)))
         except st.Refused as already:
             if str(already) != State.ROLLING_BACK.value:
                 return "already rolled back"
@@ -461,7 +387,7 @@ class Engine:
                 return await asyncio.shield(running)
             return "already rolling back"
         self.publish()
-        task = self.executor.launch(action_id, self.executor.rollback(action_id, intent, {}))
+        task = self.executor.launch(ref.id, self.executor.rollback(ref.id, intent, {}))
         return await asyncio.shield(task) if wait else "rolling back"
 
     async def _reassert_rollback(self, actor: Actor = AUTOMATIC, *, wait: bool | None = None) -> str | None:
@@ -470,22 +396,13 @@ class Engine:
         exposed = self.policy.rollback_not_done(self.rollout)
         if not exposed or self.rollout.action is not None or self.executor.tasks:
             return None
-        rollback_flags = self.policy.rollback_flags()
-        flags = {n: rollback_flags[n] for n in exposed}
-        action_id = self.new_action_id()
-        ref = st.ActionRef(action_id, "rollback", self.clock.now(), exposure_label(flags))
-        reason = f"{exposure_label(exposed)} read back after the rollback: a late write landed, or someone set it"
-        intent = {"flags": {n: s.to_json() for n, s in flags.items()}, "steps": 0, "runbook": False, "reason": reason,
-                  "before": {n: s.to_json() for n, s in exposed.items()}, "from_state": State.ROLLED_BACK.value,
-                  "from_phase": self.phase_index, "cause": {}}
-        message = f"ROLLED BACK, but {reason}: the rollback is not done; flags → {exposure_label(flags)} again"
+        ref, intent, entries = intents.reassert(self.policy, self.rollout, exposed, self.clock.now(), actor)
         try:
-            self.journal.transition(lambda now: (st.begin_reassert(now, action=ref), [(Kind.ROLLBACK_REASSERT, message, actor, intent)]),
-                                    ActionWrite(action_id, new=("rollback", intent)))
+            self.journal.transition(lambda now: (st.begin_reassert(now, action=ref), entries), ActionWrite(ref.id, new=("rollback", intent)))
         except st.Refused:
             return None  # another process acted first
         self.publish()
-        task = self.executor.launch(action_id, self.executor.rollback(action_id, intent, {}))
+        task = self.executor.launch(ref.id, self.executor.rollback(ref.id, intent, {}))
         if wait is None:
             wait = self.clock.speed == float("inf")  # as for a guardrail's rollback (see automation.py)
         return await asyncio.shield(task) if wait else "rolling back again"

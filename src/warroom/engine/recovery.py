@@ -1,4 +1,6 @@
-"""Finishing what a gone process left mid-action, from the write-ahead journal.
+"""An engine's start: a new rollout initialised, the start journalled (and whether an
+engine vanished with the launch unguarded), and what a gone process left mid-action
+finished from the write-ahead journal.
 
 A rollback in flight is resumed where it stopped (flags, then the runbook steps not
 done). A step up in flight is reconciled against the flags as they read now: done,
@@ -19,7 +21,7 @@ from .executor import Executor
 from .journal import EngineJournal, Entry
 from .lease import Lease
 from .polling import FlagReader
-from .policy import exposure_label
+from .policy import Policy, exposure_label
 
 
 class Recovery:
@@ -28,6 +30,35 @@ class Recovery:
         self.executor = executor
         self.flags = flags
         self.lease = lease
+
+    def initialise(self, policy: Policy, name: str) -> None:
+        """A new rollout. Flags that already read exposed mean a lost or emptied state file over
+        a live launch (or another launch's flags): paused, nothing steps up or down by itself."""
+        exposed = policy.exposed_at_start()
+        reason = ""
+        entries: list[Entry] = [(Kind.ROLLOUT_INIT, f"rollout {name} initialised", AUTOMATIC, {})]
+        if exposed:
+            reason = (f"drift at start: {exposure_label(exposed)} already exposed, but this state file records no rollout "
+                      "(new, emptied or lost). Nothing steps by itself: if the launch is live, `warroom ack PLAN` (key a) "
+                      "adopts the flags as they are; `warroom rollback PLAN` (key R) turns them off")
+            entries.append((Kind.DRIFT_DETECTED, f"DRIFT {reason.removeprefix('drift ')}", AUTOMATIC,
+                            {"flags": {n: v.to_json() for n, v in exposed.items()}}))
+        clock = self.journal.clock
+        self.journal.transition(lambda current: (st.initialise(current, now=clock.now(), exposed=exposed, reason=reason), entries))
+
+    def journal_start(self, name: str) -> None:
+        """This engine drives now; say so, and if the engine before it vanished with the launch in flight."""
+        lease, previous = self.lease, self.lease.previous
+        speed = "" if lease.speed == "1" else f", clock ×{lease.speed}"
+        data = {"epoch": lease.epoch, "holder": lease.holder.to_json(), "log": lease.log_path}
+        self.journal.entry(Kind.ENGINE_START, f"engine of {name} drives (epoch {lease.epoch}{speed})", data=data)
+        rollout = self.journal.state
+        if previous is None or previous.holder is None or not rollout.in_flight:
+            return  # a clean release (holder cleared) or nothing exposed: nobody went unguarded
+        self.journal.entry(Kind.ENGINE_LOST, f"took over from engine {previous.holder.label()}, which vanished with the rollout "
+                           f"{rollout.status.label}: its guardrails went unwatched until now",
+                           data={"previous": previous.holder.to_json(), "previous_epoch": previous.epoch,
+                                 "last_heartbeat": previous.heartbeat})
 
     def recover(self) -> int:
         """Take over every action left pending by an earlier engine (the lease says it is gone); how many."""

@@ -126,6 +126,11 @@ class RolloutState:
         """The action slot once `action_id` is finished (another action keeps it)."""
         return None if self.action is not None and self.action.id == action_id else self.action
 
+    @property
+    def in_flight(self) -> bool:
+        """Users are exposed and the launch is not over: an engine must be guarding it."""
+        return self.status in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or (self.status == State.PENDING and self.action is not None)
+
     def ticked_in(self, phase: int | None = None) -> Mapping[str, str]:
         return self.ticked.get(self.phase if phase is None else phase, {})
 
