@@ -8,6 +8,11 @@ from .snapshot import JournalEntry, PaneView, Snapshot
 from .text import terminal_safe
 from .units import format_duration, format_value
 
+def say(text: str) -> None:
+    """One line of output that quotes plans, servers or people: no escape sequence reaches the terminal."""
+    print(terminal_safe(text))
+
+
 def stamp(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
