@@ -20,7 +20,7 @@ import socket
 import time
 from typing import Any, Awaitable, Callable
 
-from ..actions import StepResult, run_step
+from ..actions import StepResult, run_step, step_name
 from ..flags.base import FlagError, FlagProvider, FlagState, backoff_delays
 from ..identity import AUTOMATIC, Actor
 from ..plan import FlagSetting, Plan, format_duration
@@ -39,6 +39,8 @@ from .snapshot import (
     JournalEntry,
     PaneView,
     PhaseView,
+    RollbackView,
+    RunbookStepView,
     Snapshot,
     State,
 )
@@ -61,6 +63,11 @@ def _flag(setting: FlagSetting) -> FlagState:
 
 def _exposure_label(flags: dict[str, FlagState]) -> str:
     return ", ".join(f"{name} {state.label()}" for name, state in flags.items())
+
+
+def _short_exposure(flags: dict[str, FlagState]) -> str:
+    """A phase's exposure in a few cells: "25%", or "50%/100%" when its flags differ."""
+    return "/".join(dict.fromkeys(state.label() for state in flags.values())) or "no flags"
 
 
 class Engine:
@@ -538,8 +545,10 @@ class Engine:
         parts = []
         for name, want in target.items():
             have = current.get(name) or self.observed.get(name)
-            parts.append(f"{name}: {have.label() if have else '?'} → {want.label()}")
-        return f"phase {self.phase_index + 1}/{len(self.plan.phases)} {self.plan.phases[self.phase_index].name}: " + ", ".join(parts)
+            if have is None or not have.matches(want):  # a flag already there changes nothing: not listed
+                parts.append(f"{name}: {have.label() if have else 'absent'} → {want.label()}")
+        return f"phase {self.phase_index + 1}/{len(self.plan.phases)} {self.plan.phases[self.phase_index].name}: " + (
+            ", ".join(parts) or "no flag change")
 
     async def step_up(self, actor: Actor, *, force: bool = False, reason: str = "") -> str:
         self._require_writable()
@@ -996,6 +1005,32 @@ class Engine:
         return PhaseView(self.phase_index, phase.name, _exposure_label(flags), phase.hold, started, elapsed,
                          max(0.0, phase.hold - elapsed), tuple(self._gate_views()), items)
 
+    def _rollback_view(self, journal: list[JournalEntry]) -> RollbackView | None:
+        """The newest rollback from the journal's tail (None once it scrolled out of it)."""
+        intent = next((e for e in journal if e.kind == "rollback.intent"), None)
+        if intent is None:
+            return None
+        mine = [e for e in reversed(journal) if e.action_id == intent.action_id]  # oldest first
+        done = {e.data.get("step"): e for e in mine if e.kind == "rollback.step"}
+        steps = []
+        for index, step in enumerate(self.plan.rollback.steps):
+            entry = done.get(index)
+            if entry is None:
+                steps.append(RunbookStepView(step_name(step), "pending"))
+                continue
+            status = "dry-run" if entry.data.get("dry_run") else ("ok" if entry.data.get("ok") else "failed")
+            steps.append(RunbookStepView(step_name(step), status, entry.message.partition(": ")[2]))
+        confirmed = next((e for e in mine if e.kind == "rollback.confirmed"), None)
+        outcome = next((e for e in mine if e.kind == "rollback.outcome"), None)
+        who = intent.data.get("actor") or {}
+        return RollbackView(
+            reason=str(intent.data.get("reason", "")), by="auto" if who.get("automatic") else intent.actor,
+            started_at=intent.ts, from_phase=int(intent.data.get("from_phase") or 0), steps=tuple(steps),
+            confirmed=_exposure_label({n: FlagState.from_json(d) for n, d in (confirmed.data.get("observed") or {}).items()}) if confirmed else "",
+            confirmed_at=confirmed.ts if confirmed else None,
+            outcome=outcome.message if outcome else "", finished_at=outcome.ts if outcome else None,
+        )
+
     def publish(self) -> Snapshot:
         now = self.clock.now()
         desired = self.desired()
@@ -1012,6 +1047,8 @@ class Engine:
             current = self.st["action"]
             attempt, error = self.attempts.get(current["id"], (0, ""))
             action = ActionView(current["id"], current["kind"], attempt, error, current.get("since", now), current.get("target", ""))
+        journal = self.store.tail(JOURNAL_TAIL)
+        rolled_back = self.state in (State.ROLLING_BACK, State.ROLLED_BACK)
         self.snapshot = Snapshot(
             rollout=self.plan.rollout.name,
             environment=self.plan.rollout.environment,
@@ -1024,7 +1061,7 @@ class Engine:
             panes=tuple(self._pane_views(now)),
             guardrails=tuple(self.guard_views),
             flags=flags,
-            journal=tuple(self.store.tail(JOURNAL_TAIL)),
+            journal=tuple(journal),
             action=action,
             step_blockers=tuple(self.step_blockers()),
             force_blockers=tuple(self.step_blockers(forced=True)),
@@ -1038,6 +1075,11 @@ class Engine:
             now=now,
             tick=self.tick_count,
             started_at=self.st.get("started_at"),
+            phase_exposures=tuple(_short_exposure(self._target_flags(i + 1)) for i in range(len(self.plan.phases))),
+            rollback=self._rollback_view(journal) if rolled_back else None,
+            poll_interval=self.plan.poll_interval,
+            wall=time.time(),
+            clock_rate=0.0 if self.clock.speed == float("inf") else self.clock.speed,
         )
         for listener in self.snapshot_listeners:
             listener(self.snapshot)
