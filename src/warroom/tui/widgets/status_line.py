@@ -1,4 +1,7 @@
-"""One line under the panes: why the next step is blocked, or exactly what it would change."""
+"""The status line: why a step up is blocked, or exactly what it would change.
+
+The reason is never cut: it wraps to a second line (a third on a tall screen) instead.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from ...units import format_value
 from ..refresh import set_text
 
 
-def status_text(snap: Snapshot) -> tuple[str, str]:
+def status_text(snap: Snapshot, retry_key: str = "r") -> tuple[str, str]:
     """(text, severity class) for the most important thing a human should know now."""
     if snap.action is not None:
         what = "ROLLING BACK" if snap.action.kind == "rollback" else "stepping up"
@@ -23,7 +26,8 @@ def status_text(snap: Snapshot) -> tuple[str, str]:
     if snap.state == State.PAUSED:
         return f"paused: {snap.paused_reason}", "warn"
     if snap.state == State.ROLLED_BACK:
-        return "rolled back: flags confirmed off by read-back; see the timeline", "bad"
+        retry = "" if snap.readonly else f"; {retry_key} retries from phase 1"
+        return f"rolled back: flags confirmed off by read-back{retry}", "bad"
     if snap.state == State.COMPLETE:
         return "rollout complete", "good"
     breaching = [g for g in snap.guardrails if g.status in ("pending", "breach")]
@@ -39,13 +43,14 @@ def status_text(snap: Snapshot) -> tuple[str, str]:
 
 class StatusLine(Static):
     DEFAULT_CSS = """
-    StatusLine { height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; background: $panel; }
+    StatusLine { height: auto; max-height: 2; padding: 0 1; background: $panel; }
     StatusLine.-bad { color: $error; text-style: bold; }
     StatusLine.-warn { color: $warning; }
     StatusLine.-good { color: $success; }
     """
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)  # parts update themselves
+    retry_key: reactive[str] = reactive("r")
 
     def __init__(self, **kw) -> None:
         super().__init__(markup=False, **kw)
@@ -53,7 +58,7 @@ class StatusLine(Static):
     def watch_snapshot(self, snap: Snapshot | None) -> None:
         if snap is None:
             return
-        text, severity = status_text(snap)
+        text, severity = status_text(snap, self.retry_key)
         for name in ("bad", "warn", "good", "info"):
             self.set_class(severity == name, f"-{name}")
         set_text(self, text)
