@@ -36,7 +36,7 @@ from ..text import terminal_safe
 from .actions import ACTIONS, BY_ID, BUSY, ConsoleAction, availability, bindings
 from .clock import engine_now
 from .commands import WarroomCommands
-from .safe_text import clean
+from .safe_text import SnapshotCleaner
 from .screens.confirm import ConfirmDialog
 from .screens.force_reason import ForceReason
 from .screens.help import HelpRow, HelpScreen
@@ -123,6 +123,8 @@ class WarroomApp(App[int]):
         self.failure = ""  # why the engine could not run, printed after the screen closes
         self.theme_names: list[str] = []
         self._latest: Snapshot | None = None
+        self._clean = SnapshotCleaner()
+        self._snapshot_at = self._clock_moved_at = 0.0  # wall times: the newest snapshot, the clock's last move
         self._lock = threading.Lock()
         # The engine may start before the screen (run_console starts it first, so its first
         # tick overlaps Textual's start-up); its messages wait here until on_mount.
@@ -167,8 +169,8 @@ class WarroomApp(App[int]):
             for sig in (signal.SIGHUP, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.leave, 128 + sig)
             self.set_interval(0.5, self._leave_if_terminal_gone)
-        # The clock ticks on the wall clock's second, whatever the poll interval.
-        self.set_timer(1.0 - time.time() % 1.0, self._start_seconds)
+        # The clock moves each second whatever the poll interval (a quarter second's look).
+        self.set_interval(0.25, self._second)
         self.query_one(Checklist).focus()
         self._refresh_keys()
         with self._lock:
@@ -178,13 +180,21 @@ class WarroomApp(App[int]):
             self.post_message(message)
         self.runner.start()
 
-    def _start_seconds(self) -> None:
-        self._second()
-        self.set_interval(1.0, self._second)
-
     def _second(self) -> None:
-        if self.snapshot is not None:
-            self.now = engine_now(self.snapshot)
+        """Move the clock when its second has passed, unless a snapshot is due any moment:
+        then the snapshot moves it, with everything else, in one frame (half the repaints
+        over SSH with a 1 s poll). A late snapshot (a frozen engine) does not hold it back."""
+        snap = self.snapshot
+        if snap is None or not snap.clock_rate:  # virtual time moves only when the engine is driven
+            return
+        now, wall = engine_now(snap), time.time()
+        if int(now) == int(self.now) or wall - self._clock_moved_at < 0.9:
+            return
+        due = self._snapshot_at + snap.poll_interval / snap.clock_rate
+        if 0 <= due - wall < 0.3:
+            return
+        self._clock_moved_at = wall
+        self.now = now
 
     def _leave_if_terminal_gone(self) -> None:
         if terminal_gone(sys.__stdin__.fileno()):
@@ -285,7 +295,8 @@ class WarroomApp(App[int]):
             snap, self._latest = self._latest, None
         if snap is None:
             return
-        snap = clean(snap)  # outside text made terminal-safe once, for every widget and dialog
+        snap = self._clean(snap)  # outside text made terminal-safe once, for every widget and dialog
+        self._snapshot_at = self._clock_moved_at = time.time()
         self.snapshot = snap
         self.now = engine_now(snap)
         if snap.state in BUSY:
@@ -481,7 +492,7 @@ class WarroomApp(App[int]):
             if state.shown:
                 # The footer has room for one key each; `?` lists them all.
                 hints.append(KeyHint(self.key_for(action.id, first=True), state.label or action.hint, state.enabled,
-                                     state.reason, action.loud, action.id))
+                                     action.loud, action.id))
         return hints
 
     def _refresh_keys(self) -> None:

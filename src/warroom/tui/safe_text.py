@@ -17,6 +17,7 @@ from typing import TypeVar
 from textual.content import Content
 from textual.markup import escape
 
+from ..engine.snapshot import JournalEntry, Snapshot
 from ..text import terminal_safe
 
 T = TypeVar("T")
@@ -41,6 +42,19 @@ def clean(value: T) -> T:
         changes = {f.name: clean(getattr(value, f.name)) for f in dataclasses.fields(value)}
         return dataclasses.replace(value, **changes)  # type: ignore[return-value]
     return value
+
+
+class SnapshotCleaner:
+    """`clean` for the stream of snapshots a console receives. The journal is append-only,
+    so each entry is cleaned once, not again with every snapshot it is still part of."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, JournalEntry] = {}
+
+    def __call__(self, snap: Snapshot) -> Snapshot:
+        entries = {e.seq: self._entries.get(e.seq) or clean(e) for e in snap.journal}
+        self._entries = entries  # only the entries still shown are kept
+        return dataclasses.replace(clean(dataclasses.replace(snap, journal=())), journal=tuple(entries.values()))
 
 
 def plain(text: object) -> Content:

@@ -12,7 +12,7 @@ from ...engine.snapshot import Snapshot
 from ...plan import format_duration
 from ..clock import clock_text
 from ..condition import worst_condition
-from ..refresh import set_text
+from ..refresh import part, set_text
 from .phase_strip import PhaseStrip
 
 # Words as well as colours, so NO_COLOR and 16-colour terminals still tell them apart.
@@ -111,12 +111,12 @@ class Banner(Widget):
         for name in ENV_BADGE:
             self.set_class(env == name, f"-{name}")
         self.set_class(snap.insecure, "-insecure")
-        set_text(self.query_one("#env", Static), ENV_BADGE.get(env, f" {env} "))
-        set_text(self.query_one("#rollout", Static), snap.rollout)
-        mode = self.query_one("#mode", Static)
+        set_text(part(self, "#env"), ENV_BADGE.get(env, f" {env} "))
+        set_text(part(self, "#rollout"), snap.rollout)
+        mode = part(self, "#mode")
         set_text(mode, "[RO]" if snap.readonly else "[RW]")
         mode.set_class(snap.readonly, "-ro")
-        driver = self.query_one("#driver", Static)
+        driver = part(self, "#driver")
         set_text(driver, driver_text(snap))
         driver.set_class(not snap.automation and not snap.driver, "-nobody")
         self._render_time()
@@ -127,10 +127,10 @@ class Banner(Widget):
         if snap is None or not self.is_mounted:
             return
         condition = worst_condition(snap, self.now, engine_alive=self.engine_alive, rollback_requested=self.rollback_requested)
-        state = self.query_one("#state", Static)
+        state = part(self, "#state")
         for level in LEVELS:
             state.set_class(condition.level == level, f"-{level}")
         set_text(state, condition.word)
-        set_text(self.query_one("#why", Static), condition.why)
-        set_text(self.query_one("#clock", Static), clock_text(self.now))
-        set_text(self.query_one("#age", Static), data_age_text(snap, self.now))
+        set_text(part(self, "#why"), condition.why)
+        set_text(part(self, "#clock"), clock_text(self.now))
+        set_text(part(self, "#age"), data_age_text(snap, self.now))

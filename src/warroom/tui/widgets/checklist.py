@@ -10,12 +10,11 @@ from rich.text import Text
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widget import Widget
 
 from ...engine.snapshot import ChecklistView, GateView, Snapshot
 from ...units import format_value
 from ..actions import bindings
-from ..refresh import changed
+from ..refresh import CachedComponentStyles, changed
 
 
 def gate_reading(gate: GateView) -> str:
@@ -49,7 +48,7 @@ def item_window(count: int, cursor: int, room: int) -> tuple[int, int]:
         start += 1
 
 
-class Checklist(Widget, can_focus=True):
+class Checklist(CachedComponentStyles, can_focus=True):
     BINDINGS = bindings("checklist")
     COMPONENT_CLASSES = {
         "checklist--heading",
@@ -102,7 +101,10 @@ class Checklist(Widget, can_focus=True):
         phase = snap.phase if snap is not None else None
         key = (snap is None, snap and snap.next_change, phase and (phase.index, phase.name, phase.gates, phase.checklist))
         if changed(self, key):
-            self.refresh(layout=True)  # the number of lines may change: the box follows
+            # A new layout only when the number of lines changed (the box follows): a gate's
+            # value changing each poll is a repaint of this widget, not of the screen.
+            lines = phase and (len(phase.gates), len(phase.checklist), bool(snap and snap.next_change))
+            self.refresh(layout=changed(self, lines, "lines"))
 
     def action_cursor(self, delta: int) -> None:
         self.cursor += delta
@@ -114,7 +116,7 @@ class Checklist(Widget, can_focus=True):
             self.notify("no checklist item to tick in this phase", severity="warning")
 
     def _style(self, name: str):
-        return self.get_component_rich_style(f"checklist--{name}")
+        return self.component_style(f"checklist--{name}")
 
     def _pinned(self) -> list[Text]:
         """The heading and the gates: never scrolled away."""

@@ -11,10 +11,12 @@ from textual.widget import Widget
 
 @dataclass(frozen=True)
 class KeyHint:
+    """What the footer shows of a key, nothing more: a hint that looks the same compares equal,
+    so a reason that changes each second (a soak counting down) does not repaint the footer."""
+
     key: str  # as displayed, after any remapping from the plan
     label: str
     enabled: bool = True
-    reason: str = ""  # why it is disabled (shown in the status line and the help screen)
     loud: bool = False  # the rollback key stands out
     binding_id: str = ""
 

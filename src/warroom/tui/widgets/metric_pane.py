@@ -15,7 +15,7 @@ from ...units import format_value
 from ..actions import bindings
 from ..clock import compact_duration
 from ..condition import countdown, until_text
-from ..refresh import set_text
+from ..refresh import part, set_text
 from .spark import Spark, pane_scale
 
 STATUSES = ("ok", "warn", "breach", "stale", "nodata")
@@ -98,15 +98,14 @@ class MetricPane(Widget, can_focus=True):
             self.pane_id = pane_id
 
     pane: reactive[PaneView | None] = reactive(None, always_update=True, repaint=False)  # parts update themselves
-    now: reactive[float] = reactive(0.0, repaint=False)
 
     def __init__(self, pane: PaneView, guards: tuple[GuardrailView, ...] = (), poll: float = 0.0, now: float = 0.0, **kw) -> None:
         # Born with its status class: adding it on mount would restyle the pane's subtree.
         super().__init__(id=f"pane-{pane.id}", classes=f"-{pane.status}", **kw)
         self._guards = guards
         self._poll = poll
+        self._now = now  # the engine's time, moved each second by PanesGrid.tick
         self.set_reactive(MetricPane.pane, pane)
-        self.set_reactive(MetricPane.now, now)
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -125,17 +124,19 @@ class MetricPane(Widget, can_focus=True):
         self._show()
 
     def show(self, pane: PaneView, guards: tuple[GuardrailView, ...], poll: float, now: float) -> None:
-        self._guards, self._poll = guards, poll
-        self.set_reactive(MetricPane.now, now)
+        self._guards, self._poll, self._now = guards, poll, now
         self.pane = pane
+
+    def tick(self, now: float) -> None:
+        """The clock moved: only a countdown or the age of a stale value moves with it."""
+        self._now = now
+        pane = self.pane
+        if self.is_mounted and pane is not None and (pane.status in ("stale", "nodata") or pane.for_progress is not None):
+            self._show_time()
 
     def watch_pane(self) -> None:
         if self.is_mounted:
             self._show()
-
-    def watch_now(self) -> None:
-        if self.is_mounted:
-            self._show_time()
 
     def action_zoom(self) -> None:
         if self.pane is not None:
@@ -147,10 +148,10 @@ class MetricPane(Widget, can_focus=True):
             return
         for status in STATUSES:
             self.set_class(pane.status == status, f"-{status}")
-        set_text(self.query_one("#title", Static), pane.title)
-        for value in self.query(".value").results(Static):
-            set_text(value, value_text(pane))
-        spark = self.query_one(Spark)
+        set_text(part(self, "#title"), pane.title)
+        for value in ("#value", "#value-inline"):
+            set_text(part(self, value), value_text(pane))
+        spark = part(self, "Spark")
         spark.scale = pane_scale(pane.history, pane.breach, pane.bad_side, pane.unit)
         spark.data = pane.history
         self.tooltip = pane.detail or None
@@ -161,14 +162,14 @@ class MetricPane(Widget, can_focus=True):
         pane = self.pane
         if pane is None:
             return
-        acting = acting_text(pane, self._guards, self.now)
+        acting = acting_text(pane, self._guards, self._now)
         if pane.status in ("stale", "nodata"):
-            meta = " · ".join(x for x in (age_text(pane, self.now), pane.detail) if x)
+            meta = " · ".join(x for x in (age_text(pane, self._now), pane.detail) if x)
         else:
-            window = window_text(self.query_one(Spark).size.width, self._poll)
+            window = window_text(part(self, "Spark").size.width, self._poll)
             meta = " · ".join(x for x in (limit_text(pane), window) if x)
-        set_text(self.query_one("#meta", Static), meta)
-        set_text(self.query_one("#status", Static), acting or STATUS_WORD.get(pane.status, pane.status.upper()))
+        set_text(part(self, "#meta"), meta)
+        set_text(part(self, "#status"), acting or STATUS_WORD.get(pane.status, pane.status.upper()))
 
     def on_resize(self) -> None:
         self._show_time()  # the window label follows the chart's width

@@ -45,7 +45,7 @@ class PanesGrid(Widget):
 
     def watch_now(self, now: float) -> None:
         for pane in self.query(MetricPane):
-            pane.now = now
+            pane.tick(now)
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.width)

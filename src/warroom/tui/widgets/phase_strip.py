@@ -14,11 +14,10 @@ from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
-from textual.widget import Widget
 
 from ...engine.snapshot import Snapshot, State
 from ..clock import compact_duration
-from ..refresh import changed
+from ..refresh import CachedComponentStyles, changed
 
 
 @dataclass(frozen=True)
@@ -120,10 +119,17 @@ def strip_text(snap: Snapshot, now: float, width: int, styles: dict[str, Style |
         parts = strip_parts(snap, now, detail)
         if sum(cell_len(t) for t, _ in parts) <= width:
             break
-    return Text.assemble(*((t, styles.get(role, "")) for t, role in parts), no_wrap=True, overflow="ellipsis")
+    runs: list[tuple[str, Style | str]] = []
+    for text, role in parts:  # one span per run of a style: fewer bytes over SSH each second
+        style = styles.get(role, "")
+        if runs and runs[-1][1] == style:
+            runs[-1] = (runs[-1][0] + text, style)
+        else:
+            runs.append((text, style))
+    return Text.assemble(*runs, no_wrap=True, overflow="ellipsis")
 
 
-class PhaseStrip(Widget):
+class PhaseStrip(CachedComponentStyles):
     COMPONENT_CLASSES = {"strip--done", "strip--current", "strip--next", "strip--note", "strip--sep"}
     DEFAULT_CSS = """
     PhaseStrip { height: 1; width: 1fr; padding: 0 1; }
@@ -141,7 +147,7 @@ class PhaseStrip(Widget):
         snap = self.snapshot
         if snap is None:
             return Text("")
-        styles = {role: self.get_component_rich_style(f"strip--{role}") for role in ("done", "current", "next", "note", "sep")}
+        styles = {role: self.component_style(f"strip--{role}") for role in ("done", "current", "next", "note", "sep")}
         return strip_text(snap, self.now, self.content_region.width or 200, styles)
 
     def _update(self) -> None:

@@ -15,7 +15,8 @@ from typing import Sequence
 from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
-from textual.widget import Widget
+
+from ..refresh import CachedComponentStyles
 
 BARS = "▁▂▃▄▅▆▇█"
 HEADROOM = 0.25  # the scale reaches 25% past the threshold: the limit sits at 80% of the height
@@ -87,21 +88,24 @@ def spark_rows(values: Sequence[float | None], width: int, height: int, scale: S
     limit_row = None
     if scale.limit is not None and height >= 2:
         limit_row = min(height - 1, int(scale.fraction(scale.limit) * steps) // len(BARS))
+    # Each cell once: its level in eighths of a row (0: no sample) and its style.
+    cells_drawn = []
+    for value in cells:
+        if value is None or math.isnan(value):
+            cells_drawn.append((0, ""))
+        else:  # a sample always shows, even at zero
+            cells_drawn.append((max(1, round(scale.fraction(value) * steps)), breach if scale.breaches(value) else bar))
     rows: list[Text] = []
     for row in range(height - 1, -1, -1):  # rows counted from the bottom; the top one is drawn first
         floor = len(BARS) * row
         runs: list[tuple[str, Style | str]] = []  # one span per run of a style: fewer bytes over SSH
-        for value in cells:
-            if value is None or math.isnan(value):
-                char, style = (LIMIT_MARK, limit) if row == limit_row else (" ", "")
+        for level, style in cells_drawn:
+            if level > floor:
+                char = BARS[min(level - floor, len(BARS)) - 1]
+            elif row == limit_row:
+                char, style = LIMIT_MARK, limit
             else:
-                level = max(1, round(scale.fraction(value) * steps))  # a sample always shows, even at zero
-                if level > floor:
-                    char, style = BARS[min(level - floor, len(BARS)) - 1], breach if scale.breaches(value) else bar
-                elif row == limit_row:
-                    char, style = LIMIT_MARK, limit
-                else:
-                    char, style = " ", ""
+                char, style = " ", ""
             if runs and runs[-1][1] == style:
                 runs[-1] = (runs[-1][0] + char, style)
             else:
@@ -110,7 +114,7 @@ def spark_rows(values: Sequence[float | None], width: int, height: int, scale: S
     return rows
 
 
-class Spark(Widget):
+class Spark(CachedComponentStyles):
     """A pane's chart; its parent sets `data` and `scale`."""
 
     COMPONENT_CLASSES = {"spark--bar", "spark--breach", "spark--limit"}
@@ -125,7 +129,7 @@ class Spark(Widget):
     scale: reactive[Scale] = reactive(Scale(0.0, 1.0))
 
     def render(self) -> Text:
-        style = self.get_component_rich_style
+        style = self.component_style
         values = fit(self.data, self.size.width, self.scale.bad_above)
         rows = spark_rows(values, self.size.width, self.size.height, self.scale,
                           style("spark--bar"), style("spark--breach"), style("spark--limit"))
