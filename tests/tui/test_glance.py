@@ -30,7 +30,7 @@ from warroom.tui.widgets.notice_bar import NoticeBar
 from warroom.tui.widgets.phase_strip import PhaseStrip
 from warroom.tui.widgets.rollback_panel import RollbackPanel
 from warroom.tui.widgets.spark import pane_scale, spark_rows
-from warroom.tui.widgets.status_line import StatusLine, status_text
+from warroom.tui.widgets.status_line import StatusLine, short_blocker, status_text
 
 from .conftest import screen_text
 
@@ -215,6 +215,20 @@ async def test_the_reason_a_step_is_blocked_wraps_instead_of_being_cut(console):
         assert len(text) > 80
         rows = rows_of(c.app, c.app.query_one(StatusLine))
         assert len(rows) == 2 and " ".join(r.strip() for r in rows) == text
+    # Nine reasons (soak, two gates and five guardrails without data, a required item) do not
+    # fit two lines whole, nor without their details: gates and guardrails are then counted.
+    dark = console(faults=(Fault(mode="dark", phase=1, after=3),))
+    async with dark.app.run_test(size=(80, 24)) as pilot:
+        await dark.tick(pilot, times=8)
+        assert len(dark.app.snapshot.step_blockers) == 9
+        shown = " ".join(r.strip() for r in rows_of(dark.app, dark.app.query_one(StatusLine)))
+        assert shown == ("step up blocked: soak: 13s left of 20s; checklist: 1 required item(s) not ticked; "
+                         "2 gates not green; 5 guardrails not green")
+    wide = console(faults=(Fault(mode="dark", phase=1, after=3),))
+    async with wide.app.run_test(size=(200, 60)) as pilot:
+        await wide.tick(pilot, times=8)
+        shown = " ".join(r.strip() for r in rows_of(wide.app, wide.app.query_one(StatusLine)))
+        assert shown == "step up blocked: " + "; ".join(short_blocker(b) for b in wide.app.snapshot.step_blockers)
 
 
 # ------------------------------------------------------------------ charts
@@ -242,6 +256,12 @@ async def test_a_breaching_value_is_marked_and_reversed_and_its_window_labelled(
         value = pane.query_one("#value")
         assert str(value.render()) == "▲ 3.00%"
         assert "reverse" in str(value.styles.text_style)  # the loudest cell in any theme and under NO_COLOR
+        # Styles cached for speed follow the pane into its breach colours, and a theme change.
+        for _ in range(2):
+            spark = pane.query_one("Spark")
+            for part in ("spark--bar", "spark--breach"):
+                assert spark.component_style(part) == spark.get_component_rich_style(part)
+            await pilot.press("t")
         calm = c.app.query_one("#pane-latency_p50", MetricPane)
         width = calm.query_one("Spark").size.width
         assert str(calm.query_one("#meta").render()) == f"≤100 ms · last {width}s"
@@ -277,8 +297,8 @@ async def test_after_a_rollback_the_screen_says_what_happened_and_r_retries_afte
         panel = "\n".join(rows_of(c.app, c.app.query_one(RollbackPanel)))
         for part in ("ROLLED BACK at 08:00:13Z by automation",
                      "why    guardrail error-rate: error_rate 3.00% above 1.00% (held 10s)",
-                     "flags  ✔ confirmed by read-back at 08:00:13Z",
-                     "✔ Drain WebSocket connections (demo) (dry run)",
+                     "flags  ✔ confirmed off by read-back at 08:00:13Z",
+                     "✔ Drain WebSocket connections (demo)  dry run: would run",
                      "next   r retry: start again at phase 1 (asks first)"):
             assert part in panel, part
         assert not c.app.query_one(Checklist).display  # no stale gates ✔ under ROLLED BACK

@@ -26,6 +26,8 @@ def cells(flag: FlagView) -> tuple[str, str, str, str]:
     if flag.error:
         return flag.name, desired, "? unreadable", flag.error
     observed = flag.observed.label() if flag.observed else "absent"
+    if flag.desired and flag.observed and not flag.drift and not flag.observed.matches(flag.desired):
+        return flag.name, desired, observed, "≠ desired: not confirmed yet"  # a write in flight, or retrying
     return flag.name, desired, observed, ""
 
 

@@ -51,8 +51,9 @@ class RollbackPanel(Widget):
         for index, part in enumerate(Text(back.reason).wrap(self.app.console, max(20, width - 7))[:3]):
             lines.append(Text.assemble(("why    " if index == 0 else "       ", label), part))
         if back.confirmed_at is not None:
-            lines.append(Text.assemble(("flags  ", label), ("✔ confirmed by read-back", self._style("ok")),
-                                       f" at {clock_text(back.confirmed_at)}"))
+            off = all(part.endswith(" off") for part in back.confirmed.split(", "))
+            lines.append(Text.assemble(("flags  ", label), ("✔ confirmed off by read-back" if off else "✔ confirmed by read-back", self._style("ok")),
+                                       f" at {clock_text(back.confirmed_at)}" + ("" if off else f": {back.confirmed}")))
         else:
             action = snap.action
             retrying = f"attempt {action.attempt} failed, retrying: {action.last_error}" if action and action.attempt else "writing"
@@ -61,7 +62,7 @@ class RollbackPanel(Widget):
             lines.append(Text("runbook", style=label))
             for step in back.steps:
                 style = self._style("bad" if step.status == "failed" else "ok" if step.status != "pending" else "label")
-                note = {"dry-run": " (dry run)", "failed": " FAILED", "pending": " pending"}.get(step.status, "")
+                note = {"failed": " FAILED", "pending": " pending"}.get(step.status, "")
                 lines.append(Text.assemble((f"  {STEP_MARK[step.status]} ", style), step.name, (note, style),
                                            (f"  {step.summary}" if step.summary else "", label)))
         if done and snap.action is None and not snap.readonly:
