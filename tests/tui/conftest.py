@@ -68,6 +68,7 @@ class Console:
     clock: Clock
     runner: EngineRunner
     notices: list[str] = field(default_factory=list)
+    cleanup: list[Callable[[], object]] = field(default_factory=list)  # run after the engine stopped (servers)
 
     async def call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
         """Run one engine coroutine on the engine thread, as the app does."""
@@ -113,7 +114,7 @@ def screen_text(app: WarroomApp) -> str:
 @pytest.fixture
 def console(tmp_path: Path):
     """make(plan=None → the built-in demo in tmp_path, …) → Console (not yet running)."""
-    runners: list[EngineRunner] = []
+    consoles: list[Console] = []
 
     def make(
         plan: Plan | None = None,
@@ -128,9 +129,9 @@ def console(tmp_path: Path):
         clock = clock or VirtualClock(START)
         engine = build_engine(plan, clock=clock, actor=ALICE, readonly=readonly, extra_faults=faults)
         runner = EngineRunner(engine, ticking=False)
-        runners.append(runner)
         app = WarroomApp(runner, theme=theme, keys=keys if keys is not None else plan.keys)
         made = Console(app, engine, clock, runner)
+        consoles.append(made)
         original = app.notify
 
         def record(message, *args, **kw):
@@ -141,8 +142,10 @@ def console(tmp_path: Path):
         return made
 
     yield make
-    for runner in runners:
-        assert runner.stop(), "the engine thread did not stop"
+    for made in consoles:
+        assert made.runner.stop(), "the engine thread did not stop"
+        for done in made.cleanup:
+            done()
 
 
 class Tmux:
