@@ -19,6 +19,7 @@ from tests.flags.flagservice import FlagService
 from warroom.engine.clock import RealClock
 from warroom.engine.snapshot import State
 from warroom.plan import Fault
+from warroom.tui.actions import ACTIONS
 from warroom.tui.screens.confirm import ConfirmDialog
 from warroom.tui.screens.zoom import ZoomScreen
 from warroom.tui.widgets.banner import Banner
@@ -346,3 +347,11 @@ def test_the_console_refuses_to_start_without_a_terminal(tmp_path: Path):
     drill = subprocess.run([sys.executable, "-m", "warroom", "drill", "--state", str(state)], stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, timeout=60)
     assert drill.returncode == 2 and "warroom drill --headless PLAN" in drill.stderr
+
+
+def test_the_readme_lists_every_key_of_the_actions_table():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Keys", 1)[1].split("\n\n", 3)[2]  # the table after its lead-in
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| `")]
+    documented = {i.strip("`") for row in rows for i in row[1].split(", ")}
+    assert documented == {a.id for a in ACTIONS if a.keys}
