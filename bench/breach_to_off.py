@@ -21,7 +21,7 @@ POLL = 1.0
 PLAN = """
 rollout: {name: bench-breach, environment: drill}
 sources: {sim: {type: simulator, seed: 3, flag: feature, noise: 0,
-                faults: [{metric: error_rate, phase: 1, after: 1s, value: 0.05}]}}
+                faults: [{metric: error_rate, phase: 1, after: 1s, value: 0.05, while_exposed: false}]}}
 flag_provider: {provider: local, path: flags.json}
 state: state.sqlite
 poll_interval: 1s

@@ -74,7 +74,7 @@ def write_flags(path: Path, rollout: float, flag: str = "realtime-features") -> 
 @dataclass
 class Exporter:
     port: int
-    flags: Path
+    flags: Path | None  # the local store it follows; None: the plan's own flag provider (--plan)
     proc: subprocess.Popen
 
     @property
@@ -86,10 +86,11 @@ class Exporter:
         return f"127.0.0.1:{self.port}"
 
 
-def start_exporter(flags: Path, *extra: str) -> Exporter:
+def start_exporter(flags: Path | None, *extra: str) -> Exporter:
     port = free_port()
+    follow = ["--flags", str(flags)] if flags is not None else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "warroom", "simulate", "--serve", f"127.0.0.1:{port}", "--flags", str(flags), *extra],
+        [sys.executable, "-m", "warroom", "simulate", "--serve", f"127.0.0.1:{port}", *follow, *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -29,6 +29,8 @@ def warroom(*args: str, check: bool = False, timeout: float = 60) -> subprocess.
 def sample_variant(tmp_path: Path, **changes) -> Path:
     """sample-config.yaml with automatic step-up and optional items, so a headless run walks the phases."""
     plan = yaml.safe_load((ROOT / "sample-config.yaml").read_text())
+    # A rehearsal copy (its own state and flag file): fast time is refused on a staging plan's real state.
+    plan["rollout"]["environment"] = "drill"
     plan["automation"] = {"step_up": "auto"}
     for phase in plan["phases"]:
         phase["checklist"] = [{"text": i["text"] if isinstance(i, dict) else i} for i in phase["checklist"]]
@@ -48,7 +50,7 @@ def journal(path: Path) -> list[dict]:
 def test_headless_run_rolls_back_on_a_phase_two_error_fault(tmp_path):
     plan = sample_variant(tmp_path)
     faults = tmp_path / "faults.yaml"
-    faults.write_text("- {metric: error_rate, phase: 2, after: 10m, mode: set, value: 0.03}\n")
+    faults.write_text("- {metric: error_rate, phase: 2, after: 10m, mode: set, value: 0.03, while_exposed: false}\n")
     run = warroom("run", "--headless", str(plan), "--speed", "max", "--until-done", "--faults", str(faults))
     assert run.returncode == 5, run.stdout + run.stderr  # ROLLED BACK
     assert "rollback.intent" in run.stdout and "ROLLED BACK" in run.stdout.splitlines()[-1]
@@ -82,7 +84,7 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
     plan = sample_variant(tmp_path, rollback={"flags": {"realtime-features": False, "websocket_simple": False}, "steps": [slow_step],
                                               "dry_run": False})  # the simulator alone would only journal the step
     faults = tmp_path / "faults.yaml"
-    faults.write_text("- {metric: error_rate, phase: 1, after: 1m, mode: set, value: 0.05}\n")
+    faults.write_text("- {metric: error_rate, phase: 1, after: 1m, mode: set, value: 0.05, while_exposed: false}\n")
     runner = subprocess.Popen([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--faults", str(faults)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     deadline = time.time() + 30
@@ -200,7 +202,7 @@ def test_plan_errors_are_messages_not_tracebacks(tmp_path):
     assert warroom("status", str(tmp_path / "missing.yaml")).returncode == 1
     # A fault schedule given on the command line is located the same way.
     faults = tmp_path / "faults.yaml"
-    faults.write_text("- {metric: error_rate, phase: two, value: 0.03}\n")
+    faults.write_text("- {metric: error_rate, phase: two, value: 0.03, while_exposed: false}\n")
     result = warroom("run", "--headless", str(sample_variant(tmp_path)), "--speed", "max", "--faults", str(faults))
     assert result.returncode == 1
     assert result.stderr.startswith(f"{faults}:1:24: [0].phase: Input should be a valid integer"), result.stderr
@@ -238,7 +240,7 @@ def test_simulated_numbers_never_run_the_real_runbook_unless_the_plan_says_so(tm
     marker = tmp_path / "ran"
     step = {"name": "Drain connections", "run": ["touch", str(marker)]}
     rollback = {"steps": [step], **({} if dry_run is None else {"dry_run": dry_run})}
-    plan = sample_variant(tmp_path, rollback=rollback)
+    plan = sample_variant(tmp_path, rollback=rollback, rollout={"name": "realtime-features", "environment": "staging"})
     check = warroom("check", str(plan))
     expected = "dry run (every source is the simulator" if dry_run is None else "executed (rollback.dry_run in the plan)"
     assert f"rollback runbook: 1 step(s), {expected}" in check.stdout

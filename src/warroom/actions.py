@@ -1,7 +1,9 @@
 """Rollback runbook steps: run an argv, call a webhook, make an HTTP request.
 
 Each step reports a short summary for the journal. Output and URLs pass through
-redaction, since a webhook URL is itself a secret.
+redaction, since a webhook URL is itself a secret (and a receiver may quote part of it
+back); what a server or command says is kept only in part, redacted before it is cut.
+Redirects are not followed: a step's credentials never go to another address.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from . import secrets
 from .plan import HttpStep, RunStep, WebhookStep
 
-OUTPUT_LIMIT = 2000
+OUTPUT_LIMIT = 2000  # characters of a command's output kept (its end: where errors are)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ async def _run(step: RunStep) -> StepResult:
     except asyncio.CancelledError:
         proc.kill()
         raise
-    text = secrets.redact(out.decode("utf-8", "replace")[-OUTPUT_LIMIT:].strip())
+    # Redacted whole before the cut, so a cut never leaves part of a secret behind.
+    text = secrets.redact(out.decode("utf-8", "replace"))[-OUTPUT_LIMIT:].strip()
     if proc.returncode == 0:
         return StepResult(name, True, "ok", text)
     return StepResult(name, False, f"exit status {proc.returncode}" + (f": {text.splitlines()[-1]}" if text else ""), text)
@@ -81,23 +84,23 @@ async def _run(step: RunStep) -> StepResult:
 async def _post(name: str, method: str, url: str, headers: dict[str, str], body: Any, timeout: float, expect: list[int]) -> StepResult:
     import httpx  # only when a runbook step calls out: it costs start-up time every console pays
 
+    from . import outbound
+
     try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with outbound.client(timeout) as client:
             kwargs: dict[str, Any] = {"headers": headers}
             if body is not None:
                 kwargs["content" if isinstance(body, str) else "json"] = body
-            response = await client.request(method, url, **kwargs)
+            response = await outbound.request(client, method, url, timeout=timeout, **kwargs)
     except httpx.TimeoutException:
         return StepResult(name, False, f"timeout after {timeout:g}s")
     except httpx.HTTPError as exc:
         return StepResult(name, False, secrets.redact(f"request failed: {type(exc).__name__}"))
+    detail = secrets.excerpt(response.text)
+    if not (expect and response.status_code in expect) and (redirect := outbound.redirect_reason(response)):
+        return StepResult(name, False, redirect, detail)
     ok = response.status_code in expect if expect else response.is_success
-    return StepResult(name, ok, f"HTTP {response.status_code}", secrets.redact(response.text[:OUTPUT_LIMIT]))
-
-
-def _resolve_headers(headers: dict[str, str]) -> dict[str, str]:
-    # A header value may be a secret reference, e.g. Authorization: env:STATUSPAGE_TOKEN.
-    return {k: secrets.resolve(v) if secrets.is_reference(v) else v for k, v in headers.items()}
+    return StepResult(name, ok, f"HTTP {response.status_code}", detail)
 
 
 async def run_step(step: RunStep | WebhookStep | HttpStep, context: dict[str, Any], *, dry_run: bool = False) -> StepResult:
@@ -110,10 +113,10 @@ async def run_step(step: RunStep | WebhookStep | HttpStep, context: dict[str, An
             return await _run(step)
         if isinstance(step, WebhookStep):
             url = secrets.resolve(step.webhook)
-            secrets.remember(url)
+            secrets.remember_url(url)  # the whole URL is the secret, and each distinctive part of it
             return await _post(name, "POST", url, {}, {"text": _format(step.message, context)}, 10.0, [])
         req = step.http
         body = _fill(req.body, context)
-        return await _post(name, req.method, req.url, _resolve_headers(req.headers), body, req.timeout, req.expect_status)
+        return await _post(name, req.method, req.url, secrets.resolve_headers(req.headers), body, req.timeout, req.expect_status)
     except secrets.SecretError as exc:
         return StepResult(name, False, str(exc))

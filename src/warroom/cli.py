@@ -76,8 +76,9 @@ def _one_shot(plan: Plan, args: argparse.Namespace, act: Callable[[Engine], Awai
         engine = _engine(plan, args, automation=False, announce=False, backfill=False)
         try:
             await engine.start()
-            if await engine.recover_orphans():
-                print("finished an action a stopped console had left unfinished (see the journal)")
+            recovered = await engine.recover_orphans()
+            if recovered:
+                print(recovered)
             await engine.tick()
             try:
                 message = await act(engine)
@@ -122,6 +123,7 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
                 held = f" for {format_duration(g.for_)}" if g.for_ else ""
                 print(f"  {plan.guardrail_id(i)}: {g.action} when {g.pane or g.query} is {g.op} "
                       f"{format_value(g.threshold, unit)}{held}; no data: {g.no_data}")
+            _print_drill_check(plan)
             if plan.rollback.steps:
                 dry, why = runbook_dry_run(plan)
                 print(f"rollback runbook: {len(plan.rollback.steps)} step(s), {'dry run' if dry else 'executed'} ({why})")
@@ -143,7 +145,47 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
+def _refused_fast_time(plan: Plan, args: argparse.Namespace) -> bool:
+    """`--speed` other than 1 stays in drills: say why and refuse on a production or staging plan."""
+    from .drill import fast_time_problem
+
+    problem = fast_time_problem(plan, getattr(args, "speed", None))
+    if problem:
+        print(f"warroom: {problem}", file=sys.stderr)
+    return problem is not None
+
+
+def _print_drill_check(plan: Plan) -> None:
+    """What a drill of this plan can model offline (every pane, with the line to add where it cannot), and fast time."""
+    from .drill import fast_time_problem
+    from .sim_queries import pane_models, unmodelled_advice, unmodelled_conditions
+
+    models = pane_models(plan)
+    modelled = sum(1 for m in models if m.expression)
+    print(f"drill (offline, simulator): {modelled} of {len(models)} panes modelled")
+    for m in models:
+        if m.expression:
+            how = "its simulate:" if m.how == "simulate:" else f"inferred from query and unit; pin it with `simulate: {m.expression}`"
+            print(f"  {m.pane}: {m.expression} ({how})")
+    for line in unmodelled_advice(plan) + [f"{c}: a drill cannot model it" for c in unmodelled_conditions(plan)]:
+        print(f"  WARN {line}")
+    problem = fast_time_problem(plan, "N")
+    print("fast time (--speed other than 1): " + (
+        f"refused for this plan: environment {plan.rollout.environment} means real state and flags; "
+        "`warroom drill` rehearses it fast in its own state" if problem else "allowed (environment drill)"))
+
+
 def cmd_run(plan: Plan, args: argparse.Namespace) -> int:
+    if _refused_fast_time(plan, args):
+        return EXIT_USAGE
+    if args.faults and not any(s.type == "simulator" for s in plan.sources.values()):
+        # Faults go into the simulator; ignoring them would make the run look like a rehearsal.
+        print(f"warroom: --faults needs a simulator source, and {plan.path or 'this plan'} has none (its sources: "
+              + ", ".join(f"{n} ({s.type})" for n, s in plan.sources.items())
+              + "). Rehearse the faults offline with `warroom drill PLAN --scenario FILE`, or inject them into the "
+              "rehearsal exporter your Prometheus scrapes (`warroom simulate --serve … --faults FILE`, or POST /fault)",
+              file=sys.stderr)
+        return EXIT_USAGE
     if not args.headless:
         return run_console(plan, args)
     faults = load_faults(Path(args.faults)) if args.faults else ()  # a PlanError: located, exit 1
@@ -160,6 +202,8 @@ def _print_status(snap: Snapshot) -> None:
     print(f"{snap.rollout} [{snap.environment.upper()}]  {snap.state.label}  phase {phase}")
     if snap.paused_reason:
         print(f"  paused: {snap.paused_reason}")
+    for note in snap.notes:
+        print(f"  {note}")
     if snap.phase:
         print(f"  in phase {snap.phase.elapsed:.0f}s, soak left {snap.phase.soak_left:.0f}s")
     for pane in snap.panes:
@@ -369,7 +413,10 @@ def main(argv: list[str] | None = None) -> int:
             _parser().print_help()
             return 0
         args = _console_parser().parse_args(argv)
-        return run_console(_plan_or_demo(args.plan), args)
+        plan = _plan_or_demo(args.plan)
+        if _refused_fast_time(plan, args):
+            return EXIT_USAGE
+        return run_console(plan, args)
     except PlanError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_PROBLEM

@@ -2,9 +2,14 @@
 
 A drill runs the plan with environment DRILL in its own folder (state, journal and a
 scratch flag file), so rehearsing never touches the real rollout's journal or flags.
-Metric faults go into the simulator; flag-service faults wrap the flag provider; the
-scripted responder acts between ticks; the score card is printed and journaled as
-`drill.score` when the drill ends.
+Any plan drills offline: Prometheus sources become the simulator, which answers each
+pane through its model (`simulate:`, or inferred from query and unit). Each soak is
+compressed to a drill-sized time and the scenario is fitted to the plan's own phases.
+With `--staging` the plan's real sources and flag provider are used, and only faults
+that can be injected on the client side (flag service, a dark source) are allowed.
+
+DrillSession is the one place where a drill's faults, timing and scoring live: the
+console and the headless runner both run one.
 """
 
 from __future__ import annotations
@@ -12,24 +17,28 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable, TextIO
 
+from .drill_faults import DarkSource, DrillTime, FaultyFlagProvider
+from .drill_responder import ScriptedResponder
 from .engine.build import build_engine
 from .engine.clock import Clock, make_clock
-from .engine.engine import CommandError, Engine
-from .engine.snapshot import Snapshot, State
-from .flags.base import FlagError, FlagProvider, FlagState
+from .engine.engine import Engine
+from .engine.snapshot import Snapshot
 from .headless import TERMINAL, run_headless
-from .identity import Actor
 from .plan import FlagProviderConfig, Plan, PrometheusSourceConfig, SimulatorSourceConfig
-from .scenario import DEFAULT, ResponderAction, Scenario, TimelineEvent, load_scenario
-from .scorecard import ScoreCard, compute, latest_score_card
+from .scenario import DEFAULT, Scenario, ScenarioMismatch, load_scenario
+from .scorecard import ScoreCard, compute, latest_score_card, soaks_text
+from .sim_queries import unmodelled_advice, unmodelled_conditions
+from .simulator import driving_flag, phase_exposures
+from .sources.simulator import SimulatorSource
 from .store import Store, default_state_path
+from .text import terminal_safe
+from .units import plan_duration
 
-RESPONDER = Actor(user="responder", host="drill script")
-EXIT_PROBLEM, EXIT_DRILL_FAILED = 1, 8
+EXIT_PROBLEM, EXIT_USAGE, EXIT_DRILL_FAILED = 1, 2, 8
 
 
 class DrillSetupError(Exception):
@@ -39,6 +48,29 @@ class DrillSetupError(Exception):
 # ---------------------------------------------------------------- the plan, made a drill
 
 
+@dataclass(frozen=True)
+class Soak:
+    """A phase whose soak the drill shortened."""
+
+    phase: int
+    name: str
+    planned: float
+    drill: float
+
+    def label(self) -> str:
+        return f"phase {self.phase} {self.name}: soak {plan_duration(self.planned)} → {plan_duration(self.drill)} in this drill"
+
+
+@dataclass(frozen=True)
+class Drill:
+    """A scenario fitted to a plan: the plan as the drill runs it, and what DrillSession needs."""
+
+    plan: Plan  # environment DRILL, its own state, drill-sized soaks, sources and flags as the mode says
+    scenario: Scenario  # every phase a number, every moment in seconds
+    soaks: tuple[Soak, ...] = ()
+    staging: bool = False
+
+
 def drill_dir(plan: Plan, scenario: Scenario) -> Path:
     """A fresh folder per drill, next to the rollout's default state: state.sqlite, flags.json."""
     base = default_state_path(plan.rollout.name).parent / "drills"
@@ -46,161 +78,110 @@ def drill_dir(plan: Plan, scenario: Scenario) -> Path:
     return base / "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def drill_plan(plan: Plan, scenario: Scenario, workdir: Path, *, staging: bool = False) -> Plan:
-    """The plan as a drill: environment DRILL, its own state, faults in the simulator.
+def _where(plan: Plan) -> str:
+    return f"{plan.path}: " if plan.path else ""
 
-    Without `staging`, Prometheus sources become the simulator (their exporter PromQL is
-    understood by it) and flags go to a scratch file; with it, the plan's own sources and
-    flag provider are used, and only flag-service faults can be injected.
-    """
-    faults = scenario.faults()
-    if staging and plan.rollout.environment == "production":
-        where = f"{plan.path}: " if plan.path else ""
+
+def _staging_problems(plan: Plan, scenario: Scenario) -> None:
+    if plan.rollout.environment == "production":
         raise DrillSetupError(
-            f"{where}rollout.environment is production: --staging drills against the plan's own sources and flag "
+            f"{_where(plan)}rollout.environment is production: --staging drills against the plan's own sources and flag "
             "provider, so it would change production flags; give the staging plan, or drop --staging to rehearse "
             "against the simulator")
-    if staging and faults:
+    if all(isinstance(s, SimulatorSourceConfig) for s in plan.sources.values()):
+        return  # the plan's own source is the simulator: it takes every fault
+    changes = scenario.metric_events() + [e for e in scenario.dark_events() if e.metric]
+    if changes:
         raise DrillSetupError(
-            f"scenario {scenario.name} injects metric faults, which need the simulator; drop --staging to rehearse it")
+            f"scenario {scenario.name} changes metrics ({'; '.join(e.what() for e in changes)}), which needs the "
+            "simulator: --staging reads the plan's real sources and can only make them go dark or fail the flag "
+            "service. Drop --staging to rehearse it offline, or inject it into the staging service itself "
+            "(the rehearsal exporter takes POST /fault)")
+
+
+def _offline_problems(plan: Plan) -> None:
+    """Guardrails and gates the simulator could not judge would see no data: the drill would prove nothing."""
+    judged = {g.pane for g in plan.guardrails} | {g.pane for ph in plan.phases for g in ph.gates}
+    advice = unmodelled_advice(plan, only={p for p in judged if p})
+    conditions = unmodelled_conditions(plan)
+    if advice or conditions:
+        lines = advice + [f"{c}: the simulator cannot model it; watch it through a pane with `simulate:`" for c in conditions]
+        raise DrillSetupError("a drill cannot judge these guardrails and gates offline (they would see no data):\n  "
+                              + "\n  ".join(lines))
+
+
+def drill_plan(plan: Plan, scenario: Scenario, workdir: Path, *, staging: bool = False) -> Drill:
+    """The plan as a drill, with the scenario fitted to it.
+
+    Without `staging`, Prometheus sources become the simulator (driven by the plan's own
+    flag) and flags go to a scratch file; with it, the plan's own sources and flag provider
+    are used. Either way each soak lasts at most the scenario's `soak`, and thresholds and
+    `for` windows stay exactly as written.
+    """
+    if staging:
+        _staging_problems(plan, scenario)
+    else:
+        _offline_problems(plan)
+    soaks, phases = [], []
+    for i, phase in enumerate(plan.phases, 1):
+        hold = phase.hold if scenario.soak is None else min(phase.hold, scenario.soak)
+        if hold < phase.hold:
+            soaks.append(Soak(i, phase.name, phase.hold, hold))
+        phases.append(phase.model_copy(update={"hold": hold}))
     update: dict = {
         "rollout": plan.rollout.model_copy(update={"environment": "drill"}),
         "state": str(workdir / "state.sqlite"),
+        "phases": phases,
     }
     if not staging:
         # The plan's relative paths (a simulator's live fault file) resolve in the drill's own
         # folder; with --staging they stay the plan's, so its flag file is the staging one.
         update["base_dir"] = workdir
-        sources = {}
-        for name, config in plan.sources.items():
-            if isinstance(config, PrometheusSourceConfig):
-                config = SimulatorSourceConfig(type="simulator")
-            sources[name] = config.model_copy(update={"faults": [*config.faults, *faults]})
-        update["sources"] = sources
+        flag = driving_flag(plan)
+        update["sources"] = {
+            name: SimulatorSourceConfig(type="simulator", flag=flag) if isinstance(config, PrometheusSourceConfig) else config
+            for name, config in plan.sources.items()}
         update["flag_provider"] = FlagProviderConfig(provider="local", path=str(workdir / "flags.json"))
-    return plan.model_copy(update=update)
+    made = plan.model_copy(update=update)
+    try:
+        fitted = scenario.fitted(list(zip(phase_exposures(made), (p.hold for p in phases))))
+    except ScenarioMismatch as exc:
+        raise DrillSetupError(f"{exc}; it does not fit {plan.path or plan.rollout.name}") from None
+    return Drill(made, fitted, tuple(soaks), staging)
 
 
-# ---------------------------------------------------------------- flag-service faults
+def prepare(plan: Plan, scenario: Scenario, *, state: str | None = None, staging: bool = False) -> Drill:
+    """The plan made a drill in its own fresh folder, or next to `state` when one is given."""
+    db = Path(state).expanduser().resolve() if state else None
+    workdir = db.parent if db else drill_dir(plan, scenario)
+    drill = drill_plan(plan, scenario, workdir, staging=staging)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if db:
+        drill = Drill(drill.plan.model_copy(update={"state": str(db)}), drill.scenario, drill.soaks, drill.staging)
+    return drill
 
 
-@dataclass
-class DrillTime:
-    """Drill time as faults and scripts see it: seconds since start, and when each phase began."""
+def fast_time_problem(plan: Plan, speed: str | float | None, *, real_flags: bool = False) -> str | None:
+    """Why `--speed` other than 1 is refused here, or None.
 
-    clock: Clock
-    started_at: float
-    phase_starts: dict[int, float] = field(default_factory=dict)
-
-    def now(self) -> float:
-        return self.clock.now() - self.started_at
-
-    def observe(self, snap: Snapshot) -> None:
-        # Phases stepped through between two looks count as starting together, as in the simulator.
-        if snap.phase is not None and snap.phase.started_at is not None:
-            for index in range(1, snap.phase.index + 1):
-                self.phase_starts.setdefault(index, snap.phase.started_at - self.started_at)
-
-
-class FaultyFlagProvider(FlagProvider):
-    """Wraps the real provider; fails or lags every call while a `flags:` event is active."""
-
-    kind = "drill"
-
-    def __init__(self, inner: FlagProvider, events: list[TimelineEvent], when: DrillTime):
-        super().__init__(inner.config, inner.base_dir)
-        self.inner = inner
-        self.events = events
-        self.when = when
-
-    def describe(self) -> str:
-        return f"{self.inner.describe()} (with drill faults)"
-
-    async def _fault(self) -> None:
-        t = self.when.now()
-        for event in self.events:
-            if not event.active(t, self.when.phase_starts):
-                continue
-            if event.flags == "down":
-                raise FlagError("HTTP 503 from the flag service (drill fault)")
-            await self.when.clock.sleep(event.delay)
-
-    async def read(self, name: str) -> FlagState | None:
-        await self._fault()
-        return await self.inner.read(name)
-
-    async def write(self, name: str, state: FlagState) -> None:
-        await self._fault()
-        await self.inner.write(name, state)
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-# ---------------------------------------------------------------- the scripted responder
-
-
-class ScriptedResponder:
-    """Acts between ticks: the routine of a launch day, plus the scenario's scripted actions."""
-
-    def __init__(self, engine: Engine, scenario: Scenario, when: DrillTime, out: TextIO):
-        self.engine = engine
-        self.routine = scenario.responder.routine
-        self.pending: list[ResponderAction] = list(scenario.responder.actions)
-        self.when = when
-        self.out = out
-        self.alarm_at: float | None = None
-
-    def _alarm(self, snap: Snapshot) -> bool:
-        return snap.drift or any(g.status in ("pending", "breach", "nodata") for g in snap.guardrails) or any(
-            p.status in ("breach", "stale") for p in snap.panes)
-
-    def _due(self, action: ResponderAction, t: float) -> bool:
-        if action.on == "alarm":
-            return self.alarm_at is not None and t >= self.alarm_at + action.after
-        start = action.start(self.when.phase_starts)
-        return start is not None and t >= start
-
-    async def _do(self, action: ResponderAction) -> str:
-        engine, me = self.engine, RESPONDER
-        reason = action.reason or f"scripted responder: {action.label()}"
-        if action.do == "rollback":
-            return await engine.rollback(me, reason)
-        if action.do == "pause":
-            return await engine.pause(me, reason)
-        if action.do in ("step", "force_step"):
-            return await engine.step_up(me, force=action.do == "force_step", reason=action.reason)
-        if action.do == "tick":
-            return await engine.tick_item(me, action.item or "")
-        return await {"resume": engine.resume, "ack": engine.ack_drift}[action.do](me)
-
-    async def _routine(self, snap: Snapshot) -> None:
-        if snap.state not in (State.PENDING, State.RUNNING) or snap.action is not None:
-            return
-        if snap.phase is not None:
-            for item in snap.phase.checklist:
-                if item.required and not item.ticked:
-                    await self.engine.tick_item(RESPONDER, item.id)
-            snap = self.engine.publish()
-        if self.engine.plan.automation.step_up == "manual" and snap.can_step:
-            await self.engine.step_up(RESPONDER)
-
-    async def __call__(self, snap: Snapshot) -> None:
-        t = self.when.now()  # the session has already noted phase starts from this snapshot
-        if self.alarm_at is None and self._alarm(snap):
-            self.alarm_at = t
-        for action in [a for a in self.pending if self._due(a, t)]:
-            self.pending.remove(action)
-            try:
-                result = await self._do(action)
-            except CommandError as exc:
-                result = f"refused: {exc}"
-            print(f"{'':>20} responder: {action.label()} → {result}", file=self.out, flush=True)
-        if self.routine:
-            try:
-                await self._routine(self.engine.publish())
-            except CommandError:
-                pass  # the rollout moved on under the routine (a rollback, a breach): nothing to do now
+    Fast time belongs to drills: a drill's own state and scratch flags. On a production or
+    staging plan's real state it would write a future clock into the launch's journal and
+    move its flags faster than its soaks say.
+    """
+    if speed in (None, 1, 1.0, "1"):
+        return None
+    speed = speed if isinstance(speed, str) else f"{speed:g}"
+    if real_flags:
+        return (f"--speed {speed} is refused with --staging: the drill writes the plan's real staging flags, and fast "
+                "time would move them faster than the plan's soaks (the drill already shortens each soak); "
+                "drop --speed, or drop --staging to rehearse fast against the simulator and a scratch flag file")
+    if plan.rollout.environment in ("production", "staging"):
+        name = plan.path or "PLAN"
+        return (f"--speed {speed} is refused: {_where(plan)}rollout.environment is {plan.rollout.environment}, so its state "
+                "and flags are real; fast time would write a future clock into the launch's journal and move its flags "
+                f"faster than its soaks. Rehearse it fast with `warroom drill {name} --speed {speed}` "
+                "(its own state and a scratch flag file)")
+    return None
 
 
 # ---------------------------------------------------------------- running
@@ -209,30 +190,56 @@ class ScriptedResponder:
 class DrillSession:
     """One drill on one engine, in the console or headless.
 
-    Wires the flag-service faults in, journals `drill.start` when the engine starts,
-    runs the scripted responder between ticks (headless), and scores the drill once: as
-    soon as the rollout is done (COMPLETE or ROLLED BACK) or the scenario's time is up,
-    or at the latest when the engine closes. The card is journaled as `drill.score`, so
-    the console shows it, the report prints it and the channel is told.
+    Puts the scenario's faults in (metric changes and dark spells into the simulator,
+    dark spells around real sources, flag-service faults around the provider), tells the
+    engine which soaks were compressed, journals `drill.start` when the engine starts and
+    `drill.fault` as each fault is injected, runs the scripted responder between ticks
+    (headless), and scores the drill once: as soon as the rollout is done (COMPLETE or
+    ROLLED BACK) or the scenario's time is up, or at the latest when the engine closes.
+    The card is journaled as `drill.score`, so the console shows it, the report prints it
+    and the channel is told.
     """
 
-    def __init__(self, engine: Engine, scenario: Scenario, *, responder_out: TextIO | None = None):
+    def __init__(self, engine: Engine, drill: Drill, *, responder_out: TextIO | None = None):
         self.engine = engine
-        self.scenario = scenario
+        self.drill = drill
+        self.scenario = drill.scenario
         self.when = DrillTime(engine.clock, engine.started_at)
-        engine.dry_run_steps = not scenario.allow_run_steps
-        if scenario.flag_events():
-            engine.provider = FaultyFlagProvider(engine.provider, scenario.flag_events(), self.when)
+        engine.dry_run_steps = not self.scenario.allow_run_steps
+        engine.planned_holds = {s.phase: s.planned for s in drill.soaks}
+        faults, dark = self.scenario.faults(), self.scenario.dark_events()
+        for name, source in list(engine.sources.items()):
+            if isinstance(source, SimulatorSource):
+                source.model.faults += faults
+            elif dark:
+                engine.sources[name] = DarkSource(source, dark, self.when)
+        if self.scenario.flag_events():
+            engine.provider = FaultyFlagProvider(engine.provider, self.scenario.flag_events(), self.when)
         # Humans respond in the console; the scripted responder only when there is no one.
-        self.responder = ScriptedResponder(engine, scenario, self.when, responder_out) if responder_out else None
+        self.responder = ScriptedResponder(engine, self.scenario, self.when, responder_out) if responder_out else None
+        self.injected: set[int] = set()  # timeline events whose injection is journaled
         self.card: ScoreCard | None = None
         engine.start_hooks.append(self._begin)
         # Before the notifier drains (it was attached first), so the drill end is sent too.
         engine.close_hooks.insert(0, self._finish_at_close)
 
     def _begin(self) -> None:
-        self.engine.record("drill.start", f"DRILL {self.scenario.name}: {self.scenario.title}",
-                           {"scenario": self.scenario.summary()})
+        soaks = [{"phase": s.phase, "name": s.name, "planned": s.planned, "drill": s.drill} for s in self.drill.soaks]
+        self.engine.record("drill.start", f"DRILL {self.scenario.name}: {self.scenario.title}"
+                           + (f"; soaks shortened: {soaks_text((s.phase, s.planned, s.drill) for s in self.drill.soaks)}"
+                              if soaks else ""),
+                           {"scenario": self.scenario.summary(), "soaks": soaks, "staging": self.drill.staging,
+                            "tolerance": self.engine.plan.poll_interval})
+
+    def _journal_injections(self) -> None:
+        now = self.when.now()
+        for i, event in enumerate(self.scenario.timeline):
+            start = event.start(self.when.phase_starts)
+            if i in self.injected or start is None or start > now:
+                continue
+            self.injected.add(i)
+            self.engine.record("drill.fault", f"drill fault injected at +{start:.1f}s: {event.label()}",
+                               {"event": event.label(), "at": start})
 
     def _over(self, snap: Snapshot) -> bool:
         done = snap.state in TERMINAL and snap.action is None and not self.engine.tasks
@@ -242,6 +249,7 @@ class DrillSession:
         self.when.observe(snap)
         if self.card is not None:
             return  # scored: the console stays open for the team to look around
+        self._journal_injections()
         if self.responder is not None:
             await self.responder(snap)
         if self._over(snap):
@@ -265,6 +273,7 @@ class DrillSession:
     def finish(self) -> ScoreCard:
         if self.card is None:
             engine = self.engine
+            self._journal_injections()
             self.card = compute(engine.store.entries(), self.scenario.summary(), engine.state.label,
                                 never_started=self.never_started())
             verdict = "PASS" if self.card.passed else "FAIL"
@@ -273,28 +282,15 @@ class DrillSession:
         return self.card
 
 
-async def run_headless_drill(
-    plan: Plan, scenario: Scenario, *, clock: Clock, out: TextIO = sys.stdout,
-) -> tuple[ScoreCard, Path]:
+async def run_headless_drill(drill: Drill, *, clock: Clock, out: TextIO = sys.stdout) -> tuple[ScoreCard, Path]:
     """Run a drill with the scripted responder; returns the card and the state database."""
-    if plan.state is None or plan.rollout.environment != "drill":
-        raise DrillSetupError("run_headless_drill needs a plan made by drill_plan()")
-    session = DrillSession(build_engine(plan, clock=clock), scenario, responder_out=out)
-    await run_headless(session.engine, until_done=True, out=out, status_every=30.0, run_for=scenario.duration,
+    session = DrillSession(build_engine(drill.plan, clock=clock), drill, responder_out=out)
+    await run_headless(session.engine, until_done=True, out=out, status_every=30.0, run_for=drill.scenario.duration,
                        after_tick=session.after_tick)
     card = session.finish()
     for line in card.lines():
-        print(line, file=out, flush=True)
-    return card, Path(plan.state)
-
-
-def prepare(plan: Plan, scenario: Scenario, *, state: str | None = None, staging: bool = False) -> Plan:
-    """The plan made a drill in its own fresh folder, or next to `state` when one is given."""
-    db = Path(state).expanduser().resolve() if state else None
-    workdir = db.parent if db else drill_dir(plan, scenario)
-    workdir.mkdir(parents=True, exist_ok=True)
-    prepared = drill_plan(plan, scenario, workdir, staging=staging)
-    return prepared.model_copy(update={"state": str(db)}) if db else prepared
+        print(terminal_safe(line), file=out, flush=True)
+    return card, Path(drill.plan.state or "")
 
 
 # The console runner: (drill plan, hook that attaches the drill to the console's engine) → exit code.
@@ -302,27 +298,40 @@ ConsoleRunner = Callable[[Plan, Callable[[Engine], Callable[[Snapshot], Awaitabl
 
 
 def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None, staging: bool, headless: bool,
-                      speed: str | None, console: ConsoleRunner, out: TextIO | None = None) -> int:
+                      speed: str | float | None, console: ConsoleRunner, out: TextIO | None = None) -> int:
     """`warroom drill`: 0 when the score card passes, EXIT_DRILL_FAILED when it does not."""
     out = out or sys.stdout  # looked up at call time, so a redirected stdout is honoured
+    # Offline, the drill's state and flags are its own: any speed. Against staging, the flags are real.
+    refused = fast_time_problem(plan, speed, real_flags=True) if staging else None
+    if refused:
+        print(f"warroom: {refused}", file=sys.stderr)
+        return EXIT_USAGE
     scenario = load_scenario(scenario_ref) if scenario_ref else DEFAULT
     try:
-        prepared = prepare(plan, scenario, state=state, staging=staging)
+        drill = prepare(plan, scenario, state=state, staging=staging)
     except DrillSetupError as exc:
-        print(f"warroom: {exc}", file=sys.stderr)
+        print(f"warroom: {terminal_safe(exc, keep_newlines=True)}", file=sys.stderr)
         return EXIT_PROBLEM
-    print(f"DRILL {scenario.name}: {scenario.title} — state and journal in {prepared.state}", file=out, flush=True)
+    # Scenario and plan text is data: no escape sequence of theirs reaches the terminal.
+    lines = [f"DRILL {scenario.name}: {scenario.title} — state and journal in {drill.plan.state}",
+             *(f"  {soak.label()}" for soak in drill.soaks)]
+    if not staging:  # panes no guardrail or gate watches: the drill runs, they show no data
+        lines += [f"  no data in this drill: {advice}" for advice in unmodelled_advice(plan)]
+    for line in lines:
+        print(terminal_safe(line), file=out, flush=True)
     if headless:
-        card, db = asyncio.run(run_headless_drill(prepared, scenario, clock=make_clock(speed or "max"), out=out))
+        # Virtual time by default; against staging's real servers, real time.
+        clock = make_clock(speed or ("1" if staging else "max"))
+        card, db = asyncio.run(run_headless_drill(drill, clock=clock, out=out))
     else:
         # Humans respond; the card pops up in the console when the drill ends, and is printed after.
-        code = console(prepared, lambda engine: DrillSession(engine, scenario).after_tick)
-        db = Path(prepared.state or "")
+        code = console(drill.plan, lambda engine: DrillSession(engine, drill).after_tick)
+        db = Path(drill.plan.state or "")
         found = latest_score_card(Store(db))
         if found is None:  # the engine never started (the console said why)
             return code or EXIT_PROBLEM
         card = found
         for line in card.lines():
-            print(line, file=out)
+            print(terminal_safe(line), file=out)
     print(f"report: warroom report --state {db} --format html -o drill-report.html", file=out)
     return 0 if card.passed else EXIT_DRILL_FAILED

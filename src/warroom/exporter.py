@@ -1,13 +1,17 @@
 """`warroom simulate --serve HOST:PORT`: the simulator's service as a Prometheus exporter.
 
 The numbers follow the same ServiceModel the in-process simulator source uses, driven by
-the flag store's exposure (re-read every second) and the fault schedule, so the PromQL
-in `simulator.PROMQL` (rate, histogram_quantile) gives the model's values back through a
-real Prometheus. Counters advance by rate × elapsed time at each scrape.
+the exposure of the plan's own flag — read every second through the plan's own flag
+provider (local, http, Unleash, flagd), the same code the engine uses — and the fault
+schedule, so the PromQL in `simulator.PROMQL` (rate, histogram_quantile) gives the
+model's values back through a real Prometheus, and a rollback really ends a fault of the
+new code. Traffic is split into two cohorts by the exposure: requests, latency and
+connections carry a `cohort="new"|"control"` label. Counters advance by rate × elapsed
+time at each scrape.
 
 Endpoints:
   GET    /metrics   the exposition (503 while a `dark` fault without a metric is active)
-  GET    /fault     the faults the exporter knows (schedule and runtime) as JSON
+  GET    /fault     the faults the exporter knows (schedule and runtime), the flag and exposure seen
   POST   /fault     add a fault (a JSON Fault; without `at`/`phase` it starts now)
   DELETE /fault     remove every fault added at runtime (the schedule stays)
   GET    /-/healthy 200 once serving
@@ -16,6 +20,7 @@ Endpoints:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
 import sys
@@ -30,8 +35,22 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from pydantic import ValidationError
 
-from .plan import Fault, Plan, PlanError, SimulatorSourceConfig, load_faults, load_plan
-from .simulator import PROMQL, ServiceModel
+from .flags.base import FlagError, FlagProvider, FlagState
+from .flags.registry import UnknownProvider, make_provider
+from .plan import Fault, FlagProviderConfig, Plan, PlanError, SimulatorSourceConfig, load_faults, load_plan
+from .secrets import SecretError, redact
+from .text import terminal_safe
+from .simulator import (
+    COHORTS,
+    PROMQL,
+    ServiceModel,
+    cdf_at,
+    cdf_mean,
+    driving_flag,
+    fault_scope,
+    modelled_exposure,
+    phase_exposures,
+)
 
 # Latency buckets: ×1.2 steps from 2.5 ms to ~13 s, fine enough that
 # histogram_quantile resolves p50/p95/p99 between 10 ms and 2 s within a few percent.
@@ -42,75 +61,105 @@ LOAD_SKEW = (0.94, 1.0, 1.06)
 # Share of WebSocket connections per pod: sums to 1.
 WS_SHARE = (0.31, 0.33, 0.36)
 NOT_FOUND_SHARE = 0.004  # 404s: client errors, not counted by the error-rate query
-FLAG_REREAD = 1.0  # seconds between reads of the flag store
+FLAG_REREAD = 1.0  # seconds between reads of the flag
 
 
-def latency_cdf(p50: float, p95: float, p99: float) -> list[tuple[float, float]]:
-    """Knots (seconds, fraction ≤) of a piecewise-linear latency distribution with these quantiles."""
-    # Faults can push one quantile past the next; keep the distribution monotonic.
-    p95 = max(p95, p50 * 1.05)
-    p99 = max(p99, p95 * 1.05)
-    return [(p50 * 0.4, 0.0), (p50, 0.5), (p95, 0.95), (p99, 0.99), (p99 * 1.5, 1.0)]
+class ExposureFollower:
+    """The driving flag's exposure, read through a flag provider every second on a thread of its own.
 
+    A failed read keeps the last good exposure (and says so once); without a flag name,
+    the local store's most exposed flag drives the service.
+    """
 
-def cdf_at(knots: list[tuple[float, float]], x: float) -> float:
-    if x <= knots[0][0]:
-        return 0.0
-    for (x0, f0), (x1, f1) in zip(knots, knots[1:]):
-        if x <= x1:
-            return f0 + (f1 - f0) * (x - x0) / (x1 - x0)
-    return 1.0
+    def __init__(self, provider: FlagProvider, flag: str | None, every: float = FLAG_REREAD,
+                 log: Callable[[str], None] = lambda line: print(terminal_safe(line), file=sys.stderr, flush=True)):
+        self.provider = provider
+        self.flag = flag
+        self.every = every
+        self.log = log
+        self.state: FlagState | None = None
+        self.exposure = 0.0
+        self.error = ""
+        self.read_once = threading.Event()  # set after the first read, good or not
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="warroom-exposure", daemon=True)
 
+    def start(self) -> "ExposureFollower":
+        self._thread.start()
+        return self
 
-def cdf_mean(knots: list[tuple[float, float]]) -> float:
-    return sum((f1 - f0) * (x0 + x1) / 2 for (x0, f0), (x1, f1) in zip(knots, knots[1:]))
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
+    async def _names(self) -> list[str]:
+        if self.flag is not None:
+            return [self.flag]
+        path = getattr(self.provider, "path", None)  # the local store: every flag in it
+        try:
+            return list(json.loads(Path(path).read_text(encoding="utf-8"))["flags"]) if path else []
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
 
-def read_exposure(path: Path, flag: str | None) -> float | None:
-    """Exposure 0..1 of `flag` (default: the most exposed flag); None if the file is unreadable."""
-    try:
-        flags = json.loads(path.read_text(encoding="utf-8"))["flags"]
-        exposures = {
-            name: (float(entry.get("rollout_percentage", 100.0)) / 100 if entry.get("enabled") else 0.0)
-            for name, entry in flags.items()
-        }
-    except FileNotFoundError:
-        return 0.0
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None  # mid-write or hand-edited badly: keep the last good exposure
-    if flag is not None:
-        return exposures.get(flag, 0.0)
-    return max(exposures.values(), default=0.0)
+    async def _read(self) -> None:
+        try:
+            results = await self.provider.read_many(await self._names())
+        except Exception as exc:  # a provider must not raise here; if one does, it is a failed read
+            results = {self.flag or "flags": FlagError(redact(f"{type(exc).__name__}: {exc}"))}
+        errors = [f"{name}: {r.reason}" for name, r in results.items() if isinstance(r, FlagError)]
+        if errors:
+            if not self.error:
+                self.log(f"flags: cannot read {'; '.join(errors)}; keeping exposure {self.exposure:.2%}")
+            self.error = "; ".join(errors)
+            return
+        if self.error:
+            self.log("flags: readable again")
+        self.error = ""
+        states = {name: r for name, r in results.items() if isinstance(r, FlagState)}
+        self.state = max(states.values(), key=modelled_exposure, default=None)
+        self.exposure = modelled_exposure(self.state)
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            while not self._stop.is_set():
+                loop.run_until_complete(self._read())
+                self.read_once.set()
+                self._stop.wait(self.every)
+            loop.run_until_complete(self.provider.close())
+        finally:
+            loop.close()
 
 
 class ServiceExporter(Collector):
-    """The service's counters, histogram and gauges, advanced lazily at each scrape."""
+    """The service's counters, histogram and gauges per cohort, advanced lazily at each scrape."""
 
     def __init__(
         self,
         model: ServiceModel,
-        flags_path: Path | None,
-        flag: str | None = None,
-        phase_rollouts: tuple[float, ...] = (),
+        follower: ExposureFollower | None,
+        phase_exposures: tuple[float, ...] = (),
         clock: Callable[[], float] = time.monotonic,
     ):
         self.model = model
         self.schedule = tuple(model.faults)
         self.runtime: list[Fault] = []
-        self.flags_path = flags_path
-        self.flag = flag
-        self.phase_rollouts = phase_rollouts  # the driving flag's % per plan phase
+        self.follower = follower
+        self.phase_exposures = phase_exposures  # the driving flag's modelled exposure (%) per plan phase
         self.clock = clock
         self.started = self.last = clock()
-        self.exposure = 0.0
-        self.exposure_read_at = float("-inf")
         self.lock = threading.RLock()  # exposition() holds it around collect()
-        self.requests = {"200": 0.0, "404": 0.0, "500": 0.0, "503": 0.0}
-        self.buckets = [0.0] * len(BUCKETS)
-        self.latency_sum = 0.0
-        self.latency_count = 0.0
-        self.attempts = {"success": 0.0, "failure": 0.0}
-        self.gauges: dict[str, float] = {}
+        self.requests = {(code, c): 0.0 for c in COHORTS for code in ("200", "404", "500", "503")}
+        self.buckets = {c: [0.0] * len(BUCKETS) for c in COHORTS}
+        self.latency_sum = dict.fromkeys(COHORTS, 0.0)
+        self.latency_count = dict.fromkeys(COHORTS, 0.0)
+        self.attempts = {(result, c): 0.0 for c in COHORTS for result in ("success", "failure")}
+        self.connections = dict.fromkeys(COHORTS, 0.0)
+        self.load: dict[str, float] = {}
+
+    @property
+    def exposure(self) -> float:
+        return self.follower.exposure if self.follower is not None else 0.0
 
     def t(self) -> float:
         return self.clock() - self.started
@@ -133,55 +182,56 @@ class ServiceExporter(Collector):
         return count
 
     def faults_json(self) -> dict[str, Any]:
+        def listed(faults) -> list[dict[str, Any]]:
+            return [{**f.model_dump(exclude_defaults=True), "scope": fault_scope(f)} for f in faults]
+
+        follower = self.follower
         with self.lock:
             return {
                 "t": self.t(),
                 "exposure": self.exposure,
-                "schedule": [f.model_dump(exclude_defaults=True) for f in self.schedule],
-                "runtime": [f.model_dump(exclude_defaults=True) for f in self.runtime],
+                "flag": follower.flag if follower else None,
+                "flag_state": follower.state.label() if follower and follower.state else None,
+                "flags_error": follower.error if follower else "",
+                "phase": self._phase(),
+                "schedule": listed(self.schedule),
+                "runtime": listed(self.runtime),
             }
 
     # -- the model over time
-
-    def _refresh_exposure(self, now: float) -> None:
-        if self.flags_path is None or now - self.exposure_read_at < FLAG_REREAD:
-            return
-        self.exposure_read_at = now
-        exposure = read_exposure(self.flags_path, self.flag)
-        if exposure is not None:
-            self.exposure = exposure
 
     def _phase(self) -> int:
         percent = self.exposure * 100
         if percent <= 0:
             return 0
-        return sum(1 for rollout in self.phase_rollouts if rollout <= percent + 1e-9)
+        return sum(1 for exposure in self.phase_exposures if exposure <= percent + 1e-9)
 
     def advance(self) -> None:
-        """Add the traffic since the last scrape at the model's current rates."""
+        """Add each cohort's traffic since the last scrape at the model's current rates."""
         now = self.clock()
-        self._refresh_exposure(now)
         t, dt = now - self.started, max(0.0, now - self.last)
         self.last = now
         self.model.observe_phase(self._phase(), t)
-        v = {metric: self.model.value(metric, t, self.exposure) for metric in PROMQL}
-        total = v["request_rate"] * dt
-        errors = total * v["error_rate"]
-        self.requests["500"] += errors * 0.7
-        self.requests["503"] += errors * 0.3
-        self.requests["404"] += (total - errors) * NOT_FOUND_SHARE
-        self.requests["200"] += (total - errors) * (1 - NOT_FOUND_SHARE)
-        knots = latency_cdf(v["latency_p50"], v["latency_p95"], v["latency_p99"])
-        for i, le in enumerate(BUCKETS):
-            self.buckets[i] += total * cdf_at(knots, le)
-        self.latency_sum += total * cdf_mean(knots)
-        self.latency_count += total
-        # New WebSocket connections: a steady trickle of polling clients trying to upgrade,
-        # plus churn of the live connections (a typical one lasts a minute).
-        attempts = (20 + v["ws_connections"] / 60) * dt
-        self.attempts["success"] += attempts * v["connection_success"]
-        self.attempts["failure"] += attempts * (1 - v["connection_success"])
-        self.gauges = {"ws": v["ws_connections"], "cpu": v["cpu"], "memory": v["memory"]}
+        service = self.model.service(t, self.exposure)
+        for cohort in service.cohorts:
+            c, v = cohort.name, cohort.values
+            total = cohort.requests * dt
+            errors = total * v["error_rate"]
+            self.requests[("500", c)] += errors * 0.7
+            self.requests[("503", c)] += errors * 0.3
+            self.requests[("404", c)] += (total - errors) * NOT_FOUND_SHARE
+            self.requests[("200", c)] += (total - errors) * (1 - NOT_FOUND_SHARE)
+            knots = cohort.latency_knots()
+            for i, le in enumerate(BUCKETS):
+                self.buckets[c][i] += total * cdf_at(knots, le)
+            self.latency_sum[c] += total * cdf_mean(knots)
+            self.latency_count[c] += total
+            attempts = cohort.attempts * dt
+            self.attempts[("success", c)] += attempts * v["connection_success"]
+            self.attempts[("failure", c)] += attempts * (1 - v["connection_success"])
+            self.connections[c] = cohort.connections
+        # The pods serve both cohorts: their CPU and memory are the service's.
+        self.load = {"cpu": service.value("cpu"), "memory": service.value("memory")}
 
     def dark(self, metric: str | None = None) -> bool:
         return self.model.is_dark(self.t(), self.exposure, metric)
@@ -189,8 +239,6 @@ class ServiceExporter(Collector):
     def exposition(self, registry: CollectorRegistry) -> bytes | None:
         """The scrape body, or None while the whole service is dark."""
         with self.lock:
-            # A fresh exposure first: faults of the new code exist only while it is exposed.
-            self._refresh_exposure(self.clock())
             return None if self.dark() else generate_latest(registry)
 
     def collect(self) -> Iterator[Metric]:
@@ -200,31 +248,38 @@ class ServiceExporter(Collector):
 
     def _families(self) -> Iterator[Metric]:
         if not (self.dark("error_rate") or self.dark("request_rate")):
-            requests = CounterMetricFamily("warroom_sim_http_requests", "HTTP requests served, by status code", labels=["code"])
-            for code, count in self.requests.items():
-                requests.add_metric([code], count)
+            requests = CounterMetricFamily("warroom_sim_http_requests", "HTTP requests served, by status code and cohort",
+                                           labels=["code", "cohort"])
+            for (code, cohort), count in self.requests.items():
+                requests.add_metric([code, cohort], count)
             yield requests
         if not any(self.dark(m) for m in ("latency_p50", "latency_p95", "latency_p99")):
-            latency = HistogramMetricFamily("warroom_sim_request_duration_seconds", "HTTP request latency")
-            cumulative = [(f"{le:g}", count) for le, count in zip(BUCKETS, self.buckets)]
-            latency.add_metric([], cumulative + [("+Inf", self.latency_count)], self.latency_sum)
+            latency = HistogramMetricFamily("warroom_sim_request_duration_seconds", "HTTP request latency, by cohort",
+                                            labels=["cohort"])
+            for cohort in COHORTS:
+                cumulative = [(f"{le:g}", count) for le, count in zip(BUCKETS, self.buckets[cohort])]
+                latency.add_metric([cohort], cumulative + [("+Inf", self.latency_count[cohort])], self.latency_sum[cohort])
             yield latency
         if not self.dark("connection_success"):
-            attempts = CounterMetricFamily("warroom_sim_ws_connect_attempts", "WebSocket connection attempts, by result", labels=["result"])
-            for result, count in self.attempts.items():
-                attempts.add_metric([result], count)
+            attempts = CounterMetricFamily("warroom_sim_ws_connect_attempts", "WebSocket connection attempts, by result and cohort",
+                                           labels=["result", "cohort"])
+            for (result, cohort), count in self.attempts.items():
+                attempts.add_metric([result, cohort], count)
             yield attempts
-        per_pod = [
-            ("ws_connections", "warroom_sim_ws_connections", "Open WebSocket connections", "ws", WS_SHARE),
-            ("cpu", "warroom_sim_cpu_ratio", "CPU in use, 0..1", "cpu", LOAD_SKEW),
-            ("memory", "warroom_sim_memory_ratio", "Memory in use, 0..1", "memory", LOAD_SKEW),
-        ]
-        for metric, name, help_text, key, weights in per_pod:
-            if self.dark(metric):
+        if not self.dark("ws_connections") and self.load:
+            gauge = GaugeMetricFamily("warroom_sim_ws_connections", "Open WebSocket connections, by pod and cohort",
+                                      labels=["pod", "cohort"])
+            for cohort in COHORTS:
+                for pod, weight in zip(PODS, WS_SHARE):
+                    gauge.add_metric([pod, cohort], self.connections[cohort] * weight)
+            yield gauge
+        for metric, name, help_text in (("cpu", "warroom_sim_cpu_ratio", "CPU in use, 0..1"),
+                                        ("memory", "warroom_sim_memory_ratio", "Memory in use, 0..1")):
+            if self.dark(metric) or not self.load:
                 continue
             gauge = GaugeMetricFamily(name, help_text, labels=["pod"])
-            for pod, weight in zip(PODS, weights):
-                gauge.add_metric([pod], self.gauges[key] * weight)
+            for pod, weight in zip(PODS, LOAD_SKEW):
+                gauge.add_metric([pod], self.load[metric] * weight)
             yield gauge
 
 
@@ -299,25 +354,33 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     help_text = "serve the simulated service as a Prometheus exporter (for rehearsals against a real Prometheus)"
     p = subparsers.add_parser("simulate", help=help_text, description=help_text)
     p.add_argument("--serve", type=_address, metavar="HOST:PORT", help="listen here (port 0: any free port)")
-    p.add_argument("--flags", help="the local flag store whose exposure drives the service (default: the plan's)")
-    p.add_argument("--flag", help="the flag that drives the service (default: the plan's simulator flag, else the most exposed)")
-    p.add_argument("--plan", help="take flag store, flag, seed and faults from this plan")
+    p.add_argument("--plan", help="follow this plan's flag provider and flag; take seed and faults from it")
+    p.add_argument("--flags", help="a local flag store (JSON) to follow instead of the plan's flag provider")
+    p.add_argument("--flag", help="the flag that drives the service (default: the plan's simulator flag, else its first "
+                                  "flag; with --flags alone, the most exposed flag in the store)")
     p.add_argument("--faults", help="a fault schedule (YAML list); `at` counts from the exporter's start")
     p.add_argument("--seed", type=int, help="noise seed (default: the plan's simulator seed, else 7)")
     p.add_argument("--queries", action="store_true", help="print the PromQL that reads each metric back, and exit")
     return p
 
 
-def _from_plan(plan: Plan) -> tuple[Path | None, str | None, int | None, tuple[Fault, ...], tuple[float, ...]]:
-    provider = plan.flag_provider
-    flags_path = plan.resolve_path(getattr(provider, "path", "flags.json")) if provider.provider == "local" else None
+def _from_plan(plan: Plan) -> tuple[int | None, tuple[Fault, ...]]:
     sim = next((s for s in plan.sources.values() if isinstance(s, SimulatorSourceConfig)), None)
-    flag = (sim.flag if sim else None) or plan.flag_names()[0]
-    faults: tuple[Fault, ...] = ()
-    if sim:
-        faults = tuple(sim.faults) + (load_faults(plan.resolve_path(sim.faults_file)) if sim.faults_file else ())
-    rollouts = tuple(ph.flags[flag].rollout if ph.flags[flag].enabled else 0.0 for ph in plan.phases if flag in ph.flags)
-    return flags_path, flag, sim.seed if sim else None, faults, rollouts
+    if sim is None:
+        return None, ()
+    return sim.seed, tuple(sim.faults) + (load_faults(plan.resolve_path(sim.faults_file)) if sim.faults_file else ())
+
+
+def _follower(args: argparse.Namespace, plan: Plan | None) -> ExposureFollower | None:
+    """The plan's own flag provider (or the --flags store), read the way the engine reads it."""
+    if args.flags:
+        config = FlagProviderConfig(provider="local", path=str(Path(args.flags).resolve()))
+        provider, flag = make_provider(config, Path(".")), args.flag or (driving_flag(plan) if plan else None)
+    elif plan is not None:
+        provider, flag = make_provider(plan.flag_provider, plan.base_dir), args.flag or driving_flag(plan)
+    else:
+        return None
+    return ExposureFollower(provider, flag)
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -329,27 +392,36 @@ def run_simulate(args: argparse.Namespace) -> int:
         print("warroom simulate: give --serve HOST:PORT (or --queries)", file=sys.stderr)
         return 2
     try:
-        flags_path, flag, seed, faults, rollouts = _from_plan(load_plan(args.plan)) if args.plan else (None, None, None, (), ())
+        plan = load_plan(args.plan) if args.plan else None
+        seed, faults = _from_plan(plan) if plan else (None, ())
         if args.faults:
             faults += load_faults(Path(args.faults))
+        follower = _follower(args, plan)
     except PlanError as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    flags_path = Path(args.flags) if args.flags else flags_path
+    except (SecretError, UnknownProvider, ValidationError) as exc:
+        print(f"warroom simulate: {redact(str(exc))}", file=sys.stderr)
+        return 1
     model = ServiceModel(seed=args.seed if args.seed is not None else seed or 7, faults=faults)
-    exporter = ServiceExporter(model, flags_path, args.flag or flag, rollouts)
+    exposures = tuple(phase_exposures(plan, follower.flag if follower else None)) if plan else ()
+    exporter = ServiceExporter(model, follower, exposures)
     host, port = args.serve
     try:
         server = make_server(host, port, exporter)
     except OSError as exc:
         print(f"warroom simulate: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    if follower is not None:
+        follower.start().read_once.wait(10)  # the banner line says what the flag reads now
+        seen = follower.error or (follower.state.label() if follower.state else "no such flag yet")
+        flags = (f"{follower.provider.describe()}  flag: {follower.flag or 'the most exposed'} "
+                 f"({seen}; exposure {follower.exposure:.2%})")
+    else:
+        flags = "none (exposure 0: give --plan or --flags)"
     bound_host, bound_port = server.server_address[:2]
-    print(
-        f"serving http://{bound_host}:{bound_port}/metrics  flags: {flags_path or 'none (exposure 0)'}"
-        f"  flag: {args.flag or flag or 'the most exposed'}  faults: {len(faults)}",
-        flush=True,
-    )
+    # The flag's state and a provider's error are a server's words: no escape sequence of theirs reaches the terminal.
+    print(terminal_safe(f"serving http://{bound_host}:{bound_port}/metrics  flags: {flags}  faults: {len(faults)}"), flush=True)
     # SIGTERM (a test fixture, a service manager) ends as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -358,4 +430,6 @@ def run_simulate(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
+        if follower is not None:
+            follower.stop()
     return 0

@@ -11,6 +11,7 @@ from typing import Awaitable, Callable, TextIO
 from .engine.engine import Engine
 from .engine.snapshot import JournalEntry, PaneView, Snapshot, State
 from .plan import format_duration
+from .text import terminal_safe
 from .units import format_value
 
 TERMINAL = (State.COMPLETE, State.ROLLED_BACK)
@@ -21,7 +22,8 @@ def stamp(ts: float) -> str:
 
 
 def entry_line(entry: JournalEntry) -> str:
-    return f"{stamp(entry.ts)} {entry.kind:<18} {entry.message}  [{entry.actor}]"
+    # A journal message quotes plans, scenarios and servers: data, never terminal control.
+    return terminal_safe(f"{stamp(entry.ts)} {entry.kind:<18} {entry.message}  [{entry.actor}]")
 
 
 def _pane_text(pane: PaneView) -> str:

@@ -159,6 +159,16 @@ def _sim_metric(metric: str) -> str:
 SimMetric = Annotated[str, AfterValidator(_sim_metric)]
 
 
+def _simulate(text: str) -> str:
+    from .sim_queries import parse_expression  # imported late: it imports the simulator
+
+    return parse_expression(text).text
+
+
+# A pane's model for drills: a simulator metric or arithmetic of them (`latency_p95 * 1000`).
+SimulateExpression = Annotated[str, AfterValidator(_simulate)]
+
+
 class Fault(Strict):
     """One injected fault in the simulator's service."""
 
@@ -213,6 +223,8 @@ class Pane(Strict):
     # Which side of the thresholds is bad; inferred from warn/breach when both are given.
     bad: Literal["above", "below"] | None = None
     series_label: str | None = None
+    # What the pane models in a drill (the simulator answers it); default: inferred from query and unit.
+    simulate: SimulateExpression | None = None
 
     @property
     def bad_side(self) -> str:

@@ -6,46 +6,156 @@ line and field), so a typo in a rehearsal never silently turns a fault off.
     name: canary-error-spike
     title: Error-rate spike in canary
     duration: 4m                       # the drill stops after this much clock time at the most
-    timeline:
-      - {phase: 1, after: 15s, metric: error_rate, set: 0.05}
-      - {phase: 1, after: 20s, flags: down, duration: 1m}
+    soak: 30s                          # each phase's soak in the drill, at most (a 30m soak → 30s)
+    timeline:                          # phase: a number or an exposure (5%: the first phase at 5 % or more)
+      - {phase: 5%, at: 30% of hold, metric: error_rate, set: 0.4}
+      - {phase: 5%, at: 30% of hold, after: 5s, flags: down, duration: 1m}
     responder: auto                    # or a list of scripted actions, or {routine:, actions:}
     expect: {action: rollback, within: 1m}
 """
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
 
-from .plan import Duration, Fault, Number, PlanError, Problem, SimMetric, Strict, _Located, _validation_problems
+from .plan import (
+    Duration,
+    Fault,
+    Number,
+    PlanError,
+    Problem,
+    SimMetric,
+    Strict,
+    _Located,
+    _validation_problems,
+    parse_duration,
+)
 
 METRIC_MODES = ("set", "add", "multiply", "ramp", "spike")
 
 
-class When(Strict):
-    """`at` seconds after the drill starts, or `after` seconds into phase `phase`."""
+class ScenarioMismatch(ValueError):
+    """A scenario names a phase the plan does not have; the message says which and what it has."""
 
-    at: Duration | None = None
-    phase: Annotated[int, Field(ge=1)] | None = None
+
+_OF_HOLD = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*of\s*(?:the\s*)?(?:hold|soak)\s*$", re.IGNORECASE)
+MOMENT_HELP = "a duration (30s) or, with `phase`, a share of that phase's soak (40% of hold)"
+
+
+class Moment(Strict):
+    """A point in time: seconds, or a share of a phase's soak (`40% of hold`)."""
+
+    seconds: float = 0.0
+    of_hold: float | None = None  # 0.4 for `40% of hold`; resolved to seconds against the drill's plan
+
+    def label(self) -> str:
+        return f"{self.of_hold * 100:g}% of hold" if self.of_hold is not None else f"{self.seconds:g}s"
+
+
+def _moment(value: Any) -> Any:
+    if isinstance(value, (Moment, dict)):
+        return value
+    if isinstance(value, str) and (share := _OF_HOLD.match(value)):
+        return {"of_hold": float(share.group(1)) / 100}
+    try:
+        return {"seconds": parse_duration(value)}
+    except ValueError:
+        raise ValueError(f"expected {MOMENT_HELP}") from None
+
+
+_EXPOSURE_REF = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+PHASE_HELP = "a phase number (2), or an exposure (25%: the first phase of the plan at 25 % or more)"
+
+
+def _phase_ref(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected {PHASE_HELP}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"expected {PHASE_HELP}; phases count from 1")
+        return value
+    if isinstance(value, str) and _EXPOSURE_REF.match(value):
+        return value.strip().replace(" ", "")
+    raise ValueError(f"expected {PHASE_HELP}")
+
+
+PhaseRef = Annotated[Union[int, str], BeforeValidator(_phase_ref)]
+
+
+class When(Strict):
+    """`at` seconds after the drill starts; or in phase `phase`, `at` (seconds or `40% of hold`) plus `after`.
+
+    `phase` is a number or an exposure (`25%`), so one scenario fits plans with other phases;
+    `fitted()` resolves both against the plan the drill runs (its drill-sized soaks).
+    """
+
+    at: Annotated[Moment, BeforeValidator(_moment)] | None = None
+    phase: PhaseRef | None = None
     after: Duration = 0.0
+    _written: str = PrivateAttr(default="")  # the scenario's own words, kept through fitting
 
     @model_validator(mode="after")
     def _one_anchor(self) -> "When":
-        if (self.at is None) == (self.phase is None):
-            raise ValueError("give `at` (time since the drill started) or `phase` (with optional `after`)")
+        if self.at is None and self.phase is None:
+            raise ValueError("give `at` (time since the drill started) or `phase` (with optional `at` and `after`)")
+        if self.phase is None and self.at is not None and self.at.of_hold is not None:
+            raise ValueError("`at: N% of hold` needs the `phase` whose soak it counts in")
         return self
+
+    def offset(self) -> float:
+        """Seconds from the anchor (drill start or phase start); after `fitted()`."""
+        return (self.at.seconds if self.at else 0.0) + self.after
 
     def start(self, phase_starts: dict[int, float]) -> float | None:
         """Start in seconds since the drill began; None while the phase has not begun."""
+        if self.phase is None:
+            return self.offset()
+        begun = phase_starts.get(int(self.phase))
+        return None if begun is None else begun + self.offset()
+
+    def when_label(self) -> str:
+        if isinstance(self.phase, str) or (self.at is not None and self.at.of_hold is not None):
+            return self.written()  # not fitted to a plan yet
+        if self.phase is None:
+            return f"at {self.offset():g}s"
+        text = f"phase {self.phase} +{self.offset():g}s"
+        return f"{text} ({self._written})" if self._written and self._written != text else text
+
+    def written(self) -> str:
+        """How the scenario file says when, before fitting."""
+        if self.phase is None:
+            return f"at {self.offset():g}s"
+        text = f"phase {self.phase}"
         if self.at is not None:
-            return self.at
-        begun = phase_starts.get(self.phase or 0)
-        return None if begun is None else begun + self.after
+            text += f" at {self.at.label()}" if self.at.of_hold is not None else f" +{self.at.seconds:g}s"
+        return text + (f" +{self.after:g}s" if self.after else "")
+
+    def fitted(self, phases: list[tuple[float, float]]) -> "When":
+        """This moment in a plan with these phases, (exposure %, drill soak s) each: phase number, seconds."""
+        if self.phase is None:
+            return self
+        if isinstance(self.phase, str):
+            want = float(self.phase.rstrip("%"))
+            index = next((i for i, (exposure, _) in enumerate(phases, 1) if exposure >= want - 1e-9), None)
+            if index is None:
+                most = max((e for e, _ in phases), default=0.0)
+                raise ScenarioMismatch(f"no phase of the plan reaches {self.phase} exposure (the most is {most:g}%)")
+        else:
+            index = self.phase
+            if index > len(phases):
+                raise ScenarioMismatch(f"phase {index} does not exist: the plan has {len(phases)} phase(s)")
+        seconds = 0.0
+        if self.at is not None:
+            seconds = self.at.seconds if self.at.of_hold is None else self.at.of_hold * phases[index - 1][1]
+        fitted = self.model_copy(update={"phase": index, "at": Moment(seconds=round(seconds, 3))})
+        fitted._written = self.written()
+        return fitted
 
 
 class TimelineEvent(When):
@@ -79,28 +189,31 @@ class TimelineEvent(When):
         return self
 
     def fault(self) -> Fault | None:
-        """The simulator fault for a metric event; None for a flag-service event."""
+        """The simulator fault for a metric event (after `fitted()`); None for a flag-service event."""
         if self.flags is not None:
             return None
         mode = next((m for m in METRIC_MODES if getattr(self, m) is not None), "dark")
-        return Fault(metric=self.metric, at=self.at, phase=self.phase, after=self.after, duration=self.duration,
-                     mode=mode, value=getattr(self, mode) if mode != "dark" else 0.0, while_exposed=self.while_exposed)
+        when: dict[str, Any] = {"at": self.offset()} if self.phase is None else {"phase": self.phase, "after": self.offset()}
+        return Fault(metric=self.metric, duration=self.duration, mode=mode, while_exposed=self.while_exposed,
+                     value=getattr(self, mode) if mode != "dark" else 0.0, **when)
 
     def active(self, t: float, phase_starts: dict[int, float]) -> bool:
         start = self.start(phase_starts)
         return start is not None and start <= t < start + (self.duration if self.duration is not None else float("inf"))
 
-    def label(self) -> str:
-        when = f"at {self.at:g}s" if self.at is not None else f"phase {self.phase} +{self.after:g}s"
-        span = f" for {self.duration:g}s" if self.duration is not None else ""
+    def what(self) -> str:
+        """The fault in words, saying whether it is the new code's (scales with exposure) or shared."""
         if self.flags:
-            what = "flag service down" if self.flags == "down" else f"flag service slow ({self.delay:g}s a call)"
-        elif self.metrics:
-            what = f"metrics dark ({self.metric})" if self.metric else "metrics source dark"
-        else:
-            mode = next(m for m in METRIC_MODES if getattr(self, m) is not None)
-            what = f"{self.metric} {mode} {getattr(self, mode):g}" + ("" if self.while_exposed else " (infrastructure)")
-        return f"{what}, {when}{span}"
+            return "flag service down" if self.flags == "down" else f"flag service slow ({self.delay:g}s a call)"
+        if self.metrics:
+            return f"metrics dark ({self.metric})" if self.metric else "metrics source dark"
+        mode = next(m for m in METRIC_MODES if getattr(self, m) is not None)
+        where = "in the new code" if self.while_exposed else "in a shared dependency"
+        return f"{self.metric} {mode} {getattr(self, mode):g} {where}"
+
+    def label(self) -> str:
+        span = f" for {self.duration:g}s" if self.duration is not None else ""
+        return f"{self.what()}, {self.when_label()}{span}"
 
 
 Command = Literal["rollback", "pause", "resume", "step", "force_step", "tick", "ack"]
@@ -117,18 +230,22 @@ class ResponderAction(When):
     # Same name as When's check, so it replaces it: `on: alarm` is a third kind of anchor.
     @model_validator(mode="after")
     def _one_anchor(self) -> "ResponderAction":  # type: ignore[override]
-        anchors = (self.at is not None) + (self.phase is not None) + (self.on is not None)
-        if anchors != 1:
-            raise ValueError("give one of `at`, `phase` (with `after`) or `on: alarm` (with `after`)")
+        timed = self.at is not None or self.phase is not None
+        if timed == (self.on is not None):
+            raise ValueError("give one of `at`, `phase` (with `at` or `after`) or `on: alarm` (with `after`)")
+        if self.phase is None and self.at is not None and self.at.of_hold is not None:
+            raise ValueError("`at: N% of hold` needs the `phase` whose soak it counts in")
         if self.do == "tick" and not self.item:
             raise ValueError("`do: tick` needs the `item` to tick")
         if self.do == "force_step" and not self.reason.strip():
             raise ValueError("`do: force_step` needs a `reason`, as a forced step up does")
         return self
 
+    def start(self, phase_starts: dict[int, float]) -> float | None:
+        return None if self.on is not None else super().start(phase_starts)
+
     def label(self) -> str:
-        when = f"at {self.at:g}s" if self.at is not None else (
-            f"phase {self.phase} +{self.after:g}s" if self.phase is not None else f"{self.after:g}s after the first alarm")
+        when = f"{self.after:g}s after the first alarm" if self.on is not None else self.when_label()
         return f"{self.do}{' ' + self.item if self.item else ''} {when}"
 
 
@@ -177,9 +294,34 @@ class Scenario(Strict):
     expect: Expectation
     # Runbook `run` steps are dry-run in a drill unless the scenario allows them.
     allow_run_steps: bool = False
+    # Each phase's soak lasts at most this long in the drill (a 30m soak in 30s); null: as the plan says.
+    soak: Duration | None = 30.0
+
+    def fitted(self, phases: list[tuple[float, float]]) -> "Scenario":
+        """The scenario in a plan with these phases, (exposure %, drill soak s) each: every `phase`
+        a number and every moment in seconds. Raises ScenarioMismatch naming what does not fit."""
+        def fit(items: list, what: str) -> list:
+            out = []
+            for i, item in enumerate(items):
+                try:
+                    out.append(item.fitted(phases))
+                except ScenarioMismatch as exc:
+                    raise ScenarioMismatch(f"scenario {self.name}: {what}[{i}] ({item.written()}): {exc}") from None
+            return out
+
+        actions = fit(self.responder.actions, "responder.actions")
+        return self.model_copy(update={"timeline": fit(self.timeline, "timeline"),
+                                       "responder": self.responder.model_copy(update={"actions": actions})})
 
     def faults(self) -> tuple[Fault, ...]:
         return tuple(f for f in (e.fault() for e in self.timeline) if f is not None)
+
+    def metric_events(self) -> list[TimelineEvent]:
+        """Events that change numbers: only the simulator can inject them."""
+        return [e for e in self.timeline if e.flags is None and e.metrics is None]
+
+    def dark_events(self) -> list[TimelineEvent]:
+        return [e for e in self.timeline if e.metrics is not None]
 
     def flag_events(self) -> list[TimelineEvent]:
         return [e for e in self.timeline if e.flags is not None]
@@ -196,6 +338,7 @@ class Scenario(Strict):
             "expect": self.expect.model_dump(),
             "expect_label": self.expect.label(),
             "allow_run_steps": self.allow_run_steps,
+            "soak": self.soak,
         }
 
 

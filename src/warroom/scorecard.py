@@ -2,9 +2,10 @@
 
 Detect is measured from the first bad sample on screen (a guardrail's breach `since`,
 a source going dark, drift) to the first pause or rollback by anyone; mitigate to the
-flags confirmed off by read-back. Because only the journal is read, a card can be
-recomputed for any past drill, and the TUI can show the saved one
-(`latest_score_card(store)`).
+flags confirmed off by read-back. Both are judged with a tolerance of one poll interval
+(a response is seen at a tick, and real-time ticks run a little late), the same way in
+the console and headless. Because only the journal is read, a card can be recomputed
+for any past drill, and the TUI can show the saved one (`latest_score_card(store)`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Iterable
 
 from .engine.snapshot import JournalEntry
 from .store import Store
+from .units import plan_duration
 
 # Journal kinds that are decisions by someone (a human or automation), with their short name.
 ACTIONS = {
@@ -59,6 +61,9 @@ class ScoreCard:
     duration: float
     started_at: float = 0.0
     dry_run_steps: int = 0
+    tolerance: float = 0.0  # one poll interval: how late a response may be seen and still be in time
+    soaks: tuple[tuple[int, float, float], ...] = ()  # (phase, the plan's soak, the drill's) where shortened
+    injected: tuple[str, ...] = ()  # "+16.0s error_rate set 0.4 in the new code, phase 1 +6s"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,29 +72,40 @@ class ScoreCard:
     def from_json(cls, data: dict[str, Any]) -> "ScoreCard":
         values = dict(data)
         values["actions"] = tuple(ActionTaken(**a) for a in data.get("actions", ()))
-        for key in ("mistakes", "findings"):
+        for key in ("mistakes", "findings", "injected"):
             values[key] = tuple(data.get(key, ()))
+        values["soaks"] = tuple(tuple(s) for s in data.get("soaks", ()))
         return cls(**values)
 
     def lines(self) -> list[str]:
         """The card as plain text lines (headless output, Markdown report)."""
 
-        def secs(value: float | None) -> str:
-            return "—" if value is None else f"{value:.0f}s"
-
         out = [
             f"DRILL SCORE: {self.title} [{self.scenario}] — {'PASS' if self.passed else 'FAIL'}",
-            f"  expected:          {self.expected}",
-            f"  first bad sample:  {'none' if self.incident_at is None else f'+{self.incident_at:.0f}s ' + self.incident}",
+            f"  expected:          {self.expected}"
+            + (f" (+{self.tolerance:g}s tolerance: one poll interval)" if self.tolerance else ""),
+            f"  first bad sample:  {'none' if self.incident_at is None else f'+{self.incident_at:.1f}s ' + self.incident}",
             f"  time to detect:    {secs(self.time_to_detect)}",
             f"  time to mitigate:  {secs(self.time_to_mitigate)}",
             f"  rollback latency:  {secs(self.rollback_latency)}   failed flag attempts: {self.failed_attempts}",
-            "  actions taken:     " + ("; ".join(f"+{a.at:.0f}s {a.action} by {a.actor}" for a in self.actions) or "none"),
+            "  actions taken:     " + ("; ".join(f"+{a.at:.1f}s {a.action} by {a.actor}" for a in self.actions) or "none"),
             "  mistakes:          " + ("; ".join(self.mistakes) or "none"),
-            f"  final state:       {self.final_state} after {self.duration:.0f}s",
+            "  faults injected:   " + ("; ".join(self.injected) or "none"),
+            *([f"  soaks shortened:   {soaks_text(self.soaks)}"] if self.soaks else []),
+            f"  final state:       {self.final_state} after {self.duration:.1f}s",
         ]
         out += [f"  ✗ {f}" for f in self.findings]
         return out
+
+
+def soaks_text(soaks: Iterable[tuple[int, float, float]]) -> str:
+    """`phase 1 30m → 30s, phase 2 1h → 30s in this drill`: one line, so the card fits 80×24."""
+    return ", ".join(f"phase {i} {plan_duration(planned)} → {plan_duration(drill)}" for i, planned, drill in soaks) + " in this drill"
+
+
+def secs(value: float | None) -> str:
+    """Seconds as the card prints them: one decimal, so a verdict and its numbers agree."""
+    return "—" if value is None else f"{value:.1f}s"
 
 
 def why(entry: JournalEntry) -> str:
@@ -108,9 +124,9 @@ def _mistakes(entry: JournalEntry, at: float) -> list[str]:
     missing = [o for o in overridden if o.startswith("checklist:")]
     out = []
     if red:
-        out.append(f"+{at:.0f}s stepped up into a red gate: {'; '.join(red)}")
+        out.append(f"+{at:.1f}s stepped up into a red gate: {'; '.join(red)}")
     if missing:
-        out.append(f"+{at:.0f}s stepped up with required items missing: {'; '.join(missing)}")
+        out.append(f"+{at:.1f}s stepped up with required items missing: {'; '.join(missing)}")
     return out
 
 
@@ -153,6 +169,10 @@ def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_sta
         entries = entries[starts[-1]:]
     t0 = entries[0].ts if entries else 0.0
     expect = scenario["expect"]
+    begun = entries[0].data if entries and entries[0].kind == "drill.start" else {}
+    tolerance = float(begun.get("tolerance") or 0.0)
+    injected = tuple(f"+{e.data.get('at', e.ts - t0):.1f}s {e.data.get('event', e.message)}"
+                     for e in entries if e.kind == "drill.fault")
 
     incident = first_incident(entries)
     incident_ts, first, detect, mitigate = incident.at, incident.response, incident.detect, incident.mitigate
@@ -173,7 +193,7 @@ def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_sta
     findings: list[str] = []
     wanted: list[str] = expect["action"]
     if wanted == ["none"]:
-        findings += [f"{RESPONSES[e.kind]} at +{e.ts - t0:.0f}s where nothing was needed ({e.message})" for e in responses]
+        findings += [f"{RESPONSES[e.kind]} at +{e.ts - t0:.1f}s where nothing was needed ({e.message})" for e in responses]
     elif first is None:
         findings.append(f"no {' or '.join(wanted)} at all" + ("" if incident_ts is not None else " (and no bad sample was ever seen)"))
     else:
@@ -181,8 +201,9 @@ def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_sta
         automatic = bool(first.data.get("actor", {}).get("automatic"))
         if kind not in wanted:
             findings.append(f"first response was {kind}, expected {' or '.join(wanted)}")
-        if detect is not None and detect > expect["within"]:
-            findings.append(f"{kind} came {detect:.0f}s after the first bad sample, expected within {expect['within']:.0f}s")
+        if detect is not None and detect > expect["within"] + tolerance:
+            allowed = f" (+{tolerance:g}s tolerance)" if tolerance else ""
+            findings.append(f"{kind} came {secs(detect)} after the first bad sample, expected within {expect['within']:g}s{allowed}")
         if expect["by"] != "anyone" and automatic != (expect["by"] == "automatic"):
             findings.append(f"{kind} was by {first.actor}, expected {expect['by']}")
         if "rollback" in wanted and kind == "rollback" and mitigate is None:
@@ -208,6 +229,9 @@ def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_sta
         duration=(entries[-1].ts - t0) if entries else 0.0,
         started_at=t0,
         dry_run_steps=sum(1 for e in entries if e.kind == "rollback.step" and e.data.get("dry_run")),
+        tolerance=tolerance,
+        soaks=tuple((int(s["phase"]), float(s["planned"]), float(s["drill"])) for s in begun.get("soaks") or ()),
+        injected=injected,
     )
 
 

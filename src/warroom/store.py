@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .engine.snapshot import JournalEntry
 from .secrets import redact
@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS actions (
     intent TEXT NOT NULL,
     progress TEXT NOT NULL DEFAULT '{}',
     created REAL NOT NULL,
-    finished REAL
+    finished REAL,
+    owner TEXT,                    -- the process executing it (engine/ownership.py), JSON
+    owner_expires REAL             -- wall time its heartbeat runs out
 );
 CREATE TABLE IF NOT EXISTS samples (
     ts REAL NOT NULL,
@@ -71,6 +73,15 @@ class StaleState(Exception):
     """Another process changed the rollout state since it was read."""
 
 
+class ActionTaken(Exception):
+    """Another process took this action over (its owner was judged gone); stop acting on it."""
+
+
+# A state change computed from the current state inside the transaction: returns the new
+# state (None: leave it) and the journal entries; raising refuses the whole commit.
+Change = Callable[[dict[str, Any]], tuple[dict[str, Any] | None, list[tuple[str, str, str, dict]]]]
+
+
 def default_state_path(rollout_name: str) -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "warroom"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in rollout_name)
@@ -92,8 +103,16 @@ class Store:
                 for stmt in SCHEMA.split(";"):
                     if stmt.strip():
                         self._db.execute(stmt)
+                self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open the state database ({exc})") from None
+
+    def _migrate(self) -> None:
+        """Columns added since a state file was created (older files keep working)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(actions)")}
+        for column, kind in (("owner", "TEXT"), ("owner_expires", "REAL")):
+            if column not in have:
+                self._db.execute(f"ALTER TABLE actions ADD COLUMN {column} {kind}")
 
     # ------------------------------------------------------------ plumbing
 
@@ -196,28 +215,62 @@ class Store:
         action_status: str | None = None,
         action_progress: dict | None = None,
         expected_version: int | None = None,
+        owner: tuple[str, float] | None = None,
     ) -> tuple[list[JournalEntry], int | None]:
         """One transaction: journal entries, a state change and an action row together.
 
         With `expected_version`, the commit is refused (StaleState) when another process
         changed the state since we read it, so two consoles cannot overwrite each other.
+        `owner` (owner, heartbeat expiry) is recorded on a new action; on an existing one
+        the commit is refused (ActionTaken) unless that owner still holds it.
         """
         with self._tx() as db:
             if expected_version is not None:
                 row = db.execute("SELECT version FROM state WHERE id = 1").fetchone()
                 if (row[0] if row else 0) != expected_version:
                     raise StaleState()
-            if new_action is not None:
-                db.execute(
-                    "INSERT INTO actions (id, kind, status, intent, created) VALUES (?, ?, 'pending', ?, ?)",
-                    (action_id, new_action[0], json.dumps(new_action[1], sort_keys=True), ts),
-                )
-            if action_progress is not None:
-                db.execute("UPDATE actions SET progress = ? WHERE id = ?", (json.dumps(action_progress), action_id))
-            if action_status is not None:
-                db.execute("UPDATE actions SET status = ?, finished = ? WHERE id = ?", (action_status, ts, action_id))
-            written = [self._insert(db, ts, k, m, a, action_id, d) for k, m, a, d in entries]
-            version = self._save(db, state) if state is not None else None
+            return self._write(db, ts, entries, state, action_id, new_action, action_status, action_progress, owner)
+
+    def transition(
+        self,
+        ts: float,
+        change: Change,
+        *,
+        action_id: str | None = None,
+        new_action: tuple[str, dict] | None = None,
+        action_status: str | None = None,
+        action_progress: dict | None = None,
+        owner: tuple[str, float] | None = None,
+    ) -> tuple[list[JournalEntry], int | None, dict[str, Any]]:
+        """Like commit, but the new state is computed from the current one inside the transaction.
+
+        No other process can change the state between the read and the write, so a
+        transition is judged against what is true now (a pause made meanwhile, a rollback
+        that won), never against an older copy. Returns the state as it now is.
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT body FROM state WHERE id = 1").fetchone()
+            current = json.loads(row[0]) if row else {}
+            state, entries = change(current)
+            written, version = self._write(db, ts, entries, state, action_id, new_action, action_status, action_progress, owner)
+        return written, version, current if state is None else state
+
+    def _write(self, db, ts, entries, state, action_id, new_action, action_status, action_progress, owner):
+        if new_action is not None:
+            db.execute(
+                "INSERT INTO actions (id, kind, status, intent, created, owner, owner_expires) VALUES (?, ?, 'pending', ?, ?, ?, ?)",
+                (action_id, new_action[0], json.dumps(new_action[1], sort_keys=True), ts, *(owner or (None, None))),
+            )
+        elif owner is not None and action_id is not None:
+            row = db.execute("SELECT owner FROM actions WHERE id = ?", (action_id,)).fetchone()
+            if row is not None and row[0] != owner[0]:
+                raise ActionTaken(action_id)
+        if action_progress is not None:
+            db.execute("UPDATE actions SET progress = ? WHERE id = ?", (json.dumps(action_progress), action_id))
+        if action_status is not None:
+            db.execute("UPDATE actions SET status = ?, finished = ? WHERE id = ?", (action_status, ts, action_id))
+        written = [self._insert(db, ts, k, m, a, action_id, d) for k, m, a, d in entries]
+        version = self._save(db, state) if state is not None else None
         return written, version
 
     # ------------------------------------------------------------ actions
@@ -229,11 +282,27 @@ class Store:
     def pending_actions(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, kind, intent, progress, created FROM actions WHERE status = 'pending' ORDER BY created"
+                "SELECT id, kind, intent, progress, created, owner, owner_expires FROM actions WHERE status = 'pending' ORDER BY created"
             ).fetchall()
         return [
-            {"id": r[0], "kind": r[1], "intent": json.loads(r[2]), "progress": json.loads(r[3]), "created": r[4]} for r in rows
+            {"id": r[0], "kind": r[1], "intent": json.loads(r[2]), "progress": json.loads(r[3]), "created": r[4],
+             "owner": r[5], "owner_expires": r[6]}
+            for r in rows
         ]
+
+    def adopt_action(self, action_id: str, previous_owner: str | None, owner: str, expires: float) -> bool:
+        """Take a pending action over from `previous_owner`; False if someone else already did."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE actions SET owner = ?, owner_expires = ? WHERE id = ? AND status = 'pending' AND owner IS ?",
+                (owner, expires, action_id, previous_owner),
+            )
+            return cur.rowcount == 1
+
+    def renew_actions(self, owner: str, expires: float) -> None:
+        """The owner's heartbeat: its pending actions stay its own until `expires` (0: hand them over)."""
+        with self._tx() as db:
+            db.execute("UPDATE actions SET owner_expires = ? WHERE owner = ? AND status = 'pending'", (expires, owner))
 
     def action_status(self, action_id: str) -> str | None:
         with self._lock:

@@ -46,3 +46,11 @@ def _millis(ms: float) -> str:
     if abs(ms) >= 10:
         return f"{ms:.0f} ms"
     return f"{ms:.1f} ms"
+
+
+def plan_duration(seconds: float) -> str:
+    """A duration as a plan writes it: 30s, 30m, 1h, 1h30m, 24h (no zero parts)."""
+    seconds = max(0, int(round(seconds)))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return "".join(f"{n}{u}" for n, u in ((h, "h"), (m, "m"), (s, "s")) if n) or "0s"

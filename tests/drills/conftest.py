@@ -23,7 +23,7 @@ async def drill(tmp_path: Path, scenario: Scenario | str, plan: Plan | None = No
     scenario = load_scenario(scenario) if isinstance(scenario, str) else scenario
     prepared = prepare(plan or demo_plan(tmp_path / "demo"), scenario, state=str(tmp_path / "drill" / "state.sqlite"))
     out = io.StringIO()
-    card, db = await run_headless_drill(prepared, scenario, clock=VirtualClock(start=1_800_000_000.0), out=out)
+    card, db = await run_headless_drill(prepared, clock=VirtualClock(start=1_800_000_000.0), out=out)
     return card, db, out.getvalue()
 
 

@@ -14,7 +14,7 @@ from tests.drills.conftest import drill
 from warroom.cli import main
 from warroom.drill import DrillSetupError, drill_plan
 from warroom.plan import load_plan
-from warroom.scenario import DEFAULT, builtin_names, parse_scenario
+from warroom.scenario import DEFAULT, builtin_names, load_scenario, parse_scenario
 from warroom.scorecard import latest_score_card
 from warroom.store import Store
 
@@ -61,6 +61,22 @@ async def test_shipped_scenario_score_card(tmp_path, name):
         assert not (db.parent / "rollback-demo.log").exists() and not Path("rollback-demo.log").exists()
 
 
+PLANS = {"sample-config.yaml": "sample-config.yaml", "staging-prometheus": "examples/staging-prometheus.yaml"}
+
+
+@pytest.mark.parametrize("plan_name", sorted(PLANS))
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+async def test_shipped_scenarios_fit_the_sample_plans_soaks_of_hours(tmp_path, name, plan_name):
+    # Soaks of 30 min to 24 h, 30 s `for` windows, a manual step-up and nine required items:
+    # the drill shortens each soak to 30 s and the responder's routine walks the phases.
+    # staging-prometheus reads a real Prometheus: offline, the simulator answers its PromQL.
+    plan = load_plan(Path(__file__).resolve().parents[2] / PLANS[plan_name])
+    card, _, _ = await drill(tmp_path, name, plan)
+    assert card.passed, card.findings
+    assert card.final_state == EXPECTED[name][0]
+    assert card.soaks == ((1, 1800.0, 30.0), (2, 3600.0, 30.0), (3, 7200.0, 30.0), (4, 7200.0, 30.0), (5, 86400.0, 30.0))
+
+
 async def test_flag_outage_rollback_retries_until_confirmed(tmp_path):
     card, db, out = await drill(tmp_path, "flag-service-down-during-rollback")
     # The flag service is down from phase 1 +15s for 45s: every attempt fails and is journaled
@@ -76,7 +92,7 @@ MISTAKE = """
 name: forced-into-red
 title: Forced step up past a red gate
 timeline:
-  - {phase: 1, after: 2s, metric: error_rate, set: 0.002}
+  - {phase: 1, after: 2s, metric: error_rate, set: 0.03}
 responder:
   routine: false
   actions:
@@ -87,7 +103,8 @@ duration: 1m
 
 
 async def test_forced_step_into_red_gate_and_missing_item_are_mistakes(tmp_path):
-    # 0.2 % errors: under the 1 % guardrail, over the phase-1 gate (< 0.1 %); the required item is not ticked.
+    # 3 % of the new code's requests fail at 5 % exposure: 0.2 % of all, under the 1 % guardrail and
+    # over the phase-1 gate (< 0.1 %); the required item is not ticked.
     card, db, out = await drill(tmp_path, parse_scenario(MISTAKE))
     assert not card.passed
     assert any("red gate" in m and "Error rate < 0.1%" in m for m in card.mistakes)
@@ -100,7 +117,7 @@ SLOW_HUMAN = """
 name: slow-human
 title: The on-call rolls back too late
 timeline:
-  - {phase: 1, after: 5s, metric: memory, set: 0.85}
+  - {phase: 1, after: 5s, metric: memory, set: 0.85, while_exposed: false}
 responder:
   - {on: alarm, after: 25s, do: rollback}
 expect: {action: rollback, within: 20s, by: human}
@@ -109,7 +126,7 @@ duration: 2m
 
 
 async def test_late_response_fails_the_drill(tmp_path):
-    # Memory over 80 % turns its guardrail red at once; automation would act after 30 s,
+    # Memory over 80 % (a shared cache, so every user's) turns its guardrail red at once; automation would act after 30 s,
     # the human acts after 25 s: the right action, by the right actor, too late.
     card, _, _ = await drill(tmp_path, parse_scenario(SLOW_HUMAN))
     assert card.time_to_detect == pytest.approx(25, abs=1.5)
@@ -142,10 +159,12 @@ async def test_the_sample_plan_drills_with_two_guardrails_on_one_metric(tmp_path
 
 
 async def test_a_fault_that_never_happened_fails_the_drill_and_says_why(tmp_path):
-    # The sample plan holds phase 1 for 30 minutes; latency-creep starts in phase 2 and stops at 5 minutes.
-    card, _, _ = await drill(tmp_path, "latency-creep", load_plan(SAMPLE_PLAN))
+    # With the plan's own soaks (`soak: null`) the sample plan holds phase 1 for 30 minutes;
+    # latency-creep starts in phase 2 and stops at 5 minutes.
+    as_written = load_scenario("latency-creep").model_copy(update={"soak": None})
+    card, _, _ = await drill(tmp_path, as_written, load_plan(SAMPLE_PLAN))
     assert not card.passed
-    assert any(f.startswith("fault never injected: latency_p95 ramp 0.9, phase 2 +5s") and "phase 2 was not reached" in f
+    assert any(f.startswith("fault never injected: latency_p95 ramp 0.9 in the new code, phase 2 +5s") and "phase 2 was not reached" in f
                for f in card.findings)
 
 
@@ -154,7 +173,7 @@ name: real-runbook
 title: The runbook really runs
 allow_run_steps: true
 timeline:
-  - {phase: 1, after: 5s, metric: error_rate, set: 0.05}
+  - {phase: 1, after: 5s, metric: error_rate, set: 0.5}
 expect: {action: rollback, within: 30s, by: automatic}
 duration: 1m
 """
@@ -171,10 +190,29 @@ async def test_run_steps_really_run_when_the_scenario_allows_them(tmp_path, monk
 
 def test_staging_drills_keep_the_plans_own_paths_and_refuse_production(tmp_path):
     staging = load_plan(SAMPLE_PLAN)
-    made = drill_plan(staging, DEFAULT, tmp_path / "drill", staging=True)
+    made = drill_plan(staging, DEFAULT, tmp_path / "drill", staging=True).plan
     assert made.rollout.environment == "drill" and made.sources == staging.sources
     # The plan's own (staging) flag file, not a scratch copy in the drill's folder.
     assert made.resolve_path(made.flag_provider.path) == SAMPLE_PLAN.parent / ".warroom" / "flags.json"
     production = staging.model_copy(update={"rollout": staging.rollout.model_copy(update={"environment": "production"})})
     with pytest.raises(DrillSetupError, match="rollout.environment is production.*would change production flags"):
         drill_plan(production, DEFAULT, tmp_path / "drill", staging=True)
+
+
+HOSTILE = """
+name: hostile
+title: "Spike \\x1b]0;pwned\\x07in \\x1b[2Jcanary \\u202eevil"
+timeline:
+  - {phase: 1, after: 5s, metric: error_rate, set: 0.5}
+expect: {action: rollback, within: 30s, by: automatic}
+duration: 1m
+"""
+
+
+def test_scenario_and_plan_text_reach_the_terminal_as_text(tmp_path, capsys):
+    scenario = tmp_path / "hostile.yaml"
+    scenario.write_text(HOSTILE)
+    assert main(["drill", "--scenario", str(scenario), "--headless", "--state", str(tmp_path / "d" / "s.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "DRILL hostile: Spike in canary evil" in out and "DRILL SCORE: Spike in canary evil [hostile] — PASS" in out
+    assert not any(c in out for c in ("\x1b", "\x07", "\u202e"))

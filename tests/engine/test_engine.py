@@ -10,6 +10,7 @@ import yaml
 from tests.conftest import ALICE, BASE_PLAN
 from warroom.engine.engine import CommandError
 from warroom.engine.snapshot import State
+from warroom.flags.base import FlagState
 
 BASE = yaml.safe_load(BASE_PLAN)
 
@@ -91,7 +92,7 @@ async def test_automatic_step_up_says_why_and_which_console_decided(make_engine,
 
 async def test_red_gate_blocks_step_up(make_engine, clock):
     # 0.2 % errors: under the guardrail, over the phase gate (< 0.1 %).
-    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "value": 0.002}))
+    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "value": 0.002, "while_exposed": False}))
     await enter_phase_one(engine)
     await engine.tick_item(ALICE, "1")
     snap = await advance(engine, clock, 65)
@@ -128,7 +129,7 @@ async def test_last_step_completes_the_rollout(make_engine, clock):
 
 
 async def test_breach_rolls_back_only_after_the_for_window(make_engine, clock):
-    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "10s", "value": 0.03}))
+    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "10s", "value": 0.03, "while_exposed": False}))
     await enter_phase_one(engine)
     await advance(engine, clock, 10)
     snap = await advance(engine, clock, 25)  # breaching for 25 s of a 30 s window
@@ -148,7 +149,7 @@ async def test_breach_rolls_back_only_after_the_for_window(make_engine, clock):
 
 
 async def test_a_breach_shorter_than_the_window_does_not_roll_back(make_engine, clock):
-    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "10s", "duration": "20s", "value": 0.03}))
+    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "10s", "duration": "20s", "value": 0.03, "while_exposed": False}))
     await enter_phase_one(engine)
     await advance(engine, clock, 120)
     assert engine.state == State.RUNNING
@@ -158,7 +159,7 @@ async def test_a_breach_shorter_than_the_window_does_not_roll_back(make_engine, 
 
 async def test_pause_action(make_engine, clock):
     engine = await make_engine({
-        **with_faults({"metric": "latency_p95", "phase": 1, "value": 0.8}),
+        **with_faults({"metric": "latency_p95", "phase": 1, "value": 0.8, "while_exposed": False}),
         **with_guardrails({"id": "slow", "pane": "p95", "above": 0.5, "for": "10s", "action": "pause"}),
     })
     await enter_phase_one(engine)
@@ -170,7 +171,7 @@ async def test_pause_action(make_engine, clock):
 
 async def test_alert_action_journals_once_per_breach(make_engine, clock):
     engine = await make_engine({
-        **with_faults({"metric": "latency_p95", "phase": 1, "value": 0.8}),
+        **with_faults({"metric": "latency_p95", "phase": 1, "value": 0.8, "while_exposed": False}),
         **with_guardrails({"id": "slow", "pane": "p95", "above": 0.5, "for": "10s", "action": "alert"}),
     })
     await enter_phase_one(engine)
@@ -201,6 +202,25 @@ async def test_no_data_breach_rolls_back(make_engine, clock):
     assert engine.state == State.ROLLED_BACK
     intent = next(e for e in engine.store.entries() if e.kind == "rollback.intent")
     assert "no data" in intent.message
+    # Journaled when the no-data spell began, like a value breach: what it will do and when.
+    breach = [e for e in engine.store.entries() if e.kind == "guardrail.breach"]
+    assert len(breach) == 1 and breach[0].seq < intent.seq and breach[0].data["value"] is None
+    assert breach[0].message == ("errors: errors has no data (simulated outage: the metrics source is dark), "
+                                 "a breach by its `no_data: breach`; acting after 20s if it holds")
+    assert intent.ts - breach[0].data["since"] == 20
+
+
+async def test_an_emptied_state_over_exposed_flags_waits_for_a_human(make_engine, clock, tmp_path):
+    (tmp_path / "flags.json").write_text('{"flags": {"feature": {"enabled": true, "rollout_percentage": 30}}}')
+    engine = await make_engine({"automation": {"step_up": "auto"}})
+    assert engine.state == State.PAUSED and engine.phase_index == 0
+    assert engine.st["paused_reason"].startswith("drift at start: feature 30% already exposed")
+    await advance(engine, clock, 120)
+    assert flags_file(engine)["feature"]["rollout_percentage"] == 30 and "step.intent" not in kinds(engine)
+    # 30 % is no phase of the plan: acknowledging keeps it paused rather than stepping to 5 %.
+    assert await engine.ack_drift(ALICE) == "drift acknowledged"
+    assert engine.state == State.PAUSED and "match no phase" in engine.st["paused_reason"]
+    assert engine.desired()["feature"] == FlagState(True, 30.0)
 
 
 async def test_no_data_ignore_neither_blocks_nor_acts(make_engine, clock):
@@ -218,7 +238,7 @@ async def test_no_data_ignore_neither_blocks_nor_acts(make_engine, clock):
 
 
 async def test_breach_while_paused_still_rolls_back(make_engine, clock):
-    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "20s", "value": 0.05}))
+    engine = await make_engine(with_faults({"metric": "error_rate", "phase": 1, "after": "20s", "value": 0.05, "while_exposed": False}))
     await enter_phase_one(engine)
     await engine.pause(ALICE, "waiting for the database team")
     await advance(engine, clock, 60)
@@ -310,7 +330,7 @@ async def test_rollback_retries_until_the_flag_store_accepts(make_engine, clock,
     assert not task.done()
     assert engine.state == State.ROLLING_BACK
     snap = engine.publish()
-    assert snap.action.kind == "rollback" and snap.action.attempt >= 3 and "IsADirectoryError" in snap.action.last_error
+    assert snap.action.kind == "rollback" and snap.action.attempt >= 3 and "is a directory, not a flag file" in snap.action.last_error
     assert snap.action.target == "feature off" and snap.action.started_at <= snap.now
     engine.provider.path.rmdir()  # the flag service comes back
     assert await task == "rolled back"
@@ -368,7 +388,7 @@ async def test_in_real_time_a_retrying_rollback_does_not_stop_the_ticks(make_eng
 
     from warroom.engine.clock import ScaledClock
 
-    engine = await make_engine({**with_faults({"metric": "error_rate", "phase": 1, "value": 0.05}),
+    engine = await make_engine({**with_faults({"metric": "error_rate", "phase": 1, "value": 0.05, "while_exposed": False}),
                                 **with_guardrails({"id": "errors", "pane": "errors", "above": 0.01, "for": "0s"})},
                                clock=ScaledClock(50.0))
     await enter_phase_one(engine)

@@ -7,15 +7,75 @@ until cleared), `delay` (answer late, for client timeouts), `ignore_writes` (acc
 write but keep the old value: a wrong read-back), `refuse_disable` (answer 503 to writes
 that switch a flag off: a rollback that cannot land). Error answers echo the request's
 Authorization header, as careless servers do, so redaction is tested for real.
+
+For races between processes, `fault_writes` makes chosen writes misbehave in time:
+`delay` (applied at once, answered late), `drop` (held, then lost: never applied) and
+`apply-late` (held past the client's timeout, applied afterwards, the way an overloaded
+flag backend finishes work its caller gave up on). Every write is recorded in `writes`:
+which process sent it (pid, from the socket), when it arrived, what it asked for, and
+when, if ever, it took effect.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
+
+WRITE_FAULTS = ("delay", "drop", "apply-late")
+
+
+@dataclass
+class WriteFault:
+    mode: str  # one of WRITE_FAULTS
+    seconds: float
+    when: Callable[[str, Any], bool]  # (flag name, body) -> does this write misbehave
+    count: int | None  # writes left to hit; None: until recover()
+
+
+@dataclass
+class Write:
+    who: int | None  # pid of the process that sent it (None: could not tell)
+    received: float  # time.time()
+    name: str
+    value: Any  # the JSON body asked for
+    fault: str = ""  # the WriteFault mode it met, if any
+    applied: float | None = None  # when it took effect; None: never (dropped, ignored, refused)
+
+    def wants(self, **fields: Any) -> bool:
+        return isinstance(self.value, dict) and all(self.value.get(k) == v for k, v in fields.items())
+
+
+def client_pid(client_port: int, server_port: int) -> int | None:
+    """Which local process owns the client end of a loopback TCP connection (Linux /proc)."""
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, remote = fields[1], fields[2]
+            if int(local.rsplit(":", 1)[1], 16) == client_port and int(remote.rsplit(":", 1)[1], 16) == server_port:
+                inode = fields[9]
+                break
+    if not inode or inode == "0":
+        return None
+    target = f"socket:[{inode}]"
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            for fd in os.scandir(fd_dir):
+                if os.readlink(fd.path) == target:
+                    return int(fd_dir.parent.name)
+        except OSError:  # a process that ended meanwhile, or not ours to look into
+            continue
+    return None
 
 
 class FlagService:
@@ -28,6 +88,8 @@ class FlagService:
         self.delay = 0.0
         self.ignore_writes = False
         self.refuse_disable = False
+        self.write_faults: list[WriteFault] = []
+        self.writes: list[Write] = []
         self.lock = threading.Lock()
         service = self
 
@@ -43,8 +105,17 @@ class FlagService:
                 self.end_headers()
                 self.wfile.write(data)
 
+            _pid: int | None = None
+
+            def _who(self) -> int | None:
+                # Once per connection (kept alive across requests): the client process is still there.
+                if self._pid is None:
+                    self._pid = client_pid(self.client_address[1], service.server.server_address[1])
+                return self._pid
+
             def _handle(self, body: Any = None) -> None:
-                status, answer = service.handle(self.command, self.path, self.headers.get("Authorization", ""), body)
+                who = self._who() if self.command != "GET" else None
+                status, answer = service.handle(self.command, self.path, self.headers.get("Authorization", ""), body, who)
                 try:
                     self._answer(status, answer)
                 except (BrokenPipeError, ConnectionResetError):
@@ -71,9 +142,14 @@ class FlagService:
         # A short poll interval: shutdown() waits for it, once per test.
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
-    def handle(self, method: str, path: str, auth: str, body: Any) -> tuple[int, Any]:
+    def handle(self, method: str, path: str, auth: str, body: Any, who: int | None = None) -> tuple[int, Any]:
+        prefix, _, name = path.partition("/flags/")
+        write = None
         with self.lock:
             self.requests.append((method, path, body))
+            if method != "GET":
+                write = Write(who, time.time(), name, body)
+                self.writes.append(write)
             delay, status = self.delay, None
             if self.fail_status is not None:
                 status = self.fail_status
@@ -85,19 +161,49 @@ class FlagService:
             time.sleep(delay)
         if auth != f"Bearer {self.token}":
             return 401, {"error": f"bad credentials: {auth}"}
-        if status is None and self.refuse_disable and method != "GET" and isinstance(body, dict) and body.get("enabled") is False:
+        if status is None and self.refuse_disable and write is not None and isinstance(body, dict) and body.get("enabled") is False:
             status = 503
         if status is not None:
             return status, {"error": f"flag backend unavailable (request had {auth})"}
-        prefix, _, name = path.partition("/flags/")
         if prefix or not name:
             return 404, {"error": "no such route"}
-        with self.lock:
-            if method == "GET":
+        if write is None:
+            with self.lock:
                 return (200, self.flags[name]) if name in self.flags else (404, {"error": f"no flag {name}"})
-            if not self.ignore_writes:
-                self.flags[name] = body
+        with self.lock:
+            fault = self._write_fault(name, body)
+            write.fault = fault.mode if fault else ""
+            if fault is None or fault.mode == "delay":
+                self._apply(write)
+        if fault is not None:
+            time.sleep(fault.seconds)
+            if fault.mode == "apply-late":
+                with self.lock:
+                    self._apply(write)
         return 200, {"ok": True}
+
+    def _write_fault(self, name: str, body: Any) -> WriteFault | None:
+        for fault in self.write_faults:
+            if fault.when(name, body):
+                if fault.count is not None:
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self.write_faults.remove(fault)
+                return fault
+        return None
+
+    def _apply(self, write: Write) -> None:
+        if not self.ignore_writes:
+            self.flags[write.name] = write.value
+            write.applied = time.time()
+
+    def fault_writes(self, mode: str, seconds: float, *, when: Callable[[str, Any], bool] = lambda _n, _b: True,
+                     count: int | None = None) -> None:
+        """From now on, writes for which `when(name, body)` holds meet `mode` (see the module text)."""
+        if mode not in WRITE_FAULTS:
+            raise ValueError(f"mode must be one of {WRITE_FAULTS}")
+        with self.lock:
+            self.write_faults.append(WriteFault(mode, seconds, when, count))
 
     def fail(self, status: int, count: int | None = None) -> None:
         with self.lock:
@@ -107,6 +213,7 @@ class FlagService:
         with self.lock:
             self.fail_status = self.fail_count = None
             self.delay, self.ignore_writes, self.refuse_disable = 0.0, False, False
+            self.write_faults.clear()
 
     def start(self) -> "FlagService":
         self.thread.start()

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.flags.conftest import OPERATOR
+from tests.loopback import ok_json, redirect_to, serving
 from warroom.engine.snapshot import State
 from warroom.flags.base import FlagError, FlagState
 from warroom.flags.registry import make_provider
@@ -188,7 +189,7 @@ def test_sigkill_while_a_rollback_retries_its_flag_write_finishes_it_on_restart(
     plan = sample_variant(tmp_path, flag_provider={"provider": "http", "url": flag_service.url, "token": flag_token},
                           rollback={"flags": {"realtime-features": False, "websocket_simple": False}, "steps": []})
     faults = tmp_path / "faults.yaml"
-    faults.write_text("- {metric: error_rate, phase: 1, after: 1m, mode: set, value: 0.05}\n")
+    faults.write_text("- {metric: error_rate, phase: 1, after: 1m, mode: set, value: 0.05, while_exposed: false}\n")
     flag_service.refuse_disable = True
     runner = subprocess.Popen([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--faults", str(faults)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -245,3 +246,43 @@ async def test_a_rollback_stuck_on_a_failing_api_is_confirmed_when_a_human_switc
     kinds = [(e.kind, e.data.get("confirmed_by_read")) for e in engine.store.entries() if e.kind.startswith("rollback.")]
     assert ("rollback.attempt", True) in kinds and kinds[-1][0] == "rollback.outcome"
     assert any(k == "rollback.confirmed" for k, _ in kinds)
+
+
+async def test_a_redirect_to_another_host_is_not_followed_and_says_where_it_points(flag_token, monkeypatch):
+    monkeypatch.setenv("WARROOM_TEST_API_KEY", "SECRET-APIKEY-0815")
+    with serving(ok_json(b'{"enabled": true, "rollout_percentage": 5}')) as elsewhere, \
+            serving(redirect_to(elsewhere.other_origin_url)) as origin:
+        p = make_provider(FlagProviderConfig.model_validate(
+            {"provider": "http", "url": origin.url, "token": flag_token, "headers": {"X-Api-Key": "env:WARROOM_TEST_API_KEY"}}), ".")
+        try:
+            with pytest.raises(FlagError) as info:
+                await p.write_verified("f", FlagState(True, 5.0))
+        finally:
+            await p.close()
+    assert info.value.reason == (f"HTTP 301: redirects to {elsewhere.other_origin_url}, not followed (credentials never go "
+                                 "to another address); set the url to the address it points at")
+    assert origin.requests[0].headers["x-api-key"] == "SECRET-APIKEY-0815"
+    assert elsewhere.requests == []  # neither the token nor the API key went anywhere else
+
+
+async def test_a_429_retry_after_is_honoured_by_the_next_write_and_reads_do_not_ask_meanwhile(make_flag_engine):
+    stored: dict[str, bytes] = {}
+
+    def flag_api(request):
+        if request.method == "GET":
+            return (200, {}, stored[request.path]) if request.path in stored else (404, {}, b"{}")
+        if sum(r.method == "POST" for r in api.requests) == 1:
+            return 429, {"Retry-After": "2", "Content-Type": "application/json"}, b'{"error": "slow down"}'
+        stored[request.path] = request.body
+        return 200, {}, b"{}"
+
+    with serving(flag_api) as api:
+        engine = await make_flag_engine({"provider": "http", "url": api.url, "timeout": "5s"}, "f")
+        assert await asyncio.wait_for(engine.step_up(OPERATOR), 20) == "stepped up to phase 1"
+    posts = [r for r in api.requests if r.method == "POST"]
+    assert len(posts) == 2
+    # Nothing was asked between the refusal and the moment the server named; then the write went through.
+    after = [r for r in api.requests if r.at > posts[0].at]
+    assert after[0] is posts[1] and posts[1].at - posts[0].at >= 1.9
+    (attempt,) = [e for e in engine.store.entries() if e.kind == "step.attempt"]
+    assert attempt.message == "step attempt 1 on f failed: HTTP 429: rate limited, the server asks to wait 2s"

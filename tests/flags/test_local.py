@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 
-from warroom.flags.base import FlagState
+import pytest
+
+from warroom.flags.base import FlagError, FlagState
 from warroom.flags.registry import make_provider
-from warroom.plan import FlagProviderConfig
+from warroom.plan import FlagProviderConfig, PlanError, parse_plan
 
 
 async def test_a_read_back_reads_the_file_not_the_tick_cache(tmp_path):
@@ -39,3 +42,48 @@ async def test_writes_replace_the_file_whole_and_keep_other_keys(tmp_path):
     assert json.loads(path.read_text())["flags"]["f"] == {
         "enabled": False, "rollout_percentage": 0.0, "user_segments": [], "fallback_enabled": True}
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".flags.json-")]  # no temp file left
+
+
+PASSWD = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+
+
+@pytest.mark.parametrize("provider", ["local", "flagd"])
+@pytest.mark.parametrize("content", [PASSWD, '{"name": "some-app", "version": "1.0.0"}'])
+async def test_a_file_that_is_not_a_flag_file_is_refused_and_nothing_is_created_beside_it(tmp_path, provider, content):
+    # `path: /etc/passwd` by a slip of the hand: a copy stands in for it (the test runs as root).
+    target = tmp_path / "etc" / "passwd"
+    target.parent.mkdir()
+    target.write_text(content)
+    p = make_provider(FlagProviderConfig(provider=provider, path=str(target)), tmp_path)
+    with pytest.raises(FlagError) as info:
+        await p.write_verified("f", FlagState(True, 5.0))
+    assert info.value.reason.startswith(f"{target}: ")
+    assert ("so warroom will not write it nor put a lock beside it; set flag_provider.path to the flag file "
+            "(warroom creates it if it does not exist)") in info.value.reason
+    assert target.read_text() == content
+    assert sorted(p.name for p in target.parent.iterdir()) == ["passwd"]  # no passwd.lock, no temp file
+
+
+async def test_a_directory_is_refused_at_write_time(tmp_path):
+    p = make_provider(FlagProviderConfig(provider="local", path=str(tmp_path)), tmp_path)
+    with pytest.raises(FlagError, match="is a directory, not a flag file; set flag_provider.path to the flag file"):
+        await p.write_verified("f", FlagState(False, 0.0))
+    assert not (tmp_path.parent / f"{tmp_path.name}.lock").exists()
+
+
+@pytest.mark.parametrize(("path", "says"), [
+    ("''", "flag_provider.path: the flag file's path is empty; give a file, e.g. .warroom/flags.json"),
+    ("'state/'", "flag_provider.path: 'state/' names a directory; give the flag file in it, e.g. state/flags.json"),
+    (".", "flag_provider.path: '.' names a directory; give the flag file in it, e.g. ./flags.json"),
+])
+@pytest.mark.parametrize("provider", ["local", "flagd"])
+def test_an_empty_or_directory_path_is_a_plan_error_naming_the_field(tmp_path, provider, path, says):
+    text = textwrap.dedent(f"""\
+        rollout: {{name: x, environment: staging}}
+        sources: {{sim: {{type: simulator}}}}
+        flag_provider: {{provider: {provider}, path: {path}}}
+        phases: [{{name: Beta, flags: {{f: 5}}}}]
+        """)
+    with pytest.raises(PlanError) as info:
+        parse_plan(text, "plan.yaml", tmp_path)
+    assert "plan.yaml:3:" in str(info.value) and says in str(info.value)

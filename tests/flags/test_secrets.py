@@ -9,6 +9,7 @@ exception text, captured output and logs, the verbs' output, the SQLite store's 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import yaml
 from keyrings.alt.file import PlaintextKeyring
 
 from tests.flags.conftest import FLAG_TOKEN, OPERATOR, UNLEASH_TOKEN
+from tests.loopback import Loopback
 from warroom import secrets
 from warroom.flags.base import FlagError, FlagState
 from warroom.flags.registry import make_provider
@@ -28,7 +30,11 @@ from warroom.plan import FlagProviderConfig
 
 WRONG_TOKEN = "SECRET-WRONG-7f3a9"
 WRONG_REF = "env:WARROOM_TEST_WRONG_TOKEN"
-RECOGNISABLE = (FLAG_TOKEN, UNLEASH_TOKEN, WRONG_TOKEN, "SECRET-UNLEASH-7f3a9", "SECRET-KEYRING-7f3a9")
+# Basic auth travels as base64(user:password): the password never appears as such.
+BASIC_PASSWORD = "SECRET-BASIC-7f3a9/+x"
+BASIC = base64.b64encode(f"launch:{BASIC_PASSWORD}".encode()).decode()
+RECOGNISABLE = (FLAG_TOKEN, UNLEASH_TOKEN, WRONG_TOKEN, "SECRET-UNLEASH-7f3a9", "SECRET-KEYRING-7f3a9",
+                BASIC_PASSWORD, BASIC, BASIC[:16])  # a cut echo must not leave the start of it either
 
 
 def warroom(*args: str, stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
@@ -73,6 +79,7 @@ async def test_no_token_in_errors_output_logs_journal_or_store(flag_service, fla
     assert len(errors) == 15 and "Bearer ***" in errors[0] and "HTTP 401" in errors[3]
 
     # Through the engine: success, then a rollback through 503s that quote the token, journaled attempt by attempt.
+    flag_service.flags.pop("f")  # a new rollout starts from an unexposed flag (one already on would pause it)
     engine = await make_flag_engine(http, "f")
     await engine.tick()
     await engine.step_up(OPERATOR)
@@ -83,27 +90,48 @@ async def test_no_token_in_errors_output_logs_journal_or_store(flag_service, fla
 
     # A Prometheus source with the same bearer token, whose failing server quotes it back:
     # its errors reach the journal (source.error), and from there every verb and the report.
-    env = {"WARROOM_TEST_FLAG_TOKEN": FLAG_TOKEN}
+    # Another one with basic auth behind a proxy whose 500s quote the request's headers, in
+    # JSON (kept, up to a line) and in text (summarised): the base64 must go the same way.
+    env = {"WARROOM_TEST_FLAG_TOKEN": FLAG_TOKEN, "WARROOM_TEST_BASIC_PW": BASIC_PASSWORD}
     plan = str(tmp_path / "plan.yaml")
     data = yaml.safe_load(open(plan))
     data["sources"]["prom"] = {"type": "prometheus", "url": flag_service.url, "auth": {"bearer": flag_token}, "timeout": "1s"}
     data["panes"].append({"id": "prom_errors", "title": "Errors (Prometheus)", "source": "prom", "query": "up", "unit": "ratio"})
+
+    def echo_headers(request):
+        said = f"Authorization was {request.headers.get('authorization')}, then {request.headers}"
+        if "json" in request.path:
+            return 500, {"Content-Type": "application/json"}, json.dumps({"error": said}).encode()
+        return 500, {"Content-Type": "text/plain"}, said.encode()
+
+    echo = Loopback(echo_headers)
+    for name in ("json", "text"):
+        data["sources"][f"basic_{name}"] = {"type": "prometheus", "url": f"{echo.url}/{name}", "timeout": "1s",
+                                            "auth": {"basic": {"username": "launch", "password": "env:WARROOM_TEST_BASIC_PW"}}}
+        data["panes"].append({"id": f"basic_{name}", "title": f"Basic {name}", "source": f"basic_{name}", "query": "up"})
     data["poll_interval"] = "1s"
     with open(plan, "w") as fh:
         yaml.safe_dump(data, fh, sort_keys=False)
     flag_service.fail(500)
     html = tmp_path / "report.html"
-    outputs = [warroom(verb, plan, *extra, env=env) for verb, *extra in
-               (("run", "--headless", "--for", "1s"), ("status", "--json"), ("journal", "--json"), ("check",),
-                ("rollback",), ("report",), ("report", "--format", "html", "-o", str(html)))]
+    try:
+        outputs = [warroom(verb, plan, *extra, env=env) for verb, *extra in
+                   (("run", "--headless", "--for", "1s"), ("status", "--json"), ("journal", "--json"), ("check",),
+                    ("rollback",), ("report",), ("report", "--format", "html", "-o", str(html)))]
+    finally:
+        echo.stop()
+    assert any(r.headers.get("authorization") == f"Basic {BASIC}" for r in echo.requests)  # it was sent, and echoed
     outputs.append(warroom("secret", "get", flag_token, env=env))
     assert "resolves, *** (18 characters)" in outputs[-1].stdout
     check_out = outputs[3].stdout
     assert "HTTP 500: flag backend unavailable (request had Bearer ***)" in check_out
     assert "error: HTTP 500 Internal Server Error: flag backend unavailable (request had Bearer ***)" in check_out
     journal = [json.loads(line) for line in outputs[2].stdout.splitlines()]
-    source_errors = [e for e in journal if e["kind"] == "source.error"]
-    assert source_errors and "Bearer ***" in source_errors[0]["message"]
+    source_errors = {e["data"]["source"]: e["message"] for e in journal if e["kind"] == "source.error"}
+    assert "Bearer ***" in source_errors["prom"]
+    assert source_errors["basic_json"].startswith("source basic_json: HTTP 500 Internal Server Error: Authorization was Basic ***, then")
+    assert source_errors["basic_text"].startswith("source basic_text: HTTP 500 Internal Server Error: not JSON: \"Authorization was Basic ***, then")
+    assert "error: HTTP 500 Internal Server Error: Authorization was Basic ***" in check_out
     assert "source prom" in outputs[5].stdout and html.exists()
 
     for i, message in enumerate(errors):
@@ -167,3 +195,27 @@ def test_secret_verb_without_a_keyring_backend_or_with_a_value_on_the_command_li
     assert env_ref.returncode == 1 and "export SOME_TOKEN=" in env_ref.stderr
     missing = warroom("secret", "get", "env:WARROOM_TEST_UNSET_TOKEN")
     assert missing.returncode == 1 and "environment variable WARROOM_TEST_UNSET_TOKEN is not set" in missing.stderr
+
+
+def test_a_secret_travels_in_several_encodings_and_each_is_redacted():
+    # A webhook URL: its path and query are the secret; a receiver quotes them, not the URL.
+    secrets.remember_url("https://hooks.example.com/services/T0AB12CD3/B0EF45GH6/aBcDeFgHiJkLmNoPqRsTuVwX?sig=c2VjcmV0&fmt=json")
+    for echoed in ("/services/T0AB12CD3/B0EF45GH6/aBcDeFgHiJkLmNoPqRsTuVwX", "T0AB12CD3", "aBcDeFgHiJkLmNoPqRsTuVwX", "c2VjcmV0"):
+        assert secrets.redact(f"no route for {echoed}.") == "no route for ***."
+    assert secrets.redact("services hooks fmt json") == "services hooks fmt json"  # words that are no secret stay
+    # Credentials in a URL go out URL-decoded, as basic auth.
+    secrets.remember_url("https://launch:p%40ss-SECRET-0815@prom.example.com/")
+    sent = base64.b64encode(b"launch:p@ss-SECRET-0815").decode()
+    for form in ("p@ss-SECRET-0815", "p%40ss-SECRET-0815", sent, f"Basic {sent}", sent.rstrip("=")):
+        assert "SECRET" not in secrets.redact(form) and "0815" not in secrets.redact(form)
+    # A JSON echo escapes what it quotes.
+    secrets.remember('SECRET"quoted\\0815')
+    assert secrets.redact(json.dumps({"auth": 'SECRET"quoted\\0815'})) == '{"auth": "***"}'
+
+
+def test_an_excerpt_is_redacted_before_it_is_cut():
+    secrets.remember("SECRET-EXCERPT-0815")
+    text = "x" * 290 + "SECRET-EXCERPT-0815" + "y" * 5_000_000
+    cut = secrets.excerpt(text)
+    assert "SECRET" not in cut and cut.startswith("x" * 290 + "***")
+    assert cut.endswith(f"… ({5_000_000 - 7} bytes cut)")

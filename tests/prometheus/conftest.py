@@ -4,11 +4,12 @@ misbehave on purpose (500s, HTML, slowness, auth)."""
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import socket
 import ssl
 import subprocess
-import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,25 +34,6 @@ def exporter_factory(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
     yield make
     for exporter in started:
         _stop(exporter.proc)
-
-
-@pytest.fixture
-def prometheus_factory() -> Iterator[Callable[[list[str]], PrometheusServer]]:
-    binary = require_binary("prometheus")
-    servers: list[PrometheusServer] = []
-    dirs: list[str] = []
-
-    def make(targets: list[str]) -> PrometheusServer:
-        dirs.append(tempfile.mkdtemp(prefix="warroom-prom-"))
-        servers.append(PrometheusServer(binary, Path(dirs[-1]), targets))
-        servers[-1].start()
-        return servers[-1]
-
-    yield make
-    for server in servers:
-        server.stop()
-    for d in dirs:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +126,59 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         check=True, capture_output=True,
     )
     return d / "cert.pem", d / "key.pem"
+
+
+@dataclass
+class TrickleServer:
+    """A real loopback server that sends a valid Prometheus answer one byte a second.
+
+    Every read the client makes gets a byte in time, so a per-read timeout never fires:
+    only a deadline on the whole request ends it. `hangups` holds, per connection, the
+    seconds from its request to the moment the client hung up.
+    """
+
+    sock: socket.socket
+    hangups: list[float] = field(default_factory=list)
+    requests: int = 0
+    interval: float = 1.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            self.requests += 1
+            asked = time.monotonic()
+            try:
+                for byte in TRICKLED:
+                    conn.sendall(bytes([byte]))
+                    time.sleep(self.interval)
+            except OSError:  # the client hung up: when is what the tests measure
+                self.hangups.append(time.monotonic() - asked)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed at the end of the test
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+
+_ANSWER = b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"0.25"]}]}}'
+TRICKLED = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(_ANSWER), _ANSWER)
+
+
+@pytest.fixture
+def trickle_server() -> Iterator[TrickleServer]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = TrickleServer(sock)
+    threading.Thread(target=server._accept, daemon=True).start()
+    yield server
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+    sock.close()

@@ -1,14 +1,24 @@
-"""The `warroom simulate --serve` exporter as a real process: exposition, exposure from
-the flag store, runtime faults over HTTP."""
+"""The `warroom simulate --serve` exporter as a real process: exposition by cohort, exposure
+through the plan's own flag provider, runtime faults over HTTP (scaled by exposure or shared)."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 import time
 
+import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import http_get, http_send, wait_until, write_flags
-from warroom.exporter import BUCKETS, cdf_at, latency_cdf
+from tests.helpers import free_port
+from tests.servers import _stop, http_get, http_send, wait_until, write_flags
+from warroom.exporter import BUCKETS
+from warroom.flags.base import FlagState
+from warroom.flags.registry import make_provider
+from warroom.plan import FlagProviderConfig
+from warroom.simulator import ServiceModel, cdf_at, latency_cdf, mixture_quantile
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -23,6 +33,17 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def ws_total(url: str) -> float:
     return sum(v for (name, _), v in scrape(url).items() if name == "warroom_sim_ws_connections")
+
+
+def errors_by_cohort(samples) -> dict[str, tuple[float, float]]:
+    """cohort → (5xx, all requests) from the request counters."""
+    out: dict[str, tuple[float, float]] = {}
+    for (name, labels), value in samples.items():
+        if name == "warroom_sim_http_requests_total":
+            label = dict(labels)
+            bad, total = out.get(label["cohort"], (0.0, 0.0))
+            out[label["cohort"]] = (bad + value * label["code"].startswith("5"), total + value)
+    return out
 
 
 def test_latency_distribution_has_the_models_quantiles():
@@ -45,10 +66,15 @@ def test_exposition_has_the_metrics_the_canonical_queries_name(exporter_factory)
     } <= names
     codes = {dict(labels)["code"] for name, labels in samples if name == "warroom_sim_http_requests_total"}
     assert codes == {"200", "404", "500", "503"}
+    # Requests, latency and connections come per cohort: the new code's users and the others.
+    for metric in ("warroom_sim_http_requests_total", "warroom_sim_request_duration_seconds_bucket",
+                   "warroom_sim_ws_connect_attempts_total", "warroom_sim_ws_connections"):
+        assert {dict(labels)["cohort"] for name, labels in samples if name == metric} == {"new", "control"}, metric
     # Counters only go up between scrapes.
-    before = samples[("warroom_sim_http_requests_total", (("code", "200"),))]
+    key = ("warroom_sim_http_requests_total", (("code", "200"), ("cohort", "control")))
+    before = samples[key]
     time.sleep(0.3)
-    assert scrape(exporter.url)[("warroom_sim_http_requests_total", (("code", "200"),))] > before
+    assert scrape(exporter.url)[key] > before
 
 
 def test_exposure_follows_the_flag_store(exporter_factory):
@@ -61,12 +87,14 @@ def test_exposure_follows_the_flag_store(exporter_factory):
 
 def test_runtime_faults_over_http(exporter_factory):
     exporter = exporter_factory(25.0)
-    status, body = http_send("POST", exporter.url + "/fault", {"metric": "cpu", "mode": "set", "value": 0.93})
+    # A shared dependency (not the new code): every user's numbers, whatever the exposure.
+    status, body = http_send("POST", exporter.url + "/fault", {"metric": "cpu", "mode": "set", "value": 0.93, "while_exposed": False})
     assert status == 201 and body["added"]["metric"] == "cpu"
     cpu = [v for (name, _), v in scrape(exporter.url).items() if name == "warroom_sim_cpu_ratio"]
     assert sum(cpu) / len(cpu) == 0.93
     status, listed = http_send("GET", exporter.url + "/fault")
     assert status == 200 and len(listed["runtime"]) == 1
+    assert listed["runtime"][0]["scope"].startswith("shared dependency")
     assert http_send("DELETE", exporter.url + "/fault") == (200, {"removed": 1})
     cpu = [v for (name, _), v in scrape(exporter.url).items() if name == "warroom_sim_cpu_ratio"]
     assert sum(cpu) / len(cpu) < 0.5
@@ -83,3 +111,81 @@ def test_a_dark_fault_takes_the_metrics_endpoint_down(exporter_factory):
     assert http_send("POST", exporter.url + "/fault", {"mode": "dark", "duration": "2s"})[0] == 201
     assert http_get(exporter.url + "/metrics")[0] == 503
     wait_until(lambda: http_get(exporter.url + "/metrics")[0] == 200, 4, "the dark spell to end")
+
+
+def test_a_fault_of_the_new_code_scales_with_exposure(exporter_factory):
+    # Half the new code's requests fail; at 25 % exposure that is about an eighth of all.
+    exporter = exporter_factory(25.0)
+    assert http_send("POST", exporter.url + "/fault", {"metric": "error_rate", "value": 0.5})[0] == 201
+    listed = http_send("GET", exporter.url + "/fault")[1]
+    assert listed["runtime"][0]["scope"].startswith("new code") and listed["exposure"] == 0.25
+    first = errors_by_cohort(scrape(exporter.url))
+    time.sleep(1.0)
+    last = errors_by_cohort(scrape(exporter.url))
+    rate = {c: ((last[c][0] - first[c][0]) / (last[c][1] - first[c][1])) for c in last}
+    assert rate["new"] == pytest.approx(0.5) and rate["control"] < 0.001
+    bad = sum(last[c][0] - first[c][0] for c in last)
+    total = sum(last[c][1] - first[c][1] for c in last)
+    # Requests weigh by traffic: 25 % of users on the new code send 1000/s per full share, the rest 850/s.
+    share = 0.25 * 1000 / (0.25 * 1000 + 0.75 * 850)
+    assert bad / total == pytest.approx(0.5 * share + 0.0004 * (1 - share), rel=0.05)
+
+
+def test_rolling_back_ends_a_fault_of_the_new_code_not_a_shared_one(exporter_factory):
+    exporter = exporter_factory(25.0)
+    http_send("POST", exporter.url + "/fault", {"metric": "error_rate", "value": 0.5})
+    http_send("POST", exporter.url + "/fault", {"metric": "memory", "value": 0.9, "while_exposed": False})
+    write_flags(exporter.flags, 0.0)  # the rollback: the flag reads back off
+    wait_until(lambda: http_send("GET", exporter.url + "/fault")[1]["exposure"] == 0, 3, "the exporter to see the flag off")
+    first = errors_by_cohort(scrape(exporter.url))
+    time.sleep(1.0)
+    samples = scrape(exporter.url)
+    last = errors_by_cohort(samples)
+    assert last["new"][1] == first["new"][1]  # nobody is on the new code: it serves nothing, fails nothing
+    assert (last["control"][0] - first["control"][0]) / (last["control"][1] - first["control"][1]) < 0.001
+    memory = [v for (name, _), v in samples.items() if name == "warroom_sim_memory_ratio"]
+    assert sum(memory) / len(memory) == pytest.approx(0.9)  # the shared fault is still there
+
+
+def test_the_in_process_model_mixes_the_cohorts_as_prometheus_would():
+    model = ServiceModel(noise=0)
+    service = model.service(0, 0.25)
+    knots = [(c.requests, c.latency_knots()) for c in service.cohorts]
+    # At both ends the mix is one cohort: its own quantile exactly.
+    assert model.value("latency_p95", 0, 0.0) == pytest.approx(0.060)
+    assert model.value("latency_p95", 0, 1.0) == pytest.approx(0.090)
+    p95 = mixture_quantile(0.95, knots)
+    assert 0.060 < p95 < 0.090 and service.value("latency_p95") == p95
+    mixed = sum(w * cdf_at(k, p95) for w, k in knots) / sum(w for w, _ in knots)
+    assert mixed == pytest.approx(0.95)
+
+
+def test_the_exporter_follows_the_plans_own_flag_provider(tmp_path):
+    # A flagd file, written through warroom's flagd provider as the engine writes it: the
+    # exporter reads it back through the same provider code (`--plan`, no --flags).
+    flags = tmp_path / "flags.flagd.json"
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "rollout": {"name": "flagd-rehearsal", "environment": "staging"},
+        "sources": {"prom": {"type": "prometheus", "url": "http://127.0.0.1:9"}},
+        "flag_provider": {"provider": "flagd", "path": str(flags)},
+        "panes": [{"id": "errors", "title": "Errors", "query": "sum(rate(x[1m]))"}],
+        "phases": [{"name": "Canary", "flags": {"checkout": 5}}, {"name": "Half", "flags": {"checkout": 50}}],
+    }))
+    provider = make_provider(FlagProviderConfig(provider="flagd", path=str(flags)), tmp_path)
+    asyncio.run(provider.write("checkout", FlagState(True, 5.0)))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "warroom", "simulate", "--serve", f"127.0.0.1:{port}", "--plan", str(plan)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = proc.stdout.readline()
+        assert "flags: flagd" in banner and "flag: checkout (5%; exposure 5.00%)" in banner, banner
+        url = f"http://127.0.0.1:{port}"
+        assert http_send("GET", url + "/fault")[1]["phase"] == 1
+        asyncio.run(provider.write("checkout", FlagState(True, 50.0)))
+        wait_until(lambda: http_send("GET", url + "/fault")[1]["exposure"] == 0.5, 3, "the exporter to read 50 %")
+        assert http_send("GET", url + "/fault")[1]["phase"] == 2
+        asyncio.run(provider.write("checkout", FlagState(False, 0.0)))
+        wait_until(lambda: http_send("GET", url + "/fault")[1]["exposure"] == 0, 3, "the exporter to read the flag off")
+    finally:
+        _stop(proc)

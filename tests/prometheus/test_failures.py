@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from tests.helpers import free_port
+from tests.loopback import serving
 from warroom.engine.build import build_engine
 from warroom.plan import PrometheusSourceConfig, parse_plan
 from warroom.sources.base import SourceContext
@@ -283,4 +284,48 @@ async def test_a_proxy_from_the_environment_is_used(http_server, monkeypatch):
     reading = await src.query("up", CTX)
     assert reading.status == "ok" and reading.value == 0.25
     assert proxy.requests[0]["path"].startswith("http://prometheus.invalid:9090/api/v1/query?query=up")
+    await src.close()
+
+
+async def test_a_redirect_to_another_host_carries_no_credential(monkeypatch):
+    monkeypatch.setenv("WARROOM_TEST_PROM_TOKEN", TOKEN)
+    monkeypatch.setenv("WARROOM_TEST_API_KEY", "SECRET-APIKEY-0815")
+    monkeypatch.setenv("WARROOM_TEST_COOKIE", "session=SECRET-COOKIE-0815")
+    answer = lambda request: (200, {"Content-Type": "application/json"}, OK_BODY)  # noqa: E731
+    with serving(answer) as elsewhere:
+
+        def respond(request):  # moved: /api → /prom/api on this host; then to another host
+            if request.path.startswith("/prom/"):
+                return 301, {"Location": elsewhere.other_origin_url + request.path}, b""
+            return 301, {"Location": "/prom" + request.path}, b""
+
+        with serving(respond) as origin:
+            src = source(origin.url, auth={"bearer": "env:WARROOM_TEST_PROM_TOKEN"},
+                         headers={"X-Api-Key": "env:WARROOM_TEST_API_KEY", "Cookie": "env:WARROOM_TEST_COOKIE",
+                                  "X-Scope-OrgID": "launch"})
+            reading = await src.query("up", CTX)
+            await src.close()
+    assert reading.status == "ok" and reading.value == 0.25
+    # The same host got every credential, on both requests (a move within the server keeps them) …
+    assert [r.path.split("?")[0] for r in origin.requests] == ["/api/v1/query", "/prom/api/v1/query"]
+    for request in origin.requests:
+        assert request.headers["authorization"] == f"Bearer {TOKEN}"
+        assert request.headers["x-api-key"] == "SECRET-APIKEY-0815" and request.headers["cookie"] == "session=SECRET-COOKIE-0815"
+    # … the other host none of them; a header that is not a credential still goes.
+    (arrived,) = elsewhere.requests
+    assert arrived.headers["host"].startswith("localhost:")
+    assert not {"authorization", "x-api-key", "cookie"} & set(arrived.headers)
+    assert arrived.headers["x-scope-orgid"] == "launch"
+
+
+async def test_a_huge_error_answer_is_kept_short_and_says_how_much_was_cut(http_server):
+    error = "query processing would load too many samples into memory: " + "series{pod=\"p\"} " * 300_000
+    body = json.dumps({"status": "error", "errorType": "execution", "error": error}).encode()
+    assert len(body) > 5_000_000
+    fake = http_server(lambda h: (422, "application/json", body))
+    src = source(fake.url)
+    reading = await src.query("up", CTX)
+    assert reading.detail.startswith("Prometheus rejected the query (execution): query processing would load too many")
+    assert len(reading.detail) < 400
+    assert reading.detail.endswith(f" ({len(error) - 300} bytes cut)")
     await src.close()

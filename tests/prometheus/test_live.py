@@ -121,7 +121,7 @@ async def test_fault_is_rolled_back_within_the_bound(live):
         await asyncio.sleep(1.0)
         assert flag_enabled(exporter.flags)  # healthy: nothing rolls back
 
-        status, _ = await asyncio.to_thread(http_send, "POST", exporter.url + "/fault", {"metric": "error_rate", "value": 0.5})
+        status, _ = await asyncio.to_thread(http_send, "POST", exporter.url + "/fault", {"metric": "error_rate", "value": 1.0})
         injected = time.monotonic()
         assert status == 201
         while flag_enabled(exporter.flags):
@@ -130,9 +130,9 @@ async def test_fault_is_rolled_back_within_the_bound(live):
         took = time.monotonic() - injected
         # The bound: the next scrape sees the fault (≤ SCRAPE), the next poll reads it
         # (≤ POLL), it must hold for FOR, plus 1 s for the tick that notices the window
-        # is met and for the flag write. The 5 s rate window adds no lag of its own: at a
-        # 50 % error rate a single bad 1 s scrape lifts the 5 s ratio to ~10 %, ten times
-        # the 1 % threshold, so the first poll after the first bad scrape already breaches.
+        # is met and for the flag write. The 5 s rate window adds no lag of its own: the new
+        # code fails every request of its 5 % cohort, ~6 % of all; a single bad 1 s scrape
+        # lifts the 5 s ratio over 1 %, so the first poll after the first bad scrape breaches.
         bound = SCRAPE + POLL + FOR + 1.0
         print(f"\nfault injection -> flag off: {took:.2f}s (bound {bound:.1f}s)")
         assert took <= bound

@@ -49,10 +49,10 @@ async def test_canonical_queries_give_the_models_values_back(source):
     assert all("[30s]" in q or "rate(" not in q for q in PROMQL.values())
     queries = [q.replace("[30s]", f"[{WINDOW}]") for q in PROMQL.values()]
     readings = await asyncio.gather(*(source.query(q, CTX) for q in queries))
-    model = ServiceModel()
+    model = ServiceModel(noise=0)
     for (metric, query), reading in zip(PROMQL.items(), readings):
         assert reading.status == "ok", (metric, reading)
-        expected = model.baseline(metric, 0.25)
+        expected = model.value(metric, 0, 0.25)
         assert reading.value == pytest.approx(expected, rel=TOLERANCE[metric]), metric
 
 
@@ -132,7 +132,7 @@ async def test_the_engine_backfills_sparklines_from_range_queries_on_start(stack
         for pane in ("cpu", "memory"):
             history = list(engine.history[pane])
             assert len(history) >= 2, pane
-            assert all(v == pytest.approx(ServiceModel().baseline(pane, 0.25), rel=0.1) for v in history), pane
+            assert all(v == pytest.approx(ServiceModel(noise=0).value(pane, 0, 0.25), rel=0.1) for v in history), pane
     finally:
         await engine.close()
 

@@ -377,7 +377,7 @@ async def test_a_drill_score_card_pops_up_when_journaled_and_the_palette_shows_i
         await c.call(scored)
         await c.until(pilot, lambda: isinstance(c.app.screen, ScoreCardScreen))
         shown = " ".join(str(w.render()) for w in c.app.screen.query(Static))
-        assert "DRILL SCORE: Today's drill [s] — PASS" in shown and "time to detect:    10s" in shown
+        assert "DRILL SCORE: Today's drill [s] — PASS" in shown and "time to detect:    10.0s" in shown
         await pilot.press("escape")
         assert not isinstance(c.app.screen, ScoreCardScreen)
         c.app.run_console_action(BY_ID["score_card"])

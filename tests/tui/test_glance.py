@@ -35,7 +35,9 @@ from warroom.tui.widgets.status_line import StatusLine, short_blocker, status_te
 
 from .conftest import screen_text
 
-ERROR_SPIKE = (Fault(metric="error_rate", phase=1, after=2, value=0.03),)  # the demo's 10 s `for` window fills from 3 s in
+# Errors at 3% from 2 s into phase 1, in a dependency both cohorts share (a rollback does not
+# clear it); the demo's 10 s `for` window fills from 3 s in.
+ERROR_SPIKE = (Fault(metric="error_rate", phase=1, after=2, value=0.03, while_exposed=False),)
 ELEVEN = [{"text": f"Item {i:02d} of the launch checklist", "required": i % 3 == 0} for i in range(1, 12)]
 
 

@@ -82,8 +82,8 @@ async def rolling_back(c: Console, pilot) -> None:
 def scenario(name: str, tmp_path: Path, console, monkeypatch) -> tuple[Console, Before]:
     if name == "running":
         return console(demo(tmp_path)), nothing
-    if name == "rollback_countdown":  # errors at 3% from 2 s into phase 1; the 10 s window is filling
-        return console(faults=(Fault(metric="error_rate", phase=1, after=2, value=0.03),)), nothing
+    if name == "rollback_countdown":  # a dependency errs at 3% from 2 s into phase 1; the 10 s window is filling
+        return console(faults=(Fault(metric="error_rate", phase=1, after=2, value=0.03, while_exposed=False),)), nothing
     if name == "rolling_back_flag_api_down":
         service = FlagService(FLAG_TOKEN).start()
         service.refuse_disable = True

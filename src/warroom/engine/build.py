@@ -8,6 +8,7 @@ from .. import notify
 from ..flags.registry import make_provider
 from ..identity import Actor, current_actor
 from ..plan import Fault, Plan
+from ..sim_queries import query_models
 from ..sources.registry import make_source
 from ..store import Store, default_state_path
 from .clock import Clock, RealClock
@@ -50,7 +51,8 @@ def build_engine(
     provider = make_provider(plan.flag_provider, plan.base_dir)
     sources = {}
     for name, config in plan.sources.items():
-        extra = {"extra_faults": extra_faults} if config.type == "simulator" and extra_faults else {}
+        # The simulator answers the plan's own queries through each pane's model (sim_queries).
+        extra = {"extra_faults": extra_faults, "models": query_models(plan)} if config.type == "simulator" else {}
         sources[name] = make_source(name, config, plan.base_dir, **extra)
     engine = Engine(
         plan,

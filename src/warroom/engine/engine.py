@@ -26,10 +26,12 @@ from ..identity import AUTOMATIC, Actor
 from ..plan import FlagSetting, Plan, format_duration
 from ..secrets import redact
 from ..sources.base import Reading, Source, SourceContext
-from ..store import StaleState, Store
+from ..store import ActionTaken, StaleState, Store
 from ..units import format_value
+from . import transitions
 from .clock import Clock
 from .guardrails import GuardrailTracker
+from .ownership import ACTION_TTL, Owner, may_adopt
 from .snapshot import (
     ActionView,
     ChecklistView,
@@ -51,6 +53,7 @@ STEP_ATTEMPTS = 4  # a step up that cannot be confirmed gives up and pauses; a r
 LEASE = "automation"
 
 QueryKey = tuple[str, str, str | None]  # (source, query, series_label)
+Entry = tuple[str, str, Actor, dict]  # (kind, message, actor, data) of a journal entry to commit
 
 
 class CommandError(Exception):
@@ -99,6 +102,9 @@ class Engine:
         # One-shot CLI verbs do not journal console start/stop: only what they change.
         self.announce = announce
         self.holder = f"{actor.user}@{socket.gethostname()} pid {os.getpid()}"
+        # Owner of the actions this engine starts: nobody else finishes them while it lives.
+        self.owner = Owner.this_process()
+        self.heartbeat: asyncio.Task | None = None
         self.has_lease = False
         self.driver = ""
 
@@ -143,6 +149,8 @@ class Engine:
         # Called at the end of start(), on the engine's loop, before the first tick: parts
         # outside the engine (a drill) journal their beginning where notifications can go out.
         self.start_hooks: list[Callable[[], None]] = []
+        # phase → the plan's own soak, where a drill shortened it (the banner says so).
+        self.planned_holds: dict[int, float] = {}
         self._closed = False
 
     # ================================================================ state
@@ -179,38 +187,63 @@ class Engine:
 
     def _commit(
         self,
-        entries: list[tuple[str, str, Actor, dict]],
+        entries: list[Entry],
         state: dict[str, Any] | None = None,
         *,
         action_id: str | None = None,
         new_action: tuple[str, dict] | None = None,
         action_status: str | None = None,
         action_progress: dict | None = None,
-        check_version: bool = True,
     ) -> list[JournalEntry]:
         """Commit journal entries with a state change; refused if another process moved first."""
+        written, version = self.store.commit(
+            self.clock.now(),
+            self._rows(entries),
+            state,
+            action_id=action_id,
+            new_action=new_action,
+            action_status=action_status,
+            action_progress=action_progress,
+            expected_version=self.version if state is not None else None,
+            owner=self._owner_claim(action_id),
+        )
+        self._committed(written, version, state)
+        return written
+
+    def _transition(self, change: Callable[[dict[str, Any]], tuple[dict[str, Any] | None, list[Entry]]],
+                    **action: Any) -> dict[str, Any]:
+        """Commit a state change computed from the current state, whatever another process did meanwhile.
+
+        `change` gets the state as it is now and returns the next one (None: unchanged) with
+        the journal entries; transitions.Refused from it commits nothing and propagates.
+        """
+        def rows(current: dict[str, Any]) -> tuple[dict[str, Any] | None, list]:
+            state, entries = change({**self._default_state(), **current})
+            return state, self._rows(entries)
+
+        written, version, state = self.store.transition(self.clock.now(), rows, owner=self._owner_claim(action.get("action_id")), **action)
+        self._committed(written, version, state)
+        return self.st
+
+    def _rows(self, entries: list[Entry]) -> list[tuple[str, str, str, dict]]:
         rows = []
         for kind, message, actor, data in entries:
             who = actor.to_json()
             if actor.automatic:
                 who["driver"] = self.holder  # which console's automation decided: user@host pid N
             rows.append((kind, message, actor.label(), {**data, "actor": who}))
-        written, version = self.store.commit(
-            self.clock.now(),
-            rows,
-            state,
-            action_id=action_id,
-            new_action=new_action,
-            action_status=action_status,
-            action_progress=action_progress,
-            expected_version=self.version if (state is not None and check_version) else None,
-        )
-        if version is not None:
-            self.version, self.st = version, state  # type: ignore[assignment]
+        return rows
+
+    def _owner_claim(self, action_id: str | None) -> tuple[str, float] | None:
+        """What an action-scoped commit records (a new action) or proves (an existing one): we own it."""
+        return (self.owner.to_json(), time.time() + ACTION_TTL) if action_id else None
+
+    def _committed(self, written: list[JournalEntry], version: int | None, state: dict[str, Any] | None) -> None:
+        if version is not None and state is not None:
+            self.version, self.st = version, {**self._default_state(), **state}
         for entry in written:
             for listener in self.entry_listeners:
                 listener(entry)
-        return written
 
     def _command_commit(self, entries: list[tuple[str, str, Actor, dict]], state: dict[str, Any], **kw: Any) -> None:
         """Commit a human command; refused if another process changed the rollout meanwhile."""
@@ -234,9 +267,9 @@ class Engine:
     async def start(self) -> None:
         """Load state, take the automation lease if free, finish what a dead console left."""
         self._reload()
+        await self._read_flags()
         if not self.st.get("started_at"):
-            self._commit([("console.init", f"rollout {self.plan.rollout.name} initialised", self.actor, {})],
-                         self._new_state(started_at=self.clock.now()), check_version=False)
+            self._initialise()
         if not self.readonly:
             self.store.save_plan(self.clock.now(), self.plan.journal_copy())
         self._refresh_lease()
@@ -244,7 +277,6 @@ class Engine:
         if self.announce:
             self._journal("console.start", f"console started by {self.actor.label()}, {mode}", self.actor,
                       {"readonly": self.readonly, "automation": self.has_lease})
-        await self._read_flags()
         if self.has_lease:
             await self._recover()
         if self.want_backfill:
@@ -254,15 +286,41 @@ class Engine:
         for hook in self.start_hooks:
             hook()
 
+    def _initialise(self) -> None:
+        """A new rollout. Flags that already read exposed mean a lost or emptied state file over
+        a live launch (or another launch's flags): paused, nothing steps up or down by itself."""
+        exposed = {n: s for n in self.plan.flag_names() if (s := self.observed.get(n)) is not None and s.exposure > 0}
+        reason = ""
+        entries: list[Entry] = [("console.init", f"rollout {self.plan.rollout.name} initialised", self.actor, {})]
+        if exposed:
+            reason = (f"drift at start: {_exposure_label(exposed)} already exposed, but this state file records no rollout "
+                      "(new, emptied or lost). Nothing steps by itself: if the launch is live, `warroom ack PLAN` (key a) "
+                      "adopts the flags as they are; `warroom rollback PLAN` (key R) turns them off")
+            entries.append(("drift.detected", f"DRIFT {reason.removeprefix('drift ')}", AUTOMATIC,
+                            {"flags": {n: v.to_json() for n, v in exposed.items()}}))
+        exposed_json = {n: v.to_json() for n, v in exposed.items()}
+
+        def change(current: dict[str, Any]) -> tuple[dict[str, Any], list[Entry]]:
+            return transitions.initialise(current, now=self.clock.now(), exposed=exposed_json, reason=reason), entries
+
+        try:
+            self._transition(change)
+        except transitions.Refused:  # another process initialised it first
+            self._reload()
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for task in [*self.inflight.values(), *self.tasks.values(), *filter(None, [self.backfill_task])]:
+        for task in [*self.inflight.values(), *self.tasks.values(), *filter(None, [self.backfill_task, self.heartbeat])]:
             task.cancel()
         for task in list(self.tasks.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self.owner.retire()
+        with contextlib.suppress(Exception):
+            # Closing is provably gone: unfinished actions are for the next process to finish, now.
+            self.store.renew_actions(self.owner.to_json(), 0.0)
         with contextlib.suppress(Exception):
             if self.announce:
                 self._journal("console.stop", f"console of {self.actor.label()} stopped", self.actor)
@@ -338,9 +396,10 @@ class Engine:
     # ================================================================ the tick
 
     def _context(self, now: float) -> SourceContext:
-        exposure = {n: s.exposure for n, s in self.observed.items() if s is not None}
+        flags = {n: s for n, s in self.observed.items() if s is not None}
         return SourceContext(now=now, started_at=self.started_at, phase=self.phase_index,
-                             phase_started_at=self.st.get("phase_started_at"), exposure=exposure)
+                             phase_started_at=self.st.get("phase_started_at"),
+                             exposure={n: s.exposure for n, s in flags.items()}, flags=flags)
 
     async def _query(self, key: QueryKey, ctx: SourceContext) -> Reading:
         source, query, label = key
@@ -413,6 +472,8 @@ class Engine:
             self.store.record_samples(now, samples)
         await self._evaluate_guardrails(now)
         if self.has_lease:
+            await self._recover()  # an action whose owner is provably gone is ours to finish
+            await self._reassert_rollback()
             self._check_drift()
             await self._auto_step()
         return self.publish()
@@ -428,7 +489,7 @@ class Engine:
                 continue
             g = tracker.guard
             why = self._why(verdict.view, key)
-            if verdict.started and value is not None and g.for_ > 0:
+            if verdict.started and g.for_ > 0:  # a value or, with `no_data: breach`, no data
                 self._journal("guardrail.breach", f"{tracker.id}: {why}; acting after {format_duration(g.for_)} if it holds", data=why_data(verdict.view, key))
             if verdict.cleared and not verdict.fire:
                 self._journal("guardrail.clear", f"{tracker.id} back within threshold", data={"guardrail": tracker.id, "value": value})
@@ -437,8 +498,10 @@ class Engine:
         self.guard_views = views
 
     def _why(self, view: GuardrailView, key: QueryKey) -> str:
-        value = "no data" if view.value is None else format_value(view.value, view.unit)
-        return f"{view.target} {value} {view.op} {format_value(view.threshold, view.unit)}"
+        if view.value is None:
+            detail = f" ({view.detail})" if view.detail else ""
+            return f"{view.target} has no data{detail}, a breach by its `no_data: breach`"
+        return f"{view.target} {format_value(view.value, view.unit)} {view.op} {format_value(view.threshold, view.unit)}"
 
     async def _fire(self, tracker: GuardrailTracker, view: GuardrailView, key: QueryKey, why: str, now: float) -> None:
         g = tracker.guard
@@ -550,7 +613,8 @@ class Engine:
         return f"phase {self.phase_index + 1}/{len(self.plan.phases)} {self.plan.phases[self.phase_index].name}: " + (
             ", ".join(parts) or "no flag change")
 
-    async def step_up(self, actor: Actor, *, force: bool = False, reason: str = "") -> str:
+    async def step_up(self, actor: Actor, *, force: bool = False, reason: str = "", wait: bool = True) -> str:
+        """Step up to the next phase; with `wait` return when its flags are confirmed (or it failed)."""
         self._require_writable()
         self._reload()
         hard = self.step_blockers(forced=True)
@@ -590,36 +654,64 @@ class Engine:
         entries.append(("step.intent", f"step up to phase {target}/{total} {self.plan.phases[target - 1].name}: {_exposure_label(flags)}{why}", actor, intent))
         self._command_commit(entries, self._new_state(action={"id": action_id, "kind": "step_up", "since": self.clock.now(), "target": _exposure_label(flags)}),
                              action_id=action_id, new_action=("step_up", intent))
-        return await asyncio.shield(self._launch(action_id, self._execute_step(action_id, intent, actor)))
+        task = self._launch(action_id, self._execute_step(action_id, intent, actor))
+        return await asyncio.shield(task) if wait else f"stepping up to phase {target}"
 
     def _launch(self, action_id: str, coro) -> asyncio.Task:
         """Run an action as its own task, so the tick loop never waits on one."""
-        task = asyncio.ensure_future(coro)
+        task = asyncio.ensure_future(self._owned(action_id, coro))
         self.tasks[action_id] = task
-        task.add_done_callback(lambda _t, a=action_id: self.tasks.pop(a, None))
+        task.add_done_callback(lambda t, a=action_id: self._finished(a, t))
+        if self.heartbeat is None or self.heartbeat.done():
+            self.heartbeat = asyncio.ensure_future(self._beat())
         return task
+
+    async def _owned(self, action_id: str, coro) -> str:
+        try:
+            return await coro
+        except ActionTaken:
+            # Judged gone (a heartbeat that lapsed while this process stood still): the
+            # process that took the action over finishes it; this one must not act again.
+            self.attempts.pop(action_id, None)
+            raise CommandError(f"another process took over action {action_id} (this one stood still too long); see the journal") from None
+
+    def _finished(self, action_id: str, task: asyncio.Task) -> None:
+        self.tasks.pop(action_id, None)
+        if not task.cancelled():
+            task.exception()  # a task nobody awaits (an automatic step up) reports through the journal
+
+    async def _beat(self) -> None:
+        """While this engine executes actions, renew its claim on them (wall time, like leases)."""
+        while self.tasks:
+            self.store.renew_actions(self.owner.to_json(), time.time() + ACTION_TTL)
+            await asyncio.sleep(ACTION_TTL / 6)
 
     def _rolling_back(self) -> bool:
         self._reload()
         return self.state in (State.ROLLING_BACK, State.ROLLED_BACK)
 
+    def _attempts_made(self, action_id: str, kind: str, name: str) -> int:
+        """Attempts already journaled on a flag for this action (by a process that died), so numbers go on."""
+        return max((e.data.get("attempt", 0) for e in self.store.entries(action_id=action_id)
+                    if e.kind == f"{kind}.attempt" and e.data.get("flag") == name), default=0)
+
     async def _apply_flag(self, action_id: str, kind: str, name: str, desired: FlagState, attempts: int | None,
-                          abandon: Callable[[], bool] | None = None) -> FlagState | None:
+                          abandon: Callable[[], bool] | None = None, before: FlagState | None = None) -> FlagState | None:
         """Write one flag until a read-back confirms it; every failed attempt is journaled.
 
         `abandon` is asked before each retry: a step up stops retrying once a rollback took over.
+        `before` is the flag as read when the action began.
         """
         delays = backoff_delays()
-        attempt = 0
+        attempt = self._attempts_made(action_id, kind, name)
+        failed = False  # here, in this process: before a retry, read whether it is set already
         while attempts is None or attempt < attempts:
-            if attempt and abandon is not None and abandon():
+            if failed and abandon is not None and abandon():
                 return None
-            if attempt and (seen := await self._already(name, desired)) is not None:
-                # A human set it by another road (the flag service's own UI while its API
-                # fails us), or a write that seemed to fail landed: the read-back confirms it.
-                self._journal(f"{kind}.attempt", f"{kind.replace('_', ' ')}: {name} already reads back {seen.label()} "
-                              f"(set outside warroom, or a failed attempt landed): confirmed without another write",
-                              AUTOMATIC, {"flag": name, "attempt": attempt, "confirmed_by_read": True}, action_id)
+            if failed and (seen := await self._already(name, desired)) is not None:
+                self._journal(f"{kind}.attempt", f"{kind.replace('_', ' ')}: {name} {_why_already(seen, before, desired)}",
+                              AUTOMATIC, {"flag": name, "attempt": attempt, "confirmed_by_read": True,
+                                          "was_already": before is not None and before.matches(desired)}, action_id)
                 self.observed[name] = seen
                 return seen
             attempt += 1
@@ -634,8 +726,10 @@ class Engine:
                 self.attempts[action_id] = (attempt, f"{name}: {reason}")
                 self._journal(f"{kind}.attempt", f"{kind.replace('_', ' ')} attempt {attempt} on {name} failed: {reason}", AUTOMATIC,
                               {"flag": name, "attempt": attempt, "error": reason}, action_id)
+                failed = True
                 self.publish()
-                await self.clock.sleep(next(delays))
+                if attempts is None or attempt < attempts:
+                    await self.clock.sleep(next(delays))
         return None
 
     async def _already(self, name: str, desired: FlagState) -> FlagState | None:
@@ -652,86 +746,160 @@ class Engine:
         results = await asyncio.gather(*(self._apply_flag(action_id, "step", n, s, STEP_ATTEMPTS, self._rolling_back)
                                          for n, s in flags.items()))
         self.attempts.pop(action_id, None)
-        if self._rolling_back():
-            # A write of ours that landed after the rollback's would leave the new code exposed
-            # under ROLLED BACK: put those flags back to what the rollback set, until confirmed.
-            landed = [n for n, r in zip(flags, results) if r is not None]
-            rollback_flags = self.desired()
-            late = [n for n in landed if n in rollback_flags and not self.observed[n].matches(rollback_flags[n])]
-            undone = await asyncio.gather(*(self._apply_flag(action_id, "rollback", n, rollback_flags[n], None) for n in late))
-            message = f"step up to phase {target} abandoned: a rollback took over"
-            if late:
-                message += f"; its late write was undone, read back {_exposure_label(dict(zip(late, undone)))}"  # type: ignore[arg-type]
-            self._commit([("step.outcome", message, AUTOMATIC,
-                           {"undone": {n: r.to_json() for n, r in zip(late, undone) if r is not None}})],
-                         action_id=action_id, action_status="abandoned")
-            self.publish()
-            return "step up abandoned: rolled back meanwhile"
-        if all(r is not None for r in results):
-            observed = {n: r.to_json() for n, r in zip(flags, results) if r is not None}
-            desired = {**self.st["desired"], **intent["flags"]}
-            self._commit(
-                [("step.outcome", f"now at phase {target}/{len(self.plan.phases)} {self.plan.phases[target - 1].name}; read back {_exposure_label({n: r for n, r in zip(flags, results) if r})}", actor,
-                  {"observed": observed, "entered_phase": target})],
-                self._new_state(state=State.RUNNING.value, phase=target, phase_started_at=self.clock.now(), desired=desired, action=None, paused_reason=""),
-                action_id=action_id, action_status="done", check_version=False,
-            )
-            self.publish()
-            return f"stepped up to phase {target}"
-        failed = [n for n, r in zip(flags, results) if r is None]
+        confirmed = {n: r for n, r in zip(flags, results) if r is not None}
+        try:
+            if not self._rolling_back():
+                if len(confirmed) == len(flags):
+                    return self._commit_step_entered(action_id, target, confirmed, actor)
+                self._commit_step_failed(action_id, target, confirmed, [n for n in flags if n not in confirmed])
+        except transitions.Refused:
+            pass  # a rollback committed after the check: it won
+        return await self._abandon_step(action_id, target, confirmed)
+
+    def _commit_step_entered(self, action_id: str, target: int, confirmed: dict[str, FlagState], actor: Actor) -> str:
+        """The step's flags read back at target: the new phase, in whatever state the rollout is in now."""
+        name = self.plan.phases[target - 1].name
+        message = f"now at phase {target}/{len(self.plan.phases)} {name}; read back {_exposure_label(confirmed)}"
+        data = {"observed": {n: r.to_json() for n, r in confirmed.items()}, "entered_phase": target}
+
+        def change(current: dict[str, Any]) -> tuple[dict[str, Any], list[Entry]]:
+            state = transitions.enter_phase(current, action_id=action_id, phase=target, now=self.clock.now(),
+                                            flags={n: r.to_json() for n, r in confirmed.items()})
+            paused = f"; stays PAUSED: {current['paused_reason']}" if state["state"] == State.PAUSED.value else ""
+            return state, [("step.outcome", message + paused, actor, {**data, "stays_paused": bool(paused)})]
+
+        self._transition(change, action_id=action_id, action_status="done")
+        self.publish()
+        if self.state == State.PAUSED:
+            return f"stepped up to phase {target}; still PAUSED ({self.st['paused_reason']})"
+        return f"stepped up to phase {target}"
+
+    def _commit_step_failed(self, action_id: str, target: int, confirmed: dict[str, FlagState], failed: list[str]) -> None:
         reason = f"step up to phase {target} failed: {', '.join(failed)} not confirmed after {STEP_ATTEMPTS} attempts"
-        self._commit([("step.outcome", reason + "; paused for a human", AUTOMATIC, {"failed": failed})],
-                     self._new_state(state=State.PAUSED.value, action=None, paused_reason=reason,
-                                     desired={**self.st["desired"], **{n: intent["flags"][n] for n, r in zip(flags, results) if r}}),
-                     action_id=action_id, action_status="failed", check_version=False)
+
+        def change(current: dict[str, Any]) -> tuple[dict[str, Any], list[Entry]]:
+            state = transitions.step_failed(current, action_id=action_id, reason=reason,
+                                            confirmed={n: r.to_json() for n, r in confirmed.items()})
+            return state, [("step.outcome", reason + "; paused for a human", AUTOMATIC, {"failed": failed})]
+
+        self._transition(change, action_id=action_id, action_status="failed")
         self.publish()
         raise CommandError(reason)
+
+    async def _abandon_step(self, action_id: str, target: int, landed: dict[str, FlagState]) -> str:
+        """A rollback took over: a write of ours that landed after the rollback's would leave the new
+        code exposed under ROLLED BACK, so put those flags back to what the rollback set, until confirmed."""
+        self._reload()
+        rollback_flags = self.desired()
+        late = [n for n in landed if n in rollback_flags and not self.observed[n].matches(rollback_flags[n])]
+        undone = await asyncio.gather(*(self._apply_flag(action_id, "rollback", n, rollback_flags[n], None) for n in late))
+        message = f"step up to phase {target} abandoned: a rollback took over"
+        if late:
+            message += f"; its late write was undone, read back {_exposure_label(dict(zip(late, undone)))}"  # type: ignore[arg-type]
+        self._commit([("step.outcome", message, AUTOMATIC,
+                       {"undone": {n: r.to_json() for n, r in zip(late, undone) if r is not None}})],
+                     action_id=action_id, action_status="abandoned")
+        self.publish()
+        return "step up abandoned: rolled back meanwhile"
 
     async def rollback(self, actor: Actor, reason: str = "manual rollback", *, cause: dict | None = None, wait: bool = True) -> str:
         """Roll back; with `wait` return when the flags are confirmed and the runbook ran.
 
         The intent is committed (and a snapshot published) before this returns either way.
+        Rolling back again when ROLLED BACK sets every flag that reads back exposed off again.
         """
         self._require_writable()
         self._reload()
-        if self.state == State.ROLLING_BACK:
-            return "already rolling back"
-        if self.state == State.ROLLED_BACK:
-            return "already rolled back"
+        if self.state == State.ROLLED_BACK and self._rollback_not_done():
+            return await self._reassert_rollback(actor, wait=wait) or "already rolled back"
         flags = {n: _flag(s) for n, s in self.plan.rollback_flags().items()}
         action_id = self.store.new_action_id()
-        intent = {
-            "from_state": self.state.value,
-            "from_phase": self.phase_index,
-            "flags": {n: s.to_json() for n, s in flags.items()},
-            "steps": len(self.plan.rollback.steps),
-            "reason": reason,
-            "cause": cause or {},
-        }
-        desired = {**self.st["desired"], **intent["flags"]}
-        # The rollback wins over anything in flight: no version check, the safe direction always commits.
-        self._commit([("rollback.intent", f"ROLLBACK by {actor.label()}: {reason}; flags → {_exposure_label(flags)}", actor, intent)],
-                     self._new_state(state=State.ROLLING_BACK.value, desired=desired, drift={},
-                                     action={"id": action_id, "kind": "rollback", "since": self.clock.now(), "target": _exposure_label(flags)}),
-                     action_id=action_id, new_action=("rollback", intent), check_version=False)
+        action = {"id": action_id, "kind": "rollback", "since": self.clock.now(), "target": _exposure_label(flags)}
+        flags_json = {n: s.to_json() for n, s in flags.items()}
+        intent: dict[str, Any] = {"flags": flags_json, "steps": len(self.plan.rollback.steps), "reason": reason, "cause": cause or {},
+                                  "before": {n: s.to_json() for n in flags if (s := self.observed.get(n)) is not None}}
+
+        def change(current: dict[str, Any]) -> tuple[dict[str, Any], list[Entry]]:
+            # The rollback wins over anything in flight but another rollback: no version check.
+            state = transitions.begin_rollback(current, action=action, flags=flags_json)
+            # Where it rolls back from, as it stands inside the transaction (the action row gets it too).
+            intent.update(from_state=current["state"], from_phase=int(current["phase"]))
+            return state, [("rollback.intent", f"ROLLBACK by {actor.label()}: {reason}; flags → {_exposure_label(flags)}", actor, intent)]
+
+        try:
+            self._transition(change, action_id=action_id, new_action=("rollback", intent))
+        except transitions.Refused as already:
+            return "already rolling back" if str(already) == State.ROLLING_BACK.value else "already rolled back"
         self.publish()
         task = self._launch(action_id, self._execute_rollback(action_id, intent, {}))
         return await asyncio.shield(task) if wait else "rolling back"
 
+    def _rollback_not_done(self) -> dict[str, FlagState]:
+        """ROLLED BACK, and flags read back other than the rollback set them (a late write landed)."""
+        if self.state != State.ROLLED_BACK:
+            return {}
+        exposed = {}
+        for name, setting in self.plan.rollback_flags().items():
+            seen = self.observed.get(name)
+            if seen is not None and name not in self.flag_errors and not seen.matches(_flag(setting)):
+                exposed[name] = seen
+        return exposed
+
+    async def _reassert_rollback(self, actor: Actor = AUTOMATIC, *, wait: bool | None = None) -> str | None:
+        """A flag that reads back exposed after a rollback is a rollback not done: roll those flags back
+        again (journaled, no human needed), ROLLING BACK until confirmed. None when nothing to do."""
+        exposed = self._rollback_not_done()
+        if not exposed or self.st.get("action") or self.tasks:
+            return None
+        flags = {n: _flag(self.plan.rollback_flags()[n]) for n in exposed}
+        action_id = self.store.new_action_id()
+        action = {"id": action_id, "kind": "rollback", "since": self.clock.now(), "target": _exposure_label(flags)}
+        reason = f"{_exposure_label(exposed)} read back after the rollback: a late write landed, or someone set it"
+        intent = {"flags": {n: s.to_json() for n, s in flags.items()}, "steps": 0, "runbook": False, "reason": reason,
+                  "before": {n: s.to_json() for n, s in exposed.items()}, "from_state": State.ROLLED_BACK.value,
+                  "from_phase": self.phase_index, "cause": {}}
+        message = f"ROLLED BACK, but {reason}: the rollback is not done; flags → {_exposure_label(flags)} again"
+
+        def change(current: dict[str, Any]) -> tuple[dict[str, Any], list[Entry]]:
+            return transitions.begin_reassert(current, action=action), [("rollback.reassert", message, actor, intent)]
+
+        try:
+            self._transition(change, action_id=action_id, new_action=("rollback", intent))
+        except transitions.Refused:
+            return None  # another process acted first
+        self.publish()
+        task = self._launch(action_id, self._execute_rollback(action_id, intent, {}))
+        if wait is None:
+            wait = self.clock.speed == float("inf")  # as for a guardrail's rollback (see _fire)
+        return await asyncio.shield(task) if wait else "rolling back again"
+
     async def _execute_rollback(self, action_id: str, intent: dict, progress: dict) -> str:
         flags = {n: FlagState.from_json(d) for n, d in intent["flags"].items()}
+        before = {n: FlagState.from_json(d) for n, d in intent.get("before", {}).items()}
         if not progress.get("flags_confirmed"):
-            results = await asyncio.gather(*(self._apply_flag(action_id, "rollback", n, s, None) for n, s in flags.items()))
+            results = await asyncio.gather(*(self._apply_flag(action_id, "rollback", n, s, None, before=before.get(n))
+                                             for n, s in flags.items()))
             self.attempts.pop(action_id, None)
             progress = {"flags_confirmed": True, "steps_done": []}
-            self._reload()
-            self._commit(
-                [("rollback.confirmed", f"flags confirmed by read-back: {_exposure_label(dict(zip(flags, results)))}", AUTOMATIC,
-                  {"observed": {n: r.to_json() for n, r in zip(flags, results)}})],
-                self._new_state(state=State.ROLLED_BACK.value),
-                action_id=action_id, action_progress=progress, check_version=False,
-            )
+            observed = {n: r.to_json() for n, r in zip(flags, results)}
+            entry: Entry = ("rollback.confirmed", f"flags confirmed by read-back: {_exposure_label(dict(zip(flags, results)))}",
+                            AUTOMATIC, {"observed": observed})
+            self._transition(lambda current: (transitions.rollback_confirmed(current), [entry]),
+                             action_id=action_id, action_progress=progress)
             self.publish()
+        failures = await self._run_runbook(action_id, intent, progress) if intent.get("runbook", True) else []
+        if intent.get("runbook", True):
+            summary = "rolled back" + (f"; {len(failures)} runbook step(s) failed: {', '.join(failures)}" if failures else "")
+        else:
+            summary = "rolled back again: flags confirmed off (the runbook already ran)"
+        outcome: Entry = ("rollback.outcome", summary, AUTOMATIC, {"failed_steps": failures})
+        self._transition(lambda current: (transitions.action_finished(current, action_id=action_id), [outcome]),
+                         action_id=action_id, action_status="done")
+        self.publish()
+        return summary
+
+    async def _run_runbook(self, action_id: str, intent: dict, progress: dict) -> list[str]:
+        """The rollback's runbook steps not done yet (a resumed rollback skips the done ones); the failed ones' names."""
         failures = []
         for index, step in enumerate(self.plan.rollback.steps):
             if index in progress.get("steps_done", []):
@@ -745,12 +913,7 @@ class Engine:
             self._commit([("rollback.step", f"step {index + 1} {result.name}: {result.summary}", AUTOMATIC,
                            {"step": index, "ok": result.ok, "dry_run": result.dry_run, "detail": result.detail})],
                          action_id=action_id, action_progress=progress)
-        self._reload()
-        summary = "rolled back" + (f"; {len(failures)} runbook step(s) failed: {', '.join(failures)}" if failures else "")
-        self._commit([("rollback.outcome", summary, AUTOMATIC, {"failed_steps": failures})],
-                     self._new_state(action=None), action_id=action_id, action_status="done", check_version=False)
-        self.publish()
-        return summary
+        return failures
 
     async def pause(self, actor: Actor, reason: str = "", *, cause: dict | None = None) -> str:
         self._require_writable()
@@ -821,13 +984,43 @@ class Engine:
             raise CommandError("no flag drift to acknowledge")
         desired = {**self.st["desired"], **drift}
         resume = self.state == State.PAUSED and self.st.get("paused_reason", "").startswith("drift")
-        changes = {"desired": desired, "drift": {}}
+        changes: dict[str, Any] = {"desired": desired, "drift": {}}
+        message = f"{actor.label()} acknowledged drift on {', '.join(drift)}; observed state accepted"
+        if self.phase_index == 0:
+            # Exposed before any step (a lost state file over a live launch): the phase these
+            # flags are at, or no automatic step at all, never one down to phase 1.
+            found = self._phase_matching({n: s for n, s in self.observed.items() if s is not None})
+            if found:
+                changes.update(phase=found, phase_started_at=self.clock.now(), desired={**desired, **self._cumulative_flags(found)})
+                message += f"; the flags are those of phase {found}/{len(self.plan.phases)} {self.plan.phases[found - 1].name}: now at it"
+            else:
+                resume = False
+                changes["paused_reason"] = ("flags acknowledged as they are, but they match no phase of the plan: "
+                                            "resume to step on from phase 0, or roll back")
+                message += "; they match no phase: still paused"
         if resume:
             changes.update(state=State.RUNNING.value, paused_reason="")
-        self._command_commit([("drift.ack", f"{actor.label()} acknowledged drift on {', '.join(drift)}; observed state accepted", actor, {"flags": drift})],
+        self._command_commit([("drift.ack", message, actor, {"flags": drift, "phase": changes.get("phase", self.phase_index)})],
                              self._new_state(**changes))
         self.publish()
-        return "drift acknowledged" + ("; resumed" if resume else "")
+        return "drift acknowledged" + ("; resumed" if resume else "") + (f" at phase {changes['phase']}" if "phase" in changes else "")
+
+    def _cumulative_flags(self, phase: int) -> dict[str, Any]:
+        """Every flag as phases 1..phase leave it (a phase sets only the flags it names)."""
+        flags: dict[str, Any] = {}
+        for index in range(1, phase + 1):
+            flags.update({n: s.to_json() for n, s in self._target_flags(index).items()})
+        return flags
+
+    def _phase_matching(self, observed: dict[str, FlagState]) -> int | None:
+        """The furthest phase whose exposure is exactly what the flags read, if any."""
+        off = FlagState(False, 0.0)
+        found = None
+        for index in range(1, len(self.plan.phases) + 1):
+            wanted = {n: FlagState.from_json(d) for n, d in self._cumulative_flags(index).items()}
+            if all((observed.get(n) or off).matches(wanted.get(n, off)) for n in self.plan.flag_names()):
+                found = index
+        return found
 
     # ================================================================ automation
 
@@ -858,40 +1051,61 @@ class Engine:
             return
         if not self.step_blockers():
             with contextlib.suppress(CommandError):
-                await self.step_up(AUTOMATIC)
+                # In real time the tick only starts the step: guardrails keep being judged every
+                # tick while its flag writes wait on a slow API. Virtual time waits (see _fire).
+                await self.step_up(AUTOMATIC, wait=self.clock.speed == float("inf"))
 
-    async def recover_orphans(self) -> bool:
-        """For one-shot verbs: finish a dead console's action when no live process drives.
+    async def recover_orphans(self) -> str:
+        """For one-shot verbs, when no live process drives: finish what a gone process left.
 
-        Returns True when something was recovered (and waited for).
+        That is an action whose owner is provably gone, and a rollback that is not done
+        (a flag reads back exposed under ROLLED BACK). Returns what was done ("": nothing).
         """
-        if self.readonly or self.driver or not self.store.pending_actions():
-            return False
+        if self.readonly or self.driver or not (self._orphans() or self._rollback_not_done()):
+            return ""
         self.want_automation = True
         self._refresh_lease()
         try:
             if not self.has_lease:
-                return False
+                return ""
             await self._read_flags()
-            await self._recover()
+            adopted = await self._recover()
             await self.wait_idle()
-            return True
+            self._reload()
+            reasserted = await self._reassert_rollback(wait=True)
+            if reasserted:
+                return "set flags back off: they read back exposed after the rollback (see the journal)"
+            return "finished an action a stopped console had left unfinished (see the journal)" if adopted else ""
         finally:
             self.store.release_lease(LEASE, self.holder)
             self.want_automation = self.has_lease = False
 
-    async def _recover(self) -> None:
-        """Finish what a console that died mid-action left behind."""
-        for action in self.store.pending_actions():
+    def _orphans(self) -> list[dict[str, Any]]:
+        """Pending actions that no live process will finish: their owner is provably gone, or it is us
+        with no task running them."""
+        now = time.time()
+        mine = self.owner.to_json()
+        return [a for a in self.store.pending_actions() if a["id"] not in self.tasks
+                and (a["owner"] == mine or may_adopt(Owner.from_json(a["owner"]), a["owner_expires"], now))]
+
+    async def _recover(self) -> int:
+        """Finish what a process that is gone left mid-action; returns how many actions were taken over."""
+        adopted = 0
+        for action in self._orphans():
             aid, intent = action["id"], action["intent"]
-            if aid in self.tasks:
+            # Two processes may judge the same owner gone at once: only one takes the action over.
+            if not self.store.adopt_action(aid, action["owner"], self.owner.to_json(), time.time() + ACTION_TTL):
                 continue
+            adopted += 1
+            gone = Owner.from_json(action["owner"])
             if action["kind"] == "rollback":
-                self._journal("rollback.resume", "resuming an unfinished rollback after a restart", AUTOMATIC,
-                              {"progress": action["progress"]}, aid)
+                left_by = f"left by {gone.label()}, which is gone" if gone else "after a restart"
+                self._journal("rollback.resume", f"resuming an unfinished rollback {left_by}", AUTOMATIC,
+                              {"progress": action["progress"], "previous_owner": gone.label() if gone else None}, aid)
                 self._launch(aid, self._execute_rollback(aid, intent, action["progress"]))
             elif action["kind"] == "step_up":
                 self._reconcile_step(aid, intent)
+        return adopted
 
     def _reconcile_step(self, aid: str, intent: dict) -> None:
         target = {n: FlagState.from_json(d) for n, d in intent["flags"].items()}
@@ -902,9 +1116,7 @@ class Engine:
             outcome, status, changes = f"interrupted step up to phase {intent['to_phase']}: {detail}; paused", "failed", {
                 "state": State.PAUSED.value, "paused_reason": f"interrupted step up: {detail}"}
         elif all(observed[n].matches(s) for n, s in target.items()):  # type: ignore[union-attr]
-            outcome, status = f"interrupted step up to phase {intent['to_phase']} had completed (flags read back at target)", "done"
-            changes = {"state": State.RUNNING.value, "phase": intent["to_phase"], "phase_started_at": self.clock.now(),
-                       "desired": {**self.st["desired"], **intent["flags"]}}
+            outcome, status, changes = f"interrupted step up to phase {intent['to_phase']} had completed (flags read back at target)", "done", {}
         elif all(observed[n].matches(previous[n]) for n in target if n in previous) and len(previous) >= len(target):
             outcome, status, changes = f"interrupted step up to phase {intent['to_phase']} never reached the flags; still at phase {intent['from_phase']}", "abandoned", {}
         else:
@@ -913,8 +1125,18 @@ class Engine:
         data: dict[str, Any] = {"observed": {n: v.to_json() for n, v in observed.items() if v}}
         if status == "done":
             data["entered_phase"] = intent["to_phase"]
-        self._commit([("step.outcome", outcome, AUTOMATIC, data)],
-                     self._new_state(action=None, **changes), action_id=aid, action_status=status, check_version=False)
+
+        def change(current: dict[str, Any]) -> tuple[dict[str, Any], list[Entry]]:
+            if current["state"] in transitions.ROLLBACK_STATES:  # a rollback took over: it owns the flags now
+                entry = ("step.outcome", outcome + "; a rollback took over", AUTOMATIC, {"observed": data["observed"]})
+                return transitions.action_finished(current, action_id=aid), [entry]
+            if status == "done":
+                state = transitions.enter_phase(current, action_id=aid, phase=intent["to_phase"], flags=intent["flags"], now=self.clock.now())
+            else:
+                state = transitions.action_finished(current, action_id=aid, **changes)
+            return state, [("step.outcome", outcome, AUTOMATIC, data)]
+
+        self._transition(change, action_id=aid, action_status=status)
 
     async def _backfill(self) -> None:
         """Each pane's recent history from its source (range queries), all panes at once.
@@ -1003,7 +1225,8 @@ class Engine:
         )
         flags = self._target_flags(self.phase_index)
         return PhaseView(self.phase_index, phase.name, _exposure_label(flags), phase.hold, started, elapsed,
-                         max(0.0, phase.hold - elapsed), tuple(self._gate_views()), items)
+                         max(0.0, phase.hold - elapsed), tuple(self._gate_views()), items,
+                         self.planned_holds.get(self.phase_index))
 
     def _rollback_view(self, journal: list[JournalEntry]) -> RollbackView | None:
         """The newest rollback from the journal's tail (None once it scrolled out of it)."""
@@ -1033,6 +1256,7 @@ class Engine:
 
     def publish(self) -> Snapshot:
         now = self.clock.now()
+        not_done = self._rollback_not_done()
         desired = self.desired()
         drift = self.st.get("drift") or {}
         flags = tuple(
@@ -1053,7 +1277,7 @@ class Engine:
             rollout=self.plan.rollout.name,
             environment=self.plan.rollout.environment,
             description=self.plan.rollout.description,
-            state=self.state,
+            state=State.ROLLING_BACK if not_done else self.state,  # never ROLLED BACK over exposed flags
             phase=self._phase_view(now),
             phase_count=len(self.plan.phases),
             phase_names=tuple(p.name for p in self.plan.phases),
@@ -1075,6 +1299,8 @@ class Engine:
             now=now,
             tick=self.tick_count,
             started_at=self.st.get("started_at"),
+            notes=(f"rolled back, but {_exposure_label(not_done)} reads back: the rollback is not done; "
+                   + ("setting it off again" if self.has_lease else "`warroom rollback PLAN` sets it off again"),) if not_done else (),
             phase_exposures=tuple(_short_exposure(self._target_flags(i + 1)) for i in range(len(self.plan.phases))),
             rollback=self._rollback_view(journal) if rolled_back else None,
             poll_interval=self.plan.poll_interval,
@@ -1084,6 +1310,15 @@ class Engine:
         for listener in self.snapshot_listeners:
             listener(self.snapshot)
         return self.snapshot
+
+
+def _why_already(seen: FlagState, before: FlagState | None, desired: FlagState) -> str:
+    """Why a flag reads back as wanted before another write: it simply was, or something set it."""
+    if before is not None and before.matches(desired):
+        return f"was already {seen.label()} before this action: confirmed by read-back, nothing to change"
+    # A human set it by another road (the flag service's own UI while its API fails us),
+    # or a write that seemed to fail landed: the read-back confirms it.
+    return f"already reads back {seen.label()} (set outside warroom, or a failed attempt landed): confirmed without another write"
 
 
 def _dead_local_holder(holder: str) -> bool:

@@ -105,6 +105,7 @@ class PhaseView:
     soak_left: float
     gates: tuple[GateView, ...]
     checklist: tuple[ChecklistView, ...]
+    planned_hold: float | None = None  # the plan's own soak, where a drill shortened it to `hold`
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,11 @@
 
 Several consoles and CLI verbs may write the same file at once, and a reader (flagd, a
 sidecar watching the file) must never see a half-written one.
+
+warroom writes only a file it owns: one that does not exist yet (it creates it), or one
+it can read as a flag file. Anything else — `/etc/passwd` named by a typo, a directory,
+someone's package.json — is refused before anything is created next to it (the lock
+file `PATH.lock` included), with a message saying what to set instead.
 """
 
 from __future__ import annotations
@@ -14,9 +19,23 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from abc import abstractmethod
-from typing import Any, ClassVar, Iterator
+from typing import Annotated, Any, ClassVar, Iterator
+
+from pydantic import AfterValidator
 
 from .base import FlagError, FlagProvider, FlagState
+
+
+def _file_path(value: str) -> str:
+    if not value.strip():
+        raise ValueError("the flag file's path is empty; give a file, e.g. .warroom/flags.json")
+    if value.endswith(("/", "\\")) or Path(value).name in ("", ".."):  # ".", "/", "..", "a/.."
+        raise ValueError(f"{value!r} names a directory; give the flag file in it, e.g. {value.rstrip('/')}/flags.json")
+    return value
+
+
+# A `path:` key of a file-backed provider: a file, never empty or a directory.
+FlagFilePath = Annotated[str, AfterValidator(_file_path)]
 
 
 def resolve(path: str, base_dir: Path) -> Path:
@@ -111,7 +130,21 @@ class FileFlagProvider(FlagProvider):
             raise FlagError(f"{self.path}: {self.shape_error}")
         return data
 
+    def _refuse_foreign(self) -> None:
+        """Raise unless the path is ours to write: absent (we create it) or a flag file we can read."""
+        fix = "set flag_provider.path to the flag file (warroom creates it if it does not exist)"
+        if self.path.is_dir():
+            raise FlagError(f"{self.path} is a directory, not a flag file; {fix}")
+        if self.path.exists() and not self.path.is_file():
+            raise FlagError(f"{self.path} is not a regular file; {fix}")
+        try:
+            self._load(fresh=True)
+        except FlagError as exc:
+            raise FlagError(f"{exc.reason}: not a {self.what} file, so warroom will not write it nor put a lock "
+                            f"beside it; {fix}") from None
+
     def _write_sync(self, name: str, state: FlagState) -> None:
+        self._refuse_foreign()  # before the lock file is created beside it
         with locked(self.path):
             data = self._load(fresh=True)
             old = data["flags"].get(name)

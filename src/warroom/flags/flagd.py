@@ -26,7 +26,7 @@ ON, OFF = "on", "off"
 
 class FlagdConfig(ProviderConfig):
     provider: Literal["flagd"]
-    path: str
+    path: files.FlagFilePath
     # The evaluation-context attribute segments are matched against.
     segment_attribute: str = "segment"
 

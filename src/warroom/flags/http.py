@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from ..plan import PositiveDuration, SecretRef, Strict, TLSOptions
+from ..plan import Headers, PositiveDuration, SecretRef, Strict, TLSOptions
 from .base import FlagError, FlagProvider, FlagState, ProviderConfig
 from .httpapi import JsonApi
 
@@ -33,7 +33,8 @@ class HttpConfig(ProviderConfig):
     auth_header: str = "Authorization"
     # "" sends the bare token (APIs that want `Authorization: <token>` or `X-Api-Key: <token>`).
     auth_scheme: str = "Bearer"
-    headers: dict[str, str] = {}
+    # A credential header's value (X-Api-Key, …) must be a secret reference, resolved on first use.
+    headers: Headers = {}
     read_path: str = "/flags/{name}"
     write_path: str = "/flags/{name}"
     write_method: Literal["POST", "PUT", "PATCH"] = "POST"

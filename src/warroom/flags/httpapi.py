@@ -4,21 +4,37 @@ Every failure becomes a short FlagError reason a human on call can act on
 (`HTTP 503`, `timeout after 5s`, `HTTP 401: check the token`). The token is
 resolved lazily, on first use, so a plan loads (and `warroom check` can say what is
 wrong) even before the secret is set; it is registered for redaction on resolve, and
-no reason ever includes a request header.
+no reason ever includes a request header. Redirects are not followed (the token would
+go along), and a server's Retry-After is honoured: until it has passed, a write waits
+for it (bounded) and a read fails at once without asking.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 from typing import Any
 
 import httpx
 
-from .. import secrets
+from .. import outbound, secrets
 from ..plan import TLSOptions
+from ..retry import RETRY_AFTER_CAP
 from .base import FlagError
 
 # What a server says about an error is useful ("no feature named X"), but only a line of it.
 _DETAIL_CHARS = 160
+# A rate limit without a Retry-After: wait this long before asking again.
+_RATE_LIMIT_WAIT = 1.0
+
+
+class RateLimited(FlagError):
+    """The flag API asked to wait (HTTP 429, or 503 with Retry-After): `retry_after` seconds."""
+
+    def __init__(self, reason: str, retry_after: float):
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 def _detail(response: httpx.Response) -> str:
@@ -30,7 +46,7 @@ def _detail(response: httpx.Response) -> str:
     if isinstance(body, dict):
         for key in ("message", "error", "detail"):
             if isinstance(body.get(key), str):
-                return " ".join(body[key].split())[:_DETAIL_CHARS]
+                return secrets.excerpt(" ".join(body[key].split()), _DETAIL_CHARS)
     return ""
 
 
@@ -54,26 +70,47 @@ class JsonApi:
         self.timeout = timeout
         self.tls = tls
         self._client: httpx.AsyncClient | None = None
+        self._not_before = 0.0  # monotonic time before which the server asked not to be asked
 
     def _make_client(self) -> httpx.AsyncClient:
-        headers = {"Accept": "application/json", **self.headers}
-        if self.token_ref:
-            try:
+        try:
+            headers = {"Accept": "application/json", **secrets.resolve_headers(self.headers)}
+            if self.token_ref:
                 token = secrets.resolve(self.token_ref)
-            except secrets.SecretError as exc:
-                raise FlagError(str(exc)) from None
-            headers[self.auth_header] = f"{self.auth_scheme} {token}" if self.auth_scheme else token
+                headers[self.auth_header] = f"{self.auth_scheme} {token}" if self.auth_scheme else token
+        except secrets.SecretError as exc:
+            raise FlagError(str(exc)) from None
         verify: bool | str = self.tls.ca_bundle or True
         if self.tls.insecure_skip_verify:
             verify = False
-        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=self.timeout, verify=verify)
+        return outbound.client(self.timeout, base_url=self.base_url, headers=headers, verify=verify)
+
+    async def _rate_limit(self, method: str) -> None:
+        """Honour the server's last Retry-After: a write waits it out, a read (every tick) does not wait."""
+        left = self._not_before - time.monotonic()
+        if left <= 0:
+            return
+        if method == "GET":
+            raise RateLimited(f"rate limited: the flag API asked to wait, {math.ceil(left)}s left", left)
+        await asyncio.sleep(left)
+
+    def _rate_limited(self, response: httpx.Response) -> RateLimited | None:
+        asked = outbound.retry_after(response)
+        if response.status_code != 429 and not (response.status_code == 503 and asked is not None):
+            return None
+        wait = min(asked if asked is not None else _RATE_LIMIT_WAIT, RETRY_AFTER_CAP)
+        self._not_before = time.monotonic() + wait
+        said = f"asks to wait {asked:g}s" if asked is not None else "gave no Retry-After"
+        waiting = f", waiting {wait:g}s" if asked is None or wait < asked else ""
+        return RateLimited(f"HTTP {response.status_code}: rate limited, the server {said}{waiting}", wait)
 
     async def request(self, method: str, path: str, body: Any = None, *, missing_ok: bool = False) -> Any:
         """The decoded JSON answer (None for an empty body, or a 404 when `missing_ok`)."""
         if self._client is None:
             self._client = self._make_client()
+        await self._rate_limit(method)
         try:
-            response = await self._client.request(method, path, json=body)
+            response = await outbound.request(self._client, method, path, json=body, timeout=self.timeout)
         except httpx.TimeoutException:
             raise FlagError(f"timeout after {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
@@ -81,6 +118,12 @@ class JsonApi:
             raise FlagError(f"cannot reach {httpx.URL(self.base_url).host}: {type(exc).__name__}") from None
         if response.status_code == 404 and missing_ok:
             return None
+        limited = self._rate_limited(response)
+        if limited is not None:
+            raise limited
+        redirect = outbound.redirect_reason(response)
+        if redirect is not None:
+            raise FlagError(redirect)
         if response.status_code in (401, 403):
             raise FlagError(f"HTTP {response.status_code}: check the token ({self.token_ref or 'no token configured'})")
         if response.status_code >= 300:

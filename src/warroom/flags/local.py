@@ -14,7 +14,7 @@ from .base import FlagError, FlagState, ProviderConfig
 
 class LocalConfig(ProviderConfig):
     provider: Literal["local"]
-    path: str = "flags.json"
+    path: files.FlagFilePath = "flags.json"
 
 
 class LocalFlagProvider(files.FileFlagProvider):

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from ..flags.base import FlagState
 
 ReadingStatus = Literal["ok", "nodata", "invalid", "error"]
 
@@ -52,6 +55,8 @@ class SourceContext:
     phase: int  # 1-based; 0 before the first step up
     phase_started_at: float | None = None
     exposure: dict[str, float] = field(default_factory=dict)  # flag -> 0..1 observed
+    # flag -> observed state, segments and all (the simulator models a segment's share of users)
+    flags: dict[str, "FlagState"] = field(default_factory=dict)
 
 
 class Source(ABC):

@@ -2,8 +2,8 @@
 
 Anything speaking the Prometheus HTTP API works (Prometheus, Thanos, Mimir,
 VictoriaMetrics). prometheus-api-client uses requests, which blocks, so every call runs
-in this source's own worker threads; the event loop (and the UI) never waits on the
-network, and each query is its own coroutine bounded by the configured timeout.
+in this source's own daemon worker threads; the event loop (and the UI) never waits on
+the network, and the configured timeout bounds each whole request (see transport.py).
 
 Failures never raise: they become Readings whose detail says what went wrong in words
 a launch team can act on, with every secret redacted. After a server-level failure the
@@ -16,11 +16,11 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import logging
 import math
 import re
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from http import HTTPStatus
 from pathlib import Path
@@ -30,15 +30,17 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .. import secrets
 from ..plan import PrometheusSourceConfig
+from ..retry import Backoff
 from .base import Reading, Source, SourceContext
+from .transport import DaemonPool, GuardedSession
 
-BACKOFF_BASE = 1.0
-BACKOFF_MAX = 16.0
+log = logging.getLogger(__name__)
+
+BACKOFF = Backoff(initial=1.0, cap=16.0)
 # A dedicated pool: the default executor is small on a 2-CPU bastion and is shared with
 # flag writes, which a slow Prometheus must never starve during a rollback.
 WORKERS = 16
@@ -68,7 +70,7 @@ class _Backoff:
         if self.failures and now < self.retry_at:
             return  # another query of the same round already counted this outage
         self.failures += 1
-        self.retry_at = now + min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (self.failures - 1))
+        self.retry_at = now + BACKOFF.delay(self.failures)
 
 
 class _Failure(Exception):
@@ -150,10 +152,12 @@ def _range_points(result: Any) -> list[tuple[float, float]]:
     if not isinstance(result, list) or len(result) != 1 or not isinstance(result[0], dict):
         return []  # no data, or several series: the live query will say why
     points = []
-    for ts, text in result[0].get("values", []):
-        value = _number(text)
-        if isinstance(value, float):
-            points.append((float(ts), value))
+    for point in result[0].get("values") or []:
+        if not (isinstance(point, (list, tuple)) and len(point) == 2):
+            continue  # a malformed point: history is a nicety, the live query says what is wrong
+        ts, value = _number(point[0]), _number(point[1])
+        if isinstance(ts, float) and isinstance(value, float):
+            points.append((ts, value))
     return points
 
 
@@ -182,6 +186,7 @@ def _body_summary(body: str) -> str:
 
 
 def _http_failure(status: int, body: str) -> _Failure:
+    """`body` is redacted already: what is cut from it here must not cut a secret in two."""
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
@@ -192,7 +197,7 @@ def _http_failure(status: int, body: str) -> _Failure:
     except ValueError:
         payload = None
     if isinstance(payload, dict) and payload.get("status") == "error" and payload.get("error"):
-        error_type, error = payload.get("errorType", "error"), str(payload["error"])
+        error_type, error = payload.get("errorType", "error"), secrets.excerpt(str(payload["error"]))
         if status in (400, 422):
             return _Failure(f"Prometheus rejected the query ({error_type}): {error}", "query")
         return _Failure(f"{head} ({error_type}): {error}", "slow" if error_type == "timeout" else "server")
@@ -231,8 +236,8 @@ def classify(exc: BaseException, host: str, timeout: float) -> _Failure:
                 body = ast.literal_eval(match.group(2)).decode("utf-8", "replace")
             except (ValueError, SyntaxError):
                 body = ""
-            return _http_failure(int(match.group(1)), body)
-        return _Failure(f"HTTP error: {str(exc)[:120]}", "server")
+            return _http_failure(int(match.group(1)), secrets.redact(body))
+        return _Failure(f"HTTP error: {secrets.excerpt(str(exc), 120)}", "server")
     # Without retries urllib3 reports a read timeout as a ConnectionError "Read timed out".
     if isinstance(exc, (asyncio.TimeoutError, requests.exceptions.Timeout)) or "timed out" in str(exc):
         return _Failure(f"timeout after {timeout:g}s: {host} did not answer in time", "slow")
@@ -240,7 +245,7 @@ def classify(exc: BaseException, host: str, timeout: float) -> _Failure:
         return _Failure(f"cannot connect to {host}: {_connection_reason(exc)}", "server")
     if isinstance(exc, ValueError) and hasattr(exc, "doc"):
         # requests' JSONDecodeError keeps the body it could not parse.
-        return _Failure(f"HTTP 200 but {_body_summary(str(exc.doc))}", "server")
+        return _Failure(f"HTTP 200 but {_body_summary(secrets.redact(str(exc.doc)))}", "server")
     if isinstance(exc, (KeyError, TypeError)):
         return _Failure("HTTP 200 but the JSON is not a Prometheus API response (no data.result)", "server")
     return _Failure(f"request failed: {type(exc).__name__}", "server")
@@ -257,6 +262,8 @@ def _settle_environment(session: requests.Session, url: str, auth: tuple[str, st
     session.verify = settings["verify"]
     if auth is None and session.auth is None:
         session.auth = requests.utils.get_netrc_auth(url)
+        if session.auth:
+            secrets.remember_basic(*session.auth)
     session.trust_env = False
 
 
@@ -268,15 +275,17 @@ class PrometheusSource(Source):
     def __init__(self, name: str, config: PrometheusSourceConfig, base_dir: Path):
         super().__init__(name, config)
         parts = urlsplit(config.url)
-        if parts.password:
-            secrets.remember(parts.password)  # credentials written into the url
+        if parts.password:  # credentials written into the url, sent as basic auth
+            secrets.remember_url(config.url)
         self.url = config.url.rstrip("/")
         self.host = parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else config.url
         self.timeout = float(config.timeout)
         self.backfill_span = float(config.backfill)
         self.problem: str | None = None  # a configuration problem: every query reports it
         headers, auth = self._credentials()
-        session = requests.Session()
+        # Headers whose values are secret references never follow a redirect to another host.
+        credentials = [key for key, value in config.headers.items() if secrets.is_reference(value)]
+        session = GuardedSession(self.timeout, credentials, pool_size=WORKERS)
         session.verify = self._verify(base_dir)
         self.client = PrometheusConnect(
             url=self.url,
@@ -286,10 +295,10 @@ class PrometheusSource(Source):
             timeout=self.timeout,
             retry=NO_RETRY,
         )
-        # Replace the client's adapter with one whose pool holds a connection per worker.
-        session.mount(self.url, HTTPAdapter(max_retries=NO_RETRY, pool_maxsize=WORKERS))
+        # The client mounted an adapter of its own for our url: ours bounds whole requests.
+        session.mount(self.url, session.adapter)
         _settle_environment(session, self.url, auth)
-        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix=f"prometheus-{name}")
+        self.pool = DaemonPool(WORKERS, f"prometheus-{name}")
         self.server = _Backoff()
         self.slow: dict[str, _Backoff] = {}
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -301,13 +310,12 @@ class PrometheusSource(Source):
         headers: dict[str, str] = {}
         auth = None
         try:
-            for key, value in cfg.headers.items():
-                # A header value may itself be a secret reference (an API key header).
-                headers[key] = secrets.resolve(value) if secrets.is_reference(value) else value
+            headers = secrets.resolve_headers(cfg.headers)  # a header value may be a reference (an API key)
             if cfg.auth and cfg.auth.bearer:
                 headers["Authorization"] = f"Bearer {secrets.resolve(cfg.auth.bearer)}"
             elif cfg.auth and cfg.auth.basic:
                 auth = (cfg.auth.basic.username, secrets.resolve(cfg.auth.basic.password))
+                secrets.remember_basic(*auth)  # a server echoing its request shows the base64 of both
         except secrets.SecretError as exc:
             self.problem = secrets.redact(str(exc))
         return headers, auth
@@ -356,7 +364,7 @@ class PrometheusSource(Source):
             result = await asyncio.wait_for(loop.run_in_executor(self.pool, call), self.timeout)
         except Exception as exc:
             failure = classify(exc, self.host, self.timeout)
-            failure = _Failure(secrets.redact(failure.detail), failure.scope)
+            failure = _Failure(secrets.redact(failure.detail), failure.scope)  # classify keeps what it quotes short
             now = time.monotonic()
             if failure.scope == "server":
                 self.server.failed(failure.detail, now)
@@ -392,7 +400,9 @@ class PrometheusSource(Source):
         except _Failure as failure:
             return Reading.error(failure.detail)
         except Exception as exc:  # never raise: an unexpected answer is still just an error reading
-            return Reading.error(secrets.redact(classify(exc, self.host, self.timeout).detail))
+            detail = secrets.redact(classify(exc, self.host, self.timeout).detail)
+            log.warning("source %s: unexpected %s reading `%s`: %s", self.name, type(exc).__name__, _short(query), detail)
+            return Reading.error(detail)
 
     async def backfill(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
         def call() -> Any:
@@ -405,7 +415,8 @@ class PrometheusSource(Source):
 
         try:
             return _range_points(await self._call(f"range:{query}", call))
-        except Exception:  # history is a nicety; the live query reports any problem
+        except _Failure as failure:  # history is a nicety; the live query reports the problem
+            log.info("source %s: no history for `%s`: %s", self.name, _short(query), failure.detail)
             return []
 
     async def close(self) -> None:

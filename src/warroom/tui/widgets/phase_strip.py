@@ -16,6 +16,7 @@ from rich.text import Text
 from textual.reactive import reactive
 
 from ...engine.snapshot import Snapshot, State
+from ...units import plan_duration
 from ..clock import compact_duration
 from ..refresh import CachedComponentStyles, changed
 
@@ -97,6 +98,8 @@ def strip_parts(snap: Snapshot, now: float, detail: Detail) -> list[tuple[str, s
             box.append(f"soak {compact_duration(elapsed)}/{compact_duration(phase.hold)}" + (f" {bar(elapsed / phase.hold, detail.bar)}" if detail.bar else ""))
         else:
             box.append(f"soak ✔ {compact_duration(elapsed)}")
+        if phase.planned_hold is not None:  # a drill shortened the plan's soak: say so, or 30s reads as the plan's
+            box.append(f"({plan_duration(phase.planned_hold)} → {plan_duration(phase.hold)} in this drill)" if detail.gates else "(drill)")
         if detail.gates and phase.gates:
             box.append(f"gates {sum(g.passed is True for g in phase.gates)}/{len(phase.gates)}")
         required = [i for i in phase.checklist if i.required]

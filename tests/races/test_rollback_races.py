@@ -1,0 +1,73 @@
+"""A rollback racing late flag writes and other verbs (issue 12, items 1 and 3)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.races.conftest import Rollout, by_action, exposing, plan_data
+
+
+def test_a_late_write_landing_after_a_rollback_is_set_off_again(tmp_path, flags):
+    # The step to 50 % starts a second or two into phase 1, times out four times (1 s each)
+    # and gives up; each of its writes is applied 10 s after it arrived. The error rate
+    # breaks 9 s into phase 1: after the step gave up, before the first late write lands.
+    rollout = Rollout(tmp_path, plan_data(flags, faults=[{"metric": "error_rate", "phase": 1, "after": "9s", "value": 0.05, "while_exposed": False}]))
+    flags.fault_writes("apply-late", 10.0, when=exposing(50))
+    with rollout.runner() as runner:
+        rollout.wait_for("rollback.confirmed", lambda: "rollback.confirmed" in rollout.kinds(), 40, runner)
+        late = [w for w in flags.writes if w.fault == "apply-late"]
+        assert late and all(w.applied is None for w in late), "the step's writes must still be pending"
+        rollout.wait_for("every late write to land", lambda: all(w.applied for w in late), 30, runner)
+        time.sleep(3)  # three ticks after the last one
+    assert flags.flags["feature"]["enabled"] is False
+    # Each late write that exposed users was undone within a poll interval or two (1 s each).
+    for write in late:
+        undone = [w for w in flags.writes if w.wants(enabled=False) and w.applied and w.received >= write.applied]
+        assert undone and undone[0].received - write.applied <= 3.0, (write.applied, [w.received for w in undone])
+    entries = rollout.journal()
+    reasserts = [e for e in entries if e["kind"] == "rollback.reassert"]
+    assert reasserts and "feature 50% read back after the rollback" in reasserts[0]["message"]
+    assert reasserts[0]["data"]["actor"]["automatic"] is True
+    status = rollout.status()
+    assert status["state"] == "ROLLED_BACK" and status["action"] is None
+    assert [f["observed"]["enabled"] for f in status["flags"]] == [False]
+
+
+@pytest.mark.parametrize("second", [("rollback",), ("tick", "1")], ids=["rollback+rollback", "rollback+tick"])
+def test_a_rollback_raced_by_another_verb_runs_its_runbook_once(tmp_path, flags, second):
+    # Two verbs at nearly the same instant (the second 0 to 0.4 s later, sweeping the window),
+    # no runner: the runbook's step appends a line to a file and takes half a second.
+    for run, offset in enumerate((0.0, 0.1, 0.2, 0.3, 0.4)):
+        flags.flags.clear()
+        marks = tmp_path / f"runbook-{run}.log"
+        step = {"name": "mark", "run": ["sh", "-c", f"echo ran >> {marks}; sleep 0.5"], "timeout": "10s"}
+        rollout = Rollout(tmp_path / f"run{run}", plan_data(
+            flags, timeout="3s", automation={"step_up": "manual"},
+            rollback={"flags": {"feature": False}, "steps": [step], "dry_run": False}))
+        assert rollout.verb("step").returncode == 0
+        results = rollout.at_once(("rollback",), second, offsets=(0.0, offset))
+        assert results[0].returncode == 0 and results[0].stdout.startswith(("rolled back", "already rolling back")), results[0]
+        assert not any("finished an action" in r.stdout for r in results), [r.stdout for r in results]
+        assert marks.read_text().splitlines() == ["ran"], (run, [r.stdout + r.stderr for r in results])
+        entries = rollout.journal()
+        assert len(by_action(entries, "rollback.intent")) == 1
+        assert [len(v) for v in by_action(entries, "rollback.step").values()] == [1]
+        assert [len(v) for v in by_action(entries, "rollback.outcome").values()] == [1]
+        assert flags.flags["feature"]["enabled"] is False
+
+
+def test_with_no_runner_a_flag_on_after_the_rollback_shows_and_the_next_verb_sets_it_off(tmp_path, flags):
+    rollout = Rollout(tmp_path, plan_data(flags, automation={"step_up": "manual"}))
+    assert rollout.verb("step").returncode == 0
+    assert rollout.verb("rollback").stdout.startswith("rolled back")
+    flags.flags["feature"] = {"enabled": True, "rollout_percentage": 50, "user_segments": []}  # a late write lands
+    status = rollout.verb("status")
+    assert status.returncode == 4 and "ROLLING BACK" in status.stdout.splitlines()[0], status.stdout  # not ROLLED BACK
+    assert "rolled back, but feature 50% reads back: the rollback is not done; `warroom rollback PLAN` sets it off again" in status.stdout
+    again = rollout.verb("rollback")
+    assert again.returncode == 0 and again.stdout.splitlines() == [
+        "set flags back off: they read back exposed after the rollback (see the journal)", "already rolled back"], again.stdout
+    assert flags.flags["feature"]["enabled"] is False and rollout.verb("status").returncode == 5
+    assert [w.value["enabled"] for w in flags.writes] == [True, False, False]

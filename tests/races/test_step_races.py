@@ -1,0 +1,74 @@
+"""A step up racing a pause, a breach, and two more step ups (issue 12, items 2–4)."""
+
+from __future__ import annotations
+
+import time
+
+from tests.races.conftest import Rollout, by_action, exposing, plan_data
+
+
+def entered(entries: list[dict], phase: int) -> dict:
+    return next(e for e in entries if e["kind"] == "step.outcome" and e["data"].get("entered_phase") == phase)
+
+
+def test_guardrails_act_within_a_poll_while_a_step_up_waits_on_the_flag_api(tmp_path, flags):
+    # The step to 50 % hangs on a flag API that swallows its writes (2 s timeout, four
+    # attempts: about 9 s); the error rate breaks 3 s into phase 1, a second or two into that step.
+    rollout = Rollout(tmp_path, plan_data(flags, timeout="2s",
+                                          faults=[{"metric": "error_rate", "phase": 1, "after": "3s", "value": 0.05, "while_exposed": False}]))
+    flags.fault_writes("drop", 5.0, when=exposing(50))
+    with rollout.runner() as runner:
+        rollout.wait_for("rollback.confirmed", lambda: "rollback.confirmed" in rollout.kinds(), 40, runner)
+    entries = rollout.journal()
+    breach_at = entered(entries, 1)["ts"] + 3.0
+    intent = next(e for e in entries if e["kind"] == "rollback.intent")
+    step = next(e for e in entries if e["kind"] == "step.intent" and e["data"]["to_phase"] == 2)
+    step_outcome = next(e for e in entries if e["kind"] == "step.outcome" and e["action_id"] == step["action_id"])
+    # The guardrail is judged every tick (1 s) although the step's writes are in flight
+    # (a tick waiting on the step would act about 7 s after the breach).
+    assert step["ts"] < breach_at < intent["ts"] <= breach_at + 2.5, (breach_at, intent["ts"])
+    assert intent["ts"] < step_outcome["ts"] and "a rollback took over" in step_outcome["message"]
+    assert flags.flags["feature"]["enabled"] is False
+
+
+def test_a_pause_during_a_step_up_stands(tmp_path, flags):
+    # The flag API takes 2 s to answer the step to 50 %; a human pauses meanwhile.
+    rollout = Rollout(tmp_path, plan_data(flags, timeout="5s"))
+    flags.fault_writes("delay", 2.0, when=exposing(50))
+    with rollout.runner() as runner:
+        rollout.wait_for("the step up to phase 2", lambda: rollout.kinds().count("step.intent") == 2, 30, runner)
+        pause = rollout.verb("pause", "--reason", "DBA asked for a hold")
+        assert pause.returncode == 0 and pause.stdout.strip() == "paused", pause.stdout + pause.stderr
+        rollout.wait_for("its outcome", lambda: rollout.kinds().count("step.outcome") == 2, 30, runner)
+        # Phase 2 soaks 1 s: a runner that took the pause back would step to 100 % within 2 s.
+        time.sleep(3)
+    status = rollout.status()
+    assert status["state"] == "PAUSED" and status["phase"]["index"] == 2 and status["paused_reason"] == "DBA asked for a hold"
+    entries = rollout.journal()
+    assert [e["data"]["to_phase"] for e in entries if e["kind"] == "step.intent"] == [1, 2]
+    outcome = entered(entries, 2)
+    assert "stays PAUSED: DBA asked for a hold" in outcome["message"]
+    assert flags.flags["feature"]["rollout_percentage"] == 50  # as read back: the step did land
+
+
+def test_three_step_verbs_at_the_same_instant_make_one_step(tmp_path, flags):
+    # The flag API answers writes 0.5 s late, so the winner's step is in flight while the
+    # other two verbs start, look and decide. No runner: nobody holds the automation lease.
+    flags.fault_writes("delay", 0.5)
+    for run in range(20):
+        flags.flags.clear()
+        flags.writes.clear()
+        data = plan_data(flags, timeout="3s", automation={"step_up": "manual"})
+        data["phases"][0]["hold"] = "1h"  # one step is all there can be
+        rollout = Rollout(tmp_path / f"run{run}", data)
+        results = rollout.at_once(("step",), ("step",), ("step",))
+        ok = [r for r in results if r.returncode == 0]
+        assert len(ok) == 1 and ok[0].stdout.strip() == "stepped up to phase 1", [(r.returncode, r.stdout, r.stderr) for r in results]
+        assert all(r.returncode == 6 for r in results if r is not ok[0]), [(r.returncode, r.stderr) for r in results]
+        assert not any("finished an action" in r.stdout for r in results)
+        entries = rollout.journal()
+        intents, outcomes = by_action(entries, "step.intent"), by_action(entries, "step.outcome")
+        assert len(intents) == 1 and set(outcomes) == set(intents), (run, [(e["kind"], e["message"]) for e in entries])
+        assert all(len(v) == 1 for v in (*intents.values(), *outcomes.values()))
+        # The flag writes came from one process: the winner's.
+        assert {w.who for w in flags.writes} == {ok[0].pid}, [(w.who, w.value) for w in flags.writes]

@@ -1,0 +1,81 @@
+"""Rollback runbook steps that call out (webhook, http) against real loopback servers:
+credentials never go to another address, and what a server says back is stored
+redacted — a secret URL's parts included — and cut short."""
+
+from __future__ import annotations
+
+from tests.loopback import redirect_to, serving
+from warroom import secrets
+from warroom.actions import run_step
+from warroom.engine.build import build_engine
+from warroom.engine.clock import VirtualClock
+from warroom.identity import Actor
+from warroom.plan import HttpStep, WebhookStep, load_plan
+
+CONTEXT = {"rollout": "launch", "environment": "staging", "phase": 2, "reason": "error rate"}
+
+
+async def test_an_http_step_is_not_redirected_to_another_host_with_its_credentials(monkeypatch):
+    monkeypatch.setenv("WARROOM_TEST_STATUS_TOKEN", "SECRET-STATUS-0815")
+    monkeypatch.setenv("WARROOM_TEST_API_KEY", "SECRET-APIKEY-0815")
+    with serving(lambda r: (200, {}, b"ok")) as elsewhere, serving(redirect_to(elsewhere.other_origin_url, 307)) as origin:
+        step = HttpStep.model_validate({"name": "status page", "http": {
+            "url": origin.url + "/api/incidents", "body": {"text": "{rollout} rolled back"},
+            "headers": {"Authorization": "env:WARROOM_TEST_STATUS_TOKEN", "X-Api-Key": "env:WARROOM_TEST_API_KEY"}}})
+        result = await run_step(step, CONTEXT)
+    assert not result.ok
+    assert result.summary.startswith(f"HTTP 307: redirects to {elsewhere.other_origin_url}, not followed")
+    assert origin.requests[0].headers["x-api-key"] == "SECRET-APIKEY-0815"
+    assert elsewhere.requests == []
+
+
+async def test_a_webhook_step_is_not_redirected(monkeypatch):
+    with serving(lambda r: (200, {}, b"ok")) as elsewhere, serving(redirect_to(elsewhere.other_origin_url)) as origin:
+        monkeypatch.setenv("WARROOM_TEST_RUNBOOK_HOOK", f"{origin.url}/hook-a1b2c3d4e5/runbook")
+        result = await run_step(WebhookStep(webhook="env:WARROOM_TEST_RUNBOOK_HOOK"), CONTEXT)
+    assert not result.ok and "not followed" in result.summary
+    assert elsewhere.requests == []
+
+
+async def test_a_receiver_echoing_its_secret_path_and_a_huge_body_are_stored_redacted_and_cut(monkeypatch):
+    def echo(request):  # a receiver's error page quoting the request line, then pages of noise
+        return 500, {"Content-Type": "text/plain"}, f"no route for POST {request.path}\n".encode() + b"x" * 5_000_000
+
+    with serving(echo) as receiver:
+        monkeypatch.setenv("WARROOM_TEST_RUNBOOK_HOOK", f"{receiver.url}/hook-a1b2c3d4e5/runbook?sig=Zm9vYmFy")
+        result = await run_step(WebhookStep(webhook="env:WARROOM_TEST_RUNBOOK_HOOK"), CONTEXT)
+    assert (result.ok, result.summary) == (False, "HTTP 500")
+    assert "hook-a1b2c3d4e5" not in result.detail and "Zm9vYmFy" not in result.detail
+    assert result.detail.startswith(f"no route for POST {secrets.MASK}")
+    assert len(result.detail) < 400 and result.detail.endswith(" bytes cut)")
+
+
+async def test_an_echoed_secret_path_reaches_neither_the_journal_nor_the_database(tmp_path, monkeypatch):
+    def echo(request):
+        return 500, {"Content-Type": "text/plain"}, f"no route for POST {request.path}\n".encode() + b"x" * 5_000_000
+
+    (tmp_path / "plan.yaml").write_text("""
+rollout: {name: hooks, environment: staging}
+sources: {sim: {type: simulator, seed: 1, noise: 0}}
+flag_provider: {provider: local, path: flags.json}
+state: state.sqlite
+panes: [{id: errors, title: Errors, query: error_rate, unit: ratio}]
+phases: [{name: Beta 5%, flags: {f: 5}, hold: 0s}]
+rollback: {steps: [{webhook: env:WARROOM_TEST_RUNBOOK_HOOK}], dry_run: false}
+""")
+    with serving(echo) as receiver:
+        monkeypatch.setenv("WARROOM_TEST_RUNBOOK_HOOK", f"{receiver.url}/hook-a1b2c3d4e5/runbook")
+        plan = load_plan(tmp_path / "plan.yaml")
+        engine = build_engine(plan, clock=VirtualClock(), actor=Actor(user="oncall", host="bastion", ssh_client="", tty=""))
+        await engine.start()
+        await engine.step_up(engine.actor)
+        await engine.rollback(engine.actor, "drill")
+        await engine.close()
+    assert receiver.requests[0].path == "/hook-a1b2c3d4e5/runbook"
+    (step,) = [e for e in engine.store.entries() if e.kind == "rollback.step"]
+    assert step.data["detail"].startswith(f"no route for POST {secrets.MASK}") and step.data["detail"].endswith(" bytes cut)")
+    stored = list(tmp_path.glob("state.sqlite*"))
+    assert stored
+    for path in stored:
+        data = path.read_bytes()
+        assert b"hook-a1b2c3d4e5" not in data and b"x" * 1000 not in data, path
