@@ -6,6 +6,7 @@ screen is read cell by cell (tests.tui.conftest.screen_text).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -315,6 +316,28 @@ async def test_after_a_rollback_the_screen_says_what_happened_and_r_retries_afte
         await pilot.press("r", "tab", "enter")
         await c.until(pilot, lambda: c.app.snapshot.state == State.PENDING)
         assert [e.kind for e in c.engine.store.entries()].count("retry") == 1
+
+
+async def test_a_rollback_that_is_not_done_after_all_is_not_shown_as_rolled_back(console, test_plan):
+    plan = test_plan()
+    writer = console(plan)
+    async with writer.app.run_test() as pilot:
+        await into_phase_one(writer, pilot)
+        await writer.call(lambda: writer.engine.rollback(ALICE, "p99 climbing"))
+    writer.runner.stop()
+    # A late write lands after the rollback: the flag reads back at 50% again.
+    flags = json.loads(writer.engine.provider.path.read_text())
+    flags["flags"]["feature"].update(enabled=True, rollout_percentage=50.0)
+    writer.engine.provider.path.write_text(json.dumps(flags))
+    c = console(plan, readonly=True)
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await c.tick(pilot)
+        assert banner(c.app) == "ROLLING BACK"
+        assert banner(c.app, "#why").startswith("rolled back, but feature 50% reads back: the rollback is not done")
+        assert strip(c.app).startswith("[exposure 50% → 0% ⟲ rolling back]")
+        panel = "\n".join(rows_of(c.app, c.app.query_one(RollbackPanel)))
+        assert "✘ rolled back, but feature 50% reads back" in panel and "confirmed off" not in panel
+        assert str(c.app.query_one(StatusLine).render()).endswith("`warroom rollback PLAN` sets it off again")
 
 
 # ------------------------------------------------------------------ palette, help

@@ -77,7 +77,7 @@ def worst_condition(snap: Snapshot, now: float, *, engine_alive: bool = True, ro
         action = snap.action
         if action is not None and action.attempt:
             return Condition(f"ROLLING BACK attempt {action.attempt + 1}", f"attempt {action.attempt} failed: {action.last_error}", "bad")
-        return Condition("ROLLING BACK", snap.rollback.reason if snap.rollback else "", "bad")
+        return Condition("ROLLING BACK", snap.notes[0] if snap.notes else snap.rollback.reason if snap.rollback else "", "bad")
     if rollback_requested and snap.state != State.ROLLED_BACK:
         return Condition("ROLLBACK REQUESTED", "sent to the engine", "bad")
     if snap.state == State.ROLLED_BACK:

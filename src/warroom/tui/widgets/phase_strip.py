@@ -48,8 +48,10 @@ def bar(fraction: float, cells: int) -> str:
 
 
 def current_exposure(snap: Snapshot) -> str:
-    """What users see now, from the flags warroom set: `0%` once every flag is off."""
-    on = [f.desired.label() for f in snap.flags if f.desired is not None and f.desired.enabled]
+    """What users see now, as the flags read back (as warroom set them where unreadable):
+    `0%` once every flag is off."""
+    states = [f.observed if f.observed is not None and not f.error else f.desired for f in snap.flags]
+    on = [state.label() for state in states if state is not None and state.enabled]
     return "/".join(dict.fromkeys(on)) or "0%"
 
 
@@ -62,9 +64,9 @@ def strip_parts(snap: Snapshot, now: float, detail: Detail) -> list[tuple[str, s
     parts: list[tuple[str, str]] = []
     if state in (State.ROLLING_BACK, State.ROLLED_BACK):
         back = snap.rollback
-        confirmed = back is not None and back.confirmed_at is not None
+        exposure = current_exposure(snap)
         word = "rolled back" if state == State.ROLLED_BACK else "rolling back"
-        parts.append((f"[exposure {current_exposure(snap) if confirmed else '→ 0%'} ⟲ {word}]", "current"))
+        parts.append((f"[exposure {exposure}{'' if exposure == '0%' else ' → 0%'} ⟲ {word}]", "current"))
         source = back.from_phase if back else index
         if source and detail.name:
             parts.append((f" from {source}/{total} {snap.phase_names[source - 1]}", "note"))

@@ -29,7 +29,7 @@ class RollbackPanel(Widget):
     retry_key: reactive[str] = reactive("r")
 
     def watch_snapshot(self, snap: Snapshot | None) -> None:
-        if snap is not None and changed(self, (snap.state, snap.rollback, snap.action, snap.flags)):
+        if snap is not None and changed(self, (snap.state, snap.rollback, snap.action, snap.flags, snap.notes)):
             self.refresh(layout=True)
 
     def _style(self, name: str):
@@ -50,7 +50,9 @@ class RollbackPanel(Widget):
         # The cause is the one line worth wrapping: it says which query, value and threshold.
         for index, part in enumerate(Text(back.reason).wrap(self.app.console, max(20, width - 7))[:3]):
             lines.append(Text.assemble(("why    " if index == 0 else "       ", label), part))
-        if back.confirmed_at is not None:
+        if snap.notes:  # confirmed once, but a flag reads back exposed again: not done
+            lines.append(Text.assemble(("flags  ", label), (f"✘ {snap.notes[0]}", self._style("bad"))))
+        elif back.confirmed_at is not None:
             off = all(part.endswith(" off") for part in back.confirmed.split(", "))
             lines.append(Text.assemble(("flags  ", label), ("✔ confirmed off by read-back" if off else "✔ confirmed by read-back", self._style("ok")),
                                        f" at {clock_text(back.confirmed_at)}" + ("" if off else f": {back.confirmed}")))

@@ -55,6 +55,8 @@ def status_text(snap: Snapshot, retry_key: str = "r", room: int | None = None) -
         if snap.action.attempt:
             text += f" — attempt {snap.action.attempt} failed: {snap.action.last_error}"
         return text, "bad" if snap.action.kind == "rollback" else "info"
+    if snap.notes:  # the engine's own warnings: a rollback that is not done after all
+        return "; ".join(snap.notes), "bad"
     if snap.drift:
         return "flag DRIFT: changed outside warroom; automation paused until acknowledged (a)", "bad"
     if snap.state == State.PAUSED:
