@@ -14,7 +14,6 @@ import dataclasses
 from enum import Enum
 from typing import TypeVar
 
-from textual.content import Content
 from textual.markup import escape
 
 from ..engine.snapshot import JournalEntry, Snapshot
@@ -55,11 +54,6 @@ class SnapshotCleaner:
         entries = {e.seq: self._entries.get(e.seq) or clean(e) for e in snap.journal}
         self._entries = entries  # only the entries still shown are kept
         return dataclasses.replace(clean(dataclasses.replace(snap, journal=())), journal=tuple(entries.values()))
-
-
-def plain(text: object) -> Content:
-    """Outside text as Textual Content: shown exactly as written, minus control characters."""
-    return Content(terminal_safe(text))
 
 
 def markup_safe(text: object) -> str:
