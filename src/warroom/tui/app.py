@@ -183,7 +183,8 @@ class WarroomApp(App[int]):
         if snap is None or not snap.clock_rate:  # virtual time moves only when the engine is driven
             return
         now, wall = engine_now(snap), time.time()
-        if int(now) == int(self.now) or wall - self._clock_moved_at < 0.9:
+        # Fast time (a rehearsal at 20x) changes its second at every look: once a second is enough.
+        if int(now) == int(self.now) or (snap.clock_rate > 1 and wall - self._clock_moved_at < 0.9):
             return
         due = self._snapshot_at + snap.poll_interval / snap.clock_rate
         if 0 <= due - wall < 0.3:

@@ -12,6 +12,7 @@ from textual.geometry import Size
 from textual.reactive import reactive
 
 from ...engine.snapshot import Snapshot, State
+from ..refresh import changed
 from .checklist import Checklist
 from .flags_table import FlagsTable
 from .rollback_panel import RollbackPanel
@@ -42,8 +43,14 @@ class LowerArea(Vertical):
         yield Timeline().data_bind(LowerArea.snapshot)
 
     def watch_snapshot(self, snap: Snapshot | None) -> None:
-        if snap is not None:
-            self.set_class(snap.state in (State.ROLLING_BACK, State.ROLLED_BACK), "-rollback")
+        if snap is None:
+            return
+        busy = snap.state in (State.ROLLING_BACK, State.ROLLED_BACK)
+        self.set_class(busy, "-rollback")
+        # What can change how many lines the middle row needs (not a gate's value each poll).
+        phase = snap.phase and (snap.phase.index, len(snap.phase.gates), len(snap.phase.checklist))
+        flags = tuple((f.error, f.drift, f.observed, f.desired) for f in snap.flags)
+        if changed(self, (busy, phase, bool(snap.next_change), flags, snap.rollback, snap.notes, snap.action is None)):
             self.call_after_refresh(self._fit)
 
     def on_resize(self) -> None:

@@ -154,7 +154,8 @@ class MetricPane(Widget, can_focus=True):
         spark = part(self, "Spark")
         spark.scale = pane_scale(pane.history, pane.breach, pane.bad_side, pane.unit)
         spark.data = pane.history
-        self.tooltip = pane.detail or None
+        if self.tooltip != (pane.detail or None):
+            self.tooltip = pane.detail or None
         self._show_time()
 
     def _show_time(self) -> None:

@@ -147,6 +147,7 @@ class PhaseStrip(CachedComponentStyles):
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
     now: reactive[float] = reactive(0.0, repaint=False)
+    _text: Text | None = None
 
     def _shown(self) -> Text:
         snap = self.snapshot
@@ -157,9 +158,13 @@ class PhaseStrip(CachedComponentStyles):
 
     def _update(self) -> None:
         # Repaint only when the words changed: the soak moves once a second at most.
-        text = self._shown()
-        if changed(self, (text.plain, tuple(text.spans))):
+        self._text = self._shown()
+        if changed(self, (self._text.plain, tuple(self._text.spans))):
             self.refresh()
+
+    def notify_style_update(self) -> None:
+        self._text = None  # drawn with the old theme's styles
+        super().notify_style_update()
 
     def watch_snapshot(self) -> None:
         self._update()
@@ -171,4 +176,4 @@ class PhaseStrip(CachedComponentStyles):
         self._update()
 
     def render(self) -> Text:
-        return self._shown()
+        return self._text or self._shown()  # _update made it for this moment and size
