@@ -50,6 +50,12 @@ def describe(fig: dict) -> tuple[str, str, str]:
                 f"{fig['ratio_vs_floor']:.2f}× the server's floor",
                 f"slowest single query {s['median'] * 1000:.1f} ms; server's floor (all {fig['panes']}+ queries at once from curl) {ms(f['median'])}",
                 f"≤ {fig['target']:g}× slowest query")
+    if name == "journal_scale":
+        verbs = "; ".join(f"`{verb}` {v['seconds']:.1f} s, {v['peak_mb']:.0f} MB" for verb, v in fig["verbs"].items())
+        return (f"{fig['entries']:,} entries: {verbs} (peak RSS)",
+                f"`journal --limit 1` {fig['baseline']['seconds']:.2f} s, {fig['baseline']['peak_mb']:.0f} MB",
+                f"≤ {fig['target']['peak_mb']} MB each; `journal --limit 10` ≤ {fig['target']['seconds']['journal --limit 10']:g} s, "
+                f"report ≤ {fig['target']['seconds']['report (md)']:g} s")
     return (json.dumps({k: v for k, v in fig.items() if k not in {"name", "met", "target", "baseline"}}),
             str(fig.get("baseline", "")), str(fig.get("target", "")))
 

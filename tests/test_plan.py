@@ -290,3 +290,124 @@ def test_arbitrary_text_raises_only_plan_errors(text):
         parse_plan(text, "gen.yaml")
     except PlanError as exc:
         assert all(str(p).startswith("gen.yaml:") for p in exc.problems)
+
+
+# ------------------------------------------------------------------ a plan that validates is safe to run
+
+PLAN_HEAD = """
+        rollout: {name: x, environment: staging}
+        sources: {sim: {type: simulator}}"""
+
+
+def test_a_rollback_that_leaves_a_flag_on_is_an_error_naming_the_flag_and_its_line():
+    found = problems(PLAN_HEAD + """
+        flag_provider: {provider: local}
+        phases:
+          - {name: Canary, flags: {checkout-v2: 5}}
+          - name: Half
+            flags: {checkout-v2: 50, checkout-v2-api: 50}
+        rollback:
+          flags: {checkout-v2: off}
+        """)
+    assert found == ["plan.yaml:10:3: rollback.flags: flag 'checkout-v2-api' is set by phase 2 'Half' (line 8) but not by the rollback, "
+                     "which would leave it exposed: add `checkout-v2-api: off` (or the state it had before the launch)"]
+    # Named with the state it had before the launch (on, for a flag that was on), the rollback is complete.
+    plan = parse_plan(textwrap.dedent(PLAN_HEAD + """
+        flag_provider: {provider: local}
+        phases: [{name: a, flags: {new: 5, health: on}}]
+        rollback: {flags: {new: off, health: on}}
+        """), "plan.yaml")
+    assert {n: s.enabled for n, s in plan.rollback_flags().items()} == {"new": False, "health": True}
+
+
+@pytest.mark.parametrize("provider, flags, says", [
+    ("{provider: unleash, url: 'http://127.0.0.1:4242', token: env:UNLEASH_TOKEN}", "{f: 0.1}",
+     "phases[0].flags.f: phase 1 'Canary' sets 'f' to 0.1%: the unleash provider sets whole percents, so 0.1% cannot be set (write 0 or 1)"),
+    ("{provider: unleash, url: 'http://127.0.0.1:4242', token: env:UNLEASH_TOKEN}", "{f: 12.5}",
+     "the unleash provider sets whole percents, so 12.5% cannot be set (write 12 or 13)"),
+    ("{provider: flagd, path: flags.json}", "{f: 0.005}",
+     "the flagd provider sets steps of 0.01%, so 0.005% cannot be set (write 0 or 0.01)"),
+    ("{provider: http, url: 'http://127.0.0.1:1', fields: {segments: null}}", "{f: {rollout: 5, segments: [beta]}}",
+     "the http provider cannot target segments (beta); set flag_provider.fields.segments to the API's segments field"),
+])
+def test_what_the_provider_cannot_set_is_refused_with_phase_flag_and_line(provider, flags, says):
+    found = problems(PLAN_HEAD + f"""
+        flag_provider: {provider}
+        phases:
+          - name: Canary
+            flags: {flags}
+        """)
+    assert len(found) == 1 and found[0].startswith("plan.yaml:7:13: ") and says in found[0], found
+
+
+def test_what_each_provider_can_set_passes():
+    for provider, flags in (("{provider: unleash, url: 'http://u', token: env:T}", "{f: 1, g: {rollout: 5, segments: [beta]}}"),
+                            ("{provider: flagd, path: f.json}", "{f: 0.01, g: 33.33}"),
+                            ("{provider: local}", "{f: 0.001, g: {rollout: 5, segments: [beta]}}"),
+                            ("{provider: http, url: 'http://h'}", "{f: 0.1, g: {rollout: 5, segments: [beta]}}")):
+        parse_plan(textwrap.dedent(PLAN_HEAD + f"""
+            flag_provider: {provider}
+            phases: [{{name: a, flags: {flags}}}]
+            """.replace("            ", "        ")), "plan.yaml")
+
+
+def test_every_provider_declares_what_it_can_set():
+    from warroom.flags.base import Capabilities
+    from warroom.flags.registry import PROVIDERS, provider_class
+
+    for name in PROVIDERS:
+        assert isinstance(provider_class(name).__dict__.get("capabilities"), Capabilities), name
+
+
+def test_duplicate_phase_names_and_numeric_checklist_ids_are_errors():
+    found = problems(PLAN_HEAD + """
+        flag_provider: {provider: local}
+        phases:
+          - {name: Beta, flags: {f: 5}, checklist: [{text: a, id: "2"}, b]}
+          - {name: Beta, flags: {f: 25}}
+        """)
+    assert found == [
+        "plan.yaml:6:55: phases[0].checklist[0].id: checklist id '2' is a number, and numbers mean positions "
+        "(`warroom tick PLAN 2` is the second item); use a word",
+        "plan.yaml:7:6: phases[1].name: phase name 'Beta' is used twice (also phase 1); give each phase its own name",
+    ]
+
+
+def test_a_missing_pane_is_blamed_not_the_threshold_written_in_its_unit():
+    found = problems(PLAN_HEAD + """
+        flag_provider: {provider: local}
+        panes: [{id: p95, title: p95, query: latency_p95, unit: seconds}]
+        guardrails: [{pane: p59, above: 1s}]
+        phases: [{name: a, flags: {f: 5}, gates: [{pane: nope, below: 50ms}]}]
+        """)
+    assert found == ["plan.yaml:6:15: guardrails[0].pane: unknown pane 'p59' (panes defined: p95)",
+                     "plan.yaml:7:44: phases[0].gates[0].pane: unknown pane 'nope' (panes defined: p95)"]
+
+
+def test_durations_may_have_spaces_as_launch_plans_write_them():
+    assert [parse_duration(t) for t in ("30 s", "1h 30m", " 5 m ")] == [30, 5400, 300]
+    plan = parse_plan(textwrap.dedent(PLAN_HEAD + """
+        flag_provider: {provider: local}
+        panes: [{id: p95, title: p95, query: latency_p95, unit: seconds}]
+        guardrails: [{pane: p95, above: 500 ms, for: 30 s}]
+        phases: [{name: a, flags: {f: 5}, hold: 1h 30m}]
+        """), "plan.yaml")
+    assert (plan.guardrails[0].for_, plan.guardrails[0].threshold, plan.phases[0].hold) == (30, 0.5, 5400)
+    assert "expected a duration like 30s, 5m, 1h or 1h30m, got '30 secs'" in problems(PLAN_HEAD + """
+        flag_provider: {provider: local}
+        phases: [{name: a, flags: {f: 5}, hold: 30 secs}]
+        """)[0]
+
+
+def test_a_number_ticks_that_position_even_when_items_have_ids():
+    plan = parse_plan(textwrap.dedent(PLAN_HEAD + """
+        flag_provider: {provider: local}
+        phases:
+          - name: a
+            flags: {f: 5}
+            checklist: [{text: Dashboards checked, id: dashboards}, {text: Support briefed, id: support}, Status page]
+        """), "plan.yaml")
+    phase = plan.phases[0]
+    assert [phase.find_item(ref) for ref in ("1", "2", "3", "support", "page")] == ["dashboards", "support", "3", "support", "3"]
+    with pytest.raises(LookupError, match=r"no single checklist item '4'; items: 1 \(dashboards\), 2 \(support\), 3"):
+        phase.find_item("4")

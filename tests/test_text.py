@@ -23,3 +23,14 @@ def test_newlines_kept_on_request_and_plain_text_untouched():
     assert terminal_safe("a\r\nb\x1b[1m", keep_newlines=True) == "a\nb"
     text = "Check [PROD] dashboards: p95 ≤ 500 ms · 5% → 25%"
     assert terminal_safe(text) == text
+
+
+def test_markdown_safe_shows_outside_text_as_written():
+    from warroom.text import markdown_block, markdown_code, markdown_safe
+
+    assert markdown_safe("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)&gt;"
+    assert markdown_safe("a | b *c* [d](e) `f` ~~g~~ _h_ \\ & \x1b]0;pwned\x07") == \
+        "a \\| b \\*c\\* \\[d\\](e) \\`f\\` \\~\\~g\\~\\~ \\_h\\_ \\\\ &amp; "
+    assert markdown_safe("error_rate p95-latency 5% → 25%") == "error_rate p95-latency 5% → 25%"  # plain text stays readable
+    assert markdown_code("sum(rate(x[5m])) | `y`") == "`` sum(rate(x[5m])) \\| `y` ``"
+    assert markdown_block(["a ``` b\x1b[2J"]) == ["````", "a ``` b", "````"]

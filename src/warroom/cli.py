@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -28,8 +29,11 @@ from .engine.engine import CommandError, Engine
 from .engine.snapshot import Snapshot, State
 from .headless import entry_line, run_headless, stamp, status_line
 from .plan import Plan, PlanError, format_duration, load_faults, load_plan, parse_duration
+from . import secrets
+from .demo import WORKDIR_PREFIX
 from .secrets import SecretError, redact
-from .store import StoreError
+from .store import Store, StoreError, default_state_path
+from .text import terminal_safe
 from .units import format_value
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_CHECK = 1, 2, 6, 7
@@ -50,6 +54,12 @@ def _speed(text: str) -> str | float:
     if not speed > 0 or speed == float("inf"):
         raise argparse.ArgumentTypeError(f"expected 1 (real time), N (N× faster) or max, not {text!r}")
     return speed
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of entries, 1 or more, not {text!r}")
+    return int(text)
 
 
 def _duration(text: str) -> float:
@@ -78,7 +88,7 @@ def _one_shot(plan: Plan, args: argparse.Namespace, act: Callable[[Engine], Awai
             await engine.start()
             recovered = await engine.recover_orphans()
             if recovered:
-                print(recovered)
+                say(recovered)
             await engine.tick()
             try:
                 message = await act(engine)
@@ -96,50 +106,77 @@ def _one_shot(plan: Plan, args: argparse.Namespace, act: Callable[[Engine], Awai
 
 # ------------------------------------------------------------------ verbs
 
+def say(text: str) -> None:
+    """One line of output that quotes plans, servers or people: no escape sequence reaches the terminal."""
+    print(terminal_safe(text))
+
+
+def _check_secrets(plan: Plan) -> int:
+    """Resolve every secret reference the plan uses; print where each is used, never a value."""
+    refs = plan.secret_references()
+    say("secrets:" + ("" if refs else " none used"))
+    missing = 0
+    for where, ref in refs:
+        try:
+            secrets.resolve(ref)
+        except SecretError as exc:
+            say(f"  FAIL {where}: {redact(str(exc))}")
+            missing += 1
+        else:
+            say(f"  ok   {where}: {ref} resolves")
+    return missing
+
+
 def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
-    """Validate the plan (already done by loading it) and probe every source and the provider."""
+    """Validate the plan (already done by loading it), resolve its secrets, probe every source and the provider."""
 
     async def go() -> int:
         engine = _engine(plan, args, automation=False, announce=False, backfill=False)
         problems = 0
         try:
-            print(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
-            print(f"state: {state_path(plan, getattr(args, 'state', None))}")
+            say(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
+            say(f"state: {state_path(plan, getattr(args, 'state', None))}")
+            problems += _check_secrets(plan)
+            say("queries:")
             queries, flags = await engine.probe()
             for (source_name, query, _), static, reading in queries:
                 where = f"[{source_name}] {query}"
                 if static:
-                    print(f"  FAIL {where}\n       {static}")
+                    say(f"  FAIL {where}")
+                    say(f"       {static}")
                     problems += 1
                 elif reading.has_value:
-                    print(f"  ok   {where}\n       value {reading.value:g}")
+                    say(f"  ok   {where}")
+                    say(f"       value {reading.value:g}")
                 else:
-                    print(f"  {'FAIL' if reading.status == 'error' else 'WARN'} {where}\n       {reading.status}: {reading.detail}")
+                    say(f"  {'FAIL' if reading.status == 'error' else 'WARN'} {where}")
+                    say(f"       {reading.status}: {reading.detail}")
                     problems += reading.status == "error"
             # Each guardrail in words and in its pane's unit, so a threshold off by a unit shows.
-            print("guardrails:")
+            say("guardrails:")
             for i, g in enumerate(plan.guardrails):
                 unit = plan.pane(g.pane).unit if g.pane else "count"
                 held = f" for {format_duration(g.for_)}" if g.for_ else ""
-                print(f"  {plan.guardrail_id(i)}: {g.action} when {g.pane or g.query} is {g.op} "
-                      f"{format_value(g.threshold, unit)}{held}; no data: {g.no_data}")
+                say(f"  {plan.guardrail_id(i)}: {g.action} when {g.pane or g.query} is {g.op} "
+                    f"{format_value(g.threshold, unit)}{held}; no data: {g.no_data}")
             _print_drill_check(plan)
             if plan.rollback.steps:
                 dry, why = runbook_dry_run(plan)
-                print(f"rollback runbook: {len(plan.rollback.steps)} step(s), {'dry run' if dry else 'executed'} ({why})")
-            print(f"flag provider: {engine.provider.describe()}")
+                say(f"rollback runbook: {len(plan.rollback.steps)} step(s), {'dry run' if dry else 'executed'} ({why})")
+            say(f"rollback sets: {', '.join(f'{n} {s.as_state().label()}' for n, s in plan.rollback_flags().items())}")
+            say(f"flag provider: {engine.provider.describe()}")
             missing = engine.provider.missing_flag_problem
             for name, observed in flags.items():
                 if observed is None and missing:
                     observed = missing
                 if isinstance(observed, str):
-                    print(f"  FAIL {name}: {observed}")
+                    say(f"  FAIL {name}: {observed}")
                     problems += 1
                 else:
-                    print(f"  ok   {name}: {observed.label() if observed else 'does not exist yet; the first step up creates it'}")
+                    say(f"  ok   {name}: {observed.label() if observed else 'does not exist yet; the first step up creates it'}")
         finally:
             await engine.close()
-        print("check: " + ("all good" if not problems else f"{problems} problem(s)"))
+        say("check: " + ("all good" if not problems else f"{problems} problem(s)"))
         return EXIT_CHECK if problems else 0
 
     return asyncio.run(go())
@@ -162,15 +199,15 @@ def _print_drill_check(plan: Plan) -> None:
 
     models = pane_models(plan)
     modelled = sum(1 for m in models if m.expression)
-    print(f"drill (offline, simulator): {modelled} of {len(models)} panes modelled")
+    say(f"drill (offline, simulator): {modelled} of {len(models)} panes modelled")
     for m in models:
         if m.expression:
             how = "its simulate:" if m.how == "simulate:" else f"inferred from query and unit; pin it with `simulate: {m.expression}`"
-            print(f"  {m.pane}: {m.expression} ({how})")
+            say(f"  {m.pane}: {m.expression} ({how})")
     for line in unmodelled_advice(plan) + [f"{c}: a drill cannot model it" for c in unmodelled_conditions(plan)]:
-        print(f"  WARN {line}")
+        say(f"  WARN {line}")
     problem = fast_time_problem(plan, "N")
-    print("fast time (--speed other than 1): " + (
+    say("fast time (--speed other than 1): " + (
         f"refused for this plan: environment {plan.rollout.environment} means real state and flags; "
         "`warroom drill` rehearses it fast in its own state" if problem else "allowed (environment drill)"))
 
@@ -180,10 +217,10 @@ def cmd_run(plan: Plan, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.faults and not any(s.type == "simulator" for s in plan.sources.values()):
         # Faults go into the simulator; ignoring them would make the run look like a rehearsal.
-        print(f"warroom: --faults needs a simulator source, and {plan.path or 'this plan'} has none (its sources: "
-              + ", ".join(f"{n} ({s.type})" for n, s in plan.sources.items())
-              + "). Rehearse the faults offline with `warroom drill PLAN --scenario FILE`, or inject them into the "
-              "rehearsal exporter your Prometheus scrapes (`warroom simulate --serve … --faults FILE`, or POST /fault)",
+        print(terminal_safe(f"warroom: --faults needs a simulator source, and {plan.path or 'this plan'} has none (its sources: "
+                            + ", ".join(f"{n} ({s.type})" for n, s in plan.sources.items())
+                            + "). Rehearse the faults offline with `warroom drill PLAN --scenario FILE`, or inject them into the "
+                            "rehearsal exporter your Prometheus scrapes (`warroom simulate --serve … --faults FILE`, or POST /fault)"),
               file=sys.stderr)
         return EXIT_USAGE
     if not args.headless:
@@ -199,24 +236,24 @@ def cmd_run(plan: Plan, args: argparse.Namespace) -> int:
 
 def _print_status(snap: Snapshot) -> None:
     phase = f"{snap.phase.index}/{snap.phase_count} {snap.phase.name}" if snap.phase else f"0/{snap.phase_count} (not started)"
-    print(f"{snap.rollout} [{snap.environment.upper()}]  {snap.state.label}  phase {phase}")
+    say(f"{snap.rollout} [{snap.environment.upper()}]  {snap.state.label}  phase {phase}")
     if snap.paused_reason:
-        print(f"  paused: {snap.paused_reason}")
+        say(f"  paused: {snap.paused_reason}")
     for note in snap.notes:
-        print(f"  {note}")
+        say(f"  {note}")
     if snap.phase:
-        print(f"  in phase {snap.phase.elapsed:.0f}s, soak left {snap.phase.soak_left:.0f}s")
+        say(f"  in phase {snap.phase.elapsed:.0f}s, soak left {snap.phase.soak_left:.0f}s")
     for pane in snap.panes:
-        print(f"  {pane.title:<24} {format_value(pane.value, pane.unit):>10}  {pane.status}")
+        say(f"  {pane.title:<24} {format_value(pane.value, pane.unit):>10}  {pane.status}")
     for flag in snap.flags:
         desired = flag.desired.label() if flag.desired else "—"
         observed = flag.observed.label() if flag.observed else (flag.error or "—")
-        print(f"  flag {flag.name:<20} desired {desired:<8} observed {observed}{'  DRIFT' if flag.drift else ''}")
+        say(f"  flag {flag.name:<20} desired {desired:<8} observed {observed}{'  DRIFT' if flag.drift else ''}")
     if snap.step_blockers:
-        print("  step up blocked: " + "; ".join(snap.step_blockers))
+        say("  step up blocked: " + "; ".join(snap.step_blockers))
     elif snap.next_change:
-        print(f"  next step: {snap.next_change}")
-    print(f"  driver: {snap.driver or 'nobody (no console running)'}")
+        say(f"  next step: {snap.next_change}")
+    say(f"  driver: {snap.driver or 'nobody (no console running)'}")
 
 
 def cmd_status(plan: Plan, args: argparse.Namespace) -> int:
@@ -236,29 +273,60 @@ def cmd_status(plan: Plan, args: argparse.Namespace) -> int:
     return state_exit(snap.state)
 
 
-def cmd_journal(plan: Plan, args: argparse.Namespace) -> int:
-    from .store import Store
+def _newest_state() -> Path | None:
+    """The state database written last: plans' and drills' in the state folder, the demo's in the temp folder."""
+    folder = default_state_path("_").parent
+    found = [*folder.glob("*.sqlite"), *folder.glob("drills/*/state.sqlite"),
+             *Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*/*.sqlite")]
 
-    if args.plan is None and not args.state:
-        print("warroom: journal needs a PLAN or --state DB (a drill's or the demo's database)", file=sys.stderr)
+    def written(db: Path) -> float:  # a WAL database's last writes may be in its -wal file only
+        return max((f.stat().st_mtime for f in (db, db.with_name(db.name + "-wal")) if f.exists()), default=0.0)
+
+    return max(found, key=written, default=None)
+
+
+def _state_to_read(plan: Plan, args: argparse.Namespace) -> Path | None:
+    """The database `journal` and `report` read: --state, the plan's, or (neither given) the newest one."""
+    if args.plan or args.state:
+        return state_path(plan, args.state)
+    newest = _newest_state()
+    if newest is None:
+        print("warroom: no state database found (none in the state folder, no demo's in the temp folder); "
+              "give a PLAN or --state DB", file=sys.stderr)
+    else:
+        print(f"warroom: reading the newest state database, {newest} (give a PLAN or --state DB for another)", file=sys.stderr)
+    return newest
+
+
+def cmd_journal(plan: Plan, args: argparse.Namespace) -> int:
+    db = _state_to_read(plan, args)
+    if db is None:
         return EXIT_USAGE
-    store = Store(state_path(plan, args.state))
-    entries = store.entries()
-    if args.limit:
-        entries = entries[-args.limit:]
-    if args.json:
-        for e in entries:
+    if not db.exists():
+        print(f"warroom: {db}: no journal here (nothing has run with this state yet)", file=sys.stderr)
+        return EXIT_PROBLEM
+    store = Store(db)
+    # Streamed: the newest N come from the database's end, the whole journal a page at a time.
+    entries = reversed(store.tail(args.limit)) if args.limit else store.iter_entries()
+    for e in entries:
+        if args.json:  # JSON escapes every control character itself
             print(json.dumps({"seq": e.seq, "ts": e.ts, "time": stamp(e.ts), "kind": e.kind, "message": e.message,
                               "actor": e.actor, "action_id": e.action_id, "data": e.data}, default=str))
-    else:
-        for e in entries:
+        else:
             print(entry_line(e))
     return 0
 
 
 def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
     def run(plan: Plan, args: argparse.Namespace) -> int:
-        def act(engine: Engine) -> Awaitable[str]:
+        async def act(engine: Engine) -> str:
+            # The answer quotes the plan (an item's text) and the user (`--reason`): printed, so made safe.
+            try:
+                return terminal_safe(await command(engine))
+            except CommandError as exc:
+                raise CommandError(terminal_safe(str(exc))) from None
+
+        def command(engine: Engine) -> Awaitable[str]:
             me = engine.actor
             if name == "step":
                 return engine.step_up(me, force=args.force, reason=args.reason or "")
@@ -331,9 +399,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("item", help="item id (1, 2, … or its `id`) or a unique part of its text")
     t.add_argument("--undo", action="store_true", help="untick instead")
     verb("ack", "acknowledge flag drift: accept the observed flags, let automation go on")
-    j = verb("journal", "print the journal (of PLAN, or of the state database given with --state)", demo=True)
+    j = verb("journal", "print the journal of PLAN, of the state database given with --state, or else of the newest one", demo=True)
     j.add_argument("--json", action="store_true", help="one JSON object per line")
-    j.add_argument("--limit", type=int, default=0, help="only the newest N entries")
+    j.add_argument("--limit", type=_count, default=0, help="only the newest N entries")
     # Imported here, not at the top: the console's start-up never pays for these verbs.
     from .exporter import add_simulate_parser
     from .secret_cli import add_secret_parser
@@ -379,7 +447,8 @@ def cmd_drill(plan: Plan, args: argparse.Namespace) -> int:
 def cmd_report(plan: Plan, args: argparse.Namespace) -> int:
     from .report import run_report_command
 
-    return run_report_command(plan, state_path(plan, args.state), fmt=args.format, output=args.output)
+    db = _state_to_read(plan, args)
+    return EXIT_USAGE if db is None else run_report_command(plan, db, fmt=args.format, output=args.output)
 
 
 HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
@@ -418,10 +487,10 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         return run_console(plan, args)
     except PlanError as exc:
-        print(str(exc), file=sys.stderr)
+        print(terminal_safe(str(exc), keep_newlines=True), file=sys.stderr)
         return EXIT_PROBLEM
     except (StoreError, SecretError) as exc:
-        print(f"warroom: {redact(str(exc))}", file=sys.stderr)
+        print(f"warroom: {terminal_safe(redact(str(exc)), keep_newlines=True)}", file=sys.stderr)
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return 130

@@ -9,9 +9,10 @@ from pathlib import Path
 from .plan import Plan, parse_plan
 
 DEMO_NAME = "demo (built-in)"
+WORKDIR_PREFIX = "warroom-demo-"  # in the temp folder; `warroom journal` alone looks there too
 
 
 def demo_plan(workdir: Path | None = None) -> Plan:
-    workdir = workdir or Path(tempfile.mkdtemp(prefix="warroom-demo-"))
+    workdir = workdir or Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
     text = resources.files("warroom").joinpath("demo.yaml").read_text(encoding="utf-8")
     return parse_plan(text, DEMO_NAME, workdir)

@@ -36,7 +36,7 @@ def _pane_text(pane: PaneView) -> str:
 def status_line(snap: Snapshot) -> str:
     phase = f"phase {snap.phase.index}/{snap.phase_count} {snap.phase.name}" if snap.phase else f"phase 0/{snap.phase_count}"
     panes = " ".join(_pane_text(p) for p in snap.panes)
-    return f"{stamp(snap.now)} {'status':<18} {snap.state.label} {phase} | {panes}"
+    return terminal_safe(f"{stamp(snap.now)} {'status':<18} {snap.state.label} {phase} | {panes}")
 
 
 async def run_headless(

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -28,6 +26,8 @@ from pydantic import (
 )
 
 from . import secrets
+from .flags.base import FlagState
+from .yamlfile import Loc, Located, PlanError, Problem, compose, dotted, read_text
 
 # ---------------------------------------------------------------- scalars
 
@@ -303,6 +303,10 @@ class FlagSetting(Strict):
     rollout: Percent = 100.0
     segments: tuple[str, ...] = ()
 
+    def as_state(self) -> FlagState:
+        """What a provider is asked to set (a disabled flag exposes nobody, whatever its percentage)."""
+        return FlagState(self.enabled, self.rollout if self.enabled else 0.0, tuple(self.segments))
+
 
 FLAG_HELP = "a rollout percentage 0–100 (25 or 25%), on or off, or {enabled, rollout, segments}"
 
@@ -346,6 +350,20 @@ class Phase(Strict):
 
     def item_ids(self) -> list[str]:
         return [item.id or f"{i + 1}" for i, item in enumerate(self.checklist)]
+
+    def find_item(self, ref: str) -> str:
+        """The id of the item `ref` names: a number is always a position (1 = first item, whatever
+        ids the items have), else an id, else a unique part of an item's text. LookupError otherwise."""
+        ids = self.item_ids()
+        if ref.strip().isdigit() and 1 <= int(ref) <= len(ids):
+            return ids[int(ref) - 1]
+        if ref in ids:
+            return ref
+        matches = [iid for iid, item in zip(ids, self.checklist) if ref.lower() in item.text.lower()]
+        if len(matches) != 1:
+            raise LookupError(f"no single checklist item {ref!r}; items: " + ", ".join(
+                f"{i + 1}" + (f" ({iid})" if iid != f"{i + 1}" else "") for i, iid in enumerate(ids)))
+        return matches[0]
 
 
 # ---------------------------------------------------------------- rollback steps
@@ -488,92 +506,47 @@ class Plan(Strict):
         """The plan as it ran, for a report: it reads no source and no flag, so those are stand-ins."""
         return cls.model_validate({**body, "sources": {"journal": {"type": "simulator"}}, "flag_provider": {"provider": "local"}})
 
+    def secret_references(self) -> list[tuple[str, str]]:
+        """(where, reference) for every secret the plan uses: source credentials and credential headers,
+        the flag provider's token, runbook webhooks and headers, notify URLs. Found by type, so a new
+        provider's or step's secret field is included without a list to keep up to date."""
+        from .flags import registry
 
-# ---------------------------------------------------------------- loading with locations
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    column: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return [*_secret_refs(self, ""), *_secret_refs(registry.validate_config(self.flag_provider), "flag_provider")]
 
 
-class PlanError(Exception):
-    """One or more problems in a plan, each with file, line and field."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
-Loc = tuple[Any, ...]
-
-
-class _Located:
-    """Plain Python data from YAML plus the line/column of every key and value."""
-
-    def __init__(self, file: str):
-        self.file = file
-        self.marks: dict[Loc, tuple[int, int]] = {}
-        self.problems: list[Problem] = []
-
-    def convert(self, node: yaml.Node, loc: Loc) -> Any:
-        self.marks.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
-        if isinstance(node, yaml.MappingNode):
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    self._problem(key_node, loc, "a key must be a plain word")
-                    continue
-                key = yaml.SafeLoader.construct_scalar(_LOADER, key_node)
-                if key == "<<":
-                    self._problem(key_node, loc, "merge keys (<<) are not supported; write the keys out")
-                    continue
-                if key in out:
-                    self._problem(key_node, loc + (key,), "this key appears twice in the same mapping")
-                    continue
-                self.marks[loc + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                out[key] = self.convert(value_node, loc + (key,))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.convert(child, loc + (i,)) for i, child in enumerate(node.value)]
-        return _LOADER.construct_object(node, deep=True)
-
-    def _problem(self, node: yaml.Node, loc: Loc, message: str) -> None:
-        self.problems.append(
-            Problem(self.file, node.start_mark.line + 1, node.start_mark.column + 1, _dotted(loc), message)
-        )
-
-    def where(self, loc: Loc) -> tuple[int, int]:
-        loc = tuple(loc)
-        while loc:
-            if loc in self.marks:
-                return self.marks[loc]
-            loc = loc[:-1]
-        return self.marks.get((), (1, 1))
+def _after_validators(info: Any) -> set[Any]:
+    """The AfterValidator functions on a model field, also those inside Optional[Annotated[…]]."""
+    found = {m.func for m in info.metadata if isinstance(m, AfterValidator)}
+    stack = [info.annotation]
+    while stack:
+        t = stack.pop()
+        found |= {m.func for m in getattr(t, "__metadata__", ()) if isinstance(m, AfterValidator)}
+        stack.extend(a for a in get_args(t) if not isinstance(a, AfterValidator))
+    return found
 
 
-_LOADER = yaml.SafeLoader("")
-# libyaml's parser gives the same nodes with the same marks, ~10× faster than the pure-Python
-# one (sample-config.yaml: 25 → 2.5 ms of every start); PyYAML without libyaml falls back.
-_PARSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _dotted(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
+def _secret_refs(value: Any, where: str) -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [ref for k, v in value.items() for ref in _secret_refs(v, f"{where}.{k}")]
+    if isinstance(value, (list, tuple)):
+        return [ref for i, v in enumerate(value) for ref in _secret_refs(v, f"{where}[{i}]")]
+    if not isinstance(value, BaseModel):
+        return []
+    out: list[tuple[str, str]] = []
+    for name, info in type(value).model_fields.items():
+        field, path = getattr(value, name), f"{where}.{info.alias or name}".lstrip(".")
+        validators = _after_validators(info)
+        if _secret_ref in validators and isinstance(field, str):
+            out.append((path, field))
+        elif _headers in validators and isinstance(field, dict):  # a header value is a secret when it is a reference
+            out += [(f"{path}.{k}", v) for k, v in field.items() if secrets.is_reference(v)]
         else:
-            out += ("." if out else "") + str(part)
+            out += _secret_refs(field, path)
     return out
 
+
+# ---------------------------------------------------------------- loading with locations
 
 def _clean_loc(loc: Loc) -> Loc:
     # pydantic adds union/validator tags (e.g. 'simulator', 'function-after[...]') into locations.
@@ -635,8 +608,12 @@ def _in_unit(value: Any, unit: str) -> Any:
     return value
 
 
-def _thresholds_in_pane_units(data: dict[str, Any]) -> None:
-    """Convert thresholds written with a unit, so `above: 500ms` means what it says on a seconds pane."""
+def _thresholds_in_pane_units(data: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """Convert thresholds written with a unit, so `above: 500ms` means what it says on a seconds pane.
+
+    Returns (location, pane) of each guardrail or gate naming a pane the plan does not have: its
+    threshold's unit is unknown, so the missing pane is the problem to report, not the threshold.
+    """
     panes = data.get("panes")
     units: dict[Any, str] = {}
     for pane in panes if isinstance(panes, list) else []:
@@ -645,83 +622,35 @@ def _thresholds_in_pane_units(data: dict[str, Any]) -> None:
             for key in ("warn", "breach"):
                 if key in pane:
                     pane[key] = _in_unit(pane[key], unit)
-    conditions = list(data.get("guardrails") or []) if isinstance(data.get("guardrails"), list) else []
-    for phase in data.get("phases") or [] if isinstance(data.get("phases"), list) else []:
+    guardrails = data.get("guardrails")
+    conditions: list[tuple[Loc, Any]] = [(("guardrails", i), g) for i, g in enumerate(guardrails if isinstance(guardrails, list) else [])]
+    phases = data.get("phases")
+    for pi, phase in enumerate(phases if isinstance(phases, list) else []):
         if isinstance(phase, dict) and isinstance(phase.get("gates"), list):
-            conditions += phase["gates"]
-    for cond in conditions:
+            conditions += [(("phases", pi, "gates", gi), gate) for gi, gate in enumerate(phase["gates"])]
+    unknown: list[tuple[Loc, str]] = []
+    for loc, cond in conditions:
         if isinstance(cond, dict) and isinstance(cond.get("pane"), str):
+            if cond["pane"] not in units:
+                unknown.append((loc, cond["pane"]))
             for key in ("above", "below"):
                 if key in cond:
                     cond[key] = _in_unit(cond[key], units.get(cond["pane"], ""))
+    return unknown
 
 
-def _validation_problems(exc: ValidationError, located: _Located, prefix: Loc = ()) -> list[Problem]:
+def _validation_problems(exc: ValidationError, located: Located, prefix: Loc = ()) -> list[Problem]:
     problems = []
     for err in exc.errors():
         raw_loc = prefix + tuple(err["loc"])
         loc = _clean_loc(raw_loc)
         # For a missing key, point at its parent mapping (where it should be added).
         line, col = located.where(loc[:-1] if err["type"] == "missing" else loc)
-        problems.append(Problem(located.file, line, col, _dotted(loc), _message(err)))
+        problems.append(Problem(located.file, line, col, dotted(loc), _message(err)))
     return problems
 
 
-def _semantic_problems(plan: Plan, located: _Located) -> list[Problem]:
-    """Cross-references pydantic cannot see: ids, sources, flags."""
-    out: list[Problem] = []
-
-    def add(loc: Loc, message: str) -> None:
-        line, col = located.where(loc)
-        out.append(Problem(located.file, line, col, _dotted(loc), message))
-
-    pane_ids = [p.id for p in plan.panes]
-    for i, pid in enumerate(pane_ids):
-        if pid in pane_ids[:i]:
-            add(("panes", i, "id"), f"pane id {pid!r} is used twice")
-    sources = list(plan.sources)
-
-    def check_source(loc: Loc, name: str | None) -> None:
-        if name is not None and name not in plan.sources:
-            add(loc + ("source",), f"unknown source {name!r} (the plan defines: {', '.join(sources)})")
-
-    def check_pane(loc: Loc, pane: str | None) -> None:
-        if pane is not None and pane not in pane_ids:
-            known = ", ".join(pane_ids) or "none"
-            add(loc + ("pane",), f"unknown pane {pane!r} (panes defined: {known})")
-
-    for i, pane in enumerate(plan.panes):
-        check_source(("panes", i), pane.source)
-    guard_ids: list[str] = []
-    for i, g in enumerate(plan.guardrails):
-        check_source(("guardrails", i), g.source)
-        check_pane(("guardrails", i), g.pane)
-        gid = plan.guardrail_id(i)
-        if gid in guard_ids:
-            add(("guardrails", i), f"guardrail id {gid!r} is used twice; give each an `id`")
-        guard_ids.append(gid)
-    for pi, phase in enumerate(plan.phases):
-        for gi, gate in enumerate(phase.gates):
-            check_source(("phases", pi, "gates", gi), gate.source)
-            check_pane(("phases", pi, "gates", gi), gate.pane)
-        ids = phase.item_ids()
-        for ii, iid in enumerate(ids):
-            if iid in ids[:ii]:
-                add(("phases", pi, "checklist", ii, "id"), f"checklist id {iid!r} is used twice in this phase")
-        if not phase.flags:
-            add(("phases", pi, "flags"), "a phase must set at least one flag")
-    if plan.rollback.flags is not None:
-        known = list(dict.fromkeys(n for ph in plan.phases for n in ph.flags))
-        for name in plan.rollback.flags:
-            if not any(name in ph.flags for ph in plan.phases):
-                add(("rollback", "flags", name), f"flag {name!r} is not set by any phase (phases set: {', '.join(known)})")
-    for name, src in plan.sources.items():
-        if isinstance(src, SimulatorSourceConfig) and src.flag and src.flag not in plan.flag_names():
-            add(("sources", name, "flag"), f"flag {src.flag!r} is not set by any phase")
-    return out
-
-
-def _provider_problems(raw: Any, located: _Located) -> list[Problem]:
+def _provider_problems(raw: Any, located: Located) -> list[Problem]:
     """The provider's own keys are checked by its model, so a new provider is one module."""
     if not isinstance(raw, dict) or not isinstance(raw.get("provider"), str):
         return []  # the Plan model reports the missing or malformed mapping
@@ -737,55 +666,24 @@ def _provider_problems(raw: Any, located: _Located) -> list[Problem]:
     return []
 
 
-def _compose(text: str, file: str) -> tuple[Any, _Located]:
-    """YAML text to plain data with the location of every key; None for an empty file."""
-    located = _Located(file)
-    try:
-        node = yaml.compose(text, Loader=_PARSER)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise PlanError([Problem(file, line, col, "", f"not valid YAML: {exc.problem or exc.context}")]) from None
-    except yaml.YAMLError as exc:
-        raise PlanError([Problem(file, 1, 1, "", f"not valid YAML: {exc}")]) from None
-    except (ValueError, RecursionError) as exc:
-        raise PlanError([Problem(file, 1, 1, "", f"not valid YAML: {type(exc).__name__}")]) from None
-    if node is None:
-        return None, located
-    try:
-        data = located.convert(node, ())
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
-        line, col = (node.start_mark.line + 1, node.start_mark.column + 1)
-        raise PlanError([Problem(file, line, col, "", f"unsupported YAML value: {type(exc).__name__}")]) from None
-    if located.problems:
-        raise PlanError(located.problems)
-    return data, located
-
-
-def _read(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError([Problem(str(path), 1, 1, "", "no such file")]) from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise PlanError([Problem(str(path), 1, 1, "", f"cannot read the {what}: {exc.__class__.__name__}")]) from None
-
-
 def load_faults(path: Path) -> tuple[Fault, ...]:
     """A fault schedule file: a list of faults, or {faults: [...]}; problems located like a plan's."""
-    data, located = _compose(_read(path, "fault schedule"), str(path))
+    data, located = compose(read_text(path, "fault schedule"), str(path))
     if data is None:
         return ()
     prefix: Loc = ()
-    if isinstance(data, dict):
-        data, prefix = data.get("faults", data), ("faults",)
+    if isinstance(data, dict) and "faults" in data:
+        data, prefix = data["faults"], ("faults",)
+    if not isinstance(data, list):
+        # Whatever else the file holds is not quoted: it may be any file on the machine.
+        raise PlanError([Problem(str(path), 1, 1, "", "not a fault schedule: expected a list of faults, or a mapping with `faults:`")])
     try:
         return tuple(TypeAdapter(list[Fault]).validate_python(data))
     except ValidationError as exc:
         raise PlanError(_validation_problems(exc, located, prefix)) from None
 
 
-def _faults_file_problems(plan: Plan, located: _Located, base_dir: Path) -> list[Problem]:
+def _faults_file_problems(plan: Plan, located: Located, base_dir: Path) -> list[Problem]:
     """A simulator's faults_file is part of the plan: a typo in it must not wait for the run."""
     out: list[Problem] = []
     for name, src in plan.sources.items():
@@ -804,18 +702,26 @@ def _faults_file_problems(plan: Plan, located: _Located, base_dir: Path) -> list
 
 def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) -> Plan:
     """Validate plan text. Raises PlanError with located problems, never anything else."""
-    data, located = _compose(text, file)
+    data, located = compose(text, file)
     if data is None:
         raise PlanError([Problem(file, 1, 1, "", "the plan is empty; start from sample-config.yaml")])
     if not isinstance(data, dict):
         raise PlanError([Problem(file, 1, 1, "", "the plan must be a mapping with rollout, sources, phases, …")])
-    _thresholds_in_pane_units(data)
-    problems = _provider_problems(data.get("flag_provider"), located)
+    from .plan_checks import capability_problems, meaning_problems, unknown_pane_problems
+
+    unknown_panes = _thresholds_in_pane_units(data)
+    problems = unknown_pane_problems(unknown_panes, data, located)
+    provider = _provider_problems(data.get("flag_provider"), located)
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
-        raise PlanError(_validation_problems(exc, located) + problems) from None
-    problems += _semantic_problems(plan, located) + _faults_file_problems(plan, located, base_dir or Path("."))
+        # A threshold's unit comes from its pane: with the pane unknown, the pane is the problem.
+        masked = {dotted(loc + (key,)) for loc, _ in unknown_panes for key in ("above", "below")}
+        found = [p for p in _validation_problems(exc, located) if p.field not in masked]
+        raise PlanError(found + problems + provider) from None
+    problems += provider + meaning_problems(plan, located) + _faults_file_problems(plan, located, base_dir or Path("."))
+    if not provider:
+        problems += capability_problems(plan, located)
     if problems:
         raise PlanError(problems)
     extras: dict[str, Any] = {"base_dir": base_dir or Path(".")}
@@ -826,4 +732,4 @@ def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) ->
 
 def load_plan(path: str | Path) -> Plan:
     path = Path(path)
-    return parse_plan(_read(path, "plan"), str(path), path.resolve().parent)
+    return parse_plan(read_text(path, "plan"), str(path), path.resolve().parent)

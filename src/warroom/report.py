@@ -1,27 +1,32 @@
 """`warroom report`: the post-mortem, built only from the journal and the stored samples.
 
 No server is asked anything, so yesterday's launch (or a drill) can be written up from
-its state database alone. Markdown for the ticket; HTML as one self-contained file
-(inline CSS and SVG, no scripts, no external assets) with the panes' history around
-each event.
+its state database alone. Markdown for the ticket (report_markdown.py); HTML as one
+self-contained file with the panes' history around each event (report_html.py).
+
+A long launch's journal has millions of entries, so nothing here holds them: one pass
+over the journal keeps what the summary needs (phases, rollbacks, checklist, the first
+incident), and the long sections (breaches, actions, timeline) are read again, a page
+at a time, while they are written.
 """
 
 from __future__ import annotations
 
-import html
+import heapq
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterable, Iterator, TextIO
 
 from .engine.snapshot import JournalEntry, State
-from .plan import Pane, Plan, format_duration
-from .scorecard import ACTIONS, Incident, ScoreCard, first_incident, why
-from .secrets import redact
+from .plan import Plan, format_duration
+from .scorecard import ACTIONS, ALARMS, RESPONSES, Incident, ScoreCard, _bad_since, first_incident, why
 from .store import Store
 from .units import format_value
 
 EVENT_WINDOW = 90.0  # seconds of pane history either side of an event in the HTML charts
+EVENT_CHARTS = 40  # events charted; a long launch's others are in the timeline
 POSTMORTEM_DUE = 48 * 3600.0  # the seeds' rule: a post-mortem within 48 hours of the launch
 FOLLOW_UPS = ("What went well", "What went wrong", "Lessons learned", "Action items (owner, due date)")
 TIMELINE_KINDS = set(ACTIONS) | {
@@ -29,6 +34,13 @@ TIMELINE_KINDS = set(ACTIONS) | {
     "guardrail.alert", "guardrail.fired", "drift.detected", "checklist.tick", "checklist.untick",
     "source.error", "source.recovered", "drill.start", "drill.score", "notify.failed", "notify.dropped",
 }
+BREACH_KINDS = ("guardrail.breach", "rollback.intent", "pause", "guardrail.alert", "guardrail.fired", "guardrail.clear")
+OUTCOMES = {"rollback.intent": "rolled back", "pause": "paused", "guardrail.alert": "alerted",
+            "guardrail.fired": "fired (no action in this state)"}
+# Everything the first pass reads; the rest of the journal (samples' notes, console starts, …) is skipped in SQL.
+SUMMARY_KINDS = (set(BREACH_KINDS) | set(ALARMS) | set(RESPONSES)
+                 | {"step.outcome", "rollback.confirmed", "rollback.outcome", "rollback.attempt", "rollback.step",
+                    "checklist.tick", "checklist.untick", "drill.score"})
 
 
 @dataclass(frozen=True)
@@ -75,46 +87,54 @@ class ChecklistRow:
     at: float | None
 
 
+@dataclass(frozen=True)
+class Event:
+    """Something worth a chart of the panes around it."""
+
+    ts: float
+    label: str
+    pane: str | None  # None: the panes with a threshold
+
+
 @dataclass
 class Report:
     plan: Plan
-    entries: list[JournalEntry]
+    store: Store
+    start: float
+    end: float
+    count: int  # journal entries
     final_state: str
-    samples: dict[str, list[tuple[float, float | None]]]
     phases: list[PhaseSpan] = field(default_factory=list)
-    breaches: list[Breach] = field(default_factory=list)
+    breach_count: int = 0
     rollbacks: list[RollbackRun] = field(default_factory=list)
     checklist: list[ChecklistRow] = field(default_factory=list)
     card: ScoreCard | None = None
     incident: Incident | None = None
-    actions: list[JournalEntry] = field(default_factory=list)
-
-    @property
-    def start(self) -> float:
-        return self.entries[0].ts if self.entries else 0.0
-
-    @property
-    def end(self) -> float:
-        return self.entries[-1].ts if self.entries else 0.0
+    events: list[Event] = field(default_factory=list)  # the first EVENT_CHARTS, in time order
+    event_count: int = 0
 
     def offset(self, ts: float) -> str:
         return f"+{format_duration(ts - self.start)}"
 
+    # The long sections, streamed from the journal each time they are written.
+
+    def breaches(self) -> Iterator[Breach]:
+        spells = _Spells(self.plan)
+        for e in self.store.iter_entries(kinds=BREACH_KINDS):
+            yield from spells.feed(e)
+        yield from spells.finish()
+
+    def actions(self) -> Iterator[JournalEntry]:
+        return self.store.iter_entries(kinds=tuple(ACTIONS))
+
+    def timeline(self) -> Iterator[JournalEntry]:
+        return self.store.iter_entries(kinds=tuple(TIMELINE_KINDS))
+
+    def samples(self, pane: str, start: float, end: float) -> Iterator[tuple[float, float | None]]:
+        return self.store.samples(pane, start, end)
+
 
 # ---------------------------------------------------------------- reading the journal
-
-
-def _phases(plan: Plan, entries: list[JournalEntry], end: float) -> list[PhaseSpan]:
-    starts = [(e.ts, int(e.data["entered_phase"])) for e in entries if e.kind == "step.outcome" and e.data.get("entered_phase")]
-    stops = [(e.ts, "rollback") for e in entries if e.kind == "rollback.intent"]
-    spans = []
-    for i, (ts, index) in enumerate(starts):
-        nxt = starts[i + 1][0] if i + 1 < len(starts) else end
-        # The last phase also ends at a rollback in the journal's final second.
-        stop = next(((t, why) for t, why in stops if ts <= t < (nxt if i + 1 < len(starts) else float("inf"))), None)
-        ended_at, ended_by = stop if stop else (nxt, "step up" if i + 1 < len(starts) else "end of journal")
-        spans.append(PhaseSpan(index, plan.phases[index - 1].name, ts, ended_at, ended_by))
-    return spans
 
 
 def _guard_pane(plan: Plan, gid: str) -> str | None:
@@ -124,64 +144,167 @@ def _guard_pane(plan: Plan, gid: str) -> str | None:
     return None
 
 
-def _breaches(plan: Plan, entries: list[JournalEntry]) -> list[Breach]:
-    """One row per breach spell: where it started, and what came of it."""
-    found: dict[tuple[str, float], Breach] = {}
-    for e in entries:
-        cause = e.data.get("cause") if e.kind in ("rollback.intent", "pause") else e.data
-        if e.kind not in ("guardrail.breach", "rollback.intent", "pause", "guardrail.alert", "guardrail.fired") or not cause or "guardrail" not in cause:
-            continue
+@dataclass
+class _Spell:
+    row: Breach
+    response: JournalEntry | None = None  # the first pause or rollback by anyone while it lasted
+
+
+class _Spells:
+    """Breach spells, one row each: where it started and what came of it.
+
+    A spell is written once it is over (an action came of it, it cleared, or the journal
+    ended), in the order spells started; only spells still open, and the ones behind
+    them, are held.
+    """
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.open: dict[tuple[str, float], _Spell] = {}  # insertion order = start order
+        self.last_pane: str | None = None  # of the newest spell: the pane a human's rollback answered
+
+    def feed(self, e: JournalEntry) -> list[Breach]:
+        if e.kind not in BREACH_KINDS:
+            return []
+        if e.kind == "guardrail.clear":
+            gid = e.data.get("guardrail")
+            for (g, since), spell in self.open.items():
+                if g == gid and not spell.row.outcome and e.ts >= since:
+                    spell.row = replace(spell.row, outcome=self._settle(spell, e.ts))
+            return self._ready()
+        if e.kind in RESPONSES:
+            for (_, since), spell in self.open.items():
+                if spell.response is None and e.ts >= since:
+                    spell.response = e
+        cause = e.data.get("cause") if e.kind in RESPONSES else e.data
+        if not cause or "guardrail" not in cause:
+            return self._ready()
         gid, since = cause["guardrail"], float(cause.get("since") or e.ts)
-        outcome = {"rollback.intent": "rolled back", "pause": "paused", "guardrail.alert": "alerted",
-                   "guardrail.fired": "fired (no action in this state)"}.get(e.kind, "")
-        old = found.get((gid, since))
+        outcome = OUTCOMES.get(e.kind, "")
+        old = self.open.get((gid, since))
         if old is None or outcome:
-            found[(gid, since)] = Breach(gid, since, cause.get("value") if old is None else old.value, cause.get("op", ""),
-                                         float(cause.get("threshold", 0.0)), float(cause.get("for", 0.0)),
-                                         cause.get("query", ""), outcome, _guard_pane(plan, gid))
-    clears = [(e.ts, e.data.get("guardrail")) for e in entries if e.kind == "guardrail.clear"]
-    responses = [e for e in entries if e.kind in ("rollback.intent", "pause")]
-    rows = []
-    for b in sorted(found.values(), key=lambda b: b.since):
-        if not b.outcome:
-            cleared = next((t for t, g in clears if g == b.guardrail and t >= b.since), None)
-            # A human may have acted before the window was met: that is what came of it.
-            human = next((e for e in responses if e.ts >= b.since and (cleared is None or e.ts <= cleared)), None)
-            if human is not None:
-                outcome = f"{'rolled back' if human.kind == 'rollback.intent' else 'paused'} by {human.actor} after {format_duration(human.ts - b.since)}"
-            elif cleared is not None:
-                outcome = f"cleared after {format_duration(cleared - b.since)} (under the window)"
+            row = Breach(gid, since, cause.get("value") if old is None else old.row.value, cause.get("op", ""),
+                         float(cause.get("threshold", 0.0)), float(cause.get("for", 0.0)), cause.get("query", ""),
+                         outcome, _guard_pane(self.plan, gid))
+            if old is None:
+                self.open[(gid, since)] = _Spell(row)
+                self.last_pane = row.pane or self.last_pane
             else:
-                outcome = "still breaching at the end"
-            b = Breach(**{**b.__dict__, "outcome": outcome})
-        rows.append(b)
-    return rows
+                old.row = row
+        return self._ready()
+
+    def _settle(self, spell: _Spell, cleared: float | None) -> str:
+        """A spell that no action came of: a human may have acted before the window was met."""
+        b, human = spell.row, spell.response
+        if human is not None and (cleared is None or human.ts <= cleared):
+            return f"{'rolled back' if human.kind == 'rollback.intent' else 'paused'} by {human.actor} after {format_duration(human.ts - b.since)}"
+        if cleared is not None:
+            return f"cleared after {format_duration(cleared - b.since)} (under the window)"
+        return "still breaching at the end"
+
+    def _ready(self) -> list[Breach]:
+        out = []
+        while self.open:
+            key, spell = next(iter(self.open.items()))
+            if not spell.row.outcome:
+                break
+            out.append(spell.row)
+            del self.open[key]
+        return out
+
+    def finish(self) -> list[Breach]:
+        for spell in self.open.values():
+            if not spell.row.outcome:
+                spell.row = replace(spell.row, outcome=self._settle(spell, None))
+        rows = sorted((s.row for s in self.open.values()), key=lambda b: b.since)
+        self.open.clear()
+        return rows
 
 
-def _rollbacks(entries: list[JournalEntry]) -> list[RollbackRun]:
-    runs = []
-    for intent in (e for e in entries if e.kind == "rollback.intent"):
-        mine = [e for e in entries if e.action_id == intent.action_id]
-        confirmed = next((e.ts for e in mine if e.kind == "rollback.confirmed"), None)
-        finished = next((e.ts for e in mine if e.kind == "rollback.outcome"), None)
-        runs.append(RollbackRun(intent, confirmed, finished, sum(1 for e in mine if e.kind == "rollback.attempt"),
-                                tuple(e for e in mine if e.kind == "rollback.step")))
-    return runs
+class _Reader:
+    """One pass over the journal: what the summary and the small sections need, nothing more."""
 
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.starts: list[tuple[float, int]] = []  # (ts, phase) at each step.outcome that entered one
+        self.stops: list[float] = []  # rollback intents: a rollback ends the phase
+        self.runs: dict[str | None, dict] = {}
+        self.ticked: dict[tuple[int, str], tuple[str, float] | None] = {}
+        self.card: ScoreCard | None = None
+        self.alarm: JournalEntry | None = None  # the earliest bad sample: the incident's start
+        self.responses: list[JournalEntry] = []  # pauses, rollbacks and confirmations, for the incident
+        self.spells = _Spells(plan)
+        self.breach_count = 0
+        self.events: list[tuple[float, int, Event]] = []  # a max-heap on -ts of the earliest EVENT_CHARTS
+        self.event_count = 0
 
-def _checklist(plan: Plan, entries: list[JournalEntry], phases: list[PhaseSpan]) -> list[ChecklistRow]:
-    ticked: dict[tuple[int, str], tuple[str, float] | None] = {}
-    for e in entries:
-        if e.kind in ("checklist.tick", "checklist.untick"):
+    def _event(self, event: Event) -> None:
+        self.event_count += 1
+        item = (-event.ts, -self.event_count, event)
+        if len(self.events) < EVENT_CHARTS:
+            heapq.heappush(self.events, item)
+        elif item > self.events[0]:
+            heapq.heapreplace(self.events, item)
+
+    def feed(self, e: JournalEntry) -> None:
+        for b in self.spells.feed(e):
+            self._breach(b)
+        kind = e.kind
+        if kind == "step.outcome" and e.data.get("entered_phase"):
+            self.starts.append((e.ts, int(e.data["entered_phase"])))
+        elif kind in ("checklist.tick", "checklist.untick"):
             key = (int(e.data.get("phase", 0)), str(e.data.get("item")))
-            ticked[key] = (e.actor, e.ts) if e.kind == "checklist.tick" else None
-    rows = []
-    for index in sorted({p.index for p in phases}):
-        phase = plan.phases[index - 1]
-        for iid, item in zip(phase.item_ids(), phase.checklist):
-            who = ticked.get((index, iid))
-            rows.append(ChecklistRow(index, item.text, item.required, who[0] if who else "", who[1] if who else None))
-    return rows
+            self.ticked[key] = (e.actor, e.ts) if kind == "checklist.tick" else None
+        elif kind == "drill.score":
+            self.card = ScoreCard.from_json(e.data["card"])
+        elif kind == "source.error":
+            self._event(Event(e.ts, e.message, None))
+        if kind in ALARMS and (self.alarm is None or _bad_since(e) < _bad_since(self.alarm)):
+            self.alarm = e
+        if kind in RESPONSES or kind == "rollback.confirmed":
+            self.responses.append(e)
+        if kind == "rollback.intent":
+            self.stops.append(e.ts)
+            cause = e.data.get("cause") or {}
+            # A human's rollback names no guardrail: chart the pane of the breach it answered, if any.
+            pane = (_guard_pane(self.plan, cause.get("guardrail", "")) or self.spells.last_pane
+                    or (self.plan.panes[0].id if self.plan.panes else None))
+            self.runs[e.action_id] = {"intent": e, "confirmed": None, "finished": None, "attempts": 0, "steps": []}
+            self._event(Event(e.ts, f"rollback by {e.actor}", pane))
+        elif e.action_id in self.runs:
+            run = self.runs[e.action_id]
+            if kind == "rollback.confirmed" and run["confirmed"] is None:
+                run["confirmed"] = e.ts
+            elif kind == "rollback.outcome" and run["finished"] is None:
+                run["finished"] = e.ts
+            elif kind == "rollback.attempt":
+                run["attempts"] += 1
+            elif kind == "rollback.step":
+                run["steps"].append(e)
+
+    def _breach(self, b: Breach) -> None:
+        self.breach_count += 1
+        self._event(Event(b.since, f"breach of {b.guardrail} ({b.outcome})", b.pane))
+
+    def phases(self, end: float) -> list[PhaseSpan]:
+        spans = []
+        for i, (ts, index) in enumerate(self.starts):
+            last = i + 1 == len(self.starts)
+            nxt = end if last else self.starts[i + 1][0]
+            # The last phase also ends at a rollback in the journal's final second.
+            stop = next((t for t in self.stops if ts <= t < (float("inf") if last else nxt)), None)
+            ended_at, ended_by = (stop, "rollback") if stop is not None else (nxt, "end of journal" if last else "step up")
+            spans.append(PhaseSpan(index, self.plan.phases[index - 1].name, ts, ended_at, ended_by))
+        return spans
+
+    def checklist(self, phases: list[PhaseSpan]) -> list[ChecklistRow]:
+        rows = []
+        for index in sorted({p.index for p in phases}):
+            phase = self.plan.phases[index - 1]
+            for iid, item in zip(phase.item_ids(), phase.checklist):
+                who = self.ticked.get((index, iid))
+                rows.append(ChecklistRow(index, item.text, item.required, who[0] if who else "", who[1] if who else None))
+        return rows
 
 
 def build_report(plan: Plan, store: Store) -> Report:
@@ -190,49 +313,64 @@ def build_report(plan: Plan, store: Store) -> Report:
     kept = store.latest_plan()
     if kept is not None:
         plan = Plan.from_journal_copy(kept)
-    entries = store.entries()
+    last = store.tail(1)
+    first = next(store.iter_entries(page=1), None)
     state = State(store.load_state()[1].get("state", "PENDING")).label
-    report = Report(plan, entries, state, {p.id: list(store.samples(p.id)) for p in plan.panes})
-    report.phases = _phases(plan, entries, report.end)
-    report.breaches = _breaches(plan, entries)
-    report.rollbacks = _rollbacks(entries)
-    report.checklist = _checklist(plan, entries, report.phases)
-    scores = [e for e in entries if e.kind == "drill.score"]
-    report.card = ScoreCard.from_json(scores[-1].data["card"]) if scores else None
-    report.incident = first_incident(entries)
-    report.actions = [e for e in entries if e.kind in ACTIONS]
+    if first is None:
+        return Report(plan, store, 0.0, 0.0, 0, state)
+    reader = _Reader(plan)
+    for e in store.iter_entries(kinds=tuple(SUMMARY_KINDS)):
+        reader.feed(e)
+    for b in reader.spells.finish():
+        reader._breach(b)
+    report = Report(plan, store, first.ts, last[0].ts, store.journal_count(), state)
+    report.phases = reader.phases(report.end)
+    report.breach_count = reader.breach_count
+    report.rollbacks = [RollbackRun(r["intent"], r["confirmed"], r["finished"], r["attempts"], tuple(r["steps"]))
+                        for r in reader.runs.values()]
+    report.checklist = reader.checklist(report.phases)
+    report.card = reader.card
+    # The earliest alarm and every response are all first_incident needs to see.
+    report.incident = first_incident(sorted(([reader.alarm] if reader.alarm else []) + reader.responses, key=lambda e: e.seq))
+    report.events = [event for _, _, event in sorted(reader.events, reverse=True)]
+    report.event_count = reader.event_count
     return report
 
 
-# ---------------------------------------------------------------- shared wording
+# ---------------------------------------------------------------- shared wording (Markdown and HTML)
 
 
-def _utc(ts: float) -> str:
+def utc(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
-def _value(b: Breach, plan: Plan) -> tuple[str, str]:
+def clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(ts))
+
+
+def breach_numbers(b: Breach, plan: Plan) -> tuple[str, str]:
+    """The breach's value and `above 500 ms`, in its pane's unit."""
     unit = plan.pane(b.pane).unit if b.pane else "count"
-    return format_value(b.value, unit), format_value(b.threshold, unit)
+    return format_value(b.value, unit), f"{b.op} {format_value(b.threshold, unit)}"
 
 
-def _secs(value: float | None) -> str:
+def secs(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}s"
 
 
-def _summary(r: Report) -> list[tuple[str, str]]:
+def summary(r: Report) -> list[tuple[str, str]]:
     latencies = [run.latency for run in r.rollbacks if run.latency is not None]
     return [
         ("Rollout", r.plan.rollout.name),
         ("Environment", r.plan.rollout.environment.upper()),
-        ("Journal", f"{_utc(r.start)} → {_utc(r.end)} ({format_duration(r.end - r.start)})"),
+        ("Journal", f"{utc(r.start)} → {utc(r.end)} ({format_duration(r.end - r.start)})"),
         ("Final state", r.final_state),
         ("Phases entered", ", ".join(f"{p.index} {p.name}" for p in r.phases) or "none"),
-        ("Guardrail breaches", str(len(r.breaches))),
-        ("Rollbacks", f"{len(r.rollbacks)}" + (f" (intent → flags confirmed off: {', '.join(_secs(x) for x in latencies)})" if latencies else "")),
+        ("Guardrail breaches", str(r.breach_count)),
+        ("Rollbacks", f"{len(r.rollbacks)}" + (f" (intent → flags confirmed off: {', '.join(secs(x) for x in latencies)})" if latencies else "")),
         *_incident_rows(r),
         ("Checklist", _checklist_completion(r)),
-        ("Post-mortem due", f"{_utc(r.end + POSTMORTEM_DUE)} (48 h after the journal's last entry)"),
+        ("Post-mortem due", f"{utc(r.end + POSTMORTEM_DUE)} (48 h after the journal's last entry)"),
     ]
 
 
@@ -241,9 +379,9 @@ def _incident_rows(r: Report) -> list[tuple[str, str]]:
     i = r.incident
     if i is None or i.at is None:
         return [("First bad sample", "none: no breach, outage or drift was seen")]
-    response = "none" if i.response is None else f"{ACTIONS[i.response.kind]} by {i.response.actor} after {_secs(i.detect)}"
+    response = "none" if i.response is None else f"{ACTIONS[i.response.kind]} by {i.response.actor} after {secs(i.detect)}"
     return [("First bad sample", f"{r.offset(i.at)} {i.what}"), ("First response (time to detect)", response),
-            ("Flags confirmed off (time to mitigate)", "never" if i.mitigate is None else f"{_secs(i.mitigate)} after the first bad sample")]
+            ("Flags confirmed off (time to mitigate)", "never" if i.mitigate is None else f"{secs(i.mitigate)} after the first bad sample")]
 
 
 def _checklist_completion(r: Report) -> str:
@@ -253,7 +391,7 @@ def _checklist_completion(r: Report) -> str:
             + (f"; {missing} not ticked" if missing else "") + f"; {sum(1 for c in r.checklist if c.ticked_by)}/{len(r.checklist)} items in all")
 
 
-def _action_why(e: JournalEntry) -> str:
+def action_why(e: JournalEntry) -> str:
     """Why someone (or automation) acted: the reason given, else the guardrail's numbers."""
     reason = str(e.data.get("reason") or "") or why(e)
     if reason:
@@ -265,214 +403,24 @@ def _action_why(e: JournalEntry) -> str:
     return "—"
 
 
-def _action_rows(r: Report) -> list[list[str]]:
-    return [[r.offset(e.ts), ACTIONS[e.kind], e.actor, _action_why(e), e.message] for e in r.actions]
-
-
-def _timeline(r: Report) -> list[JournalEntry]:
-    return [e for e in r.entries if e.kind in TIMELINE_KINDS]
-
-
-# ---------------------------------------------------------------- Markdown
-
-
-def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return out + [""]
+# ---------------------------------------------------------------- writing
 
 
 def to_markdown(r: Report) -> str:
-    out = [f"# Post-mortem: {r.plan.rollout.name} ({r.plan.rollout.environment.upper()})", ""]
-    out += _md_table(["", ""], [[k, v] for k, v in _summary(r)])
-    if r.card:
-        out += ["## Drill score card", "", "```", *r.card.lines(), "```", ""]
-    out += ["## Phases", ""]
-    out += _md_table(["phase", "entered", "duration", "ended by"],
-                     [[f"{p.index} {p.name}", r.offset(p.start), format_duration(p.end - p.start), p.ended_by] for p in r.phases])
-    out += ["## Guardrail breaches", ""]
-    out += _md_table(["guardrail", "started", "value", "threshold", "for", "query", "outcome"],
-                     [[b.guardrail, r.offset(b.since), _value(b, r.plan)[0], f"{b.op} {_value(b, r.plan)[1]}", format_duration(b.for_s),
-                       f"`{b.query}`", b.outcome] for b in r.breaches])
-    out += ["## Rollbacks", ""]
-    for run in r.rollbacks:
-        out += [f"- {r.offset(run.intent.ts)} by **{run.intent.actor}**: {run.intent.data.get('reason', '')}",
-                f"  - flags confirmed off after {_secs(run.latency)}; {run.attempts} failed attempt(s)"]
-        out += [f"  - runbook: {s.message}" for s in run.steps]
-    out += ["", "## Actions", ""]
-    out += _md_table(["when", "action", "who", "why", "journal"], _action_rows(r))
-    out += ["## Checklist", ""]
-    out += _md_table(["phase", "item", "required", "ticked by", "when"],
-                     [[str(c.phase), c.text, "yes" if c.required else "", c.ticked_by or "**not ticked**" if c.required else c.ticked_by,
-                       r.offset(c.at) if c.at else ""] for c in r.checklist])
-    out += ["## Timeline", ""]
-    out += _md_table(["when", "UTC", "what", "who", "detail"],
-                     [[r.offset(e.ts), time.strftime("%H:%M:%S", time.gmtime(e.ts)), e.kind, e.actor, e.message] for e in _timeline(r)])
-    out += ["## Follow-ups", "", f"To fill in at the post-mortem (due {_utc(r.end + POSTMORTEM_DUE)}), then share with the team.", ""]
-    for heading in FOLLOW_UPS:
-        out += [f"### {heading}", "", "- ", ""]
-    return redact("\n".join(out))
+    from .report_markdown import markdown
 
-
-# ---------------------------------------------------------------- HTML and SVG
-
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
-main{max-width:1120px;margin:0 auto;padding:24px}
-h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d8dce3;padding-bottom:4px}
-.env{display:inline-block;padding:2px 8px;border-radius:4px;font-weight:700;color:#fff;background:#6b7280}
-.env.production{background:#b91c1c}.env.drill{background:#7c3aed}.env.staging{background:#2563eb}
-table{border-collapse:collapse;width:100%;background:#fff;margin:6px 0}
-th,td{border:1px solid #e1e4ea;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#eef0f4;font-weight:600} td.num{text-align:right;white-space:nowrap}
-code{font:12px ui-monospace,monospace;word-break:break-all}
-.pass{color:#15803d;font-weight:700}.fail{color:#b91c1c;font-weight:700}.missing{color:#b91c1c}
-h3{font-size:14px;margin:14px 0 4px} .todo{color:#9ca3af;font-style:italic;margin:0}
-.card{background:#fff;border:1px solid #d8dce3;border-radius:6px;padding:10px 14px}
-.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
-figure{margin:0;background:#fff;border:1px solid #e1e4ea;border-radius:6px;padding:8px}
-figcaption{font-weight:600;font-size:13px;margin-bottom:4px}
-svg text{font:10px system-ui,sans-serif;fill:#4b5563}
-"""
-
-W, H, PAD_L, PAD_R, PAD_T, PAD_B = 520, 150, 56, 10, 10, 22
-MARK_COLOURS = {"rollback.intent": "#b91c1c", "pause": "#d97706", "step.outcome": "#2563eb", "rollback.confirmed": "#15803d",
-                "resume": "#0891b2", "source.error": "#6b7280"}
-
-
-def _esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def chart(r: Report, pane: Pane, start: float, end: float, threshold: float | None, marks: list[JournalEntry]) -> str:
-    """An inline SVG line chart of one pane between two times, with the threshold and event marks."""
-    points = [(t, v) for t, v in r.samples.get(pane.id, []) if start <= t <= end]
-    values = [v for _, v in points if v is not None] + ([threshold] if threshold is not None else [])
-    if not points or not values:
-        return f'<p>No samples of {_esc(pane.title)} between {r.offset(start)} and {r.offset(end)}.</p>'
-    lo, hi = min(values), max(values)
-    if hi - lo < 1e-12:
-        lo, hi = lo - abs(lo) * 0.1 - 1e-9, hi + abs(hi) * 0.1 + 1e-9
-    span = max(end - start, 1e-9)
-
-    def x(t: float) -> float:
-        return PAD_L + (t - start) / span * (W - PAD_L - PAD_R)
-
-    def y(v: float) -> float:
-        return PAD_T + (hi - v) / (hi - lo) * (H - PAD_T - PAD_B)
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{_esc(pane.title)}">',
-             f'<rect x="{PAD_L}" y="{PAD_T}" width="{W - PAD_L - PAD_R}" height="{H - PAD_T - PAD_B}" fill="#fbfbfc" stroke="#e1e4ea"/>']
-    # No data is drawn as a grey band, never as a line through the gap.
-    for (t0, v0), (t1, _) in zip(points, points[1:]):
-        if v0 is None:
-            parts.append(f'<rect x="{x(t0):.1f}" y="{PAD_T}" width="{max(1.0, x(t1) - x(t0)):.1f}" height="{H - PAD_T - PAD_B}" fill="#d1d5db" opacity="0.6"/>')
-    runs: list[list[str]] = [[]]
-    for t, v in points:
-        if v is None:
-            runs.append([])
-        else:
-            runs[-1].append(f"{x(t):.1f},{y(v):.1f}")
-    parts += [f'<polyline fill="none" stroke="#1d4ed8" stroke-width="1.5" points="{" ".join(run)}"/>' for run in runs if run]
-    if threshold is not None:
-        parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y(threshold):.1f}" y2="{y(threshold):.1f}" stroke="#dc2626" stroke-dasharray="4 3"/>')
-        parts.append(f'<text x="{W - PAD_R - 2}" y="{y(threshold) - 3:.1f}" text-anchor="end">threshold {_esc(format_value(threshold, pane.unit))}</text>')
-    for e in marks:
-        if start <= e.ts <= end:
-            colour = MARK_COLOURS.get(e.kind, "#374151")
-            parts.append(f'<line x1="{x(e.ts):.1f}" x2="{x(e.ts):.1f}" y1="{PAD_T}" y2="{H - PAD_B}" stroke="{colour}" stroke-width="1.5">'
-                         f'<title>{_esc(r.offset(e.ts) + " " + e.message)}</title></line>')
-    parts += [f'<text x="{PAD_L - 4}" y="{PAD_T + 8}" text-anchor="end">{_esc(format_value(hi, pane.unit))}</text>',
-              f'<text x="{PAD_L - 4}" y="{H - PAD_B}" text-anchor="end">{_esc(format_value(lo, pane.unit))}</text>',
-              f'<text x="{PAD_L}" y="{H - 6}">{_esc(r.offset(start))}</text>',
-              f'<text x="{W - PAD_R}" y="{H - 6}" text-anchor="end">{_esc(r.offset(end))}</text>', "</svg>"]
-    return "".join(parts)
-
-
-def _guard_threshold(plan: Plan, pane: Pane) -> float | None:
-    return next((g.threshold for g in plan.guardrails if g.pane == pane.id), pane.breach)
-
-
-def _html_table(head: list[str], rows: list[list[str]], *, raw: bool = False) -> str:
-    """Rows are escaped unless `raw` (cells already built as HTML)."""
-    cells = (lambda c: c) if raw else _esc
-    body = "".join("<tr>" + "".join(f"<td>{cells(c)}</td>" for c in row) + "</tr>" for row in rows)
-    thead = "<thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr></thead>" if any(head) else ""
-    return f"<table>{thead}<tbody>{body}</tbody></table>"
-
-
-def _event_charts(r: Report, marks: list[JournalEntry]) -> list[str]:
-    figures = []
-    events: list[tuple[float, str, str | None]] = [(b.since, f"breach of {b.guardrail} ({b.outcome})", b.pane) for b in r.breaches]
-    for run in r.rollbacks:
-        cause = run.intent.data.get("cause") or {}
-        # A human's rollback names no guardrail: chart the pane of the breach it answered, if any.
-        answered = [b.pane for b in r.breaches if b.since <= run.intent.ts and b.pane]
-        pane = _guard_pane(r.plan, cause.get("guardrail", "")) or (answered[-1] if answered else r.plan.panes[0].id)
-        events.append((run.intent.ts, f"rollback by {run.intent.actor}", pane))
-    events += [(e.ts, e.message, None) for e in r.entries if e.kind == "source.error"]
-    for ts, label, pane_id in sorted(events, key=lambda ev: ev[0]):
-        panes = [r.plan.pane(pane_id)] if pane_id else [p for p in r.plan.panes if _guard_threshold(r.plan, p) is not None][:2]
-        for pane in panes:
-            svg = chart(r, pane, ts - EVENT_WINDOW, ts + EVENT_WINDOW, _guard_threshold(r.plan, pane), marks)
-            figures.append(f"<figure><figcaption>{_esc(r.offset(ts))} {_esc(label)} — {_esc(pane.title)}</figcaption>{svg}</figure>")
-    return figures
+    return "".join(markdown(r))
 
 
 def to_html(r: Report) -> str:
-    env = r.plan.rollout.environment
-    marks = [e for e in r.entries if e.kind in MARK_COLOURS]
-    s: list[str] = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>Post-mortem: {_esc(r.plan.rollout.name)}</title><style>{CSS}</style></head><body><main>",
-        f"<h1>Post-mortem: {_esc(r.plan.rollout.name)} <span class='env {_esc(env)}'>{_esc(env.upper())}</span></h1>",
-        f"<p>{_esc(r.plan.rollout.description)}</p>",
-        "<section id='summary'><h2>Summary</h2>" + _html_table(["", ""], [[k, v] for k, v in _summary(r)]) + "</section>",
-    ]
-    if r.card:
-        verdict = f"<span class='{'pass' if r.card.passed else 'fail'}'>{'PASS' if r.card.passed else 'FAIL'}</span>"
-        rows = [[k, _esc(v)] for k, v in (
-            ("Scenario", f"{r.card.title} [{r.card.scenario}]"), ("Expected", r.card.expected),
-            ("First bad sample", "none" if r.card.incident_at is None else f"+{r.card.incident_at:.0f}s {r.card.incident}"),
-            ("Time to detect", _secs(r.card.time_to_detect)), ("Time to mitigate", _secs(r.card.time_to_mitigate)),
-            ("Rollback latency", _secs(r.card.rollback_latency)), ("Failed flag attempts", str(r.card.failed_attempts)),
-            ("Actions taken", "; ".join(f"+{a.at:.0f}s {a.action} by {a.actor}" for a in r.card.actions) or "none"),
-            ("Mistakes", "; ".join(r.card.mistakes) or "none"), ("Findings", "; ".join(r.card.findings) or "none"),
-        )]
-        s.append(f"<section id='scorecard'><h2>Drill score card: {verdict}</h2>" + _html_table(["", ""], [["Verdict", verdict], *rows], raw=True) + "</section>")
-    s.append("<section id='phases'><h2>Phases</h2>" + _html_table(
-        ["phase", "entered", "UTC", "duration", "ended by"],
-        [[f"{p.index} {p.name}", r.offset(p.start), _utc(p.start), format_duration(p.end - p.start), p.ended_by] for p in r.phases]) + "</section>")
-    s.append("<section id='breaches'><h2>Guardrail breaches</h2>" + _html_table(
-        ["guardrail", "started", "value", "threshold", "for", "query", "outcome"],
-        [[_esc(b.guardrail), _esc(r.offset(b.since)), _esc(_value(b, r.plan)[0]), _esc(f"{b.op} {_value(b, r.plan)[1]}"),
-          _esc(format_duration(b.for_s)), f"<code>{_esc(b.query)}</code>", _esc(b.outcome)] for b in r.breaches], raw=True) + "</section>")
-    s.append("<section id='rollbacks'><h2>Rollbacks</h2>" + _html_table(
-        ["started", "by", "why", "flags confirmed off after", "failed attempts", "runbook"],
-        [[_esc(r.offset(run.intent.ts)), _esc(run.intent.actor), _esc(run.intent.data.get("reason", "")), _esc(_secs(run.latency)),
-          _esc(run.attempts), "<br>".join(_esc(st.message) for st in run.steps)] for run in r.rollbacks], raw=True) + "</section>")
-    s.append("<section id='actions'><h2>Actions</h2>" + _html_table(["when", "action", "who", "why", "journal"], _action_rows(r)) + "</section>")
-    s.append("<section id='checklist'><h2>Checklist</h2>" + _html_table(
-        ["phase", "item", "required", "ticked by", "when"],
-        [[_esc(c.phase), _esc(c.text), "yes" if c.required else "",
-          _esc(c.ticked_by) if c.ticked_by else ("<span class='missing'>not ticked</span>" if c.required else ""),
-          _esc(r.offset(c.at)) if c.at else ""] for c in r.checklist], raw=True) + "</section>")
-    overview = [f"<figure><figcaption>{_esc(p.title)}</figcaption>{chart(r, p, r.start, r.end, _guard_threshold(r.plan, p), marks)}</figure>"
-                for p in r.plan.panes]
-    s.append("<section id='charts'><h2>Panes over the whole run</h2><p>Blue: value · dashed red: guardrail threshold · "
-             "vertical lines: step ups (blue), pauses (amber), rollbacks (red), flags confirmed off (green) · grey: no data</p>"
-             f"<div class='charts'>{''.join(overview)}</div></section>")
-    s.append(f"<section id='events'><h2>Around each event</h2><div class='charts'>{''.join(_event_charts(r, marks))}</div></section>")
-    s.append("<section id='timeline'><h2>Timeline</h2>" + _html_table(
-        ["when", "UTC", "what", "who", "detail"],
-        [[r.offset(e.ts), time.strftime("%H:%M:%S", time.gmtime(e.ts)), e.kind, e.actor, e.message] for e in _timeline(r)]) + "</section>")
-    s.append(f"<section id='follow-ups'><h2>Follow-ups</h2><p>To fill in at the post-mortem (due {_esc(_utc(r.end + POSTMORTEM_DUE))}), "
-             "then share with the team.</p>" + "".join(f"<h3>{_esc(h)}</h3><p class='todo'>to fill in</p>" for h in FOLLOW_UPS) + "</section>")
-    s.append("</main></body></html>")
-    return redact("".join(s))
+    from .report_html import html
+
+    return "".join(html(r))
+
+
+def _write(chunks: Iterable[str], out: TextIO) -> None:
+    for chunk in chunks:
+        out.write(chunk)
 
 
 def run_report_command(plan: Plan, db: Path, *, fmt: str, output: str | None) -> int:
@@ -480,13 +428,17 @@ def run_report_command(plan: Plan, db: Path, *, fmt: str, output: str | None) ->
         print(f"warroom: {db}: no journal here (give the drill's or launch's --state)", file=sys.stderr)
         return 1
     report = build_report(plan, Store(db))
-    if not report.entries:
+    if not report.count:
         print(f"warroom: {db}: the journal is empty", file=sys.stderr)
         return 1
-    text = to_html(report) if fmt == "html" else to_markdown(report)
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        print(f"wrote {output} ({fmt}, {len(report.entries)} journal entries)")
+    if fmt == "html":
+        from .report_html import html as chunks
     else:
-        print(text)
+        from .report_markdown import markdown as chunks
+    if output:
+        with open(output, "w", encoding="utf-8") as out:
+            _write(chunks(report), out)
+        print(f"wrote {output} ({fmt}, {report.count} journal entries)")
+    else:
+        _write(chunks(report), sys.stdout)
     return 0

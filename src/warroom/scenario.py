@@ -21,21 +21,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
 
-from .plan import (
-    Duration,
-    Fault,
-    Number,
-    PlanError,
-    Problem,
-    SimMetric,
-    Strict,
-    _Located,
-    _validation_problems,
-    parse_duration,
-)
+from .plan import Duration, Fault, Number, SimMetric, Strict, _validation_problems, parse_duration
+from .yamlfile import PlanError, Problem, compose, read_text
 
 METRIC_MODES = ("set", "add", "multiply", "ramp", "spike")
 
@@ -356,16 +345,7 @@ def builtin_names() -> list[str]:
 
 
 def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
-    located = _Located(file)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise PlanError([Problem(file, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, "",
-                                 f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]) from None
-    data = located.convert(node, ()) if node is not None else None
-    if located.problems:
-        raise PlanError(located.problems)
+    data, located = compose(text, file)
     if not isinstance(data, dict):
         raise PlanError([Problem(file, 1, 1, "", "a scenario is a mapping with name, title, timeline, responder, expect")])
     try:
@@ -380,14 +360,10 @@ def load_scenario(ref: str | Path) -> Scenario:
     # A folder of the same name (a drill's, say) in the current directory is not a scenario.
     if not path.is_file() and (builtin_dir() / f"{ref}.yaml").exists():
         path = builtin_dir() / f"{ref}.yaml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         known = ", ".join(builtin_names())
-        raise PlanError([Problem(str(path), 1, 1, "", f"no such scenario file or shipped scenario (shipped: {known})")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError([Problem(str(path), 1, 1, "", f"cannot read the scenario: {type(exc).__name__}")]) from None
-    return parse_scenario(text, str(path))
+        raise PlanError([Problem(str(path), 1, 1, "", f"no such scenario file or shipped scenario (shipped: {known})")])
+    return parse_scenario(read_text(path, "scenario"), str(path))
 
 
 DEFAULT = Scenario(

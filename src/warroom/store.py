@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 from .engine.snapshot import JournalEntry
 from .secrets import redact
@@ -69,6 +69,65 @@ class StoreError(Exception):
     pass
 
 
+# SQLITE_CORRUPT and SQLITE_NOTADB, with any of their extended codes.
+_DAMAGED_CODES = (11, 26)
+
+
+class DamagedState(StoreError, sqlite3.DatabaseError):
+    """The state file's pages are damaged. Still a DatabaseError for code that catches those;
+    a StoreError for the verbs, which print the message (file, and what to do) instead of a traceback."""
+
+    def __init__(self, path: Path, exc: sqlite3.DatabaseError):
+        broken, salvaged = f"{path}.broken", path.with_name(f"{path.stem}-recovered{path.suffix}")
+        super().__init__(
+            f"{path}: the state database is damaged (SQLite: {exc}).\n"
+            f"  Keep the broken file: move it aside (mv {path} {broken}). The next start begins a new state,\n"
+            f"  which knows nothing of this rollout: check the flags before acting.\n"
+            f"  To salvage its journal: sqlite3 {broken} .recover | sqlite3 {salvaged}\n"
+            f"  (a sqlite3 without .recover: use .dump and change its last line, ROLLBACK, to COMMIT)\n"
+            f"  then read it: warroom journal --state {salvaged}")
+
+
+def _raise_if_damaged(path: Path, exc: sqlite3.DatabaseError) -> None:
+    if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _DAMAGED_CODES:
+        raise DamagedState(path, exc) from None
+
+
+def _checked(name: str):
+    """A cursor method that turns damage into DamagedState; anything else is raised as it was."""
+    base = getattr(sqlite3.Cursor, name)
+
+    def method(self, *args):
+        try:
+            return base(self, *args)
+        except sqlite3.DatabaseError as exc:
+            _raise_if_damaged(self.connection.state_path, exc)
+            raise
+
+    return method
+
+
+class _Cursor(sqlite3.Cursor):
+    # Damage can surface on any read: at execute, or while rows are fetched.
+    execute = _checked("execute")
+    executemany = _checked("executemany")
+    fetchone = _checked("fetchone")
+    fetchall = _checked("fetchall")
+    __next__ = _checked("__next__")
+
+
+class _Connection(sqlite3.Connection):
+    def __init__(self, database, *args, **kwargs):
+        super().__init__(database, *args, **kwargs)
+        self.state_path = Path(database)
+
+    def execute(self, *args):
+        return self.cursor(_Cursor).execute(*args)
+
+    def executemany(self, *args):
+        return self.cursor(_Cursor).executemany(*args)
+
+
 class StaleState(Exception):
     """Another process changed the rollout state since it was read."""
 
@@ -94,7 +153,7 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         try:
-            self._db = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False, factory=_Connection)
             self._db.execute("PRAGMA busy_timeout = 15000")
             self._db.execute("PRAGMA journal_mode = WAL")
             # FULL: a committed intent survives power loss, which is the point of write-ahead.
@@ -104,6 +163,8 @@ class Store:
                     if stmt.strip():
                         self._db.execute(stmt)
                 self._migrate()
+        except DamagedState:
+            raise
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open the state database ({exc})") from None
 
@@ -171,6 +232,22 @@ class Store:
         with self._lock:
             return [self._entry(r) for r in self._db.execute(sql, args)]
 
+    def iter_entries(self, after: int = 0, kinds: Collection[str] = (), page: int = 2000) -> Iterator[JournalEntry]:
+        """Every entry after `after` (of `kinds`, if given), oldest first, read a page at a time:
+        a journal of millions of entries streams in bounded memory, and the lock is never held long."""
+        sql = "SELECT seq, ts, kind, message, actor, action_id, data FROM journal WHERE seq > ?"
+        if kinds:
+            sql += f" AND kind IN ({', '.join('?' * len(kinds))})"
+        sql += " ORDER BY seq LIMIT ?"
+        while True:
+            with self._lock:
+                rows = self._db.execute(sql, (after, *kinds, page)).fetchall()
+            for row in rows:
+                yield self._entry(row)
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
+
     def tail(self, n: int) -> list[JournalEntry]:
         """The newest n entries, newest first."""
         with self._lock:
@@ -178,6 +255,10 @@ class Store:
                 "SELECT seq, ts, kind, message, actor, action_id, data FROM journal ORDER BY seq DESC LIMIT ?", (n,)
             ).fetchall()
         return [self._entry(r) for r in rows]
+
+    def journal_count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
 
     def last_seq(self) -> int:
         with self._lock:

@@ -35,3 +35,33 @@ def terminal_safe(text: object, *, keep_newlines: bool = False) -> str:
     if not keep_newlines:
         s = s.replace("\n", " ")
     return _CONTROL.sub("", s)
+
+
+# Markdown: what would be emphasis, a link, code, strikethrough or a table cell's end in
+# outside text is backslash-escaped; `_` only where it could open or close emphasis
+# (intraword `error_rate` stays readable); HTML becomes entities so no renderer runs it.
+_MD_PUNCT = re.compile(r"[\\`*\[\]~|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+_HTML_CHARS = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def markdown_safe(text: object) -> str:
+    """One line of outside text for a Markdown document: shown as written, never as markup or HTML."""
+    s = _MD_PUNCT.sub(lambda m: "\\" + m.group(0), terminal_safe(text))
+    return re.sub(r"[&<>]", lambda m: _HTML_CHARS[m.group(0)], s)
+
+
+def markdown_code(text: object) -> str:
+    """Outside text as a Markdown code span: a fence longer than any backtick run inside it."""
+    s = terminal_safe(text)
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", s)), default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    # A `|` ends a table cell even inside a code span (GFM), and the escape is shown as `|`.
+    return f"{fence}{pad}{s.replace('|', chr(92) + '|')}{pad}{fence}"
+
+
+def markdown_block(lines: list[str]) -> list[str]:
+    """Outside text as a fenced code block, each line cleaned; the fence outlasts any backtick run."""
+    clean = [terminal_safe(line) for line in lines]
+    longest = max((len(run) for line in clean for run in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, *clean, fence]

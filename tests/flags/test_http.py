@@ -187,7 +187,8 @@ def test_sigkill_while_a_rollback_retries_its_flag_write_finishes_it_on_restart(
 
     # The runner is killed after the rollback intent and before any flag is confirmed off.
     plan = sample_variant(tmp_path, flag_provider={"provider": "http", "url": flag_service.url, "token": flag_token},
-                          rollback={"flags": {"realtime-features": False, "websocket_simple": False}, "steps": []})
+                          rollback={"flags": {"realtime-features": False, "websocket_simple": False, "health_simple": True},
+                                                    "steps": []})
     faults = tmp_path / "faults.yaml"
     faults.write_text("- {metric: error_rate, phase: 1, after: 1m, mode: set, value: 0.05, while_exposed: false}\n")
     flag_service.refuse_disable = True

@@ -61,7 +61,7 @@ class CommandError(Exception):
 
 
 def _flag(setting: FlagSetting) -> FlagState:
-    return FlagState(setting.enabled, setting.rollout if setting.enabled else 0.0, tuple(setting.segments))
+    return setting.as_state()
 
 
 def _exposure_label(flags: dict[str, FlagState]) -> str:
@@ -955,13 +955,11 @@ class Engine:
         if self.phase_index < 1:
             raise CommandError("no phase is running yet: step up into phase 1 first")
         phase = self.plan.phases[self.phase_index - 1]
-        ids = phase.item_ids()
-        if item not in ids:
-            matches = [iid for iid, it in zip(ids, phase.checklist) if item.lower() in it.text.lower()]
-            if len(matches) != 1:
-                raise CommandError(f"no single checklist item {item!r} in phase {self.phase_index}; items: " + ", ".join(ids))
-            item = matches[0]
-        text = phase.checklist[ids.index(item)].text
+        try:
+            item = phase.find_item(item)
+        except LookupError as exc:
+            raise CommandError(f"phase {self.phase_index}: {exc.args[0]}") from None
+        text = phase.checklist[phase.item_ids().index(item)].text
         all_ticked = dict(self.st["ticked"])
         current = dict(all_ticked.get(str(self.phase_index), {}))
         if ticked:

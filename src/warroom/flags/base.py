@@ -53,6 +53,39 @@ class FlagState:
         return cls(bool(data["enabled"]), float(data.get("rollout", 100.0)), tuple(data.get("segments", ())))
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can set, declared on its class and checked against the plan before any run,
+    so a plan `check` passes is one the provider can carry out."""
+
+    # Smallest step of a percentage: 1 (whole percents, as Unleash's SDKs bucket users), 0.01, or 0 (any).
+    rollout_step: float
+    # Whether it can target segments: True, False, or the config field (dotted) that must be set for it.
+    segments: bool | str
+
+    def refusal(self, state: FlagState, config: Any) -> str | None:
+        """Why this provider, so configured, cannot set `state`; None when it can."""
+        if state.enabled and self.rollout_step and 0 < state.rollout < 100:
+            steps = state.rollout / self.rollout_step
+            if not math.isclose(steps, round(steps), abs_tol=1e-9):
+                low = math.floor(steps) * self.rollout_step
+                unit = "whole percents" if self.rollout_step == 1 else f"steps of {self.rollout_step:g}%"
+                return (f"the {config.provider} provider sets {unit}, so {state.rollout:g}% cannot be set "
+                        f"(write {low:g} or {low + self.rollout_step:g})")
+        if state.enabled and state.segments and not self._segments(config):
+            how = f"; set flag_provider.{self.segments} to the API's segments field" if isinstance(self.segments, str) else ""
+            return f"the {config.provider} provider cannot target segments ({', '.join(state.segments)}){how}"
+        return None
+
+    def _segments(self, config: Any) -> bool:
+        if not isinstance(self.segments, str):
+            return self.segments
+        value = config
+        for part in self.segments.split("."):
+            value = getattr(value, part, None)
+        return value is not None
+
+
 class FlagError(Exception):
     """A provider failure with a short, redacted reason (`HTTP 503`, `timeout after 5s`)."""
 
@@ -69,6 +102,7 @@ class ProviderConfig(BaseModel):
 class FlagProvider(ABC):
     kind: ClassVar[str]
     Config: ClassVar[type[ProviderConfig]]
+    capabilities: ClassVar[Capabilities]  # every provider declares its own
     # What `warroom check` says of a flag the provider does not have yet: None means the
     # first write creates it; otherwise it is a problem, and this says what to do.
     missing_flag_problem: ClassVar[str | None] = None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import files
-from .base import FlagError, FlagState, ProviderConfig
+from .base import Capabilities, FlagError, FlagState, ProviderConfig
 
 ON, OFF = "on", "off"
 
@@ -42,6 +42,7 @@ def weights(rollout: float) -> tuple[int, int]:
 
 class FlagdFlagProvider(files.FileFlagProvider):
     kind = "flagd"
+    capabilities = Capabilities(rollout_step=0.01, segments=True)  # integer weights out of at most 10,000
     Config = FlagdConfig
     what = "flagd flag definitions"
     shape_error = 'not a flagd definition file (expected {"flags": {…}})'

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from pydantic import Field
 
 from ..plan import Headers, PositiveDuration, SecretRef, Strict, TLSOptions
-from .base import FlagError, FlagProvider, FlagState, ProviderConfig
+from .base import Capabilities, FlagError, FlagProvider, FlagState, ProviderConfig
 from .httpapi import JsonApi
 
 
@@ -49,6 +49,7 @@ class HttpConfig(ProviderConfig):
 
 class HttpFlagProvider(FlagProvider):
     kind = "http"
+    capabilities = Capabilities(rollout_step=0, segments="fields.segments")  # segments only with a segments field
     Config = HttpConfig
 
     def __init__(self, config: HttpConfig, base_dir: Any):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from . import files
-from .base import FlagError, FlagState, ProviderConfig
+from .base import Capabilities, FlagError, FlagState, ProviderConfig
 
 
 class LocalConfig(ProviderConfig):
@@ -19,6 +19,7 @@ class LocalConfig(ProviderConfig):
 
 class LocalFlagProvider(files.FileFlagProvider):
     kind = "local"
+    capabilities = Capabilities(rollout_step=0, segments=True)  # JSON numbers: any percentage
     Config = LocalConfig
     what = "flag store"
     shape_error = 'expected {"flags": {…}}'

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from pydantic import Field
 
 from ..plan import PositiveDuration, SecretRef, TLSOptions
-from .base import FlagError, FlagProvider, FlagState, ProviderConfig
+from .base import Capabilities, FlagError, FlagProvider, FlagState, ProviderConfig
 from .httpapi import JsonApi
 
 STRATEGY = "flexibleRollout"
@@ -43,6 +43,7 @@ def _owned(strategies: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 class UnleashFlagProvider(FlagProvider):
     kind = "unleash"
+    capabilities = Capabilities(rollout_step=1, segments=True)  # SDKs bucket users by whole percents
     missing_flag_problem = "no such feature in Unleash: create it there first (warroom only changes existing features)"
     Config = UnleashConfig
 
