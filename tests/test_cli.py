@@ -183,9 +183,17 @@ def test_a_headless_runner_prints_what_verbs_from_other_terminals_do(tmp_path):
 def test_check_probes_every_query_and_flag(tmp_path):
     result = warroom("check", str(sample_variant(tmp_path)))
     assert result.returncode == 0, result.stdout
-    assert result.stdout.count("  ok ") == 8 + 3 and "check: all good" in result.stdout
+    # 8 panes, the error rate's request count, and of the cohort queries all but the new cohort's
+    # error rate and p95 (nobody is on the new code before the first step); 3 flags.
+    assert result.stdout.count("  ok ") == 8 + 1 + 6 + 3 and "check: all good" in result.stdout
+    assert result.stdout.count("  WARN ") == 2 and result.stdout.count("nodata: no traffic in the new cohort") == 2
     # Guardrails in words and in their pane's unit: a threshold off by a unit is visible here.
     assert "  p95-latency: rollback when latency_p95 is above 500 ms for 1m00s; no data: hold\n" in result.stdout
+    assert ("  p95-vs-control: rollback when the new cohort is higher than the control by +100 ms and ×1.5 "
+            "(latency_p95, seconds) for 1m00s; judged on at least 200 requests in the window per cohort; no data: hold\n") in result.stdout
+    # Both sides of every comparison, their counts, and the exposure check's units, side by side.
+    assert "  p95-vs-control: new nodata (no traffic in the new cohort); control 62 ms; requests new 0; requests control 24.3k\n" in result.stdout
+    assert "  exposure check (flag realtime-features): units new 0; control 12.2k; new share now 0%\n" in result.stdout
     bad = sample_variant(tmp_path, panes=[{"id": "x", "title": "X", "query": "rate(nope[5m])"}], guardrails=[],
                          phases=[{"name": "a", "flags": {"realtime-features": 5, "websocket_simple": 5}}], rollback={})
     result = warroom("check", str(bad))

@@ -119,12 +119,12 @@ def test_fault_schedules_are_checked_like_the_plan(tmp_path):
         parse_plan(plan, "plan.yaml", tmp_path)
     (found,) = [str(p) for p in info.value.problems]
     assert found == ("plan.yaml:3:70: sources.sim.faults[0].metric: unknown metric (the simulator has: error_rate, latency_p50, "
-                     "latency_p95, latency_p99, ws_connections, connection_success, cpu, memory, request_rate) (got 'p95')")
+                     "latency_p95, latency_p99, ws_connections, connection_success, cpu, memory, request_rate, session_rate) (got 'p95')")
     with pytest.raises(PlanError) as info:
         parse_plan(plan.replace("p95", "latency_p95"), "plan.yaml", tmp_path)
     assert [str(p) for p in info.value.problems] == [
         f"{tmp_path / 'faults.yaml'}:2:5: faults[0].metric: unknown metric (the simulator has: error_rate, latency_p50, "
-        "latency_p95, latency_p99, ws_connections, connection_success, cpu, memory, request_rate) (got 'error-rate')",
+        "latency_p95, latency_p99, ws_connections, connection_success, cpu, memory, request_rate, session_rate) (got 'error-rate')",
         f"{tmp_path / 'faults.yaml'}:4:5: faults[0].valeu: unknown key (check the spelling: an unknown key is an error "
         "so a typo cannot silently disable anything)",
     ]

@@ -26,9 +26,11 @@ from typing import Any, Awaitable, Callable
 from .engine.build import build_engine, runbook_dry_run, state_path
 from .engine.clock import make_clock
 from .engine.engine import CommandError, Engine
+from .engine.exposure import share_text
+from .engine.guardrails import describe as guardrail_words
 from .engine.snapshot import Snapshot, State
 from .headless import entry_line, run_headless, stamp, status_line
-from .plan import Plan, PlanError, format_duration, load_faults, load_plan, parse_duration
+from .plan import Plan, PlanError, load_faults, load_plan, parse_duration
 from . import secrets
 from .demo import WORKDIR_PREFIX
 from .secrets import SecretError, redact
@@ -155,10 +157,8 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
             # Each guardrail in words and in its pane's unit, so a threshold off by a unit shows.
             say("guardrails:")
             for i, g in enumerate(plan.guardrails):
-                unit = plan.pane(g.pane).unit if g.pane else "count"
-                held = f" for {format_duration(g.for_)}" if g.for_ else ""
-                say(f"  {plan.guardrail_id(i)}: {g.action} when {g.pane or g.query} is {g.op} "
-                    f"{format_value(g.threshold, unit)}{held}; no data: {g.no_data}")
+                say(f"  {plan.guardrail_id(i)}: {guardrail_words(plan, g)}")
+            _print_cohort_probes(engine, {key: reading for key, _, reading in queries})
             _print_drill_check(plan)
             if plan.rollback.steps:
                 dry, why = runbook_dry_run(plan)
@@ -180,6 +180,33 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
         return EXIT_CHECK if problems else 0
 
     return asyncio.run(go())
+
+
+def _print_cohort_probes(engine: Engine, readings: dict) -> None:
+    """Both sides of every comparison, their counts, and the exposure check's queries, side by side."""
+    lines = []
+    for tracker, _ in engine.trackers:
+        if tracker.guard.compare is not None or tracker.guard.evidence is not None:
+            sides = "; ".join(f"{role.replace('count', 'requests').replace('_', ' ')} "
+                              f"{_probe_value(readings.get(key), 'count' if role.startswith('count') else tracker.unit)}"
+                              for role, key in tracker.queries.keys.items())
+            lines.append(f"  {tracker.id}: {sides}")
+    if engine.exposure is not None:
+        counts = {c: readings.get(k) for c, k in engine.exposure.keys.items()}
+        sides = "; ".join(f"{c} {_probe_value(r, 'count')}" for c, r in counts.items())
+        values = [r.value for r in counts.values() if r is not None and r.has_value]
+        share = f"; new share now {share_text(values[0] / sum(values))}" if len(values) == 2 and sum(values) > 0 else ""
+        lines.append(f"  exposure check (flag {engine.exposure.flag}): units {sides}{share}")
+    if lines:
+        say("cohorts (each side as probed above):")
+        for line in lines:
+            say(line)
+
+
+def _probe_value(reading, unit: str) -> str:
+    if reading is None:
+        return "not asked"
+    return format_value(reading.value, unit) if reading.has_value else f"{reading.status} ({reading.detail})"
 
 
 def _refused_fast_time(plan: Plan, args: argparse.Namespace) -> bool:
@@ -244,7 +271,9 @@ def _print_status(snap: Snapshot) -> None:
     if snap.phase:
         say(f"  in phase {snap.phase.elapsed:.0f}s, soak left {snap.phase.soak_left:.0f}s")
     for pane in snap.panes:
-        say(f"  {pane.title:<24} {format_value(pane.value, pane.unit):>10}  {pane.status}")
+        say(f"  {pane.title:<24} {format_value(pane.value, pane.unit):>10}  {pane.status}" + (f"  {pane.note}" if pane.note else ""))
+    if snap.exposure is not None and snap.exposure.status != "idle":
+        say(f"  exposure check: {snap.exposure.text}")
     for flag in snap.flags:
         desired = flag.desired.label() if flag.desired else "—"
         observed = flag.observed.label() if flag.observed else (flag.error or "—")

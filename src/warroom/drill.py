@@ -142,6 +142,9 @@ def drill_plan(plan: Plan, scenario: Scenario, workdir: Path, *, staging: bool =
             name: SimulatorSourceConfig(type="simulator", flag=flag) if isinstance(config, PrometheusSourceConfig) else config
             for name, config in plan.sources.items()}
         update["flag_provider"] = FlagProviderConfig(provider="local", path=str(workdir / "flags.json"))
+        if plan.exposure is not None and scenario.soak is not None:
+            # The simulator's split shows at once: the exposure check waits no longer than a shortened soak.
+            update["exposure"] = plan.exposure.model_copy(update={"settle": min(plan.exposure.settle, scenario.soak)})
     made = plan.model_copy(update=update)
     try:
         fitted = scenario.fitted(list(zip(phase_exposures(made), (p.hold for p in phases))))

@@ -5,9 +5,11 @@ the exposure of the plan's own flag — read every second through the plan's own
 provider (local, http, Unleash, flagd), the same code the engine uses — and the fault
 schedule, so the PromQL in `simulator.PROMQL` (rate, histogram_quantile) gives the
 model's values back through a real Prometheus, and a rollback really ends a fault of the
-new code. Traffic is split into two cohorts by the exposure: requests, latency and
-connections carry a `cohort="new"|"control"` label. Counters advance by rate × elapsed
-time at each scrape.
+new code. Traffic is split into two cohorts by the exposure: requests, latency,
+connections and sessions carry a `cohort="new"|"control"` label (sessions count the users
+the flag assigns, which the exposure check tests the split on). Counters advance by
+rate × elapsed time at each scrape. `--ignore-flag` plays a flag that does not reach the
+service: it is read and reported, but every user stays on the old code.
 
 Endpoints:
   GET    /metrics   the exposition (503 while a `dark` fault without a metric is active)
@@ -41,6 +43,7 @@ from .plan import Fault, FlagProviderConfig, Plan, PlanError, SimulatorSourceCon
 from .secrets import SecretError, redact
 from .text import terminal_safe
 from .simulator import (
+    COHORT_PROMQL,
     COHORTS,
     PROMQL,
     ServiceModel,
@@ -140,8 +143,11 @@ class ServiceExporter(Collector):
         follower: ExposureFollower | None,
         phase_exposures: tuple[float, ...] = (),
         clock: Callable[[], float] = time.monotonic,
+        ignore_flag: bool = False,
     ):
         self.model = model
+        # A flag that does not reach the service: it is read and reported, but every user stays on the old code.
+        self.ignore_flag = ignore_flag
         self.schedule = tuple(model.faults)
         self.runtime: list[Fault] = []
         self.follower = follower
@@ -154,12 +160,16 @@ class ServiceExporter(Collector):
         self.latency_sum = dict.fromkeys(COHORTS, 0.0)
         self.latency_count = dict.fromkeys(COHORTS, 0.0)
         self.attempts = {(result, c): 0.0 for c in COHORTS for result in ("success", "failure")}
+        self.sessions = dict.fromkeys(COHORTS, 0.0)
         self.connections = dict.fromkeys(COHORTS, 0.0)
         self.load: dict[str, float] = {}
 
     @property
     def exposure(self) -> float:
-        return self.follower.exposure if self.follower is not None else 0.0
+        """The share of users the service puts on the new code."""
+        if self.follower is None or self.ignore_flag:
+            return 0.0
+        return self.follower.exposure
 
     def t(self) -> float:
         return self.clock() - self.started
@@ -190,6 +200,7 @@ class ServiceExporter(Collector):
             return {
                 "t": self.t(),
                 "exposure": self.exposure,
+                "flag_ignored": self.ignore_flag,
                 "flag": follower.flag if follower else None,
                 "flag_state": follower.state.label() if follower and follower.state else None,
                 "flags_error": follower.error if follower else "",
@@ -201,7 +212,8 @@ class ServiceExporter(Collector):
     # -- the model over time
 
     def _phase(self) -> int:
-        percent = self.exposure * 100
+        # The flag's own exposure says which phase the rollout is in, even when the service ignores it.
+        percent = (self.follower.exposure if self.follower is not None else 0.0) * 100
         if percent <= 0:
             return 0
         return sum(1 for exposure in self.phase_exposures if exposure <= percent + 1e-9)
@@ -230,6 +242,7 @@ class ServiceExporter(Collector):
             self.attempts[("success", c)] += attempts * v["connection_success"]
             self.attempts[("failure", c)] += attempts * (1 - v["connection_success"])
             self.connections[c] = cohort.connections
+            self.sessions[c] += cohort.share * v["session_rate"] * dt
         # The pods serve both cohorts: their CPU and memory are the service's.
         self.load = {"cpu": service.value("cpu"), "memory": service.value("memory")}
 
@@ -266,6 +279,12 @@ class ServiceExporter(Collector):
             for (result, cohort), count in self.attempts.items():
                 attempts.add_metric([result, cohort], count)
             yield attempts
+        if not self.dark("session_rate"):
+            sessions = CounterMetricFamily("warroom_sim_sessions", "User sessions started, by the cohort the flag put them in",
+                                           labels=["cohort"])
+            for cohort in COHORTS:
+                sessions.add_metric([cohort], self.sessions[cohort])
+            yield sessions
         if not self.dark("ws_connections") and self.load:
             gauge = GaugeMetricFamily("warroom_sim_ws_connections", "Open WebSocket connections, by pod and cohort",
                                       labels=["pod", "cohort"])
@@ -360,6 +379,9 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
                                   "flag; with --flags alone, the most exposed flag in the store)")
     p.add_argument("--faults", help="a fault schedule (YAML list); `at` counts from the exporter's start")
     p.add_argument("--seed", type=int, help="noise seed (default: the plan's simulator seed, else 7)")
+    p.add_argument("--ignore-flag", action="store_true",
+                   help="a flag that does not reach the service: read and report it, but keep every user on the old code "
+                        "(rehearses the exposure check)")
     p.add_argument("--queries", action="store_true", help="print the PromQL that reads each metric back, and exit")
     return p
 
@@ -387,6 +409,9 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.queries:
         for metric, query in PROMQL.items():
             print(f"{metric:<20} {query}")
+        print("\nby cohort ({cohort} is new or control), for cohort guardrails, minimum evidence and the exposure check:")
+        for name, query in COHORT_PROMQL.items():
+            print(f"{name:<20} {query}")
         return 0
     if not args.serve:
         print("warroom simulate: give --serve HOST:PORT (or --queries)", file=sys.stderr)
@@ -405,7 +430,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         return 1
     model = ServiceModel(seed=args.seed if args.seed is not None else seed or 7, faults=faults)
     exposures = tuple(phase_exposures(plan, follower.flag if follower else None)) if plan else ()
-    exporter = ServiceExporter(model, follower, exposures)
+    exporter = ServiceExporter(model, follower, exposures, ignore_flag=args.ignore_flag)
     host, port = args.serve
     try:
         server = make_server(host, port, exporter)
@@ -416,7 +441,9 @@ def run_simulate(args: argparse.Namespace) -> int:
         follower.start().read_once.wait(10)  # the banner line says what the flag reads now
         seen = follower.error or (follower.state.label() if follower.state else "no such flag yet")
         flags = (f"{follower.provider.describe()}  flag: {follower.flag or 'the most exposed'} "
-                 f"({seen}; exposure {follower.exposure:.2%})")
+                 f"({seen}; exposure {exporter.exposure:.2%})")
+        if args.ignore_flag:
+            flags += "  IGNORED: the flag does not reach the service, every user stays on the old code"
     else:
         flags = "none (exposure 0: give --plan or --flags)"
     bound_host, bound_port = server.server_address[:2]

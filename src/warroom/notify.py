@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 EVENTS = {
     "step.outcome", "step.forced", "rollout.complete", "pause", "resume", "retry",
     "rollback.intent", "rollback.confirmed", "rollback.outcome",
-    "guardrail.alert", "guardrail.fired",
+    "guardrail.alert", "guardrail.fired", "guardrail.shadow",
+    "exposure.mismatch", "exposure.ok",
     "step.attempt", "rollback.attempt",
     "drift.detected", "drift.ack",
     "source.error", "source.recovered",

@@ -235,37 +235,179 @@ class Pane(Strict):
         return "above"
 
 
+# ---------------------------------------------------------------- cohorts
+
+COHORT = "{cohort}"
+Cohort = Literal["new", "control"]
+
+
+def _probability(value: Any) -> Any:
+    # A false-alarm rate as the plan writes it: 1% or 0.01.
+    if isinstance(value, str) and (match := _PERCENT.fullmatch(value)):
+        return float(match.group(1)) / 100
+    return value
+
+
+Probability = Annotated[float, BeforeValidator(_probability), Field(gt=0, lt=1)]
+
+
+class CohortLabels(Strict):
+    """What `{cohort}` becomes in each cohort's query (the label values of your metrics)."""
+
+    new: str = "new"
+    control: str = "control"
+
+
+class CohortPair(Strict):
+    new: str
+    control: str
+
+
+class CohortQueries(Strict):
+    """A query asked once per cohort: one text with `{cohort}` in it, or one query for each."""
+
+    query: str | None = None
+    new: str | None = None
+    control: str | None = None
+    cohorts: CohortLabels = Field(default_factory=CohortLabels)
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _sides(self) -> "CohortQueries":
+        if self.query is not None:
+            if self.new is not None or self.control is not None:
+                raise ValueError("give `query` (with {cohort} in it) or both `new` and `control`, not both")
+            if COHORT not in self.query:
+                raise ValueError("the query must contain {cohort}, which becomes each cohort's label (or give `new` and `control`)")
+        elif self.new is None or self.control is None:
+            raise ValueError("give `query` with {cohort} in it, or both `new` and `control` queries")
+        return self
+
+    def side(self, cohort: Cohort) -> str:
+        if self.query is not None:
+            return self.query.replace(COHORT, getattr(self.cohorts, cohort))
+        return (self.new if cohort == "new" else self.control) or ""
+
+    def fill(self, text: str | CohortPair, cohort: Cohort) -> str:
+        """Another query of these cohorts (a count, say): `{cohort}` replaced, or its side of a pair."""
+        if isinstance(text, CohortPair):
+            return getattr(text, cohort)
+        return text.replace(COHORT, getattr(self.cohorts, cohort))
+
+
+class Comparison(CohortQueries):
+    """The new cohort's value against the control's, bad beyond a difference, a ratio, or both."""
+
+    unit: Unit | None = None  # default: the pane's
+    # new − control beyond which the new code is worse; its sign says which way is worse.
+    difference: Number | None = None
+    # new / control beyond which it is worse: 2 (×2) when higher is worse, 0.5 when lower is.
+    ratio: Annotated[float, Field(gt=0), AfterValidator(_finite)] | None = None
+
+    @model_validator(mode="after")
+    def _limits(self) -> "Comparison":
+        if self.difference is None and self.ratio is None:
+            raise ValueError("give `difference` (e.g. +0.5pp), `ratio` (e.g. ×2), or both: what counts as worse than the control")
+        if self.difference == 0:
+            raise ValueError("a difference of 0 trips on any gap at all; give its size, +0.5pp say")
+        if self.ratio == 1:
+            raise ValueError("a ratio of 1 trips on any gap at all; ×2 when higher is worse, ×0.5 when lower is")
+        if self.difference is not None and self.ratio is not None and (self.difference > 0) != (self.ratio > 1):
+            raise ValueError("`difference` and `ratio` disagree on which way is worse (a + difference goes with a ratio above 1)")
+        return self
+
+    @property
+    def worse(self) -> str:
+        """Which side of the control is worse: above (higher is worse) or below."""
+        if self.difference is not None:
+            return "above" if self.difference > 0 else "below"
+        return "above" if (self.ratio or 2) > 1 else "below"
+
+
+class Evidence(Strict):
+    """Judge only on enough traffic in the window, and (comparisons) only on a difference that is real."""
+
+    count: str | CohortPair  # requests (or samples) in the window; `{cohort}` in it for a comparison
+    min: Annotated[float, Field(gt=0)]
+    source: str | None = None
+    # A one-sided two-proportion z-test on the window's counts (ratio comparisons only).
+    test: Literal["two-proportion"] | None = None
+    # With `test`: the chance that a healthy phase trips on noise during its soak.
+    false_alarm: Probability = 0.01
+
+
+class ExposureCheck(CohortQueries):
+    """Units (users, sessions) assigned to each cohort in a window: does the new share match the flag?"""
+
+    flag: str | None = None  # whose percentage; default: the simulator's flag, else the plan's first
+    min: Annotated[float, Field(gt=0)] = 100
+    false_alarm: Probability = 0.001  # sample-ratio mismatch when the chi-square p-value is below it
+    settle: Duration = 60.0  # after a step, the window's lag before the new split shows
+
+
 class Condition(Strict):
-    """A value compared with a threshold: `pane` or `query`, and `above` or `below`."""
+    """A value compared with a threshold: `pane` or `query`, and `above` or `below`; or a cohort comparison."""
 
     # What the threshold means, for the error message: a bad side (guardrail) or a good one (gate).
     _threshold_means: ClassVar[str] = "the threshold that is bad"
+    _threshold_is_bad: ClassVar[bool] = True
 
     pane: str | None = None
     query: str | None = None
     source: str | None = None
     above: Number | None = None
     below: Number | None = None
+    compare: Comparison | None = None
+    evidence: Evidence | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> "Condition":
-        if (self.pane is None) == (self.query is None):
-            raise ValueError("give exactly one of `pane` (a pane id) or `query`")
-        if (self.above is None) == (self.below is None):
-            raise ValueError(f"give exactly one of `above` or `below` ({self._threshold_means})")
+        if self.compare is not None:
+            self._comparison_shape(self.compare)
+        else:
+            if (self.pane is None) == (self.query is None):
+                raise ValueError("give exactly one of `pane` (a pane id) or `query`")
+            if (self.above is None) == (self.below is None):
+                raise ValueError(f"give exactly one of `above` or `below` ({self._threshold_means})")
+        evidence = self.evidence
+        if evidence is not None:
+            paired = isinstance(evidence.count, CohortPair) or COHORT in evidence.count
+            if self.compare is None and paired:
+                raise ValueError("evidence.count names cohorts, but this compares no cohorts: give one query counting the window's requests")
+            if self.compare is not None and not paired:
+                raise ValueError("evidence.count must count each cohort: put {cohort} in it, or give {new: …, control: …}")
+            if evidence.test and self.compare is None:
+                raise ValueError("evidence.test compares the new cohort with the control: it needs `compare`")
         return self
+
+    def _comparison_shape(self, compare: Comparison) -> None:
+        if self.query is not None:
+            raise ValueError("a comparison asks its own queries (compare.query, or compare.new and compare.control); "
+                             "drop `query` (`pane` may say where it is shown)")
+        if self.above is not None and self.below is not None:
+            raise ValueError("give at most one of `above` or `below`: the new cohort's absolute limit")
+        if self.above is not None or self.below is not None:
+            bad_side = self.op if self._threshold_is_bad else ("below" if self.op == "above" else "above")
+            if bad_side != compare.worse:
+                raise ValueError(f"the absolute limit and the comparison disagree on which way is worse "
+                                 f"(the comparison says {'higher' if compare.worse == 'above' else 'lower'} is worse)")
 
     @property
     def op(self) -> str:
+        if self.above is None and self.below is None and self.compare is not None:
+            return self.compare.worse if self._threshold_is_bad else ("below" if self.compare.worse == "above" else "above")
         return "above" if self.above is not None else "below"
 
     @property
-    def threshold(self) -> float:
-        return self.above if self.above is not None else self.below  # type: ignore[return-value]
+    def threshold(self) -> float | None:
+        """The absolute limit; None for a comparison that has none (its limit moves with the control)."""
+        return self.above if self.above is not None else self.below
 
     def is_above_or_below(self, value: float) -> bool:
-        """True when the value is on the named side of the threshold."""
-        return value > self.threshold if self.above is not None else value < self.threshold
+        """True when the value is on the named side of the threshold (False without one)."""
+        if self.threshold is None:
+            return False
+        return value > self.threshold if self.op == "above" else value < self.threshold
 
 
 class Guardrail(Condition):
@@ -273,6 +415,8 @@ class Guardrail(Condition):
     for_: Duration = Field(0.0, alias="for")
     action: Literal["rollback", "pause", "alert"] = "rollback"
     no_data: Literal["hold", "breach", "ignore"] = "hold"
+    # shadow: judged and journaled ("would have rolled back"), never acting nor blocking a step.
+    mode: Literal["act", "shadow"] = "act"
     description: str = ""
 
     def is_bad(self, value: float) -> bool:
@@ -283,17 +427,21 @@ class Gate(Condition):
     """Must be green to step up. `above`/`below` here state what is good."""
 
     _threshold_means: ClassVar[str] = "what the value must be to pass"
+    _threshold_is_bad: ClassVar[bool] = False
 
     name: str | None = None
 
     def passes(self, value: float) -> bool:
-        return self.is_above_or_below(value)
+        return self.is_above_or_below(value) if self.threshold is not None else True
 
     @property
     def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.compare is not None:
+            return f"{self.pane or 'new cohort'} vs control"
         op = ">" if self.above is not None else "<"
-        limit = self.above if self.above is not None else self.below
-        return self.name or f"{self.pane or self.query} {op} {limit:g}"
+        return f"{self.pane or self.query} {op} {self.threshold:g}"
 
 
 # ---------------------------------------------------------------- flags and phases
@@ -461,6 +609,7 @@ class Plan(Strict):
     state: str | None = None
     keys: dict[str, str] = {}
     theme: str | None = None
+    exposure: ExposureCheck | None = None  # the exposure check, a gate every phase has
 
     # Set by load_plan; not part of the YAML.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -492,11 +641,21 @@ class Plan(Strict):
 
     def guardrail_id(self, index: int) -> str:
         g = self.guardrails[index]
-        return g.id or f"{g.pane or 'query'}-{g.op}-{g.threshold:g}"
+        if g.id:
+            return g.id
+        if g.compare is not None:
+            return f"{g.pane or 'cohort'}-vs-control"
+        return f"{g.pane or 'query'}-{g.op}-{g.threshold:g}"
+
+    def condition_unit(self, cond: Condition) -> str:
+        """The unit a guardrail's or gate's numbers are in: its comparison's, else its pane's."""
+        if cond.compare is not None and cond.compare.unit:
+            return cond.compare.unit
+        return self.pane(cond.pane).unit if cond.pane else "count"
 
     # What the journal keeps of the plan for reports: never sources, flag provider, runbook
     # or notify targets, whose headers and URLs may carry credentials.
-    REPORTED: ClassVar[frozenset[str]] = frozenset({"rollout", "poll_interval", "panes", "guardrails", "phases", "automation"})
+    REPORTED: ClassVar[frozenset[str]] = frozenset({"rollout", "poll_interval", "panes", "guardrails", "phases", "automation", "exposure"})
 
     def journal_copy(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, include=set(self.REPORTED))
@@ -580,6 +739,8 @@ def _message(err: dict[str, Any]) -> str:
     got = err.get("input")
     if kind == "float_parsing" and err["loc"] and err["loc"][-1] in _THRESHOLDS:
         msg = f"expected {THRESHOLD_HELP}"
+    if kind == "float_parsing" and err["loc"] and err["loc"][-1] in _COMPARE_HELP:
+        msg = f"expected {_COMPARE_HELP[err['loc'][-1]]}"
     if secrets.REF_HELP in msg:
         return msg  # the rejected value may be the secret itself: never echo it
     if kind not in ("model_type", "dict_type") and isinstance(got, (str, int, float, bool)) and "got" not in msg:
@@ -590,6 +751,13 @@ def _message(err: dict[str, Any]) -> str:
 _THRESHOLDS = ("above", "below", "warn", "breach")
 THRESHOLD_HELP = "a number in the pane's unit, or with a unit: 1% (ratio or percent pane), 500ms (seconds or ms pane)"
 _PERCENT = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*%\s*")
+_POINTS = re.compile(r"\s*([+-]?\d+(?:\.\d+)?)\s*pp\s*")
+_TIMES = re.compile(r"\s*[×x*]?\s*(\d+(?:\.\d+)?)\s*[×x]?\s*")
+_COMPARE_HELP = {
+    "difference": "a signed difference in the pane's unit, or with a unit: +0.5pp (percentage points, ratio or percent), "
+                  "+50ms (seconds or ms); + when higher is worse, - when lower is",
+    "ratio": "a ratio of the new cohort to the control: ×2 (or 2) when higher is worse, ×0.5 when lower is",
+}
 
 
 def _in_unit(value: Any, unit: str) -> Any:
@@ -606,6 +774,38 @@ def _in_unit(value: Any, unit: str) -> Any:
             return value
         return seconds * (1000 if unit == "ms" else 1)
     return value
+
+
+def _difference_in_unit(value: Any, unit: str) -> Any:
+    """`+0.5pp` (percentage points) or `+50ms` in the unit, sign kept; anything else as it was."""
+    if not isinstance(value, str):
+        return value
+    points = _POINTS.fullmatch(value)
+    if points and unit in ("ratio", "percent"):
+        return float(points.group(1)) / (100 if unit == "ratio" else 1)
+    text = value.strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    converted = _in_unit(text.lstrip("+-"), unit) if unit in ("seconds", "ms") else text
+    return sign * converted if isinstance(converted, float) else value
+
+
+def _ratio(value: Any) -> Any:
+    """`×2`, `x2`, `2x` → 2.0; anything else as it was."""
+    times = _TIMES.fullmatch(value) if isinstance(value, str) else None
+    return float(times.group(1)) if times else value
+
+
+def _comparison_in_units(cond: dict[str, Any], units: dict[Any, str]) -> None:
+    """A comparison's limits written with units, in the unit of its numbers (its own, else its pane's)."""
+    compare = cond["compare"]
+    unit = compare.get("unit") if isinstance(compare.get("unit"), str) else units.get(cond.get("pane"), "count")
+    for key in ("above", "below"):
+        if key in cond:
+            cond[key] = _in_unit(cond[key], unit)
+    if "difference" in compare:
+        compare["difference"] = _difference_in_unit(compare["difference"], unit)
+    if "ratio" in compare:
+        compare["ratio"] = _ratio(compare["ratio"])
 
 
 def _thresholds_in_pane_units(data: dict[str, Any]) -> list[tuple[Loc, str]]:
@@ -630,9 +830,11 @@ def _thresholds_in_pane_units(data: dict[str, Any]) -> list[tuple[Loc, str]]:
             conditions += [(("phases", pi, "gates", gi), gate) for gi, gate in enumerate(phase["gates"])]
     unknown: list[tuple[Loc, str]] = []
     for loc, cond in conditions:
-        if isinstance(cond, dict) and isinstance(cond.get("pane"), str):
-            if cond["pane"] not in units:
-                unknown.append((loc, cond["pane"]))
+        if isinstance(cond, dict) and isinstance(cond.get("pane"), str) and cond["pane"] not in units:
+            unknown.append((loc, cond["pane"]))
+        if isinstance(cond, dict) and isinstance(cond.get("compare"), dict):
+            _comparison_in_units(cond, units)
+        elif isinstance(cond, dict) and isinstance(cond.get("pane"), str):
             for key in ("above", "below"):
                 if key in cond:
                     cond[key] = _in_unit(cond[key], units.get(cond["pane"], ""))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .plan import FlagSetting, Plan, SimulatorSourceConfig
+from .plan import Condition, FlagSetting, Plan, SimulatorSourceConfig
 from .yamlfile import Loc, Located, Problem, dotted
 
 
@@ -49,9 +49,25 @@ def meaning_problems(plan: Plan, located: Located) -> list[Problem]:
 
     for i, pane in enumerate(plan.panes):
         check_source(("panes", i), pane.source)
+
+    def check_cohorts(loc: Loc, cond: Condition) -> None:
+        """A comparison's and minimum evidence's sources, and units that must agree."""
+        known = cond.pane is None or cond.pane in pane_ids  # an unknown pane is reported on its own
+        if cond.compare is not None:
+            check_source(loc + ("compare",), cond.compare.source)
+            if cond.pane and known and cond.compare.unit and cond.compare.unit != plan.pane(cond.pane).unit:
+                out.add(loc + ("compare", "unit"), f"the comparison is shown on pane {cond.pane!r}, whose unit is "
+                                                   f"{plan.pane(cond.pane).unit}: drop compare.unit or make them agree")
+        if cond.evidence is not None:
+            check_source(loc + ("evidence",), cond.evidence.source)
+            if cond.evidence.test and known and plan.condition_unit(cond) not in ("ratio", "percent"):
+                out.add(loc + ("evidence", "test"), f"the test compares ratios (errors over requests), and this comparison is in "
+                                                    f"{plan.condition_unit(cond)}: drop `test`, or compare a ratio")
+
     guard_ids: list[str] = []
     for i, g in enumerate(plan.guardrails):
         check_source(("guardrails", i), g.source)
+        check_cohorts(("guardrails", i), g)
         gid = plan.guardrail_id(i)
         if gid in guard_ids:
             out.add(("guardrails", i), f"guardrail id {gid!r} is used twice; give each an `id`")
@@ -65,6 +81,7 @@ def meaning_problems(plan: Plan, located: Located) -> list[Problem]:
         names.append(phase.name)
         for gi, gate in enumerate(phase.gates):
             check_source(("phases", pi, "gates", gi), gate.source)
+            check_cohorts(("phases", pi, "gates", gi), gate)
         seen: list[str] = []
         for ii, (iid, item) in enumerate(zip(phase.item_ids(), phase.checklist)):
             if item.id is not None and item.id.isdigit():
@@ -81,6 +98,10 @@ def meaning_problems(plan: Plan, located: Located) -> list[Problem]:
     for name, src in plan.sources.items():
         if isinstance(src, SimulatorSourceConfig) and src.flag and src.flag not in plan.flag_names():
             out.add(("sources", name, "flag"), f"flag {src.flag!r} is not set by any phase")
+    if plan.exposure is not None:
+        check_source(("exposure",), plan.exposure.source)
+        if plan.exposure.flag and plan.exposure.flag not in plan.flag_names():
+            out.add(("exposure", "flag"), f"flag {plan.exposure.flag!r} is not set by any phase (phases set: {', '.join(plan.flag_names())})")
     return out
 
 

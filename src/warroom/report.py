@@ -33,6 +33,7 @@ TIMELINE_KINDS = set(ACTIONS) | {
     "step.outcome", "rollback.confirmed", "rollback.step", "rollback.outcome", "rollback.attempt", "step.attempt",
     "guardrail.alert", "guardrail.fired", "drift.detected", "checklist.tick", "checklist.untick",
     "source.error", "source.recovered", "drill.start", "drill.score", "notify.failed", "notify.dropped",
+    "guardrail.shadow", "guardrail.evidence", "exposure.mismatch", "exposure.ok",
 }
 BREACH_KINDS = ("guardrail.breach", "rollback.intent", "pause", "guardrail.alert", "guardrail.fired", "guardrail.clear")
 OUTCOMES = {"rollback.intent": "rolled back", "pause": "paused", "guardrail.alert": "alerted",
@@ -40,7 +41,7 @@ OUTCOMES = {"rollback.intent": "rolled back", "pause": "paused", "guardrail.aler
 # Everything the first pass reads; the rest of the journal (samples' notes, console starts, …) is skipped in SQL.
 SUMMARY_KINDS = (set(BREACH_KINDS) | set(ALARMS) | set(RESPONSES)
                  | {"step.outcome", "rollback.confirmed", "rollback.outcome", "rollback.attempt", "rollback.step",
-                    "checklist.tick", "checklist.untick", "drill.score"})
+                    "checklist.tick", "checklist.untick", "drill.score", "guardrail.shadow"})
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,32 @@ class Breach:
     since: float
     value: float | None
     op: str
-    threshold: float
+    threshold: float | None  # None: a cohort comparison with no absolute limit
     for_s: float
     query: str
     outcome: str
     pane: str | None
+    comparison: str = ""  # `new 1.80% vs control 0.40% Δ+1.40pp …` for a cohort guardrail
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """A shadow guardrail's window was met: what it would have done, and did not."""
+
+    guardrail: str
+    at: float
+    action: str
+    value: float | None
+    threshold: float | None
+    for_s: float
+    comparison: str
+    unit: str
+
+    @classmethod
+    def of(cls, e: JournalEntry) -> "Shadow":
+        d = e.data
+        return cls(d.get("guardrail", ""), e.ts, d.get("action", ""), d.get("value"), d.get("threshold"), float(d.get("for", 0.0)),
+                   (d.get("comparison") or {}).get("text", ""), d.get("unit", "count"))
 
 
 @dataclass(frozen=True)
@@ -106,6 +128,7 @@ class Report:
     final_state: str
     phases: list[PhaseSpan] = field(default_factory=list)
     breach_count: int = 0
+    shadow_count: int = 0
     rollbacks: list[RollbackRun] = field(default_factory=list)
     checklist: list[ChecklistRow] = field(default_factory=list)
     card: ScoreCard | None = None
@@ -123,6 +146,9 @@ class Report:
         for e in self.store.iter_entries(kinds=BREACH_KINDS):
             yield from spells.feed(e)
         yield from spells.finish()
+
+    def shadows(self) -> Iterator[Shadow]:
+        return (Shadow.of(e) for e in self.store.iter_entries(kinds=("guardrail.shadow",)))
 
     def actions(self) -> Iterator[JournalEntry]:
         return self.store.iter_entries(kinds=tuple(ACTIONS))
@@ -183,9 +209,11 @@ class _Spells:
         outcome = OUTCOMES.get(e.kind, "")
         old = self.open.get((gid, since))
         if old is None or outcome:
+            threshold = cause.get("threshold")
+            comparison = (cause.get("comparison") or {}).get("text", "") if old is None else old.row.comparison
             row = Breach(gid, since, cause.get("value") if old is None else old.row.value, cause.get("op", ""),
-                         float(cause.get("threshold", 0.0)), float(cause.get("for", 0.0)), cause.get("query", ""),
-                         outcome, _guard_pane(self.plan, gid))
+                         None if threshold is None else float(threshold), float(cause.get("for", 0.0)), cause.get("query", ""),
+                         outcome, _guard_pane(self.plan, gid), comparison)
             if old is None:
                 self.open[(gid, since)] = _Spell(row)
                 self.last_pane = row.pane or self.last_pane
@@ -235,6 +263,7 @@ class _Reader:
         self.responses: list[JournalEntry] = []  # pauses, rollbacks and confirmations, for the incident
         self.spells = _Spells(plan)
         self.breach_count = 0
+        self.shadow_count = 0
         self.events: list[tuple[float, int, Event]] = []  # a max-heap on -ts of the earliest EVENT_CHARTS
         self.event_count = 0
 
@@ -259,6 +288,8 @@ class _Reader:
             self.card = ScoreCard.from_json(e.data["card"])
         elif kind == "source.error":
             self._event(Event(e.ts, e.message, None))
+        elif kind == "guardrail.shadow":
+            self.shadow_count += 1
         if kind in ALARMS and (self.alarm is None or _bad_since(e) < _bad_since(self.alarm)):
             self.alarm = e
         if kind in RESPONSES or kind == "rollback.confirmed":
@@ -326,6 +357,7 @@ def build_report(plan: Plan, store: Store) -> Report:
     report = Report(plan, store, first.ts, last[0].ts, store.journal_count(), state)
     report.phases = reader.phases(report.end)
     report.breach_count = reader.breach_count
+    report.shadow_count = reader.shadow_count
     report.rollbacks = [RollbackRun(r["intent"], r["confirmed"], r["finished"], r["attempts"], tuple(r["steps"]))
                         for r in reader.runs.values()]
     report.checklist = reader.checklist(report.phases)
@@ -349,9 +381,19 @@ def clock(ts: float) -> str:
 
 
 def breach_numbers(b: Breach, plan: Plan) -> tuple[str, str]:
-    """The breach's value and `above 500 ms`, in its pane's unit."""
+    """The breach's value (both cohorts, for a comparison) and `above 500 ms`, in its pane's unit."""
     unit = plan.pane(b.pane).unit if b.pane else "count"
-    return format_value(b.value, unit), f"{b.op} {format_value(b.threshold, unit)}"
+    return b.comparison or format_value(b.value, unit), f"{b.op} {format_value(b.threshold, unit)}"
+
+
+SHADOW_HEAD = ["guardrail", "when", "would have", "value", "threshold", "for", "cohorts"]
+
+
+def shadow_rows(r: Report) -> Iterator[list[str]]:
+    """What each shadow guardrail would have done, with its numbers (Markdown and HTML)."""
+    for s in r.shadows():
+        yield [s.guardrail, r.offset(s.at), s.action, format_value(s.value, s.unit), format_value(s.threshold, s.unit),
+               format_duration(s.for_s), s.comparison]
 
 
 def secs(value: float | None) -> str:
@@ -367,6 +409,7 @@ def summary(r: Report) -> list[tuple[str, str]]:
         ("Final state", r.final_state),
         ("Phases entered", ", ".join(f"{p.index} {p.name}" for p in r.phases) or "none"),
         ("Guardrail breaches", str(r.breach_count)),
+        ("Shadow guardrails", f"{r.shadow_count} time(s) one would have acted (mode: shadow: journaled, never acted)"),
         ("Rollbacks", f"{len(r.rollbacks)}" + (f" (intent → flags confirmed off: {', '.join(secs(x) for x in latencies)})" if latencies else "")),
         *_incident_rows(r),
         ("Checklist", _checklist_completion(r)),

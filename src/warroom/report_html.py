@@ -17,8 +17,8 @@ from markupsafe import Markup
 
 from .engine.snapshot import JournalEntry
 from .plan import Pane, Plan, format_duration
-from .report import (EVENT_WINDOW, FOLLOW_UPS, POSTMORTEM_DUE, Report, action_why, breach_numbers, clock, secs, summary,
-                     utc)
+from .report import (EVENT_WINDOW, FOLLOW_UPS, POSTMORTEM_DUE, SHADOW_HEAD, Report, action_why, breach_numbers, clock, secs,
+                     shadow_rows, summary, utc)
 from .scorecard import ACTIONS
 from .secrets import redact
 from .text import terminal_safe
@@ -147,7 +147,8 @@ def chart(r: Report, pane: Pane, start: float, end: float, threshold: float | No
 
 
 def _guard_threshold(plan: Plan, pane: Pane) -> float | None:
-    return next((g.threshold for g in plan.guardrails if g.pane == pane.id), pane.breach)
+    """The absolute limit an acting guardrail keeps this pane under (a comparison's moves with the control)."""
+    return next((g.threshold for g in plan.guardrails if g.pane == pane.id and g.threshold is not None and g.mode == "act"), pane.breach)
 
 
 class _Marks:
@@ -221,6 +222,8 @@ def html(r: Report) -> Iterator[str]:
         "card_rows": _card_rows(r),
         "phases": [[f"{p.index} {p.name}", r.offset(p.start), utc(p.start), format_duration(p.end - p.start), p.ended_by] for p in r.phases],
         "breaches": _breach_rows(r),
+        "shadow_head": SHADOW_HEAD,
+        "shadows": shadow_rows(r),
         "rollbacks": [{"started": r.offset(run.intent.ts), "actor": run.intent.actor, "reason": run.intent.data.get("reason", ""),
                        "latency": secs(run.latency), "attempts": run.attempts, "steps": [s.message for s in run.steps]}
                       for run in r.rollbacks],

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Iterable, Iterator
 
 from .plan import format_duration
-from .report import FOLLOW_UPS, POSTMORTEM_DUE, Report, action_why, breach_numbers, clock, secs, summary, utc
+from .report import (FOLLOW_UPS, POSTMORTEM_DUE, SHADOW_HEAD, Report, action_why, breach_numbers, clock, secs, shadow_rows,
+                     summary, utc)
 from .scorecard import ACTIONS
 from .secrets import redact
 from .text import markdown_block, markdown_code, markdown_safe
@@ -46,6 +47,8 @@ def _lines(r: Report) -> Iterator[str]:
     yield from _table(["guardrail", "started", "value", "threshold", "for", "query", "outcome"],
                       ([b.guardrail, r.offset(b.since), *breach_numbers(b, plan), format_duration(b.for_s),
                         Md(markdown_code(b.query)), b.outcome] for b in r.breaches()))
+    yield from ["## Shadow guardrails", "", "Judged like the others, journaled, never acted on: what each would have done.", ""]
+    yield from _table(SHADOW_HEAD, shadow_rows(r))
     yield from ["## Rollbacks", ""]
     for run in r.rollbacks:
         yield f"- {r.offset(run.intent.ts)} by **{markdown_safe(run.intent.actor)}**: {markdown_safe(run.intent.data.get('reason', ''))}"

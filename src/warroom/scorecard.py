@@ -111,6 +111,9 @@ def secs(value: float | None) -> str:
 def why(entry: JournalEntry) -> str:
     """The numbers behind an automatic action: query, value, threshold, window."""
     cause = entry.data.get("cause") or (entry.data if "threshold" in entry.data else {})
+    comparison = (cause or {}).get("comparison")
+    if comparison:  # a cohort guardrail: both cohorts side by side say more than one number and a limit
+        return f"{cause.get('guardrail', '')}: {comparison['text']} for {cause.get('for', 0):g}s — query {cause.get('query', '')}"
     if not cause or cause.get("threshold") is None:
         return ""
     value = "no data" if cause.get("value") is None else f"{cause['value']:g}"
@@ -120,7 +123,7 @@ def why(entry: JournalEntry) -> str:
 def _mistakes(entry: JournalEntry, at: float) -> list[str]:
     """What a forced step up overrode that a drill counts as a mistake."""
     overridden: list[str] = entry.data.get("overridden") or []
-    red = [o for o in overridden if (o.startswith("gate ") or o.startswith("guardrail "))]
+    red = [o for o in overridden if o.startswith(("gate ", "guardrail ", "exposure: "))]
     missing = [o for o in overridden if o.startswith("checklist:")]
     out = []
     if red:

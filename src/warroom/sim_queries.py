@@ -17,6 +17,7 @@ from typing import Callable
 
 import yaml
 
+from .plan import Condition, Plan, parse_duration
 from .simulator import MODEL, metric_for_query
 
 _OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
@@ -82,12 +83,18 @@ def parse_expression(text: str) -> Expression:
 # ---------------------------------------------------------------- inference from PromQL and unit
 
 _QUANTILE = re.compile(r"histogram_quantile\(\s*(0?\.\d+|1(?:\.0+)?)")
+_INCREASE = re.compile(r"increase\(.*\[(\d+(?:ms|s|m|h))\]")
 _SERVER_ERROR = re.compile(r"""(code|status|status_code|response_code)\s*=~?\s*["']5|5xx|\b5\.\.""")
 
 
 def _metric_in(query: str) -> str | None:
     """The simulator metric a PromQL (or other) query most likely reads, from its shape and names."""
     q = query.lower()
+    increase = _INCREASE.search(q)
+    if increase and re.search(r"request|session|user", q) and "/" not in q:
+        # A count in the window (minimum evidence, the exposure check): the rate times the window.
+        rate = "session_rate" if re.search(r"session|user", q) else "request_rate"
+        return f"{rate} * {parse_duration(increase.group(1)):g}"
     quantile = _QUANTILE.search(q)
     if quantile:
         return {0.5: "latency_p50", 0.95: "latency_p95", 0.99: "latency_p99"}.get(round(float(quantile.group(1)), 3))
@@ -104,6 +111,8 @@ def _metric_in(query: str) -> str | None:
         return "memory"
     if connect:
         return "ws_connections"
+    if re.search(r"session|user", q) and "rate(" in q:
+        return "session_rate"
     if re.search(r"request", q) and "rate(" in q:
         return "request_rate"
     return None
@@ -161,27 +170,64 @@ def pane_models(plan) -> list[PaneModel]:
     return out
 
 
-def query_models(plan) -> dict[str, str]:
-    """query text → `simulate:` expression for every query in the plan the simulator can answer.
+@dataclass(frozen=True)
+class QueryModel:
+    """What the simulator answers for one query: an expression, over one cohort or the whole service."""
+
+    expression: str
+    cohort: str | None = None  # new | control; None: the service
+
+
+def _cohort_queries(plan: Plan) -> list[tuple[str, str | None, str | None]]:
+    """(query, unit or None, cohort) of every cohort-side and count query a guardrail, gate or the exposure check asks."""
+    out: list[tuple[str, str | None, str | None]] = []
+
+    def add(cond: Condition) -> None:
+        if cond.compare is not None:
+            unit = plan.condition_unit(cond)
+            out.extend((cond.compare.side(c), unit, c) for c in ("new", "control"))
+            if cond.evidence is not None:
+                out.extend((cond.compare.fill(cond.evidence.count, c), None, c) for c in ("new", "control"))
+        elif cond.evidence is not None:
+            out.append((str(cond.evidence.count), None, None))
+
+    for cond in _conditions(plan):
+        add(cond)
+    if plan.exposure is not None:
+        out.extend((plan.exposure.side(c), None, c) for c in ("new", "control"))
+    return out
+
+
+def _conditions(plan: Plan) -> list[Condition]:
+    return [*plan.guardrails, *(g for phase in plan.phases for g in phase.gates)]
+
+
+def query_models(plan: Plan) -> dict[str, QueryModel]:
+    """query text → what the simulator answers, for every query in the plan it can model.
 
     Panes first (their `simulate:` or unit-aware inference); a guardrail's or gate's own
-    `query:` is inferred as the query gives it.
+    `query:` is inferred as the query gives it; each side of a cohort comparison, each
+    count of minimum evidence and the exposure check's queries are inferred for their cohort.
     """
-    models: dict[str, str] = {}
+    models: dict[str, QueryModel] = {}
     for model, pane in zip(pane_models(plan), plan.panes):
         if model.expression and pane.query not in models:
-            models[pane.query] = model.expression
-    conditions = [*plan.guardrails, *(g for phase in plan.phases for g in phase.gates)]
-    for cond in conditions:
+            models[pane.query] = QueryModel(model.expression)
+    for cond in _conditions(plan):
         if cond.query and cond.query not in models:
             expression = infer(cond.query)
             if expression:
-                models[cond.query] = expression
+                models[cond.query] = QueryModel(expression)
+    for query, unit, cohort in _cohort_queries(plan):
+        if query not in models:
+            expression = infer(query, unit)
+            if expression:
+                models[query] = QueryModel(expression, cohort)
     return models
 
 
-def unmodelled_conditions(plan) -> list[str]:
-    """Guardrails and gates a drill could not judge: their query has no model (they would see no data)."""
+def unmodelled_conditions(plan: Plan) -> list[str]:
+    """Guardrails, gates and the exposure check a drill could not judge: a query with no model (they would see no data)."""
     models = query_models(plan)
     out = []
     for i, g in enumerate(plan.guardrails):
@@ -191,6 +237,8 @@ def unmodelled_conditions(plan) -> list[str]:
         for gate in phase.gates:
             if gate.query and gate.query not in models:
                 out.append(f"gate {gate.label} of phase {pi + 1} (query {gate.query})")
+    missing = list(dict.fromkeys(q for q, _, _ in _cohort_queries(plan) if q not in models))
+    out += [f"cohort query {q}" for q in missing]
     return out
 
 

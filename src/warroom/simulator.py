@@ -39,6 +39,9 @@ MODEL: dict[str, tuple[str, float, float]] = {
     "cpu": ("ratio", 0.30, 0.50),
     "memory": ("ratio", 0.45, 0.60),
     "request_rate": ("count", 850.0, 1000.0),
+    # Sessions started per second: the units a flag assigns to a cohort, the same for both
+    # cohorts per user, so each cohort's share of them is the exposure (the exposure check).
+    "session_rate": ("count", 200.0, 200.0),
 }
 LATENCY = {"latency_p50": 0.50, "latency_p95": 0.95, "latency_p99": 0.99}
 
@@ -66,6 +69,16 @@ PROMQL: dict[str, str] = {
     "cpu": "avg(warroom_sim_cpu_ratio)",
     "memory": "avg(warroom_sim_memory_ratio)",
     "request_rate": "sum(rate(warroom_sim_http_requests_total[30s]))",
+    "session_rate": "sum(rate(warroom_sim_sessions_total[30s]))",
+}
+
+# The same for one cohort (`{cohort}`: new or control), as a cohort guardrail and the exposure check ask them.
+COHORT_PROMQL: dict[str, str] = {
+    "error_rate": 'sum(rate(warroom_sim_http_requests_total{code=~"5..", cohort="{cohort}"}[30s])) '
+                  '/ sum(rate(warroom_sim_http_requests_total{cohort="{cohort}"}[30s]))',
+    "latency_p95": 'histogram_quantile(0.95, sum by (le) (rate(warroom_sim_request_duration_seconds_bucket{cohort="{cohort}"}[30s])))',
+    "requests": 'sum(increase(warroom_sim_http_requests_total{cohort="{cohort}"}[30s]))',
+    "sessions": 'sum(increase(warroom_sim_sessions_total{cohort="{cohort}"}[1m]))',
 }
 
 _SPACES = re.compile(r"\s+")
@@ -197,6 +210,15 @@ class Service:
     @property
     def cohorts(self) -> tuple[Cohort, Cohort]:
         return self.control, self.new
+
+    def cohort_value(self, metric: str, cohort: str) -> float:
+        """One cohort's `metric` as Prometheus gives it from that cohort's series alone."""
+        c = self.new if cohort == "new" else self.control
+        if metric in ("request_rate", "session_rate", "ws_connections"):
+            return c.share * c.values[metric]  # traffic and connections: the cohort's own part
+        if metric in ("cpu", "memory"):
+            return self.value(metric)  # the pods serve both cohorts
+        return c.values[metric]  # ratios and latency: as if every user were in this cohort
 
     def value(self, metric: str) -> float:
         if metric in LATENCY:

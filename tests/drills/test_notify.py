@@ -115,3 +115,15 @@ async def test_a_429_retry_after_is_honoured(tmp_path, monkeypatch):
     assert second.at - first.at >= 1.9  # not the 0.5 s of the backoff: what the receiver asked for
     (failed,) = [e for e in Store(db).entries() if e.kind == "notify.failed"]
     assert "(HTTP 429), attempt 1; retrying in 2s" in failed.message
+
+
+async def test_a_cohort_guardrails_rollback_is_sent_with_both_cohorts(tmp_path, receiver, monkeypatch):
+    monkeypatch.setenv("WARROOM_TEST_HOOK", f"{receiver.url}/hook/{TOKEN}")
+    plan = demo_plan(tmp_path / "demo")
+    plan = plan.model_copy(update={"notify": [NotifyTarget(type="slack", url="env:WARROOM_TEST_HOOK")]})
+    card, db, out = await drill(tmp_path, "canary-only-regression", plan)
+    assert card.passed
+    slack = next(b for _, b in receiver.bodies if "ROLLBACK" in b["text"])
+    # Both sides and the difference, where the channel reads it, not only the journal.
+    assert "guardrail error-rate-vs-control: new 10.00% vs control 0.040% Δ+9.96pp" in slack["text"]
+    assert "why: error-rate-vs-control: new 10.00% vs control 0.040% Δ+9.96pp" in slack["text"]

@@ -26,6 +26,8 @@ EXPECTED = {
     "metrics-outage": ("COMPLETE", 10, None, False, "pause"),
     "flag-service-down-during-rollback": ("ROLLED BACK", 10, None, True, "rollback"),
     "false-alarm": ("COMPLETE", None, None, None, None),
+    "canary-only-regression": ("ROLLED BACK", 10, 10, True, "rollback"),
+    "low-traffic-false-alarm": ("COMPLETE", None, None, None, None),
 }
 
 
@@ -40,7 +42,11 @@ async def test_shipped_scenario_score_card(tmp_path, name):
     assert card.passed, card.findings
     assert card.final_state == state
     assert card.mistakes == () and card.findings == ()
-    assert card.incident_at is not None  # every scenario shows something bad on screen
+    if name == "low-traffic-false-alarm":
+        # Too few requests to judge is no bad sample: no guardrail breached, nothing to detect.
+        assert card.incident_at is None
+    else:
+        assert card.incident_at is not None  # every other scenario shows something bad on screen
     if detect is None:
         assert card.time_to_detect is None
     else:
@@ -92,7 +98,7 @@ MISTAKE = """
 name: forced-into-red
 title: Forced step up past a red gate
 timeline:
-  - {phase: 1, after: 2s, metric: error_rate, set: 0.03}
+  - {phase: 1, after: 2s, metric: error_rate, set: 0.002, while_exposed: false}
 responder:
   routine: false
   actions:
@@ -103,8 +109,8 @@ duration: 1m
 
 
 async def test_forced_step_into_red_gate_and_missing_item_are_mistakes(tmp_path):
-    # 3 % of the new code's requests fail at 5 % exposure: 0.2 % of all, under the 1 % guardrail and
-    # over the phase-1 gate (< 0.1 %); the required item is not ticked.
+    # 0.2 % of every user's requests fail (a shared dependency, so the new code is no worse than the
+    # old): under the 1 % guardrail, over the phase-1 gate (< 0.1 %); the required item is not ticked.
     card, db, out = await drill(tmp_path, parse_scenario(MISTAKE))
     assert not card.passed
     assert any("red gate" in m and "Error rate < 0.1%" in m for m in card.mistakes)

@@ -189,3 +189,30 @@ def test_the_exporter_follows_the_plans_own_flag_provider(tmp_path):
         wait_until(lambda: http_send("GET", url + "/fault")[1]["exposure"] == 0, 3, "the exporter to read the flag off")
     finally:
         _stop(proc)
+
+
+def sessions(url: str) -> dict[str, float]:
+    return {dict(labels)["cohort"]: v for (name, labels), v in scrape(url).items() if name == "warroom_sim_sessions_total"}
+
+
+def test_sessions_split_by_the_exposure(exporter_factory):
+    # The units the flag assigns: the exposure check tests the new cohort's share of them.
+    exporter = exporter_factory(25.0)
+    first = sessions(exporter.url)
+    time.sleep(1.0)
+    last = sessions(exporter.url)
+    new, control = (last[c] - first[c] for c in ("new", "control"))
+    assert new / (new + control) == pytest.approx(0.25, rel=1e-6)
+    assert new + control == pytest.approx(200 * 1.0, rel=0.3)  # 200 sessions a second, ±5 % noise, ~1 s apart
+
+
+def test_a_flag_that_does_not_reach_the_service(exporter_factory):
+    exporter = exporter_factory(25.0, "--ignore-flag")
+    listed = http_send("GET", exporter.url + "/fault")[1]
+    # The flag reads 25 %, the service keeps everyone on the old code.
+    assert listed["flag_ignored"] is True and listed["flag_state"] == "25%" and listed["exposure"] == 0
+    first = sessions(exporter.url)
+    time.sleep(0.5)
+    last = sessions(exporter.url)
+    assert last["new"] == first["new"] == 0 and last["control"] > first["control"]
+    assert errors_by_cohort(scrape(exporter.url))["new"][1] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ import pytest
 
 from warroom.engine.build import build_engine
 from warroom.plan import PrometheusSourceConfig, load_plan
-from warroom.simulator import PROMQL, ServiceModel
+from warroom.simulator import COHORT_PROMQL, PROMQL, ServiceModel
 from warroom.sources.base import SourceContext
 from warroom.sources.prometheus import PrometheusSource
 from warroom.sources.registry import make_source
@@ -24,7 +25,7 @@ WINDOW = "10s"
 # ±5 % noise per second; rates average it out over the window, gauges do not; quantiles
 # are read from buckets 20 % wide, so they are only as good as that resolution.
 TOLERANCE = {
-    "error_rate": 0.08, "request_rate": 0.05, "connection_success": 0.01,
+    "error_rate": 0.08, "request_rate": 0.05, "session_rate": 0.05, "connection_success": 0.01,
     "ws_connections": 0.07, "cpu": 0.07, "memory": 0.07,
     "latency_p50": 0.15, "latency_p95": 0.15, "latency_p99": 0.15,
 }
@@ -54,6 +55,21 @@ async def test_canonical_queries_give_the_models_values_back(source):
         assert reading.status == "ok", (metric, reading)
         expected = model.value(metric, 0, 0.25)
         assert reading.value == pytest.approx(expected, rel=TOLERANCE[metric]), metric
+
+
+async def test_cohort_queries_give_each_cohorts_values_back(source):
+    # What a cohort guardrail and the exposure check ask, per cohort, against the model's cohorts at 25 %.
+    service = ServiceModel(noise=0).service(0, 0.25)
+    window = {"requests": 10, "sessions": 10}  # increase() over the 10 s window: the rate times 10 s
+    model = {"error_rate": "error_rate", "latency_p95": "latency_p95", "requests": "request_rate", "sessions": "session_rate"}
+    tolerance = {"error_rate": 0.08, "latency_p95": 0.15, "requests": 0.1, "sessions": 0.1}
+    for name, query in COHORT_PROMQL.items():
+        for cohort in ("new", "control"):
+            text = query.replace("{cohort}", cohort).replace("[30s]", f"[{WINDOW}]").replace("[1m]", f"[{WINDOW}]")
+            reading = await source.query(text, CTX)
+            expected = service.cohort_value(model[name], cohort) * window.get(name, 1)
+            assert reading.status == "ok", (name, cohort, reading)
+            assert reading.value == pytest.approx(expected, rel=tolerance[name]), (name, cohort)
 
 
 async def test_single_series_vector_and_scalar_give_a_value(source):
@@ -145,7 +161,18 @@ def test_check_probes_every_query_of_the_example_plan(stack, tmp_path):
     _, server = stack
     result = check(example_plan(tmp_path, server.url))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("  ok   [service] ") == len(PROMQL) - 1  # every pane; request_rate has none
+    # Every pane (request_rate and session_rate have none), the error rate's request count, and both
+    # sides of each comparison, of their request counts and of the exposure check (the exporter serves 25 %).
+    cohort_queries = [COHORT_PROMQL[name].replace("{cohort}", cohort) for name in COHORT_PROMQL for cohort in ("new", "control")]
+    assert result.stdout.count("  ok   [service] ") == len(PROMQL) - 2 + 1 + len(cohort_queries)
+    for query in cohort_queries:
+        assert f"  ok   [service] {query}\n" in result.stdout, query
+    assert "  error-rate-vs-control: new 0.080% vs" not in result.stdout  # values, not a verdict: each side as probed
+    count = r"[\d.,]+k?"
+    assert re.search(rf"  error-rate-vs-control: new 0\.0\d+%; control 0\.0\d+%; requests new {count}; requests control {count}\n",
+                     result.stdout), result.stdout
+    assert re.search(rf"  exposure check \(flag realtime-features\): units new {count}; control {count}; new share now 25\.0%\n",
+                     result.stdout), result.stdout
     assert "check: all good" in result.stdout
 
 

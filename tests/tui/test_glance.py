@@ -214,20 +214,21 @@ async def test_a_flag_service_outage_keeps_every_name_desired_and_observed_whole
 async def test_the_reason_a_step_is_blocked_wraps_instead_of_being_cut(console):
     c = console()
     async with c.app.run_test(size=(80, 24)) as pilot:
-        await c.tick(pilot, times=2)
+        await c.tick(pilot, times=8)  # past the exposure check's settling: soak and the checklist block
         text, _ = status_text(c.app.snapshot)
         assert len(text) > 80
         rows = rows_of(c.app, c.app.query_one(StatusLine))
         assert len(rows) == 2 and " ".join(r.strip() for r in rows) == text
-    # Nine reasons (soak, two gates and five guardrails without data, a required item) do not
-    # fit two lines whole, nor without their details: gates and guardrails are then counted.
+    # Twelve reasons (soak, two gates, the exposure check and seven guardrails without data, a
+    # required item) do not fit two lines whole, nor without their details, nor with gates
+    # and guardrails counted: each kind is then said in a few words.
     dark = console(faults=(Fault(mode="dark", phase=1, after=3),))
     async with dark.app.run_test(size=(80, 24)) as pilot:
         await dark.tick(pilot, times=8)
-        assert len(dark.app.snapshot.step_blockers) == 9
+        assert len(dark.app.snapshot.step_blockers) == 12
         shown = " ".join(r.strip() for r in rows_of(dark.app, dark.app.query_one(StatusLine)))
-        assert shown == ("step up blocked: soak: 13s left of 20s; checklist: 1 required item(s) not ticked; "
-                         "2 gates not green; 5 guardrails not green")
+        assert shown == ("step up blocked: soak: 13s left of 20s; 2 gates not green; exposure check; "
+                         "required items not ticked; 7 guardrails not green")
     wide = console(faults=(Fault(mode="dark", phase=1, after=3),))
     async with wide.app.run_test(size=(200, 60)) as pilot:
         await wide.tick(pilot, times=8)

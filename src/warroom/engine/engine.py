@@ -25,16 +25,20 @@ from ..flags.base import FlagError, FlagProvider, FlagState, backoff_delays
 from ..identity import AUTOMATIC, Actor
 from ..plan import FlagSetting, Plan, format_duration
 from ..secrets import redact
+from ..simulator import driving_flag
 from ..sources.base import Reading, Source, SourceContext
 from ..store import ActionTaken, StaleState, Store
 from ..units import format_value
 from . import transitions
 from .clock import Clock
-from .guardrails import GuardrailTracker
+from .cohorts import ConditionQueries, judge
+from .exposure import Exposure
+from .guardrails import GuardrailTracker, held, pane_note, shadow_message, why, why_data
 from .ownership import ACTION_TTL, Owner, may_adopt
 from .snapshot import (
     ActionView,
     ChecklistView,
+    ExposureView,
     FlagView,
     GateView,
     GuardrailView,
@@ -115,16 +119,19 @@ class Engine:
         # Panes, guardrails and gates all resolve to queries; each distinct query is asked once a tick.
         self.pane_keys = {p.id: (p.source or plan.default_source(), p.query, p.series_label) for p in plan.panes}
         self.trackers: list[tuple[GuardrailTracker, QueryKey]] = []
-        for i, g in enumerate(plan.guardrails):
-            key = self.pane_keys[g.pane] if g.pane else (g.source or plan.default_source(), g.query or "", None)
-            unit = plan.pane(g.pane).unit if g.pane else "count"
-            self.trackers.append((GuardrailTracker(plan.guardrail_id(i), g, unit), key))
-        self.keys: list[QueryKey] = list(dict.fromkeys(list(self.pane_keys.values()) + [k for _, k in self.trackers]))
-        for phase in plan.phases:
-            for gate in phase.gates:
-                key = self.pane_keys[gate.pane] if gate.pane else (gate.source or plan.default_source(), gate.query or "", None)
-                if key not in self.keys:
-                    self.keys.append(key)
+        for i in range(len(plan.guardrails)):
+            tracker = GuardrailTracker.of(plan, i, self.pane_keys.__getitem__)
+            self.trackers.append((tracker, tracker.queries.main))
+        self.keys: list[QueryKey] = list(dict.fromkeys(list(self.pane_keys.values()) + [k for t, _ in self.trackers for k in t.queries.all()]))
+        self.gate_queries = [[ConditionQueries.of(plan, gate, self.pane_keys.__getitem__) for gate in phase.gates] for phase in plan.phases]
+        # Cohort guardrails and gates, and the exposure check, ask more than one query each.
+        self.exposure = Exposure(plan, plan.exposure) if plan.exposure else None
+        # Whose percentage says how many users are on the new code (what a comparison can judge).
+        self.cohort_flag = self.exposure.flag if self.exposure else (driving_flag(plan) or "")
+        self.exposure_view: ExposureView | None = None
+        for key in [k for phase in self.gate_queries for q in phase for k in q.all()] + list(self.exposure.keys.values() if self.exposure else []):
+            if key not in self.keys:
+                self.keys.append(key)
 
         self.readings: dict[QueryKey, Reading] = {}
         self.last_good: dict[QueryKey, float] = {}
@@ -471,6 +478,7 @@ class Engine:
         if self.has_lease:
             self.store.record_samples(now, samples)
         await self._evaluate_guardrails(now)
+        self._check_exposure(now)
         if self.has_lease:
             await self._recover()  # an action whose owner is provably gone is ours to finish
             await self._reassert_rollback()
@@ -480,35 +488,64 @@ class Engine:
 
     async def _evaluate_guardrails(self, now: float) -> None:
         views = []
+        looks = self._looks()
         for tracker, key in self.trackers:
-            reading = self.readings.get(key, Reading.nodata("not polled yet"))
-            value = reading.value if reading.has_value else None
-            verdict = tracker.update(value, reading.detail, now)
+            # Asked for each guardrail: one that fired may have rolled back, leaving no cohort to compare.
+            verdict = tracker.evaluate(self.readings, now, looks, self._planned_share())
             views.append(verdict.view)
             if not self.has_lease:
                 continue
             g = tracker.guard
-            why = self._why(verdict.view, key)
+            if verdict.lacking:
+                self._journal("guardrail.evidence", f"{tracker.id}: {verdict.view.detail}; no verdict, `no_data: {g.no_data}` applies",
+                              data={"guardrail": tracker.id, "detail": verdict.view.detail, "no_data": g.no_data})
+            if g.mode == "shadow":  # journaled when its window is met, never acted on
+                if verdict.fire:
+                    self._journal("guardrail.shadow", shadow_message(tracker, verdict.view),
+                                  data={**why_data(verdict.view, key), "window_met_at": now})
+                continue
+            reason = self._why(verdict.view, key)
             if verdict.started and g.for_ > 0:  # a value or, with `no_data: breach`, no data
-                self._journal("guardrail.breach", f"{tracker.id}: {why}; acting after {format_duration(g.for_)} if it holds", data=why_data(verdict.view, key))
+                self._journal("guardrail.breach", f"{tracker.id}: {reason}; acting after {format_duration(g.for_)} if it holds", data=why_data(verdict.view, key))
             if verdict.cleared and not verdict.fire:
-                self._journal("guardrail.clear", f"{tracker.id} back within threshold", data={"guardrail": tracker.id, "value": value})
+                self._journal("guardrail.clear", f"{tracker.id} back within threshold", data={"guardrail": tracker.id, "value": verdict.view.value})
             if verdict.fire:
-                await self._fire(tracker, verdict.view, key, why, now)
+                await self._fire(tracker, verdict.view, key, reason, now)
         self.guard_views = views
 
     def _why(self, view: GuardrailView, key: QueryKey) -> str:
-        if view.value is None:
-            detail = f" ({view.detail})" if view.detail else ""
-            return f"{view.target} has no data{detail}, a breach by its `no_data: breach`"
-        return f"{view.target} {format_value(view.value, view.unit)} {view.op} {format_value(view.threshold, view.unit)}"
+        return why(view)
+
+    def _check_exposure(self, now: float) -> None:
+        """The exposure check on this tick's readings; a change between match and mismatch is journaled."""
+        if self.exposure is None:
+            return
+        started = self.st.get("phase_started_at")
+        age = None if self.phase_index < 1 or started is None else max(0.0, now - started)
+        view = self.exposure_view = self.exposure.view(self.readings, self.desired().get(self.exposure.flag), age)
+        news = self.exposure.news(view)
+        if self.has_lease and news is not None:
+            kind, message, data = news
+            self._journal(kind, message, data=data)
+
+    def _planned_share(self) -> float:
+        """The part of users the plan puts on the new code now (the cohort flag as warroom set it), 0..1."""
+        if self.phase_index < 1 or self.state in (State.ROLLING_BACK, State.ROLLED_BACK):
+            return 0.0
+        state = self.desired().get(self.cohort_flag)
+        return state.exposure if state is not None and state.enabled else 0.0
+
+    def _looks(self) -> int:
+        """How many times the current phase's soak judges a guardrail: a test's false-alarm rate is spread over them."""
+        if self.phase_index < 1:
+            return 1
+        return max(1, int(self.plan.phases[self.phase_index - 1].hold // self.plan.poll_interval))
 
     async def _fire(self, tracker: GuardrailTracker, view: GuardrailView, key: QueryKey, why: str, now: float) -> None:
         g = tracker.guard
         data = why_data(view, key)
         data["window_met_at"] = now
-        held = f"held {format_duration(g.for_)}" if g.for_ else "immediate"
-        reason = f"guardrail {tracker.id}: {why} ({held})"
+        reason = f"guardrail {tracker.id}: {why} ({held(g)})"
         if g.action == "alert":
             self._journal("guardrail.alert", reason, data=data)
         elif g.action == "pause":
@@ -531,23 +568,27 @@ class Engine:
 
     # ---------------------------------------------------------------- gates, blockers
 
-    def _value(self, key: QueryKey) -> tuple[float | None, str]:
-        reading = self.readings.get(key)
-        if reading is None:
-            return None, "not polled yet"
-        return (reading.value, "") if reading.has_value else (None, reading.detail or reading.status)
-
     def _gate_views(self) -> list[GateView]:
         if self.phase_index < 1:
             return []
         views = []
-        for gate in self.plan.phases[self.phase_index - 1].gates:
-            key = self.pane_keys[gate.pane] if gate.pane else (gate.source or self.plan.default_source(), gate.query or "", None)
-            unit = self.plan.pane(gate.pane).unit if gate.pane else "count"
-            value, detail = self._value(key)
-            views.append(GateView(gate.label, value, None if value is None else gate.passes(value), detail, unit,
-                                  "above" if gate.above is not None else "below", gate.threshold))
+        for gate, queries in zip(self.plan.phases[self.phase_index - 1].gates, self.gate_queries[self.phase_index - 1]):
+            unit = self.plan.condition_unit(gate)
+            judged = judge(gate, unit, queries, self.readings, self._looks(), self._planned_share())
+            passed = True if judged.idle else None if judged.value is None else not judged.bad
+            shown = judged.detail if judged.idle else judged.comparison.text if judged.comparison is not None and not judged.lacking else ""
+            views.append(GateView(gate.label, judged.value, passed, judged.detail or ("" if judged.value is not None else "no data"), unit,
+                                  gate.op, judged.limit if judged.limit is not None else gate.threshold, shown))
         return views
+
+    def _exposure_gate(self) -> list[GateView]:
+        """The exposure check as the gate every phase has without writing it (shown with the phase's gates)."""
+        view = self.exposure_view
+        if view is None or view.status == "idle":
+            return []
+        passed = {"ok": True, "mismatch": False, "none": False}.get(view.status)
+        # "exposure 24.6% (plan 25%) ✓": the label says what the share is of, so it fits at 80 columns.
+        return [GateView("exposure", view.observed, passed, view.text, "ratio", shown=view.text.removeprefix("cohort "))]
 
     def _ticked(self, phase: int | None = None) -> dict[str, str]:
         return self.st["ticked"].get(str(self.phase_index if phase is None else phase), {})
@@ -576,14 +617,18 @@ class Engine:
                 if gate.passed is None:
                     out.append(f"gate {gate.label}: no data ({gate.detail})")
                 elif not gate.passed:
-                    out.append(f"gate {gate.label} is red ({format_value(gate.value, gate.unit)})")
+                    out.append(f"gate {gate.label} is red ({gate.shown or format_value(gate.value, gate.unit)})")
+            if self.exposure_view is not None and self.exposure_view.blocks:
+                out.append(f"exposure: {self.exposure_view.text}")
             ticked = self._ticked()
             missing = [item.text for item, iid in zip(phase.checklist, phase.item_ids()) if item.required and iid not in ticked]
             if missing:
                 out.append(f"checklist: {len(missing)} required item(s) not ticked: " + "; ".join(missing))
         for view in self.guard_views:
+            if view.mode == "shadow":
+                continue  # a shadow guardrail never acts, and holding a step up would be acting
             if view.status in ("pending", "breach"):
-                out.append(f"guardrail {view.id} is breaching ({format_value(view.value, view.unit)})")
+                out.append(f"guardrail {view.id} is breaching ({view.shown or format_value(view.value, view.unit)})")
             elif view.status == "nodata":
                 out.append(f"guardrail {view.id} has no data ({view.detail})")
         return out
@@ -1164,9 +1209,12 @@ class Engine:
 
     def _pane_views(self, now: float) -> list[PaneView]:
         watching: dict[str, list[GuardrailView]] = collections.defaultdict(list)
+        notes: dict[str, list[tuple[GuardrailTracker, GuardrailView]]] = collections.defaultdict(list)
         for view, (tracker, _) in zip(self.guard_views, self.trackers):
             if tracker.guard.pane:
-                watching[tracker.guard.pane].append(view)
+                notes[tracker.guard.pane].append((tracker, view))
+                if tracker.guard.mode != "shadow":  # a shadow guardrail never turns a pane red
+                    watching[tracker.guard.pane].append(view)
         views = []
         for pane in self.plan.panes:
             key = self.pane_keys[pane.id]
@@ -1207,6 +1255,7 @@ class Engine:
                 guardrails=tuple(g.id for g in guards),
                 for_progress=max(breaching) if breaching else None,
                 series=reading.series if reading is not None else (),
+                note=pane_note(notes.get(pane.id, [])),
             ))
         return views
 
@@ -1223,7 +1272,7 @@ class Engine:
         )
         flags = self._target_flags(self.phase_index)
         return PhaseView(self.phase_index, phase.name, _exposure_label(flags), phase.hold, started, elapsed,
-                         max(0.0, phase.hold - elapsed), tuple(self._gate_views()), items,
+                         max(0.0, phase.hold - elapsed), tuple(self._gate_views() + self._exposure_gate()), items,
                          self.planned_holds.get(self.phase_index))
 
     def _rollback_view(self, journal: list[JournalEntry]) -> RollbackView | None:
@@ -1299,6 +1348,7 @@ class Engine:
             started_at=self.st.get("started_at"),
             notes=(f"rolled back, but {_exposure_label(not_done)} reads back: the rollback is not done; "
                    + ("setting it off again" if self.has_lease else "`warroom rollback PLAN` sets it off again"),) if not_done else (),
+            exposure=self.exposure_view,
             phase_exposures=tuple(_short_exposure(self._target_flags(i + 1)) for i in range(len(self.plan.phases))),
             rollback=self._rollback_view(journal) if rolled_back else None,
             poll_interval=self.plan.poll_interval,
@@ -1331,17 +1381,3 @@ def _dead_local_holder(holder: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
-def why_data(view: GuardrailView, key: QueryKey) -> dict[str, Any]:
-    return {
-        "guardrail": view.id,
-        "query": key[1],
-        "source": key[0],
-        "value": view.value,
-        "op": view.op,
-        "threshold": view.threshold,
-        "for": view.for_s,
-        "since": view.since,
-        "action": view.action,
-    }

@@ -1,14 +1,21 @@
 """Guardrails held over their `for` window, with an explicit no-data policy.
 
 A breach counts only once it has held for the whole window, so one bad sample never
-rolls a launch back; and no data is never mistaken for good data.
+rolls a launch back; and no data is never mistaken for good data. Neither is too little
+traffic: a guardrail with `evidence` gives no verdict below its minimum count, and its
+`no_data` policy decides. A guardrail in `mode: shadow` is judged the same way; the
+engine journals what it would have done instead of doing it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
-from ..plan import Guardrail
+from ..plan import Guardrail, Plan, format_duration
+from ..sources.base import Reading
+from ..units import format_value
+from .cohorts import ConditionQueries, Judgement, QueryKey, difference_text, judge, limits_text
 from .snapshot import GuardrailView
 
 
@@ -18,24 +25,47 @@ class Verdict:
     fire: bool  # the window was just met: act now
     started: bool  # a breach (or no-data spell) just began
     cleared: bool  # a breach just ended
+    lacking: bool = False  # a spell without enough traffic to judge just began
 
 
 class GuardrailTracker:
-    def __init__(self, gid: str, guard: Guardrail, unit: str = "count"):
+    def __init__(self, gid: str, guard: Guardrail, unit: str, queries: ConditionQueries):
         self.id = gid
         self.guard = guard
         self.unit = unit
+        self.queries = queries
         self.since: float | None = None  # start of the current breach
         self.nodata_since: float | None = None
         self.fired = False
+        self.lacking = False  # in a spell without enough traffic
+
+    @classmethod
+    def of(cls, plan: Plan, index: int, pane_key) -> "GuardrailTracker":
+        guard = plan.guardrails[index]
+        return cls(plan.guardrail_id(index), guard, plan.condition_unit(guard), ConditionQueries.of(plan, guard, pane_key))
 
     @property
     def target(self) -> str:
-        return self.guard.pane or self.guard.query or ""
+        return self.guard.pane or self.guard.query or "new cohort"
 
-    def update(self, value: float | None, detail: str, now: float) -> Verdict:
+    def evaluate(self, readings: Mapping[QueryKey, Reading], now: float, looks: int = 1, share: float = 0.5) -> Verdict:
+        """This tick's verdict from the readings of every query the guardrail needs.
+
+        `share`: the part of users the plan puts on the new code now (see cohorts.judge).
+        """
+        judgement = judge(self.guard, self.unit, self.queries, readings, looks, share)
+        if judgement.idle:  # nothing to compare by plan: no alarm, and any breach spell ends
+            cleared = self.since is not None
+            self.since, self.nodata_since, self.fired, self.lacking = None, None, False, False
+            return Verdict(self._view("ignored", None, judgement.detail, None, 0.0, judgement), False, False, cleared)
+        return self.judged(judgement, now)
+
+    def judged(self, judgement: Judgement, now: float) -> Verdict:
         g = self.guard
         started = cleared = fire = False
+        lacking = judgement.lacking and not self.lacking
+        self.lacking = judgement.lacking
+        value = judgement.value
         if value is None:
             if self.nodata_since is None:
                 self.nodata_since = now
@@ -48,15 +78,16 @@ class GuardrailTracker:
                     cleared = True
                 self.since, self.fired = None, False
                 status = "nodata" if g.no_data == "hold" else "ignored"
-                return Verdict(self._view(status, None, detail or "no data", self.nodata_since, 0.0), False, False, cleared)
+                view = self._view(status, None, judgement.detail or "no data", self.nodata_since, 0.0, judgement)
+                return Verdict(view, False, False, cleared, lacking)
         else:
             self.nodata_since = None
-            bad = g.is_bad(value)
+            bad = judgement.bad
         if not bad:
             if self.since is not None:
                 cleared = True
             self.since, self.fired = None, False
-            return Verdict(self._view("ok", value, detail, None, 0.0), False, False, cleared)
+            return Verdict(self._view("ok", value, judgement.detail, None, 0.0, judgement), False, False, cleared)
         if self.since is None:
             self.since = now
             started = True
@@ -68,15 +99,21 @@ class GuardrailTracker:
                 self.fired = fire = True
         else:
             status = "pending"
-        return Verdict(self._view(status, value, detail, self.since, progress), fire, started, cleared)
+        return Verdict(self._view(status, value, judgement.detail, self.since, progress, judgement), fire, started, cleared, lacking)
 
-    def _view(self, status: str, value: float | None, detail: str, since: float | None, progress: float) -> GuardrailView:
+    def _view(self, status: str, value: float | None, detail: str, since: float | None, progress: float,
+              judgement: Judgement) -> GuardrailView:
         g = self.guard
+        comparison = judgement.comparison
+        shown = ""
+        if comparison is not None and comparison.text:
+            shown = f"{comparison.text} (worse beyond {limits_text(g, self.unit)}"
+            shown += f", limit {format_value(g.threshold, self.unit)})" if g.threshold is not None else ")"
         return GuardrailView(
             id=self.id,
             target=self.target,
             op=g.op,
-            threshold=g.threshold,
+            threshold=judgement.limit if judgement.limit is not None else g.threshold,
             for_s=g.for_,
             action=g.action,
             no_data=g.no_data,
@@ -86,4 +123,96 @@ class GuardrailTracker:
             progress=progress,
             detail=detail,
             unit=self.unit,
+            mode=g.mode,
+            comparison=comparison,
+            shown=shown,
         )
+
+
+def why(view: GuardrailView) -> str:
+    """The breach in words: `errors 3.00% above 1.00%`, the cohorts side by side, or what no data means for it."""
+    if view.value is None:
+        detail = f" ({view.detail})" if view.detail else ""
+        return f"{view.target} has no data{detail}, a breach by its `no_data: breach`"
+    if view.shown:
+        return view.shown
+    return f"{view.target} {format_value(view.value, view.unit)} {view.op} {format_value(view.threshold, view.unit)}"
+
+
+def held(guard: Guardrail) -> str:
+    return f"held {format_duration(guard.for_)}" if guard.for_ else "immediate"
+
+
+def shadow_message(tracker: GuardrailTracker, view: GuardrailView) -> str:
+    """What a shadow guardrail would have done, with its numbers and window (it does nothing)."""
+    verb = {"rollback": "rolled back", "pause": "paused", "alert": "alerted"}[tracker.guard.action]
+    return f"shadow guardrail {tracker.id} would have {verb}: {why(view)} ({held(tracker.guard)}); not acting (mode: shadow)"
+
+
+def why_data(view: GuardrailView, key: QueryKey) -> dict[str, Any]:
+    """The numbers behind a breach, journaled with what it caused (and sent, and reported)."""
+    data: dict[str, Any] = {
+        "guardrail": view.id,
+        "query": key[1],
+        "source": key[0],
+        "value": view.value,
+        "op": view.op,
+        "threshold": view.threshold,
+        "for": view.for_s,
+        "since": view.since,
+        "action": view.action,
+        "unit": view.unit,
+    }
+    if view.comparison is not None:
+        c = view.comparison
+        data["comparison"] = {"new": c.new, "control": c.control, "difference": c.difference, "ratio": c.ratio,
+                              "n_new": c.n_new, "n_control": c.n_control, "p_value": c.p_value, "level": c.level,
+                              "text": view.shown or c.text}
+    if view.mode == "shadow":
+        data["shadow"] = True
+    return data
+
+
+def pane_note(watching: list[tuple[GuardrailTracker, GuardrailView]]) -> str:
+    """What a pane's cohort or evidence guardrails add to its number while they are not ok: both cohorts
+    side by side while breaching, or why there is no verdict (not enough traffic). Healthy: nothing."""
+    for tracker, view in sorted(watching, key=lambda tv: tv[0].guard.mode == "shadow"):
+        g = tracker.guard
+        if (g.compare is None and g.evidence is None) or view.status in ("ok", "ignored"):
+            continue
+        text = view.detail if view.value is None else _pane_comparison(view, tracker.unit)
+        if text:
+            return ("shadow: " if g.mode == "shadow" else "") + text
+    return ""
+
+
+def describe(plan: Plan, g: Guardrail) -> str:
+    """A guardrail in words and in its own unit (what `warroom check` prints), so a limit off by a unit shows."""
+    unit = plan.condition_unit(g)
+    held = f" for {format_duration(g.for_)}" if g.for_ else ""
+    if g.compare is not None:
+        worse = "higher" if g.compare.worse == "above" else "lower"
+        text = f"{g.action} when the new cohort is {worse} than the control by {limits_text(g, unit)}"
+        if g.threshold is not None:
+            text += f", or {g.op} {format_value(g.threshold, unit)} whatever the control"
+        text += f" ({g.pane or 'its own queries'}, {unit}){held}"
+    else:
+        text = f"{g.action} when {g.pane or g.query} is {g.op} {format_value(g.threshold, unit)}{held}"
+    if g.evidence is not None:
+        each = " per cohort" if g.compare is not None else ""
+        text += f"; judged on at least {g.evidence.min:g} requests in the window{each}"
+        if g.evidence.test:
+            text += (f", and only on a real difference: one-sided {g.evidence.test} z-test, false alarm "
+                     f"{g.evidence.false_alarm:.2%} over a phase's soak (Bonferroni over its looks)")
+    text += f"; no data: {g.no_data}"
+    return text + ("; mode: shadow (journals what it would do, never acts)" if g.mode == "shadow" else "")
+
+
+def _pane_comparison(view: GuardrailView, unit: str) -> str:
+    """`Δ+9.96pp new 10.00% vs control 0.039%`: the difference first, so a narrow pane keeps the point."""
+    c = view.comparison
+    if c is None or c.new is None:
+        return ""
+    if c.control is None or c.difference is None:
+        return f"new {format_value(c.new, unit)}"
+    return f"Δ{difference_text(c.difference, unit)} new {format_value(c.new, unit)} vs control {format_value(c.control, unit)}"

@@ -38,11 +38,26 @@ class JournalEntry:
 
 
 @dataclass(frozen=True)
+class ComparisonView:
+    """The new cohort against the control, as a cohort guardrail or gate judged it."""
+
+    new: float | None
+    control: float | None
+    difference: float | None  # new − control
+    ratio: float | None  # new / control; None when the control is 0
+    n_new: float | None = None  # requests (or samples) in the window, when the plan counts them
+    n_control: float | None = None
+    p_value: float | None = None  # the test's, when the plan asks for one
+    level: float | None = None  # the p-value under which the difference counts as real, at this look
+    text: str = ""  # `new 1.80% vs control 0.40% Δ+1.40pp`
+
+
+@dataclass(frozen=True)
 class GuardrailView:
     id: str
     target: str  # pane id or query
     op: str  # above | below
-    threshold: float
+    threshold: float | None  # None: a comparison with no absolute limit, judged before the control is known
     for_s: float
     action: str
     no_data: str
@@ -53,6 +68,9 @@ class GuardrailView:
     progress: float  # 0..1 of the `for` window
     detail: str = ""
     unit: str = "count"
+    mode: str = "act"  # act | shadow (judged and journaled, never acting nor blocking a step)
+    comparison: ComparisonView | None = None
+    shown: str = ""  # the judgement in words when a value against a threshold does not say it (comparisons)
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,7 @@ class PaneView:
     guardrails: tuple[str, ...] = ()  # ids of guardrails watching this pane
     for_progress: float | None = None  # the most advanced breaching guardrail's progress
     series: tuple[tuple[str, float], ...] = ()
+    note: str = ""  # what its guardrails add: `new 1.80% vs control 0.40% Δ+1.40pp`, `not enough traffic (n=12 < 200)`
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,23 @@ class GateView:
     unit: str = "count"
     op: str = "below"  # the good side of the threshold: above | below
     threshold: float | None = None
+    shown: str = ""  # the reading in words, where value against threshold does not say it (comparisons, exposure)
+
+
+@dataclass(frozen=True)
+class ExposureView:
+    """The exposure check: the new cohort's observed share of units against the share the plan set."""
+
+    status: str  # ok | mismatch | none (no unit on the new code) | low (too few units) | nodata | settling | idle
+    planned: float  # the share the flag is set to, 0..1
+    observed: float | None  # the new cohort's share of units in the window
+    n: float | None  # units in the window, both cohorts
+    p_value: float | None
+    text: str  # `cohort 24.6% (plan 25%) ✓`, `cohort 0% — is the flag reaching the service? ✗`
+
+    @property
+    def blocks(self) -> bool:
+        return self.status not in ("ok", "idle")
 
 
 @dataclass(frozen=True)
@@ -177,6 +213,7 @@ class Snapshot:
     started_at: float | None = None
     notes: tuple[str, ...] = ()
     force_blockers: tuple[str, ...] = ()  # what even a forced step up cannot override
+    exposure: ExposureView | None = None  # None: the plan has no exposure check
     phase_exposures: tuple[str, ...] = ()  # each phase's exposure, short: "25%", "50%/100%"
     rollback: RollbackView | None = None  # the latest rollback, while ROLLING BACK or ROLLED BACK
     poll_interval: float = 0.0

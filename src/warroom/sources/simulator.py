@@ -8,38 +8,46 @@ metric name or the exporter's own PromQL.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from ..plan import Fault, SimulatorSourceConfig, load_faults
-from ..sim_queries import Expression, infer, parse_expression, suggestion
+from ..sim_queries import Expression, QueryModel, infer, parse_expression, suggestion
 from ..simulator import MODEL, PROMQL, ServiceModel, modelled_exposure
 from .base import Reading, Source, SourceContext
+
+
+_EXPORTER_COHORT = re.compile(r"""cohort\s*=\s*["'](new|control)["']""")
 
 
 class SimulatorSource(Source):
     kind = "simulator"
 
     def __init__(self, name: str, config: SimulatorSourceConfig, base_dir: Path, extra_faults: tuple[Fault, ...] = (),
-                 models: dict[str, str] | None = None):
+                 models: dict[str, QueryModel] | None = None):
         super().__init__(name, config)
         faults = tuple(config.faults)
         if config.faults_file:
             path = Path(config.faults_file)
             faults += load_faults(path if path.is_absolute() else base_dir / path)
         self.model = ServiceModel(seed=config.seed, noise=config.noise, faults=faults + tuple(extra_faults))
-        self.models: dict[str, Expression] = {query: parse_expression(text) for query, text in (models or {}).items()}
+        # query → (expression, cohort it is asked for; None: the whole service)
+        self.models: dict[str, tuple[Expression, str | None]] = {
+            query: (parse_expression(m.expression), m.cohort) for query, m in (models or {}).items()}
 
     def describe(self) -> str:
         return f"simulator (seed {self.config.seed}, {len(self.model.faults)} faults)"
 
-    def expression(self, query: str) -> Expression | None:
+    def query_model(self, query: str) -> tuple[Expression, str | None] | None:
         if query in self.models:
             return self.models[query]
         inferred = infer(query)
-        return parse_expression(inferred) if inferred else None
+        # The exporter's own label says the cohort of a query no plan condition registered.
+        cohort = _EXPORTER_COHORT.search(query)
+        return (parse_expression(inferred), cohort.group(1) if cohort else None) if inferred else None
 
     def static_problem(self, query: str) -> str | None:
-        if self.expression(query) is None:
+        if self.query_model(query) is None:
             return (
                 f"the simulator cannot model this query; give its pane `simulate: {suggestion('ratio')}` "
                 f"(or another expression of: {', '.join(MODEL)}), or use a metric name or the exporter PromQL "
@@ -58,10 +66,11 @@ class SimulatorSource(Source):
         return max(ctx.exposure.values(), default=0.0)
 
     async def query(self, query: str, ctx: SourceContext, series_label: str | None = None) -> Reading:
-        expression = self.expression(query)
-        if expression is None:
+        model = self.query_model(query)
+        if model is None:
             # The query, not the source, is the problem: no source outage is journaled for it.
             return Reading.invalid(self.static_problem(query) or "unknown query")
+        expression, cohort = model
         t = ctx.now - ctx.started_at
         phase_t = t if ctx.phase_started_at is None else ctx.phase_started_at - ctx.started_at
         self.model.observe_phase(ctx.phase, phase_t)
@@ -69,7 +78,14 @@ class SimulatorSource(Source):
         if any(self.model.is_dark(t, exposure, metric) for metric in expression.metrics):
             return Reading.error("simulated outage: the metrics source is dark")
         service = self.model.service(t, exposure)
-        value = expression.evaluate(service.value)
+        if cohort is not None:
+            share = service.new.share if cohort == "new" else service.control.share
+            if share <= 0 and any(m not in ("request_rate", "session_rate", "ws_connections") for m in expression.metrics):
+                # No user in this cohort: Prometheus has no series to divide, so neither does the model.
+                return Reading.nodata(f"no traffic in the {cohort} cohort")
+            value = expression.evaluate(lambda metric: service.cohort_value(metric, cohort))
+        else:
+            value = expression.evaluate(service.value)
         if math.isnan(value):
             return Reading.invalid(f"simulate: {expression.text} divides by zero here")
         return Reading.ok(value)

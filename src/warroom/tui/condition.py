@@ -37,6 +37,8 @@ def until_text(seconds: float) -> str:
 
 
 def guard_reading(guard: GuardrailView) -> str:
+    if guard.shown:  # a cohort comparison says it in its own words
+        return f"{guard.id}: {guard.shown}"
     value = "no data" if guard.value is None else format_value(guard.value, guard.unit)
     sign = ">" if guard.op == "above" else "<"
     return f"{guard.id}: {guard.target} {value} {sign} {format_value(guard.threshold, guard.unit)}"
@@ -51,7 +53,7 @@ def acting_guardrail(snap: Snapshot) -> GuardrailView | None:
             return snap.state == State.RUNNING
         return g.action == "alert"
 
-    pending = [g for g in snap.guardrails if g.status == "pending" and can_act(g)]
+    pending = [g for g in snap.guardrails if g.status == "pending" and g.mode != "shadow" and can_act(g)]
     return min(pending, key=lambda g: (g.action != "rollback", (g.since or 0) + g.for_s), default=None)
 
 

@@ -57,8 +57,9 @@ def for_window_line(cells: int, width: int, poll: float, guards: list[GuardrailV
 
 def guard_line(guard: GuardrailView, now: float) -> str:
     sign = ">" if guard.op == "above" else "<"
-    text = (f"guardrail {guard.id}: {guard.action} when {sign} {format_value(guard.threshold, guard.unit)} "
-            f"for {compact_duration(guard.for_s)} (no data: {guard.no_data}) · {guard.status}")
+    rule = guard.shown or f"{guard.action} when {sign} {format_value(guard.threshold, guard.unit)}"
+    shadow = " (shadow: journals, never acts)" if guard.mode == "shadow" else ""
+    text = f"guardrail {guard.id}{shadow}: {rule} for {compact_duration(guard.for_s)} (no data: {guard.no_data}) · {guard.status}"
     if guard.status == "pending" and guard.since is not None:
         text += f" since {clock_text(guard.since)}, {guard.action} in {until_text(countdown(guard, now))}"
     return text

@@ -19,6 +19,8 @@ from ..refresh import CachedComponentStyles, changed
 
 def gate_reading(gate: GateView) -> str:
     """`0.041% < 0.10%`: the value against the threshold, with the relation that holds now."""
+    if gate.shown:  # a cohort comparison or the exposure check says it in its own words
+        return gate.shown
     good, bad = (">", "≤") if gate.op == "above" else ("<", "≥")
     limit = "" if gate.threshold is None else format_value(gate.threshold, gate.unit)
     if gate.value is None:

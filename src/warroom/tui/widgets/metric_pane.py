@@ -52,7 +52,7 @@ def window_text(cells: int, poll: float) -> str:
 
 def acting_text(pane: PaneView, guards: tuple[GuardrailView, ...], now: float) -> str:
     """What a breach will do and when: `ROLLBACK in 4s`, or `ROLLBACK: FIRED` once it has."""
-    acting = [g for g in guards if g.id in pane.guardrails and g.status in ("pending", "breach")]
+    acting = [g for g in guards if g.id in pane.guardrails and g.status in ("pending", "breach") and g.mode != "shadow"]
     if not acting:
         return ""
     g = max(acting, key=lambda v: v.progress)
@@ -164,7 +164,9 @@ class MetricPane(Widget, can_focus=True):
         if pane is None:
             return
         acting = acting_text(pane, self._guards, self._now)
-        if pane.status in ("stale", "nodata"):
+        if pane.note:  # a cohort guardrail's both sides, or why it cannot judge (not enough traffic)
+            meta = pane.note
+        elif pane.status in ("stale", "nodata"):
             meta = " · ".join(x for x in (age_text(pane, self._now), pane.detail) if x)
         else:
             window = window_text(part(self, "Spark").size.width, self._poll)

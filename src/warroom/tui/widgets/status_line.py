@@ -7,8 +7,9 @@ of reasons too long even for that loses each reason's details, never a reason.
 from __future__ import annotations
 
 import re
+import textwrap
+from typing import Callable
 
-from rich.cells import cell_len
 from textual.reactive import reactive
 from textual.widgets import Static
 
@@ -24,30 +25,47 @@ def short_blocker(blocker: str) -> str:
     return ": ".join(head.split(": ")[:2])
 
 
-def blockers_text(blockers: tuple[str, ...], room: int | None = None) -> str:
-    """The reasons a step up is blocked, in at most `room` cells when that can be done:
-    whole; else each without its details; else gates and guardrails counted, by kind."""
-    whole = "; ".join(blockers)
-    if room is None or cell_len(whole) <= room:
-        return whole
+# The last resort for a list of reasons too long for the status line: each kind in a few words.
+IN_A_WORD = {"checklist": "required items not ticked", "exposure": "exposure check"}
+
+
+def blockers_text(blockers: tuple[str, ...], fits: Callable[[str], bool] = lambda _: True) -> str:
+    """The reasons a step up is blocked, as told in full when that `fits`; else each
+    without its details; else gates and guardrails counted; else the checklist and the
+    exposure check in a few words too. No reason is ever left out."""
     short = [short_blocker(b) for b in blockers]
-    if cell_len("; ".join(short)) <= room:
-        return "; ".join(short)
-    counted: dict[str, int] = {}
-    for blocker in blockers:
-        kind = blocker.split(" ", 1)[0]
-        if kind in ("gate", "guardrail"):
-            counted[kind] = counted.get(kind, 0) + 1
-    parts = [b for b in short if b.split(" ", 1)[0] not in counted]
-    parts += [f"{n} {kind}{'s' if n > 1 else ''} not green" for kind, n in counted.items()]
+
+    def kind(blocker: str) -> str:
+        return blocker.split(" ", 1)[0].rstrip(":")
+
+    def counted(kinds: tuple[str, ...]) -> list[str]:
+        parts, seen = [], set()
+        for blocker in short:
+            k = kind(blocker)
+            if k not in kinds:
+                parts.append(blocker)
+            elif k not in seen:
+                seen.add(k)
+                n = sum(kind(b) == k for b in short)
+                parts.append(IN_A_WORD.get(k) or f"{n} {k}{'s' if n > 1 else ''} not green")
+        return parts
+
+    for parts in (list(blockers), short, counted(("gate", "guardrail")), counted(("gate", "guardrail", *IN_A_WORD))):
+        if fits("; ".join(parts)):
+            break
     return "; ".join(parts)
 
 
-def status_text(snap: Snapshot, retry_key: str = "r", room: int | None = None) -> tuple[str, str]:
+def wraps_within(width: int, lines: int) -> Callable[[str], bool]:
+    """Whether a text wrapped at spaces to `width` takes at most `lines` lines."""
+    return lambda text: len(textwrap.wrap(text, max(10, width))) <= lines
+
+
+def status_text(snap: Snapshot, retry_key: str = "r", fits: Callable[[str], bool] = lambda _: True) -> tuple[str, str]:
     """(text, severity class) for the most important thing a human should know now.
 
-    With `room` (cells over the lines it may wrap to), a list of step blockers too long for
-    it is shortened blocker by blocker rather than cut at the end: every reason stays.
+    A list of step blockers that does not `fit` is shortened blocker by blocker rather than
+    cut at the end: every reason stays.
     """
     if snap.action is not None:
         what = "ROLLING BACK" if snap.action.kind == "rollback" else "stepping up"
@@ -66,14 +84,15 @@ def status_text(snap: Snapshot, retry_key: str = "r", room: int | None = None) -
         return f"rolled back: flags confirmed off by read-back{retry}", "bad"
     if snap.state == State.COMPLETE:
         return "rollout complete", "good"
-    breaching = [g for g in snap.guardrails if g.status in ("pending", "breach")]
+    breaching = [g for g in snap.guardrails if g.status in ("pending", "breach") and g.mode != "shadow"]
     if breaching:
         g = breaching[0]
-        return f"guardrail {g.id}: {g.target} {format_value(g.value, g.unit)} {g.op} {format_value(g.threshold, g.unit)} → {g.action}", "bad"
+        reading = g.shown or f"{g.target} {format_value(g.value, g.unit)} {g.op} {format_value(g.threshold, g.unit)}"
+        return f"guardrail {g.id}: {reading} → {g.action}", "bad"
     if snap.readonly:
         return "read-only console: it shows everything and changes nothing" + (f"; next: {snap.next_change}" if snap.next_change else ""), "info"
     if snap.step_blockers:
-        return "step up blocked: " + blockers_text(snap.step_blockers, None if room is None else room - 17), "warn"
+        return "step up blocked: " + blockers_text(snap.step_blockers, lambda text: fits("step up blocked: " + text)), "warn"
     if snap.next_change:
         return f"ready: {snap.next_change}", "good"
     return "", "info"
@@ -98,8 +117,7 @@ class StatusLine(Static):
             return
         width = self.content_region.width or self.app.size.width - 2
         lines = int(self.styles.max_height.value) if self.styles.max_height else 2
-        # Wrapping breaks lines at spaces: leave a few cells a line for that.
-        text, severity = status_text(snap, self.retry_key, room=lines * max(10, width - 6))
+        text, severity = status_text(snap, self.retry_key, wraps_within(width, lines))
         for name in ("bad", "warn", "good", "info"):
             self.set_class(severity == name, f"-{name}")
         set_text(self, text)
