@@ -15,6 +15,7 @@ from textual.widgets import Static
 
 from ...engine.snapshot import Snapshot, State
 from ...units import format_value
+from ..clock import clock_text
 from ..refresh import set_text
 
 
@@ -61,6 +62,15 @@ def wraps_within(width: int, lines: int) -> Callable[[str], bool]:
     return lambda text: len(textwrap.wrap(text, max(10, width))) <= lines
 
 
+def steady(blocker: str, snap: Snapshot) -> str:
+    """The soak as the moment it ends (`soak: until 08:00:20Z`) rather than a countdown: the
+    phase strip counts it down; a line that changes every second costs bytes over SSH."""
+    phase = snap.phase
+    if blocker.startswith("soak:") and phase is not None and phase.started_at is not None:
+        return f"soak: until {clock_text(phase.started_at + phase.hold)}"
+    return blocker
+
+
 def status_text(snap: Snapshot, retry_key: str = "r", fits: Callable[[str], bool] = lambda _: True) -> tuple[str, str]:
     """(text, severity class) for the most important thing a human should know now.
 
@@ -92,7 +102,8 @@ def status_text(snap: Snapshot, retry_key: str = "r", fits: Callable[[str], bool
     if snap.readonly:
         return "read-only console: it shows everything and changes nothing" + (f"; next: {snap.next_change}" if snap.next_change else ""), "info"
     if snap.step_blockers:
-        return "step up blocked: " + blockers_text(snap.step_blockers, lambda text: fits("step up blocked: " + text)), "warn"
+        blockers = tuple(steady(b, snap) for b in snap.step_blockers)
+        return "step up blocked: " + blockers_text(blockers, lambda text: fits("step up blocked: " + text)), "warn"
     if snap.next_change:
         return f"ready: {snap.next_change}", "good"
     return "", "info"
