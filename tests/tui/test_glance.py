@@ -6,7 +6,6 @@ screen is read cell by cell (tests.tui.conftest.screen_text).
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
