@@ -8,6 +8,7 @@ unleash-server itself is installed by `.ci/unleash-setup` (run by .ci/install-se
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -164,9 +165,13 @@ def postgres() -> Iterator[str]:
         missing("no PostgreSQL cluster (apt-get install postgresql creates one)")
     version, cluster, port, status = line[0], line[1], int(line[2]), line[3]
     if status != "online":
-        subprocess.run(["pg_ctlcluster", version, cluster, "start"], check=True, capture_output=True)
+        # Test workers start at once: another may have started it meanwhile.
+        started = subprocess.run(["pg_ctlcluster", version, cluster, "start"], capture_output=True, text=True)
+        if started.returncode and "online" not in subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout:
+            pytest.fail(f"PostgreSQL {version}/{cluster} did not start: {started.stderr.strip()}")
     if not _psql("SELECT 1 FROM pg_roles WHERE rolname = 'warroom'", port):
-        _psql("CREATE ROLE warroom LOGIN PASSWORD 'warroom'", port)
+        with contextlib.suppress(subprocess.CalledProcessError):  # another worker created it first
+            _psql("CREATE ROLE warroom LOGIN PASSWORD 'warroom'", port)
     # A fresh database each session: migrations take seconds and no state leaks between runs.
     _psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", port)
     _psql(f"CREATE DATABASE {DB} OWNER warroom", port)
