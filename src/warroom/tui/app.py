@@ -536,4 +536,6 @@ class WarroomApp(App[int]):
         return hints
 
     def _refresh_keys(self) -> None:
-        self.query_one(KeysBar).hints = tuple(self._hints())
+        # A snapshot may arrive while the screen is being taken down (quitting): nothing to refresh.
+        for bar in self.query(KeysBar):
+            bar.hints = tuple(self._hints())
