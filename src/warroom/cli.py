@@ -374,7 +374,7 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
 
 def run_console(plan: Plan, args: argparse.Namespace,
                 attach: Callable[[Engine], Callable[[Snapshot], Awaitable[None]]] | None = None) -> int:
-    from .tui.app import run_console as tui
+    from .tui.launch import run_console as tui
 
     return tui(plan, args, attach=attach)
 

@@ -6,7 +6,6 @@ import getpass
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,45 +17,6 @@ from warroom.store import Store
 
 WARROOM = str(Path(sys.executable).with_name("warroom"))
 pytestmark = pytest.mark.slow
-
-
-class Tmux:
-    """A private tmux server (own socket and config): the pane is 120×36 from its first byte."""
-
-    def __init__(self, tmux: str, name: str, config: Path):
-        self.tmux, self.name = tmux, name
-        config.write_text("set -g default-size 120x36\n")
-        self.base = [tmux, "-L", name, "-f", str(config)]
-
-    def run(self, *args: str) -> str:
-        return subprocess.run([*self.base, *args], check=True, capture_output=True, text=True).stdout
-
-    def start(self, command: str, env: dict[str, str] | None = None) -> None:
-        # COLUMNS/LINES (set by some test runners) would override the pane's real size.
-        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
-        self.run("new-session", "-d", "-s", self.name, "-x", "120", "-y", "36", f"env -u COLUMNS -u LINES {exports} {command}")
-
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", self.name)
-
-    def wait_for(self, text: str, timeout: float = 15.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.1)
-        raise AssertionError(f"{text!r} never showed; the screen was:\n{self.screen()}")
-
-    def pid(self) -> int:
-        return int(self.run("list-panes", "-t", self.name, "-F", "#{pane_pid}").strip())
-
-
-@pytest.fixture
-def tmux(tmp_path):
-    session = Tmux(require_binary("tmux"), f"warroom-test-{os.getpid()}-{tmp_path.name}", tmp_path / "tmux.conf")
-    yield session
-    subprocess.run([*session.base, "kill-server"], capture_output=True)
 
 
 def running(pid: int) -> bool:

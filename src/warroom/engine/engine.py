@@ -20,7 +20,7 @@ import socket
 import time
 from typing import Any, Awaitable, Callable
 
-from ..actions import StepResult, run_step
+from ..actions import StepResult, run_step, step_name
 from ..flags.base import FlagError, FlagProvider, FlagState, backoff_delays
 from ..identity import AUTOMATIC, Actor
 from ..plan import FlagSetting, Plan, format_duration
@@ -45,6 +45,8 @@ from .snapshot import (
     JournalEntry,
     PaneView,
     PhaseView,
+    RollbackView,
+    RunbookStepView,
     Snapshot,
     State,
 )
@@ -68,6 +70,11 @@ def _flag(setting: FlagSetting) -> FlagState:
 
 def _exposure_label(flags: dict[str, FlagState]) -> str:
     return ", ".join(f"{name} {state.label()}" for name, state in flags.items())
+
+
+def _short_exposure(flags: dict[str, FlagState]) -> str:
+    """A phase's exposure in a few cells: "25%", or "50%/100%" when its flags differ."""
+    return "/".join(dict.fromkeys(state.label() for state in flags.values())) or "no flags"
 
 
 class Engine:
@@ -646,8 +653,10 @@ class Engine:
         parts = []
         for name, want in target.items():
             have = current.get(name) or self.observed.get(name)
-            parts.append(f"{name}: {have.label() if have else '?'} → {want.label()}")
-        return f"phase {self.phase_index + 1}/{len(self.plan.phases)} {self.plan.phases[self.phase_index].name}: " + ", ".join(parts)
+            if have is None or not have.matches(want):  # a flag already there changes nothing: not listed
+                parts.append(f"{name}: {have.label() if have else 'absent'} → {want.label()}")
+        return f"phase {self.phase_index + 1}/{len(self.plan.phases)} {self.plan.phases[self.phase_index].name}: " + (
+            ", ".join(parts) or "no flag change")
 
     async def step_up(self, actor: Actor, *, force: bool = False, reason: str = "", wait: bool = True) -> str:
         """Step up to the next phase; with `wait` return when its flags are confirmed (or it failed)."""
@@ -1266,6 +1275,32 @@ class Engine:
                          max(0.0, phase.hold - elapsed), tuple(self._gate_views() + self._exposure_gate()), items,
                          self.planned_holds.get(self.phase_index))
 
+    def _rollback_view(self, journal: list[JournalEntry]) -> RollbackView | None:
+        """The newest rollback from the journal's tail (None once it scrolled out of it)."""
+        intent = next((e for e in journal if e.kind == "rollback.intent"), None)
+        if intent is None:
+            return None
+        mine = [e for e in reversed(journal) if e.action_id == intent.action_id]  # oldest first
+        done = {e.data.get("step"): e for e in mine if e.kind == "rollback.step"}
+        steps = []
+        for index, step in enumerate(self.plan.rollback.steps):
+            entry = done.get(index)
+            if entry is None:
+                steps.append(RunbookStepView(step_name(step), "pending"))
+                continue
+            status = "dry-run" if entry.data.get("dry_run") else ("ok" if entry.data.get("ok") else "failed")
+            steps.append(RunbookStepView(step_name(step), status, entry.message.partition(": ")[2]))
+        confirmed = next((e for e in mine if e.kind == "rollback.confirmed"), None)
+        outcome = next((e for e in mine if e.kind == "rollback.outcome"), None)
+        who = intent.data.get("actor") or {}
+        return RollbackView(
+            reason=str(intent.data.get("reason", "")), by="auto" if who.get("automatic") else intent.actor,
+            started_at=intent.ts, from_phase=int(intent.data.get("from_phase") or 0), steps=tuple(steps),
+            confirmed=_exposure_label({n: FlagState.from_json(d) for n, d in (confirmed.data.get("observed") or {}).items()}) if confirmed else "",
+            confirmed_at=confirmed.ts if confirmed else None,
+            outcome=outcome.message if outcome else "", finished_at=outcome.ts if outcome else None,
+        )
+
     def publish(self) -> Snapshot:
         now = self.clock.now()
         not_done = self._rollback_not_done()
@@ -1283,6 +1318,8 @@ class Engine:
             current = self.st["action"]
             attempt, error = self.attempts.get(current["id"], (0, ""))
             action = ActionView(current["id"], current["kind"], attempt, error, current.get("since", now), current.get("target", ""))
+        journal = self.store.tail(JOURNAL_TAIL)
+        rolled_back = self.state in (State.ROLLING_BACK, State.ROLLED_BACK)
         self.snapshot = Snapshot(
             rollout=self.plan.rollout.name,
             environment=self.plan.rollout.environment,
@@ -1295,7 +1332,7 @@ class Engine:
             panes=tuple(self._pane_views(now)),
             guardrails=tuple(self.guard_views),
             flags=flags,
-            journal=tuple(self.store.tail(JOURNAL_TAIL)),
+            journal=tuple(journal),
             action=action,
             step_blockers=tuple(self.step_blockers()),
             force_blockers=tuple(self.step_blockers(forced=True)),
@@ -1312,6 +1349,11 @@ class Engine:
             notes=(f"rolled back, but {_exposure_label(not_done)} reads back: the rollback is not done; "
                    + ("setting it off again" if self.has_lease else "`warroom rollback PLAN` sets it off again"),) if not_done else (),
             exposure=self.exposure_view,
+            phase_exposures=tuple(_short_exposure(self._target_flags(i + 1)) for i in range(len(self.plan.phases))),
+            rollback=self._rollback_view(journal) if rolled_back else None,
+            poll_interval=self.plan.poll_interval,
+            wall=time.time(),
+            clock_rate=0.0 if self.clock.speed == float("inf") else self.clock.speed,
         )
         for listener in self.snapshot_listeners:
             listener(self.snapshot)
