@@ -23,7 +23,8 @@ servers:
 
 test: $(STAMP) servers
 	$(VENV)/bin/ruff check src tests bench
-	$(PY) -m pytest -q
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q -n 2
 
 bench: $(STAMP) servers
 	$(PY) bench/run_all.py

@@ -13,7 +13,7 @@ from pathlib import Path
 from common import SMOKE, emit, summary
 
 from warroom.engine.build import build_engine
-from warroom.engine.clock import RealClock
+from warroom.clock import RealClock
 from warroom.identity import Actor
 from warroom.plan import parse_plan
 
@@ -34,10 +34,10 @@ phases: [{name: canary, flags: {feature: 5}}]
 
 async def one_run(workdir: Path) -> float:
     plan = parse_plan(PLAN, "bench", workdir)
-    engine = build_engine(plan, clock=RealClock(), actor=Actor("bench"), backfill=False)
+    engine = build_engine(plan, clock=RealClock(), backfill=False)
     await engine.start()
     await engine.tick()
-    await engine.step_up(engine.actor)
+    await engine.step_up(Actor("bench"))
     stop = asyncio.Event()
     runner = asyncio.ensure_future(engine.run(stop))
     try:

@@ -66,6 +66,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 work = Path(tmp)
                 path = plan(work, base)
+                subprocess.run([sys.executable, "-m", "warroom", "up", str(path)], check=True, capture_output=True)
                 subprocess.run([sys.executable, "-m", "warroom", "step", str(path)], check=True, capture_output=True)
                 console = warroom(str(path))
                 try:
@@ -76,6 +77,7 @@ def main() -> None:
                     latencies.append(confirmed_at(work / "state.sqlite") - pressed)
                 finally:
                     console.stop()
+                    subprocess.run([sys.executable, "-m", "warroom", "down", str(path), "--force"], capture_output=True)
             t0 = time.perf_counter()
             bare.post("/flags/baseline", json={"enabled": False, "rollout_percentage": 0, "user_segments": []}).raise_for_status()
             bare.get("/flags/baseline").raise_for_status()

@@ -25,12 +25,18 @@ def describe(fig: dict) -> tuple[str, str, str]:
         return f"median {ms(f['median'])} (min {ms(f['min'])}, max {ms(f['max'])}, n={f['n']})"
 
     if name == "start_to_frame":
-        return (f"{spread(fig)} = {fig['ratio']:.2f}× the hello-world", f"hello-world median {ms(fig['baseline'])}",
-                f"≤ {fig['target']:g}× hello-world")
+        return (f"{spread(fig)} = {fig['ratio']:.2f}× the hello-world (attaching to a running engine)",
+                f"hello-world median {ms(fig['baseline'])}", f"≤ {fig['target']:g}× hello-world")
+    if name == "consoles_query_rate":
+        return (f"{fig['with']:.2f} queries/s with {fig['consoles']} consoles open = {fig['ratio']:.2f}× the rate with none",
+                f"no console: {fig['baseline']:.2f} queries/s", "1.0× (one engine's rate, ±10 %)")
+    if name == "consoles_idle_cpu":
+        return (f"per console median {fig['median']:.2f} % of a core (max {fig['max']:.2f} %) over {fig['window_s']:g} s, "
+                f"{fig['consoles']} consoles on one engine", f"hello-world {fig['baseline']:.2f} %", f"≤ {fig['target']:g} % each")
     if name == "breach_to_off":
         return (f"{spread(fig)}, p99 {ms(fig['p99'])}", f"poll interval {fig['baseline']:g} s", f"≤ {fig['target']:g} s (every run)")
     if name == "key_rollback":
-        return (f"p50 {ms(fig['median'])}, p99 {ms(fig['p99'])}, max {ms(fig['max'])} over {fig['n']} presses",
+        return (f"p50 {ms(fig['median'])}, p99 {ms(fig['p99'])}, max {ms(fig['max'])} over {fig['n']} presses (console → store → engine)",
                 f"bare client write + read-back p50 {fig['baseline'] * 1000:.1f} ms", f"p99 ≤ {ms(fig['target'])}")
     if name == "idle_cpu":
         sl = fig["slices"]

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from tests.servers import PrometheusServer, start_exporter, write_flags, _stop  # noqa: E402
 
 from warroom.engine.build import build_engine  # noqa: E402
-from warroom.engine.clock import RealClock  # noqa: E402
+from warroom.clock import RealClock  # noqa: E402
 from warroom.identity import Actor  # noqa: E402
 from warroom.plan import parse_plan  # noqa: E402
 from warroom.sources.base import SourceContext  # noqa: E402
@@ -67,15 +67,15 @@ def plan_text(prom_url: str, flags_path: Path) -> str:
 
 async def measure(workdir: Path, prom_url: str) -> tuple[list[float], list[float], list[float]]:
     plan = parse_plan(plan_text(prom_url, workdir / "flags.json"), "bench-scale", workdir)
-    engine = build_engine(plan, clock=RealClock(), actor=Actor("bench"), backfill=False)
+    engine = build_engine(plan, clock=RealClock(), backfill=False)
     await engine.start()
     await engine.tick()
-    await engine.step_up(engine.actor, force=True, reason="bench")
+    await engine.step_up(Actor("bench"), force=True, reason="bench")
     source = engine.sources["prom"]
     ctx = SourceContext(now=time.time(), started_at=time.time(), phase=1)
     ticks, slowest, floors = [], [], []
     curl_config = workdir / "floor.curl"
-    curl_config.write_text("".join(f'url = "{prom_url}/api/v1/query?query={quote(q)}"\noutput = "/dev/null"\n' for _, q, _ in engine.keys))
+    curl_config.write_text("".join(f'url = "{prom_url}/api/v1/query?query={quote(q)}"\noutput = "/dev/null"\n' for _, q, _ in engine.poller.keys))
     for _ in range(ROUNDS):
         # Each transfer's own time (curl's start-up not counted); they all start at once, so
         # the longest is when the server has answered every query.
@@ -85,7 +85,7 @@ async def measure(workdir: Path, prom_url: str) -> tuple[list[float], list[float
         floors.append(max(float(t) for t in done.stdout.split()))
         # Baseline: every distinct query alone, one after another; the slowest of them.
         alone = []
-        for _, query, _ in engine.keys:
+        for _, query, _ in engine.poller.keys:
             t0 = time.perf_counter()
             reading = await source.query(query, ctx)
             alone.append(time.perf_counter() - t0)

@@ -8,6 +8,7 @@ unleash-server itself is installed by `.ci/unleash-setup` (run by .ci/install-se
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -26,9 +27,10 @@ from tests.helpers import free_port, require_binary
 from tests.servers import PrometheusServer
 
 from warroom.engine.build import build_engine
-from warroom.engine.clock import VirtualClock
+from warroom.clock import VirtualClock
 from warroom.identity import Actor
 from warroom.plan import parse_plan
+from tests.terminal import tmux  # noqa: F401  (the tmux fixture, for every folder of tests)
 
 ALICE = Actor(user="alice", host="bastion", ssh_client="10.0.0.7", tty="pts/3")
 
@@ -89,7 +91,7 @@ async def make_engine(tmp_path, clock):
 
     async def make(changes: dict | None = None, **kw):
         plan = load(tmp_path, changes)
-        engine = build_engine(plan, clock=kw.pop("clock", clock), actor=kw.pop("actor", ALICE), **kw)
+        engine = build_engine(plan, clock=kw.pop("clock", clock), **kw)
         await engine.start()
         engines.append(engine)
         return engine
@@ -99,6 +101,16 @@ async def make_engine(tmp_path, clock):
         await engine.close()
 
 
+@pytest.fixture(autouse=True)
+def no_engine_left_behind(request):
+    """Engines a test started detached (`up`, a console, `rollback` with none alive) outlive it
+    by design; stop every one still holding the lease of a state file in the test's folder."""
+    folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if folder is not None:
+        from tests.engines import stop_engines
+
+        stop_engines(folder)
 # ------------------------------------------------------------------ Prometheus
 
 @pytest.fixture
@@ -153,9 +165,13 @@ def postgres() -> Iterator[str]:
         missing("no PostgreSQL cluster (apt-get install postgresql creates one)")
     version, cluster, port, status = line[0], line[1], int(line[2]), line[3]
     if status != "online":
-        subprocess.run(["pg_ctlcluster", version, cluster, "start"], check=True, capture_output=True)
+        # Test workers start at once: another may have started it meanwhile.
+        started = subprocess.run(["pg_ctlcluster", version, cluster, "start"], capture_output=True, text=True)
+        if started.returncode and "online" not in subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout:
+            pytest.fail(f"PostgreSQL {version}/{cluster} did not start: {started.stderr.strip()}")
     if not _psql("SELECT 1 FROM pg_roles WHERE rolname = 'warroom'", port):
-        _psql("CREATE ROLE warroom LOGIN PASSWORD 'warroom'", port)
+        with contextlib.suppress(subprocess.CalledProcessError):  # another worker created it first
+            _psql("CREATE ROLE warroom LOGIN PASSWORD 'warroom'", port)
     # A fresh database each session: migrations take seconds and no state leaks between runs.
     _psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", port)
     _psql(f"CREATE DATABASE {DB} OWNER warroom", port)

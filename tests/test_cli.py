@@ -104,10 +104,13 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
         restart = warroom("run", "--headless", str(plan), "--speed", "max", "--until-done", timeout=60)
         assert restart.returncode == 5, restart.stdout + restart.stderr
     else:
-        # No console is left: the next verb from a script finishes the rollback first.
+        # No engine is left: `rollback` starts one, which finishes the rollback first; the verb waits for it.
         restart = warroom("rollback", str(plan), timeout=60)
-        assert restart.returncode == 0 and "finished an action" in restart.stdout, restart.stdout + restart.stderr
-        assert "already rolled back" in restart.stdout
+        assert restart.returncode == 0 and "no engine drove this rollout: started one to roll back" in restart.stderr, restart.stderr
+        resumed = [line for line in restart.stderr.splitlines() if "resuming an unfinished rollback left by" in line]
+        assert len(resumed) == 1 and resumed[0].endswith("which is gone"), restart.stderr
+        assert "rollback: step 1 Drain connections: ok" in restart.stderr, restart.stderr  # its progress, as it goes
+        assert restart.stdout.splitlines()[-1] in ("rolled back", "already rolled back"), restart.stdout
     after = journal(plan)
     # Nothing lost: every entry written before the kill is still there, unchanged, in order.
     assert [(e["seq"], e["kind"], e["message"]) for e in after[: len(before)]] == [tuple(r) for r in before]
@@ -117,9 +120,26 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
     assert kinds.index("rollback.resume") > len(before) - 1
     step = [e for e in after if e["kind"] == "rollback.step"]
     assert len(step) == 1 and step[0]["data"]["ok"] is True
+    # The first run of the step (its shell and its sleep) outlived the killed engine: the next one
+    # stopped its process group before running the step again, so it never ran twice at once.
+    (stopped,) = [e for e in after if e["kind"] == "rollback.step_stopped"]
+    assert running_in_group(stopped["data"]["stopped_pgid"]) == []
     seqs = [e["seq"] for e in after]
     assert seqs == sorted(set(seqs))
     assert json.loads((tmp_path / "flags.json").read_text())["flags"]["realtime-features"]["enabled"] is False
+
+
+def running_in_group(pgid: int) -> list[int]:
+    """Processes of a process group that still run (a killed one not yet reaped is a zombie: not running)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
 
 
 def test_a_virtual_time_run_waiting_for_a_human_still_ends(tmp_path):
@@ -131,6 +151,9 @@ def test_a_virtual_time_run_waiting_for_a_human_still_ends(tmp_path):
 
 def test_verbs_from_a_script(tmp_path):
     plan = sample_variant(tmp_path, automation={"step_up": "manual"})
+    refused = warroom("step", str(plan))
+    assert refused.returncode == 6 and "no engine drives realtime-features: start one with `warroom up PLAN`" in refused.stderr
+    assert warroom("up", str(plan), check=True).stdout.startswith("engine started: pid ")
     assert warroom("status", str(plan)).returncode == 0
     assert "stepped up to phase 1" in warroom("step", str(plan), check=True).stdout
     refused = warroom("step", str(plan))
@@ -154,6 +177,7 @@ def test_verbs_from_a_script(tmp_path):
     assert len(text) == 3 and "retry" in text[-1]
     by_state = warroom("journal", "--state", str(tmp_path / "state.sqlite"), "--limit", "3", check=True).stdout.splitlines()
     assert by_state == text
+    assert warroom("down", str(plan), check=True).stdout.startswith("engine ")
 
 
 def test_a_headless_runner_prints_what_verbs_from_other_terminals_do(tmp_path):
@@ -164,7 +188,7 @@ def test_a_headless_runner_prints_what_verbs_from_other_terminals_do(tmp_path):
                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.time() + 30
-        while "console.start" not in log.read_text() and time.time() < deadline:
+        while "engine.start" not in log.read_text() and time.time() < deadline:
             time.sleep(0.1)
         warroom("step", str(plan), check=True)
         warroom("pause", str(plan), "--reason", "DBA asked for a hold", check=True)
@@ -175,7 +199,7 @@ def test_a_headless_runner_prints_what_verbs_from_other_terminals_do(tmp_path):
         runner.wait(30)
     lines = [line.split(" ", 1)[1] for line in log.read_text().splitlines() if " status " not in line]
     kinds = [line.split()[0] for line in lines]
-    assert kinds[:2] == ["console.init", "console.start"] and kinds[-1] == "console.stop"
+    assert kinds[:2] == ["rollout.init", "engine.start"] and kinds[-1] == "engine.left"  # stopped while PAUSED: said loudly
     assert kinds[2:-1] == ["step.intent", "step.outcome", "pause"], lines
     assert "PAUSED: DBA asked for a hold" in lines[4]
 
@@ -232,7 +256,7 @@ def test_engine_never_imports_textual():
         "        if name == 'textual' or name.startswith('textual.'):\n"
         "            raise ImportError('textual is blocked for the engine')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import warroom.engine.engine, warroom.engine.build, warroom.headless, warroom.cli, warroom.store\n"
+        "import warroom.engine.engine, warroom.engine.build, warroom.engine.process, warroom.cli, warroom.store\n"
         "import warroom.sources.simulator, warroom.flags.local, warroom.actions\n"
         "print('ok')\n"
     )
@@ -247,10 +271,12 @@ def test_simulated_numbers_never_run_the_real_runbook_unless_the_plan_says_so(tm
     marker = tmp_path / "ran"
     step = {"name": "Drain connections", "run": ["touch", str(marker)]}
     rollback = {"steps": [step], **({} if dry_run is None else {"dry_run": dry_run})}
-    plan = sample_variant(tmp_path, rollback=rollback, rollout={"name": "realtime-features", "environment": "staging"})
+    plan = sample_variant(tmp_path, rollback=rollback, automation={"step_up": "manual"},
+                          rollout={"name": "realtime-features", "environment": "staging"})
     check = warroom("check", str(plan))
     expected = "dry run (every source is the simulator" if dry_run is None else "executed (rollback.dry_run in the plan)"
     assert f"rollback runbook: 1 step(s), {expected}" in check.stdout
+    warroom("up", str(plan), check=True)
     warroom("step", str(plan), check=True)
     warroom("rollback", str(plan), check=True)
     steps = [e for e in journal(plan) if e["kind"] == "rollback.step"]
@@ -306,6 +332,7 @@ def test_tick_by_number_when_items_have_ids(tmp_path):
                "checklist": [{"text": "Dashboards checked", "id": "dashboards", "required": True},
                              {"text": "Support briefed", "id": "support"}]}]
     plan = sample_variant(tmp_path, phases=phases, automation={"step_up": "manual"})
+    warroom("up", str(plan), check=True)
     warroom("step", str(plan), check=True)
     assert warroom("tick", str(plan), "2", check=True).stdout == "ticked: Support briefed\n"
     assert warroom("tick", str(plan), "dashboards", check=True).stdout == "ticked: Dashboards checked\n"
@@ -327,5 +354,5 @@ def test_journal_without_a_plan_reads_the_newest_state_database(tmp_path):
     demo_db = next((tmp_path / "tmp").glob("warroom-demo-*/demo.sqlite"))
     found = journal_alone("journal", "--limit", "2")
     assert found.returncode == 0 and f"reading the newest state database, {demo_db}" in found.stderr
-    assert found.stdout.splitlines()[-1].split()[1] == "console.stop"
+    assert found.stdout.splitlines()[-1].split()[1] == "engine.left"  # the run ended with the demo at phase 1: said loudly
     assert journal_alone("report").returncode == 0

@@ -6,12 +6,14 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.test_cli import sample_variant
-from warroom.store import Store
+from warroom.engine.lease import this_process
+from warroom.store import open_store as Store
 
 WARROOM = [sys.executable, "-m", "warroom"]
 PAGE = 4096
@@ -25,8 +27,10 @@ def damaged(tmp_path_factory) -> tuple[Path, Path]:
     subprocess.run([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--for", "2h"], check=True,
                    capture_output=True, stdin=subprocess.DEVNULL)
     store = Store(tmp / "state.sqlite")
+    fence = store.acquire_lease(this_process(), 60, time.time()).fence()  # an engine's: the journal is written under a lease
     for i in range(3000):  # enough pages that the journal's leaves fill the middle of the file
-        store.append(1_800_000_000.0 + i, "source.error", f"source service: timeout after 5s ({i})", "warroom (automatic)")
+        store.commit(fence, 1_800_000_000.0 + i, [("source.error", f"source service: timeout after 5s ({i})", "warroom (automatic)", {})])
+    store.release_lease(fence)
     store.close()
     db = tmp / "state.sqlite"
     assert not Path(f"{db}-wal").exists() or Path(f"{db}-wal").stat().st_size == 0

@@ -59,6 +59,7 @@ def plan(tmp_path) -> Path:
 
 
 def test_plan_text_and_reasons_never_reach_the_terminal_raw(plan):
+    assert warroom("up", str(plan)).returncode == 0
     assert warroom("step", str(plan)).returncode == 0
     status = assert_clean(warroom("status", str(plan)))
     assert "phase 1/1 Beta  5% | *bold* [x](y)" in status and "Errors" in status
@@ -74,6 +75,7 @@ def test_plan_text_and_reasons_never_reach_the_terminal_raw(plan):
     # --json keeps the text as it was, escaped by JSON itself
     entries = [json.loads(line) for line in warroom("journal", str(plan), "--json").stdout.splitlines()]
     assert any("\x1b]0;pwned\x07" in e["message"] for e in entries)
+    assert warroom("down", str(plan)).returncode == 0  # the headless run below is the next engine
     headless = assert_clean(warroom("run", "--headless", str(plan), "--speed", "max", "--for", "1m"))
     assert "status" in headless and "Beta  5%" in headless
 
@@ -117,6 +119,7 @@ def test_a_prometheus_error_with_escape_sequences_is_clean_in_check(tmp_path):
 
 
 def test_markdown_report_shows_hostile_names_as_text(plan):
+    warroom("up", str(plan))
     warroom("step", str(plan))
     warroom("tick", str(plan), "1")
     warroom("rollback", str(plan), "--reason", "spike | see [runbook](http://evil) <script>x</script>")

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import BASE_PLAN
-from warroom.plan import PlanError, load_plan, parse_plan, parse_duration
+from warroom.plan import PlanError, load_plan, parse_plan
+from warroom.units import parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from warroom.engine.clock import VirtualClock
+from warroom.clock import VirtualClock
 from warroom.retry import Abandoned, Backoff, Failure, attempt_until
 
 
@@ -23,6 +23,11 @@ def test_the_schedule_doubles_up_to_its_cap_and_honours_retry_after_up_to_its_bo
     assert backoff.after(4, Refused(1.0)) == 4.0  # ours is longer already
     assert backoff.after(1, Refused(3600.0)) == 10.0  # bounded: a rollback must not stall an hour
     assert backoff.after(1, ValueError()) == 0.5
+
+
+def test_a_rollback_that_fails_for_hours_keeps_its_capped_wait():
+    # 1,025 failures at a 5 s cap is about 85 minutes of a refusing flag API: 2**1024 overflowed a float.
+    assert Backoff().delay(1025) == Backoff().delay(10**6) == 5.0
 
 
 async def test_failures_are_told_with_their_wait_and_sleeping_goes_through_the_clock():

@@ -9,8 +9,11 @@ Redirects are not followed: a step's credentials never go to another address.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import signal
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from . import secrets
 from .plan import HttpStep, RunStep, WebhookStep
@@ -55,24 +58,52 @@ def _fill(value: Any, context: dict[str, Any]) -> Any:
     return value
 
 
-async def _run(step: RunStep) -> StepResult:
-    name = step_name(step)
+def stop_group(pgid: int) -> bool:
+    """Kill a step's whole process group (the command and what it started); False when none is left."""
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *step.run, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-        )
-    except FileNotFoundError:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+# The step waits at this gate until its engine has written down its process group: an
+# engine killed between starting a step and recording it would otherwise leave a step no
+# later engine knows of, and the step would run twice at once. With no word (the engine
+# died first) the step never starts.
+GATE = 'read -r _ || exit 97; exec "$@" </dev/null'  # the gate is its stdin; the step's is /dev/null
+
+
+async def _run(step: RunStep, started: Callable[[int], None]) -> StepResult:
+    name = step_name(step)
+    if shutil.which(step.run[0]) is None:
         return StepResult(name, False, f"command not found: {step.run[0]}")
+    gate_read, gate_write = os.pipe()
+    try:
+        # A session of its own: the step and everything it starts (a shell's children) go down
+        # together when it times out or its engine stops, instead of running on unwatched.
+        proc = await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", GATE, "warroom-step", *step.run, stdin=gate_read,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+        )
     except OSError as exc:
+        os.close(gate_write)
         return StepResult(name, False, f"cannot start {step.run[0]}: {exc.strerror}")
+    finally:
+        os.close(gate_read)
+    try:
+        started(proc.pid)
+        os.write(gate_write, b"go\n")
+    finally:
+        os.close(gate_write)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout=step.timeout)
     except asyncio.TimeoutError:
-        proc.kill()
+        stop_group(proc.pid)
         await proc.wait()
         return StepResult(name, False, f"timed out after {step.timeout:g}s and was killed")
     except asyncio.CancelledError:
-        proc.kill()
+        stop_group(proc.pid)
         raise
     # Redacted whole before the cut, so a cut never leaves part of a secret behind.
     text = secrets.redact(out.decode("utf-8", "replace"))[-OUTPUT_LIMIT:].strip()
@@ -103,14 +134,16 @@ async def _post(name: str, method: str, url: str, headers: dict[str, str], body:
     return StepResult(name, ok, f"HTTP {response.status_code}", detail)
 
 
-async def run_step(step: RunStep | WebhookStep | HttpStep, context: dict[str, Any], *, dry_run: bool = False) -> StepResult:
+async def run_step(step: RunStep | WebhookStep | HttpStep, context: dict[str, Any], *, dry_run: bool = False,
+                   started: Callable[[int], None] = lambda _pgid: None) -> StepResult:
+    """Run one runbook step; `started` is told the process group of a `run` step as it starts."""
     name = step_name(step)
     if dry_run:
         what = " ".join(step.run) if isinstance(step, RunStep) else name
         return StepResult(name, True, f"dry run: would {'run ' + what if isinstance(step, RunStep) else 'call ' + what}", dry_run=True)
     try:
         if isinstance(step, RunStep):
-            return await _run(step)
+            return await _run(step, started)
         if isinstance(step, WebhookStep):
             url = secrets.resolve(step.webhook)
             secrets.remember_url(url)  # the whole URL is the secret, and each distinctive part of it

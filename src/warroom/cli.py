@@ -10,39 +10,41 @@ Exit codes (also in the README):
   6  the command was refused now (the message says why)
   7  check found a problem with a source or the flag provider
   8  a drill's score card did not pass
+  9  NO ENGINE: the rollout is in flight and no engine enforces its guardrails (status)
+ 10  the engine was fenced: another engine took its lease over (engine, run --headless)
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Callable
 
-from .engine.build import build_engine, runbook_dry_run, state_path
-from .engine.clock import make_clock
-from .engine.engine import CommandError, Engine
-from .engine.exposure import share_text
-from .engine.guardrails import describe as guardrail_words
-from .engine.snapshot import Snapshot, State
-from .headless import entry_line, run_headless, stamp, status_line
-from .plan import Plan, PlanError, load_faults, load_plan, parse_duration
-from . import secrets
+from .check import cmd_check
+from .client import EngineClient
 from .demo import WORKDIR_PREFIX
+from .identity import current_actor
+from .lines import entry_line, say, stamp
+from .paths import default_state_path, state_path
+from .plan import Plan, PlanError, load_plan
 from .secrets import SecretError, redact
-from .store import Store, StoreError, default_state_path
+from .snapshot import JournalEntry, Snapshot, State
+from .store import StoreError, open_store
+from .store.base import StoreMissing
 from .text import terminal_safe
-from .units import format_value
+from .units import format_duration, format_value, parse_duration
 
-EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_CHECK = 1, 2, 6, 7
-VIRTUAL_DEFAULT_FOR = 24 * 3600.0  # virtual time never waits, so a run waiting on a human must end somewhere
+EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_ENGINE = 1, 2, 6, 9  # 7: check.EXIT_CHECK
 STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
+IN_FLIGHT = (State.RUNNING, State.PAUSED, State.ROLLING_BACK)  # users exposed, launch not over: someone must guard it
 
-VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal", "secret", "simulate")
+VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal",
+         "engine", "up", "down", "secret", "simulate")
 
 
 def _speed(text: str) -> str | float:
@@ -77,136 +79,9 @@ def state_exit(state: State) -> int:
 
 # ------------------------------------------------------------------ helpers
 
-def _engine(plan: Plan, args: argparse.Namespace, **kw: Any) -> Engine:
-    return build_engine(plan, state=getattr(args, "state", None), **kw)
-
-
-def _one_shot(plan: Plan, args: argparse.Namespace, act: Callable[[Engine], Awaitable[str]]) -> int:
-    """Open the rollout, evaluate once (gates need fresh numbers), act, and report."""
-
-    async def go() -> int:
-        engine = _engine(plan, args, automation=False, announce=False, backfill=False)
-        try:
-            await engine.start()
-            recovered = await engine.recover_orphans()
-            if recovered:
-                say(recovered)
-            await engine.tick()
-            try:
-                message = await act(engine)
-            except CommandError as exc:
-                print(f"warroom: {exc}", file=sys.stderr)
-                return EXIT_REFUSED
-            await engine.wait_idle()
-            print(message)
-            return 0
-        finally:
-            await engine.close()
-
-    return asyncio.run(go())
-
-
-# ------------------------------------------------------------------ verbs
-
-def say(text: str) -> None:
-    """One line of output that quotes plans, servers or people: no escape sequence reaches the terminal."""
-    print(terminal_safe(text))
-
-
-def _check_secrets(plan: Plan) -> int:
-    """Resolve every secret reference the plan uses; print where each is used, never a value."""
-    refs = plan.secret_references()
-    say("secrets:" + ("" if refs else " none used"))
-    missing = 0
-    for where, ref in refs:
-        try:
-            secrets.resolve(ref)
-        except SecretError as exc:
-            say(f"  FAIL {where}: {redact(str(exc))}")
-            missing += 1
-        else:
-            say(f"  ok   {where}: {ref} resolves")
-    return missing
-
-
-def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
-    """Validate the plan (already done by loading it), resolve its secrets, probe every source and the provider."""
-
-    async def go() -> int:
-        engine = _engine(plan, args, automation=False, announce=False, backfill=False)
-        problems = 0
-        try:
-            say(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
-            say(f"state: {state_path(plan, getattr(args, 'state', None))}")
-            problems += _check_secrets(plan)
-            say("queries:")
-            queries, flags = await engine.probe()
-            for (source_name, query, _), static, reading in queries:
-                where = f"[{source_name}] {query}"
-                if static:
-                    say(f"  FAIL {where}")
-                    say(f"       {static}")
-                    problems += 1
-                elif reading.has_value:
-                    say(f"  ok   {where}")
-                    say(f"       value {reading.value:g}")
-                else:
-                    say(f"  {'FAIL' if reading.status == 'error' else 'WARN'} {where}")
-                    say(f"       {reading.status}: {reading.detail}")
-                    problems += reading.status == "error"
-            # Each guardrail in words and in its pane's unit, so a threshold off by a unit shows.
-            say("guardrails:")
-            for i, g in enumerate(plan.guardrails):
-                say(f"  {plan.guardrail_id(i)}: {guardrail_words(plan, g)}")
-            _print_cohort_probes(engine, {key: reading for key, _, reading in queries})
-            _print_drill_check(plan)
-            if plan.rollback.steps:
-                dry, why = runbook_dry_run(plan)
-                say(f"rollback runbook: {len(plan.rollback.steps)} step(s), {'dry run' if dry else 'executed'} ({why})")
-            say(f"rollback sets: {', '.join(f'{n} {s.as_state().label()}' for n, s in plan.rollback_flags().items())}")
-            say(f"flag provider: {engine.provider.describe()}")
-            missing = engine.provider.missing_flag_problem
-            for name, observed in flags.items():
-                if observed is None and missing:
-                    observed = missing
-                if isinstance(observed, str):
-                    say(f"  FAIL {name}: {observed}")
-                    problems += 1
-                else:
-                    say(f"  ok   {name}: {observed.label() if observed else 'does not exist yet; the first step up creates it'}")
-        finally:
-            await engine.close()
-        say("check: " + ("all good" if not problems else f"{problems} problem(s)"))
-        return EXIT_CHECK if problems else 0
-
-    return asyncio.run(go())
-
-
-def _print_cohort_probes(engine: Engine, readings: dict) -> None:
-    """Both sides of every comparison, their counts, and the exposure check's queries, side by side."""
-    lines = []
-    for tracker, _ in engine.trackers:
-        if tracker.guard.compare is not None or tracker.guard.evidence is not None:
-            sides = "; ".join(f"{role.replace('count', 'requests').replace('_', ' ')} "
-                              f"{_probe_value(readings.get(key), 'count' if role.startswith('count') else tracker.unit)}"
-                              for role, key in tracker.queries.keys.items())
-            lines.append(f"  {tracker.id}: {sides}")
-    if engine.exposure is not None:
-        counts = {c: readings.get(k) for c, k in engine.exposure.keys.items()}
-        sides = "; ".join(f"{c} {_probe_value(r, 'count')}" for c, r in counts.items())
-        values = [r.value for r in counts.values() if r is not None and r.has_value]
-        share = f"; new share now {share_text(values[0] / sum(values))}" if len(values) == 2 and sum(values) > 0 else ""
-        lines.append(f"  exposure check (flag {engine.exposure.flag}): units {sides}{share}")
-    if lines:
-        say("cohorts (each side as probed above):")
-        for line in lines:
-            say(line)
-
-
-def _probe_value(reading, unit: str) -> str:
-    if reading is None:
-        return "not asked"
-    return format_value(reading.value, unit) if reading.has_value else f"{reading.status} ({reading.detail})"
+def _client(plan: Plan, args: argparse.Namespace) -> EngineClient:
+    """A client of this rollout's store; StoreMissing when no engine ever ran on it."""
+    return EngineClient(open_store(state_path(plan, args.state), create=False), actor=current_actor())
 
 
 def _refused_fast_time(plan: Plan, args: argparse.Namespace) -> bool:
@@ -217,26 +92,6 @@ def _refused_fast_time(plan: Plan, args: argparse.Namespace) -> bool:
     if problem:
         print(f"warroom: {problem}", file=sys.stderr)
     return problem is not None
-
-
-def _print_drill_check(plan: Plan) -> None:
-    """What a drill of this plan can model offline (every pane, with the line to add where it cannot), and fast time."""
-    from .drill import fast_time_problem
-    from .sim_queries import pane_models, unmodelled_advice, unmodelled_conditions
-
-    models = pane_models(plan)
-    modelled = sum(1 for m in models if m.expression)
-    say(f"drill (offline, simulator): {modelled} of {len(models)} panes modelled")
-    for m in models:
-        if m.expression:
-            how = "its simulate:" if m.how == "simulate:" else f"inferred from query and unit; pin it with `simulate: {m.expression}`"
-            say(f"  {m.pane}: {m.expression} ({how})")
-    for line in unmodelled_advice(plan) + [f"{c}: a drill cannot model it" for c in unmodelled_conditions(plan)]:
-        say(f"  WARN {line}")
-    problem = fast_time_problem(plan, "N")
-    say("fast time (--speed other than 1): " + (
-        f"refused for this plan: environment {plan.rollout.environment} means real state and flags; "
-        "`warroom drill` rehearses it fast in its own state" if problem else "allowed (environment drill)"))
 
 
 def cmd_run(plan: Plan, args: argparse.Namespace) -> int:
@@ -252,19 +107,15 @@ def cmd_run(plan: Plan, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if not args.headless:
         return run_console(plan, args)
-    faults = load_faults(Path(args.faults)) if args.faults else ()  # a PlanError: located, exit 1
-    clock = make_clock(args.speed)
-    limit = args.for_ or (VIRTUAL_DEFAULT_FOR if clock.speed == float("inf") else None)
-    engine = _engine(plan, args, clock=clock, extra_faults=faults)
-    snap = asyncio.run(run_headless(engine, until_done=args.until_done, status_every=args.status_every, run_for=limit))
-    print(status_line(snap))
-    return state_exit(snap.state)
+    from .engine_verbs import cmd_run_headless  # the engine itself, in the foreground
+
+    return cmd_run_headless(plan, args)
 
 
 def _print_status(snap: Snapshot) -> None:
     phase = f"{snap.phase.index}/{snap.phase_count} {snap.phase.name}" if snap.phase else f"0/{snap.phase_count} (not started)"
     say(f"{snap.rollout} [{snap.environment.upper()}]  {snap.state.label}  phase {phase}")
-    if snap.paused_reason:
+    if snap.paused_reason and snap.state == State.PAUSED:
         say(f"  paused: {snap.paused_reason}")
     for note in snap.notes:
         say(f"  {note}")
@@ -282,24 +133,35 @@ def _print_status(snap: Snapshot) -> None:
         say("  step up blocked: " + "; ".join(snap.step_blockers))
     elif snap.next_change:
         say(f"  next step: {snap.next_change}")
-    say(f"  driver: {snap.driver or 'nobody (no console running)'}")
+    engine = snap.engine
+    if engine is not None and engine.alive:
+        standby = f"; standby: {', '.join(engine.standbys)}" if engine.standbys else ""
+        say(f"  engine: {engine.holder} (epoch {engine.epoch}, heartbeat {engine.heartbeat_age or 0:.1f}s ago, log {engine.log}){standby}")
+    else:
+        age = f"; these numbers were published {format_duration(time.time() - snap.wall)} ago" if snap.wall else ""
+        say(f"  NO ENGINE — guardrails NOT enforced{age}. Start one: warroom up PLAN")
 
 
 def cmd_status(plan: Plan, args: argparse.Namespace) -> int:
-    async def go() -> Snapshot:
-        engine = _engine(plan, args, automation=False, announce=False, backfill=False)
-        try:
-            await engine.start()
-            return await engine.tick()
-        finally:
-            await engine.close()
-
-    snap = asyncio.run(go())
+    """Where the rollout stands, from the store: what the engine last published, and whether it is alive."""
+    try:
+        client = _client(plan, args)
+    except StoreMissing:
+        print(f"{plan.rollout.name}: no rollout recorded yet (no engine has run on {state_path(plan, args.state)})")
+        return 0
+    snap = client.snapshot()
+    if snap is None:
+        print(f"{plan.rollout.name}: no engine has published yet")
+        view = client.engine(plan.poll_interval)
+        return 0 if view.alive else EXIT_NO_ENGINE
     if args.json:
         print(json.dumps(snap.to_json(), default=str, indent=2))
     else:
         _print_status(snap)
-    return state_exit(snap.state)
+    assert snap.engine is not None
+    if not snap.engine.alive and snap.state in IN_FLIGHT:
+        return EXIT_NO_ENGINE
+    return STATE_EXIT.get(snap.state, 0)
 
 
 def _newest_state() -> Path | None:
@@ -334,7 +196,7 @@ def cmd_journal(plan: Plan, args: argparse.Namespace) -> int:
     if not db.exists():
         print(f"warroom: {db}: no journal here (nothing has run with this state yet)", file=sys.stderr)
         return EXIT_PROBLEM
-    store = Store(db)
+    store = open_store(db, create=False)
     # Streamed: the newest N come from the database's end, the whole journal a page at a time.
     entries = reversed(store.tail(args.limit)) if args.limit else store.iter_entries()
     for e in entries:
@@ -346,37 +208,54 @@ def cmd_journal(plan: Plan, args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(verb: str) -> Callable[[JournalEntry], None]:
+    def say(entry: JournalEntry) -> None:
+        print(terminal_safe(f"{verb}: {entry.message}"), file=sys.stderr, flush=True)
+
+    return say
+
+
 def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
     def run(plan: Plan, args: argparse.Namespace) -> int:
-        async def act(engine: Engine) -> str:
-            # The answer quotes the plan (an item's text) and the user (`--reason`): printed, so made safe.
-            try:
-                return terminal_safe(await command(engine))
-            except CommandError as exc:
-                raise CommandError(terminal_safe(str(exc))) from None
+        """Send the command to the rollout's engine, tell its progress, print its outcome."""
+        path = state_path(plan, args.state)
+        me = current_actor()
+        client = EngineClient(open_store(path, create=name == "rollback"), actor=me) if path.exists() or name == "rollback" else None
+        since = client.store.last_seq() if client is not None else 0
+        if client is None or not client.engine(plan.poll_interval).alive:
+            if name != "rollback":
+                print(f"warroom: no engine drives {plan.rollout.name}: start one with `warroom up PLAN` (or open the console)",
+                      file=sys.stderr)
+                return EXIT_REFUSED
+            from .engine_verbs import start_for_rollback  # only here: a client verb never loads the engine otherwise
 
-        def command(engine: Engine) -> Awaitable[str]:
-            me = engine.actor
-            if name == "step":
-                return engine.step_up(me, force=args.force, reason=args.reason or "")
-            if name == "pause":
-                return engine.pause(me, args.reason or "")
-            if name == "rollback":
-                return engine.rollback(me, args.reason or f"manual rollback by {me.label()} (CLI)")
-            if name == "tick":
-                return engine.tick_item(me, args.item, ticked=not args.undo)
-            return {"resume": engine.resume, "retry": engine.retry, "ack": engine.ack_drift}[name](me)
-
-        return _one_shot(plan, args, act)
+            client = client or EngineClient(open_store(path), actor=me)
+            if not start_for_rollback(plan, path, client):
+                return EXIT_PROBLEM
+        assert client is not None
+        args_of = {
+            "step": lambda: {"force": args.force, "reason": args.reason or ""},
+            "pause": lambda: {"reason": args.reason or ""},
+            "rollback": lambda: {"reason": args.reason or f"manual rollback by {me.label()} (CLI)"},
+            "tick": lambda: {"item": args.item, "undo": args.undo},
+        }
+        command = client.wait(client.send(name, args_of.get(name, dict)()), _progress(name), since=since)
+        if not command.done:
+            print(f"warroom: the engine stopped before answering ({name} is {command.status}); see `warroom status PLAN`", file=sys.stderr)
+            return EXIT_PROBLEM
+        if command.status != "done":
+            print(f"warroom: {terminal_safe(command.message)}", file=sys.stderr)
+            return EXIT_REFUSED if command.status in ("refused", "expired") else EXIT_PROBLEM
+        print(terminal_safe(command.message))  # the answer quotes the plan (an item's text) and the user (`--reason`)
+        return 0
 
     return run
 
 
-def run_console(plan: Plan, args: argparse.Namespace,
-                attach: Callable[[Engine], Callable[[Snapshot], Awaitable[None]]] | None = None) -> int:
+def run_console(plan: Plan, args: argparse.Namespace, engine_args: list[str] | None = None) -> int:
     from .tui.launch import run_console as tui
 
-    return tui(plan, args, attach=attach)
+    return tui(plan, args, engine_args=engine_args)
 
 
 # ------------------------------------------------------------------ parsing
@@ -395,6 +274,14 @@ def _parser() -> argparse.ArgumentParser:
         return sp
 
     verb("check", "validate a plan and probe every source query and flag", demo=True)
+    e = verb("engine", "run the rollout's engine in the foreground (systemd, a container, tmux); a second one waits as standby", demo=True)
+    _engine_options(e)
+    e.add_argument("--drill", metavar="SCENARIO", help="host a drill of PLAN (what `warroom drill` starts for its console)")
+    e.add_argument("--staging", action="store_true", help="with --drill: the plan's own sources and flag provider")
+    u = verb("up", "start the rollout's engine detached (it outlives this terminal); say who drives if one is alive")
+    _engine_options(u)
+    dn = verb("down", "stop the rollout's engine (through the store: from any host)")
+    dn.add_argument("--force", action="store_true", help="stop even while a rollback is in flight (the next engine finishes it)")
     r = verb("run", "drive a plan: the console, or plain log lines with --headless", demo=True)
     r.add_argument("--headless", action="store_true", help="no screen: timestamped log lines")
     r.add_argument("--speed", type=_speed, default=None, help="clock speed: 1 (real time), N (N× faster), max (virtual time)")
@@ -440,6 +327,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--speed", type=_speed, default=None, help="clock speed: 1 (real time), N (N× faster), max (virtual time)")
+    p.add_argument("--lease-ttl", type=_duration, default=None,
+                   help="how long the engine's lease lasts without a heartbeat before a standby takes over (default 10s)")
+
+
 def _console_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--readonly", action="store_true", help="observe only: every action refused, [RO] shown")
     p.add_argument("--theme", help="theme name (see themes/)")
@@ -458,30 +351,58 @@ def _console_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _plan_or_demo(path: str | None) -> Plan:
+def _plan_or_demo(path: str | None, state: str | None = None) -> Plan:
+    """The plan; without one, the built-in demo (in the folder of `--state` when given: the demo engine's own)."""
     if path:
         return load_plan(path)
     from .demo import demo_plan
 
-    return demo_plan()
+    return demo_plan(Path(state).expanduser().resolve().parent if state else None)
 
 
 def cmd_drill(plan: Plan, args: argparse.Namespace) -> int:
     from .drill import run_drill_command
 
     return run_drill_command(plan, args.scenario, state=args.state, staging=args.staging, headless=args.headless,
-                             speed=args.speed, console=lambda drill_plan, attach: run_console(drill_plan, args, attach))
+                             speed=args.speed, console=lambda drill_plan, engine_args: run_console(drill_plan, args, engine_args))
 
 
 def cmd_report(plan: Plan, args: argparse.Namespace) -> int:
-    from .report import run_report_command
+    from .report_files import run_report_command
 
     db = _state_to_read(plan, args)
     return EXIT_USAGE if db is None else run_report_command(plan, db, fmt=args.format, output=args.output)
 
 
+def cmd_engine(plan: Plan, args: argparse.Namespace) -> int:
+    """`warroom engine [PLAN] [--drill SCENARIO]`: a drill's engine prepares the drill plan and hosts the drill itself."""
+    from .engine_verbs import cmd_engine as run
+
+    if not args.drill:
+        return EXIT_USAGE if _refused_fast_time(plan, args) else run(plan, args)
+    from .drill import drill_engine_plan
+
+    drill_plan, attach = drill_engine_plan(plan, args.drill, state=args.state, staging=args.staging)
+    return run(drill_plan, args, attach=attach)
+
+
+def cmd_up(plan: Plan, args: argparse.Namespace) -> int:
+    from .engine_verbs import cmd_up as run
+
+    return EXIT_USAGE if _refused_fast_time(plan, args) else run(plan, args)
+
+
+def cmd_down(plan: Plan, args: argparse.Namespace) -> int:
+    from .engine_verbs import cmd_down as run
+
+    return run(plan, args)
+
+
 HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "check": cmd_check,
+    "engine": cmd_engine,
+    "up": cmd_up,
+    "down": cmd_down,
     "drill": cmd_drill,
     "report": cmd_report,
     "run": cmd_run,
@@ -504,14 +425,14 @@ def main(argv: list[str] | None = None) -> int:
             return run_simulate(_parser().parse_args(argv))
         if argv and argv[0] in HANDLERS:
             args = _parser().parse_args(argv)
-            return HANDLERS[args.verb](_plan_or_demo(args.plan), args)
+            return HANDLERS[args.verb](_plan_or_demo(args.plan, args.state), args)
         if argv and argv[0] in ("-h", "--help"):
             _console_parser().print_help()
             print()
             _parser().print_help()
             return 0
         args = _console_parser().parse_args(argv)
-        plan = _plan_or_demo(args.plan)
+        plan = _plan_or_demo(args.plan, args.state)
         if _refused_fast_time(plan, args):
             return EXIT_USAGE
         return run_console(plan, args)

@@ -8,8 +8,10 @@ compressed to a drill-sized time and the scenario is fitted to the plan's own ph
 With `--staging` the plan's real sources and flag provider are used, and only faults
 that can be injected on the client side (flag service, a dark source) are allowed.
 
-DrillSession is the one place where a drill's faults, timing and scoring live: the
-console and the headless runner both run one.
+DrillSession is the one place where a drill's faults, timing and scoring live. A console
+drill's engine is a child process of the console (`warroom engine PLAN --drill SCENARIO`)
+that prepares the same drill plan and hosts the session; `drill --headless` runs the
+engine and the scripted responder in one process, in virtual time.
 """
 
 from __future__ import annotations
@@ -19,24 +21,27 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable, TextIO
+from typing import Callable, TextIO
 
 from .drill_faults import DarkSource, DrillTime, FaultyFlagProvider
 from .drill_responder import ScriptedResponder
+from .client import engine_argv
 from .engine.build import build_engine
-from .engine.clock import Clock, make_clock
+from .clock import Clock, make_clock
 from .engine.engine import Engine
-from .engine.snapshot import Snapshot
-from .headless import TERMINAL, run_headless
+from .snapshot import Snapshot
+from .engine.process import TERMINAL, RunOptions, serve_engine
 from .plan import FlagProviderConfig, Plan, PrometheusSourceConfig, SimulatorSourceConfig
 from .scenario import DEFAULT, Scenario, ScenarioMismatch, load_scenario
 from .scorecard import ScoreCard, compute, latest_score_card, soaks_text
 from .sim_queries import unmodelled_advice, unmodelled_conditions
 from .simulator import driving_flag, phase_exposures
 from .sources.simulator import SimulatorSource
-from .store import Store, default_state_path
+from .paths import default_state_path, engine_log_path
+from .store import open_store
 from .text import terminal_safe
 from .units import plan_duration
+from .journal_kinds import Kind
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_DRILL_FAILED = 1, 2, 8
 
@@ -228,7 +233,7 @@ class DrillSession:
 
     def _begin(self) -> None:
         soaks = [{"phase": s.phase, "name": s.name, "planned": s.planned, "drill": s.drill} for s in self.drill.soaks]
-        self.engine.record("drill.start", f"DRILL {self.scenario.name}: {self.scenario.title}"
+        self.engine.record(Kind.DRILL_START, f"DRILL {self.scenario.name}: {self.scenario.title}"
                            + (f"; soaks shortened: {soaks_text((s.phase, s.planned, s.drill) for s in self.drill.soaks)}"
                               if soaks else ""),
                            {"scenario": self.scenario.summary(), "soaks": soaks, "staging": self.drill.staging,
@@ -241,7 +246,7 @@ class DrillSession:
             if i in self.injected or start is None or start > now:
                 continue
             self.injected.add(i)
-            self.engine.record("drill.fault", f"drill fault injected at +{start:.1f}s: {event.label()}",
+            self.engine.record(Kind.DRILL_FAULT, f"drill fault injected at +{start:.1f}s: {event.label()}",
                                {"event": event.label(), "at": start})
 
     def _over(self, snap: Snapshot) -> bool:
@@ -281,23 +286,30 @@ class DrillSession:
                                 never_started=self.never_started())
             verdict = "PASS" if self.card.passed else "FAIL"
             why = "; ".join(self.card.findings) or f"expected {self.card.expected}"
-            engine.record("drill.score", f"drill {self.card.scenario} {verdict}: {why}", {"card": self.card.to_json()})
+            engine.record(Kind.DRILL_SCORE, f"drill {self.card.scenario} {verdict}: {why}", {"card": self.card.to_json()})
         return self.card
 
 
 async def run_headless_drill(drill: Drill, *, clock: Clock, out: TextIO = sys.stdout) -> tuple[ScoreCard, Path]:
     """Run a drill with the scripted responder; returns the card and the state database."""
     session = DrillSession(build_engine(drill.plan, clock=clock), drill, responder_out=out)
-    await run_headless(session.engine, until_done=True, out=out, status_every=30.0, run_for=drill.scenario.duration,
-                       after_tick=session.after_tick)
+    options = RunOptions(until_done=True, status_every=30.0, run_for=drill.scenario.duration, after_tick=session.after_tick)
+    await serve_engine(session.engine, log_path=engine_log_path(Path(drill.plan.state or "state.sqlite")), options=options, terminal=out)
     card = session.finish()
     for line in card.lines():
         print(terminal_safe(line), file=out, flush=True)
     return card, Path(drill.plan.state or "")
 
 
-# The console runner: (drill plan, hook that attaches the drill to the console's engine) → exit code.
-ConsoleRunner = Callable[[Plan, Callable[[Engine], Callable[[Snapshot], Awaitable[None]]]], int]
+def drill_engine_plan(plan: Plan, scenario_ref: str, *, state: str | None, staging: bool) -> tuple[Plan, Callable]:
+    """For `warroom engine PLAN --drill SCENARIO`: the drill plan, and what hosts the drill on its engine
+    (faults, soaks, score; no scripted responder: humans respond in the console)."""
+    drill = prepare(plan, load_scenario(scenario_ref), state=state, staging=staging)
+    return drill.plan, lambda engine: DrillSession(engine, drill).after_tick
+
+
+# The console runner: (drill plan, the arguments of its engine: `warroom engine …`) → exit code.
+ConsoleRunner = Callable[[Plan, list[str]], int]
 
 
 def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None, staging: bool, headless: bool,
@@ -327,10 +339,12 @@ def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None
         clock = make_clock(speed or ("1" if staging else "max"))
         card, db = asyncio.run(run_headless_drill(drill, clock=clock, out=out))
     else:
-        # Humans respond; the card pops up in the console when the drill ends, and is printed after.
-        code = console(drill.plan, lambda engine: DrillSession(engine, drill).after_tick)
+        # Humans respond in the console; the drill's engine is the console's child process, which
+        # prepares the same drill plan in the same folder and hosts the faults, soaks and score.
         db = Path(drill.plan.state or "")
-        found = latest_score_card(Store(db))
+        engine_args = engine_argv(plan, db, speed=speed) + ["--drill", scenario_ref or scenario.name] + (["--staging"] if staging else [])
+        code = console(drill.plan, engine_args)
+        found = latest_score_card(open_store(db, create=False)) if db.exists() else None
         if found is None:  # the engine never started (the console said why)
             return code or EXIT_PROBLEM
         card = found

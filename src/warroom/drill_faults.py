@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine.clock import Clock
-from .engine.snapshot import Snapshot
-from .flags.base import FlagError, FlagProvider, FlagState
+from .clock import Clock
+from .snapshot import Snapshot
+from .flags.base import FlagError, FlagProvider
+from .flagstate import FlagState
 from .scenario import TimelineEvent
 from .sources.base import Reading, Source, SourceContext
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import TextIO
 
 from .drill_faults import DrillTime
+from .engine.commands import dispatch
 from .engine.engine import CommandError, Engine
-from .engine.snapshot import Snapshot, State
+from .snapshot import Snapshot, State
 from .identity import Actor
 from .scenario import ResponderAction, Scenario
 from .text import terminal_safe
+from .journal_kinds import Kind
 
 RESPONDER = Actor(user="responder", host="drill script")
 
@@ -41,17 +43,16 @@ class ScriptedResponder:
         return start is not None and t >= start
 
     async def _do(self, action: ResponderAction) -> str:
-        engine, me = self.engine, RESPONDER
+        """The action as a command, through the one dispatcher every console and verb goes through."""
         reason = action.reason or f"scripted responder: {action.label()}"
-        if action.do == "rollback":
-            return await engine.rollback(me, reason)
-        if action.do == "pause":
-            return await engine.pause(me, reason)
-        if action.do in ("step", "force_step"):
-            return await engine.step_up(me, force=action.do == "force_step", reason=action.reason)
-        if action.do == "tick":
-            return await engine.tick_item(me, action.item or "")
-        return await {"resume": engine.resume, "ack": engine.ack_drift}[action.do](me)
+        verb, args = {
+            "rollback": ("rollback", {"reason": reason}),
+            Kind.PAUSE: (Kind.PAUSE, {"reason": reason}),
+            "step": ("step", {}),
+            "force_step": ("step", {"force": True, "reason": action.reason}),
+            "tick": ("tick", {"item": action.item or ""}),
+        }.get(action.do, (action.do, {}))
+        return await dispatch(self.engine, verb, args, RESPONDER)
 
     async def _routine(self, snap: Snapshot) -> None:
         if snap.state not in (State.PENDING, State.RUNNING) or snap.action is not None:
@@ -59,10 +60,10 @@ class ScriptedResponder:
         if snap.phase is not None:
             for item in snap.phase.checklist:
                 if item.required and not item.ticked:
-                    await self.engine.tick_item(RESPONDER, item.id)
+                    await dispatch(self.engine, "tick", {"item": item.id}, RESPONDER)
             snap = self.engine.publish()
         if self.engine.plan.automation.step_up == "manual" and snap.can_step:
-            await self.engine.step_up(RESPONDER)
+            await dispatch(self.engine, "step", {}, RESPONDER)
 
     async def __call__(self, snap: Snapshot) -> None:
         t = self.when.now()  # the session has already noted phase starts from this snapshot

@@ -37,7 +37,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from pydantic import ValidationError
 
-from .flags.base import FlagError, FlagProvider, FlagState
+from .flags.base import FlagError, FlagProvider
+from .flagstate import FlagState
 from .flags.registry import UnknownProvider, make_provider
 from .plan import Fault, FlagProviderConfig, Plan, PlanError, SimulatorSourceConfig, load_faults, load_plan
 from .secrets import SecretError, redact

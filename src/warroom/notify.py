@@ -24,28 +24,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx
 
+    from .engine.engine import Engine  # the engine feeds its notifier; the notifier never reaches into the engine package
+
 from . import secrets
-from .engine.clock import RealClock
-from .engine.engine import Engine
-from .engine.snapshot import JournalEntry, State
+from .clock import RealClock
+from .snapshot import JournalEntry
+from .journal_kinds import ROLLBACK_STEP_FAILED, Kind
 from .plan import NotifyTarget
 from .retry import Backoff, Failure, attempt_until
 from .scorecard import why
 
 log = logging.getLogger(__name__)
 
-# What is worth a message: state changes, automatic actions, failed attempts, drift, drills.
-EVENTS = {
-    "step.outcome", "step.forced", "rollout.complete", "pause", "resume", "retry",
-    "rollback.intent", "rollback.confirmed", "rollback.outcome",
-    "guardrail.alert", "guardrail.fired", "guardrail.shadow",
-    "exposure.mismatch", "exposure.ok",
-    "step.attempt", "rollback.attempt",
-    "drift.detected", "drift.ack",
-    "source.error", "source.recovered",
-    "drill.start", "drill.score",
-    "rollback.step.failed",  # a failed runbook step (see Notifier.on_entry)
-}
+# What is worth a message (journal_kinds.Kind.notifies), and a failed runbook step (see Notifier.on_entry).
+EVENTS = {k.value for k in Kind if k.notifies} | {ROLLBACK_STEP_FAILED}
 # Waits 0.5, 1, 2, 4, 8 s between six attempts. Real seconds (RealClock): the network
 # does not run on drill time, and a notifier must never move a drill's virtual clock.
 BACKOFF = Backoff(initial=0.5, cap=8.0)
@@ -53,7 +45,7 @@ ATTEMPTS = 6
 DRAIN_TIMEOUT = 5.0  # at exit, how long undelivered messages may still take
 SEND_TIMEOUT = 5.0  # a whole delivery attempt
 # Journaled once per failed attempt of an action; coalesced per action (see Notifier.on_entry).
-ATTEMPT_KINDS = ("step.attempt", "rollback.attempt")
+ATTEMPT_KINDS = (Kind.STEP_ATTEMPT, Kind.ROLLBACK_ATTEMPT)
 
 
 @dataclass
@@ -92,8 +84,8 @@ class Notifier:
 
     def on_entry(self, entry: JournalEntry) -> None:
         kind = entry.kind
-        if kind == "rollback.step" and not entry.data.get("ok", True):
-            kind = "rollback.step.failed"  # a failed runbook step is a failed action attempt
+        if kind == Kind.ROLLBACK_STEP and not entry.data.get("ok", True):
+            kind = ROLLBACK_STEP_FAILED  # a failed runbook step is a failed action attempt
         matching = [i for i, t in enumerate(self.targets) if wanted(t, kind)]
         note = ""
         key = entry.action_id or kind
@@ -129,14 +121,14 @@ class Notifier:
 
     def message(self, entry: JournalEntry) -> dict[str, Any]:
         """Everything a message needs, taken now: state and phase as of this entry."""
-        plan, st = self.engine.plan, self.engine.st
-        index = int(st.get("phase", 0))
+        plan, now = self.engine.plan, self.engine.rollout
+        index = now.phase
         return {
             "event": entry.kind,
             "rollout": plan.rollout.name,
             "environment": plan.rollout.environment,
             "phase": {"index": index, "count": len(plan.phases), "name": plan.phases[index - 1].name if index else ""},
-            "state": State(st.get("state", "PENDING")).label,
+            "state": now.status.label,
             "message": entry.message,
             "why": why(entry),
             "actor": entry.actor,
@@ -195,7 +187,7 @@ class Notifier:
         def failed(failure: Failure) -> None:
             assert isinstance(failure.error, _Undelivered)
             then = f"retrying in {failure.delay:g}s" if failure.delay is not None else "giving up"
-            self.engine.record("notify.failed", f"{name}: {event} not delivered ({failure.error.reason}), attempt {failure.attempt}; {then}",
+            self.engine.record(Kind.NOTIFY_FAILED, f"{name}: {event} not delivered ({failure.error.reason}), attempt {failure.attempt}; {then}",
                                {"target": index, "event": event, "attempt": failure.attempt, "error": failure.error.reason})
 
         async def attempt(number: int) -> int:
@@ -208,7 +200,7 @@ class Notifier:
         except _Undelivered:
             return  # journaled as given up
         if number > 1:
-            self.engine.record("notify.delivered", f"{name}: {event} delivered on attempt {number}",
+            self.engine.record(Kind.NOTIFY_DELIVERED, f"{name}: {event} delivered on attempt {number}",
                                {"target": index, "event": event, "attempt": number})
 
     async def _work(self, index: int) -> None:
@@ -234,7 +226,7 @@ class Notifier:
         await asyncio.gather(*self.workers, return_exceptions=True)
         left = sum(q.qsize() for q in self.queues)
         if left:
-            self.engine.record("notify.dropped", f"{left} notification(s) not delivered before exit", {"count": left})
+            self.engine.record(Kind.NOTIFY_DROPPED, f"{left} notification(s) not delivered before exit", {"count": left})
         if self.client is not None:
             await self.client.aclose()
 

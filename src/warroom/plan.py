@@ -26,47 +26,13 @@ from pydantic import (
 )
 
 from . import secrets
-from .flags.base import FlagState
+from .sim_queries import parse_expression
+from .simulator import MODEL
+from .units import DURATION_HELP, parse_duration
+from .flagstate import FlagState
 from .yamlfile import Loc, Located, PlanError, Problem, compose, dotted, read_text
 
 # ---------------------------------------------------------------- scalars
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-DURATION_HELP = "a duration like 30s, 5m, 1h or 1h30m"
-
-
-def parse_duration(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"expected {DURATION_HELP}")
-    if isinstance(value, (int, float)):
-        if value < 0 or not math.isfinite(value):
-            raise ValueError(f"expected {DURATION_HELP}, not a negative or infinite number")
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError(f"expected {DURATION_HELP}")
-    text = value.strip().replace(" ", "")
-    pos, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
-        raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
-    return total
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    if h:
-        return f"{h}h{m:02d}m"
-    if m:
-        return f"{m}m{s:02d}s"
-    return f"{s}s"
-
 
 def _secret_ref(value: str) -> str:
     if not secrets.is_reference(value):
@@ -148,8 +114,6 @@ class PrometheusSourceConfig(Strict):
 
 
 def _sim_metric(metric: str) -> str:
-    from .simulator import MODEL  # imported late: the simulator imports Fault
-
     if metric not in MODEL:
         # A misspelt metric would be a fault that never happens: a drill that proves nothing.
         raise ValueError(f"unknown metric (the simulator has: {', '.join(MODEL)})")
@@ -160,8 +124,6 @@ SimMetric = Annotated[str, AfterValidator(_sim_metric)]
 
 
 def _simulate(text: str) -> str:
-    from .sim_queries import parse_expression  # imported late: it imports the simulator
-
     return parse_expression(text).text
 
 

@@ -13,35 +13,35 @@ at a time, while they are written.
 from __future__ import annotations
 
 import heapq
-import sys
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Iterable, Iterator, TextIO
+from typing import Iterator
 
-from .engine.snapshot import JournalEntry, State
-from .plan import Plan, format_duration
-from .scorecard import ACTIONS, ALARMS, RESPONSES, Incident, ScoreCard, _bad_since, first_incident, why
+from .snapshot import JournalEntry, State
+from .plan import Plan
+from .units import format_duration
+from .scorecard import ALARMS, RESPONSES, Incident, ScoreCard, _bad_since, first_incident, why
 from .store import Store
 from .units import format_value
+from .journal_kinds import DECISIONS, Kind
 
 EVENT_WINDOW = 90.0  # seconds of pane history either side of an event in the HTML charts
 EVENT_CHARTS = 40  # events charted; a long launch's others are in the timeline
 POSTMORTEM_DUE = 48 * 3600.0  # the seeds' rule: a post-mortem within 48 hours of the launch
 FOLLOW_UPS = ("What went well", "What went wrong", "Lessons learned", "Action items (owner, due date)")
-TIMELINE_KINDS = set(ACTIONS) | {
-    "step.outcome", "rollback.confirmed", "rollback.step", "rollback.outcome", "rollback.attempt", "step.attempt",
-    "guardrail.alert", "guardrail.fired", "drift.detected", "checklist.tick", "checklist.untick",
-    "source.error", "source.recovered", "drill.start", "drill.score", "notify.failed", "notify.dropped",
-    "guardrail.shadow", "guardrail.evidence", "exposure.mismatch", "exposure.ok",
+TIMELINE_KINDS = set(DECISIONS) | {
+    Kind.STEP_OUTCOME, Kind.ROLLBACK_CONFIRMED, Kind.ROLLBACK_STEP, Kind.ROLLBACK_OUTCOME, Kind.ROLLBACK_ATTEMPT, Kind.STEP_ATTEMPT,
+    Kind.GUARDRAIL_ALERT, Kind.GUARDRAIL_FIRED, Kind.DRIFT_DETECTED, Kind.CHECKLIST_TICK, Kind.CHECKLIST_UNTICK,
+    Kind.SOURCE_ERROR, Kind.SOURCE_RECOVERED, Kind.DRILL_START, Kind.DRILL_SCORE, Kind.NOTIFY_FAILED, Kind.NOTIFY_DROPPED,
+    Kind.GUARDRAIL_SHADOW, Kind.GUARDRAIL_EVIDENCE, Kind.EXPOSURE_MISMATCH, Kind.EXPOSURE_OK,
 }
-BREACH_KINDS = ("guardrail.breach", "rollback.intent", "pause", "guardrail.alert", "guardrail.fired", "guardrail.clear")
-OUTCOMES = {"rollback.intent": "rolled back", "pause": "paused", "guardrail.alert": "alerted",
-            "guardrail.fired": "fired (no action in this state)"}
+BREACH_KINDS = (Kind.GUARDRAIL_BREACH, Kind.ROLLBACK_INTENT, Kind.PAUSE, Kind.GUARDRAIL_ALERT, Kind.GUARDRAIL_FIRED, Kind.GUARDRAIL_CLEAR)
+OUTCOMES = {Kind.ROLLBACK_INTENT: "rolled back", Kind.PAUSE: "paused", Kind.GUARDRAIL_ALERT: "alerted",
+            Kind.GUARDRAIL_FIRED: "fired (no action in this state)"}
 # Everything the first pass reads; the rest of the journal (samples' notes, console starts, …) is skipped in SQL.
 SUMMARY_KINDS = (set(BREACH_KINDS) | set(ALARMS) | set(RESPONSES)
-                 | {"step.outcome", "rollback.confirmed", "rollback.outcome", "rollback.attempt", "rollback.step",
-                    "checklist.tick", "checklist.untick", "drill.score", "guardrail.shadow"})
+                 | {Kind.STEP_OUTCOME, Kind.ROLLBACK_CONFIRMED, Kind.ROLLBACK_OUTCOME, Kind.ROLLBACK_ATTEMPT, Kind.ROLLBACK_STEP,
+                    Kind.CHECKLIST_TICK, Kind.CHECKLIST_UNTICK, Kind.DRILL_SCORE, Kind.GUARDRAIL_SHADOW})
 
 
 @dataclass(frozen=True)
@@ -148,10 +148,10 @@ class Report:
         yield from spells.finish()
 
     def shadows(self) -> Iterator[Shadow]:
-        return (Shadow.of(e) for e in self.store.iter_entries(kinds=("guardrail.shadow",)))
+        return (Shadow.of(e) for e in self.store.iter_entries(kinds=(Kind.GUARDRAIL_SHADOW,)))
 
     def actions(self) -> Iterator[JournalEntry]:
-        return self.store.iter_entries(kinds=tuple(ACTIONS))
+        return self.store.iter_entries(kinds=tuple(DECISIONS))
 
     def timeline(self) -> Iterator[JournalEntry]:
         return self.store.iter_entries(kinds=tuple(TIMELINE_KINDS))
@@ -192,7 +192,7 @@ class _Spells:
     def feed(self, e: JournalEntry) -> list[Breach]:
         if e.kind not in BREACH_KINDS:
             return []
-        if e.kind == "guardrail.clear":
+        if e.kind == Kind.GUARDRAIL_CLEAR:
             gid = e.data.get("guardrail")
             for (g, since), spell in self.open.items():
                 if g == gid and not spell.row.outcome and e.ts >= since:
@@ -279,22 +279,22 @@ class _Reader:
         for b in self.spells.feed(e):
             self._breach(b)
         kind = e.kind
-        if kind == "step.outcome" and e.data.get("entered_phase"):
+        if kind == Kind.STEP_OUTCOME and e.data.get("entered_phase"):
             self.starts.append((e.ts, int(e.data["entered_phase"])))
-        elif kind in ("checklist.tick", "checklist.untick"):
+        elif kind in (Kind.CHECKLIST_TICK, Kind.CHECKLIST_UNTICK):
             key = (int(e.data.get("phase", 0)), str(e.data.get("item")))
-            self.ticked[key] = (e.actor, e.ts) if kind == "checklist.tick" else None
-        elif kind == "drill.score":
+            self.ticked[key] = (e.actor, e.ts) if kind == Kind.CHECKLIST_TICK else None
+        elif kind == Kind.DRILL_SCORE:
             self.card = ScoreCard.from_json(e.data["card"])
-        elif kind == "source.error":
+        elif kind == Kind.SOURCE_ERROR:
             self._event(Event(e.ts, e.message, None))
-        elif kind == "guardrail.shadow":
+        elif kind == Kind.GUARDRAIL_SHADOW:
             self.shadow_count += 1
         if kind in ALARMS and (self.alarm is None or _bad_since(e) < _bad_since(self.alarm)):
             self.alarm = e
-        if kind in RESPONSES or kind == "rollback.confirmed":
+        if kind in RESPONSES or kind == Kind.ROLLBACK_CONFIRMED:
             self.responses.append(e)
-        if kind == "rollback.intent":
+        if kind == Kind.ROLLBACK_INTENT:
             self.stops.append(e.ts)
             cause = e.data.get("cause") or {}
             # A human's rollback names no guardrail: chart the pane of the breach it answered, if any.
@@ -304,13 +304,13 @@ class _Reader:
             self._event(Event(e.ts, f"rollback by {e.actor}", pane))
         elif e.action_id in self.runs:
             run = self.runs[e.action_id]
-            if kind == "rollback.confirmed" and run["confirmed"] is None:
+            if kind == Kind.ROLLBACK_CONFIRMED and run["confirmed"] is None:
                 run["confirmed"] = e.ts
-            elif kind == "rollback.outcome" and run["finished"] is None:
+            elif kind == Kind.ROLLBACK_OUTCOME and run["finished"] is None:
                 run["finished"] = e.ts
-            elif kind == "rollback.attempt":
+            elif kind == Kind.ROLLBACK_ATTEMPT:
                 run["attempts"] += 1
-            elif kind == "rollback.step":
+            elif kind == Kind.ROLLBACK_STEP:
                 run["steps"].append(e)
 
     def _breach(self, b: Breach) -> None:
@@ -422,7 +422,7 @@ def _incident_rows(r: Report) -> list[tuple[str, str]]:
     i = r.incident
     if i is None or i.at is None:
         return [("First bad sample", "none: no breach, outage or drift was seen")]
-    response = "none" if i.response is None else f"{ACTIONS[i.response.kind]} by {i.response.actor} after {secs(i.detect)}"
+    response = "none" if i.response is None else f"{DECISIONS[i.response.kind]} by {i.response.actor} after {secs(i.detect)}"
     return [("First bad sample", f"{r.offset(i.at)} {i.what}"), ("First response (time to detect)", response),
             ("Flags confirmed off (time to mitigate)", "never" if i.mitigate is None else f"{secs(i.mitigate)} after the first bad sample")]
 
@@ -439,49 +439,8 @@ def action_why(e: JournalEntry) -> str:
     reason = str(e.data.get("reason") or "") or why(e)
     if reason:
         return reason
-    if e.kind == "step.intent":
+    if e.kind == Kind.STEP_INTENT:
         return "nothing blocked it: soak held, gates green, required items ticked"
-    if e.kind == "rollout.complete":
+    if e.kind == Kind.ROLLOUT_COMPLETE:
         return "the last phase held its soak with gates green"
     return "—"
-
-
-# ---------------------------------------------------------------- writing
-
-
-def to_markdown(r: Report) -> str:
-    from .report_markdown import markdown
-
-    return "".join(markdown(r))
-
-
-def to_html(r: Report) -> str:
-    from .report_html import html
-
-    return "".join(html(r))
-
-
-def _write(chunks: Iterable[str], out: TextIO) -> None:
-    for chunk in chunks:
-        out.write(chunk)
-
-
-def run_report_command(plan: Plan, db: Path, *, fmt: str, output: str | None) -> int:
-    if not db.exists():
-        print(f"warroom: {db}: no journal here (give the drill's or launch's --state)", file=sys.stderr)
-        return 1
-    report = build_report(plan, Store(db))
-    if not report.count:
-        print(f"warroom: {db}: the journal is empty", file=sys.stderr)
-        return 1
-    if fmt == "html":
-        from .report_html import html as chunks
-    else:
-        from .report_markdown import markdown as chunks
-    if output:
-        with open(output, "w", encoding="utf-8") as out:
-            _write(chunks(report), out)
-        print(f"wrote {output} ({fmt}, {report.count} journal entries)")
-    else:
-        _write(chunks(report), sys.stdout)
-    return 0

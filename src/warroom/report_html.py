@@ -15,17 +15,18 @@ from typing import Any, Iterable, Iterator
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from .engine.snapshot import JournalEntry
-from .plan import Pane, Plan, format_duration
+from .snapshot import JournalEntry
+from .plan import Pane, Plan
+from .units import format_duration
 from .report import (EVENT_WINDOW, FOLLOW_UPS, POSTMORTEM_DUE, SHADOW_HEAD, Report, action_why, breach_numbers, clock, secs,
                      shadow_rows, summary, utc)
-from .scorecard import ACTIONS
 from .secrets import redact
 from .text import terminal_safe
 from .units import format_value
+from .journal_kinds import DECISIONS, Kind
 
-MARK_COLOURS = {"rollback.intent": "#b91c1c", "pause": "#d97706", "step.outcome": "#2563eb", "rollback.confirmed": "#15803d",
-                "resume": "#0891b2", "source.error": "#6b7280"}
+MARK_COLOURS = {Kind.ROLLBACK_INTENT: "#b91c1c", Kind.PAUSE: "#d97706", Kind.STEP_OUTCOME: "#2563eb", Kind.ROLLBACK_CONFIRMED: "#15803d",
+                Kind.RESUME: "#0891b2", Kind.SOURCE_ERROR: "#6b7280"}
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,7 @@ def html(r: Report) -> Iterator[str]:
         "rollbacks": [{"started": r.offset(run.intent.ts), "actor": run.intent.actor, "reason": run.intent.data.get("reason", ""),
                        "latency": secs(run.latency), "attempts": run.attempts, "steps": [s.message for s in run.steps]}
                       for run in r.rollbacks],
-        "actions": ([r.offset(e.ts), ACTIONS[e.kind], e.actor, action_why(e), e.message] for e in r.actions()),
+        "actions": ([r.offset(e.ts), DECISIONS[e.kind], e.actor, action_why(e), e.message] for e in r.actions()),
         "checklist": [{"phase": c.phase, "text": c.text, "required": c.required, "ticked_by": c.ticked_by,
                        "when": r.offset(c.at) if c.at else ""} for c in r.checklist],
         "overview": overview,

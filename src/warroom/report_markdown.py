@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
-from .plan import format_duration
+from .units import format_duration
 from .report import (FOLLOW_UPS, POSTMORTEM_DUE, SHADOW_HEAD, Report, action_why, breach_numbers, clock, secs, shadow_rows,
                      summary, utc)
-from .scorecard import ACTIONS
+from .journal_kinds import DECISIONS
 from .secrets import redact
 from .text import markdown_block, markdown_code, markdown_safe
 
@@ -56,7 +56,7 @@ def _lines(r: Report) -> Iterator[str]:
         yield from (f"  - runbook: {markdown_safe(s.message)}" for s in run.steps)
     yield from ["", "## Actions", ""]
     yield from _table(["when", "action", "who", "why", "journal"],
-                      ([r.offset(e.ts), ACTIONS[e.kind], e.actor, action_why(e), e.message] for e in r.actions()))
+                      ([r.offset(e.ts), DECISIONS[e.kind], e.actor, action_why(e), e.message] for e in r.actions()))
     yield from ["## Checklist", ""]
     yield from _table(["phase", "item", "required", "ticked by", "when"],
                       ([str(c.phase), c.text, "yes" if c.required else "", c.ticked_by or (Md("**not ticked**") if c.required else ""),

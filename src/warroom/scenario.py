@@ -23,7 +23,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
 
-from .plan import Duration, Fault, Number, SimMetric, Strict, _validation_problems, parse_duration
+from .plan import Duration, Fault, Number, SimMetric, Strict, _validation_problems
+from .units import parse_duration
 from .yamlfile import PlanError, Problem, compose, read_text
 
 METRIC_MODES = ("set", "add", "multiply", "ramp", "spike")

@@ -13,24 +13,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
-from .engine.snapshot import JournalEntry
+from .snapshot import JournalEntry
 from .store import Store
 from .units import plan_duration
+from .journal_kinds import DECISIONS, Kind
 
-# Journal kinds that are decisions by someone (a human or automation), with their short name.
-ACTIONS = {
-    "step.intent": "step up",
-    "step.forced": "forced step up",
-    "rollout.complete": "complete",
-    "pause": "pause",
-    "resume": "resume",
-    "rollback.intent": "rollback",
-    "drift.ack": "ack drift",
-    "retry": "retry",
-}
-RESPONSES = {"pause": "pause", "rollback.intent": "rollback"}
+RESPONSES = {Kind.PAUSE: Kind.PAUSE, Kind.ROLLBACK_INTENT: "rollback"}
 # Journal kinds that mean something bad is visible on screen.
-ALARMS = ("guardrail.breach", "source.error", "drift.detected")
+ALARMS = (Kind.GUARDRAIL_BREACH, Kind.SOURCE_ERROR, Kind.DRIFT_DETECTED)
 
 
 @dataclass(frozen=True)
@@ -155,7 +145,7 @@ def first_incident(entries: list[JournalEntry]) -> Incident:
     at = None if alarm is None else _bad_since(alarm)
     response = next((e for e in entries if e.kind in RESPONSES and (at is None or e.ts >= at)), None)
     detect = None if response is None or at is None else response.ts - at
-    mitigate = next((e.ts - at for e in entries if e.kind == "rollback.confirmed" and at is not None and e.ts >= at), None)
+    mitigate = next((e.ts - at for e in entries if e.kind == Kind.ROLLBACK_CONFIRMED and at is not None and e.ts >= at), None)
     return Incident(at, alarm.message if alarm else "", response, detect, mitigate)
 
 
@@ -167,30 +157,30 @@ def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_sta
     nothing proved nothing, so each one fails it.
     """
     entries = list(entries)
-    starts = [i for i, e in enumerate(entries) if e.kind == "drill.start"]
+    starts = [i for i, e in enumerate(entries) if e.kind == Kind.DRILL_START]
     if starts:
         entries = entries[starts[-1]:]
     t0 = entries[0].ts if entries else 0.0
     expect = scenario["expect"]
-    begun = entries[0].data if entries and entries[0].kind == "drill.start" else {}
+    begun = entries[0].data if entries and entries[0].kind == Kind.DRILL_START else {}
     tolerance = float(begun.get("tolerance") or 0.0)
     injected = tuple(f"+{e.data.get('at', e.ts - t0):.1f}s {e.data.get('event', e.message)}"
-                     for e in entries if e.kind == "drill.fault")
+                     for e in entries if e.kind == Kind.DRILL_FAULT)
 
     incident = first_incident(entries)
     incident_ts, first, detect, mitigate = incident.at, incident.response, incident.detect, incident.mitigate
     actions: list[ActionTaken] = []
     mistakes: list[str] = []
     for e in entries:
-        if e.kind in ACTIONS:
+        if e.kind in DECISIONS:
             automatic = bool(e.data.get("actor", {}).get("automatic"))
-            actions.append(ActionTaken(e.ts - t0, ACTIONS[e.kind], e.actor, automatic, e.message))
-        if e.kind in ("step.forced", "rollout.complete"):
+            actions.append(ActionTaken(e.ts - t0, DECISIONS[e.kind], e.actor, automatic, e.message))
+        if e.kind in (Kind.STEP_FORCED, Kind.ROLLOUT_COMPLETE):
             mistakes += _mistakes(e, e.ts - t0)
 
     responses = [e for e in entries if e.kind in RESPONSES]
-    intents = {e.action_id: e.ts for e in entries if e.kind == "rollback.intent"}
-    confirmed = [e for e in entries if e.kind == "rollback.confirmed"]
+    intents = {e.action_id: e.ts for e in entries if e.kind == Kind.ROLLBACK_INTENT}
+    confirmed = [e for e in entries if e.kind == Kind.ROLLBACK_CONFIRMED]
     latency = next((e.ts - intents[e.action_id] for e in confirmed if e.action_id in intents), None)
 
     findings: list[str] = []
@@ -231,7 +221,7 @@ def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_sta
         final_state=final_state,
         duration=(entries[-1].ts - t0) if entries else 0.0,
         started_at=t0,
-        dry_run_steps=sum(1 for e in entries if e.kind == "rollback.step" and e.data.get("dry_run")),
+        dry_run_steps=sum(1 for e in entries if e.kind == Kind.ROLLBACK_STEP and e.data.get("dry_run")),
         tolerance=tolerance,
         soaks=tuple((int(s["phase"]), float(s["planned"]), float(s["drill"])) for s in begun.get("soaks") or ()),
         injected=injected,
@@ -240,5 +230,5 @@ def compute(entries: Iterable[JournalEntry], scenario: dict[str, Any], final_sta
 
 def latest_score_card(store: Store) -> ScoreCard | None:
     """The score card of the newest drill in this journal, for the TUI and reports."""
-    cards = [e for e in store.entries() if e.kind == "drill.score"]
+    cards = [e for e in store.entries() if e.kind == Kind.DRILL_SCORE]
     return ScoreCard.from_json(cards[-1].data["card"]) if cards else None

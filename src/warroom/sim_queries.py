@@ -13,12 +13,15 @@ import ast
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import yaml
 
-from .plan import Condition, Plan, parse_duration
 from .simulator import MODEL, metric_for_query
+from .units import parse_duration
+
+if TYPE_CHECKING:  # plan.py asks this module to check `simulate:`: it must not import the plan back
+    from .plan import Condition, Plan
 
 _OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
         ast.Div: lambda a, b: a / b}

@@ -20,11 +20,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .plan import Fault
+from .flagstate import FlagState
 
-if TYPE_CHECKING:
-    from .flags.base import FlagState
-    from .plan import Plan
+if TYPE_CHECKING:  # plan.py validates fault metrics against MODEL: the simulator must not import it back
+    from .plan import Fault, Plan
 
 COHORTS = ("control", "new")
 
@@ -110,17 +109,13 @@ def modelled_exposure(state: "FlagState | None") -> float:
 
 def driving_flag(plan: "Plan") -> str | None:
     """The flag whose exposure drives the model: the plan's simulator `flag`, else its first flag."""
-    from .plan import SimulatorSourceConfig
-
-    sim = next((s for s in plan.sources.values() if isinstance(s, SimulatorSourceConfig) and s.flag), None)
+    sim = next((s for s in plan.sources.values() if s.type == "simulator" and s.flag), None)
     names = plan.flag_names()
     return sim.flag if sim else (names[0] if names else None)
 
 
 def phase_exposures(plan: "Plan", flag: str | None = None) -> list[float]:
     """Each phase's modelled exposure in percent (a phase that does not set the flag keeps it)."""
-    from .flags.base import FlagState
-
     flag = flag or driving_flag(plan)
     out, current = [], 0.0
     for phase in plan.phases:

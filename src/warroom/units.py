@@ -1,8 +1,10 @@
-"""Numbers in the units a launch team reads: 1.23 %, 512 ms, 12.4k, 1.5 GiB."""
+"""Numbers in the units a launch team reads: 1.23 %, 512 ms, 12.4k, 1.5 GiB; durations like 1h30m."""
 
 from __future__ import annotations
 
 import math
+import re
+from typing import Any
 
 
 def format_value(value: float | None, unit: str) -> str:
@@ -48,6 +50,41 @@ def _millis(ms: float) -> str:
     return f"{ms:.1f} ms"
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+DURATION_HELP = "a duration like 30s, 5m, 1h or 1h30m"
+
+
+def parse_duration(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected {DURATION_HELP}")
+    if isinstance(value, (int, float)):
+        if value < 0 or not math.isfinite(value):
+            raise ValueError(f"expected {DURATION_HELP}, not a negative or infinite number")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected {DURATION_HELP}")
+    text = value.strip().replace(" ", "")
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h}h{m:02d}m"
+    if m:
+        return f"{m}m{s:02d}s"
+    return f"{s}s"
 def plan_duration(seconds: float) -> str:
     """A duration as a plan writes it: 30s, 30m, 1h, 1h30m, 24h (no zero parts)."""
     seconds = max(0, int(round(seconds)))

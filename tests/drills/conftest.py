@@ -12,7 +12,7 @@ import pytest
 
 from warroom.demo import demo_plan
 from warroom.drill import prepare, run_headless_drill
-from warroom.engine.clock import VirtualClock
+from warroom.clock import VirtualClock
 from warroom.plan import Plan
 from warroom.scenario import Scenario, load_scenario
 from warroom.scorecard import ScoreCard

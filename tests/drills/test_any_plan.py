@@ -20,7 +20,7 @@ from warroom.plan import PlanError, load_plan, parse_plan
 from warroom.scenario import builtin_names, load_scenario
 from warroom.sim_queries import infer, parse_expression, pane_models
 from warroom.simulator import ServiceModel, phase_exposures
-from warroom.store import Store
+from warroom.store import open_store as Store
 
 README_PLAN = Path(__file__).with_name("readme-plan.yaml")
 

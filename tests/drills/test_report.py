@@ -11,9 +11,9 @@ import pytest
 
 from tests.drills.conftest import drill
 from warroom.engine.build import build_engine
-from warroom.engine.clock import VirtualClock
-from warroom.engine.snapshot import State
-from warroom.headless import run_headless
+from warroom.clock import VirtualClock
+from warroom.snapshot import State
+from warroom.engine.process import RunOptions, serve_engine
 from warroom.plan import Fault, load_plan
 from tests.helpers import require_binary
 from warroom.cli import main
@@ -101,7 +101,7 @@ async def test_report_of_a_production_launch_needs_no_plan_file_and_no_server(tm
     plan.write_text(text)
     faults = (Fault(metric="error_rate", phase=1, after=5, value=0.05, while_exposed=False),)
     engine = build_engine(load_plan(plan), clock=VirtualClock(1_800_000_000.0), extra_faults=faults)
-    snap = await run_headless(engine, until_done=True, out=io.StringIO(), run_for=3600)
+    snap, _ = await serve_engine(engine, log_path=None, options=RunOptions(until_done=True, run_for=3600), terminal=io.StringIO())
     assert snap.state == State.ROLLED_BACK
     db = plan.parent / "demo.sqlite"
     plan.unlink()  # yesterday's launch: the plan file has moved on, no source is running

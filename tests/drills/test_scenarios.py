@@ -16,7 +16,7 @@ from warroom.drill import DrillSetupError, drill_plan
 from warroom.plan import load_plan
 from warroom.scenario import DEFAULT, builtin_names, load_scenario, parse_scenario
 from warroom.scorecard import latest_score_card
-from warroom.store import Store
+from warroom.store import open_store as Store
 
 EXPECTED = {
     # name: (final state, time to detect, time to mitigate (None: no rollback), automatic?, first response)

@@ -15,7 +15,7 @@ import yaml
 
 from tests.servers import _stop, http_send, start_exporter, write_flags
 from warroom.cli import main
-from warroom.store import Store
+from warroom.store import open_store as Store
 
 ERRORS = 'sum(rate(warroom_sim_http_requests_total{code=~"5.."}[5s])) / sum(rate(warroom_sim_http_requests_total[5s]))'
 
@@ -77,7 +77,7 @@ def test_a_staging_drill_injects_a_dark_source_and_a_slow_flag_service_on_the_cl
     dark = next(e for e in entries if e.kind == "source.error")
     assert dark.message == "source prom: drill fault: the metrics source is dark"
     assert any(e.kind == "source.recovered" for e in entries if e.seq > dark.seq)
-    assert Store(db).entries()[0].kind == "console.init" and not (tmp_path / "staging.sqlite").exists()
+    assert Store(db).entries()[0].kind == "rollout.init" and not (tmp_path / "staging.sqlite").exists()
     # The staging flag store is the one written (no scratch copy), and the exporter followed it.
     assert json.loads((plan.parent / "flags.json").read_text())["flags"]["feature"]["rollout_percentage"] == 50
     assert http_send("GET", exporter.url + "/fault")[1]["exposure"] == 0.5

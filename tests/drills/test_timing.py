@@ -16,13 +16,14 @@ from tests.conftest import ALICE
 from tests.drills.conftest import drill
 from warroom.drill import DrillSession, prepare
 from warroom.engine.build import build_engine
-from warroom.engine.clock import ScaledClock
-from warroom.engine.runner import EngineRunner
-from warroom.engine.snapshot import JournalEntry
+from warroom.clock import ScaledClock
+from tests.enginehost import EngineHost
+from warroom.client import EngineClient
+from warroom.snapshot import JournalEntry
 from warroom.plan import load_plan
 from warroom.scenario import load_scenario
 from warroom.scorecard import compute, latest_score_card
-from warroom.store import Store
+from warroom.store import open_store as Store
 from warroom.tui.app import WarroomApp
 from warroom.tui.screens.score_card import ScoreCardScreen
 from warroom.tui.widgets.phase_strip import PhaseStrip
@@ -66,11 +67,10 @@ async def test_a_console_drill_gives_the_card_a_headless_drill_gives(tmp_path):
     headless, _, _ = await drill(tmp_path / "headless", scenario, plan)
 
     made = prepare(plan, scenario, state=str(tmp_path / "console" / "state.sqlite"))
-    engine = build_engine(made.plan, clock=ScaledClock(20.0), actor=ALICE)
+    engine = build_engine(made.plan, clock=ScaledClock(20.0))
     session = DrillSession(engine, made)
-    runner = EngineRunner(engine, after_tick=session.after_tick)
-    app = WarroomApp(runner, keys=made.plan.keys)
-    runner.start()
+    host = EngineHost(engine, after_tick=session.after_tick, ticking=True)  # as `warroom engine --drill` runs it
+    app = WarroomApp(EngineClient(Store(Path(made.plan.state or "")), actor=ALICE), keys=made.plan.keys)
     try:
         async with app.run_test(size=(160, 48)) as pilot:
             await until(pilot, lambda: app.snapshot is not None)
@@ -81,7 +81,7 @@ async def test_a_console_drill_gives_the_card_a_headless_drill_gives(tmp_path):
             await until(pilot, lambda: isinstance(app.screen, ScoreCardScreen), timeout=30)
             shown = app.screen.card
     finally:
-        assert runner.stop()
+        assert host.stop()
     console = latest_score_card(Store(Path(made.plan.state or "")))
     assert console == shown
 

@@ -12,8 +12,8 @@ import yaml
 
 from tests.conftest import ALICE, BASE_PLAN
 from tests.flags.flagservice import FlagService
-from warroom.engine.snapshot import State
-from warroom.flags.base import FlagState
+from warroom.snapshot import State
+from warroom.flagstate import FlagState
 
 TOKEN = "ENGINE-TOKEN-51ab"
 ON_5 = {"enabled": True, "rollout_percentage": 5.0, "user_segments": []}
@@ -99,15 +99,14 @@ async def test_a_flag_set_off_by_a_human_while_the_api_fails_is_still_said_so(ma
 
 
 async def test_a_pause_committed_during_a_step_up_stands(make, service):
-    console = await make()
-    script = await make(automation=False, announce=False)
+    console = await make()  # one engine; the pause comes in as a command while the step's write hangs
     await console.tick()
     await console.step_up(ALICE)
     service.fault_writes("delay", 0.5)  # the next step's write is answered late
     step = asyncio.ensure_future(console.step_up(ALICE, force=True, reason="rehearsal"))
     await until(lambda: service.writes and service.writes[-1].fault == "delay", "the step's write")
-    await script.tick()
-    assert await script.pause(ALICE, "DBA asked for a hold") == "paused"
+    await console.tick()
+    assert await console.pause(ALICE, "DBA asked for a hold") == "paused"
     assert await step == "stepped up to phase 2; still PAUSED (DBA asked for a hold)"
     assert console.state == State.PAUSED and console.phase_index == 2
     assert console.desired()["feature"] == FlagState(True, 50.0)
@@ -130,6 +129,42 @@ async def test_rolled_back_with_a_flag_on_again_is_rolled_back_again_without_the
     assert reassert.data["runbook"] is False and reassert.data["before"]["feature"]["rollout"] == 50.0
     # A human pressing rollback again when a flag reads exposed gets the same.
     service.flags["feature"] = {"enabled": True, "rollout_percentage": 50.0, "user_segments": []}
-    await engine._read_flags()
+    await engine.flags.read()
     assert await engine.rollback(ALICE) == "rolled back again: flags confirmed off (the runbook already ran)"
     assert await engine.rollback(ALICE) == "already rolled back"
+
+
+async def test_a_pause_during_the_automatic_first_step_stands(make, service):
+    # PENDING, the first step's write answered late: a pause then is no "nothing to pause".
+    engine = await make()
+    service.fault_writes("delay", 0.5)
+    step = asyncio.ensure_future(engine.step_up(ALICE))
+    await until(lambda: service.writes and service.writes[-1].fault == "delay", "the first step's write")
+    assert engine.state == State.PENDING
+    assert await engine.pause(ALICE, "hold before phase 1") == "paused"
+    assert await step == "stepped up to phase 1; still PAUSED (hold before phase 1)"
+    assert engine.state == State.PAUSED and engine.phase_index == 1
+    await engine.tick()
+    assert engine.phase_index == 1 and engine.state == State.PAUSED  # nothing stepped on by itself
+
+
+async def test_a_command_that_waited_too_long_for_an_engine_is_not_run(make, service):
+    import time
+
+    from warroom.client import EngineClient
+    from warroom.engine.commands import MAX_AGE, CommandLoop
+
+    engine = await make()
+    client = EngineClient(engine.store, actor=ALICE)
+    stale = engine.store.send_command("step", {}, ALICE.to_json(), time.time() - MAX_AGE - 5)  # sent before any engine ran
+    rollback = engine.store.send_command("rollback", {"reason": "old but still wanted"}, ALICE.to_json(), time.time() - 600)
+    stop = asyncio.Event()
+    loop = asyncio.ensure_future(CommandLoop(engine, lambda *_: None).serve(stop))
+    step = await asyncio.to_thread(client.wait, stale)
+    rolled = await asyncio.to_thread(client.wait, rollback)
+    stop.set()
+    await loop
+    assert step.status == "expired" and "waited 35s for an engine" in step.message and engine.phase_index == 0
+    assert rolled.status == "done" and rolled.message == "rolled back"  # a rollback never expires
+    expired = [e for e in engine.store.entries() if e.kind == "command.expired"]
+    assert len(expired) == 1 and expired[0].actor == ALICE.label()

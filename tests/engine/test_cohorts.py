@@ -4,6 +4,7 @@ on the real engine with the two-cohort simulator, local flags and SQLite, in vir
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
 import yaml
@@ -11,9 +12,10 @@ import yaml
 from tests.conftest import ALICE
 from tests.engine.test_engine import advance
 from warroom.engine.build import build_engine
-from warroom.engine.snapshot import State
+from warroom.snapshot import State
 from warroom.plan import parse_plan
-from warroom.report import build_report, to_html, to_markdown
+from warroom.report import build_report
+from warroom.report_files import to_html, to_markdown
 from warroom.simulator import COHORT_PROMQL, PROMQL
 
 COHORT_PLAN = {
@@ -58,7 +60,7 @@ async def engine_for(tmp_path, clock):
         path = folder / "plan.yaml"
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         plan = parse_plan(path.read_text(), str(path), folder)
-        engine = build_engine(plan, clock=clock, actor=ALICE)
+        engine = build_engine(plan, clock=clock)
         await engine.start()
         made.append(engine)
         await engine.tick()
@@ -229,8 +231,22 @@ def test_status_says_what_the_exposure_check_and_the_cohorts_see(tmp_path, capsy
 
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(plan_with(sources=faults({"metric": "session_rate", "at": "0s", "value": 0})), sort_keys=False))
+    assert main(["up", str(path)]) == 0  # an engine, which status reads (the verbs are its clients)
     assert main(["step", str(path)]) == 0
-    assert main(["status", str(path)]) == 0
-    out = capsys.readouterr().out
+    for _ in range(100):  # the engine's next tick judges the exposure of the new phase
+        capsys.readouterr()
+        assert main(["status", str(path)]) == 0
+        out = capsys.readouterr().out
+        if "exposure check:" in out:
+            break
+        time.sleep(0.1)
+    assert main(["down", str(path)]) == 0
     assert "  exposure check: cohort 0% — is the flag reaching the service? (plan 1%) ✗\n" in out
     assert "exposure: cohort 0% — is the flag reaching the service? (plan 1%) ✗" in out.split("step up blocked: ")[1]
+
+
+def test_a_share_is_printed_with_the_decimals_its_size_needs():
+    from warroom.engine.exposure import share_text
+
+    # Observed shares either side of 1% read alike (the live exposure check printed 1.00% or 1.0%).
+    assert [share_text(s) for s in (0, 0.001, 0.009996, 0.010004, 0.246)] == ["0%", "0.10%", "1.0%", "1.0%", "24.6%"]

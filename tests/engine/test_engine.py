@@ -7,10 +7,11 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import ALICE, BASE_PLAN
+from tests.conftest import ALICE, BASE_PLAN, load
 from warroom.engine.engine import CommandError
-from warroom.engine.snapshot import State
-from warroom.flags.base import FlagState
+from warroom.snapshot import State
+from warroom.flagstate import FlagState
+from warroom.store.base import ActionWrite
 
 BASE = yaml.safe_load(BASE_PLAN)
 
@@ -165,7 +166,7 @@ async def test_pause_action(make_engine, clock):
     await enter_phase_one(engine)
     await advance(engine, clock, 15)
     assert engine.state == State.PAUSED
-    assert "guardrail slow" in engine.st["paused_reason"]
+    assert "guardrail slow" in engine.rollout.paused_reason
     assert flags_file(engine)["feature"]["enabled"] is True  # a pause changes no flag
 
 
@@ -214,12 +215,12 @@ async def test_an_emptied_state_over_exposed_flags_waits_for_a_human(make_engine
     (tmp_path / "flags.json").write_text('{"flags": {"feature": {"enabled": true, "rollout_percentage": 30}}}')
     engine = await make_engine({"automation": {"step_up": "auto"}})
     assert engine.state == State.PAUSED and engine.phase_index == 0
-    assert engine.st["paused_reason"].startswith("drift at start: feature 30% already exposed")
+    assert engine.rollout.paused_reason.startswith("drift at start: feature 30% already exposed")
     await advance(engine, clock, 120)
     assert flags_file(engine)["feature"]["rollout_percentage"] == 30 and "step.intent" not in kinds(engine)
     # 30 % is no phase of the plan: acknowledging keeps it paused rather than stepping to 5 %.
     assert await engine.ack_drift(ALICE) == "drift acknowledged"
-    assert engine.state == State.PAUSED and "match no phase" in engine.st["paused_reason"]
+    assert engine.state == State.PAUSED and "match no phase" in engine.rollout.paused_reason
     assert engine.desired()["feature"] == FlagState(True, 30.0)
 
 
@@ -275,23 +276,6 @@ async def test_pause_resume_rollback_retry(make_engine, clock):
         assert by_kind[kind].data["actor"]["tty"] == "pts/3"
 
 
-async def test_readonly_refuses_everything(make_engine):
-    engine = await make_engine(readonly=True)
-    for command in (
-        lambda: engine.step_up(ALICE),
-        lambda: engine.pause(ALICE),
-        lambda: engine.resume(ALICE),
-        lambda: engine.rollback(ALICE),
-        lambda: engine.retry(ALICE),
-        lambda: engine.tick_item(ALICE, "1"),
-        lambda: engine.ack_drift(ALICE),
-    ):
-        with pytest.raises(CommandError, match="read-only"):
-            await command()
-    snap = await engine.tick()
-    assert snap.readonly and not snap.can_step and not snap.automation
-
-
 async def test_drift_pauses_automation_until_acknowledged(make_engine, clock):
     engine = await make_engine()
     await enter_phase_one(engine)
@@ -340,28 +324,30 @@ async def test_rollback_retries_until_the_flag_store_accepts(make_engine, clock,
     assert [e.data["attempt"] for e in attempts[:3]] == [1, 2, 3]
 
 
-async def test_a_second_process_sees_commands_and_cannot_overwrite(make_engine, clock, tmp_path):
-    console = await make_engine()
-    script = await make_engine(automation=False, announce=False)
-    await enter_phase_one(console)
-    await script.tick()
-    assert script.state == State.RUNNING and script.phase_index == 1
-    await script.pause(ALICE, "from a script")
-    snap = await console.tick()
-    assert snap.state == State.PAUSED and snap.paused_reason == "from a script"
-    assert snap.driver == console.holder and not script.has_lease
+async def test_one_engine_drives_and_runs_a_client_command_as_the_human_who_sent_it(make_engine, clock, tmp_path):
+    import asyncio
 
+    from warroom.client import EngineClient
+    from warroom.engine.build import build_engine
+    from warroom.engine.commands import CommandLoop
+    from warroom.engine.lease import EngineBusy
 
-def test_a_commit_on_a_stale_view_is_refused(tmp_path):
-    from warroom.store import StaleState, Store
-
-    store = Store(tmp_path / "s.sqlite")
-    _, v1 = store.commit(1.0, [], {"state": "RUNNING"})
-    store.commit(2.0, [("pause", "paused", "bob", {})], {"state": "PAUSED"}, expected_version=v1)
-    with pytest.raises(StaleState):
-        store.commit(3.0, [("resume", "resumed", "alice", {})], {"state": "RUNNING"}, expected_version=v1)
-    assert store.load_state()[1] == {"state": "PAUSED"}
-    assert [e.kind for e in store.entries()] == ["pause"]  # the refused commit wrote nothing
+    engine = await make_engine()
+    await enter_phase_one(engine)
+    second = build_engine(load(tmp_path), clock=clock)
+    with pytest.raises(EngineBusy, match=f"another engine drives this rollout: {engine.holder} \\(epoch 1\\)"):
+        await second.start()
+    client = EngineClient(engine.store, actor=ALICE)
+    stop = asyncio.Event()
+    loop = asyncio.ensure_future(CommandLoop(engine, lambda *_: None).serve(stop))
+    command = await asyncio.to_thread(client.wait, client.send("pause", {"reason": "from a script"}))
+    stop.set()
+    await loop
+    assert (command.status, command.message, command.epoch) == ("done", "paused", 1)
+    pause = [e for e in engine.store.entries() if e.kind == "pause"][-1]
+    assert pause.actor == "alice from 10.0.0.7 on pts/3" and pause.data["actor"]["tty"] == "pts/3"
+    snap = client.snapshot()
+    assert snap.state == State.PAUSED and snap.paused_reason == "from a script" and snap.engine.alive
 
 
 async def test_interrupted_step_up_is_reconciled_on_start(make_engine, clock, tmp_path):
@@ -371,8 +357,9 @@ async def test_interrupted_step_up_is_reconciled_on_start(make_engine, clock, tm
     # after the flag write): the flags already read 50 %.
     intent = {"from_phase": 1, "to_phase": 2, "flags": {"feature": {"enabled": True, "rollout": 50.0, "segments": []}},
               "previous": {"feature": {"enabled": True, "rollout": 5.0, "segments": []}}, "forced": False, "reason": ""}
-    engine.store.commit(clock.now(), [("step.intent", "step up to phase 2", "alice", intent)],
-                        {**engine.st, "action": {"id": "a1", "kind": "step_up"}}, action_id="a1", new_action=("step_up", intent))
+    engine.store.commit(engine.lease.fence, clock.now(), [("step.intent", "step up to phase 2", "alice", intent)],
+                        state={**engine.rollout.to_json(), "action": {"id": "a1", "kind": "step_up", "since": clock.now()}},
+                        action=ActionWrite("a1", new=("step_up", intent)))
     await engine.provider.write("feature", engine.desired()["feature"].__class__(True, 50.0))
     await engine.close()
     restarted = await make_engine()
@@ -386,7 +373,7 @@ async def test_in_real_time_a_retrying_rollback_does_not_stop_the_ticks(make_eng
     """Guardrails and samples keep going while an automatic rollback retries its flag writes."""
     import asyncio
 
-    from warroom.engine.clock import ScaledClock
+    from warroom.clock import ScaledClock
 
     engine = await make_engine({**with_faults({"metric": "error_rate", "phase": 1, "value": 0.05, "while_exposed": False}),
                                 **with_guardrails({"id": "errors", "pane": "errors", "above": 0.01, "for": "0s"})},

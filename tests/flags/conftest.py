@@ -13,7 +13,7 @@ import yaml
 from tests.conftest import UNLEASH_TOKEN  # noqa: F401 (moved to tests/conftest.py; imported from here by test modules)
 from tests.flags.flagservice import FlagService
 from warroom.engine.build import build_engine
-from warroom.engine.clock import VirtualClock
+from warroom.clock import VirtualClock
 from warroom.engine.engine import Engine
 from warroom.identity import Actor
 from warroom.plan import parse_plan
@@ -72,7 +72,7 @@ async def make_flag_engine(tmp_path) -> AsyncIterator[Callable[..., Any]]:
             phase["flags"] = {flag: pct}
         path = tmp_path / "plan.yaml"
         path.write_text(yaml.safe_dump(data, sort_keys=False))
-        engine = build_engine(parse_plan(path.read_text(), str(path), tmp_path), clock=VirtualClock(), actor=OPERATOR)
+        engine = build_engine(parse_plan(path.read_text(), str(path), tmp_path), clock=VirtualClock())
         await engine.start()
         engines.append(engine)
         return engine

@@ -14,8 +14,9 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import Reason
 
 from tests.flags.conftest import OPERATOR
-from warroom.engine.snapshot import State
-from warroom.flags.base import FlagError, FlagState
+from warroom.snapshot import State
+from warroom.flags.base import FlagError
+from warroom.flagstate import FlagState
 from warroom.flags.registry import make_provider
 from warroom.plan import FlagProviderConfig
 

@@ -13,8 +13,9 @@ import pytest
 
 from tests.flags.conftest import OPERATOR
 from tests.loopback import ok_json, redirect_to, serving
-from warroom.engine.snapshot import State
-from warroom.flags.base import FlagError, FlagState
+from warroom.snapshot import State
+from warroom.flags.base import FlagError
+from warroom.flagstate import FlagState
 from warroom.flags.registry import make_provider
 from warroom.plan import FlagProviderConfig
 
@@ -105,7 +106,7 @@ async def test_engine_rollback_retries_through_503_until_the_service_is_back(fla
     task = asyncio.ensure_future(engine.rollback(OPERATOR, "error rate"))
     for _ in range(500):
         await asyncio.sleep(0.01)
-        if engine.attempts and engine.attempts[next(iter(engine.attempts))][0] >= 3:
+        if engine.executor.attempts and engine.executor.attempts[next(iter(engine.executor.attempts))][0] >= 3:
             break
     snap = engine.publish()
     assert not task.done() and engine.state == State.ROLLING_BACK
@@ -237,7 +238,7 @@ async def test_a_rollback_stuck_on_a_failing_api_is_confirmed_when_a_human_switc
     task = asyncio.ensure_future(engine.rollback(OPERATOR, "error rate"))
     for _ in range(500):
         await asyncio.sleep(0.01)
-        if engine.attempts and engine.attempts[next(iter(engine.attempts))][0] >= 2:
+        if engine.executor.attempts and engine.executor.attempts[next(iter(engine.executor.attempts))][0] >= 2:
             break
     assert not task.done() and engine.state == State.ROLLING_BACK
     with flag_service.lock:

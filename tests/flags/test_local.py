@@ -8,7 +8,8 @@ import textwrap
 
 import pytest
 
-from warroom.flags.base import FlagError, FlagState
+from warroom.flags.base import FlagError
+from warroom.flagstate import FlagState
 from warroom.flags.registry import make_provider
 from warroom.plan import FlagProviderConfig, PlanError, parse_plan
 

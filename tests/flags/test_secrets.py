@@ -24,7 +24,8 @@ from keyrings.alt.file import PlaintextKeyring
 from tests.flags.conftest import FLAG_TOKEN, OPERATOR, UNLEASH_TOKEN
 from tests.loopback import Loopback
 from warroom import secrets
-from warroom.flags.base import FlagError, FlagState
+from warroom.flags.base import FlagError
+from warroom.flagstate import FlagState
 from warroom.flags.registry import make_provider
 from warroom.plan import FlagProviderConfig
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.flags.conftest import OPERATOR
-from warroom.engine.snapshot import State
-from warroom.flags.base import FlagError, FlagState
+from warroom.snapshot import State
+from warroom.flags.base import FlagError
+from warroom.flagstate import FlagState
 from warroom.flags.registry import make_provider
 from warroom.plan import FlagProviderConfig
 

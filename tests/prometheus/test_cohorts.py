@@ -13,7 +13,8 @@ from tests.prometheus.test_live import FOR, POLL, flag_enabled, tick_until
 from tests.servers import http_send, wait_until
 from warroom.engine.build import build_engine
 from warroom.engine.engine import CommandError, Engine
-from warroom.engine.snapshot import State
+from warroom.identity import Actor
+from warroom.snapshot import State
 from warroom.plan import parse_plan
 
 WINDOW = "10s"  # short rate windows keep the tests quick
@@ -65,7 +66,7 @@ async def live(exporter_factory, prometheus_factory, tmp_path):
         server.wait_for_data(REQUESTS, minimum=3)
         text = plan_text(server.url, exporter.flags, canary, fixed_evidence)
         plan = parse_plan(text, str(tmp_path / "plan.yaml"), tmp_path)
-        engines.append(build_engine(plan, state=tmp_path / "state.sqlite", announce=False))
+        engines.append(build_engine(plan, state=tmp_path / "state.sqlite"))
         await engines[-1].start()
         return exporter, engines[-1]
 
@@ -81,7 +82,7 @@ def guard(snap, gid: str):
 async def enter_canary(engine: Engine, exporter, flag: str, exposure: float) -> None:
     """Step up into the canary; wait until the exporter reads the flag at `flag` and serves `exposure`."""
     await engine.tick()
-    await engine.step_up(engine.actor)
+    await engine.step_up(Actor("operator"))
 
     def seen() -> bool:
         state = http_send("GET", exporter.url + "/fault")[1]
@@ -159,6 +160,6 @@ async def test_a_flag_that_does_not_reach_the_service_blocks_the_step_up(live):
     text = "cohort 0% — is the flag reaching the service? (plan 5%) ✗"
     assert snap.exposure.text == text and f"exposure: {text}" in snap.step_blockers
     with pytest.raises(CommandError, match="is the flag reaching the service"):
-        await engine.step_up(engine.actor)
+        await engine.step_up(Actor("operator"))
     assert [e.message for e in engine.store.entries() if e.kind == "exposure.mismatch"] == [
         f"exposure check: {text}; step up blocked until the split matches"]

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.helpers import free_port
 from tests.servers import _stop, http_get, http_send, wait_until, write_flags
 from warroom.exporter import BUCKETS
-from warroom.flags.base import FlagState
+from warroom.flagstate import FlagState
 from warroom.flags.registry import make_provider
 from warroom.plan import FlagProviderConfig
 from warroom.simulator import ServiceModel, cdf_at, latency_cdf, mixture_quantile

@@ -123,7 +123,7 @@ panes:
 phases:
   - {{name: Beta 5%, flags: {{f: 5}}, hold: 1h}}
 """, str(tmp_path / "plan.yaml"), tmp_path)
-    engine = build_engine(plan, state=tmp_path / "state.sqlite", announce=False)
+    engine = build_engine(plan, state=tmp_path / "state.sqlite")
     try:
         # The slow pane's backfill range query hangs; start and the first tick do not wait for it.
         await asyncio.wait_for(engine.start(), 10)
@@ -140,7 +140,7 @@ phases:
         release.set()
         await asyncio.wait_for(engine.backfill_task, 10)
         # Backfilled history comes before the live samples the ticks added meanwhile.
-        assert list(engine.history["fast"]) == [0.1, 0.2, 0.25, 0.25]
+        assert list(engine.poller.history["fast"]) == [0.1, 0.2, 0.25, 0.25]
         for _ in range(50):
             snap = await engine.tick()
             if snap.panes[1].status == "ok":

@@ -13,7 +13,8 @@ import pytest
 from tests.servers import SCRAPE, Exporter, PrometheusServer, http_send, wait_until
 from warroom.engine.build import build_engine
 from warroom.engine.engine import Engine
-from warroom.headless import status_line
+from warroom.identity import Actor
+from warroom.lines import status_line
 from warroom.plan import parse_plan
 
 POLL = 0.5
@@ -53,7 +54,7 @@ async def live(exporter_factory, prometheus_factory, tmp_path):
         server = prometheus_factory([exporter.target])
         server.wait_for_data("warroom_sim_http_requests_total", minimum=3)
         plan = parse_plan(plan_text(server.url, exporter.flags), str(tmp_path / "plan.yaml"), tmp_path)
-        engines.append(build_engine(plan, state=tmp_path / "state.sqlite", announce=False))
+        engines.append(build_engine(plan, state=tmp_path / "state.sqlite"))
         await engines[-1].start()
         return exporter, server, engines[-1]
 
@@ -89,7 +90,7 @@ async def test_prometheus_outage_goes_stale_and_recovers_on_restart(live):
     assert cpu.status == "stale" and cpu.value == before  # last value kept, marked stale
     assert cpu.detail == f"cannot connect to 127.0.0.1:{server.port}: connection refused"
     assert cpu.age is not None and cpu.age >= 0
-    assert engine.source_down == {"service": cpu.detail}
+    assert engine.poller.source_down == {"service": cpu.detail}
     # The error-rate guardrail gets no data and applies its no_data policy (hold by default).
     assert [g.status for g in snap.guardrails] == ["nodata"]
     assert "cpu=" in status_line(snap) and "(stale " in status_line(snap)
@@ -99,7 +100,7 @@ async def test_prometheus_outage_goes_stale_and_recovers_on_restart(live):
     snap = await tick_until(engine, lambda s: pane(s, "cpu").status == "ok", 20, "recovery after the restart")
     # Backoff is 1 s, 2 s, 4 s …: recovery comes within the current backoff step.
     assert time.monotonic() - restarted < 6
-    assert engine.source_down == {}
+    assert engine.poller.source_down == {}
 
 
 def flag_enabled(path: Path) -> bool:
@@ -113,7 +114,7 @@ async def test_fault_is_rolled_back_within_the_bound(live):
     runner = None
     try:
         await tick_until(engine, lambda s: pane(s, "error_rate").status == "ok", 10, "a first error rate")
-        await engine.step_up(engine.actor)
+        await engine.step_up(Actor("operator"))
         assert flag_enabled(exporter.flags)
         # The exporter re-reads the flag store every second; the fault lives in the new code.
         wait_until(lambda: http_send("GET", exporter.url + "/fault")[1]["exposure"] == 0.05, 3, "the exporter to see 5 %")

@@ -139,14 +139,14 @@ def example_plan(tmp_path: Path, url: str) -> Path:
 async def test_the_engine_backfills_sparklines_from_range_queries_on_start(stack, tmp_path):
     _, server = stack
     plan = load_plan(example_plan(tmp_path, server.url))
-    engine = build_engine(plan, state=tmp_path / "state.sqlite", announce=False)
+    engine = build_engine(plan, state=tmp_path / "state.sqlite")
     try:
         await engine.start()
         await asyncio.wait_for(engine.backfill_task, 30)
         assert engine.tick_count == 0
         # The stack has scraped for 12 s or more: at the plan's 5 s step that is 2+ points.
         for pane in ("cpu", "memory"):
-            history = list(engine.history[pane])
+            history = list(engine.poller.history[pane])
             assert len(history) >= 2, pane
             assert all(v == pytest.approx(ServiceModel(noise=0).value(pane, 0, 0.25), rel=0.1) for v in history), pane
     finally:

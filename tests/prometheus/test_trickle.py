@@ -68,13 +68,16 @@ def test_verbs_end_by_their_deadline(trickle_server, tmp_path):
     took, status = timed(["status", path], tmp_path)
     assert status.returncode == 0, status.stderr
     assert took < 3 * TIMEOUT, f"status took {took:.1f}s"
+    assert trickle_server.requests == 0  # status reads the store the engine publishes to, never a source
     took, check = timed(["check", path], tmp_path)
     assert check.returncode == 7 and f"timeout after {TIMEOUT:g}s" in check.stdout
     assert took < 3 * TIMEOUT, f"check took {took:.1f}s"
+    asked = trickle_server.requests
+    assert asked >= 1
     took, run = timed(["run", "--headless", "--for", "3s", path], tmp_path)
     assert run.returncode == 0 and "ran for 3s of clock time" in run.stdout, run.stdout + run.stderr
     assert took < 3 + 3 * TIMEOUT, f"run --for 3s took {took:.1f}s"
-    assert trickle_server.requests >= 3
+    assert trickle_server.requests > asked
 
 
 @pytest.mark.slow

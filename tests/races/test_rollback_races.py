@@ -37,37 +37,62 @@ def test_a_late_write_landing_after_a_rollback_is_set_off_again(tmp_path, flags)
 
 @pytest.mark.parametrize("second", [("rollback",), ("tick", "1")], ids=["rollback+rollback", "rollback+tick"])
 def test_a_rollback_raced_by_another_verb_runs_its_runbook_once(tmp_path, flags, second):
-    # Two verbs at nearly the same instant (the second 0 to 0.4 s later, sweeping the window),
-    # no runner: the runbook's step appends a line to a file and takes half a second.
+    # Two verbs at nearly the same instant (the second 0 to 0.4 s later, sweeping the window)
+    # to one engine: the runbook's step appends a line to a file and takes half a second.
     for run, offset in enumerate((0.0, 0.1, 0.2, 0.3, 0.4)):
         flags.flags.clear()
         marks = tmp_path / f"runbook-{run}.log"
-        step = {"name": "mark", "run": ["sh", "-c", f"echo ran >> {marks}; sleep 0.5"], "timeout": "10s"}
         rollout = Rollout(tmp_path / f"run{run}", plan_data(
-            flags, timeout="3s", automation={"step_up": "manual"},
-            rollback={"flags": {"feature": False}, "steps": [step], "dry_run": False}))
-        assert rollout.verb("step").returncode == 0
+            flags, timeout="3s", automation={"step_up": "manual"}, rollback=runbook(marks)))
+        assert rollout.verb("up").returncode == 0 and rollout.verb("step").returncode == 0
         results = rollout.at_once(("rollback",), second, offsets=(0.0, offset))
-        assert results[0].returncode == 0 and results[0].stdout.startswith(("rolled back", "already rolling back")), results[0]
-        assert not any("finished an action" in r.stdout for r in results), [r.stdout for r in results]
+        # Both commands queue in the store; whichever the engine takes first rolls back, and a rollback
+        # asked meanwhile answers when that one is done (or after it: "already rolled back").
+        assert results[0].returncode == 0 and results[0].stdout.startswith(("rolled back", "already rolled back")), results[0]
         assert marks.read_text().splitlines() == ["ran"], (run, [r.stdout + r.stderr for r in results])
         entries = rollout.journal()
         assert len(by_action(entries, "rollback.intent")) == 1
         assert [len(v) for v in by_action(entries, "rollback.step").values()] == [1]
         assert [len(v) for v in by_action(entries, "rollback.outcome").values()] == [1]
         assert flags.flags["feature"]["enabled"] is False
+        assert rollout.verb("down").returncode == 0
 
 
-def test_with_no_runner_a_flag_on_after_the_rollback_shows_and_the_next_verb_sets_it_off(tmp_path, flags):
+def test_two_rollbacks_with_no_engine_alive_start_one_engine_and_run_the_runbook_once(tmp_path, flags):
+    # Rolling back is never refused for lack of an engine: each verb starts one; the second
+    # engine waits as a standby, so one engine rolls back and the runbook runs once.
+    marks = tmp_path / "runbook.log"
+    rollout = Rollout(tmp_path, plan_data(flags, timeout="3s", automation={"step_up": "manual"}, rollback=runbook(marks)))
+    assert rollout.verb("up").returncode == 0 and rollout.verb("step").returncode == 0
+    assert rollout.verb("down").returncode == 0
+    results = rollout.at_once(("rollback",), ("rollback",))
+    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+    assert {r.stdout.splitlines()[-1] for r in results} <= {"already rolled back", "rolled back"}, [r.stdout for r in results]
+    assert marks.read_text().splitlines() == ["ran"]
+    entries = rollout.journal()
+    assert len(by_action(entries, "rollback.intent")) == 1 and flags.flags["feature"]["enabled"] is False
+    starts = [e for e in entries if e["kind"] == "engine.start"]
+    assert len({e["data"]["epoch"] for e in starts}) == len(starts) == 2  # the first engine, then the one rollback started
+
+
+def test_with_no_engine_a_flag_on_after_the_rollback_is_set_off_by_the_next_rollback(tmp_path, flags):
     rollout = Rollout(tmp_path, plan_data(flags, automation={"step_up": "manual"}))
-    assert rollout.verb("step").returncode == 0
+    assert rollout.verb("up").returncode == 0 and rollout.verb("step").returncode == 0
     assert rollout.verb("rollback").stdout.startswith("rolled back")
+    assert rollout.verb("down").returncode == 0
     flags.flags["feature"] = {"enabled": True, "rollout_percentage": 50, "user_segments": []}  # a late write lands
     status = rollout.verb("status")
-    assert status.returncode == 4 and "ROLLING BACK" in status.stdout.splitlines()[0], status.stdout  # not ROLLED BACK
-    assert "rolled back, but feature 50% reads back: the rollback is not done; `warroom rollback PLAN` sets it off again" in status.stdout
-    again = rollout.verb("rollback")
-    assert again.returncode == 0 and again.stdout.splitlines() == [
-        "set flags back off: they read back exposed after the rollback (see the journal)", "already rolled back"], again.stdout
-    assert flags.flags["feature"]["enabled"] is False and rollout.verb("status").returncode == 5
+    # Nobody reads the flags without an engine: status says so instead of pretending.
+    assert status.returncode == 5 and "NO ENGINE — guardrails NOT enforced" in status.stdout, status.stdout
+    again = rollout.verb("rollback")  # starts an engine: it sees the flag and sets it off again
+    assert again.returncode == 0 and again.stdout.splitlines()[-1] in (
+        "rolled back again: flags confirmed off (the runbook already ran)", "already rolled back"), again.stdout + again.stderr
+    assert flags.flags["feature"]["enabled"] is False and rollout.status()["state"] == "ROLLED_BACK"
     assert [w.value["enabled"] for w in flags.writes] == [True, False, False]
+    assert [e["kind"] for e in rollout.journal()].count("rollback.reassert") == 1
+
+
+def runbook(marks) -> dict:
+    """One runbook step that leaves a mark each time it runs, and takes half a second."""
+    step = {"name": "mark", "run": ["sh", "-c", f"echo ran >> {marks}; sleep 0.5"], "timeout": "10s"}
+    return {"flags": {"feature": False}, "steps": [step], "dry_run": False}

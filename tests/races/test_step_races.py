@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from tests.engines import engine_pid
 from tests.races.conftest import Rollout, by_action, exposing, plan_data
 
 
@@ -53,7 +54,7 @@ def test_a_pause_during_a_step_up_stands(tmp_path, flags):
 
 def test_three_step_verbs_at_the_same_instant_make_one_step(tmp_path, flags):
     # The flag API answers writes 0.5 s late, so the winner's step is in flight while the
-    # other two verbs start, look and decide. No runner: nobody holds the automation lease.
+    # other two commands arrive: the engine runs one, and refuses the others with a reason.
     flags.fault_writes("delay", 0.5)
     for run in range(20):
         flags.flags.clear()
@@ -61,14 +62,17 @@ def test_three_step_verbs_at_the_same_instant_make_one_step(tmp_path, flags):
         data = plan_data(flags, timeout="3s", automation={"step_up": "manual"})
         data["phases"][0]["hold"] = "1h"  # one step is all there can be
         rollout = Rollout(tmp_path / f"run{run}", data)
+        assert rollout.verb("up").returncode == 0
+        engine = engine_pid(rollout.state)
         results = rollout.at_once(("step",), ("step",), ("step",))
         ok = [r for r in results if r.returncode == 0]
         assert len(ok) == 1 and ok[0].stdout.strip() == "stepped up to phase 1", [(r.returncode, r.stdout, r.stderr) for r in results]
-        assert all(r.returncode == 6 for r in results if r is not ok[0]), [(r.returncode, r.stderr) for r in results]
-        assert not any("finished an action" in r.stdout for r in results)
+        assert all(r.returncode == 6 and ("an action is still in flight" in r.stderr or "soak" in r.stderr)
+                   for r in results if r is not ok[0]), [(r.returncode, r.stderr) for r in results]
         entries = rollout.journal()
         intents, outcomes = by_action(entries, "step.intent"), by_action(entries, "step.outcome")
         assert len(intents) == 1 and set(outcomes) == set(intents), (run, [(e["kind"], e["message"]) for e in entries])
         assert all(len(v) == 1 for v in (*intents.values(), *outcomes.values()))
-        # The flag writes came from one process: the winner's.
-        assert {w.who for w in flags.writes} == {ok[0].pid}, [(w.who, w.value) for w in flags.writes]
+        # The flag writes came from one process: the engine's.
+        assert {w.who for w in flags.writes} == {engine}, [(w.who, w.value) for w in flags.writes]
+        assert rollout.verb("down").returncode == 0

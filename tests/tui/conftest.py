@@ -1,16 +1,14 @@
 """Consoles on the real engine (simulator, local flag file, SQLite) in virtual time.
 
-The engine runs on its EngineRunner thread exactly as in production; only ticking is
-left to the test (`ticking=False`), so every screen shows a known instant.
+The engine runs on a thread of its own and takes the console's commands from the store,
+as the engine process does (tests/enginehost.py); the console is a client on its own
+connection. Only ticking is left to the test, so every screen shows a known instant.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shlex
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,16 +17,17 @@ from typing import Any, Awaitable, Callable
 import pytest
 
 from tests.conftest import ALICE, load
-from tests.helpers import require_binary
+from tests.enginehost import EngineHost
 from tests.prometheus.conftest import http_server  # noqa: F401 (a fixture: real loopback servers posing as Prometheus)
+from warroom.client import EngineClient
+from warroom.clock import Clock, VirtualClock
 from warroom.demo import demo_plan
 from warroom.engine.build import build_engine
-from warroom.engine.clock import Clock, VirtualClock
 from warroom.engine.engine import Engine
-from warroom.engine.runner import EngineRunner
+from warroom.paths import state_path
 from warroom.plan import Fault, Plan
+from warroom.store import open_store
 from warroom.tui.app import WarroomApp
-from warroom.tui.safe_text import clean
 
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z, shown in every snapshot
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -66,13 +65,13 @@ class Console:
     app: WarroomApp
     engine: Engine
     clock: Clock
-    runner: EngineRunner
+    host: EngineHost
     notices: list[str] = field(default_factory=list)
     cleanup: list[Callable[[], object]] = field(default_factory=list)  # run after the engine stopped (servers)
 
     async def call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
-        """Run one engine coroutine on the engine thread, as the app does."""
-        return await asyncio.wrap_future(self.runner.submit(fn))
+        """Run one engine coroutine on the engine's thread."""
+        return await asyncio.wrap_future(self.host.submit(fn))
 
     async def tick(self, pilot, times: int = 1, seconds: float = 1.0) -> None:
         """Advance virtual time and tick, then wait until the screen shows the result."""
@@ -80,14 +79,19 @@ class Console:
             async def one():
                 if isinstance(self.clock, VirtualClock):  # a real clock moves by itself
                     self.clock.advance(seconds)
-                return await self.engine.tick()
+                await self.engine.tick()
+                return self.engine.publish(force=True)
 
             await self.call(one)
         await self.settle(pilot)
 
     async def settle(self, pilot) -> None:
-        # The console shows the engine's newest snapshot, its outside text made terminal-safe.
-        await self.until(pilot, lambda: self.app.snapshot is not None and self.app.snapshot == clean(self.engine.snapshot))
+        """Until the screen shows what the engine published last (through the store)."""
+        async def published():
+            return self.engine.publish(force=True)
+
+        latest = await self.call(published)
+        await self.until(pilot, lambda: self.app.snapshot is not None and self.app.snapshot.wall >= latest.wall)
 
     async def until(self, pilot, condition: Callable[[], bool], timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
@@ -99,6 +103,14 @@ class Console:
 
     def kinds(self) -> list[str]:
         return [e.kind for e in self.engine.store.entries()]
+
+
+@pytest.fixture(autouse=True)
+def same_names_everywhere(monkeypatch):
+    """The engine's user and host as the banner shows them, the same on every machine."""
+    for name in ("USER", "LOGNAME"):
+        monkeypatch.setenv(name, "alice")
+    monkeypatch.setenv("WARROOM_HOSTNAME", "bastion")
 
 
 def screen_text(app: WarroomApp) -> str:
@@ -114,6 +126,7 @@ def screen_text(app: WarroomApp) -> str:
 @pytest.fixture
 def console(tmp_path: Path):
     """make(plan=None → the built-in demo in tmp_path, …) → Console (not yet running)."""
+    hosts: list[EngineHost] = []
     consoles: list[Console] = []
 
     def make(
@@ -127,10 +140,15 @@ def console(tmp_path: Path):
     ) -> Console:
         plan = plan or demo_plan(tmp_path)
         clock = clock or VirtualClock(START)
-        engine = build_engine(plan, clock=clock, actor=ALICE, readonly=readonly, extra_faults=faults)
-        runner = EngineRunner(engine, ticking=False)
-        app = WarroomApp(runner, theme=theme, keys=keys if keys is not None else plan.keys)
-        made = Console(app, engine, clock, runner)
+        for earlier in hosts:
+            if earlier.engine.store.ref == str(state_path(plan)):
+                assert earlier.stop()  # one engine per rollout: this console's engine takes the lease over
+        engine = build_engine(plan, clock=clock, extra_faults=faults)
+        host = EngineHost(engine)
+        hosts.append(host)
+        client = EngineClient(open_store(state_path(plan)), actor=ALICE, readonly=readonly)
+        app = WarroomApp(client, theme=theme, keys=keys if keys is not None else plan.keys)
+        made = Console(app, engine, clock, host)
         consoles.append(made)
         original = app.notify
 
@@ -142,50 +160,11 @@ def console(tmp_path: Path):
         return made
 
     yield make
+    for host in hosts:
+        assert host.stop(), "the engine thread did not stop"
     for made in consoles:
-        assert made.runner.stop(), "the engine thread did not stop"
         for done in made.cleanup:
             done()
-
-
-class Tmux:
-    """A private tmux server (own socket and config): the pane has its size from its first byte."""
-
-    def __init__(self, tmux: str, name: str, config: Path):
-        self.tmux, self.name, self.config = tmux, name, config
-        self.base = [tmux, "-L", name, "-f", str(config)]
-
-    def run(self, *args: str) -> str:
-        return subprocess.run([*self.base, *args], check=True, capture_output=True, text=True).stdout
-
-    def start(self, command: str, env: dict[str, str] | None = None, size: tuple[int, int] = (120, 36)) -> None:
-        # COLUMNS/LINES (set by some test runners) would override the pane's real size.
-        self.config.write_text(f"set -g default-size {size[0]}x{size[1]}\n")
-        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
-        self.run("new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),
-                 f"env -u COLUMNS -u LINES {exports} {command}")
-
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", self.name)
-
-    def wait_for(self, text: str, timeout: float = 15.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.1)
-        raise AssertionError(f"{text!r} never showed; the screen was:\n{self.screen()}")
-
-    def pid(self) -> int:
-        return int(self.run("list-panes", "-t", self.name, "-F", "#{pane_pid}").strip())
-
-
-@pytest.fixture
-def tmux(tmp_path):
-    session = Tmux(require_binary("tmux"), f"warroom-test-{os.getpid()}-{tmp_path.name}", tmp_path / "tmux.conf")
-    yield session
-    subprocess.run([*session.base, "kill-server"], capture_output=True)
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from textual.widgets import Input, Static
 from tests.conftest import ALICE
 from tests.helpers import free_port
 from tests.tui.conftest import screen_text
-from warroom.engine.clock import RealClock
-from warroom.engine.snapshot import State
+from warroom.clock import RealClock
+from warroom.snapshot import State
 from warroom.units import format_value
 from warroom.tui.screens.force_reason import ForceReason
 from warroom.tui.screens.help import HelpScreen
@@ -90,14 +90,21 @@ async def test_R_rolls_back_at_once_and_the_flags_file_is_really_off(console):
         assert len(by_alice(c, "rollback.intent")) == 1
 
 
-async def test_quit_asks_while_a_rollback_is_in_flight(console, test_plan):
-    # The flag API is down: the rollback keeps retrying (it never gives up), so it stays in flight.
-    plan = test_plan({"flag_provider": {"provider": "http", "url": f"http://127.0.0.1:{free_port()}"}})
-    c = console(plan, clock=RealClock())
+def flag_api_down(console, test_plan):
+    """A console whose flag API is down: a rollback keeps retrying (it never gives up), so it stays in flight."""
+    return console(test_plan({"flag_provider": {"provider": "http", "url": f"http://127.0.0.1:{free_port()}"}}), clock=RealClock())
+
+
+async def roll_back(c, pilot) -> None:
+    await c.tick(pilot)
+    await pilot.press("R")
+    await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLING_BACK)
+
+
+async def test_quit_asks_while_a_rollback_is_in_flight_only_when_the_engine_ends_with_the_console(console, test_plan):
+    c = flag_api_down(console, test_plan)
     async with c.app.run_test() as pilot:
-        await c.tick(pilot)
-        await pilot.press("R")
-        await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLING_BACK)
+        await roll_back(c, pilot)
         assert banner_state(c.app).startswith("ROLLING BACK")
         # Every failed attempt is on screen with its reason, in the status line and the journal.
         await c.until(pilot, lambda: (c.app.snapshot.action.attempt or 0) >= 2)
@@ -106,6 +113,8 @@ async def test_quit_asks_while_a_rollback_is_in_flight(console, test_plan):
         assert status.endswith(" failed: feature: cannot reach 127.0.0.1: ConnectError")
         journal = [e.message for e in c.app.snapshot.journal]
         assert "rollback attempt 2 on feature failed: cannot reach 127.0.0.1: ConnectError" in journal
+        # The demo's (or a drill's) engine is this console's child and ends with it: ask.
+        c.app.engine_ends_with_console = True
         await pilot.press("q")
         assert isinstance(c.app.screen, ConfirmDialog)
         assert c.app.focused.id == "cancel"
@@ -116,6 +125,15 @@ async def test_quit_asks_while_a_rollback_is_in_flight(console, test_plan):
         await pilot.press("escape")
         assert not isinstance(c.app.screen, ConfirmDialog) and c.app.is_running
         await pilot.press("q", "tab", "enter")  # Quit anyway
+        await c.until(pilot, lambda: not c.app.is_running)
+    assert c.app.return_code == 0
+
+
+async def test_q_quits_at_once_during_a_rollback_when_an_engine_of_its_own_finishes_it(console, test_plan):
+    c = flag_api_down(console, test_plan)
+    async with c.app.run_test() as pilot:
+        await roll_back(c, pilot)
+        await pilot.press("q")
         await c.until(pilot, lambda: not c.app.is_running)
     assert c.app.return_code == 0
 
@@ -259,7 +277,6 @@ async def test_readonly_sees_everything_and_refuses_every_action(console, test_p
     writer = console(plan)
     async with writer.app.run_test() as pilot:
         await into_phase_one(writer, pilot)
-    writer.runner.stop()
 
     c = console(plan, readonly=True)
     async with c.app.run_test(size=(120, 36)) as pilot:
@@ -444,3 +461,22 @@ async def test_80_columns_keep_pane_titles_and_whole_key_hints(console):
         assert not pane.query_one("#value-inline").display and pane.query_one("#value").display  # beside the title
         bar = wide.app.query_one(KeysBar)
         assert all(f"{h.key} {h.label}" in bar.render().plain.replace(" R  ", " R ") for h in bar.hints)
+
+
+# ------------------------------------------------------------------ no engine
+
+
+async def test_no_engine_is_said_loudly_and_panes_only_say_what_would_happen(console, test_plan):
+    from warroom.plan import Fault
+
+    c = console(test_plan(), faults=(Fault(metric="error_rate", phase=1, after=1, value=0.05, while_exposed=False),))
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await into_phase_one(c, pilot)
+        await c.tick(pilot, times=2)  # the 30 s window of the rollback guardrail is filling
+        assert "ROLLBACK in" in str(c.app.query_one(MetricPane).query_one("#status").render())
+        assert c.host.stop()  # the engine is gone, with the launch in flight
+        await c.until(pilot, lambda: c.app.snapshot.engine is not None and not c.app.snapshot.engine.alive)
+        assert banner_state(c.app) == "NO ENGINE — guardrails NOT enforced"
+        assert "-bad" in c.app.query_one(Banner).query_one("#state").classes
+        assert str(c.app.query_one(Banner).query_one("#driver").render()) == "engine: NONE"
+        assert str(c.app.query_one(MetricPane).query_one("#status").render()) == "WOULD roll back"

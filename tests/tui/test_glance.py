@@ -6,7 +6,7 @@ screen is read cell by cell (tests.tui.conftest.screen_text).
 
 from __future__ import annotations
 
-import json
+import re
 import subprocess
 import sys
 import time
@@ -17,8 +17,8 @@ import pytest
 from tests.conftest import ALICE
 from tests.flags.conftest import FLAG_TOKEN
 from tests.flags.flagservice import FlagService
-from warroom.engine.clock import RealClock
-from warroom.engine.snapshot import State
+from warroom.clock import RealClock
+from warroom.snapshot import State
 from warroom.plan import Fault
 from warroom.tui.actions import ACTIONS
 from warroom.tui.screens.confirm import ConfirmDialog
@@ -83,14 +83,12 @@ async def test_banner_says_the_worst_live_condition_in_words(console):
         assert banner(c.app, "#why").startswith("error-rate: error_rate 3.00% > 1.00%")
         # The state alone said RUNNING here: the countdown is what the eye must meet first.
         assert c.app.snapshot.state == State.RUNNING
-        c.app.engine_alive = False  # what the always-on engine will report when it is gone
-        await pilot.pause()
-        assert banner(c.app) == "NO ENGINE — guardrails NOT enforced"
-        c.app.engine_alive = True
-        await pilot.pause()
         await c.tick(pilot, times=8)
         assert c.app.snapshot.state == State.ROLLED_BACK and banner(c.app) == "ROLLED BACK"
         assert banner(c.app, "#why").startswith("guardrail error-rate: error_rate 3.00% above 1.00% (held 10s)")
+        assert c.host.stop()  # the engine is gone: that leads, whatever else is true
+        await c.until(pilot, lambda: not c.app.engine_alive)
+        assert banner(c.app) == "NO ENGINE — guardrails NOT enforced"
 
 
 async def test_banner_names_pause_no_data_and_drift(console, test_plan):
@@ -171,7 +169,7 @@ async def test_eleven_items_get_the_rows_and_keep_their_gates_and_count(console,
         assert shown[0] == " Phase 1/2 Canary 5%  * required 0/3"
         assert shown[1].strip().startswith(("✔ gate errors low", "✘ gate errors low"))
         assert [line.strip()[4:].strip() for line in shown[2:]] == [i["text"] for i in ELEVEN]
-    wide.runner.stop()
+    wide.host.stop()
     narrow = console(plan)
     async with narrow.app.run_test(size=(80, 24)) as pilot:
         await narrow.tick(pilot)
@@ -207,7 +205,7 @@ async def test_a_flag_service_outage_keeps_every_name_desired_and_observed_whole
                 assert any(row.strip().startswith("HTTP 503") for row in rows), rows  # the reason, beside or below
                 assert banner(c.app) == "NO DATA" and banner(c.app, "#why") == f"flags {name}, health_simple unreadable"
         finally:
-            c.runner.stop()
+            c.host.stop()
             service.stop()
 
 
@@ -321,26 +319,31 @@ async def test_after_a_rollback_the_screen_says_what_happened_and_r_retries_afte
         assert [e.kind for e in c.engine.store.entries()].count("retry") == 1
 
 
-async def test_a_rollback_that_is_not_done_after_all_is_not_shown_as_rolled_back(console, test_plan):
-    plan = test_plan()
-    writer = console(plan)
-    async with writer.app.run_test() as pilot:
-        await into_phase_one(writer, pilot)
-        await writer.call(lambda: writer.engine.rollback(ALICE, "p99 climbing"))
-    writer.runner.stop()
-    # A late write lands after the rollback: the flag reads back at 50% again.
-    flags = json.loads(writer.engine.provider.path.read_text())
-    flags["flags"]["feature"].update(enabled=True, rollout_percentage=50.0)
-    writer.engine.provider.path.write_text(json.dumps(flags))
-    c = console(plan, readonly=True)
+async def test_a_rollback_that_is_not_done_after_all_is_not_shown_as_rolled_back(console, test_plan, monkeypatch):
+    monkeypatch.setenv("WARROOM_TEST_FLAG_TOKEN", FLAG_TOKEN)
+    service = FlagService(FLAG_TOKEN).start()
+    provider = {"provider": "http", "url": service.url, "token": "env:WARROOM_TEST_FLAG_TOKEN", "timeout": "1s"}
+    c = console(test_plan({"flag_provider": provider}), clock=RealClock())  # the re-assert retries in real time
+    c.cleanup.append(service.stop)
     async with c.app.run_test(size=(120, 36)) as pilot:
+        await into_phase_one(c, pilot)
+        await c.call(lambda: c.engine.rollback(ALICE, "p99 climbing"))
+        await c.settle(pilot)
+        assert c.app.snapshot.state == State.ROLLED_BACK
+        # A late write lands after the rollback, and the flag API now refuses to switch it off.
+        with service.lock:
+            service.flags["feature"].update(enabled=True, rollout_percentage=50.0)
+            service.refuse_disable = True
         await c.tick(pilot)
-        assert banner(c.app) == "ROLLING BACK"
-        assert banner(c.app, "#why").startswith("rolled back, but feature 50% reads back: the rollback is not done")
+        # The engine is setting it off again, and every part of the screen says it is not done.
+        await c.until(pilot, lambda: c.app.snapshot.action is not None and c.app.snapshot.action.attempt >= 1)
+        assert banner(c.app).startswith("ROLLING BACK attempt ")
+        assert re.match(r"attempt \d+ failed: feature: HTTP 503", banner(c.app, "#why"))
         assert strip(c.app).startswith("[exposure 50% → 0% ⟲ rolling back]")
         panel = "\n".join(rows_of(c.app, c.app.query_one(RollbackPanel)))
-        assert "✘ rolled back, but feature 50% reads back" in panel and "confirmed off" not in panel
-        assert str(c.app.query_one(StatusLine).render()).endswith("`warroom rollback PLAN` sets it off again")
+        assert re.search(r"→ feature off: attempt \d+ failed, retrying: feature:", panel) and "confirmed off" not in panel
+        assert re.match(r"ROLLING BACK: feature off — attempt \d+ failed", str(c.app.query_one(StatusLine).render()))
+        assert "rollback.reassert" in c.kinds()
 
 
 # ------------------------------------------------------------------ palette, help

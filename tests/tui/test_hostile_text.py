@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import ALICE, BASE_PLAN, write_plan
-from warroom.engine.snapshot import State
+from warroom.snapshot import State
 from warroom.scorecard import ScoreCard
 from warroom.tui.screens.confirm import ConfirmDialog
 from warroom.tui.screens.force_reason import ForceReason

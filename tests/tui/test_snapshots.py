@@ -8,7 +8,6 @@ seeded simulator, an explicit actor, ticks driven by the test.
 
 from __future__ import annotations
 
-import asyncio
 from importlib import resources
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -19,8 +18,6 @@ import yaml
 from tests.conftest import ALICE
 from tests.flags.conftest import FLAG_TOKEN
 from tests.flags.flagservice import FlagService
-from warroom.engine.build import build_engine
-from warroom.engine.clock import VirtualClock
 from warroom.plan import Fault, Plan, parse_plan
 
 from .conftest import START, Console, SteppedClock
@@ -127,17 +124,16 @@ def test_state(snap_compare, console, tmp_path, monkeypatch, name, size):
 
 @pytest.mark.parametrize("size", SIZES)
 def test_readonly(snap_compare, console, tmp_path, size):
-    plan = demo(tmp_path)
+    assert shoot(snap_compare, console(demo(tmp_path), readonly=True), size, nothing)
 
-    async def drive() -> None:
-        clock = VirtualClock(START)
-        writer = build_engine(plan, clock=clock, actor=ALICE)
-        await writer.start()
-        for _ in range(TICKS):
-            clock.advance(1.0)
-            await writer.tick()
-        await writer.close()
 
-    asyncio.run(drive())
-    c = console(plan, readonly=True, clock=VirtualClock(START + TICKS))
-    assert shoot(snap_compare, c, size, nothing)
+async def engine_gone(c: Console, pilot) -> None:
+    assert c.host.stop()
+    await c.until(pilot, lambda: c.app.snapshot.engine is not None and not c.app.snapshot.engine.alive)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_no_engine(snap_compare, console, size):
+    """The engine stopped with the launch in flight: nothing enforces the guardrails, and every part says so."""
+    c = console(faults=(Fault(metric="error_rate", phase=1, after=2, value=0.03, while_exposed=False),))
+    assert shoot(snap_compare, c, size, engine_gone)

@@ -13,35 +13,18 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import require_binary
-from warroom.store import Store
+from tests.terminal import running, wait_gone
+from warroom.store import open_store
 
 WARROOM = str(Path(sys.executable).with_name("warroom"))
 pytestmark = pytest.mark.slow
 
 
-def running(pid: int) -> bool:
-    """Alive and not a zombie: an exited process its parent has not reaped yet counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def wait_gone(pid: int, timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if not running(pid):
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"warroom (pid {pid}) still running {timeout}s after the terminal closed")
-
-
 def assert_clean_stop(state: Path) -> None:
-    """engine.close() ran: the stop is journaled and the automation lease released."""
-    store = Store(state)
-    assert store.entries()[-1].kind == "console.stop"
-    assert store.lease_holder("automation", time.time()) == ""
+    """The demo's engine ended with the demo, cleanly: its stop is journaled (the launch was live: loudly) and its lease released."""
+    store = open_store(state, create=False)
+    assert store.entries()[-1].kind in ("engine.stop", "engine.left")
+    assert store.lease().holder is None
 
 
 def test_demo_rollback_in_tmux_then_hangup_leaves_a_clean_journal(tmux, tmp_path):
@@ -60,7 +43,7 @@ def test_demo_rollback_in_tmux_then_hangup_leaves_a_clean_journal(tmux, tmp_path
     tmux.run("kill-session", "-t", tmux.name)
     assert wait_gone(pid, 5.0) < 5.0
 
-    entries = Store(state).entries()
+    entries = open_store(state, create=False).entries()
     intent = [e for e in entries if e.kind == "rollback.intent"]
     assert len(intent) == 1 and intent[0].data["actor"]["user"] == getpass.getuser()
     kinds = [e.kind for e in entries]
@@ -120,7 +103,7 @@ def test_console_drill_shows_its_score_card_and_saves_it(tmux, tmp_path):
     screen = tmux.wait_for("EXIT=0", timeout=10)
     assert "DRILL SCORE: Flag service down during rollback [flag-service-down-during-rollback] — PASS" in screen
 
-    entries = Store(state).entries()
+    entries = open_store(state, create=False).entries()
     kinds = [e.kind for e in entries]
     assert kinds.count("drill.start") == 1 and kinds.count("drill.score") == 1
     assert kinds.index("drill.start") < kinds.index("step.intent") < kinds.index("drill.score")

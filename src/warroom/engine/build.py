@@ -1,26 +1,20 @@
-"""Assemble an Engine from a plan: store, flag provider, sources, clock."""
+"""Assemble an Engine from a plan: store, lease, flag provider, sources, clock."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from .. import notify
+from ..clock import Clock, RealClock
 from ..flags.registry import make_provider
-from ..identity import Actor, current_actor
+from ..paths import engine_log_path, state_path
 from ..plan import Fault, Plan
 from ..sim_queries import query_models
 from ..sources.registry import make_source
-from ..store import Store, default_state_path
-from .clock import Clock, RealClock
+from ..store import open_store
+from ..store.base import Store
 from .engine import Engine
-
-
-def state_path(plan: Plan, override: str | Path | None = None) -> Path:
-    if override:
-        return Path(override).expanduser()
-    if plan.state:
-        return plan.resolve_path(plan.state)
-    return default_state_path(plan.rollout.name)
+from .lease import LEASE_TTL, Lease, this_process
 
 
 def runbook_dry_run(plan: Plan) -> tuple[bool, str]:
@@ -38,35 +32,27 @@ def build_engine(
     plan: Plan,
     *,
     state: str | Path | None = None,
+    store: Store | None = None,
     clock: Clock | None = None,
-    actor: Actor | None = None,
-    readonly: bool = False,
-    automation: bool = True,
+    lease_ttl: float = LEASE_TTL,
     dry_run_steps: bool | None = None,
     extra_faults: tuple[Fault, ...] = (),
-    announce: bool = True,
     backfill: bool = True,
 ) -> Engine:
-    store = Store(state_path(plan, state))
+    """The engine of this plan's rollout; `start()` takes its lease (or says who drives)."""
+    path = state_path(plan, state)
+    store = store or open_store(path)
     provider = make_provider(plan.flag_provider, plan.base_dir)
     sources = {}
     for name, config in plan.sources.items():
         # The simulator answers the plan's own queries through each pane's model (sim_queries).
         extra = {"extra_faults": extra_faults, "models": query_models(plan)} if config.type == "simulator" else {}
         sources[name] = make_source(name, config, plan.base_dir, **extra)
-    engine = Engine(
-        plan,
-        store,
-        provider,
-        sources,
-        clock or RealClock(),
-        actor=actor or current_actor(),
-        readonly=readonly,
-        automation=automation,
-        dry_run_steps=runbook_dry_run(plan)[0] if dry_run_steps is None else dry_run_steps,
-        announce=announce,
-        backfill=backfill,
-    )
+    clock = clock or RealClock()
+    speed = "max" if clock.speed == float("inf") else f"{clock.speed:g}"
+    lease = Lease(store, this_process(), ttl=lease_ttl, speed=speed, log_path=str(engine_log_path(path)))
+    engine = Engine(plan, store, provider, sources, clock, lease=lease,
+                    dry_run_steps=runbook_dry_run(plan)[0] if dry_run_steps is None else dry_run_steps, backfill=backfill)
     # Every mode builds its engine here, so every mode tells the plan's channels what it commits.
     notify.attach(engine)
     return engine

@@ -17,7 +17,7 @@ from ..plan import Condition, Guardrail, Plan
 from ..sources.base import Reading
 from ..stats import per_look_level, two_proportion_test
 from ..units import format_value
-from .snapshot import ComparisonView
+from ..snapshot import ComparisonView
 
 QueryKey = tuple[str, str, str | None]  # (source, query, series_label)
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ..flags.base import FlagState
-from ..plan import ExposureCheck, Plan, format_duration
+from ..flagstate import FlagState
+from ..journal_kinds import Kind
+from ..plan import ExposureCheck, Plan
+from ..units import format_duration
 from ..simulator import driving_flag
 from ..sources.base import Reading
 from ..stats import sample_ratio_test
 from .cohorts import QueryKey
-from .snapshot import ExposureView
+from ..snapshot import ExposureView
 
 
 def share_text(share: float) -> str:
@@ -27,7 +29,8 @@ def share_text(share: float) -> str:
     percent = share * 100
     if percent == 0:
         return "0%"
-    return f"{percent:.2f}%" if percent < 1 else f"{percent:.1f}%"
+    # Two decimals below 1% (0.10%), one above; 0.9996% reads 1.0% like 1.0004% does, not 1.00%.
+    return f"{percent:.2f}%" if round(percent, 2) < 1 else f"{percent:.1f}%"
 
 
 class Exposure:
@@ -83,5 +86,5 @@ class Exposure:
             return None
         data = {"status": view.status, "planned": view.planned, "observed": view.observed, "n": view.n, "p_value": view.p_value}
         if judged == "ok":
-            return "exposure.ok", f"exposure check: {view.text} again", data
-        return "exposure.mismatch", f"exposure check: {view.text}; step up blocked until the split matches", data
+            return Kind.EXPOSURE_OK, f"exposure check: {view.text} again", data
+        return Kind.EXPOSURE_MISMATCH, f"exposure check: {view.text}; step up blocked until the split matches", data

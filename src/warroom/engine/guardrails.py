@@ -10,13 +10,14 @@ engine journals what it would have done instead of doing it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
-from ..plan import Guardrail, Plan, format_duration
+from ..plan import Guardrail, Plan
+from ..snapshot import GuardrailView
 from ..sources.base import Reading
-from ..units import format_value
+from ..units import format_duration, format_value
 from .cohorts import ConditionQueries, Judgement, QueryKey, difference_text, judge, limits_text
-from .snapshot import GuardrailView
+from .polling import Poller
 
 
 @dataclass
@@ -127,6 +128,51 @@ class GuardrailTracker:
             comparison=comparison,
             shown=shown,
         )
+
+
+class Guardrails:
+    """Every guardrail of the plan with the queries it watches, judged once a tick."""
+
+    def __init__(self, plan: Plan, poller: Poller):
+        self.trackers: list[tuple[GuardrailTracker, QueryKey]] = []
+        for i in range(len(plan.guardrails)):
+            tracker = GuardrailTracker.of(plan, i, poller.pane_keys.__getitem__)
+            poller.want(*tracker.queries.all())
+            self.trackers.append((tracker, tracker.queries.main))
+        self.views: list[GuardrailView] = []
+
+    def evaluate(self, poller: Poller, now: float, looks: int, share: Callable[[], float]) -> Iterator[tuple[GuardrailTracker, QueryKey, Verdict]]:
+        """Each guardrail's verdict on this tick's readings, one at a time: the caller acts on one before
+        the next is judged. `views` then holds what a screen shows.
+
+        `looks`: how often the phase's soak judges a guardrail; `share()`: the part of users the plan
+        puts on the new code now (see cohorts.judge), asked for each guardrail, since one that fired
+        may have rolled back and left no cohort to compare.
+        """
+        views = []
+        for tracker, key in self.trackers:
+            verdict = tracker.evaluate(poller.readings, now, looks, share())
+            views.append(verdict.view)
+            yield tracker, key, verdict
+        self.views = views
+
+    def watching(self) -> dict[str, list[GuardrailView]]:
+        """The acting guardrails' views by the pane they watch (a shadow guardrail never turns a pane red)."""
+        out: dict[str, list[GuardrailView]] = {}
+        for tracker, view in self._by_pane():
+            if tracker.guard.mode != "shadow":
+                out.setdefault(tracker.guard.pane, []).append(view)  # type: ignore[arg-type]
+        return out
+
+    def notes(self) -> dict[str, str]:
+        """What a pane's cohort or evidence guardrails add to its number (see pane_note)."""
+        by_pane: dict[str, list[tuple[GuardrailTracker, GuardrailView]]] = {}
+        for tracker, view in self._by_pane():
+            by_pane.setdefault(tracker.guard.pane, []).append((tracker, view))  # type: ignore[arg-type]
+        return {pane: pane_note(watching) for pane, watching in by_pane.items()}
+
+    def _by_pane(self) -> list[tuple[GuardrailTracker, GuardrailView]]:
+        return [(tracker, view) for view, (tracker, _) in zip(self.views, self.trackers) if tracker.guard.pane]
 
 
 def why(view: GuardrailView) -> str:

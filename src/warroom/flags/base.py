@@ -16,41 +16,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from ..flagstate import FlagState
 from ..secrets import redact
-
-
-@dataclass(frozen=True)
-class FlagState:
-    enabled: bool
-    rollout: float = 100.0  # percent of users when enabled
-    segments: tuple[str, ...] = ()
-
-    @property
-    def exposure(self) -> float:
-        """Share of traffic that sees the feature, 0..1."""
-        return self.rollout / 100.0 if self.enabled else 0.0
-
-    def matches(self, other: "FlagState") -> bool:
-        if self.enabled != other.enabled:
-            return False
-        if not self.enabled:
-            return True  # a disabled flag's percentage does not expose anyone
-        return math.isclose(self.rollout, other.rollout, abs_tol=0.01) and set(self.segments) == set(other.segments)
-
-    def label(self) -> str:
-        if not self.enabled:
-            return "off"
-        text = f"{self.rollout:g}%"
-        if self.segments:
-            text += " [" + ",".join(self.segments) + "]"
-        return text
-
-    def to_json(self) -> dict[str, Any]:
-        return {"enabled": self.enabled, "rollout": self.rollout, "segments": list(self.segments)}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "FlagState":
-        return cls(bool(data["enabled"]), float(data.get("rollout", 100.0)), tuple(data.get("segments", ())))
 
 
 @dataclass(frozen=True)

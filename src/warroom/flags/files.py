@@ -23,7 +23,8 @@ from typing import Annotated, Any, ClassVar, Iterator
 
 from pydantic import AfterValidator
 
-from .base import FlagError, FlagProvider, FlagState
+from .base import FlagError, FlagProvider
+from ..flagstate import FlagState
 
 
 def _file_path(value: str) -> str:

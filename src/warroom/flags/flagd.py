@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import files
-from .base import Capabilities, FlagError, FlagState, ProviderConfig
+from .base import Capabilities, FlagError, ProviderConfig
+from ..flagstate import FlagState
 
 ON, OFF = "on", "off"
 

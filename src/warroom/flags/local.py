@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from . import files
-from .base import Capabilities, FlagError, FlagState, ProviderConfig
+from .base import Capabilities, FlagError, ProviderConfig
+from ..flagstate import FlagState
 
 
 class LocalConfig(ProviderConfig):

@@ -15,7 +15,8 @@ from urllib.parse import quote
 from pydantic import Field
 
 from ..plan import PositiveDuration, SecretRef, TLSOptions
-from .base import Capabilities, FlagError, FlagProvider, FlagState, ProviderConfig
+from .base import Capabilities, FlagError, FlagProvider, ProviderConfig
+from ..flagstate import FlagState
 from .httpapi import JsonApi
 
 STRATEGY = "flexibleRollout"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
-from ..engine.snapshot import Snapshot, State
+from ..snapshot import Snapshot, State
 
 BUSY = (State.ROLLING_BACK, State.ROLLED_BACK)
 

@@ -1,19 +1,23 @@
-"""The war-room console: renders engine snapshots, turns keys into engine commands.
+"""The war-room console: renders the snapshots the rollout's engine publishes, sends commands.
 
-The engine runs on its own thread (EngineRunner); this app never waits on it. A
-snapshot arrives as a message (coalesced: only the newest matters), and every command
-the console sends goes through `send`, whose result comes back in a worker.
+The console is a client (client.py): it never builds an engine, never asks a source,
+never writes a flag. A worker thread waits on the store for changes and posts the newest
+snapshot as a message (coalesced: only the newest matters); every command the console
+sends goes through `send`, which queues it in the store and waits for its outcome in a
+worker. With no engine alive the screen says so, loudly: nothing enforces the guardrails.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
 import signal
 import sys
 import threading
 import time
+from typing import Callable, TypeVar
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -22,11 +26,10 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
-from ..engine.engine import CommandError
-from ..engine.runner import EngineRunner
-from ..engine.snapshot import Snapshot, State
+from ..client import EngineClient
 from ..scorecard import ScoreCard
 from ..secrets import redact
+from ..snapshot import Snapshot, State
 from ..text import terminal_safe
 from .actions import ACTIONS, BY_ID, BUSY, ConsoleAction, availability, bindings
 from .clock import engine_now
@@ -48,6 +51,7 @@ from .widgets.notice_bar import Notice, NoticeBar
 from .widgets.panes_grid import PanesGrid
 from .widgets.status_line import StatusLine
 
+T = TypeVar("T")
 LEAVE_GRACE = 2.0  # seconds Textual's teardown gets before the process ends regardless
 NOTICE_SECONDS = {"information": 5.0, "warning": 8.0, "error": 10.0}
 PANE_ALARM = {"breach": 0, "nodata": 1, "stale": 2, "warn": 3, "ok": 4}  # which pane `z` zooms when none is focused
@@ -66,13 +70,29 @@ def terminal_gone(fd: int) -> bool:
 
 
 class SnapshotArrived(Message):
-    """The engine published; the newest snapshot waits in WarroomApp._latest."""
+    """The engine published (or its liveness changed); the newest snapshot waits in WarroomApp._latest."""
 
 
-class EngineFailed(Message):
-    def __init__(self, error: BaseException) -> None:
-        super().__init__()
-        self.error = error
+async def in_daemon_thread(fn: Callable[[], T]) -> T:
+    """`fn()` on a daemon thread: waiting for an engine that never answers must not hold up
+    the console's exit (asyncio's own executor joins its threads when the loop closes)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(done: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the screen's loop closed: nobody waits any more
+            loop.call_soon_threadsafe(lambda: future.done() or done())
+
+    def run() -> None:
+        try:
+            result = fn()
+        except Exception as error:
+            settle(lambda caught=error: future.set_exception(caught))
+        else:
+            settle(lambda: future.set_result(result))
+
+    threading.Thread(target=run, name="warroom-command", daemon=True).start()
+    return await future
 
 
 def _breakpoint(size: int, breakpoints: list[tuple[int, str]]) -> str | None:
@@ -95,41 +115,40 @@ class WarroomApp(App[int]):
     # The engine's time now, moved every second between snapshots (see clock.py).
     now: reactive[float] = reactive(0.0, repaint=False)
     rollback_requested: reactive[bool] = reactive(False, repaint=False)
-    # Whether an engine enforces the guardrails. The engine runs in this process today, so
-    # it is alive while the console is; an engine of its own (the next step) feeds this.
+    # Whether an engine enforces the guardrails: a fresh heartbeat in the store (client.py).
     engine_alive: reactive[bool] = reactive(True, repaint=False)
     retry_key: reactive[str] = reactive("r", repaint=False)
 
     def __init__(
         self,
-        runner: EngineRunner,
+        client: EngineClient,
         *,
         theme: str | None = None,
         keys: dict[str, str] | None = None,
         handle_signals: bool = False,
+        engine_ends_with_console: bool = False,
     ) -> None:
         super().__init__()
-        self.runner = runner
-        self.engine = runner.engine
-        self.actor = runner.engine.actor
+        self.client = client
+        self.actor = client.actor
         self.wanted_theme = theme
         self.keys = dict(keys or {})
         self.handle_signals = handle_signals
-        self.failure = ""  # why the engine could not run, printed after the screen closes
+        # The demo's and a drill's engine are this console's child: quitting stops them.
+        self.engine_ends_with_console = engine_ends_with_console
         self.theme_names: list[str] = []
         self._latest: Snapshot | None = None
         self._clean = SnapshotCleaner()
         self._snapshot_at = self._clock_moved_at = 0.0  # wall times: the newest snapshot, the clock's last move
         self._lock = threading.Lock()
-        # The engine may start before the screen (run_console starts it first, so its first
-        # tick overlaps Textual's start-up); its messages wait here until on_mount.
+        # The watcher may read a snapshot before the screen is up; its message waits until on_mount.
         self._mounted = False
         self._held: list[Message] = []
+        self._unwatch = threading.Event()
+        self._screen_loop: asyncio.AbstractEventLoop | None = None  # the screen's, once mounted
         # A drill's score card: shown once when it is journaled while this console is open.
         self.score_card: ScoreCard | None = None
         self._score_seq: int | None = None
-        self.engine.snapshot_listeners.append(self._from_engine)
-        runner.on_error = lambda exc: self._to_app(EngineFailed(exc))
         # Themes before the screen: picking one after mount re-parses and re-applies all
         # CSS (≈ 120 ms of start-up here); before, the first styling already uses it.
         self._theme_problems = self._load_themes()
@@ -159,7 +178,7 @@ class WarroomApp(App[int]):
             self.notify(problem, title="theme", severity="warning")
         self._apply_keymap()
         if self.handle_signals:
-            # Losing SSH sends SIGHUP: leave cleanly (the engine closes, the lease is released).
+            # Losing SSH sends SIGHUP: leave cleanly (the engine is another process: it keeps guarding).
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGHUP, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.leave, 128 + sig)
@@ -168,12 +187,16 @@ class WarroomApp(App[int]):
         self.set_interval(0.25, self._second)
         self.query_one(Checklist).focus()
         self._refresh_keys()
+        self._screen_loop = asyncio.get_running_loop()
         with self._lock:
             self._mounted = True
             held, self._held = self._held, []
         for message in held:
             self.post_message(message)
-        self.runner.start()
+        threading.Thread(target=self._watch, name="warroom-watch", daemon=True).start()
+
+    def on_unmount(self) -> None:
+        self._unwatch.set()  # the watcher thread ends with the screen
 
     def _second(self) -> None:
         """Move the clock when its second has passed, unless a snapshot is due any moment:
@@ -200,9 +223,8 @@ class WarroomApp(App[int]):
         """The terminal is gone, or the process was told to stop: exit, and be sure of it.
 
         Textual's teardown writes to the terminal. Once the terminal is gone its writer
-        thread has died on EIO, and the teardown can then block for ever while the engine
-        goes on driving the rollout with nobody watching. So after a grace period the
-        engine is closed (journaled, lease released) and the process ends regardless.
+        thread has died on EIO, and the teardown can then block for ever. So after a grace
+        period the process ends regardless (the engine is another process: it goes on guarding).
         """
         self.exit(code)
         watchdog = threading.Timer(LEAVE_GRACE, self._end_process, args=(code,))
@@ -210,10 +232,7 @@ class WarroomApp(App[int]):
         watchdog.start()
 
     def _end_process(self, code: int) -> None:
-        try:
-            self.runner.stop(timeout=LEAVE_GRACE)
-        finally:
-            os._exit(code)
+        os._exit(code)
 
     def _load_themes(self) -> list[str]:
         """Register the theme files and pick the wanted theme; the problems, to show on mount."""
@@ -265,26 +284,48 @@ class WarroomApp(App[int]):
         super().notify(terminal_safe(message), title=terminal_safe(title), severity=severity,  # type: ignore[arg-type]
                        timeout=timeout, markup=False)
 
-    # ------------------------------------------------------------ engine → screen
+    # ------------------------------------------------------------ store → screen
 
     def _to_app(self, message: Message) -> None:
-        """Engine thread: post now if the screen is up, else hold it for on_mount."""
+        """Worker thread: post now if the screen is up, else hold it for on_mount."""
         with self._lock:
             if not self._mounted:
                 self._held.append(message)
                 return
         try:
-            self.post_message(message)
+            self._screen_loop.call_soon_threadsafe(self.post_message, message)  # type: ignore[union-attr]
         except RuntimeError:  # the app's loop has closed: nobody left to show it to
             pass
 
-    def _from_engine(self, snap: Snapshot) -> None:
-        """Engine thread. Only the newest snapshot matters; post at most one message."""
+    def show(self, snap: Snapshot) -> None:
+        """Any thread: the newest snapshot to show; at most one message waits for the screen."""
         with self._lock:
             waiting = self._latest is not None
             self._latest = snap
         if not waiting:
             self._to_app(SnapshotArrived())
+
+    def _watch(self) -> None:
+        """Worker thread: wait on the store; on a change read the snapshot, and every second look
+        whether the engine is still alive (an engine that died publishes nothing more)."""
+        waiter = self.client.watch()
+        last: Snapshot | None = None
+        try:
+            while not self._unwatch.is_set():
+                if waiter.wait(1.0) and self.client.news() or last is None:
+                    last = self.client.snapshot() or last
+                    if last is not None:
+                        self.show(last)
+                    continue
+                seen = self.client.viewed(last)
+                if seen.automation != last.automation:  # the engine died (or came back) with nothing new published
+                    last = seen
+                    self.show(last)
+        except Exception as exc:  # the store went away under us: say so on the screen rather than die silently
+            if not self._unwatch.is_set():
+                self.call_from_thread(self.notify, redact(f"cannot read the rollout any more: {exc}"), severity="error", timeout=30)
+        finally:
+            waiter.close()
 
     def on_snapshot_arrived(self, _: SnapshotArrived) -> None:
         with self._lock:
@@ -293,6 +334,7 @@ class WarroomApp(App[int]):
             return
         snap = self._clean(snap)  # outside text made terminal-safe once, for every widget and dialog
         self._snapshot_at = self._clock_moved_at = time.time()
+        self.engine_alive = snap.automation
         self.snapshot = snap
         self.now = engine_now(snap)
         if snap.state in BUSY:
@@ -313,32 +355,33 @@ class WarroomApp(App[int]):
             self.score_card = ScoreCard.from_json(scores[0].data["card"])
             self.push_screen(ScoreCardScreen(self.score_card))
 
-    def on_engine_failed(self, message: EngineFailed) -> None:
-        self.failure = redact(terminal_safe(f"the engine stopped: {message.error}"))
-        self.exit(1)
-
     # ------------------------------------------------------------ screen → engine
 
     @work(group="engine-commands")
     async def send(self, label: str, verb: str, *, quiet: bool = False, **args: object) -> None:
         """Every command this console sends to the engine goes through here.
 
-        `verb` is an Engine command (step_up, pause, resume, rollback, retry, tick_item,
-        ack_drift), called with this console's actor; the outcome comes back as a notice
-        (unless `quiet`: the screen shows it anyway) or, refused, as the engine's reason.
+        `verb` is a store command (step, pause, resume, rollback, retry, tick, ack), journaled
+        by the engine with this console's human; the outcome comes back as a notice (unless
+        `quiet`: the screen shows it anyway) or, refused, as the engine's reason.
         """
-        command = getattr(self.engine, verb)
         try:
-            result = await asyncio.wrap_future(self.runner.submit(lambda: command(self.actor, **args)))
-        except CommandError as error:
-            self.notify(str(error), title=f"{label}: refused", severity="error")
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # anything else from the engine: shown redacted, never a traceback
-            self.notify(redact(f"{type(error).__name__}: {error}"), title=f"{label} failed", severity="error")
-        else:
-            if not quiet:
-                self.notify(str(result), title=label)
+            if self.snapshot is not None and self.snapshot.readonly:
+                self.notify("read-only console: no action possible", title=f"{label}: refused", severity="error")
+                return
+            try:
+                command = await in_daemon_thread(lambda: self.client.wait(self.client.send(verb, dict(args))))
+            except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
+                self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
+                return
+            if not command.done:
+                self.notify(f"no answer: the engine stopped before it ran this ({command.status})", title=label, severity="error")
+            elif command.status in ("refused", "expired"):
+                self.notify(command.message, title=f"{label}: refused", severity="error")
+            elif command.status == "failed":
+                self.notify(command.message, title=f"{label} failed", severity="error")
+            elif not quiet:
+                self.notify(command.message, title=label)
         finally:
             if verb == "rollback":
                 self.rollback_requested = False
@@ -362,12 +405,12 @@ class WarroomApp(App[int]):
             return
         if snap.readonly or snap.force_blockers:
             # Not even a forced step can go now: let the engine say why (it is the authority).
-            self.send("step up", "step_up")
+            self.send("step up", "step")
             return
 
         def confirmed(choice: str | None) -> None:
             if choice == STEP:
-                self.send("step up", "step_up")
+                self.send("step up", "step")
             elif choice == FORCE:
                 self.push_screen(ForceReason(self.snapshot.step_blockers if self.snapshot else ()), forced)
             else:
@@ -375,7 +418,7 @@ class WarroomApp(App[int]):
 
         def forced(reason: str | None) -> None:
             if reason:
-                self.send("forced step up", "step_up", force=True, reason=reason)
+                self.send("forced step up", "step", force=True, reason=reason)
             else:
                 self.notify("forced step up cancelled: nothing changed")
 
@@ -414,10 +457,10 @@ class WarroomApp(App[int]):
     def on_checklist_toggle(self, message: Checklist.Toggle) -> None:
         item = message.item
         # Routine: the journal line says it; no notice (eleven ticks are not eleven pop-ups).
-        self.send("checklist", "tick_item", quiet=True, item=item.id, ticked=not item.ticked)
+        self.send("checklist", "tick", quiet=True, item=item.id, undo=item.ticked)
 
     def action_ack_drift(self) -> None:
-        self.send("acknowledge drift", "ack_drift")
+        self.send("acknowledge drift", "ack")
 
     def action_help(self) -> None:
         rows = []
@@ -459,7 +502,8 @@ class WarroomApp(App[int]):
         snap = self.snapshot
         in_flight = self.rollback_requested or (snap is not None and (
             snap.state == State.ROLLING_BACK or (snap.action is not None and snap.action.kind == "rollback")))
-        if not in_flight:
+        # An engine of its own finishes the rollback whatever the consoles do: nothing to ask.
+        if not in_flight or not self.engine_ends_with_console:
             self.exit(0)
             return
 
@@ -469,8 +513,8 @@ class WarroomApp(App[int]):
 
         self.push_screen(ConfirmDialog(
             "A rollback is in flight",
-            "Quitting stops this console's work on it; it is journaled write-ahead, so the next console "
-            "to start finishes it.\n\nQuit anyway?", "Quit anyway", cancel="Stay"), answered)
+            "This console's engine (the demo's or the drill's) ends with it; the rollback is journaled "
+            "write-ahead, so the next engine to start finishes it.\n\nQuit anyway?", "Quit anyway", cancel="Stay"), answered)
 
     async def action_quit(self) -> None:
         """Textual's own ctrl+q asks too."""
@@ -492,4 +536,6 @@ class WarroomApp(App[int]):
         return hints
 
     def _refresh_keys(self) -> None:
-        self.query_one(KeysBar).hints = tuple(self._hints())
+        # A snapshot may arrive while the screen is being taken down (quitting): nothing to refresh.
+        for bar in self.query(KeysBar):
+            bar.hints = tuple(self._hints())

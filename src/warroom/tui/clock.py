@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from ..engine.snapshot import Snapshot
+from ..snapshot import Snapshot
 
 
 def engine_now(snap: Snapshot, wall: float | None = None) -> float:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..engine.snapshot import GuardrailView, Snapshot, State
-from ..plan import format_duration
+from ..snapshot import GuardrailView, Snapshot, State
+from ..units import format_duration
 from ..units import format_value
 
 EXPOSED = (State.RUNNING, State.PAUSED, State.COMPLETE)

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from textual.markup import escape
 
-from ..engine.snapshot import JournalEntry, Snapshot
+from ..snapshot import JournalEntry, Snapshot
 from ..text import terminal_safe
 
 T = TypeVar("T")

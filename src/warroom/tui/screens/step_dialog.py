@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from ...engine.snapshot import Snapshot
+from ...snapshot import Snapshot
 from ..widgets.checklist import gate_reading
 
 STEP, FORCE = "step", "force"

@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
-from ...engine.snapshot import GuardrailView, PaneView, Snapshot
+from ...snapshot import GuardrailView, PaneView, Snapshot
 from ...units import format_value
 from ..clock import clock_text, compact_duration
 from ..condition import countdown, until_text

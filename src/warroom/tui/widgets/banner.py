@@ -8,8 +8,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ...engine.snapshot import Snapshot
-from ...plan import format_duration
+from ...snapshot import Snapshot
+from ...units import format_duration
 from ..clock import clock_text
 from ..condition import worst_condition
 from ..refresh import part, set_text
@@ -25,10 +25,11 @@ LEVELS = ("bad", "warn", "ok", "info")
 
 
 def driver_text(snap: Snapshot) -> str:
-    if snap.automation:
-        return "driving"
-    holder = snap.driver.rpartition(" pid ")[0] or snap.driver  # user@host: the pid tells a human nothing
-    return f"driver: {holder}" if holder else "driver: NOBODY"
+    engine = snap.engine
+    if engine is None or not engine.alive:
+        return "engine: NONE"
+    who = engine.holder.rpartition(" pid ")[0] or engine.holder  # user@host: a pid tells the room nothing
+    return f"engine: {who}" + (f" (+{len(engine.standbys)} standby)" if engine.standbys else "")
 
 
 def data_age_text(snap: Snapshot, now: float) -> str:
@@ -118,7 +119,7 @@ class Banner(Widget):
         mode.set_class(snap.readonly, "-ro")
         driver = part(self, "#driver")
         set_text(driver, driver_text(snap))
-        driver.set_class(not snap.automation and not snap.driver, "-nobody")
+        driver.set_class(not snap.automation, "-nobody")
         self._render_time()
 
     def _render_time(self) -> None:

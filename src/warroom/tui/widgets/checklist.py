@@ -11,7 +11,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 
-from ...engine.snapshot import ChecklistView, GateView, Snapshot
+from ...snapshot import ChecklistView, GateView, Snapshot
 from ...units import format_value
 from ..actions import bindings
 from ..refresh import CachedComponentStyles, changed

@@ -13,7 +13,7 @@ from textual.geometry import Size
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...engine.snapshot import FlagView, Snapshot
+from ...snapshot import FlagView, Snapshot
 from ..refresh import changed
 
 GAP = 2

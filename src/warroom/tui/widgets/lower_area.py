@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
 from textual.reactive import reactive
 
-from ...engine.snapshot import Snapshot, State
+from ...snapshot import Snapshot, State
 from ..refresh import changed
 from .checklist import Checklist
 from .flags_table import FlagsTable

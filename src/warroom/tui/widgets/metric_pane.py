@@ -9,9 +9,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ...engine.snapshot import GuardrailView, PaneView
-from ...plan import format_duration
-from ...units import format_value
+from ...snapshot import GuardrailView, PaneView
+from ...units import format_duration, format_value
 from ..actions import bindings
 from ..clock import compact_duration
 from ..condition import countdown, until_text
@@ -50,12 +49,18 @@ def window_text(cells: int, poll: float) -> str:
     return f"last {compact_duration(cells * poll)}" if cells and poll else ""
 
 
-def acting_text(pane: PaneView, guards: tuple[GuardrailView, ...], now: float) -> str:
-    """What a breach will do and when: `ROLLBACK in 4s`, or `ROLLBACK: FIRED` once it has."""
+WOULD = {"rollback": "WOULD roll back", "pause": "WOULD pause", "alert": "WOULD alert"}
+
+
+def acting_text(pane: PaneView, guards: tuple[GuardrailView, ...], now: float, enforced: bool = True) -> str:
+    """What a breach will do and when: `ROLLBACK in 4s`, or `ROLLBACK: FIRED` once it has; with
+    no engine alive, nothing will: `WOULD roll back`."""
     acting = [g for g in guards if g.id in pane.guardrails and g.status in ("pending", "breach") and g.mode != "shadow"]
     if not acting:
         return ""
     g = max(acting, key=lambda v: v.progress)
+    if not enforced:
+        return WOULD.get(g.action, f"WOULD {g.action}")
     if g.status == "breach":
         return f"{g.action.upper()}: FIRED"
     return f"{g.action.upper()} in {until_text(countdown(g, now))}"
@@ -99,11 +104,13 @@ class MetricPane(Widget, can_focus=True):
 
     pane: reactive[PaneView | None] = reactive(None, always_update=True, repaint=False)  # parts update themselves
 
-    def __init__(self, pane: PaneView, guards: tuple[GuardrailView, ...] = (), poll: float = 0.0, now: float = 0.0, **kw) -> None:
+    def __init__(self, pane: PaneView, guards: tuple[GuardrailView, ...] = (), poll: float = 0.0, now: float = 0.0,
+                 enforced: bool = True, **kw) -> None:
         # Born with its status class: adding it on mount would restyle the pane's subtree.
         super().__init__(id=f"pane-{pane.id}", classes=f"-{pane.status}", **kw)
         self._guards = guards
         self._poll = poll
+        self._enforced = enforced  # an engine is alive to act on a breach
         self._now = now  # the engine's time, moved each second by PanesGrid.tick
         self.set_reactive(MetricPane.pane, pane)
 
@@ -123,8 +130,8 @@ class MetricPane(Widget, can_focus=True):
     def on_mount(self) -> None:
         self._show()
 
-    def show(self, pane: PaneView, guards: tuple[GuardrailView, ...], poll: float, now: float) -> None:
-        self._guards, self._poll, self._now = guards, poll, now
+    def show(self, pane: PaneView, guards: tuple[GuardrailView, ...], poll: float, now: float, enforced: bool = True) -> None:
+        self._guards, self._poll, self._now, self._enforced = guards, poll, now, enforced
         self.pane = pane
 
     def tick(self, now: float) -> None:
@@ -163,7 +170,7 @@ class MetricPane(Widget, can_focus=True):
         pane = self.pane
         if pane is None:
             return
-        acting = acting_text(pane, self._guards, self._now)
+        acting = acting_text(pane, self._guards, self._now, self._enforced)
         if pane.note:  # a cohort guardrail's both sides, or why it cannot judge (not enough traffic)
             meta = pane.note
         elif pane.status in ("stale", "nodata"):

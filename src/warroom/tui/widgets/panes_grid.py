@@ -8,7 +8,7 @@ from textual import events
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...engine.snapshot import Snapshot
+from ...snapshot import Snapshot
 from .metric_pane import MetricPane
 
 MIN_PANE_WIDTH = 18  # "Error rate 0.05%" and "BREACH rollback 4s" still fit
@@ -37,11 +37,11 @@ class PanesGrid(Widget):
         if [p.pane.id for p in panes if p.pane] != [v.id for v in snap.panes]:
             # The plan's panes are fixed for a run; (re)build them the first time.
             await self.remove_children()
-            await self.mount_all(MetricPane(view, snap.guardrails, snap.poll_interval, self.now) for view in snap.panes)
+            await self.mount_all(MetricPane(view, snap.guardrails, snap.poll_interval, self.now, snap.automation) for view in snap.panes)
             self._fit(self.size.width)
             return
         for widget, view in zip(panes, snap.panes):
-            widget.show(view, snap.guardrails, snap.poll_interval, self.now)
+            widget.show(view, snap.guardrails, snap.poll_interval, self.now, snap.automation)
 
     def watch_now(self, now: float) -> None:
         for pane in self.query(MetricPane):

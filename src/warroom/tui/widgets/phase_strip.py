@@ -15,7 +15,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 
-from ...engine.snapshot import Snapshot, State
+from ...snapshot import Snapshot, State
 from ...units import plan_duration
 from ..clock import compact_duration
 from ..refresh import CachedComponentStyles, changed

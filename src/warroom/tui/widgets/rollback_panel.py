@@ -7,7 +7,7 @@ from textual.geometry import Size
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...engine.snapshot import Snapshot, State
+from ...snapshot import Snapshot, State
 from ..clock import clock_text
 from ..refresh import changed
 

@@ -13,7 +13,7 @@ from typing import Callable
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from ...engine.snapshot import Snapshot, State
+from ...snapshot import Snapshot, State
 from ...units import format_value
 from ..clock import clock_text
 from ..refresh import set_text

@@ -8,21 +8,9 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...engine.snapshot import JournalEntry, Snapshot
+from ...journal_kinds import known
+from ...snapshot import JournalEntry, Snapshot
 from ..refresh import changed
-
-# Journal kinds by their first word, so new kinds still get a sensible colour.
-KIND_CLASS = {
-    "rollback": "bad",
-    "guardrail": "warn",
-    "drift": "bad",
-    "source": "warn",
-    "pause": "warn",
-    "step": "good",
-    "rollout": "good",
-    "resume": "good",
-}
-
 
 def who(entry: JournalEntry) -> str:
     """The user alone: the full label (host, tty) is in the journal itself."""
@@ -55,7 +43,7 @@ class Timeline(Widget):
             return Text("")
         lines = []
         for entry in snap.journal[: max(1, self.size.height)]:
-            kind = KIND_CLASS.get(entry.kind.split(".")[0])
+            kind = entry_kind.tone if (entry_kind := known(entry.kind)) else ""
             line = Text.assemble(
                 (time.strftime("%H:%M:%S ", time.gmtime(entry.ts)), self.get_component_rich_style("timeline--time")),
                 (f"{who(entry):<6.6} ", self.get_component_rich_style("timeline--who")),

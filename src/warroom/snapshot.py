@@ -1,16 +1,22 @@
 """The immutable picture of a rollout that every UI renders.
 
-The TUI, the headless runner and `warroom status` read only these objects, so what a
-screen shows and what a script sees are the same facts.
+The engine builds it and publishes it to the store (as JSON, without the journal tail);
+every console, `warroom status` and the headless runner compose it back (`from_json`)
+with the journal's newest entries and what they know of the engine. So what a screen
+shows and what a script sees are the same facts, on every host.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..flags.base import FlagState
+from .flagstate import FlagState
 
 
 class State(str, Enum):
@@ -164,6 +170,24 @@ class ActionView:
 
 
 @dataclass(frozen=True)
+class EngineView:
+    """The rollout's engine as a client sees it in the store (filled in by the client, not the engine)."""
+
+    alive: bool  # a lease with a fresh heartbeat (and, on this host, a running process)
+    holder: str = ""  # user@host pid N
+    host: str = ""
+    pid: int = 0
+    since: float | None = None  # wall time it took the lease
+    heartbeat_age: float | None = None  # seconds since its last heartbeat
+    epoch: int = 0
+    standbys: tuple[str, ...] = ()  # engines waiting to take over
+    log: str = ""  # its log file
+
+    def label(self) -> str:
+        return f"pid {self.pid} on {self.host}"
+
+
+@dataclass(frozen=True)
 class RunbookStepView:
     name: str
     status: str  # pending | ok | failed | dry-run
@@ -203,23 +227,24 @@ class Snapshot:
     step_blockers: tuple[str, ...]  # why a step up is refused now; empty: allowed
     paused_reason: str
     drift: bool
-    driver: str  # who holds automation for this rollout
-    me: str
-    readonly: bool
-    automation: bool  # this process acts on guardrails
+    driver: str  # the engine that published it: user@host pid N
+    me: str  # the person looking (filled in by the client)
+    readonly: bool  # the console looking is read-only (filled in by the client)
+    automation: bool  # an engine drives: guardrails are enforced (a client sets it from `engine`)
     insecure: bool  # a source runs with TLS verification off
     now: float
     tick: int
     started_at: float | None = None
     notes: tuple[str, ...] = ()
     force_blockers: tuple[str, ...] = ()  # what even a forced step up cannot override
+    engine: EngineView | None = None  # None: as the engine itself built it
     exposure: ExposureView | None = None  # None: the plan has no exposure check
     phase_exposures: tuple[str, ...] = ()  # each phase's exposure, short: "25%", "50%/100%"
     rollback: RollbackView | None = None  # the latest rollback, while ROLLING BACK or ROLLED BACK
     poll_interval: float = 0.0
-    # For a screen that moves its clock between snapshots: the engine clock `now` was read
-    # at wall time `wall`, and it runs `clock_rate` seconds per wall second (0: virtual time,
-    # which moves only when the engine is driven).
+    # For a screen that moves its clock between snapshots (and to tell how old a published
+    # snapshot is): the engine clock `now` was read at wall time `wall`, and it runs
+    # `clock_rate` seconds per wall second (0: virtual time, which moves only when driven).
     wall: float = 0.0
     clock_rate: float = 1.0
 
@@ -231,3 +256,36 @@ class Snapshot:
         data = asdict(self)
         data["state"] = self.state.value
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Snapshot":
+        """The Snapshot back from `to_json` (through JSON), every nested view typed again."""
+        return _decode(cls, data)
+
+
+def _decode(kind: Any, value: Any) -> Any:
+    """A value of type `kind` from its JSON form (dataclasses, tuples, optionals, enums, FlagState)."""
+    if value is None:
+        return None
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        inner = [k for k in typing.get_args(kind) if k is not type(None)]
+        return _decode(inner[0], value) if len(inner) == 1 else value
+    if origin is tuple:
+        args = typing.get_args(kind)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], v) for v in value)
+        return tuple(_decode(a, v) for a, v in zip(args, value))
+    if kind is FlagState:
+        return FlagState.from_json(value)
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return kind(value)
+    if dataclasses.is_dataclass(kind):
+        return kind(**{name: _decode(hint, value[name]) for name, hint in _fields(kind) if name in value})
+    return value
+
+
+@functools.cache
+def _fields(kind: type) -> tuple[tuple[str, Any], ...]:
+    hints = typing.get_type_hints(kind)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(kind))

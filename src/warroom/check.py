@@ -1,0 +1,146 @@
+"""`warroom check`: the plan validated, its secrets resolved, every query and flag probed once.
+
+It builds an engine but never starts it: no lease, no state change, no journal entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from . import secrets
+from .client import EngineClient
+from .identity import current_actor
+from .lines import say
+from .paths import state_path
+from .plan import Plan
+from .secrets import SecretError, redact
+from .units import format_value
+
+EXIT_CHECK = 7
+
+
+def _check_secrets(plan: Plan) -> int:
+    """Resolve every secret reference the plan uses; print where each is used, never a value."""
+    refs = plan.secret_references()
+    say("secrets:" + ("" if refs else " none used"))
+    missing = 0
+    for where, ref in refs:
+        try:
+            secrets.resolve(ref)
+        except SecretError as exc:
+            say(f"  FAIL {where}: {redact(str(exc))}")
+            missing += 1
+        else:
+            say(f"  ok   {where}: {ref} resolves")
+    return missing
+
+
+def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
+    """Validate the plan (already done by loading it), resolve its secrets, probe every source and the provider."""
+    from .engine.guardrails import describe
+
+    from .engine.build import build_engine, runbook_dry_run
+
+    async def go() -> int:
+        engine = build_engine(plan, state=args.state, backfill=False)  # never started: no lease, no journal
+        problems = 0
+        try:
+            say(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
+            say(f"state: {state_path(plan, args.state)}")
+            view = EngineClient(engine.store, actor=current_actor()).engine(plan.poll_interval)
+            say(f"engine: {view.holder} drives (epoch {view.epoch}, log {view.log})" if view.alive
+                else "engine: none alive (warroom up PLAN starts one)")
+            problems += _check_secrets(plan)
+            say("queries:")
+            queries, flags = await engine.probe()
+            for (source_name, query, _), static, reading in queries:
+                where = f"[{source_name}] {query}"
+                if static:
+                    say(f"  FAIL {where}")
+                    say(f"       {static}")
+                    problems += 1
+                elif reading.has_value:
+                    say(f"  ok   {where}")
+                    say(f"       value {reading.value:g}")
+                else:
+                    say(f"  {'FAIL' if reading.status == 'error' else 'WARN'} {where}")
+                    say(f"       {reading.status}: {reading.detail}")
+                    problems += reading.status == "error"
+            # Each guardrail in words and in its pane's unit, so a threshold off by a unit shows.
+            say("guardrails:")
+            for i, g in enumerate(plan.guardrails):
+                say(f"  {plan.guardrail_id(i)}: {describe(plan, g)}")
+            _print_cohort_probes(engine, {key: reading for key, _, reading in queries})
+            _print_drill_check(plan)
+            if plan.rollback.steps:
+                dry, why = runbook_dry_run(plan)
+                say(f"rollback runbook: {len(plan.rollback.steps)} step(s), {'dry run' if dry else 'executed'} ({why})")
+            say(f"rollback sets: {', '.join(f'{n} {s.as_state().label()}' for n, s in plan.rollback_flags().items())}")
+            say(f"flag provider: {engine.provider.describe()}")
+            missing = engine.provider.missing_flag_problem
+            for name, observed in flags.items():
+                if observed is None and missing:
+                    observed = missing
+                if isinstance(observed, str):
+                    say(f"  FAIL {name}: {observed}")
+                    problems += 1
+                else:
+                    say(f"  ok   {name}: {observed.label() if observed else 'does not exist yet; the first step up creates it'}")
+        finally:
+            await engine.poller.close()
+            await engine.provider.close()
+            engine.store.close()
+        say("check: " + ("all good" if not problems else f"{problems} problem(s)"))
+        return EXIT_CHECK if problems else 0
+
+    return asyncio.run(go())
+
+
+def _print_cohort_probes(engine, readings: dict) -> None:
+    """Both sides of every comparison, their counts, and the exposure check's queries, side by side."""
+    from .engine.exposure import share_text
+
+    lines = []
+    for tracker, _ in engine.guardrails.trackers:
+        if tracker.guard.compare is not None or tracker.guard.evidence is not None:
+            sides = "; ".join(f"{role.replace('count', 'requests').replace('_', ' ')} "
+                              f"{_probe_value(readings.get(key), 'count' if role.startswith('count') else tracker.unit)}"
+                              for role, key in tracker.queries.keys.items())
+            lines.append(f"  {tracker.id}: {sides}")
+    if engine.exposure is not None:
+        counts = {c: readings.get(k) for c, k in engine.exposure.keys.items()}
+        sides = "; ".join(f"{c} {_probe_value(r, 'count')}" for c, r in counts.items())
+        values = [r.value for r in counts.values() if r is not None and r.has_value]
+        share = f"; new share now {share_text(values[0] / sum(values))}" if len(values) == 2 and sum(values) > 0 else ""
+        lines.append(f"  exposure check (flag {engine.exposure.flag}): units {sides}{share}")
+    if lines:
+        say("cohorts (each side as probed above):")
+        for line in lines:
+            say(line)
+
+
+def _probe_value(reading, unit: str) -> str:
+    if reading is None:
+        return "not asked"
+    return format_value(reading.value, unit) if reading.has_value else f"{reading.status} ({reading.detail})"
+
+
+def _print_drill_check(plan: Plan) -> None:
+    """What a drill of this plan can model offline (every pane, with the line to add where it cannot), and fast time."""
+    from .drill import fast_time_problem
+    from .sim_queries import pane_models, unmodelled_advice, unmodelled_conditions
+
+    models = pane_models(plan)
+    modelled = sum(1 for m in models if m.expression)
+    say(f"drill (offline, simulator): {modelled} of {len(models)} panes modelled")
+    for m in models:
+        if m.expression:
+            how = "its simulate:" if m.how == "simulate:" else f"inferred from query and unit; pin it with `simulate: {m.expression}`"
+            say(f"  {m.pane}: {m.expression} ({how})")
+    for line in unmodelled_advice(plan) + [f"{c}: a drill cannot model it" for c in unmodelled_conditions(plan)]:
+        say(f"  WARN {line}")
+    problem = fast_time_problem(plan, "N")
+    say("fast time (--speed other than 1): " + (
+        f"refused for this plan: environment {plan.rollout.environment} means real state and flags; "
+        "`warroom drill` rehearses it fast in its own state" if problem else "allowed (environment drill)"))

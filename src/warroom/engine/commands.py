@@ -1,0 +1,143 @@
+"""Commands: what consoles, verbs and a drill's responder ask of the engine, and the loop that runs them.
+
+Every way of acting goes through `dispatch`: a verb and its arguments, run as the
+engine's command method with the human who asked (journaled with that person — user,
+SSH client address, tty — never with the engine's identity). Clients queue commands in
+the store; the driving engine claims each one in a transaction (no two engines run one
+command), runs it as a task of its own (a slow step up never holds a rollback back), and
+writes the outcome. A command that waited longer than its bound is not run: a stale
+step-up request must not fire minutes later. A rollback never expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from ..identity import Actor
+from ..journal_kinds import Kind
+from ..store.base import Command, Fenced, StoreError
+from .executor import CommandError
+from .journal import COMMAND
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger(__name__)
+
+VERBS = ("step", "pause", "resume", "rollback", "retry", "tick", "ack", "shutdown")
+MAX_AGE = 30.0  # seconds a command may wait for an engine and still run
+NEVER_EXPIRE = ("rollback",)  # rolling back is the safe direction: late is better than never
+CHECK_EVERY = 1.0  # seconds between two looks at the queue when nothing wakes the engine
+
+
+async def dispatch(engine: "Engine", verb: str, args: dict[str, Any], actor: Actor) -> str:
+    """Run one command as `actor`; its outcome in words, or CommandError with why not."""
+    if verb == "step":
+        return await engine.step_up(actor, force=bool(args.get("force")), reason=str(args.get("reason") or ""))
+    if verb == "pause":
+        return await engine.pause(actor, str(args.get("reason") or ""))
+    if verb == "resume":
+        return await engine.resume(actor)
+    if verb == "rollback":
+        return await engine.rollback(actor, str(args.get("reason") or f"manual rollback by {actor.label()}"))
+    if verb == "retry":
+        return await engine.retry(actor)
+    if verb == "tick":
+        return await engine.tick_item(actor, str(args.get("item", "")), ticked=not args.get("undo"))
+    if verb == "ack":
+        return await engine.ack_drift(actor)
+    raise CommandError(f"unknown command {verb!r}; known: {', '.join(VERBS)}")
+
+
+class CommandLoop:
+    """Claims queued commands from the store and runs them, until stopped or fenced."""
+
+    def __init__(self, engine: "Engine", shutdown: Callable[[Command, Actor], Awaitable[str]]):
+        self.engine = engine
+        self.shutdown = shutdown  # the process decides how it stops (it may refuse during a rollback)
+        self.running: set[asyncio.Task] = set()
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        self._take_over()
+        waiter = self.engine.store.watch(commands=True)
+        try:
+            while not stop.is_set() and self.engine.fenced is None:
+                self._claim_all()
+                stopping = asyncio.ensure_future(stop.wait())
+                changed = asyncio.ensure_future(waiter.changed(CHECK_EVERY))
+                try:
+                    await asyncio.wait({stopping, changed}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in (stopping, changed):
+                        task.cancel()
+                    await asyncio.gather(stopping, changed, return_exceptions=True)
+        finally:
+            waiter.close()
+
+    def _take_over(self) -> None:
+        """Commands the engine before this one claimed and never answered: a rollback runs again
+        (it is safe to ask twice); anything else is not run twice: its sender is told to look and ask again."""
+        try:
+            left = self.engine.store.take_over_commands(
+                self.engine.lease.fence, NEVER_EXPIRE, "not finished: the engine running it stopped or was taken over "
+                "mid-command; see the journal for what it did, and ask again", time.time())
+        except (Fenced, StoreError) as exc:
+            log.error("cannot take over the commands left by the engine before: %s", exc)
+            return
+        for command in left:
+            log.warning("command %s (%s) was left running by the engine before: %s", command.id, command.verb,
+                        "running it again" if command.verb in NEVER_EXPIRE else "told its sender to ask again")
+
+    def _claim_all(self) -> None:
+        while True:
+            try:
+                command = self.engine.store.claim_command(self.engine.lease.fence)
+            except Fenced as exc:
+                self.engine.on_fenced(exc)
+                return
+            except StoreError as exc:  # a full disk: commands wait until it can be written
+                log.error("cannot take commands: %s", exc)
+                return
+            if command is None:
+                return
+            task = asyncio.ensure_future(self._run(command))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+
+    async def _run(self, command: Command) -> None:
+        engine = self.engine
+        actor = Actor.from_json(command.actor)
+        age = time.time() - command.created
+        COMMAND.set(command.id)  # this task's context: an action it starts is recorded on the command
+        try:
+            if command.verb not in NEVER_EXPIRE and age > MAX_AGE:
+                status = "expired"
+                message = f"not run: it waited {age:.0f}s for an engine (a {command.verb} older than {MAX_AGE:g}s could surprise); ask again"
+                engine.journal.entry(Kind.COMMAND_EXPIRED, f"{command.verb} by {actor.label()} {message}", actor,
+                                     {"command": command.id, "verb": command.verb, "age": age})
+            elif command.verb == "shutdown":
+                status, message = "done", await self.shutdown(command, actor)
+            else:
+                status, message = "done", await dispatch(engine, command.verb, command.args, actor)
+        except CommandError as exc:
+            status, message = "refused", str(exc)
+        except Fenced as exc:
+            engine.on_fenced(exc)
+            return  # the outcome belongs to the engine that took over; this one writes nothing
+        except Exception as exc:  # a bug must not leave the client waiting for ever
+            log.exception("command %s (%s) failed", command.id, command.verb)
+            status, message = "failed", f"{type(exc).__name__}: {exc}"
+        try:
+            engine.store.finish_command(engine.lease.fence, command.id, status, message, time.time())
+        except Fenced as exc:
+            engine.on_fenced(exc)
+        except StoreError as exc:
+            log.error("the outcome of command %s could not be written: %s", command.id, exc)
+
+    async def drain(self, timeout: float) -> None:
+        """Give the commands in flight a moment to write their outcomes (a clean stop)."""
+        if self.running:
+            await asyncio.wait(list(self.running), timeout=timeout)

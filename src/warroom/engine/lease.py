@@ -1,0 +1,154 @@
+"""The engine lease: one engine drives a rollout; others wait as standbys; fencing by epoch.
+
+The lease is a row in the store (holder, epoch, heartbeat, expiry, in wall time: it is
+compared between processes and hosts). Taking it from a new holder raises the epoch;
+every commit of the engine carries that epoch and the store checks it in the same
+transaction, so an engine that was frozen past its lease and taken over can write
+nothing. Flag writes are not in the store, so right before each one the engine renews
+the lease (a fenced write): a write goes out only with a whole TTL of lease left.
+
+A holder that is provably dead on this host (its pid is gone, or reused) is replaced at
+once; on another host only the expiry tells.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import os
+import time
+import uuid
+from typing import Callable
+
+from ..store.base import Fence, Fenced, Holder, LeaseInfo, Store, StoreUnwritable, hostname, process_started
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL = 10.0  # seconds without a heartbeat before a standby may take over
+HEARTBEAT = 1.0  # seconds between renewals: a slow tick must never look like a dead engine
+
+
+class EngineBusy(Exception):
+    """Another engine drives this rollout; the message names it."""
+
+
+def this_process() -> Holder:
+    """A new engine of this process: who runs it, where, which process, which engine of it."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid{os.getuid()}"
+    return Holder(user, hostname(), os.getpid(), process_started(os.getpid()), uuid.uuid4().hex[:8])
+
+
+class Lease:
+    def __init__(self, store: Store, holder: Holder, *, ttl: float = LEASE_TTL, speed: str = "1", log_path: str = ""):
+        self.store = store
+        self.holder = holder
+        self.ttl = ttl
+        self.speed = speed
+        self.log_path = log_path
+        self.info: LeaseInfo | None = None  # ours, once acquired
+        self.previous: LeaseInfo | None = None  # the lease as it was when we took it
+        self.unrenewed: str = ""  # why the last renewal failed (a full disk), "" when it went through
+
+    @property
+    def held(self) -> bool:
+        return self.info is not None
+
+    @property
+    def fence(self) -> Fence:
+        if self.info is None:
+            raise Fenced(0, self.store.lease())
+        return self.info.fence()
+
+    @property
+    def epoch(self) -> int:
+        return self.info.epoch if self.info else 0
+
+    def try_acquire(self) -> LeaseInfo | None:
+        """Take the lease if it is free, expired, or its holder is provably dead; the lease as it now is."""
+        current = self.store.lease()
+        replacing = None
+        if current is not None and current.holder is not None and current.holder.id != self.holder.id and current.holder.provably_gone():
+            replacing = current.holder.id  # a killed engine on this host cannot renew: don't wait out its lease
+        now = time.time()
+        got = self.store.acquire_lease(self.holder, self.ttl, now, replacing=replacing, speed=self.speed, log=self.log_path)
+        if got.holder is not None and got.holder.id == self.holder.id:
+            if self.info is None:
+                self.previous = current
+            self.info = got
+        return got
+
+    def acquire(self) -> None:
+        """Take the lease now or raise EngineBusy (an engine built in-process, for tests and virtual time)."""
+        got = self.try_acquire()
+        if not self.held:
+            assert got is not None and got.holder is not None
+            raise EngineBusy(f"another engine drives this rollout: {got.holder.label()} (epoch {got.epoch})")
+
+    async def wait(self, stop: asyncio.Event, waiting: Callable[[LeaseInfo], None]) -> bool:
+        """As a standby: until the lease is ours (True) or `stop` is set (False). `waiting` is told once who drives."""
+        told = False
+        try:
+            while not stop.is_set():
+                got = self.try_acquire()
+                if self.held:
+                    return True
+                if not told and got is not None:
+                    waiting(got)
+                    told = True
+                self.store.standby(self.holder, time.time())
+                try:
+                    await asyncio.wait_for(stop.wait(), HEARTBEAT)
+                except asyncio.TimeoutError:
+                    pass
+            return False
+        finally:
+            if told:
+                self.store.drop_standby(self.holder)
+
+    def renew(self) -> None:
+        """Extend the lease (a fenced write): Fenced when another engine took it over."""
+        try:
+            self.info = self.store.renew_lease(self.fence, self.ttl, time.time())
+            if self.unrenewed:
+                log.warning("the lease is renewed again (%s is over)", self.unrenewed)
+            self.unrenewed = ""
+        except StoreUnwritable as exc:
+            if not self.unrenewed:
+                log.error("cannot renew the engine lease: %s", exc)
+            self.unrenewed = str(exc)
+
+    def check(self) -> None:
+        """Right before a flag write: Fenced unless the lease is ours with a whole TTL ahead.
+
+        When the store cannot be written (a full disk) the renewal cannot go through; if
+        every engine shares that store's fate (SQLite), none can have taken over, and the
+        lease row still naming us is proof enough: a rollback must still go out.
+        """
+        self.renew()
+        if not self.unrenewed:
+            return
+        now = self.store.lease()
+        mine = now is not None and now.holder is not None and now.holder.id == self.holder.id and now.epoch == self.epoch
+        if not mine or not self.store.shared_fate and now.expires - time.time() < self.ttl / 2:  # type: ignore[union-attr]
+            raise Fenced(self.epoch, now)
+
+    async def keep(self, on_fenced: Callable[[Fenced], None]) -> None:
+        """The heartbeat, every second, on a task of its own until cancelled or fenced."""
+        while True:
+            try:
+                self.renew()
+            except Fenced as exc:
+                on_fenced(exc)
+                return
+            await asyncio.sleep(HEARTBEAT)
+
+    def release(self) -> None:
+        if self.info is not None:
+            try:
+                self.store.release_lease(self.info.fence())
+            finally:
+                self.info = None

@@ -1,0 +1,44 @@
+"""`warroom report`: the post-mortem written out, as Markdown or one HTML file, streamed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterable, TextIO
+
+from .plan import Plan
+from .report import Report, build_report
+from .report_html import html
+from .report_markdown import markdown
+from .store import open_store
+
+
+def to_markdown(r: Report) -> str:
+    return "".join(markdown(r))
+
+
+def to_html(r: Report) -> str:
+    return "".join(html(r))
+
+
+def _write(chunks: Iterable[str], out: TextIO) -> None:
+    for chunk in chunks:
+        out.write(chunk)
+
+
+def run_report_command(plan: Plan, db: Path, *, fmt: str, output: str | None) -> int:
+    if not db.exists():
+        print(f"warroom: {db}: no journal here (give the drill's or launch's --state)", file=sys.stderr)
+        return 1
+    report = build_report(plan, open_store(db, create=False))
+    if not report.count:
+        print(f"warroom: {db}: the journal is empty", file=sys.stderr)
+        return 1
+    chunks = html if fmt == "html" else markdown
+    if output:
+        with open(output, "w", encoding="utf-8") as out:
+            _write(chunks(report), out)
+        print(f"wrote {output} ({fmt}, {report.count} journal entries)")
+    else:
+        _write(chunks(report), sys.stdout)
+    return 0

@@ -1,0 +1,77 @@
+"""A real engine on a thread of its own, taking commands from the store as its process does,
+but ticked by the test: every screen then shows a known instant.
+
+The console under test is a client on its own connection to the same SQLite file, exactly
+as a console process is; only the ticking is left to the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from typing import Any, Awaitable, Callable, TypeVar
+
+from warroom.engine.commands import CommandLoop
+from warroom.engine.engine import Engine
+
+T = TypeVar("T")
+
+
+class EngineHost:
+    def __init__(self, engine: Engine, *, after_tick: Callable[[Any], Awaitable[None]] | None = None, ticking: bool = False):
+        """`ticking`: tick every poll interval as the process does (`after_tick` between ticks: a drill)."""
+        self.engine = engine
+        self.after_tick = after_tick
+        self.ticking = ticking
+        self.loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="warroom-engine-host", daemon=True)
+        self._failed: BaseException | None = None
+        self._thread.start()
+        self._started.wait(10)
+        if self._failed is not None:
+            raise self._failed  # another engine drives this state, or the engine could not start
+
+    def submit(self, fn: Callable[[], Awaitable[T]]) -> concurrent.futures.Future[T]:
+        """Run `fn()` on the engine's loop (a tick, or a command as the engine's own method)."""
+        return asyncio.run_coroutine_threadsafe(fn(), self.loop)
+
+    def call(self, fn: Callable[[], Awaitable[T]], timeout: float = 10) -> T:
+        return self.submit(fn).result(timeout)
+
+    def stop(self, timeout: float = 10) -> bool:
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._serve())
+        self.loop.close()
+
+    async def _serve(self) -> None:
+        try:
+            await self.engine.start()
+            self.engine.publish(force=True)
+        except BaseException as exc:
+            self._failed = exc
+            return
+        finally:
+            self._started.set()
+
+        async def shutdown(*_: Any) -> str:
+            self._stop.set()
+            return "stopping"
+
+        try:
+            if self.ticking:
+                serving = asyncio.ensure_future(CommandLoop(self.engine, shutdown).serve(self._stop))
+                await self.engine.run(self._stop, self.after_tick)
+                await serving
+            else:
+                await CommandLoop(self.engine, shutdown).serve(self._stop)
+        finally:
+            await self.engine.close()
