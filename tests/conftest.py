@@ -15,6 +15,7 @@ import tempfile
 import textwrap
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -28,7 +29,7 @@ from tests.servers import PrometheusServer
 from warroom.engine.build import build_engine
 from warroom.clock import VirtualClock
 from warroom.identity import Actor
-from warroom.plan import parse_plan
+from warroom.plan import PostgresState, parse_plan
 from tests.terminal import tmux  # noqa: F401  (the tmux fixture, for every folder of tests)
 
 ALICE = Actor(user="alice", host="bastion", ssh_client="10.0.0.7", tty="pts/3")
@@ -155,8 +156,8 @@ def _psql(sql: str, port: int) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[str]:
-    """A running cluster with an empty database for Unleash; yields its DATABASE_URL."""
+def postgres_cluster() -> int:
+    """Debian's cluster running (started if down) with the role `warroom` (password `warroom`); its port."""
     if not (Path("/usr/bin/pg_lsclusters").exists() and os.geteuid() == 0):
         missing("PostgreSQL (Debian postgresql-15) and root are needed to start it (.ci/install-servers)")
     line = subprocess.run(["pg_lsclusters", "-h"], check=True, capture_output=True, text=True).stdout.split("\n")[0].split()
@@ -164,14 +165,50 @@ def postgres() -> Iterator[str]:
         missing("no PostgreSQL cluster (apt-get install postgresql creates one)")
     version, cluster, port, status = line[0], line[1], int(line[2]), line[3]
     if status != "online":
-        subprocess.run(["pg_ctlcluster", version, cluster, "start"], check=True, capture_output=True)
+        started = subprocess.run(["pg_ctlcluster", version, cluster, "start"], capture_output=True, text=True)
+        if started.returncode != 0 and "already running" not in started.stderr:  # another test run may start it meanwhile
+            pytest.fail(f"pg_ctlcluster {version} {cluster} start failed: {started.stderr.strip()}")
     if not _psql("SELECT 1 FROM pg_roles WHERE rolname = 'warroom'", port):
         _psql("CREATE ROLE warroom LOGIN PASSWORD 'warroom'", port)
+    return port
+
+
+@contextmanager
+def postgres_database(port: int, name: str) -> Iterator[str]:
+    """A fresh database owned by `warroom`, dropped afterwards; yields its URL without the password."""
+    _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", port)
+    _psql(f"CREATE DATABASE {name} OWNER warroom", port)
+    try:
+        yield f"postgresql://warroom@127.0.0.1:{port}/{name}"
+    finally:
+        _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", port)
+
+
+PG_PASSWORD = "WARROOM_TEST_PG_PASSWORD"  # the environment variable the stores' `password: env:…` names
+
+
+@pytest.fixture(scope="session")
+def pg_state(postgres_cluster) -> Iterator[PostgresState]:
+    """warroom's own store on PostgreSQL: a database for the session; key it by a rollout of each test's own."""
+    os.environ[PG_PASSWORD] = "warroom"
+    with postgres_database(postgres_cluster, f"warroom_store_test_{os.getpid()}") as url:
+        yield PostgresState(url=url, password=f"env:{PG_PASSWORD}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_ref(request, tmp_path) -> Path | PostgresState:
+    """Where a rollout's store is, on each backend (a contract test runs on both)."""
+    if request.param == "sqlite":
+        return tmp_path / "state.sqlite"
+    return request.getfixturevalue("pg_state").keyed(f"test-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_cluster) -> Iterator[str]:
+    """An empty database for Unleash; yields its DATABASE_URL."""
     # A fresh database each session: migrations take seconds and no state leaks between runs.
-    _psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", port)
-    _psql(f"CREATE DATABASE {DB} OWNER warroom", port)
-    yield f"postgres://warroom:warroom@127.0.0.1:{port}/{DB}"
-    _psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", port)
+    with postgres_database(postgres_cluster, DB) as url:
+        yield url.replace("postgresql://warroom@", "postgres://warroom:warroom@")
 
 
 @pytest.fixture(scope="session")
