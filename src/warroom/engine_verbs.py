@@ -23,7 +23,7 @@ from .engine.lease import LEASE_TTL
 from .engine.process import RunOptions, run_engine
 from .identity import current_actor
 from .lines import status_line
-from .paths import engine_log_path, state_path
+from .paths import StateRef, engine_log_path, state_path
 from .plan import Plan, load_faults
 from .snapshot import State
 from .store import open_store
@@ -125,7 +125,7 @@ def _released(client: EngineClient, pid: int, timeout: float) -> bool:
         time.sleep(0.1)
 
 
-def start_for_rollback(plan: Plan, path: Path, client: EngineClient) -> bool:
+def start_for_rollback(plan: Plan, path: StateRef, client: EngineClient) -> bool:
     """Rolling back must never be refused for lack of an engine: start one (detached), say so."""
     started = start_engine(engine_argv(plan, path), engine_log_path(path), detached=True)
     view = client.wait_for_engine(lambda: started.process.poll() is not None)

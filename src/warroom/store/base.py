@@ -410,4 +410,8 @@ class Store(ABC):
         """A waiter for changes; `commands` (the driving engine's) also wakes the moment a command is sent."""
 
     @abstractmethod
+    def describe(self) -> str:
+        """What the store is, for `warroom check`: the database and its schema version."""
+
+    @abstractmethod
     def close(self) -> None: ...

@@ -211,6 +211,11 @@ class PostgresStore(SQLCommits):
     def schema_version(self) -> int:
         return self._read("SELECT version FROM warroom.meta")[0][0]
 
+    def describe(self) -> str:
+        server = self._read("SHOW server_version")[0][0]
+        tls = self._read("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        return f"PostgreSQL {server}{', TLS' if tls and tls[0][0] else ''}, warroom schema {self.schema_version()}"
+
     # ------------------------------------------------------------ plumbing
 
     def _connection(self) -> psycopg.Connection:

@@ -247,6 +247,9 @@ class SQLiteStore(SQLCommits):
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
 
+    def describe(self) -> str:
+        return f"SQLite {sqlite3.sqlite_version}, warroom schema {self._read('PRAGMA user_version')[0][0]}"
+
     def close(self) -> None:
         with self._lock:
             if self._wake is not None:
