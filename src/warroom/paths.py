@@ -6,7 +6,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
+from pydantic import ValidationError
+
 from .plan import DATABASE_URL, PostgresState
+from .yamlfile import PlanError, Problem
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -21,16 +24,21 @@ def default_state_path(rollout_name: str) -> Path:
     return base / f"{safe}.sqlite"
 
 
-def state_path(plan: "Plan", override: str | Path | None = None) -> StateRef:
+def state_path(plan: "Plan", override: str | Path | PostgresState | None = None) -> StateRef:
     """The plan's state: `--state`, else the plan's `state`, else one per rollout name in the user state dir.
 
     A `--state postgresql://…` keeps the plan's password and TLS options when the plan's
     state is on PostgreSQL too (the engine `up` starts gets the URL, not the secret)."""
     name = plan.rollout.name
+    if isinstance(override, PostgresState):
+        return override
     if override and str(override).startswith(DATABASE_URL):
         base = plan.state if isinstance(plan.state, PostgresState) else None
-        update = {"url": str(override)}
-        return (PostgresState.model_validate({**(base.model_dump() if base else {}), **update})).keyed(name)
+        try:
+            return PostgresState.model_validate({**(base.model_dump() if base else {}), "url": str(override)}).keyed(name)
+        except ValidationError as exc:
+            # The URL may hold a password: the message never repeats the value.
+            raise PlanError([Problem("--state", 1, 1, "state.url", "; ".join(e["msg"] for e in exc.errors()))]) from None
     if override:
         return Path(override).expanduser()
     if isinstance(plan.state, PostgresState):

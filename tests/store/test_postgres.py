@@ -4,6 +4,7 @@ reconnecting, secrets (the contract is in test_contract.py, run on both backends
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 
@@ -11,7 +12,7 @@ import psycopg
 import pytest
 
 from tests.conftest import PG_PASSWORD, postgres_database
-from warroom.engine.lease import this_process
+from warroom.engine.lease import Lease, LeaseTooThin, this_process
 from warroom.plan import PostgresState
 from warroom.secrets import redact
 from warroom.store import open_store
@@ -92,3 +93,30 @@ def test_the_password_comes_from_its_reference_and_never_shows(pg_state, monkeyp
     monkeypatch.delenv(PG_PASSWORD)
     with pytest.raises(StoreError, match=f"state.password: environment variable {PG_PASSWORD} is not set"):
         open_store(pg_state.keyed("launch"))
+
+
+def test_a_flag_write_waits_while_the_lease_has_less_than_its_safety_margin(pg_state):
+    """The renewal right before a flag write is held up (here: another transaction holds the
+    lease row, as a slow network would hold the answer): the lease surely left is then less
+    than half its TTL, so the write does not go out; it is a failed attempt, retried."""
+    store = open_store(pg_state.keyed(f"launch-{uuid.uuid4().hex[:8]}"))
+    lease = Lease(store, this_process(), ttl=1.0)
+    lease.acquire()
+    lease.check()  # a fresh renewal: a whole TTL ahead
+    held = threading.Event()
+
+    def hold_the_row() -> None:
+        with connect(pg_state) as raw, raw.transaction():
+            raw.execute("SELECT 1 FROM warroom.lease WHERE rollout = %s FOR UPDATE", (store.key,))
+            held.set()
+            time.sleep(0.7)
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    held.wait(5)
+    with pytest.raises(LeaseTooThin, match=r"s of the engine lease surely left, less than the safety margin \(0.5s; "
+                                           "the store answered slowly\\)"):
+        lease.check()
+    holder.join()
+    lease.check()  # answered at once again: the write goes out
+    store.close()
