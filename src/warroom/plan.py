@@ -142,6 +142,18 @@ def _state(value: Any) -> Any:
     return {"url": value} if isinstance(value, str) and value.startswith(DATABASE_URL) else value
 
 
+def _state_kind(value: Any) -> str:
+    return "file" if isinstance(value, str) else "database"
+
+
+# A path (SQLite) or PostgreSQL; told apart before validation, so a mistake is reported once, in its own terms.
+StateConfig = Annotated[
+    Union[Annotated[PostgresState, Tag("database")], Annotated[str, Tag("file")]],
+    Discriminator(_state_kind),
+    BeforeValidator(_state),
+]
+
+
 class PrometheusSourceConfig(Strict):
     type: Literal["prometheus"]
     url: Annotated[str, Field(pattern=r"^https?://\S+$")]
@@ -607,7 +619,7 @@ class Plan(Strict):
     rollback: RollbackSpec = Field(default_factory=RollbackSpec)
     notify: list[NotifyTarget] = []
     automation: Automation = Field(default_factory=Automation)
-    state: Annotated[PostgresState | str | None, BeforeValidator(_state)] = None  # a path (SQLite) or PostgreSQL
+    state: StateConfig | None = None  # a path (SQLite) or PostgreSQL
     keys: dict[str, str] = {}
     theme: str | None = None
     exposure: ExposureCheck | None = None  # the exposure check, a gate every phase has
@@ -717,7 +729,8 @@ def _clean_loc(loc: Loc) -> Loc:
     for part in loc:
         if isinstance(part, str) and "[" in part:
             continue
-        if part in _UNION_TAGS and len(out) >= 2 and out[-2] in ("sources", "steps") and tagged_at != len(out):
+        if part in _UNION_TAGS and len(out) >= 2 and out[-2] in ("sources", "steps") and tagged_at != len(out) or (
+                out == ["state"] and part in ("database", "file")):
             tagged_at = len(out)
             continue
         out.append(part)
