@@ -15,7 +15,6 @@ import tempfile
 import textwrap
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -24,7 +23,7 @@ import pytest
 import yaml
 
 from tests.helpers import free_port, require_binary
-from tests.servers import PrometheusServer
+from tests.servers import STORE_PASSWORD, PostgresMissing, PrometheusServer, postgres_database, start_postgres
 
 from warroom.engine.build import build_engine
 from warroom.clock import VirtualClock
@@ -150,38 +149,13 @@ def missing(message: str) -> None:
 
 # ------------------------------------------------------------------ PostgreSQL + Unleash
 
-def _psql(sql: str, port: int) -> str:
-    return subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-p", str(port), "-v", "ON_ERROR_STOP=1", "-tAc", sql],
-                          check=True, capture_output=True, text=True).stdout.strip()
-
-
 @pytest.fixture(scope="session")
 def postgres_cluster() -> int:
-    """Debian's cluster running (started if down) with the role `warroom` (password `warroom`); its port."""
-    if not (Path("/usr/bin/pg_lsclusters").exists() and os.geteuid() == 0):
-        missing("PostgreSQL (Debian postgresql-15) and root are needed to start it (.ci/install-servers)")
-    line = subprocess.run(["pg_lsclusters", "-h"], check=True, capture_output=True, text=True).stdout.split("\n")[0].split()
-    if not line:
-        missing("no PostgreSQL cluster (apt-get install postgresql creates one)")
-    version, cluster, port, status = line[0], line[1], int(line[2]), line[3]
-    if status != "online":
-        started = subprocess.run(["pg_ctlcluster", version, cluster, "start"], capture_output=True, text=True)
-        if started.returncode != 0 and "already running" not in started.stderr:  # another test run may start it meanwhile
-            pytest.fail(f"pg_ctlcluster {version} {cluster} start failed: {started.stderr.strip()}")
-    if not _psql("SELECT 1 FROM pg_roles WHERE rolname = 'warroom'", port):
-        _psql("CREATE ROLE warroom LOGIN PASSWORD 'warroom'", port)
-    return port
-
-
-@contextmanager
-def postgres_database(port: int, name: str) -> Iterator[str]:
-    """A fresh database owned by `warroom`, dropped afterwards; yields its URL without the password."""
-    _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", port)
-    _psql(f"CREATE DATABASE {name} OWNER warroom", port)
+    """Debian's cluster running (started if down) with the roles the tests log in as; its port."""
     try:
-        yield f"postgresql://warroom@127.0.0.1:{port}/{name}"
-    finally:
-        _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", port)
+        return start_postgres()
+    except PostgresMissing as exc:
+        missing(str(exc))  # fails in CI, skips elsewhere: it never returns
 
 
 PG_PASSWORD = "WARROOM_TEST_PG_PASSWORD"  # the environment variable the stores' `password: env:…` names
@@ -190,7 +164,7 @@ PG_PASSWORD = "WARROOM_TEST_PG_PASSWORD"  # the environment variable the stores'
 @pytest.fixture(scope="session")
 def pg_state(postgres_cluster) -> Iterator[PostgresState]:
     """warroom's own store on PostgreSQL: a database for the session; key it by a rollout of each test's own."""
-    os.environ[PG_PASSWORD] = "warroom"
+    os.environ[PG_PASSWORD] = STORE_PASSWORD
     with postgres_database(postgres_cluster, f"warroom_store_test_{os.getpid()}") as url:
         yield PostgresState(url=url, password=f"env:{PG_PASSWORD}")
 
@@ -207,7 +181,7 @@ def store_ref(request, tmp_path) -> Path | PostgresState:
 def postgres(postgres_cluster) -> Iterator[str]:
     """An empty database for Unleash; yields its DATABASE_URL."""
     # A fresh database each session: migrations take seconds and no state leaks between runs.
-    with postgres_database(postgres_cluster, DB) as url:
+    with postgres_database(postgres_cluster, DB, owner="warroom") as url:
         yield url.replace("postgresql://warroom@", "postgres://warroom:warroom@")
 
 

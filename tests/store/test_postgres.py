@@ -11,7 +11,8 @@ import uuid
 import psycopg
 import pytest
 
-from tests.conftest import PG_PASSWORD, postgres_database
+from tests.conftest import PG_PASSWORD
+from tests.servers import postgres_database
 from warroom.engine.lease import Lease, LeaseTooThin, this_process
 from warroom.plan import PostgresState
 from warroom.secrets import redact
