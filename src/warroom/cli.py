@@ -30,7 +30,7 @@ from .client import EngineClient
 from .demo import WORKDIR_PREFIX
 from .identity import current_actor
 from .lines import entry_line, say, stamp
-from .paths import StateRef, default_state_path, recorded, state_path
+from .paths import StateRef, default_state_path, state_path
 from .plan import Plan, PlanError, load_plan
 from .secrets import SecretError, redact
 from .snapshot import JournalEntry, Snapshot, State
@@ -194,8 +194,6 @@ def cmd_journal(plan: Plan, args: argparse.Namespace) -> int:
     if db is None:
         return EXIT_USAGE
     try:
-        if not recorded(db):
-            raise StoreMissing(str(db))
         store = open_store(db, create=False)
     except StoreMissing:
         print(f"warroom: {db}: no journal here (nothing has run with this state yet)", file=sys.stderr)
@@ -224,7 +222,7 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
         path = state_path(plan, args.state)
         me = current_actor()
         try:
-            client = EngineClient(open_store(path, create=name == "rollback"), actor=me) if recorded(path) or name == "rollback" else None
+            client = EngineClient(open_store(path, create=name == "rollback"), actor=me)
         except StoreMissing:
             client = None
         since = client.store.last_seq() if client is not None else 0

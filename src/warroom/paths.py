@@ -48,12 +48,6 @@ def state_path(plan: "Plan", override: str | Path | PostgresState | None = None)
     return default_state_path(name)
 
 
-def recorded(state: StateRef) -> bool:
-    """Whether a rollout may be recorded there without opening it: a file must exist; a
-    database is asked when opened (StoreMissing)."""
-    return not isinstance(state, Path) or state.exists()
-
-
 def engine_log_path(state: StateRef) -> Path:
     """The engine's log, next to its state: `launch.sqlite` → `launch.engine.log`; for a
     database, in the user state dir under the rollout's name (each host its own)."""

@@ -9,7 +9,7 @@ from .plan import Plan
 from .report import Report, build_report
 from .report_html import html
 from .report_markdown import markdown
-from .paths import StateRef, recorded
+from .paths import StateRef
 from .store import open_store
 from .store.base import StoreMissing
 
@@ -29,8 +29,6 @@ def _write(chunks: Iterable[str], out: TextIO) -> None:
 
 def run_report_command(plan: Plan, db: StateRef, *, fmt: str, output: str | None) -> int:
     try:
-        if not recorded(db):
-            raise StoreMissing(str(db))
         store = open_store(db, create=False)
     except StoreMissing:
         print(f"warroom: {db}: no journal here (give the drill's or launch's --state)", file=sys.stderr)

@@ -6,7 +6,6 @@ standby taking over. Real processes and signals, the real cluster, the loopback 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import time
@@ -36,6 +35,7 @@ class SharedRollout(Engine):
         super().__init__(folder, {**data, "state": {"url": state.url, "password": f"env:{PG_PASSWORD}", "rollout": state.rollout}})
         self.ref = state
         self._store: Store | None = None
+        self.started: list[subprocess.Popen] = []
 
     @property
     def store(self) -> Store:
@@ -64,6 +64,16 @@ class SharedRollout(Engine):
         return subprocess.Popen([*WARROOM, "engine", str(self.plan), "--lease-ttl", TTL, *args], stdout=log, stderr=subprocess.STDOUT,
                                 text=True, stdin=subprocess.DEVNULL, env={**os.environ, **host})
 
+    def pair(self) -> tuple[subprocess.Popen, subprocess.Popen]:
+        """The eu engine driving, then the us engine standing by."""
+        eu = self.engine(EU)
+        self.started.append(eu)
+        until("the eu engine to drive", lambda: self.driver() == eu.pid)
+        us = self.engine(US)
+        self.started.append(us)
+        until("the us engine to stand by", lambda: us.pid in self.standbys())
+        return eu, us
+
     def output(self, host: dict[str, str]) -> str:
         return (self.plan.parent / f"engine-{host['WARROOM_HOSTNAME']}.out").read_text()
 
@@ -81,100 +91,75 @@ def shared(tmp_path, flags, pg_state, monkeypatch):
 
     yield make
     for rollout in made:
+        for proc in rollout.started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait()
         if rollout._store is not None:
             rollout._store.close()
-
-
-def stop(*procs: subprocess.Popen | None) -> None:
-    for proc in procs:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-            proc.kill()
-            proc.wait()
 
 
 def test_the_standby_on_another_host_finishes_a_rollback_when_the_driver_is_killed(shared, flags, tmp_path):
     ran = tmp_path / "runbook-ran"
     r = shared(automation={"step_up": "manual"},
                rollback={"flags": {"feature": False}, "dry_run": False, "steps": [{"run": ["sh", "-c", f"echo ran >> {ran}"]}]})
-    eu = r.engine(EU)
-    us = None
-    try:
-        until("the eu engine to drive", lambda: r.driver() == eu.pid)
-        us = r.engine(US)
-        until("the us engine to stand by", lambda: us.pid in r.standbys())
-        status = r.verb("status")
-        assert f"engine: alice@bastion-eu pid {eu.pid} (driving) · bob@bastion-us pid {us.pid} (standby)" in status.stdout, status.stdout
-        assert r.verb("step").returncode == 0
-        flags.fail(503)  # the rollback keeps retrying on the eu engine …
-        rollback = subprocess.Popen([*WARROOM, "rollback", str(r.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    stdin=subprocess.DEVNULL)
-        until("the eu engine's rollback attempts", lambda: r.kinds().count("rollback.attempt") >= 2)
-        eu.send_signal(signal.SIGKILL)  # … when its host dies
-        killed_at = time.time()
-        eu.wait()
-        until("the us engine to take over", lambda: r.driver() == us.pid, 10)
-        flags.recover()
-        out, err = rollback.communicate(timeout=60)
-        assert rollback.returncode == 0 and out.strip() == "rolled back", out + err
-        assert flags.flags["feature"]["enabled"] is False
-        kinds = r.kinds()
-        assert kinds.count("engine.lost") == 1 and kinds.count("rollback.resume") == 1 and kinds.count("rollback.outcome") == 1
-        assert ran.read_text() == "ran\n"  # the runbook ran once, on the engine that finished
-        assert {w.who for w in flags.writes} == {eu.pid, us.pid}
-        assert {w.who for w in flags.writes if w.received > killed_at} == {us.pid}
-        entries = r.store.entries()
-        assert len({e.seq for e in entries}) == len(entries)  # nothing doubled
-        lost = next(e for e in entries if e.kind == "engine.lost")
-        assert f"took over from engine alice@bastion-eu pid {eu.pid}, which vanished" in lost.message
-        assert r.status_json()["state"] == "ROLLED_BACK"
-    finally:
-        stop(eu, us)
+    eu, us = r.pair()
+    status = r.verb("status")
+    assert f"engine: alice@bastion-eu pid {eu.pid} (driving) · bob@bastion-us pid {us.pid} (standby)" in status.stdout, status.stdout
+    assert r.verb("step").returncode == 0
+    flags.fail(503)  # the rollback keeps retrying on the eu engine …
+    rollback = subprocess.Popen([*WARROOM, "rollback", str(r.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL)
+    until("the eu engine's rollback attempts", lambda: r.kinds().count("rollback.attempt") >= 2)
+    eu.send_signal(signal.SIGKILL)  # … when its host dies
+    killed_at = time.time()
+    eu.wait()
+    until("the us engine to take over", lambda: r.driver() == us.pid, 10)
+    flags.recover()
+    out, err = rollback.communicate(timeout=60)
+    assert rollback.returncode == 0 and out.strip() == "rolled back", out + err
+    assert flags.flags["feature"]["enabled"] is False
+    kinds = r.kinds()
+    assert kinds.count("engine.lost") == 1 and kinds.count("rollback.resume") == 1 and kinds.count("rollback.outcome") == 1
+    assert ran.read_text() == "ran\n"  # the runbook ran once, on the engine that finished
+    assert {w.who for w in flags.writes} == {eu.pid, us.pid}
+    assert {w.who for w in flags.writes if w.received > killed_at} == {us.pid}
+    entries = r.store.entries()
+    assert len({e.seq for e in entries}) == len(entries)  # nothing doubled
+    lost = next(e for e in entries if e.kind == "engine.lost")
+    assert f"took over from engine alice@bastion-eu pid {eu.pid}, which vanished" in lost.message
+    assert r.status_json()["state"] == "ROLLED_BACK"
 
 
 def test_a_frozen_driver_taken_over_by_another_host_writes_nothing_when_it_wakes(shared, flags):
     r = shared(automation={"step_up": "manual"})
-    eu = r.engine(EU)
-    us = None
-    try:
-        until("the eu engine to drive", lambda: r.driver() == eu.pid)
-        assert r.verb("step").returncode == 0
-        us = r.engine(US)
-        until("the us engine to stand by", lambda: us.pid in r.standbys())
-        eu.send_signal(signal.SIGSTOP)  # a VM pause: the eu engine holds its lease and says nothing
-        frozen_at = time.time()
-        until("the us engine to take over", lambda: r.driver() == us.pid, 10)
-        assert r.store.lease().epoch == 2
-        step = r.verb("step")  # the new driver steps up
-        assert step.returncode == 0 and step.stdout.strip() == "stepped up to phase 2", step.stdout + step.stderr
-        writes, journal = len(flags.writes), r.store.entries()
-        eu.send_signal(signal.SIGCONT)  # it wakes believing it drives
-        assert eu.wait(30) == 10
-        assert "FENCED: fenced: this engine held epoch 1; the lease is now epoch 2, held by bob@bastion-us" in r.output(EU)
-        time.sleep(1)
-        assert [w for w in flags.writes[writes:] if w.who == eu.pid] == []  # no flag write from it …
-        assert r.store.entries()[:len(journal)] == journal  # … no journal entry
-        after = [e for e in r.store.entries() if e.ts > frozen_at and f"pid {eu.pid}" in str(e.data.get("holder", ""))]
-        assert after == []
-        assert r.store.load_state()[1]["phase"] == 2 and flags.flags["feature"]["rollout_percentage"] == 50  # … no state
-    finally:
-        stop(eu, us)
+    eu, us = r.pair()
+    assert r.verb("step").returncode == 0
+    eu.send_signal(signal.SIGSTOP)  # a VM pause: the eu engine holds its lease and says nothing
+    frozen_at = time.time()
+    until("the us engine to take over", lambda: r.driver() == us.pid, 10)
+    assert r.store.lease().epoch == 2
+    step = r.verb("step")  # the new driver steps up
+    assert step.returncode == 0 and step.stdout.strip() == "stepped up to phase 2", step.stdout + step.stderr
+    writes, journal = len(flags.writes), r.store.entries()
+    eu.send_signal(signal.SIGCONT)  # it wakes believing it drives
+    assert eu.wait(30) == 10
+    assert "FENCED: fenced: this engine held epoch 1; the lease is now epoch 2, held by bob@bastion-us" in r.output(EU)
+    time.sleep(1)
+    assert [w for w in flags.writes[writes:] if w.who == eu.pid] == []  # no flag write from it …
+    assert r.store.entries()[:len(journal)] == journal  # … no journal entry
+    after = [e for e in r.store.entries() if e.ts > frozen_at and f"pid {eu.pid}" in str(e.data.get("holder", ""))]
+    assert after == []
+    assert r.store.load_state()[1]["phase"] == 2 and flags.flags["feature"]["rollout_percentage"] == 50  # … no state
 
 
 def test_a_console_on_another_host_sees_the_driver_the_standby_and_a_step(shared, tmux):
     r = shared(automation={"step_up": "manual"})
-    eu = r.engine(EU)
-    us = None
-    try:
-        until("the eu engine to drive", lambda: r.driver() == eu.pid)
-        us = r.engine(US)
-        until("the us engine to stand by", lambda: us.pid in r.standbys())
-        tmux.start(f"{' '.join(WARROOM)} {r.plan}", env={"WARROOM_HOSTNAME": "laptop-ic", "USER": "carol", "LOGNAME": "carol",
-                                                        "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"]})
-        screen = tmux.wait_for("engine: alice@bastion-eu (driving) · bob@bastion-us (standby)")
-        assert "PENDING" in screen or "RUNNING" in screen, screen
-        assert r.verb("step").returncode == 0
-        screen = tmux.wait_for("Canary 5%", 5)
-        assert re.search(r"phase 1/3", screen, re.IGNORECASE) or "Canary 5%" in screen
-    finally:
-        stop(eu, us)
+    r.pair()
+    tmux.start(f"{' '.join(WARROOM)} {r.plan}", env={"WARROOM_HOSTNAME": "laptop-ic", "USER": "carol", "LOGNAME": "carol",
+                                                    "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"]})
+    screen = tmux.wait_for("engine: alice@bastion-eu (driving) · bob@bastion-us (standby)")
+    assert "PENDING" in screen and "RUNNING" not in screen, screen
+    assert r.verb("step").returncode == 0  # from this host, through the database: the console there follows
+    tmux.wait_for("RUNNING", 5)

@@ -38,22 +38,8 @@ from .. import secrets
 from ..plan import PostgresState
 from ..snapshot import JournalEntry
 from . import rows
-from .base import (
-    ActionWrite,
-    Command,
-    Fence,
-    Fenced,
-    Holder,
-    LeaseInfo,
-    PendingAction,
-    Row,
-    StandbyInfo,
-    StoreError,
-    StoreMissing,
-    StoreUnwritable,
-    StoredSnapshot,
-    Waiter,
-)
+from .base import (ActionWrite, Command, Fence, Fenced, Holder, LeaseInfo, PendingAction, Row, StandbyInfo, StoreError, StoreMissing,
+                   StoreUnwritable, StoredSnapshot, Waiter)
 from .rows import SQLCommits
 
 # The schema this code reads and writes (its own numbering: SQLite files have theirs).
@@ -475,24 +461,12 @@ class PostgresStore(SQLCommits):
                        (fence.holder, fence.epoch, row[0]))
             return rows.command(db.execute(self._COMMAND + " AND id = %s", (self.key, row[0])).fetchone())
 
-    def finish_command(self, fence: Fence, command_id: int, status: str, message: str, finished: float) -> None:
-        with self._tx() as db:
-            self._fence(db, fence)
-            db.execute("UPDATE warroom.commands SET status = %s, message = %s, finished = %s WHERE rollout = %s AND id = %s",
-                       (status, secrets.redact(message), finished, self.key, command_id))
+    def _command_outcome(self, db: psycopg.Cursor, command_id: int, status: str, message: str, finished: float | None) -> None:
+        db.execute("UPDATE warroom.commands SET status = %s, message = %s, finished = %s WHERE rollout = %s AND id = %s",
+                   (status, message, finished, self.key, command_id))
 
-    def take_over_commands(self, fence: Fence, rerun: tuple[str, ...], message: str, finished: float) -> list[Command]:
-        with self._tx() as db:
-            self._fence(db, fence)
-            left = [rows.command(r) for r in db.execute(self._COMMAND + " AND status = 'running' AND (epoch IS NULL OR epoch != %s)",
-                                                         (self.key, fence.epoch))]
-            for command in left:
-                if command.verb in rerun:
-                    db.execute("UPDATE warroom.commands SET status = 'queued' WHERE id = %s", (command.id,))
-                else:
-                    db.execute("UPDATE warroom.commands SET status = 'failed', message = %s, finished = %s WHERE id = %s",
-                               (message, finished, command.id))
-            return left
+    def _commands_left(self, db: psycopg.Cursor, epoch: int) -> list[tuple]:
+        return db.execute(self._COMMAND + " AND status = 'running' AND (epoch IS NULL OR epoch != %s)", (self.key, epoch)).fetchall()
 
     def command(self, command_id: int) -> Command | None:
         found = self._read(self._COMMAND + " AND id = %s", (self.key, command_id))

@@ -83,6 +83,26 @@ class SQLCommits(Store):
     @abstractmethod
     def _insert(self, db: Any, ts: float, row: Row, action_id: str | None) -> JournalEntry: ...
 
+    @abstractmethod
+    def _command_outcome(self, db: Any, command_id: int, status: str, message: str, finished: float | None) -> None: ...
+
+    @abstractmethod
+    def _commands_left(self, db: Any, epoch: int) -> list[tuple]:
+        """Commands claimed under another epoch and never finished (their engine was killed or fenced)."""
+
+    def finish_command(self, fence: Fence, command_id: int, status: str, message: str, finished: float) -> None:
+        with self._tx() as db:
+            self._fence(db, fence)
+            self._command_outcome(db, command_id, status, redact(message), finished)
+
+    def take_over_commands(self, fence: Fence, rerun: tuple[str, ...], message: str, finished: float) -> list[Command]:
+        with self._tx() as db:
+            self._fence(db, fence)
+            left = [command(r) for r in self._commands_left(db, fence.epoch)]
+            for found in left:
+                self._command_outcome(db, found.id, *(("queued", "", None) if found.verb in rerun else ("failed", message, finished)))
+            return left
+
     def commit(self, fence: Fence, ts: float, entries: list[Row] = (), *, change: Change | None = None,  # type: ignore[assignment]
                state: dict[str, Any] | None = None, action: ActionWrite | None = None,
                expected_version: int | None = None) -> Committed:

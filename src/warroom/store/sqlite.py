@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 from typing import Any, Collection, Iterator
 
-from ..secrets import redact
 from ..snapshot import JournalEntry
 from . import rows
 from .base import (
@@ -468,24 +467,11 @@ class SQLiteStore(SQLCommits):
             db.execute("UPDATE commands SET status = 'running', engine = ?, epoch = ? WHERE id = ?", (fence.holder, fence.epoch, row[0]))
             return rows.command(db.execute(self._COMMAND + " WHERE id = ?", (row[0],)).fetchone())
 
-    def finish_command(self, fence: Fence, command_id: int, status: str, message: str, finished: float) -> None:
-        with self._tx() as db:
-            self._fence(db, fence)
-            db.execute("UPDATE commands SET status = ?, message = ?, finished = ? WHERE id = ?",
-                       (status, redact(message), finished, command_id))
+    def _command_outcome(self, db: sqlite3.Connection, command_id: int, status: str, message: str, finished: float | None) -> None:
+        db.execute("UPDATE commands SET status = ?, message = ?, finished = ? WHERE id = ?", (status, message, finished, command_id))
 
-    def take_over_commands(self, fence: Fence, rerun: tuple[str, ...], message: str, finished: float) -> list[Command]:
-        with self._tx() as db:
-            self._fence(db, fence)
-            left = [rows.command(r) for r in db.execute(self._COMMAND + " WHERE status = 'running' AND (epoch IS NULL OR epoch != ?)",
-                                                          (fence.epoch,))]
-            for command in left:
-                if command.verb in rerun:
-                    db.execute("UPDATE commands SET status = 'queued' WHERE id = ?", (command.id,))
-                else:
-                    db.execute("UPDATE commands SET status = 'failed', message = ?, finished = ? WHERE id = ?",
-                               (message, finished, command.id))
-            return left
+    def _commands_left(self, db: sqlite3.Connection, epoch: int) -> list[tuple]:
+        return db.execute(self._COMMAND + " WHERE status = 'running' AND (epoch IS NULL OR epoch != ?)", (epoch,)).fetchall()
 
     def command(self, command_id: int) -> Command | None:
         found = self._read(self._COMMAND + " WHERE id = ?", (command_id,))
