@@ -265,16 +265,10 @@ class PostgresStore(SQLCommits):
 
     _ENTRIES = f"SELECT {rows.ENTRY} FROM warroom.journal WHERE rollout = %s AND seq > %s"
 
-    def entries(self, after: int = 0, limit: int | None = None, action_id: str | None = None) -> list[JournalEntry]:
-        query, args = self._ENTRIES, [self.key, after]
-        if action_id is not None:
-            query += " AND action_id = %s"
-            args.append(action_id)
-        query += " ORDER BY seq"
-        if limit is not None:
-            query += " LIMIT %s"
-            args.append(limit)
-        return [rows.entry(r) for r in self._read(query, args)]
+    _P = "%s"
+
+    def _journal(self, after: int) -> tuple[str, list[Any]]:
+        return self._ENTRIES, [self.key, after]
 
     def iter_entries(self, after: int = 0, kinds: Collection[str] = (), page: int = 2000) -> Iterator[JournalEntry]:
         query = self._ENTRIES + (" AND kind = ANY(%s)" if kinds else "") + " ORDER BY seq LIMIT %s"

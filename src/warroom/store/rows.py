@@ -63,6 +63,26 @@ def state_text(body: dict[str, Any]) -> str:
 class SQLCommits(Store):
     """An engine's commit and its catch-up, over a backend's primitives inside one transaction."""
 
+    _P: str  # the driver's placeholder: ? or %s
+
+    @abstractmethod
+    def _read(self, query: str, args: tuple | list = ()) -> list[tuple]: ...
+
+    @abstractmethod
+    def _journal(self, after: int) -> tuple[str, list[Any]]:
+        """The query of this rollout's entries after `after` (more conditions may follow), and its arguments."""
+
+    def entries(self, after: int = 0, limit: int | None = None, action_id: str | None = None) -> list[JournalEntry]:
+        query, args = self._journal(after)
+        if action_id is not None:
+            query += f" AND action_id = {self._P}"
+            args.append(action_id)
+        query += " ORDER BY seq"
+        if limit is not None:
+            query += f" LIMIT {self._P}"
+            args.append(limit)
+        return [entry(r) for r in self._read(query, args)]
+
     @abstractmethod
     def _tx(self) -> Any:
         """A context manager: one transaction, yielding what the primitives below take."""

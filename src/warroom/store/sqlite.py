@@ -266,17 +266,10 @@ class SQLiteStore(SQLCommits):
         )
         return JournalEntry(cur.lastrowid or 0, ts, kind, message, actor, action_id, json.loads(payload))
 
-    def entries(self, after: int = 0, limit: int | None = None, action_id: str | None = None) -> list[JournalEntry]:
-        sql = f"SELECT {rows.ENTRY} FROM journal WHERE seq > ?"
-        args: list[Any] = [after]
-        if action_id is not None:
-            sql += " AND action_id = ?"
-            args.append(action_id)
-        sql += " ORDER BY seq"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        return [rows.entry(r) for r in self._read(sql, args)]
+    _P = "?"
+
+    def _journal(self, after: int) -> tuple[str, list[Any]]:
+        return f"SELECT {rows.ENTRY} FROM journal WHERE seq > ?", [after]
 
     def iter_entries(self, after: int = 0, kinds: Collection[str] = (), page: int = 2000) -> Iterator[JournalEntry]:
         sql = f"SELECT {rows.ENTRY} FROM journal WHERE seq > ?"
