@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.conftest import PG_PASSWORD
@@ -163,3 +164,21 @@ def test_a_console_on_another_host_sees_the_driver_the_standby_and_a_step(shared
     assert "PENDING" in screen and "RUNNING" not in screen, screen
     assert r.verb("step").returncode == 0  # from this host, through the database: the console there follows
     tmux.wait_for("RUNNING", 5)
+
+
+def test_engines_and_clients_carry_on_when_the_database_cuts_every_connection(shared, flags, pg_state):
+    """What a database restart looks like from warroom's side (the shared cluster itself is not
+    restarted: other tests use it): every connection dropped at once, mid-launch."""
+    r = shared(automation={"step_up": "manual"})
+    eu, us = r.pair()
+    assert r.verb("step").returncode == 0
+    with psycopg.connect(pg_state.url, password=os.environ[PG_PASSWORD], autocommit=True) as raw:
+        cut = raw.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() "
+                          "AND pid != pg_backend_pid()").fetchone()[0]
+    assert cut >= 4  # each engine's store and listener at least
+    rollback = r.verb("rollback", "--reason", "after the cut")
+    assert rollback.returncode == 0 and rollback.stdout.strip() == "rolled back", rollback.stdout + rollback.stderr
+    assert flags.flags["feature"]["enabled"] is False and r.driver() == eu.pid and us.pid in r.standbys()
+    kinds = r.kinds()
+    assert kinds.count("step.outcome") == 1 and kinds.count("rollback.outcome") == 1 and "engine.lost" not in kinds
+    assert eu.poll() is None and us.poll() is None and "Traceback" not in r.output(EU) + r.output(US)
