@@ -182,3 +182,20 @@ def test_engines_and_clients_carry_on_when_the_database_cuts_every_connection(sh
     kinds = r.kinds()
     assert kinds.count("step.outcome") == 1 and kinds.count("rollback.outcome") == 1 and "engine.lost" not in kinds
     assert eu.poll() is None and us.poll() is None and "Traceback" not in r.output(EU) + r.output(US)
+
+
+def test_up_on_another_host_starts_a_standby_there(shared):
+    r = shared(automation={"step_up": "manual"})
+    eu = r.engine(EU)
+    r.started.append(eu)
+    until("the eu engine to drive", lambda: r.driver() == eu.pid)
+    env = {**os.environ, **US}
+    first = subprocess.run([*WARROOM, "up", str(r.plan)], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert first.returncode == 0 and f"engine alice@bastion-eu pid {eu.pid} drives; started a standby here: pid " in first.stdout, first
+    standby = int(first.stdout.split("standby here: pid ")[1].split()[0])
+    try:  # the standby is detached (not our child): stopped below by its pid
+        assert r.standbys() == [standby]
+        again = subprocess.run([*WARROOM, "up", str(r.plan)], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+        assert again.returncode == 0 and "engine already driving" in again.stdout and r.standbys() == [standby]  # one is enough
+    finally:
+        os.kill(standby, signal.SIGKILL)
