@@ -220,16 +220,21 @@ class PostgresStore(SQLCommits):
         return StoreUnwritable(message) if isinstance(exc, psycopg.OperationalError) else StoreError(message)
 
     @contextmanager
-    def _tx(self) -> Iterator[psycopg.Cursor]:
-        """One transaction; written with a notification to the rollout's channel (sent on commit)."""
+    def _tx(self, *, notify: bool = True) -> Iterator[psycopg.Cursor]:
+        """One transaction; written with a notification to the rollout's channel (sent on commit).
+        A look that may change nothing (`notify=False`) calls `_notify` itself when it does."""
         with self._lock:
             try:
                 db = self._connection()
                 with db.transaction(), db.cursor() as cur:
                     yield cur
-                    cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
+                    if notify:
+                        self._notify(cur)
             except psycopg.Error as exc:
                 raise self._error(exc, "the database failed") from None
+
+    def _notify(self, cur: psycopg.Cursor) -> None:
+        cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
 
     def _read(self, query: str, args: tuple | list = ()) -> list[tuple]:
         with self._lock:
@@ -392,7 +397,7 @@ class PostgresStore(SQLCommits):
 
     def acquire_lease(self, holder: Holder, ttl: float, now: float, *, replacing: str | None = None,
                       speed: str = "1", log: str = "") -> LeaseInfo:
-        with self._tx() as db:
+        with self._tx(notify=False) as db:  # a standby tries every second: only a change of holder is news
             # The row exists before anyone locks it, so two first engines serialise on it too.
             db.execute("INSERT INTO warroom.lease (rollout, epoch) VALUES (%s, 0) ON CONFLICT (rollout) DO NOTHING", (self.key,))
             current = rows.lease(db.execute(_LEASE + " FOR UPDATE", (self.key,)).fetchone())
@@ -406,6 +411,7 @@ class PostgresStore(SQLCommits):
                            (current.epoch + 1, holder.id, holder.user, holder.host, holder.pid, holder.started,
                             now, now, now + ttl, speed, log, self.key))
                 db.execute("DELETE FROM warroom.standbys WHERE rollout = %s AND holder = %s", (self.key, holder.id))
+                self._notify(db)
             return rows.lease(db.execute(_LEASE, (self.key,)).fetchone())  # type: ignore[return-value]
 
     def renew_lease(self, fence: Fence, ttl: float, now: float) -> LeaseInfo:
@@ -446,11 +452,12 @@ class PostgresStore(SQLCommits):
                               (self.key, created, verb, json.dumps(args, sort_keys=True), json.dumps(actor, sort_keys=True))).fetchone()[0]
 
     def claim_command(self, fence: Fence) -> Command | None:
-        with self._tx() as db:
+        with self._tx(notify=False) as db:  # the engine looks at every wake: an empty queue is no news
             self._fence(db, fence)
             row = db.execute(self._COMMAND + " AND status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE", (self.key,)).fetchone()
             if row is None:
                 return None
+            self._notify(db)
             db.execute("UPDATE warroom.commands SET status = 'running', engine = %s, epoch = %s WHERE id = %s",
                        (fence.holder, fence.epoch, row[0]))
             return rows.command(db.execute(self._COMMAND + " AND id = %s", (self.key, row[0])).fetchone())
