@@ -199,3 +199,21 @@ def test_up_on_another_host_starts_a_standby_there(shared):
         assert again.returncode == 0 and "engine already driving" in again.stdout and r.standbys() == [standby]  # one is enough
     finally:
         os.kill(standby, signal.SIGKILL)
+
+
+def test_a_standby_outlives_its_database_being_away(shared, pg_state):
+    """Longer than a read's one retry: the database refuses every connection for a few seconds."""
+    r = shared(automation={"step_up": "manual"})
+    eu, us = r.pair()
+    base, name = pg_state.url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", password=os.environ[PG_PASSWORD], autocommit=True) as raw:  # from beside it
+        raw.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
+        try:
+            raw.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            time.sleep(3)
+        finally:
+            raw.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
+    until("the standby to reach the store again", lambda: "standby: the store answers again" in r.output(US), 15)
+    assert "standby: cannot reach the store" in r.output(US)
+    assert r.verb("step").returncode == 0  # whichever drives takes commands …
+    assert {r.driver(), *r.standbys()} == {eu.pid, us.pid} and eu.poll() is None and us.poll() is None  # … and neither went

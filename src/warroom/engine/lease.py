@@ -103,15 +103,24 @@ class Lease:
     async def wait(self, stop: asyncio.Event, waiting: Callable[[LeaseInfo], None]) -> bool:
         """As a standby: until the lease is ours (True) or `stop` is set (False). `waiting` is told once who drives."""
         told = False
+        away = ""  # why the store cannot be reached (a database away), said once
         try:
             while not stop.is_set():
-                got = self.try_acquire()
-                if self.held:
-                    return True
-                if not told and got is not None:
-                    waiting(got)
-                    told = True
-                self.store.standby(self.holder, time.time())
+                try:
+                    got = self.try_acquire()
+                    if self.held:
+                        return True
+                    if not told and got is not None:
+                        waiting(got)
+                        told = True
+                    self.store.standby(self.holder, time.time())
+                    if away:
+                        log.warning("standby: the store answers again")
+                    away = ""
+                except StoreUnwritable as exc:  # a standby outlives an outage of its store: it is what takes over after one
+                    if not away:
+                        log.error("standby: cannot reach the store (%s); trying again every %gs", exc, HEARTBEAT)
+                    away = str(exc)
                 try:
                     await asyncio.wait_for(stop.wait(), HEARTBEAT)
                 except asyncio.TimeoutError:
@@ -119,7 +128,10 @@ class Lease:
             return False
         finally:
             if told:
-                self.store.drop_standby(self.holder)
+                try:
+                    self.store.drop_standby(self.holder)
+                except StoreUnwritable:
+                    pass  # its row ages out: clients count a standby only while it heartbeats
 
     def renew(self) -> None:
         """Extend the lease (a fenced write): Fenced when another engine took it over."""

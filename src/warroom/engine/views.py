@@ -110,7 +110,7 @@ def snapshot(engine: "Engine") -> Snapshot:
         panes=tuple(pane_views(engine, now)),
         guardrails=tuple(engine.guardrails.views),
         flags=flags,
-        journal=tuple(engine.store.tail(JOURNAL_TAIL)),
+        journal=engine.journal.tail(JOURNAL_TAIL),
         action=action,
         step_blockers=tuple(engine.step_blockers()),
         force_blockers=tuple(engine.step_blockers(forced=True)),

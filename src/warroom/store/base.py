@@ -52,7 +52,8 @@ class DamagedState(StoreError):
 
 
 class StoreUnwritable(StoreError):
-    """A write failed for want of room or rights (a full disk): nothing of it was written.
+    """A write failed for want of room or rights (a full disk), or a network store cannot be
+    reached (then reads fail alike): nothing of it was written.
 
     An engine keeps guarding from memory and retries; see engine/journal.py.
     """
