@@ -36,7 +36,7 @@ from warroom.plan import PostgresState  # noqa: E402
 from warroom.store import open_store  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
-PRESSES = 2 if SMOKE else int(os.environ.get("WARROOM_BENCH_PRESSES", "200"))
+PRESSES = 1 if SMOKE else int(os.environ.get("WARROOM_BENCH_PRESSES", "200"))
 
 
 PG_PASSWORD = "WARROOM_BENCH_PG_PASSWORD"

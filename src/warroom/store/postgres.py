@@ -238,16 +238,15 @@ class PostgresStore(SQLCommits):
 
     def _read(self, query: str, args: tuple | list = ()) -> list[tuple]:
         with self._lock:
-            for attempt in (1, 2):
-                try:
-                    return self._connection().execute(query, args).fetchall()
-                except psycopg.OperationalError as exc:
-                    if attempt == 2 or not (self._db is None or self._db.broken):
-                        raise self._error(exc, "cannot read the database") from None
-                    # the server restarted since the last call: one more try on a new connection
-                except psycopg.Error as exc:
+            try:
+                return self._connection().execute(query, args).fetchall()
+            except psycopg.Error as exc:
+                if self._db is not None and not self._db.broken:
                     raise self._error(exc, "cannot read the database") from None
-        raise AssertionError("unreachable")
+            try:  # the connection broke since the last call (a restart, a proxy): once more on a new one
+                return self._connection().execute(query, args).fetchall()
+            except psycopg.Error as exc:
+                raise self._error(exc, "cannot read the database") from None
 
     def _backend_pid(self) -> int | None:
         db = self._db
