@@ -80,6 +80,8 @@ def make_journal(folder: Path, entries: int = ENTRIES) -> Path:
     # The launch ends as a real one does: a human rolls back (the engine starts on the long journal).
     subprocess.run([*WARROOM, "rollback", str(plan), "--reason", "two weeks of CPU flapping"], cwd=folder,
                    check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    # `rollback` started an engine for it (none was alive): the measured verbs are clients, it goes.
+    subprocess.run([*WARROOM, "down", str(plan), "--force"], cwd=folder, check=True, capture_output=True, stdin=subprocess.DEVNULL)
     return plan
 
 

@@ -14,20 +14,21 @@ from tests.helpers import require_binary
 
 
 class Tmux:
-    """A private tmux server (own socket and config): the pane is 120×36 from its first byte."""
+    """A private tmux server (own socket and config): the pane has its size from its first byte."""
 
     def __init__(self, tmux: str, name: str, config: Path):
-        self.tmux, self.name = tmux, name
-        config.write_text("set -g default-size 120x36\n")
+        self.tmux, self.name, self.config = tmux, name, config
         self.base = [tmux, "-L", name, "-f", str(config)]
 
     def run(self, *args: str) -> str:
         return subprocess.run([*self.base, *args], check=True, capture_output=True, text=True).stdout
 
-    def start(self, command: str, env: dict[str, str] | None = None) -> None:
+    def start(self, command: str, env: dict[str, str] | None = None, size: tuple[int, int] = (120, 36)) -> None:
         # COLUMNS/LINES (set by some test runners) would override the pane's real size.
+        self.config.write_text(f"set -g default-size {size[0]}x{size[1]}\n")
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
-        self.run("new-session", "-d", "-s", self.name, "-x", "120", "-y", "36", f"env -u COLUMNS -u LINES {exports} {command}")
+        self.run("new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),
+                 f"env -u COLUMNS -u LINES {exports} {command}")
 
     def screen(self) -> str:
         return self.run("capture-pane", "-p", "-t", self.name)

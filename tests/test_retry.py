@@ -25,6 +25,11 @@ def test_the_schedule_doubles_up_to_its_cap_and_honours_retry_after_up_to_its_bo
     assert backoff.after(1, ValueError()) == 0.5
 
 
+def test_a_rollback_that_fails_for_hours_keeps_its_capped_wait():
+    # 1,025 failures at a 5 s cap is about 85 minutes of a refusing flag API: 2**1024 overflowed a float.
+    assert Backoff().delay(1025) == Backoff().delay(10**6) == 5.0
+
+
 async def test_failures_are_told_with_their_wait_and_sleeping_goes_through_the_clock():
     clock = VirtualClock(start=1000.0)
     told: list[Failure] = []

@@ -257,7 +257,7 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
 
 
 def run_console(plan: Plan, args: argparse.Namespace, engine_args: list[str] | None = None) -> int:
-    from .tui.app import run_console as tui
+    from .tui.launch import run_console as tui
 
     return tui(plan, args, engine_args=engine_args)
 

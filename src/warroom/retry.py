@@ -37,7 +37,9 @@ class Backoff:
 
     def delay(self, failures: int) -> float:
         """Seconds to wait after the `failures`-th failure in a row (1-based)."""
-        return min(self.cap, self.initial * 2 ** max(0, failures - 1))
+        # The exponent is bounded: a rollback retries for as long as it takes, and 2**1024
+        # (about 85 minutes of failures at the cap) no longer fits in a float.
+        return min(self.cap, self.initial * 2 ** min(max(0, failures - 1), 64))
 
     def after(self, failures: int, error: BaseException | None = None) -> float:
         """The wait after a failure, lengthened to what the server asked for (bounded)."""

@@ -195,6 +195,28 @@ class EngineView:
 
 
 @dataclass(frozen=True)
+class RunbookStepView:
+    name: str
+    status: str  # pending | ok | failed | dry-run
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class RollbackView:
+    """The latest rollback as the journal tells it: why, who, flags confirmed, runbook."""
+
+    reason: str
+    by: str  # "auto" or the human's label
+    started_at: float
+    from_phase: int
+    steps: tuple[RunbookStepView, ...]  # every runbook step of the plan, with its outcome so far
+    confirmed: str = ""  # the flags as read back once confirmed: "feature off, other off"
+    confirmed_at: float | None = None
+    outcome: str = ""  # set when the runbook is done
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     rollout: str
     environment: str
@@ -223,9 +245,15 @@ class Snapshot:
     notes: tuple[str, ...] = ()
     force_blockers: tuple[str, ...] = ()  # what even a forced step up cannot override
     engine: EngineView | None = None  # None: as the engine itself built it
-    poll_interval: float = 0.0
-    wall: float = 0.0  # the engine's wall time when it built this (how old a published snapshot is)
     exposure: ExposureView | None = None  # None: the plan has no exposure check
+    phase_exposures: tuple[str, ...] = ()  # each phase's exposure, short: "25%", "50%/100%"
+    rollback: RollbackView | None = None  # the latest rollback, while ROLLING BACK or ROLLED BACK
+    poll_interval: float = 0.0
+    # For a screen that moves its clock between snapshots (and to tell how old a published
+    # snapshot is): the engine clock `now` was read at wall time `wall`, and it runs
+    # `clock_rate` seconds per wall second (0: virtual time, which moves only when driven).
+    wall: float = 0.0
+    clock_rate: float = 1.0
 
     @property
     def can_step(self) -> bool:

@@ -8,6 +8,7 @@ connection. Only ticking is left to the test, so every screen shows a known inst
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from tests.conftest import ALICE, load
 from tests.enginehost import EngineHost
+from tests.prometheus.conftest import http_server  # noqa: F401 (a fixture: real loopback servers posing as Prometheus)
 from warroom.client import EngineClient
 from warroom.clock import Clock, VirtualClock
 from warroom.demo import demo_plan
@@ -28,6 +30,34 @@ from warroom.store import open_store
 from warroom.tui.app import WarroomApp
 
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z, shown in every snapshot
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class SteppedClock(VirtualClock):
+    """Virtual time that only the test moves: a sleeper (a flag write's backoff) waits until
+    the test has advanced the clock past its wake-up, so retries happen at known instants."""
+
+    def __init__(self, start: float = START):
+        super().__init__(start)
+        self._sleepers: list[tuple[float, asyncio.Future]] = []
+
+    @property
+    def sleepers(self) -> int:
+        return len(self._sleepers)
+
+    async def sleep(self, seconds: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.t + max(0.0, seconds), future))
+        try:
+            await future
+        finally:
+            self._sleepers = [(d, f) for d, f in self._sleepers if f is not future]
+
+    def advance(self, seconds: float) -> None:
+        super().advance(seconds)
+        for deadline, future in self._sleepers:
+            if deadline <= self.t and not future.done():
+                future.get_loop().call_soon_threadsafe(lambda f=future: f.done() or f.set_result(None))
 
 
 @dataclass
@@ -37,6 +67,7 @@ class Console:
     clock: Clock
     host: EngineHost
     notices: list[str] = field(default_factory=list)
+    cleanup: list[Callable[[], object]] = field(default_factory=list)  # run after the engine stopped (servers)
 
     async def call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
         """Run one engine coroutine on the engine's thread."""
@@ -82,10 +113,21 @@ def same_names_everywhere(monkeypatch):
     monkeypatch.setenv("WARROOM_HOSTNAME", "bastion")
 
 
+def screen_text(app: WarroomApp) -> str:
+    """What the terminal would show now, as text: every cell of the active screen, dialogs
+    included. Fails if any cell would send the terminal a control character."""
+    update = app.screen._compositor.render_update(full=True)
+    lines = ["".join(segment.text for segment in strip) for strip in update.strips]
+    raw = [line for line in lines if CONTROL.search(line)]
+    assert not raw, f"control characters would reach the terminal: {raw!r}"
+    return "\n".join(line.rstrip() for line in lines)
+
+
 @pytest.fixture
 def console(tmp_path: Path):
     """make(plan=None → the built-in demo in tmp_path, …) → Console (not yet running)."""
     hosts: list[EngineHost] = []
+    consoles: list[Console] = []
 
     def make(
         plan: Plan | None = None,
@@ -107,6 +149,7 @@ def console(tmp_path: Path):
         client = EngineClient(open_store(state_path(plan)), actor=ALICE, readonly=readonly)
         app = WarroomApp(client, theme=theme, keys=keys if keys is not None else plan.keys)
         made = Console(app, engine, clock, host)
+        consoles.append(made)
         original = app.notify
 
         def record(message, *args, **kw):
@@ -119,6 +162,9 @@ def console(tmp_path: Path):
     yield make
     for host in hosts:
         assert host.stop(), "the engine thread did not stop"
+    for made in consoles:
+        for done in made.cleanup:
+            done()
 
 
 @pytest.fixture

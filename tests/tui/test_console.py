@@ -13,16 +13,19 @@ from textual.widgets import Input, Static
 
 from tests.conftest import ALICE
 from tests.helpers import free_port
+from tests.tui.conftest import screen_text
 from warroom.clock import RealClock
 from warroom.snapshot import State
 from warroom.units import format_value
 from warroom.tui.screens.force_reason import ForceReason
 from warroom.tui.screens.help import HelpScreen
 from warroom.scorecard import ScoreCard
-from warroom.tui.screens.quit_confirm import QuitConfirm
+from warroom.tui.screens.confirm import ConfirmDialog
 from warroom.tui.screens.score_card import ScoreCardScreen
 from warroom.tui.screens.step_dialog import StepDialog
+from warroom.tui.actions import ACTIONS, BY_ID
 from warroom.tui.widgets.banner import Banner
+from warroom.tui.widgets.phase_strip import PhaseStrip
 from warroom.tui.widgets.checklist import Checklist
 from warroom.tui.widgets.flags_table import FlagsTable
 from warroom.tui.widgets.keys_bar import KeysBar
@@ -32,6 +35,10 @@ from warroom.tui.widgets.status_line import StatusLine
 
 def banner_state(app) -> str:
     return str(app.query_one(Banner).query_one("#state").render())
+
+
+def strip(app) -> str:
+    return app.query_one(PhaseStrip).render().plain
 
 
 def rendered(renderable) -> str:
@@ -69,18 +76,21 @@ async def test_R_rolls_back_at_once_and_the_flags_file_is_really_off(console):
         assert banner_state(c.app) in ("ROLLBACK REQUESTED", "ROLLING BACK", "ROLLED BACK")
         await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLED_BACK and c.app.snapshot.action is None)
         assert banner_state(c.app) == "ROLLED BACK"
+        assert "[exposure 0% ⟲ rolled back] from 1/5 Beta 5%" in strip(c.app)
         assert all(not f["enabled"] for f in flags_on_disk(c).values())
         intent = by_alice(c, "rollback.intent")
         assert len(intent) == 1 and "manual rollback from the console by alice" in intent[0].message
         assert "rollback.confirmed" in c.kinds() and "rollback.outcome" in c.kinds()
-        # The key is now shown disabled, and pressing it again changes nothing.
-        assert not next(h for h in c.app.query_one(KeysBar).hints if h.binding_id == "rollback").enabled
+        # The footer now offers what can be done next (retry), not a struck-through rollback key;
+        # pressing R anyway changes nothing.
+        hints = [h.binding_id for h in c.app.query_one(KeysBar).hints]
+        assert "rollback" not in hints and hints[0] == "retry"
         await pilot.press("R")
         await c.until(pilot, lambda: any("already rolled back" in n for n in c.notices))
         assert len(by_alice(c, "rollback.intent")) == 1
 
 
-async def test_quit_asks_while_a_rollback_is_in_flight(console, test_plan):
+async def test_quit_asks_while_a_rollback_is_in_flight_only_when_the_engine_ends_with_the_console(console, test_plan):
     # The flag API is down: the rollback keeps retrying (it never gives up), so it stays in flight.
     plan = test_plan({"flag_provider": {"provider": "http", "url": f"http://127.0.0.1:{free_port()}"}})
     c = console(plan, clock=RealClock())
@@ -88,7 +98,7 @@ async def test_quit_asks_while_a_rollback_is_in_flight(console, test_plan):
         await c.tick(pilot)
         await pilot.press("R")
         await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLING_BACK)
-        assert banner_state(c.app) == "ROLLING BACK"
+        assert banner_state(c.app).startswith("ROLLING BACK")
         # Every failed attempt is on screen with its reason, in the status line and the journal.
         await c.until(pilot, lambda: (c.app.snapshot.action.attempt or 0) >= 2)
         status = str(c.app.query_one(StatusLine).render())
@@ -96,16 +106,30 @@ async def test_quit_asks_while_a_rollback_is_in_flight(console, test_plan):
         assert status.endswith(" failed: feature: cannot reach 127.0.0.1: ConnectError")
         journal = [e.message for e in c.app.snapshot.journal]
         assert "rollback attempt 2 on feature failed: cannot reach 127.0.0.1: ConnectError" in journal
+        # The demo's (or a drill's) engine is this console's child and ends with it: ask.
+        c.app.engine_ends_with_console = True
         await pilot.press("q")
-        assert isinstance(c.app.screen, QuitConfirm)
-        assert c.app.focused.id == "stay"
+        assert isinstance(c.app.screen, ConfirmDialog)
+        assert c.app.focused.id == "cancel"
         await pilot.press("enter")  # Stay
-        assert not isinstance(c.app.screen, QuitConfirm) and c.app.is_running
+        assert not isinstance(c.app.screen, ConfirmDialog) and c.app.is_running
         await pilot.press("ctrl+q")  # Textual's own quit key asks too
-        assert isinstance(c.app.screen, QuitConfirm)
+        assert isinstance(c.app.screen, ConfirmDialog)
         await pilot.press("escape")
-        assert not isinstance(c.app.screen, QuitConfirm) and c.app.is_running
+        assert not isinstance(c.app.screen, ConfirmDialog) and c.app.is_running
         await pilot.press("q", "tab", "enter")  # Quit anyway
+        await c.until(pilot, lambda: not c.app.is_running)
+    assert c.app.return_code == 0
+
+
+async def test_q_quits_at_once_during_a_rollback_when_an_engine_of_its_own_finishes_it(console, test_plan):
+    plan = test_plan({"flag_provider": {"provider": "http", "url": f"http://127.0.0.1:{free_port()}"}})
+    c = console(plan, clock=RealClock())
+    async with c.app.run_test() as pilot:
+        await c.tick(pilot)
+        await pilot.press("R")
+        await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLING_BACK)
+        await pilot.press("q")
         await c.until(pilot, lambda: not c.app.is_running)
     assert c.app.return_code == 0
 
@@ -129,9 +153,10 @@ async def test_step_dialog_starts_on_cancel_then_confirm_steps_up(console, test_
         assert isinstance(c.app.screen, StepDialog)
         assert c.app.focused.id == "cancel"
         body = str(c.app.screen.query_one("#body").render())
-        assert "phase 1/3 Canary 5%: feature: ? → 5%" in body
-        await pilot.press("enter")  # Enter on the initial focus cancels: the safe default
+        assert "phase 1/3 Canary 5%: feature: absent → 5%" in body
+        await pilot.press("enter")  # Enter on the initial focus cancels: the safe default, and says so
         assert not isinstance(c.app.screen, StepDialog)
+        assert c.notices[-1] == "step up cancelled: nothing changed"
         await c.tick(pilot)
         assert c.app.snapshot.state == State.PENDING and "step.intent" not in c.kinds()
 
@@ -233,7 +258,7 @@ async def test_drift_is_shown_and_a_acknowledges_it(console, test_plan):
         c.engine.provider.path.write_text(json.dumps(data))
         await c.tick(pilot, seconds=5)
         assert c.app.snapshot.drift and c.app.snapshot.state == State.PAUSED
-        assert "feature  5%       30% DRIFT" in rendered(c.app.query_one(FlagsTable).render())
+        assert "feature  5%       30%       DRIFT" in rendered(c.app.query_one(FlagsTable).render())
         assert "DRIFT" in str(c.app.query_one(StatusLine).render())
         await pilot.press("a")
         await c.until(pilot, lambda: not c.app.snapshot.drift and c.app.snapshot.state == State.RUNNING)
@@ -283,13 +308,17 @@ async def test_banner_says_INSECURE_only_while_a_source_skips_tls_verification(c
 
 async def test_help_lists_every_binding_with_its_id(console, test_plan):
     c = console(test_plan())
-    async with c.app.run_test(size=(120, 40)) as pilot:
+    async with c.app.run_test(size=(120, 60)) as pilot:
         await c.tick(pilot)
         await pilot.press("question_mark")
         assert isinstance(c.app.screen, HelpScreen)
         ids = {row.binding_id for row in c.app.screen.rows}
-        assert ids == {"step_up", "pause_resume", "rollback", "ack_drift", "help", "palette", "theme", "quit",
-                       "checklist.up", "checklist.down", "checklist.tick"}
+        assert ids == {a.id for a in ACTIONS if a.keys} == {
+            "step_up", "pause_resume", "rollback", "retry", "ack_drift", "help", "palette", "theme", "quit", "zoom",
+            "pane.zoom", "checklist.up", "checklist.down", "checklist.tick"}
+        shown = screen_text(c.app)
+        for word in ("driver", "soak", "gate", "ack", "drift", "read back", "≤1.00% · last 2m", "absent"):
+            assert word in shown, word
         await pilot.press("escape")
         assert not isinstance(c.app.screen, HelpScreen)
 
@@ -364,7 +393,7 @@ async def test_a_drill_score_card_pops_up_when_journaled_and_the_palette_shows_i
         assert "DRILL SCORE: Today's drill [s] — PASS" in shown and "time to detect:    10.0s" in shown
         await pilot.press("escape")
         assert not isinstance(c.app.screen, ScoreCardScreen)
-        next(cmd for cmd in c.app.palette_commands() if cmd.title == "Drill score card").run()
+        c.app.run_console_action(BY_ID["score_card"])
         await pilot.pause()
         assert isinstance(c.app.screen, ScoreCardScreen) and c.app.screen.card.title == "Today's drill"
 
@@ -372,31 +401,36 @@ async def test_a_drill_score_card_pops_up_when_journaled_and_the_palette_shows_i
 # ------------------------------------------------------------------ what the screen says
 
 
-async def test_banner_adds_the_exposure_and_gates_show_value_against_threshold(console, test_plan):
+async def test_phase_strip_says_where_the_launch_stands_and_the_step_dialog_lists_only_real_changes(console, test_plan):
     gate = {"name": "errors low", "pane": "errors", "below": 0.001}  # the name does not say the threshold
     phases = [
-        {"name": "Canary", "flags": {"feature": 5}, "hold": "0s"},
+        {"name": "Canary", "flags": {"feature": 5}, "hold": "1m",
+         "checklist": [{"text": "Dashboards", "required": True}, {"text": "Pager", "required": True}, "Docs"]},
         {"name": "Wide", "flags": {"feature": 50, "extra": 100}, "hold": "0s", "gates": [gate]},
         {"name": "Full 100%", "flags": {"feature": 100, "extra": 100}, "hold": "0s"},
     ]
     c = console(test_plan({"phases": phases}))
-    phase = lambda: str(c.app.query_one(Banner).query_one("#phase").render())  # noqa: E731
     async with c.app.run_test(size=(120, 36)) as pilot:
         await into_phase_one(c, pilot)
-        assert phase() == "1/3 Canary 5%"  # one exposure for every flag: said once
-        await c.call(lambda: c.engine.step_up(ALICE))
+        assert strip(c.app).startswith("1/3 Canary  [5% ◉ soak 1s/1m ")
+        assert strip(c.app).endswith(" required 0/2] → 50%/100% → 100")
+        await pilot.press("space")
+        await c.until(pilot, lambda: "required 1/2]" in strip(c.app))
+        assert "* required 1/2" in rendered(c.app.query_one(Checklist).render())
+        await c.call(lambda: c.engine.step_up(ALICE, force=True, reason="test"))
         await c.tick(pilot)
-        assert phase() == "2/3 Wide · feature 50%, extra 100%"
+        assert strip(c.app).startswith("2/3 Wide  5% ✔ → [50%/100% ◉ soak ✔ 1s gates ")
+        assert strip(c.app).endswith("] → 100")
         shown = c.app.snapshot.phase.gates[0]
         relation = "<" if shown.passed else "≥"
         line = f"gate errors low  {format_value(shown.value, 'ratio')} {relation} 0.10%"
         assert line in rendered(c.app.query_one(Checklist).render())
         await pilot.press("s")
-        assert f"errors low: {format_value(shown.value, 'ratio')} {relation} 0.10%" in str(c.app.screen.query_one("#body").render())
+        body = str(c.app.screen.query_one("#body").render())
+        assert f"errors low: {format_value(shown.value, 'ratio')} {relation} 0.10%" in body
+        # `extra` is at 100% already: a step that does not change it does not list it.
+        assert "phase 3/3 Full 100%: feature: 50% → 100%\n" in body and "extra" not in body
         await pilot.press("escape")
-        await c.call(lambda: c.engine.step_up(ALICE, force=True, reason="test"))
-        await c.tick(pilot)
-        assert phase() == "3/3 Full 100%"  # the name already says it
 
 
 async def test_80_columns_keep_pane_titles_and_whole_key_hints(console):
@@ -438,7 +472,7 @@ async def test_no_engine_is_said_loudly_and_panes_only_say_what_would_happen(con
         assert "ROLLBACK in" in str(c.app.query_one(MetricPane).query_one("#status").render())
         assert c.host.stop()  # the engine is gone, with the launch in flight
         await c.until(pilot, lambda: c.app.snapshot.engine is not None and not c.app.snapshot.engine.alive)
-        assert banner_state(c.app) == "NO ENGINE — guardrails NOT enforced · RUNNING"
-        assert "-no-engine" in c.app.query_one(Banner).query_one("#state").classes
+        assert banner_state(c.app) == "NO ENGINE — guardrails NOT enforced"
+        assert "-bad" in c.app.query_one(Banner).query_one("#state").classes
         assert str(c.app.query_one(Banner).query_one("#driver").render()) == "engine: NONE"
         assert str(c.app.query_one(MetricPane).query_one("#status").render()) == "WOULD roll back"

@@ -157,8 +157,10 @@ class Policy:
         parts = []
         for name, want in self.target_flags(state.phase + 1).items():
             have = state.desired.get(name) or self.flags.observed.get(name)
-            parts.append(f"{name}: {have.label() if have else '?'} → {want.label()}")
-        return f"phase {state.phase + 1}/{len(self.plan.phases)} {self.plan.phases[state.phase].name}: " + ", ".join(parts)
+            if have is None or not have.matches(want):  # a flag already there changes nothing: not listed
+                parts.append(f"{name}: {have.label() if have else 'absent'} → {want.label()}")
+        return f"phase {state.phase + 1}/{len(self.plan.phases)} {self.plan.phases[state.phase].name}: " + (
+            ", ".join(parts) or "no flag change")
 
     # ------------------------------------------------------------ flags against the state
 

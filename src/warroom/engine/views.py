@@ -5,8 +5,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from ..actions import step_name
+from ..flagstate import FlagState
+from ..journal_kinds import Kind
+from ..plan import Plan
+from ..snapshot import (ActionView, ChecklistView, FlagView, JournalEntry, PaneView, PhaseView, RollbackView,
+                        RunbookStepView, Snapshot, State)
 from ..units import format_duration
-from ..snapshot import ActionView, ChecklistView, FlagView, PaneView, PhaseView, Snapshot, State
 from .policy import exposure_label
 
 if TYPE_CHECKING:
@@ -82,6 +87,42 @@ def phase_view(engine: "Engine", now: float) -> PhaseView | None:
                      engine.planned_holds.get(state.phase))
 
 
+def short_exposure(flags: dict[str, FlagState]) -> str:
+    """A phase's exposure in a few cells: "25%", or "50%/100%" when its flags differ."""
+    return "/".join(dict.fromkeys(state.label() for state in flags.values())) or "no flags"
+
+
+def rollback_view(plan: Plan, journal: list[JournalEntry]) -> RollbackView | None:
+    """The newest rollback from the journal's tail (None once it scrolled out of it)."""
+    intent = next((e for e in journal if e.kind == Kind.ROLLBACK_INTENT), None)
+    if intent is None:
+        return None
+    mine = [e for e in reversed(journal) if e.action_id == intent.action_id]  # oldest first
+    done = {e.data.get("step"): e for e in mine if e.kind == Kind.ROLLBACK_STEP}
+    steps = []
+    for index, step in enumerate(plan.rollback.steps):
+        entry = done.get(index)
+        if entry is None:
+            steps.append(RunbookStepView(step_name(step), "pending"))
+            continue
+        status = "dry-run" if entry.data.get("dry_run") else ("ok" if entry.data.get("ok") else "failed")
+        steps.append(RunbookStepView(step_name(step), status, entry.message.partition(": ")[2]))
+    # The newest read-back verdict on the flags: a re-assert (a flag read back exposed after
+    # the rollback, a late write landing) undoes an earlier confirmation until its own.
+    verdict = next((e for e in journal if e.seq > intent.seq and e.kind in (Kind.ROLLBACK_CONFIRMED, Kind.ROLLBACK_REASSERT)), None)
+    confirmed = verdict if verdict is not None and verdict.kind == Kind.ROLLBACK_CONFIRMED else None
+    outcome = next((e for e in mine if e.kind == Kind.ROLLBACK_OUTCOME), None)
+    who = intent.data.get("actor") or {}
+    observed = (confirmed.data.get("observed") or {}) if confirmed else {}
+    return RollbackView(
+        reason=str(intent.data.get("reason", "")), by="auto" if who.get("automatic") else intent.actor,
+        started_at=intent.ts, from_phase=int(intent.data.get("from_phase") or 0), steps=tuple(steps),
+        confirmed=exposure_label({n: FlagState.from_json(d) for n, d in observed.items()}) if confirmed else "",
+        confirmed_at=confirmed.ts if confirmed else None,
+        outcome=outcome.message if outcome else "", finished_at=outcome.ts if outcome else None,
+    )
+
+
 def snapshot(engine: "Engine") -> Snapshot:
     now = engine.clock.now()
     state = engine.journal.state
@@ -98,6 +139,8 @@ def snapshot(engine: "Engine") -> Snapshot:
     if state.action is not None:
         attempt, error = engine.executor.attempts.get(state.action.id, (0, ""))
         action = ActionView(state.action.id, state.action.kind, attempt, error, state.action.since or now, state.action.target)
+    journal = engine.journal.tail(JOURNAL_TAIL)
+    rolling_back = state.status in (State.ROLLING_BACK, State.ROLLED_BACK)
     return Snapshot(
         rollout=engine.plan.rollout.name,
         environment=engine.plan.rollout.environment,
@@ -110,7 +153,7 @@ def snapshot(engine: "Engine") -> Snapshot:
         panes=tuple(pane_views(engine, now)),
         guardrails=tuple(engine.guardrails.views),
         flags=flags,
-        journal=engine.journal.tail(JOURNAL_TAIL),
+        journal=journal,
         action=action,
         step_blockers=tuple(engine.step_blockers()),
         force_blockers=tuple(engine.step_blockers(forced=True)),
@@ -125,7 +168,10 @@ def snapshot(engine: "Engine") -> Snapshot:
         tick=engine.tick_count,
         poll_interval=engine.plan.poll_interval,
         wall=time.time(),
+        clock_rate=0.0 if engine.clock.speed == float("inf") else engine.clock.speed,
         exposure=engine.policy.exposure_view,
+        phase_exposures=tuple(short_exposure(engine.policy.target_flags(i + 1)) for i in range(len(engine.plan.phases))),
+        rollback=rollback_view(engine.plan, journal) if rolling_back else None,
         started_at=state.started_at,
         notes=(f"rolled back, but {exposure_label(not_done)} reads back: the rollback is not done; "
                + "the engine sets it off again",) if not_done else (),

@@ -2,55 +2,60 @@
 
 The console is a client (client.py): it never builds an engine, never asks a source,
 never writes a flag. A worker thread waits on the store for changes and posts the newest
-snapshot as a message (coalesced: only the newest matters); a key press queues a command
-in the store, and its outcome comes back as a CommandDone message. With no engine alive
-the screen says so, loudly: nothing enforces the guardrails.
+snapshot as a message (coalesced: only the newest matters); every command the console
+sends goes through `send`, which queues it in the store and waits for its outcome in a
+worker. With no engine alive the screen says so, loudly: nothing enforces the guardrails.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import contextlib
 import os
 import select
 import signal
-import subprocess
 import sys
 import threading
+import time
+from typing import Callable, TypeVar
 
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 
-from ..client import EngineClient, Started, engine_argv, start_engine
-from ..identity import current_actor
-from ..paths import engine_log_path, state_path
-from ..plan import Plan
+from ..client import EngineClient
 from ..scorecard import ScoreCard
 from ..secrets import redact
 from ..snapshot import Snapshot, State
-from ..store import open_store
-from ..store.base import Command, StoreUnwritable
-from .commands import PaletteCommand, WarroomCommands
+from ..store.base import StoreUnwritable
+from ..text import terminal_safe
+from .actions import ACTIONS, BY_ID, BUSY, ConsoleAction, availability, bindings
+from .clock import engine_now
+from .commands import WarroomCommands
+from .safe_text import SnapshotCleaner
+from .screens.confirm import ConfirmDialog
 from .screens.force_reason import ForceReason
 from .screens.help import HelpRow, HelpScreen
-from .screens.quit_confirm import QuitConfirm
 from .screens.score_card import ScoreCardScreen
 from .screens.step_dialog import FORCE, STEP, StepDialog
+from .screens.zoom import ZoomScreen
 from .themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
 from .widgets.banner import Banner
 from .widgets.checklist import Checklist
-from .widgets.flags_table import FlagsTable
 from .widgets.keys_bar import KeyHint, KeysBar
+from .widgets.lower_area import LowerArea
+from .widgets.metric_pane import MetricPane
+from .widgets.notice_bar import Notice, NoticeBar
 from .widgets.panes_grid import PanesGrid
 from .widgets.status_line import StatusLine
-from .widgets.timeline import Timeline
 
-BUSY = (State.ROLLING_BACK, State.ROLLED_BACK)
+T = TypeVar("T")
 LEAVE_GRACE = 2.0  # seconds Textual's teardown gets before the process ends regardless
+NOTICE_SECONDS = {"information": 5.0, "warning": 8.0, "error": 10.0}
+PANE_ALARM = {"breach": 0, "nodata": 1, "stale": 2, "warn": 3, "ok": 4}  # which pane `z` zooms when none is focused
 
 
 def terminal_gone(fd: int) -> bool:
@@ -69,12 +74,26 @@ class SnapshotArrived(Message):
     """The engine published (or its liveness changed); the newest snapshot waits in WarroomApp._latest."""
 
 
-class CommandDone(Message):
-    def __init__(self, label: str, command: Command | None, error: str = "") -> None:
-        super().__init__()
-        self.label = label
-        self.command = command  # None: it could not be sent (`error` says why)
-        self.error = error
+async def in_daemon_thread(fn: Callable[[], T]) -> T:
+    """`fn()` on a daemon thread: waiting for an engine that never answers must not hold up
+    the console's exit (asyncio's own executor joins its threads when the loop closes)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(done: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the screen's loop closed: nobody waits any more
+            loop.call_soon_threadsafe(lambda: future.done() or done())
+
+    def run() -> None:
+        try:
+            result = fn()
+        except Exception as error:
+            settle(lambda caught=error: future.set_exception(caught))
+        else:
+            settle(lambda: future.set_result(result))
+
+    threading.Thread(target=run, name="warroom-command", daemon=True).start()
+    return await future
 
 
 def _breakpoint(size: int, breakpoints: list[tuple[int, str]]) -> str | None:
@@ -85,24 +104,21 @@ def _breakpoint(size: int, breakpoints: list[tuple[int, str]]) -> str | None:
 class WarroomApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "warroom"
-    COMMANDS = App.COMMANDS | {WarroomCommands}
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    COMMANDS = {WarroomCommands}  # warroom's actions only: no Textual theme picker, screenshots, …
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide"), (160, "-three")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall"), (55, "-huge")]
-    # Every binding has an id so a plan's `keys:` can remap it (App.set_keymap).
-    BINDINGS = [
-        Binding("s", "step_up", "Step up to the next phase (confirm dialog; forced needs a reason)", id="step_up"),
-        Binding("p", "pause_resume", "Pause / resume automation and step-ups", id="pause_resume"),
-        Binding("R", "rollback", "Roll back NOW (no dialog; journaled)", id="rollback"),
-        Binding("a", "ack_drift", "Acknowledge flag drift (accept observed flags)", id="ack_drift"),
-        Binding("question_mark", "help", "Help: every key", id="help"),
-        Binding("colon", "command_palette", "Command palette: every action by name", id="palette"),
-        Binding("t", "cycle_theme", "Cycle themes", id="theme"),
-        Binding("q", "quit_console", "Quit (asks while a rollback is in flight)", id="quit"),
-    ]
+    # From the one table of console actions; every binding has an id so a plan's `keys:`
+    # can remap it (App.set_keymap).
+    BINDINGS = bindings("app")
 
     # repaint=False: the bound widgets repaint what changed; an App repaint redraws the whole screen.
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
-    rollback_requested: reactive[bool] = reactive(False)
+    # The engine's time now, moved every second between snapshots (see clock.py).
+    now: reactive[float] = reactive(0.0, repaint=False)
+    rollback_requested: reactive[bool] = reactive(False, repaint=False)
+    # Whether an engine enforces the guardrails: a fresh heartbeat in the store (client.py).
+    engine_alive: reactive[bool] = reactive(True, repaint=False)
+    retry_key: reactive[str] = reactive("r", repaint=False)
 
     def __init__(
         self,
@@ -111,6 +127,7 @@ class WarroomApp(App[int]):
         theme: str | None = None,
         keys: dict[str, str] | None = None,
         handle_signals: bool = False,
+        engine_ends_with_console: bool = False,
     ) -> None:
         super().__init__()
         self.client = client
@@ -118,8 +135,12 @@ class WarroomApp(App[int]):
         self.wanted_theme = theme
         self.keys = dict(keys or {})
         self.handle_signals = handle_signals
+        # The demo's and a drill's engine are this console's child: quitting stops them.
+        self.engine_ends_with_console = engine_ends_with_console
         self.theme_names: list[str] = []
         self._latest: Snapshot | None = None
+        self._clean = SnapshotCleaner()
+        self._snapshot_at = self._clock_moved_at = 0.0  # wall times: the newest snapshot, the clock's last move
         self._lock = threading.Lock()
         # The watcher may read a snapshot before the screen is up; its message waits until on_mount.
         self._mounted = False
@@ -136,13 +157,11 @@ class WarroomApp(App[int]):
     # ------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield Banner().data_bind(WarroomApp.snapshot, WarroomApp.rollback_requested)
-        yield PanesGrid().data_bind(WarroomApp.snapshot)
-        with Horizontal(id="middle"):
-            yield Checklist().data_bind(WarroomApp.snapshot)
-            yield FlagsTable().data_bind(WarroomApp.snapshot)
-        yield Timeline().data_bind(WarroomApp.snapshot)
-        yield StatusLine().data_bind(WarroomApp.snapshot)
+        yield Banner().data_bind(WarroomApp.snapshot, WarroomApp.now, WarroomApp.rollback_requested, WarroomApp.engine_alive)
+        yield PanesGrid().data_bind(WarroomApp.snapshot, WarroomApp.now)
+        yield LowerArea().data_bind(WarroomApp.snapshot, WarroomApp.retry_key)
+        yield NoticeBar()
+        yield StatusLine().data_bind(WarroomApp.snapshot, WarroomApp.retry_key)
         yield KeysBar()
 
     def get_default_screen(self) -> Screen:
@@ -165,6 +184,8 @@ class WarroomApp(App[int]):
             for sig in (signal.SIGHUP, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.leave, 128 + sig)
             self.set_interval(0.5, self._leave_if_terminal_gone)
+        # The clock moves each second whatever the poll interval (a quarter second's look).
+        self.set_interval(0.25, self._second)
         self.query_one(Checklist).focus()
         self._refresh_keys()
         self._screen_loop = asyncio.get_running_loop()
@@ -177,6 +198,23 @@ class WarroomApp(App[int]):
 
     def on_unmount(self) -> None:
         self._unwatch.set()  # the watcher thread ends with the screen
+
+    def _second(self) -> None:
+        """Move the clock when its second has passed, unless a snapshot is due any moment:
+        then the snapshot moves it, with everything else, in one frame (half the repaints
+        over SSH with a 1 s poll). A late snapshot (a frozen engine) does not hold it back."""
+        snap = self.snapshot
+        if snap is None or not snap.clock_rate:  # virtual time moves only when the engine is driven
+            return
+        now, wall = engine_now(snap), time.time()
+        # Fast time (a rehearsal at 20x) changes its second at every look: once a second is enough.
+        if int(now) == int(self.now) or (snap.clock_rate > 1 and wall - self._clock_moved_at < 0.9):
+            return
+        due = self._snapshot_at + snap.poll_interval / snap.clock_rate
+        if 0 <= due - wall < 0.3:
+            return
+        self._clock_moved_at = wall
+        self.now = now
 
     def _leave_if_terminal_gone(self) -> None:
         if terminal_gone(sys.__stdin__.fileno()):
@@ -215,22 +253,37 @@ class WarroomApp(App[int]):
             self.stylesheet.set_variables(self.get_css_variables())
         return problems
 
-    def _binding_ids(self) -> dict[str, Binding]:
-        return {b.id: b for b in [*self.BINDINGS, *Checklist.BINDINGS] if isinstance(b, Binding) and b.id}
-
     def _apply_keymap(self) -> None:
-        known = self._binding_ids()
+        known = [a.id for a in ACTIONS if a.keys]
         unknown = sorted(set(self.keys) - set(known))
         if unknown:
             self.notify(f"keys: unknown binding id(s) {', '.join(unknown)}; known: {', '.join(known)}",
-                        title="plan keys", severity="warning", timeout=10)
+                        title="plan keys", severity="warning")
         self.set_keymap({k: v for k, v in self.keys.items() if k in known})
+        self.retry_key = self.key_for("retry", first=True)
 
     def key_for(self, binding_id: str, *, first: bool = False) -> str:
         """The key(s) as shown to the user, after the plan's remapping."""
-        binding = self._binding_ids()[binding_id]
-        keys = [k.strip() for k in self.keys.get(binding_id, binding.key).split(",")]
+        keys = [k.strip() for k in self.keys.get(binding_id, BY_ID[binding_id].keys).split(",")]
         return "/".join(self.get_key_display(Binding(k, "")) for k in (keys[:1] if first else keys))
+
+    # ------------------------------------------------------------ notices
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information",  # type: ignore[override]
+               timeout: float | None = None, markup: bool = True) -> None:
+        """One notice at a time, never markup (a `[PROD]` in a message stays), never over the screen.
+
+        On the console's own screen it takes the notice line above the status line; over
+        a dialog it is a toast (the newest only), since the notice line is hidden there.
+        """
+        timeout = timeout or NOTICE_SECONDS.get(severity, 5.0)
+        bars = self.screen.query(NoticeBar) if self.screen is not None and self.screen.is_attached else []
+        if bars:
+            bars.first().show(Notice(str(message), str(title), severity), timeout)
+            return
+        self.clear_notifications()
+        super().notify(terminal_safe(message), title=terminal_safe(title), severity=severity,  # type: ignore[arg-type]
+                       timeout=timeout, markup=False)
 
     # ------------------------------------------------------------ store → screen
 
@@ -292,12 +345,13 @@ class WarroomApp(App[int]):
             snap, self._latest = self._latest, None
         if snap is None:
             return
+        snap = self._clean(snap)  # outside text made terminal-safe once, for every widget and dialog
+        self._snapshot_at = self._clock_moved_at = time.time()
+        self.engine_alive = snap.automation
         self.snapshot = snap
+        self.now = engine_now(snap)
         if snap.state in BUSY:
             self.rollback_requested = False
-        for screen in self.screen_stack:
-            if isinstance(screen, StepDialog):
-                screen.show(snap)
         self._refresh_keys()
         self._show_new_score_card(snap)
 
@@ -314,45 +368,48 @@ class WarroomApp(App[int]):
             self.score_card = ScoreCard.from_json(scores[0].data["card"])
             self.push_screen(ScoreCardScreen(self.score_card))
 
-    def action_score_card(self) -> None:
-        if self.score_card is None:
-            self.notify("no drill has been scored in this journal yet", severity="warning")
-        else:
-            self.push_screen(ScoreCardScreen(self.score_card))
-
     # ------------------------------------------------------------ screen → engine
 
-    def submit(self, label: str, verb: str, args: dict | None = None) -> None:
-        """Queue a command for the engine; its outcome comes back as CommandDone (a worker waits for it)."""
-        if self.snapshot is not None and self.snapshot.readonly:
-            self.notify("read-only console: no action possible", title=f"{label}: refused", severity="error")
-            return
+    @work(group="engine-commands")
+    async def send(self, label: str, verb: str, *, quiet: bool = False, **args: object) -> None:
+        """Every command this console sends to the engine goes through here.
 
-        def send_and_wait() -> None:
-            try:
-                command = self.client.wait(self.client.send(verb, args or {}))
-            except Exception as exc:  # the store refused the command (a full disk): say it, never crash the screen
-                self._to_app(CommandDone(label, None, redact(str(exc))))
+        `verb` is a store command (step, pause, resume, rollback, retry, tick, ack), journaled
+        by the engine with this console's human; the outcome comes back as a notice (unless
+        `quiet`: the screen shows it anyway) or, refused, as the engine's reason.
+        """
+        try:
+            if self.snapshot is not None and self.snapshot.readonly:
+                self.notify("read-only console: no action possible", title=f"{label}: refused", severity="error")
                 return
-            self._to_app(CommandDone(label, command))
+            try:
+                command = await in_daemon_thread(lambda: self.client.wait(self.client.send(verb, dict(args))))
+            except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
+                self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
+                return
+            if not command.done:
+                self.notify(f"no answer: the engine stopped before it ran this ({command.status})", title=label, severity="error")
+            elif command.status in ("refused", "expired"):
+                self.notify(command.message, title=f"{label}: refused", severity="error")
+            elif command.status == "failed":
+                self.notify(command.message, title=f"{label} failed", severity="error")
+            elif not quiet:
+                self.notify(command.message, title=label)
+        finally:
+            if verb == "rollback":
+                self.rollback_requested = False
 
-        threading.Thread(target=send_and_wait, name=f"warroom-{verb}", daemon=True).start()
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Over a dialog only the rollback key acts (the safe direction, as a breach would);
+        # `s` must not stack a second step dialog, nor `q` quit from under it.
+        if isinstance(self.screen, ModalScreen) and action in {a.action for a in ACTIONS if a.scope == "app"}:
+            return action == "rollback"
+        return True
 
-    def on_command_done(self, message: CommandDone) -> None:
-        command = message.command
-        if message.label == "roll back":
-            self.rollback_requested = False
-        if command is None:
-            self.notify(message.error, title=f"{message.label} not sent", severity="error", timeout=10)
-        elif not command.done:
-            self.notify(f"no answer: the engine stopped before it ran this ({command.status})", title=message.label,
-                        severity="error", timeout=10)
-        elif command.status in ("refused", "expired"):
-            self.notify(command.message, title=f"{message.label}: refused", severity="error", timeout=8)
-        elif command.status == "failed":
-            self.notify(command.message, title=f"{message.label} failed", severity="error", timeout=10)
-        else:
-            self.notify(command.message, title=message.label)
+    def run_console_action(self, action: ConsoleAction) -> None:
+        """Run a table action by name (the palette), on the widget that holds its binding."""
+        namespace = self.query_one(Checklist) if action.scope == "checklist" else self
+        self.run_worker(self.run_action(action.action, namespace), group="palette")
 
     def action_step_up(self) -> None:
         snap = self.snapshot
@@ -361,47 +418,91 @@ class WarroomApp(App[int]):
             return
         if snap.readonly or snap.force_blockers:
             # Not even a forced step can go now: let the engine say why (it is the authority).
-            self.submit("step up", "step")
+            self.send("step up", "step")
             return
 
         def confirmed(choice: str | None) -> None:
             if choice == STEP:
-                self.submit("step up", "step")
+                self.send("step up", "step")
             elif choice == FORCE:
                 self.push_screen(ForceReason(self.snapshot.step_blockers if self.snapshot else ()), forced)
+            else:
+                self.notify("step up cancelled: nothing changed")
 
         def forced(reason: str | None) -> None:
             if reason:
-                self.submit("forced step up", "step", {"force": True, "reason": reason})
+                self.send("forced step up", "step", force=True, reason=reason)
+            else:
+                self.notify("forced step up cancelled: nothing changed")
 
         self.push_screen(StepDialog(snap), confirmed)
 
     def action_pause_resume(self) -> None:
         if self.snapshot is not None and self.snapshot.state == State.PAUSED:
-            self.submit("resume", "resume")
+            self.send("resume", "resume", quiet=True)
         else:
-            self.submit("pause", "pause")
+            self.send("pause", "pause", quiet=True)
 
     def action_rollback(self) -> None:
         snap = self.snapshot
         # Shown at once, before the engine thread answers; the engine's state replaces it.
         self.rollback_requested = not (snap and (snap.readonly or snap.state in BUSY))
-        self.submit("roll back", "rollback", {"reason": f"manual rollback from the console by {self.actor.user}"})
+        self.send("roll back", "rollback", reason=f"manual rollback from the console by {self.actor.user}")
+
+    def action_retry(self) -> None:
+        snap = self.snapshot
+        if snap is None or snap.readonly or snap.state != State.ROLLED_BACK or snap.action is not None:
+            self.send("retry", "retry")  # the engine says why not
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.send("retry", "retry")
+            else:
+                self.notify("retry cancelled: still ROLLED BACK")
+
+        self.push_screen(ConfirmDialog(
+            "Retry the launch?",
+            f"This leaves ROLLED BACK and starts again before phase 1. The flags stay as the rollback left them "
+            f"until a step up (s) enters phase 1/{snap.phase_count}. Rolled back because: {snap.rollback.reason if snap.rollback else 'see the journal'}",
+            "Retry"), answered)
 
     def on_checklist_toggle(self, message: Checklist.Toggle) -> None:
         item = message.item
-        self.submit("checklist", "tick", {"item": item.id, "undo": item.ticked})
+        # Routine: the journal line says it; no notice (eleven ticks are not eleven pop-ups).
+        self.send("checklist", "tick", quiet=True, item=item.id, undo=item.ticked)
 
     def action_ack_drift(self) -> None:
-        self.submit("acknowledge drift", "ack")
-
-    def action_retry(self) -> None:
-        self.submit("retry", "retry")
+        self.send("acknowledge drift", "ack")
 
     def action_help(self) -> None:
-        reasons = {hint.binding_id: hint.reason for hint in self._hints() if hint.reason}
-        rows = [HelpRow(self.key_for(bid), bid, b.description, reasons.get(bid, "")) for bid, b in self._binding_ids().items()]
+        rows = []
+        for action in ACTIONS:
+            if action.keys:
+                state = availability(action, self.snapshot)
+                note = "" if state.enabled else state.reason
+                rows.append(HelpRow(self.key_for(action.id), action.id, action.does, note))
         self.push_screen(HelpScreen(rows))
+
+    def action_zoom(self) -> None:
+        snap = self.snapshot
+        if snap is None or not snap.panes:
+            return
+        focused = self.focused
+        if isinstance(focused, MetricPane) and focused.pane is not None:
+            pane_id = focused.pane.id
+        else:
+            pane_id = min(snap.panes, key=lambda p: PANE_ALARM.get(p.status, 9)).id
+        self.push_screen(ZoomScreen(pane_id))
+
+    def on_metric_pane_zoom(self, message: MetricPane.Zoom) -> None:
+        self.push_screen(ZoomScreen(message.pane_id))
+
+    def action_score_card(self) -> None:
+        if self.score_card is None:
+            self.notify("no drill has been scored in this journal yet", severity="warning")
+        else:
+            self.push_screen(ScoreCardScreen(self.score_card))
 
     def action_cycle_theme(self) -> None:
         if not self.theme_names:
@@ -414,7 +515,8 @@ class WarroomApp(App[int]):
         snap = self.snapshot
         in_flight = self.rollback_requested or (snap is not None and (
             snap.state == State.ROLLING_BACK or (snap.action is not None and snap.action.kind == "rollback")))
-        if not in_flight:
+        # An engine of its own finishes the rollback whatever the consoles do: nothing to ask.
+        if not in_flight or not self.engine_ends_with_console:
             self.exit(0)
             return
 
@@ -422,126 +524,29 @@ class WarroomApp(App[int]):
             if quit_anyway:
                 self.exit(0)
 
-        self.push_screen(QuitConfirm(), answered)
+        self.push_screen(ConfirmDialog(
+            "A rollback is in flight",
+            "This console's engine (the demo's or the drill's) ends with it; the rollback is journaled "
+            "write-ahead, so the next engine to start finishes it.\n\nQuit anyway?", "Quit anyway", cancel="Stay"), answered)
 
     async def action_quit(self) -> None:
-        """Textual's own ctrl+q and the palette's "Quit the application" ask too."""
+        """Textual's own ctrl+q asks too."""
         self.action_quit_console()
-
-    def palette_commands(self) -> list[PaletteCommand]:
-        return [
-            PaletteCommand("Step up", "next phase, with the confirmation dialog", self.action_step_up),
-            PaletteCommand("Pause / resume", "hold automation and step-ups, or go on", self.action_pause_resume),
-            PaletteCommand("Roll back now", "flags to their rollback state, runbook steps after", self.action_rollback),
-            PaletteCommand("Tick / untick the selected checklist item", "current phase", self.query_one(Checklist).action_toggle),
-            PaletteCommand("Acknowledge flag drift", "accept the observed flag states", self.action_ack_drift),
-            PaletteCommand("Retry after a rollback", "leave ROLLED BACK, start again at phase 0", self.action_retry),
-            PaletteCommand("Cycle theme", ", ".join(self.theme_names), self.action_cycle_theme),
-            PaletteCommand("Help", "every key and its binding id", self.action_help),
-            PaletteCommand("Drill score card", "the latest drill's score, from the journal", self.action_score_card),
-            PaletteCommand("Quit", "close this console (the rollout goes on)", self.action_quit_console),
-        ]
 
     # ------------------------------------------------------------ footer
 
     def _hints(self) -> list[KeyHint]:
-        def key(binding_id: str) -> str:
-            return self.key_for(binding_id, first=True)  # the footer has room for one key each
-
         snap = self.snapshot
-        if snap is None:
-            return [KeyHint(key("quit"), "quit", binding_id="quit")]
-        ro = "read-only console" if snap.readonly else ""
-        paused = snap.state == State.PAUSED
-        has_items = bool(snap.phase and snap.phase.checklist)
-        return [
-            KeyHint(key("step_up"), "step", not ro and not snap.step_blockers,
-                    ro or "; ".join(snap.step_blockers), binding_id="step_up"),
-            KeyHint(key("pause_resume"), "resume" if paused else "pause",
-                    not ro and snap.state in (State.RUNNING, State.PAUSED),
-                    ro or ("" if snap.state in (State.RUNNING, State.PAUSED) else f"state is {snap.state.label}"),
-                    binding_id="pause_resume"),
-            KeyHint(key("rollback"), "ROLLBACK", not ro and snap.state not in BUSY,
-                    ro or (f"state is {snap.state.label}" if snap.state in BUSY else ""), loud=True, binding_id="rollback"),
-            KeyHint(key("checklist.tick"), "tick", not ro and has_items,
-                    ro or ("" if has_items else "no checklist item in this phase"), binding_id="checklist.tick"),
-            KeyHint(key("ack_drift"), "ack", not ro and snap.drift,
-                    ro or ("" if snap.drift else "no drift"), binding_id="ack_drift"),
-            KeyHint(key("help"), "help", binding_id="help"),
-            KeyHint(key("quit"), "quit", binding_id="quit"),
-            # Last: on a narrow terminal these are the ones cut off.
-            KeyHint(key("palette"), "cmds", binding_id="palette"),
-            KeyHint(key("theme"), "theme", binding_id="theme"),
-        ]
+        hints = [KeyHint("", "READ-ONLY")] if snap is not None and snap.readonly else []
+        for action in ACTIONS:
+            if not action.hint:
+                continue
+            state = availability(action, snap)
+            if state.shown:
+                # The footer has room for one key each; `?` lists them all.
+                hints.append(KeyHint(self.key_for(action.id, first=True), state.label or action.hint, state.enabled,
+                                     action.loud, action.id))
+        return hints
 
     def _refresh_keys(self) -> None:
         self.query_one(KeysBar).hints = tuple(self._hints())
-
-
-def run_console(plan: Plan | None, args: argparse.Namespace, engine_args: list[str] | None = None) -> int:
-    """`warroom [PLAN]`: open the console on the rollout's engine; returns the process exit code.
-
-    With no engine alive one is started: detached for a plan (it keeps guarding when the
-    console closes), as this process's child for the built-in demo and for a drill
-    (`engine_args`: the drill's engine), which end with the console.
-    """
-    from ..demo import DEMO_NAME, demo_plan
-
-    if plan is None:
-        plan = demo_plan()
-    path = state_path(plan, getattr(args, "state", None))
-    readonly = bool(getattr(args, "readonly", False))
-    demo = str(plan.path) == DEMO_NAME
-    client = EngineClient(open_store(path), actor=current_actor(), readonly=readonly)
-    child: Started | None = None
-    if engine_args is not None or demo:
-        child = start_engine(engine_args or engine_argv(plan, path, speed=getattr(args, "speed", None)), engine_log_path(path), detached=False)
-    elif not readonly and not client.engine(plan.poll_interval).alive:
-        started = start_engine(engine_argv(plan, path, speed=getattr(args, "speed", None)), engine_log_path(path), detached=True)
-        if client.wait_for_engine(lambda: started.process.poll() is not None) is None:
-            print(f"warroom: the engine did not start; see its log: {started.log}", file=sys.stderr)
-            return 1
-    if child is not None and client.wait_for_engine(lambda: child.process.poll() is not None) is None:
-        print(f"warroom: the engine did not start; see its log: {child.log}", file=sys.stderr)
-        _stop_child(child)
-        return 1
-    app = WarroomApp(client, theme=getattr(args, "theme", None) or plan.theme, keys=plan.keys, handle_signals=True)
-    first = client.snapshot()
-    if first is not None:
-        app.show(first)  # the first frame has data: no empty screen while the watcher starts
-    try:
-        # Mouse off: over SSH, native text selection (copying a journal line) matters more.
-        code = app.run(mouse=False)
-    finally:
-        if child is not None:
-            _stop_child(child)  # the demo's (or the drill's) engine ends with the console
-    if demo:
-        # The built-in demo lives in a fresh temporary folder: say where, or its journal is lost.
-        print(f"warroom: the demo's journal: warroom journal --state {path}", file=sys.stderr)
-    elif child is None:
-        _say_who_guards(client, plan)
-    return code or 0
-
-
-def _stop_child(child: Started) -> None:
-    if child.process.poll() is None:
-        child.process.send_signal(signal.SIGTERM)
-        try:
-            child.process.wait(10)
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait()
-
-
-def _say_who_guards(client: EngineClient, plan: Plan) -> None:
-    """On leaving while the rollout is in flight: the guardrails stay enforced, and by whom."""
-    snap = client.snapshot()
-    engine = client.engine(plan.poll_interval)
-    if snap is None or snap.state not in (State.RUNNING, State.PAUSED, State.ROLLING_BACK):
-        return
-    if engine.alive:
-        print(f"warroom: guardrails stay enforced by the engine, {engine.label()} (log {engine.log}); "
-              f"stop it with: warroom down {plan.path}", file=sys.stderr)
-    else:
-        print(f"warroom: NO ENGINE — the rollout is {snap.state.label} and nothing enforces its guardrails; "
-              f"start one with: warroom up {plan.path}", file=sys.stderr)

@@ -69,9 +69,14 @@ class StepDialog(ModalScreen[str | None]):
     def on_mount(self) -> None:
         self.set_class(self.snapshot.environment == "production", "-production")
         self.show(self.snapshot)
+        # Kept live: gates can turn red while the human reads.
+        self.watch(self.app, "snapshot", self._follow, init=False)
+
+    def _follow(self, snap: Snapshot | None) -> None:
+        if snap is not None:
+            self.show(snap)
 
     def show(self, snap: Snapshot) -> None:
-        """Kept live: gates can turn red while the human reads."""
         self.snapshot = snap
         self.query_one("#title", Static).update(f"Step up {snap.rollout}")
         self.query_one("#body", Static).update(dialog_body(snap))

@@ -1,19 +1,19 @@
-"""The banner: which rollout, which environment, where it stands, who drives."""
+"""The banner: which launch, where, the worst live condition, where it stands, who drives."""
 
 from __future__ import annotations
 
-import time
-
-from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ...snapshot import Snapshot, State
-from ...units import format_duration, plan_duration
-from ..refresh import set_text
+from ...snapshot import Snapshot
+from ...units import format_duration
+from ..clock import clock_text
+from ..condition import worst_condition
+from ..refresh import part, set_text
+from .phase_strip import PhaseStrip
 
 # Words as well as colours, so NO_COLOR and 16-colour terminals still tell them apart.
 ENV_BADGE = {
@@ -21,39 +21,7 @@ ENV_BADGE = {
     "staging": " staging ",
     "drill": " ▞▞ DRILL ▞▞ ",
 }
-STATES = ("pending", "running", "paused", "complete", "rolling-back", "rolled-back", "requested", "no-engine")
-NO_ENGINE = "NO ENGINE — guardrails NOT enforced"
-
-
-def clock_text(ts: float) -> str:
-    # UTC: the team on a call shares one clock, and the journal is in UTC too.
-    return time.strftime("%H:%M:%SZ", time.gmtime(ts))
-
-
-def phase_text(snap: Snapshot) -> str:
-    """`3/6 Beta 25%`: the phase's exposure is added unless its name already says it."""
-    phase = snap.phase
-    if phase is None:
-        return f"0/{snap.phase_count} not started"
-    text = f"{phase.index}/{snap.phase_count} {phase.name}"
-    # exposure reads "flag 25%, other 100%": a name like "Beta 25%" already carries a label.
-    labels = [part.partition(" ")[2] for part in phase.exposure.split(", ") if part]
-    if not labels or any(label in phase.name for label in labels):
-        return text
-    if len(set(labels)) == 1:
-        return f"{text} {labels[0]}"
-    return f"{text} · {phase.exposure}"
-
-
-def timing_text(snap: Snapshot) -> str:
-    # Soak only means something while the phase is live (not rolled back or complete).
-    if snap.phase is None or snap.state not in (State.RUNNING, State.PAUSED):
-        return ""
-    text = f"in phase {format_duration(snap.phase.elapsed)}"
-    left = f"{format_duration(snap.phase.soak_left)} left" if snap.phase.soak_left > 0 else "done"
-    if snap.phase.planned_hold is not None:  # a drill shortened the plan's soak: say so, or 30s reads as the plan's
-        return f"{text} · soak {plan_duration(snap.phase.planned_hold)} → {plan_duration(snap.phase.hold)} in this drill, {left}"
-    return f"{text} · soak {left}"
+LEVELS = ("bad", "warn", "ok", "info")
 
 
 def driver_text(snap: Snapshot) -> str:
@@ -65,59 +33,77 @@ def driver_text(snap: Snapshot) -> str:
     return f"engine: {engine.holder.rpartition(' pid ')[0] or engine.holder}"  # user@host: a pid tells the room nothing
 
 
-def engine_alive(snap: Snapshot) -> bool:
-    """A snapshot as a client sees it says whether an engine is alive; the engine's own always drives."""
-    return snap.engine is None or snap.engine.alive
+def data_age_text(snap: Snapshot, now: float) -> str:
+    """The age of the newest sample of any pane: a frozen source shows here first."""
+    newest = max((p.last_good_at for p in snap.panes if p.last_good_at is not None), default=None)
+    if not snap.panes:
+        return ""
+    if newest is None:
+        return "no data yet"
+    age = int(max(0.0, now - newest))
+    return "data now" if age < 1 else f"data {format_duration(age)} ago"
 
 
 class Banner(Widget):
-    """Two lines that answer: what launch, where, which phase, what state, who drives."""
+    """Two lines: what launch, where, the worst live condition, the clock; then the phase strip."""
 
     # The environment badge sets both its colours (a `reverse` of the environment colour
     # took the banner's background as text: dark red on red, pale on yellow). Under
     # NO_COLOR colours turn grey: a loud badge as grey as its banner is inverted to stand out.
+    # The condition badge is reverse video in every theme, so it survives NO_COLOR too.
     DEFAULT_CSS = """
     Banner { height: 2; background: $panel; }
     Banner Horizontal { height: 1; }
-    Banner Static { width: auto; padding: 0 1; }
-    Banner #rollout { width: 1fr; text-style: bold; }
-    Banner #phase { text-wrap: nowrap; text-overflow: ellipsis; }
-    Banner #driver { width: 1fr; text-align: right; color: $text-muted; }
+    Banner Static { width: auto; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    Banner #rollout { max-width: 50%; text-style: bold; }
+    Banner #why { width: 1fr; text-align: right; color: $text-muted; }
+    Banner #age, Banner #driver { color: $text-muted; }
+    Banner #driver.-nobody { color: $warning; text-style: bold; }
     Banner.-production { background: $env-production 40%; }
     Banner.-production #env { background: $env-production; color: $env-production-text; text-style: bold; }
     Banner.-staging #env { background: $env-staging; color: $env-staging-text; }
     Banner.-drill #env { background: $env-drill; color: $env-drill-text; text-style: bold; }
     Banner.-production:nocolor:dark #env, Banner.-drill:nocolor:light #env { text-style: bold reverse; }
     Banner #state { text-style: bold reverse; }
-    Banner #state.-running, Banner #state.-complete { color: $success; }
-    Banner #state.-paused, Banner #state.-pending { color: $warning; }
-    Banner #state.-rolling-back, Banner #state.-rolled-back, Banner #state.-requested, Banner #state.-no-engine { color: $error; }
+    Banner #state.-ok { color: $success; }
+    Banner #state.-info { color: $primary; }
+    Banner #state.-warn { color: $warning; }
+    Banner #state.-bad { color: $error; }
     Banner #mode.-ro { color: $warning; text-style: bold reverse; }
     Banner #insecure { color: $error; text-style: bold reverse; display: none; }
     Banner.-insecure #insecure { display: block; }
     """
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)  # parts update themselves
+    now: reactive[float] = reactive(0.0, repaint=False)
     rollback_requested: reactive[bool] = reactive(False)
+    engine_alive: reactive[bool] = reactive(True)
 
     def compose(self) -> ComposeResult:
         with Horizontal():
             yield Static(id="env", markup=False)
             yield Static(id="rollout", markup=False)
             yield Static(" INSECURE ", id="insecure", markup=False)
+            yield Static(id="why", markup=False)
             yield Static(id="state", markup=False)
             yield Static(id="mode", markup=False)
             yield Static(id="clock", markup=False)
         with Horizontal():
-            yield Static(id="phase", markup=False)
-            yield Static(id="timing", markup=False)
+            yield PhaseStrip().data_bind(Banner.snapshot, Banner.now)
+            yield Static(id="age", markup=False)
             yield Static(id="driver", markup=False)
 
     def watch_snapshot(self) -> None:
         self._render_snapshot()
 
+    def watch_now(self) -> None:
+        self._render_time()
+
     def watch_rollback_requested(self) -> None:
-        self._render_snapshot()
+        self._render_time()
+
+    def watch_engine_alive(self) -> None:
+        self._render_time()
 
     def _render_snapshot(self) -> None:
         snap = self.snapshot
@@ -127,31 +113,26 @@ class Banner(Widget):
         for name in ENV_BADGE:
             self.set_class(env == name, f"-{name}")
         self.set_class(snap.insecure, "-insecure")
-        set_text(self.query_one("#env", Static), ENV_BADGE.get(env, f" {env} "))
-        set_text(self.query_one("#rollout", Static), snap.rollout)
-        state = self.query_one("#state", Static)
-        busy = snap.state in (State.ROLLING_BACK, State.ROLLED_BACK)
-        key = "requested" if self.rollback_requested and not busy else snap.state.value.lower().replace("_", "-")
-        if not engine_alive(snap):
-            key = "no-engine"  # nothing else on the screen will happen: it leads
-        for name in STATES:
-            state.set_class(key == name, f"-{name}")
-        label = {"requested": "ROLLBACK REQUESTED", "no-engine": f"{NO_ENGINE} · {snap.state.label}"}.get(key, snap.state.label)
-        set_text(state, label)
-        mode = self.query_one("#mode", Static)
+        set_text(part(self, "#env"), ENV_BADGE.get(env, f" {env} "))
+        set_text(part(self, "#rollout"), snap.rollout)
+        mode = part(self, "#mode")
         set_text(mode, "[RO]" if snap.readonly else "[RW]")
         mode.set_class(snap.readonly, "-ro")
-        set_text(self.query_one("#clock", Static), clock_text(snap.now))
-        timing, driver = timing_text(snap), driver_text(snap)
-        phase = self.query_one("#phase", Static)
-        # A long exposure gives way first: time in phase, soak and driver stay whole.
-        if self.size.width:  # not before the first layout: the phase would flash cut
-            room = max(12, self.size.width - cell_len(timing) - cell_len(driver) - 4)  # 4: their paddings
-            if phase.styles.max_width is None or phase.styles.max_width.value != room:
-                phase.styles.max_width = room
-        set_text(phase, phase_text(snap))
-        set_text(self.query_one("#timing", Static), timing)
-        set_text(self.query_one("#driver", Static), driver)
+        driver = part(self, "#driver")
+        set_text(driver, driver_text(snap))
+        driver.set_class(not snap.automation, "-nobody")
+        self._render_time()
 
-    def on_resize(self) -> None:
-        self._render_snapshot()
+    def _render_time(self) -> None:
+        """What moves with the clock: the condition (a countdown), the clock, the data's age."""
+        snap = self.snapshot
+        if snap is None or not self.is_mounted:
+            return
+        condition = worst_condition(snap, self.now, engine_alive=self.engine_alive, rollback_requested=self.rollback_requested)
+        state = part(self, "#state")
+        for level in LEVELS:
+            state.set_class(condition.level == level, f"-{level}")
+        set_text(state, condition.word)
+        set_text(part(self, "#why"), condition.why)
+        set_text(part(self, "#clock"), clock_text(self.now))
+        set_text(part(self, "#age"), data_age_text(snap, self.now))

@@ -1,16 +1,20 @@
-"""The current phase: its gates (value vs threshold) and its checklist, tickable."""
+"""The current phase: its gates (value against threshold) and its checklist, tickable.
+
+The heading and the gates always show; when the box is shorter than the checklist, the
+items scroll around the selected one, with how many more are above and below.
+"""
 
 from __future__ import annotations
 
 from rich.text import Text
-from textual.binding import Binding
+from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widget import Widget
 
 from ...snapshot import ChecklistView, GateView, Snapshot
 from ...units import format_value
-from ..refresh import changed
+from ..actions import bindings
+from ..refresh import CachedComponentStyles, changed
 
 
 def gate_reading(gate: GateView) -> str:
@@ -25,12 +29,29 @@ def gate_reading(gate: GateView) -> str:
     return f"{value} {good if gate.passed else bad} {limit}" if limit else value
 
 
-class Checklist(Widget, can_focus=True):
-    BINDINGS = [
-        Binding("up,k", "cursor(-1)", "Previous item", show=False, id="checklist.up"),
-        Binding("down,j", "cursor(1)", "Next item", show=False, id="checklist.down"),
-        Binding("space,enter", "toggle", "Tick / untick the selected item", id="checklist.tick"),
-    ]
+def required_count(items: tuple[ChecklistView, ...]) -> str:
+    required = [i for i in items if i.required]
+    return f"required {sum(i.ticked for i in required)}/{len(required)}" if required else ""
+
+
+def item_window(count: int, cursor: int, room: int) -> tuple[int, int]:
+    """Items [start, end) to show in `room` lines, the cursor among them; a line above or
+    below the window is taken by a "more" note whenever items are hidden there."""
+    if count <= room:
+        return 0, count
+    room = max(room, 3)  # a note above, the cursor, a note below
+    start = max(0, min(cursor - (room - 2) // 2, count - room + 1))
+    while True:
+        end = min(count, start + room - (start > 0))
+        if end < count:
+            end -= 1  # the line for "more below"
+        if cursor < end or end == count:
+            return start, end
+        start += 1
+
+
+class Checklist(CachedComponentStyles, can_focus=True):
+    BINDINGS = bindings("checklist")
     COMPONENT_CLASSES = {
         "checklist--heading",
         "checklist--pass",
@@ -39,9 +60,10 @@ class Checklist(Widget, can_focus=True):
         "checklist--cursor",
         "checklist--done",
         "checklist--required",
+        "checklist--more",
     }
     DEFAULT_CSS = """
-    Checklist { height: 1fr; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; background: $surface; }
+    Checklist { height: auto; padding: 0 1; background: $surface; text-wrap: nowrap; text-overflow: ellipsis; }
     Checklist > .checklist--heading { text-style: bold; color: $primary; }
     Checklist > .checklist--pass { color: $success; }
     Checklist > .checklist--fail { color: $error; text-style: bold; }
@@ -49,6 +71,7 @@ class Checklist(Widget, can_focus=True):
     Checklist > .checklist--cursor { text-style: reverse; }
     Checklist > .checklist--done { color: $text-muted; }
     Checklist > .checklist--required { color: $warning; text-style: bold; }
+    Checklist > .checklist--more { color: $text-muted; text-style: italic; }
     Checklist:focus > .checklist--cursor { text-style: bold reverse; }
     """
 
@@ -80,7 +103,10 @@ class Checklist(Widget, can_focus=True):
         phase = snap.phase if snap is not None else None
         key = (snap is None, snap and snap.next_change, phase and (phase.index, phase.name, phase.gates, phase.checklist))
         if changed(self, key):
-            self.refresh()
+            # A new layout only when the number of lines changed (the box follows): a gate's
+            # value changing each poll is a repaint of this widget, not of the screen.
+            lines = phase and (len(phase.gates), len(phase.checklist), bool(snap and snap.next_change))
+            self.refresh(layout=changed(self, lines, "lines"))
 
     def action_cursor(self, delta: int) -> None:
         self.cursor += delta
@@ -92,30 +118,46 @@ class Checklist(Widget, can_focus=True):
             self.notify("no checklist item to tick in this phase", severity="warning")
 
     def _style(self, name: str):
-        return self.get_component_rich_style(f"checklist--{name}")
+        return self.component_style(f"checklist--{name}")
 
-    def render(self) -> Text:
+    def _pinned(self) -> list[Text]:
+        """The heading and the gates: never scrolled away."""
         snap = self.snapshot
         if snap is None:
-            return Text("waiting for the engine…")
+            return [Text("waiting for the engine…")]
         if snap.phase is None:
-            text = Text(f"Not started: {snap.phase_count} phases", style=self._style("heading"))
-            text.append(f"\nnext: {snap.next_change}" if snap.next_change else "", style="")
-            return text
+            lines = [Text(f"Not started: {snap.phase_count} phases", style=self._style("heading"))]
+            if snap.next_change:
+                lines.append(Text(f"next: {snap.next_change}"))
+            return lines
         phase = snap.phase
-        lines: list[Text] = [Text.assemble((f"Phase {phase.index}/{snap.phase_count} {phase.name}", self._style("heading")),
-                                           ("  * required" if any(i.required for i in phase.checklist) else "", self._style("required")))]
-        for gate in phase.gates:
-            if gate.passed is None:
-                mark, style = "?", "nodata"
-            else:
-                mark, style = ("✔", "pass") if gate.passed else ("✘", "fail")
-            lines.append(Text.assemble((f" {mark} gate ", self._style(style)), gate.label, ("  " + gate_reading(gate), self._style(style))))
-        for index, item in enumerate(phase.checklist):
-            box = "[x]" if item.ticked else "[ ]"
+        count = required_count(phase.checklist)
+        lines = [Text.assemble((f"Phase {phase.index}/{snap.phase_count} {phase.name}", self._style("heading")),
+                               (f"  * {count}" if count else "", self._style("required")))]
+        gates = [self._gate_line(gate, compact=False) for gate in phase.gates]
+        if any(line.cell_len > (self.content_region.width or line.cell_len) for line in gates):
+            # Narrow: the readings matter more than the word "gate" (the ✔/✘/? says it).
+            gates = [self._gate_line(gate, compact=True) for gate in phase.gates]
+        lines += gates
+        if not phase.checklist:
+            lines.append(Text(" no checklist items in this phase", style=self._style("done")))
+        return lines
+
+    def _gate_line(self, gate: GateView, compact: bool) -> Text:
+        if gate.passed is None:
+            mark, style = "?", "nodata"
+        else:
+            mark, style = ("✔", "pass") if gate.passed else ("✘", "fail")
+        if compact:
+            return Text.assemble((f" {mark} ", self._style(style)), gate.label, (": " + gate_reading(gate), self._style(style)))
+        return Text.assemble((f" {mark} gate ", self._style(style)), gate.label, ("  " + gate_reading(gate), self._style(style)))
+
+    def _item_lines(self) -> list[Text]:
+        lines = []
+        for index, item in enumerate(self.items):
             line = Text.assemble(
                 ("▸" if index == self.cursor else " "),
-                f"{box}",
+                "[x]" if item.ticked else "[ ]",
                 ("*" if item.required else " ", self._style("required")),
                 (item.text, self._style("done") if item.ticked else ""),
                 (f"  ✔ {item.by.split()[0]}" if item.by else "", self._style("done")),
@@ -123,17 +165,30 @@ class Checklist(Widget, can_focus=True):
             if index == self.cursor and self.has_focus:
                 line.stylize(self._style("cursor"))
             lines.append(line)
-        if not phase.checklist:
-            lines.append(Text(" no checklist items in this phase", style=self._style("done")))
-        return self._window(lines, 1 + len(phase.gates) + self.cursor)
+        return lines
 
-    def _window(self, lines: list[Text], focus_line: int) -> Text:
-        """Keep the heading and the selected item visible when the box is short (80×24)."""
-        height = self.size.height or len(lines)
-        if len(lines) > height > 1:
-            start = max(1, min(focus_line - height + 2, len(lines) - height + 1))
-            lines = [lines[0], *lines[start:start + height - 1]]
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self._pinned()) + len(self.items)
+
+    def render(self) -> Text:
+        pinned, items = self._pinned(), self._item_lines()
+        room = (self.content_region.height or len(pinned) + len(items)) - len(pinned)
+        if len(items) > room > 0:
+            start, end = item_window(len(items), self.cursor, room)
+            window = items[start:end]
+            if start > 0:
+                window.insert(0, Text(f"  ▲ {start} more above", style=self._style("more")))
+            if end < len(items):
+                window.append(Text(f"  ▼ {len(items) - end} more below", style=self._style("more")))
+            items = window
+        lines = pinned + items
         for line in lines:
             line.no_wrap = True
             line.overflow = "ellipsis"
         return Text("\n").join(lines)
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()

@@ -1,4 +1,4 @@
-"""The footer: the live keys, each dimmed when it cannot act now."""
+"""The footer: the keys that mean something now, each struck through when it cannot act."""
 
 from __future__ import annotations
 
@@ -11,22 +11,25 @@ from textual.widget import Widget
 
 @dataclass(frozen=True)
 class KeyHint:
+    """What the footer shows of a key, nothing more: a hint that looks the same compares equal,
+    so a reason that changes each second (a soak counting down) does not repaint the footer."""
+
     key: str  # as displayed, after any remapping from the plan
     label: str
     enabled: bool = True
-    reason: str = ""  # why it is disabled (shown in the status line and the help screen)
     loud: bool = False  # the rollback key stands out
     binding_id: str = ""
 
 
 class KeysBar(Widget):
-    COMPONENT_CLASSES = {"keys--key", "keys--label", "keys--disabled", "keys--loud"}
+    COMPONENT_CLASSES = {"keys--key", "keys--label", "keys--disabled", "keys--loud", "keys--note"}
     DEFAULT_CSS = """
     KeysBar { height: 1; padding: 0 1; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     KeysBar > .keys--key { color: $accent; text-style: bold; }
     KeysBar > .keys--label { color: $foreground; }
     KeysBar > .keys--disabled { color: $text-disabled; text-style: strike; }
     KeysBar > .keys--loud { color: $error; text-style: bold reverse; }
+    KeysBar > .keys--note { color: $warning; text-style: bold reverse; }
     """
 
     hints: reactive[tuple[KeyHint, ...]] = reactive(())
@@ -35,6 +38,10 @@ class KeysBar(Widget):
         text = Text()
         room = self.size.width or None
         for hint in self.hints:
+            if not hint.key:  # a note, not a key: "read-only"
+                text.append(f" {hint.label} ", self.get_component_rich_style("keys--note"))
+                text.append("  ")
+                continue
             if hint.enabled:
                 key_style = self.get_component_rich_style("keys--loud" if hint.loud else "keys--key")
                 label_style = self.get_component_rich_style("keys--label")

@@ -1,17 +1,21 @@
-"""One plan pane: the number, its limit, a sparkline of history, and how fresh it is."""
+"""One plan pane: the number, its limit, a chart of recent history, and how fresh it is."""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
 from ...snapshot import GuardrailView, PaneView
 from ...units import format_duration, format_value
-from ..refresh import set_text
-from .spark import Spark
+from ..actions import bindings
+from ..clock import compact_duration
+from ..condition import countdown, until_text
+from ..refresh import part, set_text
+from .spark import Spark, pane_scale
 
 STATUSES = ("ok", "warn", "breach", "stale", "nodata")
 # Status as a word as well as a colour (NO_COLOR, colour-blind readers).
@@ -25,19 +29,33 @@ def limit_text(pane: PaneView) -> str:
     return f"{sign}{format_value(pane.breach, pane.unit)}"
 
 
-def age_text(pane: PaneView) -> str:
-    if pane.age is None:
+def value_text(pane: PaneView) -> str:
+    """The value; a breaching one carries a marker of the bad direction (seen without colour too)."""
+    value = format_value(pane.value, pane.unit)
+    if pane.status == "breach":
+        return ("▲ " if pane.bad_side == "above" else "▼ ") + value
+    return value
+
+
+def age_text(pane: PaneView, now: float) -> str:
+    if pane.last_good_at is None:
         return "no sample yet"
-    return "now" if pane.age < 1 else f"{format_duration(pane.age)} ago"
+    age = max(0.0, now - pane.last_good_at)
+    return "now" if age < 1 else f"{format_duration(age)} ago"
+
+
+def window_text(cells: int, poll: float) -> str:
+    """The chart's span: one cell per poll."""
+    return f"last {compact_duration(cells * poll)}" if cells and poll else ""
 
 
 WOULD = {"rollback": "WOULD roll back", "pause": "WOULD pause", "alert": "WOULD alert"}
 
 
-def breach_text(pane: PaneView, guards: tuple[GuardrailView, ...], enforced: bool = True) -> str:
-    """What the breach will do and when: `ROLLBACK in 4s` or `ROLLBACK: FIRED`; with no engine
-    alive, nothing will: `WOULD roll back`."""
-    acting = [g for g in guards if g.id in pane.guardrails and g.status in ("pending", "breach")]
+def acting_text(pane: PaneView, guards: tuple[GuardrailView, ...], now: float, enforced: bool = True) -> str:
+    """What a breach will do and when: `ROLLBACK in 4s`, or `ROLLBACK: FIRED` once it has; with
+    no engine alive, nothing will: `WOULD roll back`."""
+    acting = [g for g in guards if g.id in pane.guardrails and g.status in ("pending", "breach") and g.mode != "shadow"]
     if not acting:
         return ""
     g = max(acting, key=lambda v: v.progress)
@@ -45,43 +63,55 @@ def breach_text(pane: PaneView, guards: tuple[GuardrailView, ...], enforced: boo
         return WOULD.get(g.action, f"WOULD {g.action}")
     if g.status == "breach":
         return f"{g.action.upper()}: FIRED"
-    left = g.for_s * (1 - g.progress)
-    return f"{g.action.upper()} in {format_duration(left)}"
+    return f"{g.action.upper()} in {until_text(countdown(g, now))}"
 
 
-class MetricPane(Widget):
+class MetricPane(Widget, can_focus=True):
     """A pane's state is a class (-ok/-warn/-breach/-stale/-nodata) so themes colour it."""
 
+    BINDINGS = bindings("pane")
     DEFAULT_CSS = """
     MetricPane { height: 3; padding: 0 1; background: $surface; }
+    MetricPane:focus { background: $boost; }
+    MetricPane:focus #title { color: $accent; text-style: bold underline; }
     MetricPane Horizontal { height: 1; }
     MetricPane #title { width: 1fr; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     MetricPane .value { width: auto; text-style: bold; }
-    MetricPane #reading { height: auto; }
-    MetricPane #reading Spark { width: 1fr; }
-    MetricPane #value-inline { display: none; margin-right: 1; }
-    MetricPane #meta { width: 1fr; color: $text-muted; }
+    MetricPane #reading { height: 1fr; }
+    MetricPane #reading Spark { width: 1fr; height: 1fr; }
+    MetricPane #value-inline { display: none; margin-right: 1; min-width: 7; }
+    MetricPane #meta { width: 1fr; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     MetricPane #status { width: auto; text-style: bold; margin-right: 1; }
     MetricPane.-ok #status { display: none; }
     MetricPane Spark > .spark--bar { color: $success; }
     MetricPane.-warn .value, MetricPane.-warn #status { color: $warning; }
     MetricPane.-warn Spark > .spark--bar { color: $warning; }
     MetricPane.-breach { background: $error 20%; }
-    MetricPane.-breach .value { color: $error; }
+    MetricPane.-breach .value { color: $error; text-style: bold reverse; }
     MetricPane.-breach #status { color: $error; text-style: bold reverse; }
-    MetricPane.-breach Spark > .spark--bar { color: $error; }
+    MetricPane.-breach Spark > .spark--bar { color: $warning; }
     MetricPane.-stale .value, MetricPane.-nodata .value { color: $status-stale; text-style: italic; }
     MetricPane.-stale #status, MetricPane.-nodata #status { color: $status-stale; text-style: bold reverse; }
     MetricPane.-stale Spark > .spark--bar { color: $status-stale; }
     """
 
+    class Zoom(Message):
+        """Open this pane full-screen."""
+
+        def __init__(self, pane_id: str) -> None:
+            super().__init__()
+            self.pane_id = pane_id
+
     pane: reactive[PaneView | None] = reactive(None, always_update=True, repaint=False)  # parts update themselves
 
-    def __init__(self, pane: PaneView, guards: tuple[GuardrailView, ...] = (), enforced: bool = True, **kw) -> None:
+    def __init__(self, pane: PaneView, guards: tuple[GuardrailView, ...] = (), poll: float = 0.0, now: float = 0.0,
+                 enforced: bool = True, **kw) -> None:
         # Born with its status class: adding it on mount would restyle the pane's subtree.
         super().__init__(id=f"pane-{pane.id}", classes=f"-{pane.status}", **kw)
         self._guards = guards
+        self._poll = poll
         self._enforced = enforced  # an engine is alive to act on a breach
+        self._now = now  # the engine's time, moved each second by PanesGrid.tick
         self.set_reactive(MetricPane.pane, pane)
 
     def compose(self) -> ComposeResult:
@@ -100,14 +130,24 @@ class MetricPane(Widget):
     def on_mount(self) -> None:
         self._show()
 
-    def show(self, pane: PaneView, guards: tuple[GuardrailView, ...], enforced: bool = True) -> None:
-        self._guards = guards
-        self._enforced = enforced
+    def show(self, pane: PaneView, guards: tuple[GuardrailView, ...], poll: float, now: float, enforced: bool = True) -> None:
+        self._guards, self._poll, self._now, self._enforced = guards, poll, now, enforced
         self.pane = pane
+
+    def tick(self, now: float) -> None:
+        """The clock moved: only a countdown or the age of a stale value moves with it."""
+        self._now = now
+        pane = self.pane
+        if self.is_mounted and pane is not None and (pane.status in ("stale", "nodata") or pane.for_progress is not None):
+            self._show_time()
 
     def watch_pane(self) -> None:
         if self.is_mounted:
             self._show()
+
+    def action_zoom(self) -> None:
+        if self.pane is not None:
+            self.post_message(self.Zoom(self.pane.id))
 
     def _show(self) -> None:
         pane = self.pane
@@ -115,21 +155,31 @@ class MetricPane(Widget):
             return
         for status in STATUSES:
             self.set_class(pane.status == status, f"-{status}")
-        set_text(self.query_one("#title", Static), pane.title)
-        for value in self.query(".value").results(Static):
-            set_text(value, format_value(pane.value, pane.unit))
-        self.query_one(Spark).data = tuple(v for v in pane.history if v is not None)
-        # The line under the sparkline says what matters most now: what a breach will
-        # do and when (in the loud badge), else how old the number is, else limit and freshness.
-        acting = breach_text(pane, self._guards, self._enforced)
+        set_text(part(self, "#title"), pane.title)
+        for value in ("#value", "#value-inline"):
+            set_text(part(self, value), value_text(pane))
+        spark = part(self, "Spark")
+        spark.scale = pane_scale(pane.history, pane.breach, pane.bad_side, pane.unit)
+        spark.data = pane.history
+        if self.tooltip != (pane.detail or None):
+            self.tooltip = pane.detail or None
+        self._show_time()
+
+    def _show_time(self) -> None:
+        """The parts that move with the clock: a countdown, the age of a stale value."""
+        pane = self.pane
+        if pane is None:
+            return
+        acting = acting_text(pane, self._guards, self._now, self._enforced)
         if pane.note:  # a cohort guardrail's both sides, or why it cannot judge (not enough traffic)
             meta = pane.note
-        elif acting:
-            meta = ""
         elif pane.status in ("stale", "nodata"):
-            meta = age_text(pane)
+            meta = " · ".join(x for x in (age_text(pane, self._now), pane.detail) if x)
         else:
-            meta = " · ".join(x for x in (limit_text(pane), age_text(pane)) if x)
-        set_text(self.query_one("#meta", Static), meta)
-        set_text(self.query_one("#status", Static), acting or STATUS_WORD.get(pane.status, pane.status.upper()))
-        self.tooltip = pane.detail or None
+            window = window_text(part(self, "Spark").size.width, self._poll)
+            meta = " · ".join(x for x in (limit_text(pane), window) if x)
+        set_text(part(self, "#meta"), meta)
+        set_text(part(self, "#status"), acting or STATUS_WORD.get(pane.status, pane.status.upper()))
+
+    def on_resize(self) -> None:
+        self._show_time()  # the window label follows the chart's width

@@ -28,6 +28,7 @@ class PanesGrid(Widget):
     """
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)  # parts update themselves
+    now: reactive[float] = reactive(0.0, repaint=False)
 
     async def watch_snapshot(self, snap: Snapshot | None) -> None:
         if snap is None:
@@ -36,11 +37,15 @@ class PanesGrid(Widget):
         if [p.pane.id for p in panes if p.pane] != [v.id for v in snap.panes]:
             # The plan's panes are fixed for a run; (re)build them the first time.
             await self.remove_children()
-            await self.mount_all(MetricPane(view, snap.guardrails, snap.automation) for view in snap.panes)
+            await self.mount_all(MetricPane(view, snap.guardrails, snap.poll_interval, self.now, snap.automation) for view in snap.panes)
             self._fit(self.size.width)
             return
         for widget, view in zip(panes, snap.panes):
-            widget.show(view, snap.guardrails, snap.automation)
+            widget.show(view, snap.guardrails, snap.poll_interval, self.now, snap.automation)
+
+    def watch_now(self, now: float) -> None:
+        for pane in self.query(MetricPane):
+            pane.tick(now)
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.width)

@@ -1,0 +1,101 @@
+"""The worst live condition of a launch, as one word for the banner.
+
+Worst first: NO ENGINE · ROLLBACK IN 12s · ROLLING BACK attempt 3 · ROLLED BACK ·
+PAUSED · NO DATA · DRIFT · STEPPING UP · the state (RUNNING, PENDING, COMPLETE).
+NO ENGINE leads because with no engine nothing else on the screen will happen: no
+countdown fires, no rollback retries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..snapshot import GuardrailView, Snapshot, State
+from ..units import format_duration
+from ..units import format_value
+
+EXPOSED = (State.RUNNING, State.PAUSED, State.COMPLETE)
+
+
+@dataclass(frozen=True)
+class Condition:
+    word: str  # "ROLLBACK IN 12s": the banner's badge
+    why: str  # one line of cause, beside it when there is room
+    level: str  # bad | warn | ok | info: the badge's colour (and reverse video under NO_COLOR)
+
+
+def countdown(guard: GuardrailView, now: float) -> float:
+    """Seconds until a breaching guardrail acts (its `for` window is met), never below 0."""
+    since = guard.since if guard.since is not None else now
+    return max(0.0, since + guard.for_s - now)
+
+
+def until_text(seconds: float) -> str:
+    """A countdown is rounded up: it says 1s until the moment it acts."""
+    return format_duration(math.ceil(seconds))
+
+
+def guard_reading(guard: GuardrailView) -> str:
+    if guard.shown:  # a cohort comparison says it in its own words
+        return f"{guard.id}: {guard.shown}"
+    value = "no data" if guard.value is None else format_value(guard.value, guard.unit)
+    sign = ">" if guard.op == "above" else "<"
+    return f"{guard.id}: {guard.target} {value} {sign} {format_value(guard.threshold, guard.unit)}"
+
+
+def acting_guardrail(snap: Snapshot) -> GuardrailView | None:
+    """The breaching guardrail that will act soonest, if acting can still change anything."""
+    def can_act(g: GuardrailView) -> bool:
+        if g.action == "rollback":
+            return snap.state in EXPOSED or (snap.state == State.PENDING and snap.action is not None)
+        if g.action == "pause":
+            return snap.state == State.RUNNING
+        return g.action == "alert"
+
+    pending = [g for g in snap.guardrails if g.status == "pending" and g.mode != "shadow" and can_act(g)]
+    return min(pending, key=lambda g: (g.action != "rollback", (g.since or 0) + g.for_s), default=None)
+
+
+def no_data(snap: Snapshot) -> str:
+    """What has no data now (panes, guardrails that hold on it, unreadable flags), or ""."""
+    silent = [p for p in snap.panes if p.status in ("nodata", "stale")]
+    parts = [p.title for p in silent]
+    # A guardrail on its own query (not on a pane already named) says its id.
+    parts += [g.id for g in snap.guardrails if g.status == "nodata" and g.target not in {p.id for p in silent}]
+    unreadable = [f.name for f in snap.flags if f.error]
+    if unreadable:
+        parts.append("flags " + ", ".join(unreadable) + " unreadable")
+    return ", ".join(parts)
+
+
+def worst_condition(snap: Snapshot, now: float, *, engine_alive: bool = True, rollback_requested: bool = False) -> Condition:
+    if not engine_alive:
+        return Condition("NO ENGINE — guardrails NOT enforced", "nothing watches the guardrails or acts on them", "bad")
+    guard = acting_guardrail(snap)
+    if guard is not None and guard.action != "alert" and snap.state not in (State.ROLLING_BACK, State.ROLLED_BACK):
+        return Condition(f"{guard.action.upper()} IN {until_text(countdown(guard, now))}", guard_reading(guard), "bad")
+    if snap.state == State.ROLLING_BACK:
+        action = snap.action
+        if action is not None and action.attempt:
+            return Condition(f"ROLLING BACK attempt {action.attempt + 1}", f"attempt {action.attempt} failed: {action.last_error}", "bad")
+        return Condition("ROLLING BACK", snap.notes[0] if snap.notes else snap.rollback.reason if snap.rollback else "", "bad")
+    if rollback_requested and snap.state != State.ROLLED_BACK:
+        return Condition("ROLLBACK REQUESTED", "sent to the engine", "bad")
+    if snap.state == State.ROLLED_BACK:
+        return Condition("ROLLED BACK", snap.rollback.reason if snap.rollback else "", "bad")
+    if snap.state == State.PAUSED:
+        return Condition("PAUSED", snap.paused_reason, "warn")
+    missing = no_data(snap)
+    if missing:
+        return Condition("NO DATA", missing, "warn")
+    if snap.drift:
+        return Condition("DRIFT", "flags changed outside warroom", "bad")
+    if guard is not None:  # an alert's countdown: worth a word, not an alarm
+        return Condition(f"ALERT IN {until_text(countdown(guard, now))}", guard_reading(guard), "warn")
+    if snap.action is not None and snap.action.kind == "step_up":
+        word = "STEPPING UP" + (f" attempt {snap.action.attempt + 1}" if snap.action.attempt else "")
+        return Condition(word, snap.action.target, "info")
+    if snap.state == State.PENDING:
+        return Condition("PENDING", "not started: step up enters phase 1", "info")
+    return Condition(snap.state.label, "", "ok")

@@ -1,0 +1,68 @@
+"""The checklist (or, after a rollback, what happened), the flags and the journal.
+
+The checklist gets the rows the journal does not need: it grows to its length, leaving
+the journal at least a few lines. From 160 columns the three stand side by side.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
+from textual.reactive import reactive
+
+from ...snapshot import Snapshot, State
+from ..refresh import changed
+from .checklist import Checklist
+from .flags_table import FlagsTable
+from .rollback_panel import RollbackPanel
+from .timeline import Timeline
+
+JOURNAL_MIN = 3  # lines the journal keeps however long the checklist
+
+
+class LowerArea(Vertical):
+    DEFAULT_CSS = """
+    LowerArea { height: 1fr; }
+    LowerArea #middle { height: auto; }
+    LowerArea #middle > Checklist, LowerArea #middle > RollbackPanel { width: 1fr; height: 100%; }
+    LowerArea #middle > FlagsTable { margin-left: 1; height: 100%; }
+    LowerArea > Timeline { height: 1fr; margin-top: 1; }
+    LowerArea RollbackPanel, LowerArea.-rollback Checklist { display: none; }
+    LowerArea.-rollback RollbackPanel { display: block; }
+    """
+
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
+    retry_key: reactive[str] = reactive("r")
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="middle"):
+            yield Checklist().data_bind(LowerArea.snapshot)
+            yield RollbackPanel().data_bind(LowerArea.snapshot, LowerArea.retry_key)
+            yield FlagsTable().data_bind(LowerArea.snapshot)
+        yield Timeline().data_bind(LowerArea.snapshot)
+
+    def watch_snapshot(self, snap: Snapshot | None) -> None:
+        if snap is None:
+            return
+        busy = snap.state in (State.ROLLING_BACK, State.ROLLED_BACK)
+        self.set_class(busy, "-rollback")
+        # What can change how many lines the middle row needs (not a gate's value each poll).
+        phase = snap.phase and (snap.phase.index, len(snap.phase.gates), len(snap.phase.checklist))
+        flags = tuple((f.error, f.drift, f.observed, f.desired) for f in snap.flags)
+        if changed(self, (busy, phase, bool(snap.next_change), flags, snap.rollback, snap.notes, snap.action is None)):
+            self.call_after_refresh(self._fit)
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """The middle row as tall as its longest part, but never taking the journal's last lines."""
+        middle = self.query_one("#middle")
+        if self.screen.has_class("-three"):
+            middle.styles.height = "100%"
+            return
+        width = self.size.width
+        shown = [w for w in middle.children if w.display]
+        wanted = max((w.get_content_height(Size(width, 0), self.app.size, w.content_region.width or width) for w in shown), default=1)
+        middle.styles.height = max(1, min(wanted, self.size.height - JOURNAL_MIN - 1))  # 1: the journal's margin

@@ -1,0 +1,82 @@
+"""After a rollback, in place of the checklist: what happened and what can be done next."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.geometry import Size
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from ...snapshot import Snapshot, State
+from ..clock import clock_text
+from ..refresh import changed
+
+STEP_MARK = {"ok": "✔", "failed": "✘", "dry-run": "✔", "pending": "○"}
+
+
+class RollbackPanel(Widget):
+    COMPONENT_CLASSES = {"rollback--heading", "rollback--label", "rollback--ok", "rollback--bad", "rollback--next"}
+    DEFAULT_CSS = """
+    RollbackPanel { height: auto; padding: 0 1; background: $surface; text-wrap: nowrap; text-overflow: ellipsis; }
+    RollbackPanel > .rollback--heading { color: $error; text-style: bold; }
+    RollbackPanel > .rollback--label { color: $text-muted; }
+    RollbackPanel > .rollback--ok { color: $success; }
+    RollbackPanel > .rollback--bad { color: $error; text-style: bold; }
+    RollbackPanel > .rollback--next { color: $accent; text-style: bold; }
+    """
+
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
+    retry_key: reactive[str] = reactive("r")
+
+    def watch_snapshot(self, snap: Snapshot | None) -> None:
+        if snap is not None and changed(self, (snap.state, snap.rollback, snap.action, snap.flags, snap.notes)):
+            self.refresh(layout=True)
+
+    def _style(self, name: str):
+        return self.get_component_rich_style(f"rollback--{name}")
+
+    def _lines(self, width: int) -> list[Text]:
+        snap = self.snapshot
+        if snap is None or snap.state not in (State.ROLLING_BACK, State.ROLLED_BACK):
+            return []
+        back = snap.rollback
+        done = snap.state == State.ROLLED_BACK
+        label = self._style("label")
+        head = "ROLLED BACK" if done else "ROLLING BACK"
+        if back is None:  # the journal's tail no longer holds it (a long time ago)
+            return [Text(head, style=self._style("heading")), Text("its details: warroom journal", style=label)]
+        by = "automation" if back.by == "auto" else back.by.split()[0]
+        lines = [Text(f"{head} at {clock_text(back.started_at)} by {by}", style=self._style("heading"))]
+        # The cause is the one line worth wrapping: it says which query, value and threshold.
+        for index, part in enumerate(Text(back.reason).wrap(self.app.console, max(20, width - 7))[:3]):
+            lines.append(Text.assemble(("why    " if index == 0 else "       ", label), part))
+        if snap.notes:  # confirmed once, but a flag reads back exposed again: not done
+            lines.append(Text.assemble(("flags  ", label), (f"✘ {snap.notes[0]}", self._style("bad"))))
+        elif back.confirmed_at is not None:
+            off = all(part.endswith(" off") for part in back.confirmed.split(", "))
+            lines.append(Text.assemble(("flags  ", label), ("✔ confirmed off by read-back" if off else "✔ confirmed by read-back", self._style("ok")),
+                                       f" at {clock_text(back.confirmed_at)}" + ("" if off else f": {back.confirmed}")))
+        else:
+            action = snap.action
+            retrying = f"attempt {action.attempt} failed, retrying: {action.last_error}" if action and action.attempt else "writing"
+            lines.append(Text.assemble(("flags  ", label), (f"→ {action.target if action else 'off'}: {retrying}", self._style("bad"))))
+        if back.steps:
+            lines.append(Text("runbook", style=label))
+            for step in back.steps:
+                style = self._style("bad" if step.status == "failed" else "ok" if step.status != "pending" else "label")
+                note = {"failed": " FAILED", "pending": " pending"}.get(step.status, "")
+                lines.append(Text.assemble((f"  {STEP_MARK[step.status]} ", style), step.name, (note, style),
+                                           (f"  {step.summary}" if step.summary else "", label)))
+        if done and snap.action is None and not snap.readonly:
+            lines.append(Text.assemble(("next   ", label), (f"{self.retry_key} retry", self._style("next")),
+                                       ": start again at phase 1 (asks first)"))
+        return lines
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self._lines(width))
+
+    def render(self) -> Text:
+        lines = self._lines(self.content_region.width)
+        for line in lines:
+            line.no_wrap, line.overflow = True, "ellipsis"
+        return Text("\n").join(lines)
