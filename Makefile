@@ -24,7 +24,7 @@ servers:
 test: $(STAMP) servers
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 bench: $(STAMP) servers
 	$(PY) bench/run_all.py

@@ -4,6 +4,7 @@ bench/ uses the same code as the fixtures."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -182,12 +183,14 @@ def start_postgres() -> int:
         raise PostgresMissing("no PostgreSQL cluster (apt-get install postgresql creates one)")
     version, cluster, port, status = line[0], line[1], int(line[2]), line[3]
     if status != "online":
+        # Test workers (and other runs) start at once: another may have started it meanwhile.
         started = subprocess.run(["pg_ctlcluster", version, cluster, "start"], capture_output=True, text=True)
-        if started.returncode != 0 and "already running" not in started.stderr:  # another run may start it meanwhile
-            raise PostgresMissing(f"pg_ctlcluster {version} {cluster} start failed: {started.stderr.strip()}")
+        if started.returncode and "online" not in subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout:
+            raise PostgresMissing(f"PostgreSQL {version}/{cluster} did not start: {started.stderr.strip()}")
     for role, password in (("warroom", "warroom"), (STORE_ROLE, STORE_PASSWORD)):
         if not _psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'", port):
-            _psql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'", port)
+            with contextlib.suppress(subprocess.CalledProcessError):  # another worker created it first
+                _psql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'", port)
     return port
 
 
