@@ -108,15 +108,15 @@ class Lease:
             while not stop.is_set():
                 try:
                     got = self.try_acquire()
+                    if away:
+                        log.warning("standby: the store answers again")
+                    away = ""
                     if self.held:
                         return True
                     if not told and got is not None:
                         waiting(got)
                         told = True
                     self.store.standby(self.holder, time.time())
-                    if away:
-                        log.warning("standby: the store answers again")
-                    away = ""
                 except StoreUnwritable as exc:  # a standby outlives an outage of its store: it is what takes over after one
                     if not away:
                         log.error("standby: cannot reach the store (%s); trying again every %gs", exc, HEARTBEAT)
