@@ -549,4 +549,5 @@ class WarroomApp(App[int]):
         return hints
 
     def _refresh_keys(self) -> None:
-        self.query_one(KeysBar).hints = tuple(self._hints())
+        for bar in self.query(KeysBar):  # none while the app is being torn down (a snapshot may still arrive)
+            bar.hints = tuple(self._hints())
