@@ -4,13 +4,17 @@ redacted — a secret URL's parts included — and cut short."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from tests.loopback import redirect_to, serving
 from warroom import secrets
 from warroom.actions import run_step
 from warroom.engine.build import build_engine
 from warroom.clock import VirtualClock
 from warroom.identity import Actor
-from warroom.plan import HttpStep, WebhookStep, load_plan
+from warroom.plan import HttpStep, RunStep, WebhookStep, load_plan
 
 CONTEXT = {"rollout": "launch", "environment": "staging", "phase": 2, "reason": "error rate"}
 
@@ -80,3 +84,21 @@ rollback: {steps: [{webhook: env:WARROOM_TEST_RUNBOOK_HOOK}], dry_run: false}
     for path in stored:
         data = path.read_bytes()
         assert b"hook-a1b2c3d4e5" not in data and b"x" * 1000 not in data, path
+
+
+async def test_a_run_step_starts_only_once_its_process_group_is_written_down(tmp_path):
+    """An engine that dies (here: its journal write fails) between starting a step and recording
+    the step's process group must not leave a step running that no later engine knows of."""
+    marker = tmp_path / "ran"
+    step = RunStep(name="Drain", run=["sh", "-c", f"touch {marker}"], timeout=5)
+
+    def cannot_record(pgid: int) -> None:
+        raise OSError("database or disk is full")
+
+    with pytest.raises(OSError):
+        await run_step(step, {}, started=cannot_record)
+    time.sleep(0.3)
+    assert not marker.exists()
+    recorded: list[int] = []
+    result = await run_step(step, {}, started=recorded.append)
+    assert result.ok and marker.exists() and recorded

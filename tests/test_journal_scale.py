@@ -45,5 +45,5 @@ def test_a_million_entry_journal_reads_in_bounded_memory(million, verb):
 def test_journal_limit_is_the_newest_entries_in_order(million):
     out = subprocess.run([sys.executable, "-m", "warroom", "journal", str(million), "--limit", "3"], capture_output=True,
                          text=True, timeout=120, check=True).stdout.splitlines()
-    # The rollback's last steps, then the engine it started stopping (`down` after it: make_journal).
+    # The launch ended with a rollback; then the engine that ran it was stopped (`warroom down`).
     assert [line.split()[1] for line in out] == ["rollback.step", "rollback.outcome", "engine.stop"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -66,20 +67,35 @@ def stop_group(pgid: int) -> bool:
     return True
 
 
+# The step waits at this gate until its engine has written down its process group: an
+# engine killed between starting a step and recording it would otherwise leave a step no
+# later engine knows of, and the step would run twice at once. With no word (the engine
+# died first) the step never starts.
+GATE = 'read -r _ || exit 97; exec "$@" </dev/null'  # the gate is its stdin; the step's is /dev/null
+
+
 async def _run(step: RunStep, started: Callable[[int], None]) -> StepResult:
     name = step_name(step)
+    if shutil.which(step.run[0]) is None:
+        return StepResult(name, False, f"command not found: {step.run[0]}")
+    gate_read, gate_write = os.pipe()
     try:
         # A session of its own: the step and everything it starts (a shell's children) go down
         # together when it times out or its engine stops, instead of running on unwatched.
         proc = await asyncio.create_subprocess_exec(
-            *step.run, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
+            "/bin/sh", "-c", GATE, "warroom-step", *step.run, stdin=gate_read,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
         )
-    except FileNotFoundError:
-        return StepResult(name, False, f"command not found: {step.run[0]}")
     except OSError as exc:
+        os.close(gate_write)
         return StepResult(name, False, f"cannot start {step.run[0]}: {exc.strerror}")
-    started(proc.pid)
+    finally:
+        os.close(gate_read)
+    try:
+        started(proc.pid)
+        os.write(gate_write, b"go\n")
+    finally:
+        os.close(gate_write)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout=step.timeout)
     except asyncio.TimeoutError:

@@ -243,3 +243,10 @@ def test_status_says_what_the_exposure_check_and_the_cohorts_see(tmp_path, capsy
     assert main(["down", str(path)]) == 0
     assert "  exposure check: cohort 0% — is the flag reaching the service? (plan 1%) ✗\n" in out
     assert "exposure: cohort 0% — is the flag reaching the service? (plan 1%) ✗" in out.split("step up blocked: ")[1]
+
+
+def test_a_share_is_printed_with_the_decimals_its_size_needs():
+    from warroom.engine.exposure import share_text
+
+    # Observed shares either side of 1% read alike (the live exposure check printed 1.00% or 1.0%).
+    assert [share_text(s) for s in (0, 0.001, 0.009996, 0.010004, 0.246)] == ["0%", "0.10%", "1.0%", "1.0%", "24.6%"]

@@ -90,14 +90,21 @@ async def test_R_rolls_back_at_once_and_the_flags_file_is_really_off(console):
         assert len(by_alice(c, "rollback.intent")) == 1
 
 
+def flag_api_down(console, test_plan):
+    """A console whose flag API is down: a rollback keeps retrying (it never gives up), so it stays in flight."""
+    return console(test_plan({"flag_provider": {"provider": "http", "url": f"http://127.0.0.1:{free_port()}"}}), clock=RealClock())
+
+
+async def roll_back(c, pilot) -> None:
+    await c.tick(pilot)
+    await pilot.press("R")
+    await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLING_BACK)
+
+
 async def test_quit_asks_while_a_rollback_is_in_flight_only_when_the_engine_ends_with_the_console(console, test_plan):
-    # The flag API is down: the rollback keeps retrying (it never gives up), so it stays in flight.
-    plan = test_plan({"flag_provider": {"provider": "http", "url": f"http://127.0.0.1:{free_port()}"}})
-    c = console(plan, clock=RealClock())
+    c = flag_api_down(console, test_plan)
     async with c.app.run_test() as pilot:
-        await c.tick(pilot)
-        await pilot.press("R")
-        await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLING_BACK)
+        await roll_back(c, pilot)
         assert banner_state(c.app).startswith("ROLLING BACK")
         # Every failed attempt is on screen with its reason, in the status line and the journal.
         await c.until(pilot, lambda: (c.app.snapshot.action.attempt or 0) >= 2)
@@ -123,12 +130,9 @@ async def test_quit_asks_while_a_rollback_is_in_flight_only_when_the_engine_ends
 
 
 async def test_q_quits_at_once_during_a_rollback_when_an_engine_of_its_own_finishes_it(console, test_plan):
-    plan = test_plan({"flag_provider": {"provider": "http", "url": f"http://127.0.0.1:{free_port()}"}})
-    c = console(plan, clock=RealClock())
+    c = flag_api_down(console, test_plan)
     async with c.app.run_test() as pilot:
-        await c.tick(pilot)
-        await pilot.press("R")
-        await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLING_BACK)
+        await roll_back(c, pilot)
         await pilot.press("q")
         await c.until(pilot, lambda: not c.app.is_running)
     assert c.app.return_code == 0

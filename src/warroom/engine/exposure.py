@@ -29,7 +29,8 @@ def share_text(share: float) -> str:
     percent = share * 100
     if percent == 0:
         return "0%"
-    return f"{percent:.2f}%" if percent < 1 else f"{percent:.1f}%"
+    # Two decimals below 1% (0.10%), one above; 0.9996% reads 1.0% like 1.0004% does, not 1.00%.
+    return f"{percent:.2f}%" if round(percent, 2) < 1 else f"{percent:.1f}%"
 
 
 class Exposure:

@@ -549,5 +549,6 @@ class WarroomApp(App[int]):
         return hints
 
     def _refresh_keys(self) -> None:
-        for bar in self.query(KeysBar):  # none while the app is being torn down (a snapshot may still arrive)
+        # A snapshot may arrive while the screen is being taken down (quitting): nothing to refresh.
+        for bar in self.query(KeysBar):
             bar.hints = tuple(self._hints())
