@@ -38,6 +38,12 @@ def describe(fig: dict) -> tuple[str, str, str]:
     if name == "key_rollback":
         return (f"p50 {ms(fig['median'])}, p99 {ms(fig['p99'])}, max {ms(fig['max'])} over {fig['n']} presses (console → store → engine)",
                 f"bare client write + read-back p50 {fig['baseline'] * 1000:.1f} ms", f"p99 ≤ {ms(fig['target'])}")
+    if name == "key_rollback_postgres":
+        return (f"p50 {ms(fig['median'])}, p99 {ms(fig['p99'])}, max {ms(fig['max'])} over {fig['n']} presses (console → PostgreSQL "
+                "→ NOTIFY → engine)", f"SQLite store p99 {ms(fig['baseline'])} (same presses, interleaved)", f"p99 ≤ {ms(fig['target'])}")
+    if name == "takeover":
+        return (f"{spread(fig)} from SIGKILL of the driver to the standby driving (PostgreSQL, lease TTL {fig['ttl']:g} s)",
+                f"lease TTL + one standby poll = {fig['baseline']:g} s", f"≤ {fig['target']:g} s (every run)")
     if name == "idle_cpu":
         sl = fig["slices"]
         return (f"{fig['value']:.2f} % of one core over {fig['window_s']:g} s (10-s slices {sl['min']:.2f}–{sl['max']:.2f} %)",

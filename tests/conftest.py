@@ -8,7 +8,6 @@ unleash-server itself is installed by `.ci/unleash-setup` (run by .ci/install-se
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -24,12 +23,12 @@ import pytest
 import yaml
 
 from tests.helpers import free_port, require_binary
-from tests.servers import PrometheusServer
+from tests.servers import STORE_PASSWORD, PostgresMissing, PrometheusServer, postgres_database, start_postgres
 
 from warroom.engine.build import build_engine
 from warroom.clock import VirtualClock
 from warroom.identity import Actor
-from warroom.plan import parse_plan
+from warroom.plan import PostgresState, parse_plan
 from tests.terminal import tmux  # noqa: F401  (the tmux fixture, for every folder of tests)
 
 ALICE = Actor(user="alice", host="bastion", ssh_client="10.0.0.7", tty="pts/3")
@@ -150,33 +149,40 @@ def missing(message: str) -> None:
 
 # ------------------------------------------------------------------ PostgreSQL + Unleash
 
-def _psql(sql: str, port: int) -> str:
-    return subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-p", str(port), "-v", "ON_ERROR_STOP=1", "-tAc", sql],
-                          check=True, capture_output=True, text=True).stdout.strip()
+@pytest.fixture(scope="session")
+def postgres_cluster() -> int:
+    """Debian's cluster running (started if down) with the roles the tests log in as; its port."""
+    try:
+        return start_postgres()
+    except PostgresMissing as exc:
+        missing(str(exc))  # fails in CI, skips elsewhere: it never returns
+
+
+PG_PASSWORD = "WARROOM_TEST_PG_PASSWORD"  # the environment variable the stores' `password: env:…` names
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[str]:
-    """A running cluster with an empty database for Unleash; yields its DATABASE_URL."""
-    if not (Path("/usr/bin/pg_lsclusters").exists() and os.geteuid() == 0):
-        missing("PostgreSQL (Debian postgresql-15) and root are needed to start it (.ci/install-servers)")
-    line = subprocess.run(["pg_lsclusters", "-h"], check=True, capture_output=True, text=True).stdout.split("\n")[0].split()
-    if not line:
-        missing("no PostgreSQL cluster (apt-get install postgresql creates one)")
-    version, cluster, port, status = line[0], line[1], int(line[2]), line[3]
-    if status != "online":
-        # Test workers start at once: another may have started it meanwhile.
-        started = subprocess.run(["pg_ctlcluster", version, cluster, "start"], capture_output=True, text=True)
-        if started.returncode and "online" not in subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout:
-            pytest.fail(f"PostgreSQL {version}/{cluster} did not start: {started.stderr.strip()}")
-    if not _psql("SELECT 1 FROM pg_roles WHERE rolname = 'warroom'", port):
-        with contextlib.suppress(subprocess.CalledProcessError):  # another worker created it first
-            _psql("CREATE ROLE warroom LOGIN PASSWORD 'warroom'", port)
+def pg_state(postgres_cluster) -> Iterator[PostgresState]:
+    """warroom's own store on PostgreSQL: a database for the session; key it by a rollout of each test's own."""
+    os.environ[PG_PASSWORD] = STORE_PASSWORD
+    with postgres_database(postgres_cluster, f"warroom_store_test_{os.getpid()}") as url:
+        yield PostgresState(url=url, password=f"env:{PG_PASSWORD}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_ref(request, tmp_path) -> Path | PostgresState:
+    """Where a rollout's store is, on each backend (a contract test runs on both)."""
+    if request.param == "sqlite":
+        return tmp_path / "state.sqlite"
+    return request.getfixturevalue("pg_state").keyed(f"test-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_cluster) -> Iterator[str]:
+    """An empty database for Unleash; yields its DATABASE_URL."""
     # A fresh database each session: migrations take seconds and no state leaks between runs.
-    _psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", port)
-    _psql(f"CREATE DATABASE {DB} OWNER warroom", port)
-    yield f"postgres://warroom:warroom@127.0.0.1:{port}/{DB}"
-    _psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", port)
+    with postgres_database(postgres_cluster, DB, owner="warroom") as url:
+        yield url.replace("postgresql://warroom@", "postgres://warroom:warroom@")
 
 
 @pytest.fixture(scope="session")

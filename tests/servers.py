@@ -1,9 +1,10 @@
 """Starting the real servers warroom is tested and benchmarked against: the `warroom
-simulate` exporter and the `prometheus` binary scraping it. Plain Python (no pytest), so
+simulate` exporter, the `prometheus` binary scraping it, and Debian's PostgreSQL cluster. Plain Python (no pytest), so
 bench/ uses the same code as the fixtures."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -12,9 +13,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tests.helpers import free_port
 
@@ -153,3 +155,51 @@ class PrometheusServer:
         if self.proc is not None:
             _stop(self.proc)
             self.proc = None
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+class PostgresMissing(Exception):
+    """No PostgreSQL cluster can be started here; the message says what is missing."""
+
+
+def _psql(sql: str, port: int) -> str:
+    return subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-p", str(port), "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+# warroom's own store logs in as a role of its own: its password is remembered for redaction in
+# the test process, so it must not be a word that appears in ordinary text (as `warroom` does).
+STORE_ROLE, STORE_PASSWORD = "warroom_store", "Store-Test-5d2e9a"
+
+
+def start_postgres() -> int:
+    """Debian's cluster running (started if down) with the roles `warroom` (password `warroom`, Unleash's)
+    and STORE_ROLE; its port."""
+    if not (Path("/usr/bin/pg_lsclusters").exists() and os.geteuid() == 0):
+        raise PostgresMissing("PostgreSQL (Debian postgresql-15) and root are needed to start it (.ci/install-servers)")
+    line = subprocess.run(["pg_lsclusters", "-h"], check=True, capture_output=True, text=True).stdout.split("\n")[0].split()
+    if not line:
+        raise PostgresMissing("no PostgreSQL cluster (apt-get install postgresql creates one)")
+    version, cluster, port, status = line[0], line[1], int(line[2]), line[3]
+    if status != "online":
+        # Test workers (and other runs) start at once: another may have started it meanwhile.
+        started = subprocess.run(["pg_ctlcluster", version, cluster, "start"], capture_output=True, text=True)
+        if started.returncode and "online" not in subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout:
+            raise PostgresMissing(f"PostgreSQL {version}/{cluster} did not start: {started.stderr.strip()}")
+    for role, password in (("warroom", "warroom"), (STORE_ROLE, STORE_PASSWORD)):
+        if not _psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'", port):
+            with contextlib.suppress(subprocess.CalledProcessError):  # another worker created it first
+                _psql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'", port)
+    return port
+
+
+@contextmanager
+def postgres_database(port: int, name: str, owner: str = STORE_ROLE) -> Iterator[str]:
+    """A fresh database owned by `owner`, dropped afterwards; yields its URL without the password."""
+    _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", port)
+    _psql(f"CREATE DATABASE {name} OWNER {owner}", port)
+    try:
+        yield f"postgresql://{owner}@127.0.0.1:{port}/{name}"
+    finally:
+        _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", port)

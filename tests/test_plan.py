@@ -412,3 +412,33 @@ def test_a_number_ticks_that_position_even_when_items_have_ids():
     assert [phase.find_item(ref) for ref in ("1", "2", "3", "support", "page")] == ["dashboards", "support", "3", "support", "3"]
     with pytest.raises(LookupError, match=r"no single checklist item '4'; items: 1 \(dashboards\), 2 \(support\), 3"):
         phase.find_item("4")
+
+
+def test_a_state_on_postgresql_short_or_with_options_and_never_with_a_password_in_it():
+    from warroom.paths import engine_log_path, state_path
+    from warroom.plan import PostgresState
+
+    short = parse_plan(BASE_PLAN.replace("state: state.sqlite", "state: postgresql://warroom@db.internal:5432/launches"), "plan.yaml")
+    assert short.state == PostgresState(url="postgresql://warroom@db.internal:5432/launches")
+    ref = state_path(short)  # keyed by the rollout: one database serves several launches
+    assert ref.rollout == "test-launch" and str(ref) == "postgresql://warroom@db.internal:5432/launches (rollout test-launch)"
+    assert engine_log_path(ref).name == "test-launch.engine.log"
+    full = parse_plan(BASE_PLAN.replace("state: state.sqlite", textwrap.dedent("""\
+        state:
+          url: postgresql://warroom@db.internal/launches
+          password: env:WARROOM_DB_PASSWORD
+          tls: {ca_bundle: /etc/ssl/db-ca.pem}
+          rollout: checkout-eu""")), "plan.yaml")
+    assert state_path(full).rollout == "checkout-eu" and state_path(full).password == "env:WARROOM_DB_PASSWORD"
+    # `--state URL` keeps the plan's password and TLS (an engine started by `up` gets only the URL).
+    other = state_path(full, "postgresql://warroom@db-2.internal/launches")
+    assert (other.url, other.password, other.tls.ca_bundle) == ("postgresql://warroom@db-2.internal/launches",
+                                                               "env:WARROOM_DB_PASSWORD", "/etc/ssl/db-ca.pem")
+    found = problems(BASE_PLAN.replace("state: state.sqlite", "state: postgresql://warroom:Hunter2-Secret@db.internal/launches"))
+    assert len(found) == 1 and "state.url" in found[0] and "the URL holds a password: leave it out and give state.password" in found[0]
+    assert "Hunter2" not in found[0]
+    found = problems(BASE_PLAN.replace("state: state.sqlite", "state: {url: 'postgresql://warroom@db/x', password: s3cret-value}"))
+    assert "state.password" in found[0] and "s3cret" not in found[0]
+    with pytest.raises(PlanError, match="the URL holds a password") as info:
+        state_path(short, "postgresql://warroom:Hunter2-Secret@db/x")
+    assert "Hunter2" not in str(info.value)

@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+import tempfile
+from pathlib import Path
+
 from . import secrets
 from .client import EngineClient
 from .identity import current_actor
@@ -15,6 +18,8 @@ from .lines import say
 from .paths import state_path
 from .plan import Plan
 from .secrets import SecretError, redact
+from .store import open_store
+from .store.base import Store, StoreError, StoreMissing
 from .units import format_value
 
 EXIT_CHECK = 7
@@ -42,15 +47,12 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
 
     from .engine.build import build_engine, runbook_dry_run
 
-    async def go() -> int:
-        engine = build_engine(plan, state=args.state, backfill=False)  # never started: no lease, no journal
-        problems = 0
+    async def go(scratch: Path) -> int:
+        say(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
+        store, problems = _check_store(plan, args)
+        # Never started (no lease, no journal); without the rollout's store it probes beside a scratch one.
+        engine = build_engine(plan, state=args.state, store=store or open_store(scratch / "check.sqlite"), backfill=False)
         try:
-            say(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
-            say(f"state: {state_path(plan, args.state)}")
-            view = EngineClient(engine.store, actor=current_actor()).engine(plan.poll_interval)
-            say(f"engine: {view.holder} drives (epoch {view.epoch}, log {view.log})" if view.alive
-                else "engine: none alive (warroom up PLAN starts one)")
             problems += _check_secrets(plan)
             say("queries:")
             queries, flags = await engine.probe()
@@ -94,7 +96,28 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
         say("check: " + ("all good" if not problems else f"{problems} problem(s)"))
         return EXIT_CHECK if problems else 0
 
-    return asyncio.run(go())
+    with tempfile.TemporaryDirectory(prefix="warroom-check-") as scratch:
+        return asyncio.run(go(Path(scratch)))
+
+
+def _check_store(plan: Plan, args: argparse.Namespace) -> tuple[Store | None, int]:
+    """The rollout's store: reachable, its schema, who drives and who stands by. It creates nothing."""
+    ref = state_path(plan, args.state)
+    say(f"state: {ref}")
+    try:
+        store = open_store(ref, create=False)
+    except StoreMissing:
+        say("  ok   no rollout recorded here yet (the first engine creates it)")
+        say("engine: none alive (warroom up PLAN starts one)")
+        return None, 0
+    except StoreError as exc:
+        say(f"  FAIL {redact(str(exc))}")
+        return None, 1
+    say(f"  ok   {store.describe()}")
+    view = EngineClient(store, actor=current_actor()).engine(plan.poll_interval)
+    say(f"engine: {view.room(pids=True)} (epoch {view.epoch}, log {view.log})" if view.alive
+        else "engine: none alive (warroom up PLAN starts one)" + (f"; standby: {', '.join(view.standbys)}" if view.standbys else ""))
+    return store, 0
 
 
 def _print_cohort_probes(engine, readings: dict) -> None:

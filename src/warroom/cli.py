@@ -30,7 +30,7 @@ from .client import EngineClient
 from .demo import WORKDIR_PREFIX
 from .identity import current_actor
 from .lines import entry_line, say, stamp
-from .paths import default_state_path, state_path
+from .paths import StateRef, default_state_path, state_path
 from .plan import Plan, PlanError, load_plan
 from .secrets import SecretError, redact
 from .snapshot import JournalEntry, Snapshot, State
@@ -135,8 +135,8 @@ def _print_status(snap: Snapshot) -> None:
         say(f"  next step: {snap.next_change}")
     engine = snap.engine
     if engine is not None and engine.alive:
-        standby = f"; standby: {', '.join(engine.standbys)}" if engine.standbys else ""
-        say(f"  engine: {engine.holder} (epoch {engine.epoch}, heartbeat {engine.heartbeat_age or 0:.1f}s ago, log {engine.log}){standby}")
+        say(f"  engine: {engine.room(pids=True)}")
+        say(f"          epoch {engine.epoch}, heartbeat {engine.heartbeat_age or 0:.1f}s ago, log {engine.log}")
     else:
         age = f"; these numbers were published {format_duration(time.time() - snap.wall)} ago" if snap.wall else ""
         say(f"  NO ENGINE — guardrails NOT enforced{age}. Start one: warroom up PLAN")
@@ -176,7 +176,7 @@ def _newest_state() -> Path | None:
     return max(found, key=written, default=None)
 
 
-def _state_to_read(plan: Plan, args: argparse.Namespace) -> Path | None:
+def _state_to_read(plan: Plan, args: argparse.Namespace) -> StateRef | None:
     """The database `journal` and `report` read: --state, the plan's, or (neither given) the newest one."""
     if args.plan or args.state:
         return state_path(plan, args.state)
@@ -193,10 +193,11 @@ def cmd_journal(plan: Plan, args: argparse.Namespace) -> int:
     db = _state_to_read(plan, args)
     if db is None:
         return EXIT_USAGE
-    if not db.exists():
+    try:
+        store = open_store(db, create=False)
+    except StoreMissing:
         print(f"warroom: {db}: no journal here (nothing has run with this state yet)", file=sys.stderr)
         return EXIT_PROBLEM
-    store = open_store(db, create=False)
     # Streamed: the newest N come from the database's end, the whole journal a page at a time.
     entries = reversed(store.tail(args.limit)) if args.limit else store.iter_entries()
     for e in entries:
@@ -220,7 +221,10 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
         """Send the command to the rollout's engine, tell its progress, print its outcome."""
         path = state_path(plan, args.state)
         me = current_actor()
-        client = EngineClient(open_store(path, create=name == "rollback"), actor=me) if path.exists() or name == "rollback" else None
+        try:
+            client = EngineClient(open_store(path, create=name == "rollback"), actor=me)
+        except StoreMissing:
+            client = None
         since = client.store.last_seq() if client is not None else 0
         if client is None or not client.engine(plan.poll_interval).alive:
             if name != "rollback":

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .identity import Actor
 from .journal_kinds import Kind
+from .paths import StateRef, state_argument
 from .snapshot import EngineView, JournalEntry, Snapshot
 from .store.base import Command, LeaseInfo, Store, Waiter
 
@@ -73,7 +74,10 @@ class EngineClient:
     # ------------------------------------------------------------ looking
 
     def engine(self, poll_interval: float = 0.0) -> EngineView:
-        return engine_view(self.store.lease(), [s.holder.label() for s in self.store.standbys()], poll_interval, time.time())
+        now = time.time()
+        # A standby heartbeats every second like a driver; one silent longer was killed or lost its way here.
+        standbys = [s.holder.label() for s in self.store.standbys() if now - s.heartbeat <= ALIVE_FLOOR]
+        return engine_view(self.store.lease(), standbys, poll_interval, now)
 
     def snapshot(self) -> Snapshot | None:
         """The latest snapshot as published, with the journal's tail, the engine as it is now, and who looks."""
@@ -147,10 +151,10 @@ class EngineClient:
         return None
 
 
-def engine_argv(plan: "Plan", state: Path, *, speed: Any = None, lease_ttl: float | None = None) -> list[str]:
+def engine_argv(plan: "Plan", state: StateRef, *, speed: Any = None, lease_ttl: float | None = None) -> list[str]:
     """The arguments of `warroom engine` for this plan and state (the demo has no plan file: its state's folder is its)."""
     argv = [] if plan.path is None or not Path(str(plan.path)).is_file() else [str(Path(str(plan.path)).resolve())]
-    argv += ["--state", str(state.resolve())]
+    argv += ["--state", state_argument(state)]
     if speed not in (None, 1, 1.0, "1"):
         argv += ["--speed", str(speed)]
     if lease_ttl is not None:

@@ -16,14 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-from .client import EngineClient, engine_argv, start_engine
+from .client import START_TIMEOUT, EngineClient, engine_argv, start_engine
 from .clock import make_clock
 from .engine.build import build_engine
 from .engine.lease import LEASE_TTL
 from .engine.process import RunOptions, run_engine
 from .identity import current_actor
 from .lines import status_line
-from .paths import engine_log_path, state_path
+from .paths import StateRef, engine_log_path, state_path
 from .plan import Plan, load_faults
 from .snapshot import State
 from .store import open_store
@@ -64,10 +64,12 @@ def cmd_up(plan: Plan, args: argparse.Namespace) -> int:
     path = state_path(plan, args.state)
     client = EngineClient(open_store(path), actor=current_actor())
     view = client.engine()
-    if view.alive:
+    if view.alive and (view.host == hostname() or any(f"@{hostname()} pid " in s for s in view.standbys)):
         print(f"engine already driving: {view.holder} since {time.strftime('%H:%M:%S', time.localtime(view.since or 0))}"
               f" (epoch {view.epoch}, log {view.log})")
         return 0
+    if view.alive:  # driven from another host: this one keeps a standby ready to take over
+        return _up_standby(plan, path, client, view.holder, args)
     started = start_engine(engine_argv(plan, path, speed=args.speed, lease_ttl=args.lease_ttl), engine_log_path(path), detached=True)
     view = client.wait_for_engine(lambda: started.process.poll() is not None)
     if view is None:
@@ -79,6 +81,21 @@ def cmd_up(plan: Plan, args: argparse.Namespace) -> int:
         return 0
     print(f"engine started: pid {view.pid} on {view.host}, log {view.log or started.log}")
     return 0
+
+
+def _up_standby(plan: Plan, path: StateRef, client: EngineClient, driver: str, args: argparse.Namespace) -> int:
+    started = start_engine(engine_argv(plan, path, speed=args.speed, lease_ttl=args.lease_ttl), engine_log_path(path), detached=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and started.process.poll() is None:
+        if any(s.holder.pid == started.process.pid and s.holder.host == hostname() for s in client.store.standbys()):
+            print(f"engine {driver} drives; started a standby here: pid {started.process.pid} on {hostname()}, log {started.log}")
+            return 0
+        if client.engine().pid == started.process.pid:  # the driver went meanwhile: this one took over
+            print(f"engine started: pid {started.process.pid} on {hostname()}, log {started.log}")
+            return 0
+        time.sleep(0.05)
+    print(f"warroom: the standby engine did not start; see its log: {started.log}", file=sys.stderr)
+    return 1
 
 
 def cmd_down(plan: Plan, args: argparse.Namespace) -> int:
@@ -125,7 +142,7 @@ def _released(client: EngineClient, pid: int, timeout: float) -> bool:
         time.sleep(0.1)
 
 
-def start_for_rollback(plan: Plan, path: Path, client: EngineClient) -> bool:
+def start_for_rollback(plan: Plan, path: StateRef, client: EngineClient) -> bool:
     """Rolling back must never be refused for lack of an engine: start one (detached), say so."""
     started = start_engine(engine_argv(plan, path), engine_log_path(path), detached=True)
     view = client.wait_for_engine(lambda: started.process.poll() is not None)

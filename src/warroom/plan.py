@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from urllib.parse import urlsplit
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
@@ -101,6 +102,56 @@ class TLSOptions(Strict):
     ca_bundle: str | None = None
     # Explicit opt-in; the banner shows INSECURE while it is on.
     insecure_skip_verify: bool = False
+
+
+def _database_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError as exc:
+        raise ValueError(f"not a database URL ({exc})") from None
+    if parts.password is not None:
+        # Never echo the URL: it holds the secret.
+        raise ValueError(f"the URL holds a password: leave it out and give state.password as {secrets.REF_HELP}")
+    if not parts.hostname or not parts.path.strip("/"):
+        raise ValueError("expected postgresql://USER@HOST:PORT/DATABASE")
+    return url
+
+
+DATABASE_URL = ("postgresql://", "postgres://")
+
+
+class PostgresState(Strict):
+    """`state:` on PostgreSQL: one store for engines and consoles on several hosts (store/postgres.py)."""
+
+    url: Annotated[str, Field(pattern=r"^postgres(ql)?://\S+$"), AfterValidator(_database_url)]
+    password: SecretRef | None = None  # None: libpq's own ways (~/.pgpass, PGPASSWORD, peer or certificate)
+    tls: TLSOptions = Field(default_factory=TLSOptions)
+    # The rows of this rollout in a database several rollouts share; default: rollout.name.
+    rollout: Annotated[str, Field(min_length=1, max_length=120)] | None = None
+
+    def keyed(self, rollout_name: str) -> "PostgresState":
+        return self if self.rollout else self.model_copy(update={"rollout": rollout_name})
+
+    def __str__(self) -> str:
+        return f"{self.url} (rollout {self.rollout})" if self.rollout else self.url
+
+
+def _state(value: Any) -> Any:
+    """`state: postgresql://…` is the short form of `state: {url: postgresql://…}`."""
+    return {"url": value} if isinstance(value, str) and value.startswith(DATABASE_URL) else value
+
+
+def _state_kind(value: Any) -> str:
+    return "file" if isinstance(value, str) else "database"
+
+
+# A path (SQLite) or PostgreSQL; told apart before validation, so a mistake is reported once, in its own terms.
+StateConfig = Annotated[
+    Union[Annotated[PostgresState, Tag("database")], Annotated[str, Tag("file")]],
+    Discriminator(_state_kind),
+    BeforeValidator(_state),
+]
 
 
 class PrometheusSourceConfig(Strict):
@@ -568,7 +619,7 @@ class Plan(Strict):
     rollback: RollbackSpec = Field(default_factory=RollbackSpec)
     notify: list[NotifyTarget] = []
     automation: Automation = Field(default_factory=Automation)
-    state: str | None = None
+    state: StateConfig | None = None  # a path (SQLite) or PostgreSQL
     keys: dict[str, str] = {}
     theme: str | None = None
     exposure: ExposureCheck | None = None  # the exposure check, a gate every phase has
@@ -678,7 +729,8 @@ def _clean_loc(loc: Loc) -> Loc:
     for part in loc:
         if isinstance(part, str) and "[" in part:
             continue
-        if part in _UNION_TAGS and len(out) >= 2 and out[-2] in ("sources", "steps") and tagged_at != len(out):
+        if part in _UNION_TAGS and len(out) >= 2 and out[-2] in ("sources", "steps") and tagged_at != len(out) or (
+                out == ["state"] and part in ("database", "file")):
             tagged_at = len(out)
             continue
         out.append(part)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Iterable, TextIO
 
 from .plan import Plan
 from .report import Report, build_report
 from .report_html import html
 from .report_markdown import markdown
+from .paths import StateRef
 from .store import open_store
+from .store.base import StoreMissing
 
 
 def to_markdown(r: Report) -> str:
@@ -26,11 +27,13 @@ def _write(chunks: Iterable[str], out: TextIO) -> None:
         out.write(chunk)
 
 
-def run_report_command(plan: Plan, db: Path, *, fmt: str, output: str | None) -> int:
-    if not db.exists():
+def run_report_command(plan: Plan, db: StateRef, *, fmt: str, output: str | None) -> int:
+    try:
+        store = open_store(db, create=False)
+    except StoreMissing:
         print(f"warroom: {db}: no journal here (give the drill's or launch's --state)", file=sys.stderr)
         return 1
-    report = build_report(plan, open_store(db, create=False))
+    report = build_report(plan, store)
     if not report.count:
         print(f"warroom: {db}: the journal is empty", file=sys.stderr)
         return 1

@@ -186,6 +186,13 @@ class EngineView:
     def label(self) -> str:
         return f"pid {self.pid} on {self.host}"
 
+    def room(self, *, pids: bool = False) -> str:
+        """Who drives and who stands by: `alice@bastion-eu (driving) · bob@bastion-us (standby)`."""
+        def who(label: str) -> str:  # user@host: on a banner a pid tells the room nothing
+            return label if pids else label.rpartition(" pid ")[0] or label
+
+        return " · ".join([f"{who(self.holder)} (driving)"] + [f"{who(s)} (standby)" for s in self.standbys])
+
 
 @dataclass(frozen=True)
 class RunbookStepView:

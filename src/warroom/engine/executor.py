@@ -22,7 +22,7 @@ from ..plan import Plan
 from ..retry import Abandoned, Backoff, Failure, attempt_until
 from ..secrets import redact
 from ..snapshot import State
-from ..store.base import ActionWrite, Fenced, hostname, process_started
+from ..store.base import ActionWrite, Fenced, StoreUnwritable, hostname, process_started
 from . import state as st
 from .journal import EngineJournal, Entry
 from .polling import FlagReader
@@ -105,8 +105,11 @@ class Executor:
 
     def _attempts_made(self, action_id: str, kind: str, name: str) -> int:
         """Attempts already journaled on a flag for this action (by a process that died), so numbers go on."""
-        return max((e.data.get("attempt", 0) for e in self.journal.store.entries(action_id=action_id)
-                    if e.kind == f"{kind}.attempt" and e.data.get("flag") == name), default=0)
+        try:
+            entries = self.journal.store.entries(action_id=action_id)
+        except StoreUnwritable:
+            return 0  # a network store away: count from here (a retry must not wait for the journal)
+        return max((e.data.get("attempt", 0) for e in entries if e.kind == f"{kind}.attempt" and e.data.get("flag") == name), default=0)
 
     async def apply_flag(self, action_id: str, kind: str, name: str, desired: FlagState, attempts: int | None,
                          abandon: Callable[[], bool] | None = None, before: FlagState | None = None) -> FlagState | None:

@@ -55,13 +55,25 @@ class EngineJournal:
         self.version = 0
         self.listeners: list[Callable[[JournalEntry], None]] = []
         self.held: _Held | None = None  # while the store cannot be written
+        self._tail: tuple[JournalEntry, ...] = ()  # the newest entries as last read
 
     def reload(self) -> RolloutState:
         """The state as the store has it (read again only when it changed), or as held in memory."""
-        if self.held is None and (self.store.state_version() != self.version or not self.version):
-            self.version, body = self.store.load_state()
-            self.state = RolloutState.from_json(body)
+        try:
+            if self.held is None and (self.store.state_version() != self.version or not self.version):
+                self.version, body = self.store.load_state()
+                self.state = RolloutState.from_json(body)
+        except StoreUnwritable:
+            pass  # a network store away: ours is the state as last read or committed (a write meanwhile is held)
         return self.state
+
+    def tail(self, n: int) -> tuple[JournalEntry, ...]:
+        """The newest n entries, newest first; while the store cannot be reached, as last read."""
+        try:
+            self._tail = tuple(self.store.tail(n))
+        except StoreUnwritable:
+            pass
+        return self._tail
 
     def transition(self, change: Change, action: ActionWrite | None = None, *, expected_version: int | None = None) -> RolloutState:
         """Commit a state change computed from the current state, with its entries and action row.

@@ -5,7 +5,11 @@ compared between processes and hosts). Taking it from a new holder raises the ep
 every commit of the engine carries that epoch and the store checks it in the same
 transaction, so an engine that was frozen past its lease and taken over can write
 nothing. Flag writes are not in the store, so right before each one the engine renews
-the lease (a fenced write): a write goes out only with a whole TTL of lease left.
+the lease (a fenced write) and counts what is left of it on its own monotonic clock from
+the moment it asked: a write goes out only with at least half the TTL ahead. A renewal
+that took long (a slow network, a locked row) or failed (the database away) leaves less:
+the write waits and is retried, as a failed attempt, until the margin is back or another
+engine has taken over (then this one is fenced).
 
 A holder that is provably dead on this host (its pid is gone, or reused) is replaced at
 once; on another host only the expiry tells.
@@ -21,12 +25,18 @@ import time
 import uuid
 from typing import Callable
 
+from ..flags.base import FlagError
 from ..store.base import Fence, Fenced, Holder, LeaseInfo, Store, StoreUnwritable, hostname, process_started
 
 log = logging.getLogger(__name__)
 
 LEASE_TTL = 10.0  # seconds without a heartbeat before a standby may take over
 HEARTBEAT = 1.0  # seconds between renewals: a slow tick must never look like a dead engine
+MARGIN = 0.5  # share of the TTL that must be left of the lease for a flag write to go out
+
+
+class LeaseTooThin(FlagError):
+    """No flag write now: the lease might run out before the write lands; retried like a failed write."""
 
 
 class EngineBusy(Exception):
@@ -52,6 +62,7 @@ class Lease:
         self.info: LeaseInfo | None = None  # ours, once acquired
         self.previous: LeaseInfo | None = None  # the lease as it was when we took it
         self.unrenewed: str = ""  # why the last renewal failed (a full disk), "" when it went through
+        self.valid_until = 0.0  # monotonic time the lease surely still holds: asked-at + TTL of the last renewal
 
     @property
     def held(self) -> bool:
@@ -73,9 +84,10 @@ class Lease:
         replacing = None
         if current is not None and current.holder is not None and current.holder.id != self.holder.id and current.holder.provably_gone():
             replacing = current.holder.id  # a killed engine on this host cannot renew: don't wait out its lease
-        now = time.time()
+        now, asked = time.time(), time.monotonic()
         got = self.store.acquire_lease(self.holder, self.ttl, now, replacing=replacing, speed=self.speed, log=self.log_path)
         if got.holder is not None and got.holder.id == self.holder.id:
+            self.valid_until = asked + self.ttl
             if self.info is None:
                 self.previous = current
             self.info = got
@@ -91,15 +103,24 @@ class Lease:
     async def wait(self, stop: asyncio.Event, waiting: Callable[[LeaseInfo], None]) -> bool:
         """As a standby: until the lease is ours (True) or `stop` is set (False). `waiting` is told once who drives."""
         told = False
+        away = ""  # why the store cannot be reached (a database away), said once
         try:
             while not stop.is_set():
-                got = self.try_acquire()
-                if self.held:
-                    return True
-                if not told and got is not None:
-                    waiting(got)
-                    told = True
-                self.store.standby(self.holder, time.time())
+                try:
+                    got = self.try_acquire()
+                    if away:
+                        log.warning("standby: the store answers again")
+                    away = ""
+                    if self.held:
+                        return True
+                    if not told and got is not None:
+                        waiting(got)
+                        told = True
+                    self.store.standby(self.holder, time.time())
+                except StoreUnwritable as exc:  # a standby outlives an outage of its store: it is what takes over after one
+                    if not away:
+                        log.error("standby: cannot reach the store (%s); trying again every %gs", exc, HEARTBEAT)
+                    away = str(exc)
                 try:
                     await asyncio.wait_for(stop.wait(), HEARTBEAT)
                 except asyncio.TimeoutError:
@@ -107,12 +128,17 @@ class Lease:
             return False
         finally:
             if told:
-                self.store.drop_standby(self.holder)
+                try:
+                    self.store.drop_standby(self.holder)
+                except StoreUnwritable:
+                    pass  # its row ages out: clients count a standby only while it heartbeats
 
     def renew(self) -> None:
         """Extend the lease (a fenced write): Fenced when another engine took it over."""
+        asked = time.monotonic()  # the store's expiry counts from later than this: ours errs on the safe side
         try:
             self.info = self.store.renew_lease(self.fence, self.ttl, time.time())
+            self.valid_until = asked + self.ttl
             if self.unrenewed:
                 log.warning("the lease is renewed again (%s is over)", self.unrenewed)
             self.unrenewed = ""
@@ -122,19 +148,24 @@ class Lease:
             self.unrenewed = str(exc)
 
     def check(self) -> None:
-        """Right before a flag write: Fenced unless the lease is ours with a whole TTL ahead.
+        """Right before a flag write: Fenced when another engine took the lease over;
+        LeaseTooThin when less than the safety margin of it is surely left.
 
         When the store cannot be written (a full disk) the renewal cannot go through; if
         every engine shares that store's fate (SQLite), none can have taken over, and the
         lease row still naming us is proof enough: a rollback must still go out.
         """
         self.renew()
-        if not self.unrenewed:
+        if self.unrenewed and self.store.shared_fate:
+            now = self.store.lease()
+            if now is None or now.holder is None or now.holder.id != self.holder.id or now.epoch != self.epoch:
+                raise Fenced(self.epoch, now)
             return
-        now = self.store.lease()
-        mine = now is not None and now.holder is not None and now.holder.id == self.holder.id and now.epoch == self.epoch
-        if not mine or not self.store.shared_fate and now.expires - time.time() < self.ttl / 2:  # type: ignore[union-attr]
-            raise Fenced(self.epoch, now)
+        left = self.valid_until - time.monotonic()
+        if left < self.ttl * MARGIN:
+            why = f"the store cannot be written: {self.unrenewed}" if self.unrenewed else "the store answered slowly"
+            raise LeaseTooThin(f"not written: {max(left, 0):.1f}s of the engine lease surely left, less than the safety margin "
+                               f"({self.ttl * MARGIN:g}s; {why})")
 
     async def keep(self, on_fenced: Callable[[Fenced], None]) -> None:
         """The heartbeat, every second, on a task of its own until cancelled or fenced."""

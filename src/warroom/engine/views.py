@@ -147,7 +147,7 @@ def snapshot(engine: "Engine") -> Snapshot:
     if state.action is not None:
         attempt, error = engine.executor.attempts.get(state.action.id, (0, ""))
         action = ActionView(state.action.id, state.action.kind, attempt, error, state.action.since or now, state.action.target)
-    journal = engine.store.tail(JOURNAL_TAIL)
+    journal = engine.journal.tail(JOURNAL_TAIL)
     rolling_back = state.status in (State.ROLLING_BACK, State.ROLLED_BACK)
     return Snapshot(
         rollout=engine.plan.rollout.name,
@@ -161,7 +161,7 @@ def snapshot(engine: "Engine") -> Snapshot:
         panes=tuple(pane_views(engine, now)),
         guardrails=tuple(engine.guardrails.views),
         flags=flags,
-        journal=tuple(journal),
+        journal=journal,
         action=action,
         step_blockers=tuple(engine.step_blockers()),
         force_blockers=tuple(engine.step_blockers(forced=True)),

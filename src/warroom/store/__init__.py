@@ -1,22 +1,28 @@
 """The store: the bus between a rollout's engine and its clients (see store/base.py).
 
-`open_store(ref)` picks the backend from the reference: a path is an SQLite file.
+`open_store(ref)` picks the backend from the reference: a path is an SQLite file; the
+plan's `state: postgresql://…` (a PostgresState, keyed by its rollout) is PostgreSQL,
+whose module (and psycopg) is imported only then.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..plan import DATABASE_URL, PostgresState
 from .base import Store, StoreError, StoreMissing
 
 __all__ = ["Store", "StoreError", "StoreMissing", "open_store"]
 
 
-def open_store(ref: str | Path, *, create: bool = True) -> Store:
+def open_store(ref: str | Path | PostgresState, *, create: bool = True) -> Store:
     """The store at `ref`. Only an engine creates one (`create`); a client finding none gets StoreMissing."""
-    text = str(ref)
-    if text.startswith(("postgresql://", "postgres://")):
-        raise StoreError(f"{text.split('@')[-1]}: a PostgreSQL store is not available in this version of warroom")
+    if isinstance(ref, PostgresState):
+        from .postgres import PostgresStore
+
+        return PostgresStore(ref, create=create)
+    if str(ref).startswith(DATABASE_URL):  # a bare URL knows no rollout: paths.state_path keys it by the plan's
+        raise StoreError(f"{ref}: a PostgreSQL state is opened with its plan (warroom VERB PLAN --state URL)")
     from .sqlite import SQLiteStore
 
-    return SQLiteStore(Path(text).expanduser(), create=create)
+    return SQLiteStore(Path(ref).expanduser(), create=create)

@@ -52,7 +52,8 @@ class DamagedState(StoreError):
 
 
 class StoreUnwritable(StoreError):
-    """A write failed for want of room or rights (a full disk): nothing of it was written.
+    """A write failed for want of room or rights (a full disk), or a network store cannot be
+    reached (then reads fail alike): nothing of it was written.
 
     An engine keeps guarding from memory and retries; see engine/journal.py.
     """
@@ -408,6 +409,10 @@ class Store(ABC):
     @abstractmethod
     def watch(self, *, commands: bool = False) -> Waiter:
         """A waiter for changes; `commands` (the driving engine's) also wakes the moment a command is sent."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """What the store is, for `warroom check`: the database and its schema version."""
 
     @abstractmethod
     def close(self) -> None: ...

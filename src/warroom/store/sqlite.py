@@ -25,14 +25,12 @@ import time
 from pathlib import Path
 from typing import Any, Collection, Iterator
 
-from ..secrets import redact
 from ..snapshot import JournalEntry
+from . import rows
 from .base import (
     SCHEMA_VERSION,
     ActionWrite,
-    Change,
     Command,
-    Committed,
     DamagedState,
     Fence,
     Fenced,
@@ -40,15 +38,14 @@ from .base import (
     LeaseInfo,
     PendingAction,
     Row,
-    StaleState,
     StandbyInfo,
-    Store,
     StoreError,
     StoreMissing,
     StoreUnwritable,
     StoredSnapshot,
     Waiter,
 )
+from .rows import SQLCommits
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -138,17 +135,12 @@ def wake_address(path: Path) -> bytes:
     return b"\0warroom-" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:32].encode()
 
 
-def _instance(holder_id: str) -> str:
-    """The engine instance a Holder.id ends with (`… #a1b2c3d4`)."""
-    return holder_id.rpartition(" #")[2] if " #" in holder_id else ""
-
-
 def _unwritable(exc: sqlite3.Error) -> str | None:
     code = getattr(exc, "sqlite_errorcode", None)
     return _UNWRITABLE.get(code & 0xFF) if isinstance(code, int) else None
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLCommits):
     shared_fate = True  # every engine of the rollout writes this one file: a full disk stops them all alike
 
     def __init__(self, path: str | Path, *, create: bool = True):
@@ -254,6 +246,9 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
 
+    def describe(self) -> str:
+        return f"SQLite {sqlite3.sqlite_version}, warroom schema {self._read('PRAGMA user_version')[0][0]}"
+
     def close(self) -> None:
         with self._lock:
             if self._wake is not None:
@@ -264,50 +259,30 @@ class SQLiteStore(Store):
     # ------------------------------------------------------------ journal
 
     def _insert(self, db: sqlite3.Connection, ts: float, row: Row, action_id: str | None) -> JournalEntry:
-        kind, message, actor, data = row
-        message = redact(message)
-        payload = redact(json.dumps(data, default=str, sort_keys=True))
+        kind, message, actor, payload = rows.journal_text(row)
         cur = db.execute(
             "INSERT INTO journal (ts, kind, message, actor, action_id, data) VALUES (?, ?, ?, ?, ?, ?)",
-            (ts, str(kind), message, actor, action_id, payload),
+            (ts, kind, message, actor, action_id, payload),
         )
-        return JournalEntry(cur.lastrowid or 0, ts, str(kind), message, actor, action_id, json.loads(payload))
+        return JournalEntry(cur.lastrowid or 0, ts, kind, message, actor, action_id, json.loads(payload))
 
-    @staticmethod
-    def _entry(row: tuple) -> JournalEntry:
-        return JournalEntry(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]))
+    _P = "?"
 
-    def entries(self, after: int = 0, limit: int | None = None, action_id: str | None = None) -> list[JournalEntry]:
-        sql = "SELECT seq, ts, kind, message, actor, action_id, data FROM journal WHERE seq > ?"
-        args: list[Any] = [after]
-        if action_id is not None:
-            sql += " AND action_id = ?"
-            args.append(action_id)
-        sql += " ORDER BY seq"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        return [self._entry(r) for r in self._read(sql, args)]
+    def _journal(self, after: int) -> tuple[str, list[Any]]:
+        return f"SELECT {rows.ENTRY} FROM journal WHERE seq > ?", [after]
 
     def iter_entries(self, after: int = 0, kinds: Collection[str] = (), page: int = 2000) -> Iterator[JournalEntry]:
-        sql = "SELECT seq, ts, kind, message, actor, action_id, data FROM journal WHERE seq > ?"
+        sql = f"SELECT {rows.ENTRY} FROM journal WHERE seq > ?"
         if kinds:
             sql += f" AND kind IN ({', '.join('?' * len(kinds))})"
         sql += " ORDER BY seq LIMIT ?"
-        while True:
-            rows = self._read(sql, (after, *kinds, page))  # a page at a time: the lock is never held long
-            for row in rows:
-                yield self._entry(row)
-            if len(rows) < page:
-                return
-            after = rows[-1][0]
+        return self._pages(lambda after: self._read(sql, (after, *kinds, page)), after, page)
 
     def journal_count(self) -> int:
         return self._read("SELECT COUNT(*) FROM journal")[0][0]
 
     def tail(self, n: int) -> list[JournalEntry]:
-        rows = self._read("SELECT seq, ts, kind, message, actor, action_id, data FROM journal ORDER BY seq DESC LIMIT ?", (n,))
-        return [self._entry(r) for r in rows]
+        return [rows.entry(r) for r in self._read(f"SELECT {rows.ENTRY} FROM journal ORDER BY seq DESC LIMIT ?", (n,))]
 
     def last_seq(self) -> int:
         return self._read("SELECT COALESCE(MAX(seq), 0) FROM journal")[0][0]
@@ -315,12 +290,12 @@ class SQLiteStore(Store):
     # ------------------------------------------------------------ state
 
     def load_state(self) -> tuple[int, dict[str, Any]]:
-        rows = self._read("SELECT version, body FROM state WHERE id = 1")
-        return (0, {}) if not rows else (rows[0][0], json.loads(rows[0][1]))
+        found = self._read("SELECT version, body FROM state WHERE id = 1")
+        return (0, {}) if not found else (found[0][0], json.loads(found[0][1]))
 
     def state_version(self) -> int:
-        rows = self._read("SELECT version FROM state WHERE id = 1")
-        return rows[0][0] if rows else 0
+        found = self._read("SELECT version FROM state WHERE id = 1")
+        return found[0][0] if found else 0
 
     # ------------------------------------------------------------ engine writes
 
@@ -329,49 +304,14 @@ class SQLiteStore(Store):
         if row is None or row[0] != fence.epoch or row[1] != fence.holder:
             raise Fenced(fence.epoch, self._lease(db))
 
-    def commit(self, fence: Fence, ts: float, entries: list[Row] = (), *, change: Change | None = None,  # type: ignore[assignment]
-               state: dict[str, Any] | None = None, action: ActionWrite | None = None,
-               expected_version: int | None = None) -> Committed:
-        with self._tx() as db:
-            self._fence(db, fence)
-            row = db.execute("SELECT version, body FROM state WHERE id = 1").fetchone()
-            version = row[0] if row else 0
-            if expected_version is not None and version != expected_version:
-                raise StaleState()
-            current = json.loads(row[1]) if row else {}
-            rows = list(entries)
-            if change is not None:
-                state, more = change(current)
-                rows += more
-            if action is not None:
-                self._write_action(db, ts, fence, action)
-            written = [self._insert(db, ts, r, action.id if action else None) for r in rows]
-            if state is None:
-                return Committed(written, None, current)
-            db.execute(
-                "INSERT INTO state (id, version, body) VALUES (1, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET version = excluded.version, body = excluded.body",
-                (version + 1, json.dumps(state, sort_keys=True)),
-            )
-            return Committed(written, version + 1, state)
+    def _state_row(self, db: sqlite3.Connection) -> tuple[int, str] | None:
+        return db.execute("SELECT version, body FROM state WHERE id = 1").fetchone()
 
-    def commit_many(self, fence: Fence, held: list[tuple[float, Row | None, ActionWrite | None]], state: dict[str, Any]) -> Committed:
-        with self._tx() as db:
-            self._fence(db, fence)
-            written = []
-            for ts, row, action in held:
-                if action is not None:
-                    self._write_action(db, ts, fence, action)
-                if row is not None:
-                    written.append(self._insert(db, ts, row, action.id if action else None))
-            version = (db.execute("SELECT COALESCE(MAX(version), 0) FROM state").fetchone()[0]) + 1
-            db.execute("INSERT INTO state (id, version, body) VALUES (1, ?, ?) "
-                       "ON CONFLICT(id) DO UPDATE SET version = excluded.version, body = excluded.body",
-                       (version, json.dumps(state, sort_keys=True)))
-            return Committed(written, version, state)
+    def _put_state(self, db: sqlite3.Connection, version: int, text: str) -> None:
+        db.execute("INSERT INTO state (id, version, body) VALUES (1, ?, ?) "
+                   "ON CONFLICT(id) DO UPDATE SET version = excluded.version, body = excluded.body", (version, text))
 
-    @staticmethod
-    def _write_action(db: sqlite3.Connection, ts: float, fence: Fence, action: ActionWrite) -> None:
+    def _write_action(self, db: sqlite3.Connection, ts: float, fence: Fence, action: ActionWrite) -> None:
         if action.new is not None:
             db.execute("INSERT INTO actions (id, kind, status, intent, created, epoch) VALUES (?, ?, 'pending', ?, ?, ?)",
                        (action.id, action.new[0], json.dumps(action.new[1], sort_keys=True), ts, fence.epoch))
@@ -411,52 +351,43 @@ class SQLiteStore(Store):
     def adopt_actions(self, fence: Fence) -> list[PendingAction]:
         with self._tx() as db:
             self._fence(db, fence)
-            found = [self._action(r) for r in db.execute(
-                "SELECT id, kind, intent, progress, created, epoch FROM actions "
+            found = [rows.action(r) for r in db.execute(
+                f"SELECT {rows.ACTION} FROM actions "
                 "WHERE status = 'pending' AND (epoch IS NULL OR epoch != ?) ORDER BY created", (fence.epoch,))]
             db.execute("UPDATE actions SET epoch = ? WHERE status = 'pending'", (fence.epoch,))
             return found
 
     # ------------------------------------------------------------ reads
 
-    @staticmethod
-    def _action(r: tuple) -> PendingAction:
-        return PendingAction(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], r[5])
-
     def pending_actions(self) -> list[PendingAction]:
-        return [self._action(r) for r in self._read(
-            "SELECT id, kind, intent, progress, created, epoch FROM actions WHERE status = 'pending' ORDER BY created")]
+        return [rows.action(r) for r in self._read(f"SELECT {rows.ACTION} FROM actions WHERE status = 'pending' ORDER BY created")]
 
     def action_status(self, action_id: str) -> str | None:
-        rows = self._read("SELECT status FROM actions WHERE id = ?", (action_id,))
-        return rows[0][0] if rows else None
+        found = self._read("SELECT status FROM actions WHERE id = ?", (action_id,))
+        return found[0][0] if found else None
 
     def samples(self, series: str, start: float = 0, end: float = float("inf")) -> Iterator[tuple[float, float | None]]:
         return iter(self._read("SELECT ts, value FROM samples WHERE series = ? AND ts >= ? AND ts <= ? ORDER BY ts",
                                (series, start, end if end != float("inf") else 1e18)))
 
     def latest_plan(self) -> dict[str, Any] | None:
-        rows = self._read("SELECT body FROM plans ORDER BY seq DESC LIMIT 1")
-        return json.loads(rows[0][0]) if rows else None
+        found = self._read("SELECT body FROM plans ORDER BY seq DESC LIMIT 1")
+        return json.loads(found[0][0]) if found else None
 
     def snapshot(self) -> StoredSnapshot | None:
-        rows = self._read("SELECT seq, published, body FROM snapshot WHERE id = 1")
-        return StoredSnapshot(rows[0][0], rows[0][1], json.loads(rows[0][2])) if rows else None
+        found = self._read("SELECT seq, published, body FROM snapshot WHERE id = 1")
+        return StoredSnapshot(found[0][0], found[0][1], json.loads(found[0][2])) if found else None
 
     def snapshot_seq(self) -> int:
-        rows = self._read("SELECT seq FROM snapshot WHERE id = 1")
-        return rows[0][0] if rows else 0
+        found = self._read("SELECT seq FROM snapshot WHERE id = 1")
+        return found[0][0] if found else 0
 
     # ------------------------------------------------------------ the engine lease
 
     @staticmethod
     def _lease(db: sqlite3.Connection) -> LeaseInfo | None:
-        row = db.execute("SELECT epoch, holder, user, host, pid, started, acquired, heartbeat, expires, speed, log "
-                         "FROM lease WHERE id = 1").fetchone()
-        if row is None:
-            return None
-        holder = Holder(row[2], row[3], row[4], row[5], _instance(row[1])) if row[1] is not None else None
-        return LeaseInfo(row[0], holder, row[6] or 0.0, row[7] or 0.0, row[8] or 0.0, row[9], row[10])
+        return rows.lease(db.execute("SELECT epoch, holder, user, host, pid, started, acquired, heartbeat, expires, speed, log "
+                                     "FROM lease WHERE id = 1").fetchone())
 
     def lease(self) -> LeaseInfo | None:
         with self._lock:
@@ -506,8 +437,7 @@ class SQLiteStore(Store):
             db.execute("DELETE FROM standbys WHERE holder = ?", (holder.id,))
 
     def standbys(self) -> list[StandbyInfo]:
-        return [StandbyInfo(Holder(r[0], r[1], r[2], r[3], _instance(r[6])), r[4], r[5])
-                for r in self._read("SELECT user, host, pid, started, since, heartbeat, holder FROM standbys ORDER BY since")]
+        return [rows.standby(r) for r in self._read("SELECT user, host, pid, started, since, heartbeat, holder FROM standbys ORDER BY since")]
 
     # ------------------------------------------------------------ commands
 
@@ -519,11 +449,7 @@ class SQLiteStore(Store):
         self._wake_engine()
         return command_id
 
-    @staticmethod
-    def _command(r: tuple) -> Command:
-        return Command(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5], r[6], r[7], r[8], r[9], r[10])
-
-    _COMMAND = "SELECT id, created, verb, args, actor, status, message, action_id, finished, engine, epoch FROM commands"
+    _COMMAND = f"SELECT {rows.COMMAND} FROM commands"
 
     def claim_command(self, fence: Fence) -> Command | None:
         with self._tx() as db:
@@ -532,30 +458,17 @@ class SQLiteStore(Store):
             if row is None:
                 return None
             db.execute("UPDATE commands SET status = 'running', engine = ?, epoch = ? WHERE id = ?", (fence.holder, fence.epoch, row[0]))
-            return self._command(db.execute(self._COMMAND + " WHERE id = ?", (row[0],)).fetchone())
+            return rows.command(db.execute(self._COMMAND + " WHERE id = ?", (row[0],)).fetchone())
 
-    def finish_command(self, fence: Fence, command_id: int, status: str, message: str, finished: float) -> None:
-        with self._tx() as db:
-            self._fence(db, fence)
-            db.execute("UPDATE commands SET status = ?, message = ?, finished = ? WHERE id = ?",
-                       (status, redact(message), finished, command_id))
+    def _command_outcome(self, db: sqlite3.Connection, command_id: int, status: str, message: str, finished: float | None) -> None:
+        db.execute("UPDATE commands SET status = ?, message = ?, finished = ? WHERE id = ?", (status, message, finished, command_id))
 
-    def take_over_commands(self, fence: Fence, rerun: tuple[str, ...], message: str, finished: float) -> list[Command]:
-        with self._tx() as db:
-            self._fence(db, fence)
-            left = [self._command(r) for r in db.execute(self._COMMAND + " WHERE status = 'running' AND (epoch IS NULL OR epoch != ?)",
-                                                          (fence.epoch,))]
-            for command in left:
-                if command.verb in rerun:
-                    db.execute("UPDATE commands SET status = 'queued' WHERE id = ?", (command.id,))
-                else:
-                    db.execute("UPDATE commands SET status = 'failed', message = ?, finished = ? WHERE id = ?",
-                               (message, finished, command.id))
-            return left
+    def _commands_left(self, db: sqlite3.Connection, epoch: int) -> list[tuple]:
+        return db.execute(self._COMMAND + " WHERE status = 'running' AND (epoch IS NULL OR epoch != ?)", (epoch,)).fetchall()
 
     def command(self, command_id: int) -> Command | None:
-        rows = self._read(self._COMMAND + " WHERE id = ?", (command_id,))
-        return self._command(rows[0]) if rows else None
+        found = self._read(self._COMMAND + " WHERE id = ?", (command_id,))
+        return rows.command(found[0]) if found else None
 
     # ------------------------------------------------------------ changes
 

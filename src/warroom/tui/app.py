@@ -30,6 +30,7 @@ from ..client import EngineClient
 from ..scorecard import ScoreCard
 from ..secrets import redact
 from ..snapshot import Snapshot, State
+from ..store.base import StoreUnwritable
 from ..text import terminal_safe
 from .actions import ACTIONS, BY_ID, BUSY, ConsoleAction, availability, bindings
 from .clock import engine_now
@@ -310,17 +311,29 @@ class WarroomApp(App[int]):
         whether the engine is still alive (an engine that died publishes nothing more)."""
         waiter = self.client.watch()
         last: Snapshot | None = None
+        cut_off = False  # the store could not be read (a database away): said once, tried again every second
         try:
             while not self._unwatch.is_set():
-                if waiter.wait(1.0) and self.client.news() or last is None:
-                    last = self.client.snapshot() or last
-                    if last is not None:
-                        self.show(last)
-                    continue
-                seen = self.client.viewed(last)
-                if seen.automation != last.automation:  # the engine died (or came back) with nothing new published
-                    last = seen
-                    self.show(last)
+                try:
+                    changed = waiter.wait(1.0) and self.client.news() or last is None or cut_off
+                    if changed:
+                        last = self.client.snapshot() or last
+                        if last is not None:
+                            self.show(last)
+                    elif last is not None:
+                        seen = self.client.viewed(last)
+                        if seen.automation != last.automation:  # the engine died (or came back) with nothing new published
+                            last = seen
+                            self.show(last)
+                    if cut_off:
+                        self.call_from_thread(self.notify, "the rollout's store answers again", timeout=10)
+                    cut_off = False
+                except StoreUnwritable as exc:  # a network store's connection is gone: it reconnects on the next call
+                    if not cut_off:
+                        self.call_from_thread(self.notify, redact(f"cannot reach the rollout's store: {exc}; trying again"),
+                                              severity="error", timeout=30)
+                    cut_off = True
+                    self._unwatch.wait(1.0)
         except Exception as exc:  # the store went away under us: say so on the screen rather than die silently
             if not self._unwatch.is_set():
                 self.call_from_thread(self.notify, redact(f"cannot read the rollout any more: {exc}"), severity="error", timeout=30)

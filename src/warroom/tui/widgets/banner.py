@@ -28,8 +28,9 @@ def driver_text(snap: Snapshot) -> str:
     engine = snap.engine
     if engine is None or not engine.alive:
         return "engine: NONE"
-    who = engine.holder.rpartition(" pid ")[0] or engine.holder  # user@host: a pid tells the room nothing
-    return f"engine: {who}" + (f" (+{len(engine.standbys)} standby)" if engine.standbys else "")
+    if engine.standbys:
+        return f"engine: {engine.room()}"
+    return f"engine: {engine.holder.rpartition(' pid ')[0] or engine.holder}"  # user@host: a pid tells the room nothing
 
 
 def data_age_text(snap: Snapshot, now: float) -> str:
