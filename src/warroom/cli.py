@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from .check import cmd_check
 from .client import EngineClient
@@ -35,11 +35,12 @@ from .plan import Plan, PlanError, load_plan
 from .secrets import SecretError, redact
 from .snapshot import JournalEntry, Snapshot, State
 from .store import StoreError, open_store
-from .store.base import StoreMissing
+from .store.base import StoreMissing, StoreUnwritable
 from .text import terminal_safe
 from .units import format_duration, format_value, parse_duration
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_ENGINE = 1, 2, 6, 9  # 7: check.EXIT_CHECK
+T = TypeVar("T")
 STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
 IN_FLIGHT = (State.RUNNING, State.PAUSED, State.ROLLING_BACK)  # users exposed, launch not over: someone must guard it
 
@@ -221,29 +222,37 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
         """Send the command to the rollout's engine, tell its progress, print its outcome."""
         path = state_path(plan, args.state)
         me = current_actor()
-        try:
-            client = EngineClient(open_store(path, create=name == "rollback"), actor=me)
-        except StoreMissing:
-            client = None
-        since = client.store.last_seq() if client is not None else 0
-        if client is None or not client.engine(plan.poll_interval).alive:
-            if name != "rollback":
-                print(f"warroom: no engine drives {plan.rollout.name}: start one with `warroom up PLAN` (or open the console)",
-                      file=sys.stderr)
-                return EXIT_REFUSED
-            from .engine_verbs import start_for_rollback  # only here: a client verb never loads the engine otherwise
-
-            client = client or EngineClient(open_store(path), actor=me)
-            if not start_for_rollback(plan, path, client):
-                return EXIT_PROBLEM
-        assert client is not None
         args_of = {
             "step": lambda: {"force": args.force, "reason": args.reason or ""},
             "pause": lambda: {"reason": args.reason or ""},
             "rollback": lambda: {"reason": args.reason or f"manual rollback by {me.label()} (CLI)"},
             "tick": lambda: {"item": args.item, "undo": args.undo},
         }
-        command = client.wait(client.send(name, args_of.get(name, dict)()), _progress(name), since=since)
+
+        def send() -> tuple[EngineClient, int, int] | int:
+            """(client, command id, journal position before it), or an exit code."""
+            try:
+                client = EngineClient(open_store(path, create=name == "rollback"), actor=me)
+            except StoreMissing:
+                client = None
+            since = client.store.last_seq() if client is not None else 0
+            if client is None or not client.engine(plan.poll_interval).alive:
+                if name != "rollback":
+                    print(f"warroom: no engine drives {plan.rollout.name}: start one with `warroom up PLAN` (or open the console)",
+                          file=sys.stderr)
+                    return EXIT_REFUSED
+                from .engine_verbs import start_for_rollback  # only here: a client verb never loads the engine otherwise
+
+                client = client or EngineClient(open_store(path), actor=me)
+                if not start_for_rollback(plan, path, client):
+                    return EXIT_PROBLEM
+            return client, client.send(name, args_of.get(name, dict)()), since
+
+        sent = _until_the_store_answers(send) if name == "rollback" else send()
+        if isinstance(sent, int):
+            return sent
+        client, command_id, since = sent
+        command = client.wait(command_id, _progress(name), since=since)
         if not command.done:
             print(f"warroom: the engine stopped before answering ({name} is {command.status}); see `warroom status PLAN`", file=sys.stderr)
             return EXIT_PROBLEM
@@ -254,6 +263,21 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
         return 0
 
     return run
+
+
+def _until_the_store_answers(send: Callable[[], T]) -> T:
+    """A rollback is never given up because its store cannot be reached for a moment (a database
+    restarting, a network blip, a full disk): it says so on each try and sends once it can.
+    Ctrl-C gives up; other verbs fail at once with the store's message."""
+    tries = 0
+    while True:
+        try:
+            return send()
+        except StoreUnwritable as exc:
+            tries += 1
+            print(f"rollback: not sent yet (try {tries}): {terminal_safe(redact(str(exc)))}; retrying until the store "
+                  "answers (Ctrl-C gives up)", file=sys.stderr, flush=True)
+            time.sleep(min(2.0, 0.25 * 2 ** (tries - 1)))
 
 
 def run_console(plan: Plan, args: argparse.Namespace, engine_args: list[str] | None = None) -> int:

@@ -220,3 +220,26 @@ def test_a_standby_outlives_its_database_being_away(shared, pg_state):
         assert eu.wait(30) == 10 and "FENCED" in r.output(EU)
     else:  # eu renewed first: nothing changed hands
         assert r.driver() == eu.pid and us.pid in r.standbys() and us.poll() is None
+
+
+def test_a_rollback_asked_while_the_database_is_away_goes_out_once_it_answers(shared, pg_state):
+    """A human's rollback is never lost to a store that cannot be reached for a moment: the verb
+    says so on each try and sends it once the database answers again."""
+    r = shared(automation={"step_up": "manual"})
+    r.pair()
+    assert r.verb("step").returncode == 0
+    base, name = pg_state.url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", password=os.environ[PG_PASSWORD], autocommit=True) as raw:
+        raw.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
+        try:
+            raw.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            verb = subprocess.Popen([*WARROOM, "rollback", str(r.plan), "--reason", "p99 climbing"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+            time.sleep(3)
+        finally:
+            raw.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
+    out, err = verb.communicate(timeout=60)
+    assert verb.returncode == 0, out + err
+    assert "rollback: not sent yet (try 1)" in err and "retrying until the store answers" in err, err
+    assert PG_PASSWORD not in err and os.environ[PG_PASSWORD] not in err
+    assert r.kinds().count("rollback.intent") == 1
