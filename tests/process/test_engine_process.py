@@ -269,3 +269,22 @@ def test_status_says_no_engine_and_exits_9_when_nothing_guards_a_live_launch(rol
     assert data["engine"]["alive"] is False and data["state"] == "RUNNING"
     step = r.verb("step")
     assert step.returncode == 6 and "no engine drives race: start one with `warroom up PLAN`" in step.stderr
+
+
+def test_with_no_engine_alive_the_console_refuses_at_once_and_R_starts_one_to_roll_back(rollout, flags, tmux):
+    r = rollout(automation={"step_up": "manual"})
+    r.up()
+    assert r.verb("step").returncode == 0
+    tmux.start(f"{BINARY} {r.plan}")
+    tmux.wait_for("RUNNING")
+    engine = engine_pid(r.state)
+    assert subprocess.run([*WARROOM, "down", str(r.plan)], capture_output=True, timeout=30).returncode == 0
+    wait_gone(engine, 10)
+    tmux.wait_for("NO ENGINE — guardrails NOT enforced", 15)
+    tmux.run("send-keys", "-t", tmux.name, "p")  # nothing would run it: said at once, not after a wait
+    tmux.wait_for("no engine drives this rollout: nothing would run it", 3)
+    tmux.run("send-keys", "-t", tmux.name, "R")  # rolling back is never refused for want of an engine
+    tmux.wait_for("ROLLED BACK", 30)
+    assert flags.flags["feature"]["enabled"] is False
+    assert r.kinds().count("rollback.intent") == 1 and "pause" not in r.kinds()
+    assert engine_pid(r.state) not in (None, engine)  # a new engine of its own, which goes on guarding

@@ -128,6 +128,7 @@ class WarroomApp(App[int]):
         keys: dict[str, str] | None = None,
         handle_signals: bool = False,
         engine_ends_with_console: bool = False,
+        start_engine: Callable[[], str] | None = None,
     ) -> None:
         super().__init__()
         self.client = client
@@ -137,6 +138,9 @@ class WarroomApp(App[int]):
         self.handle_signals = handle_signals
         # The demo's and a drill's engine are this console's child: quitting stops them.
         self.engine_ends_with_console = engine_ends_with_console
+        # With no engine alive, `R` starts one first (as `warroom rollback` does); "" when it did,
+        # else why not. None: this console cannot start one (the plan is not at hand).
+        self.start_engine = start_engine
         self.theme_names: list[str] = []
         self._latest: Snapshot | None = None
         self._clean = SnapshotCleaner()
@@ -382,6 +386,8 @@ class WarroomApp(App[int]):
             if self.snapshot is not None and self.snapshot.readonly:
                 self.notify("read-only console: no action possible", title=f"{label}: refused", severity="error")
                 return
+            if not self.engine_alive and not await self._engine_for(verb, label):
+                return
             try:
                 command = await in_daemon_thread(lambda: self.client.wait(self.client.send(verb, dict(args))))
             except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
@@ -398,6 +404,24 @@ class WarroomApp(App[int]):
         finally:
             if verb == "rollback":
                 self.rollback_requested = False
+
+    async def _engine_for(self, verb: str, label: str) -> bool:
+        """No engine is alive: nothing would run a command. A rollback starts one first (rolling
+        back is never refused for want of an engine); anything else is refused at once."""
+        if verb != "rollback":
+            self.notify("no engine drives this rollout: nothing would run it; start one with `warroom up PLAN`",
+                        title=f"{label}: refused", severity="error")
+            return False
+        if self.start_engine is None:
+            self.notify("no engine drives this rollout: roll back from a shell with `warroom rollback PLAN` (it starts one)",
+                        title=f"{label}: not sent", severity="error")
+            return False
+        self.notify("no engine drives this rollout: starting one to roll back", title=label, severity="warning")
+        problem = await in_daemon_thread(self.start_engine)
+        if problem:
+            self.notify(problem, title=f"{label}: not sent", severity="error")
+            return False
+        return True
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Over a dialog only the rollback key acts (the safe direction, as a breach would);

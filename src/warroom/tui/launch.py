@@ -38,20 +38,28 @@ def run_console(plan: Plan | None, args: argparse.Namespace, engine_args: list[s
     readonly = bool(getattr(args, "readonly", False))
     demo = str(plan.path) == DEMO_NAME
     client = EngineClient(open_store(path), actor=current_actor(), readonly=readonly)
+
+    def start_detached() -> str:
+        """An engine of its own for this plan (it keeps guarding when the console closes); "" once it drives."""
+        started = start_engine(engine_argv(plan, path, speed=getattr(args, "speed", None)), engine_log_path(path), detached=True)
+        if client.wait_for_engine(lambda: started.process.poll() is not None) is None:
+            return f"the engine did not start; see its log: {started.log}"
+        return ""
+
     child: Started | None = None
     if engine_args is not None or demo:
         child = start_engine(engine_args or engine_argv(plan, path, speed=getattr(args, "speed", None)), engine_log_path(path), detached=False)
     elif not readonly and not client.engine(plan.poll_interval).alive:
-        started = start_engine(engine_argv(plan, path, speed=getattr(args, "speed", None)), engine_log_path(path), detached=True)
-        if client.wait_for_engine(lambda: started.process.poll() is not None) is None:
-            print(f"warroom: the engine did not start; see its log: {started.log}", file=sys.stderr)
+        problem = start_detached()
+        if problem:
+            print(f"warroom: {problem}", file=sys.stderr)
             return 1
     if child is not None and client.wait_for_engine(lambda: child.process.poll() is not None) is None:
         print(f"warroom: the engine did not start; see its log: {child.log}", file=sys.stderr)
         _stop_child(child)
         return 1
     app = WarroomApp(client, theme=getattr(args, "theme", None) or plan.theme, keys=plan.keys, handle_signals=True,
-                     engine_ends_with_console=child is not None)
+                     engine_ends_with_console=child is not None, start_engine=None if child is not None else start_detached)
     first = client.snapshot()
     if first is not None:
         app.show(first)  # the first frame has data: no empty screen while the watcher starts
