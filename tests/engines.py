@@ -8,6 +8,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from tests.terminal import running
+
 
 def standby_pids(state: Path) -> list[int]:
     if not state.exists():
@@ -31,19 +33,11 @@ def engine_pid(state: Path) -> int | None:
     return row[0] if row and row[1] else None
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 def wait_for_engine(state: Path, timeout: float = 30) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pid = engine_pid(state)
-        if pid and alive(pid):
+        if pid and running(pid):
             return pid
         time.sleep(0.05)
     raise AssertionError(f"no engine drives {state} after {timeout}s")
@@ -52,7 +46,7 @@ def wait_for_engine(state: Path, timeout: float = 30) -> int:
 def stop_engines(folder: Path, timeout: float = 15) -> None:
     for state in folder.rglob("*.sqlite"):
         for pid in [*standby_pids(state), engine_pid(state)]:  # standbys first: they would take over
-            if pid and pid != os.getpid() and alive(pid):
+            if pid and pid != os.getpid() and running(pid):
                 _stop(pid, timeout)
 
 
@@ -62,9 +56,9 @@ def _stop(pid: int, timeout: float) -> None:
         for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
             os.kill(pid, sig)
             deadline = time.monotonic() + wait
-            while alive(pid) and time.monotonic() < deadline:
+            while running(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if not alive(pid):
+            if not running(pid):
                 break
     except ProcessLookupError:
         pass

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import require_binary
+from warroom.store.base import process_state
 
 
 class Tmux:
@@ -55,11 +56,7 @@ def tmux(tmp_path):
 
 def running(pid: int) -> bool:
     """Alive and not a zombie: an exited process its parent has not reaped yet counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+    return process_state(pid) not in ("", "Z")
 
 
 def wait_gone(pid: int, timeout: float) -> float:

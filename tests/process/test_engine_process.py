@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines import alive, engine_pid, standby_pids, wait_for_engine
+from tests.engines import engine_pid, standby_pids, wait_for_engine
 from tests.loopback import ok_json, serving
 from tests.process.conftest import WARROOM, until
-from tests.terminal import Tmux, wait_gone
+from tests.terminal import Tmux, running, wait_gone
 from warroom.units import format_duration, format_value
 
 BINARY = str(Path(sys.executable).with_name("warroom"))
@@ -47,7 +47,7 @@ def test_a_console_that_started_the_engine_can_go_and_the_engine_keeps_guarding(
     assert engine != console
     tmux.run("kill-session", "-t", tmux.name)  # the SSH session that ran the console drops
     wait_gone(console, 5.0)
-    assert alive(engine)
+    assert running(engine)
     beat = r.lease()["heartbeat"]
     until("the engine's heartbeat to move on", lambda: r.lease()["heartbeat"] >= beat + 1.5, 10)
     step = r.verb("step")  # and it still takes commands
@@ -61,7 +61,7 @@ def test_an_engine_run_by_hand_keeps_guarding_when_its_terminal_goes(rollout, tm
     pid = tmux.pid()
     tmux.run("kill-session", "-t", tmux.name)  # SIGHUP, and a terminal that is gone
     time.sleep(2)
-    assert alive(pid)
+    assert running(pid)
     size = r.log.stat().st_size
     assert r.verb("step").returncode == 0
     until("the engine to log the step", lambda: r.log.stat().st_size > size and "step.outcome" in r.log.read_text(), 10)
@@ -249,10 +249,10 @@ def test_down_refuses_while_a_rollback_is_in_flight_unless_forced(rollout, flags
     refused = r.verb("down")
     assert refused.returncode == 6 and "a rollback is in flight" in refused.stderr and "--force" in refused.stderr
     pid = engine_pid(r.state)
-    assert alive(pid)
+    assert running(pid)
     forced = r.verb("down", "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
-    until("the engine to end", lambda: not alive(pid), 10)
+    until("the engine to end", lambda: not running(pid), 10)
     assert r.kinds()[-1] == "engine.left" and "rollback.outcome" not in r.kinds()
 
 
