@@ -274,10 +274,12 @@ def _until_the_store_answers(send: Callable[[], T]) -> T:
         try:
             return send()
         except StoreUnwritable as exc:
+            from .retry import Backoff  # only once a store cannot be reached: tenacity costs every verb's start-up
+
             tries += 1
             print(f"rollback: not sent yet (try {tries}): {terminal_safe(redact(str(exc)))}; retrying until the store "
                   "answers (Ctrl-C gives up)", file=sys.stderr, flush=True)
-            time.sleep(min(2.0, 0.25 * 2 ** (tries - 1)))
+            time.sleep(Backoff(initial=0.25, cap=2.0).delay(tries))  # 0.25 s, 0.5 s … then every 2 s
 
 
 def run_console(plan: Plan, args: argparse.Namespace, engine_args: list[str] | None = None) -> int:
