@@ -6,6 +6,7 @@ read back; nothing here writes or journals.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ..flagstate import FlagState
@@ -27,6 +28,11 @@ def exposure_label(flags: dict[str, FlagState]) -> str:
     return ", ".join(f"{name} {state.label()}" for name, state in flags.items())
 
 
+def short_exposure(flags: dict[str, FlagState]) -> str:
+    """A phase's exposure in a few cells: "25%", or "50%/100%" when its flags differ."""
+    return "/".join(dict.fromkeys(state.label() for state in flags.values())) or "no flags"
+
+
 class Policy:
     def __init__(self, plan: Plan, poller: Poller, flags: FlagReader, exposure: Exposure | None):
         self.plan = plan
@@ -41,6 +47,16 @@ class Policy:
         poller.want(*(key for phase in self.gate_queries for queries in phase for key in queries.all()))
 
     # ------------------------------------------------------------ the phases' flags
+
+    @functools.cached_property
+    def phase_labels(self) -> tuple[str, ...]:
+        """Each phase's exposure, short, for the phase strip (the plan's, so worked out once). A flag
+        every phase sets the same way (a health check `on` throughout) says nothing about
+        progress: `5% → 25%`, not `5%/100% → 25%/100%`."""
+        phases = [self.target_flags(i + 1) for i in range(len(self.plan.phases))]
+        labels = [{name: state.label() for name, state in flags.items()} for flags in phases]
+        steady = {name for name, label in labels[0].items() if all(other.get(name) == label for other in labels)} if len(phases) > 1 else set()
+        return tuple(short_exposure({n: s for n, s in flags.items() if n not in steady} or flags) for flags in phases)
 
     def target_flags(self, phase: int) -> dict[str, FlagState]:
         return {name: flag_state(s) for name, s in self.plan.phases[phase - 1].flags.items()}

@@ -87,19 +87,6 @@ def phase_view(engine: "Engine", now: float) -> PhaseView | None:
                      engine.planned_holds.get(state.phase))
 
 
-def short_exposure(flags: dict[str, FlagState]) -> str:
-    """A phase's exposure in a few cells: "25%", or "50%/100%" when its flags differ."""
-    return "/".join(dict.fromkeys(state.label() for state in flags.values())) or "no flags"
-
-
-def phase_exposures(phases: list[dict[str, FlagState]]) -> tuple[str, ...]:
-    """Each phase's exposure, short, for the phase strip. A flag every phase sets the same way
-    (a health check `on` throughout) says nothing about progress: `5% → 25%`, not `5%/100% → 25%/100%`."""
-    labels = [{name: state.label() for name, state in flags.items()} for flags in phases]
-    steady = {name for name, label in labels[0].items() if all(other.get(name) == label for other in labels)} if len(phases) > 1 else set()
-    return tuple(short_exposure({n: s for n, s in flags.items() if n not in steady} or flags) for flags in phases)
-
-
 def rollback_view(plan: Plan, journal: list[JournalEntry]) -> RollbackView | None:
     """The newest rollback from the journal's tail (None once it scrolled out of it)."""
     intent = next((e for e in journal if e.kind == Kind.ROLLBACK_INTENT), None)
@@ -178,7 +165,7 @@ def snapshot(engine: "Engine") -> Snapshot:
         wall=time.time(),
         clock_rate=0.0 if engine.clock.speed == float("inf") else engine.clock.speed,
         exposure=engine.policy.exposure_view,
-        phase_exposures=phase_exposures([engine.policy.target_flags(i + 1) for i in range(len(engine.plan.phases))]),
+        phase_exposures=engine.policy.phase_labels,
         rollback=rollback_view(engine.plan, journal) if rolling_back else None,
         started_at=state.started_at,
         notes=(f"rolled back, but {exposure_label(not_done)} reads back: the rollback is not done; "
