@@ -12,10 +12,10 @@ from pathlib import Path
 
 from common import SMOKE, emit, summary
 
+from warroom.core.clock import RealClock
+from warroom.core.identity import Actor
 from warroom.engine.build import build_engine
-from warroom.clock import RealClock
-from warroom.identity import Actor
-from warroom.plan import parse_plan
+from warroom.plan.model import parse_plan
 
 POLL = 1.0
 PLAN = """

@@ -56,7 +56,7 @@ def make_journal(folder: Path, entries: int = ENTRIES) -> Path:
     """A plan and its state database with about `entries` journal entries; returns the plan."""
     folder.mkdir(parents=True, exist_ok=True)
     plan = folder / "plan.yaml"
-    plan.write_text((resources.files("warroom") / "demo.yaml").read_text().replace("state: demo.sqlite", "state: state.sqlite"))
+    plan.write_text((resources.files("warroom.plan") / "demo.yaml").read_text().replace("state: demo.sqlite", "state: state.sqlite"))
     subprocess.run([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--for", "2m"], cwd=folder,
                    check=True, capture_output=True, stdin=subprocess.DEVNULL)
     db = sqlite3.connect(folder / "state.sqlite", isolation_level=None)
@@ -104,7 +104,7 @@ def record():
     with open(peak_file, "w") as out:
         out.write(kb)
 atexit.register(record)
-from warroom.cli import main
+from warroom.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -38,8 +38,8 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         plan = Path(tmp) / "demo.yaml"
-        plan.write_text(resources.files("warroom").joinpath("demo.yaml").read_text())
-        baseline = subprocess.Popen([sys.executable, "-c", "import warroom.cli, warroom.engine.engine, time; time.sleep(3)"])
+        plan.write_text(resources.files("warroom.plan").joinpath("demo.yaml").read_text())
+        baseline = subprocess.Popen([sys.executable, "-c", "import warroom.cli.main, warroom.engine.engine, time; time.sleep(3)"])
         time.sleep(2)
         base_rss = rss_mb(baseline.pid)
         baseline.wait()

@@ -22,12 +22,11 @@ from urllib.parse import quote
 from common import ROOT, SMOKE, emit, summary
 
 sys.path.insert(0, str(ROOT))
-from tests.servers import PrometheusServer, start_exporter, write_flags, _stop  # noqa: E402
-
+from tests.servers import PrometheusServer, _stop, start_exporter, write_flags  # noqa: E402
+from warroom.core.clock import RealClock  # noqa: E402
+from warroom.core.identity import Actor  # noqa: E402
 from warroom.engine.build import build_engine  # noqa: E402
-from warroom.clock import RealClock  # noqa: E402
-from warroom.identity import Actor  # noqa: E402
-from warroom.plan import parse_plan  # noqa: E402
+from warroom.plan.model import parse_plan  # noqa: E402
 from warroom.sources.base import SourceContext  # noqa: E402
 
 PANES, GUARDS, FLAGS = (4, 5, 10) if SMOKE else (40, 50, 100)

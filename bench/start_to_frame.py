@@ -29,7 +29,7 @@ def main() -> None:
     hello, console = [], []
     with tempfile.TemporaryDirectory() as tmp:
         plan = Path(tmp) / "demo.yaml"
-        plan.write_text(resources.files("warroom").joinpath("demo.yaml").read_text(encoding="utf-8"))
+        plan.write_text(resources.files("warroom.plan").joinpath("demo.yaml").read_text(encoding="utf-8"))
         subprocess.run([sys.executable, "-m", "warroom", "up", str(plan)], check=True, capture_output=True)
         try:
             for _ in range(runs):  # interleaved, so machine noise hits both alike

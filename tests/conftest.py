@@ -15,8 +15,8 @@ import tempfile
 import textwrap
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -24,12 +24,11 @@ import yaml
 
 from tests.helpers import free_port, require_binary
 from tests.servers import STORE_PASSWORD, PostgresMissing, PrometheusServer, postgres_database, start_postgres
-
-from warroom.engine.build import build_engine
-from warroom.clock import VirtualClock
-from warroom.identity import Actor
-from warroom.plan import PostgresState, parse_plan
 from tests.terminal import tmux  # noqa: F401  (the tmux fixture, for every folder of tests)
+from warroom.core.clock import VirtualClock
+from warroom.core.identity import Actor
+from warroom.engine.build import build_engine
+from warroom.plan.model import PostgresState, parse_plan
 
 ALICE = Actor(user="alice", host="bastion", ssh_client="10.0.0.7", tty="pts/3")
 

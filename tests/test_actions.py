@@ -9,12 +9,12 @@ import time
 import pytest
 
 from tests.loopback import redirect_to, serving
-from warroom import secrets
-from warroom.actions import run_step
+from warroom.core import secrets
+from warroom.core.clock import VirtualClock
+from warroom.core.identity import Actor
 from warroom.engine.build import build_engine
-from warroom.clock import VirtualClock
-from warroom.identity import Actor
-from warroom.plan import HttpStep, RunStep, WebhookStep, load_plan
+from warroom.outbound.runbook import run_step
+from warroom.plan.model import HttpStep, RunStep, WebhookStep, load_plan
 
 CONTEXT = {"rollout": "launch", "environment": "staging", "phase": 2, "reason": "error rate"}
 

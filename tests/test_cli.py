@@ -257,8 +257,8 @@ def test_engine_never_imports_textual():
         "        if name == 'textual' or name.startswith('textual.'):\n"
         "            raise ImportError('textual is blocked for the engine')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import warroom.engine.engine, warroom.engine.build, warroom.engine.process, warroom.cli, warroom.store\n"
-        "import warroom.sources.simulator, warroom.flags.local, warroom.actions\n"
+        "import warroom.engine.engine, warroom.engine.build, warroom.engine.process, warroom.cli.main, warroom.store\n"
+        "import warroom.sources.simulator.source, warroom.flags.local, warroom.outbound.runbook\n"
         "print('ok')\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from warroom.plan import PlanError, load_plan, parse_plan
-from warroom.scenario import load_scenario
+from warroom.drills.scenario import load_scenario
+from warroom.plan.model import PlanError, load_plan, parse_plan
 
 WARROOM = [sys.executable, "-m", "warroom"]
 PLAN = textwrap.dedent("""

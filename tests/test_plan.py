@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import BASE_PLAN
-from warroom.plan import PlanError, load_plan, parse_plan
-from warroom.units import parse_duration
+from warroom.core.units import parse_duration
+from warroom.plan.model import PlanError, load_plan, parse_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,7 +44,7 @@ def test_sample_config_is_the_seed_002_launch():
 
 
 def test_examples_and_demo_load():
-    from warroom.demo import demo_plan
+    from warroom.plan.demo import demo_plan
 
     assert demo_plan(Path("/tmp")).rollout.environment == "drill"
     for path in sorted((ROOT / "examples").glob("*.yaml")):
@@ -415,8 +415,8 @@ def test_a_number_ticks_that_position_even_when_items_have_ids():
 
 
 def test_a_state_on_postgresql_short_or_with_options_and_never_with_a_password_in_it():
-    from warroom.paths import engine_log_path, state_path
-    from warroom.plan import PostgresState
+    from warroom.plan.model import PostgresState
+    from warroom.store.paths import engine_log_path, state_path
 
     short = parse_plan(BASE_PLAN.replace("state: state.sqlite", "state: postgresql://warroom@db.internal:5432/launches"), "plan.yaml")
     assert short.state == PostgresState(url="postgresql://warroom@db.internal:5432/launches")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BASE_PLAN
-from warroom.plan import CohortPair, PlanError, load_plan, parse_plan
+from warroom.plan.model import CohortPair, PlanError, load_plan, parse_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 COHORT = 'sum(rate(x{code=~"5..", cohort="{cohort}"}[1m])) / sum(rate(x{cohort="{cohort}"}[1m]))'
@@ -116,7 +116,7 @@ def test_the_exposure_check_and_its_mistakes():
 
 
 def test_the_shipped_plans_watch_error_rate_and_p95_against_the_control():
-    from warroom.demo import demo_plan
+    from warroom.plan.demo import demo_plan
 
     for plan in (load_plan(ROOT / "sample-config.yaml"), load_plan(ROOT / "examples" / "staging-prometheus.yaml"), demo_plan(Path("/tmp"))):
         compared = {g.pane: g for g in plan.guardrails if g.compare is not None}

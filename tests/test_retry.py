@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from warroom.clock import VirtualClock
-from warroom.retry import Abandoned, Backoff, Failure, attempt_until
+from warroom.core.clock import VirtualClock
+from warroom.outbound.retry import Abandoned, Backoff, Failure, attempt_until
 
 
 class Refused(Exception):

@@ -1,4 +1,4 @@
-"""warroom.stats against known values, and scipy as an independent cross-check (tests only)."""
+"""warroom.core.stats against known values, and scipy as an independent cross-check (tests only)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as sp
 
-from warroom.stats import (
+from warroom.core.stats import (
     chi2_sf_1df,
     normal_isf,
     normal_sf,

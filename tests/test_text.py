@@ -2,7 +2,7 @@
 
 import pytest
 
-from warroom.text import terminal_safe
+from warroom.core.text import terminal_safe
 
 
 @pytest.mark.parametrize("hostile, shown", [
@@ -26,7 +26,7 @@ def test_newlines_kept_on_request_and_plain_text_untouched():
 
 
 def test_markdown_safe_shows_outside_text_as_written():
-    from warroom.text import markdown_block, markdown_code, markdown_safe
+    from warroom.core.text import markdown_block, markdown_code, markdown_safe
 
     assert markdown_safe("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)&gt;"
     assert markdown_safe("a | b *c* [d](e) `f` ~~g~~ _h_ \\ & \x1b]0;pwned\x07") == \

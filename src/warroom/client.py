@@ -13,18 +13,19 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from .identity import Actor
-from .journal_kinds import Kind
-from .paths import StateRef, state_argument
-from .snapshot import EngineView, JournalEntry, Snapshot
-from .store.base import Command, LeaseInfo, Store, Waiter
+from warroom.core.identity import Actor
+from warroom.core.journal_kinds import Kind
+from warroom.core.snapshot import EngineView, JournalEntry, Snapshot
+from warroom.store.base import Command, LeaseInfo, Store, Waiter
+from warroom.store.paths import StateRef, state_argument
 
 if TYPE_CHECKING:
-    from .plan import Plan
+    from warroom.plan.model import Plan
 
 JOURNAL_TAIL = 60
 ALIVE_FLOOR = 3.0  # seconds: the engine heartbeats every second, so three missed ones mean it is gone
@@ -151,7 +152,7 @@ class EngineClient:
         return None
 
 
-def engine_argv(plan: "Plan", state: StateRef, *, speed: Any = None, lease_ttl: float | None = None) -> list[str]:
+def engine_argv(plan: Plan, state: StateRef, *, speed: Any = None, lease_ttl: float | None = None) -> list[str]:
     """The arguments of `warroom engine` for this plan and state (the demo has no plan file: its state's folder is its)."""
     argv = [] if plan.path is None or not Path(str(plan.path)).is_file() else [str(Path(str(plan.path)).resolve())]
     argv += ["--state", state_argument(state)]

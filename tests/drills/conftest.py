@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from warroom.demo import demo_plan
-from warroom.drill import prepare, run_headless_drill
-from warroom.clock import VirtualClock
-from warroom.plan import Plan
-from warroom.scenario import Scenario, load_scenario
-from warroom.scorecard import ScoreCard
+from warroom.core.clock import VirtualClock
+from warroom.drills.scenario import Scenario, load_scenario
+from warroom.drills.session import prepare, run_headless_drill
+from warroom.plan.demo import demo_plan
+from warroom.plan.model import Plan
+from warroom.reports.scorecard import ScoreCard
 
 
 async def drill(tmp_path: Path, scenario: Scenario | str, plan: Plan | None = None) -> tuple[ScoreCard, Path, str]:

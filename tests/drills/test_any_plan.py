@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.drills.conftest import drill
-from warroom.cli import main
-from warroom.drill import DrillSetupError, prepare
-from warroom.plan import PlanError, load_plan, parse_plan
-from warroom.scenario import builtin_names, load_scenario
-from warroom.sim_queries import infer, parse_expression, pane_models
-from warroom.simulator import ServiceModel, phase_exposures
+from warroom.cli.main import main
+from warroom.drills.scenario import builtin_names, load_scenario
+from warroom.drills.session import DrillSetupError, prepare
+from warroom.plan.model import PlanError, load_plan, parse_plan
+from warroom.sources.simulator.model import ServiceModel, phase_exposures
+from warroom.sources.simulator.queries import infer, pane_models, parse_expression
 from warroom.store import open_store as Store
 
 README_PLAN = Path(__file__).with_name("readme-plan.yaml")
@@ -155,7 +155,7 @@ def test_a_simulate_expression_is_checked_when_the_plan_loads():
 
 
 def test_a_fault_of_the_new_code_moves_the_service_by_the_exposure():
-    from warroom.plan import Fault
+    from warroom.plan.model import Fault
 
     new = Fault(metric="error_rate", at=0, value=0.5)
     shared = Fault(metric="error_rate", at=0, value=0.5, while_exposed=False)

@@ -4,7 +4,7 @@ that does not reach the service."""
 from __future__ import annotations
 
 from tests.drills.conftest import drill
-from warroom.scenario import parse_scenario
+from warroom.drills.scenario import parse_scenario
 
 BLIND_FLAG = """
 name: flag-not-reaching-the-service

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from warroom.cli import main
+from warroom.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample-config.yaml"

@@ -12,10 +12,10 @@ import json
 
 from tests.drills.conftest import drill
 from tests.loopback import redirect_to, serving
-from warroom.demo import demo_plan
-from warroom.plan import NotifyTarget, Plan
-from warroom.report import build_report
-from warroom.report_files import to_html, to_markdown
+from warroom.plan.demo import demo_plan
+from warroom.plan.model import NotifyTarget, Plan
+from warroom.reports.files import to_html, to_markdown
+from warroom.reports.postmortem import build_report
 from warroom.store import open_store as Store
 
 TOKEN = "T0KEN-hooks-b7d1e9f00c"

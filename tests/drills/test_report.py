@@ -10,13 +10,13 @@ from importlib import resources
 import pytest
 
 from tests.drills.conftest import drill
-from warroom.engine.build import build_engine
-from warroom.clock import VirtualClock
-from warroom.snapshot import State
-from warroom.engine.process import RunOptions, serve_engine
-from warroom.plan import Fault, load_plan
 from tests.helpers import require_binary
-from warroom.cli import main
+from warroom.cli.main import main
+from warroom.core.clock import VirtualClock
+from warroom.core.snapshot import State
+from warroom.engine.build import build_engine
+from warroom.engine.process import RunOptions, serve_engine
+from warroom.plan.model import Fault, load_plan
 
 SECTIONS = ("summary", "scorecard", "phases", "breaches", "rollbacks", "actions", "checklist", "charts", "events", "timeline", "follow-ups")
 
@@ -94,7 +94,7 @@ async def test_report_of_a_production_launch_needs_no_plan_file_and_no_server(tm
     # Fast time is refused on a production plan's state from the command line, so the launch
     # is driven here through the engine, in virtual time, as `run --headless` would drive it.
     monkeypatch.chdir(tmp_path)  # its runbook really runs (it writes rollback-demo.log here)
-    text = (resources.files("warroom") / "demo.yaml").read_text()
+    text = (resources.files("warroom.plan") / "demo.yaml").read_text()
     text = text.replace("environment: drill", "environment: production").replace("name: demo-realtime-features", "name: payments-v2")
     plan = tmp_path / "launch" / "plan.yaml"
     plan.parent.mkdir()

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.servers import _stop, http_send, start_exporter, write_flags
-from warroom.cli import main
+from warroom.cli.main import main
 from warroom.store import open_store as Store
 
 ERRORS = 'sum(rate(warroom_sim_http_requests_total{code=~"5.."}[5s])) / sum(rate(warroom_sim_http_requests_total[5s]))'

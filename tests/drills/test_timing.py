@@ -14,15 +14,15 @@ import pytest
 
 from tests.conftest import ALICE
 from tests.drills.conftest import drill
-from warroom.drill import DrillSession, prepare
-from warroom.engine.build import build_engine
-from warroom.clock import ScaledClock
 from tests.enginehost import EngineHost
 from warroom.client import EngineClient
-from warroom.snapshot import JournalEntry
-from warroom.plan import load_plan
-from warroom.scenario import load_scenario
-from warroom.scorecard import compute, latest_score_card
+from warroom.core.clock import ScaledClock
+from warroom.core.snapshot import JournalEntry
+from warroom.drills.scenario import load_scenario
+from warroom.drills.session import DrillSession, prepare
+from warroom.engine.build import build_engine
+from warroom.plan.model import load_plan
+from warroom.reports.scorecard import compute, latest_score_card
 from warroom.store import open_store as Store
 from warroom.tui.app import WarroomApp
 from warroom.tui.screens.score_card import ScoreCardScreen

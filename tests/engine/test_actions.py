@@ -12,8 +12,8 @@ import yaml
 
 from tests.conftest import ALICE, BASE_PLAN
 from tests.flags.flagservice import FlagService
-from warroom.snapshot import State
-from warroom.flagstate import FlagState
+from warroom.core.flagstate import FlagState
+from warroom.core.snapshot import State
 
 TOKEN = "ENGINE-TOKEN-51ab"
 ON_5 = {"enabled": True, "rollout_percentage": 5.0, "user_segments": []}

@@ -11,12 +11,12 @@ import yaml
 
 from tests.conftest import ALICE
 from tests.engine.test_engine import advance
+from warroom.core.snapshot import State
 from warroom.engine.build import build_engine
-from warroom.snapshot import State
-from warroom.plan import parse_plan
-from warroom.report import build_report
-from warroom.report_files import to_html, to_markdown
-from warroom.simulator import COHORT_PROMQL, PROMQL
+from warroom.plan.model import parse_plan
+from warroom.reports.files import to_html, to_markdown
+from warroom.reports.postmortem import build_report
+from warroom.sources.simulator.model import COHORT_PROMQL, PROMQL
 
 COHORT_PLAN = {
     "rollout": {"name": "cohort-launch", "environment": "staging"},
@@ -227,7 +227,7 @@ async def test_a_cohort_gate_is_red_while_the_new_code_is_worse_than_the_control
 
 
 def test_status_says_what_the_exposure_check_and_the_cohorts_see(tmp_path, capsys):
-    from warroom.cli import main
+    from warroom.cli.main import main
 
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(plan_with(sources=faults({"metric": "session_rate", "at": "0s", "value": 0})), sort_keys=False))

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from tests.conftest import ALICE, BASE_PLAN, load
+from warroom.core.flagstate import FlagState
+from warroom.core.snapshot import State
 from warroom.engine.engine import CommandError
-from warroom.snapshot import State
-from warroom.flagstate import FlagState
 from warroom.store.base import ActionWrite
 
 BASE = yaml.safe_load(BASE_PLAN)
@@ -373,7 +373,7 @@ async def test_in_real_time_a_retrying_rollback_does_not_stop_the_ticks(make_eng
     """Guardrails and samples keep going while an automatic rollback retries its flag writes."""
     import asyncio
 
-    from warroom.clock import ScaledClock
+    from warroom.core.clock import ScaledClock
 
     engine = await make_engine({**with_faults({"metric": "error_rate", "phase": 1, "value": 0.05, "while_exposed": False}),
                                 **with_guardrails({"id": "errors", "pane": "errors", "above": 0.01, "for": "0s"})},

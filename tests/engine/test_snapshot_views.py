@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from tests.conftest import ALICE
-from warroom.clock import RealClock, ScaledClock
-from warroom.snapshot import RunbookStepView, State
+from warroom.core.clock import RealClock, ScaledClock
+from warroom.core.snapshot import RunbookStepView, State
 
 PHASES = [
     {"name": "Canary", "flags": {"feature": 5, "health": 100}, "hold": "0s"},

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from warroom.core.flagstate import FlagState
+from warroom.core.snapshot import State
 from warroom.engine import state as st
 from warroom.engine.state import ActionRef, Event, RolloutState
-from warroom.flagstate import FlagState
-from warroom.snapshot import State
 
 STEP = ActionRef("s1", "step_up", 1.0)
 RUNNING = RolloutState(State.RUNNING, phase=1, desired={"f": FlagState(True, 5.0)}, action=STEP)

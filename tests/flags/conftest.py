@@ -4,19 +4,20 @@ Unleash in tests/conftest.py (the drills' trio test needs them too)."""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 import yaml
 
 from tests.conftest import UNLEASH_TOKEN  # noqa: F401 (moved to tests/conftest.py; imported from here by test modules)
 from tests.flags.flagservice import FlagService
+from warroom.core.clock import VirtualClock
+from warroom.core.identity import Actor
 from warroom.engine.build import build_engine
-from warroom.clock import VirtualClock
 from warroom.engine.engine import Engine
-from warroom.identity import Actor
-from warroom.plan import parse_plan
+from warroom.plan.model import parse_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,10 +22,11 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 WRITE_FAULTS = ("delay", "drop", "apply-late")
 
@@ -215,7 +216,7 @@ class FlagService:
             self.delay, self.ignore_writes, self.refuse_disable = 0.0, False, False
             self.write_faults.clear()
 
-    def start(self) -> "FlagService":
+    def start(self) -> FlagService:
         self.thread.start()
         return self
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from warroom.plan import PlanError, load_plan, parse_plan
+from warroom.plan.model import PlanError, load_plan, parse_plan
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -14,11 +14,11 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import Reason
 
 from tests.flags.conftest import OPERATOR
-from warroom.snapshot import State
+from warroom.core.flagstate import FlagState
+from warroom.core.snapshot import State
 from warroom.flags.base import FlagError
-from warroom.flagstate import FlagState
 from warroom.flags.registry import make_provider
-from warroom.plan import FlagProviderConfig
+from warroom.plan.model import FlagProviderConfig
 
 USERS = 4000
 

@@ -13,11 +13,11 @@ import pytest
 
 from tests.flags.conftest import OPERATOR
 from tests.loopback import ok_json, redirect_to, serving
-from warroom.snapshot import State
+from warroom.core.flagstate import FlagState
+from warroom.core.snapshot import State
 from warroom.flags.base import FlagError
-from warroom.flagstate import FlagState
 from warroom.flags.registry import make_provider
-from warroom.plan import FlagProviderConfig
+from warroom.plan.model import FlagProviderConfig
 
 
 def provider(flag_service, token_ref: str, **settings):

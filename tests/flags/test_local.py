@@ -8,10 +8,10 @@ import textwrap
 
 import pytest
 
+from warroom.core.flagstate import FlagState
 from warroom.flags.base import FlagError
-from warroom.flagstate import FlagState
 from warroom.flags.registry import make_provider
-from warroom.plan import FlagProviderConfig, PlanError, parse_plan
+from warroom.plan.model import FlagProviderConfig, PlanError, parse_plan
 
 
 async def test_a_read_back_reads_the_file_not_the_tick_cache(tmp_path):

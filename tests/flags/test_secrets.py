@@ -23,11 +23,11 @@ from keyrings.alt.file import PlaintextKeyring
 
 from tests.flags.conftest import FLAG_TOKEN, OPERATOR, UNLEASH_TOKEN
 from tests.loopback import Loopback
-from warroom import secrets
+from warroom.core import secrets
+from warroom.core.flagstate import FlagState
 from warroom.flags.base import FlagError
-from warroom.flagstate import FlagState
 from warroom.flags.registry import make_provider
-from warroom.plan import FlagProviderConfig
+from warroom.plan.model import FlagProviderConfig
 
 WRONG_TOKEN = "SECRET-WRONG-7f3a9"
 WRONG_REF = "env:WARROOM_TEST_WRONG_TOKEN"

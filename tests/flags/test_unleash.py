@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tests.flags.conftest import OPERATOR
-from warroom.snapshot import State
+from warroom.core.flagstate import FlagState
+from warroom.core.snapshot import State
 from warroom.flags.base import FlagError
-from warroom.flagstate import FlagState
 from warroom.flags.registry import make_provider
-from warroom.plan import FlagProviderConfig
+from warroom.plan.model import FlagProviderConfig
 
 
 def settings(unleash: str, token_ref: str, **extra) -> dict:

@@ -11,11 +11,11 @@ import pytest
 
 from tests.prometheus.test_live import FOR, POLL, flag_enabled, tick_until
 from tests.servers import http_send, wait_until
+from warroom.core.identity import Actor
+from warroom.core.snapshot import State
 from warroom.engine.build import build_engine
 from warroom.engine.engine import CommandError, Engine
-from warroom.identity import Actor
-from warroom.snapshot import State
-from warroom.plan import parse_plan
+from warroom.plan.model import parse_plan
 
 WINDOW = "10s"  # short rate windows keep the tests quick
 REQUESTS = "warroom_sim_http_requests_total"

@@ -14,11 +14,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import free_port
 from tests.servers import _stop, http_get, http_send, wait_until, write_flags
-from warroom.exporter import BUCKETS
-from warroom.flagstate import FlagState
+from warroom.core.flagstate import FlagState
+from warroom.drills.exporter import BUCKETS
 from warroom.flags.registry import make_provider
-from warroom.plan import FlagProviderConfig
-from warroom.simulator import ServiceModel, cdf_at, latency_cdf, mixture_quantile
+from warroom.plan.model import FlagProviderConfig
+from warroom.sources.simulator.model import ServiceModel, cdf_at, latency_cdf, mixture_quantile
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.helpers import free_port
 from tests.loopback import serving
 from warroom.engine.build import build_engine
-from warroom.plan import PrometheusSourceConfig, parse_plan
+from warroom.plan.model import PrometheusSourceConfig, parse_plan
 from warroom.sources.base import SourceContext
 from warroom.sources.prometheus import PrometheusSource
 

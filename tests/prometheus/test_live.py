@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.servers import SCRAPE, Exporter, PrometheusServer, http_send, wait_until
+from warroom.core.identity import Actor
+from warroom.core.lines import status_line
 from warroom.engine.build import build_engine
 from warroom.engine.engine import Engine
-from warroom.identity import Actor
-from warroom.lines import status_line
-from warroom.plan import parse_plan
+from warroom.plan.model import parse_plan
 
 POLL = 0.5
 FOR = 2.0

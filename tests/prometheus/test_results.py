@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from warroom.engine.build import build_engine
-from warroom.plan import PrometheusSourceConfig, load_plan
-from warroom.simulator import COHORT_PROMQL, PROMQL, ServiceModel
+from warroom.plan.model import PrometheusSourceConfig, load_plan
 from warroom.sources.base import SourceContext
 from warroom.sources.prometheus import PrometheusSource
 from warroom.sources.registry import make_source
+from warroom.sources.simulator.model import COHORT_PROMQL, PROMQL, ServiceModel
 
 CTX = SourceContext(now=0.0, started_at=0.0, phase=1)
 WINDOW = "10s"

@@ -12,9 +12,9 @@ from dataclasses import replace
 
 import pytest
 
+from warroom.core.identity import Actor
+from warroom.core.snapshot import Snapshot
 from warroom.engine.lease import this_process
-from warroom.identity import Actor
-from warroom.snapshot import Snapshot
 from warroom.store import open_store
 from warroom.store.base import ActionWrite, Fenced, Holder, StaleState, process_started
 
@@ -131,8 +131,8 @@ def test_actions_left_by_an_earlier_epoch_are_adopted_once(stores):
 def test_the_snapshot_goes_through_the_store_and_back_whole(stores, tmp_path):
     first, second = stores
     from tests.conftest import load
+    from warroom.core.clock import VirtualClock
     from warroom.engine.build import build_engine
-    from warroom.clock import VirtualClock
 
     async def published() -> Snapshot:
         engine = build_engine(load(tmp_path), store=first, clock=VirtualClock())

@@ -13,9 +13,9 @@ import pytest
 
 from tests.conftest import PG_PASSWORD
 from tests.servers import postgres_database
+from warroom.core.secrets import redact
 from warroom.engine.lease import Lease, LeaseTooThin, this_process
-from warroom.plan import PostgresState
-from warroom.secrets import redact
+from warroom.plan.model import PostgresState
 from warroom.store import open_store
 from warroom.store.base import StoreError, StoreMissing, StoreUnwritable
 

@@ -10,8 +10,8 @@ import pytest
 
 from warroom.engine.lease import this_process
 from warroom.store import open_store
-from warroom.store.sqlite import SQLiteStore
 from warroom.store.base import StoreMissing
+from warroom.store.sqlite import SQLiteStore
 
 
 def test_one_engine_listens_on_the_wake_socket_of_a_state_file(tmp_path):

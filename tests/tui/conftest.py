@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -20,13 +21,13 @@ from tests.conftest import ALICE, load
 from tests.enginehost import EngineHost
 from tests.prometheus.conftest import http_server  # noqa: F401 (a fixture: real loopback servers posing as Prometheus)
 from warroom.client import EngineClient
-from warroom.clock import Clock, VirtualClock
-from warroom.demo import demo_plan
+from warroom.core.clock import Clock, VirtualClock
 from warroom.engine.build import build_engine
 from warroom.engine.engine import Engine
-from warroom.paths import state_path
-from warroom.plan import Fault, Plan
+from warroom.plan.demo import demo_plan
+from warroom.plan.model import Fault, Plan
 from warroom.store import open_store
+from warroom.store.paths import state_path
 from warroom.tui.app import WarroomApp
 
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z, shown in every snapshot

@@ -7,29 +7,28 @@ import json
 
 from rich.cells import cell_len
 from rich.console import Console as RichConsole
-
 from textual.command import CommandPalette
 from textual.widgets import Input, Static
 
 from tests.conftest import ALICE
 from tests.helpers import free_port
 from tests.tui.conftest import screen_text
-from warroom.clock import RealClock
-from warroom.snapshot import State
-from warroom.units import format_value
+from warroom.core.clock import RealClock
+from warroom.core.snapshot import State
+from warroom.core.units import format_value
+from warroom.reports.scorecard import ScoreCard
+from warroom.tui.keymap import ACTIONS, BY_ID
+from warroom.tui.screens.confirm import ConfirmDialog
 from warroom.tui.screens.force_reason import ForceReason
 from warroom.tui.screens.help import HelpScreen
-from warroom.scorecard import ScoreCard
-from warroom.tui.screens.confirm import ConfirmDialog
 from warroom.tui.screens.score_card import ScoreCardScreen
 from warroom.tui.screens.step_dialog import StepDialog
-from warroom.tui.actions import ACTIONS, BY_ID
 from warroom.tui.widgets.banner import Banner
-from warroom.tui.widgets.phase_strip import PhaseStrip
 from warroom.tui.widgets.checklist import Checklist
 from warroom.tui.widgets.flags_table import FlagsTable
 from warroom.tui.widgets.keys_bar import KeysBar
 from warroom.tui.widgets.metric_pane import MetricPane
+from warroom.tui.widgets.phase_strip import PhaseStrip
 from warroom.tui.widgets.status_line import StatusLine
 
 
@@ -467,7 +466,7 @@ async def test_80_columns_keep_pane_titles_and_whole_key_hints(console):
 
 
 async def test_no_engine_is_said_loudly_and_panes_only_say_what_would_happen(console, test_plan):
-    from warroom.plan import Fault
+    from warroom.plan.model import Fault
 
     c = console(test_plan(), faults=(Fault(metric="error_rate", phase=1, after=1, value=0.05, while_exposed=False),))
     async with c.app.run_test(size=(120, 36)) as pilot:

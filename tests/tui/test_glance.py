@@ -17,10 +17,11 @@ import pytest
 from tests.conftest import ALICE
 from tests.flags.conftest import FLAG_TOKEN
 from tests.flags.flagservice import FlagService
-from warroom.clock import RealClock
-from warroom.snapshot import State
-from warroom.plan import Fault
-from warroom.tui.actions import ACTIONS
+from tests.tui.conftest import screen_text
+from warroom.core.clock import RealClock
+from warroom.core.snapshot import State
+from warroom.plan.model import Fault
+from warroom.tui.keymap import ACTIONS
 from warroom.tui.screens.confirm import ConfirmDialog
 from warroom.tui.screens.zoom import ZoomScreen
 from warroom.tui.widgets.banner import Banner
@@ -33,8 +34,6 @@ from warroom.tui.widgets.phase_strip import PhaseStrip
 from warroom.tui.widgets.rollback_panel import RollbackPanel
 from warroom.tui.widgets.spark import pane_scale, spark_rows
 from warroom.tui.widgets.status_line import StatusLine, short_blocker, status_text
-
-from .conftest import screen_text
 
 # Errors at 3% from 2 s into phase 1, in a dependency both cohorts share (a rollback does not
 # clear it); the demo's 10 s `for` window fills from 3 s in.

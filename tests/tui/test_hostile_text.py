@@ -14,16 +14,15 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import ALICE, BASE_PLAN, write_plan
-from warroom.snapshot import State
-from warroom.scorecard import ScoreCard
+from tests.tui.conftest import screen_text
+from warroom.core.snapshot import State
+from warroom.reports.scorecard import ScoreCard
 from warroom.tui.screens.confirm import ConfirmDialog
 from warroom.tui.screens.force_reason import ForceReason
 from warroom.tui.screens.help import HelpScreen
 from warroom.tui.screens.score_card import ScoreCardScreen
 from warroom.tui.screens.step_dialog import StepDialog
 from warroom.tui.screens.zoom import ZoomScreen
-
-from .conftest import screen_text
 
 WARROOM = str(Path(sys.executable).with_name("warroom"))
 # OSC retitles the terminal, CSI 2J clears it, U+202E reverses what follows.

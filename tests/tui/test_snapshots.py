@@ -8,9 +8,9 @@ seeded simulator, an explicit actor, ticks driven by the test.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import pytest
 import yaml
@@ -18,9 +18,8 @@ import yaml
 from tests.conftest import ALICE
 from tests.flags.conftest import FLAG_TOKEN
 from tests.flags.flagservice import FlagService
-from warroom.plan import Fault, Plan, parse_plan
-
-from .conftest import START, Console, SteppedClock
+from tests.tui.conftest import START, Console, SteppedClock
+from warroom.plan.model import Fault, Plan, parse_plan
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 36), id="120x36"), pytest.param((200, 60), id="200x60")]
 TICKS = 8  # the demo enters phase 1 on the first tick; 8 s of history and soak
@@ -33,14 +32,14 @@ ELEVEN = [{"text": text, "required": required} for text, required in (
 
 def demo(tmp_path: Path, **changes) -> Plan:
     """The built-in demo with top-level keys replaced."""
-    data = yaml.safe_load(resources.files("warroom").joinpath("demo.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(resources.files("warroom.plan").joinpath("demo.yaml").read_text(encoding="utf-8"))
     data.update(changes)
     return parse_plan(yaml.safe_dump(data, sort_keys=False), str(tmp_path / "demo.yaml"), tmp_path)
 
 
 def one_flag_phases() -> list[dict]:
     """The demo's phases on its launch flag alone (two flags retrying at once finish in any order)."""
-    data = yaml.safe_load(resources.files("warroom").joinpath("demo.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(resources.files("warroom.plan").joinpath("demo.yaml").read_text(encoding="utf-8"))
     return [{**p, "flags": {"realtime-features": p["flags"]["realtime-features"]}} for p in data["phases"]]
 
 
@@ -94,7 +93,7 @@ def scenario(name: str, tmp_path: Path, console, monkeypatch) -> tuple[Console, 
     if name == "paused":
         return console(), command(lambda c: lambda: c.engine.pause(ALICE, "checking p99 with the database team"))
     if name == "eleven_items":
-        data = yaml.safe_load(resources.files("warroom").joinpath("demo.yaml").read_text(encoding="utf-8"))
+        data = yaml.safe_load(resources.files("warroom.plan").joinpath("demo.yaml").read_text(encoding="utf-8"))
         phases = data["phases"]
         phases[0] = {**phases[0], "checklist": ELEVEN, "hold": "2m"}
         return console(demo(tmp_path, phases=phases)), tick_three

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..identity import AUTOMATIC
-from ..journal_kinds import Kind
-from ..units import format_duration
-from ..snapshot import GuardrailView, State
-from ..store.base import StaleState
-from . import state as st
-from .executor import CommandError
-from .guardrails import GuardrailTracker, held, shadow_message, why, why_data
-from .journal import Entry
-from .polling import QueryKey
+from warroom.core.identity import AUTOMATIC
+from warroom.core.journal_kinds import Kind
+from warroom.core.snapshot import GuardrailView, State
+from warroom.core.units import format_duration
+from warroom.engine import state as st
+from warroom.engine.executor import CommandError
+from warroom.engine.guardrails import GuardrailTracker, held, shadow_message, why, why_data
+from warroom.engine.journal import Entry
+from warroom.engine.polling import QueryKey
+from warroom.store.base import StaleState
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from warroom.engine.engine import Engine
 
 
 class Automation:
-    def __init__(self, engine: "Engine"):
+    def __init__(self, engine: Engine):
         self.engine = engine
 
     def journal_source_health(self) -> None:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import notify
-from ..clock import Clock, RealClock
-from ..flags.registry import make_provider
-from ..paths import engine_log_path, state_path
-from ..plan import Fault, Plan
-from ..sim_queries import query_models
-from ..sources.registry import make_source
-from ..store import open_store
-from ..store.base import Store
-from .engine import Engine
-from .lease import LEASE_TTL, Lease, this_process
+from warroom.core.clock import Clock, RealClock
+from warroom.engine.engine import Engine
+from warroom.engine.lease import LEASE_TTL, Lease, this_process
+from warroom.flags.registry import make_provider
+from warroom.outbound import notify
+from warroom.plan.model import Fault, Plan
+from warroom.sources.registry import make_source
+from warroom.sources.simulator.queries import query_models
+from warroom.store import open_store
+from warroom.store.base import Store
+from warroom.store.paths import engine_log_path, state_path
 
 
 def runbook_dry_run(plan: Plan) -> tuple[bool, str]:

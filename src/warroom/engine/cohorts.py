@@ -10,14 +10,14 @@ and why (no data, not enough traffic). The tracker (guardrails.py) holds verdict
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Callable, Mapping
 
-from ..plan import Condition, Guardrail, Plan
-from ..sources.base import Reading
-from ..stats import per_look_level, two_proportion_test
-from ..units import format_value
-from ..snapshot import ComparisonView
+from warroom.core.snapshot import ComparisonView
+from warroom.core.stats import per_look_level, two_proportion_test
+from warroom.core.units import format_value
+from warroom.plan.model import Condition, Guardrail, Plan
+from warroom.sources.base import Reading
 
 QueryKey = tuple[str, str, str | None]  # (source, query, series_label)
 
@@ -29,7 +29,7 @@ class ConditionQueries:
     keys: dict[str, QueryKey]
 
     @classmethod
-    def of(cls, plan: Plan, cond: Condition, pane_key: Callable[[str], QueryKey]) -> "ConditionQueries":
+    def of(cls, plan: Plan, cond: Condition, pane_key: Callable[[str], QueryKey]) -> ConditionQueries:
         def key(source: str | None, query: str) -> QueryKey:
             return (source or cond.source or plan.default_source(), query, None)
 

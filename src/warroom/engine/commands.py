@@ -14,16 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
-from ..identity import Actor
-from ..journal_kinds import Kind
-from ..store.base import Command, Fenced, StoreError
-from .executor import CommandError
-from .journal import COMMAND
+from warroom.core.identity import Actor
+from warroom.core.journal_kinds import Kind
+from warroom.engine.executor import CommandError
+from warroom.engine.journal import COMMAND
+from warroom.store.base import Command, Fenced, StoreError
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from warroom.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ NEVER_EXPIRE = ("rollback",)  # rolling back is the safe direction: late is bett
 CHECK_EVERY = 1.0  # seconds between two looks at the queue when nothing wakes the engine
 
 
-async def dispatch(engine: "Engine", verb: str, args: dict[str, Any], actor: Actor) -> str:
+async def dispatch(engine: Engine, verb: str, args: dict[str, Any], actor: Actor) -> str:
     """Run one command as `actor`; its outcome in words, or CommandError with why not."""
     if verb == "step":
         return await engine.step_up(actor, force=bool(args.get("force")), reason=str(args.get("reason") or ""))
@@ -55,7 +56,7 @@ async def dispatch(engine: "Engine", verb: str, args: dict[str, Any], actor: Act
 class CommandLoop:
     """Claims queued commands from the store and runs them, until stopped or fenced."""
 
-    def __init__(self, engine: "Engine", shutdown: Callable[[Command, Actor], Awaitable[str]]):
+    def __init__(self, engine: Engine, shutdown: Callable[[Command, Actor], Awaitable[str]]):
         self.engine = engine
         self.shutdown = shutdown  # the process decides how it stops (it may refuse during a rollback)
         self.running: set[asyncio.Task] = set()

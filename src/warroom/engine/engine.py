@@ -16,28 +16,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from ..clock import Clock
-from ..flags.base import FlagProvider
-from ..flagstate import FlagState
-from ..identity import AUTOMATIC, Actor
-from ..journal_kinds import Kind
-from ..plan import Plan
-from ..snapshot import JournalEntry, Snapshot, State
-from ..sources.base import Reading, Source, SourceContext
-from ..store.base import ActionWrite, Fenced, StaleState, Store, StoreError, StoreUnwritable
-from . import intents, views
-from . import state as st
-from .automation import Automation
-from .executor import CommandError, Executor
-from .guardrails import Guardrails
-from .journal import EngineJournal, Entry
-from .lease import Lease
-from .exposure import Exposure
-from .polling import FlagReader, Poller, QueryKey
-from .policy import Policy
-from .recovery import Recovery
+from warroom.core.clock import Clock
+from warroom.core.flagstate import FlagState
+from warroom.core.identity import AUTOMATIC, Actor
+from warroom.core.journal_kinds import Kind
+from warroom.core.snapshot import JournalEntry, Snapshot, State
+from warroom.engine import intents, views
+from warroom.engine import state as st
+from warroom.engine.automation import Automation
+from warroom.engine.executor import CommandError, Executor
+from warroom.engine.exposure import Exposure
+from warroom.engine.guardrails import Guardrails
+from warroom.engine.journal import EngineJournal, Entry
+from warroom.engine.lease import Lease
+from warroom.engine.policy import Policy
+from warroom.engine.polling import FlagReader, Poller, QueryKey
+from warroom.engine.recovery import Recovery
+from warroom.flags.base import FlagProvider
+from warroom.plan.model import Plan
+from warroom.sources.base import Reading, Source, SourceContext
+from warroom.store.base import ActionWrite, Fenced, StaleState, Store, StoreError, StoreUnwritable
 
 __all__ = ["CommandError", "Engine"]
 

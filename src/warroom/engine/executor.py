@@ -10,23 +10,24 @@ its own task, so the tick loop (and the guardrails) never wait on a flag API.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from ..actions import StepResult, run_step, stop_group
-from ..clock import Clock
-from ..flags.base import FlagError, FlagProvider
-from ..flagstate import FlagState
-from ..identity import AUTOMATIC, Actor
-from ..journal_kinds import Kind
-from ..plan import Plan
-from ..retry import Abandoned, Backoff, Failure, attempt_until
-from ..secrets import redact
-from ..snapshot import State
-from ..store.base import ActionWrite, Fenced, StoreUnwritable, hostname, process_started
-from . import state as st
-from .journal import EngineJournal, Entry
-from .polling import FlagReader
-from .policy import exposure_label
+from warroom.core.clock import Clock
+from warroom.core.flagstate import FlagState
+from warroom.core.identity import AUTOMATIC, Actor
+from warroom.core.journal_kinds import Kind
+from warroom.core.secrets import redact
+from warroom.core.snapshot import State
+from warroom.engine import state as st
+from warroom.engine.journal import EngineJournal, Entry
+from warroom.engine.policy import exposure_label
+from warroom.engine.polling import FlagReader
+from warroom.flags.base import FlagError, FlagProvider
+from warroom.outbound.retry import Abandoned, Backoff, Failure, attempt_until
+from warroom.outbound.runbook import StepResult, run_step, stop_group
+from warroom.plan.model import Plan
+from warroom.store.base import ActionWrite, Fenced, StoreUnwritable, hostname, process_started
 
 STEP_ATTEMPTS = 4  # a step up that cannot be confirmed gives up and pauses; a rollback never does
 FLAG_BACKOFF = Backoff(initial=0.2, cap=5.0)

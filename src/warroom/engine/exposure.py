@@ -11,17 +11,17 @@ writing it — and a change of verdict is journaled.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
-from ..flagstate import FlagState
-from ..journal_kinds import Kind
-from ..plan import ExposureCheck, Plan
-from ..units import format_duration
-from ..simulator import driving_flag
-from ..sources.base import Reading
-from ..stats import sample_ratio_test
-from .cohorts import QueryKey
-from ..snapshot import ExposureView
+from warroom.core.flagstate import FlagState
+from warroom.core.journal_kinds import Kind
+from warroom.core.snapshot import ExposureView
+from warroom.core.stats import sample_ratio_test
+from warroom.core.units import format_duration
+from warroom.engine.cohorts import QueryKey
+from warroom.plan.model import ExposureCheck, Plan
+from warroom.sources.base import Reading
+from warroom.sources.simulator.model import driving_flag
 
 
 def share_text(share: float) -> str:

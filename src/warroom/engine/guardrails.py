@@ -9,15 +9,16 @@ engine journals what it would have done instead of doing it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
-from ..plan import Guardrail, Plan
-from ..snapshot import GuardrailView
-from ..sources.base import Reading
-from ..units import format_duration, format_value
-from .cohorts import ConditionQueries, Judgement, QueryKey, difference_text, judge, limits_text
-from .polling import Poller
+from warroom.core.snapshot import GuardrailView
+from warroom.core.units import format_duration, format_value
+from warroom.engine.cohorts import ConditionQueries, Judgement, QueryKey, difference_text, judge, limits_text
+from warroom.engine.polling import Poller
+from warroom.plan.model import Guardrail, Plan
+from warroom.sources.base import Reading
 
 
 @dataclass
@@ -41,7 +42,7 @@ class GuardrailTracker:
         self.lacking = False  # in a spell without enough traffic
 
     @classmethod
-    def of(cls, plan: Plan, index: int, pane_key) -> "GuardrailTracker":
+    def of(cls, plan: Plan, index: int, pane_key) -> GuardrailTracker:
         guard = plan.guardrails[index]
         return cls(plan.guardrail_id(index), guard, plan.condition_unit(guard), ConditionQueries.of(plan, guard, pane_key))
 

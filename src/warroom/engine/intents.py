@@ -6,15 +6,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ..flagstate import FlagState
-from ..identity import Actor
-from ..journal_kinds import Kind
-from ..plan import Plan
-from ..snapshot import State
-from ..units import format_duration
-from . import state as st
-from .journal import Entry
-from .policy import Policy, exposure_label
+from warroom.core.flagstate import FlagState
+from warroom.core.identity import Actor
+from warroom.core.journal_kinds import Kind
+from warroom.core.snapshot import State
+from warroom.core.units import format_duration
+from warroom.engine import state as st
+from warroom.engine.journal import Entry
+from warroom.engine.policy import Policy, exposure_label
+from warroom.plan.model import Plan
 
 
 def new_action_id() -> str:

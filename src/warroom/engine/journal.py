@@ -17,15 +17,16 @@ import contextvars
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from ..clock import Clock
-from ..identity import AUTOMATIC, Actor
-from ..journal_kinds import Kind
-from ..snapshot import JournalEntry
-from ..store.base import ActionWrite, Fence, Row, Store, StoreUnwritable
-from .state import RolloutState
+from warroom.core.clock import Clock
+from warroom.core.identity import AUTOMATIC, Actor
+from warroom.core.journal_kinds import Kind
+from warroom.core.snapshot import JournalEntry
+from warroom.engine.state import RolloutState
+from warroom.store.base import ActionWrite, Fence, Row, Store, StoreUnwritable
 
 log = logging.getLogger(__name__)
 

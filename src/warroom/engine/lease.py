@@ -23,10 +23,10 @@ import logging
 import os
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
-from ..flags.base import FlagError
-from ..store.base import Fence, Fenced, Holder, LeaseInfo, Store, StoreUnwritable, hostname, process_started
+from warroom.flags.base import FlagError
+from warroom.store.base import Fence, Fenced, Holder, LeaseInfo, Store, StoreUnwritable, hostname, process_started
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class Lease:
                     away = str(exc)
                 try:
                     await asyncio.wait_for(stop.wait(), HEARTBEAT)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             return False
         finally:

@@ -9,15 +9,15 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from ..flagstate import FlagState
-from ..plan import FlagSetting, Plan
-from ..units import format_duration, format_value
-from ..simulator import driving_flag
-from ..snapshot import ExposureView, GateView, GuardrailView, State
-from .cohorts import ConditionQueries, judge
-from .exposure import Exposure
-from .polling import FlagReader, Poller
-from .state import RolloutState
+from warroom.core.flagstate import FlagState
+from warroom.core.snapshot import ExposureView, GateView, GuardrailView, State
+from warroom.core.units import format_duration, format_value
+from warroom.engine.cohorts import ConditionQueries, judge
+from warroom.engine.exposure import Exposure
+from warroom.engine.polling import FlagReader, Poller
+from warroom.engine.state import RolloutState
+from warroom.plan.model import FlagSetting, Plan
+from warroom.sources.simulator.model import driving_flag
 
 
 def flag_state(setting: FlagSetting) -> FlagState:

@@ -12,13 +12,13 @@ import asyncio
 import collections
 from dataclasses import dataclass
 
-from ..clock import Clock
-from ..flags.base import FlagError, FlagProvider
-from ..flagstate import FlagState
-from ..plan import Plan
-from ..secrets import redact
-from ..sources.base import Reading, Source, SourceContext
-from .cohorts import QueryKey
+from warroom.core.clock import Clock
+from warroom.core.flagstate import FlagState
+from warroom.core.secrets import redact
+from warroom.engine.cohorts import QueryKey
+from warroom.flags.base import FlagError, FlagProvider
+from warroom.plan.model import Plan
+from warroom.sources.base import Reading, Source, SourceContext
 
 HISTORY = 240  # samples kept per pane for sparklines
 

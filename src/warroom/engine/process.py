@@ -21,18 +21,19 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable, TextIO
+from typing import TextIO
 
-from ..identity import Actor
-from ..lines import entry_line, stamp, status_line
-from ..units import format_duration
-from ..snapshot import Snapshot, State
-from ..store.base import Command, Fenced, LeaseInfo
-from .commands import CommandLoop
-from .engine import Engine
-from .executor import CommandError
+from warroom.core.identity import Actor
+from warroom.core.lines import entry_line, stamp, status_line
+from warroom.core.snapshot import Snapshot, State
+from warroom.core.units import format_duration
+from warroom.engine.commands import CommandLoop
+from warroom.engine.engine import Engine
+from warroom.engine.executor import CommandError
+from warroom.store.base import Command, Fenced, LeaseInfo
 
 TERMINAL = (State.COMPLETE, State.ROLLED_BACK)
 DRAIN = 2.0  # seconds commands in flight get to write their outcomes on a clean stop
@@ -163,7 +164,7 @@ class EngineProcess:
         """Stop once nothing is in flight (guardrails are judged meanwhile), or after `timeout`."""
         try:
             await asyncio.wait_for(self.engine.wait_idle(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._say(f"the step up did not end within {timeout:g}s: stopping; the next engine reconciles it from the journal")
         self.stop.set()
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..flagstate import FlagState
-from ..identity import AUTOMATIC
-from ..journal_kinds import Kind
-from ..snapshot import State
-from ..store.base import ActionWrite
-from . import state as st
-from .executor import Executor
-from .journal import EngineJournal, Entry
-from .lease import Lease
-from .polling import FlagReader
-from .policy import Policy, exposure_label
+from warroom.core.flagstate import FlagState
+from warroom.core.identity import AUTOMATIC
+from warroom.core.journal_kinds import Kind
+from warroom.core.snapshot import State
+from warroom.engine import state as st
+from warroom.engine.executor import Executor
+from warroom.engine.journal import EngineJournal, Entry
+from warroom.engine.lease import Lease
+from warroom.engine.policy import Policy, exposure_label
+from warroom.engine.polling import FlagReader
+from warroom.store.base import ActionWrite
 
 
 class Recovery:

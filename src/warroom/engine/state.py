@@ -12,12 +12,13 @@ The stored form (`to_json`) is the one state files have always had.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
-from ..flagstate import FlagState
-from ..snapshot import State
+from warroom.core.flagstate import FlagState
+from warroom.core.snapshot import State
 
 
 class Event(Enum):
@@ -91,7 +92,7 @@ class ActionRef:
         return {"id": self.id, "kind": self.kind, "since": self.since, "target": self.target}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> "ActionRef | None":
+    def from_json(cls, data: Mapping[str, Any] | None) -> ActionRef | None:
         if not data:
             return None
         return cls(str(data["id"]), str(data["kind"]), float(data.get("since") or 0.0), str(data.get("target", "")))
@@ -115,7 +116,7 @@ class RolloutState:
 
     # ------------------------------------------------------------ the table
 
-    def apply(self, event: Event, **changes: Any) -> "RolloutState":
+    def apply(self, event: Event, **changes: Any) -> RolloutState:
         """The state after `event`, with `changes` to the other fields; Refused when the table forbids it."""
         status = TRANSITIONS.get((self.status, event))
         if status is None:
@@ -150,7 +151,7 @@ class RolloutState:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> "RolloutState":
+    def from_json(cls, data: Mapping[str, Any] | None) -> RolloutState:
         data = data or {}
         return cls(
             status=State(data.get("state", State.PENDING.value)),

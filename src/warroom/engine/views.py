@@ -5,22 +5,32 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..actions import step_name
-from ..flagstate import FlagState
-from ..journal_kinds import Kind
-from ..plan import Plan
-from ..snapshot import (ActionView, ChecklistView, FlagView, JournalEntry, PaneView, PhaseView, RollbackView,
-                        RunbookStepView, Snapshot, State)
-from ..units import format_duration
-from .policy import exposure_label
+from warroom.core.flagstate import FlagState
+from warroom.core.journal_kinds import Kind
+from warroom.core.snapshot import (
+    ActionView,
+    ChecklistView,
+    FlagView,
+    JournalEntry,
+    PaneView,
+    PhaseView,
+    RollbackView,
+    RunbookStepView,
+    Snapshot,
+    State,
+)
+from warroom.core.units import format_duration
+from warroom.engine.policy import exposure_label
+from warroom.outbound.runbook import step_name
+from warroom.plan.model import Plan
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from warroom.engine.engine import Engine
 
 JOURNAL_TAIL = 60
 
 
-def pane_views(engine: "Engine", now: float) -> list[PaneView]:
+def pane_views(engine: Engine, now: float) -> list[PaneView]:
     poller, plan = engine.poller, engine.plan
     watching = engine.guardrails.watching()
     notes = engine.guardrails.notes()
@@ -69,7 +79,7 @@ def pane_views(engine: "Engine", now: float) -> list[PaneView]:
     return views
 
 
-def phase_view(engine: "Engine", now: float) -> PhaseView | None:
+def phase_view(engine: Engine, now: float) -> PhaseView | None:
     state = engine.journal.state
     if state.phase < 1:
         return None
@@ -118,7 +128,7 @@ def rollback_view(plan: Plan, journal: list[JournalEntry]) -> RollbackView | Non
     )
 
 
-def snapshot(engine: "Engine") -> Snapshot:
+def snapshot(engine: Engine) -> Snapshot:
     now = engine.clock.now()
     state = engine.journal.state
     flags_read = engine.flags

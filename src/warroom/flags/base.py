@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from ..flagstate import FlagState
-from ..secrets import redact
+from warroom.core.flagstate import FlagState
+from warroom.core.secrets import redact
 
 
 @dataclass(frozen=True)

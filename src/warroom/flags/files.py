@@ -16,15 +16,16 @@ import fcntl
 import json
 import os
 import tempfile
+from abc import abstractmethod
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from abc import abstractmethod
-from typing import Annotated, Any, ClassVar, Iterator
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator
 
-from .base import FlagError, FlagProvider
-from ..flagstate import FlagState
+from warroom.core.flagstate import FlagState
+from warroom.flags.base import FlagError, FlagProvider
 
 
 def _file_path(value: str) -> str:

@@ -13,10 +13,10 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from ..plan import Headers, PositiveDuration, SecretRef, Strict, TLSOptions
-from .base import Capabilities, FlagError, FlagProvider, ProviderConfig
-from ..flagstate import FlagState
-from .httpapi import JsonApi
+from warroom.core.flagstate import FlagState
+from warroom.flags.base import Capabilities, FlagError, FlagProvider, ProviderConfig
+from warroom.flags.httpapi import JsonApi
+from warroom.plan.model import Headers, PositiveDuration, SecretRef, Strict, TLSOptions
 
 
 class HttpFields(Strict):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from . import files
-from .base import Capabilities, FlagError, ProviderConfig
-from ..flagstate import FlagState
+from warroom.core.flagstate import FlagState
+from warroom.flags import files
+from warroom.flags.base import Capabilities, FlagError, ProviderConfig
 
 
 class LocalConfig(ProviderConfig):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from .base import FlagProvider, ProviderConfig
+from warroom.flags.base import FlagProvider, ProviderConfig
 
 # name -> "module:Class"; imported lazily so a plan using `local` never loads HTTP clients.
 PROVIDERS: dict[str, str] = {

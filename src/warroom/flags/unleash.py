@@ -14,10 +14,10 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from ..plan import PositiveDuration, SecretRef, TLSOptions
-from .base import Capabilities, FlagError, FlagProvider, ProviderConfig
-from ..flagstate import FlagState
-from .httpapi import JsonApi
+from warroom.core.flagstate import FlagState
+from warroom.flags.base import Capabilities, FlagError, FlagProvider, ProviderConfig
+from warroom.flags.httpapi import JsonApi
+from warroom.plan.model import PositiveDuration, SecretRef, TLSOptions
 
 STRATEGY = "flexibleRollout"
 

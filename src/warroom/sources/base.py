@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 if TYPE_CHECKING:
-    from ..flags.base import FlagState
+    from warroom.flags.base import FlagState
 
 ReadingStatus = Literal["ok", "nodata", "invalid", "error"]
 
@@ -26,19 +26,19 @@ class Reading:
     series: tuple[tuple[str, float], ...] = ()
 
     @classmethod
-    def ok(cls, value: float, series: tuple[tuple[str, float], ...] = ()) -> "Reading":
+    def ok(cls, value: float, series: tuple[tuple[str, float], ...] = ()) -> Reading:
         return cls("ok", value, series=series)
 
     @classmethod
-    def nodata(cls, detail: str = "no data") -> "Reading":
+    def nodata(cls, detail: str = "no data") -> Reading:
         return cls("nodata", None, detail)
 
     @classmethod
-    def invalid(cls, detail: str) -> "Reading":
+    def invalid(cls, detail: str) -> Reading:
         return cls("invalid", None, detail)
 
     @classmethod
-    def error(cls, detail: str) -> "Reading":
+    def error(cls, detail: str) -> Reading:
         return cls("error", None, detail)
 
     @property
@@ -56,7 +56,7 @@ class SourceContext:
     phase_started_at: float | None = None
     exposure: dict[str, float] = field(default_factory=dict)  # flag -> 0..1 observed
     # flag -> observed state, segments and all (the simulator models a segment's share of users)
-    flags: dict[str, "FlagState"] = field(default_factory=dict)
+    flags: dict[str, FlagState] = field(default_factory=dict)
 
 
 class Source(ABC):

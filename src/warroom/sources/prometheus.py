@@ -21,10 +21,11 @@ import math
 import re
 import time
 import weakref
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
@@ -32,11 +33,11 @@ import urllib3
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from .. import secrets
-from ..plan import PrometheusSourceConfig
-from ..retry import Backoff
-from .base import Reading, Source, SourceContext
-from .transport import DaemonPool, GuardedSession
+from warroom.core import secrets
+from warroom.outbound.retry import Backoff
+from warroom.plan.model import PrometheusSourceConfig
+from warroom.sources.base import Reading, Source, SourceContext
+from warroom.sources.transport import DaemonPool, GuardedSession
 
 log = logging.getLogger(__name__)
 
@@ -408,8 +409,8 @@ class PrometheusSource(Source):
         def call() -> Any:
             return self.client.custom_query_range(
                 query,
-                start_time=datetime.fromtimestamp(start, timezone.utc),
-                end_time=datetime.fromtimestamp(end, timezone.utc),
+                start_time=datetime.fromtimestamp(start, UTC),
+                end_time=datetime.fromtimestamp(end, UTC),
                 step=f"{max(step, 1.0):g}s",
             )
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from .base import Source
+from warroom.sources.base import Source
 
 SOURCES: dict[str, str] = {
-    "simulator": "warroom.sources.simulator:SimulatorSource",
+    "simulator": "warroom.sources.simulator.source:SimulatorSource",
     "prometheus": "warroom.sources.prometheus:PrometheusSource",
 }
 

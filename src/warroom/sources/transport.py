@@ -23,8 +23,9 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -108,7 +109,7 @@ class _Request:
         self.finished = False  # answered (or failed) before its deadline: nothing to expire
         self.conns: list[_Watched] = []
 
-    def attach(self, conn: "_Watched") -> None:
+    def attach(self, conn: _Watched) -> None:
         conn.owner = self
         if conn not in self.conns:
             self.conns.append(conn)

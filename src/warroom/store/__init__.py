@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..plan import DATABASE_URL, PostgresState
-from .base import Store, StoreError, StoreMissing
+from warroom.plan.model import DATABASE_URL, PostgresState
+from warroom.store.base import Store, StoreError, StoreMissing
 
 __all__ = ["Store", "StoreError", "StoreMissing", "open_store"]
 
@@ -18,11 +18,11 @@ __all__ = ["Store", "StoreError", "StoreMissing", "open_store"]
 def open_store(ref: str | Path | PostgresState, *, create: bool = True) -> Store:
     """The store at `ref`. Only an engine creates one (`create`); a client finding none gets StoreMissing."""
     if isinstance(ref, PostgresState):
-        from .postgres import PostgresStore
+        from warroom.store.postgres import PostgresStore
 
         return PostgresStore(ref, create=create)
     if str(ref).startswith(DATABASE_URL):  # a bare URL knows no rollout: paths.state_path keys it by the plan's
         raise StoreError(f"{ref}: a PostgreSQL state is opened with its plan (warroom VERB PLAN --state URL)")
-    from .sqlite import SQLiteStore
+    from warroom.store.sqlite import SQLiteStore
 
     return SQLiteStore(Path(ref).expanduser(), create=create)

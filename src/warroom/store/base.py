@@ -29,11 +29,12 @@ from __future__ import annotations
 import os
 import socket
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Collection, Iterator, Mapping
+from typing import Any, ClassVar
 
-from ..snapshot import JournalEntry
+from warroom.core.snapshot import JournalEntry
 
 # Schema versions this code reads and writes; a store written by a newer warroom is refused.
 SCHEMA_VERSION = 2
@@ -66,7 +67,7 @@ class StaleState(Exception):
 class Fenced(Exception):
     """This engine's lease was taken over (its epoch is not the lease's): it must stop acting at once."""
 
-    def __init__(self, mine: int, now: "LeaseInfo | None"):
+    def __init__(self, mine: int, now: LeaseInfo | None):
         held = f"epoch {now.epoch}, held by {now.holder.id}" if now is not None and now.holder else "released"
         super().__init__(f"fenced: this engine held epoch {mine}; the lease is now {held}")
         self.mine = mine
@@ -98,7 +99,7 @@ class Holder:
         return {"user": self.user, "host": self.host, "pid": self.pid, "started": self.started, "instance": self.instance}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Holder":
+    def from_json(cls, data: Mapping[str, Any]) -> Holder:
         return cls(str(data["user"]), str(data["host"]), int(data["pid"]), data.get("started"), str(data.get("instance", "")))
 
     def provably_gone(self) -> bool:

@@ -28,19 +28,34 @@ import json
 import select
 import threading
 import time
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from typing import Any, Collection, Iterator
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from .. import secrets
-from ..plan import PostgresState
-from ..snapshot import JournalEntry
-from . import rows
-from .base import (ActionWrite, Command, Fence, Fenced, Holder, LeaseInfo, PendingAction, Row, StandbyInfo, StoreError, StoreMissing,
-                   StoreUnwritable, StoredSnapshot, Waiter)
-from .rows import SQLCommits
+from warroom.core import secrets
+from warroom.core.snapshot import JournalEntry
+from warroom.plan.model import PostgresState
+from warroom.store import rows
+from warroom.store.base import (
+    ActionWrite,
+    Command,
+    Fence,
+    Fenced,
+    Holder,
+    LeaseInfo,
+    PendingAction,
+    Row,
+    StandbyInfo,
+    StoredSnapshot,
+    StoreError,
+    StoreMissing,
+    StoreUnwritable,
+    Waiter,
+)
+from warroom.store.rows import SQLCommits
 
 # The schema this code reads and writes (its own numbering: SQLite files have theirs).
 PG_SCHEMA_VERSION = 1
@@ -547,7 +562,7 @@ class _Listener(Waiter):
                 loop.add_reader(fd, readable.set)
             try:
                 await asyncio.wait_for(readable.wait(), left if fd is not None else min(1.0, left))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             finally:
                 if fd is not None:

@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-from ..secrets import redact
-from ..snapshot import JournalEntry
-from .base import ActionWrite, Change, Command, Committed, Fence, Holder, LeaseInfo, PendingAction, Row, StaleState, StandbyInfo, Store
+from warroom.core.secrets import redact
+from warroom.core.snapshot import JournalEntry
+from warroom.store.base import (
+    ActionWrite,
+    Change,
+    Command,
+    Committed,
+    Fence,
+    Holder,
+    LeaseInfo,
+    PendingAction,
+    Row,
+    StaleState,
+    StandbyInfo,
+    Store,
+)
 
 # The columns each query reads, in the order the converters below take them.
 ENTRY = "seq, ts, kind, message, actor, action_id, data"

@@ -22,12 +22,13 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import Any, Collection, Iterator
+from typing import Any
 
-from ..snapshot import JournalEntry
-from . import rows
-from .base import (
+from warroom.core.snapshot import JournalEntry
+from warroom.store import rows
+from warroom.store.base import (
     SCHEMA_VERSION,
     ActionWrite,
     Command,
@@ -39,13 +40,13 @@ from .base import (
     PendingAction,
     Row,
     StandbyInfo,
+    StoredSnapshot,
     StoreError,
     StoreMissing,
     StoreUnwritable,
-    StoredSnapshot,
     Waiter,
 )
-from .rows import SQLCommits
+from warroom.store.rows import SQLCommits
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -183,7 +184,7 @@ class SQLiteStore(SQLCommits):
     # ------------------------------------------------------------ plumbing
 
     class _Tx:
-        def __init__(self, store: "SQLiteStore"):
+        def __init__(self, store: SQLiteStore):
             self.store = store
 
         def __enter__(self) -> sqlite3.Connection:
@@ -236,7 +237,7 @@ class SQLiteStore(SQLCommits):
             return StoreUnwritable(f"{self.path}: cannot write the state database: {why} ({exc})")
         return StoreError(f"{self.path}: the state database failed: {exc}")
 
-    def _tx(self) -> "SQLiteStore._Tx":
+    def _tx(self) -> SQLiteStore._Tx:
         return SQLiteStore._Tx(self)
 
     def _read(self, sql: str, args: tuple | list = ()) -> list[tuple]:
@@ -558,7 +559,7 @@ class _Waiter(Waiter):
                     return False
                 try:
                     await asyncio.wait_for(woken.wait(), min(POLL, left))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 woken.clear()
         finally:

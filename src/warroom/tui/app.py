@@ -17,7 +17,8 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -26,31 +27,31 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
-from ..client import EngineClient
-from ..scorecard import ScoreCard
-from ..secrets import redact
-from ..snapshot import Snapshot, State
-from ..store.base import StoreUnwritable
-from ..text import terminal_safe
-from .actions import ACTIONS, BY_ID, BUSY, ConsoleAction, availability, bindings
-from .clock import engine_now
-from .commands import WarroomCommands
-from .safe_text import SnapshotCleaner
-from .screens.confirm import ConfirmDialog
-from .screens.force_reason import ForceReason
-from .screens.help import HelpRow, HelpScreen
-from .screens.score_card import ScoreCardScreen
-from .screens.step_dialog import FORCE, STEP, StepDialog
-from .screens.zoom import ZoomScreen
-from .themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
-from .widgets.banner import Banner
-from .widgets.checklist import Checklist
-from .widgets.keys_bar import KeyHint, KeysBar
-from .widgets.lower_area import LowerArea
-from .widgets.metric_pane import MetricPane
-from .widgets.notice_bar import Notice, NoticeBar
-from .widgets.panes_grid import PanesGrid
-from .widgets.status_line import StatusLine
+from warroom.client import EngineClient
+from warroom.core.secrets import redact
+from warroom.core.snapshot import Snapshot, State
+from warroom.core.text import terminal_safe
+from warroom.reports.scorecard import ScoreCard
+from warroom.store.base import StoreUnwritable
+from warroom.tui.clock_text import engine_now
+from warroom.tui.keymap import ACTIONS, BUSY, BY_ID, ConsoleAction, availability, bindings
+from warroom.tui.palette import WarroomCommands
+from warroom.tui.safe_text import SnapshotCleaner
+from warroom.tui.screens.confirm import ConfirmDialog
+from warroom.tui.screens.force_reason import ForceReason
+from warroom.tui.screens.help import HelpRow, HelpScreen
+from warroom.tui.screens.score_card import ScoreCardScreen
+from warroom.tui.screens.step_dialog import FORCE, STEP, StepDialog
+from warroom.tui.screens.zoom import ZoomScreen
+from warroom.tui.themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
+from warroom.tui.widgets.banner import Banner
+from warroom.tui.widgets.checklist import Checklist
+from warroom.tui.widgets.keys_bar import KeyHint, KeysBar
+from warroom.tui.widgets.lower_area import LowerArea
+from warroom.tui.widgets.metric_pane import MetricPane
+from warroom.tui.widgets.notice_bar import Notice, NoticeBar
+from warroom.tui.widgets.panes_grid import PanesGrid
+from warroom.tui.widgets.status_line import StatusLine
 
 T = TypeVar("T")
 LEAVE_GRACE = 2.0  # seconds Textual's teardown gets before the process ends regardless

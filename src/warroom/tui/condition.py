@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..snapshot import GuardrailView, Snapshot, State
-from ..units import format_duration
-from ..units import format_value
+from warroom.core.snapshot import GuardrailView, Snapshot, State
+from warroom.core.units import format_duration, format_value
 
 EXPOSED = (State.RUNNING, State.PAUSED, State.COMPLETE)
 

@@ -7,13 +7,13 @@ import signal
 import subprocess
 import sys
 
-from ..client import EngineClient, Started, engine_argv, start_engine
-from ..identity import current_actor
-from ..paths import engine_log_path, state_path
-from ..plan import Plan
-from ..snapshot import State
-from ..store import open_store
-from .app import WarroomApp
+from warroom.client import EngineClient, Started, engine_argv, start_engine
+from warroom.core.identity import current_actor
+from warroom.core.snapshot import State
+from warroom.plan.model import Plan
+from warroom.store import open_store
+from warroom.store.paths import engine_log_path, state_path
+from warroom.tui.app import WarroomApp
 
 
 def run_console(plan: Plan | None, args: argparse.Namespace, engine_args: list[str] | None = None) -> int:
@@ -23,7 +23,7 @@ def run_console(plan: Plan | None, args: argparse.Namespace, engine_args: list[s
     console closes), as this process's child for the built-in demo and for a drill
     (`engine_args`: the drill's engine), which end with the console.
     """
-    from ..demo import DEMO_NAME, demo_plan
+    from warroom.plan.demo import DEMO_NAME, demo_plan
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         # Without a terminal the screen would spin unseen; the engine needs none.

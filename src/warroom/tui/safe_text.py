@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from textual.markup import escape
 
-from ..snapshot import JournalEntry, Snapshot
-from ..text import terminal_safe
+from warroom.core.snapshot import JournalEntry, Snapshot
+from warroom.core.text import terminal_safe
 
 T = TypeVar("T")
 _SCALARS = (int, float, bool, type(None))

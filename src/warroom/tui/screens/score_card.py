@@ -8,7 +8,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ...scorecard import ScoreCard
+from warroom.reports.scorecard import ScoreCard
 
 
 class ScoreCardScreen(ModalScreen[None]):

@@ -9,8 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from ...snapshot import Snapshot
-from ..widgets.checklist import gate_reading
+from warroom.core.snapshot import Snapshot
+from warroom.tui.widgets.checklist import gate_reading
 
 STEP, FORCE = "step", "force"
 

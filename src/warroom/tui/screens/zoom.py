@@ -15,14 +15,14 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
-from ...snapshot import GuardrailView, PaneView, Snapshot
-from ...units import format_value
-from ..clock import clock_text, compact_duration
-from ..condition import countdown, until_text
-from ..refresh import set_text
-from ..widgets.banner import Banner
-from ..widgets.metric_pane import STATUS_WORD, acting_text, limit_text, value_text
-from ..widgets.spark import Scale, Spark, pane_scale
+from warroom.core.snapshot import GuardrailView, PaneView, Snapshot
+from warroom.core.units import format_value
+from warroom.tui.clock_text import clock_text, compact_duration
+from warroom.tui.condition import countdown, until_text
+from warroom.tui.refresh import set_text
+from warroom.tui.widgets.banner import Banner
+from warroom.tui.widgets.metric_pane import STATUS_WORD, acting_text, limit_text, value_text
+from warroom.tui.widgets.spark import Scale, Spark, pane_scale
 
 
 def axis_labels(scale: Scale, height: int, unit: str) -> list[str]:

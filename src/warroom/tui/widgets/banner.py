@@ -8,12 +8,12 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ...snapshot import Snapshot
-from ...units import format_duration
-from ..clock import clock_text
-from ..condition import worst_condition
-from ..refresh import part, set_text
-from .phase_strip import PhaseStrip
+from warroom.core.snapshot import Snapshot
+from warroom.core.units import format_duration
+from warroom.tui.clock_text import clock_text
+from warroom.tui.condition import worst_condition
+from warroom.tui.refresh import part, set_text
+from warroom.tui.widgets.phase_strip import PhaseStrip
 
 # Words as well as colours, so NO_COLOR and 16-colour terminals still tell them apart.
 ENV_BADGE = {

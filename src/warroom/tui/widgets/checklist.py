@@ -11,10 +11,10 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 
-from ...snapshot import ChecklistView, GateView, Snapshot
-from ...units import format_value
-from ..actions import bindings
-from ..refresh import CachedComponentStyles, changed
+from warroom.core.snapshot import ChecklistView, GateView, Snapshot
+from warroom.core.units import format_value
+from warroom.tui.keymap import bindings
+from warroom.tui.refresh import CachedComponentStyles, changed
 
 
 def gate_reading(gate: GateView) -> str:

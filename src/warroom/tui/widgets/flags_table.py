@@ -13,8 +13,8 @@ from textual.geometry import Size
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...snapshot import FlagView, Snapshot
-from ..refresh import changed
+from warroom.core.snapshot import FlagView, Snapshot
+from warroom.tui.refresh import changed
 
 GAP = 2
 HEADERS = ("flag", "desired", "observed")

@@ -11,12 +11,12 @@ from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
 from textual.reactive import reactive
 
-from ...snapshot import Snapshot, State
-from ..refresh import changed
-from .checklist import Checklist
-from .flags_table import FlagsTable
-from .rollback_panel import RollbackPanel
-from .timeline import Timeline
+from warroom.core.snapshot import Snapshot, State
+from warroom.tui.refresh import changed
+from warroom.tui.widgets.checklist import Checklist
+from warroom.tui.widgets.flags_table import FlagsTable
+from warroom.tui.widgets.rollback_panel import RollbackPanel
+from warroom.tui.widgets.timeline import Timeline
 
 JOURNAL_MIN = 3  # lines the journal keeps however long the checklist
 

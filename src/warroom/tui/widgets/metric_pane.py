@@ -9,13 +9,13 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ...snapshot import GuardrailView, PaneView
-from ...units import format_duration, format_value
-from ..actions import bindings
-from ..clock import compact_duration
-from ..condition import countdown, until_text
-from ..refresh import part, set_text
-from .spark import Spark, pane_scale
+from warroom.core.snapshot import GuardrailView, PaneView
+from warroom.core.units import format_duration, format_value
+from warroom.tui.clock_text import compact_duration
+from warroom.tui.condition import countdown, until_text
+from warroom.tui.keymap import bindings
+from warroom.tui.refresh import part, set_text
+from warroom.tui.widgets.spark import Spark, pane_scale
 
 STATUSES = ("ok", "warn", "breach", "stale", "nodata")
 # Status as a word as well as a colour (NO_COLOR, colour-blind readers).

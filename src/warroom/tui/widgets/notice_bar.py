@@ -14,7 +14,7 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widget import Widget
 
-from ...text import terminal_safe
+from warroom.core.text import terminal_safe
 
 SEVERITIES = ("information", "warning", "error")
 

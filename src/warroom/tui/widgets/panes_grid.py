@@ -8,8 +8,8 @@ from textual import events
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...snapshot import Snapshot
-from .metric_pane import MetricPane
+from warroom.core.snapshot import Snapshot
+from warroom.tui.widgets.metric_pane import MetricPane
 
 MIN_PANE_WIDTH = 18  # "Error rate 0.05%" and "BREACH rollback 4s" still fit
 MAX_COLUMNS = 4

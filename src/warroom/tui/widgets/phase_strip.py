@@ -15,10 +15,10 @@ from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 
-from ...snapshot import Snapshot, State
-from ...units import plan_duration
-from ..clock import compact_duration
-from ..refresh import CachedComponentStyles, changed
+from warroom.core.snapshot import Snapshot, State
+from warroom.core.units import plan_duration
+from warroom.tui.clock_text import compact_duration
+from warroom.tui.refresh import CachedComponentStyles, changed
 
 
 @dataclass(frozen=True)

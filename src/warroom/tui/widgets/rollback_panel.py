@@ -7,9 +7,9 @@ from textual.geometry import Size
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...snapshot import Snapshot, State
-from ..clock import clock_text
-from ..refresh import changed
+from warroom.core.snapshot import Snapshot, State
+from warroom.tui.clock_text import clock_text
+from warroom.tui.refresh import changed
 
 STEP_MARK = {"ok": "✔", "failed": "✘", "dry-run": "✔", "pending": "○"}
 

@@ -9,14 +9,14 @@ rows or taller draws the threshold itself (`╌`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 
-from ..refresh import CachedComponentStyles
+from warroom.tui.refresh import CachedComponentStyles
 
 BARS = "▁▂▃▄▅▆▇█"
 HEADROOM = 0.25  # the scale reaches 25% past the threshold: the limit sits at 80% of the height

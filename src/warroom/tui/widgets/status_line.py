@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import re
 import textwrap
-from typing import Callable
+from collections.abc import Callable
 
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from ...snapshot import Snapshot, State
-from ...units import format_value
-from ..clock import clock_text
-from ..refresh import set_text
+from warroom.core.snapshot import Snapshot, State
+from warroom.core.units import format_value
+from warroom.tui.clock_text import clock_text
+from warroom.tui.refresh import set_text
 
 
 def short_blocker(blocker: str) -> str:

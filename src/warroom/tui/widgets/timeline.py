@@ -8,9 +8,10 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...journal_kinds import known
-from ...snapshot import JournalEntry, Snapshot
-from ..refresh import changed
+from warroom.core.journal_kinds import known
+from warroom.core.snapshot import JournalEntry, Snapshot
+from warroom.tui.refresh import changed
+
 
 def who(entry: JournalEntry) -> str:
     """The user alone: the full label (host, tty) is in the journal itself."""

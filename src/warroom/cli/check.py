@@ -1,0 +1,167 @@
+"""`warroom check`: the plan validated, its secrets resolved, every query and flag probed once.
+
+It builds an engine but never starts it: no lease, no state change, no journal entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+from warroom.client import EngineClient
+from warroom.core import secrets
+from warroom.core.identity import current_actor
+from warroom.core.lines import say
+from warroom.core.secrets import SecretError, redact
+from warroom.core.units import format_value
+from warroom.plan.model import Plan
+from warroom.store import open_store
+from warroom.store.base import Store, StoreError, StoreMissing
+from warroom.store.paths import state_path
+
+EXIT_CHECK = 7
+
+
+def _check_secrets(plan: Plan) -> int:
+    """Resolve every secret reference the plan uses; print where each is used, never a value."""
+    refs = plan.secret_references()
+    say("secrets:" + ("" if refs else " none used"))
+    missing = 0
+    for where, ref in refs:
+        try:
+            secrets.resolve(ref)
+        except SecretError as exc:
+            say(f"  FAIL {where}: {redact(str(exc))}")
+            missing += 1
+        else:
+            say(f"  ok   {where}: {ref} resolves")
+    return missing
+
+
+def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
+    """Validate the plan (already done by loading it), resolve its secrets, probe every source and the provider."""
+    from warroom.engine.build import build_engine, runbook_dry_run
+    from warroom.engine.guardrails import describe
+
+    async def go(scratch: Path) -> int:
+        say(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
+        store, problems = _check_store(plan, args)
+        # Never started (no lease, no journal); without the rollout's store it probes beside a scratch one.
+        engine = build_engine(plan, state=args.state, store=store or open_store(scratch / "check.sqlite"), backfill=False)
+        try:
+            problems += _check_secrets(plan)
+            say("queries:")
+            queries, flags = await engine.probe()
+            for (source_name, query, _), static, reading in queries:
+                where = f"[{source_name}] {query}"
+                if static:
+                    say(f"  FAIL {where}")
+                    say(f"       {static}")
+                    problems += 1
+                elif reading.has_value:
+                    say(f"  ok   {where}")
+                    say(f"       value {reading.value:g}")
+                else:
+                    say(f"  {'FAIL' if reading.status == 'error' else 'WARN'} {where}")
+                    say(f"       {reading.status}: {reading.detail}")
+                    problems += reading.status == "error"
+            # Each guardrail in words and in its pane's unit, so a threshold off by a unit shows.
+            say("guardrails:")
+            for i, g in enumerate(plan.guardrails):
+                say(f"  {plan.guardrail_id(i)}: {describe(plan, g)}")
+            _print_cohort_probes(engine, {key: reading for key, _, reading in queries})
+            _print_drill_check(plan)
+            if plan.rollback.steps:
+                dry, why = runbook_dry_run(plan)
+                say(f"rollback runbook: {len(plan.rollback.steps)} step(s), {'dry run' if dry else 'executed'} ({why})")
+            say(f"rollback sets: {', '.join(f'{n} {s.as_state().label()}' for n, s in plan.rollback_flags().items())}")
+            say(f"flag provider: {engine.provider.describe()}")
+            missing = engine.provider.missing_flag_problem
+            for name, observed in flags.items():
+                if observed is None and missing:
+                    observed = missing
+                if isinstance(observed, str):
+                    say(f"  FAIL {name}: {observed}")
+                    problems += 1
+                else:
+                    say(f"  ok   {name}: {observed.label() if observed else 'does not exist yet; the first step up creates it'}")
+        finally:
+            await engine.poller.close()
+            await engine.provider.close()
+            engine.store.close()
+        say("check: " + ("all good" if not problems else f"{problems} problem(s)"))
+        return EXIT_CHECK if problems else 0
+
+    with tempfile.TemporaryDirectory(prefix="warroom-check-") as scratch:
+        return asyncio.run(go(Path(scratch)))
+
+
+def _check_store(plan: Plan, args: argparse.Namespace) -> tuple[Store | None, int]:
+    """The rollout's store: reachable, its schema, who drives and who stands by. It creates nothing."""
+    ref = state_path(plan, args.state)
+    say(f"state: {ref}")
+    try:
+        store = open_store(ref, create=False)
+    except StoreMissing:
+        say("  ok   no rollout recorded here yet (the first engine creates it)")
+        say("engine: none alive (warroom up PLAN starts one)")
+        return None, 0
+    except StoreError as exc:
+        say(f"  FAIL {redact(str(exc))}")
+        return None, 1
+    say(f"  ok   {store.describe()}")
+    view = EngineClient(store, actor=current_actor()).engine(plan.poll_interval)
+    say(f"engine: {view.room(pids=True)} (epoch {view.epoch}, log {view.log})" if view.alive
+        else "engine: none alive (warroom up PLAN starts one)" + (f"; standby: {', '.join(view.standbys)}" if view.standbys else ""))
+    return store, 0
+
+
+def _print_cohort_probes(engine, readings: dict) -> None:
+    """Both sides of every comparison, their counts, and the exposure check's queries, side by side."""
+    from warroom.engine.exposure import share_text
+
+    lines = []
+    for tracker, _ in engine.guardrails.trackers:
+        if tracker.guard.compare is not None or tracker.guard.evidence is not None:
+            sides = "; ".join(f"{role.replace('count', 'requests').replace('_', ' ')} "
+                              f"{_probe_value(readings.get(key), 'count' if role.startswith('count') else tracker.unit)}"
+                              for role, key in tracker.queries.keys.items())
+            lines.append(f"  {tracker.id}: {sides}")
+    if engine.exposure is not None:
+        counts = {c: readings.get(k) for c, k in engine.exposure.keys.items()}
+        sides = "; ".join(f"{c} {_probe_value(r, 'count')}" for c, r in counts.items())
+        values = [r.value for r in counts.values() if r is not None and r.has_value]
+        share = f"; new share now {share_text(values[0] / sum(values))}" if len(values) == 2 and sum(values) > 0 else ""
+        lines.append(f"  exposure check (flag {engine.exposure.flag}): units {sides}{share}")
+    if lines:
+        say("cohorts (each side as probed above):")
+        for line in lines:
+            say(line)
+
+
+def _probe_value(reading, unit: str) -> str:
+    if reading is None:
+        return "not asked"
+    return format_value(reading.value, unit) if reading.has_value else f"{reading.status} ({reading.detail})"
+
+
+def _print_drill_check(plan: Plan) -> None:
+    """What a drill of this plan can model offline (every pane, with the line to add where it cannot), and fast time."""
+    from warroom.drills.session import fast_time_problem
+    from warroom.sources.simulator.queries import pane_models, unmodelled_advice, unmodelled_conditions
+
+    models = pane_models(plan)
+    modelled = sum(1 for m in models if m.expression)
+    say(f"drill (offline, simulator): {modelled} of {len(models)} panes modelled")
+    for m in models:
+        if m.expression:
+            how = "its simulate:" if m.how == "simulate:" else f"inferred from query and unit; pin it with `simulate: {m.expression}`"
+            say(f"  {m.pane}: {m.expression} ({how})")
+    for line in unmodelled_advice(plan) + [f"{c}: a drill cannot model it" for c in unmodelled_conditions(plan)]:
+        say(f"  WARN {line}")
+    problem = fast_time_problem(plan, "N")
+    say("fast time (--speed other than 1): " + (
+        f"refused for this plan: environment {plan.rollout.environment} means real state and flags; "
+        "`warroom drill` rehearses it fast in its own state" if problem else "allowed (environment drill)"))

@@ -1,0 +1,310 @@
+"""The immutable picture of a rollout that every UI renders.
+
+The engine builds it and publishes it to the store (as JSON, without the journal tail);
+every console, `warroom status` and the headless runner compose it back (`from_json`)
+with the journal's newest entries and what they know of the engine. So what a screen
+shows and what a script sees are the same facts, on every host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from warroom.core.flagstate import FlagState
+
+
+class State(str, Enum):  # noqa: UP042  (StrEnum changes str(); issue 22 item 3 types these words)
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETE = "COMPLETE"
+    ROLLING_BACK = "ROLLING_BACK"
+    ROLLED_BACK = "ROLLED_BACK"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    seq: int
+    ts: float
+    kind: str
+    message: str
+    actor: str
+    action_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ComparisonView:
+    """The new cohort against the control, as a cohort guardrail or gate judged it."""
+
+    new: float | None
+    control: float | None
+    difference: float | None  # new − control
+    ratio: float | None  # new / control; None when the control is 0
+    n_new: float | None = None  # requests (or samples) in the window, when the plan counts them
+    n_control: float | None = None
+    p_value: float | None = None  # the test's, when the plan asks for one
+    level: float | None = None  # the p-value under which the difference counts as real, at this look
+    text: str = ""  # `new 1.80% vs control 0.40% Δ+1.40pp`
+
+
+@dataclass(frozen=True)
+class GuardrailView:
+    id: str
+    target: str  # pane id or query
+    op: str  # above | below
+    threshold: float | None  # None: a comparison with no absolute limit, judged before the control is known
+    for_s: float
+    action: str
+    no_data: str
+    # ok | pending (breaching, `for` not yet met) | breach (met) | nodata | ignored
+    status: str
+    value: float | None
+    since: float | None  # when the current breach (or no-data spell) began
+    progress: float  # 0..1 of the `for` window
+    detail: str = ""
+    unit: str = "count"
+    mode: str = "act"  # act | shadow (judged and journaled, never acting nor blocking a step)
+    comparison: ComparisonView | None = None
+    shown: str = ""  # the judgement in words when a value against a threshold does not say it (comparisons)
+
+
+@dataclass(frozen=True)
+class PaneView:
+    id: str
+    title: str
+    unit: str
+    value: float | None
+    status: str  # ok | warn | breach | stale | nodata
+    detail: str
+    warn: float | None
+    breach: float | None
+    bad_side: str
+    history: tuple[float | None, ...]
+    last_good_at: float | None
+    age: float | None  # seconds since the last good sample
+    guardrails: tuple[str, ...] = ()  # ids of guardrails watching this pane
+    for_progress: float | None = None  # the most advanced breaching guardrail's progress
+    series: tuple[tuple[str, float], ...] = ()
+    note: str = ""  # what its guardrails add: `new 1.80% vs control 0.40% Δ+1.40pp`, `not enough traffic (n=12 < 200)`
+
+
+@dataclass(frozen=True)
+class GateView:
+    label: str
+    value: float | None
+    passed: bool | None  # None: no data (counts as not green)
+    detail: str = ""
+    unit: str = "count"
+    op: str = "below"  # the good side of the threshold: above | below
+    threshold: float | None = None
+    shown: str = ""  # the reading in words, where value against threshold does not say it (comparisons, exposure)
+
+
+@dataclass(frozen=True)
+class ExposureView:
+    """The exposure check: the new cohort's observed share of units against the share the plan set."""
+
+    status: str  # ok | mismatch | none (no unit on the new code) | low (too few units) | nodata | settling | idle
+    planned: float  # the share the flag is set to, 0..1
+    observed: float | None  # the new cohort's share of units in the window
+    n: float | None  # units in the window, both cohorts
+    p_value: float | None
+    text: str  # `cohort 24.6% (plan 25%) ✓`, `cohort 0% — is the flag reaching the service? ✗`
+
+    @property
+    def blocks(self) -> bool:
+        return self.status not in ("ok", "idle")
+
+
+@dataclass(frozen=True)
+class ChecklistView:
+    id: str
+    text: str
+    required: bool
+    ticked: bool
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class PhaseView:
+    index: int  # 1-based
+    name: str
+    exposure: str  # "realtime-features 25%"
+    hold: float
+    started_at: float | None
+    elapsed: float
+    soak_left: float
+    gates: tuple[GateView, ...]
+    checklist: tuple[ChecklistView, ...]
+    planned_hold: float | None = None  # the plan's own soak, where a drill shortened it to `hold`
+
+
+@dataclass(frozen=True)
+class FlagView:
+    name: str
+    desired: FlagState | None
+    observed: FlagState | None
+    error: str = ""
+    drift: bool = False
+
+
+@dataclass(frozen=True)
+class ActionView:
+    id: str
+    kind: str  # step_up | rollback
+    attempt: int
+    last_error: str
+    started_at: float
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class EngineView:
+    """The rollout's engine as a client sees it in the store (filled in by the client, not the engine)."""
+
+    alive: bool  # a lease with a fresh heartbeat (and, on this host, a running process)
+    holder: str = ""  # user@host pid N
+    host: str = ""
+    pid: int = 0
+    since: float | None = None  # wall time it took the lease
+    heartbeat_age: float | None = None  # seconds since its last heartbeat
+    epoch: int = 0
+    standbys: tuple[str, ...] = ()  # engines waiting to take over
+    log: str = ""  # its log file
+
+    def label(self) -> str:
+        return f"pid {self.pid} on {self.host}"
+
+    def room(self, *, pids: bool = False) -> str:
+        """Who drives and who stands by: `alice@bastion-eu (driving) · bob@bastion-us (standby)`."""
+        def who(label: str) -> str:  # user@host: on a banner a pid tells the room nothing
+            return label if pids else label.rpartition(" pid ")[0] or label
+
+        return " · ".join([f"{who(self.holder)} (driving)"] + [f"{who(s)} (standby)" for s in self.standbys])
+
+
+@dataclass(frozen=True)
+class RunbookStepView:
+    name: str
+    status: str  # pending | ok | failed | dry-run
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class RollbackView:
+    """The latest rollback as the journal tells it: why, who, flags confirmed, runbook."""
+
+    reason: str
+    by: str  # "auto" or the human's label
+    started_at: float
+    from_phase: int
+    steps: tuple[RunbookStepView, ...]  # every runbook step of the plan, with its outcome so far
+    confirmed: str = ""  # the flags as read back once confirmed: "feature off, other off"
+    confirmed_at: float | None = None
+    outcome: str = ""  # set when the runbook is done
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    rollout: str
+    environment: str
+    description: str
+    state: State
+    phase: PhaseView | None  # None while PENDING
+    phase_count: int
+    phase_names: tuple[str, ...]
+    next_change: str  # what a step up would change: "realtime-features: 25% → 50%"
+    panes: tuple[PaneView, ...]
+    guardrails: tuple[GuardrailView, ...]
+    flags: tuple[FlagView, ...]
+    journal: tuple[JournalEntry, ...]  # newest first
+    action: ActionView | None
+    step_blockers: tuple[str, ...]  # why a step up is refused now; empty: allowed
+    paused_reason: str
+    drift: bool
+    driver: str  # the engine that published it: user@host pid N
+    me: str  # the person looking (filled in by the client)
+    readonly: bool  # the console looking is read-only (filled in by the client)
+    automation: bool  # an engine drives: guardrails are enforced (a client sets it from `engine`)
+    insecure: bool  # a source runs with TLS verification off
+    now: float
+    tick: int
+    started_at: float | None = None
+    notes: tuple[str, ...] = ()
+    force_blockers: tuple[str, ...] = ()  # what even a forced step up cannot override
+    engine: EngineView | None = None  # None: as the engine itself built it
+    exposure: ExposureView | None = None  # None: the plan has no exposure check
+    phase_exposures: tuple[str, ...] = ()  # each phase's exposure, short: "25%", "50%/100%"
+    rollback: RollbackView | None = None  # the latest rollback, while ROLLING BACK or ROLLED BACK
+    poll_interval: float = 0.0
+    # For a screen that moves its clock between snapshots (and to tell how old a published
+    # snapshot is): the engine clock `now` was read at wall time `wall`, and it runs
+    # `clock_rate` seconds per wall second (0: virtual time, which moves only when driven).
+    wall: float = 0.0
+    clock_rate: float = 1.0
+
+    @property
+    def can_step(self) -> bool:
+        return not self.readonly and not self.step_blockers
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Snapshot:
+        """The Snapshot back from `to_json` (through JSON), every nested view typed again."""
+        return _decode(cls, data)
+
+
+def _decode(kind: Any, value: Any) -> Any:
+    """A value of type `kind` from its JSON form (dataclasses, tuples, optionals, enums, FlagState)."""
+    if value is None:
+        return None
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        inner = [k for k in typing.get_args(kind) if k is not type(None)]
+        return _decode(inner[0], value) if len(inner) == 1 else value
+    if origin is tuple:
+        args = typing.get_args(kind)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], v) for v in value)
+        return tuple(_decode(a, v) for a, v in zip(args, value))
+    if kind is FlagState:
+        return FlagState.from_json(value)
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return kind(value)
+    if dataclasses.is_dataclass(kind):
+        return kind(**{name: _decode(hint, value[name]) for name, hint in _fields(kind) if name in value})
+    return value
+
+
+@functools.cache
+def _fields(kind: type) -> tuple[tuple[str, Any], ...]:
+    hints = typing.get_type_hints(kind)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(kind))
+
+
+def why(entry: JournalEntry) -> str:
+    """The numbers behind an automatic action: query, value, threshold, window."""
+    cause = entry.data.get("cause") or (entry.data if "threshold" in entry.data else {})
+    comparison = (cause or {}).get("comparison")
+    if comparison:  # a cohort guardrail: both cohorts side by side say more than one number and a limit
+        return f"{cause.get('guardrail', '')}: {comparison['text']} for {cause.get('for', 0):g}s — query {cause.get('query', '')}"
+    if not cause or cause.get("threshold") is None:
+        return ""
+    value = "no data" if cause.get("value") is None else f"{cause['value']:g}"
+    return f"{cause.get('guardrail', '')}: {value} {cause.get('op', '')} {cause['threshold']:g} for {cause.get('for', 0):g}s — query {cause.get('query', '')}"

@@ -1,0 +1,83 @@
+"""A drill's scripted responder: the routine of a launch day, plus the scenario's scripted actions.
+
+It acts between ticks, headless, where no human is at the console: ticks required checklist
+items and steps up whenever the plan allows (unless the plan steps up by itself), and runs
+each scripted action once when its time comes (`at`, `phase` + moment, or after the first alarm).
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from warroom.core.identity import Actor
+from warroom.core.journal_kinds import Kind
+from warroom.core.snapshot import Snapshot, State
+from warroom.core.text import terminal_safe
+from warroom.drills.faults import DrillTime
+from warroom.drills.scenario import ResponderAction, Scenario
+from warroom.engine.commands import dispatch
+from warroom.engine.engine import CommandError, Engine
+
+RESPONDER = Actor(user="responder", host="drill script")
+
+
+class ScriptedResponder:
+    """Acts between ticks: the routine of a launch day, plus the scenario's scripted actions."""
+
+    def __init__(self, engine: Engine, scenario: Scenario, when: DrillTime, out: TextIO):
+        self.engine = engine
+        self.routine = scenario.responder.routine
+        self.pending: list[ResponderAction] = list(scenario.responder.actions)
+        self.when = when
+        self.out = out
+        self.alarm_at: float | None = None
+
+    def _alarm(self, snap: Snapshot) -> bool:
+        return snap.drift or any(g.status in ("pending", "breach", "nodata") for g in snap.guardrails) or any(
+            p.status in ("breach", "stale") for p in snap.panes)
+
+    def _due(self, action: ResponderAction, t: float) -> bool:
+        if action.on == "alarm":
+            return self.alarm_at is not None and t >= self.alarm_at + action.after
+        start = action.start(self.when.phase_starts)
+        return start is not None and t >= start
+
+    async def _do(self, action: ResponderAction) -> str:
+        """The action as a command, through the one dispatcher every console and verb goes through."""
+        reason = action.reason or f"scripted responder: {action.label()}"
+        verb, args = {
+            "rollback": ("rollback", {"reason": reason}),
+            Kind.PAUSE: (Kind.PAUSE, {"reason": reason}),
+            "step": ("step", {}),
+            "force_step": ("step", {"force": True, "reason": action.reason}),
+            "tick": ("tick", {"item": action.item or ""}),
+        }.get(action.do, (action.do, {}))
+        return await dispatch(self.engine, verb, args, RESPONDER)
+
+    async def _routine(self, snap: Snapshot) -> None:
+        if snap.state not in (State.PENDING, State.RUNNING) or snap.action is not None:
+            return
+        if snap.phase is not None:
+            for item in snap.phase.checklist:
+                if item.required and not item.ticked:
+                    await dispatch(self.engine, "tick", {"item": item.id}, RESPONDER)
+            snap = self.engine.publish()
+        if self.engine.plan.automation.step_up == "manual" and snap.can_step:
+            await dispatch(self.engine, "step", {}, RESPONDER)
+
+    async def __call__(self, snap: Snapshot) -> None:
+        t = self.when.now()  # the session has already noted phase starts from this snapshot
+        if self.alarm_at is None and self._alarm(snap):
+            self.alarm_at = t
+        for action in [a for a in self.pending if self._due(a, t)]:
+            self.pending.remove(action)
+            try:
+                result = await self._do(action)
+            except CommandError as exc:
+                result = f"refused: {exc}"
+            print(terminal_safe(f"{'':>20} responder: {action.label()} → {result}"), file=self.out, flush=True)
+        if self.routine:
+            try:
+                await self._routine(self.engine.publish())
+            except CommandError:
+                pass  # the rollout moved on under the routine (a rollback, a breach): nothing to do now

@@ -1,0 +1,61 @@
+"""Where a rollout's files live: its state (the store) and its engine's log."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from warroom.plan.model import DATABASE_URL, PostgresState
+from warroom.plan.yamlfile import PlanError, Problem
+
+if TYPE_CHECKING:
+    from warroom.plan.model import Plan
+
+# Where a rollout's store is: an SQLite file, or its rows in a PostgreSQL database.
+StateRef = Path | PostgresState
+
+
+def default_state_path(rollout_name: str) -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "warroom"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in rollout_name)
+    return base / f"{safe}.sqlite"
+
+
+def state_path(plan: Plan, override: str | Path | PostgresState | None = None) -> StateRef:
+    """The plan's state: `--state`, else the plan's `state`, else one per rollout name in the user state dir.
+
+    A `--state postgresql://…` keeps the plan's password and TLS options when the plan's
+    state is on PostgreSQL too (the engine `up` starts gets the URL, not the secret)."""
+    name = plan.rollout.name
+    if isinstance(override, PostgresState):
+        return override
+    if override and str(override).startswith(DATABASE_URL):
+        base = plan.state if isinstance(plan.state, PostgresState) else None
+        try:
+            return PostgresState.model_validate({**(base.model_dump() if base else {}), "url": str(override)}).keyed(name)
+        except ValidationError as exc:
+            # The URL may hold a password: the message never repeats the value.
+            raise PlanError([Problem("--state", 1, 1, "state.url", "; ".join(e["msg"] for e in exc.errors()))]) from None
+    if override:
+        return Path(override).expanduser()
+    if isinstance(plan.state, PostgresState):
+        return plan.state.keyed(name)
+    if plan.state:
+        return plan.resolve_path(plan.state)
+    return default_state_path(name)
+
+
+def engine_log_path(state: StateRef) -> Path:
+    """The engine's log, next to its state: `launch.sqlite` → `launch.engine.log`; for a
+    database, in the user state dir under the rollout's name (each host its own)."""
+    if isinstance(state, PostgresState):
+        state = default_state_path(state.rollout or "rollout")
+    return state.with_name((state.stem if state.suffix in (".sqlite", ".db") else state.name) + ".engine.log")
+
+
+def state_argument(state: StateRef) -> str:
+    """How `--state` names it on an engine's command line (never a secret: the URL has none)."""
+    return state.url if isinstance(state, PostgresState) else str(state.resolve())

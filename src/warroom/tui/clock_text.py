@@ -1,0 +1,38 @@
+"""The console's clock: the engine's time between two snapshots.
+
+The banner clock, time in phase and every countdown move each second on their own, so a
+frozen console can be told from a quiet one even with a 5 s poll. They are worked out
+from the newest snapshot's timestamps, never by asking the engine.
+"""
+
+from __future__ import annotations
+
+import time
+
+from warroom.core.snapshot import Snapshot
+
+
+def engine_now(snap: Snapshot, wall: float | None = None) -> float:
+    """The engine clock's time now: the snapshot's `now`, moved on by the wall time since.
+
+    A virtual clock (clock_rate 0) moves only when the engine is driven: it stays put.
+    """
+    wall = time.time() if wall is None else wall
+    return snap.now + max(0.0, wall - snap.wall) * snap.clock_rate if snap.wall else snap.now
+
+
+def clock_text(ts: float) -> str:
+    # UTC: the team on a call shares one clock, and the journal is in UTC too.
+    return time.strftime("%H:%M:%SZ", time.gmtime(ts))
+
+
+def compact_duration(seconds: float) -> str:
+    """A duration in a few cells, floored: 45s, 12m, 1h, 1h30m (precise enough for a strip or a label)."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
