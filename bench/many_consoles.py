@@ -24,7 +24,7 @@ from common import ROOT, SMOKE, emit, summary
 from pty_console import PANE_VALUE, hello_world, warroom
 
 sys.path.insert(0, str(ROOT))
-from tests.servers import PrometheusServer, _stop, http_get, start_exporter, write_flags  # noqa: E402
+from tests.support.servers import PrometheusServer, _stop, http_get, start_exporter, write_flags  # noqa: E402
 
 CONSOLES = 2 if SMOKE else 12
 WINDOW = 6.0 if SMOKE else 30.0

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from common import ROOT, SMOKE, emit, summary
 
 sys.path.insert(0, str(ROOT))
-from tests.servers import PrometheusServer, _stop, start_exporter, write_flags  # noqa: E402
+from tests.support.servers import PrometheusServer, _stop, start_exporter, write_flags  # noqa: E402
 from warroom.core.clock import RealClock  # noqa: E402
 from warroom.core.identity import Actor  # noqa: E402
 from warroom.engine.build import build_engine  # noqa: E402

@@ -22,9 +22,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.helpers import free_port, require_binary
-from tests.servers import STORE_PASSWORD, PostgresMissing, PrometheusServer, postgres_database, start_postgres
-from tests.terminal import tmux  # noqa: F401  (the tmux fixture, for every folder of tests)
+from tests.support.helpers import free_port, require_binary
+from tests.support.servers import STORE_PASSWORD, PostgresMissing, PrometheusServer, postgres_database, start_postgres
+from tests.support.terminal import tmux  # noqa: F401  (the tmux fixture, for every folder of tests)
 from warroom.core.clock import VirtualClock
 from warroom.core.identity import Actor
 from warroom.engine.build import build_engine
@@ -106,14 +106,14 @@ def no_engine_left_behind(request):
     folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield
     if folder is not None:
-        from tests.engines import stop_engines
+        from tests.support.engines import stop_engines
 
         stop_engines(folder)
 # ------------------------------------------------------------------ Prometheus
 
 @pytest.fixture
 def prometheus_factory() -> Iterator[Callable[[list[str]], PrometheusServer]]:
-    """make(targets) → a real Prometheus scraping them every second (tests.servers.SCRAPE)."""
+    """make(targets) → a real Prometheus scraping them every second (tests.support.servers.SCRAPE)."""
     binary = require_binary("prometheus")
     servers: list[PrometheusServer] = []
     dirs: list[str] = []

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.loopback import redirect_to, serving
+from tests.support.loopback import redirect_to, serving
 from warroom.core import secrets
 from warroom.core.clock import VirtualClock
 from warroom.core.identity import Actor

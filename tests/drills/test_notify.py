@@ -11,7 +11,7 @@ import asyncio
 import json
 
 from tests.drills.conftest import drill
-from tests.loopback import redirect_to, serving
+from tests.support.loopback import redirect_to, serving
 from warroom.plan.demo import demo_plan
 from warroom.plan.model import NotifyTarget, Plan
 from warroom.reports.files import to_html, to_markdown

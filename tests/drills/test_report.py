@@ -10,7 +10,7 @@ from importlib import resources
 import pytest
 
 from tests.drills.conftest import drill
-from tests.helpers import require_binary
+from tests.support.helpers import require_binary
 from warroom.cli.main import main
 from warroom.core.clock import VirtualClock
 from warroom.core.snapshot import State

@@ -13,7 +13,7 @@ import json
 import pytest
 import yaml
 
-from tests.servers import _stop, http_send, start_exporter, write_flags
+from tests.support.servers import _stop, http_send, start_exporter, write_flags
 from warroom.cli.main import main
 from warroom.store import open_store as Store
 

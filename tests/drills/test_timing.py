@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import ALICE
 from tests.drills.conftest import drill
-from tests.enginehost import EngineHost
+from tests.support.enginehost import EngineHost
 from warroom.client import EngineClient
 from warroom.core.clock import ScaledClock
 from warroom.core.snapshot import JournalEntry

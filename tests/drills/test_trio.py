@@ -15,7 +15,7 @@ import urllib.parse
 
 import yaml
 
-from tests.servers import _stop, http_get, http_send, start_exporter, wait_until
+from tests.support.servers import _stop, http_get, http_send, start_exporter, wait_until
 
 ERRORS = 'sum(rate(warroom_sim_http_requests_total{code=~"5.."}[5s])) / sum(rate(warroom_sim_http_requests_total[5s]))'
 NEW_5XX = 'sum(rate(warroom_sim_http_requests_total{cohort="new", code=~"5.."}[5s]))'

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.flags.conftest import OPERATOR
-from tests.loopback import ok_json, redirect_to, serving
+from tests.support.loopback import ok_json, redirect_to, serving
 from warroom.core.flagstate import FlagState
 from warroom.core.snapshot import State
 from warroom.flags.base import FlagError

@@ -22,7 +22,7 @@ import yaml
 from keyrings.alt.file import PlaintextKeyring
 
 from tests.flags.conftest import FLAG_TOKEN, OPERATOR, UNLEASH_TOKEN
-from tests.loopback import Loopback
+from tests.support.loopback import Loopback
 from warroom.core import secrets
 from warroom.core.flagstate import FlagState
 from warroom.flags.base import FlagError

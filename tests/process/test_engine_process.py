@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines import engine_pid, standby_pids, wait_for_engine
-from tests.loopback import ok_json, serving
 from tests.process.conftest import WARROOM, until
-from tests.terminal import Tmux, running, wait_gone
+from tests.support.engines import engine_pid, standby_pids, wait_for_engine
+from tests.support.loopback import ok_json, serving
+from tests.support.terminal import Tmux, running, wait_gone
 from warroom.core.units import format_duration, format_value
 
 BINARY = str(Path(sys.executable).with_name("warroom"))

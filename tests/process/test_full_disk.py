@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from tests.engines import wait_for_engine
 from tests.process.conftest import WARROOM, Engine, until
 from tests.races.conftest import plan_data
+from tests.support.engines import wait_for_engine
 
 pytestmark = pytest.mark.slow
 

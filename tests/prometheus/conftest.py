@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import require_binary
-from tests.servers import Exporter, PrometheusServer, _stop, start_exporter, write_flags
+from tests.support.helpers import require_binary
+from tests.support.servers import Exporter, PrometheusServer, _stop, start_exporter, write_flags
 
 
 @pytest.fixture

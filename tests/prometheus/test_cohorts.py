@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.prometheus.test_live import FOR, POLL, flag_enabled, tick_until
-from tests.servers import http_send, wait_until
+from tests.support.servers import http_send, wait_until
 from warroom.core.identity import Actor
 from warroom.core.snapshot import State
 from warroom.engine.build import build_engine

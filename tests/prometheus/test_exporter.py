@@ -12,8 +12,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import free_port
-from tests.servers import _stop, http_get, http_send, wait_until, write_flags
+from tests.support.helpers import free_port
+from tests.support.servers import _stop, http_get, http_send, wait_until, write_flags
 from warroom.core.flagstate import FlagState
 from warroom.drills.exporter import BUCKETS
 from warroom.flags.registry import make_provider

@@ -9,8 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.helpers import free_port
-from tests.loopback import serving
+from tests.support.helpers import free_port
+from tests.support.loopback import serving
 from warroom.engine.build import build_engine
 from warroom.plan.model import PrometheusSourceConfig, parse_plan
 from warroom.sources.base import SourceContext

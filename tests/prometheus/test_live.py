@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import SCRAPE, Exporter, PrometheusServer, http_send, wait_until
+from tests.support.servers import SCRAPE, Exporter, PrometheusServer, http_send, wait_until
 from warroom.core.identity import Actor
 from warroom.core.lines import status_line
 from warroom.engine.build import build_engine

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tests.engines import engine_pid
 from tests.races.conftest import Rollout, by_action, exposing, plan_data
+from tests.support.engines import engine_pid
 
 
 def entered(entries: list[dict], phase: int) -> dict:

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from tests.conftest import PG_PASSWORD
-from tests.servers import postgres_database
+from tests.support.servers import postgres_database
 from warroom.core.secrets import redact
 from warroom.engine.lease import Lease, LeaseTooThin, this_process
 from warroom.plan.model import PostgresState

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import ALICE, load
-from tests.enginehost import EngineHost
 from tests.prometheus.conftest import http_server  # noqa: F401 (a fixture: real loopback servers posing as Prometheus)
+from tests.support.enginehost import EngineHost
 from warroom.client import EngineClient
 from warroom.core.clock import Clock, VirtualClock
 from warroom.engine.build import build_engine

@@ -11,7 +11,7 @@ from textual.command import CommandPalette
 from textual.widgets import Input, Static
 
 from tests.conftest import ALICE
-from tests.helpers import free_port
+from tests.support.helpers import free_port
 from tests.tui.conftest import screen_text
 from warroom.core.clock import RealClock
 from warroom.core.snapshot import State

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import require_binary
-from tests.terminal import running, wait_gone
+from tests.support.helpers import require_binary
+from tests.support.terminal import running, wait_gone
 from warroom.store import open_store
 
 WARROOM = str(Path(sys.executable).with_name("warroom"))

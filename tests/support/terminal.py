@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import require_binary
+from tests.support.helpers import require_binary
 from warroom.store.base import process_state
 
 

@@ -8,7 +8,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.terminal import running
+from tests.support.terminal import running
 
 
 def standby_pids(state: Path) -> list[int]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import free_port
+from tests.support.helpers import free_port
 
 SCRAPE = 1.0  # seconds; the Prometheus fixture's scrape and evaluation interval
 
