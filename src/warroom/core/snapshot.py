@@ -217,6 +217,15 @@ class RollbackView:
 
 
 @dataclass(frozen=True)
+class SourceDownView:
+    """A metrics source that does not answer: said once for all its panes, with where and why."""
+
+    name: str
+    where: str  # host:port it is asked at; "" for a built-in source
+    cause: str  # its error: `cannot connect to 127.0.0.1:9090: connection refused`
+
+
+@dataclass(frozen=True)
 class Snapshot:
     rollout: str
     environment: str
@@ -248,6 +257,8 @@ class Snapshot:
     exposure: ExposureView | None = None  # None: the plan has no exposure check
     phase_exposures: tuple[str, ...] = ()  # each phase's exposure, short: "25%", "50%/100%"
     rollback: RollbackView | None = None  # the latest rollback, while ROLLING BACK or ROLLED BACK
+    launch_flags: tuple[str, ...] = ()  # the flags the phases move: what exposure is (a flag on throughout is not)
+    sources_down: tuple[SourceDownView, ...] = ()
     poll_interval: float = 0.0
     # For a screen that moves its clock between snapshots (and to tell how old a published
     # snapshot is): the engine clock `now` was read at wall time `wall`, and it runs

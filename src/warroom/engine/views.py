@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from warroom.core.flagstate import FlagState
 from warroom.core.journal_kinds import Kind
@@ -17,6 +18,7 @@ from warroom.core.snapshot import (
     RollbackView,
     RunbookStepView,
     Snapshot,
+    SourceDownView,
     State,
 )
 from warroom.core.units import format_duration
@@ -128,6 +130,15 @@ def rollback_view(plan: Plan, journal: list[JournalEntry]) -> RollbackView | Non
     )
 
 
+def source_where(plan: Plan, name: str) -> str:
+    """host:port of a source's URL (never its credentials); "" for one without a URL."""
+    url = getattr(plan.sources.get(name), "url", None)
+    if not url:
+        return ""
+    parts = urlsplit(str(url))
+    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
+
+
 def snapshot(engine: Engine) -> Snapshot:
     now = engine.clock.now()
     state = engine.journal.state
@@ -176,6 +187,9 @@ def snapshot(engine: Engine) -> Snapshot:
         clock_rate=0.0 if engine.clock.speed == float("inf") else engine.clock.speed,
         exposure=engine.policy.exposure_view,
         phase_exposures=engine.policy.phase_labels,
+        launch_flags=engine.policy.launch_flags,
+        sources_down=tuple(SourceDownView(name, source_where(engine.plan, name), cause)
+                           for name, cause in engine.poller.source_down.items()),
         rollback=rollback_view(engine.plan, journal) if rolling_back else None,
         started_at=state.started_at,
         notes=(f"rolled back, but {exposure_label(not_done)} reads back: the rollback is not done; "
