@@ -152,7 +152,7 @@ def test_a_virtual_time_run_waiting_for_a_human_still_ends(tmp_path):
 def test_verbs_from_a_script(tmp_path):
     plan = sample_variant(tmp_path, automation={"step_up": "manual"})
     refused = warroom("step", str(plan))
-    assert refused.returncode == 6 and "no engine drives realtime-features: start one with `warroom up PLAN`" in refused.stderr
+    assert refused.returncode == 6 and f"no engine drives realtime-features: start one with `warroom up {plan}`" in refused.stderr
     assert warroom("up", str(plan), check=True).stdout.startswith("engine started: pid ")
     assert warroom("status", str(plan)).returncode == 0
     assert "stepped up to phase 1" in warroom("step", str(plan), check=True).stdout
@@ -207,9 +207,9 @@ def test_a_headless_runner_prints_what_verbs_from_other_terminals_do(tmp_path):
 def test_check_probes_every_query_and_flag(tmp_path):
     result = warroom("check", str(sample_variant(tmp_path)))
     assert result.returncode == 0, result.stdout
-    # 8 panes, the error rate's request count, and of the cohort queries all but the new cohort's
-    # error rate and p95 (nobody is on the new code before the first step); 3 flags; the state (none yet).
-    assert result.stdout.count("  ok ") == 8 + 1 + 6 + 3 + 1 and "check: all good" in result.stdout
+    # Its one source; 8 panes, the error rate's request count, and of the cohort queries all but the new
+    # cohort's error rate and p95 (nobody is on the new code before the first step); 3 flags; the state (none yet).
+    assert result.stdout.count("  ok ") == 1 + 8 + 1 + 6 + 3 + 1 and "check: all good" in result.stdout
     assert "state: " in result.stdout and "  ok   no rollout recorded here yet (the first engine creates it)\n" in result.stdout
     assert result.stdout.count("  WARN ") == 2 and result.stdout.count("nodata: no traffic in the new cohort") == 2
     # Guardrails in words and in their pane's unit: a threshold off by a unit is visible here.

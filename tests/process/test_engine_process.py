@@ -268,7 +268,7 @@ def test_status_says_no_engine_and_exits_9_when_nothing_guards_a_live_launch(rol
     data = json.loads(r.verb("status", "--json").stdout)
     assert data["engine"]["alive"] is False and data["state"] == "RUNNING"
     step = r.verb("step")
-    assert step.returncode == 6 and "no engine drives race: start one with `warroom up PLAN`" in step.stderr
+    assert step.returncode == 6 and f"no engine drives race: start one with `warroom up {r.plan}`" in step.stderr
 
 
 def test_with_no_engine_alive_the_console_refuses_at_once_and_R_starts_one_to_roll_back(rollout, flags, tmux):
