@@ -75,19 +75,24 @@ async def rolling_back(c: Console, pilot) -> None:
     await c.settle(pilot)
 
 
+def refusing_flag_api(tmp_path: Path, console, monkeypatch) -> tuple[Console, FlagService]:
+    """The demo on its launch flag alone, through a real loopback flag API that refuses to switch flags off."""
+    service = FlagService(FLAG_TOKEN).start()
+    service.refuse_disable = True
+    monkeypatch.setenv("WARROOM_TEST_FLAG_TOKEN", FLAG_TOKEN)
+    provider = {"provider": "http", "url": service.url, "token": "env:WARROOM_TEST_FLAG_TOKEN", "timeout": "1s"}
+    c = console(demo(tmp_path, flag_provider=provider, phases=one_flag_phases()), clock=SteppedClock(START))
+    c.cleanup.append(service.stop)
+    return c, service
+
+
 def scenario(name: str, tmp_path: Path, console, monkeypatch) -> tuple[Console, Before]:
     if name == "running":
         return console(demo(tmp_path)), nothing
     if name == "rollback_countdown":  # a dependency errs at 3% from 2 s into phase 1; the 10 s window is filling
         return console(faults=(Fault(metric="error_rate", phase=1, after=2, value=0.03, while_exposed=False),)), nothing
     if name == "rolling_back_flag_api_down":
-        service = FlagService(FLAG_TOKEN).start()
-        service.refuse_disable = True
-        monkeypatch.setenv("WARROOM_TEST_FLAG_TOKEN", FLAG_TOKEN)
-        provider = {"provider": "http", "url": service.url, "token": "env:WARROOM_TEST_FLAG_TOKEN", "timeout": "1s"}
-        c = console(demo(tmp_path, flag_provider=provider, phases=one_flag_phases()), clock=SteppedClock(START))
-        c.cleanup.append(service.stop)
-        return c, rolling_back
+        return refusing_flag_api(tmp_path, console, monkeypatch)[0], rolling_back
     if name == "rolled_back":
         return console(), command(lambda c: lambda: c.engine.rollback(ALICE, "manual rollback from the console by alice"))
     if name == "paused":

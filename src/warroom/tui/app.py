@@ -33,7 +33,7 @@ from warroom.core.snapshot import Snapshot, State
 from warroom.core.text import terminal_safe
 from warroom.reports.scorecard import ScoreCard
 from warroom.store.base import StoreUnwritable
-from warroom.tui.clock_text import engine_now
+from warroom.tui.clock_text import clock_rate, engine_now
 from warroom.tui.keymap import ACTIONS, BUSY, BY_ID, ConsoleAction, availability, bindings
 from warroom.tui.palette import WarroomCommands
 from warroom.tui.safe_text import SnapshotCleaner
@@ -48,7 +48,7 @@ from warroom.tui.widgets.banner import Banner
 from warroom.tui.widgets.checklist import Checklist
 from warroom.tui.widgets.keys_bar import KeyHint, KeysBar
 from warroom.tui.widgets.lower_area import LowerArea
-from warroom.tui.widgets.metric_pane import MetricPane
+from warroom.tui.widgets.metric_pane import MetricPane, alarm_rank
 from warroom.tui.widgets.notice_bar import Notice, NoticeBar
 from warroom.tui.widgets.panes_grid import PanesGrid
 from warroom.tui.widgets.status_line import StatusLine
@@ -56,7 +56,6 @@ from warroom.tui.widgets.status_line import StatusLine
 T = TypeVar("T")
 LEAVE_GRACE = 2.0  # seconds Textual's teardown gets before the process ends regardless
 NOTICE_SECONDS = {"information": 5.0, "warning": 8.0, "error": 10.0}
-PANE_ALARM = {"breach": 0, "nodata": 1, "stale": 2, "warn": 3, "ok": 4}  # which pane `z` zooms when none is focused
 
 
 def terminal_gone(fd: int) -> bool:
@@ -130,6 +129,7 @@ class WarroomApp(App[int]):
         handle_signals: bool = False,
         engine_ends_with_console: bool = False,
         start_engine: Callable[[], str] | None = None,
+        plan_file: str = "PLAN",
     ) -> None:
         super().__init__()
         self.client = client
@@ -142,6 +142,7 @@ class WarroomApp(App[int]):
         # With no engine alive, `R` starts one first (as `warroom rollback` does); "" when it did,
         # else why not. None: this console cannot start one (the plan is not at hand).
         self.start_engine = start_engine
+        self.plan_file = plan_file  # as the user named it, for the commands a notice suggests
         self.theme_names: list[str] = []
         self._latest: Snapshot | None = None
         self._clean = SnapshotCleaner()
@@ -155,6 +156,8 @@ class WarroomApp(App[int]):
         # A drill's score card: shown once when it is journaled while this console is open.
         self.score_card: ScoreCard | None = None
         self._score_seq: int | None = None
+        self._asked: dict[str, bool] = {}  # checklist items toggled, as asked, until a snapshot shows it
+        self._asked_phase: int | None = None
         # Themes before the screen: picking one after mount re-parses and re-applies all
         # CSS (≈ 120 ms of start-up here); before, the first styling already uses it.
         self._theme_problems = self._load_themes()
@@ -209,14 +212,15 @@ class WarroomApp(App[int]):
         then the snapshot moves it, with everything else, in one frame (half the repaints
         over SSH with a 1 s poll). A late snapshot (a frozen engine) does not hold it back."""
         snap = self.snapshot
-        if snap is None or not snap.clock_rate:  # virtual time moves only when the engine is driven
+        rate = clock_rate(snap) if snap is not None else 0.0
+        if snap is None or not rate:  # virtual time moves only when the engine is driven
             return
         now, wall = engine_now(snap), time.time()
         # Fast time (a rehearsal at 20x) changes its second at every look: once a second is enough.
-        if int(now) == int(self.now) or (snap.clock_rate > 1 and wall - self._clock_moved_at < 0.9):
+        if int(now) == int(self.now) or (rate > 1 and wall - self._clock_moved_at < 0.9):
             return
-        due = self._snapshot_at + snap.poll_interval / snap.clock_rate
-        if 0 <= due - wall < 0.3:
+        due = self._snapshot_at + snap.poll_interval / rate
+        if snap.automation and 0 <= due - wall < 0.3:
             return
         self._clock_moved_at = wall
         self.now = now
@@ -353,12 +357,21 @@ class WarroomApp(App[int]):
         snap = self._clean(snap)  # outside text made terminal-safe once, for every widget and dialog
         self._snapshot_at = self._clock_moved_at = time.time()
         self.engine_alive = snap.automation
+        self._forget_answered_toggles(snap)
         self.snapshot = snap
         self.now = engine_now(snap)
         if snap.state in BUSY:
             self.rollback_requested = False
         self._refresh_keys()
         self._show_new_score_card(snap)
+
+    def _forget_answered_toggles(self, snap: Snapshot) -> None:
+        phase = snap.phase.index if snap.phase else None
+        if phase != self._asked_phase:
+            self._asked, self._asked_phase = {}, phase
+        for item in snap.phase.checklist if snap.phase else ():
+            if self._asked.get(item.id) == item.ticked:
+                del self._asked[item.id]
 
     def _show_new_score_card(self, snap: Snapshot) -> None:
         scores = [e for e in snap.journal if e.kind == "drill.score"]  # newest first
@@ -410,11 +423,11 @@ class WarroomApp(App[int]):
         """No engine is alive: nothing would run a command. A rollback starts one first (rolling
         back is never refused for want of an engine); anything else is refused at once."""
         if verb != "rollback":
-            self.notify("no engine drives this rollout: nothing would run it; start one with `warroom up PLAN`",
+            self.notify(f"no engine drives this rollout: nothing would run it; start one with `warroom up {self.plan_file}`",
                         title=f"{label}: refused", severity="error")
             return False
         if self.start_engine is None:
-            self.notify("no engine drives this rollout: roll back from a shell with `warroom rollback PLAN` (it starts one)",
+            self.notify(f"no engine drives this rollout: roll back from a shell with `warroom rollback {self.plan_file}` (it starts one)",
                         title=f"{label}: not sent", severity="error")
             return False
         self.notify("no engine drives this rollout: starting one to roll back", title=label, severity="warning")
@@ -494,8 +507,13 @@ class WarroomApp(App[int]):
 
     def on_checklist_toggle(self, message: Checklist.Toggle) -> None:
         item = message.item
+        # Toggled again before the engine's answer shows: the opposite of what was last asked,
+        # not of the snapshot still on screen (key repeat would otherwise untick twice).
+        shown = self.snapshot.phase.checklist if self.snapshot and self.snapshot.phase else ()
+        ticked = self._asked.get(item.id, next((i.ticked for i in shown if i.id == item.id), item.ticked))
+        self._asked[item.id] = not ticked
         # Routine: the journal line says it; no notice (eleven ticks are not eleven pop-ups).
-        self.send("checklist", "tick", quiet=True, item=item.id, undo=item.ticked)
+        self.send("checklist", "tick", quiet=True, item=item.id, undo=ticked)
 
     def action_ack_drift(self) -> None:
         self.send("acknowledge drift", "ack")
@@ -506,7 +524,7 @@ class WarroomApp(App[int]):
             if action.keys:
                 state = availability(action, self.snapshot)
                 note = "" if state.enabled else state.reason
-                rows.append(HelpRow(self.key_for(action.id), action.id, action.does, note))
+                rows.append(HelpRow(self.key_for(action.id), action.id, action.does, note, action.title))
         self.push_screen(HelpScreen(rows))
 
     def action_zoom(self) -> None:
@@ -517,7 +535,7 @@ class WarroomApp(App[int]):
         if isinstance(focused, MetricPane) and focused.pane is not None:
             pane_id = focused.pane.id
         else:
-            pane_id = min(snap.panes, key=lambda p: PANE_ALARM.get(p.status, 9)).id
+            pane_id = min(snap.panes, key=alarm_rank).id
         self.push_screen(ZoomScreen(pane_id))
 
     def on_metric_pane_zoom(self, message: MetricPane.Zoom) -> None:

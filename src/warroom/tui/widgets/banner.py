@@ -105,6 +105,9 @@ class Banner(Widget):
     def watch_engine_alive(self) -> None:
         self._render_time()
 
+    def on_resize(self) -> None:
+        self._render_time()  # the badge's words depend on the width
+
     def _render_snapshot(self) -> None:
         snap = self.snapshot
         if snap is None or not self.is_mounted:
@@ -132,7 +135,8 @@ class Banner(Widget):
         state = part(self, "#state")
         for level in LEVELS:
             state.set_class(condition.level == level, f"-{level}")
-        set_text(state, condition.word)
+        narrow = self.screen.has_class("-narrow") and bool(condition.narrow)
+        set_text(state, condition.narrow if narrow else condition.word)
         set_text(part(self, "#why"), condition.why)
         set_text(part(self, "#clock"), clock_text(self.now))
         set_text(part(self, "#age"), data_age_text(snap, self.now))

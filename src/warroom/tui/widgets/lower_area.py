@@ -56,6 +56,9 @@ class LowerArea(Vertical):
     def on_resize(self) -> None:
         self._fit()
 
+    def on_checklist_grown(self) -> None:
+        self.call_after_refresh(self._fit)
+
     def _fit(self) -> None:
         """The middle row as tall as its longest part, but never taking the journal's last lines."""
         middle = self.query_one("#middle")

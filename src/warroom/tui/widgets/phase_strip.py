@@ -48,11 +48,19 @@ def bar(fraction: float, cells: int) -> str:
 
 
 def current_exposure(snap: Snapshot) -> str:
-    """What users see now, as the flags read back (as warroom set them where unreadable):
-    `0%` once every flag is off."""
-    states = [f.observed if f.observed is not None and not f.error else f.desired for f in snap.flags]
-    on = [state.label() for state in states if state is not None and state.enabled]
-    return "/".join(dict.fromkeys(on)) or "0%"
+    """What users see of the new code now: the launch flags as they read back (`absent` exposes
+    nobody; an unreadable one is `?`), `0%` once every one is off. A flag the phases never move
+    (a health check on throughout, kept on by the rollback) is no exposure."""
+    launch = set(snap.launch_flags) or {f.name for f in snap.flags}
+    shown = []
+    for flag in snap.flags:
+        if flag.name not in launch:
+            continue
+        if flag.error:
+            shown.append("?")
+        elif flag.observed is not None and flag.observed.enabled:
+            shown.append(flag.observed.label())
+    return "/".join(dict.fromkeys(shown)) or "0%"
 
 
 def strip_parts(snap: Snapshot, now: float, detail: Detail) -> list[tuple[str, str]]:
@@ -76,6 +84,8 @@ def strip_parts(snap: Snapshot, now: float, detail: Detail) -> list[tuple[str, s
             parts.append((f" · retry restarts at 1/{total} {exposures[0]}", "note"))
         return parts
 
+    # With no engine nothing soaks the phase: its clock stops where the engine left it.
+    soaked_to = now if snap.automation else min(now, snap.now)
     if detail.name and snap.phase is not None:
         parts.append((f"{index}/{total} {snap.phase.name}  ", "note"))
     elif snap.phase is not None:
@@ -94,8 +104,8 @@ def strip_parts(snap: Snapshot, now: float, detail: Detail) -> list[tuple[str, s
     else:
         phase = snap.phase
         box = [f"{exposures[index - 1]} ◉"]
-        started = phase.started_at if phase.started_at is not None else now
-        elapsed = max(0.0, now - started)
+        started = phase.started_at if phase.started_at is not None else soaked_to
+        elapsed = max(0.0, soaked_to - started)
         if phase.hold and elapsed < phase.hold:
             box.append(f"soak {compact_duration(elapsed)}/{compact_duration(phase.hold)}" + (f" {bar(elapsed / phase.hold, detail.bar)}" if detail.bar else ""))
         else:
