@@ -26,7 +26,7 @@ from warroom.reports.scorecard import compute, latest_score_card
 from warroom.store import open_store as Store
 from warroom.tui.app import WarroomApp
 from warroom.tui.screens.score_card import ScoreCardScreen
-from warroom.tui.widgets.phase_strip import PhaseStrip
+from warroom.tui.widgets.banner import Banner
 
 SAMPLE_PLAN = Path(__file__).resolve().parents[2] / "sample-config.yaml"
 T0 = 1_800_000_000.0
@@ -76,7 +76,7 @@ async def test_a_console_drill_gives_the_card_a_headless_drill_gives(tmp_path):
             await until(pilot, lambda: app.snapshot is not None)
             await pilot.press("s", "tab", "enter")  # step up into phase 1: confirm in the dialog
             await until(pilot, lambda: app.snapshot.phase is not None)
-            timing = app.query_one(PhaseStrip).render().plain
+            timing = app.query_one(Banner).shown("strip")
             assert "(30m → 30s in this drill)" in timing
             await until(pilot, lambda: isinstance(app.screen, ScoreCardScreen), timeout=30)
             shown = app.screen.card

@@ -22,6 +22,7 @@ from warroom.core.clock import RealClock
 from warroom.core.snapshot import State
 from warroom.plan.model import Fault
 from warroom.tui.keymap import ACTIONS
+from warroom.tui.parts import resolve
 from warroom.tui.screens.confirm import ConfirmDialog
 from warroom.tui.screens.zoom import ZoomScreen
 from warroom.tui.widgets.banner import Banner
@@ -30,7 +31,6 @@ from warroom.tui.widgets.flags_table import FlagsTable
 from warroom.tui.widgets.keys_bar import KeysBar
 from warroom.tui.widgets.metric_pane import MetricPane
 from warroom.tui.widgets.notice_bar import NoticeBar
-from warroom.tui.widgets.phase_strip import PhaseStrip
 from warroom.tui.widgets.rollback_panel import RollbackPanel
 from warroom.tui.widgets.spark import pane_scale, spark_rows
 from warroom.tui.widgets.status_line import StatusLine, short_blocker, status_text
@@ -42,11 +42,11 @@ ELEVEN = [{"text": f"Item {i:02d} of the launch checklist", "required": i % 3 ==
 
 
 def banner(app, part: str = "#state") -> str:
-    return str(app.query_one(Banner).query_one(part).render())
+    return app.query_one(Banner).shown(part)
 
 
 def strip(app) -> str:
-    return app.query_one(PhaseStrip).render().plain
+    return app.query_one(Banner).shown("strip")
 
 
 def rows_of(app, widget) -> list[str]:
@@ -261,12 +261,13 @@ async def test_a_breaching_value_is_marked_and_reversed_and_its_window_labelled(
         await c.tick(pilot, times=6)
         pane = c.app.query_one("#pane-error_rate", MetricPane)
         assert rows_of(c.app, pane)[0].endswith("▲ 3.00%")
-        assert pane.get_component_rich_style("pane--value").reverse  # the loudest cell in any theme and under NO_COLOR
-        # Styles cached for speed follow the pane into its breach colours, and a theme change.
+        assert pane.part("value-breach").reverse  # the loudest cell in any theme and under NO_COLOR
+        # Styles kept for speed follow a theme change.
         for _ in range(2):
-            for part in ("spark--bar", "spark--breach", "pane--value"):
-                assert pane.component_style(part) == pane.get_component_rich_style(part)
+            for part in ("bar-breach", "breach", "value-breach"):
+                assert pane.part(part) == resolve(pane.PARTS[part], c.app.get_css_variables(), pane.background_colors[1])
             await pilot.press("t")
+            await pilot.pause()
         # One cell a poll: six polls drawn, six seconds said.
         assert rows_of(c.app, c.app.query_one("#pane-latency_p50", MetricPane))[-1].strip() == "≤100 ms · last 6s"
 
@@ -299,9 +300,9 @@ async def test_after_a_rollback_the_screen_says_what_happened_and_r_retries_afte
         await c.tick(pilot, times=14)
         assert c.app.snapshot.state == State.ROLLED_BACK and c.app.snapshot.action is None
         panel = "\n".join(rows_of(c.app, c.app.query_one(RollbackPanel)))
-        for part in ("ROLLED BACK at 08:00:13Z (asked 08:00:13Z by automation)",
+        for part in ("ROLLED BACK at 08:00:13Z\n asked  08:00:13Z by automation",
                      "why    guardrail error-rate: error_rate 3.00% above 1.00% (held 10s)",
-                     "flags  ✔ confirmed off by read-back at 08:00:13Z",
+                     "flags  ✔ confirmed off by read-back",
                      "· dry run  Drain WebSocket connections (demo)  would run",
                      "next   r retry: start again at phase 1 (asks first)"):
             assert part in panel, part

@@ -292,6 +292,8 @@ def _decode(kind: Any, value: Any) -> Any:
     if origin is tuple:
         args = typing.get_args(kind)
         if len(args) == 2 and args[1] is Ellipsis:
+            if _plain(args[0]):  # a pane's history: 240 numbers, eight panes, every snapshot a console reads
+                return tuple(value)
             return tuple(_decode(args[0], v) for v in value)
         return tuple(_decode(a, v) for a, v in zip(args, value))
     if kind is FlagState:
@@ -301,6 +303,13 @@ def _decode(kind: Any, value: Any) -> Any:
     if dataclasses.is_dataclass(kind):
         return kind(**{name: _decode(hint, value[name]) for name, hint in _fields(kind) if name in value})
     return value
+
+
+@functools.cache
+def _plain(kind: Any) -> bool:
+    """Whether JSON already gives values of `kind` as they are (numbers, strings, None)."""
+    union = typing.get_origin(kind) in (typing.Union, types.UnionType)
+    return all(k in (int, float, str, bool, type(None)) for k in (typing.get_args(kind) if union else (kind,)))
 
 
 @functools.cache

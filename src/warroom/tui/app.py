@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -31,19 +31,12 @@ from warroom.client import EngineClient
 from warroom.core.secrets import redact
 from warroom.core.snapshot import Snapshot, State
 from warroom.core.text import terminal_safe
-from warroom.reports.scorecard import ScoreCard
 from warroom.store.base import StoreUnwritable
 from warroom.tui.clock_text import clock_rate, engine_now
 from warroom.tui.keymap import ACTIONS, BUSY, BY_ID, ConsoleAction, availability, bindings
 from warroom.tui.palette import WarroomCommands
 from warroom.tui.safe_text import SnapshotCleaner
-from warroom.tui.screens.confirm import ConfirmDialog
-from warroom.tui.screens.force_reason import ForceReason
-from warroom.tui.screens.help import HelpRow, HelpScreen
-from warroom.tui.screens.score_card import ScoreCardScreen
-from warroom.tui.screens.step_dialog import FORCE, STEP, StepDialog
-from warroom.tui.screens.zoom import ZoomScreen
-from warroom.tui.themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
+from warroom.tui.themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes, theme_problem
 from warroom.tui.widgets.banner import Banner
 from warroom.tui.widgets.checklist import Checklist
 from warroom.tui.widgets.keys_bar import KeyHint, KeysBar
@@ -52,6 +45,12 @@ from warroom.tui.widgets.metric_pane import MetricPane, alarm_rank
 from warroom.tui.widgets.notice_bar import Notice, NoticeBar
 from warroom.tui.widgets.panes_grid import PanesGrid
 from warroom.tui.widgets.status_line import StatusLine
+
+if TYPE_CHECKING:
+    from warroom.reports.scorecard import ScoreCard
+
+# Dialogs and screens are imported when first opened (`from warroom.tui.screens… import` in the
+# action): the first frame, which a console opened in a hurry waits for, never pays for them.
 
 T = TypeVar("T")
 LEAVE_GRACE = 2.0  # seconds Textual's teardown gets before the process ends regardless
@@ -145,6 +144,7 @@ class WarroomApp(App[int]):
         self.plan_file = plan_file  # as the user named it, for the commands a notice suggests
         self.theme_names: list[str] = []
         self._latest: Snapshot | None = None
+        self._shown_first: Snapshot | None = None
         self._clean = SnapshotCleaner()
         self._snapshot_at = self._clock_moved_at = 0.0  # wall times: the newest snapshot, the clock's last move
         self._lock = threading.Lock()
@@ -165,8 +165,14 @@ class WarroomApp(App[int]):
     # ------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
+        # A snapshot read before the screen opened (launch.py) is the first frame's: applied before
+        # the widgets are built, they are born with it, panes included, and lay out once.
+        with self._lock:
+            first, self._latest = self._latest, None
+        if first is not None:
+            self._apply(first)
         yield Banner().data_bind(WarroomApp.snapshot, WarroomApp.now, WarroomApp.rollback_requested, WarroomApp.engine_alive)
-        yield PanesGrid().data_bind(WarroomApp.snapshot, WarroomApp.now)
+        yield PanesGrid(self.snapshot).data_bind(WarroomApp.snapshot, WarroomApp.now)
         yield LowerArea().data_bind(WarroomApp.snapshot, WarroomApp.retry_key)
         yield NoticeBar()
         yield StatusLine().data_bind(WarroomApp.snapshot, WarroomApp.retry_key)
@@ -177,7 +183,9 @@ class WarroomApp(App[int]):
         # otherwise add them and restyle every widget once more before the first frame.
         width, height = self.size
         classes = [_breakpoint(width, self.HORIZONTAL_BREAKPOINTS), _breakpoint(height, self.VERTICAL_BREAKPOINTS)]
-        return Screen(id="_default", classes=" ".join(c for c in classes if c))
+        screen = Screen(id="_default", classes=" ".join(c for c in classes if c))
+        screen.AUTO_FOCUS = "Checklist"  # focused as the screen is built: focusing it after restyles it once more
+        return screen
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return VARIABLE_DEFAULTS
@@ -194,7 +202,6 @@ class WarroomApp(App[int]):
             self.set_interval(0.5, self._leave_if_terminal_gone)
         # The clock moves each second whatever the poll interval (a quarter second's look).
         self.set_interval(0.25, self._second)
-        self.query_one(Checklist).focus()
         self._refresh_keys()
         self._screen_loop = asyncio.get_running_loop()
         with self._lock:
@@ -202,7 +209,8 @@ class WarroomApp(App[int]):
             held, self._held = self._held, []
         for message in held:
             self.post_message(message)
-        threading.Thread(target=self._watch, name="warroom-watch", daemon=True).start()
+        # After the first frame: the watcher's first reads would only compete with it.
+        self.call_after_refresh(lambda: threading.Thread(target=self._watch, name="warroom-watch", daemon=True).start())
 
     def on_unmount(self) -> None:
         self._unwatch.set()  # the watcher thread ends with the screen
@@ -246,7 +254,7 @@ class WarroomApp(App[int]):
 
     def _load_themes(self) -> list[str]:
         """Register the theme files and pick the wanted theme; the problems, to show on mount."""
-        themes, problems = load_themes()
+        themes, problems = load_themes(validate=False)  # each is checked when picked: the first frame checks one
         for theme in themes:
             self.register_theme(theme)
         self.theme_names = [t.name for t in themes]
@@ -255,6 +263,11 @@ class WarroomApp(App[int]):
         if wanted not in self.available_themes:
             if self.wanted_theme:
                 problems.append(f"unknown theme {wanted!r}; themes: {', '.join(self.theme_names)}")
+            wanted = DEFAULT_THEME
+        problem = theme_problem(self.available_themes[wanted]) if wanted in self.available_themes else None
+        if problem:
+            problems.append(f"theme skipped: {problem}")
+            self.theme_names.remove(wanted)
             wanted = DEFAULT_THEME
         if wanted in self.available_themes:
             self.theme = wanted
@@ -309,6 +322,8 @@ class WarroomApp(App[int]):
 
     def show(self, snap: Snapshot) -> None:
         """Any thread: the newest snapshot to show; at most one message waits for the screen."""
+        if self._shown_first is None:
+            self._shown_first = snap  # the watcher starts from it instead of reading it again
         with self._lock:
             waiting = self._latest is not None
             self._latest = snap
@@ -319,7 +334,9 @@ class WarroomApp(App[int]):
         """Worker thread: wait on the store; on a change read the snapshot, and every second look
         whether the engine is still alive (an engine that died publishes nothing more)."""
         waiter = self.client.watch()
-        last: Snapshot | None = None
+        last: Snapshot | None = self._shown_first
+        if last is not None:
+            self.client.news()  # what the first frame shows is not news
         cut_off = False  # the store could not be read (a database away): said once, tried again every second
         try:
             while not self._unwatch.is_set():
@@ -352,8 +369,10 @@ class WarroomApp(App[int]):
     def on_snapshot_arrived(self, _: SnapshotArrived) -> None:
         with self._lock:
             snap, self._latest = self._latest, None
-        if snap is None:
-            return
+        if snap is not None:
+            self._apply(snap)
+
+    def _apply(self, snap: Snapshot) -> None:
         snap = self._clean(snap)  # outside text made terminal-safe once, for every widget and dialog
         self._snapshot_at = self._clock_moved_at = time.time()
         self.engine_alive = snap.automation
@@ -376,6 +395,8 @@ class WarroomApp(App[int]):
     def _show_new_score_card(self, snap: Snapshot) -> None:
         scores = [e for e in snap.journal if e.kind == "drill.score"]  # newest first
         newest = scores[0].seq if scores else 0
+        if scores:
+            from warroom.reports.scorecard import ScoreCard
         if self._score_seq is None:
             # A card already in the journal when the console opened is not news (a past drill).
             self._score_seq = newest
@@ -384,6 +405,8 @@ class WarroomApp(App[int]):
         if newest > self._score_seq:
             self._score_seq = newest
             self.score_card = ScoreCard.from_json(scores[0].data["card"])
+            from warroom.tui.screens.score_card import ScoreCardScreen
+
             self.push_screen(ScoreCardScreen(self.score_card))
 
     # ------------------------------------------------------------ screen → engine
@@ -450,6 +473,9 @@ class WarroomApp(App[int]):
         self.run_worker(self.run_action(action.action, namespace), group="palette")
 
     def action_step_up(self) -> None:
+        from warroom.tui.screens.force_reason import ForceReason
+        from warroom.tui.screens.step_dialog import FORCE, STEP, StepDialog
+
         snap = self.snapshot
         if snap is None:
             self.notify("waiting for the first reading from the engine", severity="warning")
@@ -488,6 +514,8 @@ class WarroomApp(App[int]):
         self.send("roll back", "rollback", reason=f"manual rollback from the console by {self.actor.user}")
 
     def action_retry(self) -> None:
+        from warroom.tui.screens.confirm import ConfirmDialog
+
         snap = self.snapshot
         if snap is None or snap.readonly or snap.state != State.ROLLED_BACK or snap.action is not None:
             self.send("retry", "retry")  # the engine says why not
@@ -519,6 +547,8 @@ class WarroomApp(App[int]):
         self.send("acknowledge drift", "ack")
 
     def action_help(self) -> None:
+        from warroom.tui.screens.help import HelpRow, HelpScreen
+
         rows = []
         for action in ACTIONS:
             if action.keys:
@@ -528,6 +558,8 @@ class WarroomApp(App[int]):
         self.push_screen(HelpScreen(rows))
 
     def action_zoom(self) -> None:
+        from warroom.tui.screens.zoom import ZoomScreen
+
         snap = self.snapshot
         if snap is None or not snap.panes:
             return
@@ -539,22 +571,33 @@ class WarroomApp(App[int]):
         self.push_screen(ZoomScreen(pane_id))
 
     def on_metric_pane_zoom(self, message: MetricPane.Zoom) -> None:
+        from warroom.tui.screens.zoom import ZoomScreen
+
         self.push_screen(ZoomScreen(message.pane_id))
 
     def action_score_card(self) -> None:
         if self.score_card is None:
             self.notify("no drill has been scored in this journal yet", severity="warning")
         else:
+            from warroom.tui.screens.score_card import ScoreCardScreen
+
             self.push_screen(ScoreCardScreen(self.score_card))
 
     def action_cycle_theme(self) -> None:
-        if not self.theme_names:
-            return
         index = self.theme_names.index(self.theme) + 1 if self.theme in self.theme_names else 0
-        self.theme = self.theme_names[index % len(self.theme_names)]
-        self.notify(f"theme: {self.theme}")
+        for _ in range(len(self.theme_names)):
+            name = self.theme_names[index % len(self.theme_names)]
+            problem = theme_problem(self.available_themes[name])
+            if problem is None:
+                self.theme = name
+                self.notify(f"theme: {self.theme}")
+                return
+            self.theme_names.remove(name)  # a broken theme file: said once, then left out of the cycle
+            self.notify(f"theme skipped: {problem}", title="theme", severity="warning")
 
     def action_quit_console(self) -> None:
+        from warroom.tui.screens.confirm import ConfirmDialog
+
         snap = self.snapshot
         in_flight = self.rollback_requested or (snap is not None and (
             snap.state == State.ROLLING_BACK or (snap.action is not None and snap.action.kind == "rollback")))

@@ -14,7 +14,8 @@ from textual.reactive import reactive
 from warroom.core.snapshot import ChecklistView, GateView, Snapshot
 from warroom.core.units import format_value
 from warroom.tui.keymap import bindings
-from warroom.tui.refresh import CachedComponentStyles, changed
+from warroom.tui.parts import Parts
+from warroom.tui.refresh import changed
 
 
 def gate_reading(gate: GateView) -> str:
@@ -50,29 +51,15 @@ def item_window(count: int, cursor: int, room: int) -> tuple[int, int]:
         start += 1
 
 
-class Checklist(CachedComponentStyles, can_focus=True):
+class Checklist(Parts, can_focus=True):
     BINDINGS = bindings("checklist")
-    COMPONENT_CLASSES = {
-        "checklist--heading",
-        "checklist--pass",
-        "checklist--fail",
-        "checklist--nodata",
-        "checklist--cursor",
-        "checklist--done",
-        "checklist--required",
-        "checklist--more",
+    PARTS = {
+        "heading": "$primary bold", "pass": "$success", "fail": "$error bold", "nodata": "$status-stale italic",
+        "cursor-focus": "bold reverse", "done": "$text-muted", "required": "$warning bold",
+        "more": "$text-muted italic",
     }
     DEFAULT_CSS = """
     Checklist { height: auto; padding: 0 1; background: $surface; text-wrap: nowrap; text-overflow: ellipsis; }
-    Checklist > .checklist--heading { text-style: bold; color: $primary; }
-    Checklist > .checklist--pass { color: $success; }
-    Checklist > .checklist--fail { color: $error; text-style: bold; }
-    Checklist > .checklist--nodata { color: $status-stale; text-style: italic; }
-    Checklist > .checklist--cursor { text-style: reverse; }
-    Checklist > .checklist--done { color: $text-muted; }
-    Checklist > .checklist--required { color: $warning; text-style: bold; }
-    Checklist > .checklist--more { color: $text-muted; text-style: italic; }
-    Checklist:focus > .checklist--cursor { text-style: bold reverse; }
     """
 
     class Toggle(Message):
@@ -124,7 +111,7 @@ class Checklist(CachedComponentStyles, can_focus=True):
             self.notify("no checklist item to tick in this phase", severity="warning")
 
     def _style(self, name: str):
-        return self.component_style(f"checklist--{name}")
+        return self.part(name)
 
     def _pinned(self, width: int) -> list[Text]:
         """The heading and the gates: never scrolled away, a gate's reading never cut (it wraps
@@ -141,14 +128,12 @@ class Checklist(CachedComponentStyles, can_focus=True):
         count = required_count(phase.checklist)
         lines = [Text.assemble((f"Phase {phase.index}/{snap.phase_count} {phase.name}", self._style("heading")),
                                (f"  * {count}" if count else "", self._style("required")))]
-        for gate in phase.gates:
-            line = self._gate_line(gate, compact=False)
-            if line.cell_len > width:  # narrow: the readings matter more than the word "gate" (✔/✘/? says it)
-                line = self._gate_line(gate, compact=True)
-            if line.cell_len > width:
-                lines += self._gate_lines(gate)
-            else:
-                lines.append(line)
+        gates = [self._gate_line(gate, compact=False) for gate in phase.gates]
+        if any(line.cell_len > width for line in gates):
+            # Narrow: the readings matter more than the word "gate" (the ✔/✘/? says it).
+            gates = [self._gate_line(gate, compact=True) for gate in phase.gates]
+        for gate, line in zip(phase.gates, gates):
+            lines += self._gate_lines(gate) if line.cell_len > width else [line]
         if not phase.checklist:
             lines.append(Text(" no checklist items in this phase", style=self._style("done")))
         return lines
@@ -165,7 +150,7 @@ class Checklist(CachedComponentStyles, can_focus=True):
         return Text.assemble((f" {mark} gate ", self._style(style)), gate.label, ("  " + gate_reading(gate), self._style(style)))
 
     def _gate_lines(self, gate: GateView) -> list[Text]:
-        """A gate on two lines: its name, then its reading under it."""
+        """A gate on two lines: its name, then its reading (`99.78% > 99.00%`) whole under it."""
         mark, style = self._mark(gate)
         return [Text.assemble((f" {mark} ", self._style(style)), gate.label),
                 Text("   " + gate_reading(gate), style=self._style(style))]
@@ -185,7 +170,7 @@ class Checklist(CachedComponentStyles, can_focus=True):
                 (by, self._style("done")),
             )
             if index == self.cursor and self.has_focus:
-                line.stylize(self._style("cursor"))
+                line.stylize(self._style("cursor-focus"))
             lines.append(line)
         return lines
 

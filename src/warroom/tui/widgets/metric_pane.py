@@ -8,6 +8,7 @@ comes sooner, and a poll repaints only the panes whose picture changed.
 from __future__ import annotations
 
 from rich.cells import cell_len
+from rich.style import Style
 from rich.text import Text
 from textual.css.scalar import Unit
 from textual.geometry import Size
@@ -19,7 +20,8 @@ from warroom.core.units import format_duration, format_value
 from warroom.tui.clock_text import compact_duration
 from warroom.tui.condition import countdown, until_text
 from warroom.tui.keymap import bindings
-from warroom.tui.refresh import CachedComponentStyles, changed
+from warroom.tui.parts import Parts
+from warroom.tui.refresh import changed
 from warroom.tui.widgets.spark import pane_scale, spark_rows
 
 STATUSES = ("ok", "warn", "breach", "stale", "nodata")
@@ -89,31 +91,25 @@ def shown_status(pane: PaneView, enforced: bool) -> str:
     return "stale" if not enforced and pane.status != "nodata" else pane.status
 
 
-class MetricPane(CachedComponentStyles, can_focus=True):
-    """A pane's state is a class (-ok/-warn/-breach/-stale/-nodata) so themes colour it."""
+class MetricPane(Parts, can_focus=True):
+    """A pane's state is a class (-ok/-warn/-breach/-stale/-nodata) so themes colour its box;
+    its parts are styled by status from PARTS."""
 
     BINDINGS = bindings("pane")
-    COMPONENT_CLASSES = {"pane--title", "pane--value", "pane--status", "pane--meta", "spark--bar", "spark--breach", "spark--limit"}
+    PARTS = {
+        "title": "$text-muted", "title-focus": "$accent bold underline", "meta": "$text-muted",
+        "breach": "$error bold", "limit": "$warning",  # a chart's cells past the threshold, and the threshold
+        "value-ok": "bold", "value-warn": "$warning bold", "value-breach": "$error bold reverse",
+        "value-stale": "$status-stale italic", "value-nodata": "$status-stale italic",
+        "status-ok": "bold", "status-warn": "$warning bold", "status-breach": "$error bold reverse",
+        "status-stale": "$status-stale bold reverse", "status-nodata": "$status-stale bold reverse",
+        "bar-ok": "$success", "bar-warn": "$warning", "bar-breach": "$warning", "bar-stale": "$status-stale",
+        "bar-nodata": "$status-stale",
+    }
     DEFAULT_CSS = """
     MetricPane { height: 3; padding: 0 1; background: $surface; }
     MetricPane:focus { background: $boost; }
-    MetricPane > .pane--title { color: $text-muted; }
-    MetricPane:focus > .pane--title { color: $accent; text-style: bold underline; }
-    MetricPane > .pane--value { text-style: bold; }
-    MetricPane > .pane--status { text-style: bold; }
-    MetricPane > .pane--meta { color: $text-muted; }
-    MetricPane > .spark--bar { color: $success; }
-    MetricPane > .spark--breach { color: $error; text-style: bold; }
-    MetricPane > .spark--limit { color: $warning; }
-    MetricPane.-warn > .pane--value, MetricPane.-warn > .pane--status { color: $warning; }
-    MetricPane.-warn > .spark--bar { color: $warning; }
     MetricPane.-breach { background: $error 20%; }
-    MetricPane.-breach > .pane--value { color: $error; text-style: bold reverse; }
-    MetricPane.-breach > .pane--status { color: $error; text-style: bold reverse; }
-    MetricPane.-breach > .spark--bar { color: $warning; }
-    MetricPane.-stale > .pane--value, MetricPane.-nodata > .pane--value { color: $status-stale; text-style: italic; }
-    MetricPane.-stale > .pane--status, MetricPane.-nodata > .pane--status { color: $status-stale; text-style: bold reverse; }
-    MetricPane.-stale > .spark--bar { color: $status-stale; }
     """
 
     class Zoom(Message):
@@ -166,7 +162,7 @@ class MetricPane(CachedComponentStyles, can_focus=True):
             self.refresh()
 
     def notify_style_update(self) -> None:
-        self._lines = None  # drawn with the old theme's or class's styles
+        self._lines = None  # drawn with the old theme's styles
         super().notify_style_update()
 
     def on_resize(self) -> None:
@@ -187,15 +183,15 @@ class MetricPane(CachedComponentStyles, can_focus=True):
     # ------------------------------------------------------------ drawing
 
     def meta_text(self, cells: int) -> str:
-        """Under the chart: the limit and the span drawn; for a stale value its age and why."""
+        """Under the chart: the limit and the span drawn; a stale value's age first (and why)."""
         pane = self.pane
         assert pane is not None
-        if pane.note:  # a cohort guardrail's both sides, or why it cannot judge (not enough traffic)
-            return pane.note
         if not self._enforced and pane.status != "nodata":
-            return f"{age_text(pane, self._now)} · no engine samples it"
+            return age_text(pane, self._now)  # nothing samples it (the banner says NO ENGINE): how old it is
         if pane.status in ("stale", "nodata"):
             return " · ".join(x for x in (age_text(pane, self._now), pane.detail) if x)
+        if pane.note:  # a cohort guardrail's both sides, or why it cannot judge (not enough traffic)
+            return pane.note
         return " · ".join(x for x in (limit_text(pane) or "no limit", window_text(cells, self._poll)) if x)
 
     def _render_lines(self) -> list[Text]:
@@ -205,30 +201,35 @@ class MetricPane(CachedComponentStyles, can_focus=True):
         width, height = self.content_region.width, self.content_region.height
         if pane is None or width <= 0 or height <= 0:
             return []
-        style = self.component_style
+        status = shown_status(pane, self._enforced)
+
+        def style(part: str) -> Style:
+            if part in ("value", "status", "bar"):
+                return self.part(f"{part}-{status}")
+            return self.part("title-focus" if part == "title" and self.has_focus else part)
+
         value = value_text(pane)
         narrow = self.screen.has_class("-narrow") if self.is_attached else False
         chart_rows = max(1, height - 2)
         if narrow:  # the title gets its whole line ("Connection success" whole at 80 columns); the value goes by the chart
             inline = max(VALUE_MIN, cell_len(value)) + 1
-            head = Text(pane.title, style=style("pane--title"))
+            head = Text(pane.title, style=style("title"))
         else:
             inline = 0
-            head = Text(pane.title, style=style("pane--title"))
+            head = Text(pane.title, style=style("title"))
             head.truncate(max(1, width - cell_len(value) - 1), overflow="ellipsis")
             head.pad_right(width - head.cell_len - cell_len(value))
-            head.append(value, style("pane--value"))
+            head.append(value, style("value"))
         chart_width = max(1, width - inline)
         scale = pane_scale(pane.history, pane.breach, pane.bad_side, pane.unit)
-        rows = spark_rows(pane.history, chart_width, chart_rows, scale, style("spark--bar"), style("spark--breach"),
-                          style("spark--limit"))
+        rows = spark_rows(pane.history, chart_width, chart_rows, scale, style("bar"), style("breach"), style("limit"))
         if narrow:
             pad = " " * (inline - 1 - cell_len(value))
-            rows = [Text.assemble((value + pad, style("pane--value")), " ", row) if i == 0 else Text.assemble(" " * inline, row)
+            rows = [Text.assemble((value + pad, style("value")), " ", row) if i == 0 else Text.assemble(" " * inline, row)
                     for i, row in enumerate(rows)]
-        word = acting_text(pane, self._guards, self._now, self._enforced) or STATUS_WORD.get(shown_status(pane, self._enforced), "")
-        foot = Text.assemble((word, style("pane--status")), " " if word else "",
-                             (self.meta_text(min(len(pane.history), chart_width)), style("pane--meta")))
+        word = acting_text(pane, self._guards, self._now, self._enforced) or STATUS_WORD.get(status, "")
+        foot = Text.assemble((word, style("status")), " " if word else "",
+                             (self.meta_text(min(len(pane.history), chart_width)), style("meta")))
         lines = [head, *rows, foot] if height >= 3 else [head, foot][:height]
         for line in lines:
             line.no_wrap, line.overflow = True, "ellipsis"

@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
-from textual.reactive import reactive
 
 from warroom.core.snapshot import Snapshot, State
 from warroom.core.units import plan_duration
 from warroom.tui.clock_text import compact_duration
-from warroom.tui.refresh import CachedComponentStyles, changed
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,9 @@ def current_exposure(snap: Snapshot) -> str:
         elif flag.observed is not None and flag.observed.enabled:
             shown.append(flag.observed.label())
     return "/".join(dict.fromkeys(shown)) or "0%"
+
+
+ROLES = ("done", "current", "next", "note", "sep")  # how the banner styles each piece (banner.py)
 
 
 def strip_parts(snap: Snapshot, now: float, detail: Detail) -> list[tuple[str, str]]:
@@ -142,48 +143,3 @@ def strip_text(snap: Snapshot, now: float, width: int, styles: dict[str, Style |
         else:
             runs.append((text, style))
     return Text.assemble(*runs, no_wrap=True, overflow="ellipsis")
-
-
-class PhaseStrip(CachedComponentStyles):
-    COMPONENT_CLASSES = {"strip--done", "strip--current", "strip--next", "strip--note", "strip--sep"}
-    DEFAULT_CSS = """
-    PhaseStrip { height: 1; width: 1fr; padding: 0 1; }
-    PhaseStrip > .strip--done { color: $success; }
-    PhaseStrip > .strip--current { text-style: bold; }
-    PhaseStrip > .strip--next { color: $text-muted; }
-    PhaseStrip > .strip--note { }
-    PhaseStrip > .strip--sep { color: $text-muted; }
-    """
-
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
-    now: reactive[float] = reactive(0.0, repaint=False)
-    _text: Text | None = None
-
-    def _shown(self) -> Text:
-        snap = self.snapshot
-        if snap is None:
-            return Text("")
-        styles = {role: self.component_style(f"strip--{role}") for role in ("done", "current", "next", "note", "sep")}
-        return strip_text(snap, self.now, self.content_region.width or 200, styles)
-
-    def _update(self) -> None:
-        # Repaint only when the words changed: the soak moves once a second at most.
-        self._text = self._shown()
-        if changed(self, (self._text.plain, tuple(self._text.spans))):
-            self.refresh()
-
-    def notify_style_update(self) -> None:
-        self._text = None  # drawn with the old theme's styles
-        super().notify_style_update()
-
-    def watch_snapshot(self) -> None:
-        self._update()
-
-    def watch_now(self) -> None:
-        self._update()
-
-    def on_resize(self) -> None:
-        self._update()
-
-    def render(self) -> Text:
-        return self._text or self._shown()  # _update made it for this moment and size

@@ -10,10 +10,10 @@ from __future__ import annotations
 from rich.text import Text
 from textual.geometry import Size
 from textual.reactive import reactive
-from textual.widget import Widget
 
 from warroom.core.snapshot import Snapshot, State
 from warroom.tui.clock_text import clock_text
+from warroom.tui.parts import Parts
 from warroom.tui.refresh import changed
 
 STEP_MARK = {"ok": "✔", "failed": "✘", "dry-run": "·", "pending": "○"}
@@ -27,15 +27,10 @@ def launch_confirmed(snap: Snapshot) -> str:
     return ", ".join(parts)
 
 
-class RollbackPanel(Widget):
-    COMPONENT_CLASSES = {"rollback--heading", "rollback--label", "rollback--ok", "rollback--bad", "rollback--next"}
+class RollbackPanel(Parts):
+    PARTS = {"heading": "$error bold", "label": "$text-muted", "ok": "$success", "bad": "$error bold", "next": "$accent bold"}
     DEFAULT_CSS = """
     RollbackPanel { height: auto; padding: 0 1; background: $surface; text-wrap: nowrap; text-overflow: ellipsis; }
-    RollbackPanel > .rollback--heading { color: $error; text-style: bold; }
-    RollbackPanel > .rollback--label { color: $text-muted; }
-    RollbackPanel > .rollback--ok { color: $success; }
-    RollbackPanel > .rollback--bad { color: $error; text-style: bold; }
-    RollbackPanel > .rollback--next { color: $accent; text-style: bold; }
     """
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
@@ -46,7 +41,7 @@ class RollbackPanel(Widget):
             self.refresh(layout=True)
 
     def _style(self, name: str):
-        return self.get_component_rich_style(f"rollback--{name}")
+        return self.part(name)
 
     def _lines(self, width: int) -> list[Text]:
         snap = self.snapshot
@@ -59,11 +54,10 @@ class RollbackPanel(Widget):
         if back is None:  # the journal's tail no longer holds it (a long time ago)
             return [Text(head, style=self._style("heading")), Text("its details: warroom journal", style=label)]
         by = "automation" if back.by == "auto" else back.by.split()[0]
-        if done and back.confirmed_at is not None:
-            title = f"{head} at {clock_text(back.confirmed_at)} (asked {clock_text(back.started_at)} by {by})"
-        else:
-            title = f"{head} since {clock_text(back.started_at)}, asked by {by}"
-        lines = [Text(title, style=self._style("heading"))]
+        # ROLLED BACK when the flags read back off; when it was asked, and by whom, under it.
+        when = back.confirmed_at if done and back.confirmed_at is not None else back.started_at
+        lines = [Text(f"{head} {'at' if done else 'since'} {clock_text(when)}", style=self._style("heading")),
+                 Text.assemble(("asked  ", label), f"{clock_text(back.started_at)} by {by}")]
         # The cause is the one line worth wrapping: it says which query, value and threshold.
         for index, part in enumerate(Text(back.reason).wrap(self.app.console, max(20, width - 7))[:3]):
             lines.append(Text.assemble(("why    " if index == 0 else "       ", label), part))
@@ -73,7 +67,7 @@ class RollbackPanel(Widget):
             confirmed = launch_confirmed(snap)
             off = all(part.endswith(" off") for part in confirmed.split(", "))
             lines.append(Text.assemble(("flags  ", label), ("✔ confirmed off by read-back" if off else "✔ confirmed by read-back", self._style("ok")),
-                                       f" at {clock_text(back.confirmed_at)}" + ("" if off else f": {confirmed}")))
+                                       "" if off else f": {confirmed}"))
         else:
             action = snap.action
             retrying = f"attempt {action.attempt} failed, retrying: {action.last_error}" if action and action.attempt else "writing"

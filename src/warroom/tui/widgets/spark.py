@@ -19,7 +19,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 
-from warroom.tui.refresh import CachedComponentStyles
+from warroom.tui.parts import Parts
 
 BARS = "▁▂▃▄▅▆▇█"
 HEADROOM = 0.25  # the scale reaches 25% past the threshold: the limit sits at 80% of the height
@@ -107,22 +107,18 @@ def spark_rows(values: Sequence[float | None], width: int, height: int, scale: S
     return rows
 
 
-class Spark(CachedComponentStyles):
-    """A pane's chart; its parent sets `data` and `scale`."""
+class Spark(Parts):
+    """A chart widget (the zoomed pane's); its parent sets `data` and `scale`."""
 
-    COMPONENT_CLASSES = {"spark--bar", "spark--breach", "spark--limit"}
+    PARTS = {"bar": "$success", "breach": "$error bold", "limit": "$warning"}
     DEFAULT_CSS = """
     Spark { height: 1; }
-    Spark > .spark--bar { color: $success; }
-    Spark > .spark--breach { color: $error; text-style: bold; }
-    Spark > .spark--limit { color: $warning; }
     """
 
     data: reactive[tuple[float | None, ...]] = reactive(())
     scale: reactive[Scale] = reactive(Scale(0.0, 1.0))
 
     def render(self) -> Text:
-        style = self.component_style
         rows = spark_rows(self.data, self.size.width, self.size.height, self.scale,
-                          style("spark--bar"), style("spark--breach"), style("spark--limit"))
+                          self.part("bar"), self.part("breach"), self.part("limit"))
         return Text("\n").join(rows)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from rich.text import Text
 from textual.reactive import reactive
-from textual.widget import Widget
 
 from warroom.core.journal_kinds import Kind, known
 from warroom.core.snapshot import JournalEntry, Snapshot
+from warroom.tui.parts import Parts
 from warroom.tui.refresh import changed
 
 RETRIES = (Kind.ROLLBACK_ATTEMPT, Kind.STEP_ATTEMPT)  # said again at every failed attempt of one action
@@ -71,15 +71,10 @@ def heights(lengths: list[int], width: int, rows: int) -> list[int]:
     return out
 
 
-class Timeline(Widget):
-    COMPONENT_CLASSES = {"timeline--time", "timeline--who", "timeline--bad", "timeline--warn", "timeline--good"}
+class Timeline(Parts):
+    PARTS = {"time": "$text-muted", "who": "$primary", "bad": "$error bold", "warn": "$warning", "good": "$success"}
     DEFAULT_CSS = """
     Timeline { height: 1fr; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
-    Timeline > .timeline--time { color: $text-muted; }
-    Timeline > .timeline--who { color: $primary; }
-    Timeline > .timeline--bad { color: $error; text-style: bold; }
-    Timeline > .timeline--warn { color: $warning; }
-    Timeline > .timeline--good { color: $success; }
     """
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
@@ -98,10 +93,10 @@ class Timeline(Widget):
         for line, height in zip(lines, heights([len(l.message) for l in lines], width, rows)):
             entry = line.entry
             kind = entry_kind.tone if (entry_kind := known(entry.kind)) else ""
-            style = self.get_component_rich_style(f"timeline--{kind}") if kind else ""
+            style = self.part(kind) if kind else ""
             head = Text.assemble(
-                (time.strftime("%H:%M:%S ", time.gmtime(entry.ts)), self.get_component_rich_style("timeline--time")),
-                (f"{who(entry):<6.6} ", self.get_component_rich_style("timeline--who")),
+                (time.strftime("%H:%M:%S ", time.gmtime(entry.ts)), self.part("time")),
+                (f"{who(entry):<6.6} ", self.part("who")),
             )
             parts = Text(line.message, style=style).wrap(self.app.console, max(1, width - PREFIX)) if height > 1 else [Text(line.message, style=style)]
             for index, part in enumerate(parts[:height]):
