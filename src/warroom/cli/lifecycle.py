@@ -18,6 +18,7 @@ from pathlib import Path
 
 from warroom.client import START_TIMEOUT, EngineClient, engine_argv, start_engine
 from warroom.core.clock import make_clock
+from warroom.core.exit_codes import Exit
 from warroom.core.identity import current_actor
 from warroom.core.lines import status_line
 from warroom.core.snapshot import State
@@ -29,9 +30,7 @@ from warroom.store import open_store
 from warroom.store.base import StoreMissing, hostname
 from warroom.store.paths import StateRef, engine_log_path, state_path
 
-EXIT_REFUSED = 6
 VIRTUAL_DEFAULT_FOR = 24 * 3600.0  # virtual time never waits, so a run waiting on a human must end somewhere
-STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
 DOWN_WAIT = 10.0  # seconds `down` waits for the lease to be released before it signals a local engine
 
 
@@ -56,7 +55,7 @@ def cmd_run_headless(plan: Plan, args: argparse.Namespace) -> int:
     if snap is None:
         return code
     print(status_line(snap))
-    return code or STATE_EXIT.get(snap.state, 0)
+    return code or Exit.of_state(snap.state)
 
 
 def cmd_up(plan: Plan, args: argparse.Namespace) -> int:
@@ -118,7 +117,7 @@ def cmd_down(plan: Plan, args: argparse.Namespace) -> int:
     command = client.wait(client.send("shutdown", {"force": force}), gone_after=1.0, timeout=DOWN_WAIT)
     if command.status == "refused":
         print(f"warroom: {command.message}", file=sys.stderr)
-        return EXIT_REFUSED
+        return Exit.REFUSED
     if not _released(client, view.pid, DOWN_WAIT) and view.host == hostname():
         try:
             os.kill(view.pid, signal.SIGTERM)  # it did not answer in time: the signal stops it the same way

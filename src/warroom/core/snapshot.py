@@ -13,23 +13,64 @@ import functools
 import types
 import typing
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from warroom.core.flagstate import FlagState
 
 
-class State(str, Enum):  # noqa: UP042  (StrEnum changes str(); issue 22 item 3 types these words)
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    COMPLETE = "COMPLETE"
-    ROLLING_BACK = "ROLLING_BACK"
-    ROLLED_BACK = "ROLLED_BACK"
+class State(StrEnum):
+    """The rollout's status, with what each means; the groups a verb, a screen or the engine asks
+    about (in flight, exposed, rolling back, over) are written once, here."""
+
+    meaning: str
+
+    def __new__(cls, value: str, meaning: str) -> State:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    PENDING = "PENDING", "no phase entered yet (or started again after a rollback): step up enters phase 1"
+    RUNNING = "RUNNING", "in a phase: soaking, guardrails judged, stepping up when gates and checklist allow"
+    PAUSED = "PAUSED", "in a phase, held by a human, a guardrail, drift or a failed step up: no automatic step"
+    COMPLETE = "COMPLETE", "the last phase is done: everyone is on the new code"
+    ROLLING_BACK = "ROLLING_BACK", "a rollback began: its flags are being set and read back, its runbook run"
+    ROLLED_BACK = "ROLLED_BACK", "the rollback's flags read back off: only retry leaves it"
 
     @property
     def label(self) -> str:
         return self.value.replace("_", " ")
+
+    def in_flight(self, *, acting: bool) -> bool:
+        """Users may be on the new code and the launch is not over: an engine must be guarding it.
+        `acting`: an action is in flight (PENDING with its first step up landing counts)."""
+        return self in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or (self is State.PENDING and acting)
+
+    def exposed(self, *, acting: bool) -> bool:
+        """Users may be on the new code and no rollback began: a rollback guardrail can still act.
+        `acting`: an action is in flight (PENDING with its first step up landing counts)."""
+        return self in (State.RUNNING, State.PAUSED, State.COMPLETE) or (self is State.PENDING and acting)
+
+    @property
+    def in_rollback(self) -> bool:
+        """A rollback began (ROLLING BACK or ROLLED BACK): it owns the flags; nothing steps or pauses."""
+        return self in (State.ROLLING_BACK, State.ROLLED_BACK)
+
+    @property
+    def may_step(self) -> bool:
+        """A step up can be asked for (PENDING or RUNNING): not held, not over, not rolling back."""
+        return self in (State.PENDING, State.RUNNING)
+
+    @property
+    def in_phase(self) -> bool:
+        """A phase is running (RUNNING or PAUSED): it can be paused or resumed, its checklist ticked."""
+        return self in (State.RUNNING, State.PAUSED)
+
+    @property
+    def terminal(self) -> bool:
+        """The launch is over (COMPLETE or ROLLED BACK): nothing happens by itself any more."""
+        return self in (State.COMPLETE, State.ROLLED_BACK)
 
 
 @dataclass(frozen=True)
@@ -258,6 +299,16 @@ class Snapshot:
     @property
     def can_step(self) -> bool:
         return not self.readonly and not self.step_blockers
+
+    @property
+    def in_flight(self) -> bool:
+        """Users may be on the new code and the launch is not over: an engine must be guarding it."""
+        return self.state.in_flight(acting=self.action is not None)
+
+    @property
+    def exposed(self) -> bool:
+        """Users may be on the new code and no rollback began: a rollback guardrail can still act."""
+        return self.state.exposed(acting=self.action is not None)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -26,6 +26,7 @@ from typing import TextIO
 
 from warroom.client import engine_argv
 from warroom.core.clock import Clock, make_clock
+from warroom.core.exit_codes import Exit
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import Snapshot
 from warroom.core.text import terminal_safe
@@ -43,8 +44,6 @@ from warroom.sources.simulator.queries import unmodelled_advice, unmodelled_cond
 from warroom.sources.simulator.source import SimulatorSource
 from warroom.store import open_store
 from warroom.store.paths import default_state_path, engine_log_path
-
-EXIT_PROBLEM, EXIT_USAGE, EXIT_DRILL_FAILED = 1, 2, 8
 
 
 class DrillSetupError(Exception):
@@ -315,19 +314,19 @@ ConsoleRunner = Callable[[Plan, list[str]], int]
 
 def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None, staging: bool, headless: bool,
                       speed: str | float | None, console: ConsoleRunner, out: TextIO | None = None) -> int:
-    """`warroom drill`: 0 when the score card passes, EXIT_DRILL_FAILED when it does not."""
+    """`warroom drill`: 0 when the score card passes, Exit.DRILL_FAILED when it does not."""
     out = out or sys.stdout  # looked up at call time, so a redirected stdout is honoured
     # Offline, the drill's state and flags are its own: any speed. Against staging, the flags are real.
     refused = fast_time_problem(plan, speed, real_flags=True) if staging else None
     if refused:
         print(f"warroom: {refused}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     scenario = load_scenario(scenario_ref) if scenario_ref else DEFAULT
     try:
         drill = prepare(plan, scenario, state=state, staging=staging)
     except DrillSetupError as exc:
         print(f"warroom: {terminal_safe(exc, keep_newlines=True)}", file=sys.stderr)
-        return EXIT_PROBLEM
+        return Exit.PROBLEM
     # Scenario and plan text is data: no escape sequence of theirs reaches the terminal.
     lines = [f"DRILL {scenario.name}: {scenario.title} — state and journal in {drill.plan.state}",
              *(f"  {soak.label()}" for soak in drill.soaks)]
@@ -347,9 +346,9 @@ def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None
         code = console(drill.plan, engine_args)
         found = latest_score_card(open_store(db, create=False)) if db.exists() else None
         if found is None:  # the engine never started (the console said why)
-            return code or EXIT_PROBLEM
+            return code or Exit.PROBLEM
         card = found
         for line in card.lines():
             print(terminal_safe(line), file=out)
     print(f"report: warroom report --state {db} --format html -o drill-report.html", file=out)
-    return 0 if card.passed else EXIT_DRILL_FAILED
+    return 0 if card.passed else Exit.DRILL_FAILED

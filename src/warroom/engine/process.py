@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from warroom.core.exit_codes import Exit
 from warroom.core.identity import Actor
 from warroom.core.lines import entry_line, stamp, status_line
 from warroom.core.snapshot import Snapshot, State
@@ -38,7 +39,6 @@ from warroom.store.base import Command, Fenced, LeaseInfo
 TERMINAL = (State.COMPLETE, State.ROLLED_BACK)
 DRAIN = 2.0  # seconds commands in flight get to write their outcomes on a clean stop
 STEP_GRACE = 15.0  # seconds a step up in flight gets to end on a clean stop (a rollback gets as long as it takes)
-EXIT_FENCED = 10
 
 
 class Output(logging.Handler):
@@ -219,7 +219,7 @@ class EngineProcess:
 
 async def serve_engine(engine: Engine, *, log_path: Path | None, options: RunOptions | None = None,
                        terminal: TextIO | None = None) -> tuple[Snapshot | None, int]:
-    """Run the engine process to its end: (its last snapshot, exit code: 0, or EXIT_FENCED)."""
+    """Run the engine process to its end: (its last snapshot, exit code: 0, or Exit.FENCED)."""
     output = Output(log_path, terminal if terminal is not None else sys.stdout)
     root = logging.getLogger("warroom")
     root.addHandler(output)
@@ -227,7 +227,7 @@ async def serve_engine(engine: Engine, *, log_path: Path | None, options: RunOpt
     logging.raiseExceptions = False  # a log line that cannot be written must never take the engine down
     try:
         snap = await EngineProcess(engine, output, options or RunOptions()).serve()
-        return snap, EXIT_FENCED if engine.fenced is not None else 0
+        return snap, Exit.FENCED if engine.fenced is not None else 0
     finally:
         root.removeHandler(output)
         output.close()

@@ -129,8 +129,13 @@ class RolloutState:
 
     @property
     def in_flight(self) -> bool:
-        """Users are exposed and the launch is not over: an engine must be guarding it."""
-        return self.status in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or (self.status == State.PENDING and self.action is not None)
+        """Users may be on the new code and the launch is not over: an engine must be guarding it."""
+        return self.status.in_flight(acting=self.action is not None)
+
+    @property
+    def exposed(self) -> bool:
+        """Users may be on the new code and no rollback began: a rollback guardrail can still act."""
+        return self.status.exposed(acting=self.action is not None)
 
     def ticked_in(self, phase: int | None = None) -> Mapping[str, str]:
         return self.ticked.get(self.phase if phase is None else phase, {})
