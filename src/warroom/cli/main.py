@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from warroom.cli.check import cmd_check
 from warroom.client import EngineClient
@@ -24,6 +24,7 @@ from warroom.core.secrets import SecretError, redact
 from warroom.core.snapshot import JournalEntry, Snapshot, State
 from warroom.core.text import terminal_safe
 from warroom.core.units import format_duration, format_value, parse_duration
+from warroom.core.verbs import Verb
 from warroom.plan.demo import WORKDIR_PREFIX
 from warroom.plan.model import Plan, PlanError, load_plan
 from warroom.store import StoreError, open_store
@@ -199,27 +200,27 @@ def _progress(verb: str) -> Callable[[JournalEntry], None]:
     return say
 
 
-def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
+def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
     def run(plan: Plan, args: argparse.Namespace) -> int:
         """Send the command to the rollout's engine, tell its progress, print its outcome."""
         path = state_path(plan, args.state)
         me = current_actor()
-        args_of = {
-            "step": lambda: {"force": args.force, "reason": args.reason or ""},
-            "pause": lambda: {"reason": args.reason or ""},
-            "rollback": lambda: {"reason": args.reason or f"manual rollback by {me.label()} (CLI)"},
-            "tick": lambda: {"item": args.item, "undo": args.undo},
+        args_of: dict[Verb, Callable[[], dict[str, Any]]] = {
+            Verb.STEP: lambda: {"force": args.force, "reason": args.reason or ""},
+            Verb.PAUSE: lambda: {"reason": args.reason or ""},
+            Verb.ROLLBACK: lambda: {"reason": args.reason or f"manual rollback by {me.label()} (CLI)"},
+            Verb.TICK: lambda: {"item": args.item, "undo": args.undo},
         }
 
         def send() -> tuple[EngineClient, int, int] | int:
             """(client, command id, journal position before it), or an exit code."""
             try:
-                client = EngineClient(open_store(path, create=name == "rollback"), actor=me)
+                client = EngineClient(open_store(path, create=name is Verb.ROLLBACK), actor=me)
             except StoreMissing:
                 client = None
             since = client.store.last_seq() if client is not None else 0
             if client is None or not client.engine(plan.poll_interval).alive:
-                if name != "rollback":
+                if name is not Verb.ROLLBACK:
                     print(f"warroom: no engine drives {plan.rollout.name}: start one with `warroom up PLAN` (or open the console)",
                           file=sys.stderr)
                     return Exit.REFUSED
@@ -230,7 +231,7 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
                     return Exit.PROBLEM
             return client, client.send(name, args_of.get(name, dict)()), since
 
-        sent = _until_the_store_answers(send) if name == "rollback" else send()
+        sent = _until_the_store_answers(send) if name is Verb.ROLLBACK else send()
         if isinstance(sent, int):
             return sent
         client, command_id, since = sent
@@ -420,7 +421,7 @@ HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "run": cmd_run,
     "status": cmd_status,
     "journal": cmd_journal,
-    **{name: _actor_cmd(name) for name in ("step", "pause", "resume", "rollback", "retry", "tick", "ack")},
+    **{verb: _actor_cmd(verb) for verb in Verb if verb is not Verb.SHUTDOWN},  # `down` sends that one
 }
 
 

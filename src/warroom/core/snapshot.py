@@ -13,23 +13,19 @@ import functools
 import types
 import typing
 from dataclasses import asdict, dataclass, field
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Any
 
+from warroom.core.action_kinds import ActionKind
 from warroom.core.flagstate import FlagState
+from warroom.core.guardrail_actions import GuardrailAction
+from warroom.core.statuses import ExposureStatus, GuardrailStatus, PaneStatus, RunbookStepStatus
+from warroom.core.words import Word
 
 
-class State(StrEnum):
+class State(Word):
     """The rollout's status, with what each means; the groups a verb, a screen or the engine asks
     about (in flight, exposed, rolling back, over) are written once, here."""
-
-    meaning: str
-
-    def __new__(cls, value: str, meaning: str) -> State:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.meaning = meaning
-        return member
 
     PENDING = "PENDING", "no phase entered yet (or started again after a rollback): step up enters phase 1"
     RUNNING = "RUNNING", "in a phase: soaking, guardrails judged, stepping up when gates and checklist allow"
@@ -66,6 +62,10 @@ class State(StrEnum):
     def in_phase(self) -> bool:
         """A phase is running (RUNNING or PAUSED): it can be paused or resumed, its checklist ticked."""
         return self in (State.RUNNING, State.PAUSED)
+
+    def rollback_in_flight(self, action: ActionKind | None) -> bool:
+        """A rollback is being done: ROLLING BACK, or a rollback action (a runbook still running under ROLLED BACK)."""
+        return self is State.ROLLING_BACK or action is ActionKind.ROLLBACK
 
     @property
     def terminal(self) -> bool:
@@ -106,10 +106,9 @@ class GuardrailView:
     op: str  # above | below
     threshold: float | None  # None: a comparison with no absolute limit, judged before the control is known
     for_s: float
-    action: str
+    action: GuardrailAction
     no_data: str
-    # ok | pending (breaching, `for` not yet met) | breach (met) | nodata | ignored
-    status: str
+    status: GuardrailStatus
     value: float | None
     since: float | None  # when the current breach (or no-data spell) began
     progress: float  # 0..1 of the `for` window
@@ -126,7 +125,7 @@ class PaneView:
     title: str
     unit: str
     value: float | None
-    status: str  # ok | warn | breach | stale | nodata
+    status: PaneStatus
     detail: str
     warn: float | None
     breach: float | None
@@ -156,7 +155,7 @@ class GateView:
 class ExposureView:
     """The exposure check: the new cohort's observed share of units against the share the plan set."""
 
-    status: str  # ok | mismatch | none (no unit on the new code) | low (too few units) | nodata | settling | idle
+    status: ExposureStatus
     planned: float  # the share the flag is set to, 0..1
     observed: float | None  # the new cohort's share of units in the window
     n: float | None  # units in the window, both cohorts
@@ -165,7 +164,7 @@ class ExposureView:
 
     @property
     def blocks(self) -> bool:
-        return self.status not in ("ok", "idle")
+        return self.status.blocks
 
 
 @dataclass(frozen=True)
@@ -203,7 +202,7 @@ class FlagView:
 @dataclass(frozen=True)
 class ActionView:
     id: str
-    kind: str  # step_up | rollback
+    kind: ActionKind
     attempt: int
     last_error: str
     started_at: float
@@ -238,7 +237,7 @@ class EngineView:
 @dataclass(frozen=True)
 class RunbookStepView:
     name: str
-    status: str  # pending | ok | failed | dry-run
+    status: RunbookStepStatus
     summary: str = ""
 
 
@@ -309,6 +308,10 @@ class Snapshot:
     def exposed(self) -> bool:
         """Users may be on the new code and no rollback began: a rollback guardrail can still act."""
         return self.state.exposed(acting=self.action is not None)
+
+    @property
+    def rollback_in_flight(self) -> bool:
+        return self.state.rollback_in_flight(self.action.kind if self.action is not None else None)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -36,7 +36,7 @@ from warroom.drills.responder import ScriptedResponder
 from warroom.drills.scenario import DEFAULT, Scenario, ScenarioMismatch, load_scenario
 from warroom.engine.build import build_engine
 from warroom.engine.engine import Engine
-from warroom.engine.process import TERMINAL, RunOptions, serve_engine
+from warroom.engine.process import RunOptions, serve_engine
 from warroom.plan.model import FlagProviderConfig, Plan, PrometheusSourceConfig, SimulatorSourceConfig
 from warroom.reports.scorecard import ScoreCard, compute, latest_score_card, soaks_text
 from warroom.sources.simulator.model import driving_flag, phase_exposures
@@ -250,7 +250,7 @@ class DrillSession:
                                {"event": event.label(), "at": start})
 
     def _over(self, snap: Snapshot) -> bool:
-        done = snap.state in TERMINAL and snap.action is None and not self.engine.tasks
+        done = snap.state.terminal and snap.action is None and not self.engine.tasks
         return done or self.when.now() >= self.scenario.duration
 
     async def after_tick(self, snap: Snapshot) -> None:

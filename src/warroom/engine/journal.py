@@ -19,19 +19,28 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from warroom.core.clock import Clock
 from warroom.core.identity import AUTOMATIC, Actor
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import JournalEntry
-from warroom.engine.state import RolloutState
+from warroom.engine.state import ActionRef, RolloutState
 from warroom.store.base import ActionWrite, Fence, Row, Store, StoreUnwritable
 
 log = logging.getLogger(__name__)
 
-Entry = tuple[str, str, Actor, dict]  # (kind, message, actor, data) of a journal entry to commit
+Entry = tuple[str, str, Actor, dict[str, Any]]  # (kind, message, actor, data) of a journal entry to commit
 Change = Callable[[RolloutState], tuple[RolloutState | None, list[Entry]]]
+
+
+class Stored(Protocol):
+    """A value the store keeps as JSON (an action's intent)."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+Intent = TypeVar("Intent", bound=Stored)
 
 # The command being run on this task (engine/commands.py sets it): an action it starts is recorded on it.
 COMMAND: contextvars.ContextVar[int | None] = contextvars.ContextVar("warroom_command", default=None)
@@ -103,6 +112,23 @@ class EngineJournal:
             self.state = state
         self._keep(self._rows(entries), action)
         return self.state
+
+    def begin(self, ref: ActionRef, begin: Callable[[RolloutState], tuple[RolloutState, list[Entry], Intent]]) -> Intent:
+        """Commit a new write-ahead action whose intent is worked out inside the transaction, from the
+        state as it is there (where a rollback rolls back from); that intent. Refused from `begin`
+        commits nothing and propagates."""
+        row: dict[str, Any] = {}  # the action row's intent: the store writes the row after the change, in its transaction
+        made: list[Intent] = []
+
+        def change(current: RolloutState) -> tuple[RolloutState, list[Entry]]:
+            after, entries, intent = begin(current)
+            made.append(intent)
+            row.clear()
+            row.update(intent.to_json())
+            return after, entries
+
+        self.transition(change, ActionWrite(ref.id, new=(ref.kind, row)))
+        return made[-1]
 
     def write(self, entries: list[Entry], action: ActionWrite | None = None) -> list[JournalEntry]:
         """Journal entries (and an action's progress or outcome) without a state change."""

@@ -29,14 +29,13 @@ from typing import TextIO
 from warroom.core.exit_codes import Exit
 from warroom.core.identity import Actor
 from warroom.core.lines import entry_line, stamp, status_line
-from warroom.core.snapshot import Snapshot, State
+from warroom.core.snapshot import Snapshot
 from warroom.core.units import format_duration
 from warroom.engine.commands import CommandLoop
 from warroom.engine.engine import Engine
 from warroom.engine.executor import CommandError
 from warroom.store.base import Command, Fenced, LeaseInfo
 
-TERMINAL = (State.COMPLETE, State.ROLLED_BACK)
 DRAIN = 2.0  # seconds commands in flight get to write their outcomes on a clean stop
 STEP_GRACE = 15.0  # seconds a step up in flight gets to end on a clean stop (a rollback gets as long as it takes)
 
@@ -125,7 +124,7 @@ class EngineProcess:
         if snap.now - self._last_status >= options.status_every:
             self._last_status = snap.now
             self.out.line(status_line(snap))
-        if options.until_done and snap.state in TERMINAL and not snap.action and not self.engine.tasks:
+        if options.until_done and snap.state.terminal and not snap.action and not self.engine.tasks:
             self.stop.set()
         if options.run_for is not None and snap.now - self._started >= options.run_for and not self.stop.is_set():
             self.out.line(f"{stamp(snap.now)} {'stop':<18} ran for {format_duration(options.run_for)} of clock time (--for)")
@@ -136,10 +135,6 @@ class EngineProcess:
 
     # ------------------------------------------------------------ stopping
 
-    def _rollback_in_flight(self) -> bool:
-        state = self.engine.rollout
-        return state.status == State.ROLLING_BACK or (state.action is not None and state.action.kind == "rollback")
-
     def _signal(self, signum: int) -> None:
         self.signals += 1
         name = signal.Signals(signum).name
@@ -148,7 +143,7 @@ class EngineProcess:
                 self._say(f"{name} again: stopping now; what is in flight stays pending in the journal and the next engine finishes it")
             self.stop.set()
             return
-        if self._rollback_in_flight():
+        if self.engine.rollout.rollback_in_flight:
             action = self.engine.snapshot.action if self.engine.snapshot else None
             how = f" (attempt {action.attempt} failed: {action.last_error})" if action and action.attempt else ""
             self._say(f"{name}: a rollback is in flight{how}; finishing it before stopping. "
@@ -170,7 +165,7 @@ class EngineProcess:
 
     async def _shutdown(self, command: Command, actor: Actor) -> str:
         """`warroom down`: stop, unless a rollback is in flight and nobody said --force."""
-        if self._rollback_in_flight() and not command.args.get("force"):
+        if self.engine.rollout.rollback_in_flight and not command.args.get("force"):
             raise CommandError("a rollback is in flight: stopping the engine now would leave it to the next one; "
                                "wait for it, or `warroom down PLAN --force`")
         self._say(f"stopping: asked by {actor.label()} (warroom down)")

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from warroom.core.snapshot import GuardrailView, PaneView, Snapshot
+from warroom.core.statuses import GuardrailStatus
 from warroom.core.units import format_value
 from warroom.tui.clock_text import clock_text, compact_duration
 from warroom.tui.condition import countdown, until_text
@@ -60,7 +61,7 @@ def guard_line(guard: GuardrailView, now: float) -> str:
     rule = guard.shown or f"{guard.action} when {sign} {format_value(guard.threshold, guard.unit)}"
     shadow = " (shadow: journals, never acts)" if guard.mode == "shadow" else ""
     text = f"guardrail {guard.id}{shadow}: {rule} for {compact_duration(guard.for_s)} (no data: {guard.no_data}) · {guard.status}"
-    if guard.status == "pending" and guard.since is not None:
+    if guard.status == GuardrailStatus.PENDING and guard.since is not None:
         text += f" since {clock_text(guard.since)}, {guard.action} in {until_text(countdown(guard, now))}"
     return text
 

@@ -62,7 +62,7 @@ def strip_parts(snap: Snapshot, now: float, detail: Detail) -> list[tuple[str, s
     index = snap.phase.index if snap.phase else 0
     state = snap.state
     parts: list[tuple[str, str]] = []
-    if state in (State.ROLLING_BACK, State.ROLLED_BACK):
+    if state.in_rollback:
         back = snap.rollback
         exposure = current_exposure(snap)
         word = "rolled back" if state == State.ROLLED_BACK else "rolling back"
