@@ -432,9 +432,6 @@ class Guardrail(Condition):
     mode: Literal["act", "shadow"] = "act"
     description: str = ""
 
-    def is_bad(self, value: float) -> bool:
-        return self.is_above_or_below(value)
-
 
 class Gate(Condition):
     """Must be green to step up. `above`/`below` here state what is good."""
