@@ -10,6 +10,7 @@ it works from any host; `run --headless` is a foreground engine for a script, wi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -119,10 +120,8 @@ def cmd_down(plan: Plan, args: argparse.Namespace) -> int:
         print(f"warroom: {command.message}", file=sys.stderr)
         return Exit.REFUSED
     if not _released(client, view.pid, DOWN_WAIT) and view.host == hostname():
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(view.pid, signal.SIGTERM)  # it did not answer in time: the signal stops it the same way
-        except (ProcessLookupError, PermissionError):
-            pass
         print(f"the engine did not answer within {DOWN_WAIT:g}s: sent pid {view.pid} SIGTERM")
         _released(client, view.pid, DOWN_WAIT)
     print(f"engine {view.holder} stopped" if _released(client, view.pid, 0) else f"warroom: engine {view.holder} still holds the lease")

@@ -336,7 +336,7 @@ def _decode(kind: Any, value: Any) -> Any:
         args = typing.get_args(kind)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_decode(args[0], v) for v in value)
-        return tuple(_decode(a, v) for a, v in zip(args, value))
+        return tuple(_decode(a, v) for a, v in zip(args, value, strict=True))
     if kind is FlagState:
         return FlagState.from_json(value)
     if isinstance(kind, type) and issubclass(kind, Enum):

@@ -272,7 +272,7 @@ class ServiceExporter(Collector):
             latency = HistogramMetricFamily("warroom_sim_request_duration_seconds", "HTTP request latency, by cohort",
                                             labels=["cohort"])
             for cohort in COHORTS:
-                cumulative = [(f"{le:g}", count) for le, count in zip(BUCKETS, self.buckets[cohort])]
+                cumulative = [(f"{le:g}", count) for le, count in zip(BUCKETS, self.buckets[cohort], strict=True)]
                 latency.add_metric([cohort], cumulative + [("+Inf", self.latency_count[cohort])], self.latency_sum[cohort])
             yield latency
         if not self.dark("connection_success"):
@@ -291,7 +291,7 @@ class ServiceExporter(Collector):
             gauge = GaugeMetricFamily("warroom_sim_ws_connections", "Open WebSocket connections, by pod and cohort",
                                       labels=["pod", "cohort"])
             for cohort in COHORTS:
-                for pod, weight in zip(PODS, WS_SHARE):
+                for pod, weight in zip(PODS, WS_SHARE, strict=True):
                     gauge.add_metric([pod, cohort], self.connections[cohort] * weight)
             yield gauge
         for metric, name, help_text in (("cpu", "warroom_sim_cpu_ratio", "CPU in use, 0..1"),
@@ -299,7 +299,7 @@ class ServiceExporter(Collector):
             if self.dark(metric) or not self.load:
                 continue
             gauge = GaugeMetricFamily(name, help_text, labels=["pod"])
-            for pod, weight in zip(PODS, LOAD_SKEW):
+            for pod, weight in zip(PODS, LOAD_SKEW, strict=True):
                 gauge.add_metric([pod], self.load[metric] * weight)
             yield gauge
 

@@ -7,6 +7,7 @@ each scripted action once when its time comes (`at`, `phase` + moment, or after 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, TextIO
 
 from warroom.core.identity import Actor
@@ -79,7 +80,5 @@ class ScriptedResponder:
                 result = f"refused: {exc}"
             print(terminal_safe(f"{'':>20} responder: {action.label()} → {result}"), file=self.out, flush=True)
         if self.routine:
-            try:
+            with contextlib.suppress(CommandError):  # the rollout moved on under the routine (a rollback, a breach): nothing to do now
                 await self._routine(self.engine.publish())
-            except CommandError:
-                pass  # the rollout moved on under the routine (a rollback, a breach): nothing to do now

@@ -152,7 +152,7 @@ def drill_plan(plan: Plan, scenario: Scenario, workdir: Path, *, staging: bool =
             update["exposure"] = plan.exposure.model_copy(update={"settle": min(plan.exposure.settle, scenario.soak)})
     made = plan.model_copy(update=update)
     try:
-        fitted = scenario.fitted(list(zip(phase_exposures(made), (p.hold for p in phases))))
+        fitted = scenario.fitted(list(zip(phase_exposures(made), (p.hold for p in phases), strict=True)))
     except ScenarioMismatch as exc:
         raise DrillSetupError(f"{exc}; it does not fit {plan.path or plan.rollout.name}") from None
     return Drill(made, fitted, tuple(soaks), staging)

@@ -14,6 +14,7 @@ taken over writes nothing more.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -268,7 +269,7 @@ class Engine:
         ctx = self._context(self.clock.now())
         keys = self.poller.keys
         readings = await asyncio.gather(*(self.poller.query(key, ctx) for key in keys))
-        queries = [(key, self.sources[key[0]].static_problem(key[1]), r) for key, r in zip(keys, readings)]
+        queries = [(key, self.sources[key[0]].static_problem(key[1]), r) for key, r in zip(keys, readings, strict=True)]
         await self.flags.read()
         flags = {n: self.flags.errors.get(n) or self.flags.observed.get(n) for n in self.plan.flag_names()}
         return queries, flags
@@ -293,10 +294,8 @@ class Engine:
         await self._apply(self.automation.source_health(self.poller.health_changes()))
         self.tick_count += 1
         samples = self.poller.record_history()
-        try:
+        with contextlib.suppress(StoreUnwritable):  # samples are expendable (the journal says the store cannot be written)
             self.store.record_samples(self.lease.fence, now, samples)
-        except StoreUnwritable:
-            pass  # samples are expendable (the journal says the store cannot be written)
         share = lambda: self.policy.planned_share(self.rollout)  # noqa: E731  (asked for each: a fire may roll back)
         for tracker, key, verdict in self.guardrails.evaluate(self.poller, now, self.policy.looks(self.rollout), share):
             # Applied before the next guardrail is judged: it sees the rollout as this one left it.
@@ -396,7 +395,8 @@ class Engine:
             self._command(lambda now: (now.apply(st.Event.COMPLETE), [entry]))
             return "rollout complete"
         ref, intent, entries = intents.step_up(self.plan, self.policy, current, self.clock.now(), actor, overridden=soft, reason=reason)
-        self._command(lambda now: (now.apply(st.Event.STEP_INTENT, action=ref), entries), ActionWrite(ref.id, new=(ref.kind, intent.to_json())))
+        self._command(lambda now: (now.apply(st.Event.STEP_INTENT, action=ref), entries),
+                      ActionWrite(ref.id, new=(ref.kind, intent.to_json())))
         task = self.executor.launch(ref.id, self.executor.step(ref.id, intent, actor))
         return await asyncio.shield(task) if wait else f"stepping up to phase {intent.to_phase}"
 
@@ -432,7 +432,8 @@ class Engine:
             return None
         ref, intent, entries = intents.reassert(self.policy, self.rollout, exposed, self.clock.now(), actor)
         try:
-            self.journal.transition(lambda now: (st.begin_reassert(now, action=ref), entries), ActionWrite(ref.id, new=(ref.kind, intent.to_json())))
+            self.journal.transition(lambda now: (st.begin_reassert(now, action=ref), entries),
+                                    ActionWrite(ref.id, new=(ref.kind, intent.to_json())))
         except st.Refused:
             return None  # another process acted first
         self.publish()

@@ -10,6 +10,7 @@ its own task, so the tick loop (and the guardrails) never wait on a flag API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -97,10 +98,8 @@ class Executor:
         for task in list(self.tasks.values()):
             task.cancel()
         for task in list(self.tasks.values()):
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # closing: its outcome is the next engine's to find
                 await task
-            except (asyncio.CancelledError, Exception):  # closing: its outcome is the next engine's to find
-                pass
 
     # ------------------------------------------------------------ one flag
 
@@ -218,7 +217,8 @@ class Executor:
         """A rollback took over: a write of ours that landed after the rollback's would leave the new
         code exposed under ROLLED BACK, so put those flags back to what the rollback set, until confirmed."""
         rollback_flags = self.journal.reload().desired
-        late = [n for n in landed if n in rollback_flags and ((seen := self.flags.observed.get(n)) is None or not seen.matches(rollback_flags[n]))]
+        late = [n for n in landed if n in rollback_flags
+                and ((seen := self.flags.observed.get(n)) is None or not seen.matches(rollback_flags[n]))]
         results = await asyncio.gather(*(self.apply_flag(action_id, ActionKind.ROLLBACK, n, rollback_flags[n], None) for n in late))
         undone = {n: r for n, r in zip(late, results, strict=True) if r is not None}  # a rollback's write never gives up
         message = f"step up to phase {target} abandoned: a rollback took over"

@@ -175,7 +175,8 @@ class Guardrails:
         return {pane: pane_note(watching) for pane, watching in by_pane.items()}
 
     def _by_pane(self) -> list[tuple[GuardrailTracker, GuardrailView]]:
-        return [(tracker, view) for view, (tracker, _) in zip(self.views, self.trackers) if tracker.guard.pane]
+        # Not strict: there are no views before the first tick.
+        return [(tracker, view) for view, (tracker, _) in zip(self.views, self.trackers, strict=False) if tracker.guard.pane]
 
 
 def why(view: GuardrailView) -> str:

@@ -13,6 +13,7 @@ guarding and says loudly that the journal cannot be written.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import logging
@@ -79,10 +80,8 @@ class EngineJournal:
 
     def tail(self, n: int) -> tuple[JournalEntry, ...]:
         """The newest n entries, newest first; while the store cannot be reached, as last read."""
-        try:
+        with contextlib.suppress(StoreUnwritable):
             self._tail = tuple(self.store.tail(n))
-        except StoreUnwritable:
-            pass
         return self._tail
 
     def transition(self, change: Change, action: ActionWrite | None = None, *, expected_version: int | None = None) -> RolloutState:

@@ -103,7 +103,7 @@ class Policy:
         if state.phase < 1:
             return []
         views = []
-        for gate, queries in zip(self.plan.phases[state.phase - 1].gates, self.gate_queries[state.phase - 1]):
+        for gate, queries in zip(self.plan.phases[state.phase - 1].gates, self.gate_queries[state.phase - 1], strict=True):
             unit = self.plan.condition_unit(gate)
             judged = judge(gate, unit, queries, self.poller.readings, self.looks(state), self.planned_share(state))
             passed = True if judged.idle else None if judged.value is None else not judged.bad
@@ -155,7 +155,8 @@ class Policy:
             if self.exposure_view is not None and self.exposure_view.blocks:
                 out.append(f"exposure: {self.exposure_view.text}")
             ticked = state.ticked_in()
-            missing = [item.text for item, iid in zip(phase.checklist, phase.item_ids()) if item.required and iid not in ticked]
+            missing = [item.text for item, iid in zip(phase.checklist, phase.item_ids(), strict=True)
+                       if item.required and iid not in ticked]
             if missing:
                 out.append(f"checklist: {len(missing)} required item(s) not ticked: " + "; ".join(missing))
         for view in guard_views:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from dataclasses import dataclass
 
 from warroom.core.clock import Clock
@@ -137,10 +138,8 @@ class Poller:
 
     async def close(self) -> None:
         for source in self.sources.values():
-            try:
+            with contextlib.suppress(Exception):  # closing must not stop the others from closing
                 await source.close()
-            except Exception:  # closing must not stop the others from closing
-                pass
 
 
 class FlagReader:

@@ -17,6 +17,7 @@ in the store, and publishes snapshots until told to stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -54,7 +55,7 @@ class Output(logging.Handler):
         if log_path is not None:
             try:
                 log_path.parent.mkdir(parents=True, exist_ok=True)
-                self.file = open(log_path, "a", buffering=1, encoding="utf-8")
+                self.file = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115  (open for the engine's life)
             except OSError:
                 self.file = None
         # `warroom up` points the engine's stdout at its log file: one copy of each line is enough.
@@ -88,10 +89,8 @@ class Output(logging.Handler):
 
     def close(self) -> None:
         if self.file is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.file.close()
-            except OSError:
-                pass
         super().close()
 
 

@@ -32,6 +32,11 @@ from warroom.plan.model import Plan
 JOURNAL_TAIL = 60
 
 
+def _past(value: float, limit: float | None, bad_side: str) -> bool:
+    """On the bad side of `limit` (none: never)."""
+    return limit is not None and (value > limit if bad_side == "above" else value < limit)
+
+
 def pane_views(plan: Plan, poller: Poller, guardrails: Guardrails, now: float) -> list[PaneView]:
     watching = guardrails.watching()
     notes = guardrails.notes()
@@ -53,14 +58,9 @@ def pane_views(plan: Plan, poller: Poller, guardrails: Guardrails, now: float) -
             value = history[-1] if history and last is not None else None
         else:
             status = PaneStatus.OK
-            bad_above = pane.bad_side == "above"
-
-            def worse(limit: float | None) -> bool:
-                return limit is not None and (value > limit if bad_above else value < limit)
-
-            if worse(pane.breach):
+            if _past(value, pane.breach, pane.bad_side):
                 status = PaneStatus.BREACH
-            elif worse(pane.warn):
+            elif _past(value, pane.warn, pane.bad_side):
                 status = PaneStatus.WARN
         guards = watching.get(pane.id, [])
         breaching = [g.progress for g in guards if g.status.breaching]

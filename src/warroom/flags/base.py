@@ -90,7 +90,7 @@ class FlagProvider(ABC):
         """
         results = await asyncio.gather(*(self.read(n) for n in names), return_exceptions=True)
         out: dict[str, FlagState | None | FlagError] = {}
-        for name, result in zip(names, results):
+        for name, result in zip(names, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, FlagError):
                 if not isinstance(result, Exception):
                     raise result  # cancellation and the like are not flag failures

@@ -11,6 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -145,7 +146,7 @@ def chart(r: Report, pane: Pane, start: float, end: float, threshold: float | No
         return G.top + (hi - v) / (hi - lo) * G.inner_h
 
     # No data is drawn as a grey band, never as a line through the gap.
-    gaps = tuple((x(t0), max(1.0, x(t1) - x(t0))) for (t0, v0), (t1, _) in zip(points, points[1:]) if v0 is None)
+    gaps = tuple((x(t0), max(1.0, x(t1) - x(t0))) for (t0, v0), (t1, _) in pairwise(points) if v0 is None)
     runs: list[list[str]] = [[]]
     for t, v in points:
         if v is None:
@@ -190,7 +191,7 @@ class _Marks:
 
 
 def _event_charts(r: Report, marks: _Marks) -> Iterator[tuple[str, Chart]]:
-    for event, window in zip(r.events, marks.windows):
+    for event, window in zip(r.events, marks.windows, strict=True):
         panes = [r.plan.pane(event.pane)] if event.pane else [p for p in r.plan.panes if _guard_threshold(r.plan, p) is not None][:2]
         for pane in panes:
             yield (f"{r.offset(event.ts)} {event.label} — {pane.title}",

@@ -331,7 +331,7 @@ class _Reader:
         rows = []
         for index in sorted({p.index for p in phases}):
             phase = self.plan.phases[index - 1]
-            for iid, item in zip(phase.item_ids(), phase.checklist):
+            for iid, item in zip(phase.item_ids(), phase.checklist, strict=True):
                 who = self.ticked.get((index, iid))
                 rows.append(ChecklistRow(index, item.text, item.required, who[0] if who else "", who[1] if who else None))
         return rows

@@ -16,6 +16,7 @@ Three guarantees the library does not give by itself:
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -187,10 +188,8 @@ class _Watched:
         sock = self.sock
         if sock is None:
             return
-        try:
+        with contextlib.suppress(OSError):  # already closed: nothing is blocked on it
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed: nothing is blocked on it
 
 
 class _WatchedHTTP(_Watched, HTTPConnection):

@@ -15,6 +15,7 @@ once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import select
@@ -216,10 +217,8 @@ class SQLiteStore(SQLCommits):
             return False
 
     def _rollback_quietly(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):  # already rolled back by SQLite itself
             self._db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # already rolled back by SQLite itself
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
         if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _DAMAGED_CODES:
@@ -557,10 +556,8 @@ class _Waiter(Waiter):
                 left = deadline - loop.time()
                 if left <= 0:
                     return False
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), min(POLL, left))
-                except TimeoutError:
-                    pass
                 woken.clear()
         finally:
             if self.wake is not None and self.store._wake is self.wake:

@@ -58,7 +58,8 @@ from warroom.tui.widgets.status_line import StatusLine
 T = TypeVar("T")
 LEAVE_GRACE = 2.0  # seconds Textual's teardown gets before the process ends regardless
 NOTICE_SECONDS = {"information": 5.0, "warning": 8.0, "error": 10.0}
-PANE_ALARM = {PaneStatus.BREACH: 0, PaneStatus.NODATA: 1, PaneStatus.STALE: 2, PaneStatus.WARN: 3, PaneStatus.OK: 4}  # which pane `z` zooms when none is focused
+# Which pane `z` zooms when none is focused: the most alarming.
+PANE_ALARM = {PaneStatus.BREACH: 0, PaneStatus.NODATA: 1, PaneStatus.STALE: 2, PaneStatus.WARN: 3, PaneStatus.OK: 4}
 
 
 def terminal_gone(fd: int) -> bool:
@@ -300,10 +301,8 @@ class WarroomApp(App[int]):
             if not self._mounted:
                 self._held.append(message)
                 return
-        try:
+        with contextlib.suppress(RuntimeError):  # the app's loop has closed: nobody left to show it to
             self._screen_loop.call_soon_threadsafe(self.post_message, message)  # type: ignore[union-attr]
-        except RuntimeError:  # the app's loop has closed: nobody left to show it to
-            pass
 
     def show(self, snap: Snapshot) -> None:
         """Any thread: the newest snapshot to show; at most one message waits for the screen."""

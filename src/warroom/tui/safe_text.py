@@ -25,7 +25,7 @@ _SCALARS = (int, float, bool, type(None))
 
 def clean(value: T) -> T:
     """`value` with every string in it made terminal-safe (dataclasses, tuples, lists, dicts)."""
-    if isinstance(value, _SCALARS) or isinstance(value, Enum):
+    if isinstance(value, (*_SCALARS, Enum)):  # an enum (a StrEnum too) is warroom's own word, never outside text
         return value
     if isinstance(value, str):
         return terminal_safe(value)  # type: ignore[return-value]

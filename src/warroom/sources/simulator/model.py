@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from warroom.core.flagstate import FlagState
@@ -140,14 +141,14 @@ def latency_cdf(p50: float, p95: float, p99: float) -> list[tuple[float, float]]
 def cdf_at(knots: list[tuple[float, float]], x: float) -> float:
     if x <= knots[0][0]:
         return 0.0
-    for (x0, f0), (x1, f1) in zip(knots, knots[1:]):
+    for (x0, f0), (x1, f1) in pairwise(knots):
         if x <= x1:
             return f0 + (f1 - f0) * (x - x0) / (x1 - x0)
     return 1.0
 
 
 def cdf_mean(knots: list[tuple[float, float]]) -> float:
-    return sum((f1 - f0) * (x0 + x1) / 2 for (x0, f0), (x1, f1) in zip(knots, knots[1:]))
+    return sum((f1 - f0) * (x0 + x1) / 2 for (x0, f0), (x1, f1) in pairwise(knots))
 
 
 def mixture_quantile(q: float, parts: list[tuple[float, list[tuple[float, float]]]]) -> float:
@@ -231,7 +232,7 @@ class Service:
         total = sum(weights)
         if total <= 0:
             return self.control.values[metric]
-        return sum(w * c.values[metric] for w, c in zip(weights, self.cohorts)) / total
+        return sum(w * c.values[metric] for w, c in zip(weights, self.cohorts, strict=True)) / total
 
 
 def _apply(fault: Fault, value: float, progress: float) -> float:
