@@ -71,15 +71,15 @@ def cmd_up(plan: Plan, args: argparse.Namespace) -> int:
     if view.alive:  # driven from another host: this one keeps a standby ready to take over
         return _up_standby(plan, path, client, view.holder, args)
     started = start_engine(engine_argv(plan, path, speed=args.speed, lease_ttl=args.lease_ttl), engine_log_path(path), detached=True)
-    view = client.wait_for_engine(lambda: started.process.poll() is not None)
-    if view is None:
+    driving = client.wait_for_engine(lambda: started.process.poll() is not None)
+    if driving is None:
         tail = engine_log_path(path).read_text(errors="replace").splitlines()[-15:] if engine_log_path(path).exists() else []
         print("warroom: the engine did not start; the end of its log (" + str(started.log) + "):\n  " + "\n  ".join(tail), file=sys.stderr)
         return 1
-    if view.pid != started.process.pid:
-        print(f"another engine started meanwhile drives: {view.holder}; the one started here waits as its standby (log {started.log})")
+    if driving.pid != started.process.pid:
+        print(f"another engine started meanwhile drives: {driving.holder}; the one started here waits as its standby (log {started.log})")
         return 0
-    print(f"engine started: pid {view.pid} on {view.host}, log {view.log or started.log}")
+    print(f"engine started: pid {driving.pid} on {driving.host}, log {driving.log or started.log}")
     return 0
 
 

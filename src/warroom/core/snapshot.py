@@ -321,7 +321,8 @@ class Snapshot:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Snapshot:
         """The Snapshot back from `to_json` (through JSON), every nested view typed again."""
-        return _decode(cls, data)
+        snap: Snapshot = _decode(cls, data)
+        return snap
 
 
 def _decode(kind: Any, value: Any) -> Any:
@@ -341,7 +342,7 @@ def _decode(kind: Any, value: Any) -> Any:
         return FlagState.from_json(value)
     if isinstance(kind, type) and issubclass(kind, Enum):
         return kind(value)
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return kind(**{name: _decode(hint, value[name]) for name, hint in _fields(kind) if name in value})
     return value
 

@@ -398,7 +398,7 @@ def _from_plan(plan: Plan) -> tuple[int | None, tuple[Fault, ...]]:
 def _follower(args: argparse.Namespace, plan: Plan | None) -> ExposureFollower | None:
     """The plan's own flag provider (or the --flags store), read the way the engine reads it."""
     if args.flags:
-        config = FlagProviderConfig(provider="local", path=str(Path(args.flags).resolve()))
+        config = FlagProviderConfig.model_validate({"provider": "local", "path": str(Path(args.flags).resolve())})
         provider, flag = make_provider(config, Path(".")), args.flag or (driving_flag(plan) if plan else None)
     elif plan is not None:
         provider, flag = make_provider(plan.flag_provider, plan.base_dir), args.flag or driving_flag(plan)
@@ -448,7 +448,7 @@ def run_simulate(args: argparse.Namespace) -> int:
             flags += "  IGNORED: the flag does not reach the service, every user stays on the old code"
     else:
         flags = "none (exposure 0: give --plan or --flags)"
-    bound_host, bound_port = server.server_address[:2]
+    bound_host, bound_port = server.socket.getsockname()[:2]
     # The flag's state and a provider's error are a server's words: no escape sequence of theirs reaches the terminal.
     print(terminal_safe(f"serving http://{bound_host}:{bound_port}/metrics  flags: {flags}  faults: {len(faults)}"), flush=True)
     # SIGTERM (a test fixture, a service manager) ends as cleanly as Ctrl-C.

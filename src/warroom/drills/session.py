@@ -75,6 +75,12 @@ class Drill:
     soaks: tuple[Soak, ...] = ()
     staging: bool = False
 
+    @property
+    def state_file(self) -> Path:
+        """Its own SQLite state, in the drill's folder (prepare() puts it there)."""
+        assert isinstance(self.plan.state, str)
+        return Path(self.plan.state)
+
 
 def drill_dir(plan: Plan, scenario: Scenario) -> Path:
     """A fresh folder per drill, next to the rollout's default state: state.sqlite, flags.json."""
@@ -146,7 +152,7 @@ def drill_plan(plan: Plan, scenario: Scenario, workdir: Path, *, staging: bool =
         update["sources"] = {
             name: SimulatorSourceConfig(type="simulator", flag=flag) if isinstance(config, PrometheusSourceConfig) else config
             for name, config in plan.sources.items()}
-        update["flag_provider"] = FlagProviderConfig(provider="local", path=str(workdir / "flags.json"))
+        update["flag_provider"] = FlagProviderConfig.model_validate({"provider": "local", "path": str(workdir / "flags.json")})
         if plan.exposure is not None and scenario.soak is not None:
             # The simulator's split shows at once: the exposure check waits no longer than a shortened soak.
             update["exposure"] = plan.exposure.model_copy(update={"settle": min(plan.exposure.settle, scenario.soak)})
@@ -294,11 +300,11 @@ async def run_headless_drill(drill: Drill, *, clock: Clock, out: TextIO = sys.st
     """Run a drill with the scripted responder; returns the card and the state database."""
     session = DrillSession(build_engine(drill.plan, clock=clock), drill, responder_out=out)
     options = RunOptions(until_done=True, status_every=30.0, run_for=drill.scenario.duration, after_tick=session.after_tick)
-    await serve_engine(session.engine, log_path=engine_log_path(Path(drill.plan.state or "state.sqlite")), options=options, terminal=out)
+    await serve_engine(session.engine, log_path=engine_log_path(drill.state_file), options=options, terminal=out)
     card = session.finish()
     for line in card.lines():
         print(terminal_safe(line), file=out, flush=True)
-    return card, Path(drill.plan.state or "")
+    return card, drill.state_file
 
 
 def drill_engine_plan(plan: Plan, scenario_ref: str, *, state: str | None, staging: bool) -> tuple[Plan, Callable]:
@@ -341,7 +347,7 @@ def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None
     else:
         # Humans respond in the console; the drill's engine is the console's child process, which
         # prepares the same drill plan in the same folder and hosts the faults, soaks and score.
-        db = Path(drill.plan.state or "")
+        db = drill.state_file
         engine_args = engine_argv(plan, db, speed=speed) + ["--drill", scenario_ref or scenario.name] + (["--staging"] if staging else [])
         code = console(drill.plan, engine_args)
         found = latest_score_card(open_store(db, create=False)) if db.exists() else None

@@ -19,10 +19,11 @@ from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import State
 from warroom.core.units import format_duration
 from warroom.engine import state as st
+from warroom.engine.cohorts import QueryKey
 from warroom.engine.guardrails import GuardrailTracker, Verdict, held, shadow_message, why, why_data
 from warroom.engine.journal import Change, Entry
 from warroom.engine.policy import Policy
-from warroom.engine.polling import HealthChange, QueryKey
+from warroom.engine.polling import HealthChange
 from warroom.plan.model import Plan
 
 # ---------------------------------------------------------------- the decisions

@@ -59,7 +59,7 @@ class CommandLoop:
     def __init__(self, engine: Engine, shutdown: Callable[[Command, Actor], Awaitable[str]]):
         self.engine = engine
         self.shutdown = shutdown  # the process decides how it stops (it may refuse during a rollback)
-        self.running: set[asyncio.Task] = set()
+        self.running: set[asyncio.Task[None]] = set()
 
     async def serve(self, stop: asyncio.Event) -> None:
         self._take_over()

@@ -28,6 +28,7 @@ from warroom.core.snapshot import JournalEntry, Snapshot, State
 from warroom.engine import intents, views
 from warroom.engine import state as st
 from warroom.engine.automation import Automation, Commit, Decision, Note, Pause, RollBack, StepUp
+from warroom.engine.cohorts import QueryKey
 from warroom.engine.executor import CommandError, Executor
 from warroom.engine.exposure import Exposure
 from warroom.engine.guardrails import Guardrails
@@ -35,7 +36,7 @@ from warroom.engine.intents import RollbackProgress
 from warroom.engine.journal import EngineJournal, Entry
 from warroom.engine.lease import Lease
 from warroom.engine.policy import Policy
-from warroom.engine.polling import FlagReader, Poller, QueryKey
+from warroom.engine.polling import FlagReader, Poller
 from warroom.engine.recovery import Recovery
 from warroom.flags.base import FlagProvider
 from warroom.plan.model import Plan
@@ -86,8 +87,8 @@ class Engine:
                                  self.on_fenced, dry_run_steps)
         self.recovery = Recovery(self.journal, self.executor, self.flags, lease)
         self.automation = Automation(plan, self.policy)
-        self.heartbeat: asyncio.Task | None = None
-        self.backfill_task: asyncio.Task | None = None
+        self.heartbeat: asyncio.Task[None] | None = None
+        self.backfill_task: asyncio.Task[None] | None = None
 
         # phase → the plan's own soak, where a drill shortened it (the banner says so).
         self.planned_holds: dict[int, float] = {}
@@ -140,13 +141,13 @@ class Engine:
         return self.journal.state.phase
 
     @property
-    def tasks(self) -> dict[str, asyncio.Task]:
+    def tasks(self) -> dict[str, asyncio.Task[str]]:
         return self.executor.tasks
 
     def desired(self) -> dict[str, FlagState]:
         return dict(self.journal.state.desired)
 
-    def record(self, kind: str, message: str, data: dict | None = None) -> None:
+    def record(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         """Journal an entry for a part outside the engine (drills, notifications): no state change, listeners told."""
         if self.fenced is None:
             self.journal.entry(kind, message, AUTOMATIC, data)
@@ -199,8 +200,9 @@ class Engine:
             return
         self._closed = True
         self.poller.cancel()
-        for task in filter(None, [self.backfill_task, self._publish_due]):
-            task.cancel()
+        for pending in (self.backfill_task, self._publish_due):
+            if pending is not None:
+                pending.cancel()
         await self.executor.cancel()
         if self.fenced is None and self.lease.held:
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -62,16 +63,16 @@ class Executor:
         self.guard = guard  # right before a flag write: Fenced unless this engine still holds its lease
         self.on_fenced = on_fenced
         self.dry_run_steps = dry_run_steps
-        self.tasks: dict[str, asyncio.Task] = {}  # action id -> running task
+        self.tasks: dict[str, asyncio.Task[str]] = {}  # action id -> running task
         self.attempts: dict[str, tuple[int, str]] = {}  # action id -> (attempt, last error)
 
     # ------------------------------------------------------------ tasks
 
-    def launch(self, action_id: str, coro: Awaitable[str]) -> asyncio.Task:
+    def launch(self, action_id: str, coro: Awaitable[str]) -> asyncio.Task[str]:
         """Run an action as its own task, so the tick loop never waits on one."""
         task = asyncio.ensure_future(self._owned(action_id, coro))
         self.tasks[action_id] = task
-        task.add_done_callback(lambda t, a=action_id: self._finished(a, t))
+        task.add_done_callback(functools.partial(self._finished, action_id))
         return task
 
     async def _owned(self, action_id: str, coro: Awaitable[str]) -> str:
@@ -84,7 +85,7 @@ class Executor:
             self.on_fenced(exc)
             raise
 
-    def _finished(self, action_id: str, task: asyncio.Task) -> None:
+    def _finished(self, action_id: str, task: asyncio.Task[str]) -> None:
         self.tasks.pop(action_id, None)
         if not task.cancelled():
             task.exception()  # a task nobody awaits (an automatic step up) reports through the journal

@@ -40,7 +40,7 @@ class Exposure:
         self.config = config
         self.flag = config.flag or driving_flag(plan) or ""
         source = config.source or plan.default_source()
-        self.keys: dict[str, QueryKey] = {c: (source, config.side(c), None) for c in ("new", "control")}  # type: ignore[arg-type]
+        self.keys: dict[str, QueryKey] = {c: (source, config.side(c), None) for c in ("new", "control")}
         self.status = "idle"  # the last verdict journaled
 
     def view(self, readings: Mapping[QueryKey, Reading], planned: FlagState | None, phase_age: float | None) -> ExposureView:

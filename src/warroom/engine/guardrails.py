@@ -44,7 +44,7 @@ class GuardrailTracker:
         self.lacking = False  # in a spell without enough traffic
 
     @classmethod
-    def of(cls, plan: Plan, index: int, pane_key) -> GuardrailTracker:
+    def of(cls, plan: Plan, index: int, pane_key: Callable[[str], QueryKey]) -> GuardrailTracker:
         guard = plan.guardrails[index]
         return cls(plan.guardrail_id(index), guard, plan.condition_unit(guard), ConditionQueries.of(plan, guard, pane_key))
 
@@ -162,21 +162,22 @@ class Guardrails:
     def watching(self) -> dict[str, list[GuardrailView]]:
         """The acting guardrails' views by the pane they watch (a shadow guardrail never turns a pane red)."""
         out: dict[str, list[GuardrailView]] = {}
-        for tracker, view in self._by_pane():
+        for pane, tracker, view in self._by_pane():
             if tracker.guard.mode != "shadow":
-                out.setdefault(tracker.guard.pane, []).append(view)  # type: ignore[arg-type]
+                out.setdefault(pane, []).append(view)
         return out
 
     def notes(self) -> dict[str, str]:
         """What a pane's cohort or evidence guardrails add to its number (see pane_note)."""
         by_pane: dict[str, list[tuple[GuardrailTracker, GuardrailView]]] = {}
-        for tracker, view in self._by_pane():
-            by_pane.setdefault(tracker.guard.pane, []).append((tracker, view))  # type: ignore[arg-type]
+        for pane, tracker, view in self._by_pane():
+            by_pane.setdefault(pane, []).append((tracker, view))
         return {pane: pane_note(watching) for pane, watching in by_pane.items()}
 
-    def _by_pane(self) -> list[tuple[GuardrailTracker, GuardrailView]]:
-        # Not strict: there are no views before the first tick.
-        return [(tracker, view) for view, (tracker, _) in zip(self.views, self.trackers, strict=False) if tracker.guard.pane]
+    def _by_pane(self) -> list[tuple[str, GuardrailTracker, GuardrailView]]:
+        """(pane, tracker, view) of the guardrails that watch a pane. Not strict: no views before the first tick."""
+        return [(pane, tracker, view) for view, (tracker, _) in zip(self.views, self.trackers, strict=False)
+                if (pane := tracker.guard.pane)]
 
 
 def why(view: GuardrailView) -> str:

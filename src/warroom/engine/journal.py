@@ -53,7 +53,7 @@ class _Held:
 
     since: float
     reason: str
-    rows: list[tuple[float, Row, ActionWrite | None]] = dataclasses.field(default_factory=list)
+    rows: list[tuple[float, Row | None, ActionWrite | None]] = dataclasses.field(default_factory=list)  # None: an action's progress alone
 
 
 class EngineJournal:
@@ -142,7 +142,8 @@ class EngineJournal:
                 return done.entries
         return self._keep(self._rows(entries), action)
 
-    def entry(self, kind: str, message: str, actor: Actor = AUTOMATIC, data: dict | None = None, action_id: str | None = None) -> None:
+    def entry(self, kind: str, message: str, actor: Actor = AUTOMATIC, data: dict[str, Any] | None = None,
+              action_id: str | None = None) -> None:
         self.write([(kind, message, actor, data or {})], ActionWrite(action_id) if action_id else None)
 
     # ------------------------------------------------------------ a store that cannot be written
@@ -162,7 +163,7 @@ class EngineJournal:
             self.held.rows.append((ts, row, action if i == 0 else None))
             kept.append(JournalEntry(0, ts, row[0], row[1], row[2], action.id if action else None, row[3]))
         if not rows and action is not None:
-            self.held.rows.append((ts, None, action))  # type: ignore[arg-type]  # progress or outcome alone
+            self.held.rows.append((ts, None, action))  # progress or outcome alone
         self._tell(kept)
         return kept
 

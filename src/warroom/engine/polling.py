@@ -46,8 +46,8 @@ class Poller:
         self.keys: list[QueryKey] = list(dict.fromkeys(self.pane_keys.values()))
         self.readings: dict[QueryKey, Reading] = {}
         self.last_good: dict[QueryKey, float] = {}
-        self.history: dict[str, collections.deque] = {p.id: collections.deque(maxlen=HISTORY) for p in plan.panes}
-        self.inflight: dict[QueryKey, asyncio.Task] = {}
+        self.history: dict[str, collections.deque[float | None]] = {p.id: collections.deque(maxlen=HISTORY) for p in plan.panes}
+        self.inflight: dict[QueryKey, asyncio.Task[Reading]] = {}
         self.asked_at: dict[QueryKey, float] = {}  # when each in-flight query was asked
         self.source_down: dict[str, str] = {}
 

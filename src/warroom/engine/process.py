@@ -30,7 +30,7 @@ from typing import TextIO
 from warroom.core.exit_codes import Exit
 from warroom.core.identity import Actor
 from warroom.core.lines import entry_line, stamp, status_line
-from warroom.core.snapshot import Snapshot
+from warroom.core.snapshot import JournalEntry, Snapshot
 from warroom.core.units import format_duration
 from warroom.engine.commands import CommandLoop
 from warroom.engine.engine import Engine
@@ -115,7 +115,7 @@ class EngineProcess:
 
     # ------------------------------------------------------------ what it says
 
-    def _entry(self, entry) -> None:
+    def _entry(self, entry: JournalEntry) -> None:
         self.out.line(entry_line(entry))
 
     def _snapshot(self, snap: Snapshot) -> None:
@@ -227,5 +227,5 @@ async def serve_engine(engine: Engine, *, log_path: Path | None, options: RunOpt
         output.close()
 
 
-def run_engine(engine: Engine, **kw) -> tuple[Snapshot | None, int]:
-    return asyncio.run(serve_engine(engine, **kw))
+def run_engine(engine: Engine, *, log_path: Path | None, options: RunOptions | None = None) -> tuple[Snapshot | None, int]:
+    return asyncio.run(serve_engine(engine, log_path=log_path, options=options))

@@ -25,6 +25,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from warroom.core import secrets
 from warroom.core.flagstate import FlagState
@@ -737,7 +738,7 @@ def _clean_loc(loc: Loc) -> Loc:
 _UNION_TAGS = {"run", "webhook", "http", "prometheus", "simulator"}
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: ErrorDetails) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         return "unknown key (check the spelling: an unknown key is an error so a typo cannot silently disable anything)"

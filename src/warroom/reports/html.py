@@ -38,8 +38,8 @@ from warroom.reports.postmortem import (
     utc,
 )
 
-MARK_COLOURS = {Kind.ROLLBACK_INTENT: "#b91c1c", Kind.PAUSE: "#d97706", Kind.STEP_OUTCOME: "#2563eb", Kind.ROLLBACK_CONFIRMED: "#15803d",
-                Kind.RESUME: "#0891b2", Kind.SOURCE_ERROR: "#6b7280"}
+MARK_COLOURS: dict[str, str] = {Kind.ROLLBACK_INTENT: "#b91c1c", Kind.PAUSE: "#d97706", Kind.STEP_OUTCOME: "#2563eb",
+                                 Kind.ROLLBACK_CONFIRMED: "#15803d", Kind.RESUME: "#0891b2", Kind.SOURCE_ERROR: "#6b7280"}
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,8 @@ def _downsample(points: Iterable[tuple[float, float | None]], start: float, end:
     """At most a gap, the lowest and the highest sample per pixel column, in time order: a week of
     samples draws the same spikes and gaps as the raw series, in a page of bounded size."""
     span = max(end - start, 1e-9)
-    column, kept = None, []
+    column: int | None = None
+    kept: list[tuple[float, float | None]] = []
     for t, v in points:
         c = int((t - start) / span * G.inner_w)
         if c != column:
@@ -121,9 +122,9 @@ def _downsample(points: Iterable[tuple[float, float | None]], start: float, end:
         kept.append((t, v))
         if len(kept) > 3:
             gap = [p for p in kept if p[1] is None][:1]
-            values = [p for p in kept if p[1] is not None]
+            values = [(t, v) for t, v in kept if v is not None]
             extremes = [min(values, key=lambda p: p[1]), max(values, key=lambda p: p[1])] if values else []
-            kept = sorted(set(gap + extremes))
+            kept = sorted({*gap, *extremes})
     yield from kept
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import select
 import signal
@@ -24,6 +25,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
@@ -85,16 +87,20 @@ async def in_daemon_thread(fn: Callable[[], T]) -> T:
     future: asyncio.Future[T] = loop.create_future()
 
     def settle(done: Callable[[], None]) -> None:
+        def once() -> None:
+            if not future.done():
+                done()
+
         with contextlib.suppress(RuntimeError):  # the screen's loop closed: nobody waits any more
-            loop.call_soon_threadsafe(lambda: future.done() or done())
+            loop.call_soon_threadsafe(once)
 
     def run() -> None:
         try:
             result = fn()
         except Exception as error:
-            settle(lambda caught=error: future.set_exception(caught))
+            settle(functools.partial(future.set_exception, error))
         else:
-            settle(lambda: future.set_result(result))
+            settle(functools.partial(future.set_result, result))
 
     threading.Thread(target=run, name="warroom-command", daemon=True).start()
     return await future
@@ -225,7 +231,7 @@ class WarroomApp(App[int]):
         self.now = now
 
     def _leave_if_terminal_gone(self) -> None:
-        if terminal_gone(sys.__stdin__.fileno()):
+        if sys.__stdin__ is None or terminal_gone(sys.__stdin__.fileno()):
             self.leave(128 + signal.SIGHUP)
 
     def leave(self, code: int) -> None:
@@ -277,7 +283,7 @@ class WarroomApp(App[int]):
 
     # ------------------------------------------------------------ notices
 
-    def notify(self, message: str, *, title: str = "", severity: str = "information",  # type: ignore[override]
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None:
         """One notice at a time, never markup (a `[PROD]` in a message stays), never over the screen.
 
@@ -285,13 +291,12 @@ class WarroomApp(App[int]):
         a dialog it is a toast (the newest only), since the notice line is hidden there.
         """
         timeout = timeout or NOTICE_SECONDS.get(severity, 5.0)
-        bars = self.screen.query(NoticeBar) if self.screen is not None and self.screen.is_attached else []
+        bars = self.screen.query(NoticeBar) if self.screen is not None and self.screen.is_attached else None
         if bars:
             bars.first().show(Notice(str(message), str(title), severity), timeout)
             return
         self.clear_notifications()
-        super().notify(terminal_safe(message), title=terminal_safe(title), severity=severity,  # type: ignore[arg-type]
-                       timeout=timeout, markup=False)
+        super().notify(terminal_safe(message), title=terminal_safe(title), severity=severity, timeout=timeout, markup=False)
 
     # ------------------------------------------------------------ store → screen
 
@@ -301,8 +306,9 @@ class WarroomApp(App[int]):
             if not self._mounted:
                 self._held.append(message)
                 return
+        assert self._screen_loop is not None  # set before _mounted
         with contextlib.suppress(RuntimeError):  # the app's loop has closed: nobody left to show it to
-            self._screen_loop.call_soon_threadsafe(self.post_message, message)  # type: ignore[union-attr]
+            self._screen_loop.call_soon_threadsafe(self.post_message, message)
 
     def show(self, snap: Snapshot) -> None:
         """Any thread: the newest snapshot to show; at most one message waits for the screen."""

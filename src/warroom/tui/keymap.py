@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from warroom.core.snapshot import Snapshot, State
 
@@ -39,7 +39,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
                   "ROLLBACK", loud=True, changes=True),
     ConsoleAction("retry", "r", "retry", "Retry after a rollback",
                   "leave ROLLED BACK and start again at phase 1 (asks first, focus on Cancel)", "retry", changes=True),
-    ConsoleAction("checklist.tick", "space,enter", "toggle", "Tick / untick the selected checklist item",
+    ConsoleAction("checklist.tick", "space,enter", "tick_item", "Tick / untick the selected checklist item",
                   "tick or untick the selected item of the current phase", "tick", scope="checklist", changes=True),
     ConsoleAction("checklist.up", "up,k", "cursor(-1)", "Previous checklist item", "move up the checklist",
                   scope="checklist"),
@@ -63,7 +63,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
 BY_ID = {a.id: a for a in ACTIONS}
 
 
-def bindings(scope: str) -> list[Binding]:
+def bindings(scope: str) -> list[BindingType]:
     """The Textual bindings of one scope, each with its id (App.set_keymap remaps by id)."""
     return [Binding(a.keys, a.action, a.title, show=False, id=a.id) for a in ACTIONS if a.scope == scope and a.keys]
 

@@ -316,10 +316,10 @@ class ServiceModel:
         exposure = min(1.0, max(0.0, exposure))
         active = self.active_faults(t, exposure)
         cohorts = []
-        for name, index, share in (("control", 1, 1 - exposure), ("new", 2, exposure)):
+        for name, share in (("control", 1 - exposure), ("new", exposure)):
             values = {}
-            for metric, spec in MODEL.items():
-                value = spec[index]
+            for metric, (unit, control, new) in MODEL.items():
+                value = control if name == "control" else new
                 # One draw per metric and second, shared by the cohorts: the noise is the service's.
                 jitter = self.noise * (random.Random(f"{self.seed}:{metric}:{int(t)}").random() * 2 - 1)
                 if metric in SUCCESS_RATIOS:
@@ -330,7 +330,7 @@ class ServiceModel:
                     # A fault in the new code lives in the new cohort; a shared one in both.
                     if fault.metric == metric and (name == "new" or not fault.while_exposed):
                         value = _apply(fault, value, progress)
-                if spec[0] == "ratio":
+                if unit == "ratio":
                     value = min(1.0, value)
                 values[metric] = max(0.0, value)
             cohorts.append(Cohort(name, share, values))

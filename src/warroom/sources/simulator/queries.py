@@ -40,7 +40,7 @@ class Expression:
 
     def evaluate(self, value: Callable[[str], float]) -> float:
         def walk(node: ast.expr) -> float:
-            if isinstance(node, ast.Constant):
+            if isinstance(node, ast.Constant) and isinstance(node.value, int | float):  # parse_expression allows numbers only
                 return float(node.value)
             if isinstance(node, ast.Name):
                 return value(node.id)

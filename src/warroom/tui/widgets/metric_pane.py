@@ -154,10 +154,10 @@ class MetricPane(Widget, can_focus=True):
             return
         for status in STATUSES:
             self.set_class(pane.status == status, f"-{status}")
-        set_text(part(self, "#title"), pane.title)
+        set_text(part(self, "#title", Static), pane.title)
         for value in ("#value", "#value-inline"):
-            set_text(part(self, value), value_text(pane))
-        spark = part(self, "Spark")
+            set_text(part(self, value, Static), value_text(pane))
+        spark = part(self, "Spark", Spark)
         spark.scale = pane_scale(pane.history, pane.breach, pane.bad_side, pane.unit)
         spark.data = pane.history
         if self.tooltip != (pane.detail or None):
@@ -175,10 +175,10 @@ class MetricPane(Widget, can_focus=True):
         elif pane.status.silent:
             meta = " · ".join(x for x in (age_text(pane, self._now), pane.detail) if x)
         else:
-            window = window_text(part(self, "Spark").size.width, self._poll)
+            window = window_text(part(self, "Spark", Spark).size.width, self._poll)
             meta = " · ".join(x for x in (limit_text(pane), window) if x)
-        set_text(part(self, "#meta"), meta)
-        set_text(part(self, "#status"), acting or STATUS_WORD.get(pane.status, pane.status.upper()))
+        set_text(part(self, "#meta", Static), meta)
+        set_text(part(self, "#status", Static), acting or STATUS_WORD.get(pane.status, pane.status.upper()))
 
     def on_resize(self) -> None:
         self._show_time()  # the window label follows the chart's width

@@ -8,6 +8,7 @@ around the current one) but never the current phase's exposure.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rich.cells import cell_len
@@ -117,7 +118,7 @@ def strip_parts(snap: Snapshot, now: float, detail: Detail) -> list[tuple[str, s
     return parts
 
 
-def strip_text(snap: Snapshot, now: float, width: int, styles: dict[str, Style | str] | None = None) -> Text:
+def strip_text(snap: Snapshot, now: float, width: int, styles: Mapping[str, Style | str] | None = None) -> Text:
     """The most detailed strip that fits `width` cells (the least detailed one otherwise, cut)."""
     styles = styles or {}
     for detail in LEVELS:
