@@ -9,7 +9,7 @@ journaled the same way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +138,6 @@ class Automation:
 
         return [Commit(change, version)]
 
-    def step(self, state: st.RolloutState, blockers: list[str]) -> list[Decision]:
-        """The automatic step up, when the plan asks for one and nothing blocks it."""
-        return [StepUp()] if self.plan.automation.step_up == "auto" and state.status.may_step and not blockers else []
+    def step(self, state: st.RolloutState, blockers: Callable[[], list[str]]) -> list[Decision]:
+        """The automatic step up, when the plan asks for one and nothing blocks it (`blockers()`: asked only then)."""
+        return [StepUp()] if self.plan.automation.step_up == "auto" and state.status.may_step and not blockers() else []

@@ -1,10 +1,12 @@
+# Over 500 lines: the façade is the one place that applies — lifecycle, the tick and every command, each a few lines over its parts.
 """The rollout engine: a façade over its parts — lifecycle, the tick, and the commands.
 
 It knows nothing of any UI. It is driven by the clock it is given; each tick polls every
 query and flag concurrently (polling.py), judges guardrails (guardrails.py) and what the
-plan allows (policy.py), acts where a guardrail says so through write-ahead actions
-(executor.py, automation.py), and publishes an immutable Snapshot to the store
-(views.py), where every console and verb reads it. Commands come in through
+plan allows (policy.py), applies what the automation decided (automation.py) through
+write-ahead actions (intents.py, executor.py), and publishes an immutable Snapshot to
+the store (views.py), where every console and verb reads it. Parts compute and return;
+only this façade applies. Commands come in through
 commands.py and run as the command methods below, with the human who asked. State
 changes go through the one transition table (state.py), committed with their journal
 entries (journal.py) under the engine's lease epoch (lease.py): an engine that was
@@ -305,14 +307,13 @@ class Engine:
         await self._apply(self.automation.exposure(self.rollout, now))
         await self._reassert_rollback()
         await self._apply(self.automation.drift(self.rollout, self.journal.version, acting=bool(self.executor.tasks)))
-        await self._apply(self.automation.step(self.rollout, self.step_blockers()))
+        await self._apply(self.automation.step(self.rollout, self.step_blockers))
         return self.publish()
 
     @property
     def _virtual(self) -> bool:
-        """Virtual time: I/O takes no time, so what the tick starts it waits for (or the clock would jump
-        ahead of a flag write still in flight). In real time the tick only starts an action, so guardrails
-        and samples keep going while its flag writes retry."""
+        """Virtual time: the tick waits for the action it starts (or the clock would jump ahead of a flag write
+        in flight); in real time it only starts it, so guardrails are judged while its writes retry."""
         return self.clock.speed == float("inf")
 
     async def _apply(self, decisions: list[Decision]) -> None:
@@ -338,18 +339,14 @@ class Engine:
         return self.policy.step_blockers(self.rollout, self.guardrails.views, self.clock.now(),
                                          in_flight=bool(self.executor.tasks), forced=forced)
 
-    def next_change(self) -> str:
-        return self.policy.next_change(self.rollout)
-
     def publish(self, *, force: bool = False) -> Snapshot:
         """Build the snapshot, tell the listeners, and write it to the store for every client.
 
         Writes closer together than PUBLISH_EVERY are coalesced into one, a moment later:
         a screen needs the latest picture, not every one.
         """
-        state = self.rollout
         self.snapshot = views.snapshot(
-            self.plan, state, self.clock.now(), poller=self.poller, guardrails=self.guardrails, policy=self.policy, flags=self.flags,
+            self.plan, self.rollout, self.clock.now(), poller=self.poller, guardrails=self.guardrails, policy=self.policy, flags=self.flags,
             attempts=self.executor.attempts, journal=self.journal.tail(views.JOURNAL_TAIL), blockers=self.step_blockers(),
             force_blockers=self.step_blockers(forced=True), driver=self.holder, tick=self.tick_count,
             clock_rate=0.0 if self._virtual else self.clock.speed, planned_holds=self.planned_holds,
