@@ -24,7 +24,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
 
 from warroom.core.units import parse_duration
-from warroom.plan.model import Duration, Fault, Number, SimMetric, Strict, _validation_problems
+from warroom.plan.faults import Fault
+from warroom.plan.fields import Duration, Number, Strict
+from warroom.plan.problems import validation_problems
+from warroom.plan.simulate import SimMetric
 from warroom.plan.yamlfile import PlanError, Problem, compose, read_text
 
 METRIC_MODES = ("set", "add", "multiply", "ramp", "spike")
@@ -352,7 +355,7 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise PlanError(_validation_problems(exc, located)) from None
+        raise PlanError(validation_problems(exc, located)) from None
 
 
 def load_scenario(ref: str | Path) -> Scenario:

@@ -1,6 +1,6 @@
 """What a plan means, checked before anything runs: a plan that validates must be safe to run.
 
-The model (plan.py) checks each value on its own; these checks look across the plan:
+The model (model.py) checks each value on its own; these checks look across the plan:
 ids and references, a rollback that takes back every flag the launch touches, and flag
 states the chosen provider can actually set. Each problem names file, line and field.
 """
@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from warroom.plan.model import Condition, FlagSetting, Plan, SimulatorSourceConfig
+from warroom.plan import plugins
+from warroom.plan.conditions import Condition
+from warroom.plan.flagsetting import FlagSetting
+from warroom.plan.model import Plan
+from warroom.plan.sources import SimulatorSourceConfig
 from warroom.plan.yamlfile import Loc, Located, Problem, dotted
 
 
@@ -127,10 +131,8 @@ def _rollback_problems(plan: Plan, out: _Problems) -> None:
 def capability_problems(plan: Plan, located: Located) -> list[Problem]:
     """Flag states the plan's provider cannot set (0.1 % on Unleash, segments on an API without
     them): refused now, not found by a step up that retries and pauses on launch day."""
-    from warroom.flags import registry
-
-    provider = registry.provider_class(plan.flag_provider.provider)
-    config = registry.validate_config(plan.flag_provider)
+    provider = plugins.load(plugins.FLAG_PROVIDERS, plan.flag_provider.provider)
+    config = provider.validate(plan.flag_provider.keys())
     out = _Problems(located)
 
     def check(loc: Loc, setting: FlagSetting, where: str) -> None:

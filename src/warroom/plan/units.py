@@ -1,0 +1,100 @@
+"""The unit pre-pass: thresholds written with a unit (`1%`, `500ms`, `+0.5pp`, `×2`) in their pane's unit.
+
+Runs on the YAML's plain data before validation, since a threshold's unit is its pane's:
+`above: 500ms` on a seconds pane is 0.5, on an ms pane 500. Anything it cannot read is
+left as it was for the model to refuse with its own message; it never raises.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from warroom.core.units import parse_duration
+from warroom.plan.yamlfile import Loc
+
+_PERCENT = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*%\s*")
+_POINTS = re.compile(r"\s*([+-]?\d+(?:\.\d+)?)\s*pp\s*")
+_TIMES = re.compile(r"\s*[×x*]?\s*(\d+(?:\.\d+)?)\s*[×x]?\s*")
+
+
+def _in_unit(value: Any, unit: str) -> Any:
+    """A threshold written with its unit (`1%`, `500ms`), in the pane's unit; anything else as it was."""
+    if not isinstance(value, str):
+        return value
+    percent = _PERCENT.fullmatch(value)
+    if percent and unit in ("ratio", "percent"):
+        return float(percent.group(1)) / (100 if unit == "ratio" else 1)
+    if unit in ("seconds", "ms"):
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            return value
+        return seconds * (1000 if unit == "ms" else 1)
+    return value
+
+
+def _difference_in_unit(value: Any, unit: str) -> Any:
+    """`+0.5pp` (percentage points) or `+50ms` in the unit, sign kept; anything else as it was."""
+    if not isinstance(value, str):
+        return value
+    points = _POINTS.fullmatch(value)
+    if points and unit in ("ratio", "percent"):
+        return float(points.group(1)) / (100 if unit == "ratio" else 1)
+    text = value.strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    converted = _in_unit(text.lstrip("+-"), unit) if unit in ("seconds", "ms") else text
+    return sign * converted if isinstance(converted, float) else value
+
+
+def _ratio(value: Any) -> Any:
+    """`×2`, `x2`, `2x` → 2.0; anything else as it was."""
+    times = _TIMES.fullmatch(value) if isinstance(value, str) else None
+    return float(times.group(1)) if times else value
+
+
+def _comparison_in_units(cond: dict[str, Any], units: dict[str, str]) -> None:
+    """A comparison's limits written with units, in the unit of its numbers (its own, else its pane's)."""
+    compare, pane = cond["compare"], cond.get("pane")
+    # Only text is a unit or a pane id here: anything else (a list, say) is the model's to refuse.
+    unit = compare.get("unit") if isinstance(compare.get("unit"), str) else units.get(pane, "count") if isinstance(pane, str) else "count"
+    for key in ("above", "below"):
+        if key in cond:
+            cond[key] = _in_unit(cond[key], unit)
+    if "difference" in compare:
+        compare["difference"] = _difference_in_unit(compare["difference"], unit)
+    if "ratio" in compare:
+        compare["ratio"] = _ratio(compare["ratio"])
+
+
+def thresholds_in_pane_units(data: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """Convert thresholds written with a unit, so `above: 500ms` means what it says on a seconds pane.
+
+    Returns (location, pane) of each guardrail or gate naming a pane the plan does not have: its
+    threshold's unit is unknown, so the missing pane is the problem to report, not the threshold.
+    """
+    panes = data.get("panes")
+    units: dict[str, str] = {}
+    for pane in panes if isinstance(panes, list) else []:
+        if isinstance(pane, dict) and isinstance(pane.get("id"), str):
+            unit = units[pane["id"]] = pane.get("unit", "count") if isinstance(pane.get("unit"), str) else ""
+            for key in ("warn", "breach"):
+                if key in pane:
+                    pane[key] = _in_unit(pane[key], unit)
+    guardrails = data.get("guardrails")
+    conditions: list[tuple[Loc, Any]] = [(("guardrails", i), g) for i, g in enumerate(guardrails if isinstance(guardrails, list) else [])]
+    phases = data.get("phases")
+    for pi, phase in enumerate(phases if isinstance(phases, list) else []):
+        if isinstance(phase, dict) and isinstance(phase.get("gates"), list):
+            conditions += [(("phases", pi, "gates", gi), gate) for gi, gate in enumerate(phase["gates"])]
+    unknown: list[tuple[Loc, str]] = []
+    for loc, cond in conditions:
+        if isinstance(cond, dict) and isinstance(cond.get("pane"), str) and cond["pane"] not in units:
+            unknown.append((loc, cond["pane"]))
+        if isinstance(cond, dict) and isinstance(cond.get("compare"), dict):
+            _comparison_in_units(cond, units)
+        elif isinstance(cond, dict) and isinstance(cond.get("pane"), str):
+            for key in ("above", "below"):
+                if key in cond:
+                    cond[key] = _in_unit(cond[key], units.get(cond["pane"], ""))
+    return unknown
