@@ -444,3 +444,91 @@ def test_a_state_on_postgresql_short_or_with_options_and_never_with_a_password_i
     with pytest.raises(PlanError, match="the URL holds a password") as info:
         state_path(short, "postgresql://warroom:Hunter2-Secret@db/x")
     assert "Hunter2" not in str(info.value)
+
+
+# ------------------------------------------------------------------ durations carry their unit; check prints the timeline
+
+def test_a_bare_number_where_a_duration_is_meant_is_refused_saying_which_units():
+    found = problems(PLAN_HEAD + """
+        flag_provider: {provider: http, url: "http://127.0.0.1:1", timeout: 5}
+        poll_interval: 5
+        panes: [{id: errors, title: Errors, query: error_rate, unit: ratio}]
+        guardrails: [{pane: errors, above: 1%, for: 30}]
+        phases: [{name: a, flags: {f: 5}, hold: 30}]
+        """)
+    units = "write its unit, ms, s, m, h or d"
+    assert [f.split(": ", 2)[:2] for f in found] == [["plan.yaml:4:60", "flag_provider.timeout"], ["plan.yaml:5:1", "poll_interval"],
+                                                     ["plan.yaml:7:40", "guardrails[0].for"], ["plan.yaml:8:35", "phases[0].hold"]]
+    assert all(f"a number alone is not a duration (30 what?): {units} (30s, 30m)" in f for f in found[2:]), found
+    assert f"(5 what?): {units} (5s, 5m)" in found[1]
+    # The same in a fault schedule and a drill scenario; a plan built in code keeps plain seconds.
+    assert "faults[0].at: a number alone is not a duration" in problems(PLAN_HEAD.replace("type: simulator", "type: simulator, faults: [{metric: cpu, at: 60}]") + """
+        flag_provider: {provider: local}
+        phases: [{name: a, flags: {f: 5}}]
+        """)[0]
+    from warroom.drills.scenario import parse_scenario
+
+    with pytest.raises(PlanError, match=r"timeline\[0\].at: expected a duration \(30s\) .*; a number alone is not a duration"):
+        parse_scenario("name: s\ntitle: S\ntimeline: [{at: 30, metric: cpu, set: 0.9}]\n", "s.yaml")
+    assert parse_plan(BASE_PLAN, "plan.yaml").model_copy(update={"poll_interval": 2}).poll_interval == 2
+
+
+@pytest.mark.parametrize("line, says", [
+    ("for: 99999999999999999999h", "guardrails[0].for: longer than a year (366d): no launch waits that long"),
+    ("for: 1.0e+400", "guardrails[0].for: a number alone is not a duration"),
+    ("above: .inf", "guardrails[0].above: expected a finite number"),
+    ("above: 1.0e+300", "guardrails[0].above: a number beyond ±1e+15 is no threshold anyone means: check its unit"),
+    ("evidence: {count: requests, min: .inf}", "guardrails[0].evidence.min: expected a finite number"),
+])
+def test_useless_durations_and_thresholds_are_refused_where_they_are(line, says):
+    found = problems(PLAN_HEAD + f"""
+        flag_provider: {{provider: local}}
+        panes: [{{id: errors, title: Errors, query: error_rate, unit: ratio}}]
+        guardrails:
+          - pane: errors
+            {line if line.startswith("above") else "above: 1%"}
+            {line if not line.startswith("above") else "for: 30s"}
+        phases: [{{name: a, flags: {{f: 5}}}}]
+        """)
+    assert len(found) == 1 and found[0].startswith("plan.yaml:9:") or found[0].startswith("plan.yaml:8:"), found
+    assert says in found[0], found
+
+
+def test_the_timeline_gives_each_phase_its_exposure_soak_and_earliest_times():
+    from warroom.plan.timeline import timeline
+
+    rows = timeline(load_plan(ROOT / "sample-config.yaml"))
+    assert [(r.number, r.name, r.exposure, r.hold, r.earliest_start, r.earliest_end) for r in rows] == [
+        (1, "Beta 5%", 5, 1800, 0, 1800), (2, "Beta 25%", 25, 3600, 1800, 5400), (3, "Rollout 50%", 50, 7200, 5400, 12600),
+        (4, "Rollout 75%", 75, 7200, 12600, 19800), (5, "Full 100%", 100, 86400, 19800, 106200)]
+    assert {r.flag for r in rows} == {"realtime-features"}
+
+
+def test_check_prints_the_timeline(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "sample-config.yaml", tmp_path / "plan.yaml")
+    run = subprocess.run([sys.executable, "-m", "warroom", "check", "plan.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in run.stderr, run.stderr
+    lines = run.stdout.splitlines()
+    start = lines.index("timeline (realtime-features exposure; earliest times from the first step up, every gate green):")
+    assert [" ".join(line.split()) for line in lines[start + 1:start + 7]] == [
+        "1/5 Beta 5% 5% soak 30m +0s → +30m", "2/5 Beta 25% 25% soak 1h +30m → +1h30m", "3/5 Rollout 50% 50% soak 2h +1h30m → +3h30m",
+        "4/5 Rollout 75% 75% soak 2h +3h30m → +5h30m", "5/5 Full 100% 100% soak 24h +5h30m → +29h30m",
+        "complete at the earliest +29h30m after the first step up"]
+
+
+def test_a_prometheus_url_with_a_password_is_refused_pointing_to_auth_never_echoing_it():
+    for url in ("http://admin:Hunter2-Secret@prom.internal:9090", "https://svc:Hunter2-Secret@prom.internal/api with space"):
+        found = problems(f"""
+            rollout: {{name: x, environment: staging}}
+            sources: {{prom: {{type: prometheus, url: "{url}"}}}}
+            flag_provider: {{provider: local}}
+            phases: [{{name: a, flags: {{f: 5}}}}]
+            """)
+        assert len(found) == 1 and found[0].startswith("plan.yaml:3:36: sources.prom.url: the URL holds a password"), found
+        assert "auth: {basic: {username: NAME, password: env:PROM_PASSWORD}}" in found[0]
+        assert "Hunter2" not in found[0]

@@ -30,12 +30,13 @@ def from_text(info: ValidationInfo) -> bool:
     return isinstance(info.context, dict) and bool(info.context.get("from_text"))
 
 
-def _duration(value: Any, info: ValidationInfo) -> float:
+def duration(value: Any, info: ValidationInfo) -> float:
+    """Seconds from a duration as written (`30s`, `1h30m`); from plan text, never a bare number."""
     if from_text(info) and isinstance(value, (int, float)) and not isinstance(value, bool):
         # Bare numbers used to be seconds; a plan read as minutes would soak 60× too short.
         n = f"{value:g}" if math.isfinite(value) else "30"
         raise ValueError(f"a number alone is not a duration ({n} what?): write its unit, "
-                         f"ms, s, m, h or d ({n}s, {n}m); {DURATION_HELP}")
+                         f"ms, s, m, h or d ({n}s, {n}m)")
     seconds = parse_duration(value)
     if seconds > MAX_DURATION:
         raise ValueError(f"longer than a year ({MAX_DURATION / 86400:g}d): no launch waits that long; {DURATION_HELP}")
@@ -74,8 +75,8 @@ def _headers(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(_duration)]
-PositiveDuration = Annotated[float, BeforeValidator(_duration), AfterValidator(_positive)]
+Duration = Annotated[float, BeforeValidator(duration)]
+PositiveDuration = Annotated[float, BeforeValidator(duration), AfterValidator(_positive)]
 SecretRef = Annotated[str, AfterValidator(_secret_ref)]
 Headers = Annotated[dict[str, str], AfterValidator(_headers)]
 Number = Annotated[float, AfterValidator(_finite)]
