@@ -383,7 +383,7 @@ def test_a_missing_pane_is_blamed_not_the_threshold_written_in_its_unit():
         guardrails: [{pane: p59, above: 1s}]
         phases: [{name: a, flags: {f: 5}, gates: [{pane: nope, below: 50ms}]}]
         """)
-    assert found == ["plan.yaml:6:15: guardrails[0].pane: unknown pane 'p59' (panes defined: p95)",
+    assert found == ["plan.yaml:6:15: guardrails[0].pane: unknown pane 'p59' (did you mean p95 (line 5)? panes defined: p95)",
                      "plan.yaml:7:44: phases[0].gates[0].pane: unknown pane 'nope' (panes defined: p95)"]
 
 
@@ -532,3 +532,45 @@ def test_a_prometheus_url_with_a_password_is_refused_pointing_to_auth_never_echo
         assert len(found) == 1 and found[0].startswith("plan.yaml:3:36: sources.prom.url: the URL holds a password"), found
         assert "auth: {basic: {username: NAME, password: env:PROM_PASSWORD}}" in found[0]
         assert "Hunter2" not in found[0]
+
+
+# ------------------------------------------------------------------ errors in line order, each where its typo is
+
+def test_errors_come_in_line_order_and_unknown_keys_suggest_the_key_meant():
+    found = problems(PLAN_HEAD + """
+        flag_provider: {provider: local, pth: flags.json}
+        pol_interval: 5s
+        panes: [{id: errors, title: Errors, query: error_rate, unit: ratio, braech: 1%}]
+        phases: [{name: a, flags: {f: 5}, hodl: 30m}]
+        zebra: 1
+        """)
+    assert [p.split(": ", 1)[0] for p in found] == ["plan.yaml:4:34", "plan.yaml:5:1", "plan.yaml:6:69", "plan.yaml:7:35", "plan.yaml:8:1"]
+    assert [p.split(": ", 2)[2].split("?")[0] for p in found] == [
+        "unknown key: did you mean path", "unknown key: did you mean poll_interval", "unknown key: did you mean breach",
+        "unknown key: did you mean hold", "unknown key (check the spelling: an unknown key is an error so a typo cannot silently disable anything)"]
+
+
+def test_a_misspelt_pane_id_is_blamed_on_its_own_line_not_on_the_lines_that_name_it_right():
+    found = problems(PLAN_HEAD + """
+        flag_provider: {provider: local}
+        panes:
+          - {id: erorrs, title: Errors, query: error_rate, unit: ratio}
+        guardrails:
+          - {pane: errors, above: 1%, for: 30s}
+        phases: [{name: a, flags: {f: 5}, gates: [{pane: errors, below: 0.1%}]}]
+        """)
+    assert found == ["plan.yaml:6:6: panes[0].id: pane id 'erorrs' is named by no guardrail or gate, while 'errors' is named "
+                     "on lines 8, 9: is this id misspelt?"]
+
+
+def test_a_misspelt_pane_key_is_the_only_problem_not_its_threshold_on_the_next_line():
+    found = problems(PLAN_HEAD + """
+        flag_provider: {provider: local}
+        panes: [{id: errors, title: Errors, query: error_rate, unit: ratio}]
+        guardrails:
+          - pnae: errors
+            above: 1%
+        phases: [{name: a, flags: {f: 5}}]
+        """)
+    assert found == ["plan.yaml:7:5: guardrails[0].pnae: unknown key: did you mean pane? "
+                     "(an unknown key is an error so a typo cannot silently disable anything)"]

@@ -81,14 +81,14 @@ def parse_plan(text: str, file: str = "<plan>", base_dir: Path | None = None) ->
         raise PlanError([Problem(file, 1, 1, "", "the plan is empty; start from sample-config.yaml")])
     if not isinstance(data, dict):
         raise PlanError([Problem(file, 1, 1, "", "the plan must be a mapping with rollout, sources, phases, …")])
-    unknown_panes = thresholds_in_pane_units(data)
-    problems = unknown_pane_problems(unknown_panes, data, located)
+    panes = thresholds_in_pane_units(data)
+    problems = unknown_pane_problems(panes, located)
     provider = _provider_problems(data.get("flag_provider"), located)
     try:
         plan = Plan.model_validate(data, context=FROM_TEXT)
     except ValidationError as exc:
         # A threshold's unit comes from its pane: with the pane unknown, the pane is the problem.
-        masked = {dotted(loc + (key,)) for loc, _ in unknown_panes for key in ("above", "below")}
+        masked = {dotted(loc + (key,)) for loc, _ in panes.unknown for key in ("above", "below")}
         found = [p for p in validation_problems(exc, located, (), Plan) if p.field not in masked]
         raise PlanError(in_line_order(found + problems + provider, file)) from None
     problems += provider + _source_problems(plan, located) + meaning_problems(plan, located)

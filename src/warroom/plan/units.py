@@ -8,9 +8,11 @@ left as it was for the model to refuse with its own message; it never raises.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from warroom.core.units import parse_duration
+from warroom.plan.problems import suggestion
 from warroom.plan.yamlfile import Loc
 
 _PERCENT = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*%\s*")
@@ -67,16 +69,42 @@ def _comparison_in_units(cond: dict[str, Any], units: dict[str, str]) -> None:
         compare["ratio"] = _ratio(compare["ratio"])
 
 
-def thresholds_in_pane_units(data: dict[str, Any]) -> list[tuple[Loc, str]]:
+@dataclass(frozen=True)
+class PaneRefs:
+    """The pane ids a plan defines (id and location) and every guardrail's and gate's reference to one."""
+
+    ids: list[tuple[Loc, str]]
+    refs: list[tuple[Loc, str]]  # (the condition's location, the pane it names)
+
+    @property
+    def unknown(self) -> list[tuple[Loc, str]]:
+        known = {pane for _, pane in self.ids}
+        return [(loc, pane) for loc, pane in self.refs if pane not in known]
+
+
+def _pane_key(cond: dict[str, Any], units: dict[str, str]) -> str | None:
+    """The pane a condition names, also under a misspelt key (`pnae: errors`): the typo is reported
+    as an unknown key, and its threshold (`above: 1%`) still reads in that pane's unit, not blamed too."""
+    if "pane" in cond:
+        return cond["pane"] if isinstance(cond["pane"], str) else None
+    for key, value in cond.items():
+        if isinstance(key, str) and isinstance(value, str) and value in units and suggestion(key, ["pane"]):
+            return value
+    return None
+
+
+def thresholds_in_pane_units(data: dict[str, Any]) -> PaneRefs:
     """Convert thresholds written with a unit, so `above: 500ms` means what it says on a seconds pane.
 
-    Returns (location, pane) of each guardrail or gate naming a pane the plan does not have: its
-    threshold's unit is unknown, so the missing pane is the problem to report, not the threshold.
+    Returns the panes defined and referenced: a guardrail or gate naming a pane the plan does not
+    have has no unit for its threshold, so the missing pane is the problem to report, not the threshold.
     """
     panes = data.get("panes")
     units: dict[str, str] = {}
-    for pane in panes if isinstance(panes, list) else []:
+    ids: list[tuple[Loc, str]] = []
+    for i, pane in enumerate(panes if isinstance(panes, list) else []):
         if isinstance(pane, dict) and isinstance(pane.get("id"), str):
+            ids.append((("panes", i, "id"), pane["id"]))
             unit = units[pane["id"]] = pane.get("unit", "count") if isinstance(pane.get("unit"), str) else ""
             for key in ("warn", "breach"):
                 if key in pane:
@@ -87,14 +115,17 @@ def thresholds_in_pane_units(data: dict[str, Any]) -> list[tuple[Loc, str]]:
     for pi, phase in enumerate(phases if isinstance(phases, list) else []):
         if isinstance(phase, dict) and isinstance(phase.get("gates"), list):
             conditions += [(("phases", pi, "gates", gi), gate) for gi, gate in enumerate(phase["gates"])]
-    unknown: list[tuple[Loc, str]] = []
+    refs: list[tuple[Loc, str]] = []
     for loc, cond in conditions:
-        if isinstance(cond, dict) and isinstance(cond.get("pane"), str) and cond["pane"] not in units:
-            unknown.append((loc, cond["pane"]))
-        if isinstance(cond, dict) and isinstance(cond.get("compare"), dict):
+        if not isinstance(cond, dict):
+            continue
+        pane = _pane_key(cond, units)
+        if isinstance(cond.get("pane"), str):
+            refs.append((loc, cond["pane"]))
+        if isinstance(cond.get("compare"), dict):
             _comparison_in_units(cond, units)
-        elif isinstance(cond, dict) and isinstance(cond.get("pane"), str):
+        elif pane is not None:
             for key in ("above", "below"):
                 if key in cond:
-                    cond[key] = _in_unit(cond[key], units.get(cond["pane"], ""))
-    return unknown
+                    cond[key] = _in_unit(cond[key], units.get(pane, ""))
+    return PaneRefs(ids, refs)
