@@ -102,6 +102,8 @@ def message(err: ErrorDetails, root: Any = None, loc: Loc = ()) -> str:
             else UNKNOWN_KEY
     if kind == "missing":
         return "this key is required"
+    if kind == "model_type":  # pydantic names the model class here: say what the plan should hold
+        return f"expected a mapping (key: value, …), not {_kind_of(err.get('input'))}"
     msg = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
@@ -117,6 +119,16 @@ def message(err: ErrorDetails, root: Any = None, loc: Loc = ()) -> str:
     if kind not in ("model_type", "dict_type") and isinstance(got, (str, int, float, bool)) and "got" not in msg:
         msg += f" (got {got!r})"
     return msg
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true or false"
+    return "a number" if isinstance(value, (int, float)) else "nothing" if value is None else "another kind of value"
 
 
 def validation_problems(exc: ValidationError, located: Located, prefix: Loc = (), root: Any = None) -> list[Problem]:
