@@ -20,33 +20,22 @@ _POINTS = re.compile(r"\s*([+-]?\d+(?:\.\d+)?)\s*pp\s*")
 _TIMES = re.compile(r"\s*[×x*]?\s*(\d+(?:\.\d+)?)\s*[×x]?\s*")
 
 
-def _in_unit(value: Any, unit: str) -> Any:
-    """A threshold written with its unit (`1%`, `500ms`), in the pane's unit; anything else as it was."""
+def _in_unit(value: Any, unit: str, percent: re.Pattern[str] = _PERCENT) -> Any:
+    """A threshold written with its unit (`1%`, `500ms`), in the pane's unit; anything else as it was.
+    With `percent=_POINTS`, a comparison's difference: `+0.5pp` (percentage points) or `-50ms`, sign kept."""
     if not isinstance(value, str):
         return value
-    percent = _PERCENT.fullmatch(value)
-    if percent and unit in ("ratio", "percent"):
-        return float(percent.group(1)) / (100 if unit == "ratio" else 1)
+    match = percent.fullmatch(value)
+    if match and unit in ("ratio", "percent"):
+        return float(match.group(1)) / (100 if unit == "ratio" else 1)
     if unit in ("seconds", "ms"):
+        text = value.strip()
         try:
-            seconds = parse_duration(value)
+            seconds = parse_duration(text.lstrip("+-"))
         except ValueError:
             return value
-        return seconds * (1000 if unit == "ms" else 1)
+        return (-1.0 if text.startswith("-") else 1.0) * seconds * (1000 if unit == "ms" else 1)
     return value
-
-
-def _difference_in_unit(value: Any, unit: str) -> Any:
-    """`+0.5pp` (percentage points) or `+50ms` in the unit, sign kept; anything else as it was."""
-    if not isinstance(value, str):
-        return value
-    points = _POINTS.fullmatch(value)
-    if points and unit in ("ratio", "percent"):
-        return float(points.group(1)) / (100 if unit == "ratio" else 1)
-    text = value.strip()
-    sign = -1.0 if text.startswith("-") else 1.0
-    converted = _in_unit(text.lstrip("+-"), unit) if unit in ("seconds", "ms") else text
-    return sign * converted if isinstance(converted, float) else value
 
 
 def _ratio(value: Any) -> Any:
@@ -64,7 +53,7 @@ def _comparison_in_units(cond: dict[str, Any], units: dict[str, str]) -> None:
         if key in cond:
             cond[key] = _in_unit(cond[key], unit)
     if "difference" in compare:
-        compare["difference"] = _difference_in_unit(compare["difference"], unit)
+        compare["difference"] = _in_unit(compare["difference"], unit, _POINTS)
     if "ratio" in compare:
         compare["ratio"] = _ratio(compare["ratio"])
 
