@@ -97,7 +97,6 @@ class RolloutInfo(Strict):
     description: str = ""
 
 
-
 class Plan(Strict):
     rollout: RolloutInfo
     sources: Annotated[dict[str, SourceConfig], Field(min_length=1)]

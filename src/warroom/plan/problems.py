@@ -89,7 +89,8 @@ def known_keys(root: Any, loc: Loc) -> list[str]:
     keys: list[str] = []
     for t in (t for tp in here for t in _unwrap(tp)):
         if isinstance(t, type) and issubclass(t, BaseModel):
-            keys += [f.alias or name for name, f in t.model_fields.items() if f.alias or not name.endswith("_")]
+            # Not the fields a plan never writes (base_dir, path: set by the loader).
+            keys += [f.alias or name for name, f in t.model_fields.items() if not f.exclude and (f.alias or not name.endswith("_"))]
     return list(dict.fromkeys(keys))
 
 

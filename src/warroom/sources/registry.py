@@ -6,6 +6,7 @@ one with its own entry point, without a line changed here (see plan/plugins.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,5 +31,6 @@ def make_source(name: str, config: BaseModel, base_dir: Path, **extra: Any) -> S
         raise UnknownSource(f"source type {kind!r} is broken: its entry point names no Source class")
     if isinstance(config, PluginSourceConfig):  # another package's source: its keys as its own model reads them
         config = plugin.validate({**(config.model_extra or {}), "type": kind})
-    source: Source = plugin.target(name, config, base_dir, **extra)
-    return source
+    # Each source's constructor takes (name, config, base_dir) and what its kind wants (the simulator: faults, models).
+    make: Callable[..., Source] = plugin.target
+    return make(name, config, base_dir, **extra)
