@@ -78,7 +78,7 @@ class Phase(Strict):
             return ids[int(ref) - 1]
         if ref in ids:
             return ref
-        matches = [iid for iid, item in zip(ids, self.checklist) if ref.lower() in item.text.lower()]
+        matches = [iid for iid, item in zip(ids, self.checklist, strict=True) if ref.lower() in item.text.lower()]
         if len(matches) != 1:
             raise LookupError(f"no single checklist item {ref!r}; items: " + ", ".join(
                 f"{i + 1}" + (f" ({iid})" if iid != f"{i + 1}" else "") for i, iid in enumerate(ids)))

@@ -150,7 +150,7 @@ def query_models(plan: Plan) -> dict[str, QueryModel]:
     count of minimum evidence and the exposure check's queries are inferred for their cohort.
     """
     models: dict[str, QueryModel] = {}
-    for model, pane in zip(pane_models(plan), plan.panes):
+    for model, pane in zip(pane_models(plan), plan.panes, strict=True):
         if model.expression and pane.query not in models:
             models[pane.query] = QueryModel(model.expression)
     for cond in _conditions(plan):
