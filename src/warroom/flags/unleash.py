@@ -17,7 +17,7 @@ from pydantic import Field
 from warroom.core.flagstate import FlagState
 from warroom.flags.base import Capabilities, FlagError, FlagProvider, ProviderConfig
 from warroom.flags.httpapi import JsonApi
-from warroom.plan.model import PositiveDuration, SecretRef, TLSOptions
+from warroom.plan.fields import PositiveDuration, SecretRef, TLSOptions
 
 STRATEGY = "flexibleRollout"
 
