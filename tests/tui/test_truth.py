@@ -20,7 +20,7 @@ from tests.tui.test_snapshots import demo, one_flag_phases, refusing_flag_api, r
 from warroom.core.clock import RealClock
 from warroom.core.snapshot import State
 from warroom.core.units import format_value
-from warroom.plan.model import Fault
+from warroom.plan.faults import Fault
 from warroom.tui.keymap import ACTIONS
 from warroom.tui.screens.help import HelpScreen
 from warroom.tui.screens.step_dialog import StepDialog
@@ -360,7 +360,7 @@ async def test_toggling_an_item_fast_ticks_then_unticks_never_unticks_twice(cons
         await c.until(pilot, lambda: c.app.snapshot.phase.checklist[0].ticked)
         checklist = c.app.query_one(Checklist)
         for _ in range(3):  # key repeat: three presses before any snapshot can come back
-            checklist.action_toggle()
+            checklist.action_tick_item()
         await c.until(pilot, lambda: len([k for k in c.kinds() if k.startswith("checklist.")]) == 4)
         await c.settle(pilot)
         assert [k for k in c.kinds() if k.startswith("checklist.")] == [

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from warroom.store.base import Store, StoreError, StoreMissing
 
 if TYPE_CHECKING:
-    from warroom.plan.model import PostgresState
+    from warroom.plan.state import PostgresState
 
 __all__ = ["Store", "StoreError", "StoreMissing", "open_store"]
 
@@ -28,7 +28,7 @@ def open_store(ref: str | Path | PostgresState, *, create: bool = True) -> Store
 
         return PostgresStore(ref, create=create)
     if "://" in str(ref):
-        from warroom.plan.model import DATABASE_URL
+        from warroom.plan.state import DATABASE_URL
 
         if str(ref).startswith(DATABASE_URL):  # a bare URL knows no rollout: paths.state_path keys it by the plan's
             raise StoreError(f"{ref}: a PostgreSQL state is opened with its plan (warroom VERB PLAN --state URL)")

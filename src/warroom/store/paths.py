@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
-    from warroom.plan.model import Plan, PostgresState
+    from warroom.plan.model import Plan
+    from warroom.plan.state import PostgresState
 
 # Where a rollout's store is: an SQLite file, or its rows in a PostgreSQL database. (The plan's
 # model is imported only where a plan is at hand: a console attaching to its engine never needs it.)
@@ -27,7 +28,7 @@ def state_path(plan: Plan, override: str | Path | PostgresState | None = None) -
     state is on PostgreSQL too (the engine `up` starts gets the URL, not the secret)."""
     from pydantic import ValidationError
 
-    from warroom.plan.model import DATABASE_URL, PostgresState
+    from warroom.plan.state import DATABASE_URL, PostgresState
     from warroom.plan.yamlfile import PlanError, Problem
 
     name = plan.rollout.name

@@ -2,8 +2,8 @@
 
 Worst first: NO ENGINE · ROLLBACK IN 12s · ROLLING BACK attempt 3 · ROLLED BACK ·
 PAUSED · SOURCE ERROR · NO DATA · DRIFT · STEPPING UP · the state (RUNNING, PENDING, COMPLETE).
-NO ENGINE leads while the launch is in flight, because then nothing else on the screen
-will happen: no countdown fires, no rollback retries. Over a launch with nobody on the new
+NO ENGINE leads while the launch is in flight (`Snapshot.in_flight`, what `warroom status`
+exits 9 for), because then nothing else on the screen will happen: no countdown fires, no rollback retries. Over a launch with nobody on the new
 code (PENDING, ROLLED BACK) an engine's absence is no alarm: `warroom status` says the
 state too, not NO ENGINE.
 """
@@ -13,16 +13,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from warroom.core.action_kinds import ActionKind
+from warroom.core.guardrail_actions import GuardrailAction
 from warroom.core.snapshot import GuardrailView, Snapshot, State
+from warroom.core.statuses import GuardrailStatus
 from warroom.core.units import format_duration, format_value
-
-EXPOSED = (State.RUNNING, State.PAUSED, State.COMPLETE)
-
-
-def in_flight(snap: Snapshot) -> bool:
-    """Users may be on the new code and the launch is not over: an engine must be guarding it
-    (what `warroom status` exits 9 for when none is)."""
-    return snap.state in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or (snap.state == State.PENDING and snap.action is not None)
 
 
 @dataclass(frozen=True)
@@ -55,14 +50,14 @@ def guard_reading(guard: GuardrailView) -> str:
 def acting_guardrail(snap: Snapshot) -> GuardrailView | None:
     """The breaching guardrail that will act soonest, if acting can still change anything."""
     def can_act(g: GuardrailView) -> bool:
-        if g.action == "rollback":
-            return snap.state in EXPOSED or (snap.state == State.PENDING and snap.action is not None)
-        if g.action == "pause":
+        if g.action is GuardrailAction.ROLLBACK:
+            return snap.exposed
+        if g.action is GuardrailAction.PAUSE:
             return snap.state == State.RUNNING
-        return g.action == "alert"
+        return g.action is GuardrailAction.ALERT
 
-    pending = [g for g in snap.guardrails if g.status == "pending" and g.mode != "shadow" and can_act(g)]
-    return min(pending, key=lambda g: (g.action != "rollback", (g.since or 0) + g.for_s), default=None)
+    pending = [g for g in snap.guardrails if g.status == GuardrailStatus.PENDING and g.mode != "shadow" and can_act(g)]
+    return min(pending, key=lambda g: (g.action is not GuardrailAction.ROLLBACK, (g.since or 0) + g.for_s), default=None)
 
 
 def source_down_text(snap: Snapshot) -> str:
@@ -76,10 +71,10 @@ def source_down_text(snap: Snapshot) -> str:
 
 def no_data(snap: Snapshot) -> str:
     """What has no data now (panes, guardrails that hold on it, unreadable flags), or ""."""
-    silent = [p for p in snap.panes if p.status in ("nodata", "stale")]
+    silent = [p for p in snap.panes if p.status.silent]
     parts = [p.title for p in silent]
     # A guardrail on its own query (not on a pane already named) says its id.
-    parts += [g.id for g in snap.guardrails if g.status == "nodata" and g.target not in {p.id for p in silent}]
+    parts += [g.id for g in snap.guardrails if g.status == GuardrailStatus.NODATA and g.target not in {p.id for p in silent}]
     unreadable = [f.name for f in snap.flags if f.error]
     if unreadable:
         parts.append("flags " + ", ".join(unreadable) + " unreadable")
@@ -87,10 +82,10 @@ def no_data(snap: Snapshot) -> str:
 
 
 def worst_condition(snap: Snapshot, now: float, *, engine_alive: bool = True, rollback_requested: bool = False) -> Condition:
-    if not engine_alive and in_flight(snap):
+    if not engine_alive and snap.in_flight:
         return Condition("NO ENGINE — guardrails NOT enforced", "nothing watches the guardrails or acts on them", "bad", "NO ENGINE")
     guard = acting_guardrail(snap) if engine_alive else None  # with no engine no countdown runs
-    if guard is not None and guard.action != "alert" and snap.state not in (State.ROLLING_BACK, State.ROLLED_BACK):
+    if guard is not None and guard.action is not GuardrailAction.ALERT and not snap.state.in_rollback:
         return Condition(f"{guard.action.upper()} IN {until_text(countdown(guard, now))}", guard_reading(guard), "bad")
     if snap.state == State.ROLLING_BACK:
         action = snap.action
@@ -115,7 +110,7 @@ def worst_condition(snap: Snapshot, now: float, *, engine_alive: bool = True, ro
         return Condition("DRIFT", "flags changed outside warroom", "bad")
     if guard is not None:  # an alert's countdown: worth a word, not an alarm
         return Condition(f"ALERT IN {until_text(countdown(guard, now))}", guard_reading(guard), "warn")
-    if snap.action is not None and snap.action.kind == "step_up":
+    if snap.action is not None and snap.action.kind == ActionKind.STEP_UP:
         word = "STEPPING UP" + (f" attempt {snap.action.attempt + 1}" if snap.action.attempt else "")
         return Condition(word, snap.action.target, "info")
     if snap.state == State.PENDING:

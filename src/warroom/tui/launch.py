@@ -22,7 +22,6 @@ from warroom.store import open_store
 from warroom.store.base import StoreError
 from warroom.store.paths import default_state_path, engine_log_path
 from warroom.tui.app import WarroomApp
-from warroom.tui.condition import in_flight
 
 if TYPE_CHECKING:
     from warroom.plan.model import Plan
@@ -83,7 +82,8 @@ def attach(plan_file: str, args: argparse.Namespace) -> int | None:
 
     def start_detached() -> str:
         """An engine for this plan, loaded in full only now (`R` with no engine alive)."""
-        from warroom.plan.model import PlanError, load_plan
+        from warroom.plan.load import load_plan
+        from warroom.plan.yamlfile import PlanError
 
         try:
             plan = load_plan(plan_file)
@@ -179,8 +179,8 @@ def _say_who_guards(client: EngineClient, poll: float, plan_file: str) -> None:
     engine = client.engine(poll)
     if engine.alive:
         where = f"the engine, {engine.label()} (log {engine.log}),"
-        guards = "guards the launch and acts on its flags" if snap is not None and in_flight(snap) else "acts on the flags"
+        guards = "guards the launch and acts on its flags" if snap is not None and snap.in_flight else "acts on the flags"
         print(f"warroom: {where} keeps running: it {guards}; stop it with: warroom down {plan_file}", file=sys.stderr)
-    elif snap is not None and in_flight(snap):
+    elif snap is not None and snap.in_flight:
         print(f"warroom: NO ENGINE — the rollout is {snap.state.label} and nothing enforces its guardrails; "
               f"start one with: warroom up {plan_file}", file=sys.stderr)

@@ -33,8 +33,9 @@ def resolve(spec: str, variables: dict[str, str], under: Color) -> Style:
     """The Rich style of `spec` (`$name` a colour, `on $name` a background, and text-style words)."""
     background = under
     words = spec.split()
-    colour = bgcolor = None
-    attrs: dict[str, bool] = {}
+    colour: str | None = None
+    bgcolor: Color | None = None
+    attrs: set[str] = set()
     i = 0
     while i < len(words):
         word = words[i]
@@ -45,10 +46,12 @@ def resolve(spec: str, variables: dict[str, str], under: Color) -> Style:
         if word.startswith("$"):
             colour = variables.get(word[1:], "")
         elif word in WORDS:
-            attrs[word] = True
+            attrs.add(word)
         i += 1
+    on = {word: True for word in attrs}
     return Style(color=_colour(colour, background).rich_color if colour else None,
-                 bgcolor=bgcolor.rich_color if bgcolor else None, **attrs)
+                 bgcolor=bgcolor.rich_color if bgcolor else None, bold=on.get("bold"), italic=on.get("italic"),
+                 reverse=on.get("reverse"), underline=on.get("underline"), strike=on.get("strike"), dim=on.get("dim"))
 
 
 _STYLES: dict[tuple[str, str, str], Style] = {}  # (theme, spec, background) → style: a few dozen in all

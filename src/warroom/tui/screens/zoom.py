@@ -15,10 +15,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
+from warroom.core.guardrail_actions import GuardrailAction
 from warroom.core.snapshot import GuardrailView, PaneView, Snapshot
+from warroom.core.statuses import GuardrailStatus
 from warroom.core.units import format_value
 from warroom.tui.clock_text import clock_text, compact_duration
 from warroom.tui.condition import countdown, until_text
+from warroom.tui.console_app import ConsoleApp
 from warroom.tui.refresh import set_text
 from warroom.tui.screens.under_banner import follow_the_app
 from warroom.tui.widgets.banner import Banner
@@ -61,12 +64,12 @@ def guard_line(guard: GuardrailView, now: float) -> str:
     sign = ">" if guard.op == "above" else "<"
     rule = guard.shown or f"{guard.action} when {sign} {format_value(guard.threshold, guard.unit)}"
     shadow = " (shadow: journals, never acts)" if guard.mode == "shadow" else ""
-    if guard.status == "ignored":  # a comparison with nothing to compare yet (nobody on the new code)
+    if guard.status == GuardrailStatus.IGNORED:  # a comparison with nothing to compare yet (nobody on the new code)
         judged = f"not judged now: {guard.detail}" if guard.detail else "not judged now"
     else:
         judged = guard.status
     text = f"guardrail {guard.id}{shadow}: {rule} for {compact_duration(guard.for_s)} (no data: {guard.no_data}) · {judged}"
-    if guard.status == "pending" and guard.since is not None:
+    if guard.status == GuardrailStatus.PENDING and guard.since is not None:
         text += f" since {clock_text(guard.since)}, {guard.action} in {until_text(countdown(guard, now))}"
     return text
 
@@ -114,11 +117,13 @@ class ZoomScreen(Screen[None]):
         return next((p for p in snap.panes if p.id == self.pane_id), None) if snap else None
 
     def _show(self) -> None:
-        snap = self.app.snapshot  # type: ignore[attr-defined]
+        app = self.app
+        assert isinstance(app, ConsoleApp)
+        snap = app.snapshot
         pane = self._pane(snap)
         if snap is None or pane is None:
             return
-        now = self.app.now  # type: ignore[attr-defined]
+        now = app.now
         shown = shown_status(pane, snap.automation)
         for status in STATUS_WORD:
             self.set_class(shown == status, f"-{status}")
@@ -134,7 +139,7 @@ class ZoomScreen(Screen[None]):
         # One cell a poll: the chart spans the newest samples that fit its width.
         cells = min(len(pane.history), spark.size.width)
         indent = " " * self.query_one("#axis").outer_size.width
-        line = for_window_line(cells, spark.size.width, snap.poll_interval, [g for g in guards if g.action != "alert"] or guards)
+        line = for_window_line(cells, spark.size.width, snap.poll_interval, [g for g in guards if g.action is not GuardrailAction.ALERT] or guards)
         set_text(self.query_one("#window", Static), indent + line)
         lines = [guard_line(g, now) for g in guards] or ["no guardrail watches this pane"]
         if pane.detail:

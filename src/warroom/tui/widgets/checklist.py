@@ -104,7 +104,7 @@ class Checklist(Parts, can_focus=True):
     def action_cursor(self, delta: int) -> None:
         self.cursor += delta
 
-    def action_toggle(self) -> None:
+    def action_tick_item(self) -> None:
         if self.selected is not None:
             self.post_message(self.Toggle(self.selected))
         else:
@@ -132,7 +132,7 @@ class Checklist(Parts, can_focus=True):
         if any(line.cell_len > width for line in gates):
             # Narrow: the readings matter more than the word "gate" (the ✔/✘/? says it).
             gates = [self._gate_line(gate, compact=True) for gate in phase.gates]
-        for gate, line in zip(phase.gates, gates):
+        for gate, line in zip(phase.gates, gates, strict=True):
             lines += self._gate_lines(gate) if line.cell_len > width else [line]
         if not phase.checklist:
             lines.append(Text(" no checklist items in this phase", style=self._style("done")))

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
 from textual.reactive import reactive
 
-from warroom.core.snapshot import Snapshot, State
+from warroom.core.snapshot import Snapshot
 from warroom.tui.refresh import changed
 from warroom.tui.widgets.checklist import Checklist
 from warroom.tui.widgets.flags_table import FlagsTable
@@ -44,9 +44,9 @@ class LowerArea(Vertical):
     def watch_snapshot(self, snap: Snapshot | None) -> None:
         if snap is None:
             return
-        busy = snap.state in (State.ROLLING_BACK, State.ROLLED_BACK)
+        busy = snap.state.in_rollback
         self.set_class(busy, "-rollback")
-        panels = self.query(RollbackPanel)
+        panels = list(self.query(RollbackPanel))
         if busy and not panels:  # built the first time a rollback shows: most consoles never need it
             panel = RollbackPanel()
             panel.set_reactive(RollbackPanel.retry_key, self.retry_key)

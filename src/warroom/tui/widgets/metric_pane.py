@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.reactive import reactive
 
 from warroom.core.snapshot import GuardrailView, PaneView
+from warroom.core.statuses import GuardrailStatus, PaneStatus
 from warroom.core.units import format_duration, format_value
 from warroom.tui.clock_text import compact_duration
 from warroom.tui.condition import countdown, until_text
@@ -24,9 +25,9 @@ from warroom.tui.parts import Parts
 from warroom.tui.refresh import changed
 from warroom.tui.widgets.spark import pane_scale, spark_rows
 
-STATUSES = ("ok", "warn", "breach", "stale", "nodata")
+STATUSES = tuple(PaneStatus)
 # Status as a word as well as a colour (NO_COLOR, colour-blind readers).
-STATUS_WORD = {"ok": "", "warn": "WARN", "breach": "BREACH", "stale": "STALE", "nodata": "NO DATA"}
+STATUS_WORD = {PaneStatus.OK: "", PaneStatus.WARN: "WARN", PaneStatus.BREACH: "BREACH", PaneStatus.STALE: "STALE", PaneStatus.NODATA: "NO DATA"}
 VALUE_MIN = 7  # cells the value keeps beside a narrow pane's chart ("99.83%", "118 ms")
 
 
@@ -40,7 +41,7 @@ def limit_text(pane: PaneView) -> str:
 def value_text(pane: PaneView) -> str:
     """The value; a breaching one carries a marker of the bad direction (seen without colour too)."""
     value = format_value(pane.value, pane.unit)
-    if pane.status == "breach":
+    if pane.status == PaneStatus.BREACH:
         return ("▲ " if pane.bad_side == "above" else "▼ ") + value
     return value
 
@@ -57,19 +58,17 @@ def window_text(cells: int, poll: float) -> str:
     return f"last {compact_duration(cells * poll)}" if cells and poll else ""
 
 
-WOULD = {"rollback": "WOULD roll back", "pause": "WOULD pause", "alert": "WOULD alert"}
-
 
 def acting_text(pane: PaneView, guards: tuple[GuardrailView, ...], now: float, enforced: bool = True) -> str:
     """What a breach will do and when: `ROLLBACK in 4s`, or `ROLLBACK: FIRED` once it has; with
     no engine alive, nothing will: `WOULD roll back`."""
-    acting = [g for g in guards if g.id in pane.guardrails and g.status in ("pending", "breach") and g.mode != "shadow"]
+    acting = [g for g in guards if g.id in pane.guardrails and g.status.breaching and g.mode != "shadow"]
     if not acting:
         return ""
     g = max(acting, key=lambda v: v.progress)
     if not enforced:
-        return WOULD.get(g.action, f"WOULD {g.action}")
-    if g.status == "breach":
+        return f"WOULD {g.action.phrase}"
+    if g.status == GuardrailStatus.BREACH:
         return f"{g.action.upper()}: FIRED"
     return f"{g.action.upper()} in {until_text(countdown(g, now))}"
 
@@ -78,17 +77,17 @@ def alarm_rank(pane: PaneView) -> tuple[int, float]:
     """Which pane `z` zooms when none is focused, lowest first: a breach; one without data (no
     data is no good news); else the pane nearest its limit (as far up its chart as its value is
     drawn); then the rest."""
-    if pane.status in ("breach", "nodata", "stale"):
-        return (0 if pane.status == "breach" else 1), 0.0
+    if pane.status == PaneStatus.BREACH or pane.status.silent:
+        return (0 if pane.status == PaneStatus.BREACH else 1), 0.0
     if pane.breach is not None and pane.value is not None:
         return 2, -pane_scale(pane.history, pane.breach, pane.bad_side, pane.unit).fraction(pane.value)
     return 3, 0.0
 
 
-def shown_status(pane: PaneView, enforced: bool) -> str:
+def shown_status(pane: PaneView, enforced: bool) -> PaneStatus:
     """The pane's status as the screen tells it: with no engine nothing samples any more, so a
     value is the last one sampled (stale), whatever it was then."""
-    return "stale" if not enforced and pane.status != "nodata" else pane.status
+    return PaneStatus.STALE if not enforced and pane.status != PaneStatus.NODATA else pane.status
 
 
 class MetricPane(Parts, can_focus=True):
@@ -140,7 +139,7 @@ class MetricPane(Parts, can_focus=True):
         """The clock moved: only a countdown or the age of a stale value moves with it."""
         self._now = now
         pane = self.pane
-        if pane is not None and (shown_status(pane, self._enforced) in ("stale", "nodata") or pane.for_progress is not None):
+        if pane is not None and (shown_status(pane, self._enforced).silent or pane.for_progress is not None):
             self._update()
 
     def watch_pane(self) -> None:
@@ -186,9 +185,9 @@ class MetricPane(Parts, can_focus=True):
         """Under the chart: the limit and the span drawn; a stale value's age first (and why)."""
         pane = self.pane
         assert pane is not None
-        if not self._enforced and pane.status != "nodata":
+        if not self._enforced and pane.status != PaneStatus.NODATA:
             return age_text(pane, self._now)  # nothing samples it (the banner says NO ENGINE): how old it is
-        if pane.status in ("stale", "nodata"):
+        if pane.status.silent:
             return " · ".join(x for x in (age_text(pane, self._now), pane.detail) if x)
         if pane.note:  # a cohort guardrail's both sides, or why it cannot judge (not enough traffic)
             return pane.note

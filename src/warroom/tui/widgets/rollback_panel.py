@@ -12,11 +12,12 @@ from textual.geometry import Size
 from textual.reactive import reactive
 
 from warroom.core.snapshot import Snapshot, State
+from warroom.core.statuses import RunbookStepStatus
 from warroom.tui.clock_text import clock_text
 from warroom.tui.parts import Parts
 from warroom.tui.refresh import changed
 
-STEP_MARK = {"ok": "✔", "failed": "✘", "dry-run": "·", "pending": "○"}
+STEP_MARK = {RunbookStepStatus.OK: "✔", RunbookStepStatus.FAILED: "✘", RunbookStepStatus.DRY_RUN: "·", RunbookStepStatus.PENDING: "○"}
 
 
 def launch_confirmed(snap: Snapshot) -> str:
@@ -45,7 +46,7 @@ class RollbackPanel(Parts):
 
     def _lines(self, width: int) -> list[Text]:
         snap = self.snapshot
-        if snap is None or snap.state not in (State.ROLLING_BACK, State.ROLLED_BACK):
+        if snap is None or not snap.state.in_rollback:
             return []
         back = snap.rollback
         done = snap.state == State.ROLLED_BACK
@@ -75,13 +76,13 @@ class RollbackPanel(Parts):
         if back.steps:
             lines.append(Text("runbook", style=label))
             for step in back.steps:
-                if step.status == "dry-run":  # said first, so 80 columns never cut it off
+                if step.status == RunbookStepStatus.DRY_RUN:  # said first, so 80 columns never cut it off
                     summary = step.summary.removeprefix("dry run: ")
                     lines.append(Text.assemble((f"  {STEP_MARK[step.status]} dry run  ", label), step.name,
                                                (f"  {summary}" if summary else "", label)))
                     continue
-                style = self._style("bad" if step.status == "failed" else "ok" if step.status != "pending" else "label")
-                note = {"failed": " FAILED", "pending": " pending"}.get(step.status, "")
+                style = self._style("bad" if step.status == RunbookStepStatus.FAILED else "ok" if step.status != RunbookStepStatus.PENDING else "label")
+                note = {RunbookStepStatus.FAILED: " FAILED", RunbookStepStatus.PENDING: " pending"}.get(step.status, "")
                 lines.append(Text.assemble((f"  {STEP_MARK[step.status]} ", style), step.name, (note, style),
                                            (f"  {step.summary}" if step.summary else "", label)))
         if done and snap.action is None and not snap.readonly:

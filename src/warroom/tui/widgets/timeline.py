@@ -90,7 +90,7 @@ class Timeline(Parts):
         width, rows = self.content_region.width, max(1, self.content_region.height)
         lines = coalesce(snap.journal)
         out: list[Text] = []
-        for line, height in zip(lines, heights([len(l.message) for l in lines], width, rows)):
+        for line, height in zip(lines, heights([len(l.message) for l in lines], width, rows), strict=False):  # the rows hold the newest
             entry = line.entry
             kind = entry_kind.tone if (entry_kind := known(entry.kind)) else ""
             style = self.part(kind) if kind else ""
