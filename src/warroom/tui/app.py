@@ -17,7 +17,6 @@ import select
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -35,6 +34,7 @@ from warroom.core.snapshot import Snapshot, State
 from warroom.core.text import terminal_safe
 from warroom.core.verbs import Verb
 from warroom.store.base import StoreUnwritable
+from warroom.tui import clock_text
 from warroom.tui.clock_text import clock_rate, engine_now
 from warroom.tui.keymap import ACTIONS, BY_ID, ConsoleAction, availability, bindings
 from warroom.tui.palette import WarroomCommands
@@ -232,7 +232,7 @@ class WarroomApp(App[int]):
         rate = clock_rate(snap) if snap is not None else 0.0
         if snap is None or not rate:  # virtual time moves only when the engine is driven
             return
-        now, wall = engine_now(snap), time.time()
+        now, wall = engine_now(snap), clock_text.wall_clock()
         # Fast time (a rehearsal at 20x) changes its second at every look: once a second is enough.
         if int(now) == int(self.now) or (rate > 1 and wall - self._clock_moved_at < 0.9):
             return
@@ -381,7 +381,7 @@ class WarroomApp(App[int]):
 
     def _apply(self, snap: Snapshot) -> None:
         snap = self._clean(snap)  # outside text made terminal-safe once, for every widget and dialog
-        self._snapshot_at = self._clock_moved_at = time.time()
+        self._snapshot_at = self._clock_moved_at = clock_text.wall_clock()
         self.engine_alive = snap.automation
         self._forget_answered_toggles(snap)
         self.snapshot = snap

@@ -12,6 +12,11 @@ import time
 from warroom.core.snapshot import Snapshot
 
 
+def wall_clock() -> float:
+    """The wall clock the screen moves by (one place: a screenshot test holds it still)."""
+    return time.time()
+
+
 def clock_rate(snap: Snapshot) -> float:
     """Seconds the screen's clock moves per wall second. A virtual clock (rate 0) moves only when
     its engine is driven; with no engine alive, the ages of the numbers on screen follow the
@@ -21,7 +26,7 @@ def clock_rate(snap: Snapshot) -> float:
 
 def engine_now(snap: Snapshot, wall: float | None = None) -> float:
     """The engine clock's time now: the snapshot's `now`, moved on by the wall time since."""
-    wall = time.time() if wall is None else wall
+    wall = wall_clock() if wall is None else wall
     return snap.now + max(0.0, wall - snap.wall) * clock_rate(snap) if snap.wall else snap.now
 
 
