@@ -37,7 +37,7 @@ from warroom.core.units import format_duration, format_value, parse_duration
 from warroom.plan.demo import WORKDIR_PREFIX
 from warroom.plan.model import Plan, PlanError, load_plan
 from warroom.store import StoreError, open_store
-from warroom.store.base import StoreMissing, StoreUnwritable
+from warroom.store.base import StoreMissing, StoreUnwritable, process_started
 from warroom.store.paths import StateRef, default_state_path, state_path
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_ENGINE = 1, 2, 6, 9  # 7: check.EXIT_CHECK
@@ -65,6 +65,22 @@ def _speed(text: str) -> str | float:
 def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of entries, 1 or more, not {text!r}")
+    return int(text)
+
+
+def _running_for() -> float:
+    """Seconds since this process started (since its human pressed Enter), on this host's clock."""
+    started = process_started(os.getpid())
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, uptime - started / os.sysconf("SC_CLK_TCK")) if started is not None else 0.0
+
+
+def _phase(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a phase number (0 before the first phase), not {text!r}")
     return int(text)
 
 
@@ -224,7 +240,7 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
         path = state_path(plan, args.state)
         me = current_actor()
         args_of = {
-            "step": lambda: {"force": args.force, "reason": args.reason or ""},
+            "step": lambda: {"force": args.force, "reason": args.reason or "", "from_phase": args.from_phase},
             "pause": lambda: {"reason": args.reason or ""},
             "rollback": lambda: {"reason": args.reason or f"manual rollback by {me.label()} (CLI)"},
             "tick": lambda: {"item": args.item, "undo": args.undo},
@@ -247,7 +263,11 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
                 client = client or EngineClient(open_store(path), actor=me)
                 if not start_for_rollback(plan, path, client):
                     return EXIT_PROBLEM
-            return client, client.send(name, args_of.get(name, dict)()), since
+            asked = args_of.get(name, dict)()
+            if name == "step" and asked["from_phase"] is None:
+                # When it was typed, and the phase as it stands now: the engine refuses a step the rollout moved on from.
+                asked.update(from_phase=client.store.load_state()[1].get("phase", 0), waited=_running_for())
+            return client, client.send(name, asked), since
 
         sent = _until_the_store_answers(send) if name == "rollback" else send()
         if isinstance(sent, int):
@@ -336,6 +356,8 @@ def _parser() -> argparse.ArgumentParser:
     st = verb("step", "step up to the next phase")
     st.add_argument("--force", action="store_true", help="override soak, gates and checklist (needs --reason)")
     st.add_argument("--reason", help="why (required with --force)")
+    st.add_argument("--from", dest="from_phase", type=_phase, default=None, metavar="PHASE",
+                    help="step only if the rollout is still at this phase (default: the phase it is at as the verb starts)")
     pa = verb("pause", "pause automation and step-ups")
     pa.add_argument("--reason")
     verb("resume", "resume after a pause")

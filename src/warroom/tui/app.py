@@ -441,14 +441,16 @@ class WarroomApp(App[int]):
         if snap is None:
             self.notify("waiting for the first reading from the engine", severity="warning")
             return
+        # The phase this step moves from, as the screen showed it: the engine refuses a stale one.
+        seen = snap.phase.index if snap.phase else 0
         if snap.readonly or snap.force_blockers:
             # Not even a forced step can go now: let the engine say why (it is the authority).
-            self.send("step up", "step")
+            self.send("step up", "step", from_phase=seen)
             return
 
         def confirmed(choice: str | None) -> None:
             if choice == STEP:
-                self.send("step up", "step")
+                self.send("step up", "step", from_phase=seen)
             elif choice == FORCE:
                 self.push_screen(ForceReason(self.snapshot.step_blockers if self.snapshot else ()), forced)
             else:
@@ -456,7 +458,7 @@ class WarroomApp(App[int]):
 
         def forced(reason: str | None) -> None:
             if reason:
-                self.send("forced step up", "step", force=True, reason=reason)
+                self.send("forced step up", "step", force=True, reason=reason, from_phase=seen)
             else:
                 self.notify("forced step up cancelled: nothing changed")
 
