@@ -25,7 +25,7 @@ from warroom.engine.policy import exposure_label
 from warroom.engine.polling import FlagReader
 from warroom.flags.base import FlagError, FlagProvider
 from warroom.outbound.retry import Abandoned, Backoff, Failure, attempt_until
-from warroom.outbound.runbook import StepResult, run_step, stop_group
+from warroom.outbound.runbook import StepResult, idempotency_key, run_step, stop_group
 from warroom.plan.model import Plan
 from warroom.store.base import ActionWrite, Fenced, StoreUnwritable, hostname, process_started
 
@@ -268,7 +268,8 @@ class Executor:
                 running = {"step": index, "pgid": pgid, "host": hostname(), "started": process_started(pgid)}
                 self.journal.write([], ActionWrite(action_id, progress={**progress, "running": running}))
 
-            result: StepResult = await run_step(step, context, dry_run=self.dry_run_steps, started=started)
+            key = idempotency_key(self.plan.rollout.name, action_id, index)  # the same on an engine that re-runs it
+            result: StepResult = await run_step(step, context, dry_run=self.dry_run_steps, started=started, key=key)
             if not result.ok:
                 failures.append(result.name)
             progress = {**progress, "steps_done": [*progress.get("steps_done", []), index]}

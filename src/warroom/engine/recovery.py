@@ -53,12 +53,19 @@ class Recovery:
         data = {"epoch": lease.epoch, "holder": lease.holder.to_json(), "log": lease.log_path}
         self.journal.entry(Kind.ENGINE_START, f"engine of {name} drives (epoch {lease.epoch}{speed})", data=data)
         rollout = self.journal.state
-        if previous is None or previous.holder is None or not rollout.in_flight:
-            return  # a clean release (holder cleared) or nothing exposed: nobody went unguarded
-        self.journal.entry(Kind.ENGINE_LOST, f"took over from engine {previous.holder.label()}, which vanished with the rollout "
-                           f"{rollout.status.label}: its guardrails went unwatched until now",
+        if previous is None or previous.holder is None:
+            return  # a clean release (holder cleared): nobody vanished
+        # Every takeover is journaled (and heard by `notify`), whatever the state read: ROLLED BACK
+        # with its runbook still running is an action in flight too.
+        if rollout.in_flight or rollout.action is not None:
+            pending = f", its {rollout.action.kind.replace('_', ' ')} unfinished" if rollout.action is not None else ""
+            what = f"with the rollout {rollout.status.label}{pending}: its guardrails went unwatched until now"
+        else:
+            what = f"with the rollout {rollout.status.label} and nothing in flight"
+        self.journal.entry(Kind.ENGINE_LOST, f"took over from engine {previous.holder.label()}, which vanished {what}",
                            data={"previous": previous.holder.to_json(), "previous_epoch": previous.epoch,
-                                 "last_heartbeat": previous.heartbeat})
+                                 "last_heartbeat": previous.heartbeat, "state": rollout.status.value,
+                                 "action": rollout.action.to_json() if rollout.action else None})
 
     def recover(self) -> int:
         """Take over every action left pending by an earlier engine (the lease says it is gone); how many."""
