@@ -135,7 +135,9 @@ class Executor:
                 return seen
             self.guard()
             try:
-                observed = await self.provider.write_verified(name, desired)
+                # With this engine's epoch: a provider whose API checks it refuses the write should this
+                # process freeze right here and wake after a takeover.
+                observed = await self.provider.write_verified(name, desired, epoch=self.journal.fence().epoch)
             except FlagError:
                 raise
             except Exception as exc:  # a provider bug is a failed attempt like any other, retried
