@@ -13,6 +13,7 @@ import pytest
 
 from tests.process.conftest import WARROOM, until
 from tests.process.test_across_hosts import EU, US, SharedRollout, shared  # noqa: F401  (shared: the fixture)
+from tests.races.conftest import exposing
 from tests.support.loopback import serving
 from warroom.outbound.runbook import idempotency_key
 
@@ -57,3 +58,32 @@ def test_a_webhook_in_flight_when_its_engine_is_killed_is_sent_again_with_the_sa
     lost = next(e for e in r.store.entries() if e.kind == "engine.lost")
     assert f"took over from engine alice@bastion-eu pid {eu.pid}, which vanished with the rollout ROLLED BACK, its rollback unfinished" \
         in lost.message, lost.message
+
+
+def test_a_frozen_drivers_late_flag_write_is_refused_by_its_epoch(shared, flags):
+    """The driver's write leaves it, and the driver freezes (SIGSTOP): to the flag API the write
+    arrives late (held here until the test lets it go), after the standby took over and rolled
+    back. The API fences writers by epoch, so the old driver's write is refused, never applied."""
+    flags.fence_epochs = True
+    r: SharedRollout = shared(automation={"step_up": "manual"})
+    eu, us = r.pair()
+    assert r.verb("step").returncode == 0
+    flags.fault_writes("hold", 60.0, when=exposing(50), count=1)
+    step = subprocess.Popen([*WARROOM, "step", str(r.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    late = until("the eu engine's write to 50%", lambda: next((w for w in flags.writes if w.fault == "hold"), None))
+    eu.send_signal(signal.SIGSTOP)
+    assert late.who == eu.pid
+    until("the us engine to take over", lambda: r.driver() == us.pid)
+    rollback = r.verb("rollback", "--reason", "the eu host froze mid-step")
+    assert rollback.returncode == 0 and rollback.stdout.strip() == "rolled back", rollback.stdout + rollback.stderr
+    eu.send_signal(signal.SIGCONT)  # it wakes with its write still going out …
+    flags.release()
+    until("the late write to be handled", lambda: late.refused or late.applied)
+    assert late.applied is None and late.refused == "stale epoch 1: epoch 2 has written"  # … and the API refuses it
+    assert flags.flags["feature"]["enabled"] is False
+    assert eu.wait(30) == 10  # then it learns it was fenced
+    step.communicate(timeout=60)
+    kinds = r.kinds()
+    assert "rollback.reassert" not in kinds and kinds.count("engine.lost") == 1
+    assert r.status_json()["state"] == "ROLLED_BACK"
