@@ -273,7 +273,7 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
         if isinstance(sent, int):
             return sent
         client, command_id, since = sent
-        command = client.wait(command_id, _progress(name), since=since)
+        command = client.wait(command_id, _progress(name), since=since, on_away=_still_waiting(name))
         if not command.done:
             print(f"warroom: the engine stopped before answering ({name} is {command.status}); see `warroom status PLAN`", file=sys.stderr)
             return EXIT_PROBLEM
@@ -284,6 +284,16 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
         return 0
 
     return run
+
+
+def _still_waiting(verb: str) -> Callable[[StoreUnwritable, int], None]:
+    """What a verb says while its store cannot be reached after its command went out (a database restarting)."""
+    def say(exc: StoreUnwritable, tries: int) -> None:
+        if tries == 1 or tries % 10 == 0:
+            print(f"{verb}: sent; the store cannot be reached to follow it (try {tries}): {terminal_safe(redact(str(exc)))}; "
+                  "the engine goes on, waiting for its answer (Ctrl-C stops waiting, not the command)", file=sys.stderr, flush=True)
+
+    return say
 
 
 def _until_the_store_answers(send: Callable[[], T]) -> T:
