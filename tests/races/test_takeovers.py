@@ -87,3 +87,20 @@ def test_a_frozen_drivers_late_flag_write_is_refused_by_its_epoch(shared, flags)
     kinds = r.kinds()
     assert "rollback.reassert" not in kinds and kinds.count("engine.lost") == 1
     assert r.status_json()["state"] == "ROLLED_BACK"
+
+
+def test_a_step_cut_by_a_takeover_is_refused_with_exit_6(shared, flags):
+    r: SharedRollout = shared(automation={"step_up": "manual"})
+    eu, us = r.pair()
+    assert r.verb("step").returncode == 0
+    flags.fault_writes("hold", 60.0, when=exposing(50), count=1)  # the eu engine's step waits on the flag API …
+    step = subprocess.Popen([*WARROOM, "step", str(r.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    until("the eu engine's write to 50%", lambda: any(w.fault == "hold" for w in flags.writes))
+    eu.send_signal(signal.SIGKILL)  # … when its host dies
+    eu.wait()
+    until("the us engine to take over", lambda: r.driver() == us.pid)
+    out, err = step.communicate(timeout=60)
+    flags.release()
+    assert step.returncode == 6 and out == "", (step.returncode, out, err)
+    assert "warroom: not finished: the engine running it stopped or was taken over mid-command" in err, err
