@@ -104,3 +104,28 @@ def test_a_step_cut_by_a_takeover_is_refused_with_exit_6(shared, flags):
     flags.release()
     assert step.returncode == 6 and out == "", (step.returncode, out, err)
     assert "warroom: not finished: the engine running it stopped or was taken over mid-command" in err, err
+
+
+def test_the_old_drivers_late_step_write_is_set_back_not_taken_for_drift(shared, flags):
+    r: SharedRollout = shared(automation={"step_up": "manual"})
+    eu, us = r.pair()
+    assert r.verb("step").returncode == 0
+    flags.fault_writes("hold", 60.0, when=exposing(50), count=1)  # the eu engine's step write is on its way …
+    step = subprocess.Popen([*WARROOM, "step", str(r.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    late = until("the eu engine's write to 50%", lambda: next((w for w in flags.writes if w.fault == "hold"), None))
+    eu.send_signal(signal.SIGKILL)  # … when its host dies
+    eu.wait()
+    until("the us engine to reconcile the interrupted step", lambda: "step.outcome" in r.kinds()[4:])
+    flags.release()  # the write lands after the takeover: warroom's own, not someone's click
+    until("the late write to land", lambda: late.applied)
+    until("the us engine to set it back", lambda: flags.flags["feature"]["rollout_percentage"] == 5)
+    step.communicate(timeout=60)
+    entries = r.store.entries()
+    kinds = [e.kind for e in entries]
+    assert "drift.detected" not in kinds, [e.message for e in entries if e.kind == "drift.detected"]
+    (landed,) = [e for e in entries if e.kind == "step.late_write"]
+    assert landed.message.startswith("feature read back 50%: the late write of the interrupted step up to phase 2 (engine "
+                                     f"alice@bastion-eu pid {eu.pid}, before the takeover); setting it back to 5%, the phase it is at"), landed.message
+    status = r.status_json()
+    assert status["state"] == "RUNNING" and status["phase"]["index"] == 1

@@ -103,7 +103,7 @@ class Automation:
         current = engine.rollout
         if current.status == State.PENDING or current.action is not None or engine.executor.tasks:
             return
-        new = engine.policy.new_drift(current)
+        new = engine.recovery.own_late_writes(engine.policy.new_drift(current))  # an interrupted step's late write is not drift
         if not new:
             return
         text = ", ".join(f"{n} is {s.label()} (warroom set {current.desired[n].label()})" for n, s in new.items())

@@ -4,11 +4,14 @@ finished from the write-ahead journal.
 
 A rollback in flight is resumed where it stopped (flags, then the runbook steps not
 done). A step up in flight is reconciled against the flags as they read now: done,
-never reached the flags, or left them mixed (paused for a human).
+never reached the flags, or left them mixed (paused for a human). One that never reached
+them may still: its write can be on its way (a flag API answering late), and when it lands
+it is that step's, not someone's change outside warroom: set back to the phase's state.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from warroom.core.flagstate import FlagState
@@ -24,12 +27,45 @@ from warroom.engine.polling import FlagReader
 from warroom.store.base import ActionWrite
 
 
+@dataclass(frozen=True)
+class LateWrite:
+    """A flag an interrupted step up was writing when its engine went, that read back as it was."""
+
+    action_id: str
+    to_phase: int
+    target: FlagState  # what the step's write asked for
+    before: FlagState  # what the rollout wants of it (the phase it stayed at)
+    writer: str  # the engine that was writing it
+
+
 class Recovery:
     def __init__(self, journal: EngineJournal, executor: Executor, flags: FlagReader, lease: Lease):
         self.journal = journal
         self.executor = executor
         self.flags = flags
         self.lease = lease
+        self.late: dict[str, LateWrite] = {}  # by flag
+
+    def own_late_writes(self, drift: dict[str, FlagState]) -> dict[str, FlagState]:
+        """Of the flags that read other than the rollout wants, those an interrupted step's late write
+        explains are set back (journaled as that step's); the rest, drift, are returned."""
+        desired = self.journal.state.desired
+        for name, late in list(self.late.items()):
+            if desired.get(name) != late.before:
+                del self.late[name]  # the rollout moved on: a later change of that flag is not this step's
+        ours = {n: self.late.pop(n) for n, seen in drift.items() if n in self.late and seen.matches(self.late[n].target)}
+        for name, late in ours.items():
+            self.journal.entry(Kind.STEP_LATE_WRITE, f"{name} read back {late.target.label()}: the late write of the interrupted step up to "
+                               f"phase {late.to_phase} (engine {late.writer}, before the takeover); setting it back to "
+                               f"{late.before.label()}, the phase it is at", AUTOMATIC,
+                               {"flag": name, "observed": late.target.to_json(), "set_back_to": late.before.to_json(),
+                                "writer": late.writer}, late.action_id)
+            self.executor.launch(f"{late.action_id}:{name}", self._set_back(late.action_id, name, late.before))
+        return {n: s for n, s in drift.items() if n not in ours}
+
+    async def _set_back(self, action_id: str, name: str, state: FlagState) -> str:
+        await self.executor.apply_flag(action_id, "step", name, state, None)  # the safe direction: until confirmed
+        return f"{name} set back to {state.label()}"
 
     def initialise(self, policy: Policy, name: str) -> None:
         """A new rollout. Flags that already read exposed mean a lost or emptied state file over
@@ -99,6 +135,10 @@ class Recovery:
         data: dict[str, Any] = {"observed": {n: v.to_json() for n, v in observed.items() if v}}
         if status == "done":
             data["entered_phase"] = intent["to_phase"]
+        if status == "abandoned" and self.lease.previous is not None and self.lease.previous.holder is not None:
+            writer = self.lease.previous.holder.label()
+            self.late.update({n: LateWrite(aid, intent["to_phase"], s, previous[n], writer)
+                              for n, s in target.items() if n in previous and not s.matches(previous[n])})
 
         def change(current: st.RolloutState) -> tuple[st.RolloutState, list[Entry]]:
             if current.status in (State.ROLLING_BACK, State.ROLLED_BACK):  # a rollback took over: it owns the flags now
