@@ -60,6 +60,7 @@ class Executor:
         self.dry_run_steps = dry_run_steps
         self.tasks: dict[str, asyncio.Task] = {}  # action id -> running task
         self.attempts: dict[str, tuple[int, str]] = {}  # action id -> (attempt, last error)
+        self._steps_waiting: set[asyncio.Future] = set()  # steps in flight, told when a rollback takes over
 
     # ------------------------------------------------------------ tasks
 
@@ -173,8 +174,7 @@ class Executor:
     async def step(self, action_id: str, intent: dict, actor: Actor) -> str:
         target = intent["to_phase"]
         flags = {n: FlagState.from_json(d) for n, d in intent["flags"].items()}
-        results = await asyncio.gather(*(self.apply_flag(action_id, "step", n, s, STEP_ATTEMPTS, self._rolling_back)
-                                         for n, s in flags.items()))
+        results = await self._step_writes(action_id, flags)
         self.attempts.pop(action_id, None)
         confirmed = {n: r for n, r in zip(flags, results) if r is not None}
         try:
@@ -185,6 +185,37 @@ class Executor:
         except st.Refused:
             pass  # a rollback committed after the check: it won
         return await self._abandon_step(action_id, target, confirmed)
+
+    async def _step_writes(self, action_id: str, flags: dict[str, FlagState]) -> list[FlagState | None]:
+        """The step's flags written until confirmed (None: not confirmed). Once a rollback takes over the
+        step stops at once, even mid-write: waiting on a write the rollback made moot (a slow flag API)
+        would leave the step's outcome to whenever it answers, and an engine stopping meanwhile (`down`,
+        `--for`) would leave the intent without one. A write that still lands is the rollback's to undo:
+        its read-back sets the flag off again."""
+        if self._rolling_back():
+            return [None] * len(flags)
+        writes = asyncio.ensure_future(asyncio.gather(*(self.apply_flag(action_id, "step", n, s, STEP_ATTEMPTS, self._rolling_back)
+                                                        for n, s in flags.items())))
+        took_over = asyncio.get_running_loop().create_future()
+        self._steps_waiting.add(took_over)
+        try:
+            await asyncio.wait({writes, took_over}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._steps_waiting.discard(took_over)
+            if not writes.done():
+                writes.cancel()
+        try:
+            return await writes
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this step itself is cancelled (its engine closing, or fenced)
+            return [None] * len(flags)  # stopped here: a rollback took over
+
+    def _rollback_began(self) -> None:
+        for waiting in self._steps_waiting:
+            if not waiting.done():
+                waiting.set_result(None)
 
     def _step_entered(self, action_id: str, target: int, confirmed: dict[str, FlagState], actor: Actor) -> str:
         """The step's flags read back at target: the new phase, in whatever state the rollout is in now."""
@@ -231,6 +262,7 @@ class Executor:
     # ------------------------------------------------------------ rollback
 
     async def rollback(self, action_id: str, intent: dict, progress: dict) -> str:
+        self._rollback_began()  # a step in flight stops now: the rollback owns the flags
         flags = {n: FlagState.from_json(d) for n, d in intent["flags"].items()}
         before = {n: FlagState.from_json(d) for n, d in intent.get("before", {}).items()}
         if not progress.get("flags_confirmed"):
