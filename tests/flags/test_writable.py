@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ALICE, write_plan
-from tests.flags.conftest import FLAG_TOKEN
 from tests.support.helpers import require_binary
 from warroom.core.clock import VirtualClock
 from warroom.engine.build import build_engine
@@ -79,7 +78,7 @@ def test_check_fails_on_a_folder_mounted_read_only(tmp_path):
     plan = write_plan(tmp_path, {"flag_provider": {"provider": "local", "path": str(flags)}})
     folder = str(flags.parent)
     result = check(plan, require_binary("unshare"), "-m", "sh", "-c",
-                   f'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"', folder)
+                   'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"', folder)
     assert result.returncode == 7 and f"  FAIL write: {folder} is on a read-only file system" in result.stdout, result.stdout + result.stderr
 
 

@@ -19,7 +19,7 @@ from warroom.plan.model import PostgresState
 pytestmark = pytest.mark.slow
 
 
-def test_a_rollback_waits_through_a_database_restart_and_exits_0_once_done(tmp_path, flags, private_postgres, monkeypatch):
+def test_a_rollback_waits_through_a_database_restart_and_exits_0_once_done(tmp_path, flags, private_postgres, monkeypatch):  # noqa: F811  (the fixture imported above)
     cluster: PrivateCluster = private_postgres
     monkeypatch.setenv(PG_PASSWORD, STORE_PASSWORD)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))

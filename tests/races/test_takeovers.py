@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+from tests.flags.flagservice import Write
 from tests.process.conftest import WARROOM, until
 from tests.process.test_across_hosts import EU, US, SharedRollout, shared  # noqa: F401  (shared: the fixture)
 from tests.races.conftest import exposing
@@ -20,7 +21,20 @@ from warroom.outbound.runbook import idempotency_key
 pytestmark = pytest.mark.slow
 
 
-def test_a_webhook_in_flight_when_its_engine_is_killed_is_sent_again_with_the_same_key(shared, monkeypatch):
+def step_held_at_the_flag_api(r: SharedRollout, flags) -> tuple[subprocess.Popen, subprocess.Popen, subprocess.Popen, Write]:
+    """The eu engine driving at phase 1, us standing by, and a `warroom step` whose write to 50 %
+    left the eu engine and is held by the flag API: (eu, us, the step verb, that write)."""
+    eu, us = r.pair()
+    assert r.verb("step").returncode == 0
+    flags.fault_writes("hold", 60.0, when=exposing(50), count=1)
+    step = subprocess.Popen([*WARROOM, "step", str(r.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    held = until("the eu engine's write to 50%", lambda: next((w for w in flags.writes if w.fault == "hold"), None))
+    assert held.who == eu.pid
+    return eu, us, step, held
+
+
+def test_a_webhook_in_flight_when_its_engine_is_killed_is_sent_again_with_the_same_key(shared, monkeypatch):  # noqa: F811  (the fixture imported above)
     held = threading.Event()  # the receiver holds the first request until the test lets it go
     release = threading.Event()
 
@@ -60,20 +74,14 @@ def test_a_webhook_in_flight_when_its_engine_is_killed_is_sent_again_with_the_sa
         in lost.message, lost.message
 
 
-def test_a_frozen_drivers_late_flag_write_is_refused_by_its_epoch(shared, flags):
+def test_a_frozen_drivers_late_flag_write_is_refused_by_its_epoch(shared, flags):  # noqa: F811  (the fixture imported above)
     """The driver's write leaves it, and the driver freezes (SIGSTOP): to the flag API the write
     arrives late (held here until the test lets it go), after the standby took over and rolled
     back. The API fences writers by epoch, so the old driver's write is refused, never applied."""
     flags.fence_epochs = True
     r: SharedRollout = shared(automation={"step_up": "manual"})
-    eu, us = r.pair()
-    assert r.verb("step").returncode == 0
-    flags.fault_writes("hold", 60.0, when=exposing(50), count=1)
-    step = subprocess.Popen([*WARROOM, "step", str(r.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
-    late = until("the eu engine's write to 50%", lambda: next((w for w in flags.writes if w.fault == "hold"), None))
+    eu, us, step, late = step_held_at_the_flag_api(r, flags)
     eu.send_signal(signal.SIGSTOP)
-    assert late.who == eu.pid
     until("the us engine to take over", lambda: r.driver() == us.pid)
     rollback = r.verb("rollback", "--reason", "the eu host froze mid-step")
     assert rollback.returncode == 0 and rollback.stdout.strip() == "rolled back", rollback.stdout + rollback.stderr
@@ -89,14 +97,9 @@ def test_a_frozen_drivers_late_flag_write_is_refused_by_its_epoch(shared, flags)
     assert r.status_json()["state"] == "ROLLED_BACK"
 
 
-def test_a_step_cut_by_a_takeover_is_refused_with_exit_6(shared, flags):
+def test_a_step_cut_by_a_takeover_is_refused_with_exit_6(shared, flags):  # noqa: F811  (the fixture imported above)
     r: SharedRollout = shared(automation={"step_up": "manual"})
-    eu, us = r.pair()
-    assert r.verb("step").returncode == 0
-    flags.fault_writes("hold", 60.0, when=exposing(50), count=1)  # the eu engine's step waits on the flag API …
-    step = subprocess.Popen([*WARROOM, "step", str(r.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
-    until("the eu engine's write to 50%", lambda: any(w.fault == "hold" for w in flags.writes))
+    eu, us, step, _ = step_held_at_the_flag_api(r, flags)  # the eu engine's step waits on the flag API …
     eu.send_signal(signal.SIGKILL)  # … when its host dies
     eu.wait()
     until("the us engine to take over", lambda: r.driver() == us.pid)
@@ -106,14 +109,9 @@ def test_a_step_cut_by_a_takeover_is_refused_with_exit_6(shared, flags):
     assert "warroom: not finished: the engine running it stopped or was taken over mid-command" in err, err
 
 
-def test_the_old_drivers_late_step_write_is_set_back_not_taken_for_drift(shared, flags):
+def test_the_old_drivers_late_step_write_is_set_back_not_taken_for_drift(shared, flags):  # noqa: F811  (the fixture imported above)
     r: SharedRollout = shared(automation={"step_up": "manual"})
-    eu, us = r.pair()
-    assert r.verb("step").returncode == 0
-    flags.fault_writes("hold", 60.0, when=exposing(50), count=1)  # the eu engine's step write is on its way …
-    step = subprocess.Popen([*WARROOM, "step", str(r.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
-    late = until("the eu engine's write to 50%", lambda: next((w for w in flags.writes if w.fault == "hold"), None))
+    eu, us, step, late = step_held_at_the_flag_api(r, flags)  # the eu engine's step write is on its way …
     eu.send_signal(signal.SIGKILL)  # … when its host dies
     eu.wait()
     until("the us engine to reconcile the interrupted step", lambda: "step.outcome" in r.kinds()[4:])
