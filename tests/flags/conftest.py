@@ -69,7 +69,7 @@ async def make_flag_engine(tmp_path) -> AsyncIterator[Callable[..., Any]]:
         data = yaml.safe_load(PLAN)
         data.update(changes)
         data["flag_provider"] = provider
-        for phase, pct in zip(data["phases"], (5, 25, 50)):
+        for phase, pct in zip(data["phases"], (5, 25, 50), strict=True):
             phase["flags"] = {flag: pct}
         path = tmp_path / "plan.yaml"
         path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -98,9 +98,9 @@ async def test_an_engine_that_cannot_write_its_flag_file_says_why_with_the_whole
     engine = build_engine(plan, clock=VirtualClock())
     await engine.start()
     try:
-        with immutable(flags.parent):  # no lock file, no replacement can be created in it
-            with pytest.raises(Exception, match="step up to phase 1 failed"):
-                await engine.step_up(ALICE, force=True, reason="go")
+        # No lock file, no replacement can be created in the folder.
+        with immutable(flags.parent), pytest.raises(Exception, match="step up to phase 1 failed"):
+            await engine.step_up(ALICE, force=True, reason="go")
     finally:
         await engine.close()
     attempts = [e.message for e in engine.store.entries() if e.kind == "step.attempt"]

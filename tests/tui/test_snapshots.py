@@ -68,8 +68,8 @@ async def rolling_back(c: Console, pilot) -> None:
     """Roll back against a flag API that refuses to switch flags off: three attempts fail."""
     await c.call(lambda: c.engine.rollback(ALICE, "manual rollback from the console by alice", wait=False))
     for attempt in (1, 2, 3):
-        await c.until(pilot, lambda: c.engine.snapshot.action is not None and c.engine.snapshot.action.attempt == attempt
-                      and c.clock.sleepers == 1)
+        await c.until(pilot, lambda attempt=attempt: c.engine.snapshot.action is not None
+                      and c.engine.snapshot.action.attempt == attempt and c.clock.sleepers == 1)
         if attempt < 3:
             await c.tick(pilot)
     await c.settle(pilot)

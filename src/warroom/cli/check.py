@@ -12,6 +12,7 @@ from pathlib import Path
 
 from warroom.client import EngineClient
 from warroom.core import secrets
+from warroom.core.exit_codes import Exit
 from warroom.core.identity import current_actor
 from warroom.core.lines import say
 from warroom.core.secrets import SecretError, redact
@@ -21,8 +22,6 @@ from warroom.plan.model import Plan
 from warroom.store import open_store
 from warroom.store.base import Store, StoreError, StoreMissing
 from warroom.store.paths import state_path
-
-EXIT_CHECK = 7
 
 
 def _check_secrets(plan: Plan) -> int:
@@ -98,7 +97,7 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
             await engine.provider.close()
             engine.store.close()
         say("check: " + ("all good" if not problems else f"{problems} problem(s)"))
-        return EXIT_CHECK if problems else 0
+        return Exit.CHECK if problems else 0
 
     with tempfile.TemporaryDirectory(prefix="warroom-check-") as scratch:
         return asyncio.run(go(Path(scratch)))

@@ -27,7 +27,8 @@ from warroom.core.units import parse_duration
 from warroom.plan.model import Duration, Fault, Number, SimMetric, Strict, _validation_problems
 from warroom.plan.yamlfile import PlanError, Problem, compose, read_text
 
-METRIC_MODES = ("set", "add", "multiply", "ramp", "spike")
+MetricMode = Literal["set", "add", "multiply", "ramp", "spike"]
+METRIC_MODES: tuple[MetricMode, ...] = ("set", "add", "multiply", "ramp", "spike")
 
 
 class ScenarioMismatch(ValueError):
@@ -182,7 +183,7 @@ class TimelineEvent(When):
         """The simulator fault for a metric event (after `fitted()`); None for a flag-service event."""
         if self.flags is not None:
             return None
-        mode = next((m for m in METRIC_MODES if getattr(self, m) is not None), "dark")
+        mode: MetricMode | Literal["dark"] = next((m for m in METRIC_MODES if getattr(self, m) is not None), "dark")
         when: dict[str, Any] = {"at": self.offset()} if self.phase is None else {"phase": self.phase, "after": self.offset()}
         return Fault(metric=self.metric, duration=self.duration, mode=mode, while_exposed=self.while_exposed,
                      value=getattr(self, mode) if mode != "dark" else 0.0, **when)
@@ -219,7 +220,7 @@ class ResponderAction(When):
 
     # Same name as When's check, so it replaces it: `on: alarm` is a third kind of anchor.
     @model_validator(mode="after")
-    def _one_anchor(self) -> ResponderAction:  # type: ignore[override]
+    def _one_anchor(self) -> ResponderAction:
         timed = self.at is not None or self.phase is not None
         if timed == (self.on is not None):
             raise ValueError("give one of `at`, `phase` (with `at` or `after`) or `on: alarm` (with `after`)")

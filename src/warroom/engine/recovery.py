@@ -11,15 +11,17 @@ it is that step's, not someone's change outside warroom: set back to the phase's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from warroom.core.action_kinds import ActionKind
 from warroom.core.flagstate import FlagState
 from warroom.core.identity import AUTOMATIC
 from warroom.core.journal_kinds import Kind
-from warroom.core.snapshot import State
 from warroom.engine import state as st
 from warroom.engine.executor import Executor
+from warroom.engine.intents import RollbackIntent, RollbackProgress, StepIntent
 from warroom.engine.journal import EngineJournal, Entry
 from warroom.engine.lease import Lease
 from warroom.engine.policy import Policy, exposure_label
@@ -46,10 +48,13 @@ class Recovery:
         self.lease = lease
         self.late: dict[str, LateWrite] = {}  # by flag
 
-    def own_late_writes(self, drift: dict[str, FlagState]) -> dict[str, FlagState]:
+    def set_back_late_writes(self, drift: Mapping[str, FlagState]) -> None:
         """Of the flags that read other than the rollout wants, those an interrupted step's late write
-        explains are set back (journaled as that step's); the rest, drift, are returned."""
-        desired = self.journal.state.desired
+        explains are set back, journaled as that step's; while that runs, drift is not judged."""
+        state = self.journal.state
+        if not self.late or state.status.in_rollback or state.action is not None or self.executor.tasks:
+            return  # after a rollback its re-assertion sets a late write off; an action in flight writes flags itself
+        desired = state.desired
         for name, late in list(self.late.items()):
             if desired.get(name) != late.before:
                 del self.late[name]  # the rollout moved on: a later change of that flag is not this step's
@@ -61,10 +66,9 @@ class Recovery:
                                {"flag": name, "observed": late.target.to_json(), "set_back_to": late.before.to_json(),
                                 "writer": late.writer}, late.action_id)
             self.executor.launch(f"{late.action_id}:{name}", self._set_back(late.action_id, name, late.before))
-        return {n: s for n, s in drift.items() if n not in ours}
 
     async def _set_back(self, action_id: str, name: str, state: FlagState) -> str:
-        await self.executor.apply_flag(action_id, "step", name, state, None)  # the safe direction: until confirmed
+        await self.executor.apply_flag(action_id, ActionKind.STEP_UP, name, state, None)  # the safe direction: until confirmed
         return f"{name} set back to {state.label()}"
 
     def initialise(self, policy: Policy, name: str) -> None:
@@ -94,7 +98,7 @@ class Recovery:
         # Every takeover is journaled (and heard by `notify`), whatever the state read: ROLLED BACK
         # with its runbook still running is an action in flight too.
         if rollout.in_flight or rollout.action is not None:
-            pending = f", its {rollout.action.kind.replace('_', ' ')} unfinished" if rollout.action is not None else ""
+            pending = f", its {rollout.action.kind.value.replace('_', ' ')} unfinished" if rollout.action is not None else ""
             what = f"with the rollout {rollout.status.label}{pending}: its guardrails went unwatched until now"
         else:
             what = f"with the rollout {rollout.status.label} and nothing in flight"
@@ -108,44 +112,45 @@ class Recovery:
         left = self.journal.store.adopt_actions(self.lease.fence)
         previous = self.lease.previous.holder if self.lease.previous is not None else None
         for action in left:
-            if action.kind == "rollback":
+            if action.kind == ActionKind.ROLLBACK:
                 left_by = f"left by {previous.label()}, which is gone" if previous else "after a restart"
                 self.journal.entry(Kind.ROLLBACK_RESUME, f"resuming an unfinished rollback {left_by}", AUTOMATIC,
                                    {"progress": action.progress, "previous_owner": previous.label() if previous else None}, action.id)
-                self.executor.launch(action.id, self.executor.rollback(action.id, action.intent, action.progress))
-            elif action.kind == "step_up":
-                self._reconcile_step(action.id, action.intent)
+                self.executor.launch(action.id, self.executor.rollback(action.id, RollbackIntent.from_json(action.intent),
+                                                                       RollbackProgress.from_json(action.progress)))
+            elif action.kind == ActionKind.STEP_UP:
+                self._reconcile_step(action.id, StepIntent.from_json(action.intent))
         return len(left)
 
-    def _reconcile_step(self, aid: str, intent: dict) -> None:
-        target = {n: FlagState.from_json(d) for n, d in intent["flags"].items()}
-        previous = {n: FlagState.from_json(d) for n, d in intent["previous"].items()}
-        observed = {n: self.flags.observed.get(n) for n in target}
-        step = f"interrupted step up to phase {intent['to_phase']}"
+    def _reconcile_step(self, aid: str, intent: StepIntent) -> None:
+        target, previous = intent.flags, intent.previous
+        read = {n: self.flags.observed.get(n) for n in target}
+        observed = {n: v for n, v in read.items() if v is not None}
+        step = f"interrupted step up to phase {intent.to_phase}"
         paused = ""
-        if any(v is None for v in observed.values()):
+        if len(observed) < len(read):
             outcome, status, paused = f"{step}: flags could not be read back; paused", "failed", "interrupted step up: flags could not be read back"
-        elif all(observed[n].matches(s) for n, s in target.items()):  # type: ignore[union-attr]
+        elif all(observed[n].matches(s) for n, s in target.items()):
             outcome, status = f"{step} had completed (flags read back at target)", "done"
-        elif all(observed[n].matches(previous[n]) for n in target if n in previous) and len(previous) >= len(target):  # type: ignore[union-attr]
-            outcome, status = f"{step} never reached the flags; still at phase {intent['from_phase']}", "abandoned"
+        elif all(observed[n].matches(previous[n]) for n in target if n in previous) and len(previous) >= len(target):
+            outcome, status = f"{step} never reached the flags; still at phase {intent.from_phase}", "abandoned"
         else:
-            seen = exposure_label({n: v for n, v in observed.items() if v})
-            outcome, status, paused = f"{step} left flags mixed: {seen}; paused", "failed", "interrupted step up left flags mixed: check and ack"
-        data: dict[str, Any] = {"observed": {n: v.to_json() for n, v in observed.items() if v}}
+            outcome, status, paused = (f"{step} left flags mixed: {exposure_label(observed)}; paused", "failed",
+                                       "interrupted step up left flags mixed: check and ack")
+        data: dict[str, Any] = {"observed": {n: v.to_json() for n, v in observed.items()}}
         if status == "done":
-            data["entered_phase"] = intent["to_phase"]
+            data["entered_phase"] = intent.to_phase
         if status == "abandoned" and self.lease.previous is not None and self.lease.previous.holder is not None:
             writer = self.lease.previous.holder.label()
-            self.late.update({n: LateWrite(aid, intent["to_phase"], s, previous[n], writer)
+            self.late.update({n: LateWrite(aid, intent.to_phase, s, previous[n], writer)
                               for n, s in target.items() if n in previous and not s.matches(previous[n])})
 
         def change(current: st.RolloutState) -> tuple[st.RolloutState, list[Entry]]:
-            if current.status in (State.ROLLING_BACK, State.ROLLED_BACK):  # a rollback took over: it owns the flags now
-                entry = (Kind.STEP_OUTCOME, outcome + "; a rollback took over", AUTOMATIC, {"observed": data["observed"]})
+            if current.status.in_rollback:  # a rollback took over: it owns the flags now
+                entry: Entry = (Kind.STEP_OUTCOME, outcome + "; a rollback took over", AUTOMATIC, {"observed": data["observed"]})
                 return st.action_finished(current, action_id=aid), [entry]
             if status == "done":
-                after = st.enter_phase(current, action_id=aid, phase=intent["to_phase"], flags=target, now=self.journal.clock.now())
+                after = st.enter_phase(current, action_id=aid, phase=intent.to_phase, flags=target, now=self.journal.clock.now())
             elif paused:
                 after = st.step_failed(current, action_id=aid, reason=paused, confirmed={})
             else:

@@ -118,7 +118,7 @@ class UnleashFlagProvider(FlagProvider):
                     "constraints": constraints,
                 })
             else:
-                patch = []
+                patch: list[dict[str, Any]] = []
                 if (strategy.get("parameters") or {}).get("rollout") != rollout:
                     patch.append({"op": "replace", "path": "/parameters/rollout", "value": rollout})
                 if (strategy.get("constraints") or []) != constraints:

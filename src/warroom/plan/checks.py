@@ -83,7 +83,7 @@ def meaning_problems(plan: Plan, located: Located) -> list[Problem]:
             check_source(("phases", pi, "gates", gi), gate.source)
             check_cohorts(("phases", pi, "gates", gi), gate)
         seen: list[str] = []
-        for ii, (iid, item) in enumerate(zip(phase.item_ids(), phase.checklist)):
+        for ii, (iid, item) in enumerate(zip(phase.item_ids(), phase.checklist, strict=True)):
             if item.id is not None and item.id.isdigit():
                 out.add(("phases", pi, "checklist", ii, "id"),
                         f"checklist id {item.id!r} is a number, and numbers mean positions (`warroom tick PLAN 2` is the second item); "

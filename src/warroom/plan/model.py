@@ -25,6 +25,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from warroom.core import secrets
 from warroom.core.flagstate import FlagState
@@ -432,9 +433,6 @@ class Guardrail(Condition):
     mode: Literal["act", "shadow"] = "act"
     description: str = ""
 
-    def is_bad(self, value: float) -> bool:
-        return self.is_above_or_below(value)
-
 
 class Gate(Condition):
     """Must be green to step up. `above`/`below` here state what is good."""
@@ -520,7 +518,7 @@ class Phase(Strict):
             return ids[int(ref) - 1]
         if ref in ids:
             return ref
-        matches = [iid for iid, item in zip(ids, self.checklist) if ref.lower() in item.text.lower()]
+        matches = [iid for iid, item in zip(ids, self.checklist, strict=True) if ref.lower() in item.text.lower()]
         if len(matches) != 1:
             raise LookupError(f"no single checklist item {ref!r}; items: " + ", ".join(
                 f"{i + 1}" + (f" ({iid})" if iid != f"{i + 1}" else "") for i, iid in enumerate(ids)))
@@ -740,7 +738,7 @@ def _clean_loc(loc: Loc) -> Loc:
 _UNION_TAGS = {"run", "webhook", "http", "prometheus", "simulator"}
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: ErrorDetails) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         return "unknown key (check the spelling: an unknown key is an error so a typo cannot silently disable anything)"

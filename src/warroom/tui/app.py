@@ -10,6 +10,7 @@ worker. With no engine alive the screen says so, loudly: nothing enforces the gu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
 import signal
@@ -23,17 +24,20 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
 from warroom.client import EngineClient
 from warroom.core.secrets import redact
 from warroom.core.snapshot import Snapshot, State
+from warroom.core.statuses import PaneStatus
 from warroom.core.text import terminal_safe
+from warroom.core.verbs import Verb
 from warroom.reports.scorecard import ScoreCard
 from warroom.store.base import StoreUnwritable
 from warroom.tui.clock_text import engine_now
-from warroom.tui.keymap import ACTIONS, BUSY, BY_ID, ConsoleAction, availability, bindings
+from warroom.tui.keymap import ACTIONS, BY_ID, ConsoleAction, availability, bindings
 from warroom.tui.palette import WarroomCommands
 from warroom.tui.safe_text import SnapshotCleaner
 from warroom.tui.screens.confirm import ConfirmDialog
@@ -56,7 +60,8 @@ from warroom.tui.widgets.status_line import StatusLine
 T = TypeVar("T")
 LEAVE_GRACE = 2.0  # seconds Textual's teardown gets before the process ends regardless
 NOTICE_SECONDS = {"information": 5.0, "warning": 8.0, "error": 10.0}
-PANE_ALARM = {"breach": 0, "nodata": 1, "stale": 2, "warn": 3, "ok": 4}  # which pane `z` zooms when none is focused
+# Which pane `z` zooms when none is focused: the most alarming.
+PANE_ALARM = {PaneStatus.BREACH: 0, PaneStatus.NODATA: 1, PaneStatus.STALE: 2, PaneStatus.WARN: 3, PaneStatus.OK: 4}
 
 
 def terminal_gone(fd: int) -> bool:
@@ -201,7 +206,7 @@ class WarroomApp(App[int]):
         self.now = now
 
     def _leave_if_terminal_gone(self) -> None:
-        if terminal_gone(sys.__stdin__.fileno()):
+        if sys.__stdin__ is None or terminal_gone(sys.__stdin__.fileno()):
             self.leave(128 + signal.SIGHUP)
 
     def leave(self, code: int) -> None:
@@ -253,7 +258,7 @@ class WarroomApp(App[int]):
 
     # ------------------------------------------------------------ notices
 
-    def notify(self, message: str, *, title: str = "", severity: str = "information",  # type: ignore[override]
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None:
         """One notice at a time, never markup (a `[PROD]` in a message stays), never over the screen.
 
@@ -261,13 +266,12 @@ class WarroomApp(App[int]):
         a dialog it is a toast (the newest only), since the notice line is hidden there.
         """
         timeout = timeout or NOTICE_SECONDS.get(severity, 5.0)
-        bars = self.screen.query(NoticeBar) if self.screen is not None and self.screen.is_attached else []
+        bars = self.screen.query(NoticeBar) if self.screen is not None and self.screen.is_attached else None
         if bars:
             bars.first().show(Notice(str(message), str(title), severity), timeout)
             return
         self.clear_notifications()
-        super().notify(terminal_safe(message), title=terminal_safe(title), severity=severity,  # type: ignore[arg-type]
-                       timeout=timeout, markup=False)
+        super().notify(terminal_safe(message), title=terminal_safe(title), severity=severity, timeout=timeout, markup=False)
 
     # ------------------------------------------------------------ store → screen
 
@@ -277,10 +281,9 @@ class WarroomApp(App[int]):
             if not self._mounted:
                 self._held.append(message)
                 return
-        try:
-            self._screen_loop.call_soon_threadsafe(self.post_message, message)  # type: ignore[union-attr]
-        except RuntimeError:  # the app's loop has closed: nobody left to show it to
-            pass
+        assert self._screen_loop is not None  # set before _mounted
+        with contextlib.suppress(RuntimeError):  # the app's loop has closed: nobody left to show it to
+            self._screen_loop.call_soon_threadsafe(self.post_message, message)
 
     def show(self, snap: Snapshot) -> None:
         """Any thread: the newest snapshot to show; at most one message waits for the screen."""
@@ -334,7 +337,7 @@ class WarroomApp(App[int]):
         self.engine_alive = snap.automation
         self.snapshot = snap
         self.now = engine_now(snap)
-        if snap.state in BUSY:
+        if snap.state.in_rollback:
             self.rollback_requested = False
         self._refresh_keys()
         self._show_new_score_card(snap)
@@ -355,7 +358,7 @@ class WarroomApp(App[int]):
     # ------------------------------------------------------------ screen → engine
 
     @work(group="engine-commands")
-    async def send(self, label: str, verb: str, *, quiet: bool = False, **args: object) -> None:
+    async def send(self, label: str, verb: Verb, *, quiet: bool = False, **args: object) -> None:
         """Every command this console sends to the engine goes through here.
 
         `verb` is a store command (step, pause, resume, rollback, retry, tick, ack), journaled
@@ -385,16 +388,16 @@ class WarroomApp(App[int]):
             elif not quiet:
                 self.notify(command.message, title=label)
         finally:
-            if verb == "rollback":
+            if verb is Verb.ROLLBACK:
                 self.rollback_requested = False
 
     def action_stop_trying(self) -> None:
         self.sending.stop_trying()
 
-    async def _engine_for(self, verb: str, label: str) -> bool:
+    async def _engine_for(self, verb: Verb, label: str) -> bool:
         """No engine is alive: nothing would run a command. A rollback starts one first (rolling
         back is never refused for want of an engine); anything else is refused at once."""
-        if verb != "rollback":
+        if verb is not Verb.ROLLBACK:
             self.notify("no engine drives this rollout: nothing would run it; start one with `warroom up PLAN`",
                         title=f"{label}: refused", severity="error")
             return False
@@ -430,12 +433,12 @@ class WarroomApp(App[int]):
         seen = snap.phase.index if snap.phase else 0
         if snap.readonly or snap.force_blockers:
             # Not even a forced step can go now: let the engine say why (it is the authority).
-            self.send("step up", "step", from_phase=seen)
+            self.send("step up", Verb.STEP, from_phase=seen)
             return
 
         def confirmed(choice: str | None) -> None:
             if choice == STEP:
-                self.send("step up", "step", from_phase=seen)
+                self.send("step up", Verb.STEP, from_phase=seen)
             elif choice == FORCE:
                 self.push_screen(ForceReason(self.snapshot.step_blockers if self.snapshot else ()), forced)
             else:
@@ -443,7 +446,7 @@ class WarroomApp(App[int]):
 
         def forced(reason: str | None) -> None:
             if reason:
-                self.send("forced step up", "step", force=True, reason=reason, from_phase=seen)
+                self.send("forced step up", Verb.STEP, force=True, reason=reason, from_phase=seen)
             else:
                 self.notify("forced step up cancelled: nothing changed")
 
@@ -451,25 +454,25 @@ class WarroomApp(App[int]):
 
     def action_pause_resume(self) -> None:
         if self.snapshot is not None and self.snapshot.state == State.PAUSED:
-            self.send("resume", "resume", quiet=True)
+            self.send("resume", Verb.RESUME, quiet=True)
         else:
-            self.send("pause", "pause", quiet=True)
+            self.send("pause", Verb.PAUSE, quiet=True)
 
     def action_rollback(self) -> None:
         snap = self.snapshot
         # Shown at once, before the engine thread answers; the engine's state replaces it.
-        self.rollback_requested = not (snap and (snap.readonly or snap.state in BUSY))
-        self.send("roll back", "rollback", reason=f"manual rollback from the console by {self.actor.user}")
+        self.rollback_requested = not (snap and (snap.readonly or snap.state.in_rollback))
+        self.send("roll back", Verb.ROLLBACK, reason=f"manual rollback from the console by {self.actor.user}")
 
     def action_retry(self) -> None:
         snap = self.snapshot
         if snap is None or snap.readonly or snap.state != State.ROLLED_BACK or snap.action is not None:
-            self.send("retry", "retry")  # the engine says why not
+            self.send("retry", Verb.RETRY)  # the engine says why not
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.send("retry", "retry")
+                self.send("retry", Verb.RETRY)
             else:
                 self.notify("retry cancelled: still ROLLED BACK")
 
@@ -482,10 +485,10 @@ class WarroomApp(App[int]):
     def on_checklist_toggle(self, message: Checklist.Toggle) -> None:
         item = message.item
         # Routine: the journal line says it; no notice (eleven ticks are not eleven pop-ups).
-        self.send("checklist", "tick", quiet=True, item=item.id, undo=item.ticked)
+        self.send("checklist", Verb.TICK, quiet=True, item=item.id, undo=item.ticked)
 
     def action_ack_drift(self) -> None:
-        self.send("acknowledge drift", "ack")
+        self.send("acknowledge drift", Verb.ACK)
 
     def action_help(self) -> None:
         rows = []
@@ -525,8 +528,7 @@ class WarroomApp(App[int]):
 
     def action_quit_console(self) -> None:
         snap = self.snapshot
-        in_flight = self.rollback_requested or (snap is not None and (
-            snap.state == State.ROLLING_BACK or (snap.action is not None and snap.action.kind == "rollback")))
+        in_flight = self.rollback_requested or (snap is not None and snap.rollback_in_flight)
         # An engine of its own finishes the rollback whatever the consoles do: nothing to ask.
         if not in_flight or not self.engine_ends_with_console:
             self.exit(0)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from warroom.client import EngineClient
 from warroom.core.secrets import redact
+from warroom.core.verbs import Verb
 from warroom.store.base import StoreUnwritable
 
 T = TypeVar("T")
@@ -24,16 +26,20 @@ async def in_daemon_thread(fn: Callable[[], T]) -> T:
     future: asyncio.Future[T] = loop.create_future()
 
     def settle(done: Callable[[], None]) -> None:
+        def once() -> None:
+            if not future.done():
+                done()
+
         with contextlib.suppress(RuntimeError):  # the screen's loop closed: nobody waits any more
-            loop.call_soon_threadsafe(lambda: future.done() or done())
+            loop.call_soon_threadsafe(once)
 
     def run() -> None:
         try:
             result = fn()
         except Exception as error:
-            settle(lambda caught=error: future.set_exception(caught))
+            settle(functools.partial(future.set_exception, error))
         else:
-            settle(lambda: future.set_result(result))
+            settle(functools.partial(future.set_result, result))
 
     threading.Thread(target=run, name="warroom-command", daemon=True).start()
     return await future
@@ -49,7 +55,7 @@ class Sending:
     def stop_trying(self) -> None:
         self._stop.set()
 
-    async def queue(self, label: str, verb: str, args: dict[str, object]) -> int | None:
+    async def queue(self, label: str, verb: Verb, args: dict[str, object]) -> int | None:
         """The command queued in the store, its id; None when the human stopped trying (a rollback
         only: other commands fail at once with the store's message)."""
         tries = 0
@@ -58,15 +64,14 @@ class Sending:
             try:
                 return await in_daemon_thread(lambda: self.client.send(verb, args))
             except StoreUnwritable as error:
-                if verb != "rollback":
+                if verb is not Verb.ROLLBACK:
                     raise
-                from warroom.outbound.retry import Backoff  # only once a store cannot be reached (as `warroom rollback`)
-
                 tries += 1
                 self.notify(f"not sent yet (try {tries}): {redact(str(error))}; trying again until the store answers "
                             "(Esc stops trying)", title=label, severity="error", timeout=60)
                 try:
-                    await asyncio.wait_for(self._stop.wait(), Backoff(initial=0.25, cap=2.0).delay(tries))
+                    # 0.25 s, 0.5 s, 1 s, then every 2 s, as `warroom rollback` tries (a console imports no outbound code).
+                    await asyncio.wait_for(self._stop.wait(), min(2.0, 0.25 * 2 ** min(tries - 1, 8)))
                 except TimeoutError:
                     continue
                 self.notify(f"stopped trying after {tries} tries: the rollback was NOT sent", title=label, severity="error")

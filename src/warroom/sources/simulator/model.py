@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from warroom.core.flagstate import FlagState
@@ -140,14 +141,14 @@ def latency_cdf(p50: float, p95: float, p99: float) -> list[tuple[float, float]]
 def cdf_at(knots: list[tuple[float, float]], x: float) -> float:
     if x <= knots[0][0]:
         return 0.0
-    for (x0, f0), (x1, f1) in zip(knots, knots[1:]):
+    for (x0, f0), (x1, f1) in pairwise(knots):
         if x <= x1:
             return f0 + (f1 - f0) * (x - x0) / (x1 - x0)
     return 1.0
 
 
 def cdf_mean(knots: list[tuple[float, float]]) -> float:
-    return sum((f1 - f0) * (x0 + x1) / 2 for (x0, f0), (x1, f1) in zip(knots, knots[1:]))
+    return sum((f1 - f0) * (x0 + x1) / 2 for (x0, f0), (x1, f1) in pairwise(knots))
 
 
 def mixture_quantile(q: float, parts: list[tuple[float, list[tuple[float, float]]]]) -> float:
@@ -231,7 +232,7 @@ class Service:
         total = sum(weights)
         if total <= 0:
             return self.control.values[metric]
-        return sum(w * c.values[metric] for w, c in zip(weights, self.cohorts)) / total
+        return sum(w * c.values[metric] for w, c in zip(weights, self.cohorts, strict=True)) / total
 
 
 def _apply(fault: Fault, value: float, progress: float) -> float:
@@ -315,10 +316,10 @@ class ServiceModel:
         exposure = min(1.0, max(0.0, exposure))
         active = self.active_faults(t, exposure)
         cohorts = []
-        for name, index, share in (("control", 1, 1 - exposure), ("new", 2, exposure)):
+        for name, share in (("control", 1 - exposure), ("new", exposure)):
             values = {}
-            for metric, spec in MODEL.items():
-                value = spec[index]
+            for metric, (unit, control, new) in MODEL.items():
+                value = control if name == "control" else new
                 # One draw per metric and second, shared by the cohorts: the noise is the service's.
                 jitter = self.noise * (random.Random(f"{self.seed}:{metric}:{int(t)}").random() * 2 - 1)
                 if metric in SUCCESS_RATIOS:
@@ -329,7 +330,7 @@ class ServiceModel:
                     # A fault in the new code lives in the new cohort; a shared one in both.
                     if fault.metric == metric and (name == "new" or not fault.while_exposed):
                         value = _apply(fault, value, progress)
-                if spec[0] == "ratio":
+                if unit == "ratio":
                     value = min(1.0, value)
                 values[metric] = max(0.0, value)
             cohorts.append(Cohort(name, share, values))

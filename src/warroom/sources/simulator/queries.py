@@ -40,7 +40,7 @@ class Expression:
 
     def evaluate(self, value: Callable[[str], float]) -> float:
         def walk(node: ast.expr) -> float:
-            if isinstance(node, ast.Constant):
+            if isinstance(node, ast.Constant) and isinstance(node.value, int | float):  # parse_expression allows numbers only
                 return float(node.value)
             if isinstance(node, ast.Name):
                 return value(node.id)
@@ -214,7 +214,7 @@ def query_models(plan: Plan) -> dict[str, QueryModel]:
     count of minimum evidence and the exposure check's queries are inferred for their cohort.
     """
     models: dict[str, QueryModel] = {}
-    for model, pane in zip(pane_models(plan), plan.panes):
+    for model, pane in zip(pane_models(plan), plan.panes, strict=True):
         if model.expression and pane.query not in models:
             models[pane.query] = QueryModel(model.expression)
     for cond in _conditions(plan):
