@@ -60,14 +60,16 @@ class CommandLoop:
         self.engine = engine
         self.shutdown = shutdown  # the process decides how it stops (it may refuse during a rollback)
         self.running: set[asyncio.Task[None]] = set()
-        # The phase, and when (this host's wall clock) this engine saw the rollout enter it: 0 when it
-        # entered before this engine drove. Every phase change commits a journal entry, so a listener sees each.
-        self.phase = (engine.journal.state.phase, 0.0)
+        # The phase, and when (this host's wall clock) this engine saw the rollout enter it: 0 for the phase
+        # it found when it began to drive (it entered before). Every phase change commits a journal entry,
+        # so a listener sees each; the first entry is the engine's own start, once its state is loaded.
+        self.phase: tuple[int, float] | None = None
         engine.entry_listeners.append(self._phase_moved)
 
     def _phase_moved(self, _entry: Any) -> None:
-        if self.engine.journal.state.phase != self.phase[0]:
-            self.phase = (self.engine.journal.state.phase, time.time())
+        now = self.engine.journal.state.phase
+        if self.phase is None or now != self.phase[0]:
+            self.phase = (now, 0.0 if self.phase is None else time.time())
 
     def stale_step(self, args: dict[str, Any]) -> str | None:
         """Why a step is stale: the rollout left the phase it names (`from_phase`), or moved on after the
@@ -80,7 +82,7 @@ class CommandLoop:
         again = "look again and step from there if you still want to"
         if args.get("from_phase") is not None and int(args["from_phase"]) != now:
             return f"stale step: asked from phase {int(args['from_phase'])}, but the rollout is at phase {where} now; {again}"
-        phase, since = self.phase
+        phase, since = self.phase or (now, 0.0)
         # Estimated on this host's clock from how long the sender had run (skew between hosts plays no part;
         # the time the command took to arrive makes it later, so a doubt lets the step go).
         asked = time.time() - float(args.get("waited") or 0.0)
