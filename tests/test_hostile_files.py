@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from warroom.drills.scenario import load_scenario
-from warroom.plan.model import PlanError, load_plan, parse_plan
+from warroom.plan.load import load_plan, parse_plan
+from warroom.plan.yamlfile import PlanError
 
 WARROOM = [sys.executable, "-m", "warroom"]
 PLAN = textwrap.dedent("""

@@ -17,7 +17,7 @@ from warroom.core.clock import VirtualClock
 from warroom.core.identity import Actor
 from warroom.engine.build import build_engine
 from warroom.engine.engine import Engine
-from warroom.plan.model import parse_plan
+from warroom.plan.load import parse_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -28,7 +28,7 @@ from warroom.core import secrets
 from warroom.core.flagstate import FlagState
 from warroom.flags.base import FlagError
 from warroom.flags.registry import make_provider
-from warroom.plan.model import FlagProviderConfig
+from warroom.plan.sources import FlagProviderConfig
 
 WRONG_TOKEN = "SECRET-WRONG-7f3a9"
 WRONG_REF = "env:WARROOM_TEST_WRONG_TOKEN"

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import PG_PASSWORD
 from tests.process.conftest import WARROOM, Engine, until
 from tests.races.conftest import plan_data
-from warroom.plan.model import PostgresState
+from warroom.plan.state import PostgresState
 from warroom.store import open_store
 from warroom.store.base import Store, StoreMissing
 

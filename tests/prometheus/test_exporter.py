@@ -18,7 +18,7 @@ from tests.support.servers import _stop, http_get, http_send, wait_until, write_
 from warroom.core.flagstate import FlagState
 from warroom.drills.exporter import BUCKETS
 from warroom.flags.registry import make_provider
-from warroom.plan.model import FlagProviderConfig
+from warroom.plan.sources import FlagProviderConfig
 from warroom.sources.simulator.model import ServiceModel, cdf_at, latency_cdf, mixture_quantile
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from warroom.engine.build import build_engine
-from warroom.plan.model import PrometheusSourceConfig, load_plan
+from warroom.plan.load import load_plan
+from warroom.plan.sources import PrometheusSourceConfig
 from warroom.sources.base import SourceContext
 from warroom.sources.prometheus import PrometheusSource
 from warroom.sources.registry import make_source

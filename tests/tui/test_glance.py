@@ -21,7 +21,7 @@ from tests.flags.flagservice import FlagService
 from tests.tui.conftest import screen_text
 from warroom.core.clock import RealClock
 from warroom.core.snapshot import State
-from warroom.plan.model import Fault
+from warroom.plan.faults import Fault
 from warroom.tui.keymap import ACTIONS
 from warroom.tui.screens.confirm import ConfirmDialog
 from warroom.tui.screens.zoom import ZoomScreen

@@ -26,7 +26,8 @@ from warroom.core.snapshot import State
 from warroom.engine.build import build_engine
 from warroom.engine.lease import LEASE_TTL
 from warroom.engine.process import RunOptions, run_engine
-from warroom.plan.model import Plan, load_faults
+from warroom.plan.faults import load_faults
+from warroom.plan.model import Plan
 from warroom.store import open_store
 from warroom.store.base import StoreMissing, hostname
 from warroom.store.paths import StateRef, engine_log_path, state_path

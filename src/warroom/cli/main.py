@@ -26,7 +26,9 @@ from warroom.core.text import terminal_safe
 from warroom.core.units import format_duration, format_value, parse_duration
 from warroom.core.verbs import Verb
 from warroom.plan.demo import WORKDIR_PREFIX
-from warroom.plan.model import Plan, PlanError, load_plan
+from warroom.plan.load import load_plan
+from warroom.plan.model import Plan
+from warroom.plan.yamlfile import PlanError
 from warroom.store import StoreError, open_store
 from warroom.store.base import StoreMissing, StoreUnwritable, process_started
 from warroom.store.paths import StateRef, default_state_path, state_path

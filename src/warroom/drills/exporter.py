@@ -43,7 +43,12 @@ from warroom.core.secrets import SecretError, redact
 from warroom.core.text import terminal_safe
 from warroom.flags.base import FlagError, FlagProvider
 from warroom.flags.registry import UnknownProvider, make_provider
-from warroom.plan.model import Fault, FlagProviderConfig, Plan, PlanError, SimulatorSourceConfig, load_faults, load_plan
+from warroom.plan.faults import Fault, load_faults
+from warroom.plan.load import load_plan
+from warroom.plan.model import Plan
+from warroom.plan.simulate import modelled_exposure
+from warroom.plan.sources import FlagProviderConfig, SimulatorSourceConfig
+from warroom.plan.yamlfile import PlanError
 from warroom.sources.simulator.model import (
     COHORT_PROMQL,
     COHORTS,
@@ -51,10 +56,7 @@ from warroom.sources.simulator.model import (
     ServiceModel,
     cdf_at,
     cdf_mean,
-    driving_flag,
     fault_scope,
-    modelled_exposure,
-    phase_exposures,
 )
 
 # Latency buckets: ×1.2 steps from 2.5 ms to ~13 s, fine enough that
@@ -399,9 +401,9 @@ def _follower(args: argparse.Namespace, plan: Plan | None) -> ExposureFollower |
     """The plan's own flag provider (or the --flags store), read the way the engine reads it."""
     if args.flags:
         config = FlagProviderConfig.model_validate({"provider": "local", "path": str(Path(args.flags).resolve())})
-        provider, flag = make_provider(config, Path(".")), args.flag or (driving_flag(plan) if plan else None)
+        provider, flag = make_provider(config, Path(".")), args.flag or (plan.driving_flag() if plan else None)
     elif plan is not None:
-        provider, flag = make_provider(plan.flag_provider, plan.base_dir), args.flag or driving_flag(plan)
+        provider, flag = make_provider(plan.flag_provider, plan.base_dir), args.flag or plan.driving_flag()
     else:
         return None
     return ExposureFollower(provider, flag)
@@ -431,7 +433,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         print(f"warroom simulate: {redact(str(exc))}", file=sys.stderr)
         return 1
     model = ServiceModel(seed=args.seed if args.seed is not None else seed or 7, faults=faults)
-    exposures = tuple(phase_exposures(plan, follower.flag if follower else None)) if plan else ()
+    exposures = tuple(plan.phase_exposures(follower.flag if follower else None)) if plan else ()
     exporter = ServiceExporter(model, follower, exposures, ignore_flag=args.ignore_flag)
     host, port = args.serve
     try:

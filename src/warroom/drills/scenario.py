@@ -21,10 +21,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, ValidationInfo, model_validator
 
-from warroom.core.units import parse_duration
-from warroom.plan.model import Duration, Fault, Number, SimMetric, Strict, _validation_problems
+from warroom.plan.faults import Fault
+from warroom.plan.fields import Duration, Number, Strict, duration
+from warroom.plan.problems import validate_text
+from warroom.plan.simulate import SimMetric
 from warroom.plan.yamlfile import PlanError, Problem, compose, read_text
 
 MetricMode = Literal["set", "add", "multiply", "ramp", "spike"]
@@ -49,15 +51,16 @@ class Moment(Strict):
         return f"{self.of_hold * 100:g}% of hold" if self.of_hold is not None else f"{self.seconds:g}s"
 
 
-def _moment(value: Any) -> Any:
+def _moment(value: Any, info: ValidationInfo) -> Any:
     if isinstance(value, (Moment, dict)):
         return value
     if isinstance(value, str) and (share := _OF_HOLD.match(value)):
         return {"of_hold": float(share.group(1)) / 100}
     try:
-        return {"seconds": parse_duration(value)}
+        return {"seconds": duration(value, info)}
     except ValueError:
-        raise ValueError(f"expected {MOMENT_HELP}") from None
+        bare = isinstance(value, (int, float)) and not isinstance(value, bool)
+        raise ValueError(f"expected {MOMENT_HELP}" + ("; a number alone is not a duration (30 what?)" if bare else "")) from None
 
 
 _EXPOSURE_REF = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
@@ -350,10 +353,7 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     data, located = compose(text, file)
     if not isinstance(data, dict):
         raise PlanError([Problem(file, 1, 1, "", "a scenario is a mapping with name, title, timeline, responder, expect")])
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as exc:
-        raise PlanError(_validation_problems(exc, located)) from None
+    return validate_text(Scenario, data, located)
 
 
 def load_scenario(ref: str | Path) -> Scenario:

@@ -37,9 +37,9 @@ from warroom.drills.scenario import DEFAULT, Scenario, ScenarioMismatch, load_sc
 from warroom.engine.build import build_engine
 from warroom.engine.engine import Engine
 from warroom.engine.process import RunOptions, serve_engine
-from warroom.plan.model import FlagProviderConfig, Plan, PrometheusSourceConfig, SimulatorSourceConfig
+from warroom.plan.model import Plan
+from warroom.plan.sources import FlagProviderConfig, PrometheusSourceConfig, SimulatorSourceConfig
 from warroom.reports.scorecard import ScoreCard, compute, latest_score_card, soaks_text
-from warroom.sources.simulator.model import driving_flag, phase_exposures
 from warroom.sources.simulator.queries import unmodelled_advice, unmodelled_conditions
 from warroom.sources.simulator.source import SimulatorSource
 from warroom.store import open_store
@@ -148,7 +148,7 @@ def drill_plan(plan: Plan, scenario: Scenario, workdir: Path, *, staging: bool =
         # The plan's relative paths (a simulator's live fault file) resolve in the drill's own
         # folder; with --staging they stay the plan's, so its flag file is the staging one.
         update["base_dir"] = workdir
-        flag = driving_flag(plan)
+        flag = plan.driving_flag()
         update["sources"] = {
             name: SimulatorSourceConfig(type="simulator", flag=flag) if isinstance(config, PrometheusSourceConfig) else config
             for name, config in plan.sources.items()}
@@ -158,7 +158,7 @@ def drill_plan(plan: Plan, scenario: Scenario, workdir: Path, *, staging: bool =
             update["exposure"] = plan.exposure.model_copy(update={"settle": min(plan.exposure.settle, scenario.soak)})
     made = plan.model_copy(update=update)
     try:
-        fitted = scenario.fitted(list(zip(phase_exposures(made), (p.hold for p in phases), strict=True)))
+        fitted = scenario.fitted(list(zip(made.phase_exposures(), (p.hold for p in phases), strict=True)))
     except ScenarioMismatch as exc:
         raise DrillSetupError(f"{exc}; it does not fit {plan.path or plan.rollout.name}") from None
     return Drill(made, fitted, tuple(soaks), staging)

@@ -7,7 +7,8 @@ from warroom.engine.engine import Engine
 from warroom.engine.lease import LEASE_TTL, Lease, this_process
 from warroom.flags.registry import make_provider
 from warroom.outbound import notify
-from warroom.plan.model import Fault, Plan
+from warroom.plan.faults import Fault
+from warroom.plan.model import Plan
 from warroom.sources.registry import make_source
 from warroom.sources.simulator.queries import query_models
 from warroom.store import open_store

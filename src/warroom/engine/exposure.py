@@ -21,9 +21,9 @@ from warroom.core.stats import sample_ratio_test
 from warroom.core.statuses import ExposureStatus
 from warroom.core.units import format_duration
 from warroom.engine.cohorts import QueryKey
-from warroom.plan.model import ExposureCheck, Plan
+from warroom.plan.conditions import ExposureCheck
+from warroom.plan.model import Plan
 from warroom.sources.base import Reading
-from warroom.sources.simulator.model import driving_flag
 
 
 def share_text(share: float) -> str:
@@ -38,7 +38,7 @@ def share_text(share: float) -> str:
 class Exposure:
     def __init__(self, plan: Plan, config: ExposureCheck):
         self.config = config
-        self.flag = config.flag or driving_flag(plan) or ""
+        self.flag = config.flag or plan.driving_flag() or ""
         source = config.source or plan.default_source()
         self.keys: dict[str, QueryKey] = {c: (source, config.side(c), None) for c in ("new", "control")}
         self.status = "idle"  # the last verdict journaled

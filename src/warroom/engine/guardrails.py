@@ -19,7 +19,8 @@ from warroom.core.statuses import GuardrailStatus
 from warroom.core.units import format_duration, format_value
 from warroom.engine.cohorts import ConditionQueries, Judgement, QueryKey, difference_text, judge, limits_text
 from warroom.engine.polling import Poller
-from warroom.plan.model import Guardrail, Plan
+from warroom.plan.conditions import Guardrail
+from warroom.plan.model import Plan
 from warroom.sources.base import Reading
 
 

@@ -19,8 +19,8 @@ from warroom.engine.cohorts import ConditionQueries, judge
 from warroom.engine.exposure import Exposure
 from warroom.engine.polling import FlagReader, Poller
 from warroom.engine.state import RolloutState
-from warroom.plan.model import FlagSetting, Plan
-from warroom.sources.simulator.model import driving_flag
+from warroom.plan.flagsetting import FlagSetting
+from warroom.plan.model import Plan
 
 
 def flag_state(setting: FlagSetting) -> FlagState:
@@ -44,7 +44,7 @@ class Policy:
         self.exposure = exposure
         self.exposure_view: ExposureView | None = None  # this tick's exposure check (None: the plan has none)
         # Whose percentage says how many users are on the new code (what a comparison can judge).
-        self.cohort_flag = exposure.flag if exposure else (driving_flag(plan) or "")
+        self.cohort_flag = exposure.flag if exposure else (plan.driving_flag() or "")
         # Every gate's queries are asked every tick, so a gate is green or red the moment its phase begins.
         self.gate_queries = [[ConditionQueries.of(plan, gate, poller.pane_keys.__getitem__) for gate in phase.gates] for phase in plan.phases]
         poller.want(*(key for phase in self.gate_queries for queries in phase for key in queries.all()))

@@ -17,7 +17,7 @@ from pydantic import Field
 from warroom.core.flagstate import FlagState
 from warroom.flags.base import Capabilities, FlagError, FlagProvider, Proof, ProviderConfig, Writable
 from warroom.flags.httpapi import JsonApi
-from warroom.plan.model import PositiveDuration, SecretRef, TLSOptions
+from warroom.plan.fields import PositiveDuration, SecretRef, TLSOptions
 
 STRATEGY = "flexibleRollout"
 # What warroom's writes need in the project and environment: on/off, and its rollout strategy.

@@ -37,7 +37,7 @@ from psycopg import sql
 
 from warroom.core import secrets
 from warroom.core.snapshot import JournalEntry
-from warroom.plan.model import PostgresState
+from warroom.plan.state import PostgresState
 from warroom.store import rows
 from warroom.store.base import (
     ActionWrite,

@@ -19,30 +19,28 @@ import random
 import re
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import TYPE_CHECKING
 
-from warroom.core.flagstate import FlagState
-
-if TYPE_CHECKING:  # plan.py validates fault metrics against MODEL: the simulator must not import it back
-    from warroom.plan.model import Fault, Plan
+from warroom.plan.faults import Fault
+from warroom.plan.simulate import METRICS
 
 COHORTS = ("control", "new")
 
-# metric -> (unit, control cohort, new cohort): each cohort's number as if every user were in it.
-MODEL: dict[str, tuple[str, float, float]] = {
-    "error_rate": ("ratio", 0.0004, 0.0008),
-    "latency_p50": ("seconds", 0.018, 0.030),
-    "latency_p95": ("seconds", 0.060, 0.090),
-    "latency_p99": ("seconds", 0.120, 0.180),
-    "ws_connections": ("count", 0.0, 12000.0),
-    "connection_success": ("ratio", 0.998, 0.996),
-    "cpu": ("ratio", 0.30, 0.50),
-    "memory": ("ratio", 0.45, 0.60),
-    "request_rate": ("count", 850.0, 1000.0),
-    # Sessions started per second: the units a flag assigns to a cohort, the same for both
-    # cohorts per user, so each cohort's share of them is the exposure (the exposure check).
-    "session_rate": ("count", 200.0, 200.0),
+# metric -> (control cohort, new cohort): each cohort's number as if every user were in it.
+_COHORT_VALUES: dict[str, tuple[float, float]] = {
+    "error_rate": (0.0004, 0.0008),
+    "latency_p50": (0.018, 0.030),
+    "latency_p95": (0.060, 0.090),
+    "latency_p99": (0.120, 0.180),
+    "ws_connections": (0.0, 12000.0),
+    "connection_success": (0.998, 0.996),
+    "cpu": (0.30, 0.50),
+    "memory": (0.45, 0.60),
+    "request_rate": (850.0, 1000.0),
+    # Sessions: the same for both cohorts per user, so each cohort's share of them is the exposure.
+    "session_rate": (200.0, 200.0),
 }
+# metric -> (unit, control cohort, new cohort); the metrics and their units are the plan's words (plan/simulate.py).
+MODEL: dict[str, tuple[str, float, float]] = {metric: (unit, *_COHORT_VALUES[metric]) for metric, unit in METRICS.items()}
 LATENCY = {"latency_p50": 0.50, "latency_p95": 0.95, "latency_p99": 0.99}
 
 # Ratios near 1 whose noise lives in their complement (the failures).
@@ -52,10 +50,6 @@ SUCCESS_RATIOS = {"connection_success"}
 # plus churn of the live connections (a typical one lasts a minute).
 CONNECT_TRICKLE = 20.0
 CONNECTION_LIFETIME = 60.0
-
-# A flag limited to user segments (staff, beta) exposes its rollout of those segments only;
-# the model counts each segment as this share of all traffic (100 % of staff ≈ 1 % of users).
-SEGMENT_SHARE = 0.01
 
 # The PromQL that gives each metric from the exporter, so a plan written for the
 # exporter (real PromQL) also runs against the in-process simulator unchanged.
@@ -97,35 +91,6 @@ def metric_for_query(query: str) -> str | None:
     if q in MODEL:
         return q
     return _BY_QUERY.get(_normal(q))
-
-
-def modelled_exposure(state: FlagState | None) -> float:
-    """The share of users on the new code (0..1) for a flag state, segments counted as SEGMENT_SHARE each."""
-    if state is None:
-        return 0.0
-    if state.segments:
-        return state.exposure * min(1.0, SEGMENT_SHARE * len(state.segments))
-    return state.exposure
-
-
-def driving_flag(plan: Plan) -> str | None:
-    """The flag whose exposure drives the model: the plan's simulator `flag`, else its first flag."""
-    sim = next((s for s in plan.sources.values() if s.type == "simulator" and s.flag), None)
-    names = plan.flag_names()
-    return sim.flag if sim else (names[0] if names else None)
-
-
-def phase_exposures(plan: Plan, flag: str | None = None) -> list[float]:
-    """Each phase's modelled exposure in percent (a phase that does not set the flag keeps it)."""
-    flag = flag or driving_flag(plan)
-    out, current = [], 0.0
-    for phase in plan.phases:
-        setting = phase.flags.get(flag) if flag else None
-        if setting is not None:
-            state = FlagState(setting.enabled, setting.rollout if setting.enabled else 0.0, tuple(setting.segments))
-            current = modelled_exposure(state) * 100
-        out.append(current)
-    return out
 
 
 # ---------------------------------------------------------------- latency distributions
