@@ -18,7 +18,7 @@ from tests.conftest import ALICE, write_plan
 from tests.support.helpers import require_binary
 from warroom.core.clock import VirtualClock
 from warroom.engine.build import build_engine
-from warroom.plan.model import load_plan
+from warroom.plan.load import load_plan
 
 WARROOM = [sys.executable, "-m", "warroom"]
 

@@ -14,7 +14,7 @@ from tests.process.test_across_hosts import EU, SharedRollout
 from tests.races.conftest import plan_data
 from tests.races.private_postgres import PrivateCluster, private_postgres  # noqa: F401  (the fixture)
 from tests.support.servers import STORE_PASSWORD
-from warroom.plan.model import PostgresState
+from warroom.plan.state import PostgresState
 
 pytestmark = pytest.mark.slow
 
