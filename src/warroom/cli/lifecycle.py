@@ -150,7 +150,7 @@ def start_for_rollback(plan: Plan, path: StateRef, client: EngineClient) -> bool
         return False
     if view.pid == started.process.pid:
         print(f"warroom: no engine drove this rollout: started one to roll back (pid {view.pid} on {view.host}, log {view.log}); "
-              "it keeps guarding: stop it with `warroom down PLAN`", file=sys.stderr)
+              f"it keeps guarding: stop it with `warroom down {plan.path}`", file=sys.stderr)
     else:
         print(f"warroom: no engine drove this rollout: started one to roll back; another started meanwhile drives "
               f"({view.holder}), and the one started here waits as its standby (log {started.log})", file=sys.stderr)

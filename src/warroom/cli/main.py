@@ -257,7 +257,7 @@ def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
         client, command_id, since = sent
         command = client.wait(command_id, _progress(name), since=since, on_away=_still_waiting(name))
         if not command.done:
-            print(f"warroom: the engine stopped before answering ({name} is {command.status}); see `warroom status PLAN`", file=sys.stderr)
+            print(f"warroom: the engine stopped before answering ({name} is {command.status}); see `warroom status {plan.path}`", file=sys.stderr)
             return Exit.PROBLEM
         if command.status != "done":
             print(f"warroom: {terminal_safe(command.message)}", file=sys.stderr)

@@ -414,12 +414,12 @@ class Engine:
         try:
             intent = self.journal.begin(ref, begin)
         except st.Refused as already:
-            if str(already) != State.ROLLING_BACK.value:
-                return "already rolled back"
+            # One rollback at a time: this one answers when the one in flight is done — also when it is
+            # ROLLED BACK already with its runbook still running (one resumed after a takeover).
             running = self.rollout.action and self.executor.tasks.get(self.rollout.action.id)
-            if wait and running:  # one rollback at a time: this one answers when the one in flight is done
+            if wait and running:
                 return await asyncio.shield(running)
-            return "already rolling back"
+            return "already rolling back" if str(already) == State.ROLLING_BACK.value else "already rolled back"
         self.publish()
         task = self.executor.launch(ref.id, self.executor.rollback(ref.id, intent, RollbackProgress()))
         return await asyncio.shield(task) if wait else "rolling back"
