@@ -112,3 +112,20 @@ def test_quitting_a_console_that_started_the_engine_says_it_keeps_running_and_ho
         tmux.run("kill-server")
         if state_word == "PENDING":
             assert warroom("rollback", str(plan)).returncode == 0
+
+
+def test_a_console_attaching_to_its_engine_shows_the_plan_the_engine_saved_not_the_file_parsed_again(tmux, tmp_path):
+    """Issue 22 item 9: attaching reads the plan the engine kept in the store (fast, and the truth of
+    what runs); the file is only looked at to find the store. Edited since with a key the full load
+    refuses, it would otherwise stop the console with a plan error while the engine guards on."""
+    plan = plan_file(tmp_path, automation={"step_up": "manual"})
+    assert warroom("up", str(plan)).returncode == 0
+    wait_for_engine(tmp_path / "demo.sqlite")
+    data = yaml.safe_load(plan.read_text())
+    data["rollout"]["name"], data["poll_intervall"] = "edited-after-up", "1s"  # its `state:` still names the engine's store
+    plan.write_text(yaml.safe_dump(data, sort_keys=False))
+    refused = warroom("status", str(plan))
+    assert refused.returncode == 1 and "poll_intervall" in refused.stderr, refused.stderr  # the full load refuses the file
+    tmux.start(f"{WARROOM} {plan}; sleep 60", size=(120, 36))  # the shell stays: a refusal stays readable
+    screen = tmux.wait_for("PENDING", timeout=30)
+    assert "demo-realtime-features" in screen and "edited-after-up" not in screen and "poll_intervall" not in screen, screen
