@@ -193,8 +193,9 @@ class WarroomApp(App[int]):
             held, self._held = self._held, []
         for message in held:
             self.post_message(message)
-        # After the first frame: the watcher's first reads would only compete with it.
-        self.call_after_refresh(lambda: threading.Thread(target=self._watch, name="warroom-watch", daemon=True).start())
+        # At mount, not after the first refresh: a screen with nothing to repaint never ran that
+        # callback, and a console on PostgreSQL showed no snapshot until a key was pressed.
+        threading.Thread(target=self._watch, name="warroom-watch", daemon=True).start()
 
     def on_unmount(self) -> None:
         self._unwatch.set()  # the watcher thread ends with the screen
