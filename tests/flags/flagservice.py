@@ -24,9 +24,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from tests.support.loopback import LoopbackHTTPServer
 
 WRITE_FAULTS = ("delay", "drop", "apply-late")
 
@@ -137,8 +139,7 @@ class FlagService:
 
             do_POST = do_PUT = do_PATCH = _write
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         # A short poll interval: shutdown() waits for it, once per test.
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
