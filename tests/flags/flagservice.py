@@ -3,7 +3,8 @@
 `POST|PUT /flags/{name}` stores the JSON body, `GET /flags/{name}` returns it (404 when
 unknown); every request needs `Authorization: Bearer <token>`. Faults are set by the
 test between calls: `fail_status` (answer that status, the next `fail_count` times or
-until cleared), `delay` (answer late, for client timeouts), `ignore_writes` (accept a
+until cleared), `delay` (answer late, for client timeouts: seconds, or until the test sets
+a threading.Event), `ignore_writes` (accept a
 write but keep the old value: a wrong read-back), `refuse_disable` (answer 503 to writes
 that switch a flag off: a rollback that cannot land). Error answers echo the request's
 Authorization header, as careless servers do, so redaction is tested for real.
@@ -11,7 +12,9 @@ Authorization header, as careless servers do, so redaction is tested for real.
 For races between processes, `fault_writes` makes chosen writes misbehave in time:
 `delay` (applied at once, answered late), `drop` (held, then lost: never applied) and
 `apply-late` (held past the client's timeout, applied afterwards, the way an overloaded
-flag backend finishes work its caller gave up on). Every write is recorded in `writes`:
+flag backend finishes work its caller gave up on). A write is held for so many seconds, or
+until the test sets a threading.Event: a busy machine cannot stretch the test's moment
+past it. Every write is recorded in `writes`:
 which process sent it (pid, from the socket), when it arrived, what it asked for, and
 when, if ever, it took effect.
 """
@@ -36,7 +39,7 @@ WRITE_FAULTS = ("delay", "drop", "apply-late")
 @dataclass
 class WriteFault:
     mode: str  # one of WRITE_FAULTS
-    seconds: float
+    held: float | threading.Event  # seconds, or until the test sets it
     when: Callable[[str, Any], bool]  # (flag name, body) -> does this write misbehave
     count: int | None  # writes left to hit; None: until recover()
 
@@ -88,7 +91,7 @@ class FlagService:
         self.requests: list[tuple[str, str, Any]] = []
         self.fail_status: int | None = None
         self.fail_count: int | None = None  # None: until cleared
-        self.delay = 0.0
+        self.delay: float | threading.Event = 0.0
         self.ignore_writes = False
         self.refuse_disable = False
         self.write_faults: list[WriteFault] = []
@@ -159,7 +162,9 @@ class FlagService:
                     self.fail_count -= 1
                     if self.fail_count <= 0:
                         self.fail_status = self.fail_count = None
-        if delay:
+        if isinstance(delay, threading.Event):
+            delay.wait(60)
+        elif delay:
             time.sleep(delay)
         if auth != f"Bearer {self.token}":
             return 401, {"error": f"bad credentials: {auth}"}
@@ -178,7 +183,10 @@ class FlagService:
             if fault is None or fault.mode == "delay":
                 self._apply(write)
         if fault is not None:
-            time.sleep(fault.seconds)
+            if isinstance(fault.held, threading.Event):
+                fault.held.wait(60)
+            else:
+                time.sleep(fault.held)
             if fault.mode == "apply-late":
                 with self.lock:
                     self._apply(write)
@@ -199,13 +207,13 @@ class FlagService:
             self.flags[write.name] = write.value
             write.applied = time.time()
 
-    def fault_writes(self, mode: str, seconds: float, *, when: Callable[[str, Any], bool] = lambda _n, _b: True,
+    def fault_writes(self, mode: str, held: float | threading.Event, *, when: Callable[[str, Any], bool] = lambda _n, _b: True,
                      count: int | None = None) -> None:
         """From now on, writes for which `when(name, body)` holds meet `mode` (see the module text)."""
         if mode not in WRITE_FAULTS:
             raise ValueError(f"mode must be one of {WRITE_FAULTS}")
         with self.lock:
-            self.write_faults.append(WriteFault(mode, seconds, when, count))
+            self.write_faults.append(WriteFault(mode, held, when, count))
 
     def fail(self, status: int, count: int | None = None) -> None:
         with self.lock:
