@@ -25,6 +25,7 @@ import yaml
 from tests.support.helpers import free_port, require_binary
 from tests.support.servers import STORE_PASSWORD, PostgresMissing, PrometheusServer, postgres_database, start_postgres
 from tests.support.terminal import tmux  # noqa: F401  (the tmux fixture, for every folder of tests)
+from tests.support.waiting import DEADLINE, until
 from warroom.core.clock import VirtualClock
 from warroom.core.identity import Actor
 from warroom.engine.build import build_engine
@@ -211,17 +212,14 @@ def unleash(postgres, tmp_path_factory) -> Iterator[str]:
                                 cwd=UNLEASH_SERVER.parents[3])
     url = f"http://127.0.0.1:{port}"
     try:
-        while True:
+        def healthy() -> bool:
             if proc.poll() is not None:
                 pytest.fail(f"unleash-server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).json().get("health") == "GOOD":
-                    break
-            except (httpx.HTTPError, ValueError):
-                pass
-            if time.monotonic() - started > 120:
-                pytest.fail(f"unleash-server not healthy after 120 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.25)
+            return httpx.get(f"{url}/health", timeout=1).json().get("health") == "GOOD"
+
+        # Migrations on a first start take 10–25 s on an idle machine.
+        until("unleash-server healthy", healthy, timeout=2 * DEADLINE, every=0.25, retry_on=(httpx.HTTPError, ValueError),
+              show=lambda: log_path.read_text()[-3000:])
         print(f"\nunleash-server healthy after {time.monotonic() - started:.1f} s")
         yield url
     finally:
