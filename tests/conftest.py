@@ -33,6 +33,26 @@ from warroom.plan.model import PostgresState, parse_plan
 
 ALICE = Actor(user="alice", host="bastion", ssh_client="10.0.0.7", tty="pts/3")
 
+# `make test-fast` leaves out what is `slow`. Besides tests marked so, these folders and files
+# start real processes (engines, CLI verbs, exporters, tmux, Chromium) or drive the console
+# under a pilot with an engine thread (seconds each); so does every test that needs a real
+# server (the fixtures below, and the store contract on PostgreSQL).
+SLOW_PATHS = ("process/", "races/", "tui/", "prometheus/test_exporter.py", "prometheus/test_live.py",
+              "prometheus/test_cohorts.py", "prometheus/test_trickle.py", "prometheus/test_results.py",
+              "flags/test_secrets.py", "test_cli.py", "test_hostile_text.py", "test_hostile_files.py",
+              "test_damaged_state.py", "test_bench_smoke.py")
+REAL_SERVERS = {"prometheus_factory", "stack", "exporter_factory", "postgres_cluster", "unleash", "tmux"}
+TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        where = item.path.relative_to(TESTS).as_posix()
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        if (where.startswith(SLOW_PATHS) or REAL_SERVERS & set(getattr(item, "fixturenames", ()))
+                or params.get("store_ref") == "postgresql"):
+            item.add_marker(pytest.mark.slow)
+
 BASE_PLAN = textwrap.dedent(
     """
     rollout: {name: test-launch, environment: staging}

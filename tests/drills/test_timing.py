@@ -79,6 +79,7 @@ class PacedClock(VirtualClock):
         self.advance(seconds)
 
 
+@pytest.mark.slow  # the console under a pilot, a drill's worth of paced time
 async def test_a_console_drill_gives_the_card_a_headless_drill_gives(tmp_path):
     """The same scenario on the same plan: headless in virtual time, and in the console in
     fast paced time with a person stepping into phase 1 through the step dialog."""

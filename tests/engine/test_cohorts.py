@@ -226,6 +226,7 @@ async def test_a_cohort_gate_is_red_while_the_new_code_is_worse_than_the_control
     assert any(b.startswith("gate p95 vs control is red (new 200 ms vs control 60 ms") for b in snap.step_blockers)
 
 
+@pytest.mark.slow  # `up` starts an engine process
 def test_status_says_what_the_exposure_check_and_the_cohorts_see(tmp_path, capsys):
     from warroom.cli.main import main
 

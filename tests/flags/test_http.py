@@ -188,6 +188,7 @@ async def test_a_breach_while_a_step_up_waits_on_a_slow_flag_api_rolls_back_and_
     assert not (await engine.tick()).drift
 
 
+@pytest.mark.slow  # headless runners as processes
 def test_sigkill_while_a_rollback_retries_its_flag_write_finishes_it_on_restart(flag_service, flag_token, tmp_path):
     from tests.test_cli import WARROOM, journal, sample_variant, warroom
 
