@@ -24,13 +24,14 @@ servers:
 test: $(STAMP) servers
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -n 2 --durations=25
 
 # The inner loop, in under two minutes: unit-level tests in one process each, on SQLite files
 # and loopback servers. It leaves out every `slow` test (see tests/conftest.py): engines, verbs
 # and exporters as processes (tests/process, tests/races, the CLI files), tmux, the console
 # under a pilot (tests/tui), real Prometheus, PostgreSQL, Unleash and Chromium. `make test`
-# runs them all, and ruff and lint-imports.
+# runs them all, and ruff, lint-imports and mypy.
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "not slow" --durations=10
 

@@ -13,7 +13,8 @@ from tests.support.helpers import free_port
 from tests.support.loopback import serving
 from tests.support.waiting import until_async
 from warroom.engine.build import build_engine
-from warroom.plan.model import PrometheusSourceConfig, parse_plan
+from warroom.plan.load import parse_plan
+from warroom.plan.sources import PrometheusSourceConfig
 from warroom.sources.base import SourceContext
 from warroom.sources.prometheus import BACKOFF, PrometheusSource
 

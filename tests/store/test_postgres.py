@@ -16,7 +16,7 @@ from tests.support.servers import postgres_database
 from tests.support.waiting import DEADLINE
 from warroom.core.secrets import redact
 from warroom.engine.lease import MARGIN, Lease, LeaseTooThin, this_process
-from warroom.plan.model import PostgresState
+from warroom.plan.state import PostgresState
 from warroom.store import open_store
 from warroom.store.base import StoreError, StoreMissing, StoreUnwritable
 

@@ -12,16 +12,17 @@ from pathlib import Path
 
 from warroom.client import EngineClient
 from warroom.core import secrets
+from warroom.core.exit_codes import Exit
 from warroom.core.identity import current_actor
 from warroom.core.lines import say
 from warroom.core.secrets import SecretError, redact
-from warroom.core.units import format_value
+from warroom.core.text import terminal_safe
+from warroom.core.units import format_value, plan_duration
 from warroom.plan.model import Plan
+from warroom.plan.timeline import timeline
 from warroom.store import open_store
 from warroom.store.base import Store, StoreError, StoreMissing
 from warroom.store.paths import state_path
-
-EXIT_CHECK = 7
 
 
 def _check_secrets(plan: Plan) -> int:
@@ -47,6 +48,7 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
 
     async def go(scratch: Path) -> int:
         say(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
+        _print_timeline(plan)
         store, problems = _check_store(plan, args)
         # Never started (no lease, no journal); without the rollout's store it probes beside a scratch one.
         engine = build_engine(plan, state=args.state, store=store or open_store(scratch / "check.sqlite"), backfill=False)
@@ -92,10 +94,22 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
             await engine.provider.close()
             engine.store.close()
         say("check: " + ("all good" if not problems else f"{problems} problem(s)"))
-        return EXIT_CHECK if problems else 0
+        return Exit.CHECK if problems else 0
 
     with tempfile.TemporaryDirectory(prefix="warroom-check-") as scratch:
         return asyncio.run(go(Path(scratch)))
+
+
+def _print_timeline(plan: Plan) -> None:
+    """Each phase with its exposure, soak and earliest times: a soak in the wrong unit shows before launch."""
+    rows = timeline(plan)
+    flag = rows[0].flag if rows else None
+    say(f"timeline ({flag + ' ' if flag else ''}exposure; earliest times from the first step up, every gate green):")
+    width = max(len(terminal_safe(row.name)) for row in rows)
+    for row in rows:
+        say(f"  {row.number}/{len(rows)} {terminal_safe(row.name):<{width}}  {row.exposure:>6g}%  soak {plan_duration(row.hold):<7} "
+            f"+{plan_duration(row.earliest_start)} → +{plan_duration(row.earliest_end)}")
+    say(f"  complete at the earliest +{plan_duration(rows[-1].earliest_end)} after the first step up")
 
 
 def _check_store(plan: Plan, args: argparse.Namespace) -> tuple[Store | None, int]:

@@ -92,6 +92,9 @@ ROLLBACK_STEP_FAILED = "rollback.step.failed"
 DECISIONS: dict[str, str] = {k.value: k.decision for k in Kind if k.decision}
 
 
+_BY_TEXT: dict[str, Kind] = {k.value: k for k in Kind}
+
+
 def known(kind: str) -> Kind | None:
     """The catalogue's entry for a stored kind; None for one it does not know (a newer warroom's)."""
-    return Kind._value2member_map_.get(kind)  # type: ignore[return-value]
+    return _BY_TEXT.get(kind)

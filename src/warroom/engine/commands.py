@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from warroom.core.identity import Actor
 from warroom.core.journal_kinds import Kind
+from warroom.core.verbs import Verb
 from warroom.engine.executor import CommandError
 from warroom.engine.journal import COMMAND
 from warroom.store.base import Command, Fenced, StoreError
@@ -28,29 +29,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VERBS = ("step", "pause", "resume", "rollback", "retry", "tick", "ack", "shutdown")
 MAX_AGE = 30.0  # seconds a command may wait for an engine and still run
-NEVER_EXPIRE = ("rollback",)  # rolling back is the safe direction: late is better than never
+NEVER_EXPIRE = tuple(v for v in Verb if v.never_expires)  # rolling back is the safe direction: late is better than never
 CHECK_EVERY = 1.0  # seconds between two looks at the queue when nothing wakes the engine
 
 
 async def dispatch(engine: Engine, verb: str, args: dict[str, Any], actor: Actor) -> str:
     """Run one command as `actor`; its outcome in words, or CommandError with why not."""
-    if verb == "step":
+    if verb == Verb.STEP:
         return await engine.step_up(actor, force=bool(args.get("force")), reason=str(args.get("reason") or ""))
-    if verb == "pause":
+    if verb == Verb.PAUSE:
         return await engine.pause(actor, str(args.get("reason") or ""))
-    if verb == "resume":
+    if verb == Verb.RESUME:
         return await engine.resume(actor)
-    if verb == "rollback":
+    if verb == Verb.ROLLBACK:
         return await engine.rollback(actor, str(args.get("reason") or f"manual rollback by {actor.label()}"))
-    if verb == "retry":
+    if verb == Verb.RETRY:
         return await engine.retry(actor)
-    if verb == "tick":
+    if verb == Verb.TICK:
         return await engine.tick_item(actor, str(args.get("item", "")), ticked=not args.get("undo"))
-    if verb == "ack":
+    if verb == Verb.ACK:
         return await engine.ack_drift(actor)
-    raise CommandError(f"unknown command {verb!r}; known: {', '.join(VERBS)}")
+    raise CommandError(f"unknown command {verb!r}; known: {', '.join(Verb)}")
 
 
 class CommandLoop:
@@ -59,7 +59,7 @@ class CommandLoop:
     def __init__(self, engine: Engine, shutdown: Callable[[Command, Actor], Awaitable[str]]):
         self.engine = engine
         self.shutdown = shutdown  # the process decides how it stops (it may refuse during a rollback)
-        self.running: set[asyncio.Task] = set()
+        self.running: set[asyncio.Task[None]] = set()
 
     async def serve(self, stop: asyncio.Event) -> None:
         self._take_over()
@@ -119,7 +119,7 @@ class CommandLoop:
                 message = f"not run: it waited {age:.0f}s for an engine (a {command.verb} older than {MAX_AGE:g}s could surprise); ask again"
                 engine.journal.entry(Kind.COMMAND_EXPIRED, f"{command.verb} by {actor.label()} {message}", actor,
                                      {"command": command.id, "verb": command.verb, "age": age})
-            elif command.verb == "shutdown":
+            elif command.verb == Verb.SHUTDOWN:
                 status, message = "done", await self.shutdown(command, actor)
             else:
                 status, message = "done", await dispatch(engine, command.verb, command.args, actor)

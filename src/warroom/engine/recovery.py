@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from warroom.core.flagstate import FlagState
+from warroom.core.action_kinds import ActionKind
 from warroom.core.identity import AUTOMATIC
 from warroom.core.journal_kinds import Kind
-from warroom.core.snapshot import State
 from warroom.engine import state as st
 from warroom.engine.executor import Executor
+from warroom.engine.intents import RollbackIntent, RollbackProgress, StepIntent
 from warroom.engine.journal import EngineJournal, Entry
 from warroom.engine.lease import Lease
 from warroom.engine.policy import Policy, exposure_label
@@ -65,40 +65,41 @@ class Recovery:
         left = self.journal.store.adopt_actions(self.lease.fence)
         previous = self.lease.previous.holder if self.lease.previous is not None else None
         for action in left:
-            if action.kind == "rollback":
+            if action.kind == ActionKind.ROLLBACK:
                 left_by = f"left by {previous.label()}, which is gone" if previous else "after a restart"
                 self.journal.entry(Kind.ROLLBACK_RESUME, f"resuming an unfinished rollback {left_by}", AUTOMATIC,
                                    {"progress": action.progress, "previous_owner": previous.label() if previous else None}, action.id)
-                self.executor.launch(action.id, self.executor.rollback(action.id, action.intent, action.progress))
-            elif action.kind == "step_up":
-                self._reconcile_step(action.id, action.intent)
+                self.executor.launch(action.id, self.executor.rollback(action.id, RollbackIntent.from_json(action.intent),
+                                                                       RollbackProgress.from_json(action.progress)))
+            elif action.kind == ActionKind.STEP_UP:
+                self._reconcile_step(action.id, StepIntent.from_json(action.intent))
         return len(left)
 
-    def _reconcile_step(self, aid: str, intent: dict) -> None:
-        target = {n: FlagState.from_json(d) for n, d in intent["flags"].items()}
-        previous = {n: FlagState.from_json(d) for n, d in intent["previous"].items()}
-        observed = {n: self.flags.observed.get(n) for n in target}
-        step = f"interrupted step up to phase {intent['to_phase']}"
+    def _reconcile_step(self, aid: str, intent: StepIntent) -> None:
+        target, previous = intent.flags, intent.previous
+        read = {n: self.flags.observed.get(n) for n in target}
+        observed = {n: v for n, v in read.items() if v is not None}
+        step = f"interrupted step up to phase {intent.to_phase}"
         paused = ""
-        if any(v is None for v in observed.values()):
+        if len(observed) < len(read):
             outcome, status, paused = f"{step}: flags could not be read back; paused", "failed", "interrupted step up: flags could not be read back"
-        elif all(observed[n].matches(s) for n, s in target.items()):  # type: ignore[union-attr]
+        elif all(observed[n].matches(s) for n, s in target.items()):
             outcome, status = f"{step} had completed (flags read back at target)", "done"
-        elif all(observed[n].matches(previous[n]) for n in target if n in previous) and len(previous) >= len(target):  # type: ignore[union-attr]
-            outcome, status = f"{step} never reached the flags; still at phase {intent['from_phase']}", "abandoned"
+        elif all(observed[n].matches(previous[n]) for n in target if n in previous) and len(previous) >= len(target):
+            outcome, status = f"{step} never reached the flags; still at phase {intent.from_phase}", "abandoned"
         else:
-            seen = exposure_label({n: v for n, v in observed.items() if v})
-            outcome, status, paused = f"{step} left flags mixed: {seen}; paused", "failed", "interrupted step up left flags mixed: check and ack"
-        data: dict[str, Any] = {"observed": {n: v.to_json() for n, v in observed.items() if v}}
+            outcome, status, paused = (f"{step} left flags mixed: {exposure_label(observed)}; paused", "failed",
+                                       "interrupted step up left flags mixed: check and ack")
+        data: dict[str, Any] = {"observed": {n: v.to_json() for n, v in observed.items()}}
         if status == "done":
-            data["entered_phase"] = intent["to_phase"]
+            data["entered_phase"] = intent.to_phase
 
         def change(current: st.RolloutState) -> tuple[st.RolloutState, list[Entry]]:
-            if current.status in (State.ROLLING_BACK, State.ROLLED_BACK):  # a rollback took over: it owns the flags now
-                entry = (Kind.STEP_OUTCOME, outcome + "; a rollback took over", AUTOMATIC, {"observed": data["observed"]})
+            if current.status.in_rollback:  # a rollback took over: it owns the flags now
+                entry: Entry = (Kind.STEP_OUTCOME, outcome + "; a rollback took over", AUTOMATIC, {"observed": data["observed"]})
                 return st.action_finished(current, action_id=aid), [entry]
             if status == "done":
-                after = st.enter_phase(current, action_id=aid, phase=intent["to_phase"], flags=target, now=self.journal.clock.now())
+                after = st.enter_phase(current, action_id=aid, phase=intent.to_phase, flags=target, now=self.journal.clock.now())
             elif paused:
                 after = st.step_failed(current, action_id=aid, reason=paused, confirmed={})
             else:

@@ -90,7 +90,7 @@ class FlagProvider(ABC):
         """
         results = await asyncio.gather(*(self.read(n) for n in names), return_exceptions=True)
         out: dict[str, FlagState | None | FlagError] = {}
-        for name, result in zip(names, results):
+        for name, result in zip(names, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, FlagError):
                 if not isinstance(result, Exception):
                     raise result  # cancellation and the like are not flag failures
@@ -117,11 +117,3 @@ class FlagProvider(ABC):
         if not observed.matches(desired):
             raise FlagError(f"read-back shows {observed.label()}, wanted {desired.label()}")
         return observed
-
-
-def backoff_delays(initial: float = 0.2, cap: float = 5.0):
-    """Capped exponential backoff: 0.2, 0.4, 0.8, … up to `cap` seconds."""
-    delay = initial
-    while True:
-        yield delay
-        delay = min(cap, delay * 2)

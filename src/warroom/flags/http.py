@@ -16,7 +16,7 @@ from pydantic import Field
 from warroom.core.flagstate import FlagState
 from warroom.flags.base import Capabilities, FlagError, FlagProvider, ProviderConfig
 from warroom.flags.httpapi import JsonApi
-from warroom.plan.model import Headers, PositiveDuration, SecretRef, Strict, TLSOptions
+from warroom.plan.fields import Headers, PositiveDuration, SecretRef, Strict, TLSOptions
 
 
 class HttpFields(Strict):

@@ -22,7 +22,7 @@ from warroom.core import secrets
 from warroom.flags.base import FlagError
 from warroom.outbound import http as outbound
 from warroom.outbound.retry import RETRY_AFTER_CAP
-from warroom.plan.model import TLSOptions
+from warroom.plan.fields import TLSOptions
 
 # What a server says about an error is useful ("no feature named X"), but only a line of it.
 _DETAIL_CHARS = 160

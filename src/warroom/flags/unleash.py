@@ -17,7 +17,7 @@ from pydantic import Field
 from warroom.core.flagstate import FlagState
 from warroom.flags.base import Capabilities, FlagError, FlagProvider, ProviderConfig
 from warroom.flags.httpapi import JsonApi
-from warroom.plan.model import PositiveDuration, SecretRef, TLSOptions
+from warroom.plan.fields import PositiveDuration, SecretRef, TLSOptions
 
 STRATEGY = "flexibleRollout"
 
@@ -116,7 +116,7 @@ class UnleashFlagProvider(FlagProvider):
                     "constraints": constraints,
                 })
             else:
-                patch = []
+                patch: list[dict[str, Any]] = []
                 if (strategy.get("parameters") or {}).get("rollout") != rollout:
                     patch.append({"op": "replace", "path": "/parameters/rollout", "value": rollout})
                 if (strategy.get("constraints") or []) != constraints:

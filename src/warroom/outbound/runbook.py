@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from warroom.core import secrets
-from warroom.plan.model import HttpStep, RunStep, WebhookStep
+from warroom.plan.rollback import HttpStep, RunStep, WebhookStep
 
 OUTPUT_LIMIT = 2000  # characters of a command's output kept (its end: where errors are)
 

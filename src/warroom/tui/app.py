@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import select
 import signal
@@ -24,17 +25,20 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
 from warroom.client import EngineClient
 from warroom.core.secrets import redact
 from warroom.core.snapshot import Snapshot, State
+from warroom.core.statuses import PaneStatus
 from warroom.core.text import terminal_safe
+from warroom.core.verbs import Verb
 from warroom.reports.scorecard import ScoreCard
 from warroom.store.base import StoreUnwritable
 from warroom.tui.clock_text import engine_now
-from warroom.tui.keymap import ACTIONS, BUSY, BY_ID, ConsoleAction, availability, bindings
+from warroom.tui.keymap import ACTIONS, BY_ID, ConsoleAction, availability, bindings
 from warroom.tui.palette import WarroomCommands
 from warroom.tui.safe_text import SnapshotCleaner
 from warroom.tui.screens.confirm import ConfirmDialog
@@ -56,7 +60,8 @@ from warroom.tui.widgets.status_line import StatusLine
 T = TypeVar("T")
 LEAVE_GRACE = 2.0  # seconds Textual's teardown gets before the process ends regardless
 NOTICE_SECONDS = {"information": 5.0, "warning": 8.0, "error": 10.0}
-PANE_ALARM = {"breach": 0, "nodata": 1, "stale": 2, "warn": 3, "ok": 4}  # which pane `z` zooms when none is focused
+# Which pane `z` zooms when none is focused: the most alarming.
+PANE_ALARM = {PaneStatus.BREACH: 0, PaneStatus.NODATA: 1, PaneStatus.STALE: 2, PaneStatus.WARN: 3, PaneStatus.OK: 4}
 
 
 def terminal_gone(fd: int) -> bool:
@@ -82,16 +87,20 @@ async def in_daemon_thread(fn: Callable[[], T]) -> T:
     future: asyncio.Future[T] = loop.create_future()
 
     def settle(done: Callable[[], None]) -> None:
+        def once() -> None:
+            if not future.done():
+                done()
+
         with contextlib.suppress(RuntimeError):  # the screen's loop closed: nobody waits any more
-            loop.call_soon_threadsafe(lambda: future.done() or done())
+            loop.call_soon_threadsafe(once)
 
     def run() -> None:
         try:
             result = fn()
         except Exception as error:
-            settle(lambda caught=error: future.set_exception(caught))
+            settle(functools.partial(future.set_exception, error))
         else:
-            settle(lambda: future.set_result(result))
+            settle(functools.partial(future.set_result, result))
 
     threading.Thread(target=run, name="warroom-command", daemon=True).start()
     return await future
@@ -222,7 +231,7 @@ class WarroomApp(App[int]):
         self.now = now
 
     def _leave_if_terminal_gone(self) -> None:
-        if terminal_gone(sys.__stdin__.fileno()):
+        if sys.__stdin__ is None or terminal_gone(sys.__stdin__.fileno()):
             self.leave(128 + signal.SIGHUP)
 
     def leave(self, code: int) -> None:
@@ -274,7 +283,7 @@ class WarroomApp(App[int]):
 
     # ------------------------------------------------------------ notices
 
-    def notify(self, message: str, *, title: str = "", severity: str = "information",  # type: ignore[override]
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None:
         """One notice at a time, never markup (a `[PROD]` in a message stays), never over the screen.
 
@@ -282,13 +291,12 @@ class WarroomApp(App[int]):
         a dialog it is a toast (the newest only), since the notice line is hidden there.
         """
         timeout = timeout or NOTICE_SECONDS.get(severity, 5.0)
-        bars = self.screen.query(NoticeBar) if self.screen is not None and self.screen.is_attached else []
+        bars = self.screen.query(NoticeBar) if self.screen is not None and self.screen.is_attached else None
         if bars:
             bars.first().show(Notice(str(message), str(title), severity), timeout)
             return
         self.clear_notifications()
-        super().notify(terminal_safe(message), title=terminal_safe(title), severity=severity,  # type: ignore[arg-type]
-                       timeout=timeout, markup=False)
+        super().notify(terminal_safe(message), title=terminal_safe(title), severity=severity, timeout=timeout, markup=False)
 
     # ------------------------------------------------------------ store → screen
 
@@ -298,10 +306,9 @@ class WarroomApp(App[int]):
             if not self._mounted:
                 self._held.append(message)
                 return
-        try:
-            self._screen_loop.call_soon_threadsafe(self.post_message, message)  # type: ignore[union-attr]
-        except RuntimeError:  # the app's loop has closed: nobody left to show it to
-            pass
+        assert self._screen_loop is not None  # set before _mounted
+        with contextlib.suppress(RuntimeError):  # the app's loop has closed: nobody left to show it to
+            self._screen_loop.call_soon_threadsafe(self.post_message, message)
 
     def show(self, snap: Snapshot) -> None:
         """Any thread: the newest snapshot to show; at most one message waits for the screen."""
@@ -355,7 +362,7 @@ class WarroomApp(App[int]):
         self.engine_alive = snap.automation
         self.snapshot = snap
         self.now = engine_now(snap)
-        if snap.state in BUSY:
+        if snap.state.in_rollback:
             self.rollback_requested = False
         self._refresh_keys()
         self._show_new_score_card(snap)
@@ -376,7 +383,7 @@ class WarroomApp(App[int]):
     # ------------------------------------------------------------ screen → engine
 
     @work(group="engine-commands")
-    async def send(self, label: str, verb: str, *, quiet: bool = False, **args: object) -> None:
+    async def send(self, label: str, verb: Verb, *, quiet: bool = False, **args: object) -> None:
         """Every command this console sends to the engine goes through here.
 
         `verb` is a store command (step, pause, resume, rollback, retry, tick, ack), journaled
@@ -403,13 +410,13 @@ class WarroomApp(App[int]):
             elif not quiet:
                 self.notify(command.message, title=label)
         finally:
-            if verb == "rollback":
+            if verb is Verb.ROLLBACK:
                 self.rollback_requested = False
 
-    async def _engine_for(self, verb: str, label: str) -> bool:
+    async def _engine_for(self, verb: Verb, label: str) -> bool:
         """No engine is alive: nothing would run a command. A rollback starts one first (rolling
         back is never refused for want of an engine); anything else is refused at once."""
-        if verb != "rollback":
+        if verb is not Verb.ROLLBACK:
             self.notify("no engine drives this rollout: nothing would run it; start one with `warroom up PLAN`",
                         title=f"{label}: refused", severity="error")
             return False
@@ -443,12 +450,12 @@ class WarroomApp(App[int]):
             return
         if snap.readonly or snap.force_blockers:
             # Not even a forced step can go now: let the engine say why (it is the authority).
-            self.send("step up", "step")
+            self.send("step up", Verb.STEP)
             return
 
         def confirmed(choice: str | None) -> None:
             if choice == STEP:
-                self.send("step up", "step")
+                self.send("step up", Verb.STEP)
             elif choice == FORCE:
                 self.push_screen(ForceReason(self.snapshot.step_blockers if self.snapshot else ()), forced)
             else:
@@ -456,7 +463,7 @@ class WarroomApp(App[int]):
 
         def forced(reason: str | None) -> None:
             if reason:
-                self.send("forced step up", "step", force=True, reason=reason)
+                self.send("forced step up", Verb.STEP, force=True, reason=reason)
             else:
                 self.notify("forced step up cancelled: nothing changed")
 
@@ -464,25 +471,25 @@ class WarroomApp(App[int]):
 
     def action_pause_resume(self) -> None:
         if self.snapshot is not None and self.snapshot.state == State.PAUSED:
-            self.send("resume", "resume", quiet=True)
+            self.send("resume", Verb.RESUME, quiet=True)
         else:
-            self.send("pause", "pause", quiet=True)
+            self.send("pause", Verb.PAUSE, quiet=True)
 
     def action_rollback(self) -> None:
         snap = self.snapshot
         # Shown at once, before the engine thread answers; the engine's state replaces it.
-        self.rollback_requested = not (snap and (snap.readonly or snap.state in BUSY))
-        self.send("roll back", "rollback", reason=f"manual rollback from the console by {self.actor.user}")
+        self.rollback_requested = not (snap and (snap.readonly or snap.state.in_rollback))
+        self.send("roll back", Verb.ROLLBACK, reason=f"manual rollback from the console by {self.actor.user}")
 
     def action_retry(self) -> None:
         snap = self.snapshot
         if snap is None or snap.readonly or snap.state != State.ROLLED_BACK or snap.action is not None:
-            self.send("retry", "retry")  # the engine says why not
+            self.send("retry", Verb.RETRY)  # the engine says why not
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.send("retry", "retry")
+                self.send("retry", Verb.RETRY)
             else:
                 self.notify("retry cancelled: still ROLLED BACK")
 
@@ -495,10 +502,10 @@ class WarroomApp(App[int]):
     def on_checklist_toggle(self, message: Checklist.Toggle) -> None:
         item = message.item
         # Routine: the journal line says it; no notice (eleven ticks are not eleven pop-ups).
-        self.send("checklist", "tick", quiet=True, item=item.id, undo=item.ticked)
+        self.send("checklist", Verb.TICK, quiet=True, item=item.id, undo=item.ticked)
 
     def action_ack_drift(self) -> None:
-        self.send("acknowledge drift", "ack")
+        self.send("acknowledge drift", Verb.ACK)
 
     def action_help(self) -> None:
         rows = []
@@ -538,8 +545,7 @@ class WarroomApp(App[int]):
 
     def action_quit_console(self) -> None:
         snap = self.snapshot
-        in_flight = self.rollback_requested or (snap is not None and (
-            snap.state == State.ROLLING_BACK or (snap.action is not None and snap.action.kind == "rollback")))
+        in_flight = self.rollback_requested or (snap is not None and snap.rollback_in_flight)
         # An engine of its own finishes the rollback whatever the consoles do: nothing to ask.
         if not in_flight or not self.engine_ends_with_console:
             self.exit(0)
