@@ -120,7 +120,7 @@ def test_a_step_a_rollback_takes_over_ends_at_once_and_no_stop_leaves_its_intent
         flags.fault_writes("delay", slow, when=exposing(50), count=1)
         step = subprocess.Popen([*WARROOM, "step", str(rollout.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 stdin=subprocess.DEVNULL)
-        rollout.wait_for("the step to 50%", lambda: any(w.fault == "delay" for w in flags.writes), 30)
+        rollout.wait_for("the step to 50%", lambda: any(w.fault == "delay" for w in flags.writes))
         rolled = rollout.verb("rollback")
         assert rolled.returncode == 0 and rolled.stdout.strip() == "rolled back", rolled.stdout + rolled.stderr
         assert rollout.verb("down").returncode == 0
