@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
-from tests.process.conftest import WARROOM, Engine, until
+from tests.process.conftest import WARROOM, Engine
 from tests.races.conftest import plan_data
 from tests.support.engines import wait_for_engine
+from tests.support.waiting import DEADLINE, holds, until
+from warroom.engine.lease import HEARTBEAT
 
 pytestmark = pytest.mark.slow
 
@@ -51,20 +52,20 @@ def test_a_full_disk_keeps_guarding_says_so_loudly_and_writes_it_all_down_once_t
                               text=True, stdin=subprocess.DEVNULL)
     try:
         wait_for_engine(rollout.state)
-        until("phase 1", lambda: "step.outcome" in rollout.kinds(), 20)
+        until("phase 1", lambda: "step.outcome" in rollout.kinds())
         fill(small_disk)  # from here on not one more page of the journal can be written
         # The error rate breaks 6 s into phase 1: the engine rolls back from memory.
-        until("the flag turned off", lambda: flags.flags.get("feature", {}).get("enabled") is False, 30)
+        until("the flag turned off", lambda: flags.flags.get("feature", {}).get("enabled") is False)
         assert engine.poll() is None  # still guarding
         journal_before = rollout.kinds()
         assert "rollback.intent" not in journal_before  # the decision could not be written …
-        time.sleep(2)
-        assert engine.poll() is None
+        # Its lease renewals fail on the full disk too: two of them go by, and it still guards.
+        holds("the engine to keep running on a full disk", lambda: engine.poll() is None, 2 * HEARTBEAT)
         (small_disk / "filler").unlink()  # room again
-        until("the held decisions in the journal", lambda: "journal.recovered" in rollout.kinds(), 15)
+        until("the held decisions in the journal", lambda: "journal.recovered" in rollout.kinds())
     finally:
         engine.send_signal(signal.SIGTERM)
-        out, _ = engine.communicate(timeout=30)
+        out, _ = engine.communicate(timeout=DEADLINE)
     assert "THE JOURNAL CANNOT BE WRITTEN" in out and "Guarding from memory" in out, out  # said loudly
     kinds = rollout.kinds()
     # … and every decision is in it now, in order, with when it was taken.
