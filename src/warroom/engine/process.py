@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -33,67 +32,13 @@ from warroom.core.units import format_duration
 from warroom.engine.commands import CommandLoop
 from warroom.engine.engine import Engine
 from warroom.engine.executor import CommandError
+from warroom.engine.output import Output
 from warroom.store.base import Command, Fenced, LeaseInfo
 
 TERMINAL = (State.COMPLETE, State.ROLLED_BACK)
 DRAIN = 2.0  # seconds commands in flight get to write their outcomes on a clean stop
 STEP_GRACE = 15.0  # seconds a step up in flight gets to end on a clean stop (a rollback gets as long as it takes)
 EXIT_FENCED = 10
-
-
-class Output(logging.Handler):
-    """Every line the engine says: into its log file always, onto the terminal while there is one.
-
-    A write that fails (a full disk, a terminal gone with its SSH session) silences that
-    destination; it never stops the engine.
-    """
-
-    def __init__(self, log_path: Path | None, terminal: TextIO | None):
-        super().__init__()
-        self.setFormatter(logging.Formatter("%(message)s"))
-        self.file: TextIO | None = None
-        if log_path is not None:
-            try:
-                log_path.parent.mkdir(parents=True, exist_ok=True)
-                self.file = open(log_path, "a", buffering=1, encoding="utf-8")
-            except OSError:
-                self.file = None
-        # `warroom up` points the engine's stdout at its log file: one copy of each line is enough.
-        self.terminal = None if terminal is None or self._same_file(terminal, log_path) else terminal
-
-    @staticmethod
-    def _same_file(stream: TextIO, path: Path | None) -> bool:
-        if path is None:
-            return False
-        try:
-            mine, theirs = os.fstat(stream.fileno()), os.stat(path)
-        except (OSError, ValueError):
-            return False
-        return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
-
-    def line(self, text: str) -> None:
-        for name in ("file", "terminal"):
-            stream = getattr(self, name)
-            if stream is None:
-                continue
-            try:
-                stream.write(text + "\n")
-                stream.flush()
-            except (OSError, ValueError):
-                if name == "terminal":
-                    self.terminal = None  # the terminal is gone (SSH dropped): the log file goes on
-                # a full disk: the line is lost, the engine goes on guarding
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.line(f"{stamp(record.created)} {'engine':<18} {record.levelname.lower()}: {self.format(record)}")
-
-    def close(self) -> None:
-        if self.file is not None:
-            try:
-                self.file.close()
-            except OSError:
-                pass
-        super().close()
 
 
 @dataclass
@@ -221,15 +166,19 @@ async def serve_engine(engine: Engine, *, log_path: Path | None, options: RunOpt
                        terminal: TextIO | None = None) -> tuple[Snapshot | None, int]:
     """Run the engine process to its end: (its last snapshot, exit code: 0, or EXIT_FENCED)."""
     output = Output(log_path, terminal if terminal is not None else sys.stdout)
-    root = logging.getLogger("warroom")
+    # On the root logger: a library's warning (or asyncio's) must not go to stderr by itself,
+    # where an unread terminal would block the engine; warnings likewise.
+    root, ours = logging.getLogger(), logging.getLogger("warroom")
     root.addHandler(output)
-    root.setLevel(logging.INFO)
+    ours.setLevel(logging.INFO)
+    logging.captureWarnings(True)
     logging.raiseExceptions = False  # a log line that cannot be written must never take the engine down
     try:
         snap = await EngineProcess(engine, output, options or RunOptions()).serve()
         return snap, EXIT_FENCED if engine.fenced is not None else 0
     finally:
         root.removeHandler(output)
+        logging.captureWarnings(False)
         output.close()
 
 
