@@ -5,8 +5,8 @@ Exit codes (also in the README):
   1  a plan, state or secret problem (the message names file, line and field)
   2  usage error
   3  PAUSED            (status, run)
-  4  ROLLING BACK      (status, run)
-  5  ROLLED BACK       (status, run)
+  4  ROLLING BACK      (status, run; step: a rollback took the step up over)
+  5  ROLLED BACK       (status, run; step: a rollback took the step up over)
   6  the command was refused now (the message says why)
   7  check found a problem with a source or the flag provider
   8  a drill's score card did not pass
@@ -260,6 +260,11 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
         if command.status != "done":
             print(f"warroom: {terminal_safe(command.message)}", file=sys.stderr)
             return EXIT_REFUSED if command.status in ("refused", "expired") else EXIT_PROBLEM
+        if command.action_id and client.store.action_status(command.action_id) == "abandoned":
+            # A step up a rollback took over did not step: the state it left, as `status` would say it.
+            print(f"warroom: {terminal_safe(command.message)}", file=sys.stderr)
+            snap = client.snapshot()
+            return (state_exit(snap.state) if snap is not None else 0) or EXIT_REFUSED
         print(terminal_safe(command.message))  # the answer quotes the plan (an item's text) and the user (`--reason`)
         return 0
 

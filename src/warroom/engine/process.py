@@ -59,6 +59,7 @@ class EngineProcess:
         self.commands = CommandLoop(engine, self._shutdown)
         self._last_status = float("-inf")
         self._started = engine.clock.now()
+        self._driver = ""  # who drives while this one stands by
 
     # ------------------------------------------------------------ what it says
 
@@ -132,8 +133,13 @@ class EngineProcess:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # an SSH session ending is no reason to stop guarding
         engine = self.engine
         try:
-            if not await engine.lease.wait(self.stop, self._standby):
-                return None
+            limit = asyncio.ensure_future(self._run_for_as_standby()) if self.options.run_for is not None else None
+            try:
+                if not await engine.lease.wait(self.stop, self._standby):
+                    return None
+            finally:
+                if limit is not None:
+                    limit.cancel()
             engine.entry_listeners.append(self._entry)
             engine.snapshot_listeners.append(self._snapshot)
             engine.fence_listeners.append(lambda _: self.stop.set())
@@ -156,8 +162,20 @@ class EngineProcess:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
 
+    async def _run_for_as_standby(self) -> None:
+        """`--for` counts from the start, standing by or not: a run that never gets to drive ends too."""
+        clock, limit = self.engine.clock, self.options.run_for
+        assert limit is not None
+        left = limit - (clock.now() - self._started)
+        # Virtual time stands still for a standby (it moves with ticks): its --for counts in seconds.
+        await (asyncio.sleep(left) if clock.speed == float("inf") else clock.sleep(left))
+        self.out.line(f"{stamp(clock.now())} {'stop':<18} ran for {format_duration(limit)} of clock time (--for) as a standby: "
+                      f"engine {self._driver} drives this rollout")
+        self.stop.set()
+
     def _standby(self, lease: LeaseInfo) -> None:
         assert lease.holder is not None
+        self._driver = lease.holder.label()
         self._say(f"standby: engine {lease.holder.label()} drives this rollout (epoch {lease.epoch}); "
                   "waiting to take over if it stops or its lease runs out")
 
