@@ -10,7 +10,7 @@ Exit codes (also in the README):
   6  the command was refused now (the message says why)
   7  check found a problem with a source or the flag provider
   8  a drill's score card did not pass
-  9  NO ENGINE: the rollout is in flight and no engine enforces its guardrails (status)
+  9  NO ENGINE: the rollout is in flight (or an action unfinished) and no engine runs it (status)
  10  the engine was fenced: another engine took its lease over (engine, run --headless)
 """
 
@@ -43,7 +43,6 @@ from warroom.store.paths import StateRef, default_state_path, state_path
 EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_ENGINE = 1, 2, 6, 9  # 7: check.EXIT_CHECK
 T = TypeVar("T")
 STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
-IN_FLIGHT = (State.RUNNING, State.PAUSED, State.ROLLING_BACK)  # users exposed, launch not over: someone must guard it
 
 VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal",
          "engine", "up", "down", "secret", "simulate")
@@ -161,7 +160,7 @@ def cmd_status(plan: Plan, args: argparse.Namespace) -> int:
     else:
         _print_status(snap)
     assert snap.engine is not None
-    if not snap.engine.alive and snap.state in IN_FLIGHT:
+    if not snap.engine.alive and snap.in_flight:
         return EXIT_NO_ENGINE
     return STATE_EXIT.get(snap.state, 0)
 

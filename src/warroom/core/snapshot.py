@@ -259,6 +259,12 @@ class Snapshot:
     def can_step(self) -> bool:
         return not self.readonly and not self.step_blockers
 
+    @property
+    def in_flight(self) -> bool:
+        """An engine must be guarding: users are exposed and the launch is not over, or an action
+        is unfinished (a rollback's runbook after its flags read back off)."""
+        return self.state in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or self.action is not None
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["state"] = self.state.value

@@ -381,12 +381,12 @@ class Engine:
         try:
             self.journal.transition(change, ActionWrite(ref.id, new=("rollback", intent)))
         except st.Refused as already:
-            if str(already) != State.ROLLING_BACK.value:
-                return "already rolled back"
+            # One rollback at a time: this one answers when the one in flight is done — its
+            # runbook too (ROLLED BACK once the flags are off, while a resumed runbook still runs).
             running = self.rollout.action and self.executor.tasks.get(self.rollout.action.id)
-            if wait and running:  # one rollback at a time: this one answers when the one in flight is done
+            if wait and running:
                 return await asyncio.shield(running)
-            return "already rolling back"
+            return "already rolling back" if str(already) == State.ROLLING_BACK.value or running else "already rolled back"
         self.publish()
         task = self.executor.launch(ref.id, self.executor.rollback(ref.id, intent, {}))
         return await asyncio.shield(task) if wait else "rolling back"

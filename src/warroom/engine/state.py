@@ -129,8 +129,9 @@ class RolloutState:
 
     @property
     def in_flight(self) -> bool:
-        """Users are exposed and the launch is not over: an engine must be guarding it."""
-        return self.status in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or (self.status == State.PENDING and self.action is not None)
+        """An engine must be guarding: users are exposed and the launch is not over, or an action
+        is unfinished (a step up's first flags landing, a rollback's runbook after its flags are off)."""
+        return self.status in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or self.action is not None
 
     def ticked_in(self, phase: int | None = None) -> Mapping[str, str]:
         return self.ticked.get(self.phase if phase is None else phase, {})
