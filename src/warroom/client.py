@@ -3,17 +3,21 @@
 A client never builds an engine, never asks a source, never writes a flag. It reads the
 snapshot the engine published and the journal's newest entries from the store, tells
 whether an engine is alive, queues commands and follows what they do. `start_engine`
-starts one the way `warroom up` does.
+starts one the way `warroom up` does; `start_unless_running` does so only when no engine of
+the rollout runs, one process of this host at a time (racing verbs and consoles that each see
+no engine alive must not each start one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,7 +156,7 @@ class EngineClient:
         return None
 
 
-def engine_argv(plan: Plan, state: StateRef, *, speed: Any = None, lease_ttl: float | None = None) -> list[str]:
+def engine_argv(plan: Plan, state: StateRef, *, speed: Any = None, lease_ttl: float | None = None, replace: str = "") -> list[str]:
     """The arguments of `warroom engine` for this plan and state (the demo has no plan file: its state's folder is its)."""
     argv = [] if plan.path is None or not Path(str(plan.path)).is_file() else [str(Path(str(plan.path)).resolve())]
     argv += ["--state", state_argument(state)]
@@ -160,6 +164,8 @@ def engine_argv(plan: Plan, state: StateRef, *, speed: Any = None, lease_ttl: fl
         argv += ["--speed", str(speed)]
     if lease_ttl is not None:
         argv += ["--lease-ttl", f"{lease_ttl:g}"]
+    if replace:
+        argv += ["--replace", replace]
     return argv
 
 
@@ -182,6 +188,48 @@ def start_engine(argv: list[str], log: Path, *, detached: bool) -> Started:
             [sys.executable, "-m", "warroom", "engine", *argv], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=detached, preexec_fn=None if detached else _die_with_parent, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         ), log)
+
+
+@contextlib.contextmanager
+def one_start_at_a_time(log: Path) -> Iterator[None]:
+    """Hold this host's lock on starting the rollout's engine (a file beside its log) for the block.
+
+    Every process that may start an engine looks again under it: the first starts one and waits
+    for it; the others then find it. A lock that cannot be had (no rights on the folder) is no
+    reason not to start: the lease still keeps it to one driver."""
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log.with_name(log.stem + ".start.lock"), os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # the lock goes with it
+
+
+@dataclass(frozen=True)
+class Running:
+    """What `start_unless_running` found or started."""
+
+    view: EngineView | None  # the engine that drives now; None: none yet (a standby takes over, or the start failed)
+    started: Started | None = None  # the engine this process started, if it did
+    standby: str = ""  # the standby that takes over (none drives, its lease has not run out yet)
+
+
+def start_unless_running(client: EngineClient, argv: list[str], log: Path) -> Running:
+    """The rollout's engine: the one that drives, the standby about to take over, or — only when
+    none runs — one started here (detached) and waited for until it drives or stands by."""
+    with one_start_at_a_time(log):
+        view = client.engine()
+        if view.alive:
+            return Running(view)
+        if view.standbys:  # its driver is gone; the standby takes over once the lease runs out
+            return Running(None, standby=view.standbys[0])
+        started = start_engine(argv, log, detached=True)
+        return Running(client.wait_for_engine(lambda: started.process.poll() is not None), started)
 
 
 def _die_with_parent() -> None:

@@ -64,7 +64,7 @@ def test_two_rollbacks_with_no_engine_alive_start_one_engine_and_run_the_runbook
     marks = tmp_path / "runbook.log"
     rollout = Rollout(tmp_path, plan_data(flags, timeout="3s", automation={"step_up": "manual"}, rollback=runbook(marks)))
     assert rollout.verb("up").returncode == 0 and rollout.verb("step").returncode == 0
-    assert rollout.verb("down").returncode == 0
+    assert rollout.verb("down", "--force").returncode == 0
     results = rollout.at_once(("rollback",), ("rollback",))
     assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
     assert {r.stdout.splitlines()[-1] for r in results} <= {"already rolled back", "rolled back"}, [r.stdout for r in results]

@@ -313,10 +313,16 @@ def _parser() -> argparse.ArgumentParser:
     _engine_options(e)
     e.add_argument("--drill", metavar="SCENARIO", help="host a drill of PLAN (what `warroom drill` starts for its console)")
     e.add_argument("--staging", action="store_true", help="with --drill: the plan's own sources and flag provider")
+    e.add_argument("--replace", default="", help=argparse.SUPPRESS)  # the engine to take the lease from: what `up --replace` starts
     u = verb("up", "start the rollout's engine detached (it outlives this terminal); say who drives if one is alive")
     _engine_options(u)
-    dn = verb("down", "stop the rollout's engine (through the store: from any host)")
-    dn.add_argument("--force", action="store_true", help="stop even while a rollback is in flight (the next engine finishes it)")
+    u.add_argument("--replace", action="store_true",
+                   help="restart the engine without a gap: a new one takes the lease straight from the one that drives")
+    dn = verb("down", "stop every engine of the rollout (through the store: from any host)")
+    dn.add_argument("--force", action="store_true",
+                    help="stop even while the launch is live (users exposed, a guardrail counting down) or a rollback is in flight")
+    dn.add_argument("--here", action="store_true",
+                    help="stop only this host's engines of the rollout (a host's systemd unit): a standby elsewhere takes over")
     r = verb("run", "drive a plan: the console, or plain log lines with --headless", demo=True)
     r.add_argument("--headless", action="store_true", help="no screen: timestamped log lines")
     r.add_argument("--speed", type=_speed, default=None, help="clock speed: 1 (real time), N (N× faster), max (virtual time)")

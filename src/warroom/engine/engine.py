@@ -193,8 +193,10 @@ class Engine:
         for listener in self.fence_listeners:
             listener(exc)
 
-    async def close(self, reason: str = "") -> None:
-        """Stop: journal it (and whether the rollout is left unguarded), give the lease up, shut the parts."""
+    async def close(self, reason: str = "", stopped: dict[str, str] | None = None) -> None:
+        """Stop: journal it (and whether the rollout is left unguarded), give the lease up, shut the parts.
+
+        `stopped`: how far the `warroom down` that stops it reaches (core/stopping.py), journaled for standbys to read."""
         if self._closed:
             return
         self._closed = True
@@ -207,12 +209,14 @@ class Engine:
                 self.journal.flush()
                 self.publish(force=True)
                 why = f" ({reason})" if reason else ""
-                data = {"epoch": self.lease.epoch, "holder": self.holder, "state": self.rollout.status.value}
-                if self.rollout.in_flight:  # the room must hear of it: nothing guards this launch now
+                data = {"epoch": self.lease.epoch, "holder": self.holder, "state": self.rollout.status.value, **(stopped or {})}
+                standby = (stopped or {}).get("standby")  # `down --here` of a driver with a standby elsewhere: a handover
+                if self.rollout.in_flight and not standby:  # the room must hear of it: nothing guards this launch now
                     self.journal.entry(Kind.ENGINE_LEFT, f"engine of {self.name} stopped{why} with the rollout {self.rollout.status.label}: "
                                        "guardrails are NOT enforced until an engine runs again (warroom up PLAN)", data=data)
                 else:
-                    self.journal.entry(Kind.ENGINE_STOP, f"engine of {self.name} stopped{why}", data=data)
+                    self.journal.entry(Kind.ENGINE_STOP, f"engine of {self.name} stopped{why}"
+                                       + (f"; {standby} takes over" if standby else ""), data=data)
             except (Fenced, StoreError) as exc:  # taken over, or the disk is full: the lease expires by itself
                 log.error("stopping: %s", exc)
         if self.heartbeat is not None:

@@ -51,10 +51,15 @@ class Recovery:
         lease, previous = self.lease, self.lease.previous
         speed = "" if lease.speed == "1" else f", clock ×{lease.speed}"
         data = {"epoch": lease.epoch, "holder": lease.holder.to_json(), "log": lease.log_path}
+        replaced = previous is not None and previous.holder is not None and previous.holder.id == lease.replacing
+        if replaced:
+            assert previous is not None and previous.holder is not None
+            data["replaced"] = previous.holder.to_json()
+            speed += f"; it took the lease over from engine {previous.holder.label()} (warroom up --replace), with no gap"
         self.journal.entry(Kind.ENGINE_START, f"engine of {name} drives (epoch {lease.epoch}{speed})", data=data)
         rollout = self.journal.state
-        if previous is None or previous.holder is None or not rollout.in_flight:
-            return  # a clean release (holder cleared) or nothing exposed: nobody went unguarded
+        if replaced or previous is None or previous.holder is None or not rollout.in_flight:
+            return  # handed over, a clean release (holder cleared) or nothing exposed: nobody went unguarded
         self.journal.entry(Kind.ENGINE_LOST, f"took over from engine {previous.holder.label()}, which vanished with the rollout "
                            f"{rollout.status.label}: its guardrails went unwatched until now",
                            data={"previous": previous.holder.to_json(), "previous_epoch": previous.epoch,
