@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from warroom.cli.check import cmd_check
-from warroom.client import EngineClient
+from warroom.client import Asked, EngineClient, ask_locally
 from warroom.core.identity import current_actor
 from warroom.core.lines import entry_line, say, stamp
+from warroom.core.local_wire import COMMANDS
 from warroom.core.secrets import SecretError, redact
 from warroom.core.snapshot import JournalEntry, Snapshot, State
 from warroom.core.text import terminal_safe
@@ -44,6 +45,7 @@ EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_ENGINE = 1, 2, 6, 9  # 7: check.
 T = TypeVar("T")
 STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
 
+LOCAL = {v.value for v in COMMANDS}  # verbs that go to this host's engine over its local socket when the store cannot take them
 VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal",
          "engine", "up", "down", "secret", "simulate")
 
@@ -138,6 +140,8 @@ def _print_status(snap: Snapshot) -> None:
     if engine is not None and engine.alive:
         say(f"  engine: {engine.room(pids=True)}")
         say(f"          epoch {engine.epoch}, heartbeat {engine.heartbeat_age or 0:.1f}s ago, log {engine.log}")
+        if engine.local:  # a full disk: it guards from memory, and says so on its local socket
+            say(f"          it answers on this host's local socket, but cannot renew its heartbeat: {engine.local}")
     else:
         age = f"; these numbers were published {format_duration(time.time() - snap.wall)} ago" if snap.wall else ""
         say(f"  NO ENGINE — guardrails NOT enforced{age}. Start one: warroom up PLAN")
@@ -229,12 +233,17 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
             "tick": lambda: {"item": args.item, "undo": args.undo},
         }
 
-        def send() -> tuple[EngineClient, int, int] | int:
-            """(client, command id, journal position before it), or an exit code."""
+        def send() -> tuple[EngineClient | None, int | Asked, int] | int:
+            """(client, command id or the outcome asked over the local socket, journal position before it), or an exit code."""
             try:
                 client = EngineClient(open_store(path, create=name == "rollback"), actor=me)
             except StoreMissing:
                 client = None
+            except StoreUnwritable as exc:  # a database out of reach: the way back may still reach this host's engine
+                asked = ask_locally(str(path), name, args_of.get(name, dict)(), me, str(exc)) if name in LOCAL else None
+                if asked is None:
+                    raise
+                return None, asked, 0
             since = client.store.last_seq() if client is not None else 0
             if client is None or not client.engine(plan.poll_interval).alive:
                 if name != "rollback":
@@ -246,20 +255,26 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
                 client = client or EngineClient(open_store(path), actor=me)
                 if not start_for_rollback(plan, path, client):
                     return EXIT_PROBLEM
-            return client, client.send(name, args_of.get(name, dict)()), since
+            return client, client.send_or_ask(name, args_of.get(name, dict)()), since
 
         sent = _until_the_store_answers(send) if name == "rollback" else send()
         if isinstance(sent, int):
             return sent
         client, command_id, since = sent
-        command = client.wait(command_id, _progress(name), since=since)
+        if isinstance(command_id, Asked):
+            print(terminal_safe(f"{name}: the store cannot take it ({redact(command_id.why)}): sent to the engine over this "
+                                "host's local socket"), file=sys.stderr, flush=True)
+            command = command_id.command
+        else:
+            assert client is not None
+            command = client.wait(command_id, _progress(name), since=since)
         if not command.done:
             print(f"warroom: the engine stopped before answering ({name} is {command.status}); see `warroom status PLAN`", file=sys.stderr)
             return EXIT_PROBLEM
         if command.status != "done":
             print(f"warroom: {terminal_safe(command.message)}", file=sys.stderr)
             return EXIT_REFUSED if command.status in ("refused", "expired") else EXIT_PROBLEM
-        if command.action_id and client.store.action_status(command.action_id) == "abandoned":
+        if client is not None and command.action_id and client.store.action_status(command.action_id) == "abandoned":
             # A step up a rollback took over did not step: the state it left, as `status` would say it.
             print(f"warroom: {terminal_safe(command.message)}", file=sys.stderr)
             snap = client.snapshot()

@@ -182,6 +182,7 @@ class EngineView:
     epoch: int = 0
     standbys: tuple[str, ...] = ()  # engines waiting to take over
     log: str = ""  # its log file
+    local: str = ""  # alive by its local socket only: why its heartbeat cannot be written (a full disk)
 
     def label(self) -> str:
         return f"pid {self.pid} on {self.host}"

@@ -8,6 +8,8 @@ in the store, and publishes snapshots until told to stop.
 - SIGTERM / SIGINT stop it cleanly (journaled, lease released). While a rollback is in
   flight it says so and finishes the rollback first; a second signal stops it at once
   (the rollback stays pending in the write-ahead journal: the next engine finishes it).
+- While it drives it also listens on its host's local socket (local_socket.py): a rollback
+  or a pause reaches it there when the store cannot take them (a full disk).
 - SIGHUP is ignored: an engine started by hand in an SSH shell keeps guarding when the
   session drops. Its terminal may be gone, so output never crashes it: every line goes to
   the log file next to the state, and to the terminal only while it takes them.
@@ -42,6 +44,7 @@ from warroom.engine.commands import CommandLoop
 from warroom.engine.engine import Engine
 from warroom.engine.executor import CommandError
 from warroom.engine.lease import HEARTBEAT
+from warroom.engine.local_socket import LocalSocket
 from warroom.engine.output import Output
 from warroom.engine.stopping import left_unguarded
 from warroom.store.base import Command, Fenced, LeaseInfo, StoreError, hostname
@@ -233,9 +236,11 @@ class EngineProcess:
                 engine.on_fenced(exc)
             if engine.fenced is None:
                 serving = asyncio.ensure_future(self.commands.serve(self.stop))
+                local = asyncio.ensure_future(LocalSocket(engine).serve(self.stop))  # what must reach it without a disk write
                 await engine.run(self.stop, self.options.after_tick)  # until stopped or fenced
                 await self.commands.drain(DRAIN)
                 serving.cancel()
+                local.cancel()
             if self.replaced:
                 self._say(f"replaced: engine {self.replaced} holds the lease now (warroom up --replace); this engine stops")
             elif engine.fenced is not None:

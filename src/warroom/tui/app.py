@@ -390,7 +390,8 @@ class WarroomApp(App[int]):
             if not self.engine_alive and not await self._engine_for(verb, label):
                 return
             try:
-                command = await in_daemon_thread(lambda: self.client.wait(self.client.send(verb, dict(args))))
+                # A rollback or a pause the store cannot take (a full disk) goes to this host's engine over its local socket.
+                command = await in_daemon_thread(lambda: self.client.act(verb, dict(args)))
             except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
                 self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
                 return
