@@ -180,7 +180,8 @@ class EngineClient:
                         on_progress(entry)
                 if command.done or deadline is not None and time.monotonic() > deadline:
                     return command
-                if self.engine().alive:
+                view = self.engine()
+                if view.alive or view.standbys:  # a standby takes a frozen or killed driver's command over once its lease runs out
                     dead_since = None
                 elif dead_since is None:
                     dead_since = time.monotonic()

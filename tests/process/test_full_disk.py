@@ -18,7 +18,7 @@ import pytest
 
 from tests.process.conftest import WARROOM, Engine, until
 from tests.races.conftest import plan_data
-from tests.support.engines import wait_for_engine
+from tests.support.engines import terminate, wait_for_engine
 
 pytestmark = pytest.mark.slow
 
@@ -104,12 +104,7 @@ def full_disk_launch(small_disk, flags):
         assert rollout.verb("step").returncode == 0
         yield rollout, engine
     finally:
-        engine.send_signal(signal.SIGTERM)
-        try:
-            engine.wait(30)
-        except subprocess.TimeoutExpired:
-            engine.kill()
-            engine.wait()
+        terminate(engine)
 
 
 def test_rollback_reaches_an_engine_whose_disk_is_full_over_its_local_socket(full_disk_launch, flags, small_disk):

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import pty
-import signal
 import subprocess
 import tty
 
 import pytest
 
 from tests.process.conftest import WARROOM, until
-from tests.support.engines import wait_for_engine
+from tests.support.engines import terminate, wait_for_engine
 
 pytestmark = pytest.mark.slow
 
@@ -58,12 +57,7 @@ def test_an_engine_whose_terminal_is_not_read_still_turns_the_flags_off(rollout,
         assert "rollback.outcome" in r.kinds()
         assert "rollback.outcome" in r.log.read_text()  # its log file is written whatever the terminal does
     finally:
-        engine.send_signal(signal.SIGTERM)
-        try:
-            engine.wait(30)
-        except subprocess.TimeoutExpired:
-            engine.kill()
-            engine.wait()
+        terminate(engine)
         os.close(master)
         os.close(slave)
     assert engine.returncode == 0  # it stops cleanly too, its terminal still unread

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -62,3 +63,13 @@ def _stop(pid: int, timeout: float) -> None:
                 break
     except ProcessLookupError:
         pass
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop an engine process this test started as its own would be stopped (SIGTERM), killed if it will not."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
