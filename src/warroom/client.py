@@ -132,19 +132,20 @@ class EngineClient:
     def send(self, verb: str, args: dict | None = None) -> int:
         return self.store.send_command(verb, args or {}, self.actor.to_json(), time.time())
 
-    def send_or_ask(self, verb: str, args: dict) -> int | Asked:
+    def send_or_ask(self, verb: str, args: dict, accepted: Callable[[str], None] | None = None) -> int | Asked:
         """Queue the command in the store (its id); a rollback or a pause the store cannot take,
         or whose engine answers only locally, is asked of this host's engine over its local
-        socket instead (its outcome). StoreUnwritable when neither way takes it."""
+        socket instead (its outcome; `accepted` is told why once the engine took it).
+        StoreUnwritable when neither way takes it."""
         local = self.engine().local if verb in {v.value for v in COMMANDS} else ""
         if local:
-            asked = ask_locally(self.store.ref, verb, args, self.actor, f"its heartbeat cannot be written: {local}")
+            asked = ask_locally(self.store.ref, verb, args, self.actor, f"its heartbeat cannot be written: {local}", accepted)
             if asked is not None:
                 return asked
         try:
             return self.send(verb, args)
         except StoreUnwritable as exc:
-            asked = ask_locally(self.store.ref, verb, args, self.actor, str(exc)) if verb in {v.value for v in COMMANDS} else None
+            asked = ask_locally(self.store.ref, verb, args, self.actor, str(exc), accepted) if verb in {v.value for v in COMMANDS} else None
             if asked is None:
                 raise StoreUnwritable(f"{exc}; and no engine answers on this host's local socket") from None
             return asked
@@ -214,10 +215,11 @@ class Asked:
     why: str
 
 
-def ask_locally(state_ref: str, verb: str, args: dict, actor: Actor, why: str) -> Asked | None:
-    """Have the engine of this host run a rollback or a pause now, over its local socket; None
-    when no engine of the rollout answers there."""
-    answer = local_client.command(state_ref, LocalVerb(verb), args, actor, why)
+def ask_locally(state_ref: str, verb: str, args: dict, actor: Actor, why: str,
+                accepted: Callable[[str], None] | None = None) -> Asked | None:
+    """Have the engine of this host run a rollback or a pause now, over its local socket (`accepted`
+    is told why once it took it); None when no engine of the rollout answers there."""
+    answer = local_client.command(state_ref, LocalVerb(verb), args, actor, why, None if accepted is None else lambda: accepted(why))
     if answer is None:
         return None
     return Asked(Command(0, time.time(), verb, args, actor.to_json(), status=answer.status, message=answer.message,

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from warroom.core.identity import Actor
 from warroom.core.local_wire import LINE_LIMIT, LocalVerb, address, decode, encode
+from warroom.store.base import hostname
 
 ANSWER_WAIT = 2.0  # seconds an engine of this host gets to answer (a frozen one holds its socket and never does)
 BETWEEN_LINES = 5.0  # seconds without a line while a command runs: the engine sends one every second, or it is gone
@@ -53,7 +54,7 @@ def _connect(state_ref: str, request: dict[str, Any]) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(ANSWER_WAIT)
     try:
-        sock.connect(address(state_ref))
+        sock.connect(address(state_ref, hostname()))
         sock.sendall(encode(request))
     except OSError:  # no engine of this rollout listens on this host (or it cannot take a connection)
         sock.close()
@@ -77,25 +78,28 @@ def ping(state_ref: str) -> Ping | None:
     return Ping(str(answer["holder"]), int(answer.get("epoch") or 0), str(answer.get("unrenewed") or ""), answer.get("snapshot"))
 
 
-def command(state_ref: str, verb: LocalVerb, args: dict[str, Any], actor: Actor, why: str) -> Answer | None:
-    """Have the engine on this host run a rollback or a pause now, and its outcome; None when no
-    engine took it (none answers, or it refused before taking it is an Answer)."""
+def command(state_ref: str, verb: LocalVerb, args: dict[str, Any], actor: Actor, why: str,
+            accepted: Callable[[], None] | None = None) -> Answer | None:
+    """Have the engine on this host run a rollback or a pause now, and its outcome (`accepted` is
+    called once it took it); None when no engine answers (one that refuses it answers so)."""
     sock = _connect(state_ref, {"verb": verb.value, "args": args, "actor": actor.to_json(), "why": why})
     if sock is None:
         return None
-    accepted = False
+    taken = False
     try:
         for line in _lines(sock):
             if line.get("accepted"):
-                accepted = True
+                taken = True
                 sock.settimeout(BETWEEN_LINES)
+                if accepted is not None:
+                    accepted()
             elif "status" in line:
                 return Answer(str(line["status"]), str(line.get("message") or ""))
     except (OSError, ValueError):
         pass
     finally:
         sock.close()
-    if not accepted:
+    if not taken:
         return None
     return Answer("failed", f"the engine took the {verb.value} over its local socket at {time.strftime('%H:%M:%S')} and stopped "
                             "answering before its outcome: see `warroom status PLAN`")

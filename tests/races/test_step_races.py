@@ -75,4 +75,4 @@ def test_three_step_verbs_at_the_same_instant_make_one_step(tmp_path, flags):
         assert all(len(v) == 1 for v in (*intents.values(), *outcomes.values()))
         # The flag writes came from one process: the engine's.
         assert {w.who for w in flags.writes} == {engine}, [(w.who, w.value) for w in flags.writes]
-        assert rollout.verb("down").returncode == 0
+        assert rollout.verb("down", "--force").returncode == 0

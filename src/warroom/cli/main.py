@@ -240,7 +240,7 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
             except StoreMissing:
                 client = None
             except StoreUnwritable as exc:  # a database out of reach: the way back may still reach this host's engine
-                asked = ask_locally(str(path), name, args_of.get(name, dict)(), me, str(exc)) if name in LOCAL else None
+                asked = ask_locally(str(path), name, args_of.get(name, dict)(), me, str(exc), _sent_locally(name)) if name in LOCAL else None
                 if asked is None:
                     raise
                 return None, asked, 0
@@ -255,15 +255,13 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
                 client = client or EngineClient(open_store(path), actor=me)
                 if not start_for_rollback(plan, path, client):
                     return EXIT_PROBLEM
-            return client, client.send_or_ask(name, args_of.get(name, dict)()), since
+            return client, client.send_or_ask(name, args_of.get(name, dict)(), _sent_locally(name)), since
 
         sent = _until_the_store_answers(send) if name == "rollback" else send()
         if isinstance(sent, int):
             return sent
         client, command_id, since = sent
         if isinstance(command_id, Asked):
-            print(terminal_safe(f"{name}: the store cannot take it ({redact(command_id.why)}): sent to the engine over this "
-                                "host's local socket"), file=sys.stderr, flush=True)
             command = command_id.command
         else:
             assert client is not None
@@ -283,6 +281,14 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
         return 0
 
     return run
+
+
+def _sent_locally(verb: str) -> Callable[[str], None]:
+    def say(why: str) -> None:
+        print(terminal_safe(f"{verb}: the store cannot take it ({redact(why)}): sent to the engine over this host's local socket; "
+                            "waiting for its outcome"), file=sys.stderr, flush=True)
+
+    return say
 
 
 def _until_the_store_answers(send: Callable[[], T]) -> T:

@@ -36,11 +36,12 @@ LINE_LIMIT = 256 * 1024  # bytes of one line (a ping's snapshot is the longest)
 UNSET_LOGINUID = 4294967295  # /proc/PID/loginuid of a process no login session started (a daemon)
 
 
-def address(state_ref: str) -> bytes:
+def address(state_ref: str, host: str) -> bytes:
     """The abstract socket of the engine driving the state `state_ref` names (a file path, or a
-    database's `url (rollout name)`), the same from every process of this host."""
+    database's `url (rollout name)`) on `host` (the name leases record: processes that stand for
+    other hosts in a test share one kernel, not one host), the same from every process of it."""
     key = state_ref if "://" in state_ref else os.path.realpath(state_ref)  # `./launch.sqlite` and its full path alike
-    return b"\0warroom-engine-" + hashlib.sha1(key.encode()).hexdigest()[:32].encode()
+    return b"\0warroom-engine-" + hashlib.sha1(f"{host}\0{key}".encode()).hexdigest()[:32].encode()
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -103,7 +103,7 @@ class LocalSocket:
     def _bind(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.bind(address(self.ref))
+            sock.bind(address(self.ref, hostname()))
             sock.listen(16)
         except OSError:
             sock.close()
