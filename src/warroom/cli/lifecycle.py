@@ -15,6 +15,7 @@ Host and user names are outside text: every line here is printed without control
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -23,22 +24,23 @@ from pathlib import Path
 
 from warroom.client import ALIVE_FLOOR, START_TIMEOUT, EngineClient, engine_argv, one_start_at_a_time, start_engine, start_unless_running
 from warroom.core.clock import make_clock
+from warroom.core.exit_codes import Exit
 from warroom.core.identity import current_actor
 from warroom.core.lines import say, status_line
 from warroom.core.snapshot import State
 from warroom.core.stopping import StopScope
 from warroom.core.text import terminal_safe
+from warroom.core.verbs import Verb
 from warroom.engine.build import build_engine
 from warroom.engine.lease import LEASE_TTL
 from warroom.engine.process import RunOptions, run_engine
-from warroom.plan.model import Plan, load_faults
+from warroom.plan.faults import load_faults
+from warroom.plan.model import Plan
 from warroom.store import open_store
 from warroom.store.base import Holder, StoreMissing, hostname, process_started
 from warroom.store.paths import StateRef, engine_log_path, state_path
 
-EXIT_REFUSED = 6
 VIRTUAL_DEFAULT_FOR = 24 * 3600.0  # virtual time never waits, so a run waiting on a human must end somewhere
-STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
 DOWN_WAIT = 10.0  # seconds `down` waits for an engine to stop before it signals one on this host (and then again)
 
 
@@ -73,7 +75,7 @@ def cmd_run_headless(plan: Plan, args: argparse.Namespace) -> int:
     if snap is None:
         return code
     print(status_line(snap))  # status_line is terminal-safe
-    return code or STATE_EXIT.get(snap.state, 0)
+    return code or Exit.of_state(snap.state)
 
 
 def cmd_up(plan: Plan, args: argparse.Namespace) -> int:
@@ -97,17 +99,17 @@ def cmd_up(plan: Plan, args: argparse.Namespace) -> int:
         if view.alive:  # driven from another host: this one keeps a standby ready to take over
             return _up_standby(plan, path, client, view.holder, args)
         started = start_engine(engine_argv(plan, path, speed=args.speed, lease_ttl=args.lease_ttl), log, detached=True)
-        view = client.wait_for_engine(lambda: started.process.poll() is not None)
-    if view is None:
+        driving = client.wait_for_engine(lambda: started.process.poll() is not None)
+    if driving is None:
         tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
         _warn(f"warroom: the engine did not start; the end of its log ({started.log}):")
         for line in tail:
             _warn(f"  {line}")
         return 1
-    if view.pid != started.process.pid:
-        say(f"another engine started meanwhile drives: {view.holder}; the one started here waits as its standby (log {started.log})")
+    if driving.pid != started.process.pid:
+        say(f"another engine started meanwhile drives: {driving.holder}; the one started here waits as its standby (log {started.log})")
         return 0
-    say(f"engine started: pid {view.pid} on {view.host}, log {view.log or started.log}")
+    say(f"engine started: pid {driving.pid} on {driving.host}, log {driving.log or started.log}")
     return 0
 
 
@@ -135,11 +137,11 @@ def _replace(plan: Plan, path: StateRef, client: EngineClient, args: argparse.Na
         args.replace = False
         return cmd_up(plan, args)
     old = lease.holder
-    told = client.wait(client.send("shutdown", {"handover": True}), gone_after=1.0, timeout=DOWN_WAIT)
+    told = client.wait(client.send(Verb.SHUTDOWN, {"handover": True}), gone_after=1.0, timeout=DOWN_WAIT)
     if told.status != "done":
         _warn(f"warroom: engine {old.label()} did not agree to hand over ({told.status}"
               + (f": {told.message}" if told.message else "") + "); it goes on driving")
-        return EXIT_REFUSED
+        return Exit.REFUSED
     log = engine_log_path(path)
     started = start_engine(engine_argv(plan, path, speed=args.speed, lease_ttl=args.lease_ttl, replace=old.id), log, detached=True)
     deadline = time.monotonic() + START_TIMEOUT
@@ -205,15 +207,15 @@ def cmd_down(plan: Plan, args: argparse.Namespace) -> int:
 
 
 def _stop_driver(client: EngineClient, driver: Holder, scope: StopScope, force: bool) -> int:
-    """Ask the driver to stop (0), or say why it refused (EXIT_REFUSED)."""
+    """Ask the driver to stop (0), or say why it refused (Exit.REFUSED)."""
     snap = client.snapshot()
     if not force and snap is not None and snap.state == State.ROLLING_BACK and sys.stdin.isatty():
         answer = input(terminal_safe(f"a rollback is in flight; stop engine {driver.label()} anyway (the next engine finishes it)? [y/N] "))
         force = answer.strip().lower() in ("y", "yes")
-    command = client.wait(client.send("shutdown", {"force": force, "scope": scope.value}), gone_after=1.0, timeout=DOWN_WAIT)
+    command = client.wait(client.send(Verb.SHUTDOWN, {"force": force, "scope": scope.value}), gone_after=1.0, timeout=DOWN_WAIT)
     if command.status == "refused":
         _warn(f"warroom: {command.message}")
-        return EXIT_REFUSED
+        return Exit.REFUSED
     if _still_running(client, [driver], DOWN_WAIT) and driver.host == hostname():
         _signal(driver)  # it did not answer in time: the signal stops it the same way
         say(f"the engine did not answer within {DOWN_WAIT:g}s: sent pid {driver.pid} SIGTERM")
@@ -224,10 +226,8 @@ def _signal(engine: Holder) -> None:
     """SIGTERM to an engine of this host, unless its pid is another process now."""
     if engine.started is not None and process_started(engine.pid) != engine.started:
         return
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # gone, or another user's: it is named among those that remain
         os.kill(engine.pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        pass  # gone, or another user's: it is named among those that remain
 
 
 def _still_running(client: EngineClient, engines: list[Holder], timeout: float) -> list[Holder]:

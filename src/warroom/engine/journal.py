@@ -13,25 +13,35 @@ guarding and says loudly that the journal cannot be written.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from warroom.core.clock import Clock
 from warroom.core.identity import AUTOMATIC, Actor
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import JournalEntry
-from warroom.engine.state import RolloutState
+from warroom.engine.state import ActionRef, RolloutState
 from warroom.store.base import ActionWrite, Fence, Row, Store, StoreUnwritable
 
 log = logging.getLogger(__name__)
 
-Entry = tuple[str, str, Actor, dict]  # (kind, message, actor, data) of a journal entry to commit
+Entry = tuple[str, str, Actor, dict[str, Any]]  # (kind, message, actor, data) of a journal entry to commit
 Change = Callable[[RolloutState], tuple[RolloutState | None, list[Entry]]]
+
+
+class Stored(Protocol):
+    """A value the store keeps as JSON (an action's intent)."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+Intent = TypeVar("Intent", bound=Stored)
 
 # The command being run on this task (engine/commands.py sets it): an action it starts is recorded on it.
 COMMAND: contextvars.ContextVar[int | None] = contextvars.ContextVar("warroom_command", default=None)
@@ -43,7 +53,7 @@ class _Held:
 
     since: float
     reason: str
-    rows: list[tuple[float, Row, ActionWrite | None]] = dataclasses.field(default_factory=list)
+    rows: list[tuple[float, Row | None, ActionWrite | None]] = dataclasses.field(default_factory=list)  # None: an action's progress alone
 
 
 class EngineJournal:
@@ -70,10 +80,8 @@ class EngineJournal:
 
     def tail(self, n: int) -> tuple[JournalEntry, ...]:
         """The newest n entries, newest first; while the store cannot be reached, as last read."""
-        try:
+        with contextlib.suppress(StoreUnwritable):
             self._tail = tuple(self.store.tail(n))
-        except StoreUnwritable:
-            pass
         return self._tail
 
     def transition(self, change: Change, action: ActionWrite | None = None, *, expected_version: int | None = None) -> RolloutState:
@@ -104,6 +112,23 @@ class EngineJournal:
         self._keep(self._rows(entries), action)
         return self.state
 
+    def begin(self, ref: ActionRef, begin: Callable[[RolloutState], tuple[RolloutState, list[Entry], Intent]]) -> Intent:
+        """Commit a new write-ahead action whose intent is worked out inside the transaction, from the
+        state as it is there (where a rollback rolls back from); that intent. Refused from `begin`
+        commits nothing and propagates."""
+        row: dict[str, Any] = {}  # the action row's intent: the store writes the row after the change, in its transaction
+        made: list[Intent] = []
+
+        def change(current: RolloutState) -> tuple[RolloutState, list[Entry]]:
+            after, entries, intent = begin(current)
+            made.append(intent)
+            row.clear()
+            row.update(intent.to_json())
+            return after, entries
+
+        self.transition(change, ActionWrite(ref.id, new=(ref.kind, row)))
+        return made[-1]
+
     def write(self, entries: list[Entry], action: ActionWrite | None = None) -> list[JournalEntry]:
         """Journal entries (and an action's progress or outcome) without a state change."""
         action = self._with_command(action)
@@ -117,7 +142,8 @@ class EngineJournal:
                 return done.entries
         return self._keep(self._rows(entries), action)
 
-    def entry(self, kind: str, message: str, actor: Actor = AUTOMATIC, data: dict | None = None, action_id: str | None = None) -> None:
+    def entry(self, kind: str, message: str, actor: Actor = AUTOMATIC, data: dict[str, Any] | None = None,
+              action_id: str | None = None) -> None:
         self.write([(kind, message, actor, data or {})], ActionWrite(action_id) if action_id else None)
 
     # ------------------------------------------------------------ a store that cannot be written
@@ -137,7 +163,7 @@ class EngineJournal:
             self.held.rows.append((ts, row, action if i == 0 else None))
             kept.append(JournalEntry(0, ts, row[0], row[1], row[2], action.id if action else None, row[3]))
         if not rows and action is not None:
-            self.held.rows.append((ts, None, action))  # type: ignore[arg-type]  # progress or outcome alone
+            self.held.rows.append((ts, None, action))  # progress or outcome alone
         self._tell(kept)
         return kept
 

@@ -20,6 +20,7 @@ the new engine in one write, never through a moment when nobody holds it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import logging
 import os
@@ -125,17 +126,13 @@ class Lease:
                     if not away:
                         log.error("standby: cannot reach the store (%s); trying again every %gs", exc, HEARTBEAT)
                     away = str(exc)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), HEARTBEAT)
-                except TimeoutError:
-                    pass
             return False
         finally:
             if told:
-                try:
+                with contextlib.suppress(StoreUnwritable):  # its row ages out: clients count a standby only while it heartbeats
                     self.store.drop_standby(self.holder)
-                except StoreUnwritable:
-                    pass  # its row ages out: clients count a standby only while it heartbeats
 
     def renew(self) -> None:
         """Extend the lease (a fenced write): Fenced when another engine took it over."""

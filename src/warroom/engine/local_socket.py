@@ -17,12 +17,14 @@ this one tries again every heartbeat until it gets it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import pwd
 import socket
 import stat
 import struct
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from warroom.core.identity import Actor
@@ -49,7 +51,7 @@ def peer_of(sock: socket.socket) -> Peer:
     except KeyError:
         user = f"uid{uid}"
     try:
-        loginuid: int | None = int(open(f"/proc/{pid}/loginuid").read().strip())
+        loginuid: int | None = int(Path(f"/proc/{pid}/loginuid").read_text().strip())
     except (OSError, ValueError):
         loginuid = None
     return Peer(uid, pid, gid, user, None if loginuid == UNSET_LOGINUID else loginuid)
@@ -88,10 +90,8 @@ class LocalSocket:
                 if not told:
                     log.warning("the local socket is held by another process of this host (%s); trying again every %gs", exc, HEARTBEAT)
                     told = True
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), HEARTBEAT)
-            except TimeoutError:
-                pass
         else:
             return
         server = await asyncio.start_unix_server(self._answer, sock=listening, limit=LINE_LIMIT)
@@ -141,7 +141,8 @@ class LocalSocket:
         declared = Actor.from_json(request.get("actor") or {})
         # Journaled as the kernel says: the user by uid, this host; what the client says of its SSH session and tty is kept beside.
         actor = Actor(user=peer.user, host=hostname(), ssh_client=declared.ssh_client, tty=declared.tty)
-        args = request.get("args") if isinstance(request.get("args"), dict) else {}
+        asked = request.get("args")
+        args: dict[str, Any] = asked if isinstance(asked, dict) else {}
         why = str(request.get("why") or "")
         self.engine.journal.entry(
             Kind.COMMAND_LOCAL, f"{verb.value} by {peer.label()} over the engine's local socket" + (f": {why}" if why else ""), actor,

@@ -14,6 +14,7 @@ leaves here without control characters or escape sequences (core/text.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -88,16 +89,12 @@ class Destination:
     def close(self) -> None:
         """Let the lines queued so far go out (a bounded wait), then let go of the destination."""
         if self.thread is not None:
-            try:
+            with contextlib.suppress(queue.Full):  # it takes nothing: its thread is left behind (a daemon), the engine leaves anyway
                 self.lines.put_nowait(None)
-            except queue.Full:
-                pass  # it takes nothing: its thread is left behind (a daemon), the engine leaves anyway
             self.thread.join(CLOSE_WAIT)
         if self.fd is not None and (self.thread is None or not self.thread.is_alive()):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(self.fd)
-            except OSError:
-                pass
 
 
 class Output(logging.Handler):

@@ -34,10 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from warroom.core.exit_codes import Exit
 from warroom.core.identity import Actor
 from warroom.core.journal_kinds import Kind
 from warroom.core.lines import entry_line, stamp, status_line
-from warroom.core.snapshot import Snapshot, State
+from warroom.core.snapshot import JournalEntry, Snapshot
 from warroom.core.stopping import StopScope, reaches
 from warroom.core.units import format_duration
 from warroom.engine.commands import CommandLoop
@@ -49,10 +50,8 @@ from warroom.engine.output import Output
 from warroom.engine.stopping import left_unguarded
 from warroom.store.base import Command, Fenced, LeaseInfo, StoreError, hostname
 
-TERMINAL = (State.COMPLETE, State.ROLLED_BACK)
 DRAIN = 2.0  # seconds commands in flight get to write their outcomes on a clean stop
 STEP_GRACE = 15.0  # seconds a step up in flight gets to end on a clean stop (a rollback gets as long as it takes)
-EXIT_FENCED = 10
 HANDOVER_WAIT = 30.0  # seconds a handover waits for the new engine to take the lease (as long as `up` waits for one to start)
 STANDBY_FRESH = 3 * HEARTBEAT  # a standby silent longer is gone (clients count it so too)
 
@@ -84,7 +83,7 @@ class EngineProcess:
 
     # ------------------------------------------------------------ what it says
 
-    def _entry(self, entry) -> None:
+    def _entry(self, entry: JournalEntry) -> None:
         self.out.line(entry_line(entry))
 
     def _snapshot(self, snap: Snapshot) -> None:
@@ -92,7 +91,7 @@ class EngineProcess:
         if snap.now - self._last_status >= options.status_every:
             self._last_status = snap.now
             self.out.line(status_line(snap))
-        if options.until_done and snap.state in TERMINAL and not snap.action and not self.engine.tasks:
+        if options.until_done and snap.state.terminal and not snap.action and not self.engine.tasks:
             self.stop.set()
         if options.run_for is not None and snap.now - self._started >= options.run_for and not self.stop.is_set():
             self.out.line(f"{stamp(snap.now)} {'stop':<18} ran for {format_duration(options.run_for)} of clock time (--for)")
@@ -103,10 +102,6 @@ class EngineProcess:
 
     # ------------------------------------------------------------ stopping
 
-    def _rollback_in_flight(self) -> bool:
-        state = self.engine.rollout
-        return state.status == State.ROLLING_BACK or (state.action is not None and state.action.kind == "rollback")
-
     def _signal(self, signum: int) -> None:
         self.signals += 1
         name = signal.Signals(signum).name
@@ -115,7 +110,7 @@ class EngineProcess:
                 self._say(f"{name} again: stopping now; what is in flight stays pending in the journal and the next engine finishes it")
             self.stop.set()
             return
-        if self._rollback_in_flight():
+        if self.engine.rollout.rollback_in_flight:
             action = self.engine.snapshot.action if self.engine.snapshot else None
             how = f" (attempt {action.attempt} failed: {action.last_error})" if action and action.attempt else ""
             self._say(f"{name}: a rollback is in flight{how}; finishing it before stopping. "
@@ -147,7 +142,7 @@ class EngineProcess:
         except ValueError:
             raise CommandError(f"unknown stop scope {args.get('scope')!r}: this engine knows {', '.join(s.value for s in StopScope)}") from None
         force = bool(args.get("force"))
-        if self._rollback_in_flight() and not force:
+        if self.engine.rollout.rollback_in_flight and not force:
             raise CommandError("a rollback is in flight: stopping the engine now would leave it to the next one; "
                                "wait for it, or `warroom down PLAN --force`")
         taking_over = self._standby_elsewhere() if scope == StopScope.HOST else ""
@@ -273,7 +268,7 @@ class EngineProcess:
 
 async def serve_engine(engine: Engine, *, log_path: Path | None, options: RunOptions | None = None,
                        terminal: TextIO | None = None) -> tuple[Snapshot | None, int]:
-    """Run the engine process to its end: (its last snapshot, exit code: 0, or EXIT_FENCED)."""
+    """Run the engine process to its end: (its last snapshot, exit code: 0, or Exit.FENCED)."""
     output = Output(log_path, terminal if terminal is not None else sys.stdout)
     # On the root logger: a library's warning (or asyncio's) must not go to stderr by itself,
     # where an unread terminal would block the engine; warnings likewise.
@@ -285,12 +280,12 @@ async def serve_engine(engine: Engine, *, log_path: Path | None, options: RunOpt
     try:
         process = EngineProcess(engine, output, options or RunOptions())
         snap = await process.serve()
-        return snap, EXIT_FENCED if engine.fenced is not None and not process.replaced else 0
+        return snap, Exit.FENCED if engine.fenced is not None and not process.replaced else 0
     finally:
         root.removeHandler(output)
         logging.captureWarnings(False)
         output.close()
 
 
-def run_engine(engine: Engine, **kw) -> tuple[Snapshot | None, int]:
-    return asyncio.run(serve_engine(engine, **kw))
+def run_engine(engine: Engine, *, log_path: Path | None, options: RunOptions | None = None) -> tuple[Snapshot | None, int]:
+    return asyncio.run(serve_engine(engine, log_path=log_path, options=options))

@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -305,7 +305,7 @@ class Store(ABC):
     # ------------------------------------------------------------ engine writes (fenced)
 
     @abstractmethod
-    def commit(self, fence: Fence, ts: float, entries: list[Row] = (), *, change: Change | None = None,  # type: ignore[assignment]
+    def commit(self, fence: Fence, ts: float, entries: Sequence[Row] = (), *, change: Change | None = None,
                state: dict[str, Any] | None = None, action: ActionWrite | None = None,
                expected_version: int | None = None) -> Committed:
         """One transaction: entries, a state change (`change`, computed inside; or `state`, as

@@ -37,7 +37,7 @@ from psycopg import sql
 
 from warroom.core import secrets
 from warroom.core.snapshot import JournalEntry
-from warroom.plan.model import PostgresState
+from warroom.plan.state import PostgresState
 from warroom.store import rows
 from warroom.store.base import (
     ActionWrite,
@@ -193,7 +193,7 @@ class PostgresStore(SQLCommits):
         """Create the schema, or check the one there (two engines starting at once take turns)."""
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         version = None
-        if cur.execute("SELECT to_regclass('warroom.meta')").fetchone()[0] is not None:
+        if rows.one(cur.execute("SELECT to_regclass('warroom.meta')").fetchone())[0] is not None:
             found = cur.execute("SELECT version FROM warroom.meta").fetchone()
             version = found[0] if found else None
         if version is not None and version > PG_SCHEMA_VERSION:
@@ -277,9 +277,9 @@ class PostgresStore(SQLCommits):
 
     def _insert(self, db: psycopg.Cursor, ts: float, row: Row, action_id: str | None) -> JournalEntry:
         kind, message, actor, payload = rows.journal_text(row)
-        seq = db.execute("INSERT INTO warroom.journal (rollout, ts, kind, message, actor, action_id, data) "
+        seq = rows.one(db.execute("INSERT INTO warroom.journal (rollout, ts, kind, message, actor, action_id, data) "
                          "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING seq",
-                         (self.key, ts, kind, message, actor, action_id, payload)).fetchone()[0]
+                         (self.key, ts, kind, message, actor, action_id, payload)).fetchone())[0]
         return JournalEntry(seq, ts, kind, message, actor, action_id, json.loads(payload))
 
     _ENTRIES = f"SELECT {rows.ENTRY} FROM warroom.journal WHERE rollout = %s AND seq > %s"
@@ -359,9 +359,9 @@ class PostgresStore(SQLCommits):
         text = json.dumps(body, sort_keys=True, default=str)
         with self._tx() as db:
             self._fence(db, fence)
-            return db.execute("INSERT INTO warroom.snapshot (rollout, seq, published, body) VALUES (%s, 1, %s, %s) "
+            return rows.one(db.execute("INSERT INTO warroom.snapshot (rollout, seq, published, body) VALUES (%s, 1, %s, %s) "
                               "ON CONFLICT (rollout) DO UPDATE SET seq = warroom.snapshot.seq + 1, published = excluded.published, "
-                              "body = excluded.body RETURNING seq", (self.key, published, text)).fetchone()[0]
+                              "body = excluded.body RETURNING seq", (self.key, published, text)).fetchone())[0]
 
     def adopt_actions(self, fence: Fence) -> list[PendingAction]:
         with self._tx() as db:
@@ -407,7 +407,7 @@ class PostgresStore(SQLCommits):
     @staticmethod
     def _now(db: psycopg.Cursor) -> float:
         """The database's wall clock: every host's engine judges leases by this one clock."""
-        return db.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()[0]
+        return rows.one(db.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone())[0]
 
     def acquire_lease(self, holder: Holder, ttl: float, now: float, *, replacing: str | None = None,
                       speed: str = "1", log: str = "") -> LeaseInfo:
@@ -426,14 +426,14 @@ class PostgresStore(SQLCommits):
                             now, now, now + ttl, speed, log, self.key))
                 db.execute("DELETE FROM warroom.standbys WHERE rollout = %s AND holder = %s", (self.key, holder.id))
                 self._notify(db)
-            return rows.lease(db.execute(_LEASE, (self.key,)).fetchone())  # type: ignore[return-value]
+            return rows.held_lease(db.execute(_LEASE, (self.key,)).fetchone())
 
     def renew_lease(self, fence: Fence, ttl: float, now: float) -> LeaseInfo:
         with self._tx() as db:
             self._fence(db, fence)
             now = self._now(db)
             db.execute("UPDATE warroom.lease SET heartbeat = %s, expires = %s WHERE rollout = %s", (now, now + ttl, self.key))
-            return rows.lease(db.execute(_LEASE, (self.key,)).fetchone())  # type: ignore[return-value]
+            return rows.held_lease(db.execute(_LEASE, (self.key,)).fetchone())
 
     def release_lease(self, fence: Fence) -> None:
         with self._tx() as db:
@@ -462,8 +462,9 @@ class PostgresStore(SQLCommits):
 
     def send_command(self, verb: str, args: dict[str, Any], actor: dict[str, Any], created: float) -> int:
         with self._tx() as db:  # its notification wakes the driving engine, wherever it runs
-            return db.execute("INSERT INTO warroom.commands (rollout, created, verb, args, actor) VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                              (self.key, created, verb, json.dumps(args, sort_keys=True), json.dumps(actor, sort_keys=True))).fetchone()[0]
+            return rows.one(db.execute(
+                "INSERT INTO warroom.commands (rollout, created, verb, args, actor) VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                (self.key, created, verb, json.dumps(args, sort_keys=True), json.dumps(actor, sort_keys=True))).fetchone())[0]
 
     def claim_command(self, fence: Fence) -> Command | None:
         with self._tx(notify=False) as db:  # the engine looks at every wake: an empty queue is no news
@@ -474,7 +475,7 @@ class PostgresStore(SQLCommits):
             self._notify(db)
             db.execute("UPDATE warroom.commands SET status = 'running', engine = %s, epoch = %s WHERE id = %s",
                        (fence.holder, fence.epoch, row[0]))
-            return rows.command(db.execute(self._COMMAND + " AND id = %s", (self.key, row[0])).fetchone())
+            return rows.command(rows.one(db.execute(self._COMMAND + " AND id = %s", (self.key, row[0])).fetchone()))
 
     def _command_outcome(self, db: psycopg.Cursor, command_id: int, status: str, message: str, finished: float | None) -> None:
         db.execute("UPDATE warroom.commands SET status = %s, message = %s, finished = %s WHERE rollout = %s AND id = %s",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from warroom.core.secrets import redact
@@ -49,6 +49,19 @@ def action(row: tuple) -> PendingAction:
 
 def command(row: tuple) -> Command:
     return Command(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), row[5], row[6], row[7], row[8], row[9], row[10])
+
+
+def one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """The row a statement always returns (INSERT … RETURNING, an aggregate, a row the transaction holds)."""
+    assert row is not None
+    return row
+
+
+def held_lease(row: tuple[Any, ...] | None) -> LeaseInfo:
+    """The lease row a transaction has just written or holds."""
+    info = lease(row)
+    assert info is not None
+    return info
 
 
 def lease(row: tuple | None) -> LeaseInfo | None:
@@ -134,10 +147,11 @@ class SQLCommits(Store):
             self._fence(db, fence)
             left = [command(r) for r in self._commands_left(db, fence.epoch)]
             for found in left:
-                self._command_outcome(db, found.id, *(("queued", "", None) if found.verb in rerun else ("failed", message, finished)))
+                # Refused, not failed: nothing went wrong in it that asking again would meet (`warroom step` exits 6).
+                self._command_outcome(db, found.id, *(("queued", "", None) if found.verb in rerun else ("refused", message, finished)))
             return left
 
-    def commit(self, fence: Fence, ts: float, entries: list[Row] = (), *, change: Change | None = None,  # type: ignore[assignment]
+    def commit(self, fence: Fence, ts: float, entries: Sequence[Row] = (), *, change: Change | None = None,
                state: dict[str, Any] | None = None, action: ActionWrite | None = None,
                expected_version: int | None = None) -> Committed:
         with self._tx() as db:

@@ -15,6 +15,7 @@ once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import select
@@ -24,6 +25,7 @@ import threading
 import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from warroom.core.snapshot import JournalEntry
@@ -199,7 +201,7 @@ class SQLiteStore(SQLCommits):
                 raise
             return self.store._db
 
-        def __exit__(self, exc_type, exc, tb) -> bool:
+        def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
             try:
                 if exc_type is None:
                     self.store._db.execute("COMMIT")
@@ -213,13 +215,10 @@ class SQLiteStore(SQLCommits):
                 self.store._lock.release()
             if isinstance(exc, sqlite3.Error):
                 raise self.store._error(exc) from None
-            return False
 
     def _rollback_quietly(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):  # already rolled back by SQLite itself
             self._db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # already rolled back by SQLite itself
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
         if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _DAMAGED_CODES:
@@ -387,8 +386,13 @@ class SQLiteStore(SQLCommits):
 
     @staticmethod
     def _lease(db: sqlite3.Connection) -> LeaseInfo | None:
-        return rows.lease(db.execute("SELECT epoch, holder, user, host, pid, started, acquired, heartbeat, expires, speed, log "
-                                     "FROM lease WHERE id = 1").fetchone())
+        return rows.lease(SQLiteStore._lease_row(db))
+
+    @staticmethod
+    def _lease_row(db: sqlite3.Connection) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = db.execute("SELECT epoch, holder, user, host, pid, started, acquired, heartbeat, expires, speed, log "
+                                                 "FROM lease WHERE id = 1").fetchone()
+        return row
 
     def lease(self) -> LeaseInfo | None:
         with self._lock:
@@ -413,13 +417,13 @@ class SQLiteStore(SQLCommits):
                     "expires = excluded.expires, speed = excluded.speed, log = excluded.log",
                     (epoch, holder.id, holder.user, holder.host, holder.pid, holder.started, now, now, now + ttl, speed, log))
                 db.execute("DELETE FROM standbys WHERE holder = ?", (holder.id,))
-            return self._lease(db)  # type: ignore[return-value]
+            return rows.held_lease(self._lease_row(db))
 
     def renew_lease(self, fence: Fence, ttl: float, now: float) -> LeaseInfo:
         with self._tx() as db:
             self._fence(db, fence)
             db.execute("UPDATE lease SET heartbeat = ?, expires = ? WHERE id = 1", (now, now + ttl))
-            return self._lease(db)  # type: ignore[return-value]
+            return rows.held_lease(self._lease_row(db))
 
     def release_lease(self, fence: Fence) -> None:
         with self._tx() as db:
@@ -560,10 +564,8 @@ class _Waiter(Waiter):
                 left = deadline - loop.time()
                 if left <= 0:
                     return False
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), min(POLL, left))
-                except TimeoutError:
-                    pass
                 woken.clear()
         finally:
             if self.wake is not None and self.store._wake is self.wake:
