@@ -26,6 +26,8 @@ def step_held_at_the_flag_api(r: SharedRollout, flags) -> tuple[subprocess.Popen
     left the eu engine and is held by the flag API: (eu, us, the step verb, that write)."""
     eu, us = r.pair()
     assert r.verb("step").returncode == 0
+    # the canary's one-second soak must end first, or the step is refused (on a fast machine it had not)
+    until("the canary's soak to end", lambda: not r.status_json()["step_blockers"])
     flags.fault_writes("hold", 60.0, when=exposing(50), count=1)
     step = subprocess.Popen([*WARROOM, "step", str(r.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
