@@ -33,7 +33,7 @@ def test_run_headless_for_3s_ends_after_3s_while_another_engine_drives(rollout):
     assert wait_for_engine(r.state) == driver and run.pid not in standby_pids(r.state)
 
 
-def test_a_step_up_abandoned_because_a_rollback_took_over_exits_with_the_rolled_back_code(rollout, flags):
+def test_a_step_up_abandoned_because_a_rollback_took_over_exits_with_the_rollback_state_code(rollout, flags):
     r = rollout(automation={"step_up": "manual"}, timeout="5s")
     r.up()
     assert r.verb("step").returncode == 0
@@ -51,5 +51,7 @@ def test_a_step_up_abandoned_because_a_rollback_took_over_exits_with_the_rolled_
             step.send_signal(signal.SIGKILL)
             step.wait()
     assert "step up abandoned: rolled back meanwhile" in out + err
-    assert step.returncode == 5, (step.returncode, out, err)  # ROLLED BACK, as `status` says it: never 0 ("stepped")
+    # ROLLING BACK or ROLLED BACK, as `status` says it when the step ends (a rollback takes a step
+    # over at once, mid-write): never 0, which a script reads as "stepped".
+    assert step.returncode in (4, 5), (step.returncode, out, err)
     assert flags.flags["feature"]["enabled"] is False
