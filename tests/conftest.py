@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.helpers import free_port, require_binary
+from tests.support.helpers import free_port, missing, require_binary
 from tests.support.servers import STORE_PASSWORD, PostgresMissing, PrometheusServer, postgres_database, start_postgres
 from tests.support.terminal import tmux  # noqa: F401  (the tmux fixture, for every folder of tests)
 from tests.support.waiting import DEADLINE, until
@@ -159,13 +159,6 @@ UNLEASH_SERVER = ROOT / ".ci" / "cache" / "unleash" / "node_modules" / "unleash-
 DB = f"warroom_unleash_test_{os.getpid()}"
 # Recognisable: the leak tests grep every output for it.
 UNLEASH_TOKEN = "*:*.SECRET-UNLEASH-7f3a9"
-
-
-def missing(message: str) -> None:
-    """A missing server fails in CI and skips on a developer machine, like require_binary."""
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 # ------------------------------------------------------------------ PostgreSQL + Unleash

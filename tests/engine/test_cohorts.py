@@ -242,7 +242,7 @@ def test_status_says_what_the_exposure_check_and_the_cohorts_see(tmp_path, capsy
         return out if "exposure check:" in out else None
 
     out = until("the engine's next tick to judge the exposure of the new phase", judged, every=0.1)
-    assert main(["down", str(path)]) == 0
+    assert main(["down", str(path), "--force"]) == 0
     assert "  exposure check: cohort 0% — is the flag reaching the service? (plan 1%) ✗\n" in out
     assert "exposure: cohort 0% — is the flag reaching the service? (plan 1%) ✗" in out.split("step up blocked: ")[1]
 

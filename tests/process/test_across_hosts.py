@@ -198,7 +198,8 @@ def test_up_on_another_host_starts_a_standby_there(shared):
     try:  # the standby is detached (not our child): stopped below by its pid
         assert r.standbys() == [standby]
         again = subprocess.run([*WARROOM, "up", str(r.plan)], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
-        assert again.returncode == 0 and "engine already driving" in again.stdout and r.standbys() == [standby]  # one is enough
+        assert again.returncode == 0 and f"stands by on this host already: bob@bastion-us pid {standby}" in again.stdout, again.stdout
+        assert r.standbys() == [standby]  # one is enough
     finally:
         os.kill(standby, signal.SIGKILL)
 
@@ -247,3 +248,41 @@ def test_a_rollback_asked_while_the_database_is_away_goes_out_once_it_answers(sh
     assert "rollback: not sent yet (try 1)" in err and "retrying until the store answers" in err, err
     assert PG_PASSWORD not in err and os.environ[PG_PASSWORD] not in err
     assert r.kinds().count("rollback.intent") == 1
+
+
+def test_a_hosts_own_stop_stops_that_hosts_engine_only_and_down_stops_them_all(shared):
+    """The README's systemd unit (`ExecStop=warroom down PLAN --here --force`) stopped on one host
+    (issue 21, item 7): that host's engine stops, the other host's goes on or takes over; a plain
+    `down` from anywhere stops every engine of the rollout and names each."""
+    r = shared(automation={"step_up": "manual"})
+    eu, us = r.pair()
+    assert r.verb("step").returncode == 0
+
+    def down(host: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*WARROOM, "down", str(r.plan), *args], capture_output=True, text=True, timeout=90,
+                              env={**os.environ, **host}, stdin=subprocess.DEVNULL)
+
+    on_us = down(US, "--here", "--force")  # the standby's host stops its unit
+    assert on_us.returncode == 0 and f"engine bob@bastion-us pid {us.pid} stopped (it stood by)" in on_us.stdout, on_us
+    assert f"engine alice@bastion-eu pid {eu.pid} drives from bastion-eu: not stopped" in on_us.stdout, on_us.stdout
+    assert us.wait(30) == 0 and r.driver() == eu.pid and eu.poll() is None  # the launch is still guarded
+
+    us = r.engine(US)
+    r.started.append(us)
+    until("the us engine to stand by again", lambda: us.pid in r.standbys())
+    on_eu = down(EU, "--here")  # the driver's host: a standby elsewhere takes over, so nothing is left unguarded
+    assert on_eu.returncode == 0 and f"engine alice@bastion-eu pid {eu.pid} stopped" in on_eu.stdout, on_eu
+    assert eu.wait(30) == 0
+    until("the us engine to take over", lambda: r.driver() == us.pid)
+    assert "engine.left" not in r.kinds()
+
+    ops = {"WARROOM_HOSTNAME": "bastion-ops", "USER": "carol", "LOGNAME": "carol"}
+    assert down(ops, "--here").stdout.strip().endswith("no engine of this rollout runs on this host")
+    eu = r.engine(EU)
+    r.started.append(eu)
+    until("the eu engine to stand by", lambda: eu.pid in r.standbys())
+    everything = down(ops, "--force")  # from a third host: every engine of the rollout
+    assert everything.returncode == 0, everything
+    assert f"engine bob@bastion-us pid {us.pid} stopped" in everything.stdout, everything.stdout
+    assert f"engine alice@bastion-eu pid {eu.pid} stopped (it stood by)" in everything.stdout, everything.stdout
+    assert us.wait(30) == 0 and eu.wait(30) == 0 and r.driver() is None

@@ -238,7 +238,7 @@ def test_an_engine_that_stops_or_vanishes_with_the_launch_in_flight_tells_the_ch
         env = {**os.environ, "WARROOM_TEST_NOTIFY": f"{receiver.url}/notify"}
         r.up(env=env)
         assert r.verb("step").returncode == 0
-        assert r.verb("down").returncode == 0
+        assert r.verb("down", "--force").returncode == 0
         until("the engine.left message", lambda: any(e["event"] == "engine.left" for e in events))
         left = next(e for e in events if e["event"] == "engine.left")
         assert "guardrails are NOT enforced" in left["message"] and left["state"] == "RUNNING"
@@ -312,7 +312,7 @@ def test_with_no_engine_alive_the_console_refuses_at_once_and_R_starts_one_to_ro
     tmux.start(f"{BINARY} {r.plan}")
     tmux.wait_for("RUNNING")
     engine = engine_pid(r.state)
-    assert subprocess.run([*WARROOM, "down", str(r.plan)], capture_output=True, timeout=30).returncode == 0
+    assert subprocess.run([*WARROOM, "down", str(r.plan), "--force"], capture_output=True, timeout=30).returncode == 0
     wait_gone(engine)
     tmux.wait_for("NO ENGINE — guardrails NOT enforced")
     # Nothing would run it: refused at once (after the client's wait it would say "no answer").

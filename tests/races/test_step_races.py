@@ -82,7 +82,7 @@ def test_three_step_verbs_at_the_same_instant_make_one_step(tmp_path, flags):
         assert all(len(v) == 1 for v in (*intents.values(), *outcomes.values()))
         # The flag writes came from one process: the engine's.
         assert {w.who for w in flags.writes} == {engine}, [(w.who, w.value) for w in flags.writes]
-        assert rollout.verb("down").returncode == 0
+        assert rollout.verb("down", "--force").returncode == 0
 
 
 def test_three_forced_steps_at_the_same_instant_make_one_step(tmp_path, flags):
@@ -104,7 +104,7 @@ def test_three_forced_steps_at_the_same_instant_make_one_step(tmp_path, flags):
                     or "an action is still in flight" in refused.stderr), refused.stderr
         assert rollout.status()["phase"]["index"] == 1
         assert {w.value["rollout_percentage"] for w in flags.writes} == {5}  # (a write that timed out is asked again)
-        assert rollout.verb("down").returncode == 0
+        assert rollout.verb("down", "--force").returncode == 0
 
 
 def test_a_step_from_a_phase_the_rollout_has_left_is_refused(tmp_path, flags):
@@ -116,4 +116,4 @@ def test_a_step_from_a_phase_the_rollout_has_left_is_refused(tmp_path, flags):
     assert ("warroom: stale step: asked from phase 0, but the rollout is at phase 1/3 Canary 5% now; "
             "look again and step from there if you still want to") in stale.stderr, stale.stderr
     assert rollout.status()["phase"]["index"] == 1
-    assert rollout.verb("down").returncode == 0
+    assert rollout.verb("down", "--force").returncode == 0

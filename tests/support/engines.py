@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import sqlite3
+import subprocess
 from pathlib import Path
 
 from tests.support.terminal import running
@@ -56,3 +57,13 @@ def _stop(pid: int, timeout: float) -> None:
         with contextlib.suppress(NeverHappened):
             until(f"engine pid {pid} to stop", lambda: not running(pid), wait)
             return
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop an engine process this test started as its own would be stopped (SIGTERM), killed if it will not."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
