@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from warroom.client import EngineClient, Started, engine_argv, start_engine
+from warroom.client import EngineClient, Started, engine_argv, start_engine, start_unless_running
 from warroom.core.identity import current_actor
 from warroom.store import open_store
 from warroom.store.base import StoreError
@@ -155,10 +155,11 @@ def _run(client: EngineClient, *, theme: str | None, keys: dict[str, str], poll:
 
 
 def _start_detached(plan: Plan, path: Any, client: EngineClient, speed: Any) -> str:
-    """An engine of its own for this plan (it keeps guarding when the console closes); "" once it drives."""
-    started = start_engine(engine_argv(plan, path, speed=speed), engine_log_path(path), detached=True)
-    if client.wait_for_engine(lambda: started.process.poll() is not None) is None:
-        return f"the engine did not start; see its log: {started.log}"
+    """An engine for this plan (it keeps guarding when the console closes), unless one runs
+    already (another console or verb started it meanwhile, a standby takes over); "" once one does."""
+    running = start_unless_running(client, engine_argv(plan, path, speed=speed), engine_log_path(path))
+    if running.view is None and not running.standby:
+        return f"the engine did not start; see its log: {running.started.log if running.started else engine_log_path(path)}"
     return ""
 
 
