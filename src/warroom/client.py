@@ -4,6 +4,10 @@ A client never builds an engine, never asks a source, never writes a flag. It re
 snapshot the engine published and the journal's newest entries from the store, tells
 whether an engine is alive, queues commands and follows what they do. `start_engine`
 starts one the way `warroom up` does.
+
+Whether an engine is alive and how old a snapshot is are judged on the store's clock
+(`Store.now()`: the database's, or for SQLite the host's), never on this client's wall
+clock: a console on a host whose clock is off by a minute sees what every other sees.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from warroom.core.identity import Actor
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import EngineView, JournalEntry, Snapshot
-from warroom.store.base import Command, LeaseInfo, Store, Waiter
+from warroom.store.base import KEEP_COMMANDS, MAX_COMMAND_TEXT, Command, LeaseInfo, Store, Waiter
 from warroom.store.paths import StateRef, state_argument
 
 if TYPE_CHECKING:
@@ -43,8 +47,8 @@ def _speed(text: str) -> float:
 
 
 def engine_view(lease: LeaseInfo | None, standbys: list[str], poll_interval: float, now: float) -> EngineView:
-    """Whether an engine is alive: a fresh heartbeat (two poll intervals of wall time, at least
-    ALIVE_FLOOR) and, when it runs on this host, a process that still exists."""
+    """Whether an engine is alive: a fresh heartbeat (two poll intervals, at least ALIVE_FLOOR, by
+    `now` on the store's clock) and, when it runs on this host, a process that still exists."""
     if lease is None or lease.holder is None:
         return EngineView(False, standbys=tuple(standbys))
     holder = lease.holder
@@ -74,23 +78,31 @@ class EngineClient:
 
     # ------------------------------------------------------------ looking
 
-    def engine(self, poll_interval: float = 0.0) -> EngineView:
-        now = time.time()
+    def engine(self, poll_interval: float = 0.0, now: float | None = None) -> EngineView:
+        """The engine as the store has it, judged at `now` on the store's clock (default: read it now)."""
+        now = self.store.now() if now is None else now
         # A standby heartbeats every second like a driver; one silent longer was killed or lost its way here.
         standbys = [s.holder.label() for s in self.store.standbys() if now - s.heartbeat <= ALIVE_FLOOR]
         return engine_view(self.store.lease(), standbys, poll_interval, now)
 
     def snapshot(self) -> Snapshot | None:
-        """The latest snapshot as published, with the journal's tail, the engine as it is now, and who looks."""
+        """The latest snapshot as published, with the journal's tail, the engine as it is now, and who looks.
+
+        Its `wall` is when it was published, told in this client's own wall clock (this host's
+        time now, less its age on the store's clock), so everything that counts time since
+        (the banner's clock, "published 5 s ago") is right whatever this host's clock says."""
         stored = self.store.snapshot()
         if stored is None:
             return None
+        now = self.store.now()
         snap = Snapshot.from_json({**stored.body, "journal": []})
-        return self.viewed(dataclasses.replace(snap, journal=tuple(self.store.tail(JOURNAL_TAIL))))
+        snap = dataclasses.replace(snap, journal=tuple(self.store.tail(JOURNAL_TAIL)),
+                                   wall=time.time() - max(0.0, now - stored.published))
+        return self.viewed(snap, now)
 
-    def viewed(self, snap: Snapshot) -> Snapshot:
+    def viewed(self, snap: Snapshot, now: float | None = None) -> Snapshot:
         """The snapshot with the engine's liveness as of now (it changes with no new snapshot: an engine dies)."""
-        engine = self.engine(snap.poll_interval)
+        engine = self.engine(snap.poll_interval, now)
         return dataclasses.replace(snap, engine=engine, automation=engine.alive, driver=engine.holder if engine.alive else "",
                                    me=self.actor.label(), readonly=self.readonly)
 
@@ -99,8 +111,13 @@ class EngineClient:
 
     # ------------------------------------------------------------ acting
 
-    def send(self, verb: str, args: dict | None = None) -> int:
-        return self.store.send_command(verb, args or {}, self.actor.to_json(), time.time())
+    def send(self, verb: str, args: dict[str, Any] | None = None) -> int:
+        """Queue a command (CommandTooLarge when it carries more than a command may); its id.
+        A rollback is never refused for its words: a reason longer than a command may carry is cut."""
+        args = dict(args or {})
+        if verb == "rollback":
+            args = {k: v[:MAX_COMMAND_TEXT] if isinstance(v, str) else v for k, v in args.items()}
+        return self.store.send_command(verb, args, self.actor.to_json())
 
     def wait(self, command_id: int, on_progress: Callable[[JournalEntry], None] | None = None, *, since: int | None = None,
              gone_after: float = 10.0, timeout: float | None = None) -> Command:
@@ -117,7 +134,9 @@ class EngineClient:
         try:
             while True:
                 command = self.store.command(command_id)
-                assert command is not None
+                if command is None:  # pruned: more than KEEP_COMMANDS finished after it while this waited
+                    return Command(command_id, 0.0, "", {}, {}, "failed", f"its outcome is no longer kept (over {KEEP_COMMANDS} "
+                                   "commands finished since): see the journal (warroom journal PLAN)")
                 if command.action_id:
                     followed.add(command.action_id)
                 for entry in self.store.entries(after=seen):

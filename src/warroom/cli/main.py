@@ -237,16 +237,21 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
             except StoreMissing:
                 client = None
             since = client.store.last_seq() if client is not None else 0
-            if client is None or not client.engine(plan.poll_interval).alive:
-                if name != "rollback":
-                    print(f"warroom: no engine drives {plan.rollout.name}: start one with `warroom up PLAN` (or open the console)",
-                          file=sys.stderr)
-                    return EXIT_REFUSED
-                from warroom.cli.lifecycle import start_for_rollback  # only here: a client verb never loads the engine otherwise
+            if name == "rollback":
+                assert client is not None  # a rollback creates the store it needs
+                # Queued first, whatever this client thinks of the engine: the driving engine runs it. Only
+                # when none drives (on the store's clock) is one started, and it finds the rollback queued.
+                command_id = client.send(name, args_of[name]())
+                if not client.engine(plan.poll_interval).alive:
+                    from warroom.cli.lifecycle import start_for_rollback  # only here: a client verb never loads the engine otherwise
 
-                client = client or EngineClient(open_store(path), actor=me)
-                if not start_for_rollback(plan, path, client):
-                    return EXIT_PROBLEM
+                    if not start_for_rollback(plan, path, client):
+                        return EXIT_PROBLEM
+                return client, command_id, since
+            if client is None or not client.engine(plan.poll_interval).alive:
+                print(f"warroom: no engine drives {plan.rollout.name}: start one with `warroom up PLAN` (or open the console)",
+                      file=sys.stderr)
+                return EXIT_REFUSED
             return client, client.send(name, args_of.get(name, dict)()), since
 
         sent = _until_the_store_answers(send) if name == "rollback" else send()

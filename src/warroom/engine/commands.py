@@ -4,8 +4,9 @@ Every way of acting goes through `dispatch`: a verb and its arguments, run as th
 engine's command method with the human who asked (journaled with that person — user,
 SSH client address, tty — never with the engine's identity). Clients queue commands in
 the store; the driving engine claims each one in a transaction (no two engines run one
-command), runs it as a task of its own (a slow step up never holds a rollback back), and
-writes the outcome. A command that waited longer than its bound is not run: a stale
+command; a rollback before anything queued ahead of it), runs it as a task of its own (a
+slow step up never holds a rollback back), and writes the outcome. A command that waited
+longer than its bound — on the store's clock, never a client's — is not run: a stale
 step-up request must not fire minutes later. A rollback never expires.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -62,11 +62,11 @@ class CommandLoop:
         self.running: set[asyncio.Task] = set()
 
     async def serve(self, stop: asyncio.Event) -> None:
-        self._take_over()
-        waiter = self.engine.store.watch(commands=True)
+        await self._take_over()
+        waiter = await self.engine.store_thread.call(lambda store: store.watch(commands=True))
         try:
             while not stop.is_set() and self.engine.fenced is None:
-                self._claim_all()
+                await self._claim_all()
                 stopping = asyncio.ensure_future(stop.wait())
                 changed = asyncio.ensure_future(waiter.changed(CHECK_EVERY))
                 try:
@@ -78,13 +78,14 @@ class CommandLoop:
         finally:
             waiter.close()
 
-    def _take_over(self) -> None:
+    async def _take_over(self) -> None:
         """Commands the engine before this one claimed and never answered: a rollback runs again
         (it is safe to ask twice); anything else is not run twice: its sender is told to look and ask again."""
         try:
-            left = self.engine.store.take_over_commands(
-                self.engine.lease.fence, NEVER_EXPIRE, "not finished: the engine running it stopped or was taken over "
-                "mid-command; see the journal for what it did, and ask again", time.time())
+            fence = self.engine.lease.fence
+            left = await self.engine.store_thread.call(lambda store: store.take_over_commands(
+                fence, NEVER_EXPIRE, "not finished: the engine running it stopped or was taken over "
+                "mid-command; see the journal for what it did, and ask again"))
         except (Fenced, StoreError) as exc:
             log.error("cannot take over the commands left by the engine before: %s", exc)
             return
@@ -92,10 +93,11 @@ class CommandLoop:
             log.warning("command %s (%s) was left running by the engine before: %s", command.id, command.verb,
                         "running it again" if command.verb in NEVER_EXPIRE else "told its sender to ask again")
 
-    def _claim_all(self) -> None:
+    async def _claim_all(self) -> None:
         while True:
             try:
-                command = self.engine.store.claim_command(self.engine.lease.fence)
+                fence = self.engine.lease.fence
+                command = await self.engine.store_thread.call(lambda store: store.claim_command(fence))
             except Fenced as exc:
                 self.engine.on_fenced(exc)
                 return
@@ -111,7 +113,7 @@ class CommandLoop:
     async def _run(self, command: Command) -> None:
         engine = self.engine
         actor = Actor.from_json(command.actor)
-        age = time.time() - command.created
+        age = command.waited  # on the store's clock: a client whose clock is off sends no "old" command
         COMMAND.set(command.id)  # this task's context: an action it starts is recorded on the command
         try:
             if command.verb not in NEVER_EXPIRE and age > MAX_AGE:
@@ -132,7 +134,9 @@ class CommandLoop:
             log.exception("command %s (%s) failed", command.id, command.verb)
             status, message = "failed", f"{type(exc).__name__}: {exc}"
         try:
-            engine.store.finish_command(engine.lease.fence, command.id, status, message, time.time())
+            engine.publish(force=True)  # not coalesced away: its sender reads a snapshot that shows it
+            fence = engine.lease.fence  # after what it decided and that snapshot, on the same thread: read in order
+            await engine.store_thread.call(lambda store: store.finish_command(fence, command.id, status, message))
         except Fenced as exc:
             engine.on_fenced(exc)
         except StoreError as exc:

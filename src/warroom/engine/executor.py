@@ -48,14 +48,14 @@ def why_already(seen: FlagState, before: FlagState | None, desired: FlagState) -
 
 class Executor:
     def __init__(self, plan: Plan, provider: FlagProvider, clock: Clock, journal: EngineJournal, flags: FlagReader,
-                 publish: Callable[[], Any], guard: Callable[[], None], on_fenced: Callable[[Fenced], None], dry_run_steps: bool):
+                 publish: Callable[[], Any], guard: Callable[[], Awaitable[None]], on_fenced: Callable[[Fenced], None], dry_run_steps: bool):
         self.plan = plan
         self.provider = provider
         self.clock = clock
         self.journal = journal
         self.flags = flags
         self.publish = publish
-        self.guard = guard  # right before a flag write: Fenced unless this engine still holds its lease
+        self.guard = guard  # right before a flag write: Fenced unless this engine still holds its lease (and the intent is committed)
         self.on_fenced = on_fenced
         self.dry_run_steps = dry_run_steps
         self.tasks: dict[str, asyncio.Task] = {}  # action id -> running task
@@ -104,10 +104,10 @@ class Executor:
     def _rolling_back(self) -> bool:
         return self.journal.reload().status in (State.ROLLING_BACK, State.ROLLED_BACK)
 
-    def _attempts_made(self, action_id: str, kind: str, name: str) -> int:
+    async def _attempts_made(self, action_id: str, kind: str, name: str) -> int:
         """Attempts already journaled on a flag for this action (by a process that died), so numbers go on."""
         try:
-            entries = self.journal.store.entries(action_id=action_id)
+            entries = await self.journal.thread.call(lambda store: store.entries(action_id=action_id))
         except StoreUnwritable:
             return 0  # a network store away: count from here (a retry must not wait for the journal)
         return max((e.data.get("attempt", 0) for e in entries if e.kind == f"{kind}.attempt" and e.data.get("flag") == name), default=0)
@@ -119,7 +119,7 @@ class Executor:
         `abandon` is asked before each retry: a step up stops retrying once a rollback took over.
         `before` is the flag as read when the action began. None when it gave up or was abandoned.
         """
-        made = self._attempts_made(action_id, kind, name)
+        made = await self._attempts_made(action_id, kind, name)
         if attempts is not None and made >= attempts:
             return None
         verb = kind.replace("_", " ")
@@ -133,7 +133,7 @@ class Executor:
                                     "was_already": before is not None and before.matches(desired)}, action_id)
                 self.flags.observed[name] = seen
                 return seen
-            self.guard()
+            await self.guard()
             try:
                 observed = await self.provider.write_verified(name, desired)
             except FlagError:

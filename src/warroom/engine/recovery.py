@@ -60,9 +60,10 @@ class Recovery:
                            data={"previous": previous.holder.to_json(), "previous_epoch": previous.epoch,
                                  "last_heartbeat": previous.heartbeat})
 
-    def recover(self) -> int:
+    async def recover(self) -> int:
         """Take over every action left pending by an earlier engine (the lease says it is gone); how many."""
-        left = self.journal.store.adopt_actions(self.lease.fence)
+        fence = self.lease.fence
+        left = await self.journal.thread.call(lambda store: store.adopt_actions(fence))
         previous = self.lease.previous.holder if self.lease.previous is not None else None
         for action in left:
             if action.kind == "rollback":

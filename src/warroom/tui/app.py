@@ -387,10 +387,16 @@ class WarroomApp(App[int]):
             if self.snapshot is not None and self.snapshot.readonly:
                 self.notify("read-only console: no action possible", title=f"{label}: refused", severity="error")
                 return
+            try:
+                # A rollback is queued whatever this console makes of the engine: the driving engine runs it.
+                sent = await in_daemon_thread(lambda: self.client.send(verb, dict(args))) if verb == "rollback" else None
+            except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
+                self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
+                return
             if not self.engine_alive and not await self._engine_for(verb, label):
                 return
             try:
-                command = await in_daemon_thread(lambda: self.client.wait(self.client.send(verb, dict(args))))
+                command = await in_daemon_thread(lambda: self.client.wait(self.client.send(verb, dict(args)) if sent is None else sent))
             except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
                 self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
                 return
@@ -414,8 +420,8 @@ class WarroomApp(App[int]):
                         title=f"{label}: refused", severity="error")
             return False
         if self.start_engine is None:
-            self.notify("no engine drives this rollout: roll back from a shell with `warroom rollback PLAN` (it starts one)",
-                        title=f"{label}: not sent", severity="error")
+            self.notify("no engine drives this rollout: the rollback is queued for the next engine; start one now with "
+                        "`warroom rollback PLAN` (or `warroom up PLAN`)", title=f"{label}: waiting for an engine", severity="error")
             return False
         self.notify("no engine drives this rollout: starting one to roll back", title=label, severity="warning")
         problem = await in_daemon_thread(self.start_engine)
