@@ -35,10 +35,10 @@ from warroom.core.snapshot import JournalEntry, Snapshot, State
 from warroom.core.text import terminal_safe
 from warroom.core.units import format_duration, format_value, parse_duration
 from warroom.plan.demo import WORKDIR_PREFIX
-from warroom.plan.model import Plan, PlanError, load_plan
+from warroom.plan.model import Plan, PlanError, PostgresState, load_plan
 from warroom.store import StoreError, open_store
 from warroom.store.base import StoreMissing, StoreUnwritable
-from warroom.store.paths import StateRef, default_state_path, state_path
+from warroom.store.paths import StateRef, default_state_path, named_state, state_path
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_ENGINE = 1, 2, 6, 9  # 7: check.EXIT_CHECK
 T = TypeVar("T")
@@ -179,9 +179,13 @@ def _newest_state() -> Path | None:
 
 
 def _state_to_read(plan: Plan, args: argparse.Namespace) -> StateRef | None:
-    """The database `journal` and `report` read: --state, the plan's, or (neither given) the newest one."""
-    if args.plan or args.state:
-        return state_path(plan, args.state)
+    """The database `journal` and `report` read: --state, the plan's, or (neither given) the newest one.
+    Without a plan, `--state postgresql://…` reads the rollout named by --rollout (or the database's only one)."""
+    if args.plan:
+        found = state_path(plan, args.state)
+        return found.model_copy(update={"rollout": args.rollout}) if args.rollout and isinstance(found, PostgresState) else found
+    if args.state:
+        return named_state(args.state, args.rollout)
     newest = _newest_state()
     if newest is None:
         print("warroom: no state database found (none in the state folder, no demo's in the temp folder); "
@@ -196,9 +200,10 @@ def cmd_journal(plan: Plan, args: argparse.Namespace) -> int:
     if db is None:
         return EXIT_USAGE
     try:
-        store = open_store(db, create=False)
-    except StoreMissing:
-        print(f"warroom: {db}: no journal here (nothing has run with this state yet)", file=sys.stderr)
+        store = open_store(db, create=False, readonly=True)  # a reader: a backup on a read-only file system opens too
+    except StoreMissing as exc:
+        print(f"warroom: {exc}" if isinstance(db, PostgresState) else f"warroom: {db}: no journal here (nothing has run with this state yet)",
+              file=sys.stderr)
         return EXIT_PROBLEM
     # Streamed: the newest N come from the database's end, the whole journal a page at a time.
     entries = reversed(store.tail(args.limit)) if args.limit else store.iter_entries()
@@ -336,6 +341,7 @@ def _parser() -> argparse.ArgumentParser:
     rp = verb("report", "write the post-mortem from the journal: phases, actions, breaches, rollback latency", demo=True)
     rp.add_argument("--format", choices=("md", "html"), default="md")
     rp.add_argument("-o", "--output", help="file to write (default: standard output)")
+    _reader_options(rp)
     s = verb("status", "print where the rollout stands (exit code = state)")
     s.add_argument("--json", action="store_true")
     st = verb("step", "step up to the next phase")
@@ -354,6 +360,7 @@ def _parser() -> argparse.ArgumentParser:
     j = verb("journal", "print the journal of PLAN, of the state database given with --state, or else of the newest one", demo=True)
     j.add_argument("--json", action="store_true", help="one JSON object per line")
     j.add_argument("--limit", type=_count, default=0, help="only the newest N entries")
+    _reader_options(j)
     # Imported here, not at the top: the console's start-up never pays for these verbs.
     from warroom.cli.secret import add_secret_parser
     from warroom.drills.exporter import add_simulate_parser
@@ -361,6 +368,11 @@ def _parser() -> argparse.ArgumentParser:
     add_secret_parser(sub)
     add_simulate_parser(sub)
     return p
+
+
+def _reader_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rollout", help="with --state postgresql://…: the rollout to read (default: the plan's; "
+                                     "without a plan, the only one the database holds)")
 
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
