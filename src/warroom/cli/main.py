@@ -37,7 +37,7 @@ from warroom.core.units import format_duration, format_value, parse_duration
 from warroom.plan.demo import WORKDIR_PREFIX
 from warroom.plan.model import Plan, PlanError, PostgresState, load_plan
 from warroom.store import StoreError, open_store
-from warroom.store.base import StoreMissing, StoreUnwritable
+from warroom.store.base import CommandTooLarge, StoreMissing, StoreUnwritable
 from warroom.store.paths import StateRef, default_state_path, named_state, state_path
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_ENGINE = 1, 2, 6, 9  # 7: check.EXIT_CHECK
@@ -487,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     except PlanError as exc:
         print(terminal_safe(str(exc), keep_newlines=True), file=sys.stderr)
         return EXIT_PROBLEM
+    except CommandTooLarge as exc:  # the user's own words are too long: say the cap, send nothing
+        print(f"warroom: {terminal_safe(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
     except (StoreError, SecretError) as exc:
         print(f"warroom: {terminal_safe(redact(str(exc)), keep_newlines=True)}", file=sys.stderr)
         return EXIT_PROBLEM
