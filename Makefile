@@ -24,6 +24,7 @@ servers:
 test: $(STAMP) servers
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -n 2
 
 bench: $(STAMP) servers

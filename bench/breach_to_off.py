@@ -15,7 +15,7 @@ from common import SMOKE, emit, summary
 from warroom.core.clock import RealClock
 from warroom.core.identity import Actor
 from warroom.engine.build import build_engine
-from warroom.plan.model import parse_plan
+from warroom.plan.load import parse_plan
 
 POLL = 1.0
 PLAN = """

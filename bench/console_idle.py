@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from itertools import pairwise
 
 from common import SMOKE, emit, summary
 from pty_console import PANE_VALUE, PtyProgram, hello_world, warroom
@@ -24,8 +25,8 @@ def idle(program: PtyProgram) -> tuple[float, float, list[float], list[float]]:
         for _ in range(SLICES):
             time.sleep(WINDOW / SLICES)
             marks.append((program.cpu_seconds(), time.perf_counter()))
-        cpu = [100 * (c1 - c0) / (t1 - t0) for (c0, t0), (c1, t1) in zip(marks, marks[1:])]
-        bps = [program.bytes_between(t0, t1) / (t1 - t0) for (_, t0), (_, t1) in zip(marks, marks[1:])]
+        cpu = [100 * (c1 - c0) / (t1 - t0) for (c0, t0), (c1, t1) in pairwise(marks)]
+        bps = [program.bytes_between(t0, t1) / (t1 - t0) for (_, t0), (_, t1) in pairwise(marks)]
         (c_start, t_start), (c_end, t_end) = marks[0], marks[-1]
         whole = t_end - t_start
         return 100 * (c_end - c_start) / whole, program.bytes_between(t_start, t_end) / whole, cpu, bps

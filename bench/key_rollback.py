@@ -33,7 +33,7 @@ from pty_console import PANE_VALUE, warroom
 sys.path.insert(0, str(ROOT))
 from tests.flags.flagservice import FlagService  # noqa: E402
 from tests.support.servers import STORE_PASSWORD, PostgresMissing, postgres_database, start_postgres  # noqa: E402
-from warroom.plan.model import PostgresState  # noqa: E402
+from warroom.plan.state import PostgresState  # noqa: E402
 from warroom.store import open_store  # noqa: E402
 
 TOKEN = "bench-token-0123456789"

@@ -72,7 +72,7 @@ def cpu_over(programs, seconds: float) -> list[float]:
     t0 = time.perf_counter()
     time.sleep(seconds)
     elapsed = time.perf_counter() - t0
-    return [100 * (p.cpu_seconds() - b) / elapsed for p, b in zip(programs, before)]
+    return [100 * (p.cpu_seconds() - b) / elapsed for p, b in zip(programs, before, strict=True)]
 
 
 def main() -> None:

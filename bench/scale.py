@@ -26,7 +26,7 @@ from tests.support.servers import PrometheusServer, _stop, start_exporter, write
 from warroom.core.clock import RealClock  # noqa: E402
 from warroom.core.identity import Actor  # noqa: E402
 from warroom.engine.build import build_engine  # noqa: E402
-from warroom.plan.model import parse_plan  # noqa: E402
+from warroom.plan.load import parse_plan  # noqa: E402
 from warroom.sources.base import SourceContext  # noqa: E402
 
 PANES, GUARDS, FLAGS = (4, 5, 10) if SMOKE else (40, 50, 100)

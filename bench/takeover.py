@@ -22,7 +22,7 @@ from key_rollback import PG_PASSWORD, database
 
 sys.path.insert(0, str(ROOT))
 from warroom.engine.lease import HEARTBEAT  # noqa: E402
-from warroom.plan.model import PostgresState  # noqa: E402
+from warroom.plan.state import PostgresState  # noqa: E402
 from warroom.store import open_store  # noqa: E402
 from warroom.store.base import Store, StoreMissing  # noqa: E402
 

@@ -28,7 +28,8 @@ from tests.support.terminal import tmux  # noqa: F401  (the tmux fixture, for ev
 from warroom.core.clock import VirtualClock
 from warroom.core.identity import Actor
 from warroom.engine.build import build_engine
-from warroom.plan.model import PostgresState, parse_plan
+from warroom.plan.load import parse_plan
+from warroom.plan.state import PostgresState
 
 ALICE = Actor(user="alice", host="bastion", ssh_client="10.0.0.7", tty="pts/3")
 

@@ -14,7 +14,8 @@ from warroom.core.clock import VirtualClock
 from warroom.core.identity import Actor
 from warroom.engine.build import build_engine
 from warroom.outbound.runbook import run_step
-from warroom.plan.model import HttpStep, RunStep, WebhookStep, load_plan
+from warroom.plan.load import load_plan
+from warroom.plan.rollback import HttpStep, RunStep, WebhookStep
 
 CONTEXT = {"rollout": "launch", "environment": "staging", "phase": 2, "reason": "error rate"}
 

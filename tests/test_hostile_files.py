@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from warroom.drills.scenario import load_scenario
-from warroom.plan.model import PlanError, load_plan, parse_plan
+from warroom.plan.load import load_plan, parse_plan
+from warroom.plan.yamlfile import PlanError
 
 WARROOM = [sys.executable, "-m", "warroom"]
 PLAN = textwrap.dedent("""
@@ -74,7 +75,7 @@ def test_a_huge_file_is_not_read_past_the_bound(tmp_path):
 def test_alias_bombs_stop_at_the_bound_with_a_located_message(tmp_path):
     # 9^6 ≈ 530,000 values from 300 bytes (the audit's 9^9 ran `check` past a minute).
     levels = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    for prev, name in zip("abcde", "bcdef"):
+    for prev, name in zip("abcde", "bcdef", strict=True):
         levels.append(f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]")
     text = "\n".join(levels) + "\n"
     assert messages(lambda: parse_plan(text, "bomb.yaml")) == [

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import BASE_PLAN
 from warroom.core.units import parse_duration
-from warroom.plan.model import PlanError, load_plan, parse_plan
+from warroom.plan.load import load_plan, parse_plan
+from warroom.plan.yamlfile import PlanError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,16 +95,16 @@ def test_zero_poll_interval_and_timeouts_are_refused():
     found = problems("""
         rollout: {name: x, environment: staging}
         sources: {prom: {type: prometheus, url: "http://127.0.0.1:9090", timeout: 0s}}
-        flag_provider: {provider: http, url: "http://127.0.0.1:1", timeout: 0}
+        flag_provider: {provider: http, url: "http://127.0.0.1:1", timeout: 0s}
         poll_interval: 0s
         phases: [{name: a, flags: {f: 5}}]
         rollback: {steps: [{run: ["true"], timeout: 0s}]}
         """)
-    assert found == [
+    assert found == [  # in line order, the provider's own keys among the rest
         "plan.yaml:3:66: sources.prom.timeout: expected a duration like 30s, 5m, 1h or 1h30m, more than zero (got '0s')",
+        "plan.yaml:4:60: flag_provider.timeout: expected a duration like 30s, 5m, 1h or 1h30m, more than zero (got '0s')",
         "plan.yaml:5:1: poll_interval: expected a duration like 30s, 5m, 1h or 1h30m, more than zero (got '0s')",
         "plan.yaml:7:36: rollback.steps[0].timeout: expected a duration like 30s, 5m, 1h or 1h30m, more than zero (got '0s')",
-        "plan.yaml:4:60: flag_provider.timeout: expected a duration like 30s, 5m, 1h or 1h30m, more than zero (got 0)",
     ]
 
 
@@ -126,7 +127,7 @@ def test_fault_schedules_are_checked_like_the_plan(tmp_path):
     assert [str(p) for p in info.value.problems] == [
         f"{tmp_path / 'faults.yaml'}:2:5: faults[0].metric: unknown metric (the simulator has: error_rate, latency_p50, "
         "latency_p95, latency_p99, ws_connections, connection_success, cpu, memory, request_rate, session_rate) (got 'error-rate')",
-        f"{tmp_path / 'faults.yaml'}:4:5: faults[0].valeu: unknown key (check the spelling: an unknown key is an error "
+        f"{tmp_path / 'faults.yaml'}:4:5: faults[0].valeu: unknown key: did you mean value? (an unknown key is an error "
         "so a typo cannot silently disable anything)",
     ]
     with pytest.raises(PlanError) as info:
@@ -354,9 +355,10 @@ def test_what_each_provider_can_set_passes():
 
 def test_every_provider_declares_what_it_can_set():
     from warroom.flags.base import Capabilities
-    from warroom.flags.registry import PROVIDERS, provider_class
+    from warroom.flags.registry import provider_class, provider_names
 
-    for name in PROVIDERS:
+    assert provider_names() == ["flagd", "http", "local", "unleash"]
+    for name in provider_names():
         assert isinstance(provider_class(name).__dict__.get("capabilities"), Capabilities), name
 
 
@@ -381,7 +383,7 @@ def test_a_missing_pane_is_blamed_not_the_threshold_written_in_its_unit():
         guardrails: [{pane: p59, above: 1s}]
         phases: [{name: a, flags: {f: 5}, gates: [{pane: nope, below: 50ms}]}]
         """)
-    assert found == ["plan.yaml:6:15: guardrails[0].pane: unknown pane 'p59' (panes defined: p95)",
+    assert found == ["plan.yaml:6:15: guardrails[0].pane: unknown pane 'p59' (did you mean p95 (line 5)? panes defined: p95)",
                      "plan.yaml:7:44: phases[0].gates[0].pane: unknown pane 'nope' (panes defined: p95)"]
 
 
@@ -415,7 +417,7 @@ def test_a_number_ticks_that_position_even_when_items_have_ids():
 
 
 def test_a_state_on_postgresql_short_or_with_options_and_never_with_a_password_in_it():
-    from warroom.plan.model import PostgresState
+    from warroom.plan.state import PostgresState
     from warroom.store.paths import engine_log_path, state_path
 
     short = parse_plan(BASE_PLAN.replace("state: state.sqlite", "state: postgresql://warroom@db.internal:5432/launches"), "plan.yaml")
@@ -442,3 +444,133 @@ def test_a_state_on_postgresql_short_or_with_options_and_never_with_a_password_i
     with pytest.raises(PlanError, match="the URL holds a password") as info:
         state_path(short, "postgresql://warroom:Hunter2-Secret@db/x")
     assert "Hunter2" not in str(info.value)
+
+
+# ------------------------------------------------------------------ durations carry their unit; check prints the timeline
+
+def test_a_bare_number_where_a_duration_is_meant_is_refused_saying_which_units():
+    found = problems(PLAN_HEAD + """
+        flag_provider: {provider: http, url: "http://127.0.0.1:1", timeout: 5}
+        poll_interval: 5
+        panes: [{id: errors, title: Errors, query: error_rate, unit: ratio}]
+        guardrails: [{pane: errors, above: 1%, for: 30}]
+        phases: [{name: a, flags: {f: 5}, hold: 30}]
+        """)
+    units = "write its unit, ms, s, m, h or d"
+    assert [f.split(": ", 2)[:2] for f in found] == [["plan.yaml:4:60", "flag_provider.timeout"], ["plan.yaml:5:1", "poll_interval"],
+                                                     ["plan.yaml:7:40", "guardrails[0].for"], ["plan.yaml:8:35", "phases[0].hold"]]
+    assert all(f"a number alone is not a duration (30 what?): {units} (30s, 30m)" in f for f in found[2:]), found
+    assert f"(5 what?): {units} (5s, 5m)" in found[1]
+    # The same in a fault schedule and a drill scenario; a plan built in code keeps plain seconds.
+    assert "faults[0].at: a number alone is not a duration" in problems(PLAN_HEAD.replace("type: simulator", "type: simulator, faults: [{metric: cpu, at: 60}]") + """
+        flag_provider: {provider: local}
+        phases: [{name: a, flags: {f: 5}}]
+        """)[0]
+    from warroom.drills.scenario import parse_scenario
+
+    with pytest.raises(PlanError, match=r"timeline\[0\].at: expected a duration \(30s\) .*; a number alone is not a duration"):
+        parse_scenario("name: s\ntitle: S\ntimeline: [{at: 30, metric: cpu, set: 0.9}]\n", "s.yaml")
+    assert parse_plan(BASE_PLAN, "plan.yaml").model_copy(update={"poll_interval": 2}).poll_interval == 2
+
+
+@pytest.mark.parametrize("line, says", [
+    ("for: 99999999999999999999h", "guardrails[0].for: longer than a year (366d): no launch waits that long"),
+    ("for: 1.0e+400", "guardrails[0].for: a number alone is not a duration"),
+    ("above: .inf", "guardrails[0].above: expected a finite number"),
+    ("above: 1.0e+300", "guardrails[0].above: a number beyond ±1e+15 is no threshold anyone means: check its unit"),
+    ("evidence: {count: requests, min: .inf}", "guardrails[0].evidence.min: expected a finite number"),
+])
+def test_useless_durations_and_thresholds_are_refused_where_they_are(line, says):
+    found = problems(PLAN_HEAD + f"""
+        flag_provider: {{provider: local}}
+        panes: [{{id: errors, title: Errors, query: error_rate, unit: ratio}}]
+        guardrails:
+          - pane: errors
+            {line if line.startswith("above") else "above: 1%"}
+            {line if not line.startswith("above") else "for: 30s"}
+        phases: [{{name: a, flags: {{f: 5}}}}]
+        """)
+    assert len(found) == 1 and found[0].startswith("plan.yaml:9:") or found[0].startswith("plan.yaml:8:"), found
+    assert says in found[0], found
+
+
+def test_the_timeline_gives_each_phase_its_exposure_soak_and_earliest_times():
+    from warroom.plan.timeline import timeline
+
+    rows = timeline(load_plan(ROOT / "sample-config.yaml"))
+    assert [(r.number, r.name, r.exposure, r.hold, r.earliest_start, r.earliest_end) for r in rows] == [
+        (1, "Beta 5%", 5, 1800, 0, 1800), (2, "Beta 25%", 25, 3600, 1800, 5400), (3, "Rollout 50%", 50, 7200, 5400, 12600),
+        (4, "Rollout 75%", 75, 7200, 12600, 19800), (5, "Full 100%", 100, 86400, 19800, 106200)]
+    assert {r.flag for r in rows} == {"realtime-features"}
+
+
+def test_check_prints_the_timeline(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "sample-config.yaml", tmp_path / "plan.yaml")
+    run = subprocess.run([sys.executable, "-m", "warroom", "check", "plan.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in run.stderr, run.stderr
+    lines = run.stdout.splitlines()
+    start = lines.index("timeline (realtime-features exposure; earliest times from the first step up, every gate green):")
+    assert [" ".join(line.split()) for line in lines[start + 1:start + 7]] == [
+        "1/5 Beta 5% 5% soak 30m +0s → +30m", "2/5 Beta 25% 25% soak 1h +30m → +1h30m", "3/5 Rollout 50% 50% soak 2h +1h30m → +3h30m",
+        "4/5 Rollout 75% 75% soak 2h +3h30m → +5h30m", "5/5 Full 100% 100% soak 24h +5h30m → +29h30m",
+        "complete at the earliest +29h30m after the first step up"]
+
+
+def test_a_prometheus_url_with_a_password_is_refused_pointing_to_auth_never_echoing_it():
+    for url in ("http://admin:Hunter2-Secret@prom.internal:9090", "https://svc:Hunter2-Secret@prom.internal/api with space"):
+        found = problems(f"""
+            rollout: {{name: x, environment: staging}}
+            sources: {{prom: {{type: prometheus, url: "{url}"}}}}
+            flag_provider: {{provider: local}}
+            phases: [{{name: a, flags: {{f: 5}}}}]
+            """)
+        assert len(found) == 1 and found[0].startswith("plan.yaml:3:36: sources.prom.url: the URL holds a password"), found
+        assert "auth: {basic: {username: NAME, password: env:PROM_PASSWORD}}" in found[0]
+        assert "Hunter2" not in found[0]
+
+
+# ------------------------------------------------------------------ errors in line order, each where its typo is
+
+def test_errors_come_in_line_order_and_unknown_keys_suggest_the_key_meant():
+    found = problems(PLAN_HEAD + """
+        flag_provider: {provider: local, pth: flags.json}
+        pol_interval: 5s
+        panes: [{id: errors, title: Errors, query: error_rate, unit: ratio, braech: 1%}]
+        phases: [{name: a, flags: {f: 5}, hodl: 30m}]
+        zebra: 1
+        """)
+    assert [p.split(": ", 1)[0] for p in found] == ["plan.yaml:4:34", "plan.yaml:5:1", "plan.yaml:6:69", "plan.yaml:7:35", "plan.yaml:8:1"]
+    assert [p.split(": ", 2)[2].split("?")[0] for p in found] == [
+        "unknown key: did you mean path", "unknown key: did you mean poll_interval", "unknown key: did you mean breach",
+        "unknown key: did you mean hold", "unknown key (check the spelling: an unknown key is an error so a typo cannot silently disable anything)"]
+
+
+def test_a_misspelt_pane_id_is_blamed_on_its_own_line_not_on_the_lines_that_name_it_right():
+    found = problems(PLAN_HEAD + """
+        flag_provider: {provider: local}
+        panes:
+          - {id: erorrs, title: Errors, query: error_rate, unit: ratio}
+        guardrails:
+          - {pane: errors, above: 1%, for: 30s}
+        phases: [{name: a, flags: {f: 5}, gates: [{pane: errors, below: 0.1%}]}]
+        """)
+    assert found == ["plan.yaml:6:6: panes[0].id: pane id 'erorrs' is named by no guardrail or gate, while 'errors' is named "
+                     "on lines 8, 9: is this id misspelt?"]
+
+
+def test_a_misspelt_pane_key_is_the_only_problem_not_its_threshold_on_the_next_line():
+    found = problems(PLAN_HEAD + """
+        flag_provider: {provider: local}
+        panes: [{id: errors, title: Errors, query: error_rate, unit: ratio}]
+        guardrails:
+          - pnae: errors
+            above: 1%
+        phases: [{name: a, flags: {f: 5}}]
+        """)
+    assert found == ["plan.yaml:7:5: guardrails[0].pnae: unknown key: did you mean pane? "
+                     "(an unknown key is an error so a typo cannot silently disable anything)"]

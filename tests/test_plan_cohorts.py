@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BASE_PLAN
-from warroom.plan.model import CohortPair, PlanError, load_plan, parse_plan
+from warroom.plan.conditions import CohortPair
+from warroom.plan.load import load_plan, parse_plan
+from warroom.plan.yamlfile import PlanError
 
 ROOT = Path(__file__).resolve().parent.parent
 COHORT = 'sum(rate(x{code=~"5..", cohort="{cohort}"}[1m])) / sum(rate(x{cohort="{cohort}"}[1m]))'

@@ -17,9 +17,11 @@ from tests.drills.conftest import drill
 from warroom.cli.main import main
 from warroom.drills.scenario import builtin_names, load_scenario
 from warroom.drills.session import DrillSetupError, prepare
-from warroom.plan.model import PlanError, load_plan, parse_plan
-from warroom.sources.simulator.model import ServiceModel, phase_exposures
-from warroom.sources.simulator.queries import infer, pane_models, parse_expression
+from warroom.plan.load import load_plan, parse_plan
+from warroom.plan.simulate import parse_expression
+from warroom.plan.yamlfile import PlanError
+from warroom.sources.simulator.model import ServiceModel
+from warroom.sources.simulator.queries import infer, pane_models
 from warroom.store import open_store as Store
 
 README_PLAN = Path(__file__).with_name("readme-plan.yaml")
@@ -51,7 +53,7 @@ def test_the_readme_plan_is_the_launch_the_issue_describes():
     plan = load_plan(README_PLAN)
     assert plan.flag_provider.provider == "unleash" and {s.type for s in plan.sources.values()} == {"prometheus"}
     # 10 % of staff ≈ 0.1 % of users, then 1 → 5 → 25 → 50 → 100 %.
-    assert phase_exposures(plan) == pytest.approx([0.1, 1, 5, 25, 50, 100])
+    assert plan.phase_exposures() == pytest.approx([0.1, 1, 5, 25, 50, 100])
     assert all(ph.flags["checkout-v2"].rollout == int(ph.flags["checkout-v2"].rollout) for ph in plan.phases)
 
 
@@ -155,7 +157,7 @@ def test_a_simulate_expression_is_checked_when_the_plan_loads():
 
 
 def test_a_fault_of_the_new_code_moves_the_service_by_the_exposure():
-    from warroom.plan.model import Fault
+    from warroom.plan.faults import Fault
 
     new = Fault(metric="error_rate", at=0, value=0.5)
     shared = Fault(metric="error_rate", at=0, value=0.5, while_exposed=False)

@@ -13,7 +13,8 @@ import json
 from tests.drills.conftest import drill
 from tests.support.loopback import redirect_to, serving
 from warroom.plan.demo import demo_plan
-from warroom.plan.model import NotifyTarget, Plan
+from warroom.plan.model import Plan
+from warroom.plan.rollback import NotifyTarget
 from warroom.reports.files import to_html, to_markdown
 from warroom.reports.postmortem import build_report
 from warroom.store import open_store as Store

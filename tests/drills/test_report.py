@@ -16,7 +16,8 @@ from warroom.core.clock import VirtualClock
 from warroom.core.snapshot import State
 from warroom.engine.build import build_engine
 from warroom.engine.process import RunOptions, serve_engine
-from warroom.plan.model import Fault, load_plan
+from warroom.plan.faults import Fault
+from warroom.plan.load import load_plan
 
 SECTIONS = ("summary", "scorecard", "phases", "breaches", "rollbacks", "actions", "checklist", "charts", "events", "timeline", "follow-ups")
 

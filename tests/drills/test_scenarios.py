@@ -14,7 +14,7 @@ from tests.drills.conftest import drill
 from warroom.cli.main import main
 from warroom.drills.scenario import DEFAULT, builtin_names, load_scenario, parse_scenario
 from warroom.drills.session import DrillSetupError, drill_plan
-from warroom.plan.model import load_plan
+from warroom.plan.load import load_plan
 from warroom.reports.scorecard import latest_score_card
 from warroom.store import open_store as Store
 

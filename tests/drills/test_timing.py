@@ -21,7 +21,7 @@ from warroom.core.snapshot import JournalEntry
 from warroom.drills.scenario import load_scenario
 from warroom.drills.session import DrillSession, prepare
 from warroom.engine.build import build_engine
-from warroom.plan.model import load_plan
+from warroom.plan.load import load_plan
 from warroom.reports.scorecard import compute, latest_score_card
 from warroom.store import open_store as Store
 from warroom.tui.app import WarroomApp

@@ -13,7 +13,7 @@ from tests.conftest import ALICE
 from tests.engine.test_engine import advance
 from warroom.core.snapshot import State
 from warroom.engine.build import build_engine
-from warroom.plan.model import parse_plan
+from warroom.plan.load import parse_plan
 from warroom.reports.files import to_html, to_markdown
 from warroom.reports.postmortem import build_report
 from warroom.sources.simulator.model import COHORT_PROMQL, PROMQL

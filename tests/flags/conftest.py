@@ -17,7 +17,7 @@ from warroom.core.clock import VirtualClock
 from warroom.core.identity import Actor
 from warroom.engine.build import build_engine
 from warroom.engine.engine import Engine
-from warroom.plan.model import parse_plan
+from warroom.plan.load import parse_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,7 +69,7 @@ async def make_flag_engine(tmp_path) -> AsyncIterator[Callable[..., Any]]:
         data = yaml.safe_load(PLAN)
         data.update(changes)
         data["flag_provider"] = provider
-        for phase, pct in zip(data["phases"], (5, 25, 50)):
+        for phase, pct in zip(data["phases"], (5, 25, 50), strict=True):
             phase["flags"] = {flag: pct}
         path = tmp_path / "plan.yaml"
         path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from warroom.plan.model import PlanError, load_plan, parse_plan
+from warroom.plan.load import load_plan, parse_plan
+from warroom.plan.yamlfile import PlanError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -11,7 +11,9 @@ import pytest
 from warroom.core.flagstate import FlagState
 from warroom.flags.base import FlagError
 from warroom.flags.registry import make_provider
-from warroom.plan.model import FlagProviderConfig, PlanError, parse_plan
+from warroom.plan.load import parse_plan
+from warroom.plan.sources import FlagProviderConfig
+from warroom.plan.yamlfile import PlanError
 
 
 async def test_a_read_back_reads_the_file_not_the_tick_cache(tmp_path):

@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import keyring
 import pytest
@@ -27,7 +28,7 @@ from warroom.core import secrets
 from warroom.core.flagstate import FlagState
 from warroom.flags.base import FlagError
 from warroom.flags.registry import make_provider
-from warroom.plan.model import FlagProviderConfig
+from warroom.plan.sources import FlagProviderConfig
 
 WRONG_TOKEN = "SECRET-WRONG-7f3a9"
 WRONG_REF = "env:WARROOM_TEST_WRONG_TOKEN"
@@ -95,7 +96,7 @@ async def test_no_token_in_errors_output_logs_journal_or_store(flag_service, fla
     # JSON (kept, up to a line) and in text (summarised): the base64 must go the same way.
     env = {"WARROOM_TEST_FLAG_TOKEN": FLAG_TOKEN, "WARROOM_TEST_BASIC_PW": BASIC_PASSWORD}
     plan = str(tmp_path / "plan.yaml")
-    data = yaml.safe_load(open(plan))
+    data = yaml.safe_load(Path(plan).read_text())
     data["sources"]["prom"] = {"type": "prometheus", "url": flag_service.url, "auth": {"bearer": flag_token}, "timeout": "1s"}
     data["panes"].append({"id": "prom_errors", "title": "Errors (Prometheus)", "source": "prom", "query": "up", "unit": "ratio"})
 
@@ -146,7 +147,7 @@ async def test_no_token_in_errors_output_logs_journal_or_store(flag_service, fla
     assert state_files
     for path in [*state_files, html]:
         assert_clean(str(path), path.read_bytes())
-    assert_clean("the plan", yaml.safe_dump(yaml.safe_load(open(plan))))
+    assert_clean("the plan", yaml.safe_dump(yaml.safe_load(Path(plan).read_text())))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from warroom.core.flagstate import FlagState
 from warroom.core.snapshot import State
 from warroom.flags.base import FlagError
 from warroom.flags.registry import make_provider
-from warroom.plan.model import FlagProviderConfig
+from warroom.plan.sources import FlagProviderConfig
 
 
 def settings(unleash: str, token_ref: str, **extra) -> dict:

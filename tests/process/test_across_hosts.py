@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import PG_PASSWORD
 from tests.process.conftest import WARROOM, Engine, until
 from tests.races.conftest import plan_data
-from warroom.plan.model import PostgresState
+from warroom.plan.state import PostgresState
 from warroom.store import open_store
 from warroom.store.base import Store, StoreMissing
 
@@ -61,9 +61,9 @@ class SharedRollout(Engine):
         return [s.holder.pid for s in self.store.standbys()]
 
     def engine(self, host: dict[str, str], *args: str) -> subprocess.Popen:
-        log = open(self.plan.parent / f"engine-{host['WARROOM_HOSTNAME']}.out", "a")
-        return subprocess.Popen([*WARROOM, "engine", str(self.plan), "--lease-ttl", TTL, *args], stdout=log, stderr=subprocess.STDOUT,
-                                text=True, stdin=subprocess.DEVNULL, env={**os.environ, **host})
+        with open(self.plan.parent / f"engine-{host['WARROOM_HOSTNAME']}.out", "a") as log:  # the child has its own copy
+            return subprocess.Popen([*WARROOM, "engine", str(self.plan), "--lease-ttl", TTL, *args], stdout=log, stderr=subprocess.STDOUT,
+                                    text=True, stdin=subprocess.DEVNULL, env={**os.environ, **host})
 
     def pair(self) -> tuple[subprocess.Popen, subprocess.Popen]:
         """The eu engine driving, then the us engine standing by."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.process.conftest import WARROOM, until
+from tests.races.conftest import exposing
 from tests.support.engines import engine_pid, standby_pids, wait_for_engine
 from tests.support.loopback import ok_json, serving
 from tests.support.terminal import Tmux, running, wait_gone
@@ -269,6 +270,28 @@ def test_status_says_no_engine_and_exits_9_when_nothing_guards_a_live_launch(rol
     assert data["engine"]["alive"] is False and data["state"] == "RUNNING"
     step = r.verb("step")
     assert step.returncode == 6 and "no engine drives race: start one with `warroom up PLAN`" in step.stderr
+
+
+def test_status_exits_9_when_the_engine_dies_with_the_first_step_up_in_flight(rollout, flags):
+    # PENDING with the first step's flags landing is in flight: users may already be on the new
+    # code, and nothing guards them once the engine is gone.
+    r = rollout(automation={"step_up": "manual"}, timeout="120s")
+    r.up()
+    flags.fault_writes("drop", 120.0, when=exposing(5))  # the first step's write is held: it stays in flight
+    step = subprocess.Popen([*WARROOM, "step", str(r.plan)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL)
+    try:
+        until("the first step up's write held", lambda: any(w.fault == "drop" for w in flags.writes))
+        until("a snapshot with the step up in flight", lambda: (s := r.status())["action"] is not None and s["state"] == "PENDING")
+        engine = engine_pid(r.state)
+        os.kill(engine, signal.SIGKILL)
+        wait_gone(engine, 10)
+        status = r.verb("status")
+        assert status.returncode == 9 and "NO ENGINE — guardrails NOT enforced" in status.stdout, status.stdout
+        assert r.status()["state"] == "PENDING"
+    finally:
+        step.kill()
+        step.wait()
 
 
 def test_with_no_engine_alive_the_console_refuses_at_once_and_R_starts_one_to_roll_back(rollout, flags, tmux):

@@ -15,7 +15,7 @@ from warroom.core.identity import Actor
 from warroom.core.snapshot import State
 from warroom.engine.build import build_engine
 from warroom.engine.engine import CommandError, Engine
-from warroom.plan.model import parse_plan
+from warroom.plan.load import parse_plan
 
 WINDOW = "10s"  # short rate windows keep the tests quick
 REQUESTS = "warroom_sim_http_requests_total"

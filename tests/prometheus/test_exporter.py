@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from itertools import pairwise
 
 import pytest
 import yaml
@@ -17,7 +18,7 @@ from tests.support.servers import _stop, http_get, http_send, wait_until, write_
 from warroom.core.flagstate import FlagState
 from warroom.drills.exporter import BUCKETS
 from warroom.flags.registry import make_provider
-from warroom.plan.model import FlagProviderConfig
+from warroom.plan.sources import FlagProviderConfig
 from warroom.sources.simulator.model import ServiceModel, cdf_at, latency_cdf, mixture_quantile
 
 
@@ -51,7 +52,7 @@ def test_latency_distribution_has_the_models_quantiles():
     assert [cdf_at(knots, x) for x in (0.02, 0.06, 0.12)] == [0.5, 0.95, 0.99]
     # A fault that sets p95 above p99 still gives a monotonic distribution.
     faulty = latency_cdf(0.02, 0.8, 0.12)
-    assert all(x0 < x1 and f0 <= f1 for (x0, f0), (x1, f1) in zip(faulty, faulty[1:]))
+    assert all(x0 < x1 and f0 <= f1 for (x0, f0), (x1, f1) in pairwise(faulty))
     assert BUCKETS[0] <= 0.005 and BUCKETS[-1] >= 10
 
 

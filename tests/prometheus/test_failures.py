@@ -12,7 +12,8 @@ from pathlib import Path
 from tests.support.helpers import free_port
 from tests.support.loopback import serving
 from warroom.engine.build import build_engine
-from warroom.plan.model import PrometheusSourceConfig, parse_plan
+from warroom.plan.load import parse_plan
+from warroom.plan.sources import PrometheusSourceConfig
 from warroom.sources.base import SourceContext
 from warroom.sources.prometheus import PrometheusSource
 

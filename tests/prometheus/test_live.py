@@ -15,7 +15,7 @@ from warroom.core.identity import Actor
 from warroom.core.lines import status_line
 from warroom.engine.build import build_engine
 from warroom.engine.engine import Engine
-from warroom.plan.model import parse_plan
+from warroom.plan.load import parse_plan
 
 POLL = 0.5
 FOR = 2.0

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from warroom.engine.build import build_engine
-from warroom.plan.model import PrometheusSourceConfig, load_plan
+from warroom.plan.load import load_plan
+from warroom.plan.sources import PrometheusSourceConfig
 from warroom.sources.base import SourceContext
 from warroom.sources.prometheus import PrometheusSource
 from warroom.sources.registry import make_source
@@ -51,7 +52,7 @@ async def test_canonical_queries_give_the_models_values_back(source):
     queries = [q.replace("[30s]", f"[{WINDOW}]") for q in PROMQL.values()]
     readings = await asyncio.gather(*(source.query(q, CTX) for q in queries))
     model = ServiceModel(noise=0)
-    for (metric, query), reading in zip(PROMQL.items(), readings):
+    for (metric, _), reading in zip(PROMQL.items(), readings, strict=True):
         assert reading.status == "ok", (metric, reading)
         expected = model.value(metric, 0, 0.25)
         assert reading.value == pytest.approx(expected, rel=TOLERANCE[metric]), metric

@@ -126,18 +126,15 @@ class Rollout:
     @contextlib.contextmanager
     def runner(self, *args: str) -> Iterator[subprocess.Popen]:
         """`warroom run --headless PLAN` driving the rollout (real time unless args say otherwise)."""
-        log = open(self.plan.parent / "runner.log", "w")
-        proc = subprocess.Popen([*WARROOM, "run", "--headless", str(self.plan), *args], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        with open(self.plan.parent / "runner.log", "w") as log:  # the child has its own copy of the descriptor
+            proc = subprocess.Popen([*WARROOM, "run", "--headless", str(self.plan), *args], stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
         try:
             yield proc
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            finally:
-                log.close()
+            proc.wait(30)
             assert "Traceback" not in (self.plan.parent / "runner.log").read_text()
 
 

@@ -16,7 +16,7 @@ from tests.conftest import PG_PASSWORD
 from tests.support.servers import postgres_database
 from warroom.core.secrets import redact
 from warroom.engine.lease import Lease, LeaseTooThin, this_process
-from warroom.plan.model import PostgresState
+from warroom.plan.state import PostgresState
 from warroom.store import open_store
 from warroom.store.base import StoreError, StoreMissing, StoreUnwritable
 from warroom.store.thread import StoreThread

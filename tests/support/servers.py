@@ -128,13 +128,12 @@ class PrometheusServer:
             "global": {"scrape_interval": f"{SCRAPE:g}s", "evaluation_interval": f"{SCRAPE:g}s", "scrape_timeout": "900ms"},
             "scrape_configs": [{"job_name": "warroom-sim", "static_configs": [{"targets": self.targets}]}],
         }))
-        log = open(self.workdir / "prometheus.log", "ab")
-        self.proc = subprocess.Popen(
-            [self.binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=log, stderr=log,
-        )
-        log.close()
+        with open(self.workdir / "prometheus.log", "ab") as log:  # the child has its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [self.binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}"],
+                stdout=log, stderr=log,
+            )
         try:
             wait_until(lambda: self.proc.poll() is None and http_get(self.url + "/-/ready")[0] == 200, 30, "Prometheus /-/ready")
         except AssertionError:

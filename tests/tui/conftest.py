@@ -25,7 +25,8 @@ from warroom.core.clock import Clock, VirtualClock
 from warroom.engine.build import build_engine
 from warroom.engine.engine import Engine
 from warroom.plan.demo import demo_plan
-from warroom.plan.model import Fault, Plan
+from warroom.plan.faults import Fault
+from warroom.plan.model import Plan
 from warroom.store import open_store
 from warroom.store.paths import state_path
 from warroom.tui.app import WarroomApp

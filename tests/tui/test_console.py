@@ -318,7 +318,7 @@ async def test_help_lists_every_binding_with_its_id(console, test_plan):
         ids = {row.binding_id for row in c.app.screen.rows}
         assert ids == {a.id for a in ACTIONS if a.keys} == {
             "step_up", "pause_resume", "rollback", "retry", "ack_drift", "help", "palette", "theme", "quit", "zoom",
-            "pane.zoom", "checklist.up", "checklist.down", "checklist.tick"}
+            "pane.zoom", "checklist.up", "checklist.down", "checklist.tick", "stop_trying"}
         shown = screen_text(c.app)
         for word in ("driver", "soak", "gate", "ack", "drift", "read back", "≤1.00% · last 2m", "absent"):
             assert word in shown, word
@@ -466,7 +466,7 @@ async def test_80_columns_keep_pane_titles_and_whole_key_hints(console):
 
 
 async def test_no_engine_is_said_loudly_and_panes_only_say_what_would_happen(console, test_plan):
-    from warroom.plan.model import Fault
+    from warroom.plan.faults import Fault
 
     c = console(test_plan(), faults=(Fault(metric="error_rate", phase=1, after=1, value=0.05, while_exposed=False),))
     async with c.app.run_test(size=(120, 36)) as pilot:

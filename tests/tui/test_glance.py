@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from tests.flags.flagservice import FlagService
 from tests.tui.conftest import screen_text
 from warroom.core.clock import RealClock
 from warroom.core.snapshot import State
-from warroom.plan.model import Fault
+from warroom.plan.faults import Fault
 from warroom.tui.keymap import ACTIONS
 from warroom.tui.screens.confirm import ConfirmDialog
 from warroom.tui.screens.zoom import ZoomScreen
@@ -123,7 +124,7 @@ async def test_banner_clock_and_countdowns_move_every_second_with_a_5s_poll(cons
         assert c.engine.tick_count == ticks  # nothing was polled meanwhile
         clocks = [time.strptime(clock, "%H:%M:%SZ") for clock, _, _ in seen]
         assert len(seen) >= 3, seen
-        for before, after in zip(clocks, clocks[1:]):
+        for before, after in pairwise(clocks):
             assert (time.mktime(after) - time.mktime(before)) % 86400 == 1, seen
         assert len({s for _, s, _ in seen}) >= 3 and len({age for _, _, age in seen}) >= 3, seen  # soak and data age tick too
 

@@ -19,7 +19,9 @@ from tests.conftest import ALICE
 from tests.flags.conftest import FLAG_TOKEN
 from tests.flags.flagservice import FlagService
 from tests.tui.conftest import START, Console, SteppedClock
-from warroom.plan.model import Fault, Plan, parse_plan
+from warroom.plan.faults import Fault
+from warroom.plan.load import parse_plan
+from warroom.plan.model import Plan
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 36), id="120x36"), pytest.param((200, 60), id="200x60")]
 TICKS = 8  # the demo enters phase 1 on the first tick; 8 s of history and soak
@@ -68,8 +70,8 @@ async def rolling_back(c: Console, pilot) -> None:
     """Roll back against a flag API that refuses to switch flags off: three attempts fail."""
     await c.call(lambda: c.engine.rollback(ALICE, "manual rollback from the console by alice", wait=False))
     for attempt in (1, 2, 3):
-        await c.until(pilot, lambda: c.engine.snapshot.action is not None and c.engine.snapshot.action.attempt == attempt
-                      and c.clock.sleepers == 1)
+        await c.until(pilot, lambda attempt=attempt: c.engine.snapshot.action is not None
+                      and c.engine.snapshot.action.attempt == attempt and c.clock.sleepers == 1)
         if attempt < 3:
             await c.tick(pilot)
     await c.settle(pilot)

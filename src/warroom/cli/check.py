@@ -12,16 +12,18 @@ from pathlib import Path
 
 from warroom.client import EngineClient
 from warroom.core import secrets
+from warroom.core.exit_codes import Exit
 from warroom.core.identity import current_actor
 from warroom.core.lines import say
 from warroom.core.secrets import SecretError, redact
-from warroom.core.units import format_value
+from warroom.core.text import terminal_safe
+from warroom.core.units import format_value, plan_duration
+from warroom.flags.base import Proof
 from warroom.plan.model import Plan
+from warroom.plan.timeline import timeline
 from warroom.store import open_store
 from warroom.store.base import Store, StoreError, StoreMissing
 from warroom.store.paths import state_path
-
-EXIT_CHECK = 7
 
 
 def _check_secrets(plan: Plan) -> int:
@@ -47,6 +49,7 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
 
     async def go(scratch: Path) -> int:
         say(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
+        _print_timeline(plan)
         store, problems = _check_store(plan, args)
         # Never started (no lease, no journal); without the rollout's store it probes beside a scratch one.
         engine = build_engine(plan, state=args.state, store=store or open_store(scratch / "check.sqlite"), backfill=False)
@@ -87,15 +90,32 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
                     problems += 1
                 else:
                     say(f"  ok   {name}: {observed.label() if observed else 'does not exist yet; the first step up creates it'}")
+            # Proven where the provider can be asked, without changing a flag: a flag store that reads but
+            # cannot be written would fail every step and keep a rollback retrying.
+            writable = await engine.provider.writable(list(flags))
+            say(f"  {writable.proof.value:<4} write: {redact(writable.detail)}")
+            problems += writable.proof == Proof.NOT_WRITABLE
         finally:
             await engine.poller.close()
             await engine.provider.close()
             engine.store.close()
         say("check: " + ("all good" if not problems else f"{problems} problem(s)"))
-        return EXIT_CHECK if problems else 0
+        return Exit.CHECK if problems else 0
 
     with tempfile.TemporaryDirectory(prefix="warroom-check-") as scratch:
         return asyncio.run(go(Path(scratch)))
+
+
+def _print_timeline(plan: Plan) -> None:
+    """Each phase with its exposure, soak and earliest times: a soak in the wrong unit shows before launch."""
+    rows = timeline(plan)
+    flag = rows[0].flag if rows else None
+    say(f"timeline ({flag + ' ' if flag else ''}exposure; earliest times from the first step up, every gate green):")
+    width = max(len(terminal_safe(row.name)) for row in rows)
+    for row in rows:
+        say(f"  {row.number}/{len(rows)} {terminal_safe(row.name):<{width}}  {row.exposure:>6g}%  soak {plan_duration(row.hold):<7} "
+            f"+{plan_duration(row.earliest_start)} → +{plan_duration(row.earliest_end)}")
+    say(f"  complete at the earliest +{plan_duration(rows[-1].earliest_end)} after the first step up")
 
 
 def _check_store(plan: Plan, args: argparse.Namespace) -> tuple[Store | None, int]:

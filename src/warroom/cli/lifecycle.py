@@ -10,6 +10,7 @@ it works from any host; `run --headless` is a foreground engine for a script, wi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -18,20 +19,20 @@ from pathlib import Path
 
 from warroom.client import START_TIMEOUT, EngineClient, engine_argv, start_engine
 from warroom.core.clock import make_clock
+from warroom.core.exit_codes import Exit
 from warroom.core.identity import current_actor
 from warroom.core.lines import status_line
 from warroom.core.snapshot import State
 from warroom.engine.build import build_engine
 from warroom.engine.lease import LEASE_TTL
 from warroom.engine.process import RunOptions, run_engine
-from warroom.plan.model import Plan, load_faults
+from warroom.plan.faults import load_faults
+from warroom.plan.model import Plan
 from warroom.store import open_store
 from warroom.store.base import StoreMissing, hostname
 from warroom.store.paths import StateRef, engine_log_path, state_path
 
-EXIT_REFUSED = 6
 VIRTUAL_DEFAULT_FOR = 24 * 3600.0  # virtual time never waits, so a run waiting on a human must end somewhere
-STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
 DOWN_WAIT = 10.0  # seconds `down` waits for the lease to be released before it signals a local engine
 
 
@@ -56,7 +57,7 @@ def cmd_run_headless(plan: Plan, args: argparse.Namespace) -> int:
     if snap is None:
         return code
     print(status_line(snap))
-    return code or STATE_EXIT.get(snap.state, 0)
+    return code or Exit.of_state(snap.state)
 
 
 def cmd_up(plan: Plan, args: argparse.Namespace) -> int:
@@ -71,15 +72,15 @@ def cmd_up(plan: Plan, args: argparse.Namespace) -> int:
     if view.alive:  # driven from another host: this one keeps a standby ready to take over
         return _up_standby(plan, path, client, view.holder, args)
     started = start_engine(engine_argv(plan, path, speed=args.speed, lease_ttl=args.lease_ttl), engine_log_path(path), detached=True)
-    view = client.wait_for_engine(lambda: started.process.poll() is not None)
-    if view is None:
+    driving = client.wait_for_engine(lambda: started.process.poll() is not None)
+    if driving is None:
         tail = engine_log_path(path).read_text(errors="replace").splitlines()[-15:] if engine_log_path(path).exists() else []
         print("warroom: the engine did not start; the end of its log (" + str(started.log) + "):\n  " + "\n  ".join(tail), file=sys.stderr)
         return 1
-    if view.pid != started.process.pid:
-        print(f"another engine started meanwhile drives: {view.holder}; the one started here waits as its standby (log {started.log})")
+    if driving.pid != started.process.pid:
+        print(f"another engine started meanwhile drives: {driving.holder}; the one started here waits as its standby (log {started.log})")
         return 0
-    print(f"engine started: pid {view.pid} on {view.host}, log {view.log or started.log}")
+    print(f"engine started: pid {driving.pid} on {driving.host}, log {driving.log or started.log}")
     return 0
 
 
@@ -118,12 +119,10 @@ def cmd_down(plan: Plan, args: argparse.Namespace) -> int:
     command = client.wait(client.send("shutdown", {"force": force}), gone_after=1.0, timeout=DOWN_WAIT)
     if command.status == "refused":
         print(f"warroom: {command.message}", file=sys.stderr)
-        return EXIT_REFUSED
+        return Exit.REFUSED
     if not _released(client, view.pid, DOWN_WAIT) and view.host == hostname():
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(view.pid, signal.SIGTERM)  # it did not answer in time: the signal stops it the same way
-        except (ProcessLookupError, PermissionError):
-            pass
         print(f"the engine did not answer within {DOWN_WAIT:g}s: sent pid {view.pid} SIGTERM")
         _released(client, view.pid, DOWN_WAIT)
     print(f"engine {view.holder} stopped" if _released(client, view.pid, 0) else f"warroom: engine {view.holder} still holds the lease")

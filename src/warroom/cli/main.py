@@ -1,17 +1,6 @@
 """Command-line verbs: each turns into engine calls; no rollout logic lives here.
 
-Exit codes (also in the README):
-  0  ok: PENDING, RUNNING or COMPLETE; a command that did what it said
-  1  a plan, state or secret problem (the message names file, line and field)
-  2  usage error
-  3  PAUSED            (status, run)
-  4  ROLLING BACK      (status, run)
-  5  ROLLED BACK       (status, run)
-  6  the command was refused now (the message says why)
-  7  check found a problem with a source or the flag provider
-  8  a drill's score card did not pass
-  9  NO ENGINE: the rollout is in flight and no engine enforces its guardrails (status)
- 10  the engine was fenced: another engine took its lease over (engine, run --headless)
+Exit codes: core/exit_codes.py (and the README).
 """
 
 from __future__ import annotations
@@ -24,26 +13,28 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from warroom.cli.check import cmd_check
 from warroom.client import EngineClient
+from warroom.core.exit_codes import Exit
 from warroom.core.identity import current_actor
 from warroom.core.lines import entry_line, say, stamp
 from warroom.core.secrets import SecretError, redact
 from warroom.core.snapshot import JournalEntry, Snapshot, State
 from warroom.core.text import terminal_safe
 from warroom.core.units import format_duration, format_value, parse_duration
+from warroom.core.verbs import Verb
 from warroom.plan.demo import WORKDIR_PREFIX
-from warroom.plan.model import Plan, PlanError, PostgresState, load_plan
+from warroom.plan.load import load_plan
+from warroom.plan.model import Plan
+from warroom.plan.state import PostgresState
+from warroom.plan.yamlfile import PlanError
 from warroom.store import StoreError, open_store
-from warroom.store.base import CommandTooLarge, StoreMissing, StoreUnwritable
+from warroom.store.base import CommandTooLarge, StoreMissing, StoreUnwritable, process_started
 from warroom.store.paths import StateRef, default_state_path, named_state, state_path
 
-EXIT_PROBLEM, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_ENGINE = 1, 2, 6, 9  # 7: check.EXIT_CHECK
 T = TypeVar("T")
-STATE_EXIT = {State.PAUSED: 3, State.ROLLING_BACK: 4, State.ROLLED_BACK: 5}
-IN_FLIGHT = (State.RUNNING, State.PAUSED, State.ROLLING_BACK)  # users exposed, launch not over: someone must guard it
 
 VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal",
          "engine", "up", "down", "secret", "simulate")
@@ -68,15 +59,27 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _running_for() -> float:
+    """Seconds since this process started (since its human pressed Enter), on this host's clock."""
+    started = process_started(os.getpid())
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, uptime - started / os.sysconf("SC_CLK_TCK")) if started is not None else 0.0
+
+
+def _phase(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a phase number (0 before the first phase), not {text!r}")
+    return int(text)
+
+
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def state_exit(state: State) -> int:
-    return STATE_EXIT.get(state, 0)
 
 
 # ------------------------------------------------------------------ helpers
@@ -98,7 +101,7 @@ def _refused_fast_time(plan: Plan, args: argparse.Namespace) -> bool:
 
 def cmd_run(plan: Plan, args: argparse.Namespace) -> int:
     if _refused_fast_time(plan, args):
-        return EXIT_USAGE
+        return Exit.USAGE
     if args.faults and not any(s.type == "simulator" for s in plan.sources.values()):
         # Faults go into the simulator; ignoring them would make the run look like a rehearsal.
         print(terminal_safe(f"warroom: --faults needs a simulator source, and {plan.path or 'this plan'} has none (its sources: "
@@ -106,7 +109,7 @@ def cmd_run(plan: Plan, args: argparse.Namespace) -> int:
                             + "). Rehearse the faults offline with `warroom drill PLAN --scenario FILE`, or inject them into the "
                             "rehearsal exporter your Prometheus scrapes (`warroom simulate --serve … --faults FILE`, or POST /fault)"),
               file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     if not args.headless:
         return run_console(plan, args)
     from warroom.cli.lifecycle import cmd_run_headless  # the engine itself, in the foreground
@@ -155,15 +158,13 @@ def cmd_status(plan: Plan, args: argparse.Namespace) -> int:
     if snap is None:
         print(f"{plan.rollout.name}: no engine has published yet")
         view = client.engine(plan.poll_interval)
-        return 0 if view.alive else EXIT_NO_ENGINE
+        return Exit.OK if view.alive else Exit.NO_ENGINE
     if args.json:
         print(json.dumps(snap.to_json(), default=str, indent=2))
     else:
         _print_status(snap)
     assert snap.engine is not None
-    if not snap.engine.alive and snap.state in IN_FLIGHT:
-        return EXIT_NO_ENGINE
-    return STATE_EXIT.get(snap.state, 0)
+    return Exit.of_status(snap, engine_alive=snap.engine.alive)
 
 
 def _newest_state() -> Path | None:
@@ -198,13 +199,13 @@ def _state_to_read(plan: Plan, args: argparse.Namespace) -> StateRef | None:
 def cmd_journal(plan: Plan, args: argparse.Namespace) -> int:
     db = _state_to_read(plan, args)
     if db is None:
-        return EXIT_USAGE
+        return Exit.USAGE
     try:
         store = open_store(db, create=False, readonly=True)  # a reader: a backup on a read-only file system opens too
     except StoreMissing as exc:
         print(f"warroom: {exc}" if isinstance(db, PostgresState) else f"warroom: {db}: no journal here (nothing has run with this state yet)",
               file=sys.stderr)
-        return EXIT_PROBLEM
+        return Exit.PROBLEM
     # Streamed: the newest N come from the database's end, the whole journal a page at a time.
     entries = reversed(store.tail(args.limit)) if args.limit else store.iter_entries()
     for e in entries:
@@ -223,26 +224,26 @@ def _progress(verb: str) -> Callable[[JournalEntry], None]:
     return say
 
 
-def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
+def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
     def run(plan: Plan, args: argparse.Namespace) -> int:
         """Send the command to the rollout's engine, tell its progress, print its outcome."""
         path = state_path(plan, args.state)
         me = current_actor()
-        args_of = {
-            "step": lambda: {"force": args.force, "reason": args.reason or ""},
-            "pause": lambda: {"reason": args.reason or ""},
-            "rollback": lambda: {"reason": args.reason or f"manual rollback by {me.label()} (CLI)"},
-            "tick": lambda: {"item": args.item, "undo": args.undo},
+        args_of: dict[Verb, Callable[[], dict[str, Any]]] = {
+            Verb.STEP: lambda: {"force": args.force, "reason": args.reason or "", "from_phase": args.from_phase},
+            Verb.PAUSE: lambda: {"reason": args.reason or ""},
+            Verb.ROLLBACK: lambda: {"reason": args.reason or f"manual rollback by {me.label()} (CLI)"},
+            Verb.TICK: lambda: {"item": args.item, "undo": args.undo},
         }
 
         def send() -> tuple[EngineClient, int, int] | int:
             """(client, command id, journal position before it), or an exit code."""
             try:
-                client = EngineClient(open_store(path, create=name == "rollback"), actor=me)
+                client = EngineClient(open_store(path, create=name is Verb.ROLLBACK), actor=me)
             except StoreMissing:
                 client = None
             since = client.store.last_seq() if client is not None else 0
-            if name == "rollback":
+            if name is Verb.ROLLBACK:
                 assert client is not None  # a rollback creates the store it needs
                 # Queued first, whatever this client thinks of the engine: the driving engine runs it. Only
                 # when none drives (on the store's clock) is one started, and it finds the rollback queued.
@@ -251,29 +252,43 @@ def _actor_cmd(name: str) -> Callable[[Plan, argparse.Namespace], int]:
                     from warroom.cli.lifecycle import start_for_rollback  # only here: a client verb never loads the engine otherwise
 
                     if not start_for_rollback(plan, path, client):
-                        return EXIT_PROBLEM
+                        return Exit.PROBLEM
                 return client, command_id, since
             if client is None or not client.engine(plan.poll_interval).alive:
                 print(f"warroom: no engine drives {plan.rollout.name}: start one with `warroom up PLAN` (or open the console)",
                       file=sys.stderr)
-                return EXIT_REFUSED
-            return client, client.send(name, args_of.get(name, dict)()), since
+                return Exit.REFUSED
+            asked = args_of.get(name, dict)()
+            if name is Verb.STEP and asked["from_phase"] is None:
+                # When it was typed, and the phase as it stands now: the engine refuses a step the rollout moved on from.
+                asked.update(from_phase=client.store.load_state()[1].get("phase", 0), waited=_running_for())
+            return client, client.send(name, asked), since
 
-        sent = _until_the_store_answers(send) if name == "rollback" else send()
+        sent = _until_the_store_answers(send) if name is Verb.ROLLBACK else send()
         if isinstance(sent, int):
             return sent
         client, command_id, since = sent
-        command = client.wait(command_id, _progress(name), since=since)
+        command = client.wait(command_id, _progress(name), since=since, on_away=_still_waiting(name))
         if not command.done:
             print(f"warroom: the engine stopped before answering ({name} is {command.status}); see `warroom status PLAN`", file=sys.stderr)
-            return EXIT_PROBLEM
+            return Exit.PROBLEM
         if command.status != "done":
             print(f"warroom: {terminal_safe(command.message)}", file=sys.stderr)
-            return EXIT_REFUSED if command.status in ("refused", "expired") else EXIT_PROBLEM
+            return Exit.REFUSED if command.status in ("refused", "expired") else Exit.PROBLEM
         print(terminal_safe(command.message))  # the answer quotes the plan (an item's text) and the user (`--reason`)
         return 0
 
     return run
+
+
+def _still_waiting(verb: str) -> Callable[[StoreUnwritable, int], None]:
+    """What a verb says while its store cannot be reached after its command went out (a database restarting)."""
+    def say(exc: StoreUnwritable, tries: int) -> None:
+        if tries == 1 or tries % 10 == 0:
+            print(f"{verb}: sent; the store cannot be reached to follow it (try {tries}): {terminal_safe(redact(str(exc)))}; "
+                  "the engine goes on, waiting for its answer (Ctrl-C stops waiting, not the command)", file=sys.stderr, flush=True)
+
+    return say
 
 
 def _until_the_store_answers(send: Callable[[], T]) -> T:
@@ -347,6 +362,8 @@ def _parser() -> argparse.ArgumentParser:
     st = verb("step", "step up to the next phase")
     st.add_argument("--force", action="store_true", help="override soak, gates and checklist (needs --reason)")
     st.add_argument("--reason", help="why (required with --force)")
+    st.add_argument("--from", dest="from_phase", type=_phase, default=None, metavar="PHASE",
+                    help="step only if the rollout is still at this phase (default: the phase it is at as the verb starts)")
     pa = verb("pause", "pause automation and step-ups")
     pa.add_argument("--reason")
     verb("resume", "resume after a pause")
@@ -419,7 +436,7 @@ def cmd_report(plan: Plan, args: argparse.Namespace) -> int:
     from warroom.reports.files import run_report_command
 
     db = _state_to_read(plan, args)
-    return EXIT_USAGE if db is None else run_report_command(plan, db, fmt=args.format, output=args.output)
+    return Exit.USAGE if db is None else run_report_command(plan, db, fmt=args.format, output=args.output)
 
 
 def cmd_engine(plan: Plan, args: argparse.Namespace) -> int:
@@ -427,7 +444,7 @@ def cmd_engine(plan: Plan, args: argparse.Namespace) -> int:
     from warroom.cli.lifecycle import cmd_engine as run
 
     if not args.drill:
-        return EXIT_USAGE if _refused_fast_time(plan, args) else run(plan, args)
+        return Exit.USAGE if _refused_fast_time(plan, args) else run(plan, args)
     from warroom.drills.session import drill_engine_plan
 
     drill_plan, attach = drill_engine_plan(plan, args.drill, state=args.state, staging=args.staging)
@@ -437,7 +454,7 @@ def cmd_engine(plan: Plan, args: argparse.Namespace) -> int:
 def cmd_up(plan: Plan, args: argparse.Namespace) -> int:
     from warroom.cli.lifecycle import cmd_up as run
 
-    return EXIT_USAGE if _refused_fast_time(plan, args) else run(plan, args)
+    return Exit.USAGE if _refused_fast_time(plan, args) else run(plan, args)
 
 
 def cmd_down(plan: Plan, args: argparse.Namespace) -> int:
@@ -456,7 +473,7 @@ HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "run": cmd_run,
     "status": cmd_status,
     "journal": cmd_journal,
-    **{name: _actor_cmd(name) for name in ("step", "pause", "resume", "rollback", "retry", "tick", "ack")},
+    **{verb: _actor_cmd(verb) for verb in Verb if verb is not Verb.SHUTDOWN},  # `down` sends that one
 }
 
 
@@ -482,17 +499,17 @@ def main(argv: list[str] | None = None) -> int:
         args = _console_parser().parse_args(argv)
         plan = _plan_or_demo(args.plan, args.state)
         if _refused_fast_time(plan, args):
-            return EXIT_USAGE
+            return Exit.USAGE
         return run_console(plan, args)
     except PlanError as exc:
         print(terminal_safe(str(exc), keep_newlines=True), file=sys.stderr)
-        return EXIT_PROBLEM
+        return Exit.PROBLEM
     except CommandTooLarge as exc:  # the user's own words are too long: say the cap, send nothing
         print(f"warroom: {terminal_safe(str(exc))}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     except (StoreError, SecretError) as exc:
         print(f"warroom: {terminal_safe(redact(str(exc)), keep_newlines=True)}", file=sys.stderr)
-        return EXIT_PROBLEM
+        return Exit.PROBLEM
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

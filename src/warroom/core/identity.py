@@ -5,7 +5,9 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,13 @@ class Actor:
             text += f" on {self.tty}"
         return text
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"user": self.user, "host": self.host, "ssh_client": self.ssh_client, "tty": self.tty, "automatic": self.automatic}
 
     @classmethod
-    def from_json(cls, data: dict) -> Actor:
-        return cls(**{k: data.get(k, "") if k != "automatic" else bool(data.get(k)) for k in ("user", "host", "ssh_client", "tty", "automatic")})
+    def from_json(cls, data: Mapping[str, Any]) -> Actor:
+        return cls(str(data.get("user") or ""), str(data.get("host") or ""), str(data.get("ssh_client") or ""),
+                   str(data.get("tty") or ""), bool(data.get("automatic")))
 
 
 AUTOMATIC = Actor(user="warroom", automatic=True)

@@ -33,6 +33,7 @@ class Kind(StrEnum):
     STEP_FORCED = "step.forced", "a step up forced past soak, gates or checklist, with its reason", True, "warn", "forced step up"
     STEP_ATTEMPT = "step.attempt", "a step up's flag write failed (or a read-back confirmed it); numbered", True, "warn"
     STEP_OUTCOME = "step.outcome", "a step up ended: the new phase, failed and paused, or abandoned", True, "good"
+    STEP_LATE_WRITE = "step.late_write", "a write of an interrupted step up landed after a takeover: set back, not drift", True, "warn"
     ROLLOUT_COMPLETE = "rollout.complete", "the last phase is done", True, "good", "complete"
     PAUSE = "pause", "automation and step ups held, by a human or a guardrail", True, "warn", "pause"
     RESUME = "resume", "a pause lifted", True, "good", "resume"
@@ -92,6 +93,9 @@ ROLLBACK_STEP_FAILED = "rollback.step.failed"
 DECISIONS: dict[str, str] = {k.value: k.decision for k in Kind if k.decision}
 
 
+_BY_TEXT: dict[str, Kind] = {k.value: k for k in Kind}
+
+
 def known(kind: str) -> Kind | None:
     """The catalogue's entry for a stored kind; None for one it does not know (a newer warroom's)."""
-    return Kind._value2member_map_.get(kind)  # type: ignore[return-value]
+    return _BY_TEXT.get(kind)

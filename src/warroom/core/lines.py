@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from warroom.core.snapshot import JournalEntry, PaneView, Snapshot
+from warroom.core.statuses import PaneStatus
 from warroom.core.text import terminal_safe
 from warroom.core.units import format_duration, format_value
 
@@ -23,9 +24,9 @@ def entry_line(entry: JournalEntry) -> str:
 
 def _pane_text(pane: PaneView) -> str:
     text = f"{pane.id}={format_value(pane.value, pane.unit)}"
-    if pane.status == "stale" and pane.age is not None:
+    if pane.status == PaneStatus.STALE and pane.age is not None:
         return f"{text}(stale {format_duration(pane.age)})"  # how old the number kept on screen is
-    return text if pane.status == "ok" else f"{text}({pane.status})"
+    return text if pane.status == PaneStatus.OK else f"{text}({pane.status})"
 
 def status_line(snap: Snapshot) -> str:
     phase = f"phase {snap.phase.index}/{snap.phase_count} {snap.phase.name}" if snap.phase else f"phase 0/{snap.phase_count}"

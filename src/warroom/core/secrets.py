@@ -147,7 +147,8 @@ def _keyring(ref: str, operation: str, *args: str) -> str | None:
 
     service, username = _split_keyring(ref)
     try:
-        return getattr(keyring, operation)(service, username, *args)
+        answer: str | None = getattr(keyring, operation)(service, username, *args)
+        return answer
     except PasswordDeleteError:
         raise SecretError(f"{ref}: no such entry in the keyring") from None
     except NoKeyringError:

@@ -16,20 +16,61 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+from warroom.core.action_kinds import ActionKind
 from warroom.core.flagstate import FlagState
+from warroom.core.guardrail_actions import GuardrailAction
+from warroom.core.statuses import ExposureStatus, GuardrailStatus, PaneStatus, RunbookStepStatus
+from warroom.core.words import Word
 
 
-class State(str, Enum):  # noqa: UP042  (StrEnum changes str(); issue 22 item 3 types these words)
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    COMPLETE = "COMPLETE"
-    ROLLING_BACK = "ROLLING_BACK"
-    ROLLED_BACK = "ROLLED_BACK"
+class State(Word):
+    """The rollout's status, with what each means; the groups a verb, a screen or the engine asks
+    about (in flight, exposed, rolling back, over) are written once, here."""
+
+    PENDING = "PENDING", "no phase entered yet (or started again after a rollback): step up enters phase 1"
+    RUNNING = "RUNNING", "in a phase: soaking, guardrails judged, stepping up when gates and checklist allow"
+    PAUSED = "PAUSED", "in a phase, held by a human, a guardrail, drift or a failed step up: no automatic step"
+    COMPLETE = "COMPLETE", "the last phase is done: everyone is on the new code"
+    ROLLING_BACK = "ROLLING_BACK", "a rollback began: its flags are being set and read back, its runbook run"
+    ROLLED_BACK = "ROLLED_BACK", "the rollback's flags read back off: only retry leaves it"
 
     @property
     def label(self) -> str:
         return self.value.replace("_", " ")
+
+    def in_flight(self, *, acting: bool) -> bool:
+        """Users may be on the new code and the launch is not over: an engine must be guarding it.
+        `acting`: an action is in flight (PENDING with its first step up landing counts)."""
+        return self in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or (self is State.PENDING and acting)
+
+    def exposed(self, *, acting: bool) -> bool:
+        """Users may be on the new code and no rollback began: a rollback guardrail can still act.
+        `acting`: an action is in flight (PENDING with its first step up landing counts)."""
+        return self in (State.RUNNING, State.PAUSED, State.COMPLETE) or (self is State.PENDING and acting)
+
+    @property
+    def in_rollback(self) -> bool:
+        """A rollback began (ROLLING BACK or ROLLED BACK): it owns the flags; nothing steps or pauses."""
+        return self in (State.ROLLING_BACK, State.ROLLED_BACK)
+
+    @property
+    def may_step(self) -> bool:
+        """A step up can be asked for (PENDING or RUNNING): not held, not over, not rolling back."""
+        return self in (State.PENDING, State.RUNNING)
+
+    @property
+    def in_phase(self) -> bool:
+        """A phase is running (RUNNING or PAUSED): it can be paused or resumed, its checklist ticked."""
+        return self in (State.RUNNING, State.PAUSED)
+
+    def rollback_in_flight(self, action: ActionKind | None) -> bool:
+        """A rollback is being done: ROLLING BACK, or a rollback action (a runbook still running under ROLLED BACK)."""
+        return self is State.ROLLING_BACK or action is ActionKind.ROLLBACK
+
+    @property
+    def terminal(self) -> bool:
+        """The launch is over (COMPLETE or ROLLED BACK): nothing happens by itself any more."""
+        return self in (State.COMPLETE, State.ROLLED_BACK)
 
 
 @dataclass(frozen=True)
@@ -65,10 +106,9 @@ class GuardrailView:
     op: str  # above | below
     threshold: float | None  # None: a comparison with no absolute limit, judged before the control is known
     for_s: float
-    action: str
+    action: GuardrailAction
     no_data: str
-    # ok | pending (breaching, `for` not yet met) | breach (met) | nodata | ignored
-    status: str
+    status: GuardrailStatus
     value: float | None
     since: float | None  # when the current breach (or no-data spell) began
     progress: float  # 0..1 of the `for` window
@@ -85,7 +125,7 @@ class PaneView:
     title: str
     unit: str
     value: float | None
-    status: str  # ok | warn | breach | stale | nodata
+    status: PaneStatus
     detail: str
     warn: float | None
     breach: float | None
@@ -115,7 +155,7 @@ class GateView:
 class ExposureView:
     """The exposure check: the new cohort's observed share of units against the share the plan set."""
 
-    status: str  # ok | mismatch | none (no unit on the new code) | low (too few units) | nodata | settling | idle
+    status: ExposureStatus
     planned: float  # the share the flag is set to, 0..1
     observed: float | None  # the new cohort's share of units in the window
     n: float | None  # units in the window, both cohorts
@@ -124,7 +164,7 @@ class ExposureView:
 
     @property
     def blocks(self) -> bool:
-        return self.status not in ("ok", "idle")
+        return self.status.blocks
 
 
 @dataclass(frozen=True)
@@ -162,7 +202,7 @@ class FlagView:
 @dataclass(frozen=True)
 class ActionView:
     id: str
-    kind: str  # step_up | rollback
+    kind: ActionKind
     attempt: int
     last_error: str
     started_at: float
@@ -197,7 +237,7 @@ class EngineView:
 @dataclass(frozen=True)
 class RunbookStepView:
     name: str
-    status: str  # pending | ok | failed | dry-run
+    status: RunbookStepStatus
     summary: str = ""
 
 
@@ -259,6 +299,20 @@ class Snapshot:
     def can_step(self) -> bool:
         return not self.readonly and not self.step_blockers
 
+    @property
+    def in_flight(self) -> bool:
+        """Users may be on the new code and the launch is not over: an engine must be guarding it."""
+        return self.state.in_flight(acting=self.action is not None)
+
+    @property
+    def exposed(self) -> bool:
+        """Users may be on the new code and no rollback began: a rollback guardrail can still act."""
+        return self.state.exposed(acting=self.action is not None)
+
+    @property
+    def rollback_in_flight(self) -> bool:
+        return self.state.rollback_in_flight(self.action.kind if self.action is not None else None)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["state"] = self.state.value
@@ -267,7 +321,8 @@ class Snapshot:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Snapshot:
         """The Snapshot back from `to_json` (through JSON), every nested view typed again."""
-        return _decode(cls, data)
+        snap: Snapshot = _decode(cls, data)
+        return snap
 
 
 def _decode(kind: Any, value: Any) -> Any:
@@ -282,12 +337,12 @@ def _decode(kind: Any, value: Any) -> Any:
         args = typing.get_args(kind)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_decode(args[0], v) for v in value)
-        return tuple(_decode(a, v) for a, v in zip(args, value))
+        return tuple(_decode(a, v) for a, v in zip(args, value, strict=True))
     if kind is FlagState:
         return FlagState.from_json(value)
     if isinstance(kind, type) and issubclass(kind, Enum):
         return kind(value)
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return kind(**{name: _decode(hint, value[name]) for name, hint in _fields(kind) if name in value})
     return value
 

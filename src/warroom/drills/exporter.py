@@ -43,7 +43,12 @@ from warroom.core.secrets import SecretError, redact
 from warroom.core.text import terminal_safe
 from warroom.flags.base import FlagError, FlagProvider
 from warroom.flags.registry import UnknownProvider, make_provider
-from warroom.plan.model import Fault, FlagProviderConfig, Plan, PlanError, SimulatorSourceConfig, load_faults, load_plan
+from warroom.plan.faults import Fault, load_faults
+from warroom.plan.load import load_plan
+from warroom.plan.model import Plan
+from warroom.plan.simulate import modelled_exposure
+from warroom.plan.sources import FlagProviderConfig, SimulatorSourceConfig
+from warroom.plan.yamlfile import PlanError
 from warroom.sources.simulator.model import (
     COHORT_PROMQL,
     COHORTS,
@@ -51,10 +56,7 @@ from warroom.sources.simulator.model import (
     ServiceModel,
     cdf_at,
     cdf_mean,
-    driving_flag,
     fault_scope,
-    modelled_exposure,
-    phase_exposures,
 )
 
 # Latency buckets: ×1.2 steps from 2.5 ms to ~13 s, fine enough that
@@ -272,7 +274,7 @@ class ServiceExporter(Collector):
             latency = HistogramMetricFamily("warroom_sim_request_duration_seconds", "HTTP request latency, by cohort",
                                             labels=["cohort"])
             for cohort in COHORTS:
-                cumulative = [(f"{le:g}", count) for le, count in zip(BUCKETS, self.buckets[cohort])]
+                cumulative = [(f"{le:g}", count) for le, count in zip(BUCKETS, self.buckets[cohort], strict=True)]
                 latency.add_metric([cohort], cumulative + [("+Inf", self.latency_count[cohort])], self.latency_sum[cohort])
             yield latency
         if not self.dark("connection_success"):
@@ -291,7 +293,7 @@ class ServiceExporter(Collector):
             gauge = GaugeMetricFamily("warroom_sim_ws_connections", "Open WebSocket connections, by pod and cohort",
                                       labels=["pod", "cohort"])
             for cohort in COHORTS:
-                for pod, weight in zip(PODS, WS_SHARE):
+                for pod, weight in zip(PODS, WS_SHARE, strict=True):
                     gauge.add_metric([pod, cohort], self.connections[cohort] * weight)
             yield gauge
         for metric, name, help_text in (("cpu", "warroom_sim_cpu_ratio", "CPU in use, 0..1"),
@@ -299,7 +301,7 @@ class ServiceExporter(Collector):
             if self.dark(metric) or not self.load:
                 continue
             gauge = GaugeMetricFamily(name, help_text, labels=["pod"])
-            for pod, weight in zip(PODS, LOAD_SKEW):
+            for pod, weight in zip(PODS, LOAD_SKEW, strict=True):
                 gauge.add_metric([pod], self.load[metric] * weight)
             yield gauge
 
@@ -398,10 +400,10 @@ def _from_plan(plan: Plan) -> tuple[int | None, tuple[Fault, ...]]:
 def _follower(args: argparse.Namespace, plan: Plan | None) -> ExposureFollower | None:
     """The plan's own flag provider (or the --flags store), read the way the engine reads it."""
     if args.flags:
-        config = FlagProviderConfig(provider="local", path=str(Path(args.flags).resolve()))
-        provider, flag = make_provider(config, Path(".")), args.flag or (driving_flag(plan) if plan else None)
+        config = FlagProviderConfig.model_validate({"provider": "local", "path": str(Path(args.flags).resolve())})
+        provider, flag = make_provider(config, Path(".")), args.flag or (plan.driving_flag() if plan else None)
     elif plan is not None:
-        provider, flag = make_provider(plan.flag_provider, plan.base_dir), args.flag or driving_flag(plan)
+        provider, flag = make_provider(plan.flag_provider, plan.base_dir), args.flag or plan.driving_flag()
     else:
         return None
     return ExposureFollower(provider, flag)
@@ -431,7 +433,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         print(f"warroom simulate: {redact(str(exc))}", file=sys.stderr)
         return 1
     model = ServiceModel(seed=args.seed if args.seed is not None else seed or 7, faults=faults)
-    exposures = tuple(phase_exposures(plan, follower.flag if follower else None)) if plan else ()
+    exposures = tuple(plan.phase_exposures(follower.flag if follower else None)) if plan else ()
     exporter = ServiceExporter(model, follower, exposures, ignore_flag=args.ignore_flag)
     host, port = args.serve
     try:
@@ -448,7 +450,7 @@ def run_simulate(args: argparse.Namespace) -> int:
             flags += "  IGNORED: the flag does not reach the service, every user stays on the old code"
     else:
         flags = "none (exposure 0: give --plan or --flags)"
-    bound_host, bound_port = server.server_address[:2]
+    bound_host, bound_port = server.socket.getsockname()[:2]
     # The flag's state and a provider's error are a server's words: no escape sequence of theirs reaches the terminal.
     print(terminal_safe(f"serving http://{bound_host}:{bound_port}/metrics  flags: {flags}  faults: {len(faults)}"), flush=True)
     # SIGTERM (a test fixture, a service manager) ends as cleanly as Ctrl-C.

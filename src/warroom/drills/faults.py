@@ -80,11 +80,10 @@ class DarkSource(Source):
         self.inner = inner
         self.events = events
         self.when = when
-        self.kind = inner.kind  # type: ignore[misc]
         self.backfill_span = inner.backfill_span
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)  # `insecure` and the like, as the real source says
+        return getattr(self.inner, name)  # `kind`, `insecure` and the like, as the real source says
 
     async def query(self, query: str, ctx: SourceContext, series_label: str | None = None) -> Reading:
         if self.when.active(self.events):

@@ -7,12 +7,14 @@ each scripted action once when its time comes (`at`, `phase` + moment, or after 
 
 from __future__ import annotations
 
-from typing import TextIO
+import contextlib
+from typing import Any, TextIO
 
 from warroom.core.identity import Actor
-from warroom.core.journal_kinds import Kind
-from warroom.core.snapshot import Snapshot, State
+from warroom.core.snapshot import Snapshot
+from warroom.core.statuses import PaneStatus
 from warroom.core.text import terminal_safe
+from warroom.core.verbs import Verb
 from warroom.drills.faults import DrillTime
 from warroom.drills.scenario import ResponderAction, Scenario
 from warroom.engine.commands import dispatch
@@ -33,8 +35,8 @@ class ScriptedResponder:
         self.alarm_at: float | None = None
 
     def _alarm(self, snap: Snapshot) -> bool:
-        return snap.drift or any(g.status in ("pending", "breach", "nodata") for g in snap.guardrails) or any(
-            p.status in ("breach", "stale") for p in snap.panes)
+        return snap.drift or any(g.status.alarming for g in snap.guardrails) or any(
+            p.status in (PaneStatus.BREACH, PaneStatus.STALE) for p in snap.panes)
 
     def _due(self, action: ResponderAction, t: float) -> bool:
         if action.on == "alarm":
@@ -45,25 +47,26 @@ class ScriptedResponder:
     async def _do(self, action: ResponderAction) -> str:
         """The action as a command, through the one dispatcher every console and verb goes through."""
         reason = action.reason or f"scripted responder: {action.label()}"
-        verb, args = {
-            "rollback": ("rollback", {"reason": reason}),
-            Kind.PAUSE: (Kind.PAUSE, {"reason": reason}),
-            "step": ("step", {}),
-            "force_step": ("step", {"force": True, "reason": action.reason}),
-            "tick": ("tick", {"item": action.item or ""}),
-        }.get(action.do, (action.do, {}))
+        commands: dict[str, tuple[Verb, dict[str, Any]]] = {
+            "rollback": (Verb.ROLLBACK, {"reason": reason}),
+            "pause": (Verb.PAUSE, {"reason": reason}),
+            "step": (Verb.STEP, {}),
+            "force_step": (Verb.STEP, {"force": True, "reason": action.reason}),
+            "tick": (Verb.TICK, {"item": action.item or ""}),
+        }
+        verb, args = commands[action.do] if action.do in commands else (Verb(action.do), {})
         return await dispatch(self.engine, verb, args, RESPONDER)
 
     async def _routine(self, snap: Snapshot) -> None:
-        if snap.state not in (State.PENDING, State.RUNNING) or snap.action is not None:
+        if not snap.state.may_step or snap.action is not None:
             return
         if snap.phase is not None:
             for item in snap.phase.checklist:
                 if item.required and not item.ticked:
-                    await dispatch(self.engine, "tick", {"item": item.id}, RESPONDER)
+                    await dispatch(self.engine, Verb.TICK, {"item": item.id}, RESPONDER)
             snap = self.engine.publish()
         if self.engine.plan.automation.step_up == "manual" and snap.can_step:
-            await dispatch(self.engine, "step", {}, RESPONDER)
+            await dispatch(self.engine, Verb.STEP, {}, RESPONDER)
 
     async def __call__(self, snap: Snapshot) -> None:
         t = self.when.now()  # the session has already noted phase starts from this snapshot
@@ -77,7 +80,5 @@ class ScriptedResponder:
                 result = f"refused: {exc}"
             print(terminal_safe(f"{'':>20} responder: {action.label()} → {result}"), file=self.out, flush=True)
         if self.routine:
-            try:
+            with contextlib.suppress(CommandError):  # the rollout moved on under the routine (a rollback, a breach): nothing to do now
                 await self._routine(self.engine.publish())
-            except CommandError:
-                pass  # the rollout moved on under the routine (a rollback, a breach): nothing to do now

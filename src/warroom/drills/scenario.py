@@ -21,13 +21,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, ValidationInfo, model_validator
 
-from warroom.core.units import parse_duration
-from warroom.plan.model import Duration, Fault, Number, SimMetric, Strict, _validation_problems
+from warroom.plan.faults import Fault
+from warroom.plan.fields import Duration, Number, Strict, duration
+from warroom.plan.problems import validate_text
+from warroom.plan.simulate import SimMetric
 from warroom.plan.yamlfile import PlanError, Problem, compose, read_text
 
-METRIC_MODES = ("set", "add", "multiply", "ramp", "spike")
+MetricMode = Literal["set", "add", "multiply", "ramp", "spike"]
+METRIC_MODES: tuple[MetricMode, ...] = ("set", "add", "multiply", "ramp", "spike")
 
 
 class ScenarioMismatch(ValueError):
@@ -48,15 +51,16 @@ class Moment(Strict):
         return f"{self.of_hold * 100:g}% of hold" if self.of_hold is not None else f"{self.seconds:g}s"
 
 
-def _moment(value: Any) -> Any:
+def _moment(value: Any, info: ValidationInfo) -> Any:
     if isinstance(value, (Moment, dict)):
         return value
     if isinstance(value, str) and (share := _OF_HOLD.match(value)):
         return {"of_hold": float(share.group(1)) / 100}
     try:
-        return {"seconds": parse_duration(value)}
+        return {"seconds": duration(value, info)}
     except ValueError:
-        raise ValueError(f"expected {MOMENT_HELP}") from None
+        bare = isinstance(value, (int, float)) and not isinstance(value, bool)
+        raise ValueError(f"expected {MOMENT_HELP}" + ("; a number alone is not a duration (30 what?)" if bare else "")) from None
 
 
 _EXPOSURE_REF = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
@@ -182,7 +186,7 @@ class TimelineEvent(When):
         """The simulator fault for a metric event (after `fitted()`); None for a flag-service event."""
         if self.flags is not None:
             return None
-        mode = next((m for m in METRIC_MODES if getattr(self, m) is not None), "dark")
+        mode: MetricMode | Literal["dark"] = next((m for m in METRIC_MODES if getattr(self, m) is not None), "dark")
         when: dict[str, Any] = {"at": self.offset()} if self.phase is None else {"phase": self.phase, "after": self.offset()}
         return Fault(metric=self.metric, duration=self.duration, mode=mode, while_exposed=self.while_exposed,
                      value=getattr(self, mode) if mode != "dark" else 0.0, **when)
@@ -219,7 +223,7 @@ class ResponderAction(When):
 
     # Same name as When's check, so it replaces it: `on: alarm` is a third kind of anchor.
     @model_validator(mode="after")
-    def _one_anchor(self) -> ResponderAction:  # type: ignore[override]
+    def _one_anchor(self) -> ResponderAction:
         timed = self.at is not None or self.phase is not None
         if timed == (self.on is not None):
             raise ValueError("give one of `at`, `phase` (with `at` or `after`) or `on: alarm` (with `after`)")
@@ -349,10 +353,7 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     data, located = compose(text, file)
     if not isinstance(data, dict):
         raise PlanError([Problem(file, 1, 1, "", "a scenario is a mapping with name, title, timeline, responder, expect")])
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as exc:
-        raise PlanError(_validation_problems(exc, located)) from None
+    return validate_text(Scenario, data, located)
 
 
 def load_scenario(ref: str | Path) -> Scenario:

@@ -26,6 +26,7 @@ from typing import TextIO
 
 from warroom.client import engine_argv
 from warroom.core.clock import Clock, make_clock
+from warroom.core.exit_codes import Exit
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import Snapshot
 from warroom.core.text import terminal_safe
@@ -35,16 +36,14 @@ from warroom.drills.responder import ScriptedResponder
 from warroom.drills.scenario import DEFAULT, Scenario, ScenarioMismatch, load_scenario
 from warroom.engine.build import build_engine
 from warroom.engine.engine import Engine
-from warroom.engine.process import TERMINAL, RunOptions, serve_engine
-from warroom.plan.model import FlagProviderConfig, Plan, PrometheusSourceConfig, SimulatorSourceConfig
+from warroom.engine.process import RunOptions, serve_engine
+from warroom.plan.model import Plan
+from warroom.plan.sources import FlagProviderConfig, PrometheusSourceConfig, SimulatorSourceConfig
 from warroom.reports.scorecard import ScoreCard, compute, latest_score_card, soaks_text
-from warroom.sources.simulator.model import driving_flag, phase_exposures
 from warroom.sources.simulator.queries import unmodelled_advice, unmodelled_conditions
 from warroom.sources.simulator.source import SimulatorSource
 from warroom.store import open_store
 from warroom.store.paths import default_state_path, engine_log_path
-
-EXIT_PROBLEM, EXIT_USAGE, EXIT_DRILL_FAILED = 1, 2, 8
 
 
 class DrillSetupError(Exception):
@@ -75,6 +74,12 @@ class Drill:
     scenario: Scenario  # every phase a number, every moment in seconds
     soaks: tuple[Soak, ...] = ()
     staging: bool = False
+
+    @property
+    def state_file(self) -> Path:
+        """Its own SQLite state, in the drill's folder (prepare() puts it there)."""
+        assert isinstance(self.plan.state, str)
+        return Path(self.plan.state)
 
 
 def drill_dir(plan: Plan, scenario: Scenario) -> Path:
@@ -143,17 +148,17 @@ def drill_plan(plan: Plan, scenario: Scenario, workdir: Path, *, staging: bool =
         # The plan's relative paths (a simulator's live fault file) resolve in the drill's own
         # folder; with --staging they stay the plan's, so its flag file is the staging one.
         update["base_dir"] = workdir
-        flag = driving_flag(plan)
+        flag = plan.driving_flag()
         update["sources"] = {
             name: SimulatorSourceConfig(type="simulator", flag=flag) if isinstance(config, PrometheusSourceConfig) else config
             for name, config in plan.sources.items()}
-        update["flag_provider"] = FlagProviderConfig(provider="local", path=str(workdir / "flags.json"))
+        update["flag_provider"] = FlagProviderConfig.model_validate({"provider": "local", "path": str(workdir / "flags.json")})
         if plan.exposure is not None and scenario.soak is not None:
             # The simulator's split shows at once: the exposure check waits no longer than a shortened soak.
             update["exposure"] = plan.exposure.model_copy(update={"settle": min(plan.exposure.settle, scenario.soak)})
     made = plan.model_copy(update=update)
     try:
-        fitted = scenario.fitted(list(zip(phase_exposures(made), (p.hold for p in phases))))
+        fitted = scenario.fitted(list(zip(made.phase_exposures(), (p.hold for p in phases), strict=True)))
     except ScenarioMismatch as exc:
         raise DrillSetupError(f"{exc}; it does not fit {plan.path or plan.rollout.name}") from None
     return Drill(made, fitted, tuple(soaks), staging)
@@ -251,7 +256,7 @@ class DrillSession:
                                {"event": event.label(), "at": start})
 
     def _over(self, snap: Snapshot) -> bool:
-        done = snap.state in TERMINAL and snap.action is None and not self.engine.tasks
+        done = snap.state.terminal and snap.action is None and not self.engine.tasks
         return done or self.when.now() >= self.scenario.duration
 
     async def after_tick(self, snap: Snapshot) -> None:
@@ -295,11 +300,11 @@ async def run_headless_drill(drill: Drill, *, clock: Clock, out: TextIO = sys.st
     """Run a drill with the scripted responder; returns the card and the state database."""
     session = DrillSession(build_engine(drill.plan, clock=clock), drill, responder_out=out)
     options = RunOptions(until_done=True, status_every=30.0, run_for=drill.scenario.duration, after_tick=session.after_tick)
-    await serve_engine(session.engine, log_path=engine_log_path(Path(drill.plan.state or "state.sqlite")), options=options, terminal=out)
+    await serve_engine(session.engine, log_path=engine_log_path(drill.state_file), options=options, terminal=out)
     card = session.finish()
     for line in card.lines():
         print(terminal_safe(line), file=out, flush=True)
-    return card, Path(drill.plan.state or "")
+    return card, drill.state_file
 
 
 def drill_engine_plan(plan: Plan, scenario_ref: str, *, state: str | None, staging: bool) -> tuple[Plan, Callable]:
@@ -315,19 +320,19 @@ ConsoleRunner = Callable[[Plan, list[str]], int]
 
 def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None, staging: bool, headless: bool,
                       speed: str | float | None, console: ConsoleRunner, out: TextIO | None = None) -> int:
-    """`warroom drill`: 0 when the score card passes, EXIT_DRILL_FAILED when it does not."""
+    """`warroom drill`: 0 when the score card passes, Exit.DRILL_FAILED when it does not."""
     out = out or sys.stdout  # looked up at call time, so a redirected stdout is honoured
     # Offline, the drill's state and flags are its own: any speed. Against staging, the flags are real.
     refused = fast_time_problem(plan, speed, real_flags=True) if staging else None
     if refused:
         print(f"warroom: {refused}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     scenario = load_scenario(scenario_ref) if scenario_ref else DEFAULT
     try:
         drill = prepare(plan, scenario, state=state, staging=staging)
     except DrillSetupError as exc:
         print(f"warroom: {terminal_safe(exc, keep_newlines=True)}", file=sys.stderr)
-        return EXIT_PROBLEM
+        return Exit.PROBLEM
     # Scenario and plan text is data: no escape sequence of theirs reaches the terminal.
     lines = [f"DRILL {scenario.name}: {scenario.title} — state and journal in {drill.plan.state}",
              *(f"  {soak.label()}" for soak in drill.soaks)]
@@ -342,14 +347,14 @@ def run_drill_command(plan: Plan, scenario_ref: str | None, *, state: str | None
     else:
         # Humans respond in the console; the drill's engine is the console's child process, which
         # prepares the same drill plan in the same folder and hosts the faults, soaks and score.
-        db = Path(drill.plan.state or "")
+        db = drill.state_file
         engine_args = engine_argv(plan, db, speed=speed) + ["--drill", scenario_ref or scenario.name] + (["--staging"] if staging else [])
         code = console(drill.plan, engine_args)
         found = latest_score_card(open_store(db, create=False)) if db.exists() else None
         if found is None:  # the engine never started (the console said why)
-            return code or EXIT_PROBLEM
+            return code or Exit.PROBLEM
         card = found
         for line in card.lines():
             print(terminal_safe(line), file=out)
     print(f"report: warroom report --state {db} --format html -o drill-report.html", file=out)
-    return 0 if card.passed else EXIT_DRILL_FAILED
+    return 0 if card.passed else Exit.DRILL_FAILED

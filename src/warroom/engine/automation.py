@@ -1,134 +1,143 @@
-"""What the engine does by itself each tick: guardrail actions, drift, source health, the automatic step up.
+"""What the engine does by itself each tick, as decisions: guardrail actions, drift, source health,
+the exposure check, the automatic step up.
 
-Each reaction goes through the engine's own command methods (`pause`, `rollback`,
-`step_up`) with the automatic actor, so a guardrail acts exactly as a human would, and
-is journaled the same way.
+Nothing here acts. Each judgement returns decisions — journal this, pause, roll back, step
+up, commit this change — and the façade (engine.py) applies them through its own command
+methods with the automatic actor, so a guardrail acts exactly as a human would and is
+journaled the same way.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
+from warroom.core.guardrail_actions import GuardrailAction
 from warroom.core.identity import AUTOMATIC
 from warroom.core.journal_kinds import Kind
-from warroom.core.snapshot import GuardrailView, State
+from warroom.core.snapshot import State
 from warroom.core.units import format_duration
 from warroom.engine import state as st
-from warroom.engine.executor import CommandError
-from warroom.engine.guardrails import GuardrailTracker, held, shadow_message, why, why_data
-from warroom.engine.journal import Entry
-from warroom.engine.polling import QueryKey
-from warroom.store.base import StaleState
+from warroom.engine.cohorts import QueryKey
+from warroom.engine.guardrails import GuardrailTracker, Verdict, held, shadow_message, why, why_data
+from warroom.engine.journal import Change, Entry
+from warroom.engine.policy import Policy
+from warroom.engine.polling import HealthChange
+from warroom.plan.model import Plan
 
-if TYPE_CHECKING:
-    from warroom.engine.engine import Engine
+# ---------------------------------------------------------------- the decisions
+
+
+@dataclass(frozen=True)
+class Note:
+    """Journal this entry (no state change)."""
+
+    kind: Kind
+    message: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pause:
+    reason: str
+    cause: Mapping[str, Any]  # the guardrail's numbers (guardrails.why_data)
+
+
+@dataclass(frozen=True)
+class RollBack:
+    reason: str
+    cause: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StepUp:
+    """The automatic step up: soak done, gates green, required items ticked."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Commit this state change if the state is still at `version`; if it moved meanwhile, the next tick looks again."""
+
+    change: Change
+    version: int
+
+
+Decision = Note | Pause | RollBack | StepUp | Commit
+
+
+# ---------------------------------------------------------------- judging
 
 
 class Automation:
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    def __init__(self, plan: Plan, policy: Policy):
+        self.plan = plan
+        self.policy = policy
 
-    def journal_source_health(self) -> None:
-        engine = self.engine
-        for change in engine.poller.health_changes():
-            if change.down:
-                engine.journal.entry(Kind.SOURCE_ERROR, f"source {change.source}: {change.detail}",
-                                     data={"source": change.source, "detail": change.detail})
-            else:
-                engine.journal.entry(Kind.SOURCE_RECOVERED, f"source {change.source} answers again", data={"source": change.source})
+    @staticmethod
+    def source_health(changes: list[HealthChange]) -> list[Decision]:
+        return [Note(Kind.SOURCE_ERROR, f"source {c.source}: {c.detail}", {"source": c.source, "detail": c.detail}) if c.down
+                else Note(Kind.SOURCE_RECOVERED, f"source {c.source} answers again", {"source": c.source}) for c in changes]
 
-    async def evaluate_guardrails(self, now: float) -> None:
-        """Judge every guardrail on this tick's readings; journal breaches and clears, act on fires."""
-        engine = self.engine
-        share = lambda: engine.policy.planned_share(engine.rollout)  # noqa: E731  (asked for each: a fire may roll back)
-        for tracker, key, verdict in engine.guardrails.evaluate(engine.poller, now, engine.policy.looks(engine.rollout), share):
-            g = tracker.guard
-            if verdict.lacking:
-                engine.journal.entry(Kind.GUARDRAIL_EVIDENCE, f"{tracker.id}: {verdict.view.detail}; no verdict, `no_data: {g.no_data}` applies",
-                                     data={"guardrail": tracker.id, "detail": verdict.view.detail, "no_data": g.no_data})
-            if g.mode == "shadow":  # journaled when its window is met, never acted on
-                if verdict.fire:
-                    engine.journal.entry(Kind.GUARDRAIL_SHADOW, shadow_message(tracker, verdict.view),
-                                         data={**why_data(verdict.view, key), "window_met_at": now})
-                continue
-            text = why(verdict.view)
-            if verdict.started and g.for_ > 0:  # a value or, with `no_data: breach`, no data
-                engine.journal.entry(Kind.GUARDRAIL_BREACH, f"{tracker.id}: {text}; acting after {format_duration(g.for_)} if it holds",
-                                     data=why_data(verdict.view, key))
-            if verdict.cleared and not verdict.fire:
-                engine.journal.entry(Kind.GUARDRAIL_CLEAR, f"{tracker.id} back within threshold",
-                                     data={"guardrail": tracker.id, "value": verdict.view.value})
-            if verdict.fire:
-                await self._fire(tracker, key, verdict.view, text, now)
-
-    def check_exposure(self, now: float) -> None:
-        """The exposure check on this tick's readings; a change between match and mismatch is journaled."""
-        news = self.engine.policy.check_exposure(self.engine.rollout, now)
-        if news is not None:
-            kind, message, data = news
-            self.engine.journal.entry(kind, message, data=data)
-
-    async def _fire(self, tracker: GuardrailTracker, key: QueryKey, view: GuardrailView, text: str, now: float) -> None:
-        engine = self.engine
+    def guardrail(self, tracker: GuardrailTracker, key: QueryKey, verdict: Verdict, state: st.RolloutState, now: float) -> list[Decision]:
+        """One guardrail's verdict on this tick's readings: breaches and clears journaled, and what a fire does."""
         g = tracker.guard
-        data = {**why_data(view, key), "window_met_at": now}
-        reason = f"guardrail {tracker.id}: {text} ({held(g)})"
-        if g.action == "alert":
-            engine.journal.entry(Kind.GUARDRAIL_ALERT, reason, data=data)
-        elif g.action == "pause":
-            if engine.state == State.RUNNING:
-                try:
-                    await engine.pause(AUTOMATIC, reason, cause=data)
-                except CommandError:
-                    pass  # the state moved meanwhile (a human paused or rolled back first)
-            else:
-                engine.journal.entry(Kind.GUARDRAIL_FIRED, f"{reason}; would pause, state is {engine.state.label}", data=data)
-        elif g.action == "rollback":
-            # PENDING with a step up in flight: the first phase's flags may be landing now.
-            exposed = engine.state in (State.RUNNING, State.PAUSED, State.COMPLETE) or engine.rollout.action is not None
-            if exposed and engine.state != State.ROLLING_BACK:
-                try:
-                    # In real time the tick only starts the rollback, so guardrails and samples keep
-                    # going while flags retry. In virtual time I/O takes no time: the tick waits, or
-                    # the clock would jump ahead of a flag write still in flight.
-                    await engine.rollback(AUTOMATIC, reason, cause=data, wait=engine.clock.speed == float("inf"))
-                except CommandError:
-                    pass  # a rollback that cannot begin says so in the journal
-            else:
-                engine.journal.entry(Kind.GUARDRAIL_FIRED, f"{reason}; no rollback, state is {engine.state.label}", data=data)
+        out: list[Decision] = []
+        if verdict.lacking:
+            out.append(Note(Kind.GUARDRAIL_EVIDENCE, f"{tracker.id}: {verdict.view.detail}; no verdict, `no_data: {g.no_data}` applies",
+                            {"guardrail": tracker.id, "detail": verdict.view.detail, "no_data": g.no_data}))
+        if g.mode == "shadow":  # journaled when its window is met, never acted on
+            if verdict.fire:
+                out.append(Note(Kind.GUARDRAIL_SHADOW, shadow_message(tracker, verdict.view), {**why_data(verdict.view, key), "window_met_at": now}))
+            return out
+        text = why(verdict.view)
+        if verdict.started and g.for_ > 0:  # a value or, with `no_data: breach`, no data
+            out.append(Note(Kind.GUARDRAIL_BREACH, f"{tracker.id}: {text}; acting after {format_duration(g.for_)} if it holds",
+                            why_data(verdict.view, key)))
+        if verdict.cleared and not verdict.fire:
+            out.append(Note(Kind.GUARDRAIL_CLEAR, f"{tracker.id} back within threshold", {"guardrail": tracker.id, "value": verdict.view.value}))
+        if verdict.fire:
+            data = {**why_data(verdict.view, key), "window_met_at": now}
+            reason = f"guardrail {tracker.id}: {text} ({held(g)})"
+            out.append(self._fire(verdict.view.action, reason, data, state))
+        return out
 
-    def check_drift(self) -> None:
-        """Flags changed outside warroom: journaled once, automation paused until acknowledged."""
-        engine = self.engine
-        current = engine.rollout
-        if current.status == State.PENDING or current.action is not None or engine.executor.tasks:
-            return
-        new = engine.policy.new_drift(current)
+    @staticmethod
+    def _fire(action: GuardrailAction, reason: str, data: dict[str, Any], state: st.RolloutState) -> Decision:
+        if action is GuardrailAction.ALERT:
+            return Note(Kind.GUARDRAIL_ALERT, reason, data)
+        if action is GuardrailAction.PAUSE:
+            if state.status == State.RUNNING:
+                return Pause(reason, data)
+            return Note(Kind.GUARDRAIL_FIRED, f"{reason}; would pause, state is {state.status.label}", data)
+        if state.exposed:  # PENDING with a step up in flight too: the first phase's flags may be landing now
+            return RollBack(reason, data)
+        return Note(Kind.GUARDRAIL_FIRED, f"{reason}; no rollback, state is {state.status.label}", data)
+
+    def exposure(self, state: st.RolloutState, now: float) -> list[Decision]:
+        """The exposure check on this tick's readings; a change between match and mismatch is journaled."""
+        news = self.policy.check_exposure(state, now)
+        return [] if news is None else [Note(*news)]
+
+    def drift(self, state: st.RolloutState, version: int, *, acting: bool) -> list[Decision]:
+        """Flags changed outside warroom: journaled once, automation paused until acknowledged.
+        `acting`: an action is executing (its writes are no drift)."""
+        if state.status == State.PENDING or state.action is not None or acting:
+            return []
+        new = self.policy.new_drift(state)
         if not new:
-            return
-        text = ", ".join(f"{n} is {s.label()} (warroom set {current.desired[n].label()})" for n, s in new.items())
+            return []
+        text = ", ".join(f"{n} is {s.label()} (warroom set {state.desired[n].label()})" for n, s in new.items())
         reason = f"drift: {text}"
         entry: Entry = (Kind.DRIFT_DETECTED, f"DRIFT: {text}; changed outside warroom, automation paused until acknowledged", AUTOMATIC,
                         {"flags": {n: s.to_json() for n, s in new.items()}})
 
         def change(now: st.RolloutState) -> tuple[st.RolloutState, list[Entry]]:
             pausing = now.status == State.RUNNING
-            return now.apply(st.Event.DRIFT, drift={**now.drift, **new},
-                             paused_reason=reason if pausing else now.paused_reason), [entry]
+            return now.apply(st.Event.DRIFT, drift={**now.drift, **new}, paused_reason=reason if pausing else now.paused_reason), [entry]
 
-        try:
-            engine.journal.transition(change, expected_version=engine.journal.version)
-        except (StaleState, st.Refused):
-            pass  # the state moved meanwhile: the next tick looks again
+        return [Commit(change, version)]
 
-    async def auto_step(self) -> None:
-        engine = self.engine
-        if engine.plan.automation.step_up != "auto" or engine.state not in (State.PENDING, State.RUNNING):
-            return
-        if not engine.step_blockers():
-            try:
-                # In real time the tick only starts the step: guardrails keep being judged every
-                # tick while its flag writes wait on a slow API. Virtual time waits (see _fire).
-                await engine.step_up(AUTOMATIC, wait=engine.clock.speed == float("inf"))
-            except CommandError:
-                pass  # refused now (the state moved): the next tick looks again
+    def step(self, state: st.RolloutState, blockers: Callable[[], list[str]]) -> list[Decision]:
+        """The automatic step up, when the plan asks for one and nothing blocks it (`blockers()`: asked only then)."""
+        return [StepUp()] if self.plan.automation.step_up == "auto" and state.status.may_step and not blockers() else []

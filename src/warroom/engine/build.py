@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from warroom.core.clock import Clock, RealClock
 from warroom.engine.engine import Engine
 from warroom.engine.lease import LEASE_TTL, Lease, this_process
 from warroom.flags.registry import make_provider
 from warroom.outbound import notify
-from warroom.plan.model import Fault, Plan
+from warroom.plan.faults import Fault
+from warroom.plan.model import Plan
 from warroom.sources.registry import make_source
 from warroom.sources.simulator.queries import query_models
 from warroom.store import open_store
 from warroom.store.base import Store
-from warroom.store.paths import engine_log_path, state_path
+from warroom.store.paths import StateRef, engine_log_path, state_path
 from warroom.store.thread import StoreThread
 
 
@@ -32,7 +31,7 @@ def runbook_dry_run(plan: Plan) -> tuple[bool, str]:
 def build_engine(
     plan: Plan,
     *,
-    state: str | Path | None = None,
+    state: str | StateRef | None = None,
     store: Store | None = None,
     clock: Clock | None = None,
     lease_ttl: float = LEASE_TTL,

@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 from warroom.core.snapshot import ComparisonView
 from warroom.core.stats import per_look_level, two_proportion_test
 from warroom.core.units import format_value
-from warroom.plan.model import Condition, Guardrail, Plan
+from warroom.plan.conditions import Condition, Guardrail
+from warroom.plan.model import Plan
 from warroom.sources.base import Reading
 
 QueryKey = tuple[str, str, str | None]  # (source, query, series_label)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from warroom.core.identity import Actor
 from warroom.core.journal_kinds import Kind
+from warroom.core.verbs import Verb
 from warroom.engine.executor import CommandError
 from warroom.engine.journal import COMMAND
 from warroom.store.base import Command, Fenced, StoreError
@@ -28,29 +30,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VERBS = ("step", "pause", "resume", "rollback", "retry", "tick", "ack", "shutdown")
 MAX_AGE = 30.0  # seconds a command may wait for an engine and still run
-NEVER_EXPIRE = ("rollback",)  # rolling back is the safe direction: late is better than never
+NEVER_EXPIRE = tuple(v for v in Verb if v.never_expires)  # rolling back is the safe direction: late is better than never
 CHECK_EVERY = 1.0  # seconds between two looks at the queue when nothing wakes the engine
 
 
 async def dispatch(engine: Engine, verb: str, args: dict[str, Any], actor: Actor) -> str:
     """Run one command as `actor`; its outcome in words, or CommandError with why not."""
-    if verb == "step":
+    if verb == Verb.STEP:
         return await engine.step_up(actor, force=bool(args.get("force")), reason=str(args.get("reason") or ""))
-    if verb == "pause":
+    if verb == Verb.PAUSE:
         return await engine.pause(actor, str(args.get("reason") or ""))
-    if verb == "resume":
+    if verb == Verb.RESUME:
         return await engine.resume(actor)
-    if verb == "rollback":
+    if verb == Verb.ROLLBACK:
         return await engine.rollback(actor, str(args.get("reason") or f"manual rollback by {actor.label()}"))
-    if verb == "retry":
+    if verb == Verb.RETRY:
         return await engine.retry(actor)
-    if verb == "tick":
+    if verb == Verb.TICK:
         return await engine.tick_item(actor, str(args.get("item", "")), ticked=not args.get("undo"))
-    if verb == "ack":
+    if verb == Verb.ACK:
         return await engine.ack_drift(actor)
-    raise CommandError(f"unknown command {verb!r}; known: {', '.join(VERBS)}")
+    raise CommandError(f"unknown command {verb!r}; known: {', '.join(Verb)}")
 
 
 class CommandLoop:
@@ -59,7 +60,36 @@ class CommandLoop:
     def __init__(self, engine: Engine, shutdown: Callable[[Command, Actor], Awaitable[str]]):
         self.engine = engine
         self.shutdown = shutdown  # the process decides how it stops (it may refuse during a rollback)
-        self.running: set[asyncio.Task] = set()
+        self.running: set[asyncio.Task[None]] = set()
+        # The phase, and when (this host's wall clock) this engine saw the rollout enter it: 0 for the phase
+        # it found when it began to drive (it entered before). Every phase change commits a journal entry,
+        # so a listener sees each; the first entry is the engine's own start, once its state is loaded.
+        self.phase: tuple[int, float] | None = None
+        engine.entry_listeners.append(self._phase_moved)
+
+    def _phase_moved(self, _entry: Any) -> None:
+        now = self.engine.journal.state.phase
+        if self.phase is None or now != self.phase[0]:
+            self.phase = (now, 0.0 if self.phase is None else time.time())
+
+    def stale_step(self, args: dict[str, Any]) -> str | None:
+        """Why a step is stale: the rollout left the phase it names (`from_phase`), or moved on after the
+        step was asked (`waited`: seconds the sender had been running, i.e. since a human typed it). None
+        when neither says so. Judged right before the step's intent commits, nothing awaited in between:
+        of three forced steps typed at once, one moves the rollout and the others are refused."""
+        now = self.engine.journal.reload().phase
+        total = len(self.engine.plan.phases)
+        where = f"{now}/{total} {self.engine.plan.phases[now - 1].name}" if now >= 1 else f"0/{total} (not started)"
+        again = "look again and step from there if you still want to"
+        if args.get("from_phase") is not None and int(args["from_phase"]) != now:
+            return f"stale step: asked from phase {int(args['from_phase'])}, but the rollout is at phase {where} now; {again}"
+        phase, since = self.phase or (now, 0.0)
+        # Estimated on this host's clock from how long the sender had run (skew between hosts plays no part;
+        # the time the command took to arrive makes it later, so a doubt lets the step go).
+        asked = time.time() - float(args.get("waited") or 0.0)
+        if phase == now and asked < since:
+            return f"stale step: asked {since - asked:.1f}s before the rollout entered phase {where}; {again}"
+        return None
 
     async def serve(self, stop: asyncio.Event) -> None:
         await self._take_over()
@@ -97,7 +127,7 @@ class CommandLoop:
         while True:
             try:
                 fence = self.engine.lease.fence
-                command = await self.engine.store_thread.call(lambda store: store.claim_command(fence))
+                command = await self.engine.store_thread.call(lambda store: store.claim_command(fence))  # noqa: B023  (awaited here)
             except Fenced as exc:
                 self.engine.on_fenced(exc)
                 return
@@ -121,7 +151,9 @@ class CommandLoop:
                 message = f"not run: it waited {age:.0f}s for an engine (a {command.verb} older than {MAX_AGE:g}s could surprise); ask again"
                 engine.journal.entry(Kind.COMMAND_EXPIRED, f"{command.verb} by {actor.label()} {message}", actor,
                                      {"command": command.id, "verb": command.verb, "age": age})
-            elif command.verb == "shutdown":
+            elif command.verb == Verb.STEP and (stale := self.stale_step(command.args)) is not None:
+                status, message = "refused", stale
+            elif command.verb == Verb.SHUTDOWN:
                 status, message = "done", await self.shutdown(command, actor)
             else:
                 status, message = "done", await dispatch(engine, command.verb, command.args, actor)

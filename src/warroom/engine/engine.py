@@ -1,10 +1,12 @@
+# Over 500 lines: the façade is the one place that applies — lifecycle, the tick and every command, each a few lines over its parts.
 """The rollout engine: a façade over its parts — lifecycle, the tick, and the commands.
 
 It knows nothing of any UI. It is driven by the clock it is given; each tick polls every
 query and flag concurrently (polling.py), judges guardrails (guardrails.py) and what the
-plan allows (policy.py), acts where a guardrail says so through write-ahead actions
-(executor.py, automation.py), and publishes an immutable Snapshot to the store
-(views.py), where every console and verb reads it. Commands come in through
+plan allows (policy.py), applies what the automation decided (automation.py) through
+write-ahead actions (intents.py, executor.py), and publishes an immutable Snapshot to
+the store (views.py), where every console and verb reads it. Parts compute and return;
+only this façade applies. Commands come in through
 commands.py and run as the command methods below, with the human who asked. State
 changes go through the one transition table (state.py), committed with their journal
 entries (journal.py) under the engine's lease epoch (lease.py): an engine that was
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from warroom.core.clock import Clock
@@ -27,14 +29,16 @@ from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import JournalEntry, Snapshot, State
 from warroom.engine import intents, views
 from warroom.engine import state as st
-from warroom.engine.automation import Automation
+from warroom.engine.automation import Automation, Commit, Decision, Note, Pause, RollBack, StepUp
+from warroom.engine.cohorts import QueryKey
 from warroom.engine.executor import CommandError, Executor
 from warroom.engine.exposure import Exposure
 from warroom.engine.guardrails import Guardrails
+from warroom.engine.intents import RollbackProgress
 from warroom.engine.journal import EngineJournal, Entry
 from warroom.engine.lease import Lease
 from warroom.engine.policy import Policy
-from warroom.engine.polling import FlagReader, Poller, QueryKey
+from warroom.engine.polling import FlagReader, Poller
 from warroom.engine.publishing import Publisher
 from warroom.engine.recovery import Recovery
 from warroom.flags.base import FlagProvider
@@ -86,10 +90,10 @@ class Engine:
         self.executor = Executor(plan, provider, clock, self.journal, self.flags, self.publish, lease.check,
                                  self.on_fenced, dry_run_steps)
         self.recovery = Recovery(self.journal, self.executor, self.flags, lease)
-        self.automation = Automation(self)
+        self.automation = Automation(plan, self.policy)
         self.publisher = Publisher(store, lambda: self.lease.fence, self.on_fenced)
-        self.heartbeat: asyncio.Task | None = None
-        self.backfill_task: asyncio.Task | None = None
+        self.heartbeat: asyncio.Task[None] | None = None
+        self.backfill_task: asyncio.Task[None] | None = None
 
         # phase → the plan's own soak, where a drill shortened it (the banner says so).
         self.planned_holds: dict[int, float] = {}
@@ -147,13 +151,13 @@ class Engine:
         return self.journal.state.phase
 
     @property
-    def tasks(self) -> dict[str, asyncio.Task]:
+    def tasks(self) -> dict[str, asyncio.Task[str]]:
         return self.executor.tasks
 
     def desired(self) -> dict[str, FlagState]:
         return dict(self.journal.state.desired)
 
-    def record(self, kind: str, message: str, data: dict | None = None) -> None:
+    def record(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         """Journal an entry for a part outside the engine (drills, notifications): no state change, listeners told."""
         if self.fenced is None:
             self.journal.entry(kind, message, AUTOMATIC, data)
@@ -208,8 +212,9 @@ class Engine:
             return
         self._closed = True
         self.poller.cancel()
-        for task in filter(None, [self.backfill_task, self._publish_due]):
-            task.cancel()
+        for pending in (self.backfill_task, self._publish_due):
+            if pending is not None:
+                pending.cancel()
         await self.executor.cancel()
         if self.fenced is None and self.lease.held:
             self.journal.flush()
@@ -278,7 +283,7 @@ class Engine:
         ctx = self._context(self.clock.now())
         keys = self.poller.keys
         readings = await asyncio.gather(*(self.poller.query(key, ctx) for key in keys))
-        queries = [(key, self.sources[key[0]].static_problem(key[1]), r) for key, r in zip(keys, readings)]
+        queries = [(key, self.sources[key[0]].static_problem(key[1]), r) for key, r in zip(keys, readings, strict=True)]
         await self.flags.read()
         flags = {n: self.flags.errors.get(n) or self.flags.observed.get(n) for n in self.plan.flag_names()}
         return queries, flags
@@ -300,26 +305,51 @@ class Engine:
         self.journal.reload()
         now = self.clock.now()
         await asyncio.gather(self.poller.poll(now, self._context(now)), self.flags.read())
-        self.automation.journal_source_health()
+        await self._apply(self.automation.source_health(self.poller.health_changes()))
         self.tick_count += 1
         self.publisher.samples(now, self.poller.record_history())
-        await self.automation.evaluate_guardrails(now)
-        self.automation.check_exposure(now)
+        share = lambda: self.policy.planned_share(self.rollout)  # noqa: E731  (asked for each: a fire may roll back)
+        for tracker, key, verdict in self.guardrails.evaluate(self.poller, now, self.policy.looks(self.rollout), share):
+            # Applied before the next guardrail is judged: it sees the rollout as this one left it.
+            await self._apply(self.automation.guardrail(tracker, key, verdict, self.rollout, now))
+        await self._apply(self.automation.exposure(self.rollout, now))
         await self._reassert_rollback()
-        self.automation.check_drift()
-        await self.automation.auto_step()
+        self.recovery.set_back_late_writes(self.policy.new_drift(self.rollout))  # an interrupted step's late write is no drift
+        await self._apply(self.automation.drift(self.rollout, self.journal.version, acting=bool(self.executor.tasks)))
+        await self._apply(self.automation.step(self.rollout, self.step_blockers))
         snap = self.publish()
         if self.clock.speed != 1.0:  # fast or virtual time: no cadence to keep, and a run must come out the same every time
             await self.journal.settled()
         return snap
 
+    @property
+    def _virtual(self) -> bool:
+        """Virtual time: the tick waits for the action it starts (or the clock would jump ahead of a flag write
+        in flight); in real time it only starts it, so guardrails are judged while its writes retry."""
+        return self.clock.speed == float("inf")
+
+    async def _apply(self, decisions: list[Decision]) -> None:
+        """Do what the automation decided, through the command methods, as the automatic actor."""
+        for decision in decisions:
+            try:
+                match decision:
+                    case Note(kind, message, data):
+                        self.journal.entry(kind, message, data=dict(data))
+                    case Pause(reason, cause):
+                        await self.pause(AUTOMATIC, reason, cause=cause)
+                    case RollBack(reason, cause):
+                        await self.rollback(AUTOMATIC, reason, cause=cause, wait=self._virtual)
+                    case StepUp():
+                        await self.step_up(AUTOMATIC, wait=self._virtual)
+                    case Commit(change, version):
+                        self.journal.transition(change, expected_version=version)
+            except (CommandError, StaleState, st.Refused):
+                pass  # the state moved meanwhile (a human acted first): the next tick looks again
+
     def step_blockers(self, *, forced: bool = False) -> list[str]:
         """Why a step up is refused now. `forced` keeps only what even a force cannot override."""
         return self.policy.step_blockers(self.rollout, self.guardrails.views, self.clock.now(),
                                          in_flight=bool(self.executor.tasks), forced=forced)
-
-    def next_change(self) -> str:
-        return self.policy.next_change(self.rollout)
 
     def publish(self, *, force: bool = False) -> Snapshot:
         """Build the snapshot, tell the listeners, and write it to the store for every client.
@@ -327,7 +357,12 @@ class Engine:
         Writes closer together than PUBLISH_EVERY are coalesced into one, a moment later:
         a screen needs the latest picture, not every one.
         """
-        self.snapshot = views.snapshot(self)
+        self.snapshot = views.snapshot(
+            self.plan, self.rollout, self.clock.now(), poller=self.poller, guardrails=self.guardrails, policy=self.policy, flags=self.flags,
+            attempts=self.executor.attempts, journal=self.journal.tail(views.JOURNAL_TAIL), blockers=self.step_blockers(),
+            force_blockers=self.step_blockers(forced=True), driver=self.holder, tick=self.tick_count,
+            clock_rate=0.0 if self._virtual else self.clock.speed, planned_holds=self.planned_holds,
+            insecure=any(getattr(s, "insecure", False) for s in self.sources.values()))
         for listener in self.snapshot_listeners:
             listener(self.snapshot)
         wait = PUBLISH_EVERY - (time.time() - self._published)
@@ -366,11 +401,13 @@ class Engine:
             self._command(lambda now: (now.apply(st.Event.COMPLETE), [entry]))
             return "rollout complete"
         ref, intent, entries = intents.step_up(self.plan, self.policy, current, self.clock.now(), actor, overridden=soft, reason=reason)
-        self._command(lambda now: (now.apply(st.Event.STEP_INTENT, action=ref), entries), ActionWrite(ref.id, new=("step_up", intent)))
+        self._command(lambda now: (now.apply(st.Event.STEP_INTENT, action=ref), entries),
+                      ActionWrite(ref.id, new=(ref.kind, intent.to_json())))
         task = self.executor.launch(ref.id, self.executor.step(ref.id, intent, actor))
-        return await asyncio.shield(task) if wait else f"stepping up to phase {intent['to_phase']}"
+        return await asyncio.shield(task) if wait else f"stepping up to phase {intent.to_phase}"
 
-    async def rollback(self, actor: Actor, reason: str = "manual rollback", *, cause: dict | None = None, wait: bool = True) -> str:
+    async def rollback(self, actor: Actor, reason: str = "manual rollback", *, cause: Mapping[str, Any] | None = None,
+                       wait: bool = True) -> str:
         """Roll back; with `wait` return when the flags are confirmed and the runbook ran.
 
         The intent is committed (and a snapshot published) before this returns either way.
@@ -379,10 +416,9 @@ class Engine:
         current = self.journal.reload()
         if current.status == State.ROLLED_BACK and self.policy.rollback_not_done(current):
             return await self._reassert_rollback(actor, wait=wait) or "already rolled back"
-        ref, intent, change = intents.rollback(self.plan, self.policy, self.flags.observed, self.clock.now(), actor,
-                                               reason=reason, cause=cause)
+        ref, begin = intents.rollback(self.plan, self.policy, self.flags.observed, self.clock.now(), actor, reason=reason, cause=cause)
         try:
-            self.journal.transition(change, ActionWrite(ref.id, new=("rollback", intent)))
+            intent = self.journal.begin(ref, begin)
         except st.Refused as already:
             if str(already) != State.ROLLING_BACK.value:
                 return "already rolled back"
@@ -391,7 +427,7 @@ class Engine:
                 return await asyncio.shield(running)
             return "already rolling back"
         self.publish()
-        task = self.executor.launch(ref.id, self.executor.rollback(ref.id, intent, {}))
+        task = self.executor.launch(ref.id, self.executor.rollback(ref.id, intent, RollbackProgress()))
         return await asyncio.shield(task) if wait else "rolling back"
 
     async def _reassert_rollback(self, actor: Actor = AUTOMATIC, *, wait: bool | None = None) -> str | None:
@@ -402,22 +438,23 @@ class Engine:
             return None
         ref, intent, entries = intents.reassert(self.policy, self.rollout, exposed, self.clock.now(), actor)
         try:
-            self.journal.transition(lambda now: (st.begin_reassert(now, action=ref), entries), ActionWrite(ref.id, new=("rollback", intent)))
+            self.journal.transition(lambda now: (st.begin_reassert(now, action=ref), entries),
+                                    ActionWrite(ref.id, new=(ref.kind, intent.to_json())))
         except st.Refused:
             return None  # another process acted first
         self.publish()
-        task = self.executor.launch(ref.id, self.executor.rollback(ref.id, intent, {}))
+        task = self.executor.launch(ref.id, self.executor.rollback(ref.id, intent, RollbackProgress()))
         if wait is None:
-            wait = self.clock.speed == float("inf")  # as for a guardrail's rollback (see automation.py)
+            wait = self._virtual  # as for a guardrail's rollback
         return await asyncio.shield(task) if wait else "rolling back again"
 
-    async def pause(self, actor: Actor, reason: str = "", *, cause: dict | None = None) -> str:
+    async def pause(self, actor: Actor, reason: str = "", *, cause: Mapping[str, Any] | None = None) -> str:
         current = self.journal.reload()
         first_step = current.status == State.PENDING and current.action is not None  # phase 0 → 1 in flight
         if current.status != State.RUNNING and not first_step:
             raise CommandError(f"nothing to pause: state is {current.status.label}")
         reason = reason or f"paused by {actor.label()}"
-        entry: Entry = (Kind.PAUSE, f"PAUSED: {reason}", actor, {"reason": reason, "cause": cause or {}})
+        entry: Entry = (Kind.PAUSE, f"PAUSED: {reason}", actor, {"reason": reason, "cause": dict(cause or {})})
         self._command(lambda now: (now.apply(st.Event.PAUSE, paused_reason=reason), [entry]))
         self.publish()
         return "paused"
@@ -495,5 +532,3 @@ class Engine:
         self._command(lambda now: (now.apply(st.Event.ACK_RESUME if resume else st.Event.ACK, **changes), [entry]))
         self.publish()
         return "drift acknowledged" + ("; resumed" if resume else "") + (f" at phase {changes['phase']}" if "phase" in changes else "")
-
-    # ================================================================ automation

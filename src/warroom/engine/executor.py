@@ -10,9 +10,13 @@ its own task, so the tick loop (and the guardrails) never wait on a flag API.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
+from warroom.core.action_kinds import ActionKind
 from warroom.core.clock import Clock
 from warroom.core.flagstate import FlagState
 from warroom.core.identity import AUTOMATIC, Actor
@@ -20,12 +24,13 @@ from warroom.core.journal_kinds import Kind
 from warroom.core.secrets import redact
 from warroom.core.snapshot import State
 from warroom.engine import state as st
+from warroom.engine.intents import RollbackIntent, RollbackProgress, RunningStep, StepIntent
 from warroom.engine.journal import EngineJournal, Entry
 from warroom.engine.policy import exposure_label
 from warroom.engine.polling import FlagReader
 from warroom.flags.base import FlagError, FlagProvider
 from warroom.outbound.retry import Abandoned, Backoff, Failure, attempt_until
-from warroom.outbound.runbook import StepResult, run_step, stop_group
+from warroom.outbound.runbook import StepResult, idempotency_key, run_step, stop_group
 from warroom.plan.model import Plan
 from warroom.store.base import ActionWrite, Fenced, StoreUnwritable, hostname, process_started
 
@@ -58,16 +63,17 @@ class Executor:
         self.guard = guard  # right before a flag write: Fenced unless this engine still holds its lease (and the intent is committed)
         self.on_fenced = on_fenced
         self.dry_run_steps = dry_run_steps
-        self.tasks: dict[str, asyncio.Task] = {}  # action id -> running task
+        self.tasks: dict[str, asyncio.Task[str]] = {}  # action id -> running task
         self.attempts: dict[str, tuple[int, str]] = {}  # action id -> (attempt, last error)
+        self._steps_waiting: set[asyncio.Future[None]] = set()  # steps in flight, told when a rollback takes over
 
     # ------------------------------------------------------------ tasks
 
-    def launch(self, action_id: str, coro: Awaitable[str]) -> asyncio.Task:
+    def launch(self, action_id: str, coro: Awaitable[str]) -> asyncio.Task[str]:
         """Run an action as its own task, so the tick loop never waits on one."""
         task = asyncio.ensure_future(self._owned(action_id, coro))
         self.tasks[action_id] = task
-        task.add_done_callback(lambda t, a=action_id: self._finished(a, t))
+        task.add_done_callback(functools.partial(self._finished, action_id))
         return task
 
     async def _owned(self, action_id: str, coro: Awaitable[str]) -> str:
@@ -80,7 +86,7 @@ class Executor:
             self.on_fenced(exc)
             raise
 
-    def _finished(self, action_id: str, task: asyncio.Task) -> None:
+    def _finished(self, action_id: str, task: asyncio.Task[str]) -> None:
         self.tasks.pop(action_id, None)
         if not task.cancelled():
             task.exception()  # a task nobody awaits (an automatic step up) reports through the journal
@@ -94,36 +100,34 @@ class Executor:
         for task in list(self.tasks.values()):
             task.cancel()
         for task in list(self.tasks.values()):
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # closing: its outcome is the next engine's to find
                 await task
-            except (asyncio.CancelledError, Exception):  # closing: its outcome is the next engine's to find
-                pass
 
     # ------------------------------------------------------------ one flag
 
     def _rolling_back(self) -> bool:
-        return self.journal.reload().status in (State.ROLLING_BACK, State.ROLLED_BACK)
+        return self.journal.reload().status.in_rollback
 
-    async def _attempts_made(self, action_id: str, kind: str, name: str) -> int:
+    async def _attempts_made(self, action_id: str, kind: Kind, name: str) -> int:
         """Attempts already journaled on a flag for this action (by a process that died), so numbers go on."""
         try:
             entries = await self.journal.thread.call(lambda store: store.entries(action_id=action_id))
         except StoreUnwritable:
             return 0  # a network store away: count from here (a retry must not wait for the journal)
-        return max((e.data.get("attempt", 0) for e in entries if e.kind == f"{kind}.attempt" and e.data.get("flag") == name), default=0)
+        return max((e.data.get("attempt", 0) for e in entries if e.kind == kind and e.data.get("flag") == name), default=0)
 
-    async def apply_flag(self, action_id: str, kind: str, name: str, desired: FlagState, attempts: int | None,
+    async def apply_flag(self, action_id: str, kind: ActionKind, name: str, desired: FlagState, attempts: int | None,
                          abandon: Callable[[], bool] | None = None, before: FlagState | None = None) -> FlagState | None:
         """Write one flag until a read-back confirms it; every failed attempt is journaled.
 
         `abandon` is asked before each retry: a step up stops retrying once a rollback took over.
         `before` is the flag as read when the action began. None when it gave up or was abandoned.
         """
-        made = await self._attempts_made(action_id, kind, name)
+        verb = kind.verb
+        attempt_kind = Kind.STEP_ATTEMPT if kind is ActionKind.STEP_UP else Kind.ROLLBACK_ATTEMPT
+        made = await self._attempts_made(action_id, attempt_kind, name)
         if attempts is not None and made >= attempts:
             return None
-        verb = kind.replace("_", " ")
-        attempt_kind = Kind.STEP_ATTEMPT if kind == "step" else Kind.ROLLBACK_ATTEMPT
 
         async def attempt(number: int) -> FlagState:
             if number > 1 and (seen := await self._already(name, desired)) is not None:
@@ -135,7 +139,9 @@ class Executor:
                 return seen
             await self.guard()
             try:
-                observed = await self.provider.write_verified(name, desired)
+                # With this engine's epoch: a provider whose API checks it refuses the write should this
+                # process freeze right here and wake after a takeover.
+                observed = await self.provider.write_verified(name, desired, epoch=self.journal.fence().epoch)
             except FlagError:
                 raise
             except Exception as exc:  # a provider bug is a failed attempt like any other, retried
@@ -168,13 +174,11 @@ class Executor:
 
     # ------------------------------------------------------------ step up
 
-    async def step(self, action_id: str, intent: dict, actor: Actor) -> str:
-        target = intent["to_phase"]
-        flags = {n: FlagState.from_json(d) for n, d in intent["flags"].items()}
-        results = await asyncio.gather(*(self.apply_flag(action_id, "step", n, s, STEP_ATTEMPTS, self._rolling_back)
-                                         for n, s in flags.items()))
+    async def step(self, action_id: str, intent: StepIntent, actor: Actor) -> str:
+        target, flags = intent.to_phase, intent.flags
+        results = await self._step_writes(action_id, flags)
         self.attempts.pop(action_id, None)
-        confirmed = {n: r for n, r in zip(flags, results) if r is not None}
+        confirmed = {n: r for n, r in zip(flags, results, strict=True) if r is not None}
         try:
             if not self._rolling_back():
                 if len(confirmed) == len(flags):
@@ -183,6 +187,37 @@ class Executor:
         except st.Refused:
             pass  # a rollback committed after the check: it won
         return await self._abandon_step(action_id, target, confirmed)
+
+    async def _step_writes(self, action_id: str, flags: Mapping[str, FlagState]) -> list[FlagState | None]:
+        """The step's flags written until confirmed (None: not confirmed). Once a rollback takes over the
+        step stops at once, even mid-write: waiting on a write the rollback made moot (a slow flag API)
+        would leave the step's outcome to whenever it answers, and an engine stopping meanwhile (`down`,
+        `--for`) would leave the intent without one. A write that still lands is the rollback's to undo:
+        its read-back sets the flag off again."""
+        if self._rolling_back():
+            return [None] * len(flags)
+        writes = asyncio.ensure_future(asyncio.gather(*(self.apply_flag(action_id, ActionKind.STEP_UP, n, s, STEP_ATTEMPTS, self._rolling_back)
+                                                        for n, s in flags.items())))
+        took_over = asyncio.get_running_loop().create_future()
+        self._steps_waiting.add(took_over)
+        try:
+            await asyncio.wait({writes, took_over}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._steps_waiting.discard(took_over)
+            if not writes.done():
+                writes.cancel()
+        try:
+            return await writes
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this step itself is cancelled (its engine closing, or fenced)
+            return [None] * len(flags)  # stopped here: a rollback took over
+
+    def _rollback_began(self) -> None:
+        for waiting in self._steps_waiting:
+            if not waiting.done():
+                waiting.set_result(None)
 
     def _step_entered(self, action_id: str, target: int, confirmed: dict[str, FlagState], actor: Actor) -> str:
         """The step's flags read back at target: the new phase, in whatever state the rollout is in now."""
@@ -216,32 +251,36 @@ class Executor:
         """A rollback took over: a write of ours that landed after the rollback's would leave the new
         code exposed under ROLLED BACK, so put those flags back to what the rollback set, until confirmed."""
         rollback_flags = self.journal.reload().desired
-        late = [n for n in landed if n in rollback_flags and not self.flags.observed[n].matches(rollback_flags[n])]  # type: ignore[union-attr]
-        undone = await asyncio.gather(*(self.apply_flag(action_id, "rollback", n, rollback_flags[n], None) for n in late))
+        late = [n for n in landed if n in rollback_flags
+                and ((seen := self.flags.observed.get(n)) is None or not seen.matches(rollback_flags[n]))]
+        results = await asyncio.gather(*(self.apply_flag(action_id, ActionKind.ROLLBACK, n, rollback_flags[n], None) for n in late))
+        undone = {n: r for n, r in zip(late, results, strict=True) if r is not None}  # a rollback's write never gives up
         message = f"step up to phase {target} abandoned: a rollback took over"
         if late:
-            message += f"; its late write was undone, read back {exposure_label(dict(zip(late, undone)))}"  # type: ignore[arg-type]
-        self.journal.write([(Kind.STEP_OUTCOME, message, AUTOMATIC, {"undone": {n: r.to_json() for n, r in zip(late, undone) if r is not None}})],
+            message += f"; its late write was undone, read back {exposure_label(undone)}"
+        self.journal.write([(Kind.STEP_OUTCOME, message, AUTOMATIC, {"undone": {n: r.to_json() for n, r in undone.items()}})],
                            ActionWrite(action_id, status="abandoned"))
         self.publish()
         return "step up abandoned: rolled back meanwhile"
 
     # ------------------------------------------------------------ rollback
 
-    async def rollback(self, action_id: str, intent: dict, progress: dict) -> str:
-        flags = {n: FlagState.from_json(d) for n, d in intent["flags"].items()}
-        before = {n: FlagState.from_json(d) for n, d in intent.get("before", {}).items()}
-        if not progress.get("flags_confirmed"):
-            results = await asyncio.gather(*(self.apply_flag(action_id, "rollback", n, s, None, before=before.get(n))
+    async def rollback(self, action_id: str, intent: RollbackIntent, progress: RollbackProgress) -> str:
+        self._rollback_began()  # a step in flight stops now: the rollback owns the flags
+        flags = intent.flags
+        if not progress.flags_confirmed:
+            results = await asyncio.gather(*(self.apply_flag(action_id, ActionKind.ROLLBACK, n, s, None, before=intent.before.get(n))
                                              for n, s in flags.items()))
             self.attempts.pop(action_id, None)
-            progress = {"flags_confirmed": True, "steps_done": []}
-            observed = {n: r.to_json() for n, r in zip(flags, results)}  # type: ignore[union-attr]
-            entry: Entry = (Kind.ROLLBACK_CONFIRMED, f"flags confirmed by read-back: {exposure_label(dict(zip(flags, results)))}",  # type: ignore[arg-type]
-                            AUTOMATIC, {"observed": observed})
-            self.journal.transition(lambda current: (st.rollback_confirmed(current), [entry]), ActionWrite(action_id, progress=progress))
+            progress = RollbackProgress(flags_confirmed=True)
+            # A rollback's write is retried until a read-back confirms it: none gives up (apply_flag's None is for a step up).
+            confirmed = {n: r for n, r in zip(flags, results, strict=True) if r is not None}
+            entry: Entry = (Kind.ROLLBACK_CONFIRMED, f"flags confirmed by read-back: {exposure_label(confirmed)}",
+                            AUTOMATIC, {"observed": {n: r.to_json() for n, r in confirmed.items()}})
+            self.journal.transition(lambda current: (st.rollback_confirmed(current), [entry]),
+                                    ActionWrite(action_id, progress=progress.to_json()))
             self.publish()
-        runbook = intent.get("runbook", True)
+        runbook = intent.runbook
         failures = await self._runbook(action_id, intent, progress) if runbook else []
         if runbook:
             summary = "rolled back" + (f"; {len(failures)} runbook step(s) failed: {', '.join(failures)}" if failures else "")
@@ -253,40 +292,41 @@ class Executor:
         self.publish()
         return summary
 
-    async def _runbook(self, action_id: str, intent: dict, progress: dict) -> list[str]:
+    async def _runbook(self, action_id: str, intent: RollbackIntent, progress: RollbackProgress) -> list[str]:
         """The rollback's runbook steps not done yet (a resumed rollback skips the done ones); the failed ones' names."""
         self._stop_left_running(action_id, progress)
         failures = []
         for index, step in enumerate(self.plan.rollback.steps):
-            if index in progress.get("steps_done", []):
+            if index in progress.steps_done:
                 continue
             context = {"rollout": self.plan.rollout.name, "environment": self.plan.rollout.environment,
-                       "phase": intent.get("from_phase", 0), "reason": intent.get("reason", "")}
+                       "phase": intent.from_phase, "reason": intent.reason}
 
-            def started(pgid: int, index: int = index) -> None:
+            def started(pgid: int, index: int = index, progress: RollbackProgress = progress) -> None:
                 # Before it can do anything: the next engine stops it if this one dies mid-step.
-                running = {"step": index, "pgid": pgid, "host": hostname(), "started": process_started(pgid)}
-                self.journal.write([], ActionWrite(action_id, progress={**progress, "running": running}))
+                running = RunningStep(index, pgid, hostname(), process_started(pgid))
+                self.journal.write([], ActionWrite(action_id, progress=replace(progress, running=running).to_json()))
 
-            result: StepResult = await run_step(step, context, dry_run=self.dry_run_steps, started=started)
+            key = idempotency_key(self.plan.rollout.name, action_id, index)  # the same on an engine that re-runs it
+            result: StepResult = await run_step(step, context, dry_run=self.dry_run_steps, started=started, key=key)
             if not result.ok:
                 failures.append(result.name)
-            progress = {**progress, "steps_done": [*progress.get("steps_done", []), index]}
+            progress = replace(progress, steps_done=(*progress.steps_done, index), running=None)
             self.journal.write([(Kind.ROLLBACK_STEP, f"step {index + 1} {result.name}: {result.summary}", AUTOMATIC,
                                  {"step": index, "ok": result.ok, "dry_run": result.dry_run, "detail": result.detail})],
-                               ActionWrite(action_id, progress=progress))
+                               ActionWrite(action_id, progress=progress.to_json()))
         return failures
 
-    def _stop_left_running(self, action_id: str, progress: dict) -> None:
+    def _stop_left_running(self, action_id: str, progress: RollbackProgress) -> None:
         """A step the engine before this one was running when it died may still run (its shell, its
         children): stop that process group before the step runs again, so it never runs twice at once."""
-        running = progress.get("running")
-        if not running or running.get("host") != hostname() or running["step"] in progress.get("steps_done", []):
+        running = progress.running
+        if running is None or running.host != hostname() or running.step in progress.steps_done:
             return
-        pgid = int(running["pgid"])
-        if running.get("started") is not None and process_started(pgid) != running["started"]:
+        pgid = running.pgid
+        if running.started is not None and process_started(pgid) != running.started:
             return  # that pid is another process now: the step's group is gone
         if stop_group(pgid):
-            self.journal.entry(Kind.ROLLBACK_STEP_STOPPED, f"step {running['step'] + 1}: its process group {pgid}, left running by the "
+            self.journal.entry(Kind.ROLLBACK_STEP_STOPPED, f"step {running.step + 1}: its process group {pgid}, left running by the "
                                "engine before, was stopped; the step runs again", AUTOMATIC,
-                               {"step": running["step"], "stopped_pgid": pgid}, action_id)
+                               {"step": running.step, "stopped_pgid": pgid}, action_id)

@@ -12,16 +12,18 @@ writing it — and a change of verdict is journaled.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from warroom.core.flagstate import FlagState
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import ExposureView
 from warroom.core.stats import sample_ratio_test
+from warroom.core.statuses import ExposureStatus
 from warroom.core.units import format_duration
 from warroom.engine.cohorts import QueryKey
-from warroom.plan.model import ExposureCheck, Plan
+from warroom.plan.conditions import ExposureCheck
+from warroom.plan.model import Plan
 from warroom.sources.base import Reading
-from warroom.sources.simulator.model import driving_flag
 
 
 def share_text(share: float) -> str:
@@ -36,9 +38,9 @@ def share_text(share: float) -> str:
 class Exposure:
     def __init__(self, plan: Plan, config: ExposureCheck):
         self.config = config
-        self.flag = config.flag or driving_flag(plan) or ""
+        self.flag = config.flag or plan.driving_flag() or ""
         source = config.source or plan.default_source()
-        self.keys: dict[str, QueryKey] = {c: (source, config.side(c), None) for c in ("new", "control")}  # type: ignore[arg-type]
+        self.keys: dict[str, QueryKey] = {c: (source, config.side(c), None) for c in ("new", "control")}
         self.status = "idle"  # the last verdict journaled
 
     def view(self, readings: Mapping[QueryKey, Reading], planned: FlagState | None, phase_age: float | None) -> ExposureView:
@@ -46,39 +48,39 @@ class Exposure:
         share = planned.exposure if planned is not None and planned.enabled else 0.0
         plan = f"plan {share * 100:g}%" + (f" of {', '.join(planned.segments)}" if planned and planned.segments else "")
         if share <= 0 or phase_age is None:
-            return ExposureView("idle", share, None, None, None, f"no cohort yet ({plan})")
+            return ExposureView(ExposureStatus.IDLE, share, None, None, None, f"no cohort yet ({plan})")
         counts = {}
         for cohort, key in self.keys.items():
             reading = readings.get(key)
             if reading is None or not reading.has_value:
                 why = "not polled yet" if reading is None else (reading.detail or reading.status)
-                return ExposureView("nodata", share, None, None, None, f"{cohort} cohort's units: {why} ✗")
+                return ExposureView(ExposureStatus.NODATA, share, None, None, None, f"{cohort} cohort's units: {why} ✗")
             counts[cohort] = max(0.0, reading.value or 0.0)
         total = counts["new"] + counts["control"]
         observed = counts["new"] / total if total > 0 else None
         seen = "cohort " + (share_text(observed) if observed is not None else "—")
         if phase_age < self.config.settle:
-            return ExposureView("settling", share, observed, total, None,
+            return ExposureView(ExposureStatus.SETTLING, share, observed, total, None,
                                 f"{seen} ({plan}) — checked from {format_duration(self.config.settle)} into the phase "
                                 f"({format_duration(phase_age)} now)")
         if total < self.config.min:
-            return ExposureView("low", share, observed, total, None,
+            return ExposureView(ExposureStatus.LOW, share, observed, total, None,
                                 f"not enough traffic to check the split (n={total:.0f} < {self.config.min:.0f}) ✗")
         if counts["new"] <= 0:
-            return ExposureView("none", share, 0.0, total, 0.0, f"cohort 0% — is the flag reaching the service? ({plan}) ✗")
+            return ExposureView(ExposureStatus.NONE, share, 0.0, total, 0.0, f"cohort 0% — is the flag reaching the service? ({plan}) ✗")
         if planned is not None and planned.segments:
             # A segment's share of all units is not the plan's to know: only that some arrive.
-            return ExposureView("ok", share, observed, total, None, f"{seen} ({plan}) ✓")
+            return ExposureView(ExposureStatus.OK, share, observed, total, None, f"{seen} ({plan}) ✓")
         test = sample_ratio_test(counts["new"], counts["control"], share)
         if test.p_value < self.config.false_alarm:
-            return ExposureView("mismatch", share, observed, total, test.p_value,
+            return ExposureView(ExposureStatus.MISMATCH, share, observed, total, test.p_value,
                                 f"{seen} ({plan}) ✗ sample-ratio mismatch, p={test.p_value:.2g} < {self.config.false_alarm:g}")
-        return ExposureView("ok", share, observed, total, test.p_value, f"{seen} ({plan}) ✓")
+        return ExposureView(ExposureStatus.OK, share, observed, total, test.p_value, f"{seen} ({plan}) ✓")
 
-    def news(self, view: ExposureView) -> tuple[str, str, dict] | None:
+    def news(self, view: ExposureView) -> tuple[Kind, str, dict[str, Any]] | None:
         """The journal entry (kind, message, data) when the verdict moved between a match and a
         mismatch since the last call; None otherwise (a first match is no news)."""
-        judged = {"ok": "ok", "mismatch": "bad", "none": "bad"}.get(view.status)
+        judged = {ExposureStatus.OK: "ok", ExposureStatus.MISMATCH: "bad", ExposureStatus.NONE: "bad"}.get(view.status)
         if judged is None or judged == self.status:
             return None
         first, self.status = self.status == "idle", judged

@@ -13,11 +13,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from warroom.core.guardrail_actions import GuardrailAction
 from warroom.core.snapshot import GuardrailView
+from warroom.core.statuses import GuardrailStatus
 from warroom.core.units import format_duration, format_value
 from warroom.engine.cohorts import ConditionQueries, Judgement, QueryKey, difference_text, judge, limits_text
 from warroom.engine.polling import Poller
-from warroom.plan.model import Guardrail, Plan
+from warroom.plan.conditions import Guardrail
+from warroom.plan.model import Plan
 from warroom.sources.base import Reading
 
 
@@ -42,7 +45,7 @@ class GuardrailTracker:
         self.lacking = False  # in a spell without enough traffic
 
     @classmethod
-    def of(cls, plan: Plan, index: int, pane_key) -> GuardrailTracker:
+    def of(cls, plan: Plan, index: int, pane_key: Callable[[str], QueryKey]) -> GuardrailTracker:
         guard = plan.guardrails[index]
         return cls(plan.guardrail_id(index), guard, plan.condition_unit(guard), ConditionQueries.of(plan, guard, pane_key))
 
@@ -59,7 +62,7 @@ class GuardrailTracker:
         if judgement.idle:  # nothing to compare by plan: no alarm, and any breach spell ends
             cleared = self.since is not None
             self.since, self.nodata_since, self.fired, self.lacking = None, None, False, False
-            return Verdict(self._view("ignored", None, judgement.detail, None, 0.0, judgement), False, False, cleared)
+            return Verdict(self._view(GuardrailStatus.IGNORED, None, judgement.detail, None, 0.0, judgement), False, False, cleared)
         return self.judged(judgement, now)
 
     def judged(self, judgement: Judgement, now: float) -> Verdict:
@@ -79,7 +82,7 @@ class GuardrailTracker:
                 if self.since is not None:
                     cleared = True
                 self.since, self.fired = None, False
-                status = "nodata" if g.no_data == "hold" else "ignored"
+                status = GuardrailStatus.NODATA if g.no_data == "hold" else GuardrailStatus.IGNORED
                 view = self._view(status, None, judgement.detail or "no data", self.nodata_since, 0.0, judgement)
                 return Verdict(view, False, False, cleared, lacking)
         else:
@@ -89,21 +92,21 @@ class GuardrailTracker:
             if self.since is not None:
                 cleared = True
             self.since, self.fired = None, False
-            return Verdict(self._view("ok", value, judgement.detail, None, 0.0, judgement), False, False, cleared)
+            return Verdict(self._view(GuardrailStatus.OK, value, judgement.detail, None, 0.0, judgement), False, False, cleared)
         if self.since is None:
             self.since = now
             started = True
         held = now - self.since
         progress = 1.0 if g.for_ <= 0 else min(1.0, held / g.for_)
         if held >= g.for_:
-            status = "breach"
+            status = GuardrailStatus.BREACH
             if not self.fired:
                 self.fired = fire = True
         else:
-            status = "pending"
+            status = GuardrailStatus.PENDING
         return Verdict(self._view(status, value, judgement.detail, self.since, progress, judgement), fire, started, cleared, lacking)
 
-    def _view(self, status: str, value: float | None, detail: str, since: float | None, progress: float,
+    def _view(self, status: GuardrailStatus, value: float | None, detail: str, since: float | None, progress: float,
               judgement: Judgement) -> GuardrailView:
         g = self.guard
         comparison = judgement.comparison
@@ -117,7 +120,7 @@ class GuardrailTracker:
             op=g.op,
             threshold=judgement.limit if judgement.limit is not None else g.threshold,
             for_s=g.for_,
-            action=g.action,
+            action=GuardrailAction(g.action),
             no_data=g.no_data,
             status=status,
             value=value,
@@ -160,20 +163,22 @@ class Guardrails:
     def watching(self) -> dict[str, list[GuardrailView]]:
         """The acting guardrails' views by the pane they watch (a shadow guardrail never turns a pane red)."""
         out: dict[str, list[GuardrailView]] = {}
-        for tracker, view in self._by_pane():
+        for pane, tracker, view in self._by_pane():
             if tracker.guard.mode != "shadow":
-                out.setdefault(tracker.guard.pane, []).append(view)  # type: ignore[arg-type]
+                out.setdefault(pane, []).append(view)
         return out
 
     def notes(self) -> dict[str, str]:
         """What a pane's cohort or evidence guardrails add to its number (see pane_note)."""
         by_pane: dict[str, list[tuple[GuardrailTracker, GuardrailView]]] = {}
-        for tracker, view in self._by_pane():
-            by_pane.setdefault(tracker.guard.pane, []).append((tracker, view))  # type: ignore[arg-type]
+        for pane, tracker, view in self._by_pane():
+            by_pane.setdefault(pane, []).append((tracker, view))
         return {pane: pane_note(watching) for pane, watching in by_pane.items()}
 
-    def _by_pane(self) -> list[tuple[GuardrailTracker, GuardrailView]]:
-        return [(tracker, view) for view, (tracker, _) in zip(self.views, self.trackers) if tracker.guard.pane]
+    def _by_pane(self) -> list[tuple[str, GuardrailTracker, GuardrailView]]:
+        """(pane, tracker, view) of the guardrails that watch a pane. Not strict: no views before the first tick."""
+        return [(pane, tracker, view) for view, (tracker, _) in zip(self.views, self.trackers, strict=False)
+                if (pane := tracker.guard.pane)]
 
 
 def why(view: GuardrailView) -> str:
@@ -192,8 +197,8 @@ def held(guard: Guardrail) -> str:
 
 def shadow_message(tracker: GuardrailTracker, view: GuardrailView) -> str:
     """What a shadow guardrail would have done, with its numbers and window (it does nothing)."""
-    verb = {"rollback": "rolled back", "pause": "paused", "alert": "alerted"}[tracker.guard.action]
-    return f"shadow guardrail {tracker.id} would have {verb}: {why(view)} ({held(tracker.guard)}); not acting (mode: shadow)"
+    done = GuardrailAction(tracker.guard.action).done
+    return f"shadow guardrail {tracker.id} would have {done}: {why(view)} ({held(tracker.guard)}); not acting (mode: shadow)"
 
 
 def why_data(view: GuardrailView, key: QueryKey) -> dict[str, Any]:
@@ -225,7 +230,7 @@ def pane_note(watching: list[tuple[GuardrailTracker, GuardrailView]]) -> str:
     side by side while breaching, or why there is no verdict (not enough traffic). Healthy: nothing."""
     for tracker, view in sorted(watching, key=lambda tv: tv[0].guard.mode == "shadow"):
         g = tracker.guard
-        if (g.compare is None and g.evidence is None) or view.status in ("ok", "ignored"):
+        if (g.compare is None and g.evidence is None) or view.status in (GuardrailStatus.OK, GuardrailStatus.IGNORED):
             continue
         text = view.detail if view.value is None else _pane_comparison(view, tracker.unit)
         if text:

@@ -32,13 +32,13 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from warroom.core.clock import Clock
 from warroom.core.identity import AUTOMATIC, Actor
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import JournalEntry
-from warroom.engine.state import RolloutState
+from warroom.engine.state import ActionRef, RolloutState
 from warroom.store import rows as stored
 from warroom.store.base import ActionWrite, Fence, Fenced, Held, Row, StaleState, Store, StoreError
 from warroom.store.thread import StoreThread
@@ -48,6 +48,15 @@ log = logging.getLogger(__name__)
 Entry = tuple[str, str, Actor, dict[str, Any]]  # (kind, message, actor, data) of a journal entry to commit
 Change = Callable[[RolloutState], tuple[RolloutState | None, list[Entry]]]
 TAIL = 200  # the newest committed entries kept in memory (a snapshot shows 60)
+
+
+class Stored(Protocol):
+    """A value the store keeps as JSON (an action's intent)."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+Intent = TypeVar("Intent", bound=Stored)
 
 # The command being run on this task (engine/commands.py sets it): an action it starts is recorded on it.
 COMMAND: contextvars.ContextVar[int | None] = contextvars.ContextVar("warroom_command", default=None)
@@ -167,6 +176,14 @@ class EngineJournal:
             self.version += 1
         self._commit(self._rows(entries), self._with_command(action), state)
         return self.state
+
+    def begin(self, ref: ActionRef, begin: Callable[[RolloutState], tuple[RolloutState, list[Entry], Intent]]) -> Intent:
+        """Apply a new write-ahead action whose intent is worked out from the state as this engine
+        holds it (where a rollback rolls back from), and commit it; that intent. Refused from `begin`
+        commits nothing and propagates."""
+        after, entries, intent = begin(self.state)
+        self.transition(lambda _: (after, entries), ActionWrite(ref.id, new=(ref.kind, intent.to_json())))
+        return intent
 
     def write(self, entries: list[Entry], action: ActionWrite | None = None) -> None:
         """Journal entries (and an action's progress or outcome) without a state change."""

@@ -23,6 +23,7 @@ write's intent is committed (or held, when the store cannot be written).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import logging
 import os
@@ -130,17 +131,13 @@ class Lease:
                     if not away:
                         log.error("standby: cannot reach the store (%s); trying again every %gs", exc, HEARTBEAT)
                     away = str(exc)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), HEARTBEAT)
-                except TimeoutError:
-                    pass
             return False
         finally:
             if told:
-                try:
+                with contextlib.suppress(StoreUnwritable):  # its row ages out: clients count a standby only while it heartbeats
                     await self.thread.call(lambda store: store.drop_standby(self.holder))
-                except StoreUnwritable:
-                    pass  # its row ages out: clients count a standby only while it heartbeats
 
     async def renew(self) -> None:
         """Extend the lease (a fenced write): Fenced when another engine took it over."""

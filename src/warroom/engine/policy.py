@@ -7,28 +7,31 @@ read back; nothing here writes or journals.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 from warroom.core.flagstate import FlagState
+from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import ExposureView, GateView, GuardrailView, State
+from warroom.core.statuses import ExposureStatus, GuardrailStatus
 from warroom.core.units import format_duration, format_value
 from warroom.engine.cohorts import ConditionQueries, judge
 from warroom.engine.exposure import Exposure
 from warroom.engine.polling import FlagReader, Poller
 from warroom.engine.state import RolloutState
-from warroom.plan.model import FlagSetting, Plan
-from warroom.sources.simulator.model import driving_flag
+from warroom.plan.flagsetting import FlagSetting
+from warroom.plan.model import Plan
 
 
 def flag_state(setting: FlagSetting) -> FlagState:
     return setting.as_state()
 
 
-def exposure_label(flags: dict[str, FlagState]) -> str:
+def exposure_label(flags: Mapping[str, FlagState]) -> str:
     return ", ".join(f"{name} {state.label()}" for name, state in flags.items())
 
 
-def short_exposure(flags: dict[str, FlagState]) -> str:
+def short_exposure(flags: Mapping[str, FlagState]) -> str:
     """A phase's exposure in a few cells: "25%", or "50%/100%" when its flags differ."""
     return "/".join(dict.fromkeys(state.label() for state in flags.values())) or "no flags"
 
@@ -41,7 +44,7 @@ class Policy:
         self.exposure = exposure
         self.exposure_view: ExposureView | None = None  # this tick's exposure check (None: the plan has none)
         # Whose percentage says how many users are on the new code (what a comparison can judge).
-        self.cohort_flag = exposure.flag if exposure else (driving_flag(plan) or "")
+        self.cohort_flag = exposure.flag if exposure else (plan.driving_flag() or "")
         # Every gate's queries are asked every tick, so a gate is green or red the moment its phase begins.
         self.gate_queries = [[ConditionQueries.of(plan, gate, poller.pane_keys.__getitem__) for gate in phase.gates] for phase in plan.phases]
         poller.want(*(key for phase in self.gate_queries for queries in phase for key in queries.all()))
@@ -91,7 +94,7 @@ class Policy:
 
     def planned_share(self, state: RolloutState) -> float:
         """The part of users the plan puts on the new code now (the cohort flag as warroom set it), 0..1."""
-        if state.phase < 1 or state.status in (State.ROLLING_BACK, State.ROLLED_BACK):
+        if state.phase < 1 or state.status.in_rollback:
             return 0.0
         flag = state.desired.get(self.cohort_flag)
         return flag.exposure if flag is not None and flag.enabled else 0.0
@@ -100,7 +103,7 @@ class Policy:
         if state.phase < 1:
             return []
         views = []
-        for gate, queries in zip(self.plan.phases[state.phase - 1].gates, self.gate_queries[state.phase - 1]):
+        for gate, queries in zip(self.plan.phases[state.phase - 1].gates, self.gate_queries[state.phase - 1], strict=True):
             unit = self.plan.condition_unit(gate)
             judged = judge(gate, unit, queries, self.poller.readings, self.looks(state), self.planned_share(state))
             passed = True if judged.idle else None if judged.value is None else not judged.bad
@@ -109,7 +112,7 @@ class Policy:
                                   gate.op, judged.limit if judged.limit is not None else gate.threshold, shown))
         return views
 
-    def check_exposure(self, state: RolloutState, now: float) -> tuple[str, str, dict] | None:
+    def check_exposure(self, state: RolloutState, now: float) -> tuple[Kind, str, dict[str, Any]] | None:
         """The exposure check on this tick's readings; the journal entry (kind, message, data) when its verdict moved."""
         if self.exposure is None:
             return None
@@ -120,9 +123,9 @@ class Policy:
     def exposure_gate(self) -> list[GateView]:
         """The exposure check as the gate every phase has without writing it (shown with the phase's gates)."""
         view = self.exposure_view
-        if view is None or view.status == "idle":
+        if view is None or view.status == ExposureStatus.IDLE:
             return []
-        passed = {"ok": True, "mismatch": False, "none": False}.get(view.status)
+        passed = {ExposureStatus.OK: True, ExposureStatus.MISMATCH: False, ExposureStatus.NONE: False}.get(view.status)
         # "exposure 24.6% (plan 25%) ✓": the label says what the share is of, so it fits at 80 columns.
         return [GateView("exposure", view.observed, passed, view.text, "ratio", shown=view.text.removeprefix("cohort "))]
 
@@ -130,7 +133,7 @@ class Policy:
                       in_flight: bool, forced: bool = False) -> list[str]:
         """Why a step up is refused now. `forced` keeps only what even a force cannot override."""
         out: list[str] = []
-        if state.status not in (State.PENDING, State.RUNNING):
+        if not state.status.may_step:
             hint = {State.PAUSED: "resume first", State.ROLLED_BACK: "use retry to start again"}.get(state.status, "")
             out.append(f"state is {state.status.label}" + (f": {hint}" if hint else ""))
         if state.action is not None or in_flight:
@@ -152,15 +155,16 @@ class Policy:
             if self.exposure_view is not None and self.exposure_view.blocks:
                 out.append(f"exposure: {self.exposure_view.text}")
             ticked = state.ticked_in()
-            missing = [item.text for item, iid in zip(phase.checklist, phase.item_ids()) if item.required and iid not in ticked]
+            missing = [item.text for item, iid in zip(phase.checklist, phase.item_ids(), strict=True)
+                       if item.required and iid not in ticked]
             if missing:
                 out.append(f"checklist: {len(missing)} required item(s) not ticked: " + "; ".join(missing))
         for view in guard_views:
             if view.mode == "shadow":
                 continue  # a shadow guardrail never acts, and holding a step up would be acting
-            if view.status in ("pending", "breach"):
+            if view.status.breaching:
                 out.append(f"guardrail {view.id} is breaching ({view.shown or format_value(view.value, view.unit)})")
-            elif view.status == "nodata":
+            elif view.status == GuardrailStatus.NODATA:
                 out.append(f"guardrail {view.id} has no data ({view.detail})")
         return out
 
@@ -168,7 +172,7 @@ class Policy:
         """What a step up would change now: `phase 2/3 Half 50%: feature: 5% → 50%`."""
         if state.status == State.RUNNING and state.phase == len(self.plan.phases):
             return "complete the rollout (no flag change)"
-        if state.status not in (State.PENDING, State.RUNNING):
+        if not state.status.may_step:
             return ""
         parts = []
         for name, want in self.target_flags(state.phase + 1).items():
@@ -206,7 +210,3 @@ class Policy:
     def exposed_at_start(self) -> dict[str, FlagState]:
         """The plan's flags that already read exposed (a new state file over a live launch)."""
         return {n: s for n in self.plan.flag_names() if (s := self.flags.observed.get(n)) is not None and s.exposure > 0}
-
-    def intent_gates(self, state: RolloutState) -> list[dict[str, Any]]:
-        """The gates as they stand, journaled with a step up (why it was allowed)."""
-        return [{"gate": g.label, "value": g.value, "passed": g.passed} for g in self.gate_views(state)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from dataclasses import dataclass
 
 from warroom.core.clock import Clock
@@ -45,8 +46,8 @@ class Poller:
         self.keys: list[QueryKey] = list(dict.fromkeys(self.pane_keys.values()))
         self.readings: dict[QueryKey, Reading] = {}
         self.last_good: dict[QueryKey, float] = {}
-        self.history: dict[str, collections.deque] = {p.id: collections.deque(maxlen=HISTORY) for p in plan.panes}
-        self.inflight: dict[QueryKey, asyncio.Task] = {}
+        self.history: dict[str, collections.deque[float | None]] = {p.id: collections.deque(maxlen=HISTORY) for p in plan.panes}
+        self.inflight: dict[QueryKey, asyncio.Task[Reading]] = {}
         self.asked_at: dict[QueryKey, float] = {}  # when each in-flight query was asked
         self.source_down: dict[str, str] = {}
 
@@ -137,10 +138,8 @@ class Poller:
 
     async def close(self) -> None:
         for source in self.sources.values():
-            try:
+            with contextlib.suppress(Exception):  # closing must not stop the others from closing
                 await source.close()
-            except Exception:  # closing must not stop the others from closing
-                pass
 
 
 class FlagReader:

@@ -17,6 +17,7 @@ in the store, and publishes snapshots until told to stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -26,19 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from warroom.core.exit_codes import Exit
 from warroom.core.identity import Actor
 from warroom.core.lines import entry_line, stamp, status_line
-from warroom.core.snapshot import Snapshot, State
+from warroom.core.snapshot import JournalEntry, Snapshot
 from warroom.core.units import format_duration
 from warroom.engine.commands import CommandLoop
 from warroom.engine.engine import Engine
 from warroom.engine.executor import CommandError
 from warroom.store.base import Command, Fenced, LeaseInfo
 
-TERMINAL = (State.COMPLETE, State.ROLLED_BACK)
 DRAIN = 2.0  # seconds commands in flight get to write their outcomes on a clean stop
 STEP_GRACE = 15.0  # seconds a step up in flight gets to end on a clean stop (a rollback gets as long as it takes)
-EXIT_FENCED = 10
 
 
 class Output(logging.Handler):
@@ -55,7 +55,7 @@ class Output(logging.Handler):
         if log_path is not None:
             try:
                 log_path.parent.mkdir(parents=True, exist_ok=True)
-                self.file = open(log_path, "a", buffering=1, encoding="utf-8")
+                self.file = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115  (open for the engine's life)
             except OSError:
                 self.file = None
         # `warroom up` points the engine's stdout at its log file: one copy of each line is enough.
@@ -89,10 +89,8 @@ class Output(logging.Handler):
 
     def close(self) -> None:
         if self.file is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.file.close()
-            except OSError:
-                pass
         super().close()
 
 
@@ -117,7 +115,7 @@ class EngineProcess:
 
     # ------------------------------------------------------------ what it says
 
-    def _entry(self, entry) -> None:
+    def _entry(self, entry: JournalEntry) -> None:
         self.out.line(entry_line(entry))
 
     def _snapshot(self, snap: Snapshot) -> None:
@@ -125,7 +123,7 @@ class EngineProcess:
         if snap.now - self._last_status >= options.status_every:
             self._last_status = snap.now
             self.out.line(status_line(snap))
-        if options.until_done and snap.state in TERMINAL and not snap.action and not self.engine.tasks:
+        if options.until_done and snap.state.terminal and not snap.action and not self.engine.tasks:
             self.stop.set()
         if options.run_for is not None and snap.now - self._started >= options.run_for and not self.stop.is_set():
             self.out.line(f"{stamp(snap.now)} {'stop':<18} ran for {format_duration(options.run_for)} of clock time (--for)")
@@ -136,10 +134,6 @@ class EngineProcess:
 
     # ------------------------------------------------------------ stopping
 
-    def _rollback_in_flight(self) -> bool:
-        state = self.engine.rollout
-        return state.status == State.ROLLING_BACK or (state.action is not None and state.action.kind == "rollback")
-
     def _signal(self, signum: int) -> None:
         self.signals += 1
         name = signal.Signals(signum).name
@@ -148,7 +142,7 @@ class EngineProcess:
                 self._say(f"{name} again: stopping now; what is in flight stays pending in the journal and the next engine finishes it")
             self.stop.set()
             return
-        if self._rollback_in_flight():
+        if self.engine.rollout.rollback_in_flight:
             action = self.engine.snapshot.action if self.engine.snapshot else None
             how = f" (attempt {action.attempt} failed: {action.last_error})" if action and action.attempt else ""
             self._say(f"{name}: a rollback is in flight{how}; finishing it before stopping. "
@@ -170,7 +164,7 @@ class EngineProcess:
 
     async def _shutdown(self, command: Command, actor: Actor) -> str:
         """`warroom down`: stop, unless a rollback is in flight and nobody said --force."""
-        if self._rollback_in_flight() and not command.args.get("force"):
+        if self.engine.rollout.rollback_in_flight and not command.args.get("force"):
             raise CommandError("a rollback is in flight: stopping the engine now would leave it to the next one; "
                                "wait for it, or `warroom down PLAN --force`")
         self._say(f"stopping: asked by {actor.label()} (warroom down)")
@@ -219,7 +213,7 @@ class EngineProcess:
 
 async def serve_engine(engine: Engine, *, log_path: Path | None, options: RunOptions | None = None,
                        terminal: TextIO | None = None) -> tuple[Snapshot | None, int]:
-    """Run the engine process to its end: (its last snapshot, exit code: 0, or EXIT_FENCED)."""
+    """Run the engine process to its end: (its last snapshot, exit code: 0, or Exit.FENCED)."""
     output = Output(log_path, terminal if terminal is not None else sys.stdout)
     root = logging.getLogger("warroom")
     root.addHandler(output)
@@ -227,11 +221,11 @@ async def serve_engine(engine: Engine, *, log_path: Path | None, options: RunOpt
     logging.raiseExceptions = False  # a log line that cannot be written must never take the engine down
     try:
         snap = await EngineProcess(engine, output, options or RunOptions()).serve()
-        return snap, EXIT_FENCED if engine.fenced is not None else 0
+        return snap, Exit.FENCED if engine.fenced is not None else 0
     finally:
         root.removeHandler(output)
         output.close()
 
 
-def run_engine(engine: Engine, **kw) -> tuple[Snapshot | None, int]:
-    return asyncio.run(serve_engine(engine, **kw))
+def run_engine(engine: Engine, *, log_path: Path | None, options: RunOptions | None = None) -> tuple[Snapshot | None, int]:
+    return asyncio.run(serve_engine(engine, log_path=log_path, options=options))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from warroom.core.action_kinds import ActionKind
 from warroom.core.flagstate import FlagState
 from warroom.core.snapshot import State
 
@@ -43,7 +44,6 @@ class Event(Enum):
 
 P, R, PA, C, RB, RD = State.PENDING, State.RUNNING, State.PAUSED, State.COMPLETE, State.ROLLING_BACK, State.ROLLED_BACK
 EVERY = tuple(State)
-EXPOSED = (P, R, PA, C)  # where a rollback may begin (PENDING: the first step's flags may be landing)
 
 TRANSITIONS: dict[tuple[State, Event], State] = {
     (P, Event.INITIALISE): P,
@@ -65,7 +65,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (C, Event.DRIFT): C,
     (RD, Event.DRIFT): RD,
     (PA, Event.ACK_RESUME): R,
-    **{(s, Event.ROLLBACK): RB for s in EXPOSED},
+    **{(s, Event.ROLLBACK): RB for s in EVERY if not s.in_rollback},  # PENDING too: the first step's flags may be landing
     (RB, Event.ROLLBACK_CONFIRMED): RD,
     (RD, Event.REASSERT): RB,
     (RD, Event.RETRY): P,
@@ -84,7 +84,7 @@ class ActionRef:
     """The write-ahead action in flight, as the state records it."""
 
     id: str
-    kind: str  # step_up | rollback
+    kind: ActionKind
     since: float
     target: str = ""  # "feature 50%": what it sets
 
@@ -95,7 +95,7 @@ class ActionRef:
     def from_json(cls, data: Mapping[str, Any] | None) -> ActionRef | None:
         if not data:
             return None
-        return cls(str(data["id"]), str(data["kind"]), float(data.get("since") or 0.0), str(data.get("target", "")))
+        return cls(str(data["id"]), ActionKind(data["kind"]), float(data.get("since") or 0.0), str(data.get("target", "")))
 
 
 def _flags(data: Mapping[str, Any] | None) -> dict[str, FlagState]:
@@ -129,8 +129,17 @@ class RolloutState:
 
     @property
     def in_flight(self) -> bool:
-        """Users are exposed and the launch is not over: an engine must be guarding it."""
-        return self.status in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or (self.status == State.PENDING and self.action is not None)
+        """Users may be on the new code and the launch is not over: an engine must be guarding it."""
+        return self.status.in_flight(acting=self.action is not None)
+
+    @property
+    def exposed(self) -> bool:
+        """Users may be on the new code and no rollback began: a rollback guardrail can still act."""
+        return self.status.exposed(acting=self.action is not None)
+
+    @property
+    def rollback_in_flight(self) -> bool:
+        return self.status.rollback_in_flight(self.action.kind if self.action is not None else None)
 
     def ticked_in(self, phase: int | None = None) -> Mapping[str, str]:
         return self.ticked.get(self.phase if phase is None else phase, {})

@@ -1,9 +1,10 @@
-"""Building the Snapshot: what every screen and script shows, from the engine's parts."""
+"""Building the Snapshot: what every screen and script shows, from the values the engine hands over
+(the plan, the rollout state, this tick's readings and judgements, what only the engine knows)."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 
 from warroom.core.flagstate import FlagState
 from warroom.core.journal_kinds import Kind
@@ -19,21 +20,26 @@ from warroom.core.snapshot import (
     Snapshot,
     State,
 )
+from warroom.core.statuses import PaneStatus, RunbookStepStatus
 from warroom.core.units import format_duration
-from warroom.engine.policy import exposure_label
+from warroom.engine.guardrails import Guardrails
+from warroom.engine.policy import Policy, exposure_label
+from warroom.engine.polling import FlagReader, Poller
+from warroom.engine.state import RolloutState
 from warroom.outbound.runbook import step_name
 from warroom.plan.model import Plan
-
-if TYPE_CHECKING:
-    from warroom.engine.engine import Engine
 
 JOURNAL_TAIL = 60
 
 
-def pane_views(engine: Engine, now: float) -> list[PaneView]:
-    poller, plan = engine.poller, engine.plan
-    watching = engine.guardrails.watching()
-    notes = engine.guardrails.notes()
+def _past(value: float, limit: float | None, bad_side: str) -> bool:
+    """On the bad side of `limit` (none: never)."""
+    return limit is not None and (value > limit if bad_side == "above" else value < limit)
+
+
+def pane_views(plan: Plan, poller: Poller, guardrails: Guardrails, now: float) -> list[PaneView]:
+    watching = guardrails.watching()
+    notes = guardrails.notes()
     views = []
     for pane in plan.panes:
         key = poller.pane_keys[pane.id]
@@ -44,27 +50,22 @@ def pane_views(engine: Engine, now: float) -> list[PaneView]:
         asked = poller.asked_at.get(key) if key in poller.inflight else None
         if value is not None and asked is not None and now - asked >= plan.poll_interval:
             # A whole poll interval without an answer: the number on screen is an old one.
-            status = "stale"
+            status = PaneStatus.STALE
             detail = f"waiting for a slow answer (asked {format_duration(now - asked)} ago)"
         elif value is None:
-            status = "stale" if last is not None else "nodata"
+            status = PaneStatus.STALE if last is not None else PaneStatus.NODATA
             history = [v for v in poller.history[pane.id] if v is not None]
             value = history[-1] if history and last is not None else None
         else:
-            status = "ok"
-            bad_above = pane.bad_side == "above"
-
-            def worse(limit: float | None) -> bool:
-                return limit is not None and (value > limit if bad_above else value < limit)
-
-            if worse(pane.breach):
-                status = "breach"
-            elif worse(pane.warn):
-                status = "warn"
+            status = PaneStatus.OK
+            if _past(value, pane.breach, pane.bad_side):
+                status = PaneStatus.BREACH
+            elif _past(value, pane.warn, pane.bad_side):
+                status = PaneStatus.WARN
         guards = watching.get(pane.id, [])
-        breaching = [g.progress for g in guards if g.status in ("pending", "breach")]
-        if breaching and status in ("ok", "warn"):
-            status = "breach"
+        breaching = [g.progress for g in guards if g.status.breaching]
+        if breaching and status in (PaneStatus.OK, PaneStatus.WARN):
+            status = PaneStatus.BREACH
         views.append(PaneView(
             id=pane.id, title=pane.title, unit=pane.unit, value=value, status=status,
             detail=detail,
@@ -79,25 +80,24 @@ def pane_views(engine: Engine, now: float) -> list[PaneView]:
     return views
 
 
-def phase_view(engine: Engine, now: float) -> PhaseView | None:
-    state = engine.journal.state
+def phase_view(plan: Plan, policy: Policy, state: RolloutState, now: float, planned_holds: Mapping[int, float]) -> PhaseView | None:
     if state.phase < 1:
         return None
-    phase = engine.plan.phases[state.phase - 1]
+    phase = plan.phases[state.phase - 1]
     started = state.phase_started_at
     elapsed = 0.0 if started is None else max(0.0, now - started)
     ticked = state.ticked_in()
     items = tuple(
         ChecklistView(iid, item.text, item.required, iid in ticked, ticked.get(iid, ""))
-        for iid, item in zip(phase.item_ids(), phase.checklist)
+        for iid, item in zip(phase.item_ids(), phase.checklist, strict=True)
     )
-    flags = engine.policy.target_flags(state.phase)
+    flags = policy.target_flags(state.phase)
     return PhaseView(state.phase, phase.name, exposure_label(flags), phase.hold, started, elapsed,
-                     max(0.0, phase.hold - elapsed), tuple(engine.policy.gate_views(state) + engine.policy.exposure_gate()), items,
-                     engine.planned_holds.get(state.phase))
+                     max(0.0, phase.hold - elapsed), tuple(policy.gate_views(state) + policy.exposure_gate()), items,
+                     planned_holds.get(state.phase))
 
 
-def rollback_view(plan: Plan, journal: list[JournalEntry]) -> RollbackView | None:
+def rollback_view(plan: Plan, journal: Sequence[JournalEntry]) -> RollbackView | None:
     """The newest rollback from the journal's tail (None once it scrolled out of it)."""
     intent = next((e for e in journal if e.kind == Kind.ROLLBACK_INTENT), None)
     if intent is None:
@@ -108,9 +108,10 @@ def rollback_view(plan: Plan, journal: list[JournalEntry]) -> RollbackView | Non
     for index, step in enumerate(plan.rollback.steps):
         entry = done.get(index)
         if entry is None:
-            steps.append(RunbookStepView(step_name(step), "pending"))
+            steps.append(RunbookStepView(step_name(step), RunbookStepStatus.PENDING))
             continue
-        status = "dry-run" if entry.data.get("dry_run") else ("ok" if entry.data.get("ok") else "failed")
+        status = (RunbookStepStatus.DRY_RUN if entry.data.get("dry_run")
+                  else RunbookStepStatus.OK if entry.data.get("ok") else RunbookStepStatus.FAILED)
         steps.append(RunbookStepView(step_name(step), status, entry.message.partition(": ")[2]))
     # The newest read-back verdict on the flags: a re-assert (a flag read back exposed after
     # the rollback, a late write landing) undoes an earlier confirmation until its own.
@@ -128,55 +129,62 @@ def rollback_view(plan: Plan, journal: list[JournalEntry]) -> RollbackView | Non
     )
 
 
-def snapshot(engine: Engine) -> Snapshot:
-    now = engine.clock.now()
-    state = engine.journal.state
-    flags_read = engine.flags
-    not_done = engine.policy.rollback_not_done(state)
-    flags = tuple(
-        FlagView(name, state.desired.get(name), flags_read.observed.get(name), flags_read.errors.get(name, ""),
-                 name in state.drift or (state.desired.get(name) is not None and flags_read.observed.get(name) is not None
-                                         and state.action is None and state.status != State.PENDING
-                                         and not flags_read.observed[name].matches(state.desired[name])))  # type: ignore[union-attr]
-        for name in engine.plan.flag_names()
-    )
+def flag_views(plan: Plan, state: RolloutState, flags: FlagReader) -> tuple[FlagView, ...]:
+    """Each flag: what warroom set, what reads back, and drift (recorded, or seen now with nothing in flight)."""
+    def drifting(name: str) -> bool:
+        desired, observed = state.desired.get(name), flags.observed.get(name)
+        if name in state.drift:
+            return True
+        return (desired is not None and observed is not None and state.action is None and state.status != State.PENDING
+                and not observed.matches(desired))
+
+    return tuple(FlagView(name, state.desired.get(name), flags.observed.get(name), flags.errors.get(name, ""), drifting(name))
+                 for name in plan.flag_names())
+
+
+def snapshot(plan: Plan, state: RolloutState, now: float, *, poller: Poller, guardrails: Guardrails, policy: Policy,
+             flags: FlagReader, attempts: Mapping[str, tuple[int, str]], journal: tuple[JournalEntry, ...],
+             blockers: Sequence[str], force_blockers: Sequence[str], driver: str, tick: int, clock_rate: float, insecure: bool,
+             planned_holds: Mapping[int, float]) -> Snapshot:
+    """The picture of the rollout now. `attempts`: action id → (failed attempts, last error); `journal`: its
+    newest entries; `blockers`: why a step up is refused (`force_blockers`: even forced); `driver`: the
+    engine's user@host pid N; `clock_rate`: clock seconds a wall second (0: virtual time)."""
+    not_done = policy.rollback_not_done(state)
     action = None
     if state.action is not None:
-        attempt, error = engine.executor.attempts.get(state.action.id, (0, ""))
+        attempt, error = attempts.get(state.action.id, (0, ""))
         action = ActionView(state.action.id, state.action.kind, attempt, error, state.action.since or now, state.action.target)
-    journal = engine.journal.tail(JOURNAL_TAIL)
-    rolling_back = state.status in (State.ROLLING_BACK, State.ROLLED_BACK)
     return Snapshot(
-        rollout=engine.plan.rollout.name,
-        environment=engine.plan.rollout.environment,
-        description=engine.plan.rollout.description,
+        rollout=plan.rollout.name,
+        environment=plan.rollout.environment,
+        description=plan.rollout.description,
         state=State.ROLLING_BACK if not_done else state.status,  # never ROLLED BACK over exposed flags
-        phase=phase_view(engine, now),
-        phase_count=len(engine.plan.phases),
-        phase_names=tuple(p.name for p in engine.plan.phases),
-        next_change=engine.policy.next_change(state),
-        panes=tuple(pane_views(engine, now)),
-        guardrails=tuple(engine.guardrails.views),
-        flags=flags,
+        phase=phase_view(plan, policy, state, now, planned_holds),
+        phase_count=len(plan.phases),
+        phase_names=tuple(p.name for p in plan.phases),
+        next_change=policy.next_change(state),
+        panes=tuple(pane_views(plan, poller, guardrails, now)),
+        guardrails=tuple(guardrails.views),
+        flags=flag_views(plan, state, flags),
         journal=journal,
         action=action,
-        step_blockers=tuple(engine.step_blockers()),
-        force_blockers=tuple(engine.step_blockers(forced=True)),
+        step_blockers=tuple(blockers),
+        force_blockers=tuple(force_blockers),
         paused_reason=state.paused_reason,
         drift=bool(state.drift),
-        driver=engine.holder,
+        driver=driver,
         me="",
         readonly=False,
         automation=True,
-        insecure=any(getattr(s, "insecure", False) for s in engine.sources.values()),
+        insecure=insecure,
         now=now,
-        tick=engine.tick_count,
-        poll_interval=engine.plan.poll_interval,
+        tick=tick,
+        poll_interval=plan.poll_interval,
         wall=time.time(),
-        clock_rate=0.0 if engine.clock.speed == float("inf") else engine.clock.speed,
-        exposure=engine.policy.exposure_view,
-        phase_exposures=engine.policy.phase_labels,
-        rollback=rollback_view(engine.plan, journal) if rolling_back else None,
+        clock_rate=clock_rate,
+        exposure=policy.exposure_view,
+        phase_exposures=policy.phase_labels,
+        rollback=rollback_view(plan, journal) if state.status.in_rollback else None,
         started_at=state.started_at,
         notes=(f"rolled back, but {exposure_label(not_done)} reads back: the rollback is not done; "
                + "the engine sets it off again",) if not_done else (),

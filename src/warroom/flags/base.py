@@ -12,6 +12,7 @@ import asyncio
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -53,6 +54,20 @@ class Capabilities:
         return value is not None
 
 
+class Proof(Enum):
+    """What `warroom check` could prove about writing a provider's flags, without changing one."""
+
+    WRITABLE = "ok"  # the file system or the API says this provider's writes can go through
+    NOT_WRITABLE = "FAIL"  # they cannot: a step up would fail and a rollback would stick retrying
+    UNPROVEN = "WARN"  # nothing answers the question without writing a flag
+
+
+@dataclass(frozen=True)
+class Writable:
+    proof: Proof
+    detail: str  # what was checked, or the plain cause, naming the whole path or the token's reference
+
+
 class FlagError(Exception):
     """A provider failure with a short, redacted reason (`HTTP 503`, `timeout after 5s`)."""
 
@@ -90,7 +105,7 @@ class FlagProvider(ABC):
         """
         results = await asyncio.gather(*(self.read(n) for n in names), return_exceptions=True)
         out: dict[str, FlagState | None | FlagError] = {}
-        for name, result in zip(names, results):
+        for name, result in zip(names, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, FlagError):
                 if not isinstance(result, Exception):
                     raise result  # cancellation and the like are not flag failures
@@ -102,26 +117,30 @@ class FlagProvider(ABC):
     async def write(self, name: str, state: FlagState) -> None:
         """Ask for a state; raises FlagError. Not trusted until read back."""
 
+    async def write_fenced(self, name: str, state: FlagState, epoch: int | None) -> None:
+        """`write`, telling the provider the writer's lease epoch where its API can use it (`http`);
+        the others cannot, and the lease's margin and the next driver's read-back hold instead."""
+        await self.write(name, state)
+
     def describe(self) -> str:
         return self.kind
+
+    async def writable(self, names: list[str]) -> Writable:
+        """Whether writes of these flags can go through, proven without changing a flag where the
+        provider can be asked (a file's permissions, a token's rights)."""
+        return Writable(Proof.UNPROVEN, f"the {self.kind} provider cannot be asked whether its writes would go through")
 
     async def close(self) -> None:
         return None
 
-    async def write_verified(self, name: str, desired: FlagState) -> FlagState:
-        """One attempt: write, then read back. Returns the observed state or raises FlagError."""
-        await self.write(name, desired)
+    async def write_verified(self, name: str, desired: FlagState, *, epoch: int | None = None) -> FlagState:
+        """One attempt: write, then read back. Returns the observed state or raises FlagError.
+
+        `epoch` is the writing engine's lease epoch, for a provider whose API can refuse a stale one."""
+        await self.write_fenced(name, desired, epoch)
         observed = await self.read(name)
         if observed is None:
             raise FlagError(f"read-back: flag {name} does not exist after the write")
         if not observed.matches(desired):
             raise FlagError(f"read-back shows {observed.label()}, wanted {desired.label()}")
         return observed
-
-
-def backoff_delays(initial: float = 0.2, cap: float = 5.0):
-    """Capped exponential backoff: 0.2, 0.4, 0.8, … up to `cap` seconds."""
-    delay = initial
-    while True:
-        yield delay
-        delay = min(cap, delay * 2)

@@ -76,7 +76,7 @@ class FlagdFlagProvider(files.FileFlagProvider):
             raise FlagError(f"{self.path}: flag {name} has no state ENABLED or DISABLED")
         if entry["state"] == "DISABLED":
             return FlagState(False, 0.0)
-        variants = entry.get("variants") if isinstance(entry.get("variants"), dict) else {}
+        variants: dict[str, Any] = found if isinstance(found := entry.get("variants"), dict) else {}
         targeting = entry.get("targeting") or None
         if targeting is None:
             return FlagState(True, self._fractional(name, entry.get("defaultVariant"), variants))

@@ -1,41 +1,41 @@
-"""Flag providers by name. Adding a provider is one module and one line here."""
+"""Flag providers by the plan's `provider:` name, found by entry point (group `warroom.flag_providers`).
+
+warroom's own (local, http, unleash, flagd) register in its pyproject.toml; another package
+adds one with its own entry point, without a line changed here (see plan/plugins.py).
+"""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from warroom.flags.base import FlagProvider, ProviderConfig
-
-# name -> "module:Class"; imported lazily so a plan using `local` never loads HTTP clients.
-PROVIDERS: dict[str, str] = {
-    "local": "warroom.flags.local:LocalFlagProvider",
-    "http": "warroom.flags.http:HttpFlagProvider",
-    "unleash": "warroom.flags.unleash:UnleashFlagProvider",
-    "flagd": "warroom.flags.flagd:FlagdFlagProvider",
-}
+from warroom.plan import plugins
+from warroom.plan.sources import FlagProviderConfig
 
 
-class UnknownProvider(Exception):
-    pass
+class UnknownProvider(plugins.PluginError):
+    """A provider the plan names that is not registered, or cannot be loaded."""
+
+
+def provider_names() -> list[str]:
+    return plugins.names(plugins.FLAG_PROVIDERS)
 
 
 def provider_class(name: str) -> type[FlagProvider]:
     try:
-        target = PROVIDERS[name]
-    except KeyError:
-        raise UnknownProvider(f"unknown flag provider {name!r} (known: {', '.join(sorted(PROVIDERS))})") from None
-    module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)
+        target = plugins.load(plugins.FLAG_PROVIDERS, name).target
+    except plugins.PluginError as exc:
+        raise UnknownProvider(str(exc)) from None
+    if not (isinstance(target, type) and issubclass(target, FlagProvider)):
+        raise UnknownProvider(f"flag provider {name!r} is broken: its entry point names no FlagProvider class")
+    return target
 
 
-def validate_config(config) -> ProviderConfig:
-    """Validate the plan's flag_provider mapping with the provider's own model."""
-    data = dict(config.model_extra or {})
-    data["provider"] = config.provider
-    return provider_class(config.provider).Config.model_validate(data)
+def validate_config(config: FlagProviderConfig) -> ProviderConfig:
+    """The plan's flag_provider mapping, validated by the provider's own model."""
+    return provider_class(config.provider).Config.model_validate(config.keys())
 
 
-def make_provider(config, base_dir: Path) -> FlagProvider:
+def make_provider(config: FlagProviderConfig, base_dir: Path | str) -> FlagProvider:
     cls = provider_class(config.provider)
     return cls(validate_config(config), base_dir)

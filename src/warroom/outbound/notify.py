@@ -31,7 +31,7 @@ from warroom.core.clock import RealClock
 from warroom.core.journal_kinds import ROLLBACK_STEP_FAILED, Kind
 from warroom.core.snapshot import JournalEntry, why
 from warroom.outbound.retry import Backoff, Failure, attempt_until
-from warroom.plan.model import NotifyTarget
+from warroom.plan.rollback import NotifyTarget
 
 log = logging.getLogger(__name__)
 

@@ -96,12 +96,13 @@ async def attempt_until(
     """
 
     def told(state: RetryCallState) -> None:
-        if on_failure is not None and state.outcome is not None:
-            on_failure(Failure(state.attempt_number, state.outcome.exception(), state.upcoming_sleep))
+        if on_failure is not None and state.outcome is not None and (error := state.outcome.exception()) is not None:
+            on_failure(Failure(state.attempt_number, error, state.upcoming_sleep))
 
     def gave_up(state: RetryCallState) -> None:
         assert state.outcome is not None
         error = state.outcome.exception()
+        assert error is not None  # it gives up after a failed attempt
         if on_failure is not None:
             on_failure(Failure(state.attempt_number, error, None))
         raise error

@@ -1,15 +1,19 @@
 """What a plan means, checked before anything runs: a plan that validates must be safe to run.
 
-The model (plan.py) checks each value on its own; these checks look across the plan:
+The model (model.py) checks each value on its own; these checks look across the plan:
 ids and references, a rollback that takes back every flag the launch touches, and flag
 states the chosen provider can actually set. Each problem names file, line and field.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from warroom.plan.model import Condition, FlagSetting, Plan, SimulatorSourceConfig
+from warroom.plan import plugins
+from warroom.plan.conditions import Condition
+from warroom.plan.flagsetting import FlagSetting
+from warroom.plan.model import Plan
+from warroom.plan.problems import suggestion
+from warroom.plan.sources import SimulatorSourceConfig
+from warroom.plan.units import PaneRefs
 from warroom.plan.yamlfile import Loc, Located, Problem, dotted
 
 
@@ -23,14 +27,31 @@ class _Problems(list[Problem]):
         self.append(Problem(self.located.file, line, col, dotted(loc), message))
 
 
-def unknown_pane_problems(unknown: list[tuple[Loc, str]], data: dict[str, Any], located: Located) -> list[Problem]:
+def unknown_pane_problems(panes: PaneRefs, located: Located) -> list[Problem]:
     """Guardrails and gates naming a pane the plan does not define (found before the model is built,
-    so a threshold written in the missing pane's unit, `above: 1s`, cannot hide it)."""
-    panes = data.get("panes")
-    ids = [p["id"] for p in (panes if isinstance(panes, list) else []) if isinstance(p, dict) and isinstance(p.get("id"), str)]
+    so a threshold written in the missing pane's unit, `above: 1s`, cannot hide it).
+
+    The typo is blamed where it is: a name several conditions agree on, close to a pane id that
+    nothing names, is the id misspelt (the pane's line); a name one condition uses is that line's typo.
+    """
+    named = [pane for _, pane in panes.refs]
+    unused = [pane for _, pane in panes.ids if pane not in named]
     out = _Problems(located)
-    for loc, pane in unknown:
-        out.add(loc + ("pane",), f"unknown pane {pane!r} (panes defined: {', '.join(ids) or 'none'})")
+    blamed: set[str] = set()
+    for loc, pane in panes.unknown:
+        near = suggestion(pane, unused)
+        if near is not None and named.count(pane) > 1:
+            if near not in blamed:
+                blamed.add(near)
+                where = ", ".join(str(located.where(ref + ("pane",))[0]) for ref, name in panes.refs if name == pane)
+                id_loc = next(at for at, pid in panes.ids if pid == near)
+                out.add(id_loc, f"pane id {near!r} is named by no guardrail or gate, while {pane!r} is named on lines {where}: "
+                                f"is this id misspelt?")
+            continue
+        near = suggestion(pane, [pid for _, pid in panes.ids])
+        hint = f"did you mean {near} (line {located.where(next(at for at, pid in panes.ids if pid == near))[0]})? " if near else ""
+        defined = ", ".join(pid for _, pid in panes.ids) or "none"
+        out.add(loc + ("pane",), f"unknown pane {pane!r} ({hint}panes defined: {defined})")
     return out
 
 
@@ -83,7 +104,7 @@ def meaning_problems(plan: Plan, located: Located) -> list[Problem]:
             check_source(("phases", pi, "gates", gi), gate.source)
             check_cohorts(("phases", pi, "gates", gi), gate)
         seen: list[str] = []
-        for ii, (iid, item) in enumerate(zip(phase.item_ids(), phase.checklist)):
+        for ii, (iid, item) in enumerate(zip(phase.item_ids(), phase.checklist, strict=True)):
             if item.id is not None and item.id.isdigit():
                 out.add(("phases", pi, "checklist", ii, "id"),
                         f"checklist id {item.id!r} is a number, and numbers mean positions (`warroom tick PLAN 2` is the second item); "
@@ -127,10 +148,8 @@ def _rollback_problems(plan: Plan, out: _Problems) -> None:
 def capability_problems(plan: Plan, located: Located) -> list[Problem]:
     """Flag states the plan's provider cannot set (0.1 % on Unleash, segments on an API without
     them): refused now, not found by a step up that retries and pauses on launch day."""
-    from warroom.flags import registry
-
-    provider = registry.provider_class(plan.flag_provider.provider)
-    config = registry.validate_config(plan.flag_provider)
+    provider = plugins.load(plugins.FLAG_PROVIDERS, plan.flag_provider.provider)
+    config = provider.validate(plan.flag_provider.keys())
     out = _Problems(located)
 
     def check(loc: Loc, setting: FlagSetting, where: str) -> None:

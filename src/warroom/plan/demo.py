@@ -6,7 +6,8 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from warroom.plan.model import Plan, parse_plan
+from warroom.plan.load import parse_plan
+from warroom.plan.model import Plan
 
 DEMO_NAME = "demo (built-in)"
 WORKDIR_PREFIX = "warroom-demo-"  # in the temp folder; `warroom journal` alone looks there too

@@ -11,6 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -37,8 +38,8 @@ from warroom.reports.postmortem import (
     utc,
 )
 
-MARK_COLOURS = {Kind.ROLLBACK_INTENT: "#b91c1c", Kind.PAUSE: "#d97706", Kind.STEP_OUTCOME: "#2563eb", Kind.ROLLBACK_CONFIRMED: "#15803d",
-                Kind.RESUME: "#0891b2", Kind.SOURCE_ERROR: "#6b7280"}
+MARK_COLOURS: dict[str, str] = {Kind.ROLLBACK_INTENT: "#b91c1c", Kind.PAUSE: "#d97706", Kind.STEP_OUTCOME: "#2563eb",
+                                 Kind.ROLLBACK_CONFIRMED: "#15803d", Kind.RESUME: "#0891b2", Kind.SOURCE_ERROR: "#6b7280"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,8 @@ def _downsample(points: Iterable[tuple[float, float | None]], start: float, end:
     """At most a gap, the lowest and the highest sample per pixel column, in time order: a week of
     samples draws the same spikes and gaps as the raw series, in a page of bounded size."""
     span = max(end - start, 1e-9)
-    column, kept = None, []
+    column: int | None = None
+    kept: list[tuple[float, float | None]] = []
     for t, v in points:
         c = int((t - start) / span * G.inner_w)
         if c != column:
@@ -120,9 +122,9 @@ def _downsample(points: Iterable[tuple[float, float | None]], start: float, end:
         kept.append((t, v))
         if len(kept) > 3:
             gap = [p for p in kept if p[1] is None][:1]
-            values = [p for p in kept if p[1] is not None]
+            values = [(t, v) for t, v in kept if v is not None]
             extremes = [min(values, key=lambda p: p[1]), max(values, key=lambda p: p[1])] if values else []
-            kept = sorted(set(gap + extremes))
+            kept = sorted({*gap, *extremes})
     yield from kept
 
 
@@ -145,7 +147,7 @@ def chart(r: Report, pane: Pane, start: float, end: float, threshold: float | No
         return G.top + (hi - v) / (hi - lo) * G.inner_h
 
     # No data is drawn as a grey band, never as a line through the gap.
-    gaps = tuple((x(t0), max(1.0, x(t1) - x(t0))) for (t0, v0), (t1, _) in zip(points, points[1:]) if v0 is None)
+    gaps = tuple((x(t0), max(1.0, x(t1) - x(t0))) for (t0, v0), (t1, _) in pairwise(points) if v0 is None)
     runs: list[list[str]] = [[]]
     for t, v in points:
         if v is None:
@@ -190,7 +192,7 @@ class _Marks:
 
 
 def _event_charts(r: Report, marks: _Marks) -> Iterator[tuple[str, Chart]]:
-    for event, window in zip(r.events, marks.windows):
+    for event, window in zip(r.events, marks.windows, strict=True):
         panes = [r.plan.pane(event.pane)] if event.pane else [p for p in r.plan.panes if _guard_threshold(r.plan, p) is not None][:2]
         for pane in panes:
             yield (f"{r.offset(event.ts)} {event.label} — {pane.title}",

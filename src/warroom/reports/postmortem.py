@@ -35,7 +35,7 @@ TIMELINE_KINDS = set(DECISIONS) | {
     Kind.GUARDRAIL_SHADOW, Kind.GUARDRAIL_EVIDENCE, Kind.EXPOSURE_MISMATCH, Kind.EXPOSURE_OK,
 }
 BREACH_KINDS = (Kind.GUARDRAIL_BREACH, Kind.ROLLBACK_INTENT, Kind.PAUSE, Kind.GUARDRAIL_ALERT, Kind.GUARDRAIL_FIRED, Kind.GUARDRAIL_CLEAR)
-OUTCOMES = {Kind.ROLLBACK_INTENT: "rolled back", Kind.PAUSE: "paused", Kind.GUARDRAIL_ALERT: "alerted",
+OUTCOMES: dict[str, str] = {Kind.ROLLBACK_INTENT: "rolled back", Kind.PAUSE: "paused", Kind.GUARDRAIL_ALERT: "alerted",
             Kind.GUARDRAIL_FIRED: "fired (no action in this state)"}
 # Everything the first pass reads; the rest of the journal (samples' notes, console starts, …) is skipped in SQL.
 SUMMARY_KINDS = (set(BREACH_KINDS) | set(ALARMS) | set(RESPONSES)
@@ -331,7 +331,7 @@ class _Reader:
         rows = []
         for index in sorted({p.index for p in phases}):
             phase = self.plan.phases[index - 1]
-            for iid, item in zip(phase.item_ids(), phase.checklist):
+            for iid, item in zip(phase.item_ids(), phase.checklist, strict=True):
                 who = self.ticked.get((index, iid))
                 rows.append(ChecklistRow(index, item.text, item.required, who[0] if who else "", who[1] if who else None))
         return rows

@@ -19,7 +19,7 @@ from warroom.core.snapshot import JournalEntry
 from warroom.core.units import plan_duration
 from warroom.store import Store
 
-RESPONSES = {Kind.PAUSE: Kind.PAUSE, Kind.ROLLBACK_INTENT: "rollback"}
+RESPONSES: dict[str, str] = {Kind.PAUSE: Kind.PAUSE, Kind.ROLLBACK_INTENT: "rollback"}
 # Journal kinds that mean something bad is visible on screen.
 ALARMS = (Kind.GUARDRAIL_BREACH, Kind.SOURCE_ERROR, Kind.DRIFT_DETECTED)
 

@@ -35,7 +35,7 @@ from urllib3.util.retry import Retry
 
 from warroom.core import secrets
 from warroom.outbound.retry import Backoff
-from warroom.plan.model import PrometheusSourceConfig
+from warroom.plan.sources import PrometheusSourceConfig
 from warroom.sources.base import Reading, Source, SourceContext
 from warroom.sources.transport import DaemonPool, GuardedSession
 
@@ -272,6 +272,7 @@ def _settle_environment(session: requests.Session, url: str, auth: tuple[str, st
 
 class PrometheusSource(Source):
     kind = "prometheus"
+    Config = PrometheusSourceConfig
 
     def __init__(self, name: str, config: PrometheusSourceConfig, base_dir: Path):
         super().__init__(name, config)

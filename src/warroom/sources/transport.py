@@ -16,6 +16,7 @@ Three guarantees the library does not give by itself:
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -162,20 +163,20 @@ _watchdog = _Watchdog()
 _current = threading.local()  # the request this thread is making, if any
 
 
-class _Watched:
-    """Mixin for urllib3 connections: register with the thread's request; abortable."""
+class _Watched(HTTPConnection):
+    """A urllib3 connection that registers with the thread's request (HTTPS: with HTTPSConnection
+    after it in the bases); abortable."""
 
     owner: _Request | None = None
-    sock: Any
 
     def connect(self) -> None:
         self._watch()
-        super().connect()  # type: ignore[misc]
+        super().connect()
         self._watch()  # the socket exists now: a deadline that passed while connecting aborts it
 
-    def request(self, *args: Any, **kwargs: Any) -> Any:
+    def request(self, *args: Any, **kwargs: Any) -> None:
         self._watch()  # a kept-alive connection is reused without connecting again
-        return super().request(*args, **kwargs)  # type: ignore[misc]
+        super().request(*args, **kwargs)
 
     def _watch(self) -> None:
         request = getattr(_current, "request", None)
@@ -187,13 +188,11 @@ class _Watched:
         sock = self.sock
         if sock is None:
             return
-        try:
+        with contextlib.suppress(OSError):  # already closed: nothing is blocked on it
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed: nothing is blocked on it
 
 
-class _WatchedHTTP(_Watched, HTTPConnection):
+class _WatchedHTTP(_Watched):
     pass
 
 
@@ -266,7 +265,7 @@ class GuardedSession(requests.Session):
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         super().rebuild_auth(prepared_request, response)  # strips Authorization across hosts
         headers, before = prepared_request.headers, response.request.headers
-        if self.should_strip_auth(response.request.url, prepared_request.url):
+        if self.should_strip_auth(response.request.url or "", prepared_request.url or ""):
             dropped = [name for name in self.credentials if headers.pop(name, None) is not None]
             if dropped:
                 log.info("redirect to another origin: not sending %s", ", ".join(dropped))

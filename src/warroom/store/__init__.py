@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from warroom.plan.model import DATABASE_URL, PostgresState
+from warroom.plan.state import DATABASE_URL, PostgresState
 from warroom.store.base import Store, StoreError, StoreMissing
 
 __all__ = ["Store", "StoreError", "StoreMissing", "open_store"]

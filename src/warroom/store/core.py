@@ -433,8 +433,8 @@ class SQLStore(Store):
             for found in left:
                 if found.verb in rerun:
                     self._command_outcome(tx, found.id, "queued", "", None)
-                else:
-                    self._command_outcome(tx, found.id, "failed", message, now)
+                else:  # refused, not failed: nothing went wrong in it that asking again would meet (`warroom step` exits 6)
+                    self._command_outcome(tx, found.id, "refused", message, now)
             return left
 
     def command(self, command_id: int) -> Command | None:

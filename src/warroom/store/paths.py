@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from warroom.plan.model import DATABASE_URL, PostgresState
+from warroom.plan.state import DATABASE_URL, PostgresState
 from warroom.plan.yamlfile import PlanError, Problem
 from warroom.store.base import StoreError, StoreMissing
 

@@ -37,7 +37,7 @@ import psycopg
 from psycopg import sql
 
 from warroom.core import secrets
-from warroom.plan.model import PostgresState
+from warroom.plan.state import PostgresState
 from warroom.store.base import StoreError, StoreMissing, StoreUnwritable, Waiter
 from warroom.store.core import Layout, SQLStore, Tx
 from warroom.store.rows import SQLRow

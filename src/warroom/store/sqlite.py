@@ -31,7 +31,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -270,10 +270,8 @@ class SQLiteStore(SQLStore):
                 raise self._error(exc) from None
 
     def _rollback_quietly(self) -> None:
-        try:
+        with suppress(sqlite3.Error):  # already rolled back by SQLite itself
             self._db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # already rolled back by SQLite itself
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[SQLRow]:
         with self._lock:
@@ -427,10 +425,8 @@ class _Waiter(Waiter):
                 left = deadline - loop.time()
                 if left <= 0:
                     return False
-                try:
+                with suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), min(POLL, left))
-                except TimeoutError:
-                    pass
                 woken.clear()
         finally:
             if self.wake is not None and self.store._wake is self.wake:

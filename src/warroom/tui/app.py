@@ -24,17 +24,20 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
 from warroom.client import EngineClient
 from warroom.core.secrets import redact
 from warroom.core.snapshot import Snapshot, State
+from warroom.core.statuses import PaneStatus
 from warroom.core.text import terminal_safe
+from warroom.core.verbs import Verb
 from warroom.reports.scorecard import ScoreCard
 from warroom.store.base import StoreUnwritable
 from warroom.tui.clock_text import engine_now
-from warroom.tui.keymap import ACTIONS, BUSY, BY_ID, ConsoleAction, availability, bindings
+from warroom.tui.keymap import ACTIONS, BY_ID, ConsoleAction, availability, bindings
 from warroom.tui.palette import WarroomCommands
 from warroom.tui.safe_text import SnapshotCleaner
 from warroom.tui.screens.confirm import ConfirmDialog
@@ -43,6 +46,7 @@ from warroom.tui.screens.help import HelpRow, HelpScreen
 from warroom.tui.screens.score_card import ScoreCardScreen
 from warroom.tui.screens.step_dialog import FORCE, STEP, StepDialog
 from warroom.tui.screens.zoom import ZoomScreen
+from warroom.tui.sending import Sending, in_daemon_thread
 from warroom.tui.themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
 from warroom.tui.widgets.banner import Banner
 from warroom.tui.widgets.checklist import Checklist
@@ -56,7 +60,8 @@ from warroom.tui.widgets.status_line import StatusLine
 T = TypeVar("T")
 LEAVE_GRACE = 2.0  # seconds Textual's teardown gets before the process ends regardless
 NOTICE_SECONDS = {"information": 5.0, "warning": 8.0, "error": 10.0}
-PANE_ALARM = {"breach": 0, "nodata": 1, "stale": 2, "warn": 3, "ok": 4}  # which pane `z` zooms when none is focused
+# Which pane `z` zooms when none is focused: the most alarming.
+PANE_ALARM = {PaneStatus.BREACH: 0, PaneStatus.NODATA: 1, PaneStatus.STALE: 2, PaneStatus.WARN: 3, PaneStatus.OK: 4}
 
 
 def terminal_gone(fd: int) -> bool:
@@ -73,28 +78,6 @@ def terminal_gone(fd: int) -> bool:
 
 class SnapshotArrived(Message):
     """The engine published (or its liveness changed); the newest snapshot waits in WarroomApp._latest."""
-
-
-async def in_daemon_thread(fn: Callable[[], T]) -> T:
-    """`fn()` on a daemon thread: waiting for an engine that never answers must not hold up
-    the console's exit (asyncio's own executor joins its threads when the loop closes)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(done: Callable[[], None]) -> None:
-        with contextlib.suppress(RuntimeError):  # the screen's loop closed: nobody waits any more
-            loop.call_soon_threadsafe(lambda: future.done() or done())
-
-    def run() -> None:
-        try:
-            result = fn()
-        except Exception as error:
-            settle(lambda caught=error: future.set_exception(caught))
-        else:
-            settle(lambda: future.set_result(result))
-
-    threading.Thread(target=run, name="warroom-command", daemon=True).start()
-    return await future
 
 
 def _breakpoint(size: int, breakpoints: list[tuple[int, str]]) -> str | None:
@@ -142,6 +125,7 @@ class WarroomApp(App[int]):
         # With no engine alive, `R` starts one first (as `warroom rollback` does); "" when it did,
         # else why not. None: this console cannot start one (the plan is not at hand).
         self.start_engine = start_engine
+        self.sending = Sending(client, self.notify, self.call_from_thread)
         self.theme_names: list[str] = []
         self._latest: Snapshot | None = None
         self._clean = SnapshotCleaner()
@@ -222,7 +206,7 @@ class WarroomApp(App[int]):
         self.now = now
 
     def _leave_if_terminal_gone(self) -> None:
-        if terminal_gone(sys.__stdin__.fileno()):
+        if sys.__stdin__ is None or terminal_gone(sys.__stdin__.fileno()):
             self.leave(128 + signal.SIGHUP)
 
     def leave(self, code: int) -> None:
@@ -274,7 +258,7 @@ class WarroomApp(App[int]):
 
     # ------------------------------------------------------------ notices
 
-    def notify(self, message: str, *, title: str = "", severity: str = "information",  # type: ignore[override]
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None:
         """One notice at a time, never markup (a `[PROD]` in a message stays), never over the screen.
 
@@ -282,13 +266,12 @@ class WarroomApp(App[int]):
         a dialog it is a toast (the newest only), since the notice line is hidden there.
         """
         timeout = timeout or NOTICE_SECONDS.get(severity, 5.0)
-        bars = self.screen.query(NoticeBar) if self.screen is not None and self.screen.is_attached else []
+        bars = self.screen.query(NoticeBar) if self.screen is not None and self.screen.is_attached else None
         if bars:
             bars.first().show(Notice(str(message), str(title), severity), timeout)
             return
         self.clear_notifications()
-        super().notify(terminal_safe(message), title=terminal_safe(title), severity=severity,  # type: ignore[arg-type]
-                       timeout=timeout, markup=False)
+        super().notify(terminal_safe(message), title=terminal_safe(title), severity=severity, timeout=timeout, markup=False)
 
     # ------------------------------------------------------------ store → screen
 
@@ -298,10 +281,9 @@ class WarroomApp(App[int]):
             if not self._mounted:
                 self._held.append(message)
                 return
-        try:
-            self._screen_loop.call_soon_threadsafe(self.post_message, message)  # type: ignore[union-attr]
-        except RuntimeError:  # the app's loop has closed: nobody left to show it to
-            pass
+        assert self._screen_loop is not None  # set before _mounted
+        with contextlib.suppress(RuntimeError):  # the app's loop has closed: nobody left to show it to
+            self._screen_loop.call_soon_threadsafe(self.post_message, message)
 
     def show(self, snap: Snapshot) -> None:
         """Any thread: the newest snapshot to show; at most one message waits for the screen."""
@@ -355,7 +337,7 @@ class WarroomApp(App[int]):
         self.engine_alive = snap.automation
         self.snapshot = snap
         self.now = engine_now(snap)
-        if snap.state in BUSY:
+        if snap.state.in_rollback:
             self.rollback_requested = False
         self._refresh_keys()
         self._show_new_score_card(snap)
@@ -376,7 +358,7 @@ class WarroomApp(App[int]):
     # ------------------------------------------------------------ screen → engine
 
     @work(group="engine-commands")
-    async def send(self, label: str, verb: str, *, quiet: bool = False, **args: object) -> None:
+    async def send(self, label: str, verb: Verb, *, quiet: bool = False, **args: object) -> None:
         """Every command this console sends to the engine goes through here.
 
         `verb` is a store command (step, pause, resume, rollback, retry, tick, ack), journaled
@@ -388,15 +370,23 @@ class WarroomApp(App[int]):
                 self.notify("read-only console: no action possible", title=f"{label}: refused", severity="error")
                 return
             try:
-                # A rollback is queued whatever this console makes of the engine: the driving engine runs it.
-                sent = await in_daemon_thread(lambda: self.client.send(verb, dict(args))) if verb == "rollback" else None
+                # A rollback is queued first, whatever this console makes of the engine: the driving engine
+                # runs it (the store's clock judges liveness, not this host's); an engine is started only if none drives.
+                command_id = await self.sending.queue(label, verb, dict(args)) if verb is Verb.ROLLBACK else None
             except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
                 self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
                 return
+            if verb is Verb.ROLLBACK and command_id is None:
+                return  # the human stopped trying: said by Sending
             if not self.engine_alive and not await self._engine_for(verb, label):
                 return
             try:
-                command = await in_daemon_thread(lambda: self.client.wait(self.client.send(verb, dict(args)) if sent is None else sent))
+                if command_id is None:
+                    command_id = await self.sending.queue(label, verb, dict(args))
+                    if command_id is None:
+                        return
+                sent = command_id
+                command = await in_daemon_thread(lambda: self.client.wait(sent, on_away=self.sending.following(label)))
             except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
                 self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
                 return
@@ -409,13 +399,16 @@ class WarroomApp(App[int]):
             elif not quiet:
                 self.notify(command.message, title=label)
         finally:
-            if verb == "rollback":
+            if verb is Verb.ROLLBACK:
                 self.rollback_requested = False
 
-    async def _engine_for(self, verb: str, label: str) -> bool:
+    def action_stop_trying(self) -> None:
+        self.sending.stop_trying()
+
+    async def _engine_for(self, verb: Verb, label: str) -> bool:
         """No engine is alive: nothing would run a command. A rollback starts one first (rolling
         back is never refused for want of an engine); anything else is refused at once."""
-        if verb != "rollback":
+        if verb is not Verb.ROLLBACK:
             self.notify("no engine drives this rollout: nothing would run it; start one with `warroom up PLAN`",
                         title=f"{label}: refused", severity="error")
             return False
@@ -447,14 +440,16 @@ class WarroomApp(App[int]):
         if snap is None:
             self.notify("waiting for the first reading from the engine", severity="warning")
             return
+        # The phase this step moves from, as the screen showed it: the engine refuses a stale one.
+        seen = snap.phase.index if snap.phase else 0
         if snap.readonly or snap.force_blockers:
             # Not even a forced step can go now: let the engine say why (it is the authority).
-            self.send("step up", "step")
+            self.send("step up", Verb.STEP, from_phase=seen)
             return
 
         def confirmed(choice: str | None) -> None:
             if choice == STEP:
-                self.send("step up", "step")
+                self.send("step up", Verb.STEP, from_phase=seen)
             elif choice == FORCE:
                 self.push_screen(ForceReason(self.snapshot.step_blockers if self.snapshot else ()), forced)
             else:
@@ -462,7 +457,7 @@ class WarroomApp(App[int]):
 
         def forced(reason: str | None) -> None:
             if reason:
-                self.send("forced step up", "step", force=True, reason=reason)
+                self.send("forced step up", Verb.STEP, force=True, reason=reason, from_phase=seen)
             else:
                 self.notify("forced step up cancelled: nothing changed")
 
@@ -470,25 +465,25 @@ class WarroomApp(App[int]):
 
     def action_pause_resume(self) -> None:
         if self.snapshot is not None and self.snapshot.state == State.PAUSED:
-            self.send("resume", "resume", quiet=True)
+            self.send("resume", Verb.RESUME, quiet=True)
         else:
-            self.send("pause", "pause", quiet=True)
+            self.send("pause", Verb.PAUSE, quiet=True)
 
     def action_rollback(self) -> None:
         snap = self.snapshot
         # Shown at once, before the engine thread answers; the engine's state replaces it.
-        self.rollback_requested = not (snap and (snap.readonly or snap.state in BUSY))
-        self.send("roll back", "rollback", reason=f"manual rollback from the console by {self.actor.user}")
+        self.rollback_requested = not (snap and (snap.readonly or snap.state.in_rollback))
+        self.send("roll back", Verb.ROLLBACK, reason=f"manual rollback from the console by {self.actor.user}")
 
     def action_retry(self) -> None:
         snap = self.snapshot
         if snap is None or snap.readonly or snap.state != State.ROLLED_BACK or snap.action is not None:
-            self.send("retry", "retry")  # the engine says why not
+            self.send("retry", Verb.RETRY)  # the engine says why not
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.send("retry", "retry")
+                self.send("retry", Verb.RETRY)
             else:
                 self.notify("retry cancelled: still ROLLED BACK")
 
@@ -501,10 +496,10 @@ class WarroomApp(App[int]):
     def on_checklist_toggle(self, message: Checklist.Toggle) -> None:
         item = message.item
         # Routine: the journal line says it; no notice (eleven ticks are not eleven pop-ups).
-        self.send("checklist", "tick", quiet=True, item=item.id, undo=item.ticked)
+        self.send("checklist", Verb.TICK, quiet=True, item=item.id, undo=item.ticked)
 
     def action_ack_drift(self) -> None:
-        self.send("acknowledge drift", "ack")
+        self.send("acknowledge drift", Verb.ACK)
 
     def action_help(self) -> None:
         rows = []
@@ -544,8 +539,7 @@ class WarroomApp(App[int]):
 
     def action_quit_console(self) -> None:
         snap = self.snapshot
-        in_flight = self.rollback_requested or (snap is not None and (
-            snap.state == State.ROLLING_BACK or (snap.action is not None and snap.action.kind == "rollback")))
+        in_flight = self.rollback_requested or (snap is not None and snap.rollback_in_flight)
         # An engine of its own finishes the rollback whatever the consoles do: nothing to ask.
         if not in_flight or not self.engine_ends_with_console:
             self.exit(0)

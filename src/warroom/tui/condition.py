@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from warroom.core.action_kinds import ActionKind
+from warroom.core.guardrail_actions import GuardrailAction
 from warroom.core.snapshot import GuardrailView, Snapshot, State
+from warroom.core.statuses import GuardrailStatus
 from warroom.core.units import format_duration, format_value
-
-EXPOSED = (State.RUNNING, State.PAUSED, State.COMPLETE)
 
 
 @dataclass(frozen=True)
@@ -46,22 +47,22 @@ def guard_reading(guard: GuardrailView) -> str:
 def acting_guardrail(snap: Snapshot) -> GuardrailView | None:
     """The breaching guardrail that will act soonest, if acting can still change anything."""
     def can_act(g: GuardrailView) -> bool:
-        if g.action == "rollback":
-            return snap.state in EXPOSED or (snap.state == State.PENDING and snap.action is not None)
-        if g.action == "pause":
+        if g.action is GuardrailAction.ROLLBACK:
+            return snap.exposed
+        if g.action is GuardrailAction.PAUSE:
             return snap.state == State.RUNNING
-        return g.action == "alert"
+        return g.action is GuardrailAction.ALERT
 
-    pending = [g for g in snap.guardrails if g.status == "pending" and g.mode != "shadow" and can_act(g)]
-    return min(pending, key=lambda g: (g.action != "rollback", (g.since or 0) + g.for_s), default=None)
+    pending = [g for g in snap.guardrails if g.status == GuardrailStatus.PENDING and g.mode != "shadow" and can_act(g)]
+    return min(pending, key=lambda g: (g.action is not GuardrailAction.ROLLBACK, (g.since or 0) + g.for_s), default=None)
 
 
 def no_data(snap: Snapshot) -> str:
     """What has no data now (panes, guardrails that hold on it, unreadable flags), or ""."""
-    silent = [p for p in snap.panes if p.status in ("nodata", "stale")]
+    silent = [p for p in snap.panes if p.status.silent]
     parts = [p.title for p in silent]
     # A guardrail on its own query (not on a pane already named) says its id.
-    parts += [g.id for g in snap.guardrails if g.status == "nodata" and g.target not in {p.id for p in silent}]
+    parts += [g.id for g in snap.guardrails if g.status == GuardrailStatus.NODATA and g.target not in {p.id for p in silent}]
     unreadable = [f.name for f in snap.flags if f.error]
     if unreadable:
         parts.append("flags " + ", ".join(unreadable) + " unreadable")
@@ -72,7 +73,7 @@ def worst_condition(snap: Snapshot, now: float, *, engine_alive: bool = True, ro
     if not engine_alive:
         return Condition("NO ENGINE — guardrails NOT enforced", "nothing watches the guardrails or acts on them", "bad")
     guard = acting_guardrail(snap)
-    if guard is not None and guard.action != "alert" and snap.state not in (State.ROLLING_BACK, State.ROLLED_BACK):
+    if guard is not None and guard.action is not GuardrailAction.ALERT and not snap.state.in_rollback:
         return Condition(f"{guard.action.upper()} IN {until_text(countdown(guard, now))}", guard_reading(guard), "bad")
     if snap.state == State.ROLLING_BACK:
         action = snap.action
@@ -92,7 +93,7 @@ def worst_condition(snap: Snapshot, now: float, *, engine_alive: bool = True, ro
         return Condition("DRIFT", "flags changed outside warroom", "bad")
     if guard is not None:  # an alert's countdown: worth a word, not an alarm
         return Condition(f"ALERT IN {until_text(countdown(guard, now))}", guard_reading(guard), "warn")
-    if snap.action is not None and snap.action.kind == "step_up":
+    if snap.action is not None and snap.action.kind == ActionKind.STEP_UP:
         word = "STEPPING UP" + (f" attempt {snap.action.attempt + 1}" if snap.action.attempt else "")
         return Condition(word, snap.action.target, "info")
     if snap.state == State.PENDING:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from warroom.core.snapshot import Snapshot, State
-
-BUSY = (State.ROLLING_BACK, State.ROLLED_BACK)
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
                   "ROLLBACK", loud=True, changes=True),
     ConsoleAction("retry", "r", "retry", "Retry after a rollback",
                   "leave ROLLED BACK and start again at phase 1 (asks first, focus on Cancel)", "retry", changes=True),
-    ConsoleAction("checklist.tick", "space,enter", "toggle", "Tick / untick the selected checklist item",
+    ConsoleAction("checklist.tick", "space,enter", "tick_item", "Tick / untick the selected checklist item",
                   "tick or untick the selected item of the current phase", "tick", scope="checklist", changes=True),
     ConsoleAction("checklist.up", "up,k", "cursor(-1)", "Previous checklist item", "move up the checklist",
                   scope="checklist"),
@@ -60,12 +58,14 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("palette", "colon,ctrl+p", "command_palette", "Command palette", "every action by name, with its key", "cmds"),
     ConsoleAction("theme", "t", "cycle_theme", "Cycle theme", "the next of warroom's themes", "theme"),
     ConsoleAction("score_card", "", "score_card", "Drill score card", "the latest drill's score, from the journal"),
+    ConsoleAction("stop_trying", "escape", "stop_trying", "Stop trying to send a rollback",
+                  "while the store cannot be reached, stop retrying a rollback not sent yet"),
 )
 
 BY_ID = {a.id: a for a in ACTIONS}
 
 
-def bindings(scope: str) -> list[Binding]:
+def bindings(scope: str) -> list[BindingType]:
     """The Textual bindings of one scope, each with its id (App.set_keymap remaps by id)."""
     return [Binding(a.keys, a.action, a.title, show=False, id=a.id) for a in ACTIONS if a.scope == scope and a.keys]
 
@@ -86,20 +86,20 @@ def availability(action: ConsoleAction, snap: Snapshot | None) -> Availability:
         return Availability(False, False, "read-only console")
     state = snap.state
     if action.id == "step_up":
-        if state in BUSY or state == State.COMPLETE:
+        if state.in_rollback or state == State.COMPLETE:
             return Availability(False, False, f"state is {state.label}")
         return Availability(True, not snap.step_blockers, "; ".join(snap.step_blockers))
     if action.id == "pause_resume":
-        live = state in (State.RUNNING, State.PAUSED)
+        live = state.in_phase
         return Availability(live, live, "" if live else f"state is {state.label}", "resume" if state == State.PAUSED else "")
     if action.id == "rollback":
-        return Availability(state not in BUSY, state not in BUSY, f"state is {state.label}" if state in BUSY else "")
+        return Availability(not state.in_rollback, not state.in_rollback, f"state is {state.label}" if state.in_rollback else "")
     if action.id == "retry":
         if state != State.ROLLED_BACK:
             return Availability(False, False, "only after a rollback")
         return Availability(True, snap.action is None, "the rollback's runbook is still running" if snap.action else "")
     if action.id == "checklist.tick":
-        has_items = bool(snap.phase and snap.phase.checklist) and state in (State.RUNNING, State.PAUSED)
+        has_items = bool(snap.phase and snap.phase.checklist) and state.in_phase
         return Availability(has_items, has_items, "" if has_items else "no checklist item to tick now")
     if action.id == "ack_drift":
         return Availability(snap.drift, snap.drift, "" if snap.drift else "no drift")

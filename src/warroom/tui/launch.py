@@ -9,7 +9,6 @@ import sys
 
 from warroom.client import EngineClient, Started, engine_argv, start_engine
 from warroom.core.identity import current_actor
-from warroom.core.snapshot import State
 from warroom.plan.model import Plan
 from warroom.store import open_store
 from warroom.store.paths import engine_log_path, state_path
@@ -91,7 +90,7 @@ def _say_who_guards(client: EngineClient, plan: Plan) -> None:
     """On leaving while the rollout is in flight: the guardrails stay enforced, and by whom."""
     snap = client.snapshot()
     engine = client.engine(plan.poll_interval)
-    if snap is None or snap.state not in (State.RUNNING, State.PAUSED, State.ROLLING_BACK):
+    if snap is None or not snap.in_flight:
         return
     if engine.alive:
         print(f"warroom: guardrails stay enforced by the engine, {engine.label()} (log {engine.log}); "

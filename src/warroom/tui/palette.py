@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
+from warroom.tui.console_app import ConsoleApp
 from warroom.tui.keymap import ACTIONS, ConsoleAction, availability
 from warroom.tui.safe_text import markup_safe
-
-if TYPE_CHECKING:
-    from warroom.tui.app import WarroomApp
 
 # Not the bindings that only mean something on their widget (move in the checklist, zoom
 # the focused pane), nor the palette itself.
@@ -21,8 +18,10 @@ IN_PALETTE = [a for a in ACTIONS if a.scope != "pane" and a.id not in ("checklis
 
 class WarroomCommands(Provider):
     @property
-    def _app(self) -> WarroomApp:
-        return self.app  # type: ignore[return-value]
+    def _app(self) -> ConsoleApp:
+        app = self.app
+        assert isinstance(app, ConsoleApp)
+        return app
 
     def _display(self, action: ConsoleAction, title: Content) -> Content:
         key = self._app.key_for(action.id) if action.keys else ""

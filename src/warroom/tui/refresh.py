@@ -3,12 +3,14 @@ and a war-room console is left open for hours on a shared bastion."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.cells import cell_len
 from rich.style import Style
 from textual.widget import Widget
 from textual.widgets import Static
+
+W = TypeVar("W", bound=Widget)
 
 
 def set_text(widget: Static, content: Any) -> None:
@@ -49,10 +51,12 @@ class CachedComponentStyles(Widget):
         super().notify_style_update()
 
 
-def part(widget: Widget, selector: str) -> Widget:
-    """A composed child, found once: query_one matches selectors on every call, and eight
+def part(widget: Widget, selector: str, kind: type[W]) -> W:
+    """A composed child of type `kind`, found once: query_one matches selectors on every call, and eight
     panes and the banner look their parts up every second. Only for children never replaced."""
     parts: dict[str, Widget] = widget.__dict__.setdefault("_parts", {})
     if selector not in parts:
-        parts[selector] = widget.query_one(selector)
-    return parts[selector]
+        parts[selector] = widget.query_one(selector, kind)
+    found = parts[selector]
+    assert isinstance(found, kind)
+    return found

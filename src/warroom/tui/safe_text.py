@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from enum import Enum
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from textual.markup import escape
 
@@ -25,21 +25,22 @@ _SCALARS = (int, float, bool, type(None))
 
 def clean(value: T) -> T:
     """`value` with every string in it made terminal-safe (dataclasses, tuples, lists, dicts)."""
-    if isinstance(value, _SCALARS) or isinstance(value, Enum):
+    if isinstance(value, (*_SCALARS, Enum)):  # an enum (a StrEnum too) is warroom's own word, never outside text
         return value
+    # Each branch rebuilds a value of the type it was given: the casts say so to the type checker.
     if isinstance(value, str):
-        return terminal_safe(value)  # type: ignore[return-value]
+        return cast(T, terminal_safe(value))
     if isinstance(value, tuple):
         if all(isinstance(v, _SCALARS) for v in value):  # a sparkline's history: nothing to clean
             return value
-        return tuple(clean(v) for v in value)  # type: ignore[return-value]
+        return cast(T, tuple(clean(v) for v in value))
     if isinstance(value, list):
-        return [clean(v) for v in value]  # type: ignore[return-value]
+        return cast(T, [clean(v) for v in value])
     if isinstance(value, dict):
-        return {clean(k): clean(v) for k, v in value.items()}  # type: ignore[return-value]
+        return cast(T, {clean(k): clean(v) for k, v in value.items()})
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         changes = {f.name: clean(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        return dataclasses.replace(value, **changes)  # type: ignore[return-value]
+        return dataclasses.replace(value, **changes)
     return value
 
 

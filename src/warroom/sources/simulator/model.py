@@ -18,30 +18,29 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from itertools import pairwise
 
-from warroom.core.flagstate import FlagState
-
-if TYPE_CHECKING:  # plan.py validates fault metrics against MODEL: the simulator must not import it back
-    from warroom.plan.model import Fault, Plan
+from warroom.plan.faults import Fault
+from warroom.plan.simulate import METRICS
 
 COHORTS = ("control", "new")
 
-# metric -> (unit, control cohort, new cohort): each cohort's number as if every user were in it.
-MODEL: dict[str, tuple[str, float, float]] = {
-    "error_rate": ("ratio", 0.0004, 0.0008),
-    "latency_p50": ("seconds", 0.018, 0.030),
-    "latency_p95": ("seconds", 0.060, 0.090),
-    "latency_p99": ("seconds", 0.120, 0.180),
-    "ws_connections": ("count", 0.0, 12000.0),
-    "connection_success": ("ratio", 0.998, 0.996),
-    "cpu": ("ratio", 0.30, 0.50),
-    "memory": ("ratio", 0.45, 0.60),
-    "request_rate": ("count", 850.0, 1000.0),
-    # Sessions started per second: the units a flag assigns to a cohort, the same for both
-    # cohorts per user, so each cohort's share of them is the exposure (the exposure check).
-    "session_rate": ("count", 200.0, 200.0),
+# metric -> (control cohort, new cohort): each cohort's number as if every user were in it.
+_COHORT_VALUES: dict[str, tuple[float, float]] = {
+    "error_rate": (0.0004, 0.0008),
+    "latency_p50": (0.018, 0.030),
+    "latency_p95": (0.060, 0.090),
+    "latency_p99": (0.120, 0.180),
+    "ws_connections": (0.0, 12000.0),
+    "connection_success": (0.998, 0.996),
+    "cpu": (0.30, 0.50),
+    "memory": (0.45, 0.60),
+    "request_rate": (850.0, 1000.0),
+    # Sessions: the same for both cohorts per user, so each cohort's share of them is the exposure.
+    "session_rate": (200.0, 200.0),
 }
+# metric -> (unit, control cohort, new cohort); the metrics and their units are the plan's words (plan/simulate.py).
+MODEL: dict[str, tuple[str, float, float]] = {metric: (unit, *_COHORT_VALUES[metric]) for metric, unit in METRICS.items()}
 LATENCY = {"latency_p50": 0.50, "latency_p95": 0.95, "latency_p99": 0.99}
 
 # Ratios near 1 whose noise lives in their complement (the failures).
@@ -51,10 +50,6 @@ SUCCESS_RATIOS = {"connection_success"}
 # plus churn of the live connections (a typical one lasts a minute).
 CONNECT_TRICKLE = 20.0
 CONNECTION_LIFETIME = 60.0
-
-# A flag limited to user segments (staff, beta) exposes its rollout of those segments only;
-# the model counts each segment as this share of all traffic (100 % of staff ≈ 1 % of users).
-SEGMENT_SHARE = 0.01
 
 # The PromQL that gives each metric from the exporter, so a plan written for the
 # exporter (real PromQL) also runs against the in-process simulator unchanged.
@@ -98,35 +93,6 @@ def metric_for_query(query: str) -> str | None:
     return _BY_QUERY.get(_normal(q))
 
 
-def modelled_exposure(state: FlagState | None) -> float:
-    """The share of users on the new code (0..1) for a flag state, segments counted as SEGMENT_SHARE each."""
-    if state is None:
-        return 0.0
-    if state.segments:
-        return state.exposure * min(1.0, SEGMENT_SHARE * len(state.segments))
-    return state.exposure
-
-
-def driving_flag(plan: Plan) -> str | None:
-    """The flag whose exposure drives the model: the plan's simulator `flag`, else its first flag."""
-    sim = next((s for s in plan.sources.values() if s.type == "simulator" and s.flag), None)
-    names = plan.flag_names()
-    return sim.flag if sim else (names[0] if names else None)
-
-
-def phase_exposures(plan: Plan, flag: str | None = None) -> list[float]:
-    """Each phase's modelled exposure in percent (a phase that does not set the flag keeps it)."""
-    flag = flag or driving_flag(plan)
-    out, current = [], 0.0
-    for phase in plan.phases:
-        setting = phase.flags.get(flag) if flag else None
-        if setting is not None:
-            state = FlagState(setting.enabled, setting.rollout if setting.enabled else 0.0, tuple(setting.segments))
-            current = modelled_exposure(state) * 100
-        out.append(current)
-    return out
-
-
 # ---------------------------------------------------------------- latency distributions
 
 def latency_cdf(p50: float, p95: float, p99: float) -> list[tuple[float, float]]:
@@ -140,14 +106,14 @@ def latency_cdf(p50: float, p95: float, p99: float) -> list[tuple[float, float]]
 def cdf_at(knots: list[tuple[float, float]], x: float) -> float:
     if x <= knots[0][0]:
         return 0.0
-    for (x0, f0), (x1, f1) in zip(knots, knots[1:]):
+    for (x0, f0), (x1, f1) in pairwise(knots):
         if x <= x1:
             return f0 + (f1 - f0) * (x - x0) / (x1 - x0)
     return 1.0
 
 
 def cdf_mean(knots: list[tuple[float, float]]) -> float:
-    return sum((f1 - f0) * (x0 + x1) / 2 for (x0, f0), (x1, f1) in zip(knots, knots[1:]))
+    return sum((f1 - f0) * (x0 + x1) / 2 for (x0, f0), (x1, f1) in pairwise(knots))
 
 
 def mixture_quantile(q: float, parts: list[tuple[float, list[tuple[float, float]]]]) -> float:
@@ -231,7 +197,7 @@ class Service:
         total = sum(weights)
         if total <= 0:
             return self.control.values[metric]
-        return sum(w * c.values[metric] for w, c in zip(weights, self.cohorts)) / total
+        return sum(w * c.values[metric] for w, c in zip(weights, self.cohorts, strict=True)) / total
 
 
 def _apply(fault: Fault, value: float, progress: float) -> float:
@@ -315,10 +281,10 @@ class ServiceModel:
         exposure = min(1.0, max(0.0, exposure))
         active = self.active_faults(t, exposure)
         cohorts = []
-        for name, index, share in (("control", 1, 1 - exposure), ("new", 2, exposure)):
+        for name, share in (("control", 1 - exposure), ("new", exposure)):
             values = {}
-            for metric, spec in MODEL.items():
-                value = spec[index]
+            for metric, (unit, control, new) in MODEL.items():
+                value = control if name == "control" else new
                 # One draw per metric and second, shared by the cohorts: the noise is the service's.
                 jitter = self.noise * (random.Random(f"{self.seed}:{metric}:{int(t)}").random() * 2 - 1)
                 if metric in SUCCESS_RATIOS:
@@ -329,7 +295,7 @@ class ServiceModel:
                     # A fault in the new code lives in the new cohort; a shared one in both.
                     if fault.metric == metric and (name == "new" or not fault.while_exposed):
                         value = _apply(fault, value, progress)
-                if spec[0] == "ratio":
+                if unit == "ratio":
                     value = min(1.0, value)
                 values[metric] = max(0.0, value)
             cohorts.append(Cohort(name, share, values))

@@ -9,80 +9,16 @@ error ratio of 5xx over all requests, a histogram_quantile(0.95, …), CPU, memo
 
 from __future__ import annotations
 
-import ast
-import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import yaml
 
 from warroom.core.units import parse_duration
+from warroom.plan.conditions import Condition
+from warroom.plan.model import Plan
+from warroom.plan.simulate import parse_expression
 from warroom.sources.simulator.model import MODEL, metric_for_query
-
-if TYPE_CHECKING:  # plan.py asks this module to check `simulate:`: it must not import the plan back
-    from warroom.plan.model import Condition, Plan
-
-_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-        ast.Div: lambda a, b: a / b}
-SIMULATE_HELP = ("a simulator metric (" + ", ".join(MODEL) + ") or arithmetic of them and numbers "
-                 "with + - * / and parentheses, e.g. `latency_p95 * 1000`")
-
-
-@dataclass(frozen=True)
-class Expression:
-    """A parsed `simulate:` expression; `evaluate` asks `value(metric)` for each metric it names."""
-
-    text: str
-    tree: ast.expr
-    metrics: tuple[str, ...]
-
-    def evaluate(self, value: Callable[[str], float]) -> float:
-        def walk(node: ast.expr) -> float:
-            if isinstance(node, ast.Constant):
-                return float(node.value)
-            if isinstance(node, ast.Name):
-                return value(node.id)
-            if isinstance(node, ast.UnaryOp):
-                inner = walk(node.operand)
-                return -inner if isinstance(node.op, ast.USub) else inner
-            assert isinstance(node, ast.BinOp)
-            left, right = walk(node.left), walk(node.right)
-            if isinstance(node.op, ast.Div) and right == 0:
-                return math.nan
-            return _OPS[type(node.op)](left, right)
-
-        return walk(self.tree)
-
-
-def parse_expression(text: str) -> Expression:
-    """Parse a `simulate:` expression; ValueError says what is wrong with it."""
-    try:
-        tree = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
-        raise ValueError(f"not an expression: expected {SIMULATE_HELP}") from None
-    metrics: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            if node.id not in MODEL:
-                raise ValueError(f"unknown simulator metric {node.id!r} (the simulator has: {', '.join(MODEL)})")
-            metrics.append(node.id)
-        elif isinstance(node, ast.Constant):
-            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-                raise ValueError(f"only numbers and metric names: expected {SIMULATE_HELP}")
-        elif isinstance(node, ast.BinOp):
-            if type(node.op) not in _OPS:
-                raise ValueError(f"only + - * / are allowed: expected {SIMULATE_HELP}")
-        elif isinstance(node, ast.UnaryOp):
-            if not isinstance(node.op, (ast.USub, ast.UAdd)):
-                raise ValueError(f"only + - * / are allowed: expected {SIMULATE_HELP}")
-        elif not isinstance(node, (ast.operator, ast.unaryop, ast.expr_context)):
-            raise ValueError(f"only numbers, metric names, + - * / and parentheses: expected {SIMULATE_HELP}")
-    if not metrics:
-        raise ValueError(f"name at least one simulator metric: expected {SIMULATE_HELP}")
-    return Expression(text.strip(), tree, tuple(dict.fromkeys(metrics)))
-
 
 # ---------------------------------------------------------------- inference from PromQL and unit
 
@@ -214,7 +150,7 @@ def query_models(plan: Plan) -> dict[str, QueryModel]:
     count of minimum evidence and the exposure check's queries are inferred for their cohort.
     """
     models: dict[str, QueryModel] = {}
-    for model, pane in zip(pane_models(plan), plan.panes):
+    for model, pane in zip(pane_models(plan), plan.panes, strict=True):
         if model.expression and pane.query not in models:
             models[pane.query] = QueryModel(model.expression)
     for cond in _conditions(plan):

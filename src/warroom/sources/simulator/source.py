@@ -11,16 +11,19 @@ import math
 import re
 from pathlib import Path
 
-from warroom.plan.model import Fault, SimulatorSourceConfig, load_faults
+from warroom.plan.faults import Fault, load_faults
+from warroom.plan.simulate import Expression, modelled_exposure, parse_expression
+from warroom.plan.sources import SimulatorSourceConfig
 from warroom.sources.base import Reading, Source, SourceContext
-from warroom.sources.simulator.model import MODEL, PROMQL, ServiceModel, modelled_exposure
-from warroom.sources.simulator.queries import Expression, QueryModel, infer, parse_expression, suggestion
+from warroom.sources.simulator.model import MODEL, ServiceModel
+from warroom.sources.simulator.queries import QueryModel, infer, suggestion
 
 _EXPORTER_COHORT = re.compile(r"""cohort\s*=\s*["'](new|control)["']""")
 
 
 class SimulatorSource(Source):
     kind = "simulator"
+    Config = SimulatorSourceConfig
 
     def __init__(self, name: str, config: SimulatorSourceConfig, base_dir: Path, extra_faults: tuple[Fault, ...] = (),
                  models: dict[str, QueryModel] | None = None):
@@ -88,6 +91,3 @@ class SimulatorSource(Source):
         if math.isnan(value):
             return Reading.invalid(f"simulate: {expression.text} divides by zero here")
         return Reading.ok(value)
-
-
-__all__ = ["SimulatorSource", "load_faults", "PROMQL"]

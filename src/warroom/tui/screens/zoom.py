@@ -16,9 +16,11 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from warroom.core.snapshot import GuardrailView, PaneView, Snapshot
+from warroom.core.statuses import GuardrailStatus
 from warroom.core.units import format_value
 from warroom.tui.clock_text import clock_text, compact_duration
 from warroom.tui.condition import countdown, until_text
+from warroom.tui.console_app import ConsoleApp
 from warroom.tui.refresh import set_text
 from warroom.tui.widgets.banner import Banner
 from warroom.tui.widgets.metric_pane import STATUS_WORD, acting_text, limit_text, value_text
@@ -60,7 +62,7 @@ def guard_line(guard: GuardrailView, now: float) -> str:
     rule = guard.shown or f"{guard.action} when {sign} {format_value(guard.threshold, guard.unit)}"
     shadow = " (shadow: journals, never acts)" if guard.mode == "shadow" else ""
     text = f"guardrail {guard.id}{shadow}: {rule} for {compact_duration(guard.for_s)} (no data: {guard.no_data}) · {guard.status}"
-    if guard.status == "pending" and guard.since is not None:
+    if guard.status == GuardrailStatus.PENDING and guard.since is not None:
         text += f" since {clock_text(guard.since)}, {guard.action} in {until_text(countdown(guard, now))}"
     return text
 
@@ -116,11 +118,13 @@ class ZoomScreen(Screen[None]):
         return next((p for p in snap.panes if p.id == self.pane_id), None) if snap else None
 
     def _show(self) -> None:
-        snap = self.app.snapshot  # type: ignore[attr-defined]
+        app = self.app
+        assert isinstance(app, ConsoleApp)
+        snap = app.snapshot
         pane = self._pane(snap)
         if snap is None or pane is None:
             return
-        now = self.app.now  # type: ignore[attr-defined]
+        now = app.now
         for status in STATUS_WORD:
             self.set_class(pane.status == status, f"-{status}")
         guards = [g for g in snap.guardrails if g.id in pane.guardrails]

@@ -113,12 +113,12 @@ class Banner(Widget):
         for name in ENV_BADGE:
             self.set_class(env == name, f"-{name}")
         self.set_class(snap.insecure, "-insecure")
-        set_text(part(self, "#env"), ENV_BADGE.get(env, f" {env} "))
-        set_text(part(self, "#rollout"), snap.rollout)
-        mode = part(self, "#mode")
+        set_text(part(self, "#env", Static), ENV_BADGE.get(env, f" {env} "))
+        set_text(part(self, "#rollout", Static), snap.rollout)
+        mode = part(self, "#mode", Static)
         set_text(mode, "[RO]" if snap.readonly else "[RW]")
         mode.set_class(snap.readonly, "-ro")
-        driver = part(self, "#driver")
+        driver = part(self, "#driver", Static)
         set_text(driver, driver_text(snap))
         driver.set_class(not snap.automation, "-nobody")
         self._render_time()
@@ -129,10 +129,10 @@ class Banner(Widget):
         if snap is None or not self.is_mounted:
             return
         condition = worst_condition(snap, self.now, engine_alive=self.engine_alive, rollback_requested=self.rollback_requested)
-        state = part(self, "#state")
+        state = part(self, "#state", Static)
         for level in LEVELS:
             state.set_class(condition.level == level, f"-{level}")
         set_text(state, condition.word)
-        set_text(part(self, "#why"), condition.why)
-        set_text(part(self, "#clock"), clock_text(self.now))
-        set_text(part(self, "#age"), data_age_text(snap, self.now))
+        set_text(part(self, "#why", Static), condition.why)
+        set_text(part(self, "#clock", Static), clock_text(self.now))
+        set_text(part(self, "#age", Static), data_age_text(snap, self.now))

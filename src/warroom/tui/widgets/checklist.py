@@ -111,7 +111,7 @@ class Checklist(CachedComponentStyles, can_focus=True):
     def action_cursor(self, delta: int) -> None:
         self.cursor += delta
 
-    def action_toggle(self) -> None:
+    def action_tick_item(self) -> None:
         if self.selected is not None:
             self.post_message(self.Toggle(self.selected))
         else:

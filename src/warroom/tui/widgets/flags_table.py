@@ -74,8 +74,8 @@ class FlagsTable(Widget):
         widths = column_widths(rows)
         base = sum(widths) + 2 * GAP
         header = self.get_component_rich_style("flags--header")
-        lines = [Text("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths)).rstrip(), style=header)]
-        for flag, (name, desired, observed, note) in zip(snap.flags, rows):
+        lines = [Text("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True)).rstrip(), style=header)]
+        for flag, (name, desired, observed, note) in zip(snap.flags, rows, strict=True):
             line = Text(f"{name.ljust(widths[0])}  {desired.ljust(widths[1])}  ")
             line.append(observed.ljust(widths[2]) if note or flag.drift else observed,
                         self.get_component_rich_style("flags--error") if flag.error else "")

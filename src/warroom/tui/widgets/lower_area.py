@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
 from textual.reactive import reactive
 
-from warroom.core.snapshot import Snapshot, State
+from warroom.core.snapshot import Snapshot
 from warroom.tui.refresh import changed
 from warroom.tui.widgets.checklist import Checklist
 from warroom.tui.widgets.flags_table import FlagsTable
@@ -45,7 +45,7 @@ class LowerArea(Vertical):
     def watch_snapshot(self, snap: Snapshot | None) -> None:
         if snap is None:
             return
-        busy = snap.state in (State.ROLLING_BACK, State.ROLLED_BACK)
+        busy = snap.state.in_rollback
         self.set_class(busy, "-rollback")
         # What can change how many lines the middle row needs (not a gate's value each poll).
         phase = snap.phase and (snap.phase.index, len(snap.phase.gates), len(snap.phase.checklist))

@@ -10,6 +10,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from warroom.core.snapshot import GuardrailView, PaneView
+from warroom.core.statuses import GuardrailStatus, PaneStatus
 from warroom.core.units import format_duration, format_value
 from warroom.tui.clock_text import compact_duration
 from warroom.tui.condition import countdown, until_text
@@ -17,9 +18,9 @@ from warroom.tui.keymap import bindings
 from warroom.tui.refresh import part, set_text
 from warroom.tui.widgets.spark import Spark, pane_scale
 
-STATUSES = ("ok", "warn", "breach", "stale", "nodata")
+STATUSES = tuple(PaneStatus)
 # Status as a word as well as a colour (NO_COLOR, colour-blind readers).
-STATUS_WORD = {"ok": "", "warn": "WARN", "breach": "BREACH", "stale": "STALE", "nodata": "NO DATA"}
+STATUS_WORD = {PaneStatus.OK: "", PaneStatus.WARN: "WARN", PaneStatus.BREACH: "BREACH", PaneStatus.STALE: "STALE", PaneStatus.NODATA: "NO DATA"}
 
 
 def limit_text(pane: PaneView) -> str:
@@ -32,7 +33,7 @@ def limit_text(pane: PaneView) -> str:
 def value_text(pane: PaneView) -> str:
     """The value; a breaching one carries a marker of the bad direction (seen without colour too)."""
     value = format_value(pane.value, pane.unit)
-    if pane.status == "breach":
+    if pane.status == PaneStatus.BREACH:
         return ("▲ " if pane.bad_side == "above" else "▼ ") + value
     return value
 
@@ -49,19 +50,17 @@ def window_text(cells: int, poll: float) -> str:
     return f"last {compact_duration(cells * poll)}" if cells and poll else ""
 
 
-WOULD = {"rollback": "WOULD roll back", "pause": "WOULD pause", "alert": "WOULD alert"}
-
 
 def acting_text(pane: PaneView, guards: tuple[GuardrailView, ...], now: float, enforced: bool = True) -> str:
     """What a breach will do and when: `ROLLBACK in 4s`, or `ROLLBACK: FIRED` once it has; with
     no engine alive, nothing will: `WOULD roll back`."""
-    acting = [g for g in guards if g.id in pane.guardrails and g.status in ("pending", "breach") and g.mode != "shadow"]
+    acting = [g for g in guards if g.id in pane.guardrails and g.status.breaching and g.mode != "shadow"]
     if not acting:
         return ""
     g = max(acting, key=lambda v: v.progress)
     if not enforced:
-        return WOULD.get(g.action, f"WOULD {g.action}")
-    if g.status == "breach":
+        return f"WOULD {g.action.phrase}"
+    if g.status == GuardrailStatus.BREACH:
         return f"{g.action.upper()}: FIRED"
     return f"{g.action.upper()} in {until_text(countdown(g, now))}"
 
@@ -138,7 +137,7 @@ class MetricPane(Widget, can_focus=True):
         """The clock moved: only a countdown or the age of a stale value moves with it."""
         self._now = now
         pane = self.pane
-        if self.is_mounted and pane is not None and (pane.status in ("stale", "nodata") or pane.for_progress is not None):
+        if self.is_mounted and pane is not None and (pane.status.silent or pane.for_progress is not None):
             self._show_time()
 
     def watch_pane(self) -> None:
@@ -155,10 +154,10 @@ class MetricPane(Widget, can_focus=True):
             return
         for status in STATUSES:
             self.set_class(pane.status == status, f"-{status}")
-        set_text(part(self, "#title"), pane.title)
+        set_text(part(self, "#title", Static), pane.title)
         for value in ("#value", "#value-inline"):
-            set_text(part(self, value), value_text(pane))
-        spark = part(self, "Spark")
+            set_text(part(self, value, Static), value_text(pane))
+        spark = part(self, "Spark", Spark)
         spark.scale = pane_scale(pane.history, pane.breach, pane.bad_side, pane.unit)
         spark.data = pane.history
         if self.tooltip != (pane.detail or None):
@@ -173,13 +172,13 @@ class MetricPane(Widget, can_focus=True):
         acting = acting_text(pane, self._guards, self._now, self._enforced)
         if pane.note:  # a cohort guardrail's both sides, or why it cannot judge (not enough traffic)
             meta = pane.note
-        elif pane.status in ("stale", "nodata"):
+        elif pane.status.silent:
             meta = " · ".join(x for x in (age_text(pane, self._now), pane.detail) if x)
         else:
-            window = window_text(part(self, "Spark").size.width, self._poll)
+            window = window_text(part(self, "Spark", Spark).size.width, self._poll)
             meta = " · ".join(x for x in (limit_text(pane), window) if x)
-        set_text(part(self, "#meta"), meta)
-        set_text(part(self, "#status"), acting or STATUS_WORD.get(pane.status, pane.status.upper()))
+        set_text(part(self, "#meta", Static), meta)
+        set_text(part(self, "#status", Static), acting or STATUS_WORD.get(pane.status, pane.status.upper()))
 
     def on_resize(self) -> None:
         self._show_time()  # the window label follows the chart's width

@@ -40,7 +40,7 @@ class PanesGrid(Widget):
             await self.mount_all(MetricPane(view, snap.guardrails, snap.poll_interval, self.now, snap.automation) for view in snap.panes)
             self._fit(self.size.width)
             return
-        for widget, view in zip(panes, snap.panes):
+        for widget, view in zip(panes, snap.panes, strict=True):
             widget.show(view, snap.guardrails, snap.poll_interval, self.now, snap.automation)
 
     def watch_now(self, now: float) -> None:

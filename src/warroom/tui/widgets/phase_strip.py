@@ -8,6 +8,7 @@ around the current one) but never the current phase's exposure.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rich.cells import cell_len
@@ -62,7 +63,7 @@ def strip_parts(snap: Snapshot, now: float, detail: Detail) -> list[tuple[str, s
     index = snap.phase.index if snap.phase else 0
     state = snap.state
     parts: list[tuple[str, str]] = []
-    if state in (State.ROLLING_BACK, State.ROLLED_BACK):
+    if state.in_rollback:
         back = snap.rollback
         exposure = current_exposure(snap)
         word = "rolled back" if state == State.ROLLED_BACK else "rolling back"
@@ -117,7 +118,7 @@ def strip_parts(snap: Snapshot, now: float, detail: Detail) -> list[tuple[str, s
     return parts
 
 
-def strip_text(snap: Snapshot, now: float, width: int, styles: dict[str, Style | str] | None = None) -> Text:
+def strip_text(snap: Snapshot, now: float, width: int, styles: Mapping[str, Style | str] | None = None) -> Text:
     """The most detailed strip that fits `width` cells (the least detailed one otherwise, cut)."""
     styles = styles or {}
     for detail in LEVELS:

@@ -8,10 +8,11 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from warroom.core.snapshot import Snapshot, State
+from warroom.core.statuses import RunbookStepStatus
 from warroom.tui.clock_text import clock_text
 from warroom.tui.refresh import changed
 
-STEP_MARK = {"ok": "✔", "failed": "✘", "dry-run": "✔", "pending": "○"}
+STEP_MARK = {RunbookStepStatus.OK: "✔", RunbookStepStatus.FAILED: "✘", RunbookStepStatus.DRY_RUN: "✔", RunbookStepStatus.PENDING: "○"}
 
 
 class RollbackPanel(Widget):
@@ -37,7 +38,7 @@ class RollbackPanel(Widget):
 
     def _lines(self, width: int) -> list[Text]:
         snap = self.snapshot
-        if snap is None or snap.state not in (State.ROLLING_BACK, State.ROLLED_BACK):
+        if snap is None or not snap.state.in_rollback:
             return []
         back = snap.rollback
         done = snap.state == State.ROLLED_BACK
@@ -63,8 +64,8 @@ class RollbackPanel(Widget):
         if back.steps:
             lines.append(Text("runbook", style=label))
             for step in back.steps:
-                style = self._style("bad" if step.status == "failed" else "ok" if step.status != "pending" else "label")
-                note = {"failed": " FAILED", "pending": " pending"}.get(step.status, "")
+                style = self._style("bad" if step.status == RunbookStepStatus.FAILED else "ok" if step.status != RunbookStepStatus.PENDING else "label")
+                note = {RunbookStepStatus.FAILED: " FAILED", RunbookStepStatus.PENDING: " pending"}.get(step.status, "")
                 lines.append(Text.assemble((f"  {STEP_MARK[step.status]} ", style), step.name, (note, style),
                                            (f"  {step.summary}" if step.summary else "", label)))
         if done and snap.action is None and not snap.readonly:

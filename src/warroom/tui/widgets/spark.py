@@ -83,13 +83,13 @@ def spark_rows(values: Sequence[float | None], width: int, height: int, scale: S
     """The newest `width` values as bars `height` rows tall, top row first, right-aligned."""
     height = max(1, height)
     cells = list(values[-width:]) if width > 0 else []
-    cells = [None] * (max(0, width) - len(cells)) + cells
+    cells = [*([None] * (max(0, width) - len(cells))), *cells]
     steps = len(BARS) * height
     limit_row = None
     if scale.limit is not None and height >= 2:
         limit_row = min(height - 1, int(scale.fraction(scale.limit) * steps) // len(BARS))
     # Each cell once: its level in eighths of a row (0: no sample) and its style.
-    cells_drawn = []
+    cells_drawn: list[tuple[int, Style | str]] = []
     for value in cells:
         if value is None or math.isnan(value):
             cells_drawn.append((0, ""))

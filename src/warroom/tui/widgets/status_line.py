@@ -13,6 +13,7 @@ from collections.abc import Callable
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from warroom.core.action_kinds import ActionKind
 from warroom.core.snapshot import Snapshot, State
 from warroom.core.units import format_value
 from warroom.tui.clock_text import clock_text
@@ -78,11 +79,11 @@ def status_text(snap: Snapshot, retry_key: str = "r", fits: Callable[[str], bool
     cut at the end: every reason stays.
     """
     if snap.action is not None:
-        what = "ROLLING BACK" if snap.action.kind == "rollback" else "stepping up"
+        what = "ROLLING BACK" if snap.action.kind == ActionKind.ROLLBACK else "stepping up"
         text = f"{what}: {snap.action.target}"
         if snap.action.attempt:
             text += f" — attempt {snap.action.attempt} failed: {snap.action.last_error}"
-        return text, "bad" if snap.action.kind == "rollback" else "info"
+        return text, "bad" if snap.action.kind == ActionKind.ROLLBACK else "info"
     if snap.notes:  # the engine's own warnings: a rollback that is not done after all
         return "; ".join(snap.notes), "bad"
     if snap.drift:
@@ -94,7 +95,7 @@ def status_text(snap: Snapshot, retry_key: str = "r", fits: Callable[[str], bool
         return f"rolled back: flags confirmed off by read-back{retry}", "bad"
     if snap.state == State.COMPLETE:
         return "rollout complete", "good"
-    breaching = [g for g in snap.guardrails if g.status in ("pending", "breach") and g.mode != "shadow"]
+    breaching = [g for g in snap.guardrails if g.status.breaching and g.mode != "shadow"]
     if breaching:
         g = breaching[0]
         reading = g.shown or f"{g.target} {format_value(g.value, g.unit)} {g.op} {format_value(g.threshold, g.unit)}"
