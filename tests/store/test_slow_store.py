@@ -22,6 +22,7 @@ from warroom.core.snapshot import Snapshot
 from warroom.engine.build import build_engine
 
 STALL = 3.0  # seconds of the engine's clock the store keeps every write waiting
+RELEASE_AFTER = 10 * STALL  # the holding session's own bound: only reached when the engine's loop is blocked
 
 
 async def test_the_engine_polls_and_judges_on_while_postgresql_keeps_every_write_waiting(pg_state, tmp_path):
@@ -43,6 +44,9 @@ async def test_the_engine_polls_and_judges_on_while_postgresql_keeps_every_write
     try:
         await until_async("the first judgements", lambda: len(seen) >= 2)
         async with await psycopg.AsyncConnection.connect(pg_state.url, password=os.environ[PG_PASSWORD], autocommit=True) as raw:
+            # Should the engine's loop block on the held row (as before the store thread), nothing here could
+            # run to let go of it: PostgreSQL ends this session itself, and the test fails instead of hanging.
+            await raw.execute(f"SET idle_in_transaction_session_timeout = '{RELEASE_AFTER:g}s'")
             async with raw.transaction():
                 await raw.execute("SELECT 1 FROM warroom.lease WHERE rollout = %s FOR UPDATE", (key,))
                 # Read once the lock is held: a publication already past its fence lands before it.

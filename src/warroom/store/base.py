@@ -433,7 +433,7 @@ class Store(ABC):
     @abstractmethod
     def take_over_commands(self, fence: Fence, rerun: tuple[str, ...], message: str) -> list[Command]:
         """Commands an earlier engine claimed and never finished (it was killed or fenced): those
-        whose verb is in `rerun` are queued again, the others fail with `message`. Returns them."""
+        whose verb is in `rerun` are queued again, the others are refused with `message`. Returns them."""
 
     @abstractmethod
     def command(self, command_id: int) -> Command | None:
