@@ -28,7 +28,7 @@ from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
-from warroom.client import EngineClient
+from warroom.client import Asked, EngineClient
 from warroom.core.secrets import redact
 from warroom.core.snapshot import Snapshot, State
 from warroom.core.statuses import PaneStatus
@@ -372,21 +372,24 @@ class WarroomApp(App[int]):
             try:
                 # A rollback is queued first, whatever this console makes of the engine: the driving engine
                 # runs it (the store's clock judges liveness, not this host's); an engine is started only if none drives.
-                command_id = await self.sending.queue(label, verb, dict(args)) if verb is Verb.ROLLBACK else None
+                sent = await self.sending.queue(label, verb, dict(args)) if verb is Verb.ROLLBACK else None
             except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
                 self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
                 return
-            if verb is Verb.ROLLBACK and command_id is None:
+            if verb is Verb.ROLLBACK and sent is None:
                 return  # the human stopped trying: said by Sending
-            if not self.engine_alive and not await self._engine_for(verb, label):
+            if not isinstance(sent, Asked) and not self.engine_alive and not await self._engine_for(verb, label):
                 return
             try:
-                if command_id is None:
-                    command_id = await self.sending.queue(label, verb, dict(args))
-                    if command_id is None:
+                if sent is None:
+                    sent = await self.sending.queue(label, verb, dict(args))
+                    if sent is None:
                         return
-                sent = command_id
-                command = await in_daemon_thread(lambda: self.client.wait(sent, on_away=self.sending.following(label)))
+                if isinstance(sent, Asked):  # the store could not take it: this host's engine ran it over its local socket
+                    command = sent.command
+                else:
+                    command_id = sent
+                    command = await in_daemon_thread(lambda: self.client.wait(command_id, on_away=self.sending.following(label)))
             except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
                 self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
                 return
