@@ -61,6 +61,7 @@ class CommandLoop:
         self.engine = engine
         self.shutdown = shutdown  # the process decides how it stops (it may refuse during a rollback)
         self.running: set[asyncio.Task[None]] = set()
+        self.resumed: set[int] = set()  # rollback commands the engine before left running, run again here
         # The phase, and when (this host's wall clock) this engine saw the rollout enter it: 0 for the phase
         # it found when it began to drive (it entered before). Every phase change commits a journal entry,
         # so a listener sees each; the first entry is the engine's own start, once its state is loaded.
@@ -119,6 +120,9 @@ class CommandLoop:
         except (Fenced, StoreError) as exc:
             log.error("cannot take over the commands left by the engine before: %s", exc)
             return
+        # A rollback it had begun is resumed from the write-ahead journal as this engine starts; its command,
+        # run again, may find it finished already: for its sender that is the rollback it asked for, done.
+        self.resumed = {c.id for c in left if c.verb in NEVER_EXPIRE}
         for command in left:
             log.warning("command %s (%s) was left running by the engine before: %s", command.id, command.verb,
                         "running it again" if command.verb in NEVER_EXPIRE else "told its sender to ask again")
@@ -157,6 +161,8 @@ class CommandLoop:
                 status, message = "done", await self.shutdown(command, actor)
             else:
                 status, message = "done", await dispatch(engine, command.verb, command.args, actor)
+                if command.id in self.resumed and message == "already rolled back":
+                    message = "rolled back"
         except CommandError as exc:
             status, message = "refused", str(exc)
         except Fenced as exc:
