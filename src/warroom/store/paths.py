@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
-from pydantic import ValidationError
-
-from warroom.plan.state import DATABASE_URL, PostgresState
-from warroom.plan.yamlfile import PlanError, Problem
 from warroom.store.base import StoreError, StoreMissing
 
 if TYPE_CHECKING:
     from warroom.plan.model import Plan
+    from warroom.plan.state import PostgresState
 
-# Where a rollout's store is: an SQLite file, or its rows in a PostgreSQL database.
-StateRef = Path | PostgresState
+# Where a rollout's store is: an SQLite file, or its rows in a PostgreSQL database. (The plan's
+# model is imported only where a plan is at hand: a console attaching to its engine never needs it.)
+StateRef: TypeAlias = "Path | PostgresState"
 
 
 def default_state_path(rollout_name: str) -> Path:
@@ -30,6 +28,11 @@ def state_path(plan: Plan, override: str | Path | PostgresState | None = None) -
 
     A `--state postgresql://…` keeps the plan's password and TLS options when the plan's
     state is on PostgreSQL too (the engine `up` starts gets the URL, not the secret)."""
+    from pydantic import ValidationError
+
+    from warroom.plan.state import DATABASE_URL, PostgresState
+    from warroom.plan.yamlfile import PlanError, Problem
+
     name = plan.rollout.name
     if isinstance(override, PostgresState):
         return override
@@ -53,6 +56,10 @@ def named_state(ref: str, rollout: str | None = None) -> StateRef:
     """A state named without a plan (`warroom journal --state REF`): an SQLite file, or a PostgreSQL
     database and the rollout to read there: `rollout`, else the only one the database holds. The
     password comes from libpq's own ways (PGPASSWORD, ~/.pgpass), as a plan's `state` without one."""
+    from pydantic import ValidationError
+
+    from warroom.plan.state import DATABASE_URL, PostgresState
+
     if not ref.startswith(DATABASE_URL):
         return Path(ref).expanduser()
     try:
@@ -75,11 +82,11 @@ def named_state(ref: str, rollout: str | None = None) -> StateRef:
 def engine_log_path(state: StateRef) -> Path:
     """The engine's log, next to its state: `launch.sqlite` → `launch.engine.log`; for a
     database, in the user state dir under the rollout's name (each host its own)."""
-    if isinstance(state, PostgresState):
+    if not isinstance(state, Path):  # a database: no folder of its own
         state = default_state_path(state.rollout or "rollout")
     return state.with_name((state.stem if state.suffix in (".sqlite", ".db") else state.name) + ".engine.log")
 
 
 def state_argument(state: StateRef) -> str:
     """How `--state` names it on an engine's command line (never a secret: the URL has none)."""
-    return state.url if isinstance(state, PostgresState) else str(state.resolve())
+    return str(state.resolve()) if isinstance(state, Path) else state.url
