@@ -479,10 +479,11 @@ async def test_no_engine_is_said_loudly_and_panes_only_say_what_would_happen(con
         assert "-level-bad" in c.app.query_one(Banner).classes
         assert c.app.query_one(Banner).shown("driver") == "engine: NONE"
         assert rows_of(c.app, c.app.query_one(MetricPane))[-1].strip().startswith("WOULD roll back")
-        # A console that cannot start an engine (the demo's ended with it) says where to roll back from.
+        # A console that cannot start an engine (the demo's ended with it) queues the rollback and says how to start one.
         await pilot.press("R")
-        await c.until(pilot, lambda: any("roll back from a shell with `warroom rollback PLAN`" in n for n in c.notices))
-        # One that can, but whose engine does not start, says why and sends nothing.
+        await c.until(pilot, lambda: any("the rollback is queued for the next engine; start one now with `warroom rollback PLAN`" in n
+                                         for n in c.notices))
+        # One that can, but whose engine does not start, says why; nothing runs the rollback.
         c.app.start_engine = lambda: "the engine did not start; see its log: state.engine.log"
         await pilot.press("R")
         await c.until(pilot, lambda: c.notices[-1] == "the engine did not start; see its log: state.engine.log")

@@ -10,13 +10,13 @@ only this façade applies. Commands come in through
 commands.py and run as the command methods below, with the human who asked. State
 changes go through the one transition table (state.py), committed with their journal
 entries (journal.py) under the engine's lease epoch (lease.py): an engine that was
-taken over writes nothing more.
+taken over writes nothing more. Every store call goes through the engine's store thread
+(store/thread.py): the loop polls and judges at its cadence however slowly the store answers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -39,11 +39,13 @@ from warroom.engine.journal import EngineJournal, Entry
 from warroom.engine.lease import Lease
 from warroom.engine.policy import Policy
 from warroom.engine.polling import FlagReader, Poller
+from warroom.engine.publishing import Publisher
 from warroom.engine.recovery import Recovery
 from warroom.flags.base import FlagProvider
 from warroom.plan.model import Plan
 from warroom.sources.base import Reading, Source, SourceContext
-from warroom.store.base import ActionWrite, Fenced, StaleState, Store, StoreError, StoreUnwritable
+from warroom.store.base import ActionWrite, Fenced, StaleState, Store, StoreError
+from warroom.store.thread import StoreThread
 
 __all__ = ["CommandError", "Engine"]
 
@@ -56,7 +58,7 @@ class Engine:
     def __init__(
         self,
         plan: Plan,
-        store: Store,
+        store: StoreThread,
         provider: FlagProvider,
         sources: dict[str, Source],
         clock: Clock,
@@ -66,7 +68,7 @@ class Engine:
         backfill: bool = True,
     ):
         self.plan = plan
-        self.store = store
+        self.store_thread = store
         self.sources = sources
         self.clock = clock
         self.lease = lease
@@ -77,7 +79,7 @@ class Engine:
         self.tick_count = 0
         self.fenced: Fenced | None = None  # set once another engine took the lease over: act no more
 
-        self.journal = EngineJournal(store, clock, self.holder, lambda: self.lease.fence)
+        self.journal = EngineJournal(store, clock, self.holder, lambda: self.lease.fence, self.on_fenced)
         self.poller = Poller(plan, sources, clock)
         self.guardrails = Guardrails(plan, self.poller)
         self.flags = FlagReader(provider, plan.flag_names())
@@ -89,6 +91,7 @@ class Engine:
                                  self.on_fenced, dry_run_steps)
         self.recovery = Recovery(self.journal, self.executor, self.flags, lease)
         self.automation = Automation(plan, self.policy)
+        self.publisher = Publisher(store, lambda: self.lease.fence, self.on_fenced)
         self.heartbeat: asyncio.Task[None] | None = None
         self.backfill_task: asyncio.Task[None] | None = None
 
@@ -108,6 +111,11 @@ class Engine:
         self._closed = False
 
     # ================================================================ state
+
+    @property
+    def store(self) -> Store:
+        """The store as read from outside the engine's loop code (a test, a drill): after the writes in flight."""
+        return self.store_thread.reader()
 
     @property
     def entry_listeners(self) -> list[Callable[[JournalEntry], None]]:
@@ -169,21 +177,23 @@ class Engine:
     async def start(self) -> None:
         """Take the lease (or EngineBusy), load the state, finish what a gone engine left."""
         if not self.lease.held:
-            self.lease.acquire()
+            await self.lease.acquire()
         self.heartbeat = asyncio.ensure_future(self.lease.keep(self.on_fenced))
-        self.journal.reload()
+        await self.journal.load()
         await self.flags.read()
         if not self.rollout.started_at:
             self.recovery.initialise(self.policy, self.plan.rollout.name)
-        self.store.save_plan(self.lease.fence, self.clock.now(), self.plan.journal_copy())
+        fence, now, plan = self.lease.fence, self.clock.now(), self.plan.journal_copy()
+        self.store_thread.send(lambda store: store.save_plan(fence, now, plan))
         self.recovery.journal_start(self.name)
-        self.recovery.recover()
+        await self.recovery.recover()
         if self.want_backfill:
             # In the background: a slow server must not hold back the first tick, nor a
             # rollback key pressed in the first seconds.
             self.backfill_task = asyncio.ensure_future(self.poller.backfill())
         for hook in self.start_hooks:
             hook()
+        await self.journal.settled()
 
     def on_fenced(self, exc: Fenced) -> None:
         """Another engine took the lease over: stop acting at once (no flag write, no journal entry)."""
@@ -209,20 +219,19 @@ class Engine:
                 pending.cancel()
         await self.executor.cancel()
         if self.fenced is None and self.lease.held:
-            try:
-                self.journal.flush()
-                self.publish(force=True)
-                why = f" ({reason})" if reason else ""
-                data = {"epoch": self.lease.epoch, "holder": self.holder, "state": self.rollout.status.value, **(stopped or {})}
-                standby = (stopped or {}).get("standby")  # `down --here` of a driver with a standby elsewhere: a handover
-                if self.rollout.in_flight and not standby:  # the room must hear of it: nothing guards this launch now
-                    self.journal.entry(Kind.ENGINE_LEFT, f"engine of {self.name} stopped{why} with the rollout {self.rollout.status.label}: "
-                                       "guardrails are NOT enforced until an engine runs again (warroom up PLAN)", data=data)
-                else:
-                    self.journal.entry(Kind.ENGINE_STOP, f"engine of {self.name} stopped{why}"
-                                       + (f"; {standby} takes over" if standby else ""), data=data)
-            except (Fenced, StoreError) as exc:  # taken over, or the disk is full: the lease expires by itself
-                log.error("stopping: %s", exc)
+            self.journal.flush()
+            await self.journal.settled()
+            self.publish(force=True)
+            why = f" ({reason})" if reason else ""
+            data = {"epoch": self.lease.epoch, "holder": self.holder, "state": self.rollout.status.value, **(stopped or {})}
+            standby = (stopped or {}).get("standby")  # `down --here` of a driver with a standby elsewhere: a handover
+            if self.rollout.in_flight and not standby:  # the room must hear of it: nothing guards this launch now
+                self.journal.entry(Kind.ENGINE_LEFT, f"engine of {self.name} stopped{why} with the rollout {self.rollout.status.label}: "
+                                   "guardrails are NOT enforced until an engine runs again (warroom up PLAN)", data=data)
+            else:
+                self.journal.entry(Kind.ENGINE_STOP, f"engine of {self.name} stopped{why}"
+                                   + (f"; {standby} takes over" if standby else ""), data=data)
+            await self.journal.settled()  # taken over meanwhile, or the disk is full: said by the journal; the lease expires by itself
         if self.heartbeat is not None:
             self.heartbeat.cancel()
         for hook in self.close_hooks:
@@ -232,7 +241,7 @@ class Engine:
                 log.exception("a part of the engine failed to close")
         if self.fenced is None:
             try:
-                self.lease.release()
+                await self.lease.release()
             except StoreError as exc:
                 log.error("the lease could not be released (it expires by itself): %s", exc)
         await self.poller.close()
@@ -240,6 +249,7 @@ class Engine:
             await self.provider.close()
         except Exception:  # the process is leaving; nothing is left to tell
             log.exception("the flag provider failed to close")
+        self.store_thread.close()
 
     async def run(self, stop: asyncio.Event, after_tick: Callable[[Snapshot], Awaitable[None]] | None = None) -> None:
         """Tick every poll_interval of clock time until `stop` is set (or this engine is fenced).
@@ -301,9 +311,7 @@ class Engine:
         await asyncio.gather(self.poller.poll(now, self._context(now)), self.flags.read())
         await self._apply(self.automation.source_health(self.poller.health_changes()))
         self.tick_count += 1
-        samples = self.poller.record_history()
-        with contextlib.suppress(StoreUnwritable):  # samples are expendable (the journal says the store cannot be written)
-            self.store.record_samples(self.lease.fence, now, samples)
+        self.publisher.samples(now, self.poller.record_history())
         share = lambda: self.policy.planned_share(self.rollout)  # noqa: E731  (asked for each: a fire may roll back)
         for tracker, key, verdict in self.guardrails.evaluate(self.poller, now, self.policy.looks(self.rollout), share):
             # Applied before the next guardrail is judged: it sees the rollout as this one left it.
@@ -313,7 +321,10 @@ class Engine:
         self.recovery.set_back_late_writes(self.policy.new_drift(self.rollout))  # an interrupted step's late write is no drift
         await self._apply(self.automation.drift(self.rollout, self.journal.version, acting=bool(self.executor.tasks)))
         await self._apply(self.automation.step(self.rollout, self.step_blockers))
-        return self.publish()
+        snap = self.publish()
+        if self.clock.speed != 1.0:  # fast or virtual time: no cadence to keep, and a run must come out the same every time
+            await self.journal.settled()
+        return snap
 
     @property
     def _virtual(self) -> bool:
@@ -372,12 +383,7 @@ class Engine:
         self._published = time.time()
         body = self.snapshot.to_json()
         body.pop("journal")
-        try:
-            self.store.publish(self.lease.fence, self._published, body)
-        except Fenced as exc:
-            self.on_fenced(exc)
-        except StoreUnwritable:
-            pass  # said loudly by the journal; the next publish tries again
+        self.publisher.snapshot(body)
 
     # ================================================================ commands
 
