@@ -110,6 +110,7 @@ class Request:
     status: RequestStatus = RequestStatus.AWAITING
     answers: tuple[Given, ...] = ()
     ended: str = ""  # why it ended, in words
+    forced_reason: str = ""  # the requester forced the step past soak, gates or checklist, for this reason
 
     # ------------------------------------------------------------ the table
 
@@ -156,7 +157,8 @@ class Request:
 
     def awaited(self, now: float) -> str:
         """`awaiting security (carol|dave) 04:12 → on timeout: hold`: what, from whom, how long."""
-        who = ", ".join(f"{role}" + (f"×{n}" if n > 1 else "") + f" ({'|'.join(self.members.get(role, ())) or 'nobody'})"
+        done = {g.person for g in self.approvers()}
+        who = ", ".join(f"{role}" + (f"×{n}" if n > 1 else "") + f" ({'|'.join(m for m in self.members.get(role, ()) if m not in done)})"
                         for role, n in self.missing().items())
         left = ""
         if self.deadline is not None:
@@ -171,7 +173,8 @@ class Request:
                 "requester": self.requester, "requested_at": self.requested_at, "quorums": dict(self.quorums),
                 "members": {r: list(m) for r, m in self.members.items()}, "self_approval": self.self_approval,
                 "deadline": self.deadline, "on_timeout": self.on_timeout.value, "status": self.status.value,
-                "answers": [g.to_json() for g in self.answers], "ended": self.ended}
+                "answers": [g.to_json() for g in self.answers], "ended": self.ended,
+                "forced_reason": self.forced_reason}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Request | None:
@@ -181,4 +184,5 @@ class Request:
                    str(data.get("requester") or ""), float(data["requested_at"]), {r: int(n) for r, n in data["quorums"].items()},
                    {r: tuple(m) for r, m in (data.get("members") or {}).items()}, bool(data.get("self_approval")),
                    data.get("deadline"), OnTimeout(data.get("on_timeout", "hold")), RequestStatus(data["status"]),
-                   tuple(Given.from_json(g) for g in data.get("answers") or ()), str(data.get("ended") or ""))
+                   tuple(Given.from_json(g) for g in data.get("answers") or ()), str(data.get("ended") or ""),
+                   str(data.get("forced_reason") or ""))
