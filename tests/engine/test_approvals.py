@@ -218,3 +218,38 @@ async def test_the_decision_record_finds_an_edited_or_deleted_entry(make_engine,
     checked, breaks = chained(engine)
     assert checked == 3 and breaks and "deleted" in breaks[0].problem
     db.close()
+
+
+def go_no_go(*criteria: dict) -> dict:
+    return {"roles": ROLES, "go_no_go": {"criteria": list(criteria), "timeout": "30m"}}
+
+
+async def test_the_go_no_go_is_recorded_before_the_first_exposure_with_who_answered_what(make_engine, clock):
+    engine = await make_engine(go_no_go({"name": "release says go", "manual": "release"},
+                                        {"name": "CI green", "external": {"command": ["true"]}},
+                                        {"name": "errors low", "metric": {"pane": "errors", "below": 0.01}}))
+    await engine.tick()
+    assert (await engine.step_up(ALICE)).startswith("awaiting release (bob) 30:00 → on timeout: hold")
+    assert engine.phase_index == 0
+    await engine.approve(BOB, "war room staffed")
+    await engine.wait_idle()
+    assert engine.phase_index == 1
+    entries = engine.store.entries()
+    decision = next(e for e in entries if e.kind == "go_no_go")
+    first_step = next(e for e in entries if e.kind == "step.intent")
+    assert decision.seq < first_step.seq
+    assert decision.data["decision"] == "GO"
+    assert [(c["criterion"], c["passed"]) for c in decision.data["criteria"]] == [
+        ("release says go", True), ("CI green", True), ("errors low", True)]
+    assert decision.data["criteria"][0]["answered_by"] == ["bob"]
+    assert chained(engine) == (4, [])  # requested, given, granted, GO
+
+
+async def test_a_failing_external_criterion_is_a_recorded_no_go(make_engine, clock):
+    engine = await make_engine(go_no_go({"name": "load test report", "external": {"command": ["false"]}}))
+    await engine.tick()
+    with pytest.raises(CommandError, match="NO-GO for the first exposure: 0/1 criteria pass; failing: load test report"):
+        await engine.step_up(ALICE)
+    assert engine.phase_index == 0 and "step.intent" not in kinds(engine)
+    decision = next(e for e in engine.store.entries() if e.kind == "go_no_go")
+    assert decision.data["decision"] == "NO-GO" and decision.data["actor"]["user"] == "alice"

@@ -157,7 +157,7 @@ class Request:
 
     def awaited(self, now: float) -> str:
         """`awaiting security (carol|dave) 04:12 → on timeout: hold`: what, from whom, how long."""
-        done = {g.person for g in self.approvers()}
+        done = {g.person for g in self.approvers()} | (set() if self.self_approval else {self.requester})
         who = ", ".join(f"{role}" + (f"×{n}" if n > 1 else "") + f" ({'|'.join(m for m in self.members.get(role, ()) if m not in done)})"
                         for role, n in self.missing().items())
         left = ""
