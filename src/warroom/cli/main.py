@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from warroom.cli.check import cmd_check
+from warroom.cli.verify import cmd_verify
 from warroom.client import EngineClient
 from warroom.core.exit_codes import Exit
 from warroom.core.identity import current_actor
@@ -36,7 +37,7 @@ from warroom.store.paths import StateRef, default_state_path, state_path
 T = TypeVar("T")
 
 VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal",
-         "engine", "up", "down", "secret", "simulate")
+         "engine", "approve", "reject", "verify", "up", "down", "secret", "simulate")
 
 
 def _speed(text: str) -> str | float:
@@ -228,6 +229,9 @@ def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
             Verb.PAUSE: lambda: {"reason": args.reason or ""},
             Verb.ROLLBACK: lambda: {"reason": args.reason or f"manual rollback by {me.label()} (CLI)"},
             Verb.TICK: lambda: {"item": args.item, "undo": args.undo},
+            # The plan this person looked at: an approval binds to it, and the engine refuses one given on another.
+            Verb.APPROVE: lambda: {"note": args.note or "", "digest": plan.digest()},
+            Verb.REJECT: lambda: {"note": args.note, "digest": plan.digest()},
         }
 
         def send() -> tuple[EngineClient, int, int] | int:
@@ -362,6 +366,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("item", help="item id (1, 2, … or its `id`) or a unique part of its text")
     t.add_argument("--undo", action="store_true", help="untick instead")
     verb("ack", "acknowledge flag drift: accept the observed flags, let automation go on")
+    ap = verb("approve", "sign off the step up that awaits approval (as the account or database role that runs this)")
+    ap.add_argument("--note", help="what you checked (kept in the decision record)")
+    rj = verb("reject", "refuse the step up that awaits approval: it does not happen")
+    rj.add_argument("--note", required=True, help="why (kept in the decision record)")
+    verb("verify", "check the decision record (approvals, rejections, go/no-go): names an edited or deleted entry")
     j = verb("journal", "print the journal of PLAN, of the state database given with --state, or else of the newest one", demo=True)
     j.add_argument("--json", action="store_true", help="one JSON object per line")
     j.add_argument("--limit", type=_count, default=0, help="only the newest N entries")
@@ -455,6 +464,7 @@ HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "run": cmd_run,
     "status": cmd_status,
     "journal": cmd_journal,
+    "verify": cmd_verify,
     **{verb: _actor_cmd(verb) for verb in Verb if verb is not Verb.SHUTDOWN},  # `down` sends that one
 }
 

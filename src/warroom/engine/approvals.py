@@ -38,15 +38,10 @@ def current(plan: Plan, state: RolloutState) -> Request | None:
 
 
 def blocker(plan: Plan, state: RolloutState, now: float) -> str | None:
-    """Why the next step up waits on people, in the console's words; None when it does not."""
-    approval = needed(plan, state)
-    if approval is None:
-        return None
-    req = current(plan, state)
-    if req is None:
-        roles = ", ".join(f"{role}" + (f"×{n}" if n > 1 else "") for role, n in approval.roles.items())
-        return f"phase {state.phase + 1} needs sign-off from {roles}: step up to ask for it"
-    return None if req.status is RequestStatus.GRANTED else req.awaited(now)
+    """Why the next step up waits on people, in the console's words; None when it does not. A sign-off not
+    asked yet blocks nothing: asking is what a step up into its phase does."""
+    req = current(plan, state) if needed(plan, state) is not None else None
+    return req.awaited(now) if req is not None and req.status is RequestStatus.AWAITING else None
 
 
 def person(actor: Actor) -> str:

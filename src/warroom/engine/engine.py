@@ -317,8 +317,8 @@ class Engine:
         return self.publish()
 
     async def _sign_offs(self, now: float) -> None:
-        """A sign-off timed out or lapsed (and what its timeout does); a granted one steps, once; a plan stepping
-        by itself asks for the sign-off its next phase needs."""
+        """A sign-off timed out or lapsed (and what its timeout does); a granted one steps, once (a plan stepping
+        by itself asks for the sign-off as any step up does: the automation's step finds no blocker until it is asked)."""
         expired = approvals.expiry(self.plan, self.rollout, digest=self.digest, now=now)
         if expired is not None:
             after, entries, action = expired
@@ -331,10 +331,6 @@ class Engine:
             elif action is OnTimeout.ROLLBACK:
                 await self._apply([RollBack(entries[0][1], {"approval": after.approval.id if after.approval else ""})])
         await self._step_on_grant()
-        if (self.plan.automation.step_up == "auto" and approvals.needed(self.plan, self.rollout) is not None
-                and approvals.current(self.plan, self.rollout) is None and not self._policy_blockers()):
-            with contextlib.suppress(CommandError):
-                await self.step_up(AUTOMATIC, wait=self._virtual)
 
     async def _step_on_grant(self) -> None:
         """The step a granted sign-off allows, as its requester; after a crash between the grant and the step, now."""
@@ -389,7 +385,8 @@ class Engine:
             attempts=self.executor.attempts, journal=self.journal.tail(views.JOURNAL_TAIL), blockers=self.step_blockers(),
             force_blockers=self.step_blockers(forced=True), driver=self.holder, tick=self.tick_count,
             clock_rate=0.0 if self._virtual else self.clock.speed, planned_holds=self.planned_holds,
-            insecure=any(getattr(s, "insecure", False) for s in self.sources.values()))
+            insecure=any(getattr(s, "insecure", False) for s in self.sources.values()),
+            awaiting=approvals.blocker(self.plan, self.rollout, self.clock.now()) or "")
         for listener in self.snapshot_listeners:
             listener(self.snapshot)
         wait = PUBLISH_EVERY - (time.time() - self._published)
