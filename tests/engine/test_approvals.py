@@ -20,7 +20,10 @@ from warroom.engine.build import build_engine
 from warroom.engine.engine import CommandError
 from warroom.plan.load import load_plan
 
-CAROL, DAVE, BOB = Actor(user="carol", tty="pts/4"), Actor(user="dave"), Actor(user="bob")
+# As the engine knows them once proven (the kernel's uid, the database's role): the rules below take that as given.
+CAROL, DAVE, BOB = (Actor(user="carol", tty="pts/4", proof="kernel: uid 1001 (carol)"), Actor(user="dave", proof="database role dave"),
+                    Actor(user="bob", proof="kernel: uid 1003 (bob)"))
+
 ROLES = {"security": {"members": ["carol", "dave"]}, "release": {"members": ["alice", "bob"]}}
 
 
@@ -117,6 +120,15 @@ async def test_an_approver_who_never_answers_times_out_into_the_plans_action(mak
     assert timed_out.data["on_timeout"] == action
     with pytest.raises(CommandError, match="nothing awaits sign-off"):
         await engine.approve(CAROL)
+
+
+async def test_a_sign_off_counts_only_from_a_proven_person(make_engine, clock):
+    engine = await make_engine(signed())
+    await ready_for_phase_two(engine, clock)
+    await engine.step_up(ALICE)
+    with pytest.raises(CommandError, match="a sign-off counts only from a proven person, and 'carol' is only what the client said"):
+        await engine.approve(Actor(user="carol"))
+    assert request(engine).answers == ()
 
 
 async def test_a_rejection_ends_the_request_and_needs_a_note(make_engine, clock):

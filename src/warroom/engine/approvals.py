@@ -97,6 +97,10 @@ def answer(plan: Plan, state: RolloutState, *, actor: Actor, given: Answer, note
     who = person(actor)
     if not who:
         raise CommandError("the engine's automation cannot sign off")
+    if not actor.proof:
+        raise CommandError(f"a sign-off counts only from a proven person, and {who!r} is only what the client said: on SQLite, "
+                           "answer on the engine's host (the engine asks the kernel who you are over its local socket); on "
+                           "PostgreSQL, connect with your own database role")
     if seen_digest is not None and seen_digest != digest:
         raise CommandError("your copy of the plan differs from the one the engine runs (its digest): an approval binds to "
                            "the exact plan; look at the plan the engine runs and answer from it")

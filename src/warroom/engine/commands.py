@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from warroom.core.identity import Actor
+from warroom.core.identity import Actor, from_database
 from warroom.core.journal_kinds import Kind
 from warroom.core.verbs import Verb
 from warroom.engine.executor import CommandError
@@ -142,7 +142,9 @@ class CommandLoop:
 
     async def _run(self, command: Command) -> None:
         engine = self.engine
-        actor = Actor.from_json(command.actor)
+        declared = Actor.from_json(command.actor).declared()
+        # The database's word when it gives one (PostgreSQL: the session's role); else the client's, unproven.
+        actor = from_database(declared, command.sender) if command.sender else declared
         age = time.time() - command.created
         COMMAND.set(command.id)  # this task's context: an action it starts is recorded on the command
         try:

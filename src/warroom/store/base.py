@@ -198,6 +198,7 @@ class Command:
     finished: float | None = None
     engine: str = ""  # Holder.id of the engine that ran it
     epoch: int | None = None
+    sender: str = ""  # the database role that queued it, as the database recorded it ("": a store that cannot prove one)
 
     @property
     def done(self) -> bool:

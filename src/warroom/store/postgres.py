@@ -23,6 +23,7 @@ kept the PostgreSQL way:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import select
@@ -58,7 +59,18 @@ from warroom.store.base import (
 from warroom.store.rows import SQLCommits
 
 # The schema this code reads and writes (its own numbering: SQLite files have theirs).
-PG_SCHEMA_VERSION = 1
+PG_SCHEMA_VERSION = 2
+
+# Schema 2: each command row records the session's role that queued it, set by the database itself
+# (a trigger on insert and on any write of the column): a client's word about who it is never reaches it.
+SENDER = [
+    "ALTER TABLE warroom.commands ADD COLUMN IF NOT EXISTS sender TEXT NOT NULL DEFAULT session_user",
+    "CREATE OR REPLACE FUNCTION warroom.command_sender() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN NEW.sender := session_user; RETURN NEW; END $$",
+    "DROP TRIGGER IF EXISTS command_sender ON warroom.commands",
+    "CREATE TRIGGER command_sender BEFORE INSERT OR UPDATE OF sender ON warroom.commands "
+    "FOR EACH ROW EXECUTE FUNCTION warroom.command_sender()",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS warroom.journal (
@@ -206,6 +218,8 @@ class PostgresStore(SQLCommits):
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 cur.execute(statement)
+        for statement in SENDER:
+            cur.execute(statement)
         cur.execute("INSERT INTO warroom.meta (id, version) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET version = excluded.version",
                     (PG_SCHEMA_VERSION,))
 
@@ -475,7 +489,9 @@ class PostgresStore(SQLCommits):
             self._notify(db)
             db.execute("UPDATE warroom.commands SET status = 'running', engine = %s, epoch = %s WHERE id = %s",
                        (fence.holder, fence.epoch, row[0]))
-            return rows.command(rows.one(db.execute(self._COMMAND + " AND id = %s", (self.key, row[0])).fetchone()))
+            sender = rows.one(db.execute("SELECT sender FROM warroom.commands WHERE id = %s", (row[0],)).fetchone())[0]
+            return dataclasses.replace(rows.command(rows.one(db.execute(self._COMMAND + " AND id = %s", (self.key, row[0])).fetchone())),
+                                       sender=sender)
 
     def _command_outcome(self, db: psycopg.Cursor, command_id: int, status: str, message: str, finished: float | None) -> None:
         db.execute("UPDATE warroom.commands SET status = %s, message = %s, finished = %s WHERE rollout = %s AND id = %s",
