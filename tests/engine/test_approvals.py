@@ -265,3 +265,47 @@ async def test_a_failing_external_criterion_is_a_recorded_no_go(make_engine, clo
     assert engine.phase_index == 0 and "step.intent" not in kinds(engine)
     decision = next(e for e in engine.store.entries() if e.kind == "go_no_go")
     assert decision.data["decision"] == "NO-GO" and decision.data["actor"]["user"] == "alice"
+
+
+async def test_the_post_mortem_has_a_sign_off_table_and_says_whether_the_record_is_intact(make_engine, clock, tmp_path):
+    from warroom.reports.html import html
+    from warroom.reports.markdown import markdown
+    from warroom.reports.postmortem import build_report
+
+    engine = await make_engine({**signed(roles={"security": 2}), **go_no_go({"name": "CI green", "external": {"command": ["true"]}})})
+    await engine.tick()
+    await engine.step_up(ALICE)  # the go/no-go: no manual criterion, no sign-off asked
+    await advance(engine, clock, 60)
+    await engine.tick_item(ALICE, "dashboards")
+    await engine.step_up(ALICE)
+    await engine.approve(CAROL, "<b>dashboards</b> green")
+    await engine.reject(DAVE, "pen test open")
+    report = build_report(engine.plan, engine.store)
+    text = "".join(markdown(report))
+    assert "## Sign-offs" in text and "Decision record: intact (4 decision entries" in text
+    rows = [line for line in text.splitlines() if line.startswith(("| go/no-go", "| security"))]
+    assert rows[0].startswith("| go/no-go | alice | GO |") and "CI green: pass (exit status 0)" in rows[0]
+    assert rows[1].startswith("| security | carol | approved |") and "phase 2 (feature 50%)" in rows[1] and "guardrails: errors" in rows[1]
+    assert rows[2].startswith("| security | dave | rejected |") and "note: pen test open" in rows[2]
+    page = "".join(html(report))
+    assert "<section id='sign-offs'>" in page and "&lt;b&gt;dashboards&lt;/b&gt; green" in page and "<b>dashboards</b>" not in page
+
+
+async def test_warroom_verify_names_an_edited_entry_and_exits_1(make_engine, clock, tmp_path, capsys):
+    from warroom.cli.main import main
+
+    engine = await make_engine(signed())
+    await ready_for_phase_two(engine, clock)
+    await engine.step_up(ALICE)
+    await engine.approve(CAROL, "ok")
+    await engine.wait_idle()
+    plan = str(tmp_path / "plan.yaml")
+    assert main(["verify", plan]) == 0
+    assert "the decision record is intact (3 decision entries" in capsys.readouterr().out
+    given = next(e for e in engine.store.entries() if e.kind == "approval.given")
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        db.execute("UPDATE journal SET message = replace(message, 'carol', 'mallory') WHERE seq = ?", (given.seq,))
+    assert main(["verify", plan]) == 1
+    err = capsys.readouterr().err
+    assert f"journal entry {given.seq}: this entry was edited after it was written" in err
+    assert "the decision record of test-launch was altered: 1 break(s) in 3 decision entries" in err
