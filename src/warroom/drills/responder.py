@@ -23,12 +23,18 @@ from warroom.engine.engine import CommandError, Engine
 RESPONDER = Actor(user="responder", host="drill script")
 
 
+def member(plan_role: str, person: str) -> Actor:
+    """The scripted responder answering as a member of a role: a drill's own word, said as such."""
+    return Actor(user=person, host="drill script", proof=f"drill: the scripted responder as {person} ({plan_role})")
+
+
 class ScriptedResponder:
     """Acts between ticks: the routine of a launch day, plus the scenario's scripted actions."""
 
     def __init__(self, engine: Engine, scenario: Scenario, when: DrillTime, out: TextIO):
         self.engine = engine
         self.routine = scenario.responder.routine
+        self.approve_as = scenario.responder.approve_as
         self.pending: list[ResponderAction] = list(scenario.responder.actions)
         self.when = when
         self.out = out
@@ -54,11 +60,38 @@ class ScriptedResponder:
             "force_step": (Verb.STEP, {"force": True, "reason": action.reason}),
             "tick": (Verb.TICK, {"item": action.item or ""}),
         }
+        if action.do in ("approve", "reject") and action.as_role:
+            return await self._answer(Verb(action.do), action.as_role, action.reason or "scripted responder")
         verb, args = commands[action.do] if action.do in commands else (Verb(action.do), {})
         return await dispatch(self.engine, verb, args, RESPONDER)
 
+    async def _answer(self, verb: Verb, role: str, note: str) -> str:
+        """Approve or reject as the first member of `role` who has not answered yet."""
+        plan = self.engine.plan
+        if role not in plan.roles:
+            raise CommandError(f"the plan has no role {role!r} (roles: {', '.join(plan.roles) or 'none'})")
+        req = self.engine.rollout.approval
+        answered = {g.person for g in req.answers} if req is not None else set()
+        for person in plan.roles[role].members:
+            if person not in answered and (req is None or person != req.requester):
+                return await dispatch(self.engine, verb, {"note": note}, member(role, person))
+        raise CommandError(f"every member of {role} has answered already")
+
+    async def _sign_off(self) -> None:
+        """The routine's sign-off: as many members of each role asked as its quorum needs."""
+        req = self.engine.rollout.approval
+        if req is None or not req.status.open:
+            return
+        for role, needed in req.missing().items():
+            if self.approve_as is None or role in self.approve_as:
+                for _ in range(needed):
+                    await self._answer(Verb.APPROVE, role, "routine sign-off (drill)")
+
     async def _routine(self, snap: Snapshot) -> None:
         if not snap.state.may_step or snap.action is not None:
+            return
+        if snap.awaiting:
+            await self._sign_off()
             return
         if snap.phase is not None:
             for item in snap.phase.checklist:
