@@ -101,3 +101,14 @@ def test_the_digest_moves_with_any_edit():
     same = parse_plan(plan_text(), "other.yaml")
     edited = parse_plan(plan_text().replace("hold: 1m", "hold: 2m", 1), "plan.yaml")
     assert plan.digest() == same.digest() != edited.digest()
+
+
+def test_check_says_who_signs_off_before_which_step(capsys):
+    from pathlib import Path
+
+    from warroom.cli.main import main
+
+    assert main(["check", str(Path(__file__).resolve().parents[2] / "sample-config.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "go/no-go before phase 1: metric 'Error rate in staging under 0.5%', manual 'Engineering lead says go'" in out
+    assert "  into phase 3: security-lead 1 of 2 (carol|dave); within 15m, then hold" in out

@@ -179,7 +179,8 @@ class Plan(Strict):
     def digest(self) -> str:
         """What an approval binds to: the plan as the engine runs it (any edit that changes a value changes it;
         secrets are references here, never their values)."""
-        body = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True, default=str)
+        # Not where the state is nor how a console looks: an operator's copy names their own database role.
+        body = json.dumps(self.model_dump(mode="json", by_alias=True, exclude={"state", "keys", "theme"}), sort_keys=True, default=str)
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
     def approval_for(self, phase: int) -> Approval | None:
