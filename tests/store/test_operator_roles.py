@@ -4,7 +4,6 @@ as the database records it, never by what the client's row says."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import yaml
 
 from tests.conftest import ALICE, BASE_PLAN, PG_PASSWORD
 from tests.engine.test_engine import advance
-from tests.support.servers import STORE_ROLE, postgres_database
+from tests.support.servers import STORE_ROLE, grant_operators, operator_roles, postgres_database
 from warroom.core.clock import VirtualClock
 from warroom.core.verbs import Verb
 from warroom.engine.build import build_engine
@@ -24,11 +23,6 @@ from warroom.engine.commands import CommandLoop
 from warroom.plan.load import parse_plan
 from warroom.plan.state import PostgresState
 from warroom.store import open_store
-
-
-def _psql(port: int, db: str, sql: str) -> None:
-    subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-p", str(port), "-d", db, "-v", "ON_ERROR_STOP=1", "-qtAc", sql],
-                   check=True, capture_output=True, text=True)
 
 
 @pytest.fixture
@@ -40,21 +34,10 @@ def operators(pg_state, monkeypatch) -> Iterator[dict[str, tuple[str, PostgresSt
     made = {}
     for who in ("carol", "dave"):
         role = f"{who}_{tag}"
-        _psql(port, db, f"CREATE ROLE {role} LOGIN PASSWORD '{role}-pw'")
         monkeypatch.setenv(f"WARROOM_TEST_{who.upper()}_PW", f"{role}-pw")
         made[who] = (role, PostgresState(url=f"postgresql://{role}@127.0.0.1:{port}/{db}", password=f"env:WARROOM_TEST_{who.upper()}_PW"))
-    try:
+    with operator_roles(port, db, *(role for role, _ in made.values()), password=lambda role: f"{role}-pw"):
         yield made
-    finally:
-        for role, _ in made.values():
-            _psql(port, db, f"DROP OWNED BY {role}; DROP ROLE IF EXISTS {role}")
-
-
-def grant(pg_state: PostgresState, role: str) -> None:
-    url = urlsplit(pg_state.url)
-    _psql(url.port or 5432, url.path.lstrip("/"), f"GRANT USAGE ON SCHEMA warroom TO {role}; "
-          f"GRANT SELECT ON ALL TABLES IN SCHEMA warroom TO {role}; GRANT INSERT ON warroom.commands TO {role}; "
-          f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA warroom TO {role}")
 
 
 async def test_an_operator_signs_off_as_the_database_role_they_connected_with(pg_state, operators, tmp_path):
@@ -69,8 +52,8 @@ async def test_an_operator_signs_off_as_the_database_role_they_connected_with(pg
     engine = build_engine(plan, clock=clock)
     await engine.start()
     try:
-        for role in names.values():
-            grant(state, role)
+        url = urlsplit(pg_state.url)
+        grant_operators(url.port or 5432, url.path.lstrip("/"), *names.values())
         await engine.tick()
         await engine.step_up(ALICE)
         loop = CommandLoop(engine, shutdown=None)  # type: ignore[arg-type]
