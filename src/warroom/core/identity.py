@@ -78,6 +78,32 @@ def current_actor() -> Actor:
     return Actor(user=user, host=socket.gethostname(), ssh_client=ssh[0] if ssh else "", tty=tty)
 
 
+UNSET_LOGINUID = 4294967295  # /proc/PID/loginuid of a process no login session started (a daemon, a container's shell)
+
+
+def login_uid(pid: int) -> int | None:
+    """The audit login uid of a process: set by PAM at login (SSH), kept across sudo and su, not writable
+    by the user; None where no login set it."""
+    try:
+        value = int(open(f"/proc/{pid}/loginuid").read().strip())
+    except (OSError, ValueError):
+        return None
+    return None if value == UNSET_LOGINUID else value
+
+
+def from_kernel(declared: Actor, uid: int, loginuid: int | None) -> Actor:
+    """The sender of a local connection as the kernel proves it: the person is the login uid's account
+    (who logged in, even through `sudo` to a shared account), else the uid's; never the declared name."""
+    account = account_name(uid)
+    if loginuid is not None and loginuid != uid:
+        person = account_name(loginuid)
+        proof = f"kernel: uid {uid} ({account}), login uid {loginuid} ({person})"
+    else:
+        person = account
+        proof = f"kernel: uid {uid} ({account})" + ("" if loginuid is not None else ", no login uid set (not a login session)")
+    return Actor(person, declared.host, declared.ssh_client, declared.tty, proof=proof)
+
+
 def from_database(declared: Actor, role: str) -> Actor:
     """The sender of a command the database recorded under the session's role."""
     return Actor(role, declared.host, declared.ssh_client, declared.tty, proof=f"database role {role}")
