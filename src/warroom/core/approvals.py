@@ -164,7 +164,7 @@ class Request:
         if self.deadline is not None:
             secs = max(0, int(self.deadline - now))
             left = f" {secs // 60:02d}:{secs % 60:02d}" if secs < 3600 else f" {secs // 3600}h{secs % 3600 // 60:02d}m"
-        return f"awaiting {who}{left} → on timeout: {self.on_timeout.value}"
+        return f"awaiting {who}{left}" + (f" → on timeout: {self.on_timeout.value}" if self.deadline is not None else " (no timeout)")
 
     # ------------------------------------------------------------ stored form
 
