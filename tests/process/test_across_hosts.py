@@ -6,6 +6,7 @@ standby taking over. Real processes and signals, the real cluster, the loopback 
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -25,8 +26,9 @@ from warroom.store.base import Store, StoreMissing
 
 pytestmark = pytest.mark.slow
 TTL = "2s"
-EU = {"WARROOM_HOSTNAME": "bastion-eu", "USER": "alice", "LOGNAME": "alice"}
-US = {"WARROOM_HOSTNAME": "bastion-us", "USER": "bob", "LOGNAME": "bob"}
+EU = {"WARROOM_HOSTNAME": "bastion-eu"}
+US = {"WARROOM_HOSTNAME": "bastion-us"}
+ME = pwd.getpwuid(os.getuid()).pw_name  # every engine and verb is named by its uid's account (LOGNAME names nobody)
 
 
 class SharedRollout(Engine):
@@ -107,7 +109,7 @@ def test_the_standby_on_another_host_finishes_a_rollback_when_the_driver_is_kill
                rollback={"flags": {"feature": False}, "dry_run": False, "steps": [{"run": ["sh", "-c", f"echo ran >> {ran}"]}]})
     eu, us = r.pair()
     status = r.verb("status")
-    assert f"engine: alice@bastion-eu pid {eu.pid} (driving) · bob@bastion-us pid {us.pid} (standby)" in status.stdout, status.stdout
+    assert f"engine: {ME}@bastion-eu pid {eu.pid} (driving) · {ME}@bastion-us pid {us.pid} (standby)" in status.stdout, status.stdout
     assert r.verb("step").returncode == 0
     flags.fail(503)  # the rollback keeps retrying on the eu engine …
     rollback = subprocess.Popen([*WARROOM, "rollback", str(r.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -129,7 +131,7 @@ def test_the_standby_on_another_host_finishes_a_rollback_when_the_driver_is_kill
     entries = r.store.entries()
     assert len({e.seq for e in entries}) == len(entries)  # nothing doubled
     lost = next(e for e in entries if e.kind == "engine.lost")
-    assert f"took over from engine alice@bastion-eu pid {eu.pid}, which vanished" in lost.message
+    assert f"took over from engine {ME}@bastion-eu pid {eu.pid}, which vanished" in lost.message
     assert r.status_json()["state"] == "ROLLED_BACK"
 
 
@@ -146,7 +148,7 @@ def test_a_frozen_driver_taken_over_by_another_host_writes_nothing_when_it_wakes
     writes, journal = len(flags.writes), r.store.entries()
     eu.send_signal(signal.SIGCONT)  # it wakes believing it drives
     assert eu.wait(30) == 10
-    assert "FENCED: fenced: this engine held epoch 1; the lease is now epoch 2, held by bob@bastion-us" in r.output(EU)
+    assert f"FENCED: fenced: this engine held epoch 1; the lease is now epoch 2, held by {ME}@bastion-us" in r.output(EU)
     time.sleep(1)
     assert [w for w in flags.writes[writes:] if w.who == eu.pid] == []  # no flag write from it …
     assert r.store.entries()[:len(journal)] == journal  # … no journal entry
@@ -158,9 +160,9 @@ def test_a_frozen_driver_taken_over_by_another_host_writes_nothing_when_it_wakes
 def test_a_console_on_another_host_sees_the_driver_the_standby_and_a_step(shared, tmux):
     r = shared(automation={"step_up": "manual"})
     r.pair()
-    tmux.start(f"{' '.join(WARROOM)} {r.plan}", env={"WARROOM_HOSTNAME": "laptop-ic", "USER": "carol", "LOGNAME": "carol",
+    tmux.start(f"{' '.join(WARROOM)} {r.plan}", env={"WARROOM_HOSTNAME": "laptop-ic",
                                                     "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"]})
-    screen = tmux.wait_for("engine: alice@bastion-eu (driving) · bob@bastion-us (standby)")
+    screen = tmux.wait_for(f"engine: {ME}@bastion-eu (driving) · {ME}@bastion-us (standby)")
     assert "PENDING" in screen and "RUNNING" not in screen, screen
     assert r.verb("step").returncode == 0  # from this host, through the database: the console there follows
     tmux.wait_for("RUNNING", 5)
@@ -191,7 +193,7 @@ def test_up_on_another_host_starts_a_standby_there(shared):
     until("the eu engine to drive", lambda: r.driver() == eu.pid)
     env = {**os.environ, **US}
     first = subprocess.run([*WARROOM, "up", str(r.plan)], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
-    assert first.returncode == 0 and f"engine alice@bastion-eu pid {eu.pid} drives; started a standby here: pid " in first.stdout, first
+    assert first.returncode == 0 and f"engine {ME}@bastion-eu pid {eu.pid} drives; started a standby here: pid " in first.stdout, first
     standby = int(first.stdout.split("standby here: pid ")[1].split()[0])
     try:  # the standby is detached (not our child): stopped below by its pid
         assert r.standbys() == [standby]
