@@ -14,6 +14,7 @@ import pwd
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -85,7 +86,7 @@ def login_uid(pid: int) -> int | None:
     """The audit login uid of a process: set by PAM at login (SSH), kept across sudo and su, not writable
     by the user; None where no login set it."""
     try:
-        value = int(open(f"/proc/{pid}/loginuid").read().strip())
+        value = int(Path(f"/proc/{pid}/loginuid").read_text().strip())
     except (OSError, ValueError):
         return None
     return None if value == UNSET_LOGINUID else value
