@@ -18,11 +18,12 @@ import pytest
 from tests.conftest import ALICE
 from tests.flags.conftest import FLAG_TOKEN
 from tests.flags.flagservice import FlagService
-from tests.tui.conftest import screen_text
+from tests.tui.conftest import palette_text, screen_text
 from warroom.core.clock import RealClock
 from warroom.core.snapshot import State
 from warroom.plan.faults import Fault
 from warroom.tui.keymap import ACTIONS
+from warroom.tui.parts import resolve
 from warroom.tui.screens.confirm import ConfirmDialog
 from warroom.tui.screens.zoom import ZoomScreen
 from warroom.tui.widgets.banner import Banner
@@ -31,7 +32,6 @@ from warroom.tui.widgets.flags_table import FlagsTable
 from warroom.tui.widgets.keys_bar import KeysBar
 from warroom.tui.widgets.metric_pane import MetricPane
 from warroom.tui.widgets.notice_bar import NoticeBar
-from warroom.tui.widgets.phase_strip import PhaseStrip
 from warroom.tui.widgets.rollback_panel import RollbackPanel
 from warroom.tui.widgets.spark import pane_scale, spark_rows
 from warroom.tui.widgets.status_line import StatusLine, short_blocker, status_text
@@ -43,11 +43,11 @@ ELEVEN = [{"text": f"Item {i:02d} of the launch checklist", "required": i % 3 ==
 
 
 def banner(app, part: str = "#state") -> str:
-    return str(app.query_one(Banner).query_one(part).render())
+    return app.query_one(Banner).shown(part)
 
 
 def strip(app) -> str:
-    return app.query_one(PhaseStrip).render().plain
+    return app.query_one(Banner).shown("strip")
 
 
 def rows_of(app, widget) -> list[str]:
@@ -86,9 +86,9 @@ async def test_banner_says_the_worst_live_condition_in_words(console):
         await c.tick(pilot, times=8)
         assert c.app.snapshot.state == State.ROLLED_BACK and banner(c.app) == "ROLLED BACK"
         assert banner(c.app, "#why").startswith("guardrail error-rate: error_rate 3.00% above 1.00% (held 10s)")
-        assert c.host.stop()  # the engine is gone: that leads, whatever else is true
+        assert c.host.stop()  # the engine is gone, but nobody is on the new code: no alarm (test_truth.py)
         await c.until(pilot, lambda: not c.app.engine_alive)
-        assert banner(c.app) == "NO ENGINE — guardrails NOT enforced"
+        assert banner(c.app) == "ROLLED BACK"
 
 
 async def test_banner_names_pause_no_data_and_drift(console, test_plan):
@@ -100,9 +100,9 @@ async def test_banner_names_pause_no_data_and_drift(console, test_plan):
         await c.tick(pilot)
         assert (banner(c.app), banner(c.app, "#why")) == ("PAUSED", "checking p99 with the database team")
         await c.call(lambda: c.engine.resume(ALICE))
-        await c.tick(pilot, seconds=10)  # the service goes dark
-        assert banner(c.app) == "NO DATA"
-        assert banner(c.app, "#why") == "Error rate, Latency p95"
+        await c.tick(pilot, seconds=10)  # the service goes dark: the source, once, not each of its panes
+        assert banner(c.app) == "SOURCE ERROR"
+        assert banner(c.app, "#why") == "sim: simulated outage: the metrics source is dark"
         assert banner(c.app, "#age") == "data 10s ago"
 
 
@@ -115,18 +115,19 @@ async def test_banner_clock_and_countdowns_move_every_second_with_a_5s_poll(cons
         await into_phase_one(c, pilot)
         ticks = c.engine.tick_count
         seen: list[tuple[str, str, str]] = []
-        deadline = time.monotonic() + 3.6
-        while time.monotonic() < deadline:
+
+        def moved() -> bool:
             shown = (banner(c.app, "#clock"), strip(c.app), banner(c.app, "#age"))
             if not seen or seen[-1] != shown:
                 seen.append(shown)
-            await pilot.pause(0.05)
+            return all(len({s[i] for s in seen}) >= 3 for i in range(3))  # clock, soak and data age
+
+        await c.until(pilot, moved, "the clock, the soak and the data age to move three times")
         assert c.engine.tick_count == ticks  # nothing was polled meanwhile
         clocks = [time.strptime(clock, "%H:%M:%SZ") for clock, _, _ in seen]
-        assert len(seen) >= 3, seen
         for before, after in pairwise(clocks):
-            assert (time.mktime(after) - time.mktime(before)) % 86400 == 1, seen
-        assert len({s for _, s, _ in seen}) >= 3 and len({age for _, _, age in seen}) >= 3, seen  # soak and data age tick too
+            # Forward at each change (a busy machine may show a second late, so not always by one).
+            assert 0 < (time.mktime(after) - time.mktime(before)) % 86400 < 43200, seen
 
 
 # ------------------------------------------------------------------ notices
@@ -139,7 +140,7 @@ async def test_eleven_ticks_in_a_row_leave_no_notice_over_the_banner_or_the_flag
         for _ in range(11):
             await pilot.press("space", "down")
         await c.until(pilot, lambda: all(i.ticked for i in c.app.snapshot.phase.checklist))
-        await pilot.pause(0.3)
+        await c.answered(pilot)
         # Routine ticks are the journal's to say, not pop-ups.
         assert c.notices == []
         assert [e.message for e in c.app.snapshot.journal[:2]] == ["ticked: Item 11 of the launch checklist",
@@ -149,7 +150,7 @@ async def test_eleven_ticks_in_a_row_leave_no_notice_over_the_banner_or_the_flag
         await pilot.press("a")
         await c.until(pilot, lambda: c.app.query_one(NoticeBar).display)
         await pilot.press("a")  # one notice at a time: the newer replaces the older
-        await pilot.pause()
+        await c.answered(pilot)
         notice = c.app.query_one(NoticeBar)
         assert notice.region.height == 1 and not c.app.screen.query("Toast")
         for widget in (c.app.query_one(Banner), c.app.query_one(FlagsTable)):
@@ -217,23 +218,25 @@ async def test_the_reason_a_step_is_blocked_wraps_instead_of_being_cut(console):
         assert len(text) > 80
         rows = rows_of(c.app, c.app.query_one(StatusLine))
         assert len(rows) == 2 and " ".join(r.strip() for r in rows) == text
-    # Twelve reasons (soak, two gates, the exposure check and seven guardrails without data, a
-    # required item) do not fit two lines whole, nor without their details, nor with gates
-    # and guardrails counted: each kind is then said in a few words.
+    # The source down, said once, and twelve reasons (soak, two gates, the exposure check and seven
+    # guardrails without data, a required item) do not fit two lines whole, nor without their
+    # details, nor with gates and guardrails counted: each kind is then said in a few words.
     dark = console(faults=(Fault(mode="dark", phase=1, after=3),))
     async with dark.app.run_test(size=(80, 24)) as pilot:
         await dark.tick(pilot, times=8)
         assert len(dark.app.snapshot.step_blockers) == 12
         shown = " ".join(r.strip() for r in rows_of(dark.app, dark.app.query_one(StatusLine)))
-        assert shown == ("step up blocked: soak: until 08:00:21Z; 2 gates not green; exposure check; "
-                         "required items not ticked; 7 guardrails not green")
+        assert shown == ("source error: service: simulated outage: the metrics source is dark; step up blocked: soak: until "
+                         "08:00:21Z; 2 gates not green; exposure: new cohort's units; checklist: 1 required item(s) not ticked; "
+                         "7 guardrails not green")
     wide = console(faults=(Fault(mode="dark", phase=1, after=3),))
     async with wide.app.run_test(size=(200, 60)) as pilot:
         await wide.tick(pilot, times=8)
         shown = " ".join(r.strip() for r in rows_of(wide.app, wide.app.query_one(StatusLine)))
         # The soak is said as the moment it ends (the strip counts it down): a steady line.
         blockers = ["soak: until 08:00:21Z", *wide.app.snapshot.step_blockers[1:]]
-        assert shown == "step up blocked: " + "; ".join(short_blocker(b) for b in blockers)
+        assert shown == ("source error: service: simulated outage: the metrics source is dark; step up blocked: "
+                         + "; ".join(short_blocker(b) for b in blockers))
 
 
 # ------------------------------------------------------------------ charts
@@ -248,9 +251,10 @@ def test_a_calm_pane_draws_a_calm_line_and_a_breach_stands_out():
     rows = spark_rows([0.017, 0.5, None], 3, 3, scale, bar="green", breach="bold red", limit="yellow")
     assert [r.plain for r in rows] == ["╌█╌", " █ ", "▃█ "]
     assert [(s.start, s.end, s.style) for s in rows[1].spans] == [(1, 2, "bold red")]
-    # A pane that is bad below its threshold (connection success ≥ 95 %) falls visibly towards it.
+    # A pane that is bad below its threshold (connection success ≥ 95 %) draws its fall from 100 %:
+    # healthy is a low line there too, and the threshold sits where every other pane's does.
     low = pane_scale([0.998], 0.95, "below", "ratio")
-    assert low.limit == 0.95 and low.high == 1.0 and low.fraction(0.998) > 0.9 and low.fraction(0.95) == pytest.approx(0.2)
+    assert low.limit == 0.95 and low.high == 1.0 and low.fraction(0.998) < 0.05 and low.fraction(0.95) == pytest.approx(0.8)
 
 
 async def test_a_breaching_value_is_marked_and_reversed_and_its_window_labelled(console):
@@ -258,18 +262,16 @@ async def test_a_breaching_value_is_marked_and_reversed_and_its_window_labelled(
     async with c.app.run_test(size=(120, 36)) as pilot:
         await c.tick(pilot, times=6)
         pane = c.app.query_one("#pane-error_rate", MetricPane)
-        value = pane.query_one("#value")
-        assert str(value.render()) == "▲ 3.00%"
-        assert "reverse" in str(value.styles.text_style)  # the loudest cell in any theme and under NO_COLOR
-        # Styles cached for speed follow the pane into its breach colours, and a theme change.
+        assert rows_of(c.app, pane)[0].endswith("▲ 3.00%")
+        assert pane.part("value-breach").reverse  # the loudest cell in any theme and under NO_COLOR
+        # Styles kept for speed follow a theme change.
         for _ in range(2):
-            spark = pane.query_one("Spark")
-            for part in ("spark--bar", "spark--breach"):
-                assert spark.component_style(part) == spark.get_component_rich_style(part)
+            for part in ("bar-breach", "breach", "value-breach"):
+                assert pane.part(part) == resolve(pane.PARTS[part], c.app.get_css_variables(), pane.background_colors[1])
             await pilot.press("t")
-        calm = c.app.query_one("#pane-latency_p50", MetricPane)
-        width = calm.query_one("Spark").size.width
-        assert str(calm.query_one("#meta").render()) == f"≤100 ms · last {width}s"
+            await pilot.pause()
+        # One cell a poll: six polls drawn, six seconds said.
+        assert rows_of(c.app, c.app.query_one("#pane-latency_p50", MetricPane))[-1].strip() == "≤100 ms · last 6s"
 
 
 async def test_z_zooms_the_alarming_pane_with_its_history_threshold_and_for_window(console):
@@ -280,7 +282,7 @@ async def test_z_zooms_the_alarming_pane_with_its_history_threshold_and_for_wind
         assert isinstance(c.app.screen, ZoomScreen) and c.app.screen.pane_id == "error_rate"
         shown = screen_text(c.app)
         assert "ROLLBACK IN 7s" in shown.splitlines()[0]  # the banner stays live over the zoom
-        assert "1.00% ╌" in shown and "├for 10s─┤" in shown and "◀ last 1m" in shown
+        assert "1.00% ╌" in shown and "├for 10s─┤" in shown and "◀ last 6s" in shown
         assert "guardrail error-rate: rollback when > 1.00% for 10s (no data: hold) · pending since 08:00:03Z, rollback in 7s" in shown
         await pilot.press("escape")
         assert not isinstance(c.app.screen, ZoomScreen)
@@ -300,10 +302,10 @@ async def test_after_a_rollback_the_screen_says_what_happened_and_r_retries_afte
         await c.tick(pilot, times=14)
         assert c.app.snapshot.state == State.ROLLED_BACK and c.app.snapshot.action is None
         panel = "\n".join(rows_of(c.app, c.app.query_one(RollbackPanel)))
-        for part in ("ROLLED BACK at 08:00:13Z by automation",
+        for part in ("ROLLED BACK at 08:00:13Z\n asked  08:00:13Z by automation",
                      "why    guardrail error-rate: error_rate 3.00% above 1.00% (held 10s)",
-                     "flags  ✔ confirmed off by read-back at 08:00:13Z",
-                     "✔ Drain WebSocket connections (demo)  dry run: would run",
+                     "flags  ✔ confirmed off by read-back",
+                     "· dry run  Drain WebSocket connections (demo)  would run",
                      "next   r retry: start again at phase 1 (asks first)"):
             assert part in panel, part
         assert not c.app.query_one(Checklist).display  # no stale gates ✔ under ROLLED BACK
@@ -349,14 +351,18 @@ async def test_a_rollback_that_is_not_done_after_all_is_not_shown_as_rolled_back
 # ------------------------------------------------------------------ palette, help
 
 
+def lines_of(shown: str) -> list[str]:
+    return [line.strip() for line in shown.splitlines()]
+
+
 async def test_palette_leads_with_warroom_actions_and_their_keys(console, test_plan):
     c = console(test_plan({"keys": {"rollback": "x"}}))
     async with c.app.run_test(size=(120, 36)) as pilot:
         await into_phase_one(c, pilot)
         await pilot.press("colon")
-        await pilot.pause(0.3)
+        await c.until(pilot, lambda: {"Step up   s", "Roll back now   x"} <= set(lines_of(palette_text(c.app))), "the palette's actions")
         shown = screen_text(c.app)
-        lines = [line.strip() for line in shown.splitlines()]
+        lines = lines_of(shown)
         first = next(i for i, line in enumerate(lines) if line.startswith("Step up"))
         assert lines[first] == "Step up   s"
         assert "Roll back now   x" in lines  # the key as remapped by the plan
@@ -369,10 +375,9 @@ async def test_palette_leads_with_warroom_actions_and_their_keys(console, test_p
 
 def test_the_console_refuses_to_start_without_a_terminal(tmp_path: Path):
     state = tmp_path / "demo.sqlite"
-    started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "warroom", "--state", str(state)], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and time.monotonic() - started < 30
+                          capture_output=True, text=True, timeout=60)  # it ends (refusing), never waits for a terminal
+    assert proc.returncode == 2
     assert "the console needs a terminal" in proc.stderr and "warroom run --headless PLAN" in proc.stderr
     assert not state.exists()  # no engine was built: no state, no automation lease taken
     drill = subprocess.run([sys.executable, "-m", "warroom", "drill", "--state", str(state)], stdin=subprocess.DEVNULL,

@@ -39,9 +39,10 @@ class State(Word):
         return self.value.replace("_", " ")
 
     def in_flight(self, *, acting: bool) -> bool:
-        """Users may be on the new code and the launch is not over: an engine must be guarding it.
-        `acting`: an action is in flight (PENDING with its first step up landing counts)."""
-        return self in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or (self is State.PENDING and acting)
+        """An engine must be guarding: users may be on the new code and the launch is not over, or
+        `acting`, an action is unfinished (a first step up landing under PENDING, a rollback's
+        runbook still to run under ROLLED BACK)."""
+        return self in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or acting
 
     def exposed(self, *, acting: bool) -> bool:
         """Users may be on the new code and no rollback began: a rollback guardrail can still act.
@@ -222,6 +223,7 @@ class EngineView:
     epoch: int = 0
     standbys: tuple[str, ...] = ()  # engines waiting to take over
     log: str = ""  # its log file
+    local: str = ""  # alive by its local socket only: why its heartbeat cannot be written (a full disk)
 
     def label(self) -> str:
         return f"pid {self.pid} on {self.host}"
@@ -257,6 +259,15 @@ class RollbackView:
 
 
 @dataclass(frozen=True)
+class SourceDownView:
+    """A metrics source that does not answer: said once for all its panes, with where and why."""
+
+    name: str
+    where: str  # host:port it is asked at; "" for a built-in source
+    cause: str  # its error: `cannot connect to 127.0.0.1:9090: connection refused`
+
+
+@dataclass(frozen=True)
 class Snapshot:
     rollout: str
     environment: str
@@ -289,6 +300,8 @@ class Snapshot:
     exposure: ExposureView | None = None  # None: the plan has no exposure check
     phase_exposures: tuple[str, ...] = ()  # each phase's exposure, short: "25%", "50%/100%"
     rollback: RollbackView | None = None  # the latest rollback, while ROLLING BACK or ROLLED BACK
+    launch_flags: tuple[str, ...] = ()  # the flags the phases move: what exposure is (a flag on throughout is not)
+    sources_down: tuple[SourceDownView, ...] = ()
     poll_interval: float = 0.0
     # For a screen that moves its clock between snapshots (and to tell how old a published
     # snapshot is): the engine clock `now` was read at wall time `wall`, and it runs
@@ -302,7 +315,8 @@ class Snapshot:
 
     @property
     def in_flight(self) -> bool:
-        """Users may be on the new code and the launch is not over: an engine must be guarding it."""
+        """An engine must be guarding: users are exposed and the launch is not over, or an action
+        is unfinished (a rollback's runbook after its flags read back off)."""
         return self.state.in_flight(acting=self.action is not None)
 
     @property
@@ -337,6 +351,8 @@ def _decode(kind: Any, value: Any) -> Any:
     if origin is tuple:
         args = typing.get_args(kind)
         if len(args) == 2 and args[1] is Ellipsis:
+            if _plain(args[0]):  # a pane's history: 240 numbers, eight panes, every snapshot a console reads
+                return tuple(value)
             return tuple(_decode(args[0], v) for v in value)
         return tuple(_decode(a, v) for a, v in zip(args, value, strict=True))
     if kind is FlagState:
@@ -346,6 +362,13 @@ def _decode(kind: Any, value: Any) -> Any:
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return kind(**{name: _decode(hint, value[name]) for name, hint in _fields(kind) if name in value})
     return value
+
+
+@functools.cache
+def _plain(kind: Any) -> bool:
+    """Whether JSON already gives values of `kind` as they are (numbers, strings, None)."""
+    union = typing.get_origin(kind) in (typing.Union, types.UnionType)
+    return all(k in (int, float, str, bool, type(None)) for k in (typing.get_args(kind) if union else (kind,)))
 
 
 @functools.cache
