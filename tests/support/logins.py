@@ -65,7 +65,7 @@ def bastion(*people: str) -> Iterator[Bastion]:
         raise RuntimeError("making Unix accounts needs root (the tests run as root in CI)")
     tag = uuid.uuid4().hex[:6]
     folder = Path(tempfile.mkdtemp(prefix="warroom-bastion-"))
-    group = f"wrlaunch{tag}"
+    group = f"wrgrp{tag}"
     accounts = {p: f"wr{p[:10]}{tag}" for p in people}
     ssh_dir = folder / "sshd"
     (ssh_dir / "keys").mkdir(parents=True)

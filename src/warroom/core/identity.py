@@ -66,7 +66,8 @@ def account_name(uid: int) -> str:
 
 
 def current_actor() -> Actor:
-    user = account_name(os.getuid())  # the kernel's uid, not getpass (which reads LOGNAME and USER first)
+    # The kernel's uid, not getpass (which reads LOGNAME and USER first); the person behind it by the login uid.
+    user = from_kernel(Actor(""), os.getuid(), login_uid(os.getpid())).user
     # SSH_CONNECTION is "client_ip client_port server_ip server_port": context, never identity.
     ssh = (os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_CLIENT") or "").split()
     tty = ""

@@ -271,6 +271,9 @@ class Store(ABC):
     # Whether every engine of this rollout writes through the same storage, so one that
     # cannot write (a full disk) leaves no other able to take over (SQLite: yes).
     shared_fate: ClassVar[bool] = False
+    # Whether the store records who queued a command as the server proves it (PostgreSQL: the session's
+    # role); where it does not (SQLite), a sign-off goes to the engine over its local socket instead.
+    proves_sender: ClassVar[bool] = False
     ref: str  # what the store was opened from, for messages (a path, a URL without password)
 
     # ------------------------------------------------------------ journal (read)

@@ -183,6 +183,7 @@ def channel(rollout: str) -> str:
 
 class PostgresStore(SQLCommits):
     shared_fate = False  # engines on other hosts reach the database by other ways: one's outage is not all's
+    proves_sender = True  # each command row carries the session's role, written by the database (schema 2)
 
     def __init__(self, target: PostgresState, *, create: bool = True):
         assert target.rollout, "state_path() keys a PostgreSQL state by its rollout"
