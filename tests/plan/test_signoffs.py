@@ -112,3 +112,9 @@ def test_check_says_who_signs_off_before_which_step(capsys):
     out = capsys.readouterr().out
     assert "go/no-go before phase 1: metric 'Error rate in staging under 0.5%', manual 'Engineering lead says go'" in out
     assert "  into phase 3: security-lead 1 of 2 (carol|dave); within 15m, then hold" in out
+
+
+def test_an_external_check_url_holds_no_password_and_the_error_never_quotes_it():
+    text = plan_text(go_no_go={"criteria": [{"name": "health", "external": {"http": "https://ops:Hunter2-secret@health.example/ok"}}]})
+    [found] = problems(text)
+    assert "go_no_go.criteria[0].external.http: the URL holds a password" in found and "Hunter2" not in found

@@ -11,24 +11,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from warroom.plan.approvals import Approval
 from warroom.plan.conditions import Gate
 from warroom.plan.fields import Ident, PositiveDuration, Strict
+from warroom.plan.urls import refuse_password
 
 
 class External(Strict):
     command: Annotated[list[str], Field(min_length=1)] | None = None
-    http: str | None = None
+    # What it prints and the URL are never journaled; a password in the URL would still be in the plan file.
+    http: Annotated[str, BeforeValidator(refuse_password("a go/no-go check is a plain GET: point it at an endpoint that needs none")),
+                    Field(pattern=r"^https?://\S+$")] | None = None
     timeout: PositiveDuration = 30.0
 
     @model_validator(mode="after")
     def _one(self) -> External:
         if (self.command is None) == (self.http is None):
             raise ValueError("give `command` (its exit status 0 is a pass) or `http` (a 200 is a pass), one of them")
-        if self.http is not None and not self.http.startswith(("http://", "https://")):
-            raise ValueError("`http` must be an http:// or https:// URL")
         return self
 
 
