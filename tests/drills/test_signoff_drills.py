@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.drills.conftest import drill
 from warroom.drills.scenario import load_scenario
+from warroom.drills.session import DrillSetupError, prepare
+from warroom.plan.demo import demo_plan
 from warroom.plan.load import load_plan
 from warroom.store import open_store
 
@@ -54,3 +58,9 @@ async def test_a_rejection_stops_the_step_it_was_asked_for(tmp_path):
     assert rejected.data["phase"] == 3 and rejected.data["note"] == "pen test finding still open"
     assert rejected.data["actor"]["user"] == "carol"
     assert not [e for e in entries(db, "step.intent") if e.data.get("to_phase") == 3]
+
+
+def test_a_scenario_signing_off_as_a_role_the_plan_lacks_does_not_fit_it(tmp_path):
+    scenario = load_scenario(ROOT / "examples" / "scenarios" / "approval-rejected.yaml")
+    with pytest.raises(DrillSetupError, match="signs off as engineering-lead, operations-lead, security-lead, which demo .* does not define"):
+        prepare(demo_plan(tmp_path / "demo"), scenario, state=str(tmp_path / "drill" / "state.sqlite"))

@@ -162,6 +162,11 @@ def drill_plan(plan: Plan, scenario: Scenario, workdir: Path, *, staging: bool =
         fitted = scenario.fitted(list(zip(made.phase_exposures(), (p.hold for p in phases), strict=True)))
     except ScenarioMismatch as exc:
         raise DrillSetupError(f"{exc}; it does not fit {plan.path or plan.rollout.name}") from None
+    named = [*(scenario.responder.approve_as or ()), *(a.as_role for a in scenario.responder.actions if a.as_role)]
+    unknown = [role for role in dict.fromkeys(named) if role not in plan.roles]
+    if unknown:  # a role the plan lacks would sign off never, and the drill would show a silence nobody scripted
+        raise DrillSetupError(f"scenario {scenario.name} signs off as {', '.join(unknown)}, which {plan.path or plan.rollout.name} "
+                              f"does not define (its roles: {', '.join(plan.roles) or 'none'})")
     return Drill(made, fitted, tuple(soaks), staging)
 
 
