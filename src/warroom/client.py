@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from warroom import local_client
 from warroom.core.identity import Actor
 from warroom.core.journal_kinds import Kind
-from warroom.core.local_wire import COMMANDS, LocalVerb
+from warroom.core.local_wire import COMMANDS, SIGN_OFFS, LocalVerb
 from warroom.core.snapshot import EngineView, JournalEntry, Snapshot
 from warroom.core.verbs import Verb
 from warroom.store.base import KEEP_COMMANDS, MAX_COMMAND_TEXT, Command, LeaseInfo, Store, StoreUnwritable, Waiter, hostname, process_state
@@ -156,6 +156,8 @@ class EngineClient:
         or whose engine answers only locally, is asked of this host's engine over its local
         socket instead (its outcome; `accepted` is told why once the engine took it).
         StoreUnwritable when neither way takes it."""
+        if verb in {v.value for v in SIGN_OFFS} and not self.store.proves_sender:
+            return self._sign_off_locally(verb, args, accepted)
         local = self.engine().local if verb in {v.value for v in COMMANDS} else ""
         if local:
             asked = ask_locally(self.store.ref, verb, args, self.actor, f"its heartbeat cannot be written: {local}", accepted)
@@ -168,6 +170,16 @@ class EngineClient:
             if asked is None:
                 raise StoreUnwritable(f"{exc}; and no engine answers on this host's local socket") from None
             return asked
+
+    def _sign_off_locally(self, verb: str, args: dict, accepted: Callable[[str], None] | None) -> Asked:
+        """A sign-off where the store cannot say who sent it: to this host's engine, where the kernel can."""
+        why = "a sign-off goes where the kernel proves who sends it: the engine's local socket on its host"
+        asked = ask_locally(self.store.ref, verb, args, self.actor, why, accepted)
+        if asked is not None:
+            return asked
+        message = (f"no engine of this rollout listens on this host ({hostname()}): with a SQLite state, {verb} on the host "
+                   "the engine runs on (`warroom status PLAN` names it), where the kernel can say who you are")
+        return Asked(Command(0, time.time(), verb, args, self.actor.to_json(), status="refused", message=message, finished=time.time()), why)
 
     def act(self, verb: str, args: dict, on_progress: Callable[[JournalEntry], None] | None = None) -> Command:
         """Send a command (`send_or_ask`) and follow it to its outcome (`wait`)."""

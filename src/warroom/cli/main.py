@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the plan's model (pydantic) is imported where a plan is loa
 T = TypeVar("T")
 LOCAL = {v.value for v in COMMANDS}  # verbs that go to this host's engine over its local socket when the store cannot take them
 VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal",
-         "engine", "up", "down", "secret", "simulate")
+         "engine", "approve", "reject", "verify", "up", "down", "secret", "simulate")
 
 
 def _speed(text: str) -> str | float:
@@ -237,6 +237,9 @@ def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
             Verb.PAUSE: lambda: {"reason": args.reason or ""},
             Verb.ROLLBACK: lambda: {"reason": args.reason or f"manual rollback by {me.label()} (CLI)"},
             Verb.TICK: lambda: {"item": args.item, "undo": args.undo},
+            # The plan this person looked at: an approval binds to it, and the engine refuses one given on another.
+            Verb.APPROVE: lambda: {"note": args.note or "", "digest": plan.digest()},
+            Verb.REJECT: lambda: {"note": args.note, "digest": plan.digest()},
         }
 
         def send() -> tuple[EngineClient | None, int | Asked, int] | int:
@@ -408,6 +411,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("item", help="item id (1, 2, … or its `id`) or a unique part of its text")
     t.add_argument("--undo", action="store_true", help="untick instead")
     verb("ack", "acknowledge flag drift: accept the observed flags, let automation go on")
+    ap = verb("approve", "sign off the step up that awaits approval (as the account or database role that runs this)")
+    ap.add_argument("--note", help="what you checked (kept in the decision record)")
+    rj = verb("reject", "refuse the step up that awaits approval: it does not happen")
+    rj.add_argument("--note", required=True, help="why (kept in the decision record)")
+    verb("verify", "check the decision record (approvals, rejections, go/no-go): names an edited or deleted entry")
     j = verb("journal", "print the journal of PLAN, of the state database given with --state, or else of the newest one", demo=True)
     j.add_argument("--json", action="store_true", help="one JSON object per entry and line (seq, time, kind, message, actor, data)")
     j.add_argument("--limit", type=_count, default=0, help="only the newest N entries")
@@ -518,6 +526,12 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
     return run(plan, args)
 
 
+def cmd_verify(plan: Plan, args: argparse.Namespace) -> int:
+    from warroom.cli.verify import cmd_verify as run
+
+    return run(plan, args)
+
+
 HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "check": cmd_check,
     "engine": cmd_engine,
@@ -528,6 +542,7 @@ HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "run": cmd_run,
     "status": cmd_status,
     "journal": cmd_journal,
+    "verify": cmd_verify,
     **{verb: _actor_cmd(verb) for verb in Verb if verb is not Verb.SHUTDOWN},  # `down` sends that one
 }
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from warroom.core.identity import Actor
+from warroom.core.identity import Actor, from_database
 from warroom.core.journal_kinds import Kind
 from warroom.core.verbs import Verb
 from warroom.engine.executor import CommandError
@@ -51,6 +51,9 @@ async def dispatch(engine: Engine, verb: str, args: dict[str, Any], actor: Actor
         return await engine.tick_item(actor, str(args.get("item", "")), ticked=not args.get("undo"))
     if verb == Verb.ACK:
         return await engine.ack_drift(actor)
+    if verb in (Verb.APPROVE, Verb.REJECT):
+        answer = engine.approve if verb == Verb.APPROVE else engine.reject
+        return await answer(actor, str(args.get("note") or ""), str(args["digest"]) if args.get("digest") else None)
     raise CommandError(f"unknown command {verb!r}; known: {', '.join(Verb)}")
 
 
@@ -146,7 +149,9 @@ class CommandLoop:
 
     async def _run(self, command: Command) -> None:
         engine = self.engine
-        actor = Actor.from_json(command.actor)
+        declared = Actor.from_json(command.actor).declared()
+        # The database's word when it gives one (PostgreSQL: the session's role); else the client's, unproven.
+        actor = from_database(declared, command.sender) if command.sender else declared
         age = command.waited  # on the store's clock: a client whose clock is off sends no "old" command
         COMMAND.set(command.id)  # this task's context: an action it starts is recorded on the command
         try:

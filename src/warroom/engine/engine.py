@@ -17,22 +17,25 @@ taken over writes nothing more. Every store call goes through the engine's store
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from warroom.core.approvals import Answer, OnTimeout
 from warroom.core.clock import Clock
 from warroom.core.flagstate import FlagState
 from warroom.core.identity import AUTOMATIC, Actor
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import JournalEntry, Snapshot, State
-from warroom.engine import intents, views
+from warroom.engine import approvals, intents, views
 from warroom.engine import state as st
 from warroom.engine.automation import Automation, Commit, Decision, Note, Pause, RollBack, StepUp
 from warroom.engine.cohorts import QueryKey
 from warroom.engine.executor import CommandError, Executor
 from warroom.engine.exposure import Exposure
+from warroom.engine.go_no_go import GoNoGo
 from warroom.engine.guardrails import Guardrails
 from warroom.engine.intents import RollbackProgress
 from warroom.engine.journal import EngineJournal, Entry
@@ -92,6 +95,8 @@ class Engine:
         self.recovery = Recovery(self.journal, self.executor, self.flags, lease)
         self.automation = Automation(plan, self.policy)
         self.publisher = Publisher(store, lambda: self.lease.fence, self.on_fenced)
+        self.digest = plan.digest()  # what a sign-off binds to
+        self.go_no_go = GoNoGo(plan, self.poller)
         self.heartbeat: asyncio.Task[None] | None = None
         self.backfill_task: asyncio.Task[None] | None = None
 
@@ -320,11 +325,37 @@ class Engine:
         await self._reassert_rollback()
         self.recovery.set_back_late_writes(self.policy.new_drift(self.rollout))  # an interrupted step's late write is no drift
         await self._apply(self.automation.drift(self.rollout, self.journal.version, acting=bool(self.executor.tasks)))
+        await self._sign_offs(now)
         await self._apply(self.automation.step(self.rollout, self.step_blockers))
         snap = self.publish()
         if self.clock.speed != 1.0:  # fast or virtual time: no cadence to keep, and a run must come out the same every time
             await self.journal.settled()
         return snap
+
+    async def _sign_offs(self, now: float) -> None:
+        """A sign-off timed out or lapsed (and what its timeout does); a granted one steps, once (a plan stepping
+        by itself asks for the sign-off as any step up does: the automation's step finds no blocker until it is asked)."""
+        expired = approvals.expiry(self.plan, self.rollout, digest=self.digest, now=now)
+        if expired is not None:
+            after, entries, action = expired
+            try:
+                self.journal.transition(lambda _now: (after, entries), expected_version=self.journal.version or None)
+            except (StaleState, st.Refused):
+                return  # a human answered meanwhile: the next tick looks again
+            if action is OnTimeout.ABORT:
+                await self._apply([Pause(entries[0][1], {"approval": after.approval.id if after.approval else ""})])
+            elif action is OnTimeout.ROLLBACK:
+                await self._apply([RollBack(entries[0][1], {"approval": after.approval.id if after.approval else ""})])
+        await self._step_on_grant()
+
+    async def _step_on_grant(self) -> None:
+        """The step a granted sign-off allows, as its requester; after a crash between the grant and the step, now."""
+        req = approvals.granted(self.plan, self.rollout)
+        if req is None or self.executor.tasks or self.step_blockers(forced=bool(req.forced_reason)):
+            return
+        asker = Actor(user=req.requester) if req.requester else AUTOMATIC
+        with contextlib.suppress(CommandError):
+            await self.step_up(asker, force=bool(req.forced_reason), reason=req.forced_reason, wait=self._virtual)
 
     @property
     def _virtual(self) -> bool:
@@ -351,7 +382,11 @@ class Engine:
                 pass  # the state moved meanwhile (a human acted first): the next tick looks again
 
     def step_blockers(self, *, forced: bool = False) -> list[str]:
-        """Why a step up is refused now. `forced` keeps only what even a force cannot override."""
+        """Why a step up is refused now. `forced` keeps only what even a force cannot override (a sign-off is one)."""
+        waiting = approvals.blocker(self.plan, self.rollout, self.clock.now())
+        return self._policy_blockers(forced=forced) + ([waiting] if waiting else [])
+
+    def _policy_blockers(self, *, forced: bool = False) -> list[str]:
         return self.policy.step_blockers(self.rollout, self.guardrails.views, self.clock.now(),
                                          in_flight=bool(self.executor.tasks), forced=forced)
 
@@ -366,7 +401,8 @@ class Engine:
             attempts=self.executor.attempts, journal=self.journal.tail(views.JOURNAL_TAIL), blockers=self.step_blockers(),
             force_blockers=self.step_blockers(forced=True), driver=self.holder, tick=self.tick_count,
             clock_rate=0.0 if self._virtual else self.clock.speed, planned_holds=self.planned_holds,
-            insecure=any(getattr(s, "insecure", False) for s in self.sources.values()))
+            insecure=any(getattr(s, "insecure", False) for s in self.sources.values()),
+            awaiting=approvals.blocker(self.plan, self.rollout, self.clock.now()) or "")
         for listener in self.snapshot_listeners:
             listener(self.snapshot)
         wait = PUBLISH_EVERY - (time.time() - self._published)
@@ -390,10 +426,10 @@ class Engine:
     async def step_up(self, actor: Actor, *, force: bool = False, reason: str = "", wait: bool = True) -> str:
         """Step up to the next phase; with `wait` return when its flags are confirmed (or it failed)."""
         current = self.journal.reload()
-        hard = self.step_blockers(forced=True)
+        hard = self._policy_blockers(forced=True)
         if hard:
             raise CommandError("cannot step up: " + "; ".join(hard))
-        soft = self.step_blockers()
+        soft = self._policy_blockers()
         if soft and not force:
             raise CommandError("cannot step up: " + "; ".join(soft) + " (force with a reason to override)")
         if force and soft and not reason.strip():
@@ -404,11 +440,61 @@ class Engine:
                             {"forced": bool(soft), "overridden": soft, "reason": reason})
             self._command(lambda now: (now.apply(st.Event.COMPLETE), [entry]))
             return "rollout complete"
+        if approvals.needed(self.plan, current) is not None and approvals.granted(self.plan, current) is None:
+            return self._ask_sign_off(actor, reason if force and soft else "")
+        if current.phase == 0 and self.go_no_go.wanted:
+            await self._decide_go(actor)
         ref, intent, entries = intents.step_up(self.plan, self.policy, current, self.clock.now(), actor, overridden=soft, reason=reason)
-        self._command(lambda now: (now.apply(st.Event.STEP_INTENT, action=ref), entries),
+        # The sign-off is used by this step's intent, in its transaction: killed after it, the step is finished, never taken twice.
+        self._command(lambda now: (now.apply(st.Event.STEP_INTENT, action=ref, approval=approvals.used(now, intent.to_phase)), entries),
                       ActionWrite(ref.id, new=(ref.kind, intent.to_json())))
         task = self.executor.launch(ref.id, self.executor.step(ref.id, intent, actor))
         return await asyncio.shield(task) if wait else f"stepping up to phase {intent.to_phase}"
+
+    def _ask_sign_off(self, actor: Actor, reason: str) -> str:
+        """Open the request the next step waits for (or say what it awaits); the step happens once it is granted."""
+        current = self.journal.reload()
+        req = approvals.current(self.plan, current)
+        if req is None:
+            exposures = {name: state.label() for name, state in self.policy.target_flags(current.phase + 1).items()}
+            self._command(lambda now: approvals.ask(self.plan, now, digest=self.digest, exposures=exposures, actor=actor,
+                                                    now=self.clock.now(), reason=reason))
+            self.publish()
+            req = approvals.current(self.plan, self.rollout)
+        assert req is not None
+        return f"{req.awaited(self.clock.now())}: the step up happens once approved (warroom approve PLAN)"
+
+    async def _decide_go(self, actor: Actor) -> None:
+        """The go/no-go, recorded before the first exposure; CommandError on NO-GO (the sign-off it used is spent)."""
+        req = approvals.granted(self.plan, self.rollout)
+        go, entry = await self.go_no_go.decide(req, actor, self.digest)
+
+        self._command(lambda now: approvals.decided(now, go, entry))
+        if not go:
+            self.publish()
+            raise CommandError(entry[1])
+
+    async def approve(self, actor: Actor, note: str = "", digest: str | None = None) -> str:
+        return await self._answer(actor, Answer.APPROVE, note, digest)
+
+    async def reject(self, actor: Actor, note: str = "", digest: str | None = None) -> str:
+        if not note.strip():
+            raise CommandError("a rejection needs a note saying why (--note)")
+        return await self._answer(actor, Answer.REJECT, note, digest)
+
+    async def _answer(self, actor: Actor, given: Answer, note: str, digest: str | None) -> str:
+        evidence = {view.id: view.value for view in self.guardrails.views}
+        after = self._command(lambda now: approvals.answer(self.plan, now, actor=actor, given=given, note=note, evidence=evidence,
+                                                           digest=self.digest, seen_digest=digest, now=self.clock.now()))
+        self.publish()
+        req = after.approval
+        assert req is not None
+        if req.status.open and req.missing():
+            return f"approved; still {req.awaited(self.clock.now())}"
+        if given is Answer.REJECT:
+            return f"rejected: the step to phase {req.phase} does not happen"
+        await self._step_on_grant()
+        return f"approved: sign-off complete, stepping up to phase {req.phase}"
 
     async def rollback(self, actor: Actor, reason: str = "manual rollback", *, cause: Mapping[str, Any] | None = None,
                        wait: bool = True) -> str:

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import logging
 import os
 import time
 import uuid
 from collections.abc import Callable
 
+from warroom.core.identity import account_name
 from warroom.flags.base import FlagError
 from warroom.store.base import Fence, Fenced, Holder, LeaseInfo, Store, StoreUnwritable, hostname, process_started
 from warroom.store.thread import StoreThread
@@ -54,10 +54,7 @@ class EngineBusy(Exception):
 
 def this_process() -> Holder:
     """A new engine of this process: who runs it, where, which process, which engine of it."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid{os.getuid()}"
+    user = account_name(os.getuid())  # the kernel's uid: a spoofed LOGNAME does not rename an engine
     return Holder(user, hostname(), os.getpid(), process_started(os.getpid()), uuid.uuid4().hex[:8])
 
 

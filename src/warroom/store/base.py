@@ -219,6 +219,7 @@ class Command:
     engine: str = ""  # Holder.id of the engine that ran it
     epoch: int | None = None
     waited: float = 0.0  # seconds it was queued before this claim, on the store's clock (set by claim_command)
+    sender: str = ""  # the database role that queued it, as the database recorded it ("": a store that cannot prove one)
 
     @property
     def done(self) -> bool:
@@ -293,6 +294,9 @@ class Store(ABC):
     # Whether every engine of this rollout writes through the same storage, so one that
     # cannot write (a full disk) leaves no other able to take over (SQLite: yes).
     shared_fate: ClassVar[bool] = False
+    # Whether the store records who queued a command as the server proves it (PostgreSQL: the session's
+    # role); where it does not (SQLite), a sign-off goes to the engine over its local socket instead.
+    proves_sender: ClassVar[bool] = False
     ref: str  # what the store was opened from, for messages (a path, a URL without password)
     readonly: bool = False  # opened read-only (a state on a read-only file system): reads only
 

@@ -130,6 +130,10 @@ class SQLStore(Store):
     def _let_go(self) -> None:
         """The lease was just released (the SQLite dialect stops listening for wake-ups)."""
 
+    def _sender(self, tx: Tx, command_id: int) -> str:
+        """Who queued a command as the database proves it ("": a dialect that cannot; PostgreSQL records the session's role)."""
+        return ""
+
     # ------------------------------------------------------------ SQL helpers
 
     def _where(self, *conds: str) -> str:
@@ -407,7 +411,7 @@ class SQLStore(Store):
             tx.run(f"UPDATE {self.s}commands SET status = 'running', engine = ?, epoch = ?{self._where('id = ?')}",
                    (fence.holder, fence.epoch, *self.key, command.id))
             return replace(command, status="running", engine=fence.holder, epoch=fence.epoch,
-                           waited=max(0.0, self._clock(tx) - command.created))
+                           waited=max(0.0, self._clock(tx) - command.created), sender=self._sender(tx, command.id))
 
     def _command_outcome(self, tx: Tx, command_id: int, status: str, message: str, finished: float | None) -> None:
         tx.run(f"UPDATE {self.s}commands SET status = ?, message = ?, finished = ?{self._where('id = ?')}",

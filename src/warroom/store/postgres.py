@@ -43,7 +43,18 @@ from warroom.store.core import Layout, SQLStore, Tx
 from warroom.store.rows import SQLRow
 
 # The schema this code reads and writes (its own numbering: SQLite files have theirs).
-PG_SCHEMA_VERSION = 1
+PG_SCHEMA_VERSION = 2
+
+# Schema 2: each command row records the session's role that queued it, set by the database itself
+# (a trigger on insert and on any write of the column): a client's word about who it is never reaches it.
+SENDER = [
+    "ALTER TABLE warroom.commands ADD COLUMN IF NOT EXISTS sender TEXT NOT NULL DEFAULT session_user",
+    "CREATE OR REPLACE FUNCTION warroom.command_sender() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN NEW.sender := session_user; RETURN NEW; END $$",
+    "DROP TRIGGER IF EXISTS command_sender ON warroom.commands",
+    "CREATE TRIGGER command_sender BEFORE INSERT OR UPDATE OF sender ON warroom.commands "
+    "FOR EACH ROW EXECUTE FUNCTION warroom.command_sender()",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS warroom.journal (
@@ -186,6 +197,7 @@ class _Tx:
 
 class PostgresStore(SQLStore):
     shared_fate = False  # engines on other hosts reach the database by other ways: one's outage is not all's
+    proves_sender = True  # each command row carries the session's role, written by the database (schema 2)
 
     def __init__(self, target: PostgresState, *, create: bool = True, readonly: bool = False):
         assert target.rollout, "state_path() keys a PostgreSQL state by its rollout"
@@ -249,6 +261,8 @@ class PostgresStore(SQLStore):
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 cur.execute(statement.encode())
+        for statement in SENDER:
+            cur.execute(statement.encode())
         cur.execute("INSERT INTO warroom.meta (id, version) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET version = excluded.version",
                     (PG_SCHEMA_VERSION,))
 
@@ -310,6 +324,10 @@ class PostgresStore(SQLStore):
 
     def now(self) -> float:
         return float(self._read(CLOCK)[0][0])
+
+    def _sender(self, tx: Tx, command_id: int) -> str:
+        found = tx.one("SELECT sender FROM warroom.commands WHERE id = ?", (command_id,))
+        return str(found[0]) if found else ""
 
     def _backend_pid(self) -> int | None:
         db = self._db

@@ -552,6 +552,23 @@ class WarroomApp(App[int]):
     def action_ack_drift(self) -> None:
         self.send("acknowledge drift", Verb.ACK)
 
+    def action_approve(self) -> None:
+        # No plan digest from here: the console shows the plan the engine runs (its snapshot), and that is what is approved.
+        self.send("approve", Verb.APPROVE, note="from the console")
+
+    def action_reject(self) -> None:
+        from warroom.tui.screens.force_reason import ForceReason  # dialogs load when opened
+
+        def rejected(note: str | None) -> None:
+            if note:
+                self.send("reject", Verb.REJECT, note=note)
+            else:
+                self.notify("reject cancelled: nothing changed")
+
+        awaiting = (self.snapshot.awaiting,) if self.snapshot else ()
+        self.push_screen(ForceReason(awaiting, heading="REJECT the step, which is ", button="Reject", ask="why? (required, in the decision record)"),
+                         rejected)
+
     def action_help(self) -> None:
         from warroom.tui.screens.help import HelpRow, HelpScreen
 
