@@ -51,7 +51,7 @@ def plan(folder: Path, url: str, rollout: str, role: str) -> Path:
 def answered_at_once(store: Store) -> float:
     """Seconds until the engine answers a command it refuses at once (an `ack` with no drift)."""
     sent = time.time()
-    probe = store.send_command("ack", {}, {"user": "bench"}, sent)
+    probe = store.send_command("ack", {}, {"user": "bench"})
     answered = until("the engine's answer", lambda: (c := store.command(probe)) is not None and c.done and c, every=0.005)
     return answered.finished - sent
 
@@ -62,7 +62,7 @@ def sign_off(path: Path, store: Store, security: Store, phase: int) -> float:
     if asked.returncode:
         raise SystemExit(f"step {phase} refused: {asked.stderr}")
     sent = time.time()
-    security.send_command("approve", {"note": "bench"}, {"user": "bench"}, sent)
+    security.send_command("approve", {"note": "bench"}, {"user": "bench"})
     outcome = until("the step's outcome", lambda: [e for e in store.iter_entries(kinds=("step.outcome",))
                                                    if e.data.get("entered_phase") == phase], every=0.005)
     return outcome[0].ts - sent

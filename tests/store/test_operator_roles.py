@@ -4,7 +4,6 @@ as the database records it, never by what the client's row says."""
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -61,7 +60,7 @@ async def test_an_operator_signs_off_as_the_database_role_they_connected_with(pg
         async def send_as(who: str, declared: str, verb: Verb = Verb.APPROVE) -> str:
             store = open_store(operators[who][1].keyed(state.rollout))
             try:
-                command_id = store.send_command(verb, {"note": f"{who} checked"}, {"user": declared, "proof": "kernel: forged"}, time.time())
+                command_id = store.send_command(verb, {"note": f"{who} checked"}, {"user": declared, "proof": "kernel: forged"})
             finally:
                 store.close()
             claimed = engine.store.claim_command(engine.lease.fence)
@@ -104,7 +103,7 @@ def test_a_store_of_schema_1_gains_the_sender_column(postgres_cluster, pg_state)
         store = open_store(state)
         try:
             assert store.schema_version() == 2
-            store.send_command("pause", {}, {"user": "mallory"}, time.time())
+            store.send_command("pause", {}, {"user": "mallory"})
             with psycopg.connect(url, password=os.environ[PG_PASSWORD], autocommit=True) as raw:
                 assert raw.execute("SELECT sender FROM warroom.commands").fetchone() == (STORE_ROLE,)
         finally:
