@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 
 from warroom.core.identity import current_actor  # noqa: E402
-from warroom.plan.model import PostgresState  # noqa: E402
+from warroom.plan.state import PostgresState  # noqa: E402
 from warroom.store import open_store  # noqa: E402
 from warroom.store.base import Store  # noqa: E402
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.flags.flagservice import Write
 from tests.process.conftest import WARROOM
-from tests.process.test_across_hosts import EU, US, SharedRollout, shared  # noqa: F401  (shared: the fixture)
+from tests.process.test_across_hosts import EU, ME, US, SharedRollout, shared  # noqa: F401  (shared: the fixture)
 from tests.races.conftest import exposing
 from tests.support.loopback import serving
 from tests.support.waiting import until
@@ -73,7 +73,7 @@ def test_a_webhook_in_flight_when_its_engine_is_killed_is_sent_again_with_the_sa
     # The state read ROLLED BACK while the runbook ran: the takeover is journaled all the same.
     assert kinds.count("engine.lost") == 1 and kinds.count("rollback.resume") == 1 and kinds.count("rollback.outcome") == 1
     lost = next(e for e in r.store.entries() if e.kind == "engine.lost")
-    assert f"took over from engine alice@bastion-eu pid {eu.pid}, which vanished with the rollout ROLLED BACK, its rollback unfinished" \
+    assert f"took over from engine {ME}@bastion-eu pid {eu.pid}, which vanished with the rollout ROLLED BACK, its rollback unfinished" \
         in lost.message, lost.message
 
 
@@ -127,6 +127,6 @@ def test_the_old_drivers_late_step_write_is_set_back_not_taken_for_drift(shared,
     assert "drift.detected" not in kinds, [e.message for e in entries if e.kind == "drift.detected"]
     (landed,) = [e for e in entries if e.kind == "step.late_write"]
     assert landed.message.startswith("feature read back 50%: the late write of the interrupted step up to phase 2 (engine "
-                                     f"alice@bastion-eu pid {eu.pid}, before the takeover); setting it back to 5%, the phase it is at"), landed.message
+                                     f"{ME}@bastion-eu pid {eu.pid}, before the takeover); setting it back to 5%, the phase it is at"), landed.message
     status = r.status_json()
     assert status["state"] == "RUNNING" and status["phase"]["index"] == 1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.process.test_across_hosts import EU, SharedRollout, shared  # noqa: F401  (shared: the rollout-on-PostgreSQL fixture)
+from tests.process.test_across_hosts import EU, ME, SharedRollout, shared  # noqa: F401  (shared: the rollout-on-PostgreSQL fixture)
 from tests.races.conftest import WARROOM, Rollout, finished, flags, plan_data  # noqa: F401  (flags: the flag service fixture)
 from tests.support.waiting import until
 
@@ -89,7 +89,7 @@ def test_a_console_ahead_shows_the_driver_and_its_R_rolls_back(shared, flags, tm
     env = {k: v for k, v in skewed(offset).items() if k in (*CONSOLE_HOST, "PYTHONPATH", "WARROOM_TEST_CLOCK_OFFSET",
                                                                "XDG_STATE_HOME", "WARROOM_RACE_FLAG_TOKEN")}
     tmux.start(f"{' '.join(WARROOM)} {r.plan}", env=env)
-    screen = tmux.wait_for("engine: alice@bastion-eu", 30)
+    screen = tmux.wait_for(f"engine: {ME}@bastion-eu", 30)
     assert "RUNNING" in screen and "NO ENGINE" not in screen, screen
     tmux.run("send-keys", "-t", tmux.name, "R")
     until("the flags off", lambda: flags.flags["feature"]["enabled"] is False)
