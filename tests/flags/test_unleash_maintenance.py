@@ -105,4 +105,4 @@ def test_check_says_unleash_is_in_maintenance_mode(unleash, unleash_token, unlea
     result = subprocess.run([sys.executable, "-m", "warroom", "check", str(path)], capture_output=True, text=True)
     out = result.stdout + result.stderr
     assert "WARN flag service frozen: Unleash is in maintenance mode" in out, out
-    assert "step ups are refused until it ends; a rollback sets rollout 0%" in out, out
+    assert "a rollback sets rollout 0%); step ups are refused until it ends" in out, out

@@ -95,6 +95,9 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
             writable = await engine.provider.writable(list(flags))
             say(f"  {writable.proof.value:<4} write: {redact(writable.detail)}")
             problems += writable.proof == Proof.NOT_WRITABLE
+            # A warning, not a problem: the plan is sound, but no step up goes through until the vendor thaws.
+            if engine.flags.vendor_freeze:
+                say(f"  WARN flag service frozen: {engine.flags.vendor_freeze}; step ups are refused until it ends")
         finally:
             await engine.poller.close()
             await engine.provider.close()

@@ -133,6 +133,8 @@ def _print_status(snap: Snapshot) -> None:
         desired = flag.desired.label() if flag.desired else "—"
         observed = flag.observed.label() if flag.observed else (flag.error or "—")
         say(f"  flag {flag.name:<20} desired {desired:<8} observed {observed}{'  DRIFT' if flag.drift else ''}")
+    for frozen in snap.freezes:
+        say(f"  {frozen.banner(snap.now)}" + (f" — by {frozen.by}" if frozen.by else f" — {frozen.kind.value}"))
     if snap.step_blockers:
         say("  step up blocked: " + "; ".join(snap.step_blockers))
     elif snap.next_change:

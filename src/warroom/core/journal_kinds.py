@@ -50,6 +50,8 @@ class Kind(StrEnum):
     ROLLBACK_OUTCOME = "rollback.outcome", "a rollback finished, runbook included", True, "bad"
     ROLLBACK_RESUME = "rollback.resume", "a rollback left unfinished by a gone process is finished", False, "bad"
     ROLLBACK_REASSERT = "rollback.reassert", "a flag read back exposed after a rollback: set off again", False, "bad"
+    FLAG_FALLBACK = ("flag.fallback", "the flag service refused switching a flag off (its maintenance mode): a write it still "
+                     "accepts took the exposure to 0, confirmed by read-back", True, "warn")
 
     # ---------------------------------------------------------------- what is watched
     GUARDRAIL_BREACH = "guardrail.breach", "a guardrail began breaching; it acts if this holds for its window", False, "warn"

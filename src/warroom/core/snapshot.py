@@ -18,6 +18,7 @@ from typing import Any
 
 from warroom.core.action_kinds import ActionKind
 from warroom.core.flagstate import FlagState
+from warroom.core.freeze import Freeze
 from warroom.core.guardrail_actions import GuardrailAction
 from warroom.core.statuses import ExposureStatus, GuardrailStatus, PaneStatus, RunbookStepStatus
 from warroom.core.words import Word
@@ -284,6 +285,7 @@ class Snapshot:
     started_at: float | None = None
     notes: tuple[str, ...] = ()
     force_blockers: tuple[str, ...] = ()  # what even a forced step up cannot override
+    freezes: tuple[Freeze, ...] = ()  # the freezes in force: step ups refused, going back allowed
     engine: EngineView | None = None  # None: as the engine itself built it
     exposure: ExposureView | None = None  # None: the plan has no exposure check
     phase_exposures: tuple[str, ...] = ()  # each phase's exposure, short: "25%", "50%/100%"

@@ -24,10 +24,11 @@ from typing import Any
 
 from warroom.core.clock import Clock
 from warroom.core.flagstate import FlagState
+from warroom.core.freeze import Freeze
 from warroom.core.identity import AUTOMATIC, Actor
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import JournalEntry, Snapshot, State
-from warroom.engine import intents, views
+from warroom.engine import freeze, intents, views
 from warroom.engine import state as st
 from warroom.engine.automation import Automation, Commit, Decision, Note, Pause, RollBack, StepUp
 from warroom.engine.cohorts import QueryKey
@@ -335,10 +336,15 @@ class Engine:
             except (CommandError, StaleState, st.Refused):
                 pass  # the state moved meanwhile (a human acted first): the next tick looks again
 
+    def freezes(self) -> tuple[Freeze, ...]:
+        """The freezes in force now: they refuse step ups, never going back."""
+        return freeze.in_force(self.clock.now(), vendor=self.flags.vendor_freeze)
+
     def step_blockers(self, *, forced: bool = False) -> list[str]:
-        """Why a step up is refused now. `forced` keeps only what even a force cannot override."""
-        return self.policy.step_blockers(self.rollout, self.guardrails.views, self.clock.now(),
-                                         in_flight=bool(self.executor.tasks), forced=forced)
+        """Why a step up is refused now. `forced` keeps only what even a force cannot override (a freeze is one)."""
+        now = self.clock.now()
+        return (self.policy.step_blockers(self.rollout, self.guardrails.views, now, in_flight=bool(self.executor.tasks), forced=forced)
+                + freeze.blockers(self.freezes(), now))
 
     def publish(self, *, force: bool = False) -> Snapshot:
         """Build the snapshot, tell the listeners, and write it to the store for every client.
@@ -349,7 +355,7 @@ class Engine:
         self.snapshot = views.snapshot(
             self.plan, self.rollout, self.clock.now(), poller=self.poller, guardrails=self.guardrails, policy=self.policy, flags=self.flags,
             attempts=self.executor.attempts, journal=self.journal.tail(views.JOURNAL_TAIL), blockers=self.step_blockers(),
-            force_blockers=self.step_blockers(forced=True), driver=self.holder, tick=self.tick_count,
+            force_blockers=self.step_blockers(forced=True), freezes=self.freezes(), driver=self.holder, tick=self.tick_count,
             clock_rate=0.0 if self._virtual else self.clock.speed, planned_holds=self.planned_holds,
             insecure=any(getattr(s, "insecure", False) for s in self.sources.values()))
         for listener in self.snapshot_listeners:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from warroom.core.flagstate import FlagState
+from warroom.core.freeze import Freeze
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import (
     ActionView,
@@ -144,7 +145,7 @@ def flag_views(plan: Plan, state: RolloutState, flags: FlagReader) -> tuple[Flag
 
 def snapshot(plan: Plan, state: RolloutState, now: float, *, poller: Poller, guardrails: Guardrails, policy: Policy,
              flags: FlagReader, attempts: Mapping[str, tuple[int, str]], journal: tuple[JournalEntry, ...],
-             blockers: Sequence[str], force_blockers: Sequence[str], driver: str, tick: int, clock_rate: float, insecure: bool,
+             blockers: Sequence[str], force_blockers: Sequence[str], freezes: tuple[Freeze, ...], driver: str, tick: int, clock_rate: float, insecure: bool,
              planned_holds: Mapping[int, float]) -> Snapshot:
     """The picture of the rollout now. `attempts`: action id → (failed attempts, last error); `journal`: its
     newest entries; `blockers`: why a step up is refused (`force_blockers`: even forced); `driver`: the
@@ -170,6 +171,7 @@ def snapshot(plan: Plan, state: RolloutState, now: float, *, poller: Poller, gua
         action=action,
         step_blockers=tuple(blockers),
         force_blockers=tuple(force_blockers),
+        freezes=freezes,
         paused_reason=state.paused_reason,
         drift=bool(state.drift),
         driver=driver,

@@ -8,6 +8,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
+from warroom.core.freeze import longest
 from warroom.core.snapshot import Snapshot
 from warroom.core.units import format_duration
 from warroom.tui.clock_text import clock_text
@@ -72,6 +73,8 @@ class Banner(Widget):
     Banner #mode.-ro { color: $warning; text-style: bold reverse; }
     Banner #insecure { color: $error; text-style: bold reverse; display: none; }
     Banner.-insecure #insecure { display: block; }
+    Banner #freeze { color: $warning; text-style: bold reverse; display: none; }
+    Banner.-frozen #freeze { display: block; }
     """
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)  # parts update themselves
@@ -90,6 +93,7 @@ class Banner(Widget):
             yield Static(id="clock", markup=False)
         with Horizontal():
             yield PhaseStrip().data_bind(Banner.snapshot, Banner.now)
+            yield Static(id="freeze", markup=False)
             yield Static(id="age", markup=False)
             yield Static(id="driver", markup=False)
 
@@ -136,3 +140,6 @@ class Banner(Widget):
         set_text(part(self, "#why", Static), condition.why)
         set_text(part(self, "#clock", Static), clock_text(self.now))
         set_text(part(self, "#age", Static), data_age_text(snap, self.now))
+        frozen = longest(snap.freezes)
+        self.set_class(frozen is not None, "-frozen")
+        set_text(part(self, "#freeze", Static), frozen.banner(self.now) if frozen is not None else "")
