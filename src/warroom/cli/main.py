@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from warroom.cli.check import cmd_check
+from warroom.cli.freeze import add_freeze_parsers, cmd_freeze, cmd_thaw
 from warroom.client import EngineClient
 from warroom.core.exit_codes import Exit
 from warroom.core.identity import current_actor
@@ -36,7 +37,7 @@ from warroom.store.paths import StateRef, default_state_path, state_path
 T = TypeVar("T")
 
 VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal",
-         "engine", "up", "down", "secret", "simulate")
+         "engine", "up", "down", "freeze", "thaw", "secret", "simulate")
 
 
 def _speed(text: str) -> str | float:
@@ -367,6 +368,7 @@ def _parser() -> argparse.ArgumentParser:
     j = verb("journal", "print the journal of PLAN, of the state database given with --state, or else of the newest one", demo=True)
     j.add_argument("--json", action="store_true", help="one JSON object per line")
     j.add_argument("--limit", type=_count, default=0, help="only the newest N entries")
+    add_freeze_parsers(verb)
     # Imported here, not at the top: the console's start-up never pays for these verbs.
     from warroom.cli.secret import add_secret_parser
     from warroom.drills.exporter import add_simulate_parser
@@ -457,6 +459,8 @@ HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "run": cmd_run,
     "status": cmd_status,
     "journal": cmd_journal,
+    "freeze": cmd_freeze,
+    "thaw": cmd_thaw,
     **{verb: _actor_cmd(verb) for verb in Verb if verb is not Verb.SHUTDOWN},  # `down` sends that one
 }
 

@@ -67,6 +67,11 @@ class Kind(StrEnum):
     SOURCE_ERROR = "source.error", "a metrics source stopped answering", True, "warn"
     SOURCE_RECOVERED = "source.recovered", "a metrics source answers again", True, "warn"
 
+    # ---------------------------------------------------------------- when a change may happen
+    FREEZE_BEGIN = "freeze.begin", "a freeze is in force (ad hoc, stop-the-line, calendar, the flag service's): step ups refused", True, "warn"
+    FREEZE_LIFTED = "freeze.lifted", "a freeze was lifted by a human (`warroom thaw`), named", True, "warn", "thaw"
+    FREEZE_END = "freeze.end", "a freeze ran out (its time passed, or the flag service takes changes again)", True, "warn"
+
     # ---------------------------------------------------------------- who runs it
     ENGINE_START = "engine.start", "an engine took the lease and drives the rollout"
     ENGINE_STOP = "engine.stop", "the driving engine stopped and gave the lease up"

@@ -90,6 +90,7 @@ class Engine:
                                  self.on_fenced, dry_run_steps)
         self.recovery = Recovery(self.journal, self.executor, self.flags, lease)
         self.automation = Automation(plan, self.policy)
+        self.freeze_watch = freeze.FreezeWatch()
         self.heartbeat: asyncio.Task[None] | None = None
         self.backfill_task: asyncio.Task[None] | None = None
 
@@ -179,6 +180,7 @@ class Engine:
         self.store.save_plan(self.lease.fence, self.clock.now(), self.plan.journal_copy())
         self.recovery.journal_start(self.name)
         self.recovery.recover()
+        await self._apply(self._look_at_freezes(self.clock.now()))  # a step up typed before the first tick is refused too
         if self.want_backfill:
             # In the background: a slow server must not hold back the first tick, nor a
             # rollback key pressed in the first seconds.
@@ -297,6 +299,7 @@ class Engine:
         now = self.clock.now()
         await asyncio.gather(self.poller.poll(now, self._context(now)), self.flags.read())
         await self._apply(self.automation.source_health(self.poller.health_changes()))
+        await self._apply(self._look_at_freezes(now))
         self.tick_count += 1
         samples = self.poller.record_history()
         with contextlib.suppress(StoreUnwritable):  # samples are expendable (the journal says the store cannot be written)
@@ -337,8 +340,15 @@ class Engine:
                 pass  # the state moved meanwhile (a human acted first): the next tick looks again
 
     def freezes(self) -> tuple[Freeze, ...]:
-        """The freezes in force now: they refuse step ups, never going back."""
-        return freeze.in_force(self.clock.now(), vendor=self.flags.vendor_freeze)
+        """The freezes in force at the last look (every tick): they refuse step ups, never going back."""
+        return self.freeze_watch.in_force
+
+    def _look_at_freezes(self, now: float) -> list[Decision]:
+        try:
+            rows = self.store.freezes(since=self.started_at)
+        except StoreError:
+            return []  # a store away: the freezes as last read hold (the journal says the store is away)
+        return list(self.freeze_watch.look(rows, self.flags.vendor_freeze, now))
 
     def step_blockers(self, *, forced: bool = False) -> list[str]:
         """Why a step up is refused now. `forced` keeps only what even a force cannot override (a freeze is one)."""

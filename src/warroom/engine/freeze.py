@@ -1,8 +1,10 @@
-"""Which freezes are in force now, and the step-up blockers they make.
+"""Which freezes are in force now, the step-up blockers they make, and what changed (to journal).
 
 A freeze refuses going forward (a step up, forced or not; a scheduled advance) and never
 going back: rollback, pause and step-down do not ask here. The engine's step blockers
-call `blockers`, beside the plan's own gates (policy.py) and approvals.
+call `blockers`, beside the plan's own gates (policy.py) and approvals. The freezes come
+from the store's rows (`warroom freeze`, a stop-the-line), read every tick, and from the
+flag service itself (Unleash's maintenance mode).
 """
 
 from __future__ import annotations
@@ -10,16 +12,55 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from warroom.core.freeze import Freeze, FreezeKind
+from warroom.core.journal_kinds import Kind
+from warroom.engine.automation import Note
+from warroom.store.base import StoredFreeze
+
+VENDOR = "vendor"  # the flag service's own freeze, among the store's row ids
 
 
-def in_force(now: float, *, vendor: str | None, others: Iterable[Freeze] = ()) -> tuple[Freeze, ...]:
-    """The freezes covering `now`: the flag service's own (while it says so) and every other one."""
-    found = [Freeze(FreezeKind.VENDOR, vendor)] if vendor else []
-    found += [f for f in others if f.covers(now)]
-    return tuple(found)
+def of_row(row: StoredFreeze) -> Freeze:
+    kind = FreezeKind.STOP_THE_LINE if row.every_rollout else FreezeKind.AD_HOC
+    return Freeze(kind, row.reason, until=row.until, by=row.by)  # in force from the moment it is written
 
 
 def blockers(freezes: Iterable[Freeze], now: float) -> list[str]:
     """Why a step up is refused: one line a freeze. Even a forced step up is (a freeze is the room's
     decision not to go forward; lifting it is `warroom thaw`, journaled with who)."""
     return [f.blocker(now) for f in freezes]
+
+
+class FreezeWatch:
+    """The freezes as this engine last looked: those in force, and the news since the look before."""
+
+    def __init__(self) -> None:
+        self.in_force: tuple[Freeze, ...] = ()
+        self._seen: dict[str, Freeze] = {}  # row id (or VENDOR) -> the freeze in force at the last look
+
+    def look(self, rows: list[StoredFreeze], vendor: str | None, now: float) -> list[Note]:
+        """Take this tick's rows and the flag service's word; the journal entries for what began or ended."""
+        current: dict[str, Freeze] = {str(r.id): of_row(r) for r in rows if r.lifted is None and of_row(r).covers(now)}
+        if vendor:
+            current[VENDOR] = Freeze(FreezeKind.VENDOR, vendor)
+        notes = [self._began(key, f, now) for key, f in current.items() if key not in self._seen]
+        lifted = {str(r.id): r for r in rows if r.lifted is not None}
+        notes += [self._ended(key, f, lifted.get(key)) for key, f in self._seen.items() if key not in current]
+        self._seen = current
+        self.in_force = tuple(current.values())
+        return notes
+
+    @staticmethod
+    def _began(key: str, freeze: Freeze, now: float) -> Note:
+        scope = " (every rollout on this store)" if freeze.kind == FreezeKind.STOP_THE_LINE else ""
+        by = f" by {freeze.by}" if freeze.by else ""
+        return Note(Kind.FREEZE_BEGIN, f"{freeze.banner(now)}{by}{scope}: step ups refused",
+                    {"freeze": key, "kind": freeze.kind.value, "reason": freeze.reason, "until": freeze.until, "by": freeze.by})
+
+    @staticmethod
+    def _ended(key: str, freeze: Freeze, row: StoredFreeze | None) -> Note:
+        if row is not None:
+            return Note(Kind.FREEZE_LIFTED, f"{freeze.kind.value} freeze lifted by {row.lifted_by}: {freeze.reason}",
+                        {"freeze": key, "kind": freeze.kind.value, "reason": freeze.reason, "lifted_by": row.lifted_by})
+        how = "the flag service takes changes again" if key == VENDOR else "its time ran out"
+        return Note(Kind.FREEZE_END, f"{freeze.kind.value} freeze over ({how}): {freeze.reason}",
+                    {"freeze": key, "kind": freeze.kind.value, "reason": freeze.reason})

@@ -40,6 +40,7 @@ from warroom.core.snapshot import JournalEntry
 from warroom.plan.state import PostgresState
 from warroom.store import rows
 from warroom.store.base import (
+    EVERY_ROLLOUT,
     ActionWrite,
     Command,
     Fence,
@@ -49,6 +50,7 @@ from warroom.store.base import (
     PendingAction,
     Row,
     StandbyInfo,
+    StoredFreeze,
     StoredSnapshot,
     StoreError,
     StoreMissing,
@@ -58,9 +60,19 @@ from warroom.store.base import (
 from warroom.store.rows import SQLCommits
 
 # The schema this code reads and writes (its own numbering: SQLite files have theirs).
-PG_SCHEMA_VERSION = 1
+PG_SCHEMA_VERSION = 2  # 2: freezes
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS warroom.freezes (
+    id BIGSERIAL PRIMARY KEY,
+    scope TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    until DOUBLE PRECISION,
+    by_whom TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    lifted DOUBLE PRECISION,
+    lifted_by TEXT
+);
 CREATE TABLE IF NOT EXISTS warroom.journal (
     seq BIGSERIAL PRIMARY KEY,
     rollout TEXT NOT NULL,
@@ -459,6 +471,29 @@ class PostgresStore(SQLCommits):
     # ------------------------------------------------------------ commands
 
     _COMMAND = f"SELECT {rows.COMMAND} FROM warroom.commands WHERE rollout = %s"
+
+    # ------------------------------------------------------------ freezes
+
+    def add_freeze(self, reason: str, until: float | None, by: str, created: float, *, every_rollout: bool = False) -> int:
+        # A stop-the-line is one row with scope `*`: every engine on the database reads it on its next tick.
+        with self._tx() as db:
+            return rows.one(db.execute(
+                "INSERT INTO warroom.freezes (scope, reason, until, by_whom, created) VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                (EVERY_ROLLOUT if every_rollout else self.key, reason, until, by, created)).fetchone())[0]
+
+    def lift_freezes(self, by: str, lifted: float, *, every_rollout: bool = False) -> list[StoredFreeze]:
+        scope = EVERY_ROLLOUT if every_rollout else self.key
+        with self._tx() as db:
+            found = [rows.freeze(r) for r in db.execute(
+                f"SELECT {rows.FREEZE} FROM warroom.freezes WHERE scope = %s AND lifted IS NULL AND (until IS NULL OR until > %s) "
+                "FOR UPDATE", (scope, lifted)).fetchall()]
+            db.execute("UPDATE warroom.freezes SET lifted = %s, lifted_by = %s WHERE scope = %s AND lifted IS NULL", (lifted, by, scope))
+            return found
+
+    def freezes(self, since: float) -> list[StoredFreeze]:
+        return [rows.freeze(r) for r in self._read(
+            f"SELECT {rows.FREEZE} FROM warroom.freezes WHERE scope IN (%s, %s) AND (lifted IS NULL OR lifted >= %s) "
+            "AND (until IS NULL OR until > %s) ORDER BY id", (self.key, EVERY_ROLLOUT, since, since))]
 
     def send_command(self, verb: str, args: dict[str, Any], actor: dict[str, Any], created: float) -> int:
         with self._tx() as db:  # its notification wakes the driving engine, wherever it runs

@@ -14,6 +14,7 @@ from typing import Any
 from warroom.core.secrets import redact
 from warroom.core.snapshot import JournalEntry
 from warroom.store.base import (
+    EVERY_ROLLOUT,
     ActionWrite,
     Change,
     Command,
@@ -26,12 +27,14 @@ from warroom.store.base import (
     StaleState,
     StandbyInfo,
     Store,
+    StoredFreeze,
 )
 
 # The columns each query reads, in the order the converters below take them.
 ENTRY = "seq, ts, kind, message, actor, action_id, data"
 ACTION = "id, kind, intent, progress, created, epoch"
 COMMAND = "id, created, verb, args, actor, status, message, action_id, finished, engine, epoch"
+FREEZE = "id, scope, reason, until, by_whom, created, lifted, lifted_by"
 
 
 def instance(holder_id: str) -> str:
@@ -49,6 +52,10 @@ def action(row: tuple) -> PendingAction:
 
 def command(row: tuple) -> Command:
     return Command(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), row[5], row[6], row[7], row[8], row[9], row[10])
+
+
+def freeze(row: tuple) -> StoredFreeze:
+    return StoredFreeze(row[0], row[1] == EVERY_ROLLOUT, row[2], row[3], row[4], row[5], row[6], row[7] or "")
 
 
 def one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:

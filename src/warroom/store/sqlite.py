@@ -31,6 +31,7 @@ from typing import Any
 from warroom.core.snapshot import JournalEntry
 from warroom.store import rows
 from warroom.store.base import (
+    EVERY_ROLLOUT,
     SCHEMA_VERSION,
     ActionWrite,
     Command,
@@ -42,6 +43,7 @@ from warroom.store.base import (
     PendingAction,
     Row,
     StandbyInfo,
+    StoredFreeze,
     StoredSnapshot,
     StoreError,
     StoreMissing,
@@ -51,6 +53,16 @@ from warroom.store.base import (
 from warroom.store.rows import SQLCommits
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS freezes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scope TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    until REAL,
+    by_whom TEXT NOT NULL,
+    created REAL NOT NULL,
+    lifted REAL,
+    lifted_by TEXT
+);
 CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     ts REAL NOT NULL,
@@ -445,6 +457,29 @@ class SQLiteStore(SQLCommits):
         return [rows.standby(r) for r in self._read("SELECT user, host, pid, started, since, heartbeat, holder FROM standbys ORDER BY since")]
 
     # ------------------------------------------------------------ commands
+
+    # ------------------------------------------------------------ freezes
+
+    def add_freeze(self, reason: str, until: float | None, by: str, created: float, *, every_rollout: bool = False) -> int:
+        with self._tx() as db:  # one file is one rollout: a stop-the-line here stops every engine on this file
+            cur = db.execute("INSERT INTO freezes (scope, reason, until, by_whom, created) VALUES (?, ?, ?, ?, ?)",
+                             (EVERY_ROLLOUT if every_rollout else "", reason, until, by, created))
+            freeze_id = cur.lastrowid or 0
+        self._wake_engine()
+        return freeze_id
+
+    def lift_freezes(self, by: str, lifted: float, *, every_rollout: bool = False) -> list[StoredFreeze]:
+        scope = EVERY_ROLLOUT if every_rollout else ""
+        with self._tx() as db:
+            found = [rows.freeze(r) for r in db.execute(f"SELECT {rows.FREEZE} FROM freezes WHERE scope = ? AND lifted IS NULL "
+                                                        "AND (until IS NULL OR until > ?)", (scope, lifted))]
+            db.execute("UPDATE freezes SET lifted = ?, lifted_by = ? WHERE scope = ? AND lifted IS NULL", (lifted, by, scope))
+        self._wake_engine()
+        return found
+
+    def freezes(self, since: float) -> list[StoredFreeze]:
+        return [rows.freeze(r) for r in self._read(f"SELECT {rows.FREEZE} FROM freezes WHERE (lifted IS NULL OR lifted >= ?) "
+                                                   "AND (until IS NULL OR until > ?) ORDER BY id", (since, since))]
 
     def send_command(self, verb: str, args: dict[str, Any], actor: dict[str, Any], created: float) -> int:
         with self._tx() as db:
