@@ -173,3 +173,21 @@ def test_the_driving_engine_is_woken_at_once_by_a_command(stores):
         return time.monotonic() - started
 
     assert 0.29 < asyncio.run(woken()) < 0.35  # the datagram, not the next poll
+
+
+def test_a_freeze_is_read_by_every_connection_until_lifted_and_the_lift_names_who(stores):
+    first, second = stores
+    now = time.time()
+    first.add_freeze("Black Friday", now + 3600, "alice", now)
+    first.add_freeze("incident 4711", None, "carol", now, every_rollout=True)
+    seen = second.freezes(since=now)
+    assert [(f.reason, f.every_rollout, f.by, f.lifted) for f in seen] == [
+        ("Black Friday", False, "alice", None), ("incident 4711", True, "carol", None)]
+    (lifted,) = second.lift_freezes("bob", now + 1)  # this rollout's own; the stop-the-line stays
+    assert lifted.reason == "Black Friday"
+    seen = first.freezes(since=now)
+    assert [(f.reason, f.lifted_by) for f in seen] == [("Black Friday", "bob"), ("incident 4711", "")]
+    assert [f.reason for f in first.freezes(since=now + 2)] == ["incident 4711"]  # lifted before: no news
+    assert [f.reason for f in first.lift_freezes("dave", now + 3, every_rollout=True)] == ["incident 4711"]
+    assert first.freezes(since=now + 4) == []
+    assert first.freezes(since=now + 4) == second.freezes(since=now + 4)
