@@ -8,6 +8,7 @@ Unknown keys are errors, because a typo such as `above_` must never silently dis
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -17,6 +18,7 @@ from warroom.plan.conditions import Condition, ExposureCheck, Gate, Guardrail, U
 from warroom.plan.fields import Duration, Ident, Number, PositiveDuration, Strict
 from warroom.plan.flagsetting import FlagSetting, FlagValue
 from warroom.plan.rollback import NotifyTarget, RollbackSpec
+from warroom.plan.schedule import Instant, Schedule
 from warroom.plan.secret_refs import secret_references
 from warroom.plan.simulate import SimulateExpression, modelled_exposure
 from warroom.plan.sources import FlagProviderConfig, SimulatorSourceConfig, SourceConfig
@@ -66,6 +68,13 @@ class Phase(Strict):
     hold: Duration = 0.0
     gates: list[Gate] = []
     checklist: list[Item] = []
+    at: Instant | None = None  # a scheduled step up to this phase (a request, checked again when it fires)
+    not_before: Instant | None = None  # its earliest time only
+
+    def earliest(self) -> dt.datetime | None:
+        """The earliest this phase may begin by the clock (its `at` or `not_before`), if it has one."""
+        times = [t for t in (self.at, self.not_before) if t is not None]
+        return max(times) if times else None
 
     def item_ids(self) -> list[str]:
         return [item.id or f"{i + 1}" for i, item in enumerate(self.checklist)]
@@ -112,6 +121,7 @@ class Plan(Strict):
     keys: dict[str, str] = {}
     theme: str | None = None
     exposure: ExposureCheck | None = None  # the exposure check, a gate every phase has
+    schedule: Schedule = Field(default_factory=Schedule)  # clock times, business hours, the freeze calendar
 
     # Set by load_plan; not part of the YAML.
     base_dir: Path = Field(default=Path("."), exclude=True)
