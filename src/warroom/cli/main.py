@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from warroom.cli.check import cmd_check
 from warroom.cli.freeze import add_freeze_parsers, cmd_freeze, cmd_thaw
@@ -135,7 +136,7 @@ def _print_status(snap: Snapshot) -> None:
         observed = flag.observed.label() if flag.observed else (flag.error or "—")
         say(f"  flag {flag.name:<20} desired {desired:<8} observed {observed}{'  DRIFT' if flag.drift else ''}")
     for frozen in snap.freezes:
-        say(f"  {frozen.banner(snap.now)}" + (f" — by {frozen.by}" if frozen.by else f" — {frozen.kind.value}"))
+        say(f"  {frozen.banner(snap.now, ZoneInfo(snap.zone))} — {frozen.kind.value}" + (f" by {frozen.by}" if frozen.by else ""))
     if snap.step_blockers:
         say("  step up blocked: " + "; ".join(snap.step_blockers))
     elif snap.next_change:

@@ -44,10 +44,10 @@ class Freeze:
         what = "STOP-THE-LINE" if self.kind == FreezeKind.STOP_THE_LINE else "FREEZE"
         return f"{what} {self.until_text(now, zone)} ({self.reason}) · rollback allowed"
 
-    def blocker(self, now: float) -> str:
+    def blocker(self, now: float, zone: dt.tzinfo = dt.UTC) -> str:
         """Why a step up is refused, in one line."""
         by = f" by {self.by}" if self.by else ""
-        return f"{self.kind.value} freeze{by} {self.until_text(now)}: {self.reason} (rollback, pause and step-down are allowed)"
+        return f"{self.kind.value} freeze{by} {self.until_text(now, zone)}: {self.reason} (rollback, pause and step-down are allowed)"
 
 
 def longest(freezes: tuple[Freeze, ...] | list[Freeze]) -> Freeze | None:

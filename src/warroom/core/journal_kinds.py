@@ -70,6 +70,7 @@ class Kind(StrEnum):
     # ---------------------------------------------------------------- when a change may happen
     FREEZE_BEGIN = "freeze.begin", "a freeze is in force (ad hoc, stop-the-line, calendar, the flag service's): step ups refused", True, "warn"
     FREEZE_LIFTED = "freeze.lifted", "a freeze was lifted by a human (`warroom thaw`), named", True, "warn", "thaw"
+    FREEZE_CALENDAR = "freeze.calendar", "the freeze calendar cannot be read fresh (what stands in, how old), or can again", True, "warn"
     FREEZE_END = "freeze.end", "a freeze ran out (its time passed, or the flag service takes changes again)", True, "warn"
 
     # ---------------------------------------------------------------- who runs it

@@ -15,10 +15,11 @@ import typing
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from warroom.core.action_kinds import ActionKind
 from warroom.core.flagstate import FlagState
-from warroom.core.freeze import Freeze
+from warroom.core.freeze import Freeze, longest
 from warroom.core.guardrail_actions import GuardrailAction
 from warroom.core.statuses import ExposureStatus, GuardrailStatus, PaneStatus, RunbookStepStatus
 from warroom.core.words import Word
@@ -286,6 +287,7 @@ class Snapshot:
     notes: tuple[str, ...] = ()
     force_blockers: tuple[str, ...] = ()  # what even a forced step up cannot override
     freezes: tuple[Freeze, ...] = ()  # the freezes in force: step ups refused, going back allowed
+    zone: str = "UTC"  # the plan's schedule zone: how clock times are shown
     engine: EngineView | None = None  # None: as the engine itself built it
     exposure: ExposureView | None = None  # None: the plan has no exposure check
     phase_exposures: tuple[str, ...] = ()  # each phase's exposure, short: "25%", "50%/100%"
@@ -296,6 +298,11 @@ class Snapshot:
     # `clock_rate` seconds per wall second (0: virtual time, which moves only when driven).
     wall: float = 0.0
     clock_rate: float = 1.0
+
+    def freeze_banner(self, now: float) -> str:
+        """`FREEZE until 18:00 (Black Friday) · rollback allowed` for the longest freeze in force, in the plan's zone; "" without one."""
+        frozen = longest(self.freezes)
+        return frozen.banner(now, ZoneInfo(self.zone)) if frozen is not None else ""
 
     @property
     def can_step(self) -> bool:

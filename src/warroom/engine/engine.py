@@ -42,6 +42,7 @@ from warroom.engine.policy import Policy
 from warroom.engine.polling import FlagReader, Poller
 from warroom.engine.recovery import Recovery
 from warroom.flags.base import FlagProvider
+from warroom.outbound.freeze_calendar import FreezeCalendarReader
 from warroom.plan.model import Plan
 from warroom.sources.base import Reading, Source, SourceContext
 from warroom.store.base import ActionWrite, Fenced, StaleState, Store, StoreError, StoreUnwritable
@@ -90,7 +91,10 @@ class Engine:
                                  self.on_fenced, dry_run_steps)
         self.recovery = Recovery(self.journal, self.executor, self.flags, lease)
         self.automation = Automation(plan, self.policy)
-        self.freeze_watch = freeze.FreezeWatch()
+        self.freeze_watch = freeze.FreezeWatch(plan.schedule.tz())
+        calendar = plan.schedule.freezes
+        self.calendar = (freeze.CalendarWatch(FreezeCalendarReader(calendar, plan.base_dir, plan.schedule.tz()))
+                         if calendar is not None else None)
         self.heartbeat: asyncio.Task[None] | None = None
         self.backfill_task: asyncio.Task[None] | None = None
 
@@ -180,7 +184,7 @@ class Engine:
         self.store.save_plan(self.lease.fence, self.clock.now(), self.plan.journal_copy())
         self.recovery.journal_start(self.name)
         self.recovery.recover()
-        await self._apply(self._look_at_freezes(self.clock.now()))  # a step up typed before the first tick is refused too
+        await self._apply(await self._look_at_freezes(self.clock.now()))  # a step up typed before the first tick is refused too
         if self.want_backfill:
             # In the background: a slow server must not hold back the first tick, nor a
             # rollback key pressed in the first seconds.
@@ -205,6 +209,8 @@ class Engine:
             return
         self._closed = True
         self.poller.cancel()
+        if self.calendar is not None:
+            self.calendar.cancel()
         for pending in (self.backfill_task, self._publish_due):
             if pending is not None:
                 pending.cancel()
@@ -299,7 +305,7 @@ class Engine:
         now = self.clock.now()
         await asyncio.gather(self.poller.poll(now, self._context(now)), self.flags.read())
         await self._apply(self.automation.source_health(self.poller.health_changes()))
-        await self._apply(self._look_at_freezes(now))
+        await self._apply(await self._look_at_freezes(now))
         self.tick_count += 1
         samples = self.poller.record_history()
         with contextlib.suppress(StoreUnwritable):  # samples are expendable (the journal says the store cannot be written)
@@ -343,18 +349,26 @@ class Engine:
         """The freezes in force at the last look (every tick): they refuse step ups, never going back."""
         return self.freeze_watch.in_force
 
-    def _look_at_freezes(self, now: float) -> list[Decision]:
+    async def _look_at_freezes(self, now: float) -> list[Decision]:
+        news: list[Decision] = []
+        if self.calendar is not None:
+            reading = self.calendar.refresh(now)
+            if reading is not None and self._virtual:
+                await reading  # virtual time: the read lands before the clock moves on
+                self.calendar.refresh(now)
+            news += self.calendar.news()
         try:
             rows = self.store.freezes(since=self.started_at)
         except StoreError:
-            return []  # a store away: the freezes as last read hold (the journal says the store is away)
-        return list(self.freeze_watch.look(rows, self.flags.vendor_freeze, now))
+            return news  # a store away: the freezes as last read hold (the journal says the store is away)
+        calendar = self.calendar.freezes() if self.calendar is not None else ()
+        return news + list(self.freeze_watch.look(rows, self.flags.vendor_freeze, now, calendar))
 
     def step_blockers(self, *, forced: bool = False) -> list[str]:
         """Why a step up is refused now. `forced` keeps only what even a force cannot override (a freeze is one)."""
         now = self.clock.now()
         return (self.policy.step_blockers(self.rollout, self.guardrails.views, now, in_flight=bool(self.executor.tasks), forced=forced)
-                + freeze.blockers(self.freezes(), now))
+                + freeze.blockers(self.freezes(), now, self.freeze_watch.zone) + (self.calendar.blockers() if self.calendar is not None else []))
 
     def publish(self, *, force: bool = False) -> Snapshot:
         """Build the snapshot, tell the listeners, and write it to the store for every client.

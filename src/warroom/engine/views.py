@@ -172,6 +172,7 @@ def snapshot(plan: Plan, state: RolloutState, now: float, *, poller: Poller, gua
         step_blockers=tuple(blockers),
         force_blockers=tuple(force_blockers),
         freezes=freezes,
+        zone=plan.schedule.zone,
         paused_reason=state.paused_reason,
         drift=bool(state.drift),
         driver=driver,

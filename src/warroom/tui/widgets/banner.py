@@ -8,7 +8,6 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from warroom.core.freeze import longest
 from warroom.core.snapshot import Snapshot
 from warroom.core.units import format_duration
 from warroom.tui.clock_text import clock_text
@@ -140,6 +139,6 @@ class Banner(Widget):
         set_text(part(self, "#why", Static), condition.why)
         set_text(part(self, "#clock", Static), clock_text(self.now))
         set_text(part(self, "#age", Static), data_age_text(snap, self.now))
-        frozen = longest(snap.freezes)
-        self.set_class(frozen is not None, "-frozen")
-        set_text(part(self, "#freeze", Static), frozen.banner(self.now) if frozen is not None else "")
+        frozen = snap.freeze_banner(self.now)
+        self.set_class(bool(frozen), "-frozen")
+        set_text(part(self, "#freeze", Static), frozen)
