@@ -137,6 +137,8 @@ def _print_status(snap: Snapshot) -> None:
         say(f"  flag {flag.name:<20} desired {desired:<8} observed {observed}{'  DRIFT' if flag.drift else ''}")
     for frozen in snap.freezes:
         say(f"  {frozen.banner(snap.now, ZoneInfo(snap.zone))} — {frozen.kind.value}" + (f" by {frozen.by}" if frozen.by else ""))
+    if snap.next_scheduled:
+        say(f"  scheduled: {snap.next_scheduled}")
     if snap.step_blockers:
         say("  step up blocked: " + "; ".join(snap.step_blockers))
     elif snap.next_change:

@@ -68,6 +68,9 @@ class Kind(StrEnum):
     SOURCE_RECOVERED = "source.recovered", "a metrics source answers again", True, "warn"
 
     # ---------------------------------------------------------------- when a change may happen
+    SCHEDULE_FIRED = "schedule.fired", "a scheduled step's time came and nothing blocks it: the step up is asked", True, "good"
+    SCHEDULE_HELD = "schedule.held", "a scheduled step's time came but something blocks it: it holds, saying why", True, "warn"
+    SCHEDULE_MISSED = "schedule.missed", "a scheduled step came while no engine looked: skipped or run late, by the plan's policy", True, "warn"
     FREEZE_BEGIN = "freeze.begin", "a freeze is in force (ad hoc, stop-the-line, calendar, the flag service's): step ups refused", True, "warn"
     FREEZE_LIFTED = "freeze.lifted", "a freeze was lifted by a human (`warroom thaw`), named", True, "warn", "thaw"
     FREEZE_CALENDAR = "freeze.calendar", "the freeze calendar cannot be read fresh (what stands in, how old), or can again", True, "warn"

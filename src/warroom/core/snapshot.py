@@ -288,6 +288,7 @@ class Snapshot:
     force_blockers: tuple[str, ...] = ()  # what even a forced step up cannot override
     freezes: tuple[Freeze, ...] = ()  # the freezes in force: step ups refused, going back allowed
     zone: str = "UTC"  # the plan's schedule zone: how clock times are shown
+    next_scheduled: str = ""  # the next scheduled step: `phase 2 Half 50% at Fri 27 Nov 15:00 CET (in 1h)`
     engine: EngineView | None = None  # None: as the engine itself built it
     exposure: ExposureView | None = None  # None: the plan has no exposure check
     phase_exposures: tuple[str, ...] = ()  # each phase's exposure, short: "25%", "50%/100%"

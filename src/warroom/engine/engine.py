@@ -41,6 +41,7 @@ from warroom.engine.lease import Lease
 from warroom.engine.policy import Policy
 from warroom.engine.polling import FlagReader, Poller
 from warroom.engine.recovery import Recovery
+from warroom.engine.schedule import JOURNALED, Scheduler
 from warroom.flags.base import FlagProvider
 from warroom.outbound.freeze_calendar import FreezeCalendarReader
 from warroom.plan.model import Plan
@@ -92,6 +93,7 @@ class Engine:
         self.recovery = Recovery(self.journal, self.executor, self.flags, lease)
         self.automation = Automation(plan, self.policy)
         self.freeze_watch = freeze.FreezeWatch(plan.schedule.tz())
+        self.scheduler = Scheduler(plan)
         calendar = plan.schedule.freezes
         self.calendar = (freeze.CalendarWatch(FreezeCalendarReader(calendar, plan.base_dir, plan.schedule.tz()))
                          if calendar is not None else None)
@@ -181,6 +183,8 @@ class Engine:
         await self.flags.read()
         if not self.rollout.started_at:
             self.recovery.initialise(self.policy, self.plan.rollout.name)
+        if self.scheduler.fires:
+            self.scheduler.remember(self.store.iter_entries(kinds=JOURNALED))
         self.store.save_plan(self.lease.fence, self.clock.now(), self.plan.journal_copy())
         self.recovery.journal_start(self.name)
         self.recovery.recover()
@@ -318,6 +322,7 @@ class Engine:
         await self._reassert_rollback()
         self.recovery.set_back_late_writes(self.policy.new_drift(self.rollout))  # an interrupted step's late write is no drift
         await self._apply(self.automation.drift(self.rollout, self.journal.version, acting=bool(self.executor.tasks)))
+        await self._apply(self.scheduler.decide(self.rollout, self.clock.now(), self.step_blockers))
         await self._apply(self.automation.step(self.rollout, self.step_blockers))
         return self.publish()
 
@@ -367,8 +372,9 @@ class Engine:
     def step_blockers(self, *, forced: bool = False) -> list[str]:
         """Why a step up is refused now. `forced` keeps only what even a force cannot override (a freeze is one)."""
         now = self.clock.now()
+        soft = [] if forced else self.scheduler.blockers(self.rollout, now)  # the clock's: a forced step up overrides them
         return (self.policy.step_blockers(self.rollout, self.guardrails.views, now, in_flight=bool(self.executor.tasks), forced=forced)
-                + freeze.blockers(self.freezes(), now, self.freeze_watch.zone) + (self.calendar.blockers() if self.calendar is not None else []))
+                + soft + freeze.blockers(self.freezes(), now, self.freeze_watch.zone) + (self.calendar.blockers() if self.calendar is not None else []))
 
     def publish(self, *, force: bool = False) -> Snapshot:
         """Build the snapshot, tell the listeners, and write it to the store for every client.
@@ -379,7 +385,7 @@ class Engine:
         self.snapshot = views.snapshot(
             self.plan, self.rollout, self.clock.now(), poller=self.poller, guardrails=self.guardrails, policy=self.policy, flags=self.flags,
             attempts=self.executor.attempts, journal=self.journal.tail(views.JOURNAL_TAIL), blockers=self.step_blockers(),
-            force_blockers=self.step_blockers(forced=True), freezes=self.freezes(), driver=self.holder, tick=self.tick_count,
+            force_blockers=self.step_blockers(forced=True), freezes=self.freezes(), next_scheduled=self.scheduler.next_change(self.rollout, self.clock.now()), driver=self.holder, tick=self.tick_count,
             clock_rate=0.0 if self._virtual else self.clock.speed, planned_holds=self.planned_holds,
             insecure=any(getattr(s, "insecure", False) for s in self.sources.values()))
         for listener in self.snapshot_listeners:
