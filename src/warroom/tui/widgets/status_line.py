@@ -106,7 +106,7 @@ def status_text(snap: Snapshot, retry_key: str = "r", fits: Callable[[str], bool
         blockers = tuple(steady(b, snap) for b in snap.step_blockers)
         return "step up blocked: " + blockers_text(blockers, lambda text: fits("step up blocked: " + text)), "warn"
     if snap.next_change:
-        return f"ready: {snap.next_change}", "good"
+        return f"ready: {snap.next_change}" + (f"; scheduled: {snap.next_scheduled}" if snap.next_scheduled else ""), "good"
     return "", "info"
 
 
