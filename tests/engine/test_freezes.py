@@ -129,3 +129,19 @@ async def test_stop_the_line_is_honoured_by_two_engines_on_one_postgres_database
     finally:
         for engine in engines:
             await engine.close()
+
+
+async def test_overlapping_freezes_each_block_the_banner_names_the_longest_and_one_ending_leaves_the_other(make_engine, clock):
+    engine = await make_engine(QUICK)
+    await engine.tick()
+    now = clock.now()
+    engine.store.add_freeze("deploy window", now + 600, "alice", now)
+    engine.store.add_freeze("Black Friday", now + 7200, "bob", now)
+    snap = await engine.tick()
+    assert len(snap.freezes) == 2 and "(Black Friday)" in snap.freeze_banner(snap.now)
+    assert sum("freeze by" in b for b in snap.force_blockers) == 2
+    clock.advance(601)
+    snap = await engine.tick()
+    assert [f.reason for f in snap.freezes] == ["Black Friday"]
+    with pytest.raises(CommandError, match="Black Friday"):
+        await engine.step_up(OPERATOR)

@@ -20,15 +20,22 @@ import yaml
 from tests.conftest import UNLEASH_TOKEN
 from tests.flags.conftest import OPERATOR, PLAN
 from tests.flags.test_unleash import production, settings
-from tests.support.waiting import until_async
+from tests.support.waiting import until, until_async
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import State
 from warroom.engine.executor import CommandError
 
 
 def set_maintenance(unleash: str, enabled: bool) -> None:
-    httpx.post(f"{unleash}/api/admin/maintenance", json={"enabled": enabled},
-               headers={"Authorization": UNLEASH_TOKEN}, timeout=10).raise_for_status()
+    """Switch maintenance mode and wait until the server acts on it. Unleash caches the mode for a minute and a
+    background job can re-cache the old value while the switch is written: switching again clears that cache."""
+    headers = {"Authorization": UNLEASH_TOKEN}
+
+    def switched() -> bool:
+        httpx.post(f"{unleash}/api/admin/maintenance", json={"enabled": enabled}, headers=headers, timeout=10).raise_for_status()
+        return httpx.get(f"{unleash}/api/admin/ui-config", headers=headers, timeout=10).json().get("maintenanceMode") is enabled
+
+    until(f"Unleash says maintenance mode is {'on' if enabled else 'off'}", switched, every=0.2)
 
 
 @pytest.fixture
@@ -48,16 +55,21 @@ def test_maintenance_mode_refuses_post_and_lets_patch_through(unleash, unleash_a
     assert unleash_admin.post(f"{path}/strategies", json={"name": "flexibleRollout", "parameters": {"rollout": "5"}}).status_code == 503
 
 
-async def test_rollback_during_maintenance_takes_exposure_to_zero(unleash, unleash_token, unleash_admin, unleash_feature,
-                                                                  make_flag_engine, maintenance):
+async def frozen_at(phase: int, unleash: str, unleash_token: str, unleash_feature: str, make_flag_engine) -> tuple:
+    """An engine stepped up to `phase` while Unleash takes changes, then Unleash in maintenance mode; (engine, snapshot)."""
     set_maintenance(unleash, False)
     engine = await make_flag_engine(settings(unleash, unleash_token), unleash_feature)
     await engine.tick()
-    await engine.step_up(OPERATOR)
-    await engine.step_up(OPERATOR)
-    assert production(unleash_admin, unleash_feature)["strategies"][0]["parameters"]["rollout"] == "25"
+    for _ in range(phase):
+        await engine.step_up(OPERATOR)
     set_maintenance(unleash, True)
-    await engine.tick()
+    return engine, await engine.tick()
+
+
+async def test_rollback_during_maintenance_takes_exposure_to_zero(unleash, unleash_token, unleash_admin, unleash_feature,
+                                                                  make_flag_engine, maintenance):
+    engine, _ = await frozen_at(2, unleash, unleash_token, unleash_feature, make_flag_engine)
+    assert production(unleash_admin, unleash_feature)["strategies"][0]["parameters"]["rollout"] == "25"
 
     await engine.rollback(OPERATOR, "p95 over 500 ms", wait=False)
 
@@ -79,12 +91,7 @@ async def test_rollback_during_maintenance_takes_exposure_to_zero(unleash, unlea
 
 async def test_step_up_is_refused_while_unleash_is_in_maintenance(unleash, unleash_token, unleash_admin, unleash_feature,
                                                                   make_flag_engine, maintenance):
-    set_maintenance(unleash, False)
-    engine = await make_flag_engine(settings(unleash, unleash_token), unleash_feature)
-    await engine.tick()
-    await engine.step_up(OPERATOR)
-    set_maintenance(unleash, True)
-    snap = await engine.tick()
+    engine, snap = await frozen_at(1, unleash, unleash_token, unleash_feature, make_flag_engine)
     with pytest.raises(CommandError, match="maintenance mode"):
         await engine.step_up(OPERATOR, force=True, reason="the launch must go on")  # before the fix: the PATCH passed
     assert production(unleash_admin, unleash_feature)["strategies"][0]["parameters"]["rollout"] == "5"
