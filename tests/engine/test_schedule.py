@@ -116,3 +116,35 @@ async def test_a_fire_missed_while_no_engine_looked_follows_the_policy(make_engi
     assert engine.phase_index == (1 if ran else 0)
     await engine.tick()
     assert len(kinds(engine, Kind.SCHEDULE_MISSED)) == 1  # decided once
+
+
+async def test_a_phase_at_is_a_scheduled_step_to_that_phase_and_the_journal_keeps_the_plan(make_engine):
+    clock = VirtualClock(berlin(2026, 11, 26, 14, 0))
+    phases = [dict(p) for p in QUICK["phases"]]
+    phases[1]["at"] = "2026-11-26T15:00:00+01:00"
+    engine = await make_engine({"phases": phases, "poll_interval": "1m", "schedule": {"zone": "Europe/Berlin"}}, clock=clock)
+    await engine.tick()
+    await engine.step_up(OPERATOR)
+    snap = await engine.tick()
+    assert snap.next_scheduled.startswith("phase 2 Half 50% at Thu 26 Nov 15:00 CET")
+    assert any(b.startswith("schedule: phase 2 not before Thu 26 Nov 15:00 CET") for b in snap.step_blockers)
+    clock.t = berlin(2026, 11, 26, 15, 0)
+    await engine.tick()
+    assert engine.phase_index == 2 and [e.data["phase"] for e in kinds(engine, Kind.SCHEDULE_FIRED)] == [2]
+    assert engine.store.latest_plan()["phases"][1]["at"] == "2026-11-26T15:00:00+01:00"
+
+
+async def test_a_held_fire_is_still_held_by_the_next_engine_not_missed(make_engine):
+    clock = VirtualClock(berlin(2026, 11, 26, 14, 0))
+    first = await make_engine(scheduled("2026-11-26T14:00:00+01:00"), clock=clock)
+    first.store.add_freeze("Black Friday", None, "alice", clock.now())
+    await first.tick()
+    assert kinds(first, Kind.SCHEDULE_HELD)
+    await first.close()
+    clock.advance(3600)  # an hour without an engine
+    second = await make_engine(scheduled("2026-11-26T14:00:00+01:00"), clock=clock)
+    await second.tick()
+    assert not kinds(second, Kind.SCHEDULE_MISSED) and second.phase_index == 0
+    second.store.lift_freezes("bob", clock.now())
+    await second.tick()
+    assert second.phase_index == 1
