@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 
 import pytest
@@ -100,13 +101,22 @@ def test_freeze_until_is_refused_with_what_to_write(tmp_path, capsys, until):
     assert err.startswith("warroom: --until") and "Traceback" not in err
 
 
-async def test_stop_the_line_is_honoured_by_two_engines_on_one_postgres_database(pg_state, tmp_path, clock):
+@pytest.fixture
+def database_of_our_own(postgres_cluster, pg_state):
+    """A database no other test shares: a stop-the-line holds every rollout in it (others run beside this test)."""
+    from tests.support.servers import postgres_database
+
+    with postgres_database(postgres_cluster, f"warroom_stop_the_line_{os.getpid()}") as url:
+        yield {"url": url, "password": pg_state.password}
+
+
+async def test_stop_the_line_is_honoured_by_two_engines_on_one_postgres_database(database_of_our_own, tmp_path, clock):
     engines = []
     try:
         for name in ("checkout", "search"):
             folder = tmp_path / name
             folder.mkdir()
-            state = {"url": pg_state.url, "password": pg_state.password}
+            state = database_of_our_own
             plan = load(folder, {**QUICK, "rollout": {"name": f"{name}-{folder.stat().st_ino}", "environment": "staging"}, "state": state})
             engine = build_engine(plan, clock=clock)
             await engine.start()

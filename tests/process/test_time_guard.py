@@ -81,7 +81,7 @@ def test_an_engine_under_faketime_holds_until_the_calendar_freeze_ends_then_step
 
 def test_a_scheduled_step_missed_while_the_engine_was_stopped_is_skipped_and_journaled(tmp_path, flags):
     poll = 1.0
-    fire = time.time() + 6
+    fire = time.time() + 12  # room for a slow start on a busy machine: the engine must tick once before its fire
     rollout = Rollout(tmp_path, plan_data(flags, phases=PHASES, guardrails=[], automation={"step_up": "manual"},
                                           schedule={"at": dt.datetime.fromtimestamp(fire, dt.UTC).isoformat(), "missed": "skip"}))
     with engine(rollout) as proc:

@@ -5,6 +5,7 @@ by several connections as several processes do. They use only the Store interfac
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import threading
 import time
@@ -175,8 +176,31 @@ def test_the_driving_engine_is_woken_at_once_by_a_command(stores):
     assert 0.29 < asyncio.run(woken()) < 0.35  # the datagram, not the next poll
 
 
-def test_a_freeze_is_read_by_every_connection_until_lifted_and_the_lift_names_who(stores):
-    first, second = stores
+@pytest.fixture
+def stores_of_our_own(store_ref, request):
+    """Two stores on a state no other test shares: a stop-the-line holds every rollout in a PostgreSQL
+    database, so on PostgreSQL it gets a database of its own (others run beside it)."""
+    from tests.conftest import PG_PASSWORD
+    from tests.support.servers import postgres_database
+    from warroom.plan.state import PostgresState
+
+    if not isinstance(store_ref, PostgresState):
+        opened = [open_store(store_ref) for _ in range(2)]
+        yield opened
+        for store in opened:
+            store.close()
+        return
+    port = request.getfixturevalue("postgres_cluster")
+    with postgres_database(port, f"warroom_freeze_test_{os.getpid()}") as url:
+        state = PostgresState(url=url, password=f"env:{PG_PASSWORD}", rollout="launch")
+        opened = [open_store(state) for _ in range(2)]
+        yield opened
+        for store in opened:
+            store.close()
+
+
+def test_a_freeze_is_read_by_every_connection_until_lifted_and_the_lift_names_who(stores_of_our_own):
+    first, second = stores_of_our_own
     now = time.time()
     first.add_freeze("Black Friday", now + 3600, "alice", now)
     first.add_freeze("incident 4711", None, "carol", now, every_rollout=True)
