@@ -21,6 +21,8 @@ from tests.support.helpers import require_binary
 from tests.support.waiting import until
 from warroom.engine.schedule import MISSED_AFTER_POLLS
 
+pytestmark = pytest.mark.slow
+
 PHASES = [{"name": "Canary 5%", "flags": {"feature": 5}, "hold": "0s"},
           {"name": "Half 50%", "flags": {"feature": 50}, "hold": "1h"},
           {"name": "Full 100%", "flags": {"feature": 100}, "hold": "0s"}]
