@@ -12,6 +12,7 @@ import datetime as dt
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from warroom.core.exit_codes import Exit
 from warroom.core.freeze import Freeze, FreezeKind
@@ -19,10 +20,10 @@ from warroom.core.identity import current_actor
 from warroom.core.lines import say
 from warroom.core.secrets import redact
 from warroom.core.units import parse_duration
-from warroom.plan.model import Plan
-from warroom.store import open_store
 from warroom.store.base import StoreError
-from warroom.store.paths import state_path
+
+if TYPE_CHECKING:  # the plan's model (pydantic) is imported where a plan is loaded, not by parsing the verbs
+    from warroom.plan.model import Plan
 
 UNTIL_HELP = "an ISO 8601 time with its zone (2026-11-27T18:00+01:00, …Z) or a duration from now (2h, 90m)"
 
@@ -65,6 +66,9 @@ def cmd_freeze(plan: Plan, args: argparse.Namespace) -> int:
     if not args.reason.strip():
         print("warroom: --reason is empty: say why (it is shown on every screen)", file=sys.stderr)
         return Exit.USAGE
+    from warroom.store import open_store
+    from warroom.store.paths import state_path
+
     me = current_actor().label()
     try:
         store = open_store(state_path(plan, args.state))
@@ -79,6 +83,9 @@ def cmd_freeze(plan: Plan, args: argparse.Namespace) -> int:
 
 
 def cmd_thaw(plan: Plan, args: argparse.Namespace) -> int:
+    from warroom.store import open_store
+    from warroom.store.paths import state_path
+
     me = current_actor().label()
     try:
         lifted = open_store(state_path(plan, args.state)).lift_freezes(me, time.time(), every_rollout=args.all)
