@@ -103,3 +103,16 @@ async def test_a_calendar_never_read_blocks_step_ups_and_says_so(make_engine, tm
     (said,) = kinds(engine, Kind.FREEZE_CALENDAR)
     assert "no earlier copy: no calendar freeze is known" in said.message
     assert await engine.step_up(OPERATOR) == "stepped up to phase 1"  # read (badly): nothing known freezes it
+
+
+async def test_a_calendar_file_caught_mid_rewrite_keeps_the_freezes_last_read(make_engine, tmp_path):
+    (tmp_path / "freezes.ics").write_bytes(BLACK_FRIDAY)
+    clock = VirtualClock(at(2026, 11, 27, 12, 0))
+    engine = await make_engine(plan_with("freezes.ics"), clock=clock)
+    assert (await engine.tick()).freezes
+    (tmp_path / "freezes.ics").write_bytes(BLACK_FRIDAY[:40])  # an editor's write, half done
+    clock.advance(6 * 60)
+    snap = await engine.tick()
+    assert [f.reason for f in snap.freezes] == ["Black Friday"]
+    (said,) = [e for e in kinds(engine, Kind.FREEZE_CALENDAR) if e.data["problem"]]
+    assert "not an iCalendar file" in said.message and "using the last good copy" in said.message

@@ -110,6 +110,8 @@ class FreezeCalendarReader:
         self.url = config.calendar if config.calendar.startswith(("http://", "https://")) else None
         self.path = None if self.url else (base_dir / config.calendar).resolve()
         self.name = redact(self.url) if self.url else str(self.path)
+        # The last calendar read whole, and when (wall time): a file caught mid-rewrite or a URL away stands on it.
+        self._good: tuple[bytes, float] | None = None
 
     async def _fetch(self) -> bytes:
         if self.path is not None:
@@ -132,6 +134,7 @@ class FreezeCalendarReader:
             freezes = await asyncio.to_thread(expand, text, self.name, self.zone, now, self.config.horizon)
         except ValueError as exc:
             return self._last_good(now, str(exc))
+        self._good = (text, time.time())
         if self.url:
             cache = _cache_path(self.url)
             try:
@@ -142,12 +145,17 @@ class FreezeCalendarReader:
         return CalendarRead(freezes)
 
     def _last_good(self, now: float, why: str) -> CalendarRead:
+        """This process's last whole read, else (a URL) the copy on disk from an engine before; its age said."""
         cache = _cache_path(self.url) if self.url else None
-        if cache is None or not cache.exists():
+        if self._good is not None:
+            text, read_at = self._good
+        elif cache is not None and cache.exists():
+            text, read_at = cache.read_bytes(), cache.stat().st_mtime
+        else:
             return CalendarRead((), f"{why}; no earlier copy: no calendar freeze is known")
-        age = time.time() - cache.stat().st_mtime
+        age = time.time() - read_at
         try:
-            freezes = expand(cache.read_bytes(), self.name, self.zone, now, self.config.horizon)
+            freezes = expand(text, self.name, self.zone, now, self.config.horizon)
         except ValueError as exc:
             return CalendarRead((), f"{why}; the last copy is unreadable too ({exc})")
         return CalendarRead(freezes, f"{why}; using the last good copy, {format_duration(age)} old")
