@@ -300,6 +300,7 @@ class Snapshot:
     freezes: tuple[Freeze, ...] = ()  # the freezes in force: step ups refused, going back allowed
     zone: str = "UTC"  # the plan's schedule zone: how clock times are shown
     next_scheduled: str = ""  # the next scheduled step: `phase 2 Half 50% at Fri 27 Nov 15:00 CET (in 1h)`
+    awaiting: str = ""  # the sign-off the next step waits for: `awaiting security (carol|dave) 04:12 → on timeout: hold`
     engine: EngineView | None = None  # None: as the engine itself built it
     exposure: ExposureView | None = None  # None: the plan has no exposure check
     phase_exposures: tuple[str, ...] = ()  # each phase's exposure, short: "25%", "50%/100%"
