@@ -467,10 +467,10 @@ class Engine:
     async def step_up(self, actor: Actor, *, force: bool = False, reason: str = "", wait: bool = True) -> str:
         """Step up to the next phase; with `wait` return when its flags are confirmed (or it failed)."""
         current = self.journal.reload()
-        hard = self._policy_blockers(forced=True)
+        hard = self._policy_blockers(forced=True) + self._time_blockers(forced=True)  # a freeze: not even forced
         if hard:
             raise CommandError("cannot step up: " + "; ".join(hard))
-        soft = self._policy_blockers()
+        soft = self._policy_blockers() + self._time_blockers()
         if soft and not force:
             raise CommandError("cannot step up: " + "; ".join(soft) + " (force with a reason to override)")
         if force and soft and not reason.strip():
