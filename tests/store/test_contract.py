@@ -27,13 +27,17 @@ def row(kind: str, message: str = "m") -> tuple[str, str, str, dict]:
     return (kind, message, "warroom (automatic)", {})
 
 
-@pytest.fixture
-def stores(store_ref):
-    """Two stores on one state: what two processes see."""
-    opened = [open_store(store_ref) for _ in range(2)]
+def two_stores(ref):
+    """Two stores on one state: what two processes see (closed afterwards)."""
+    opened = [open_store(ref) for _ in range(2)]
     yield opened
     for store in opened:
         store.close()
+
+
+@pytest.fixture
+def stores(store_ref):
+    yield from two_stores(store_ref)
 
 
 def test_a_takeover_raises_the_epoch_and_fences_the_old_holder_in_the_same_transaction(stores):
@@ -183,18 +187,11 @@ def stores_of_our_own(store_ref, request):
     from warroom.plan.state import PostgresState
 
     if not isinstance(store_ref, PostgresState):
-        opened = [open_store(store_ref) for _ in range(2)]
-        yield opened
-        for store in opened:
-            store.close()
+        yield from two_stores(store_ref)
         return
     port = request.getfixturevalue("postgres_cluster")
     with postgres_database(port, f"warroom_freeze_test_{os.getpid()}") as url:
-        state = PostgresState(url=url, password=f"env:{PG_PASSWORD}", rollout="launch")
-        opened = [open_store(state) for _ in range(2)]
-        yield opened
-        for store in opened:
-            store.close()
+        yield from two_stores(PostgresState(url=url, password=f"env:{PG_PASSWORD}", rollout="launch"))
 
 
 def test_a_freeze_is_read_by_every_connection_until_lifted_and_the_lift_names_who(stores_of_our_own):
