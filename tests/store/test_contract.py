@@ -5,8 +5,10 @@ by several connections as several processes do. They use only the Store interfac
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -25,13 +27,17 @@ def row(kind: str, message: str = "m") -> tuple[str, str, str, dict]:
     return (kind, message, "warroom (automatic)", {})
 
 
-@pytest.fixture
-def stores(store_ref):
-    """Two stores on one state: what two processes see."""
-    opened = [open_store(store_ref) for _ in range(2)]
+def two_stores(ref):
+    """Two stores on one state: what two processes see (closed afterwards)."""
+    opened = [open_store(ref) for _ in range(2)]
     yield opened
     for store in opened:
         store.close()
+
+
+@pytest.fixture
+def stores(store_ref):
+    yield from two_stores(store_ref)
 
 
 def test_a_takeover_raises_the_epoch_and_fences_the_old_holder_in_the_same_transaction(stores):
@@ -170,3 +176,37 @@ def test_the_driving_engine_is_woken_at_once_by_a_command(stores):
         return await waiter.changed(DEADLINE)
 
     assert asyncio.run(woken())  # how soon (the datagram, not the next poll): bench/key_rollback.py
+
+
+@pytest.fixture
+def stores_of_our_own(store_ref, request):
+    """Two stores on a state no other test shares: a stop-the-line holds every rollout in a PostgreSQL
+    database, so on PostgreSQL it gets a database of its own (others run beside it)."""
+    from tests.conftest import PG_PASSWORD
+    from tests.support.servers import postgres_database
+    from warroom.plan.state import PostgresState
+
+    if not isinstance(store_ref, PostgresState):
+        yield from two_stores(store_ref)
+        return
+    port = request.getfixturevalue("postgres_cluster")
+    with postgres_database(port, f"warroom_freeze_test_{os.getpid()}") as url:
+        yield from two_stores(PostgresState(url=url, password=f"env:{PG_PASSWORD}", rollout="launch"))
+
+
+def test_a_freeze_is_read_by_every_connection_until_lifted_and_the_lift_names_who(stores_of_our_own):
+    first, second = stores_of_our_own
+    now = time.time()
+    first.add_freeze("Black Friday", now + 3600, "alice", now)
+    first.add_freeze("incident 4711", None, "carol", now, every_rollout=True)
+    seen = second.freezes(since=now)
+    assert [(f.reason, f.every_rollout, f.by, f.lifted) for f in seen] == [
+        ("Black Friday", False, "alice", None), ("incident 4711", True, "carol", None)]
+    (lifted,) = second.lift_freezes("bob", now + 1)  # this rollout's own; the stop-the-line stays
+    assert lifted.reason == "Black Friday"
+    seen = first.freezes(since=now)
+    assert [(f.reason, f.lifted_by) for f in seen] == [("Black Friday", "bob"), ("incident 4711", "")]
+    assert [f.reason for f in first.freezes(since=now + 2)] == ["incident 4711"]  # lifted before: no news
+    assert [f.reason for f in first.lift_freezes("dave", now + 3, every_rollout=True)] == ["incident 4711"]
+    assert first.freezes(since=now + 4) == []
+    assert first.freezes(since=now + 4) == second.freezes(since=now + 4)

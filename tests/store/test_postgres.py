@@ -56,11 +56,17 @@ def test_a_schema_written_by_a_newer_warroom_is_refused(postgres_cluster):
     with postgres_database(postgres_cluster, f"warroom_schema_test_{os.getpid()}") as url:
         state = PostgresState(url=url, password=f"env:{PG_PASSWORD}", rollout="launch")
         store = open_store(state)  # created by warroom
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
+        store.close()
+        with connect(state) as raw:  # a database a warroom before freezes made (schema 2): brought up to date on open
+            raw.execute("DROP TABLE warroom.freezes")
+            raw.execute("UPDATE warroom.meta SET version = 2")
+        store = open_store(state)
+        assert store.schema_version() == 3 and store.freezes(since=0) == []
         store.close()
         with connect(state) as raw:
             raw.execute("UPDATE warroom.meta SET version = 99")
-        with pytest.raises(StoreError, match=r"written by a newer warroom \(schema 99, this one reads 2\); upgrade warroom"):
+        with pytest.raises(StoreError, match=r"written by a newer warroom \(schema 99, this one reads 3\); upgrade warroom"):
             open_store(state)
 
 

@@ -512,3 +512,24 @@ async def test_no_engine_is_said_loudly_and_panes_only_say_what_would_happen(con
         await pilot.press("R")
         await c.until(pilot, lambda: c.notices[-1] == "the engine did not start; see its log: state.engine.log")
         assert "rollback.intent" not in c.kinds()
+
+
+# ------------------------------------------------------------------ freezes
+
+
+async def test_a_freeze_shows_on_the_banner_refuses_s_and_R_still_rolls_back(console, test_plan):
+    c = console(test_plan())
+    async with c.app.run_test() as pilot:
+        await into_phase_one(c, pilot)
+        now = c.engine.clock.now()
+        c.engine.store.add_freeze("Black Friday", None, "carol", now)
+        await c.tick(pilot)
+        banner = c.app.query_one(Banner)
+        await c.until(pilot, lambda: banner.shown("freeze") == "FREEZE until lifted (Black Friday) · rollback allowed")
+        assert "FREEZE until lifted (Black Friday)" in banner.render().plain
+        await pilot.press("s")
+        assert not isinstance(c.app.screen, StepDialog)  # not even a forced step up passes a freeze
+        await c.until(pilot, lambda: any("Black Friday" in n for n in c.notices))
+        await pilot.press("R")
+        await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLED_BACK)
+        assert flags_on_disk(c)["feature"]["enabled"] is False

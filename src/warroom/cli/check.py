@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import tempfile
+import time
 from pathlib import Path
 
 from warroom.client import EngineClient
 from warroom.core import secrets
 from warroom.core.exit_codes import Exit
+from warroom.core.freeze import Freeze
 from warroom.core.identity import current_actor
 from warroom.core.lines import say
 from warroom.core.secrets import SecretError, redact
@@ -20,7 +23,7 @@ from warroom.core.text import terminal_safe
 from warroom.core.units import format_value, plan_duration
 from warroom.flags.base import Proof
 from warroom.plan.model import Plan
-from warroom.plan.timeline import timeline
+from warroom.plan.timeline import clock_times, deadline_problem, timeline
 from warroom.store import open_store
 from warroom.store.base import Store, StoreError, StoreMissing
 from warroom.store.paths import state_path
@@ -49,8 +52,9 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
 
     async def go(scratch: Path) -> int:
         say(f"plan {plan.path or 'demo'}: valid ({len(plan.phases)} phases, {len(plan.panes)} panes, {len(plan.guardrails)} guardrails)")
-        _print_timeline(plan)
-        store, problems = _check_store(plan, args)
+        problems = await _print_timeline(plan)
+        store, store_problems = _check_store(plan, args)
+        problems += store_problems
         # Never started (no lease, no journal); without the rollout's store it probes beside a scratch one.
         engine = build_engine(plan, state=args.state, store=store or open_store(scratch / "check.sqlite"), backfill=False)
         try:
@@ -99,6 +103,9 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
             writable = await engine.provider.writable(list(flags))
             say(f"  {writable.proof.value:<4} write: {redact(writable.detail)}")
             problems += writable.proof == Proof.NOT_WRITABLE
+            # A warning, not a problem: the plan is sound, but no step up goes through until the vendor thaws.
+            if engine.flags.vendor_freeze:
+                say(f"  WARN flag service frozen: {engine.flags.vendor_freeze}; step ups are refused until it ends")
         finally:
             await engine.poller.close()
             await engine.provider.close()
@@ -125,17 +132,61 @@ def _print_sources(plan: Plan, queries: list) -> None:
             say(f"  ok   {name} ({where}): {len(mine)} of {len(mine)} queries answered")
 
 
-def _print_timeline(plan: Plan) -> None:
-    """Each phase with its exposure, soak and earliest times: a soak in the wrong unit shows before launch."""
-    rows = timeline(plan)
+async def _calendar_freezes(plan: Plan, now: float) -> tuple[Freeze, ...]:
+    """The plan's freeze calendar as the engine reads it (the last good copy when its URL is away), said."""
+    from warroom.outbound.freeze_calendar import FreezeCalendarReader
+
+    config = plan.schedule.freezes
+    if config is None:
+        return ()
+    reader = FreezeCalendarReader(config, plan.base_dir, plan.schedule.tz())
+    at = plan.schedule.at
+    read = await reader.read(min(now, at.timestamp()) if at is not None else now)  # a rehearsal of a past launch sees its freezes
+    say(f"freeze calendar: {reader.name}: {len(read.freezes)} freeze(s) within {plan_duration(config.horizon)}")
+    if read.problem:
+        say(f"  WARN {read.problem}")
+    zone = plan.schedule.tz()
+    for f in read.freezes[:10]:
+        start = dt.datetime.fromtimestamp(f.start or now, zone)
+        say(f"  {start:%a %d %b %Y %H:%M %Z} {f.until_text(f.start or now, zone)}: {f.reason}")
+    if len(read.freezes) > 10:
+        say(f"  … and {len(read.freezes) - 10} more")
+    return read.freezes
+
+
+async def _print_timeline(plan: Plan) -> int:
+    """Each phase with its exposure, soak and earliest times: a soak in the wrong unit shows before launch; with clock
+    times, each start moved past freezes and business hours, and a deadline that cannot be met is a problem."""
+    now = time.time()
+    freezes = await _calendar_freezes(plan, now)
+    rows = timeline(plan, freezes, now)
     flag = rows[0].flag if rows else None
-    say(f"timeline ({flag + ' ' if flag else ''}exposure; earliest times from the first step up, every gate green):")
     width = max(len(terminal_safe(row.name)) for row in rows)
+    if not clock_times(plan):
+        say(f"timeline ({flag + ' ' if flag else ''}exposure; earliest times from the first step up, every gate green):")
+        for row in rows:
+            say(f"  {row.number}/{len(rows)} {terminal_safe(row.name):<{width}}  {row.exposure:>6g}%  soak {plan_duration(row.hold):<7} "
+                f"+{plan_duration(row.earliest_start)} → +{plan_duration(row.earliest_end)}")
+        say(f"  complete at the earliest +{plan_duration(rows[-1].earliest_end)} after the first step up")
+        _print_sign_offs(plan)
+        return 0
+    zone = plan.schedule.tz()
+
+    def shown(t: float) -> str:
+        return "never (frozen until lifted)" if t == float("inf") else f"{dt.datetime.fromtimestamp(t, zone):%a %d %b %Y %H:%M %Z}"
+
+    say(f"timeline ({flag + ' ' if flag else ''}exposure; earliest clock times in {plan.schedule.zone}, every gate green):")
     for row in rows:
         say(f"  {row.number}/{len(rows)} {terminal_safe(row.name):<{width}}  {row.exposure:>6g}%  soak {plan_duration(row.hold):<7} "
-            f"+{plan_duration(row.earliest_start)} → +{plan_duration(row.earliest_end)}")
-    say(f"  complete at the earliest +{plan_duration(rows[-1].earliest_end)} after the first step up")
+            f"{shown(row.earliest_start)} → {shown(row.earliest_end)}")
+        for why in row.moved:
+            say(f"       moved by {why}")
+    say(f"  complete at the earliest {shown(rows[-1].earliest_end)}")
+    problem = deadline_problem(plan, rows)
+    if problem:
+        say(f"  FAIL {problem}")
     _print_sign_offs(plan)
+    return int(problem is not None)
 
 
 def _print_sign_offs(plan: Plan) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from warroom.client import Asked, EngineClient, ask_locally
 from warroom.core.exit_codes import Exit
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # the plan's model (pydantic) is imported where a plan is loa
 T = TypeVar("T")
 LOCAL = {v.value for v in COMMANDS}  # verbs that go to this host's engine over its local socket when the store cannot take them
 VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal",
-         "engine", "approve", "reject", "verify", "up", "down", "secret", "simulate")
+         "engine", "approve", "reject", "verify", "up", "down", "freeze", "thaw", "secret", "simulate")
 
 
 def _speed(text: str) -> str | float:
@@ -133,6 +134,10 @@ def _print_status(snap: Snapshot, plan_path: str) -> None:
         desired = flag.desired.label() if flag.desired else "—"
         observed = flag.observed.label() if flag.observed else (flag.error or "—")
         say(f"  flag {flag.name:<20} desired {desired:<8} observed {observed}{'  DRIFT' if flag.drift else ''}")
+    for frozen in snap.freezes:
+        say(f"  {frozen.banner(snap.now, ZoneInfo(snap.zone))} — {frozen.kind.value}" + (f" by {frozen.by}" if frozen.by else ""))
+    if snap.next_scheduled:
+        say(f"  scheduled: {snap.next_scheduled}")
     if snap.step_blockers:
         say("  step up blocked: " + "; ".join(snap.step_blockers))
     elif snap.next_change:
@@ -420,6 +425,9 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument("--json", action="store_true", help="one JSON object per entry and line (seq, time, kind, message, actor, data)")
     j.add_argument("--limit", type=_count, default=0, help="only the newest N entries")
     _reader_options(j)
+    from warroom.cli.freeze import add_freeze_parsers
+
+    add_freeze_parsers(verb)
     # Imported here, not at the top: the console's start-up never pays for these verbs.
     from warroom.cli.secret import add_secret_parser
     from warroom.drills.exporter import add_simulate_parser
@@ -520,6 +528,18 @@ def cmd_down(plan: Plan, args: argparse.Namespace) -> int:
     return run(plan, args)
 
 
+def cmd_freeze(plan: Plan, args: argparse.Namespace) -> int:
+    from warroom.cli.freeze import cmd_freeze as run
+
+    return run(plan, args)
+
+
+def cmd_thaw(plan: Plan, args: argparse.Namespace) -> int:
+    from warroom.cli.freeze import cmd_thaw as run
+
+    return run(plan, args)
+
+
 def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
     from warroom.cli.check import cmd_check as run
 
@@ -543,6 +563,8 @@ HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "status": cmd_status,
     "journal": cmd_journal,
     "verify": cmd_verify,
+    "freeze": cmd_freeze,
+    "thaw": cmd_thaw,
     **{verb: _actor_cmd(verb) for verb in Verb if verb is not Verb.SHUTDOWN},  # `down` sends that one
 }
 

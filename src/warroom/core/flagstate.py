@@ -22,11 +22,15 @@ class FlagState:
         """Share of traffic that sees the feature, 0..1."""
         return self.rollout / 100.0 if self.enabled else 0.0
 
+    @property
+    def exposes_nobody(self) -> bool:
+        return not self.enabled or self.rollout <= 0
+
     def matches(self, other: FlagState) -> bool:
-        if self.enabled != other.enabled:
-            return False
-        if not self.enabled:
-            return True  # a disabled flag's percentage does not expose anyone
+        """Both expose the same users. Off and on at 0 % both expose nobody: a rollback while the flag
+        service refuses switching off (Unleash's maintenance mode) sets 0 %, and that is rolled back."""
+        if self.exposes_nobody or other.exposes_nobody:
+            return self.exposes_nobody and other.exposes_nobody
         return math.isclose(self.rollout, other.rollout, abs_tol=0.01) and set(self.segments) == set(other.segments)
 
     def label(self) -> str:

@@ -59,6 +59,8 @@ class Kind(StrEnum):
     ROLLBACK_OUTCOME = "rollback.outcome", "a rollback finished, runbook included", True, "bad"
     ROLLBACK_RESUME = "rollback.resume", "a rollback left unfinished by a gone process is finished", False, "bad"
     ROLLBACK_REASSERT = "rollback.reassert", "a flag read back exposed after a rollback: set off again", False, "bad"
+    FLAG_FALLBACK = ("flag.fallback", "the flag service refused switching a flag off (its maintenance mode): a write it still "
+                     "accepts took the exposure to 0, confirmed by read-back", True, "warn")
 
     # ---------------------------------------------------------------- what is watched
     GUARDRAIL_BREACH = "guardrail.breach", "a guardrail began breaching; it acts if this holds for its window", False, "warn"
@@ -73,6 +75,15 @@ class Kind(StrEnum):
     DRIFT_ACK = "drift.ack", "a human accepted the observed flags", True, "bad", "ack drift"
     SOURCE_ERROR = "source.error", "a metrics source stopped answering", True, "warn"
     SOURCE_RECOVERED = "source.recovered", "a metrics source answers again", True, "warn"
+
+    # ---------------------------------------------------------------- when a change may happen
+    SCHEDULE_FIRED = "schedule.fired", "a scheduled step's time came and nothing blocks it: the step up is asked", True, "good"
+    SCHEDULE_HELD = "schedule.held", "a scheduled step's time came but something blocks it: it holds, saying why", True, "warn"
+    SCHEDULE_MISSED = "schedule.missed", "a scheduled step came while no engine looked: skipped or run late, by the plan's policy", True, "warn"
+    FREEZE_BEGIN = "freeze.begin", "a freeze is in force (ad hoc, stop-the-line, calendar, the flag service's): step ups refused", True, "warn"
+    FREEZE_LIFTED = "freeze.lifted", "a freeze was lifted by a human (`warroom thaw`), named", True, "warn", "thaw"
+    FREEZE_CALENDAR = "freeze.calendar", "the freeze calendar cannot be read fresh (what stands in, how old), or can again", True, "warn"
+    FREEZE_END = "freeze.end", "a freeze ran out (its time passed, or the flag service takes changes again)", True, "warn"
 
     # ---------------------------------------------------------------- who runs it
     ENGINE_START = "engine.start", "an engine took the lease and drives the rollout"

@@ -15,9 +15,11 @@ import typing
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from warroom.core.action_kinds import ActionKind
 from warroom.core.flagstate import FlagState
+from warroom.core.freeze import Freeze, longest
 from warroom.core.guardrail_actions import GuardrailAction
 from warroom.core.statuses import ExposureStatus, GuardrailStatus, PaneStatus, RunbookStepStatus
 from warroom.core.words import Word
@@ -295,6 +297,9 @@ class Snapshot:
     started_at: float | None = None
     notes: tuple[str, ...] = ()
     force_blockers: tuple[str, ...] = ()  # what even a forced step up cannot override
+    freezes: tuple[Freeze, ...] = ()  # the freezes in force: step ups refused, going back allowed
+    zone: str = "UTC"  # the plan's schedule zone: how clock times are shown
+    next_scheduled: str = ""  # the next scheduled step: `phase 2 Half 50% at Fri 27 Nov 15:00 CET (in 1h)`
     awaiting: str = ""  # the sign-off the next step waits for: `awaiting security (carol|dave) 04:12 → on timeout: hold`
     engine: EngineView | None = None  # None: as the engine itself built it
     exposure: ExposureView | None = None  # None: the plan has no exposure check
@@ -308,6 +313,11 @@ class Snapshot:
     # `clock_rate` seconds per wall second (0: virtual time, which moves only when driven).
     wall: float = 0.0
     clock_rate: float = 1.0
+
+    def freeze_banner(self, now: float) -> str:
+        """`FREEZE until 18:00 (Black Friday) · rollback allowed` for the longest freeze in force, in the plan's zone; "" without one."""
+        frozen = longest(self.freezes)
+        return frozen.banner(now, ZoneInfo(self.zone)) if frozen is not None else ""
 
     @property
     def can_step(self) -> bool:

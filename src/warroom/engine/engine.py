@@ -26,10 +26,11 @@ from typing import Any
 from warroom.core.approvals import Answer, OnTimeout
 from warroom.core.clock import Clock
 from warroom.core.flagstate import FlagState
+from warroom.core.freeze import Freeze
 from warroom.core.identity import AUTOMATIC, Actor
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import JournalEntry, Snapshot, State
-from warroom.engine import approvals, intents, views
+from warroom.engine import approvals, freeze, intents, views
 from warroom.engine import state as st
 from warroom.engine.automation import Automation, Commit, Decision, Note, Pause, RollBack, StepUp
 from warroom.engine.cohorts import QueryKey
@@ -44,7 +45,9 @@ from warroom.engine.policy import Policy
 from warroom.engine.polling import FlagReader, Poller
 from warroom.engine.publishing import Publisher
 from warroom.engine.recovery import Recovery
+from warroom.engine.schedule import JOURNALED, Scheduler
 from warroom.flags.base import FlagProvider
+from warroom.outbound.freeze_calendar import FreezeCalendarReader
 from warroom.plan.model import Plan
 from warroom.sources.base import Reading, Source, SourceContext
 from warroom.store.base import ActionWrite, Fenced, StaleState, Store, StoreError
@@ -94,6 +97,11 @@ class Engine:
                                  self.on_fenced, dry_run_steps)
         self.recovery = Recovery(self.journal, self.executor, self.flags, lease)
         self.automation = Automation(plan, self.policy)
+        self.freeze_watch = freeze.FreezeWatch(plan.schedule.tz())
+        self.scheduler = Scheduler(plan)
+        calendar = plan.schedule.freezes
+        self.calendar = (freeze.CalendarWatch(FreezeCalendarReader(calendar, plan.base_dir, plan.schedule.tz()))
+                         if calendar is not None else None)
         self.publisher = Publisher(store, lambda: self.lease.fence, self.on_fenced)
         self.digest = plan.digest()  # what a sign-off binds to
         self.go_no_go = GoNoGo(plan, self.poller)
@@ -188,10 +196,13 @@ class Engine:
         await self.flags.read()
         if not self.rollout.started_at:
             self.recovery.initialise(self.policy, self.plan.rollout.name)
+        if self.scheduler.fires:
+            self.scheduler.remember(await self.store_thread.call(lambda store: list(store.iter_entries(kinds=JOURNALED))))
         fence, now, plan = self.lease.fence, self.clock.now(), self.plan.journal_copy()
         self.store_thread.send(lambda store: store.save_plan(fence, now, plan))
         self.recovery.journal_start(self.name)
         await self.recovery.recover()
+        await self._apply(await self._look_at_freezes(self.clock.now()))  # a step up typed before the first tick is refused too
         if self.want_backfill:
             # In the background: a slow server must not hold back the first tick, nor a
             # rollback key pressed in the first seconds.
@@ -219,6 +230,8 @@ class Engine:
             return
         self._closed = True
         self.poller.cancel()
+        if self.calendar is not None:
+            self.calendar.cancel()
         for pending in (self.backfill_task, self._publish_due):
             if pending is not None:
                 pending.cancel()
@@ -315,6 +328,7 @@ class Engine:
         now = self.clock.now()
         await asyncio.gather(self.poller.poll(now, self._context(now)), self.flags.read())
         await self._apply(self.automation.source_health(self.poller.health_changes()))
+        await self._apply(await self._look_at_freezes(now))
         self.tick_count += 1
         self.publisher.samples(now, self.poller.record_history())
         share = lambda: self.policy.planned_share(self.rollout)  # noqa: E731  (asked for each: a fire may roll back)
@@ -326,6 +340,7 @@ class Engine:
         self.recovery.set_back_late_writes(self.policy.new_drift(self.rollout))  # an interrupted step's late write is no drift
         await self._apply(self.automation.drift(self.rollout, self.journal.version, acting=bool(self.executor.tasks)))
         await self._sign_offs(now)
+        await self._apply(self.scheduler.decide(self.rollout, self.clock.now(), self.step_blockers))
         await self._apply(self.automation.step(self.rollout, self.step_blockers))
         snap = self.publish()
         if self.clock.speed != 1.0:  # fast or virtual time: no cadence to keep, and a run must come out the same every time
@@ -381,14 +396,40 @@ class Engine:
             except (CommandError, StaleState, st.Refused):
                 pass  # the state moved meanwhile (a human acted first): the next tick looks again
 
+    def freezes(self) -> tuple[Freeze, ...]:
+        """The freezes in force at the last look (every tick): they refuse step ups, never going back."""
+        return self.freeze_watch.in_force
+
+    async def _look_at_freezes(self, now: float) -> list[Decision]:
+        news: list[Decision] = []
+        if self.calendar is not None:
+            reading = self.calendar.refresh(now)
+            if reading is not None and self._virtual:
+                await reading  # virtual time: the read lands before the clock moves on
+                self.calendar.refresh(now)
+            news += self.calendar.news()
+        try:
+            rows = await self.store_thread.call(lambda store: store.freezes(since=self.started_at))
+        except StoreError:
+            return news  # a store away: the freezes as last read hold (the journal says the store is away)
+        calendar = self.calendar.freezes() if self.calendar is not None else ()
+        return news + list(self.freeze_watch.look(rows, self.flags.vendor_freeze, now, calendar))
+
     def step_blockers(self, *, forced: bool = False) -> list[str]:
-        """Why a step up is refused now. `forced` keeps only what even a force cannot override (a sign-off is one)."""
+        """Why a step up is refused now. `forced` keeps only what even a force cannot override (a sign-off, a freeze)."""
         waiting = approvals.blocker(self.plan, self.rollout, self.clock.now())
-        return self._policy_blockers(forced=forced) + ([waiting] if waiting else [])
+        return self._policy_blockers(forced=forced) + ([waiting] if waiting else []) + self._time_blockers(forced=forced)
 
     def _policy_blockers(self, *, forced: bool = False) -> list[str]:
         return self.policy.step_blockers(self.rollout, self.guardrails.views, self.clock.now(),
                                          in_flight=bool(self.executor.tasks), forced=forced)
+
+    def _time_blockers(self, *, forced: bool = False) -> list[str]:
+        """The clock's (earliest times, business hours: a forced step up overrides them) and the freezes' (it does not)."""
+        now = self.clock.now()
+        soft = [] if forced else self.scheduler.blockers(self.rollout, now)
+        calendar = self.calendar.blockers() if self.calendar is not None else []
+        return soft + freeze.blockers(self.freezes(), now, self.freeze_watch.zone) + calendar
 
     def publish(self, *, force: bool = False) -> Snapshot:
         """Build the snapshot, tell the listeners, and write it to the store for every client.
@@ -399,7 +440,7 @@ class Engine:
         self.snapshot = views.snapshot(
             self.plan, self.rollout, self.clock.now(), poller=self.poller, guardrails=self.guardrails, policy=self.policy, flags=self.flags,
             attempts=self.executor.attempts, journal=self.journal.tail(views.JOURNAL_TAIL), blockers=self.step_blockers(),
-            force_blockers=self.step_blockers(forced=True), driver=self.holder, tick=self.tick_count,
+            force_blockers=self.step_blockers(forced=True), freezes=self.freezes(), next_scheduled=self.scheduler.next_change(self.rollout, self.clock.now()), driver=self.holder, tick=self.tick_count,
             clock_rate=0.0 if self._virtual else self.clock.speed, planned_holds=self.planned_holds,
             insecure=any(getattr(s, "insecure", False) for s in self.sources.values()),
             awaiting=approvals.blocker(self.plan, self.rollout, self.clock.now()) or "")
@@ -426,10 +467,10 @@ class Engine:
     async def step_up(self, actor: Actor, *, force: bool = False, reason: str = "", wait: bool = True) -> str:
         """Step up to the next phase; with `wait` return when its flags are confirmed (or it failed)."""
         current = self.journal.reload()
-        hard = self._policy_blockers(forced=True)
+        hard = self._policy_blockers(forced=True) + self._time_blockers(forced=True)  # a freeze: not even forced
         if hard:
             raise CommandError("cannot step up: " + "; ".join(hard))
-        soft = self._policy_blockers()
+        soft = self._policy_blockers() + self._time_blockers()
         if soft and not force:
             raise CommandError("cannot step up: " + "; ".join(soft) + " (force with a reason to override)")
         if force and soft and not reason.strip():

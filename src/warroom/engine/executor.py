@@ -149,6 +149,8 @@ class Executor:
             except Exception as exc:  # a provider bug is a failed attempt like any other, retried
                 raise FlagError(f"{type(exc).__name__}: {exc}") from None
             self.flags.observed[name] = observed
+            if observed.enabled != desired.enabled:
+                await self._fell_back(action_id, name, observed)
             return observed
 
         def failed(failure: Failure) -> None:
@@ -165,6 +167,13 @@ class Executor:
                                        retry_on=FlagError, abandon=abandon, on_failure=failed)
         except (FlagError, Abandoned):
             return None
+
+    async def _fell_back(self, action_id: str, name: str, observed: FlagState) -> None:
+        """Confirmed exposing nobody, but not switched off: the flag service took another write. Said, so the room
+        knows the flag is on at 0 % until someone switches it off once the service allows it."""
+        why = await self.flags.provider.vendor_freeze() or "the flag service refused switching it off"
+        self.journal.entry(Kind.FLAG_FALLBACK, f"{name}: {why}; read back {observed.label()}, exposing nobody", AUTOMATIC,
+                           {"flag": name, "observed": observed.to_json(), "why": why}, action_id)
 
     async def _already(self, name: str, desired: FlagState) -> FlagState | None:
         """The flag's observed state when it already is the desired one; None otherwise or unreadable."""

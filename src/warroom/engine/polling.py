@@ -150,10 +150,17 @@ class FlagReader:
         self.names = names
         self.observed: dict[str, FlagState | None] = {}
         self.errors: dict[str, str] = {}
+        self.vendor_freeze: str | None = None  # why the flag service itself refuses changes now
+
+    async def _vendor_freeze(self) -> str | None:
+        try:
+            return await self.provider.vendor_freeze()
+        except Exception:  # cannot say: the flags' own reads say what is wrong with the service
+            return None
 
     async def read(self) -> None:
         try:
-            results = await self.provider.read_many(self.names)
+            results, self.vendor_freeze = await asyncio.gather(self.provider.read_many(self.names), self._vendor_freeze())
         except Exception as exc:  # a provider must not raise here; if one does, every flag is unreadable
             reason = redact(f"{type(exc).__name__}: {exc}")
             results = {n: FlagError(reason) for n in self.names}

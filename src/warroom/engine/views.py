@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from warroom.core.flagstate import FlagState
+from warroom.core.freeze import Freeze
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import (
     ActionView,
@@ -155,8 +156,8 @@ def flag_views(plan: Plan, state: RolloutState, flags: FlagReader) -> tuple[Flag
 
 def snapshot(plan: Plan, state: RolloutState, now: float, *, poller: Poller, guardrails: Guardrails, policy: Policy,
              flags: FlagReader, attempts: Mapping[str, tuple[int, str]], journal: tuple[JournalEntry, ...],
-             blockers: Sequence[str], force_blockers: Sequence[str], driver: str, tick: int, clock_rate: float, insecure: bool,
-             planned_holds: Mapping[int, float], awaiting: str = "") -> Snapshot:
+             blockers: Sequence[str], force_blockers: Sequence[str], freezes: tuple[Freeze, ...], next_scheduled: str, driver: str, tick: int,
+             clock_rate: float, insecure: bool, planned_holds: Mapping[int, float], awaiting: str = "") -> Snapshot:
     """The picture of the rollout now. `attempts`: action id → (failed attempts, last error); `journal`: its
     newest entries; `blockers`: why a step up is refused (`force_blockers`: even forced); `driver`: the
     engine's user@host pid N; `clock_rate`: clock seconds a wall second (0: virtual time)."""
@@ -181,6 +182,9 @@ def snapshot(plan: Plan, state: RolloutState, now: float, *, poller: Poller, gua
         action=action,
         step_blockers=tuple(blockers),
         force_blockers=tuple(force_blockers),
+        freezes=freezes,
+        zone=plan.schedule.zone,
+        next_scheduled=next_scheduled,
         awaiting=awaiting,
         paused_reason=state.paused_reason,
         drift=bool(state.drift),

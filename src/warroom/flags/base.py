@@ -130,6 +130,11 @@ class FlagProvider(ABC):
         provider can be asked (a file's permissions, a token's rights)."""
         return Writable(Proof.UNPROVEN, f"the {self.kind} provider cannot be asked whether its writes would go through")
 
+    async def vendor_freeze(self) -> str | None:
+        """Why the flag service itself refuses changes now (Unleash's maintenance mode), or None when it takes
+        them or cannot say. Asked every tick: while it is frozen, step ups are refused."""
+        return None
+
     async def close(self) -> None:
         return None
 

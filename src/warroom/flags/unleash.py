@@ -126,7 +126,32 @@ class UnleashFlagProvider(FlagProvider):
                 if patch:
                     await self.api.request("PATCH", f"{path}/strategies/{quote(strategy['id'], safe='')}", patch)
         if state.enabled != env["enabled"]:
-            await self.api.request("POST", f"{path}/{'on' if state.enabled else 'off'}")
+            try:
+                await self.api.request("POST", f"{path}/{'on' if state.enabled else 'off'}")
+            except FlagError:
+                if state.enabled or await self.vendor_freeze() is None:
+                    raise
+                await self._zero(name, env)
+
+    async def _zero(self, name: str, env: dict[str, Any]) -> None:
+        """Switching off refused by maintenance mode (503 to POST/PUT/DELETE under /api/admin): take the exposure
+        to 0 % with the PATCH it still lets through. The read-back judges it: on at 0 % exposes nobody."""
+        strategy = _owned(env.get("strategies") or [])
+        if strategy is None:
+            raise FlagError(f"Unleash is in maintenance mode and refuses switching {name} off; it has no flexibleRollout "
+                            "strategy to set to 0%: switch it off in the Unleash UI or end maintenance mode")
+        patch = [{"op": "replace", "path": "/parameters/rollout", "value": "0"}]
+        await self.api.request("PATCH", f"{self._env_path(name)}/strategies/{quote(strategy['id'], safe='')}", patch)
+
+    async def vendor_freeze(self) -> str | None:
+        """Maintenance mode, as the UI config tells every token (`GET /api/admin/maintenance` needs an admin)."""
+        try:
+            config = await self.api.request("GET", "/api/admin/ui-config")
+        except FlagError:
+            return None  # unreadable: the flags' own reads say why
+        if isinstance(config, dict) and config.get("maintenanceMode") is True:
+            return "Unleash is in maintenance mode (switching off is refused: a rollback sets rollout 0%)"
+        return None
 
     async def writable(self, names: list[str]) -> Writable:
         """What the Admin API says of this token (`GET /api/admin/user`: the permissions of the token or

@@ -8,6 +8,7 @@ Unknown keys are errors, because a typo such as `above_` must never silently dis
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -22,6 +23,7 @@ from warroom.plan.flagsetting import FlagSetting, FlagValue
 from warroom.plan.go_no_go import GoNoGo
 from warroom.plan.roles import Role
 from warroom.plan.rollback import NotifyTarget, RollbackSpec
+from warroom.plan.schedule import Instant, Schedule
 from warroom.plan.secret_refs import secret_references
 from warroom.plan.simulate import SimulateExpression, modelled_exposure
 from warroom.plan.sources import FlagProviderConfig, SimulatorSourceConfig, SourceConfig
@@ -72,6 +74,13 @@ class Phase(Strict):
     gates: list[Gate] = []
     checklist: list[Item] = []
     approvals: Approval | None = None  # who signs off before this phase begins
+    at: Instant | None = None  # a scheduled step up to this phase (a request, checked again when it fires)
+    not_before: Instant | None = None  # its earliest time only
+
+    def earliest(self) -> dt.datetime | None:
+        """The earliest this phase may begin by the clock (its `at` or `not_before`), if it has one."""
+        times = [t for t in (self.at, self.not_before) if t is not None]
+        return max(times) if times else None
 
     def item_ids(self) -> list[str]:
         return [item.id or f"{i + 1}" for i, item in enumerate(self.checklist)]
@@ -118,6 +127,7 @@ class Plan(Strict):
     keys: dict[str, str] = {}
     theme: str | None = None
     exposure: ExposureCheck | None = None  # the exposure check, a gate every phase has
+    schedule: Schedule = Field(default_factory=Schedule)  # clock times, business hours, the freeze calendar
     roles: dict[Ident, Role] = {}  # who may sign off (plan/roles.py)
     go_no_go: GoNoGo | None = None  # the decision before the first exposure (plan/go_no_go.py)
 

@@ -273,6 +273,24 @@ Held = tuple[float, Row | None, ActionWrite | None]
 Change = Callable[[dict[str, Any]], tuple[dict[str, Any] | None, list[Row]]]
 
 
+# The scope of a stop-the-line: every rollout on the store (on PostgreSQL, every rollout in the database).
+EVERY_ROLLOUT = "*"
+
+
+@dataclass(frozen=True)
+class StoredFreeze:
+    """One freeze row: written by `warroom freeze`, lifted by `warroom thaw`, honoured by every engine that reads it."""
+
+    id: int
+    every_rollout: bool  # a stop-the-line
+    reason: str
+    until: float | None  # None: until lifted
+    by: str  # who froze (the sender's proven label)
+    created: float
+    lifted: float | None = None
+    lifted_by: str = ""
+
+
 class Waiter(ABC):
     """Returns when anything was committed to the store since the last look."""
 
@@ -444,6 +462,20 @@ class Store(ABC):
         """The command, or None when there is none (never sent, or pruned long after it finished)."""
 
     # ------------------------------------------------------------ changes
+
+    # ------------------------------------------------------------ freezes (clients write them, engines honour them)
+
+    @abstractmethod
+    def add_freeze(self, reason: str, until: float | None, by: str, created: float, *, every_rollout: bool = False) -> int:
+        """Freeze this rollout (or, `every_rollout`, every rollout on the store) until `until` or a thaw; its id."""
+
+    @abstractmethod
+    def lift_freezes(self, by: str, lifted: float, *, every_rollout: bool = False) -> list[StoredFreeze]:
+        """Lift this rollout's open freezes (or the open stop-the-lines); the rows lifted."""
+
+    @abstractmethod
+    def freezes(self, since: float) -> list[StoredFreeze]:
+        """The freezes this rollout honours that are open, or were lifted or ran out after `since` (oldest first)."""
 
     @abstractmethod
     def watch(self, *, commands: bool = False) -> Waiter:

@@ -21,6 +21,7 @@ from warroom.core.secrets import redact
 from warroom.core.snapshot import JournalEntry
 from warroom.store import rows
 from warroom.store.base import (
+    EVERY_ROLLOUT,
     KEEP_COMMANDS,
     MAX_COMMAND_BYTES,
     MAX_COMMAND_TEXT,
@@ -39,6 +40,7 @@ from warroom.store.base import (
     StaleState,
     StandbyInfo,
     Store,
+    StoredFreeze,
     StoredSnapshot,
 )
 from warroom.store.rows import SQLRow
@@ -383,6 +385,34 @@ class SQLStore(Store):
         return [rows.standby(r) for r in self._read(
             f"SELECT {self.user}, host, pid, started, since, heartbeat, holder FROM {self.s}standbys{self._where()} ORDER BY since",
             self.key)]
+
+    # ------------------------------------------------------------ freezes
+
+    def _scope(self, every_rollout: bool) -> str:
+        """A freeze row's scope: this rollout (its key, or "" in a file of one), or every rollout on the store."""
+        return EVERY_ROLLOUT if every_rollout else str(self.key[0]) if self.key else ""
+
+    def add_freeze(self, reason: str, until: float | None, by: str, created: float, *, every_rollout: bool = False) -> int:
+        # One row: every engine on the store reads it on its next tick (a stop-the-line: every rollout in the database).
+        with self._tx() as tx:
+            added = tx.one(f"INSERT INTO {self.s}freezes (scope, reason, until, by_whom, created) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                           (self._scope(every_rollout), reason, until, by, created))
+            assert added is not None
+        self._sent()  # the SQLite dialect wakes its engine: the freeze holds from the next tick, not the next poll
+        return int(added[0])
+
+    def lift_freezes(self, by: str, lifted: float, *, every_rollout: bool = False) -> list[StoredFreeze]:
+        scope = self._scope(every_rollout)
+        with self._tx() as tx:
+            found = [rows.freeze(r) for r in tx.all(f"SELECT {rows.FREEZE} FROM {self.s}freezes WHERE scope = ? AND lifted IS NULL "
+                                                    f"AND (until IS NULL OR until > ?){self.lock}", (scope, lifted))]
+            tx.run(f"UPDATE {self.s}freezes SET lifted = ?, lifted_by = ? WHERE scope = ? AND lifted IS NULL", (lifted, by, scope))
+        return found
+
+    def freezes(self, since: float) -> list[StoredFreeze]:
+        return [rows.freeze(r) for r in self._read(
+            f"SELECT {rows.FREEZE} FROM {self.s}freezes WHERE scope IN (?, ?) AND (lifted IS NULL OR lifted >= ?) "
+            "AND (until IS NULL OR until > ?) ORDER BY id", (self._scope(False), EVERY_ROLLOUT, since, since))]
 
     # ------------------------------------------------------------ commands
 

@@ -43,7 +43,7 @@ from warroom.store.core import Layout, SQLStore, Tx
 from warroom.store.rows import SQLRow
 
 # The schema this code reads and writes (its own numbering: SQLite files have theirs).
-PG_SCHEMA_VERSION = 2
+PG_SCHEMA_VERSION = 3  # 3: freezes (its table is created by SCHEMA, IF NOT EXISTS)
 
 # Schema 2: each command row records the session's role that queued it, set by the database itself
 # (a trigger on insert and on any write of the column): a client's word about who it is never reaches it.
@@ -57,6 +57,16 @@ SENDER = [
 ]
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS warroom.freezes (
+    id BIGSERIAL PRIMARY KEY,
+    scope TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    until DOUBLE PRECISION,
+    by_whom TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    lifted DOUBLE PRECISION,
+    lifted_by TEXT
+);
 CREATE TABLE IF NOT EXISTS warroom.journal (
     seq BIGSERIAL PRIMARY KEY,
     rollout TEXT NOT NULL,

@@ -7,7 +7,7 @@ from typing import Any
 
 from warroom.core.secrets import redact
 from warroom.core.snapshot import JournalEntry
-from warroom.store.base import Command, Holder, LeaseInfo, PendingAction, Row, StandbyInfo
+from warroom.store.base import EVERY_ROLLOUT, Command, Holder, LeaseInfo, PendingAction, Row, StandbyInfo, StoredFreeze
 
 SQLRow = tuple[Any, ...]
 
@@ -32,6 +32,13 @@ def action(row: SQLRow) -> PendingAction:
 
 def command(row: SQLRow) -> Command:
     return Command(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), row[5], row[6], row[7], row[8], row[9], row[10])
+
+
+FREEZE = "id, scope, reason, until, by_whom, created, lifted, lifted_by"
+
+
+def freeze(row: SQLRow) -> StoredFreeze:
+    return StoredFreeze(row[0], row[1] == EVERY_ROLLOUT, row[2], row[3], row[4], row[5], row[6], row[7] or "")
 
 
 def lease(row: SQLRow | None) -> LeaseInfo | None:

@@ -41,6 +41,16 @@ from warroom.store.core import Layout, SQLStore, Tx
 from warroom.store.rows import SQLRow
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS freezes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scope TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    until REAL,
+    by_whom TEXT NOT NULL,
+    created REAL NOT NULL,
+    lifted REAL,
+    lifted_by TEXT
+);
 CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     ts REAL NOT NULL,

@@ -65,7 +65,7 @@ class Banner(Parts):
         "rollout": "bold", "why": "$text-muted", "age": "$text-muted", "driver": "$text-muted", "driver-nobody": "$warning bold",
         "state-ok": "$success bold reverse", "state-info": "$primary bold reverse", "state-warn": "$warning bold reverse",
         "state-bad": "$error bold reverse", "mode": "", "mode-ro": "$warning bold reverse", "clock": "",
-        "insecure": "$error bold reverse",
+        "insecure": "$error bold reverse", "freeze": "$warning bold reverse",
         "strip-done": "$success", "strip-current": "bold", "strip-next": "$text-muted", "strip-note": "", "strip-sep": "$text-muted",
     }
 
@@ -128,7 +128,7 @@ class Banner(Parts):
 
     def shown(self, part: str) -> str:
         """A part's words as drawn now (tests, and whoever reads the banner in parts): `state`, `why`,
-        `env`, `rollout`, `insecure`, `mode`, `clock`, `strip`, `age`, `driver`."""
+        `env`, `rollout`, `insecure`, `mode`, `clock`, `strip`, `age`, `driver`, `freeze`."""
         if part == "strip":
             self._rows()
             return self._strip
@@ -149,6 +149,7 @@ class Banner(Parts):
             "clock": clock_text(self.now),
             "age": data_age_text(snap, self.now),
             "driver": driver_text(snap),
+            "freeze": snap.freeze_banner(self.now),  # `FREEZE until 18:00 (Black Friday) · rollback allowed`
         }
 
     def _rows(self) -> tuple[Text, Text]:
@@ -185,7 +186,7 @@ class Banner(Parts):
         first = Text.assemble(env, rollout, insecure, why)
         first.pad_right(width - first.cell_len - right.cell_len)
         first.append_text(right)
-        tail = Text.assemble(cell("age"), cell("driver"))
+        tail = Text.assemble(cell("freeze"), cell("age"), cell("driver"))  # a freeze before the strip's detail
         styles = {role: self.part(f"strip-{role}") for role in ROLES}
         strip = strip_text(snap, self.now, max(1, width - tail.cell_len - 2), styles)
         self._strip = strip.plain

@@ -118,7 +118,8 @@ def status_text(snap: Snapshot, retry_key: str = "r", fits: Callable[[str], bool
         head = f"{lead}; step up blocked: " if lead else "step up blocked: "
         return head + blockers_text(blockers, lambda text: fits(head + text)), severity
     if snap.next_change:
-        return (f"{lead}; next: {snap.next_change}" if lead else f"ready: {snap.next_change}"), severity if lead else "good"
+        scheduled = f"; scheduled: {snap.next_scheduled}" if snap.next_scheduled else ""
+        return (f"{lead}; next: {snap.next_change}" if lead else f"ready: {snap.next_change}") + scheduled, severity if lead else "good"
     return lead, severity if lead else "info"
 
 
