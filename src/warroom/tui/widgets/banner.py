@@ -8,10 +8,10 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
+from warroom.core.condition import worst_condition
 from warroom.core.snapshot import Snapshot
 from warroom.core.units import format_duration
 from warroom.tui.clock_text import clock_text
-from warroom.tui.condition import worst_condition
 from warroom.tui.refresh import part, set_text
 from warroom.tui.widgets.phase_strip import PhaseStrip
 

@@ -9,11 +9,11 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
+from warroom.core.condition import countdown, until_text
 from warroom.core.snapshot import GuardrailView, PaneView
 from warroom.core.statuses import GuardrailStatus, PaneStatus
 from warroom.core.units import format_duration, format_value
 from warroom.tui.clock_text import compact_duration
-from warroom.tui.condition import countdown, until_text
 from warroom.tui.keymap import bindings
 from warroom.tui.refresh import part, set_text
 from warroom.tui.widgets.spark import Spark, pane_scale
