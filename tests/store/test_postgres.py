@@ -18,6 +18,7 @@ from warroom.engine.lease import Lease, LeaseTooThin, this_process
 from warroom.plan.state import PostgresState
 from warroom.store import open_store
 from warroom.store.base import StoreError, StoreMissing, StoreUnwritable
+from warroom.store.postgres import PG_SCHEMA_VERSION
 
 
 def row(kind: str) -> tuple[str, str, str, dict]:
@@ -53,11 +54,17 @@ def test_a_schema_written_by_a_newer_warroom_is_refused(postgres_cluster):
     with postgres_database(postgres_cluster, f"warroom_schema_test_{os.getpid()}") as url:
         state = PostgresState(url=url, password=f"env:{PG_PASSWORD}", rollout="launch")
         store = open_store(state)  # created by warroom
-        assert store.schema_version() == 1
+        assert store.schema_version() == PG_SCHEMA_VERSION == 2
+        store.close()
+        with connect(state) as raw:  # a database of schema 1 (before stakeholder updates) is brought up to date
+            raw.execute("DROP TABLE warroom.updates")
+            raw.execute("UPDATE warroom.meta SET version = 1")
+        store = open_store(state)
+        assert store.schema_version() == 2 and store.updates() == []
         store.close()
         with connect(state) as raw:
             raw.execute("UPDATE warroom.meta SET version = 99")
-        with pytest.raises(StoreError, match=r"written by a newer warroom \(schema 99, this one reads 1\); upgrade warroom"):
+        with pytest.raises(StoreError, match=r"written by a newer warroom \(schema 99, this one reads 2\); upgrade warroom"):
             open_store(state)
 
 

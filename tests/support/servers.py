@@ -163,8 +163,8 @@ class PostgresMissing(Exception):
     """No PostgreSQL cluster can be started here; the message says what is missing."""
 
 
-def _psql(sql: str, port: int) -> str:
-    return subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-p", str(port), "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+def _psql(sql: str, port: int, database: str = "postgres") -> str:
+    return subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-p", str(port), "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
                           check=True, capture_output=True, text=True).stdout.strip()
 
 

@@ -21,6 +21,7 @@ from warroom.plan.secret_refs import secret_references
 from warroom.plan.simulate import SimulateExpression, modelled_exposure
 from warroom.plan.sources import FlagProviderConfig, SimulatorSourceConfig, SourceConfig
 from warroom.plan.state import StateConfig
+from warroom.plan.updates import Updates
 
 
 class Pane(Strict):
@@ -112,6 +113,7 @@ class Plan(Strict):
     keys: dict[str, str] = {}
     theme: str | None = None
     exposure: ExposureCheck | None = None  # the exposure check, a gate every phase has
+    updates: Updates | None = None  # the stakeholder updates the plan promises (plan/updates.py)
 
     # Set by load_plan; not part of the YAML.
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -15,14 +15,15 @@ from warroom.store.base import Store, StoreError, StoreMissing
 __all__ = ["Store", "StoreError", "StoreMissing", "open_store"]
 
 
-def open_store(ref: str | Path | PostgresState, *, create: bool = True) -> Store:
-    """The store at `ref`. Only an engine creates one (`create`); a client finding none gets StoreMissing."""
+def open_store(ref: str | Path | PostgresState, *, create: bool = True, readonly: bool = False) -> Store:
+    """The store at `ref`. Only an engine creates one (`create`); a client finding none gets StoreMissing.
+    `readonly` (the status page): a connection that cannot write, whatever is asked of it."""
     if isinstance(ref, PostgresState):
         from warroom.store.postgres import PostgresStore
 
-        return PostgresStore(ref, create=create)
+        return PostgresStore(ref, create=create, readonly=readonly)
     if str(ref).startswith(DATABASE_URL):  # a bare URL knows no rollout: paths.state_path keys it by the plan's
         raise StoreError(f"{ref}: a PostgreSQL state is opened with its plan (warroom VERB PLAN --state URL)")
     from warroom.store.sqlite import SQLiteStore
 
-    return SQLiteStore(Path(ref).expanduser(), create=create)
+    return SQLiteStore(Path(ref).expanduser(), create=create, readonly=readonly)

@@ -50,6 +50,7 @@ from warroom.store.base import (
     Row,
     StandbyInfo,
     StoredSnapshot,
+    StoredUpdate,
     StoreError,
     StoreMissing,
     StoreUnwritable,
@@ -58,7 +59,7 @@ from warroom.store.base import (
 from warroom.store.rows import SQLCommits
 
 # The schema this code reads and writes (its own numbering: SQLite files have theirs).
-PG_SCHEMA_VERSION = 1
+PG_SCHEMA_VERSION = 2  # 2: stakeholder updates
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS warroom.journal (
@@ -136,6 +137,14 @@ CREATE TABLE IF NOT EXISTS warroom.commands (
     epoch INTEGER
 );
 CREATE INDEX IF NOT EXISTS commands_status ON warroom.commands (rollout, status, id);
+CREATE TABLE IF NOT EXISTS warroom.updates (
+    id BIGSERIAL PRIMARY KEY,
+    rollout TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL, due DOUBLE PRECISION NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL,
+    text TEXT NOT NULL, facts TEXT NOT NULL DEFAULT '{}', by_whom TEXT NOT NULL DEFAULT '',
+    published DOUBLE PRECISION, archive TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS updates_rollout ON warroom.updates (rollout, id);
 CREATE TABLE IF NOT EXISTS warroom.snapshot (
     rollout TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
@@ -172,7 +181,9 @@ def channel(rollout: str) -> str:
 class PostgresStore(SQLCommits):
     shared_fate = False  # engines on other hosts reach the database by other ways: one's outage is not all's
 
-    def __init__(self, target: PostgresState, *, create: bool = True):
+    def __init__(self, target: PostgresState, *, create: bool = True, readonly: bool = False):
+        """`readonly` (the status page, whose role should only SELECT): every transaction of its session is
+        read-only, and nothing is created or migrated."""
         assert target.rollout, "state_path() keys a PostgreSQL state by its rollout"
         self.key = target.rollout
         self.ref = str(target)
@@ -182,16 +193,20 @@ class PostgresStore(SQLCommits):
             self._settings = connection_settings(target)
         except secrets.SecretError as exc:
             raise StoreError(f"state.password: {exc}") from None
+        if readonly:
+            self._settings["options"] = "-c default_transaction_read_only=on"
         self._db: psycopg.Connection | None = None
-        with self._tx() as cur:
-            self._migrate(cur)
+        with self._tx(notify=not readonly) as cur:
+            if readonly:
+                self._check_version(cur)
+            else:
+                self._migrate(cur)
             if not create and cur.execute("SELECT 1 FROM warroom.lease WHERE rollout = %s UNION ALL "
                                           "SELECT 1 FROM warroom.journal WHERE rollout = %s LIMIT 1", (self.key, self.key)).fetchone() is None:
                 raise StoreMissing(f"{self.ref}: no rollout is recorded here yet (no engine has run on this state)")
 
-    def _migrate(self, cur: psycopg.Cursor) -> None:
-        """Create the schema, or check the one there (two engines starting at once take turns)."""
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+    def _check_version(self, cur: psycopg.Cursor) -> int | None:
+        """The schema's version (None: none yet); a newer one than this code reads is refused."""
         version = None
         if rows.one(cur.execute("SELECT to_regclass('warroom.meta')").fetchone())[0] is not None:
             found = cur.execute("SELECT version FROM warroom.meta").fetchone()
@@ -199,6 +214,14 @@ class PostgresStore(SQLCommits):
         if version is not None and version > PG_SCHEMA_VERSION:
             raise StoreError(f"{self.ref}: written by a newer warroom (schema {version}, this one reads {PG_SCHEMA_VERSION}); "
                              "upgrade warroom")
+        if version is None and self._settings.get("options"):
+            raise StoreMissing(f"{self.ref}: no warroom schema here yet (no engine has run on this state)")
+        return version
+
+    def _migrate(self, cur: psycopg.Cursor) -> None:
+        """Create the schema, or check the one there (two engines starting at once take turns)."""
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        version = self._check_version(cur)
         if version == PG_SCHEMA_VERSION:
             return
         cur.execute("CREATE SCHEMA IF NOT EXISTS warroom")
@@ -397,6 +420,24 @@ class PostgresStore(SQLCommits):
     def snapshot_seq(self) -> int:
         found = self._read("SELECT seq FROM warroom.snapshot WHERE rollout = %s", (self.key,))
         return found[0][0] if found else 0
+
+    # ------------------------------------------------------------ stakeholder updates
+
+    def put_update(self, fence: Fence, update: StoredUpdate) -> int:
+        values = rows.update_values(update)
+        with self._tx() as db:
+            self._fence(db, fence)
+            if update.id:
+                db.execute("UPDATE warroom.updates SET created = %s, due = %s, reason = %s, status = %s, text = %s, facts = %s, "
+                           "by_whom = %s, published = %s, archive = %s WHERE rollout = %s AND id = %s", (*values, self.key, update.id))
+                return update.id
+            return int(rows.one(db.execute(
+                f"INSERT INTO warroom.updates (rollout, {rows.UPDATE.partition(', ')[2]}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id", (self.key, *values)).fetchone())[0])
+
+    def updates(self, limit: int = 20) -> list[StoredUpdate]:
+        return [rows.update(r) for r in self._read(
+            f"SELECT {rows.UPDATE} FROM warroom.updates WHERE rollout = %s ORDER BY id DESC LIMIT %s", (self.key, limit))]
 
     # ------------------------------------------------------------ the engine lease
 

@@ -26,11 +26,13 @@ from warroom.store.base import (
     StaleState,
     StandbyInfo,
     Store,
+    StoredUpdate,
 )
 
 # The columns each query reads, in the order the converters below take them.
 ENTRY = "seq, ts, kind, message, actor, action_id, data"
 ACTION = "id, kind, intent, progress, created, epoch"
+UPDATE = "id, created, due, reason, status, text, facts, by_whom, published, archive"
 COMMAND = "id, created, verb, args, actor, status, message, action_id, finished, engine, epoch"
 
 
@@ -49,6 +51,16 @@ def action(row: tuple) -> PendingAction:
 
 def command(row: tuple) -> Command:
     return Command(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), row[5], row[6], row[7], row[8], row[9], row[10])
+
+
+def update(row: tuple) -> StoredUpdate:
+    return StoredUpdate(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8], row[9])
+
+
+def update_values(u: StoredUpdate) -> tuple[Any, ...]:
+    """An update's columns after its id, in UPDATE's order; its text and facts redacted like the journal's."""
+    return (u.created, u.due, u.reason, u.status, redact(u.text), redact(json.dumps(u.facts, sort_keys=True, default=str)), u.by,
+            u.published, u.archive)
 
 
 def one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:

@@ -43,6 +43,7 @@ from warroom.store.base import (
     Row,
     StandbyInfo,
     StoredSnapshot,
+    StoredUpdate,
     StoreError,
     StoreMissing,
     StoreUnwritable,
@@ -118,6 +119,13 @@ CREATE TABLE IF NOT EXISTS commands (
     epoch INTEGER
 );
 CREATE INDEX IF NOT EXISTS commands_status ON commands(status, id);
+-- Stakeholder updates: drafted, approved, published (the archive of what was told).
+CREATE TABLE IF NOT EXISTS updates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL, due REAL NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL,
+    text TEXT NOT NULL, facts TEXT NOT NULL DEFAULT '{}', by_whom TEXT NOT NULL DEFAULT '',
+    published REAL, archive TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS snapshot (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
@@ -146,14 +154,22 @@ def _unwritable(exc: sqlite3.Error) -> str | None:
 class SQLiteStore(SQLCommits):
     shared_fate = True  # every engine of the rollout writes this one file: a full disk stops them all alike
 
-    def __init__(self, path: str | Path, *, create: bool = True):
+    def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False):
+        """`readonly` (the status page): opened with SQLite's `mode=ro`, so no write can happen through it,
+        whatever the code above asks; nothing is created or migrated."""
         self.path = Path(path)
         self.ref = str(self.path)
-        if not create and (not self.path.exists() or self.path.stat().st_size == 0):
+        if (readonly or not create) and (not self.path.exists() or self.path.stat().st_size == 0):
             raise StoreMissing(f"{self.path}: no rollout is recorded here yet (no engine has run on this state)")
         self._lock = threading.RLock()
         self._wake: socket.socket | None = None
         try:
+            if readonly:
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=15, isolation_level=None,
+                                           check_same_thread=False)
+                self._db.execute("PRAGMA busy_timeout = 15000")
+                self._check_version()
+                return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA busy_timeout = 15000")
@@ -169,11 +185,15 @@ class SQLiteStore(SQLCommits):
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot open the state database ({exc})") from None
 
-    def _migrate(self) -> None:
-        """Create the schema, or bring an older file's up to date (older files keep working)."""
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+    def _check_version(self) -> int:
+        version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: written by a newer warroom (schema {version}, this one reads {SCHEMA_VERSION}); upgrade warroom")
+        return version
+
+    def _migrate(self) -> None:
+        """Create the schema, or bring an older file's up to date (older files keep working)."""
+        version = self._check_version()
         for stmt in SCHEMA.split(";"):
             if stmt.strip():
                 self._db.execute(stmt)
@@ -381,6 +401,27 @@ class SQLiteStore(SQLCommits):
     def snapshot_seq(self) -> int:
         found = self._read("SELECT seq FROM snapshot WHERE id = 1")
         return found[0][0] if found else 0
+
+    # ------------------------------------------------------------ stakeholder updates
+
+    def put_update(self, fence: Fence, update: StoredUpdate) -> int:
+        values = rows.update_values(update)
+        with self._tx() as db:
+            self._fence(db, fence)
+            if update.id:
+                db.execute("UPDATE updates SET created = ?, due = ?, reason = ?, status = ?, text = ?, facts = ?, by_whom = ?, "
+                           "published = ?, archive = ? WHERE id = ?", (*values, update.id))
+                return update.id
+            return db.execute(f"INSERT INTO updates ({rows.UPDATE.partition(', ')[2]}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                              values).lastrowid or 0
+
+    def updates(self, limit: int = 20) -> list[StoredUpdate]:
+        try:
+            return [rows.update(r) for r in self._read(f"SELECT {rows.UPDATE} FROM updates ORDER BY id DESC LIMIT ?", (limit,))]
+        except StoreError:
+            if self._read("SELECT 1 FROM sqlite_master WHERE name = 'updates'"):
+                raise
+            return []  # a file no engine of this warroom has opened yet (a read-only reader creates nothing)
 
     # ------------------------------------------------------------ the engine lease
 
