@@ -50,6 +50,8 @@ async def dispatch(engine: Engine, verb: str, args: dict[str, Any], actor: Actor
         return await engine.tick_item(actor, str(args.get("item", "")), ticked=not args.get("undo"))
     if verb == Verb.ACK:
         return await engine.ack_drift(actor)
+    if verb == Verb.UPDATE:
+        return await engine.publish_update(actor, str(args.get("text") or ""))
     raise CommandError(f"unknown command {verb!r}; known: {', '.join(Verb)}")
 
 

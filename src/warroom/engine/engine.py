@@ -19,14 +19,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from warroom.core.clock import Clock
 from warroom.core.flagstate import FlagState
 from warroom.core.identity import AUTOMATIC, Actor
-from warroom.core.journal_kinds import Kind
+from warroom.core.journal_kinds import DECISIONS, Kind
 from warroom.core.snapshot import JournalEntry, Snapshot, State
+from warroom.core.updates import UpdateStatus
 from warroom.engine import intents, views
 from warroom.engine import state as st
 from warroom.engine.automation import Automation, Commit, Decision, Note, Pause, RollBack, StepUp
@@ -40,7 +43,9 @@ from warroom.engine.lease import Lease
 from warroom.engine.policy import Policy
 from warroom.engine.polling import FlagReader, Poller
 from warroom.engine.recovery import Recovery
+from warroom.engine.updates import INCIDENTS, Cadence, DraftUpdate, PublishUpdate, UpdateDecision
 from warroom.flags.base import FlagProvider
+from warroom.outbound import update_archive
 from warroom.plan.model import Plan
 from warroom.sources.base import Reading, Source, SourceContext
 from warroom.store.base import ActionWrite, Fenced, StaleState, Store, StoreError, StoreUnwritable
@@ -62,6 +67,7 @@ class Engine:
         clock: Clock,
         *,
         lease: Lease,
+        archive: Path,
         dry_run_steps: bool = False,
         backfill: bool = True,
     ):
@@ -89,6 +95,9 @@ class Engine:
                                  self.on_fenced, dry_run_steps)
         self.recovery = Recovery(self.journal, self.executor, self.flags, lease)
         self.automation = Automation(plan, self.policy)
+        # The stakeholder updates the plan promises, and the folder published ones are archived in.
+        self.cadence = Cadence(plan, plan.updates) if plan.updates is not None else None
+        self.archive = archive
         self.heartbeat: asyncio.Task[None] | None = None
         self.backfill_task: asyncio.Task[None] | None = None
 
@@ -178,6 +187,10 @@ class Engine:
         self.store.save_plan(self.lease.fence, self.clock.now(), self.plan.journal_copy())
         self.recovery.journal_start(self.name)
         self.recovery.recover()
+        if self.cadence is not None:
+            self.cadence.load(self.store.updates(), list(self.store.iter_entries(
+                after=self.cadence.journal_seq(), kinds=(*INCIDENTS, *DECISIONS))))
+            self.entry_listeners.append(self.cadence.on_entry)
         if self.want_backfill:
             # In the background: a slow server must not hold back the first tick, nor a
             # rollback key pressed in the first seconds.
@@ -308,6 +321,8 @@ class Engine:
         await self._reassert_rollback()
         await self._apply(self.automation.drift(self.rollout, self.journal.version, acting=bool(self.executor.tasks)))
         await self._apply(self.automation.step(self.rollout, self.step_blockers))
+        if self.cadence is not None:  # from the picture as this tick left it
+            await self._apply(self.cadence.decide(self.snapshot or self.publish(), self.rollout, self.clock.now()))
         return self.publish()
 
     @property
@@ -316,7 +331,7 @@ class Engine:
         in flight); in real time it only starts it, so guardrails are judged while its writes retry."""
         return self.clock.speed == float("inf")
 
-    async def _apply(self, decisions: list[Decision]) -> None:
+    async def _apply(self, decisions: Sequence[Decision | UpdateDecision]) -> None:
         """Do what the automation decided, through the command methods, as the automatic actor."""
         for decision in decisions:
             try:
@@ -331,6 +346,11 @@ class Engine:
                         await self.step_up(AUTOMATIC, wait=self._virtual)
                     case Commit(change, version):
                         self.journal.transition(change, expected_version=version)
+                    case DraftUpdate(update):
+                        assert self.cadence is not None
+                        self.cadence.drafted(replace(update, id=self.store.put_update(self.lease.fence, update)))
+                    case PublishUpdate(actor):
+                        await self.publish_update(actor)
             except (CommandError, StaleState, st.Refused):
                 pass  # the state moved meanwhile (a human acted first): the next tick looks again
 
@@ -350,7 +370,8 @@ class Engine:
             attempts=self.executor.attempts, journal=self.journal.tail(views.JOURNAL_TAIL), blockers=self.step_blockers(),
             force_blockers=self.step_blockers(forced=True), driver=self.holder, tick=self.tick_count,
             clock_rate=0.0 if self._virtual else self.clock.speed, planned_holds=self.planned_holds,
-            insecure=any(getattr(s, "insecure", False) for s in self.sources.values()))
+            insecure=any(getattr(s, "insecure", False) for s in self.sources.values()),
+            updates=self.cadence.view(self.clock.now()) if self.cadence is not None else None)
         for listener in self.snapshot_listeners:
             listener(self.snapshot)
         wait = PUBLISH_EVERY - (time.time() - self._published)
@@ -495,6 +516,33 @@ class Engine:
         self._command(lambda now: (now.apply(st.Event.TICK, ticked={**now.ticked, now.phase: items}), [entry]))
         self.publish()
         return f"{verb}: {text}"
+
+    async def publish_update(self, actor: Actor, text: str = "") -> str:
+        """Publish the stakeholder update approved by `actor`: the draft (one is drafted now if none waits),
+        or `text` in its stead; kept in the store as approved, archived as HTML, journaled (the journal's
+        listeners post it to the notify targets), then kept as published."""
+        cadence = self.cadence
+        if cadence is None:
+            raise CommandError("this plan promises no stakeholder updates: add an `updates:` section (see the README)")
+        now = self.clock.now()
+        waiting = cadence.draft or cadence.asked(self.snapshot or self.publish(), now)
+        approved = replace(waiting, status=UpdateStatus.APPROVED, by=actor.label(), text=text.strip() or waiting.text)
+        approved = replace(approved, id=self.store.put_update(self.lease.fence, approved))
+        try:
+            path = await asyncio.to_thread(update_archive.write, self.archive, replace(approved, published=now), rollout=self.plan.rollout.name,
+                                           environment=self.plan.rollout.environment, owner=cadence.promise.owner)
+        except OSError as exc:  # a full disk loses the file, not the update: the store keeps it, the channel hears it
+            log.error("the update's HTML archive could not be written in %s: %s", self.archive, exc)
+            path = None
+        published = replace(approved, status=UpdateStatus.PUBLISHED, published=now, archive=str(path or ""),
+                            facts={**approved.facts, "journal_seq": self.store.last_seq()})
+        self.store.put_update(self.lease.fence, published)
+        self.journal.entry(Kind.UPDATE_PUBLISHED, published.text, actor,
+                           {"update": published.id, "reason": published.reason, "due": published.due, "late_s": max(0.0, now - published.due),
+                            "archive": published.archive, "owner": cadence.promise.owner})
+        cadence.published(published)
+        self.publish()
+        return f"stakeholder update {published.id} published" + (f"; archived as {path}" if path else "")
 
     async def ack_drift(self, actor: Actor) -> str:
         """Accept the observed flag states as the new truth and let automation go on."""
