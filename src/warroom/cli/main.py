@@ -36,7 +36,7 @@ from warroom.store.paths import StateRef, default_state_path, state_path
 T = TypeVar("T")
 
 VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal",
-         "engine", "up", "down", "secret", "simulate")
+         "engine", "up", "down", "secret", "simulate", "page", "update")
 
 
 def _speed(text: str) -> str | float:
@@ -212,6 +212,7 @@ def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
             Verb.PAUSE: lambda: {"reason": args.reason or ""},
             Verb.ROLLBACK: lambda: {"reason": args.reason or f"manual rollback by {me.label()} (CLI)"},
             Verb.TICK: lambda: {"item": args.item, "undo": args.undo},
+            Verb.UPDATE: lambda: {"text": getattr(args, "text", "")},
         }
 
         def send() -> tuple[EngineClient, int, int] | int:
@@ -334,11 +335,13 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument("--json", action="store_true", help="one JSON object per line")
     j.add_argument("--limit", type=_count, default=0, help="only the newest N entries")
     # Imported here, not at the top: the console's start-up never pays for these verbs.
+    from warroom.cli.page import add_page_parsers
     from warroom.cli.secret import add_secret_parser
     from warroom.drills.exporter import add_simulate_parser
 
     add_secret_parser(sub)
     add_simulate_parser(sub)
+    add_page_parsers(sub)
     return p
 
 
@@ -413,6 +416,25 @@ def cmd_down(plan: Plan, args: argparse.Namespace) -> int:
     return run(plan, args)
 
 
+def cmd_page(plan: Plan, args: argparse.Namespace) -> int:
+    from warroom.cli.page import cmd_page as run
+
+    return run(plan, args)
+
+
+def cmd_update(plan: Plan, args: argparse.Namespace) -> int:
+    """`warroom update PLAN`: the waiting draft; with --approve, publish it (or the --edit-file's text) as the sender."""
+    from warroom.cli.page import approved_text, show_update
+
+    text = approved_text(plan, args)
+    if isinstance(text, int):
+        return text
+    if not args.approve:
+        return show_update(plan, _client(plan, args))
+    args.text = text
+    return _actor_cmd(Verb.UPDATE)(plan, args)
+
+
 HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "check": cmd_check,
     "engine": cmd_engine,
@@ -423,7 +445,9 @@ HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "run": cmd_run,
     "status": cmd_status,
     "journal": cmd_journal,
-    **{verb: _actor_cmd(verb) for verb in Verb if verb is not Verb.SHUTDOWN},  # `down` sends that one
+    "page": cmd_page,
+    "update": cmd_update,  # shows the draft; --approve sends Verb.UPDATE
+    **{verb: _actor_cmd(verb) for verb in Verb if verb not in (Verb.SHUTDOWN, Verb.UPDATE)},  # `down` sends SHUTDOWN
 }
 
 

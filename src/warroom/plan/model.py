@@ -16,6 +16,7 @@ from pydantic import BeforeValidator, Field
 from warroom.plan.conditions import Condition, ExposureCheck, Gate, Guardrail, Unit
 from warroom.plan.fields import Duration, Ident, Number, PositiveDuration, Strict
 from warroom.plan.flagsetting import FlagSetting, FlagValue
+from warroom.plan.page import Page
 from warroom.plan.rollback import NotifyTarget, RollbackSpec
 from warroom.plan.secret_refs import secret_references
 from warroom.plan.simulate import SimulateExpression, modelled_exposure
@@ -114,6 +115,7 @@ class Plan(Strict):
     theme: str | None = None
     exposure: ExposureCheck | None = None  # the exposure check, a gate every phase has
     updates: Updates | None = None  # the stakeholder updates the plan promises (plan/updates.py)
+    page: Page | None = None  # the read-only status page (plan/page.py)
 
     # Set by load_plan; not part of the YAML.
     base_dir: Path = Field(default=Path("."), exclude=True)
