@@ -40,15 +40,16 @@ class Served:
         return httpx.get(self.url + path, timeout=10, **kw)
 
 
-def launch(folder: Path, changes: dict | None = None) -> Path:
-    """A plan in `folder`, its engine up and in phase 1."""
+def launch(folder: Path, changes: dict | None = None, *, force: str | None = None) -> Path:
+    """A plan in `folder`, its engine up and in phase 1 (stepped up with --force and this reason when given)."""
     data = yaml.safe_load(BASE_PLAN)
     data.update({"updates": UPDATES, "poll_interval": "1s", **(changes or {})})
     folder.mkdir(parents=True, exist_ok=True)
     plan = folder / "plan.yaml"
     plan.write_text(yaml.safe_dump(data, sort_keys=False))
-    for verb in ("up", "step"):
-        result = subprocess.run([*WARROOM, verb, str(plan)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    for verb in (["up"], ["step", *(("--force", "--reason", force) if force else ())]):
+        result = subprocess.run([*WARROOM, verb[0], str(plan), *verb[1:]], capture_output=True, text=True, timeout=60,
+                                stdin=subprocess.DEVNULL)
         assert result.returncode == 0, result.stderr
     return plan
 
@@ -58,8 +59,9 @@ def serve(tmp_path) -> Iterator[Callable[..., Served]]:
     """serve(changes, *page args, env=…) → the launch's page, served by `warroom page` until the test ends."""
     started: list[subprocess.Popen] = []
 
-    def make(changes: dict | None = None, *args: str, env: dict[str, str] | None = None, plan: Path | None = None) -> Served:
-        plan = plan or launch(tmp_path / "launch", changes)
+    def make(changes: dict | None = None, *args: str, env: dict[str, str] | None = None, plan: Path | None = None,
+             force: str | None = None) -> Served:
+        plan = plan or launch(tmp_path / "launch", changes, force=force)
         port = free_port()
         log = open(plan.parent / f"page-{port}.log", "w")  # noqa: SIM115  (the child has its own copy)
         proc = subprocess.Popen([*WARROOM, "page", str(plan), "--listen", f"127.0.0.1:{port}", *args], stdout=log,

@@ -108,8 +108,10 @@ def chart(pane: PaneView | None, guard: GuardrailView, poll: float) -> Chart | N
 def guard_row(guard: GuardrailView, panes: dict[str, PaneView], poll: float) -> GuardRow:
     reading = "no data" if guard.value is None else format_value(guard.value, guard.unit)
     limit = guard.shown or f"{guard.op} {format_value(guard.threshold, guard.unit)}"
-    return GuardRow(guard.id, reading, limit, guard.status.value, guard.status.meaning.split(":")[0], guard.action.value,
-                    chart(panes.get(guard.target), guard, poll))
+    meaning = guard.status.meaning.split(":")[0]
+    if guard.status.alarming and guard.detail:  # why it has no data (a server's error) or what it breaches
+        meaning += f" ({guard.detail})"
+    return GuardRow(guard.id, reading, limit, guard.status.value, meaning, guard.action.value, chart(panes.get(guard.target), guard, poll))
 
 
 def page_view(snap: Snapshot, last_update: StoredUpdate | None, *, wall: float | None = None, refresh_s: int = 15) -> PageView:
