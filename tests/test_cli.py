@@ -208,8 +208,9 @@ def test_check_probes_every_query_and_flag(tmp_path):
     result = warroom("check", str(sample_variant(tmp_path)))
     assert result.returncode == 0, result.stdout
     # 8 panes, the error rate's request count, and of the cohort queries all but the new cohort's
-    # error rate and p95 (nobody is on the new code before the first step); 3 flags; the state (none yet).
-    assert result.stdout.count("  ok ") == 8 + 1 + 6 + 3 + 1 and "check: all good" in result.stdout
+    # error rate and p95 (nobody is on the new code before the first step); 3 flags and their store's
+    # writability; the state (none yet).
+    assert result.stdout.count("  ok ") == 8 + 1 + 6 + 3 + 1 + 1 and "check: all good" in result.stdout
     assert "state: " in result.stdout and "  ok   no rollout recorded here yet (the first engine creates it)\n" in result.stdout
     assert result.stdout.count("  WARN ") == 2 and result.stdout.count("nodata: no traffic in the new cohort") == 2
     # Guardrails in words and in their pane's unit: a threshold off by a unit is visible here.

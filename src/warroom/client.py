@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from warroom.core.identity import Actor
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import EngineView, JournalEntry, Snapshot
-from warroom.store.base import Command, LeaseInfo, Store, Waiter
+from warroom.store.base import Command, LeaseInfo, Store, StoreUnwritable, Waiter
 from warroom.store.paths import StateRef, state_argument
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 JOURNAL_TAIL = 60
 ALIVE_FLOOR = 3.0  # seconds: the engine heartbeats every second, so three missed ones mean it is gone
 START_TIMEOUT = 30.0  # seconds a started engine gets to show its heartbeat
+AWAY_RETRY = 0.5  # seconds between two looks at a store that cannot be reached
 # What a verb prints while it waits: the steps of its action, and what a newly started engine finished.
 PROGRESS = (Kind.ROLLBACK_ATTEMPT, Kind.STEP_ATTEMPT, Kind.ROLLBACK_CONFIRMED, Kind.ROLLBACK_STEP,
             Kind.ROLLBACK_RESUME, Kind.ROLLBACK_REASSERT)
@@ -103,38 +104,59 @@ class EngineClient:
         return self.store.send_command(verb, args or {}, self.actor.to_json(), time.time())
 
     def wait(self, command_id: int, on_progress: Callable[[JournalEntry], None] | None = None, *, since: int | None = None,
-             gone_after: float = 10.0, timeout: float | None = None) -> Command:
+             gone_after: float = 10.0, timeout: float | None = None,
+             on_away: Callable[[StoreUnwritable, int], None] | None = None) -> Command:
         """Until the command has its outcome, telling each step of its action (and any recovery) as it is journaled.
 
         Returns the command; when no engine is alive for `gone_after` seconds meanwhile (or
-        `timeout` passed), the command as it stands (not done): the caller says so.
+        `timeout` passed), the command as it stands (not done): the caller says so. A store that
+        cannot be reached for a while (a database restarting) is waited out, told to `on_away`
+        with the number of tries: the engine goes on meanwhile, and the outcome is in the store.
         """
         seen = self.store.last_seq() if since is None else since
         waiter = self.store.watch()
         dead_since: float | None = None
         deadline = None if timeout is None else time.monotonic() + timeout
         followed: set[str] = set()  # its action, and a rollback an engine resumed or reasserted meanwhile
+        away = 0  # reads in a row that found the store away
+        command: Command | None = None
         try:
             while True:
-                command = self.store.command(command_id)
+                try:
+                    command = self.store.command(command_id)
+                    assert command is not None
+                    if command.action_id:
+                        followed.add(command.action_id)
+                    for entry in self.store.entries(after=seen):
+                        seen = entry.seq
+                        if entry.kind in (Kind.ROLLBACK_RESUME, Kind.ROLLBACK_REASSERT) and entry.action_id:
+                            followed.add(entry.action_id)
+                        if on_progress is not None and entry.kind in PROGRESS and entry.action_id in followed:
+                            on_progress(entry)
+                    if command.done:
+                        return command
+                    alive = self.engine().alive
+                    away = 0
+                except StoreUnwritable as exc:
+                    away += 1
+                    if on_away is not None:
+                        on_away(exc, away)
+                    if command is None and deadline is not None and time.monotonic() > deadline:
+                        raise
+                    alive = True  # nobody can tell while the store is away: an engine is not given up for it
                 assert command is not None
-                if command.action_id:
-                    followed.add(command.action_id)
-                for entry in self.store.entries(after=seen):
-                    seen = entry.seq
-                    if entry.kind in (Kind.ROLLBACK_RESUME, Kind.ROLLBACK_REASSERT) and entry.action_id:
-                        followed.add(entry.action_id)
-                    if on_progress is not None and entry.kind in PROGRESS and entry.action_id in followed:
-                        on_progress(entry)
-                if command.done or deadline is not None and time.monotonic() > deadline:
+                if deadline is not None and time.monotonic() > deadline:
                     return command
-                if self.engine().alive:
+                if alive:
                     dead_since = None
                 elif dead_since is None:
                     dead_since = time.monotonic()
                 elif time.monotonic() - dead_since > gone_after:
                     return command
-                waiter.wait(1.0)
+                if away:
+                    time.sleep(AWAY_RETRY)
+                else:
+                    waiter.wait(1.0)
         finally:
             waiter.close()
 

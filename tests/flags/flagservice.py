@@ -13,7 +13,13 @@ For races between processes, `fault_writes` makes chosen writes misbehave in tim
 `apply-late` (held past the client's timeout, applied afterwards, the way an overloaded
 flag backend finishes work its caller gave up on). Every write is recorded in `writes`:
 which process sent it (pid, from the socket), when it arrived, what it asked for, and
-when, if ever, it took effect.
+when, if ever, it took effect. `hold` keeps chosen writes unanswered until `release()`, then
+handles them: a write that left a process which then froze (SIGSTOP), arriving late.
+
+As a flag API can, it fences writers by epoch when `fence_epochs` is set: every write names
+the writer's lease epoch (`X-Warroom-Epoch`), and a write of an epoch lower than one already
+applied is refused (409, never applied). `OPTIONS` answers with the methods the token may use
+(`Allow`); tokens in `read_only_tokens` may only read.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-WRITE_FAULTS = ("delay", "drop", "apply-late")
+WRITE_FAULTS = ("delay", "drop", "apply-late", "hold")
+EPOCH_HEADER = "X-Warroom-Epoch"
 
 
 @dataclass
@@ -48,6 +55,8 @@ class Write:
     value: Any  # the JSON body asked for
     fault: str = ""  # the WriteFault mode it met, if any
     applied: float | None = None  # when it took effect; None: never (dropped, ignored, refused)
+    epoch: int | None = None  # the writer's lease epoch, as it said (X-Warroom-Epoch)
+    refused: str = ""  # why it was refused (a stale epoch)
 
     def wants(self, **fields: Any) -> bool:
         return isinstance(self.value, dict) and all(self.value.get(k) == v for k, v in fields.items())
@@ -92,6 +101,10 @@ class FlagService:
         self.refuse_disable = False
         self.write_faults: list[WriteFault] = []
         self.writes: list[Write] = []
+        self.fence_epochs = False
+        self.epoch = 0  # the highest epoch a write was applied with
+        self.read_only_tokens: set[str] = set()
+        self.released = threading.Event()  # lets held writes go on
         self.lock = threading.Lock()
         service = self
 
@@ -117,12 +130,24 @@ class FlagService:
 
             def _handle(self, body: Any = None) -> None:
                 who = self._who() if self.command != "GET" else None
-                status, answer = service.handle(self.command, self.path, self.headers.get("Authorization", ""), body, who)
+                epoch = self.headers.get(EPOCH_HEADER)
+                status, answer = service.handle(self.command, self.path, self.headers.get("Authorization", ""), body, who,
+                                                int(epoch) if epoch and epoch.isdigit() else None)
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test): nothing to tell it
                     self._answer(status, answer)
 
             def do_GET(self) -> None:
                 self._handle()
+
+            def do_OPTIONS(self) -> None:
+                auth = self.headers.get("Authorization", "")
+                token = auth.removeprefix("Bearer ")
+                if token != service.token and token not in service.read_only_tokens:
+                    self._answer(401, {"error": "bad credentials"})
+                    return
+                self.send_response(204)
+                self.send_header("Allow", "GET, OPTIONS" if token in service.read_only_tokens else "GET, POST, PUT, PATCH, OPTIONS")
+                self.end_headers()
 
             def _write(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -142,13 +167,13 @@ class FlagService:
         # A short poll interval: shutdown() waits for it, once per test.
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
-    def handle(self, method: str, path: str, auth: str, body: Any, who: int | None = None) -> tuple[int, Any]:
+    def handle(self, method: str, path: str, auth: str, body: Any, who: int | None = None, epoch: int | None = None) -> tuple[int, Any]:
         prefix, _, name = path.partition("/flags/")
         write = None
         with self.lock:
             self.requests.append((method, path, body))
             if method != "GET":
-                write = Write(who, time.time(), name, body)
+                write = Write(who, time.time(), name, body, epoch=epoch)
                 self.writes.append(write)
             delay, status = self.delay, None
             if self.fail_status is not None:
@@ -159,6 +184,11 @@ class FlagService:
                         self.fail_status = self.fail_count = None
         if delay:
             time.sleep(delay)
+        if auth.removeprefix("Bearer ") in self.read_only_tokens:
+            if write is None:
+                auth = f"Bearer {self.token}"
+            else:
+                return 403, {"error": "this token may only read"}
         if auth != f"Bearer {self.token}":
             return 401, {"error": f"bad credentials: {auth}"}
         if status is None and self.refuse_disable and write is not None and isinstance(body, dict) and body.get("enabled") is False:
@@ -173,9 +203,15 @@ class FlagService:
         with self.lock:
             fault = self._write_fault(name, body)
             write.fault = fault.mode if fault else ""
-            if fault is None or fault.mode == "delay":
+        if fault is not None and fault.mode == "hold":
+            self.released.wait(fault.seconds)
+        with self.lock:
+            if self.fence_epochs and write.epoch is not None and write.epoch < self.epoch:
+                write.refused = f"stale epoch {write.epoch}: epoch {self.epoch} has written"
+                return 409, {"error": write.refused}
+            if fault is None or fault.mode in ("delay", "hold"):
                 self._apply(write)
-        if fault is not None:
+        if fault is not None and fault.mode != "hold":
             time.sleep(fault.seconds)
             if fault.mode == "apply-late":
                 with self.lock:
@@ -196,6 +232,11 @@ class FlagService:
         if not self.ignore_writes:
             self.flags[write.name] = write.value
             write.applied = time.time()
+            self.epoch = max(self.epoch, write.epoch or 0)
+
+    def release(self) -> None:
+        """Let every held write go on (and any held from now on)."""
+        self.released.set()
 
     def fault_writes(self, mode: str, seconds: float, *, when: Callable[[str, Any], bool] = lambda _n, _b: True,
                      count: int | None = None) -> None:

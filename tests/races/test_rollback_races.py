@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
 
-from tests.races.conftest import Rollout, by_action, exposing, plan_data
+from tests.races.conftest import WARROOM, Rollout, by_action, exposing, plan_data
 
 
 def test_a_late_write_landing_after_a_rollback_is_set_off_again(tmp_path, flags):
@@ -96,3 +97,34 @@ def runbook(marks) -> dict:
     """One runbook step that leaves a mark each time it runs, and takes half a second."""
     step = {"name": "mark", "run": ["sh", "-c", f"echo ran >> {marks}; sleep 0.5"], "timeout": "10s"}
     return {"flags": {"feature": False}, "steps": [step], "dry_run": False}
+
+
+def test_a_step_a_rollback_takes_over_ends_at_once_and_no_stop_leaves_its_intent_open(tmp_path, flags):
+    # The race: a rollback takes over from a step whose flag write waits on a slow flag API (here
+    # 7 s). The step went on waiting for a write the rollback had made moot, so its outcome came
+    # only when the API answered, and an engine stopped meanwhile (`warroom down` right after the
+    # rollback returned, as a script does) left the step's intent without an outcome.
+    for run, slow in enumerate((5.0, 7.0)):
+        flags.flags.clear()
+        flags.writes.clear()
+        marks = tmp_path / f"runbook-{run}.log"
+        data = plan_data(flags, timeout="9s", automation={"step_up": "manual"}, rollback=runbook(marks))
+        data["phases"][0]["hold"] = "0s"
+        rollout = Rollout(tmp_path / f"run{run}", data)
+        assert rollout.verb("up").returncode == 0 and rollout.verb("step").returncode == 0
+        flags.fault_writes("delay", slow, when=exposing(50), count=1)
+        step = subprocess.Popen([*WARROOM, "step", str(rollout.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL)
+        rollout.wait_for("the step to 50%", lambda: any(w.fault == "delay" for w in flags.writes), 30)
+        rolled = rollout.verb("rollback")
+        assert rolled.returncode == 0 and rolled.stdout.strip() == "rolled back", rolled.stdout + rolled.stderr
+        assert rollout.verb("down").returncode == 0
+        out, err = step.communicate(timeout=60)
+        assert out.strip() == "step up abandoned: rolled back meanwhile", (out, err)
+        entries = rollout.journal()
+        intents, outcomes = by_action(entries, "step.intent"), by_action(entries, "step.outcome")
+        assert set(intents) == set(outcomes), [(e["kind"], e["message"]) for e in entries]
+        (abandoned,) = [e for e in entries if e["kind"] == "step.outcome" and "abandoned" in e["message"]]
+        stopped = next(e for e in entries if e["kind"] == "engine.stop")
+        assert abandoned["seq"] < stopped["seq"]
+        assert flags.flags["feature"]["enabled"] is False

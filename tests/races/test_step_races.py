@@ -67,7 +67,7 @@ def test_three_step_verbs_at_the_same_instant_make_one_step(tmp_path, flags):
         results = rollout.at_once(("step",), ("step",), ("step",))
         ok = [r for r in results if r.returncode == 0]
         assert len(ok) == 1 and ok[0].stdout.strip() == "stepped up to phase 1", [(r.returncode, r.stdout, r.stderr) for r in results]
-        assert all(r.returncode == 6 and ("an action is still in flight" in r.stderr or "soak" in r.stderr)
+        assert all(r.returncode == 6 and ("an action is still in flight" in r.stderr or "soak" in r.stderr or "stale step" in r.stderr)
                    for r in results if r is not ok[0]), [(r.returncode, r.stderr) for r in results]
         entries = rollout.journal()
         intents, outcomes = by_action(entries, "step.intent"), by_action(entries, "step.outcome")
@@ -76,3 +76,37 @@ def test_three_step_verbs_at_the_same_instant_make_one_step(tmp_path, flags):
         # The flag writes came from one process: the engine's.
         assert {w.who for w in flags.writes} == {engine}, [(w.who, w.value) for w in flags.writes]
         assert rollout.verb("down").returncode == 0
+
+
+def test_three_forced_steps_at_the_same_instant_make_one_step(tmp_path, flags):
+    # A forced step overrides soak and gates, so only the phase it was asked from tells a
+    # stale one: each names the phase it read, the first moves it, the others are refused.
+    for run in range(3):
+        flags.flags.clear()
+        flags.writes.clear()
+        data = plan_data(flags, timeout="3s", automation={"step_up": "manual"})
+        rollout = Rollout(tmp_path / f"run{run}", data)
+        assert rollout.verb("up").returncode == 0
+        results = rollout.at_once(*[("step", "--force", "--reason", f"go {i}") for i in range(3)])
+        ok = [r for r in results if r.returncode == 0]
+        assert [r.stdout.strip() for r in ok] == ["stepped up to phase 1"], [(r.returncode, r.stdout, r.stderr) for r in results]
+        for refused in (r for r in results if r is not ok[0]):
+            assert refused.returncode == 6, (refused.returncode, refused.stderr)
+            # Read before the first step entered phase 1, or after it: stale either way; or sent while it was in flight.
+            assert ("warroom: stale step: asked " in refused.stderr and "phase 1/3 Canary 5%" in refused.stderr
+                    or "an action is still in flight" in refused.stderr), refused.stderr
+        assert rollout.status()["phase"]["index"] == 1
+        assert {w.value["rollout_percentage"] for w in flags.writes} == {5}  # (a write that timed out is asked again)
+        assert rollout.verb("down").returncode == 0
+
+
+def test_a_step_from_a_phase_the_rollout_has_left_is_refused(tmp_path, flags):
+    rollout = Rollout(tmp_path, plan_data(flags, timeout="3s", automation={"step_up": "manual"}))
+    assert rollout.verb("up").returncode == 0
+    assert rollout.verb("step", "--from", "0").stdout.strip() == "stepped up to phase 1"
+    stale = rollout.verb("step", "--force", "--reason", "script retried", "--from", "0")
+    assert stale.returncode == 6 and stale.stdout == "", stale.stdout + stale.stderr
+    assert ("warroom: stale step: asked from phase 0, but the rollout is at phase 1/3 Canary 5% now; "
+            "look again and step from there if you still want to") in stale.stderr, stale.stderr
+    assert rollout.status()["phase"]["index"] == 1
+    assert rollout.verb("down").returncode == 0

@@ -318,7 +318,7 @@ async def test_help_lists_every_binding_with_its_id(console, test_plan):
         ids = {row.binding_id for row in c.app.screen.rows}
         assert ids == {a.id for a in ACTIONS if a.keys} == {
             "step_up", "pause_resume", "rollback", "retry", "ack_drift", "help", "palette", "theme", "quit", "zoom",
-            "pane.zoom", "checklist.up", "checklist.down", "checklist.tick"}
+            "pane.zoom", "checklist.up", "checklist.down", "checklist.tick", "stop_trying"}
         shown = screen_text(c.app)
         for word in ("driver", "soak", "gate", "ack", "drift", "read back", "≤1.00% · last 2m", "absent"):
             assert word in shown, word

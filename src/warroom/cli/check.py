@@ -18,6 +18,7 @@ from warroom.core.lines import say
 from warroom.core.secrets import SecretError, redact
 from warroom.core.text import terminal_safe
 from warroom.core.units import format_value, plan_duration
+from warroom.flags.base import Proof
 from warroom.plan.model import Plan
 from warroom.plan.timeline import timeline
 from warroom.store import open_store
@@ -89,6 +90,11 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
                     problems += 1
                 else:
                     say(f"  ok   {name}: {observed.label() if observed else 'does not exist yet; the first step up creates it'}")
+            # Proven where the provider can be asked, without changing a flag: a flag store that reads but
+            # cannot be written would fail every step and keep a rollback retrying.
+            writable = await engine.provider.writable(list(flags))
+            say(f"  {writable.proof.value:<4} write: {redact(writable.detail)}")
+            problems += writable.proof == Proof.NOT_WRITABLE
         finally:
             await engine.poller.close()
             await engine.provider.close()

@@ -30,7 +30,7 @@ from warroom.plan.load import load_plan
 from warroom.plan.model import Plan
 from warroom.plan.yamlfile import PlanError
 from warroom.store import StoreError, open_store
-from warroom.store.base import StoreMissing, StoreUnwritable
+from warroom.store.base import StoreMissing, StoreUnwritable, process_started
 from warroom.store.paths import StateRef, default_state_path, state_path
 
 T = TypeVar("T")
@@ -55,6 +55,22 @@ def _speed(text: str) -> str | float:
 def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of entries, 1 or more, not {text!r}")
+    return int(text)
+
+
+def _running_for() -> float:
+    """Seconds since this process started (since its human pressed Enter), on this host's clock."""
+    started = process_started(os.getpid())
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, uptime - started / os.sysconf("SC_CLK_TCK")) if started is not None else 0.0
+
+
+def _phase(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a phase number (0 before the first phase), not {text!r}")
     return int(text)
 
 
@@ -208,7 +224,7 @@ def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
         path = state_path(plan, args.state)
         me = current_actor()
         args_of: dict[Verb, Callable[[], dict[str, Any]]] = {
-            Verb.STEP: lambda: {"force": args.force, "reason": args.reason or ""},
+            Verb.STEP: lambda: {"force": args.force, "reason": args.reason or "", "from_phase": args.from_phase},
             Verb.PAUSE: lambda: {"reason": args.reason or ""},
             Verb.ROLLBACK: lambda: {"reason": args.reason or f"manual rollback by {me.label()} (CLI)"},
             Verb.TICK: lambda: {"item": args.item, "undo": args.undo},
@@ -232,13 +248,17 @@ def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
                 client = client or EngineClient(open_store(path), actor=me)
                 if not start_for_rollback(plan, path, client):
                     return Exit.PROBLEM
-            return client, client.send(name, args_of.get(name, dict)()), since
+            asked = args_of.get(name, dict)()
+            if name is Verb.STEP and asked["from_phase"] is None:
+                # When it was typed, and the phase as it stands now: the engine refuses a step the rollout moved on from.
+                asked.update(from_phase=client.store.load_state()[1].get("phase", 0), waited=_running_for())
+            return client, client.send(name, asked), since
 
         sent = _until_the_store_answers(send) if name is Verb.ROLLBACK else send()
         if isinstance(sent, int):
             return sent
         client, command_id, since = sent
-        command = client.wait(command_id, _progress(name), since=since)
+        command = client.wait(command_id, _progress(name), since=since, on_away=_still_waiting(name))
         if not command.done:
             print(f"warroom: the engine stopped before answering ({name} is {command.status}); see `warroom status PLAN`", file=sys.stderr)
             return Exit.PROBLEM
@@ -249,6 +269,16 @@ def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
         return 0
 
     return run
+
+
+def _still_waiting(verb: str) -> Callable[[StoreUnwritable, int], None]:
+    """What a verb says while its store cannot be reached after its command went out (a database restarting)."""
+    def say(exc: StoreUnwritable, tries: int) -> None:
+        if tries == 1 or tries % 10 == 0:
+            print(f"{verb}: sent; the store cannot be reached to follow it (try {tries}): {terminal_safe(redact(str(exc)))}; "
+                  "the engine goes on, waiting for its answer (Ctrl-C stops waiting, not the command)", file=sys.stderr, flush=True)
+
+    return say
 
 
 def _until_the_store_answers(send: Callable[[], T]) -> T:
@@ -321,6 +351,8 @@ def _parser() -> argparse.ArgumentParser:
     st = verb("step", "step up to the next phase")
     st.add_argument("--force", action="store_true", help="override soak, gates and checklist (needs --reason)")
     st.add_argument("--reason", help="why (required with --force)")
+    st.add_argument("--from", dest="from_phase", type=_phase, default=None, metavar="PHASE",
+                    help="step only if the rollout is still at this phase (default: the phase it is at as the verb starts)")
     pa = verb("pause", "pause automation and step-ups")
     pa.add_argument("--reason")
     verb("resume", "resume after a pause")

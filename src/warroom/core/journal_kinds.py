@@ -33,6 +33,7 @@ class Kind(StrEnum):
     STEP_FORCED = "step.forced", "a step up forced past soak, gates or checklist, with its reason", True, "warn", "forced step up"
     STEP_ATTEMPT = "step.attempt", "a step up's flag write failed (or a read-back confirmed it); numbered", True, "warn"
     STEP_OUTCOME = "step.outcome", "a step up ended: the new phase, failed and paused, or abandoned", True, "good"
+    STEP_LATE_WRITE = "step.late_write", "a write of an interrupted step up landed after a takeover: set back, not drift", True, "warn"
     ROLLOUT_COMPLETE = "rollout.complete", "the last phase is done", True, "good", "complete"
     PAUSE = "pause", "automation and step ups held, by a human or a guardrail", True, "warn", "pause"
     RESUME = "resume", "a pause lifted", True, "good", "resume"

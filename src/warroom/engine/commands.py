@@ -62,6 +62,35 @@ class CommandLoop:
         self.engine = engine
         self.shutdown = shutdown  # the process decides how it stops (it may refuse during a rollback)
         self.running: set[asyncio.Task[None]] = set()
+        # The phase, and when (this host's wall clock) this engine saw the rollout enter it: 0 for the phase
+        # it found when it began to drive (it entered before). Every phase change commits a journal entry,
+        # so a listener sees each; the first entry is the engine's own start, once its state is loaded.
+        self.phase: tuple[int, float] | None = None
+        engine.entry_listeners.append(self._phase_moved)
+
+    def _phase_moved(self, _entry: Any) -> None:
+        now = self.engine.journal.state.phase
+        if self.phase is None or now != self.phase[0]:
+            self.phase = (now, 0.0 if self.phase is None else time.time())
+
+    def stale_step(self, args: dict[str, Any]) -> str | None:
+        """Why a step is stale: the rollout left the phase it names (`from_phase`), or moved on after the
+        step was asked (`waited`: seconds the sender had been running, i.e. since a human typed it). None
+        when neither says so. Judged right before the step's intent commits, nothing awaited in between:
+        of three forced steps typed at once, one moves the rollout and the others are refused."""
+        now = self.engine.journal.reload().phase
+        total = len(self.engine.plan.phases)
+        where = f"{now}/{total} {self.engine.plan.phases[now - 1].name}" if now >= 1 else f"0/{total} (not started)"
+        again = "look again and step from there if you still want to"
+        if args.get("from_phase") is not None and int(args["from_phase"]) != now:
+            return f"stale step: asked from phase {int(args['from_phase'])}, but the rollout is at phase {where} now; {again}"
+        phase, since = self.phase or (now, 0.0)
+        # Estimated on this host's clock from how long the sender had run (skew between hosts plays no part;
+        # the time the command took to arrive makes it later, so a doubt lets the step go).
+        asked = time.time() - float(args.get("waited") or 0.0)
+        if phase == now and asked < since:
+            return f"stale step: asked {since - asked:.1f}s before the rollout entered phase {where}; {again}"
+        return None
 
     async def serve(self, stop: asyncio.Event) -> None:
         self._take_over()
@@ -121,6 +150,8 @@ class CommandLoop:
                 message = f"not run: it waited {age:.0f}s for an engine (a {command.verb} older than {MAX_AGE:g}s could surprise); ask again"
                 engine.journal.entry(Kind.COMMAND_EXPIRED, f"{command.verb} by {actor.label()} {message}", actor,
                                      {"command": command.id, "verb": command.verb, "age": age})
+            elif command.verb == Verb.STEP and (stale := self.stale_step(command.args)) is not None:
+                status, message = "refused", stale
             elif command.verb == Verb.SHUTDOWN:
                 status, message = "done", await self.shutdown(command, actor)
             else:

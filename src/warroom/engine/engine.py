@@ -319,6 +319,7 @@ class Engine:
             await self._apply(self.automation.guardrail(tracker, key, verdict, self.rollout, now))
         await self._apply(self.automation.exposure(self.rollout, now))
         await self._reassert_rollback()
+        self.recovery.set_back_late_writes(self.policy.new_drift(self.rollout))  # an interrupted step's late write is no drift
         await self._apply(self.automation.drift(self.rollout, self.journal.version, acting=bool(self.executor.tasks)))
         await self._apply(self.automation.step(self.rollout, self.step_blockers))
         if self.cadence is not None:  # from the picture as this tick left it

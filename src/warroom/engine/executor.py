@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -30,7 +30,7 @@ from warroom.engine.policy import exposure_label
 from warroom.engine.polling import FlagReader
 from warroom.flags.base import FlagError, FlagProvider
 from warroom.outbound.retry import Abandoned, Backoff, Failure, attempt_until
-from warroom.outbound.runbook import StepResult, run_step, stop_group
+from warroom.outbound.runbook import StepResult, idempotency_key, run_step, stop_group
 from warroom.plan.model import Plan
 from warroom.store.base import ActionWrite, Fenced, StoreUnwritable, hostname, process_started
 
@@ -65,6 +65,7 @@ class Executor:
         self.dry_run_steps = dry_run_steps
         self.tasks: dict[str, asyncio.Task[str]] = {}  # action id -> running task
         self.attempts: dict[str, tuple[int, str]] = {}  # action id -> (attempt, last error)
+        self._steps_waiting: set[asyncio.Future[None]] = set()  # steps in flight, told when a rollback takes over
 
     # ------------------------------------------------------------ tasks
 
@@ -138,7 +139,9 @@ class Executor:
                 return seen
             self.guard()
             try:
-                observed = await self.provider.write_verified(name, desired)
+                # With this engine's epoch: a provider whose API checks it refuses the write should this
+                # process freeze right here and wake after a takeover.
+                observed = await self.provider.write_verified(name, desired, epoch=self.journal.fence().epoch)
             except FlagError:
                 raise
             except Exception as exc:  # a provider bug is a failed attempt like any other, retried
@@ -173,8 +176,7 @@ class Executor:
 
     async def step(self, action_id: str, intent: StepIntent, actor: Actor) -> str:
         target, flags = intent.to_phase, intent.flags
-        results = await asyncio.gather(*(self.apply_flag(action_id, ActionKind.STEP_UP, n, s, STEP_ATTEMPTS, self._rolling_back)
-                                         for n, s in flags.items()))
+        results = await self._step_writes(action_id, flags)
         self.attempts.pop(action_id, None)
         confirmed = {n: r for n, r in zip(flags, results, strict=True) if r is not None}
         try:
@@ -185,6 +187,37 @@ class Executor:
         except st.Refused:
             pass  # a rollback committed after the check: it won
         return await self._abandon_step(action_id, target, confirmed)
+
+    async def _step_writes(self, action_id: str, flags: Mapping[str, FlagState]) -> list[FlagState | None]:
+        """The step's flags written until confirmed (None: not confirmed). Once a rollback takes over the
+        step stops at once, even mid-write: waiting on a write the rollback made moot (a slow flag API)
+        would leave the step's outcome to whenever it answers, and an engine stopping meanwhile (`down`,
+        `--for`) would leave the intent without one. A write that still lands is the rollback's to undo:
+        its read-back sets the flag off again."""
+        if self._rolling_back():
+            return [None] * len(flags)
+        writes = asyncio.ensure_future(asyncio.gather(*(self.apply_flag(action_id, ActionKind.STEP_UP, n, s, STEP_ATTEMPTS, self._rolling_back)
+                                                        for n, s in flags.items())))
+        took_over = asyncio.get_running_loop().create_future()
+        self._steps_waiting.add(took_over)
+        try:
+            await asyncio.wait({writes, took_over}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._steps_waiting.discard(took_over)
+            if not writes.done():
+                writes.cancel()
+        try:
+            return await writes
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this step itself is cancelled (its engine closing, or fenced)
+            return [None] * len(flags)  # stopped here: a rollback took over
+
+    def _rollback_began(self) -> None:
+        for waiting in self._steps_waiting:
+            if not waiting.done():
+                waiting.set_result(None)
 
     def _step_entered(self, action_id: str, target: int, confirmed: dict[str, FlagState], actor: Actor) -> str:
         """The step's flags read back at target: the new phase, in whatever state the rollout is in now."""
@@ -233,6 +266,7 @@ class Executor:
     # ------------------------------------------------------------ rollback
 
     async def rollback(self, action_id: str, intent: RollbackIntent, progress: RollbackProgress) -> str:
+        self._rollback_began()  # a step in flight stops now: the rollback owns the flags
         flags = intent.flags
         if not progress.flags_confirmed:
             results = await asyncio.gather(*(self.apply_flag(action_id, ActionKind.ROLLBACK, n, s, None, before=intent.before.get(n))
@@ -273,7 +307,8 @@ class Executor:
                 running = RunningStep(index, pgid, hostname(), process_started(pgid))
                 self.journal.write([], ActionWrite(action_id, progress=replace(progress, running=running).to_json()))
 
-            result: StepResult = await run_step(step, context, dry_run=self.dry_run_steps, started=started)
+            key = idempotency_key(self.plan.rollout.name, action_id, index)  # the same on an engine that re-runs it
+            result: StepResult = await run_step(step, context, dry_run=self.dry_run_steps, started=started, key=key)
             if not result.ok:
                 failures.append(result.name)
             progress = replace(progress, steps_done=(*progress.steps_done, index), running=None)

@@ -4,14 +4,19 @@ finished from the write-ahead journal.
 
 A rollback in flight is resumed where it stopped (flags, then the runbook steps not
 done). A step up in flight is reconciled against the flags as they read now: done,
-never reached the flags, or left them mixed (paused for a human).
+never reached the flags, or left them mixed (paused for a human). One that never reached
+them may still: its write can be on its way (a flag API answering late), and when it lands
+it is that step's, not someone's change outside warroom: set back to the phase's state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from warroom.core.action_kinds import ActionKind
+from warroom.core.flagstate import FlagState
 from warroom.core.identity import AUTOMATIC
 from warroom.core.journal_kinds import Kind
 from warroom.engine import state as st
@@ -24,12 +29,47 @@ from warroom.engine.polling import FlagReader
 from warroom.store.base import ActionWrite
 
 
+@dataclass(frozen=True)
+class LateWrite:
+    """A flag an interrupted step up was writing when its engine went, that read back as it was."""
+
+    action_id: str
+    to_phase: int
+    target: FlagState  # what the step's write asked for
+    before: FlagState  # what the rollout wants of it (the phase it stayed at)
+    writer: str  # the engine that was writing it
+
+
 class Recovery:
     def __init__(self, journal: EngineJournal, executor: Executor, flags: FlagReader, lease: Lease):
         self.journal = journal
         self.executor = executor
         self.flags = flags
         self.lease = lease
+        self.late: dict[str, LateWrite] = {}  # by flag
+
+    def set_back_late_writes(self, drift: Mapping[str, FlagState]) -> None:
+        """Of the flags that read other than the rollout wants, those an interrupted step's late write
+        explains are set back, journaled as that step's; while that runs, drift is not judged."""
+        state = self.journal.state
+        if not self.late or state.status.in_rollback or state.action is not None or self.executor.tasks:
+            return  # after a rollback its re-assertion sets a late write off; an action in flight writes flags itself
+        desired = state.desired
+        for name, late in list(self.late.items()):
+            if desired.get(name) != late.before:
+                del self.late[name]  # the rollout moved on: a later change of that flag is not this step's
+        ours = {n: self.late.pop(n) for n, seen in drift.items() if n in self.late and seen.matches(self.late[n].target)}
+        for name, late in ours.items():
+            self.journal.entry(Kind.STEP_LATE_WRITE, f"{name} read back {late.target.label()}: the late write of the interrupted step up to "
+                               f"phase {late.to_phase} (engine {late.writer}, before the takeover); setting it back to "
+                               f"{late.before.label()}, the phase it is at", AUTOMATIC,
+                               {"flag": name, "observed": late.target.to_json(), "set_back_to": late.before.to_json(),
+                                "writer": late.writer}, late.action_id)
+            self.executor.launch(f"{late.action_id}:{name}", self._set_back(late.action_id, name, late.before))
+
+    async def _set_back(self, action_id: str, name: str, state: FlagState) -> str:
+        await self.executor.apply_flag(action_id, ActionKind.STEP_UP, name, state, None)  # the safe direction: until confirmed
+        return f"{name} set back to {state.label()}"
 
     def initialise(self, policy: Policy, name: str) -> None:
         """A new rollout. Flags that already read exposed mean a lost or emptied state file over
@@ -53,12 +93,19 @@ class Recovery:
         data = {"epoch": lease.epoch, "holder": lease.holder.to_json(), "log": lease.log_path}
         self.journal.entry(Kind.ENGINE_START, f"engine of {name} drives (epoch {lease.epoch}{speed})", data=data)
         rollout = self.journal.state
-        if previous is None or previous.holder is None or not rollout.in_flight:
-            return  # a clean release (holder cleared) or nothing exposed: nobody went unguarded
-        self.journal.entry(Kind.ENGINE_LOST, f"took over from engine {previous.holder.label()}, which vanished with the rollout "
-                           f"{rollout.status.label}: its guardrails went unwatched until now",
+        if previous is None or previous.holder is None:
+            return  # a clean release (holder cleared): nobody vanished
+        # Every takeover is journaled (and heard by `notify`), whatever the state read: ROLLED BACK
+        # with its runbook still running is an action in flight too.
+        if rollout.in_flight or rollout.action is not None:
+            pending = f", its {rollout.action.kind.value.replace('_', ' ')} unfinished" if rollout.action is not None else ""
+            what = f"with the rollout {rollout.status.label}{pending}: its guardrails went unwatched until now"
+        else:
+            what = f"with the rollout {rollout.status.label} and nothing in flight"
+        self.journal.entry(Kind.ENGINE_LOST, f"took over from engine {previous.holder.label()}, which vanished {what}",
                            data={"previous": previous.holder.to_json(), "previous_epoch": previous.epoch,
-                                 "last_heartbeat": previous.heartbeat})
+                                 "last_heartbeat": previous.heartbeat, "state": rollout.status.value,
+                                 "action": rollout.action.to_json() if rollout.action else None})
 
     def recover(self) -> int:
         """Take over every action left pending by an earlier engine (the lease says it is gone); how many."""
@@ -93,6 +140,10 @@ class Recovery:
         data: dict[str, Any] = {"observed": {n: v.to_json() for n, v in observed.items()}}
         if status == "done":
             data["entered_phase"] = intent.to_phase
+        if status == "abandoned" and self.lease.previous is not None and self.lease.previous.holder is not None:
+            writer = self.lease.previous.holder.label()
+            self.late.update({n: LateWrite(aid, intent.to_phase, s, previous[n], writer)
+                              for n, s in target.items() if n in previous and not s.matches(previous[n])})
 
         def change(current: st.RolloutState) -> tuple[st.RolloutState, list[Entry]]:
             if current.status.in_rollback:  # a rollback took over: it owns the flags now

@@ -12,6 +12,7 @@ import asyncio
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -51,6 +52,20 @@ class Capabilities:
         for part in self.segments.split("."):
             value = getattr(value, part, None)
         return value is not None
+
+
+class Proof(Enum):
+    """What `warroom check` could prove about writing a provider's flags, without changing one."""
+
+    WRITABLE = "ok"  # the file system or the API says this provider's writes can go through
+    NOT_WRITABLE = "FAIL"  # they cannot: a step up would fail and a rollback would stick retrying
+    UNPROVEN = "WARN"  # nothing answers the question without writing a flag
+
+
+@dataclass(frozen=True)
+class Writable:
+    proof: Proof
+    detail: str  # what was checked, or the plain cause, naming the whole path or the token's reference
 
 
 class FlagError(Exception):
@@ -102,15 +117,27 @@ class FlagProvider(ABC):
     async def write(self, name: str, state: FlagState) -> None:
         """Ask for a state; raises FlagError. Not trusted until read back."""
 
+    async def write_fenced(self, name: str, state: FlagState, epoch: int | None) -> None:
+        """`write`, telling the provider the writer's lease epoch where its API can use it (`http`);
+        the others cannot, and the lease's margin and the next driver's read-back hold instead."""
+        await self.write(name, state)
+
     def describe(self) -> str:
         return self.kind
+
+    async def writable(self, names: list[str]) -> Writable:
+        """Whether writes of these flags can go through, proven without changing a flag where the
+        provider can be asked (a file's permissions, a token's rights)."""
+        return Writable(Proof.UNPROVEN, f"the {self.kind} provider cannot be asked whether its writes would go through")
 
     async def close(self) -> None:
         return None
 
-    async def write_verified(self, name: str, desired: FlagState) -> FlagState:
-        """One attempt: write, then read back. Returns the observed state or raises FlagError."""
-        await self.write(name, desired)
+    async def write_verified(self, name: str, desired: FlagState, *, epoch: int | None = None) -> FlagState:
+        """One attempt: write, then read back. Returns the observed state or raises FlagError.
+
+        `epoch` is the writing engine's lease epoch, for a provider whose API can refuse a stale one."""
+        await self.write_fenced(name, desired, epoch)
         observed = await self.read(name)
         if observed is None:
             raise FlagError(f"read-back: flag {name} does not exist after the write")

@@ -11,7 +11,9 @@ file `PATH.lock` included), with a message saying what to set instead.
 
 from __future__ import annotations
 
+import array
 import asyncio
+import errno
 import fcntl
 import json
 import os
@@ -25,7 +27,10 @@ from typing import Annotated, Any, ClassVar
 from pydantic import AfterValidator
 
 from warroom.core.flagstate import FlagState
-from warroom.flags.base import FlagError, FlagProvider
+from warroom.flags.base import FlagError, FlagProvider, Proof, Writable
+
+FS_IOC_GETFLAGS = 0x80086601  # Linux: a file's attributes, as lsattr shows them
+IMMUTABLE, APPEND_ONLY = 0x10, 0x20  # chattr +i, chattr +a
 
 
 def _file_path(value: str) -> str:
@@ -85,7 +90,7 @@ def load_json(path: Path, what: str, *, fresh: bool = False) -> Any:
 
 
 def replace_json(path: Path, data: Any) -> None:
-    """Write to a temp file beside `path`, fsync, rename over it, fsync the directory."""
+    """Write to a temp file beside `path`, fsync, rename over it, fsync the directory (OSError: the caller says why)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -94,14 +99,91 @@ def replace_json(path: Path, data: Any) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except OSError:
         Path(tmp).unlink(missing_ok=True)
-        raise FlagError(f"{path}: write failed ({exc.strerror or type(exc).__name__})") from None
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _attributes(path: Path) -> int:
+    """A file's or folder's attributes (chattr); 0 where the file system has none or says nothing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return 0
+    try:
+        flags = array.array("l", [0])
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags, True)
+        return flags[0]
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
+
+
+def _locked_by_attribute(path: Path, what: str) -> str | None:
+    attributes = _attributes(path)
+    for flag, name, option in ((IMMUTABLE, "immutable", "i"), (APPEND_ONLY, "append-only", "a")):
+        if attributes & flag:
+            return f"{path} is {name} (chattr +{option}): {what}; `chattr -{option} {path}` (as root) lets warroom write"
+    return None
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why no file can be created or renamed in `folder` (the nearest existing one, when it does not exist yet)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    found = _locked_by_attribute(folder, "nothing can be created or replaced in it")
+    if found:
+        return found
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"{folder} is on a read-only file system: nothing can be created or replaced in it"
+    except OSError:
+        pass
+    if not os.access(folder, os.W_OK | os.X_OK):
+        st = folder.stat()
+        return (f"{folder} is not writable by uid {os.geteuid()} (mode {st.st_mode & 0o7777:04o}, owner uid {st.st_uid}): "
+                "warroom creates its replacement flag file and the lock file in it")
+    return None
+
+
+def write_problem(path: Path) -> str | None:
+    """Why warroom cannot write the flag file `path` (atomically: a temp file in its folder renamed
+    over it, under the lock file `PATH.lock`), in plain words with the whole path; None when it can.
+
+    Asks the file system (attributes, a read-only mount, permissions) and then proves the folder by
+    creating and removing a scratch file in it: the flag file itself is never touched.
+    """
+    problem = _folder_problem(path.parent)
+    if problem is None and path.exists():
+        problem = _locked_by_attribute(path, "warroom cannot replace it")
+    lock = Path(str(path) + ".lock")
+    if problem is None and lock.exists():
+        problem = _locked_by_attribute(lock, "warroom cannot take its lock") if _attributes(lock) & IMMUTABLE else None
+        if problem is None and not os.access(lock, os.W_OK):
+            problem = f"{lock} (the flag file's lock) is not writable by uid {os.geteuid()}"
+    if problem is None and path.parent.exists():
+        try:
+            fd, scratch = tempfile.mkstemp(prefix=f".{path.name}-check-", dir=path.parent)
+        except OSError as exc:
+            return f"{path.parent}: a file cannot be created in it ({exc.strerror or type(exc).__name__})"
+        os.close(fd)
+        os.unlink(scratch)
+    return problem
+
+
+def unwritten(path: Path, exc: OSError) -> FlagError:
+    """A write that failed on the file system, as the plain cause with the whole path (never a raw OSError)."""
+    cause = write_problem(path)
+    if cause is None:
+        where = exc.filename or path
+        cause = f"{where}: {exc.strerror or os.strerror(exc.errno or errno.EIO)}"
+    return FlagError(f"cannot write the flag file: {cause}")
 
 
 class FileFlagProvider(FlagProvider):
@@ -147,11 +229,21 @@ class FileFlagProvider(FlagProvider):
 
     def _write_sync(self, name: str, state: FlagState) -> None:
         self._refuse_foreign()  # before the lock file is created beside it
-        with locked(self.path):
-            data = self._load(fresh=True)
-            old = data["flags"].get(name)
-            data["flags"][name] = self._entry(old if isinstance(old, dict) else {}, state)
-            replace_json(self.path, data)
+        try:
+            with locked(self.path):
+                data = self._load(fresh=True)
+                old = data["flags"].get(name)
+                data["flags"][name] = self._entry(old if isinstance(old, dict) else {}, state)
+                replace_json(self.path, data)
+        except OSError as exc:  # the folder, the lock or the file: said with the whole path
+            raise unwritten(self.path, exc) from None
+
+    async def writable(self, names: list[str]) -> Writable:
+        problem = await asyncio.to_thread(write_problem, self.path)
+        if problem is not None:
+            return Writable(Proof.NOT_WRITABLE, problem)
+        return Writable(Proof.WRITABLE, f"{self.path.parent} takes new files and {self.path.name} can be replaced "
+                                        "(attributes, mount and permissions checked; no flag changed)")
 
     async def read(self, name: str) -> FlagState | None:
         # The read-back of a write: the file itself, never the per-tick parse cache, whose

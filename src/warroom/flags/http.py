@@ -4,6 +4,12 @@ The default shape is the seeds' API: `POST {url}/flags/{name}` with
 `{"enabled": …, "rollout_percentage": …, "user_segments": […]}` and `GET` on the same
 path to read back, bearer token. Paths, method, field names, an envelope around the
 answer and the percentage scale are configurable, which covers the usual variants.
+
+Every write carries the writing engine's lease epoch (`X-Warroom-Epoch`): an API that
+remembers the highest epoch it was written with can refuse a write of a lower one, the
+late write of an engine that was frozen after its last lease check and taken over since.
+`warroom check` proves the token may write where the API says so: an `OPTIONS` on
+`write_check` whose `Allow` header lists the write method.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from urllib.parse import quote
 from pydantic import Field
 
 from warroom.core.flagstate import FlagState
-from warroom.flags.base import Capabilities, FlagError, FlagProvider, ProviderConfig
+from warroom.flags.base import Capabilities, FlagError, FlagProvider, Proof, ProviderConfig, Writable
 from warroom.flags.httpapi import JsonApi
 from warroom.plan.fields import Headers, PositiveDuration, SecretRef, Strict, TLSOptions
 
@@ -46,6 +52,12 @@ class HttpConfig(ProviderConfig):
     rollout_scale: Literal["percent", "fraction"] = "percent"
     timeout: PositiveDuration = 5.0
     tls: TLSOptions = TLSOptions()
+    # A path answering OPTIONS with the methods this token may use (`Allow`); `{name}` is a flag.
+    # Without it `check` cannot prove the token may write without writing a flag.
+    write_check: str | None = None
+
+
+EPOCH_HEADER = "X-Warroom-Epoch"
 
 
 class HttpFlagProvider(FlagProvider):
@@ -91,13 +103,33 @@ class HttpFlagProvider(FlagProvider):
         return FlagState(body[fields.enabled], rollout, segments)
 
     async def write(self, name: str, state: FlagState) -> None:
+        await self.write_fenced(name, state, None)
+
+    async def write_fenced(self, name: str, state: FlagState, epoch: int | None) -> None:
         fields = self.cfg.fields
         body: dict[str, Any] = {fields.enabled: state.enabled, fields.rollout: state.rollout / self.scale}
         if fields.segments:
             body[fields.segments] = list(state.segments)
         elif state.segments:
             raise FlagError(f"this flag API has no segments field; cannot target {','.join(state.segments)}")
-        await self.api.request(self.cfg.write_method, self._path(self.cfg.write_path, name), body)
+        fence = {EPOCH_HEADER: str(epoch)} if epoch is not None else None
+        await self.api.request(self.cfg.write_method, self._path(self.cfg.write_path, name), body, headers=fence)
+
+    async def writable(self, names: list[str]) -> Writable:
+        method = self.cfg.write_method
+        if self.cfg.write_check is None:
+            return Writable(Proof.UNPROVEN, f"whether the token may {method} cannot be proven without writing a flag: set "
+                                            "flag_provider.write_check to a path that answers OPTIONS with the methods it allows")
+        for name in names:
+            path = self._path(self.cfg.write_check, name)
+            try:
+                allowed = await self.api.allowed(path)
+            except FlagError as exc:
+                return Writable(Proof.NOT_WRITABLE, f"OPTIONS {path}: {exc.reason}")
+            if method not in allowed:
+                return Writable(Proof.NOT_WRITABLE, f"OPTIONS {path} allows this token {', '.join(sorted(allowed)) or 'nothing'}, "
+                                                    f"not {method}: its writes would be refused (check the token: {self.cfg.token})")
+        return Writable(Proof.WRITABLE, f"the API allows this token to {method} every flag (OPTIONS {self.cfg.write_check})")
 
     async def close(self) -> None:
         await self.api.close()

@@ -105,20 +105,19 @@ class JsonApi:
         waiting = f", waiting {wait:g}s" if asked is None or wait < asked else ""
         return RateLimited(f"HTTP {response.status_code}: rate limited, the server {said}{waiting}", wait)
 
-    async def request(self, method: str, path: str, body: Any = None, *, missing_ok: bool = False) -> Any:
-        """The decoded JSON answer (None for an empty body, or a 404 when `missing_ok`)."""
+    async def _send(self, method: str, path: str, body: Any, headers: dict[str, str] | None) -> httpx.Response:
+        """The answer, or FlagError for what stands between us and a usable one (a transport error,
+        a rate limit, a redirect, a token refused)."""
         if self._client is None:
             self._client = self._make_client()
         await self._rate_limit(method)
         try:
-            response = await outbound.request(self._client, method, path, json=body, timeout=self.timeout)
+            response = await outbound.request(self._client, method, path, json=body, headers=headers or {}, timeout=self.timeout)
         except httpx.TimeoutException:
             raise FlagError(f"timeout after {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
             # The exception text can carry the full URL; the type and host are enough to act on.
             raise FlagError(f"cannot reach {httpx.URL(self.base_url).host}: {type(exc).__name__}") from None
-        if response.status_code == 404 and missing_ok:
-            return None
         limited = self._rate_limited(response)
         if limited is not None:
             raise limited
@@ -127,6 +126,21 @@ class JsonApi:
             raise FlagError(redirect)
         if response.status_code in (401, 403):
             raise FlagError(f"HTTP {response.status_code}: check the token ({self.token_ref or 'no token configured'})")
+        return response
+
+    async def allowed(self, path: str) -> set[str]:
+        """The methods an `OPTIONS` on `path` says this token may use (its `Allow` header)."""
+        response = await self._send("OPTIONS", path, None, None)
+        if response.status_code >= 300:
+            raise FlagError(f"OPTIONS {path}: HTTP {response.status_code}")
+        return {m.strip().upper() for m in response.headers.get("allow", "").split(",") if m.strip()}
+
+    async def request(self, method: str, path: str, body: Any = None, *, missing_ok: bool = False,
+                      headers: dict[str, str] | None = None) -> Any:
+        """The decoded JSON answer (None for an empty body, or a 404 when `missing_ok`)."""
+        response = await self._send(method, path, body, headers)
+        if response.status_code == 404 and missing_ok:
+            return None
         if response.status_code >= 300:
             detail = _detail(response)
             raise FlagError(f"HTTP {response.status_code}" + (f": {detail}" if detail else ""))

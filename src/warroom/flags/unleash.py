@@ -15,11 +15,13 @@ from urllib.parse import quote
 from pydantic import Field
 
 from warroom.core.flagstate import FlagState
-from warroom.flags.base import Capabilities, FlagError, FlagProvider, ProviderConfig
+from warroom.flags.base import Capabilities, FlagError, FlagProvider, Proof, ProviderConfig, Writable
 from warroom.flags.httpapi import JsonApi
 from warroom.plan.fields import PositiveDuration, SecretRef, TLSOptions
 
 STRATEGY = "flexibleRollout"
+# What warroom's writes need in the project and environment: on/off, and its rollout strategy.
+NEEDED = ("UPDATE_FEATURE_ENVIRONMENT", "CREATE_FEATURE_STRATEGY", "UPDATE_FEATURE_STRATEGY")
 
 
 class UnleashConfig(ProviderConfig):
@@ -125,6 +127,30 @@ class UnleashFlagProvider(FlagProvider):
                     await self.api.request("PATCH", f"{path}/strategies/{quote(strategy['id'], safe='')}", patch)
         if state.enabled != env["enabled"]:
             await self.api.request("POST", f"{path}/{'on' if state.enabled else 'off'}")
+
+    async def writable(self, names: list[str]) -> Writable:
+        """What the Admin API says of this token (`GET /api/admin/user`: the permissions of the token or
+        of the person whose access token it is), against what warroom's writes need."""
+        try:
+            me = await self.api.request("GET", "/api/admin/user")
+        except FlagError as exc:
+            return Writable(Proof.NOT_WRITABLE, f"the Admin API refuses this token ({exc.reason}): warroom needs an admin "
+                                                "API token or a personal access token of someone who may change features")
+        granted = [p for p in (me or {}).get("permissions") or () if isinstance(p, dict)]
+        if any(p.get("permission") == "ADMIN" for p in granted):
+            return Writable(Proof.WRITABLE, "the Admin API says this token is an admin's: it may change every feature")
+        cfg = self.cfg
+
+        def has(permission: str) -> bool:
+            return any(p.get("permission") == permission and p.get("project") in (None, cfg.project, "*")
+                       and p.get("environment") in (None, cfg.environment) for p in granted)
+
+        missing = [p for p in NEEDED if not has(p)]
+        if missing:
+            return Writable(Proof.NOT_WRITABLE, f"the Admin API says this token lacks {', '.join(missing)} in project "
+                                                f"{cfg.project}, environment {cfg.environment}: its writes would be refused")
+        return Writable(Proof.WRITABLE, f"the Admin API says this token may change features in project {cfg.project}, "
+                                        f"environment {cfg.environment}")
 
     async def close(self) -> None:
         await self.api.close()

@@ -4,11 +4,17 @@ Each step reports a short summary for the journal. Output and URLs pass through
 redaction, since a webhook URL is itself a secret (and a receiver may quote part of it
 back); what a server or command says is kept only in part, redacted before it is cut.
 Redirects are not followed: a step's credentials never go to another address.
+
+Every webhook and HTTP step carries an idempotency key (header `Idempotency-Key`, and
+`idempotency_key` in a webhook's body): derived from the rollout, the rollback's action
+and the step's index, so an engine that re-runs a step its killed predecessor had in
+flight sends the same key, and the receiver can tell it is the same step.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import signal
@@ -20,6 +26,12 @@ from warroom.core import secrets
 from warroom.plan.rollback import HttpStep, RunStep, WebhookStep
 
 OUTPUT_LIMIT = 2000  # characters of a command's output kept (its end: where errors are)
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def idempotency_key(rollout: str, action_id: str, index: int) -> str:
+    """The same for one step of one rollback on every engine that runs it; header-safe whatever the rollout's name."""
+    return "warroom-" + hashlib.sha256(f"{rollout}\n{action_id}\n{index}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -136,8 +148,9 @@ async def _post(name: str, method: str, url: str, headers: dict[str, str], body:
 
 
 async def run_step(step: RunStep | WebhookStep | HttpStep, context: dict[str, Any], *, dry_run: bool = False,
-                   started: Callable[[int], None] = lambda _pgid: None) -> StepResult:
-    """Run one runbook step; `started` is told the process group of a `run` step as it starts."""
+                   started: Callable[[int], None] = lambda _pgid: None, key: str = "") -> StepResult:
+    """Run one runbook step; `started` is told the process group of a `run` step as it starts;
+    `key` is its idempotency key (see the module text), sent with a webhook or HTTP step."""
     name = step_name(step)
     if dry_run:
         what = " ".join(step.run) if isinstance(step, RunStep) else name
@@ -145,12 +158,14 @@ async def run_step(step: RunStep | WebhookStep | HttpStep, context: dict[str, An
     try:
         if isinstance(step, RunStep):
             return await _run(step, started)
+        keyed = {IDEMPOTENCY_HEADER: key} if key else {}
         if isinstance(step, WebhookStep):
             url = secrets.resolve(step.webhook)
             secrets.remember_url(url)  # the whole URL is the secret, and each distinctive part of it
-            return await _post(name, "POST", url, {}, {"text": _format(step.message, context)}, 10.0, [])
+            body: Any = {"text": _format(step.message, context), **({"idempotency_key": key} if key else {})}
+            return await _post(name, "POST", url, keyed, body, 10.0, [])
         req = step.http
-        body = _fill(req.body, context)
-        return await _post(name, req.method, req.url, secrets.resolve_headers(req.headers), body, req.timeout, req.expect_status)
+        body = _fill(req.body, {**context, "idempotency_key": key})
+        return await _post(name, req.method, req.url, {**secrets.resolve_headers(req.headers), **keyed}, body, req.timeout, req.expect_status)
     except secrets.SecretError as exc:
         return StepResult(name, False, str(exc))

@@ -159,7 +159,8 @@ class SQLCommits(Store):
             self._fence(db, fence)
             left = [command(r) for r in self._commands_left(db, fence.epoch)]
             for found in left:
-                self._command_outcome(db, found.id, *(("queued", "", None) if found.verb in rerun else ("failed", message, finished)))
+                # Refused, not failed: nothing went wrong in it that asking again would meet (`warroom step` exits 6).
+                self._command_outcome(db, found.id, *(("queued", "", None) if found.verb in rerun else ("refused", message, finished)))
             return left
 
     def commit(self, fence: Fence, ts: float, entries: Sequence[Row] = (), *, change: Change | None = None,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import select
 import signal
@@ -47,6 +46,7 @@ from warroom.tui.screens.help import HelpRow, HelpScreen
 from warroom.tui.screens.score_card import ScoreCardScreen
 from warroom.tui.screens.step_dialog import FORCE, STEP, StepDialog
 from warroom.tui.screens.zoom import ZoomScreen
+from warroom.tui.sending import Sending, in_daemon_thread
 from warroom.tui.themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
 from warroom.tui.widgets.banner import Banner
 from warroom.tui.widgets.checklist import Checklist
@@ -78,32 +78,6 @@ def terminal_gone(fd: int) -> bool:
 
 class SnapshotArrived(Message):
     """The engine published (or its liveness changed); the newest snapshot waits in WarroomApp._latest."""
-
-
-async def in_daemon_thread(fn: Callable[[], T]) -> T:
-    """`fn()` on a daemon thread: waiting for an engine that never answers must not hold up
-    the console's exit (asyncio's own executor joins its threads when the loop closes)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(done: Callable[[], None]) -> None:
-        def once() -> None:
-            if not future.done():
-                done()
-
-        with contextlib.suppress(RuntimeError):  # the screen's loop closed: nobody waits any more
-            loop.call_soon_threadsafe(once)
-
-    def run() -> None:
-        try:
-            result = fn()
-        except Exception as error:
-            settle(functools.partial(future.set_exception, error))
-        else:
-            settle(functools.partial(future.set_result, result))
-
-    threading.Thread(target=run, name="warroom-command", daemon=True).start()
-    return await future
 
 
 def _breakpoint(size: int, breakpoints: list[tuple[int, str]]) -> str | None:
@@ -151,6 +125,7 @@ class WarroomApp(App[int]):
         # With no engine alive, `R` starts one first (as `warroom rollback` does); "" when it did,
         # else why not. None: this console cannot start one (the plan is not at hand).
         self.start_engine = start_engine
+        self.sending = Sending(client, self.notify, self.call_from_thread)
         self.theme_names: list[str] = []
         self._latest: Snapshot | None = None
         self._clean = SnapshotCleaner()
@@ -397,7 +372,10 @@ class WarroomApp(App[int]):
             if not self.engine_alive and not await self._engine_for(verb, label):
                 return
             try:
-                command = await in_daemon_thread(lambda: self.client.wait(self.client.send(verb, dict(args))))
+                command_id = await self.sending.queue(label, verb, dict(args))
+                if command_id is None:
+                    return
+                command = await in_daemon_thread(lambda: self.client.wait(command_id, on_away=self.sending.following(label)))
             except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
                 self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
                 return
@@ -412,6 +390,9 @@ class WarroomApp(App[int]):
         finally:
             if verb is Verb.ROLLBACK:
                 self.rollback_requested = False
+
+    def action_stop_trying(self) -> None:
+        self.sending.stop_trying()
 
     async def _engine_for(self, verb: Verb, label: str) -> bool:
         """No engine is alive: nothing would run a command. A rollback starts one first (rolling
@@ -448,14 +429,16 @@ class WarroomApp(App[int]):
         if snap is None:
             self.notify("waiting for the first reading from the engine", severity="warning")
             return
+        # The phase this step moves from, as the screen showed it: the engine refuses a stale one.
+        seen = snap.phase.index if snap.phase else 0
         if snap.readonly or snap.force_blockers:
             # Not even a forced step can go now: let the engine say why (it is the authority).
-            self.send("step up", Verb.STEP)
+            self.send("step up", Verb.STEP, from_phase=seen)
             return
 
         def confirmed(choice: str | None) -> None:
             if choice == STEP:
-                self.send("step up", Verb.STEP)
+                self.send("step up", Verb.STEP, from_phase=seen)
             elif choice == FORCE:
                 self.push_screen(ForceReason(self.snapshot.step_blockers if self.snapshot else ()), forced)
             else:
@@ -463,7 +446,7 @@ class WarroomApp(App[int]):
 
         def forced(reason: str | None) -> None:
             if reason:
-                self.send("forced step up", Verb.STEP, force=True, reason=reason)
+                self.send("forced step up", Verb.STEP, force=True, reason=reason, from_phase=seen)
             else:
                 self.notify("forced step up cancelled: nothing changed")
 

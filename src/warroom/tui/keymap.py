@@ -58,6 +58,8 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("palette", "colon,ctrl+p", "command_palette", "Command palette", "every action by name, with its key", "cmds"),
     ConsoleAction("theme", "t", "cycle_theme", "Cycle theme", "the next of warroom's themes", "theme"),
     ConsoleAction("score_card", "", "score_card", "Drill score card", "the latest drill's score, from the journal"),
+    ConsoleAction("stop_trying", "escape", "stop_trying", "Stop trying to send a rollback",
+                  "while the store cannot be reached, stop retrying a rollback not sent yet"),
 )
 
 BY_ID = {a.id: a for a in ACTIONS}

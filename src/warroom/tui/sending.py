@@ -1,0 +1,86 @@
+"""How the console sends commands: off the screen's thread, and a rollback never given up
+for a store that cannot be reached for a moment (as `warroom rollback`): it says so at each
+try, with the count, and sends it as soon as the store answers, until the human stops trying."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from warroom.client import EngineClient
+from warroom.core.secrets import redact
+from warroom.core.verbs import Verb
+from warroom.store.base import StoreUnwritable
+
+T = TypeVar("T")
+
+
+async def in_daemon_thread(fn: Callable[[], T]) -> T:
+    """`fn()` on a daemon thread: waiting for an engine that never answers must not hold up
+    the console's exit (asyncio's own executor joins its threads when the loop closes)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(done: Callable[[], None]) -> None:
+        def once() -> None:
+            if not future.done():
+                done()
+
+        with contextlib.suppress(RuntimeError):  # the screen's loop closed: nobody waits any more
+            loop.call_soon_threadsafe(once)
+
+    def run() -> None:
+        try:
+            result = fn()
+        except Exception as error:
+            settle(functools.partial(future.set_exception, error))
+        else:
+            settle(functools.partial(future.set_result, result))
+
+    threading.Thread(target=run, name="warroom-command", daemon=True).start()
+    return await future
+
+
+class Sending:
+    def __init__(self, client: EngineClient, notify: Callable[..., None], from_thread: Callable[..., Any]):
+        self.client = client
+        self.notify = notify  # on the screen's loop
+        self.from_thread = from_thread  # runs a call on the screen's loop from a worker thread
+        self._stop = asyncio.Event()  # Esc: stop retrying a rollback the store would not take
+
+    def stop_trying(self) -> None:
+        self._stop.set()
+
+    async def queue(self, label: str, verb: Verb, args: dict[str, object]) -> int | None:
+        """The command queued in the store, its id; None when the human stopped trying (a rollback
+        only: other commands fail at once with the store's message)."""
+        tries = 0
+        self._stop.clear()
+        while True:
+            try:
+                return await in_daemon_thread(lambda: self.client.send(verb, args))
+            except StoreUnwritable as error:
+                if verb is not Verb.ROLLBACK:
+                    raise
+                tries += 1
+                self.notify(f"not sent yet (try {tries}): {redact(str(error))}; trying again until the store answers "
+                            "(Esc stops trying)", title=label, severity="error", timeout=60)
+                try:
+                    # 0.25 s, 0.5 s, 1 s, then every 2 s, as `warroom rollback` tries (a console imports no outbound code).
+                    await asyncio.wait_for(self._stop.wait(), min(2.0, 0.25 * 2 ** min(tries - 1, 8)))
+                except TimeoutError:
+                    continue
+                self.notify(f"stopped trying after {tries} tries: the rollback was NOT sent", title=label, severity="error")
+                return None
+
+    def following(self, label: str) -> Callable[[StoreUnwritable, int], None]:
+        """What the screen says while the store cannot be reached after a command went out (worker thread)."""
+        def say(error: StoreUnwritable, tries: int) -> None:
+            self.from_thread(self.notify, f"sent; the store cannot be reached to follow it (try {tries}): {redact(str(error))}; "
+                             "the engine goes on", title=label, severity="warning", timeout=30)
+
+        return say
