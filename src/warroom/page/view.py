@@ -81,6 +81,7 @@ class PageView:
     updates: UpdatesView | None
     last_update: StoredUpdate | None
     refresh_s: int  # the no-script page reloads itself this often
+    tick: int  # the engine's tick that published these numbers: the same as `status --json` says for them
 
 
 def utc(ts: float) -> str:
@@ -140,4 +141,4 @@ def page_view(snap: Snapshot, last_update: StoredUpdate | None, *, wall: float |
         guardrails=tuple(guard_row(g, panes, snap.poll_interval) for g in snap.guardrails),
         decisions=tuple(DecisionRow(utc(e.ts), DECISIONS[e.kind], person(e.actor), str(e.data.get("reason") or ""))
                         for e in decisions),
-        updates=snap.updates, last_update=last_update, refresh_s=refresh_s)
+        updates=snap.updates, last_update=last_update, refresh_s=refresh_s, tick=snap.tick)
