@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import time
 
 import httpx
 
-from tests.page.conftest import PAGE_KEY
+from tests.page.conftest import PAGE_KEY, WARROOM
 from tests.support.loopback import serving
 from tests.support.waiting import until
 from warroom.page.access import COOKIE, sign
@@ -113,3 +114,25 @@ def test_hostile_text_is_shown_as_text_and_no_secret_or_internal_address_reaches
         assert leak not in page, leak
     assert "[internal address]" in page
     assert re.search(r"Content-Security-Policy", str(served.get().headers), re.I)
+
+
+def test_the_key_can_come_from_the_keyring_and_a_link_lasts_what_for_says(serve, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")  # the file backend a headless bastion has
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "keyring"))
+    monkeypatch.delenv("WARROOM_PAGE_KEY", raising=False)
+    ref = "keyring:warroom-test/page-links"
+    stored = subprocess.run([*WARROOM, "secret", "set", ref], input=PAGE_KEY, capture_output=True, text=True, timeout=60)
+    assert stored.returncode == 0, stored.stderr
+    served = serve({"page": {"key": ref}})
+    assert served.get().status_code == 401  # the page took its key from the keyring: a link is needed
+    printed = served.verb("page", "--link", "--for", "24h")
+    assert printed.returncode == 0 and "valid for 24h" in printed.stderr, printed.stderr
+    token = printed.stdout.strip().partition("?t=")[2]
+    expiry = int(token.partition(".")[0])
+    assert abs(expiry - (time.time() + 86400)) < 60 and token == sign(PAGE_KEY, ROLLOUT, expiry)
+    first = served.get(params={"t": token})
+    assert first.status_code == 303 and served.get(cookies={COOKIE: first.cookies[COOKIE]}).status_code == 200
+    assert PAGE_KEY not in printed.stdout + printed.stderr
+    subprocess.run([*WARROOM, "secret", "delete", ref], capture_output=True, timeout=60, check=True)
+    missing = served.verb("page", "--link")
+    assert missing.returncode != 0 and f"warroom secret set {ref}" in missing.stderr, missing.stderr
