@@ -101,12 +101,16 @@ class Reader:
                    "published_update": utc(view.last_update.published) if view.last_update and view.last_update.published else ""}
         return Rendered(_ENV.get_template("page.html.j2").render(context), _ENV.get_template("live.html.j2").render(context), time.time())
 
-    async def refresh(self) -> None:
+    def read_and_render(self) -> Rendered:
         try:
-            view = await asyncio.to_thread(self.read)
-            rendered = self.render(view) if view is not None else Rendered(self._unavailable("the engine has not published yet"), "", time.time())
+            view = self.read()
         except StoreError as exc:
-            rendered = Rendered(self._unavailable(f"the store cannot be read ({exc})"), "", time.time())
+            return Rendered(self._unavailable(f"the store cannot be read ({exc})"), "", time.time())
+        return self.render(view) if view is not None else Rendered(self._unavailable("the engine has not published yet"), "", time.time())
+
+    async def refresh(self) -> None:
+        # Reading and rendering off the event loop: viewers are answered meanwhile.
+        rendered = await asyncio.to_thread(self.read_and_render)
         async with self._changed:
             if rendered.live != self.rendered.live or rendered.page != self.rendered.page:
                 self.rendered = rendered
