@@ -6,6 +6,9 @@ in the post-mortem's timeline."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,6 +25,7 @@ from warroom.core.updates import UpdateReason, UpdateStatus
 from warroom.engine.commands import dispatch
 from warroom.engine.executor import CommandError
 from warroom.engine.updates import next_time_of_day
+from warroom.plan.load import load_plan
 from warroom.reports.files import to_markdown
 from warroom.reports.postmortem import build_report
 
@@ -138,3 +142,18 @@ def test_fixed_times_of_day_follow_the_zone_across_a_dst_change():
     sunday_nine = next_time_of_day(saturday_night, times, berlin)
     assert datetime.fromtimestamp(sunday_nine, UTC).strftime("%m-%d %H:%M") == "03-28 07:00"  # 09:00 CEST
     assert datetime.fromtimestamp(next_time_of_day(sunday_nine, times, berlin), UTC).strftime("%H:%M") == "14:00"
+
+
+def test_the_sample_plan_promises_its_seeds_updates_and_the_demo_posts_its_own(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    sample = load_plan(str(root / "sample-config.yaml"))
+    assert sample.updates is not None and sample.updates.promises() == (
+        "every 15m00s while in flight · within 5m00s of a rollback or breach · 09:00, 16:00 UTC")
+    # The demo (no plan) on its short clock: the engine drafts and posts each update itself.
+    run = subprocess.run([sys.executable, "-m", "warroom", "run", "--headless", "--speed", "max", "--for", "3m"], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp_path)}, stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, run.stderr
+    drafted = [line for line in run.stdout.splitlines() if " update.drafted " in line]
+    published = [line for line in run.stdout.splitlines() if " update.published " in line]
+    assert drafted and "the engine posts it itself (auto)" in drafted[0] and "approve" not in drafted[0]
+    assert len(published) >= 2 and "demo-realtime-features (DRILL): status update" in published[0]

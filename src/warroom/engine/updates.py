@@ -153,8 +153,10 @@ class Cadence:
         text, facts = self.text(snap, due, reason)
         if self.draft is None:
             out.append(DraftUpdate(StoredUpdate(0, now, due, reason, UpdateStatus.DRAFT, text, facts)))
+            who = ("the engine posts it itself (auto)" if self.promise.auto
+                   else f"{self.promise.owner} approves it: warroom update PLAN --approve")
             out.append(Note(Kind.UPDATE_DRAFTED, f"stakeholder update drafted ({reason.meaning.split(':')[0]}), due by {at(due, self.zone)}; "
-                            f"{self.promise.owner} approves it: warroom update PLAN --approve",
+                            f"{who}",
                             {"due": due, "reason": reason.value, "owner": self.promise.owner}))
         elif (text, due, reason) != (self.draft.text, self.draft.due, self.draft.reason):
             out.append(DraftUpdate(replace(self.draft, due=due, reason=reason, text=text, facts=facts)))
