@@ -24,7 +24,7 @@ from warroom.core.snapshot import State
 from warroom.core.updates import UpdateReason, UpdateStatus
 from warroom.engine.commands import dispatch
 from warroom.engine.executor import CommandError
-from warroom.engine.updates import next_time_of_day
+from warroom.engine.updates import at, next_time_of_day
 from warroom.plan.load import load_plan
 from warroom.reports.files import to_markdown
 from warroom.reports.postmortem import build_report
@@ -157,3 +157,21 @@ def test_the_sample_plan_promises_its_seeds_updates_and_the_demo_posts_its_own(t
     published = [line for line in run.stdout.splitlines() if " update.published " in line]
     assert drafted and "the engine posts it itself (auto)" in drafted[0] and "approve" not in drafted[0]
     assert len(published) >= 2 and "demo-realtime-features (DRILL): status update" in published[0]
+
+
+async def test_a_published_update_promises_the_next_one_when_the_engine_will_want_it(make_engine, clock):
+    engine = await make_engine(promising())  # every 15m, counted from each publication
+    await enter_phase_one(engine)
+    await advance(engine, clock, 120)  # early: nothing due for 13 minutes
+    await dispatch(engine, "update", {}, DANA)
+    snap = await engine.tick()
+    early = engine.store.updates()[0]
+    assert snap.updates.due == early.published + 900
+    assert f"Next update by {at(snap.updates.due, engine.cadence.zone)} " in early.text, early.text
+    await advance(engine, clock, 900 + 180)  # late: approved three minutes after it fell due
+    assert entries(engine, Kind.UPDATE_OVERDUE)
+    await dispatch(engine, "update", {}, DANA)
+    snap = await engine.tick()
+    late = engine.store.updates()[0]
+    assert late.id != early.id and snap.updates.due == late.published + 900
+    assert f"Next update by {at(snap.updates.due, engine.cadence.zone)} " in late.text, late.text

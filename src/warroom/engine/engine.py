@@ -526,7 +526,7 @@ class Engine:
         if cadence is None:
             raise CommandError("this plan promises no stakeholder updates: add an `updates:` section (see the README)")
         now = self.clock.now()
-        waiting = cadence.draft or cadence.asked(self.snapshot or self.publish(), now)
+        waiting = cadence.asked(self.snapshot or self.publish(), now)  # the draft as of now: it promises the next from now
         approved = replace(waiting, status=UpdateStatus.APPROVED, by=actor.label(), text=text.strip() or waiting.text)
         approved = replace(approved, id=self.store.put_update(self.lease.fence, approved))
         try:

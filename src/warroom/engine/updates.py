@@ -150,7 +150,7 @@ class Cadence:
         if now < due - (lead or 0.0):
             return []
         out: list[UpdateDecision] = []
-        text, facts = self.text(snap, due, reason)
+        text, facts = self.text(snap, due, reason, max(now, due))  # out when due, or now if later
         if self.draft is None:
             out.append(DraftUpdate(StoredUpdate(0, now, due, reason, UpdateStatus.DRAFT, text, facts)))
             who = ("the engine posts it itself (auto)" if self.promise.auto
@@ -170,9 +170,13 @@ class Cadence:
         return out
 
     def asked(self, snap: Snapshot, now: float) -> StoredUpdate:
-        """An update its owner publishes when none is due (or before its draft was made)."""
+        """The update its owner publishes now: the waiting draft as of now, else one made now (none is due,
+        or its draft was not made yet)."""
+        if self.draft is not None:
+            text, facts = self.text(snap, self.draft.due, self.draft.reason, now)
+            return replace(self.draft, text=text, facts=facts)
         due, reason = self.next or (now, UpdateReason.ASKED)
-        text, facts = self.text(snap, due, reason)
+        text, facts = self.text(snap, due, reason, now)
         return StoredUpdate(0, now, due, reason, UpdateStatus.DRAFT, text, facts)
 
     def view(self, now: float) -> UpdatesView:
@@ -184,8 +188,9 @@ class Cadence:
 
     # ------------------------------------------------------------ the words
 
-    def text(self, snap: Snapshot, due: float, reason: UpdateReason) -> tuple[str, dict[str, Any]]:
-        """The update in plain words, and the facts it says (kept with it in the store)."""
+    def text(self, snap: Snapshot, due: float, reason: UpdateReason, out_at: float) -> tuple[str, dict[str, Any]]:
+        """The update in plain words, and the facts it says (kept with it in the store), were it out at `out_at`:
+        the cadence starts again from its publication, so the next one it promises counts from then."""
         phase = snap.phase
         in_phase = format_duration(round(phase.elapsed / 60) * 60) if phase is not None else ""
         worst = worst_guardrail(snap.guardrails)
@@ -207,7 +212,7 @@ class Cadence:
         told = [f"{at(e.ts, self.zone).split()[0]} {DECISIONS[e.kind]} by {person(e.actor)}" for e in self.actions]
         more = self.acted - len(told)
         lines.append("Actions since the last update: " + ("; ".join(told) + (f" (and {more} earlier)" if more > 0 else "") if told else "none") + ".")
-        lines.append(f"Next update by {at(self._after(due), self.zone)} (owner: {self.promise.owner}).")
+        lines.append(f"Next update by {at(self._after(out_at), self.zone)} (owner: {self.promise.owner}).")
         facts: dict[str, Any] = {
             "state": snap.state.value, "phase": phase.index if phase else 0, "phase_name": phase.name if phase else "",
             "in_phase_s": phase.elapsed if phase else 0.0, "exposure": exposure, "due": due, "reason": reason.value,
@@ -217,8 +222,8 @@ class Cadence:
         }
         return "\n".join(lines), facts
 
-    def _after(self, due: float) -> float:
-        """When the update after this one will be due, were this one out at `due` (a stakeholder's next look)."""
+    def _after(self, out_at: float) -> float:
+        """When the update after this one will be due, were this one out at `out_at` (a stakeholder's next look)."""
         p = self.promise
-        options = ([due + p.every] if p.every is not None else []) + ([next_time_of_day(due, p.at, self.zone)] if p.at else [])
-        return min(options, default=due + (p.after_incident or 0.0))
+        options = ([out_at + p.every] if p.every is not None else []) + ([next_time_of_day(out_at, p.at, self.zone)] if p.at else [])
+        return min(options, default=out_at + (p.after_incident or 0.0))
