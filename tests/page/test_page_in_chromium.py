@@ -15,12 +15,14 @@ from tests.support.waiting import until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZES = {"phone": (390, 844), "desktop": (1440, 900)}
+GUARDRAILS = [{"id": "errors", "pane": "errors", "above": 0.01, "for": "30s", "action": "rollback"},
+              {"id": "p95", "pane": "p95", "above": 0.5, "for": "1m", "action": "pause"}]
 
 
 @pytest.mark.parametrize("script", [True, False], ids=["js-on", "js-off"])
 @pytest.mark.parametrize("device", SIZES)
 def test_the_page_reads_the_same_on_a_phone_and_a_desktop_with_or_without_javascript(serve, tmp_path, device, script):
-    served = serve()
+    served = serve({"guardrails": GUARDRAILS})
     until("the page in phase 1", lambda: "1/3 Canary 5%" in served.get().text)
     shot = tmp_path / f"status-page-{device}.png"
     if script:
@@ -36,8 +38,9 @@ def test_the_page_reads_the_same_on_a_phone_and_a_desktop_with_or_without_javasc
             chromium.close()
     assert loaded.text("worst") == "RUNNING" and loaded.text("state") == "RUNNING"
     assert loaded.text("phase") == "1/3 Canary 5%" and loaded.text("exposure") == "feature 5%"
-    row = re.search(r'data-guardrail="errors">(.*?)</tr>', loaded.dom, re.S).group(1)
-    assert re.search(r'class="value">\d+\.\d+%</td>', row) and "above 1.00% → rollback" in row and "<svg" in row
+    for guardrail, value, limit in (("errors", r"\d+\.\d+%", "above 1.00% → rollback"), ("p95", r"\d+ ms", "above 500 ms → pause")):
+        row = re.search(rf'data-guardrail="{guardrail}">(.*?)</tr>', loaded.dom, re.S).group(1)
+        assert re.search(rf'class="value">{value}</td>', row) and limit in row and "within its threshold" in row and "<svg" in row, row
     assert 'aria-current="step">1. Canary 5% · 5%' in loaded.dom
     assert "Refused to" not in loaded.log and "Uncaught" not in loaded.log  # the CSP lets our one script run, nothing else
     assert ('<noscript><meta http-equiv="refresh"' in loaded.dom) and ("<script>" in loaded.dom)
