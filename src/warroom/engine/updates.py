@@ -173,7 +173,7 @@ class Cadence:
         """The update its owner publishes now: the waiting draft as of now, else one made now (none is due,
         or its draft was not made yet)."""
         if self.draft is not None:
-            text, facts = self.text(snap, self.draft.due, self.draft.reason, now)
+            text, facts = self.text(snap, self.draft.due, UpdateReason(self.draft.reason), now)
             return replace(self.draft, text=text, facts=facts)
         due, reason = self.next or (now, UpdateReason.ASKED)
         text, facts = self.text(snap, due, reason, now)
