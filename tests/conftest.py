@@ -110,6 +110,20 @@ def no_engine_left_behind(request):
         from tests.support.engines import stop_engines
 
         stop_engines(folder)
+# ------------------------------------------------------------------ TLS (Prometheus, the status page)
+
+@pytest.fixture(scope="session")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1: (certificate, key)."""
+    openssl = require_binary("openssl")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
+        check=True, capture_output=True,
+    )
+    return d / "cert.pem", d / "key.pem"
+
 # ------------------------------------------------------------------ Prometheus
 
 @pytest.fixture

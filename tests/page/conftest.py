@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ class Served:
     plan: Path
     url: str
     proc: subprocess.Popen
+    verify: Any = True  # https: the page's own certificate
 
     def verb(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         result = subprocess.run([*WARROOM, args[0], str(self.plan), *args[1:]], capture_output=True, text=True, timeout=60,
@@ -37,7 +39,7 @@ class Served:
         return result
 
     def get(self, path: str = "/", **kw: Any) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=10, **kw)
+        return httpx.get(self.url + path, timeout=10, verify=self.verify, **kw)
 
 
 def launch(folder: Path, changes: dict | None = None, *, force: str | None = None) -> Path:
@@ -68,7 +70,9 @@ def serve(tmp_path) -> Iterator[Callable[..., Served]]:
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         log.close()
         started.append(proc)
-        served = Served(plan.parent, plan, f"http://127.0.0.1:{port}", proc)
+        tls = yaml.safe_load(plan.read_text()).get("page", {}).get("tls")
+        scheme, verify = ("https", ssl.create_default_context(cafile=tls["cert"])) if tls else ("http", True)
+        served = Served(plan.parent, plan, f"{scheme}://127.0.0.1:{port}", proc, verify)
 
         def up() -> bool:
             assert proc.poll() is None, (plan.parent / f"page-{port}.log").read_text()

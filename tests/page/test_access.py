@@ -11,6 +11,7 @@ import subprocess
 import time
 
 import httpx
+import pytest
 
 from tests.page.conftest import PAGE_KEY, WARROOM
 from tests.support.loopback import serving
@@ -136,3 +137,15 @@ def test_the_key_can_come_from_the_keyring_and_a_link_lasts_what_for_says(serve,
     subprocess.run([*WARROOM, "secret", "delete", ref], capture_output=True, timeout=60, check=True)
     missing = served.verb("page", "--link")
     assert missing.returncode != 0 and f"warroom secret set {ref}" in missing.stderr, missing.stderr
+
+
+def test_with_tls_the_page_is_served_over_https_and_its_cookie_is_secure(serve, self_signed):
+    cert, key = self_signed
+    served = serve({"page": {"tls": {"cert": str(cert), "key": str(key)}}}, env=keyed())
+    first = served.get(params={"t": sign(PAGE_KEY, ROLLOUT, int(time.time()) + 3600)})
+    assert served.url.startswith("https://") and first.status_code == 303 and "secure" in first.headers["set-cookie"].lower()
+    assert served.get(cookies={COOKIE: first.cookies[COOKIE]}).status_code == 200
+    with pytest.raises(httpx.HTTPError):  # no plain HTTP on the same port
+        httpx.get(served.url.replace("https://", "http://") + "/", timeout=10)
+    printed = served.verb("page", "--link", env=keyed())
+    assert printed.stdout.startswith("https://127.0.0.1:8080/?t=")
