@@ -35,6 +35,7 @@ def test_the_page_a_console_and_status_json_agree_on_one_snapshot(serve, tmux):
     until("the page in phase 1", lambda: "1/3 Canary 5%" in served.get().text)
     tmux.start(f"{BINARY} {served.plan}", size=(120, 36))
     tmux.wait_for("1/3 Canary 5%", timeout=60)
+    until("the console's flags table read back", lambda: re.search(r"feature\s+5%\s+5%", tmux.screen()))
 
     def one_snapshot() -> tuple[str, dict, str] | None:
         before = published(state)
@@ -54,7 +55,7 @@ def test_the_page_a_console_and_status_json_agree_on_one_snapshot(serve, tmux):
     assert shown.text("phase") == phase and strip.strip().startswith(phase)
     assert shown.text("exposure") == status["phase"]["exposure"] == "feature 5%"
     observed = {f["name"]: f for f in status["flags"]}
-    assert re.search(r"feature\s+5%\s+5%", screen) and observed["feature"]["observed"] is not None
+    assert re.search(r"feature\s+5%\s+5%", screen) and observed["feature"]["observed"] is not None, screen
     assert status["guardrails"], "the plan's guardrails"
     for guard in status["guardrails"]:
         value = format_value(guard["value"], guard["unit"])
