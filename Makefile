@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test install servers bench clean
+.PHONY: demo test test-fast install servers bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,15 @@ test: $(STAMP) servers
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --durations=25
+
+# The inner loop, in under two minutes: unit-level tests in one process each, on SQLite files
+# and loopback servers. It leaves out every `slow` test (see tests/conftest.py): engines, verbs
+# and exporters as processes (tests/process, tests/races, the CLI files), tmux, the console
+# under a pilot (tests/tui), real Prometheus, PostgreSQL, Unleash and Chromium. `make test`
+# runs them all, and ruff, lint-imports and mypy.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -n 2 -m "not slow" --durations=10
 
 bench: $(STAMP) servers
 	$(PY) bench/run_all.py

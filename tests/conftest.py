@@ -22,9 +22,10 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.helpers import free_port, require_binary
+from tests.support.helpers import free_port, missing, require_binary
 from tests.support.servers import STORE_PASSWORD, PostgresMissing, PrometheusServer, postgres_database, start_postgres
 from tests.support.terminal import tmux  # noqa: F401  (the tmux fixture, for every folder of tests)
+from tests.support.waiting import DEADLINE, until
 from warroom.core.clock import VirtualClock
 from warroom.core.identity import Actor
 from warroom.engine.build import build_engine
@@ -32,6 +33,26 @@ from warroom.plan.load import parse_plan
 from warroom.plan.state import PostgresState
 
 ALICE = Actor(user="alice", host="bastion", ssh_client="10.0.0.7", tty="pts/3")
+
+# `make test-fast` leaves out what is `slow`. Besides tests marked so, these folders and files
+# start real processes (engines, CLI verbs, exporters, tmux, Chromium) or drive the console
+# under a pilot with an engine thread (seconds each); so does every test that needs a real
+# server (the fixtures below, and the store contract on PostgreSQL).
+SLOW_PATHS = ("process/", "races/", "tui/", "prometheus/test_exporter.py", "prometheus/test_live.py",
+              "prometheus/test_cohorts.py", "prometheus/test_trickle.py", "prometheus/test_results.py",
+              "flags/test_secrets.py", "test_cli.py", "test_hostile_text.py", "test_hostile_files.py",
+              "test_damaged_state.py", "test_bench_smoke.py")
+REAL_SERVERS = {"prometheus_factory", "stack", "exporter_factory", "postgres_cluster", "unleash", "tmux"}
+TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        where = item.path.relative_to(TESTS).as_posix()
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        if (where.startswith(SLOW_PATHS) or REAL_SERVERS & set(getattr(item, "fixturenames", ()))
+                or params.get("store_ref") == "postgresql"):
+            item.add_marker(pytest.mark.slow)
 
 BASE_PLAN = textwrap.dedent(
     """
@@ -154,13 +175,6 @@ DB = f"warroom_unleash_test_{os.getpid()}"
 UNLEASH_TOKEN = "*:*.SECRET-UNLEASH-7f3a9"
 
 
-def missing(message: str) -> None:
-    """A missing server fails in CI and skips on a developer machine, like require_binary."""
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 # ------------------------------------------------------------------ PostgreSQL + Unleash
 
 @pytest.fixture(scope="session")
@@ -226,17 +240,14 @@ def unleash(postgres, tmp_path_factory) -> Iterator[str]:
                                 cwd=UNLEASH_SERVER.parents[3])
     url = f"http://127.0.0.1:{port}"
     try:
-        while True:
+        def healthy() -> bool:
             if proc.poll() is not None:
                 pytest.fail(f"unleash-server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).json().get("health") == "GOOD":
-                    break
-            except (httpx.HTTPError, ValueError):
-                pass
-            if time.monotonic() - started > 120:
-                pytest.fail(f"unleash-server not healthy after 120 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.25)
+            return httpx.get(f"{url}/health", timeout=1).json().get("health") == "GOOD"
+
+        # Migrations on a first start take 10–25 s on an idle machine.
+        until("unleash-server healthy", healthy, timeout=2 * DEADLINE, every=0.25, retry_on=(httpx.HTTPError, ValueError),
+              show=lambda: log_path.read_text()[-3000:])
         print(f"\nunleash-server healthy after {time.monotonic() - started:.1f} s")
         yield url
     finally:

@@ -4,11 +4,11 @@ redacted — a secret URL's parts included — and cut short."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.support.loopback import redirect_to, serving
+from tests.support.terminal import running
+from tests.support.waiting import until
 from warroom.core import secrets
 from warroom.core.clock import VirtualClock
 from warroom.core.identity import Actor
@@ -93,12 +93,15 @@ async def test_a_run_step_starts_only_once_its_process_group_is_written_down(tmp
     marker = tmp_path / "ran"
     step = RunStep(name="Drain", run=["sh", "-c", f"touch {marker}"], timeout=5)
 
+    gated: list[int] = []
+
     def cannot_record(pgid: int) -> None:
+        gated.append(pgid)
         raise OSError("database or disk is full")
 
     with pytest.raises(OSError):
         await run_step(step, {}, started=cannot_record)
-    time.sleep(0.3)
+    until("the gated step's shell to end", lambda: not running(gated[0]))  # it ended without running the step
     assert not marker.exists()
     recorded: list[int] = []
     result = await run_step(step, {}, started=recorded.append)

@@ -8,11 +8,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.support.waiting import until
 
 ROOT = Path(__file__).resolve().parent.parent
 WARROOM = [sys.executable, "-m", "warroom"]
@@ -87,10 +88,8 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
     faults.write_text("- {metric: error_rate, phase: 1, after: 1m, mode: set, value: 0.05, while_exposed: false}\n")
     runner = subprocess.Popen([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--faults", str(faults)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while not marker.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    assert marker.exists(), runner.stderr.read().decode() if runner.poll() is not None else "runner never reached the drain step"
+    until("the runner to reach the drain step", lambda: marker.exists() or runner.poll() is not None)
+    assert marker.exists(), runner.stderr.read().decode()
     runner.send_signal(signal.SIGKILL)
     runner.wait()
 
@@ -109,7 +108,7 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
         assert restart.returncode == 0 and "no engine drove this rollout: started one to roll back" in restart.stderr, restart.stderr
         resumed = [line for line in restart.stderr.splitlines() if "resuming an unfinished rollback left by" in line]
         assert len(resumed) == 1 and resumed[0].endswith("which is gone"), restart.stderr
-        assert "rollback: step 1 Drain connections: ok" in restart.stderr, restart.stderr  # its progress, as it goes
+        assert "rollback: step 1 Drain connections: ok" in restart.stderr, restart.stderr + restart.stdout  # its progress, as it goes
         assert restart.stdout.splitlines()[-1] in ("rolled back", "already rolled back"), restart.stdout
     after = journal(plan)
     # Nothing lost: every entry written before the kill is still there, unchanged, in order.
@@ -187,13 +186,10 @@ def test_a_headless_runner_prints_what_verbs_from_other_terminals_do(tmp_path):
         runner = subprocess.Popen([*WARROOM, "run", "--headless", str(plan), "--speed", "60"],
                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 30
-        while "engine.start" not in log.read_text() and time.time() < deadline:
-            time.sleep(0.1)
+        until("the runner to start its engine", lambda: "engine.start" in log.read_text(), every=0.1)
         warroom("step", str(plan), check=True)
         warroom("pause", str(plan), "--reason", "DBA asked for a hold", check=True)
-        while "DBA asked" not in log.read_text() and time.time() < deadline:
-            time.sleep(0.1)
+        until("the runner to print the pause", lambda: "DBA asked" in log.read_text(), every=0.1)
     finally:
         runner.send_signal(signal.SIGTERM)
         runner.wait(30)

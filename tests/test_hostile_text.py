@@ -75,7 +75,7 @@ def test_plan_text_and_reasons_never_reach_the_terminal_raw(plan):
     # --json keeps the text as it was, escaped by JSON itself
     entries = [json.loads(line) for line in warroom("journal", str(plan), "--json").stdout.splitlines()]
     assert any("\x1b]0;pwned\x07" in e["message"] for e in entries)
-    assert warroom("down", str(plan)).returncode == 0  # the headless run below is the next engine
+    assert warroom("down", str(plan), "--force").returncode == 0  # the headless run below is the next engine
     headless = assert_clean(warroom("run", "--headless", str(plan), "--speed", "max", "--for", "1m"))
     assert "status" in headless and "Beta  5%" in headless
 

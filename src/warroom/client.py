@@ -2,26 +2,35 @@
 
 A client never builds an engine, never asks a source, never writes a flag. It reads the
 snapshot the engine published and the journal's newest entries from the store, tells
-whether an engine is alive, queues commands and follows what they do. `start_engine`
-starts one the way `warroom up` does.
+whether an engine is alive, queues commands and follows what they do. When the store cannot
+carry it (a full disk: no command taken, no heartbeat renewed), a rollback or a pause goes to
+an engine of this host over its local socket, and an engine that answers there counts as
+alive (local_client.py). `start_engine`
+starts one the way `warroom up` does; `start_unless_running` does so only when no engine of
+the rollout runs, one process of this host at a time (racing verbs and consoles that each see
+no engine alive must not each start one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from warroom import local_client
 from warroom.core.identity import Actor
 from warroom.core.journal_kinds import Kind
+from warroom.core.local_wire import COMMANDS, LocalVerb
 from warroom.core.snapshot import EngineView, JournalEntry, Snapshot
-from warroom.store.base import Command, LeaseInfo, Store, StoreUnwritable, Waiter
+from warroom.store.base import Command, LeaseInfo, Store, StoreUnwritable, Waiter, hostname, process_state
 from warroom.store.paths import StateRef, state_argument
 
 if TYPE_CHECKING:
@@ -61,6 +70,7 @@ class EngineClient:
         self.actor = actor
         self.readonly = readonly
         self._seen: tuple[int, int] = (-1, -1)  # (snapshot seq, journal seq) last read
+        self._live: dict[str, Any] | None = None  # the snapshot an engine answering only locally sees now
 
     def news(self) -> bool:
         """Whether a snapshot or a journal entry came since the last call (cheap: two small reads).
@@ -79,19 +89,39 @@ class EngineClient:
         now = time.time()
         # A standby heartbeats every second like a driver; one silent longer was killed or lost its way here.
         standbys = [s.holder.label() for s in self.store.standbys() if now - s.heartbeat <= ALIVE_FLOOR]
-        return engine_view(self.store.lease(), standbys, poll_interval, now)
+        lease = self.store.lease()
+        view = engine_view(lease, standbys, poll_interval, now)
+        holder = lease.holder if lease is not None else None
+        if not view.alive and holder is not None and holder.host == hostname() and not holder.provably_gone() \
+                and process_state(holder.pid) != "T":  # a stopped (frozen) process cannot answer
+            view = self._answering_locally(view)
+        return view
+
+    def _answering_locally(self, view: EngineView) -> EngineView:
+        """An engine of this host whose heartbeat is late but that answers on its local socket (a
+        full disk: it guards from memory) is alive; what it sees now is kept for `snapshot`."""
+        answer = local_client.ping(self.store.ref)
+        if answer is None or answer.holder != view.holder:
+            return view
+        self._live = answer.snapshot
+        return dataclasses.replace(view, alive=True, local=answer.unrenewed or "its heartbeat is late")
 
     def snapshot(self) -> Snapshot | None:
-        """The latest snapshot as published, with the journal's tail, the engine as it is now, and who looks."""
+        """The latest snapshot as published (or as an engine answering only locally sees it now),
+        with the journal's tail, the engine as it is now, and who looks."""
         stored = self.store.snapshot()
         if stored is None:
             return None
-        snap = Snapshot.from_json({**stored.body, "journal": []})
-        return self.viewed(dataclasses.replace(snap, journal=tuple(self.store.tail(JOURNAL_TAIL))))
+        engine = self.engine(float(stored.body.get("poll_interval") or 0.0))
+        body = self._live if engine.local and self._live else stored.body
+        snap = Snapshot.from_json({**body, "journal": []})
+        return self._as_seen(dataclasses.replace(snap, journal=tuple(self.store.tail(JOURNAL_TAIL))), engine)
 
     def viewed(self, snap: Snapshot) -> Snapshot:
         """The snapshot with the engine's liveness as of now (it changes with no new snapshot: an engine dies)."""
-        engine = self.engine(snap.poll_interval)
+        return self._as_seen(snap, self.engine(snap.poll_interval))
+
+    def _as_seen(self, snap: Snapshot, engine: EngineView) -> Snapshot:
         return dataclasses.replace(snap, engine=engine, automation=engine.alive, driver=engine.holder if engine.alive else "",
                                    me=self.actor.label(), readonly=self.readonly)
 
@@ -102,6 +132,29 @@ class EngineClient:
 
     def send(self, verb: str, args: dict | None = None) -> int:
         return self.store.send_command(verb, args or {}, self.actor.to_json(), time.time())
+
+    def send_or_ask(self, verb: str, args: dict, accepted: Callable[[str], None] | None = None) -> int | Asked:
+        """Queue the command in the store (its id); a rollback or a pause the store cannot take,
+        or whose engine answers only locally, is asked of this host's engine over its local
+        socket instead (its outcome; `accepted` is told why once the engine took it).
+        StoreUnwritable when neither way takes it."""
+        local = self.engine().local if verb in {v.value for v in COMMANDS} else ""
+        if local:
+            asked = ask_locally(self.store.ref, verb, args, self.actor, f"its heartbeat cannot be written: {local}", accepted)
+            if asked is not None:
+                return asked
+        try:
+            return self.send(verb, args)
+        except StoreUnwritable as exc:
+            asked = ask_locally(self.store.ref, verb, args, self.actor, str(exc), accepted) if verb in {v.value for v in COMMANDS} else None
+            if asked is None:
+                raise StoreUnwritable(f"{exc}; and no engine answers on this host's local socket") from None
+            return asked
+
+    def act(self, verb: str, args: dict, on_progress: Callable[[JournalEntry], None] | None = None) -> Command:
+        """Send a command (`send_or_ask`) and follow it to its outcome (`wait`)."""
+        sent = self.send_or_ask(verb, args)
+        return sent.command if isinstance(sent, Asked) else self.wait(sent, on_progress)
 
     def wait(self, command_id: int, on_progress: Callable[[JournalEntry], None] | None = None, *, since: int | None = None,
              gone_after: float = 10.0, timeout: float | None = None,
@@ -135,7 +188,8 @@ class EngineClient:
                             on_progress(entry)
                     if command.done:
                         return command
-                    alive = self.engine().alive
+                    view = self.engine()
+                    alive = view.alive or bool(view.standbys)  # a standby takes a frozen or killed driver's command over once its lease runs out
                     away = 0
                 except StoreUnwritable as exc:
                     away += 1
@@ -174,7 +228,27 @@ class EngineClient:
         return None
 
 
-def engine_argv(plan: Plan, state: StateRef, *, speed: Any = None, lease_ttl: float | None = None) -> list[str]:
+@dataclass(frozen=True)
+class Asked:
+    """A command asked of the engine over its local socket, answered: the outcome as a command
+    that was never in the store (id 0), and why the store was not the way."""
+
+    command: Command
+    why: str
+
+
+def ask_locally(state_ref: str, verb: str, args: dict, actor: Actor, why: str,
+                accepted: Callable[[str], None] | None = None) -> Asked | None:
+    """Have the engine of this host run a rollback or a pause now, over its local socket (`accepted`
+    is told why once it took it); None when no engine of the rollout answers there."""
+    answer = local_client.command(state_ref, LocalVerb(verb), args, actor, why, None if accepted is None else lambda: accepted(why))
+    if answer is None:
+        return None
+    return Asked(Command(0, time.time(), verb, args, actor.to_json(), status=answer.status, message=answer.message,
+                         finished=time.time()), why)
+
+
+def engine_argv(plan: Plan, state: StateRef, *, speed: Any = None, lease_ttl: float | None = None, replace: str = "") -> list[str]:
     """The arguments of `warroom engine` for this plan and state (the demo has no plan file: its state's folder is its)."""
     argv = [] if plan.path is None or not Path(str(plan.path)).is_file() else [str(Path(str(plan.path)).resolve())]
     argv += ["--state", state_argument(state)]
@@ -182,6 +256,8 @@ def engine_argv(plan: Plan, state: StateRef, *, speed: Any = None, lease_ttl: fl
         argv += ["--speed", str(speed)]
     if lease_ttl is not None:
         argv += ["--lease-ttl", f"{lease_ttl:g}"]
+    if replace:
+        argv += ["--replace", replace]
     return argv
 
 
@@ -204,6 +280,48 @@ def start_engine(argv: list[str], log: Path, *, detached: bool) -> Started:
             [sys.executable, "-m", "warroom", "engine", *argv], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=detached, preexec_fn=None if detached else _die_with_parent, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         ), log)
+
+
+@contextlib.contextmanager
+def one_start_at_a_time(log: Path) -> Iterator[None]:
+    """Hold this host's lock on starting the rollout's engine (a file beside its log) for the block.
+
+    Every process that may start an engine looks again under it: the first starts one and waits
+    for it; the others then find it. A lock that cannot be had (no rights on the folder) is no
+    reason not to start: the lease still keeps it to one driver."""
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log.with_name(log.stem + ".start.lock"), os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # the lock goes with it
+
+
+@dataclass(frozen=True)
+class Running:
+    """What `start_unless_running` found or started."""
+
+    view: EngineView | None  # the engine that drives now; None: none yet (a standby takes over, or the start failed)
+    started: Started | None = None  # the engine this process started, if it did
+    standby: str = ""  # the standby that takes over (none drives, its lease has not run out yet)
+
+
+def start_unless_running(client: EngineClient, argv: list[str], log: Path) -> Running:
+    """The rollout's engine: the one that drives, the standby about to take over, or — only when
+    none runs — one started here (detached) and waited for until it drives or stands by."""
+    with one_start_at_a_time(log):
+        view = client.engine()
+        if view.alive:
+            return Running(view)
+        if view.standbys:  # its driver is gone; the standby takes over once the lease runs out
+            return Running(None, standby=view.standbys[0])
+        started = start_engine(argv, log, detached=True)
+        return Running(client.wait_for_engine(lambda: started.process.poll() is not None), started)
 
 
 def _die_with_parent() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
+from tests.support.loopback import LoopbackHTTPServer
 from warroom.core.clock import VirtualClock
 from warroom.drills.scenario import Scenario, load_scenario
 from warroom.drills.session import prepare, run_headless_drill
@@ -52,7 +53,7 @@ class Receiver:
                 pass
 
         lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -63,6 +63,7 @@ def test_report_needs_a_journal(tmp_path, capsys):
     assert "no journal here" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # Chromium
 def test_html_report_renders_in_chromium(drilled, tmp_path):
     chromium = require_binary("chromium")
     card, db = drilled

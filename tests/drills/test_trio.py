@@ -15,7 +15,8 @@ import urllib.parse
 
 import yaml
 
-from tests.support.servers import _stop, http_get, http_send, start_exporter, wait_until
+from tests.support.servers import _stop, http_get, http_send, start_exporter
+from tests.support.waiting import until
 
 ERRORS = 'sum(rate(warroom_sim_http_requests_total{code=~"5.."}[5s])) / sum(rate(warroom_sim_http_requests_total[5s]))'
 NEW_5XX = 'sum(rate(warroom_sim_http_requests_total{cohort="new", code=~"5.."}[5s]))'
@@ -76,8 +77,8 @@ def test_a_phase_three_fault_of_the_new_code_is_rolled_back_and_leaves_prometheu
         # Unleash says off; the exporter read it back off; the fault is gone from Prometheus.
         env = unleash_admin.get(f"/features/{flag}/environments/production").json()
         assert env["enabled"] is False
-        wait_until(lambda: http_send("GET", exporter.url + "/fault")[1]["exposure"] == 0, 5, "the exporter to read the flag off")
-        wait_until(lambda: prom_value(prometheus.url, NEW_5XX) == 0, 15, "the new code's 5xx to leave Prometheus")
+        until("the exporter to read the flag off", lambda: http_send("GET", exporter.url + "/fault")[1]["exposure"] == 0)
+        until("the new code's 5xx to leave Prometheus", lambda: prom_value(prometheus.url, NEW_5XX) == 0)
         assert prom_value(prometheus.url, ERRORS) < 0.001
     finally:
         _stop(exporter.proc)

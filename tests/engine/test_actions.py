@@ -6,12 +6,14 @@ The process-level races are in tests/races; these pin the engine's exact decisio
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 import yaml
 
 from tests.conftest import ALICE, BASE_PLAN
 from tests.flags.flagservice import FlagService
+from tests.support.waiting import until_async
 from warroom.core.flagstate import FlagState
 from warroom.core.snapshot import State
 
@@ -34,17 +36,10 @@ def make(make_engine, service):
     phases = yaml.safe_load(BASE_PLAN)["phases"]
     phases[0]["flags"]["other"] = False
     phases[0].update(gates=[], checklist=[], hold="0s")
-    changes = {"flag_provider": {"provider": "http", "url": service.url, "token": "env:WARROOM_ENGINE_FLAG_TOKEN", "timeout": "1s"},
+    # A write the test holds is answered when the test says so, well inside this timeout on any machine.
+    changes = {"flag_provider": {"provider": "http", "url": service.url, "token": "env:WARROOM_ENGINE_FLAG_TOKEN", "timeout": "30s"},
                "phases": phases, "rollback": {"flags": {"feature": False, "other": False}, "steps": []}}
     return lambda **kw: make_engine(changes, **kw)
-
-
-async def until(predicate, what: str) -> None:
-    for _ in range(500):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    pytest.fail(f"never: {what}")
 
 
 def rollback_attempts(engine, flag: str) -> list[int]:
@@ -57,10 +52,10 @@ async def test_attempt_numbers_go_on_when_a_rollback_is_resumed(make, service):
     await engine.step_up(ALICE)
     service.fail(503)  # the flag API is down
     asyncio.ensure_future(engine.rollback(ALICE, "error rate"))
-    await until(lambda: len(rollback_attempts(engine, "feature")) >= 3, "three attempts")
+    await until_async("three attempts", lambda: len(rollback_attempts(engine, "feature")) >= 3)
     await engine.close()  # the console goes away mid-rollback
     restarted = await make()  # resumes the rollback; the API is still down
-    await until(lambda: len(rollback_attempts(restarted, "feature")) >= 6, "three more attempts")
+    await until_async("three more attempts", lambda: len(rollback_attempts(restarted, "feature")) >= 6)
     service.recover()
     await asyncio.wait_for(restarted.wait_idle(), 10)
     assert restarted.state == State.ROLLED_BACK
@@ -76,7 +71,7 @@ async def test_a_flag_off_all_along_is_not_reported_as_set_outside_warroom(make,
     assert service.flags["other"] == OFF and service.flags["feature"] == ON_5
     service.refuse_disable = True  # the API refuses every write that turns a flag off …
     task = asyncio.ensure_future(engine.rollback(ALICE, "error rate"))
-    await until(lambda: rollback_attempts(engine, "feature") and rollback_attempts(engine, "other"), "a failed attempt on each")
+    await until_async("a failed attempt on each", lambda: rollback_attempts(engine, "feature") and rollback_attempts(engine, "other"))
     service.refuse_disable = False  # … for a while
     assert await asyncio.wait_for(task, 10) == "rolled back"
     confirmed = {e.data["flag"]: e.message for e in engine.store.entries() if e.kind == "rollback.attempt" and e.data.get("confirmed_by_read")}
@@ -89,7 +84,7 @@ async def test_a_flag_set_off_by_a_human_while_the_api_fails_is_still_said_so(ma
     await engine.step_up(ALICE)
     service.refuse_disable = True  # the API refuses every write that turns a flag off
     task = asyncio.ensure_future(engine.rollback(ALICE, "error rate"))
-    await until(lambda: rollback_attempts(engine, "feature"), "a failed attempt")
+    await until_async("a failed attempt", lambda: rollback_attempts(engine, "feature"))
     with service.lock:
         service.flags["feature"] = OFF  # switched off in the flag service's own UI
     assert await asyncio.wait_for(task, 10) == "rolled back"
@@ -102,11 +97,13 @@ async def test_a_pause_committed_during_a_step_up_stands(make, service):
     console = await make()  # one engine; the pause comes in as a command while the step's write hangs
     await console.tick()
     await console.step_up(ALICE)
-    service.fault_writes("delay", 0.5)  # the next step's write is answered late
+    answer = threading.Event()
+    service.fault_writes("delay", answer)  # the next step's write is answered once the pause is in
     step = asyncio.ensure_future(console.step_up(ALICE, force=True, reason="rehearsal"))
-    await until(lambda: service.writes and service.writes[-1].fault == "delay", "the step's write")
+    await until_async("the step's write", lambda: service.writes and service.writes[-1].fault == "delay")
     await console.tick()
     assert await console.pause(ALICE, "DBA asked for a hold") == "paused"
+    answer.set()
     assert await step == "stepped up to phase 2; still PAUSED (DBA asked for a hold)"
     assert console.state == State.PAUSED and console.phase_index == 2
     assert console.desired()["feature"] == FlagState(True, 50.0)
@@ -137,11 +134,13 @@ async def test_rolled_back_with_a_flag_on_again_is_rolled_back_again_without_the
 async def test_a_pause_during_the_automatic_first_step_stands(make, service):
     # PENDING, the first step's write answered late: a pause then is no "nothing to pause".
     engine = await make()
-    service.fault_writes("delay", 0.5)
+    answer = threading.Event()
+    service.fault_writes("delay", answer)  # answered once the pause is in
     step = asyncio.ensure_future(engine.step_up(ALICE))
-    await until(lambda: service.writes and service.writes[-1].fault == "delay", "the first step's write")
+    await until_async("the first step's write", lambda: service.writes and service.writes[-1].fault == "delay")
     assert engine.state == State.PENDING
     assert await engine.pause(ALICE, "hold before phase 1") == "paused"
+    answer.set()
     assert await step == "stepped up to phase 1; still PAUSED (hold before phase 1)"
     assert engine.state == State.PAUSED and engine.phase_index == 1
     await engine.tick()

@@ -4,13 +4,13 @@ on the real engine with the two-cohort simulator, local flags and SQLite, in vir
 from __future__ import annotations
 
 import copy
-import time
 
 import pytest
 import yaml
 
 from tests.conftest import ALICE
 from tests.engine.test_engine import advance
+from tests.support.waiting import until
 from warroom.core.snapshot import State
 from warroom.engine.build import build_engine
 from warroom.plan.load import parse_plan
@@ -226,6 +226,7 @@ async def test_a_cohort_gate_is_red_while_the_new_code_is_worse_than_the_control
     assert any(b.startswith("gate p95 vs control is red (new 200 ms vs control 60 ms") for b in snap.step_blockers)
 
 
+@pytest.mark.slow  # `up` starts an engine process
 def test_status_says_what_the_exposure_check_and_the_cohorts_see(tmp_path, capsys):
     from warroom.cli.main import main
 
@@ -233,14 +234,15 @@ def test_status_says_what_the_exposure_check_and_the_cohorts_see(tmp_path, capsy
     path.write_text(yaml.safe_dump(plan_with(sources=faults({"metric": "session_rate", "at": "0s", "value": 0})), sort_keys=False))
     assert main(["up", str(path)]) == 0  # an engine, which status reads (the verbs are its clients)
     assert main(["step", str(path)]) == 0
-    for _ in range(100):  # the engine's next tick judges the exposure of the new phase
+
+    def judged() -> str | None:
         capsys.readouterr()
         assert main(["status", str(path)]) == 0
         out = capsys.readouterr().out
-        if "exposure check:" in out:
-            break
-        time.sleep(0.1)
-    assert main(["down", str(path)]) == 0
+        return out if "exposure check:" in out else None
+
+    out = until("the engine's next tick to judge the exposure of the new phase", judged, every=0.1)
+    assert main(["down", str(path), "--force"]) == 0
     assert "  exposure check: cohort 0% — is the flag reaching the service? (plan 1%) ✗\n" in out
     assert "exposure: cohort 0% — is the flag reaching the service? (plan 1%) ✗" in out.split("step up blocked: ")[1]
 

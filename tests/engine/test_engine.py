@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from tests.conftest import ALICE, BASE_PLAN, load
+from tests.support.waiting import until_async
 from warroom.core.flagstate import FlagState
 from warroom.core.snapshot import State
 from warroom.engine.engine import CommandError
@@ -307,10 +308,7 @@ async def test_rollback_retries_until_the_flag_store_accepts(make_engine, clock,
     import asyncio
 
     task = asyncio.ensure_future(engine.rollback(ALICE, "drill"))
-    for _ in range(50):
-        await asyncio.sleep(0.01)
-        if kinds(engine).count("rollback.attempt") >= 3:
-            break
+    await until_async("three rollback attempts", lambda: kinds(engine).count("rollback.attempt") >= 3)
     assert not task.done()
     assert engine.state == State.ROLLING_BACK
     snap = engine.publish()

@@ -3,7 +3,8 @@
 `POST|PUT /flags/{name}` stores the JSON body, `GET /flags/{name}` returns it (404 when
 unknown); every request needs `Authorization: Bearer <token>`. Faults are set by the
 test between calls: `fail_status` (answer that status, the next `fail_count` times or
-until cleared), `delay` (answer late, for client timeouts), `ignore_writes` (accept a
+until cleared), `delay` (answer late, for client timeouts: seconds, or until the test sets
+a threading.Event), `ignore_writes` (accept a
 write but keep the old value: a wrong read-back), `refuse_disable` (answer 503 to writes
 that switch a flag off: a rollback that cannot land). Error answers echo the request's
 Authorization header, as careless servers do, so redaction is tested for real.
@@ -11,7 +12,9 @@ Authorization header, as careless servers do, so redaction is tested for real.
 For races between processes, `fault_writes` makes chosen writes misbehave in time:
 `delay` (applied at once, answered late), `drop` (held, then lost: never applied) and
 `apply-late` (held past the client's timeout, applied afterwards, the way an overloaded
-flag backend finishes work its caller gave up on). Every write is recorded in `writes`:
+flag backend finishes work its caller gave up on). A write is held for so many seconds, or
+until the test sets a threading.Event: a busy machine cannot stretch the test's moment
+past it. Every write is recorded in `writes`:
 which process sent it (pid, from the socket), when it arrived, what it asked for, and
 when, if ever, it took effect. `hold` keeps chosen writes unanswered until `release()`, then
 handles them: a write that left a process which then froze (SIGSTOP), arriving late.
@@ -31,9 +34,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from tests.support.loopback import LoopbackHTTPServer
 
 WRITE_FAULTS = ("delay", "drop", "apply-late", "hold")
 EPOCH_HEADER = "X-Warroom-Epoch"
@@ -42,7 +47,7 @@ EPOCH_HEADER = "X-Warroom-Epoch"
 @dataclass
 class WriteFault:
     mode: str  # one of WRITE_FAULTS
-    seconds: float
+    held: float | threading.Event  # seconds, or until the test sets it
     when: Callable[[str, Any], bool]  # (flag name, body) -> does this write misbehave
     count: int | None  # writes left to hit; None: until recover()
 
@@ -96,7 +101,7 @@ class FlagService:
         self.requests: list[tuple[str, str, Any]] = []
         self.fail_status: int | None = None
         self.fail_count: int | None = None  # None: until cleared
-        self.delay = 0.0
+        self.delay: float | threading.Event = 0.0
         self.ignore_writes = False
         self.refuse_disable = False
         self.write_faults: list[WriteFault] = []
@@ -161,8 +166,7 @@ class FlagService:
 
             do_POST = do_PUT = do_PATCH = _write
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         # A short poll interval: shutdown() waits for it, once per test.
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
@@ -182,7 +186,9 @@ class FlagService:
                     self.fail_count -= 1
                     if self.fail_count <= 0:
                         self.fail_status = self.fail_count = None
-        if delay:
+        if isinstance(delay, threading.Event):
+            delay.wait(60)
+        elif delay:
             time.sleep(delay)
         if auth.removeprefix("Bearer ") in self.read_only_tokens:
             if write is None:
@@ -204,7 +210,7 @@ class FlagService:
             fault = self._write_fault(name, body)
             write.fault = fault.mode if fault else ""
         if fault is not None and fault.mode == "hold":
-            self.released.wait(fault.seconds)
+            self.released.wait(fault.held if isinstance(fault.held, float | int) else 60)
         with self.lock:
             if self.fence_epochs and write.epoch is not None and write.epoch < self.epoch:
                 write.refused = f"stale epoch {write.epoch}: epoch {self.epoch} has written"
@@ -212,7 +218,10 @@ class FlagService:
             if fault is None or fault.mode in ("delay", "hold"):
                 self._apply(write)
         if fault is not None and fault.mode != "hold":
-            time.sleep(fault.seconds)
+            if isinstance(fault.held, threading.Event):
+                fault.held.wait(60)
+            else:
+                time.sleep(fault.held)
             if fault.mode == "apply-late":
                 with self.lock:
                     self._apply(write)
@@ -238,13 +247,13 @@ class FlagService:
         """Let every held write go on (and any held from now on)."""
         self.released.set()
 
-    def fault_writes(self, mode: str, seconds: float, *, when: Callable[[str, Any], bool] = lambda _n, _b: True,
+    def fault_writes(self, mode: str, held: float | threading.Event, *, when: Callable[[str, Any], bool] = lambda _n, _b: True,
                      count: int | None = None) -> None:
         """From now on, writes for which `when(name, body)` holds meet `mode` (see the module text)."""
         if mode not in WRITE_FAULTS:
             raise ValueError(f"mode must be one of {WRITE_FAULTS}")
         with self.lock:
-            self.write_faults.append(WriteFault(mode, seconds, when, count))
+            self.write_faults.append(WriteFault(mode, held, when, count))
 
     def fail(self, status: int, count: int | None = None) -> None:
         with self.lock:

@@ -7,13 +7,13 @@ import contextlib
 import signal
 import sqlite3
 import subprocess
-import time
+import threading
 
 import pytest
 
 from tests.flags.conftest import OPERATOR
 from tests.support.loopback import ok_json, redirect_to, serving
-from tests.support.waiting import until_async
+from tests.support.waiting import until, until_async
 from warroom.core.flagstate import FlagState
 from warroom.core.snapshot import State
 from warroom.flags.base import FlagError
@@ -64,7 +64,7 @@ async def test_configurable_variant_put_renamed_fields_envelope_fraction(flag_se
     [
         ({"fail": 500}, r"^HTTP 500: flag backend unavailable \(request had Bearer \*\*\*\)$"),
         ({"fail": 503}, r"^HTTP 503"),
-        ({"delay": 1.0}, r"^timeout after 0.3s$"),
+        ({"delay": "until the end of the test"}, r"^timeout after 0.3s$"),
         ({"ignore_writes": True}, r"^read-back shows 5%, wanted 50%$"),
         ({"token": "env:WARROOM_TEST_WRONG_TOKEN"}, r"^HTTP 401: check the token \(env:WARROOM_TEST_WRONG_TOKEN\)$"),
     ],
@@ -72,15 +72,18 @@ async def test_configurable_variant_put_renamed_fields_envelope_fraction(flag_se
 async def test_failures_become_short_reasons(flag_service, flag_token, monkeypatch, fault, reason):
     flag_service.flags["f"] = {"enabled": True, "rollout_percentage": 5, "user_segments": []}
     monkeypatch.setenv("WARROOM_TEST_WRONG_TOKEN", "not-the-token")
-    p = provider(flag_service, fault.get("token", flag_token), timeout="0.3s")
+    # Only the unanswered request may time out: the others get as long as a busy machine takes.
+    p = provider(flag_service, fault.get("token", flag_token), timeout="0.3s" if "delay" in fault else "30s")
     if "fail" in fault:
         flag_service.fail(fault["fail"])
-    flag_service.delay = fault.get("delay", 0.0)
+    answer = threading.Event()
+    flag_service.delay = answer if "delay" in fault else 0.0
     flag_service.ignore_writes = fault.get("ignore_writes", False)
     try:
         with pytest.raises(FlagError, match=reason):
             await p.write_verified("f", FlagState(True, 50.0))
     finally:
+        answer.set()
         await p.close()
 
 
@@ -97,6 +100,11 @@ async def test_unreachable_service_and_unset_token(flag_service, flag_token, mon
     await p.close()
 
 
+def attempt_now(engine) -> int:
+    """The attempt the rollback in flight is at (0: none yet)."""
+    return engine.executor.attempts[next(iter(engine.executor.attempts))][0] if engine.executor.attempts else 0
+
+
 async def test_engine_rollback_retries_through_503_until_the_service_is_back(flag_service, flag_token, make_flag_engine):
     engine = await make_flag_engine({"provider": "http", "url": flag_service.url, "token": flag_token, "timeout": "1s"}, "f")
     await engine.tick()
@@ -105,10 +113,7 @@ async def test_engine_rollback_retries_through_503_until_the_service_is_back(fla
 
     flag_service.fail(503)
     task = asyncio.ensure_future(engine.rollback(OPERATOR, "error rate"))
-    for _ in range(500):
-        await asyncio.sleep(0.01)
-        if engine.executor.attempts and engine.executor.attempts[next(iter(engine.executor.attempts))][0] >= 3:
-            break
+    await until_async("three rollback attempts", lambda: attempt_now(engine) >= 3)
     snap = engine.publish()
     assert not task.done() and engine.state == State.ROLLING_BACK
     assert snap.action.kind == "rollback" and snap.action.attempt >= 3 and snap.action.last_error == "f: HTTP 503: " \
@@ -161,21 +166,20 @@ async def test_a_breach_while_a_step_up_waits_on_a_slow_flag_api_rolls_back_and_
                                     "f", sources=sources, guardrails=guardrails)
     for _ in range(from_phase):
         await engine.step_up(OPERATOR)
-    flag_service.requests.clear()
-    flag_service.delay = 1.0  # the step up's write hangs in a slow flag API …
+    land = threading.Event()
+    flag_service.fault_writes("apply-late", land, count=1)  # the step up's write hangs in a slow flag API …
     step = asyncio.ensure_future(engine.step_up(OPERATOR))
-    for _ in range(100):
-        await asyncio.sleep(0.01)
-        if flag_service.requests:
-            break
-    flag_service.delay = 0.0  # … and lands after everything below
+    await until_async("the step's write", lambda: flag_service.writes and flag_service.writes[-1].fault == "apply-late")
     assert not step.done()
 
     engine.clock.advance(10)
-    await engine.tick()  # the guardrail still acts while the command waits
-    assert engine.state == State.ROLLED_BACK and flag_service.flags["f"]["enabled"] is False
-    # The step stopped when the rollback took over (it does not wait on a write the rollback made moot) …
-    assert await asyncio.wait_for(step, 10) == "step up abandoned: rolled back meanwhile"
+    try:
+        await engine.tick()  # the guardrail still acts while the command waits
+        assert engine.state == State.ROLLED_BACK and flag_service.flags["f"]["enabled"] is False
+        # The step stopped when the rollback took over (it does not wait on a write the rollback made moot) …
+        assert await asyncio.wait_for(step, 10) == "step up abandoned: rolled back meanwhile"
+    finally:
+        land.set()  # … and its write lands after all that
     entries = engine.store.entries()
     outcome = next(e for e in entries if e.kind == "step.outcome" and e.seq > next(i.seq for i in entries if i.kind == "rollback.intent"))
     assert outcome.message == f"step up to phase {from_phase + 1} abandoned: a rollback took over"
@@ -190,6 +194,7 @@ async def test_a_breach_while_a_step_up_waits_on_a_slow_flag_api_rolls_back_and_
     assert not snap.drift and snap.state == State.ROLLED_BACK
 
 
+@pytest.mark.slow  # headless runners as processes
 def test_sigkill_while_a_rollback_retries_its_flag_write_finishes_it_on_restart(flag_service, flag_token, tmp_path):
     from tests.test_cli import WARROOM, journal, sample_variant, warroom
 
@@ -212,9 +217,7 @@ def test_sigkill_while_a_rollback_retries_its_flag_write_finishes_it_on_restart(
             except sqlite3.OperationalError:  # the runner has created the file, not yet its tables
                 return []
 
-    deadline = time.time() + 30
-    while "rollback.attempt" not in kinds_in_db() and time.time() < deadline and runner.poll() is None:
-        time.sleep(0.05)
+    until("a rollback attempt", lambda: "rollback.attempt" in kinds_in_db() or runner.poll() is not None)
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     with contextlib.closing(sqlite3.connect(tmp_path / "state.sqlite")) as db:
@@ -243,10 +246,7 @@ async def test_a_rollback_stuck_on_a_failing_api_is_confirmed_when_a_human_switc
     await engine.step_up(OPERATOR)
     flag_service.refuse_disable = True
     task = asyncio.ensure_future(engine.rollback(OPERATOR, "error rate"))
-    for _ in range(500):
-        await asyncio.sleep(0.01)
-        if engine.executor.attempts and engine.executor.attempts[next(iter(engine.executor.attempts))][0] >= 2:
-            break
+    await until_async("two rollback attempts", lambda: attempt_now(engine) >= 2)
     assert not task.done() and engine.state == State.ROLLING_BACK
     with flag_service.lock:
         flag_service.flags["f"] = {"enabled": False, "rollout_percentage": 0, "user_segments": []}

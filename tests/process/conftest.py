@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +36,12 @@ class Engine(Rollout):
             row = db.execute("SELECT * FROM lease WHERE id = 1").fetchone()
         return dict(row) if row else {}
 
-    def wait_for_kind(self, kind: str, timeout: float = 30, count: int = 1) -> None:
-        self.wait_for(kind, lambda: self.kinds().count(kind) >= count, timeout)
+    def wait_for_kind(self, kind: str, count: int = 1) -> None:
+        self.wait_for(kind, lambda: self.kinds().count(kind) >= count)
 
     def status_json(self) -> dict:
         result = self.verb("status", "--json")
         return json.loads(result.stdout)
-
-
-def until(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"never: {what}")
 
 
 @pytest.fixture

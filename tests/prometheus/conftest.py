@@ -11,13 +11,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.helpers import require_binary
+from tests.support.loopback import LoopbackHTTPServer
 from tests.support.servers import Exporter, PrometheusServer, _stop, start_exporter, write_flags
 
 
@@ -65,7 +66,7 @@ class FakeServer:
 
     respond: Responder
     requests: list[dict[str, str]] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
+    server: LoopbackHTTPServer | None = None
     scheme: str = "http"
 
     @property
@@ -98,8 +99,7 @@ def http_server() -> Iterator[Callable[[Responder], FakeServer]]:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test): nothing to answer
 
-        fake.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        fake.server.daemon_threads = True
+        fake.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         if tls:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*tls)

@@ -3,14 +3,13 @@ the real exporter, in real time, with real PromQL per cohort."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.prometheus.test_live import FOR, POLL, flag_enabled, tick_until
-from tests.support.servers import http_send, wait_until
+from tests.support.servers import http_send
+from tests.support.waiting import until
 from warroom.core.identity import Actor
 from warroom.core.snapshot import State
 from warroom.engine.build import build_engine
@@ -88,7 +87,7 @@ async def enter_canary(engine: Engine, exporter, flag: str, exposure: float) -> 
         state = http_send("GET", exporter.url + "/fault")[1]
         return state["flag_state"] == flag and state["exposure"] == exposure
 
-    wait_until(seen, 3, f"the exporter to read {flag} and serve {exposure:.0%}")
+    until(f"the exporter to read {flag} and serve {exposure:.0%}", seen)
 
 
 @pytest.mark.slow
@@ -96,22 +95,23 @@ async def test_a_canary_only_fault_at_1_percent_is_rolled_back_by_the_cohort_gua
     exporter, engine = await live(1.0)
     await enter_canary(engine, exporter, "1%", 0.01)
     # A full window of the canary's own traffic: the comparison judges, and finds it healthy.
-    snap = await tick_until(engine, lambda s: guard(s, "errors-vs-control").status == "ok", 30, "a healthy comparison")
+    snap = await tick_until(engine, lambda s: guard(s, "errors-vs-control").status == "ok", "a healthy comparison")
     assert guard(snap, "errors-vs-control").comparison.n_new >= 50
-    snap = await tick_until(engine, lambda s: s.exposure.status == "ok", 20, "the exposure check to pass")
+    snap = await tick_until(engine, lambda s: s.exposure.status == "ok", "the exposure check to pass")
     assert snap.exposure.text == "cohort 1.0% (plan 1%) ✓"
 
     # Three in ten of the new code's requests fail: about 0.4 % of all, under the fixed 1 %.
     assert http_send("POST", exporter.url + "/fault", {"metric": "error_rate", "value": 0.3})[0] == 201
     worst_aggregate = 0.0
-    stop = time.monotonic() + 30
-    while flag_enabled(exporter.flags):
-        assert time.monotonic() < stop, "no rollback 30 s after the canary's fault"
-        snap = await engine.tick()
+
+    def judged(snap) -> bool:
+        nonlocal worst_aggregate
         fixed = guard(snap, "error-rate")
         assert fixed.status == "ok", fixed  # the fixed threshold on the whole service never sees it
         worst_aggregate = max(worst_aggregate, fixed.value or 0.0)
-        await asyncio.sleep(POLL)
+        return not flag_enabled(exporter.flags)
+
+    await tick_until(engine, judged, "the cohort guardrail to roll back the canary's fault")
     await engine.wait_idle()
     # The fault did reach the service's number (0.04 % when healthy), just never near 1 %:
     # fully in the window it would be 0.3 × 10 / (10 + 841.5) requests a second, 0.35 %.
@@ -129,23 +129,23 @@ async def test_a_single_error_at_low_traffic_does_not_roll_back(live):
     # Night: two requests a second for the whole service, twenty in the guardrail's window.
     assert http_send("POST", exporter.url + "/fault", {"metric": "request_rate", "value": 2, "while_exposed": False})[0] == 201
     await enter_canary(engine, exporter, "5%", 0.05)
-    await tick_until(engine, lambda s: (guard(s, "error-rate").detail or "").startswith("not enough traffic"), 20, "low traffic")
+    await tick_until(engine, lambda s: (guard(s, "error-rate").detail or "").startswith("not enough traffic"), "low traffic")
     # One transient 5xx (a twentieth of the requests failing for ten seconds): "5 %" on a handful.
     assert http_send("POST", exporter.url + "/fault",
                      {"metric": "error_rate", "value": 0.05, "duration": "10s", "while_exposed": False})[0] == 201
     over = 0.0
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        snap = await engine.tick()
+
+    def judged(snap) -> bool:
+        nonlocal over
         fixed = guard(snap, "error-rate")
         pane = snap.panes[0]
         over = over + POLL if (pane.value or 0) > 0.01 else 0.0
         assert fixed.status == "nodata" and fixed.detail.startswith("not enough traffic (n=") and fixed.detail.endswith(" < 200)")
         assert pane.note == fixed.detail
-        await asyncio.sleep(POLL)
-        if over >= FOR + 1:
-            break
-    assert over >= FOR + 1, "the service's error rate never stayed over 1 % for the window: the test proved nothing"
+        return over >= FOR + 1
+
+    # Unless the service's error rate stays over 1 % for the guardrail's window, the test proves nothing.
+    await tick_until(engine, judged, "the service's error rate to stay over 1 % for the guardrail's window")
     assert engine.state == State.RUNNING and flag_enabled(exporter.flags)
     assert not [e for e in engine.store.entries() if e.kind in ("guardrail.breach", "rollback.intent")]
     assert "error-rate" in [e.data["guardrail"] for e in engine.store.entries() if e.kind == "guardrail.evidence"]
@@ -155,7 +155,7 @@ async def test_a_single_error_at_low_traffic_does_not_roll_back(live):
 async def test_a_flag_that_does_not_reach_the_service_blocks_the_step_up(live):
     exporter, engine = await live(5.0, "--ignore-flag")
     await enter_canary(engine, exporter, "5%", 0.0)  # the flag is set...
-    snap = await tick_until(engine, lambda s: s.exposure.status == "none", 30, "the exposure check to see nobody on the new code")
+    snap = await tick_until(engine, lambda s: s.exposure.status == "none", "the exposure check to see nobody on the new code")
     # ... but nobody is on the new code: every guardrail would be judging the old one.
     text = "cohort 0% — is the flag reaching the service? (plan 5%) ✗"
     assert snap.exposure.text == text and f"exposure: {text}" in snap.step_blockers

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from tests.support.helpers import free_port
 from tests.support.loopback import serving
+from tests.support.waiting import until_async
 from warroom.engine.build import build_engine
 from warroom.plan.load import parse_plan
 from warroom.plan.sources import PrometheusSourceConfig
 from warroom.sources.base import SourceContext
-from warroom.sources.prometheus import PrometheusSource
+from warroom.sources.prometheus import BACKOFF, PrometheusSource
 
 CTX = SourceContext(now=0.0, started_at=0.0, phase=1)
 TOKEN = "s3cr3t-bearer-token-4711"
@@ -28,7 +29,8 @@ def ok(_handler) -> tuple[int, str, bytes]:
 
 
 def source(url: str, **config) -> PrometheusSource:
-    cfg = PrometheusSourceConfig.model_validate({"type": "prometheus", "url": url, "timeout": 1, **config})
+    # A timeout no busy machine reaches, unless a test is about the timeout (it sets its own).
+    cfg = PrometheusSourceConfig.model_validate({"type": "prometheus", "url": url, "timeout": 30, **config})
     return PrometheusSource("service", cfg, Path("."))
 
 
@@ -71,24 +73,30 @@ async def test_a_proxy_error_page_keeps_its_status(http_server):
 
 
 async def test_a_slow_server_times_out_within_the_timeout_without_delaying_other_queries(http_server):
+    answer_slow = threading.Event()  # the slow query is answered when the test says so: after both readings
+
     def respond(handler):
         if "slow" in handler.path:
-            time.sleep(3)
+            answer_slow.wait(30)
         return ok(handler)
 
     fake = http_server(respond)
-    src = source(fake.url)
-    started = time.monotonic()
+    src = source(fake.url, timeout=1)
+    answered: list[str] = []
 
-    async def timed(query: str):
+    async def ask(query: str):
         reading = await src.query(query, CTX)
-        return reading, time.monotonic() - started
+        answered.append(query)
+        return reading
 
-    (slow, slow_took), (fast, fast_took) = await asyncio.gather(timed("slow_query"), timed("fast_query"))
+    try:
+        slow, fast = await asyncio.gather(ask("slow_query"), ask("fast_query"))
+    finally:
+        answer_slow.set()
+    # The server never answered the slow query: only the source's timeout can have ended it.
     assert slow.status == "error" and slow.detail.startswith("timeout after 1s:")
-    assert 0.9 <= slow_took < 1.6
     assert fast.status == "ok" and fast.value == 0.25
-    assert fast_took < 0.5
+    assert answered == ["fast_query", "slow_query"]  # the fast query did not wait for the slow one
     # A slow query backs off alone; the fast one keeps being asked.
     again = await src.query("slow_query", CTX)
     assert "retrying in" in again.detail
@@ -117,7 +125,7 @@ rollout: {{name: slow-pane, environment: staging}}
 sources:
   service: {{type: prometheus, url: "{fake.url}", timeout: 30s, backfill: 1m}}
 flag_provider: {{provider: local, path: flags.json}}
-poll_interval: 0.5s
+poll_interval: 1s
 panes:
   - {{id: fast, title: Fast, query: fast_metric}}
   - {{id: slow, title: Slow, query: slow_metric}}
@@ -133,7 +141,6 @@ phases:
         assert (fast.status, fast.value) == ("ok", 0.25)
         assert (slow.status, slow.detail) == ("nodata", "waiting for the first sample")
         assert asked("query_range", "fast_metric") == 1 and asked("query_range", "slow_metric") == 1
-        await asyncio.sleep(0.6)
         snap = await asyncio.wait_for(engine.tick(), 10)
         assert snap.panes[0].status == "ok" and asked("/query?", "fast_metric") == 2
         assert asked("/query?", "slow_metric") == 1  # still in flight: not asked a second time
@@ -142,19 +149,17 @@ phases:
         await asyncio.wait_for(engine.backfill_task, 10)
         # Backfilled history comes before the live samples the ticks added meanwhile.
         assert list(engine.poller.history["fast"]) == [0.1, 0.2, 0.25, 0.25]
-        for _ in range(50):
-            snap = await engine.tick()
-            if snap.panes[1].status == "ok":
-                break
-            await asyncio.sleep(0.1)
-        assert (snap.panes[1].status, snap.panes[1].value) == ("ok", 0.25)
 
-        # Hanging again: after a whole poll interval the old number is shown as stale.
+        async def slow_pane(status: str):
+            snap = await asyncio.wait_for(engine.tick(), 10)
+            return snap if snap.panes[1].status == status else None
+
+        snap = await until_async("the slow pane's answer", lambda: slow_pane("ok"), every=0.1)
+        assert snap.panes[1].value == 0.25
+
+        # Hanging again: once a whole poll interval has passed, the old number is shown as stale.
         release.clear()
-        await asyncio.sleep(0.6)
-        await asyncio.wait_for(engine.tick(), 10)
-        await asyncio.sleep(0.6)
-        snap = await asyncio.wait_for(engine.tick(), 10)
+        snap = await until_async("the slow pane to go stale", lambda: slow_pane("stale"), every=plan.poll_interval)
         fast, slow = snap.panes
         assert fast.status == "ok"
         assert (slow.status, slow.value) == ("stale", 0.25)
@@ -256,20 +261,20 @@ async def test_backoff_spares_the_server_and_recovers_by_itself(http_server):
     assert all(r.status == "error" and r.detail.endswith("retrying in 1s") for r in during)
     assert len(fake.requests) == 1
     # After the backoff exactly one probe goes out; the others wait for its verdict.
-    # Wait for the source's own retry time rather than a fixed sleep: the suite runs on a
-    # loaded 2-core machine where fixed sleeps race the backoff clock.
-    await asyncio.sleep(max(0.0, src.server.retry_at - time.monotonic()) + 0.05)
+    await until_async("the source's backoff to run out", lambda: time.monotonic() >= src.server.retry_at)
+    probing = time.monotonic()
     probe_round = await asyncio.gather(*(src.query(f"q{i}", CTX) for i in range(10)))
+    probed = time.monotonic()
     assert len(fake.requests) == 2
     assert all(r.status == "error" for r in probe_round)
     assert src.server.failures == 2 and "retrying in" in probe_round[-1].detail
-    # The backoff doubled: the second wait is 2 s from the failed probe.
-    assert 1.0 < src.server.retry_at - time.monotonic() <= 2.0
+    # The backoff doubled: the next try is due 2 s after the probe failed, which was within that round.
+    assert probing + BACKOFF.delay(2) <= src.server.retry_at <= probed + BACKOFF.delay(2) and BACKOFF.delay(2) == 2.0
     # The server comes back: the next probe succeeds and every query goes through again.
     failing["on"] = False
-    await asyncio.sleep(max(0.0, src.server.retry_at - time.monotonic()) + 0.05)
+    await until_async("the source's backoff to run out", lambda: time.monotonic() >= src.server.retry_at)
     recovered = await asyncio.gather(*(src.query(f"q{i}", CTX) for i in range(10)))
-    assert all(r.status == "ok" for r in recovered)
+    assert all(r.status == "ok" for r in recovered), [r.detail for r in recovered]
     assert len(fake.requests) == 12
     await src.close()
 

@@ -1,16 +1,16 @@
 """The engine on a real Prometheus scraping the real exporter: an outage of Prometheus
-itself, and an injected fault rolled back end to end, timed."""
+itself, and an injected fault rolled back end to end (how fast: bench/breach_to_off.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.servers import SCRAPE, Exporter, PrometheusServer, http_send, wait_until
+from tests.support.servers import Exporter, PrometheusServer, http_send
+from tests.support.waiting import until, until_async
 from warroom.core.identity import Actor
 from warroom.core.lines import status_line
 from warroom.engine.build import build_engine
@@ -19,7 +19,7 @@ from warroom.plan.load import parse_plan
 
 POLL = 0.5
 FOR = 2.0
-# Short rate windows keep the test quick; see test_fault_is_rolled_back_within_the_bound.
+# Short rate windows keep the test quick; see test_an_injected_fault_is_rolled_back_end_to_end.
 ERROR_RATE = 'sum(rate(warroom_sim_http_requests_total{code=~"5.."}[5s])) / sum(rate(warroom_sim_http_requests_total[5s]))'
 
 
@@ -67,21 +67,19 @@ def pane(snap, pane_id: str):
     return next(p for p in snap.panes if p.id == pane_id)
 
 
-async def tick_until(engine: Engine, check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
+async def tick_until(engine: Engine, check, what: str):
+    """Tick at the plan's cadence (as the engine's own loop would) until `check(snapshot)` holds."""
+    async def ticked():
         snap = await engine.tick()
-        if check(snap):
-            return snap
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last panes: {snap.panes}")
-        await asyncio.sleep(POLL)
+        return snap if check(snap) else None
+
+    return await until_async(what, ticked, every=POLL, show=lambda: f"last panes: {engine.snapshot.panes}")
 
 
 @pytest.mark.slow
 async def test_prometheus_outage_goes_stale_and_recovers_on_restart(live):
     _, server, engine = await live(25.0)
-    snap = await tick_until(engine, lambda s: pane(s, "cpu").status == "ok", 10, "a first CPU value")
+    snap = await tick_until(engine, lambda s: pane(s, "cpu").status == "ok", "a first CPU value")
     before = pane(snap, "cpu").value
 
     server.stop()
@@ -96,10 +94,8 @@ async def test_prometheus_outage_goes_stale_and_recovers_on_restart(live):
     assert "cpu=" in status_line(snap) and "(stale " in status_line(snap)
 
     server.start()  # same port, same data directory
-    restarted = time.monotonic()
-    snap = await tick_until(engine, lambda s: pane(s, "cpu").status == "ok", 20, "recovery after the restart")
-    # Backoff is 1 s, 2 s, 4 s …: recovery comes within the current backoff step.
-    assert time.monotonic() - restarted < 6
+    # Backoff is 1 s, 2 s, 4 s …: the source asks again by itself, and recovers.
+    await tick_until(engine, lambda s: pane(s, "cpu").status == "ok", "recovery after the restart")
     assert engine.poller.source_down == {}
 
 
@@ -108,35 +104,27 @@ def flag_enabled(path: Path) -> bool:
 
 
 @pytest.mark.slow
-async def test_fault_is_rolled_back_within_the_bound(live):
+async def test_an_injected_fault_is_rolled_back_end_to_end(live):
     exporter, _, engine = await live(0.0)
     stop = asyncio.Event()
     runner = None
     try:
-        await tick_until(engine, lambda s: pane(s, "error_rate").status == "ok", 10, "a first error rate")
+        await tick_until(engine, lambda s: pane(s, "error_rate").status == "ok", "a first error rate")
         await engine.step_up(Actor("operator"))
         assert flag_enabled(exporter.flags)
         # The exporter re-reads the flag store every second; the fault lives in the new code.
-        wait_until(lambda: http_send("GET", exporter.url + "/fault")[1]["exposure"] == 0.05, 3, "the exporter to see 5 %")
+        until("the exporter to see 5 %", lambda: http_send("GET", exporter.url + "/fault")[1]["exposure"] == 0.05)
+        ticked = engine.tick_count
         runner = asyncio.create_task(engine.run(stop))
-        await asyncio.sleep(1.0)
-        assert flag_enabled(exporter.flags)  # healthy: nothing rolls back
+        # Healthy: the guardrail's whole window and a tick more go by, and nothing rolls back.
+        await until_async("the guardrail's window of healthy ticks", lambda: engine.tick_count >= ticked + FOR / POLL + 1)
+        assert flag_enabled(exporter.flags)
 
         status, _ = await asyncio.to_thread(http_send, "POST", exporter.url + "/fault", {"metric": "error_rate", "value": 1.0})
-        injected = time.monotonic()
         assert status == 201
-        while flag_enabled(exporter.flags):
-            assert time.monotonic() - injected < 15, "no rollback 15 s after the fault"
-            await asyncio.sleep(0.01)
-        took = time.monotonic() - injected
-        # The bound: the next scrape sees the fault (≤ SCRAPE), the next poll reads it
-        # (≤ POLL), it must hold for FOR, plus 1 s for the tick that notices the window
-        # is met and for the flag write. The 5 s rate window adds no lag of its own: the new
-        # code fails every request of its 5 % cohort, ~6 % of all; a single bad 1 s scrape
-        # lifts the 5 s ratio over 1 %, so the first poll after the first bad scrape breaches.
-        bound = SCRAPE + POLL + FOR + 1.0
-        print(f"\nfault injection -> flag off: {took:.2f}s (bound {bound:.1f}s)")
-        assert took <= bound
+        # The new code fails every request of its 5 % cohort, ~6 % of all: the guardrail breaches,
+        # holds for FOR and rolls back. How fast, end to end, is bench/breach_to_off.py's to say.
+        await until_async("the rollback to turn the flag off", lambda: not flag_enabled(exporter.flags))
         entries = [e for e in engine.store.entries() if e.kind.startswith("rollback")]
         assert entries and "guardrail error-rate" in entries[0].message
     finally:

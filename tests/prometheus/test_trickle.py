@@ -1,23 +1,25 @@
 """A Prometheus that trickles its answer (a byte a second) against real `warroom` processes.
 
 Per-read timeouts never fire on such a server; the source's timeout must bound the whole
-request, and no process may wait at exit for a worker thread still reading. Bounds are
-generous (three times the configured timeout and more): these are hang tests, not speed
-benchmarks; before the fix every verb below took about three minutes.
+request, and no process may wait at exit for a worker thread still reading. These are hang
+tests, not speed benchmarks: the whole answer takes minutes to trickle (before the fix every
+verb below took about three minutes), so a verb that ends at all within the tests' 60 s has
+been ended by its deadline; how long that takes is not asserted (a busy machine is slow).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.prometheus.test_failures import CTX, source
+from tests.support.waiting import DEADLINE, until
 
 TIMEOUT = 2.0  # the source's configured timeout in these tests, seconds
 
@@ -39,44 +41,34 @@ phases:
     return path
 
 
-def timed(args: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
-    started = time.monotonic()
+def ended(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     try:
-        done = subprocess.run([sys.executable, "-m", "warroom", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+        return subprocess.run([sys.executable, "-m", "warroom", *args], cwd=cwd, capture_output=True, text=True, timeout=DEADLINE)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"`warroom {' '.join(args)}` still running after 60 s against a trickling Prometheus")
-    return time.monotonic() - started, done
+        pytest.fail(f"`warroom {' '.join(args)}` still running after {DEADLINE:g} s against a trickling Prometheus")
 
 
 async def test_the_timeout_bounds_the_whole_request_and_frees_the_connection(trickle_server):
     src = source(trickle_server.url, timeout=TIMEOUT)
-    started = time.monotonic()
-    reading = await src.query("up", CTX)
+    reading = await asyncio.wait_for(src.query("up", CTX), DEADLINE)  # the whole answer would take minutes
     assert reading.status == "error" and reading.detail.startswith(f"timeout after {TIMEOUT:g}s")
-    assert time.monotonic() - started < 3 * TIMEOUT
-    # The worker hung up too (a per-read timeout would keep it reading for minutes).
-    deadline = time.monotonic() + 3 * TIMEOUT
-    while not trickle_server.hangups and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert trickle_server.hangups and trickle_server.hangups[0] < 3 * TIMEOUT
+    # The worker hung up too (a per-read timeout would keep it reading until the last byte).
+    until("the worker to hang up", lambda: trickle_server.hangups)
     await src.close()
 
 
 @pytest.mark.slow
 def test_verbs_end_by_their_deadline(trickle_server, tmp_path):
     path = str(plan(tmp_path, trickle_server.url))
-    took, status = timed(["status", path], tmp_path)
+    status = ended(["status", path], tmp_path)
     assert status.returncode == 0, status.stderr
-    assert took < 3 * TIMEOUT, f"status took {took:.1f}s"
     assert trickle_server.requests == 0  # status reads the store the engine publishes to, never a source
-    took, check = timed(["check", path], tmp_path)
+    check = ended(["check", path], tmp_path)
     assert check.returncode == 7 and f"timeout after {TIMEOUT:g}s" in check.stdout
-    assert took < 3 * TIMEOUT, f"check took {took:.1f}s"
     asked = trickle_server.requests
     assert asked >= 1
-    took, run = timed(["run", "--headless", "--for", "3s", path], tmp_path)
+    run = ended(["run", "--headless", "--for", "3s", path], tmp_path)
     assert run.returncode == 0 and "ran for 3s of clock time" in run.stdout, run.stdout + run.stderr
-    assert took < 3 + 3 * TIMEOUT, f"run --for 3s took {took:.1f}s"
     assert trickle_server.requests > asked
 
 
@@ -89,15 +81,12 @@ def test_sigterm_ends_the_headless_runner_promptly(trickle_server, tmp_path):
         # A query timed out, and the next poll's request is trickling now.
         assert any("source.error" in line for line in proc.stdout), "the runner ended before its first query timed out"
         os.set_blocking(proc.stdout.fileno(), False)
-        time.sleep(1.0)
-        sent = time.monotonic()
+        until("the next poll's request", lambda: trickle_server.requests >= 2)
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=60)
+            proc.wait(timeout=DEADLINE)
         except subprocess.TimeoutExpired:
-            pytest.fail("the headless runner still runs 60 s after SIGTERM")
-        took = time.monotonic() - sent
-        assert took < 3 * TIMEOUT, f"the runner took {took:.1f}s to end after SIGTERM"
+            pytest.fail(f"the headless runner still runs {DEADLINE:g} s after SIGTERM")
         assert proc.returncode == 0
     finally:
         if proc.poll() is None:
@@ -110,11 +99,8 @@ def test_a_worker_still_blocked_never_delays_exit():
     # hold the process at exit either: the pool's threads are not joined.
     code = ("import time; from warroom.sources.transport import DaemonPool; "
             "DaemonPool(2, 'hung').submit(time.sleep, 600); print('answered', flush=True)")
-    started = time.monotonic()
     try:
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=DEADLINE)
     except subprocess.TimeoutExpired:
         pytest.fail("the process waited for its blocked worker at exit")
-    took = time.monotonic() - started
     assert done.returncode == 0 and done.stdout == "answered\n", done.stderr
-    assert took < 10

@@ -23,6 +23,9 @@ import pytest
 import yaml
 
 from tests.flags.flagservice import FlagService
+from tests.support.waiting import until
+from warroom.store import open_store
+from warroom.store.base import StoreMissing
 
 WARROOM = [sys.executable, "-m", "warroom"]
 TOKEN = "RACE-TOKEN-3c1d9"
@@ -85,7 +88,7 @@ class Rollout:
         for i, command in enumerate(commands):
             wait = (offsets[i] if i < len(offsets) else 0.0) - (time.monotonic() - started)
             if wait > 0:
-                time.sleep(wait)
+                time.sleep(wait)  # the scenario: a sweep across the race window, not a wait for anything
             procs.append(subprocess.Popen([*WARROOM, command[0], str(self.plan), *command[1:]], stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL))
         results = []
@@ -114,14 +117,22 @@ class Rollout:
             except sqlite3.OperationalError:  # the file exists, its tables not yet
                 return []
 
-    def wait_for(self, what: str, predicate: Callable[[], bool], timeout: float, runner: subprocess.Popen | None = None) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if runner is not None and runner.poll() is not None:
+    def ticks(self) -> int:
+        """How often the engine has ticked, by the snapshot it published last (no process start)."""
+        try:
+            with contextlib.closing(open_store(self.state, create=False)) as store:
+                published = store.snapshot()
+        except StoreMissing:
+            return 0
+        return published.body["tick"] if published else 0
+
+    def wait_for(self, what: str, predicate: Callable[[], bool], runner: subprocess.Popen | None = None) -> None:
+        def seen() -> bool:
+            if runner is not None and runner.poll() is not None and not predicate():
                 pytest.fail(f"the runner exited ({runner.returncode}) before {what}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {what} within {timeout:g}s; journal: {self.kinds()}")
-            time.sleep(0.1)
+            return predicate()
+
+        until(what, seen, every=0.1, show=lambda: f"journal: {self.kinds()}")
 
     @contextlib.contextmanager
     def runner(self, *args: str) -> Iterator[subprocess.Popen]:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import missing
-from tests.support.helpers import free_port
+from tests.support.helpers import free_port, missing
 from tests.support.servers import STORE_PASSWORD, STORE_ROLE
 
 BIN = Path("/usr/lib/postgresql/15/bin")

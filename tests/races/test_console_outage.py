@@ -14,8 +14,9 @@ import psycopg
 import pytest
 
 from tests.conftest import PG_PASSWORD
-from tests.process.conftest import WARROOM, until
+from tests.process.conftest import WARROOM
 from tests.process.test_across_hosts import EU, SharedRollout, shared  # noqa: F401  (shared: the fixture)
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
 LAPTOP = {"WARROOM_HOSTNAME": "laptop-ic", "USER": "carol", "LOGNAME": "carol"}

@@ -9,11 +9,12 @@ import subprocess
 import pytest
 
 from tests.conftest import PG_PASSWORD
-from tests.process.conftest import WARROOM, until
+from tests.process.conftest import WARROOM
 from tests.process.test_across_hosts import EU, SharedRollout
 from tests.races.conftest import plan_data
 from tests.races.private_postgres import PrivateCluster, private_postgres  # noqa: F401  (the fixture)
 from tests.support.servers import STORE_PASSWORD
+from tests.support.waiting import until
 from warroom.plan.state import PostgresState
 
 pytestmark = pytest.mark.slow

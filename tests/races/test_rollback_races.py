@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-import time
+import threading
 
 import pytest
 
@@ -12,21 +12,26 @@ from tests.races.conftest import WARROOM, Rollout, by_action, exposing, plan_dat
 
 def test_a_late_write_landing_after_a_rollback_is_set_off_again(tmp_path, flags):
     # The step to 50 % starts a second or two into phase 1, times out four times (1 s each)
-    # and gives up; each of its writes is applied 10 s after it arrived. The error rate
-    # breaks 9 s into phase 1: after the step gave up, before the first late write lands.
+    # and gives up; its writes are applied only once the rollback is confirmed (the test lets
+    # them land). The error rate breaks 9 s into phase 1, after the step gave up.
     rollout = Rollout(tmp_path, plan_data(flags, faults=[{"metric": "error_rate", "phase": 1, "after": "9s", "value": 0.05, "while_exposed": False}]))
-    flags.fault_writes("apply-late", 10.0, when=exposing(50))
+    land = threading.Event()
+    flags.fault_writes("apply-late", land, when=exposing(50))
     with rollout.runner() as runner:
-        rollout.wait_for("rollback.confirmed", lambda: "rollback.confirmed" in rollout.kinds(), 40, runner)
-        late = [w for w in flags.writes if w.fault == "apply-late"]
-        assert late and all(w.applied is None for w in late), "the step's writes must still be pending"
-        rollout.wait_for("every late write to land", lambda: all(w.applied for w in late), 30, runner)
-        time.sleep(3)  # three ticks after the last one
+        try:
+            rollout.wait_for("rollback.confirmed", lambda: "rollback.confirmed" in rollout.kinds(), runner)
+            late = [w for w in flags.writes if w.fault == "apply-late"]
+            assert late and all(w.applied is None for w in late), "the step's writes must still be pending"
+        finally:
+            land.set()
+        rollout.wait_for("every late write to land", lambda: all(w.applied for w in late), runner)
+
+        def undone(write) -> list:
+            return [w for w in flags.writes if w.wants(enabled=False) and w.applied and w.received >= write.applied]
+
+        # Each late write that exposed users is undone by the engine's next looks at the flags.
+        rollout.wait_for("each late write to be set off again", lambda: all(undone(w) for w in late), runner)
     assert flags.flags["feature"]["enabled"] is False
-    # Each late write that exposed users was undone within a poll interval or two (1 s each).
-    for write in late:
-        undone = [w for w in flags.writes if w.wants(enabled=False) and w.applied and w.received >= write.applied]
-        assert undone and undone[0].received - write.applied <= 3.0, (write.applied, [w.received for w in undone])
     entries = rollout.journal()
     reasserts = [e for e in entries if e["kind"] == "rollback.reassert"]
     assert reasserts and "feature 50% read back after the rollback" in reasserts[0]["message"]
@@ -65,7 +70,7 @@ def test_two_rollbacks_with_no_engine_alive_start_one_engine_and_run_the_runbook
     marks = tmp_path / "runbook.log"
     rollout = Rollout(tmp_path, plan_data(flags, timeout="3s", automation={"step_up": "manual"}, rollback=runbook(marks)))
     assert rollout.verb("up").returncode == 0 and rollout.verb("step").returncode == 0
-    assert rollout.verb("down").returncode == 0
+    assert rollout.verb("down", "--force").returncode == 0
     results = rollout.at_once(("rollback",), ("rollback",))
     assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
     assert {r.stdout.splitlines()[-1] for r in results} <= {"already rolled back", "rolled back"}, [r.stdout for r in results]
@@ -115,12 +120,13 @@ def test_a_step_a_rollback_takes_over_ends_at_once_and_no_stop_leaves_its_intent
         flags.fault_writes("delay", slow, when=exposing(50), count=1)
         step = subprocess.Popen([*WARROOM, "step", str(rollout.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 stdin=subprocess.DEVNULL)
-        rollout.wait_for("the step to 50%", lambda: any(w.fault == "delay" for w in flags.writes), 30)
+        rollout.wait_for("the step to 50%", lambda: any(w.fault == "delay" for w in flags.writes))
         rolled = rollout.verb("rollback")
         assert rolled.returncode == 0 and rolled.stdout.strip() == "rolled back", rolled.stdout + rolled.stderr
         assert rollout.verb("down").returncode == 0
         out, err = step.communicate(timeout=60)
-        assert out.strip() == "step up abandoned: rolled back meanwhile", (out, err)
+        # Said as a step that did not step: on stderr, exit 4 or 5 as the rollback stands (never 0).
+        assert step.returncode in (4, 5) and err.strip() == "warroom: step up abandoned: rolled back meanwhile", (step.returncode, out, err)
         entries = rollout.journal()
         intents, outcomes = by_action(entries, "step.intent"), by_action(entries, "step.outcome")
         assert set(intents) == set(outcomes), [(e["kind"], e["message"]) for e in entries]

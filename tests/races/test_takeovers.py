@@ -12,10 +12,11 @@ import threading
 import pytest
 
 from tests.flags.flagservice import Write
-from tests.process.conftest import WARROOM, until
+from tests.process.conftest import WARROOM
 from tests.process.test_across_hosts import EU, US, SharedRollout, shared  # noqa: F401  (shared: the fixture)
 from tests.races.conftest import exposing
 from tests.support.loopback import serving
+from tests.support.waiting import until
 from warroom.outbound.runbook import idempotency_key
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,9 @@ import pytest
 
 from tests.conftest import PG_PASSWORD
 from tests.support.servers import postgres_database
+from tests.support.waiting import DEADLINE
 from warroom.core.secrets import redact
-from warroom.engine.lease import Lease, LeaseTooThin, this_process
+from warroom.engine.lease import MARGIN, Lease, LeaseTooThin, this_process
 from warroom.plan.state import PostgresState
 from warroom.store import open_store
 from warroom.store.base import StoreError, StoreMissing, StoreUnwritable
@@ -108,7 +109,8 @@ def test_a_flag_write_waits_while_the_lease_has_less_than_its_safety_margin(pg_s
     lease row, as a slow network would hold the answer): the lease surely left is then less
     than half its TTL, so the write does not go out; it is a failed attempt, retried."""
     store = open_store(pg_state.keyed(f"launch-{uuid.uuid4().hex[:8]}"))
-    lease = Lease(store, this_process(), ttl=1.0)
+    ttl = 2.0  # a healthy renewal then has a whole margin (1 s) to answer, even on a busy machine
+    lease = Lease(store, this_process(), ttl=ttl)
     lease.acquire()
     lease.check()  # a fresh renewal: a whole TTL ahead
     held = threading.Event()
@@ -117,12 +119,12 @@ def test_a_flag_write_waits_while_the_lease_has_less_than_its_safety_margin(pg_s
         with connect(pg_state) as raw, raw.transaction():
             raw.execute("SELECT 1 FROM warroom.lease WHERE rollout = %s FOR UPDATE", (store.key,))
             held.set()
-            time.sleep(0.7)
+            time.sleep(ttl * MARGIN + 0.2)  # the scenario: the row held longer than the margin allows
 
     holder = threading.Thread(target=hold_the_row)
     holder.start()
-    held.wait(5)
-    with pytest.raises(LeaseTooThin, match=r"s of the engine lease surely left, less than the safety margin \(0.5s; "
+    assert held.wait(DEADLINE)
+    with pytest.raises(LeaseTooThin, match=rf"s of the engine lease surely left, less than the safety margin \({ttl * MARGIN:g}s; "
                                            "the store answered slowly\\)"):
         lease.check()
     holder.join()

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from tests.support.waiting import DEADLINE
 from warroom.engine.commands import CommandLoop
 from warroom.engine.engine import Engine
 
@@ -31,7 +32,7 @@ class EngineHost:
         self._thread = threading.Thread(target=self._main, name="warroom-engine-host", daemon=True)
         self._failed: BaseException | None = None
         self._thread.start()
-        self._started.wait(10)
+        self._started.wait(DEADLINE)
         if self._failed is not None:
             raise self._failed  # another engine drives this state, or the engine could not start
 
@@ -39,10 +40,10 @@ class EngineHost:
         """Run `fn()` on the engine's loop (a tick, or a command as the engine's own method)."""
         return asyncio.run_coroutine_threadsafe(fn(), self.loop)
 
-    def call(self, fn: Callable[[], Awaitable[T]], timeout: float = 10) -> T:
+    def call(self, fn: Callable[[], Awaitable[T]], timeout: float = DEADLINE) -> T:
         return self.submit(fn).result(timeout)
 
-    def stop(self, timeout: float = 10) -> bool:
+    def stop(self, timeout: float = DEADLINE) -> bool:
         if self._thread.is_alive():
             self.loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(timeout)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
-import time
+import subprocess
 from pathlib import Path
 
 from tests.support.terminal import running
+from tests.support.waiting import DEADLINE, NeverHappened, until
 
 
 def standby_pids(state: Path) -> list[int]:
@@ -33,14 +35,9 @@ def engine_pid(state: Path) -> int | None:
     return row[0] if row and row[1] else None
 
 
-def wait_for_engine(state: Path, timeout: float = 30) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pid = engine_pid(state)
-        if pid and running(pid):
-            return pid
-        time.sleep(0.05)
-    raise AssertionError(f"no engine drives {state} after {timeout}s")
+def wait_for_engine(state: Path, timeout: float = DEADLINE) -> int:
+    """The pid of the engine driving `state`, once one does."""
+    return until(f"an engine to drive {state}", lambda: (pid := engine_pid(state)) and running(pid) and pid, timeout)
 
 
 def stop_engines(folder: Path, timeout: float = 15) -> None:
@@ -51,14 +48,22 @@ def stop_engines(folder: Path, timeout: float = 15) -> None:
 
 
 def _stop(pid: int, timeout: float) -> None:
-    try:
-        # A second SIGTERM stops an engine that is finishing a rollback first.
-        for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+    # A second SIGTERM stops an engine that is finishing a rollback first; SIGKILL one that hangs.
+    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
             os.kill(pid, sig)
-            deadline = time.monotonic() + wait
-            while running(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if not running(pid):
-                break
-    except ProcessLookupError:
-        pass
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(NeverHappened):
+            until(f"engine pid {pid} to stop", lambda: not running(pid), wait)
+            return
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop an engine process this test started as its own would be stopped (SIGTERM), killed if it will not."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -5,8 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from typing import NoReturn
 
 import pytest
+
+
+def missing(message: str) -> NoReturn:
+    """Something a test needs is not here (a binary, a server, the right to mount): a failure in
+    CI, never a silent skip; a skip on a developer's machine."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def require_binary(name: str) -> str:
@@ -14,10 +23,7 @@ def require_binary(name: str) -> str:
     path = shutil.which(name)
     if path:
         return path
-    message = f"{name} is not installed (.ci/install-servers installs it)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(f"{name} is not installed (.ci/install-servers installs it)")
 
 
 def free_port() -> int:

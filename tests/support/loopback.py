@@ -29,6 +29,16 @@ class Request:
 Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
 
 
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """The test servers' HTTP server: a thread per request, and a listen backlog that takes a
+    whole tick of queries at once. With the standard library's 5, a burst of connections on a
+    busy machine overflows it; the kernel drops the SYNs and the clients retry after a full
+    second, which a source with a 1 s timeout reports as a timeout."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+
 @dataclass
 class Loopback:
     respond: Callable[[Request], Answer]
@@ -57,8 +67,7 @@ class Loopback:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 

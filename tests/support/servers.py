@@ -9,33 +9,19 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.support.helpers import free_port
+from tests.support.waiting import until
 
 SCRAPE = 1.0  # seconds; the Prometheus fixture's scrape and evaluation interval
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
@@ -54,6 +40,13 @@ def http_send(method: str, url: str, body: Any = None) -> tuple[int, Any]:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def alive(proc: subprocess.Popen) -> bool:
+    """True while `proc` runs; a server that exited will never answer: no use waiting for it."""
+    if proc.poll() is not None:
+        raise AssertionError(f"exited with {proc.returncode}")
+    return True
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -99,7 +92,8 @@ def start_exporter(flags: Path | None, *extra: str) -> Exporter:
     )
     exporter = Exporter(port, flags, proc)
     try:
-        wait_until(lambda: proc.poll() is None and http_get(exporter.url + "/-/healthy")[0] == 200, 15, "the exporter")
+        until("the exporter to answer", lambda: alive(proc) and http_get(exporter.url + "/-/healthy")[0] == 200,
+              retry_on=(OSError,))
     except AssertionError:
         _stop(proc)
         raise AssertionError(f"exporter did not start: {proc.stderr.read().decode() if proc.stderr else ''}") from None
@@ -135,7 +129,8 @@ class PrometheusServer:
                 stdout=log, stderr=log,
             )
         try:
-            wait_until(lambda: self.proc.poll() is None and http_get(self.url + "/-/ready")[0] == 200, 30, "Prometheus /-/ready")
+            until("Prometheus /-/ready", lambda: alive(self.proc) and http_get(self.url + "/-/ready")[0] == 200,
+                  retry_on=(OSError,))
         except AssertionError:
             self.stop()
             raise AssertionError("Prometheus did not start:\n" + (self.workdir / "prometheus.log").read_text()[-2000:]) from None
@@ -149,7 +144,7 @@ class PrometheusServer:
             result = json.loads(body)["data"]["result"] if status == 200 else []
             return bool(result) and float(result[0]["value"][1]) >= minimum
 
-        wait_until(enough, 30, f"{minimum} samples of {query}", every=0.2)
+        until(f"{minimum} samples of {query}", enough, every=0.2, retry_on=(OSError,))
 
     def stop(self) -> None:
         if self.proc is not None:

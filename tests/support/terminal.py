@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.helpers import require_binary
+from tests.support.waiting import DEADLINE, until
 from warroom.store.base import process_state
 
 
@@ -34,14 +34,13 @@ class Tmux:
     def screen(self) -> str:
         return self.run("capture-pane", "-p", "-t", self.name)
 
-    def wait_for(self, text: str, timeout: float = 15.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_for(self, text: str, timeout: float = DEADLINE) -> str:
+        """The screen, once `text` is on it."""
+        def showing() -> str | None:
             screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.1)
-        raise AssertionError(f"{text!r} never showed; the screen was:\n{self.screen()}")
+            return screen if text in screen else None
+
+        return until(f"{text!r} on the screen", showing, timeout, every=0.1, show=lambda: f"the screen was:\n{self.screen()}")
 
     def pid(self) -> int:
         return int(self.run("list-panes", "-t", self.name, "-F", "#{pane_pid}").strip())
@@ -59,10 +58,5 @@ def running(pid: int) -> bool:
     return process_state(pid) not in ("", "Z")
 
 
-def wait_gone(pid: int, timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if not running(pid):
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"warroom (pid {pid}) still running {timeout}s after the terminal closed")
+def wait_gone(pid: int) -> None:
+    until(f"warroom (pid {pid}) to end", lambda: not running(pid))

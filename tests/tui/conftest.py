@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.command import CommandList
 
 from tests.conftest import ALICE, load
 from tests.prometheus.conftest import http_server  # noqa: F401 (a fixture: real loopback servers posing as Prometheus)
 from tests.support.enginehost import EngineHost
+from tests.support.waiting import until_async
 from warroom.client import EngineClient
 from warroom.core.clock import Clock, VirtualClock
 from warroom.engine.build import build_engine
@@ -95,13 +96,15 @@ class Console:
         latest = await self.call(published)
         await self.until(pilot, lambda: self.app.snapshot is not None and self.app.snapshot.wall >= latest.wall)
 
-    async def until(self, pilot, condition: Callable[[], bool], timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError("the console did not get there in time")
-            await pilot.pause(0.01)
+    async def until(self, pilot, condition: Callable[[], bool], what: str = "the console to get there") -> None:
+        """Until `condition` holds on the console, then until the screen has caught up with it."""
+        await until_async(what, condition, pause=pilot.pause, show=lambda: screen_text(self.app))
         await pilot.pause()
+
+    async def answered(self, pilot) -> None:
+        """Until every command the console sent has its answer (and any notice it brings is up)."""
+        await self.until(pilot, lambda: not [w for w in self.app.workers if w.group == "engine-commands" and not w.is_finished],
+                         "every command's answer")
 
     def kinds(self) -> list[str]:
         return [e.kind for e in self.engine.store.entries()]
@@ -123,6 +126,15 @@ def screen_text(app: WarroomApp) -> str:
     raw = [line for line in lines if CONTROL.search(line)]
     assert not raw, f"control characters would reach the terminal: {raw!r}"
     return "\n".join(line.rstrip() for line in lines)
+
+
+def palette_text(app: WarroomApp) -> str:
+    """What the command palette lists now, as the screen shows it ("" before its first hits)."""
+    listed = app.screen.query(CommandList)
+    if not listed or not listed.first().option_count:
+        return ""
+    region = listed.first().region
+    return "\n".join(line[region.x:region.right] for line in screen_text(app).splitlines()[region.y:region.bottom])
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from textual.widgets import Input, Static
 
 from tests.conftest import ALICE
 from tests.support.helpers import free_port
-from tests.tui.conftest import screen_text
+from tests.tui.conftest import palette_text, screen_text
 from warroom.core.clock import RealClock
 from warroom.core.snapshot import State
 from warroom.core.units import format_value
@@ -333,7 +333,7 @@ async def test_palette_runs_console_actions_by_name(console, test_plan):
         await pilot.press("colon")
         assert isinstance(c.app.screen, CommandPalette)
         await pilot.press(*"roll back now")
-        await pilot.pause(0.3)
+        await c.until(pilot, lambda: palette_text(c.app).strip().startswith("Roll back now"), "the palette to find the action")
         await pilot.press("enter")
         await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLED_BACK)
         assert len(by_alice(c, "rollback.intent")) == 1
@@ -364,8 +364,8 @@ async def test_plan_keys_remap_bindings_by_id(console, test_plan):
         assert any("unknown binding id(s) bogus" in n for n in c.notices)
         assert next(h for h in c.app.query_one(KeysBar).hints if h.binding_id == "rollback").key == "x"
         await pilot.press("R")
-        await pilot.pause(0.2)
-        assert c.app.snapshot.state == State.RUNNING  # R is no longer the rollback key
+        await c.answered(pilot)  # had R sent a rollback, the engine would have run it by now
+        assert c.app.snapshot.state == State.RUNNING and "rollback.intent" not in c.kinds()  # R is no longer the rollback key
         await pilot.press("x")
         await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLED_BACK)
 

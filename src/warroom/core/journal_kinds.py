@@ -71,6 +71,8 @@ class Kind(StrEnum):
     ENGINE_LEFT = "engine.left", "the engine stopped with the rollout in flight: nothing enforces its guardrails now", True, "bad"
     ENGINE_LOST = "engine.lost", "an engine took over from one that vanished (killed, frozen, its host gone)", True, "bad"
     COMMAND_EXPIRED = "command.expired", "a command waited too long for an engine and was not run", False, "warn"
+    COMMAND_LOCAL = ("command.local", "a rollback or pause reached the engine over its local socket (the store could not take it), "
+                     "with the sender's kernel-proven identity", False, "warn")
     JOURNAL_UNWRITABLE = "journal.unwritable", "the store cannot be written (a full disk): the engine guards from memory", True, "bad"
     JOURNAL_RECOVERED = "journal.recovered", "the store takes writes again: what was held in memory is in the journal", True, "warn"
 

@@ -39,9 +39,10 @@ class State(Word):
         return self.value.replace("_", " ")
 
     def in_flight(self, *, acting: bool) -> bool:
-        """Users may be on the new code and the launch is not over: an engine must be guarding it.
-        `acting`: an action is in flight (PENDING with its first step up landing counts)."""
-        return self in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or (self is State.PENDING and acting)
+        """An engine must be guarding: users may be on the new code and the launch is not over, or
+        `acting`, an action is unfinished (a first step up landing under PENDING, a rollback's
+        runbook still to run under ROLLED BACK)."""
+        return self in (State.RUNNING, State.PAUSED, State.ROLLING_BACK) or acting
 
     def exposed(self, *, acting: bool) -> bool:
         """Users may be on the new code and no rollback began: a rollback guardrail can still act.
@@ -222,6 +223,7 @@ class EngineView:
     epoch: int = 0
     standbys: tuple[str, ...] = ()  # engines waiting to take over
     log: str = ""  # its log file
+    local: str = ""  # alive by its local socket only: why its heartbeat cannot be written (a full disk)
 
     def label(self) -> str:
         return f"pid {self.pid} on {self.host}"
@@ -317,7 +319,8 @@ class Snapshot:
 
     @property
     def in_flight(self) -> bool:
-        """Users may be on the new code and the launch is not over: an engine must be guarding it."""
+        """An engine must be guarding: users are exposed and the launch is not over, or an action
+        is unfinished (a rollback's runbook after its flags read back off)."""
         return self.state.in_flight(acting=self.action is not None)
 
     @property

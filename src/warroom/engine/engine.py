@@ -209,8 +209,10 @@ class Engine:
         for listener in self.fence_listeners:
             listener(exc)
 
-    async def close(self, reason: str = "") -> None:
-        """Stop: journal it (and whether the rollout is left unguarded), give the lease up, shut the parts."""
+    async def close(self, reason: str = "", stopped: dict[str, str] | None = None) -> None:
+        """Stop: journal it (and whether the rollout is left unguarded), give the lease up, shut the parts.
+
+        `stopped`: how far the `warroom down` that stops it reaches (core/stopping.py), journaled for standbys to read."""
         if self._closed:
             return
         self._closed = True
@@ -224,12 +226,14 @@ class Engine:
                 self.journal.flush()
                 self.publish(force=True)
                 why = f" ({reason})" if reason else ""
-                data = {"epoch": self.lease.epoch, "holder": self.holder, "state": self.rollout.status.value}
-                if self.rollout.in_flight:  # the room must hear of it: nothing guards this launch now
+                data = {"epoch": self.lease.epoch, "holder": self.holder, "state": self.rollout.status.value, **(stopped or {})}
+                standby = (stopped or {}).get("standby")  # `down --here` of a driver with a standby elsewhere: a handover
+                if self.rollout.in_flight and not standby:  # the room must hear of it: nothing guards this launch now
                     self.journal.entry(Kind.ENGINE_LEFT, f"engine of {self.name} stopped{why} with the rollout {self.rollout.status.label}: "
                                        "guardrails are NOT enforced until an engine runs again (warroom up PLAN)", data=data)
                 else:
-                    self.journal.entry(Kind.ENGINE_STOP, f"engine of {self.name} stopped{why}", data=data)
+                    self.journal.entry(Kind.ENGINE_STOP, f"engine of {self.name} stopped{why}"
+                                       + (f"; {standby} takes over" if standby else ""), data=data)
             except (Fenced, StoreError) as exc:  # taken over, or the disk is full: the lease expires by itself
                 log.error("stopping: %s", exc)
         if self.heartbeat is not None:
@@ -435,12 +439,12 @@ class Engine:
         try:
             intent = self.journal.begin(ref, begin)
         except st.Refused as already:
-            if str(already) != State.ROLLING_BACK.value:
-                return "already rolled back"
+            # One rollback at a time: this one answers when the one in flight is done — its
+            # runbook too (ROLLED BACK once the flags are off, while a resumed runbook still runs).
             running = self.rollout.action and self.executor.tasks.get(self.rollout.action.id)
-            if wait and running:  # one rollback at a time: this one answers when the one in flight is done
+            if wait and running:
                 return await asyncio.shield(running)
-            return "already rolling back"
+            return "already rolling back" if str(already) == State.ROLLING_BACK.value or running else "already rolled back"
         self.publish()
         task = self.executor.launch(ref.id, self.executor.rollback(ref.id, intent, RollbackProgress()))
         return await asyncio.shield(task) if wait else "rolling back"

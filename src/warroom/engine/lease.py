@@ -12,7 +12,9 @@ the write waits and is retried, as a failed attempt, until the margin is back or
 engine has taken over (then this one is fenced).
 
 A holder that is provably dead on this host (its pid is gone, or reused) is replaced at
-once; on another host only the expiry tells.
+once; on another host only the expiry tells. A holder named in `replacing` (`warroom up
+--replace`, which told it first) is replaced at once too, alive: the lease goes from it to
+the new engine in one write, never through a moment when nobody holds it.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Lease:
         self.previous: LeaseInfo | None = None  # the lease as it was when we took it
         self.unrenewed: str = ""  # why the last renewal failed (a full disk), "" when it went through
         self.valid_until = 0.0  # monotonic time the lease surely still holds: asked-at + TTL of the last renewal
+        self.replacing = ""  # the holder id this engine replaces on request (`up --replace`): taken over while it drives
 
     @property
     def held(self) -> bool:
@@ -83,7 +86,8 @@ class Lease:
         """Take the lease if it is free, expired, or its holder is provably dead; the lease as it now is."""
         current = self.store.lease()
         replacing = None
-        if current is not None and current.holder is not None and current.holder.id != self.holder.id and current.holder.provably_gone():
+        if current is not None and current.holder is not None and current.holder.id != self.holder.id and (
+                current.holder.id == self.replacing or current.holder.provably_gone()):
             replacing = current.holder.id  # a killed engine on this host cannot renew: don't wait out its lease
         now, asked = time.time(), time.monotonic()
         got = self.store.acquire_lease(self.holder, self.ttl, now, replacing=replacing, speed=self.speed, log=self.log_path)

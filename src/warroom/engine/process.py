@@ -8,20 +8,27 @@ in the store, and publishes snapshots until told to stop.
 - SIGTERM / SIGINT stop it cleanly (journaled, lease released). While a rollback is in
   flight it says so and finishes the rollback first; a second signal stops it at once
   (the rollback stays pending in the write-ahead journal: the next engine finishes it).
+- While it drives it also listens on its host's local socket (local_socket.py): a rollback
+  or a pause reaches it there when the store cannot take them (a full disk).
 - SIGHUP is ignored: an engine started by hand in an SSH shell keeps guarding when the
   session drops. Its terminal may be gone, so output never crashes it: every line goes to
   the log file next to the state, and to the terminal only while it takes them.
 - Taken over while frozen (fenced): it stops acting at once, says so, and exits.
+- `warroom down` asks through the store (commands.py). It is refused while a live launch
+  would be left unguarded (stopping.py) unless forced; the stop is journaled with how far it
+  reaches (core/stopping.py), and a standby within reach stops too rather than take over.
+- `warroom up --replace` hands the lease over without a gap: this engine is told (a
+  `shutdown` with `handover`), then a new one takes the lease from it in one write (the
+  store's `replacing`); this one finds itself fenced by it, says it was replaced, and exits 0.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,69 +36,24 @@ from typing import TextIO
 
 from warroom.core.exit_codes import Exit
 from warroom.core.identity import Actor
+from warroom.core.journal_kinds import Kind
 from warroom.core.lines import entry_line, stamp, status_line
 from warroom.core.snapshot import JournalEntry, Snapshot
+from warroom.core.stopping import StopScope, reaches
 from warroom.core.units import format_duration
 from warroom.engine.commands import CommandLoop
 from warroom.engine.engine import Engine
 from warroom.engine.executor import CommandError
-from warroom.store.base import Command, Fenced, LeaseInfo
+from warroom.engine.lease import HEARTBEAT
+from warroom.engine.local_socket import LocalSocket
+from warroom.engine.output import Output
+from warroom.engine.stopping import left_unguarded
+from warroom.store.base import Command, Fenced, LeaseInfo, StoreError, hostname
 
 DRAIN = 2.0  # seconds commands in flight get to write their outcomes on a clean stop
 STEP_GRACE = 15.0  # seconds a step up in flight gets to end on a clean stop (a rollback gets as long as it takes)
-
-
-class Output(logging.Handler):
-    """Every line the engine says: into its log file always, onto the terminal while there is one.
-
-    A write that fails (a full disk, a terminal gone with its SSH session) silences that
-    destination; it never stops the engine.
-    """
-
-    def __init__(self, log_path: Path | None, terminal: TextIO | None):
-        super().__init__()
-        self.setFormatter(logging.Formatter("%(message)s"))
-        self.file: TextIO | None = None
-        if log_path is not None:
-            try:
-                log_path.parent.mkdir(parents=True, exist_ok=True)
-                self.file = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115  (open for the engine's life)
-            except OSError:
-                self.file = None
-        # `warroom up` points the engine's stdout at its log file: one copy of each line is enough.
-        self.terminal = None if terminal is None or self._same_file(terminal, log_path) else terminal
-
-    @staticmethod
-    def _same_file(stream: TextIO, path: Path | None) -> bool:
-        if path is None:
-            return False
-        try:
-            mine, theirs = os.fstat(stream.fileno()), os.stat(path)
-        except (OSError, ValueError):
-            return False
-        return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
-
-    def line(self, text: str) -> None:
-        for name in ("file", "terminal"):
-            stream = getattr(self, name)
-            if stream is None:
-                continue
-            try:
-                stream.write(text + "\n")
-                stream.flush()
-            except (OSError, ValueError):
-                if name == "terminal":
-                    self.terminal = None  # the terminal is gone (SSH dropped): the log file goes on
-                # a full disk: the line is lost, the engine goes on guarding
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.line(f"{stamp(record.created)} {'engine':<18} {record.levelname.lower()}: {self.format(record)}")
-
-    def close(self) -> None:
-        if self.file is not None:
-            with contextlib.suppress(OSError):
-                self.file.close()
-        super().close()
+HANDOVER_WAIT = 30.0  # seconds a handover waits for the new engine to take the lease (as long as `up` waits for one to start)
+STANDBY_FRESH = 3 * HEARTBEAT  # a standby silent longer is gone (clients count it so too)
 
 
 @dataclass
@@ -100,6 +62,7 @@ class RunOptions:
     run_for: float | None = None  # stop after this much clock time
     status_every: float = 60.0  # clock seconds between status lines
     after_tick: Callable[[Snapshot], Awaitable[None]] | None = None  # a drill's part between ticks
+    replace: str = ""  # the holder id of the engine this one replaces (`up --replace`): the lease is taken from it
 
 
 class EngineProcess:
@@ -112,6 +75,11 @@ class EngineProcess:
         self.commands = CommandLoop(engine, self._shutdown)
         self._last_status = float("-inf")
         self._started = engine.clock.now()
+        self._driver = ""  # who drives while this one stands by
+        self._seen: int | None = None  # the journal's end when this engine began: stops journaled later may reach it
+        self._stopped: dict[str, str] = {}  # how far the `down` that stops it reaches, journaled with its stop
+        self._handover_until = 0.0  # monotonic time until which a takeover is the handover asked for
+        self.replaced = ""  # the engine that took over from this one on request (`up --replace`)
 
     # ------------------------------------------------------------ what it says
 
@@ -163,13 +131,70 @@ class EngineProcess:
         self.stop.set()
 
     async def _shutdown(self, command: Command, actor: Actor) -> str:
-        """`warroom down`: stop, unless a rollback is in flight and nobody said --force."""
-        if self.engine.rollout.rollback_in_flight and not command.args.get("force"):
+        """`warroom down`, or the first half of `up --replace` (`handover`)."""
+        args = command.args
+        if args.get("handover"):
+            self._handover_until = time.monotonic() + HANDOVER_WAIT
+            self._say(f"handing over: asked by {actor.label()} (warroom up --replace); guarding until the new engine takes the lease")
+            return f"engine {self.engine.holder} guards until the new engine takes its lease"
+        try:
+            scope = StopScope(args.get("scope", StopScope.ROLLOUT.value))
+        except ValueError:
+            raise CommandError(f"unknown stop scope {args.get('scope')!r}: this engine knows {', '.join(s.value for s in StopScope)}") from None
+        force = bool(args.get("force"))
+        if self.engine.rollout.rollback_in_flight and not force:
             raise CommandError("a rollback is in flight: stopping the engine now would leave it to the next one; "
                                "wait for it, or `warroom down PLAN --force`")
-        self._say(f"stopping: asked by {actor.label()} (warroom down)")
+        taking_over = self._standby_elsewhere() if scope == StopScope.HOST else ""
+        unguarded = "" if force or taking_over else left_unguarded(self.engine)
+        if unguarded:
+            raise CommandError(unguarded)
+        how = "every engine of the rollout" if scope == StopScope.ROLLOUT else f"the engines on {hostname()}"
+        self._say(f"stopping: asked by {actor.label()} (warroom down: {how})" + (f"; {taking_over} takes over" if taking_over else ""))
+        self._stopped = {**scope.data(hostname()), **({"standby": taking_over} if taking_over else {})}
         self.stop.set()
         return f"stopping engine {self.engine.holder}"
+
+    def _standby_elsewhere(self) -> str:
+        """A standby on another host, alive: it takes over when this host's engine stops (its label), or ""."""
+        try:
+            standbys = self.engine.store.standbys()
+        except StoreError:
+            return ""
+        now = time.time()
+        ready = [s.holder for s in standbys if s.holder.host != hostname() and now - s.heartbeat <= STANDBY_FRESH]
+        return f"standby {ready[0].label()}" if ready else ""
+
+    def _stop_reaching_this(self) -> str:
+        """A stop journaled since this engine began that reaches it (`down` of every engine, or of
+        this host's): its message; "" when none (or the store cannot tell now)."""
+        store = self.engine.store
+        try:
+            if self._seen is None:
+                self._seen = store.last_seq()
+                return ""
+            for entry in store.iter_entries(after=self._seen, kinds=(Kind.ENGINE_STOP, Kind.ENGINE_LEFT)):
+                self._seen = entry.seq
+                if reaches(entry.data, hostname()):
+                    return entry.message
+        except StoreError:
+            pass
+        return ""
+
+    async def _stop_with_the_driver(self) -> None:
+        """As a standby: stop when the driver was stopped by a `down` that reaches this engine too."""
+        while not self.stop.is_set():
+            stopped = self._stop_reaching_this()
+            if stopped:
+                self._say(f"stopping as well: {stopped} (warroom down reaches this standby too)")
+                self.stop.set()
+                return
+            await asyncio.sleep(HEARTBEAT)
+
+    def _fenced(self, exc: Fenced) -> None:
+        if time.monotonic() < self._handover_until and exc.now is not None and exc.now.holder is not None:
+            self.replaced = exc.now.holder.label()
+        self.stop.set()
 
     # ------------------------------------------------------------ the life of it
 
@@ -180,33 +205,63 @@ class EngineProcess:
             loop.add_signal_handler(sig, self._signal, sig)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # an SSH session ending is no reason to stop guarding
         engine = self.engine
+        engine.lease.replacing = self.options.replace
+        self._stop_reaching_this()  # where the journal ends now: a later stop may reach this engine
         try:
-            if not await engine.lease.wait(self.stop, self._standby):
+            waits = [asyncio.ensure_future(self._stop_with_the_driver())]
+            if self.options.run_for is not None:
+                waits.append(asyncio.ensure_future(self._run_for_as_standby()))
+            try:
+                if not await engine.lease.wait(self.stop, self._standby):
+                    return None
+            finally:
+                for task in waits:
+                    task.cancel()
+            stopped = self._stop_reaching_this()  # its driver's stop may have come between its last look and the lease
+            if stopped:
+                self._say(f"stopping as well: {stopped} (warroom down reaches this engine too)")
+                engine.lease.release()
                 return None
             engine.entry_listeners.append(self._entry)
             engine.snapshot_listeners.append(self._snapshot)
-            engine.fence_listeners.append(lambda _: self.stop.set())
+            engine.fence_listeners.append(self._fenced)
             try:
                 await engine.start()
             except Fenced as exc:
                 engine.on_fenced(exc)
             if engine.fenced is None:
                 serving = asyncio.ensure_future(self.commands.serve(self.stop))
+                local = asyncio.ensure_future(LocalSocket(engine).serve(self.stop))  # what must reach it without a disk write
                 await engine.run(self.stop, self.options.after_tick)  # until stopped or fenced
                 await self.commands.drain(DRAIN)
                 serving.cancel()
-            if engine.fenced is not None:
+                local.cancel()
+            if self.replaced:
+                self._say(f"replaced: engine {self.replaced} holds the lease now (warroom up --replace); this engine stops")
+            elif engine.fenced is not None:
                 self._say(f"FENCED: {engine.fenced}. This engine wrote nothing after it; it exits")
-            reason = "signal" if self.signals else ""
+            reason = "signal" if self.signals else "warroom down" if self._stopped else ""
             snap = engine.snapshot
-            await engine.close(reason)
+            await engine.close(reason, self._stopped)
             return snap
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
 
+    async def _run_for_as_standby(self) -> None:
+        """`--for` counts from the start, standing by or not: a run that never gets to drive ends too."""
+        clock, limit = self.engine.clock, self.options.run_for
+        assert limit is not None
+        left = limit - (clock.now() - self._started)
+        # Virtual time stands still for a standby (it moves with ticks): its --for counts in seconds.
+        await (asyncio.sleep(left) if clock.speed == float("inf") else clock.sleep(left))
+        self.out.line(f"{stamp(clock.now())} {'stop':<18} ran for {format_duration(limit)} of clock time (--for) as a standby: "
+                      f"engine {self._driver} drives this rollout")
+        self.stop.set()
+
     def _standby(self, lease: LeaseInfo) -> None:
         assert lease.holder is not None
+        self._driver = lease.holder.label()
         self._say(f"standby: engine {lease.holder.label()} drives this rollout (epoch {lease.epoch}); "
                   "waiting to take over if it stops or its lease runs out")
 
@@ -215,15 +270,20 @@ async def serve_engine(engine: Engine, *, log_path: Path | None, options: RunOpt
                        terminal: TextIO | None = None) -> tuple[Snapshot | None, int]:
     """Run the engine process to its end: (its last snapshot, exit code: 0, or Exit.FENCED)."""
     output = Output(log_path, terminal if terminal is not None else sys.stdout)
-    root = logging.getLogger("warroom")
+    # On the root logger: a library's warning (or asyncio's) must not go to stderr by itself,
+    # where an unread terminal would block the engine; warnings likewise.
+    root, ours = logging.getLogger(), logging.getLogger("warroom")
     root.addHandler(output)
-    root.setLevel(logging.INFO)
+    ours.setLevel(logging.INFO)
+    logging.captureWarnings(True)
     logging.raiseExceptions = False  # a log line that cannot be written must never take the engine down
     try:
-        snap = await EngineProcess(engine, output, options or RunOptions()).serve()
-        return snap, Exit.FENCED if engine.fenced is not None else 0
+        process = EngineProcess(engine, output, options or RunOptions())
+        snap = await process.serve()
+        return snap, Exit.FENCED if engine.fenced is not None and not process.replaced else 0
     finally:
         root.removeHandler(output)
+        logging.captureWarnings(False)
         output.close()
 
 

@@ -91,13 +91,18 @@ class Recovery:
         lease, previous = self.lease, self.lease.previous
         speed = "" if lease.speed == "1" else f", clock ×{lease.speed}"
         data = {"epoch": lease.epoch, "holder": lease.holder.to_json(), "log": lease.log_path}
+        replaced = previous is not None and previous.holder is not None and previous.holder.id == lease.replacing
+        if replaced:
+            assert previous is not None and previous.holder is not None
+            data["replaced"] = previous.holder.to_json()
+            speed += f"; it took the lease over from engine {previous.holder.label()} (warroom up --replace), with no gap"
         self.journal.entry(Kind.ENGINE_START, f"engine of {name} drives (epoch {lease.epoch}{speed})", data=data)
         rollout = self.journal.state
-        if previous is None or previous.holder is None:
-            return  # a clean release (holder cleared): nobody vanished
+        if replaced or previous is None or previous.holder is None:
+            return  # handed over with no gap (up --replace), or a clean release (holder cleared): nobody vanished
         # Every takeover is journaled (and heard by `notify`), whatever the state read: ROLLED BACK
         # with its runbook still running is an action in flight too.
-        if rollout.in_flight or rollout.action is not None:
+        if rollout.in_flight:
             pending = f", its {rollout.action.kind.value.replace('_', ' ')} unfinished" if rollout.action is not None else ""
             what = f"with the rollout {rollout.status.label}{pending}: its guardrails went unwatched until now"
         else:

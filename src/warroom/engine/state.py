@@ -129,7 +129,8 @@ class RolloutState:
 
     @property
     def in_flight(self) -> bool:
-        """Users may be on the new code and the launch is not over: an engine must be guarding it."""
+        """An engine must be guarding: users are exposed and the launch is not over, or an action
+        is unfinished (a step up's first flags landing, a rollback's runbook after its flags are off)."""
         return self.status.in_flight(acting=self.action is not None)
 
     @property

@@ -541,11 +541,14 @@ class SQLiteStore(SQLCommits):
                 self._wake = None
 
     def _wake_engine(self) -> None:
+        """Best effort, never blocking: a frozen engine's full queue (EAGAIN) or no engine at all
+        drops the wake-up; the engine that runs the command finds it on its next look anyway."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
+            sock.setblocking(False)
             sock.sendto(b"!", wake_address(self.path))
         except OSError:
-            pass  # no engine listens (none drives, or it is starting): it finds the command on its next look
+            pass
         finally:
             sock.close()
 

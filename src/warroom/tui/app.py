@@ -28,7 +28,7 @@ from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
-from warroom.client import EngineClient
+from warroom.client import Asked, EngineClient
 from warroom.core.secrets import redact
 from warroom.core.snapshot import Snapshot, State
 from warroom.core.statuses import PaneStatus
@@ -372,10 +372,13 @@ class WarroomApp(App[int]):
             if not self.engine_alive and not await self._engine_for(verb, label):
                 return
             try:
-                command_id = await self.sending.queue(label, verb, dict(args))
-                if command_id is None:
+                sent = await self.sending.queue(label, verb, dict(args))
+                if sent is None:
                     return
-                command = await in_daemon_thread(lambda: self.client.wait(command_id, on_away=self.sending.following(label)))
+                if isinstance(sent, Asked):  # the store could not take it: this host's engine ran it over its local socket
+                    command = sent.command
+                else:
+                    command = await in_daemon_thread(lambda: self.client.wait(sent, on_away=self.sending.following(label)))
             except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
                 self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
                 return

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from warroom.client import EngineClient, Started, engine_argv, start_engine
+from warroom.client import EngineClient, Started, engine_argv, start_engine, start_unless_running
 from warroom.core.identity import current_actor
 from warroom.plan.model import Plan
 from warroom.store import open_store
@@ -39,10 +39,11 @@ def run_console(plan: Plan | None, args: argparse.Namespace, engine_args: list[s
     client = EngineClient(open_store(path), actor=current_actor(), readonly=readonly)
 
     def start_detached() -> str:
-        """An engine of its own for this plan (it keeps guarding when the console closes); "" once it drives."""
-        started = start_engine(engine_argv(plan, path, speed=getattr(args, "speed", None)), engine_log_path(path), detached=True)
-        if client.wait_for_engine(lambda: started.process.poll() is not None) is None:
-            return f"the engine did not start; see its log: {started.log}"
+        """An engine for this plan (it keeps guarding when the console closes), unless one runs
+        already (another console or verb started it meanwhile, a standby takes over); "" once one does."""
+        running = start_unless_running(client, engine_argv(plan, path, speed=getattr(args, "speed", None)), engine_log_path(path))
+        if running.view is None and not running.standby:
+            return f"the engine did not start; see its log: {running.started.log if running.started else engine_log_path(path)}"
         return ""
 
     child: Started | None = None

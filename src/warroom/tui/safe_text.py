@@ -14,8 +14,6 @@ import dataclasses
 from enum import Enum
 from typing import TypeVar, cast
 
-from textual.markup import escape
-
 from warroom.core.snapshot import JournalEntry, Snapshot
 from warroom.core.text import terminal_safe
 
@@ -59,4 +57,4 @@ class SnapshotCleaner:
 
 def markup_safe(text: object) -> str:
     """For the few Textual APIs that only take markup (the palette's help line)."""
-    return escape(terminal_safe(text))
+    return terminal_safe(text).replace("[", "\\[")  # every `[`: Textual's escape() leaves `[PROD]`, its parser eats it

@@ -1,6 +1,8 @@
 """How the console sends commands: off the screen's thread, and a rollback never given up
 for a store that cannot be reached for a moment (as `warroom rollback`): it says so at each
-try, with the count, and sends it as soon as the store answers, until the human stops trying."""
+try, with the count, and sends it as soon as the store answers, until the human stops trying.
+A rollback or a pause the store cannot take (a full disk) goes to this host's engine over its
+local socket instead (`EngineClient.send_or_ask`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from warroom.client import EngineClient
+from warroom.client import Asked, EngineClient
 from warroom.core.secrets import redact
 from warroom.core.verbs import Verb
 from warroom.store.base import StoreUnwritable
@@ -55,14 +57,15 @@ class Sending:
     def stop_trying(self) -> None:
         self._stop.set()
 
-    async def queue(self, label: str, verb: Verb, args: dict[str, object]) -> int | None:
-        """The command queued in the store, its id; None when the human stopped trying (a rollback
-        only: other commands fail at once with the store's message)."""
+    async def queue(self, label: str, verb: Verb, args: dict[str, object]) -> int | Asked | None:
+        """The command queued in the store, its id, or asked of this host's engine over its local
+        socket, answered; None when the human stopped trying (a rollback only: other commands
+        fail at once with the store's message)."""
         tries = 0
         self._stop.clear()
         while True:
             try:
-                return await in_daemon_thread(lambda: self.client.send(verb, args))
+                return await in_daemon_thread(lambda: self.client.send_or_ask(verb, args))
             except StoreUnwritable as error:
                 if verb is not Verb.ROLLBACK:
                     raise

@@ -1,0 +1,74 @@
+"""The engine's local socket, as both ends speak it: where it is, and the lines on it.
+
+The driving engine listens on an abstract unix stream socket of this host named after the
+rollout's state. A client on the same host uses it when the store cannot carry what it
+must say — a disk too full to take a command (or the engine's heartbeat), a database out of
+reach: a rollback or a pause goes straight to the engine, and `status` asks whether the
+engine still runs. The kernel proves who connected (SO_PEERCRED); the engine records it
+with the command.
+
+One JSON object a line, UTF-8. The client sends one request:
+  {"verb": "ping" | "rollback" | "pause", "args": {…}, "actor": {…as the client declares it}, "why": "…"}
+The engine answers a ping with one line {"holder", "epoch", "unrenewed", "snapshot"}; a
+command with {"accepted": true}, then {"waiting": true} every second while it runs, then
+{"status": "done" | "refused" | "failed", "message": "…"}; a request it refuses with just
+the status line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class LocalVerb(str, Enum):  # noqa: UP042  (as State: the value is what goes on the wire)
+    PING = "ping"  # is the engine there, and what does it see (its snapshot)
+    ROLLBACK = "rollback"
+    PAUSE = "pause"
+
+
+COMMANDS = (LocalVerb.ROLLBACK, LocalVerb.PAUSE)  # the way back never waits on a disk: only these go this way
+LINE_LIMIT = 256 * 1024  # bytes of one line (a ping's snapshot is the longest)
+UNSET_LOGINUID = 4294967295  # /proc/PID/loginuid of a process no login session started (a daemon)
+
+
+def address(state_ref: str, host: str) -> bytes:
+    """The abstract socket of the engine driving the state `state_ref` names (a file path, or a
+    database's `url (rollout name)`) on `host` (the name leases record: processes that stand for
+    other hosts in a test share one kernel, not one host), the same from every process of it."""
+    key = state_ref if "://" in state_ref else os.path.realpath(state_ref)  # `./launch.sqlite` and its full path alike
+    return b"\0warroom-engine-" + hashlib.sha1(f"{host}\0{key}".encode()).hexdigest()[:32].encode()
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, sort_keys=True, default=str).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    """One line as sent; ValueError when it is not one JSON object."""
+    message = json.loads(line)
+    if not isinstance(message, dict):
+        raise ValueError("not a JSON object")
+    return message
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who is at the other end of a local connection, as the kernel proves it (never as declared)."""
+
+    uid: int
+    pid: int
+    gid: int
+    user: str  # the uid's name on this host ("uid1234" without one)
+    loginuid: int | None = None  # the login session's user (audit), when a login started the process
+
+    def to_json(self) -> dict[str, Any]:
+        return {"uid": self.uid, "pid": self.pid, "gid": self.gid, "user": self.user, "loginuid": self.loginuid}
+
+    def label(self) -> str:
+        login = f", logged in as uid {self.loginuid}" if self.loginuid is not None and self.loginuid != self.uid else ""
+        return f"{self.user} (uid {self.uid}, pid {self.pid}{login})"
