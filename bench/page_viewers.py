@@ -25,8 +25,9 @@ from common import ROOT, SMOKE, emit, summary
 sys.path.insert(0, str(ROOT))
 from tests.flags.flagservice import FlagService  # noqa: E402
 from tests.support.helpers import free_port  # noqa: E402
-from tests.support.servers import PrometheusServer, _stop, http_get, queries_answered, start_exporter, wait_until, write_flags  # noqa: E402
+from tests.support.servers import PrometheusServer, _stop, http_get, queries_answered, start_exporter, write_flags  # noqa: E402
 from tests.support.viewers import Looked, look  # noqa: E402
+from tests.support.waiting import until  # noqa: E402
 
 VIEWERS = 20 if SMOKE else 200
 LOADS = 2 if SMOKE else 5  # page loads per viewer
@@ -90,7 +91,7 @@ def main() -> None:
             page = subprocess.Popen([*WARROOM, "page", str(path), "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, env=env)
             url = f"http://127.0.0.1:{port}"
-            wait_until(lambda: b"1/1 Canary 5%" in http_get(url + "/")[1], 60, "the page in phase 1")
+            until("the page in phase 1", lambda: b"1/1 Canary 5%" in http_get(url + "/")[1], retry_on=(OSError,))
             alone = look(url, 1, loads=ALONE, follow=False).seconds
             quiet = rates(prom.url, service, WINDOW)
             looked: list[Looked] = []

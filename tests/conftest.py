@@ -41,7 +41,8 @@ ALICE = Actor(user="alice", host="bastion", ssh_client="10.0.0.7", tty="pts/3")
 SLOW_PATHS = ("process/", "races/", "tui/", "prometheus/test_exporter.py", "prometheus/test_live.py",
               "prometheus/test_cohorts.py", "prometheus/test_trickle.py", "prometheus/test_results.py",
               "flags/test_secrets.py", "test_cli.py", "test_hostile_text.py", "test_hostile_files.py",
-              "test_damaged_state.py", "test_bench_smoke.py")
+              "test_damaged_state.py", "test_bench_smoke.py", "page/test_access.py", "page/test_one_truth.py",
+              "page/test_page_in_chromium.py", "page/test_read_only.py", "page/test_viewers.py")
 REAL_SERVERS = {"prometheus_factory", "stack", "exporter_factory", "postgres_cluster", "unleash", "tmux"}
 TESTS = Path(__file__).parent
 

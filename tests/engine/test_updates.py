@@ -144,6 +144,7 @@ def test_fixed_times_of_day_follow_the_zone_across_a_dst_change():
     assert datetime.fromtimestamp(next_time_of_day(sunday_nine, times, berlin), UTC).strftime("%H:%M") == "14:00"
 
 
+@pytest.mark.slow  # the demo as a process
 def test_the_sample_plan_promises_its_seeds_updates_and_the_demo_posts_its_own(tmp_path):
     root = Path(__file__).resolve().parents[2]
     sample = load_plan(str(root / "sample-config.yaml"))
