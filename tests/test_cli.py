@@ -79,9 +79,12 @@ def test_headless_run_rolls_back_on_a_phase_two_error_fault(tmp_path):
 
 @pytest.mark.parametrize("restart_with", ["runner", "cli-verb"])
 def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(tmp_path, restart_with):
-    marker = tmp_path / "drain-started"
-    # The first run of the drain step hangs (a slow kubectl); after the restart it finishes at once.
-    slow_step = {"name": "Drain connections", "run": ["sh", "-c", f"test -f {marker} && exit 0; touch {marker}; sleep 60"], "timeout": "2m"}
+    marker, release = tmp_path / "drain-started", tmp_path / "drain-released"
+    # The first run of the drain step hangs (a slow kubectl); after the restart it finishes once the
+    # test releases it (so the rollback verb's command reaches the engine while the runbook still runs).
+    again = f"while ! test -f {release}; do sleep 0.05; done; exit 0"
+    slow_step = {"name": "Drain connections", "run": ["sh", "-c", f"test -f {marker} && {{ {again}; }}; touch {marker}; sleep 60"],
+                 "timeout": "2m"}
     plan = sample_variant(tmp_path, rollback={"flags": {"realtime-features": False, "websocket_simple": False, "health_simple": True}, "steps": [slow_step],
                                               "dry_run": False})  # the simulator alone would only journal the step
     faults = tmp_path / "faults.yaml"
@@ -100,12 +103,21 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
     assert "rollback.intent" in before_kinds and "rollback.outcome" not in before_kinds
 
     if restart_with == "runner":
+        release.touch()
         restart = warroom("run", "--headless", str(plan), "--speed", "max", "--until-done", timeout=60)
         assert restart.returncode == 5, restart.stdout + restart.stderr
     else:
-        # No engine is left: `rollback` starts one, which finishes the rollback first; the verb waits for it.
-        restart = warroom("rollback", str(plan), timeout=60)
+        # No engine is left: `rollback` starts one, which finishes the rollback first; the verb waits for
+        # it, also when its command is answered while the resumed runbook still runs (ROLLED BACK already).
+        verb = subprocess.Popen([*WARROOM, "rollback", str(plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL)
+        until("the engine took the rollback command", lambda: commands_taken(tmp_path / "state.sqlite"))
+        release.touch()
+        out, err = verb.communicate(timeout=60)
+        restart = subprocess.CompletedProcess(verb.args, verb.returncode, out, err)
+        assert "Traceback" not in restart.stderr, restart.stderr
         assert restart.returncode == 0 and "no engine drove this rollout: started one to roll back" in restart.stderr, restart.stderr
+        assert f"stop it with `warroom down {plan}`" in restart.stderr, restart.stderr  # the plan given, not the word PLAN
         resumed = [line for line in restart.stderr.splitlines() if "resuming an unfinished rollback left by" in line]
         assert len(resumed) == 1 and resumed[0].endswith("which is gone"), restart.stderr
         assert "rollback: step 1 Drain connections: ok" in restart.stderr, restart.stderr + restart.stdout  # its progress, as it goes
@@ -126,6 +138,15 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
     seqs = [e["seq"] for e in after]
     assert seqs == sorted(set(seqs))
     assert json.loads((tmp_path / "flags.json").read_text())["flags"]["realtime-features"]["enabled"] is False
+
+
+def commands_taken(state: Path) -> bool:
+    """Whether an engine has taken (or answered) a command sent to this state."""
+    db = sqlite3.connect(state)
+    try:
+        return db.execute("SELECT count(*) FROM commands WHERE status != 'queued'").fetchone()[0] > 0
+    finally:
+        db.close()
 
 
 def running_in_group(pgid: int) -> list[int]:
@@ -152,7 +173,7 @@ def test_verbs_from_a_script(tmp_path):
     # No stakeholder updates: the rollback's update, drafted a tick later, would land among the journal's newest lines.
     plan = sample_variant(tmp_path, automation={"step_up": "manual"}, updates=None)
     refused = warroom("step", str(plan))
-    assert refused.returncode == 6 and "no engine drives realtime-features: start one with `warroom up PLAN`" in refused.stderr
+    assert refused.returncode == 6 and f"no engine drives realtime-features: start one with `warroom up {plan}`" in refused.stderr
     assert warroom("up", str(plan), check=True).stdout.startswith("engine started: pid ")
     assert warroom("status", str(plan)).returncode == 0
     assert "stepped up to phase 1" in warroom("step", str(plan), check=True).stdout
@@ -204,10 +225,10 @@ def test_a_headless_runner_prints_what_verbs_from_other_terminals_do(tmp_path):
 def test_check_probes_every_query_and_flag(tmp_path):
     result = warroom("check", str(sample_variant(tmp_path)))
     assert result.returncode == 0, result.stdout
-    # 8 panes, the error rate's request count, and of the cohort queries all but the new cohort's
-    # error rate and p95 (nobody is on the new code before the first step); 3 flags and their store's
-    # writability; the state (none yet).
-    assert result.stdout.count("  ok ") == 8 + 1 + 6 + 3 + 1 + 1 and "check: all good" in result.stdout
+    # Its one source; 8 panes, the error rate's request count, and of the cohort queries all but the new
+    # cohort's error rate and p95 (nobody is on the new code before the first step); 3 flags and their
+    # store's writability; the state (none yet).
+    assert result.stdout.count("  ok ") == 1 + 8 + 1 + 6 + 3 + 1 + 1 and "check: all good" in result.stdout
     assert "state: " in result.stdout and "  ok   no rollout recorded here yet (the first engine creates it)\n" in result.stdout
     assert result.stdout.count("  WARN ") == 2 and result.stdout.count("nodata: no traffic in the new cohort") == 2
     # Guardrails in words and in their pane's unit: a threshold off by a unit is visible here.

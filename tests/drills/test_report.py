@@ -51,11 +51,19 @@ def test_markdown_report(drilled, tmp_path, capsys):
     assert "| 2 | User feedback from the 5% cohort reviewed | yes | responder@drill script |" in md
     assert "DRILL SCORE: Slow latency creep [latency-creep] — PASS" in md
     # Every action with who and why; detect and mitigate times; completion; the seeds' 48-hour rule.
-    assert "| +20s | step up | warroom (automatic) | nothing blocked it: soak held, gates green, required items ticked |" in md
+    assert "| +20s | step up | warroom (automatic) | phase 1 held its soak (20s), gates green, required items ticked (1/1) |" in md
+    assert "| +0s | step up | warroom (automatic) | the first step: nothing is held before phase 1 |" in md
     assert "| +41s | rollback | responder@drill script | p95 climbing steadily since phase 2 |" in md
     assert "| First response (time to detect) | rollback by responder@drill script after 5.0s |" in md
     assert "| Checklist | 2/2 required items ticked in the phases entered; 2/3 items in all |" in md
     assert "| Post-mortem due |" in md and "### Action items (owner, due date)" in md
+    # The timeline has the breach and the injected fault between the step and the rollback (issue 23).
+    timeline = md.split("## Timeline", 1)[1].split("## Follow-ups", 1)[0]
+    kinds = [row.split(" | ")[2] for row in timeline.splitlines() if row.startswith("| +")]
+    around = kinds[kinds.index("step.outcome", kinds.index("step.outcome") + 1):kinds.index("rollback.intent")]
+    assert "drill.fault" in around and "guardrail.breach" in around, kinds
+    # No shadow guardrail in the plan: no empty table for them, no line in the summary.
+    assert "Shadow guardrails" not in md
 
 
 def test_report_needs_a_journal(tmp_path, capsys):
@@ -98,6 +106,8 @@ async def test_report_of_a_production_launch_needs_no_plan_file_and_no_server(tm
     monkeypatch.chdir(tmp_path)  # its runbook really runs (it writes rollback-demo.log here)
     text = (resources.files("warroom.plan") / "demo.yaml").read_text()
     text = text.replace("environment: drill", "environment: production").replace("name: demo-realtime-features", "name: payments-v2")
+    # An alert-only guardrail on the same pane, slower than the rollback's window.
+    text = text.replace("guardrails:\n", "guardrails:\n  - {id: error-rate-warning, pane: error_rate, above: 0.005, for: 30s, action: alert}\n", 1)
     plan = tmp_path / "launch" / "plan.yaml"
     plan.parent.mkdir()
     plan.write_text(text)
@@ -117,7 +127,27 @@ async def test_report_of_a_production_launch_needs_no_plan_file_and_no_server(tm
     assert "| First response (time to detect) | rollback by warroom (automatic) after 10.0s |" in md
     assert "| +15s | rollback | warroom (automatic) | guardrail error-rate: error_rate 5.00% above 1.00% (held 10s) |" in md
     assert "| Checklist | 0/1 required items ticked in the phases entered; 1 not ticked; 0/2 items in all |" in md
+    assert "required items ticked" not in md.split("## Actions", 1)[1].split("## Checklist", 1)[0]  # none were
+    # The alert-only guardrail did not roll back: error-rate did, first.
+    alert = next(row for row in md.splitlines() if row.startswith("| error-rate-warning |"))
+    assert "rolled back" not in alert and "error-rate" in alert.split(" | ")[-1], alert
     assert "## Follow-ups" in md and "### Lessons learned" in md
     page = tmp_path / "pm.html"
     assert main(["report", "--state", str(db), "--format", "html", "-o", str(page)]) == 0
     assert "payments-v2" in page.read_text() and "<section id='actions'>" in page.read_text()
+
+
+async def test_a_drill_whose_rollback_was_stuck_says_where_its_charts_have_no_samples(tmp_path):
+    chromium = require_binary("chromium")
+    card, db, _ = await drill(tmp_path, "flag-service-down-during-rollback")
+    page = tmp_path / "pm.html"
+    assert main(["report", "--state", str(db), "--format", "html", "-o", str(page)]) == 0
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=60).stdout
+    overview = dom.split('<section id="charts">', 1)[1].split("</section>", 1)[0]
+    # The rollback retried for 40 s of drill time with no sample taken: the chart says so, it is
+    # not a line that simply stops.
+    assert overview.count("no samples") >= 8, overview[:2000]
+    summary = dom.split('<section id="summary">', 1)[1].split("</section>", 1)[0]
+    assert "drill time" in summary, summary  # virtual time: the times are the drill's clock, not the wall's

@@ -32,7 +32,7 @@ from warroom.reports.scorecard import compute, latest_score_card
 from warroom.store import open_store as Store
 from warroom.tui.app import WarroomApp
 from warroom.tui.screens.score_card import ScoreCardScreen
-from warroom.tui.widgets.phase_strip import PhaseStrip
+from warroom.tui.widgets.banner import Banner
 
 SAMPLE_PLAN = Path(__file__).resolve().parents[2] / "sample-config.yaml"
 T0 = 1_800_000_000.0
@@ -96,7 +96,7 @@ async def test_a_console_drill_gives_the_card_a_headless_drill_gives(tmp_path):
             await until_async("the first snapshot", lambda: app.snapshot is not None, pause=pilot.pause)
             await pilot.press("s", "tab", "enter")  # step up into phase 1: confirm in the dialog
             await until_async("phase 1", lambda: app.snapshot.phase is not None, pause=pilot.pause)
-            timing = app.query_one(PhaseStrip).render().plain
+            timing = app.query_one(Banner).shown("strip")
             assert "(30m → 30s in this drill)" in timing
             await until_async("the score card", lambda: isinstance(app.screen, ScoreCardScreen), pause=pilot.pause)
             shown = app.screen.card

@@ -280,7 +280,7 @@ def test_status_says_no_engine_and_exits_9_when_nothing_guards_a_live_launch(rol
     data = json.loads(r.verb("status", "--json").stdout)
     assert data["engine"]["alive"] is False and data["state"] == "RUNNING"
     step = r.verb("step")
-    assert step.returncode == 6 and "no engine drives race: start one with `warroom up PLAN`" in step.stderr
+    assert step.returncode == 6 and f"no engine drives race: start one with `warroom up {r.plan}`" in step.stderr
 
 
 def test_status_exits_9_when_the_engine_dies_with_the_first_step_up_in_flight(rollout, flags):

@@ -8,6 +8,7 @@ seeded simulator, an explicit actor, ticks driven by the test.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,8 @@ from tests.tui.conftest import START, Console, SteppedClock
 from warroom.plan.faults import Fault
 from warroom.plan.load import parse_plan
 from warroom.plan.model import Plan
+from warroom.tui import clock_text
+from warroom.tui.clock_text import engine_now
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 36), id="120x36"), pytest.param((200, 60), id="200x60")]
 TICKS = 8  # the demo enters phase 1 on the first tick; 8 s of history and soak
@@ -79,19 +82,24 @@ async def rolling_back(c: Console, pilot) -> None:
     await c.settle(pilot)
 
 
+def refusing_flag_api(tmp_path: Path, console, monkeypatch) -> tuple[Console, FlagService]:
+    """The demo on its launch flag alone, through a real loopback flag API that refuses to switch flags off."""
+    service = FlagService(FLAG_TOKEN).start()
+    service.refuse_disable = True
+    monkeypatch.setenv("WARROOM_TEST_FLAG_TOKEN", FLAG_TOKEN)
+    provider = {"provider": "http", "url": service.url, "token": "env:WARROOM_TEST_FLAG_TOKEN", "timeout": "1s"}
+    c = console(demo(tmp_path, flag_provider=provider, phases=one_flag_phases()), clock=SteppedClock(START))
+    c.cleanup.append(service.stop)
+    return c, service
+
+
 def scenario(name: str, tmp_path: Path, console, monkeypatch) -> tuple[Console, Before]:
     if name == "running":
         return console(demo(tmp_path)), nothing
     if name == "rollback_countdown":  # a dependency errs at 3% from 2 s into phase 1; the 10 s window is filling
         return console(faults=(Fault(metric="error_rate", phase=1, after=2, value=0.03, while_exposed=False),)), nothing
     if name == "rolling_back_flag_api_down":
-        service = FlagService(FLAG_TOKEN).start()
-        service.refuse_disable = True
-        monkeypatch.setenv("WARROOM_TEST_FLAG_TOKEN", FLAG_TOKEN)
-        provider = {"provider": "http", "url": service.url, "token": "env:WARROOM_TEST_FLAG_TOKEN", "timeout": "1s"}
-        c = console(demo(tmp_path, flag_provider=provider, phases=one_flag_phases()), clock=SteppedClock(START))
-        c.cleanup.append(service.stop)
-        return c, rolling_back
+        return refusing_flag_api(tmp_path, console, monkeypatch)[0], rolling_back
     if name == "rolled_back":
         return console(demo(tmp_path)), command(lambda c: lambda: c.engine.rollback(ALICE, "manual rollback from the console by alice"))
     if name == "paused":
@@ -133,6 +141,13 @@ def test_readonly(snap_compare, console, tmp_path, size):
 async def engine_gone(c: Console, pilot) -> None:
     assert c.host.stop()
     await c.until(pilot, lambda: c.app.snapshot.engine is not None and not c.app.snapshot.engine.alive)
+    # With no engine the ages follow the wall clock: held still 5 s after the last snapshot, so the
+    # picture is the same on every run (the ages moving on is test_watching's).
+    held = c.app.snapshot.wall + 5
+    c.cleanup.append(lambda: setattr(clock_text, "wall_clock", time.time))
+    clock_text.wall_clock = lambda: held
+    c.app.now = engine_now(c.app.snapshot)
+    await pilot.pause()
 
 
 @pytest.mark.parametrize("size", SIZES)

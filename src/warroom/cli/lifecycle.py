@@ -257,7 +257,7 @@ def start_for_rollback(plan: Plan, path: StateRef, client: EngineClient) -> bool
         return False
     if view.pid == started.process.pid:
         _warn(f"warroom: no engine drove this rollout: started one to roll back (pid {view.pid} on {view.host}, log {view.log}); "
-              "it keeps guarding: stop it with `warroom down PLAN`")
+              f"it keeps guarding: stop it with `warroom down {plan.path}`")
     else:
         _warn(f"warroom: no engine drove this rollout: started one to roll back; another started meanwhile drives "
               f"({view.holder}), and the one started here waits as its standby (log {started.log})")

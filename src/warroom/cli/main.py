@@ -13,9 +13,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from warroom.cli.check import cmd_check
 from warroom.client import Asked, EngineClient, ask_locally
 from warroom.core.exit_codes import Exit
 from warroom.core.identity import current_actor
@@ -26,16 +25,15 @@ from warroom.core.snapshot import JournalEntry, Snapshot, State
 from warroom.core.text import terminal_safe
 from warroom.core.units import format_duration, format_value, parse_duration
 from warroom.core.verbs import Verb
-from warroom.plan.demo import WORKDIR_PREFIX
-from warroom.plan.load import load_plan
-from warroom.plan.model import Plan
 from warroom.plan.yamlfile import PlanError
 from warroom.store import StoreError, open_store
 from warroom.store.base import StoreMissing, StoreUnwritable, process_started
 from warroom.store.paths import StateRef, default_state_path, state_path
 
-T = TypeVar("T")
+if TYPE_CHECKING:  # the plan's model (pydantic) is imported where a plan is loaded: never by a console attaching
+    from warroom.plan.model import Plan
 
+T = TypeVar("T")
 LOCAL = {v.value for v in COMMANDS}  # verbs that go to this host's engine over its local socket when the store cannot take them
 VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal",
          "engine", "up", "down", "secret", "simulate", "page", "update")
@@ -118,7 +116,7 @@ def cmd_run(plan: Plan, args: argparse.Namespace) -> int:
     return cmd_run_headless(plan, args)
 
 
-def _print_status(snap: Snapshot) -> None:
+def _print_status(snap: Snapshot, plan_path: str) -> None:
     phase = f"{snap.phase.index}/{snap.phase_count} {snap.phase.name}" if snap.phase else f"0/{snap.phase_count} (not started)"
     say(f"{snap.rollout} [{snap.environment.upper()}]  {snap.state.label}  phase {phase}")
     if snap.paused_reason and snap.state == State.PAUSED:
@@ -147,7 +145,7 @@ def _print_status(snap: Snapshot) -> None:
             say(f"          it answers on this host's local socket, but cannot renew its heartbeat: {engine.local}")
     else:
         age = f"; these numbers were published {format_duration(time.time() - snap.wall)} ago" if snap.wall else ""
-        say(f"  NO ENGINE — guardrails NOT enforced{age}. Start one: warroom up PLAN")
+        say(f"  NO ENGINE — guardrails NOT enforced{age}. Start one: warroom up {plan_path}")
 
 
 def cmd_status(plan: Plan, args: argparse.Namespace) -> int:
@@ -165,13 +163,15 @@ def cmd_status(plan: Plan, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(snap.to_json(), default=str, indent=2))
     else:
-        _print_status(snap)
+        _print_status(snap, str(plan.path))
     assert snap.engine is not None
     return Exit.of_status(snap, engine_alive=snap.engine.alive)
 
 
 def _newest_state() -> Path | None:
     """The state database written last: plans' and drills' in the state folder, the demo's in the temp folder."""
+    from warroom.plan.demo import WORKDIR_PREFIX
+
     folder = default_state_path("_").parent
     found = [*folder.glob("*.sqlite"), *folder.glob("drills/*/state.sqlite"),
              *Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*/*.sqlite")]
@@ -249,7 +249,7 @@ def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
             since = client.store.last_seq() if client is not None else 0
             if client is None or not client.engine(plan.poll_interval).alive:
                 if name is not Verb.ROLLBACK:
-                    print(f"warroom: no engine drives {plan.rollout.name}: start one with `warroom up PLAN` (or open the console)",
+                    print(f"warroom: no engine drives {plan.rollout.name}: start one with `warroom up {plan.path}` (or open the console)",
                           file=sys.stderr)
                     return Exit.REFUSED
                 from warroom.cli.lifecycle import start_for_rollback  # only here: a client verb never loads the engine otherwise
@@ -273,7 +273,7 @@ def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
             assert client is not None
             command = client.wait(command_id, _progress(name), since=since, on_away=_still_waiting(name))
         if not command.done:
-            print(f"warroom: the engine stopped before answering ({name} is {command.status}); see `warroom status PLAN`", file=sys.stderr)
+            print(f"warroom: the engine stopped before answering ({name} is {command.status}); see `warroom status {plan.path}`", file=sys.stderr)
             return Exit.PROBLEM
         if command.status != "done":
             print(f"warroom: {terminal_safe(command.message)}", file=sys.stderr)
@@ -376,27 +376,29 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--staging", action="store_true", help="use the plan's own sources and flag provider, not the simulator and a scratch flag file")
     _console_options(d)
     rp = verb("report", "write the post-mortem from the journal: phases, actions, breaches, rollback latency", demo=True)
-    rp.add_argument("--format", choices=("md", "html"), default="md")
+    rp.add_argument("--format", choices=("md", "html"), default="md",
+                    help="md: Markdown for the ticket; html: one self-contained page with the panes charted around each event (default: md)")
     rp.add_argument("-o", "--output", help="file to write (default: standard output)")
     s = verb("status", "print where the rollout stands (exit code = state)")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true",
+                   help="the whole snapshot (state, phase, panes, flags, engine) as one JSON object, for scripts; the exit code is the same")
     st = verb("step", "step up to the next phase")
     st.add_argument("--force", action="store_true", help="override soak, gates and checklist (needs --reason)")
-    st.add_argument("--reason", help="why (required with --force)")
+    st.add_argument("--reason", help="why, journaled with the step and shown on every console (required with --force)")
     st.add_argument("--from", dest="from_phase", type=_phase, default=None, metavar="PHASE",
                     help="step only if the rollout is still at this phase (default: the phase it is at as the verb starts)")
     pa = verb("pause", "pause automation and step-ups")
-    pa.add_argument("--reason")
+    pa.add_argument("--reason", help="why, journaled and shown on every console (default: paused by you)")
     verb("resume", "resume after a pause")
     rb = verb("rollback", "roll back now")
-    rb.add_argument("--reason")
+    rb.add_argument("--reason", help="why, journaled with the rollback and shown on every console (default: manual rollback by you)")
     verb("retry", "leave ROLLED BACK deliberately and start again at phase 0")
     t = verb("tick", "tick a checklist item of the current phase")
     t.add_argument("item", help="item id (1, 2, … or its `id`) or a unique part of its text")
     t.add_argument("--undo", action="store_true", help="untick instead")
     verb("ack", "acknowledge flag drift: accept the observed flags, let automation go on")
     j = verb("journal", "print the journal of PLAN, of the state database given with --state, or else of the newest one", demo=True)
-    j.add_argument("--json", action="store_true", help="one JSON object per line")
+    j.add_argument("--json", action="store_true", help="one JSON object per entry and line (seq, time, kind, message, actor, data)")
     j.add_argument("--limit", type=_count, default=0, help="only the newest N entries")
     # Imported here, not at the top: the console's start-up never pays for these verbs.
     from warroom.cli.page import add_page_parsers
@@ -420,10 +422,23 @@ def _console_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--theme", help="theme name (see themes/)")
 
 
+def _help() -> str:
+    """`warroom --help`: one usage, the console's options, then every verb in a line (each has its own --help)."""
+    import textwrap
+
+    console = _console_parser().format_help().rstrip()
+    verbs = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    lines = ["", "verbs (warroom VERB --help says more):"]
+    for choice in verbs._choices_actions:
+        lines += textwrap.wrap(choice.help or "", 78, initial_indent=f"  {choice.dest:<9} ", subsequent_indent=" " * 12)
+    codes = [f"  {code.value:>2}  {code.meaning}" for code in Exit]
+    return "\n".join([console, *lines, "", "exit codes:", *codes])
+
+
 def _console_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="warroom",
-        usage="warroom [PLAN] [--readonly] [--theme NAME] [--state DB] [--speed N]\n       warroom VERB …  (" + ", ".join(VERBS) + ")",
+        usage="warroom [PLAN] [--readonly] [--theme NAME] [--state DB] [--speed N]\n       warroom VERB [PLAN] [options]  (the verbs below; warroom VERB --help for each)",
         description="Open the console on PLAN, or on the built-in demo when no plan is given.",
     )
     p.add_argument("plan", nargs="?", help="the plan YAML file (none: the built-in demo)")
@@ -436,6 +451,8 @@ def _console_parser() -> argparse.ArgumentParser:
 def _plan_or_demo(path: str | None, state: str | None = None) -> Plan:
     """The plan; without one, the built-in demo (in the folder of `--state` when given: the demo engine's own)."""
     if path:
+        from warroom.plan.load import load_plan
+
         return load_plan(path)
     from warroom.plan.demo import demo_plan
 
@@ -476,6 +493,12 @@ def cmd_up(plan: Plan, args: argparse.Namespace) -> int:
 
 def cmd_down(plan: Plan, args: argparse.Namespace) -> int:
     from warroom.cli.lifecycle import cmd_down as run
+
+    return run(plan, args)
+
+
+def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
+    from warroom.cli.check import cmd_check as run
 
     return run(plan, args)
 
@@ -530,11 +553,15 @@ def main(argv: list[str] | None = None) -> int:
             args = _parser().parse_args(argv)
             return HANDLERS[args.verb](_plan_or_demo(args.plan, args.state), args)
         if argv and argv[0] in ("-h", "--help"):
-            _console_parser().print_help()
-            print()
-            _parser().print_help()
+            print(_help())
             return 0
         args = _console_parser().parse_args(argv)
+        if args.plan:
+            from warroom.tui.launch import attach  # its engine runs: the plan it saved, not the file parsed again
+
+            attached = attach(args.plan, args)
+            if attached is not None:
+                return attached
         plan = _plan_or_demo(args.plan, args.state)
         if _refused_fast_time(plan, args):
             return Exit.USAGE

@@ -1,9 +1,11 @@
 """The worst live condition of a launch, as one word: the console's banner and the status page say the same.
 
 Worst first: NO ENGINE · ROLLBACK IN 12s · ROLLING BACK attempt 3 · ROLLED BACK ·
-PAUSED · NO DATA · DRIFT · STEPPING UP · the state (RUNNING, PENDING, COMPLETE).
-NO ENGINE leads because with no engine nothing else on the screen will happen: no
-countdown fires, no rollback retries.
+PAUSED · SOURCE ERROR · NO DATA · DRIFT · STEPPING UP · the state (RUNNING, PENDING, COMPLETE).
+NO ENGINE leads while the launch is in flight (`Snapshot.in_flight`, what `warroom status`
+exits 9 for), because then nothing else on the screen will happen: no countdown fires, no rollback retries. Over a launch with nobody on the new
+code (PENDING, ROLLED BACK) an engine's absence is no alarm: `warroom status` says the
+state too, not NO ENGINE.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class Condition:
     word: str  # "ROLLBACK IN 12s": the banner's badge
     why: str  # one line of cause, beside it when there is room
     level: str  # bad | warn | ok | info: the badge's colour (and reverse video under NO_COLOR)
+    narrow: str = ""  # the badge at 80 columns, when `word` would crowd out the rollout's name
 
 
 def countdown(guard: GuardrailView, now: float) -> float:
@@ -57,6 +60,15 @@ def acting_guardrail(snap: Snapshot) -> GuardrailView | None:
     return min(pending, key=lambda g: (g.action is not GuardrailAction.ROLLBACK, (g.since or 0) + g.for_s), default=None)
 
 
+def source_down_text(snap: Snapshot) -> str:
+    """Each source that does not answer, once: `prom (127.0.0.1:9090): connection refused`."""
+    parts = []
+    for down in snap.sources_down:
+        cause = down.cause.replace(f" to {down.where}", "") if down.where else down.cause
+        parts.append(f"{down.name} ({down.where}): {cause}" if down.where else f"{down.name}: {cause}")
+    return "; ".join(parts)
+
+
 def no_data(snap: Snapshot) -> str:
     """What has no data now (panes, guardrails that hold on it, unreadable flags), or ""."""
     silent = [p for p in snap.panes if p.status.silent]
@@ -70,9 +82,9 @@ def no_data(snap: Snapshot) -> str:
 
 
 def worst_condition(snap: Snapshot, now: float, *, engine_alive: bool = True, rollback_requested: bool = False) -> Condition:
-    if not engine_alive:
-        return Condition("NO ENGINE — guardrails NOT enforced", "nothing watches the guardrails or acts on them", "bad")
-    guard = acting_guardrail(snap)
+    if not engine_alive and snap.in_flight:
+        return Condition("NO ENGINE — guardrails NOT enforced", "nothing watches the guardrails or acts on them", "bad", "NO ENGINE")
+    guard = acting_guardrail(snap) if engine_alive else None  # with no engine no countdown runs
     if guard is not None and guard.action is not GuardrailAction.ALERT and not snap.state.in_rollback:
         return Condition(f"{guard.action.upper()} IN {until_text(countdown(guard, now))}", guard_reading(guard), "bad")
     if snap.state == State.ROLLING_BACK:
@@ -86,6 +98,11 @@ def worst_condition(snap: Snapshot, now: float, *, engine_alive: bool = True, ro
         return Condition("ROLLED BACK", snap.rollback.reason if snap.rollback else "", "bad")
     if snap.state == State.PAUSED:
         return Condition("PAUSED", snap.paused_reason, "warn")
+    if not engine_alive:  # nobody on the new code, or the launch is over: said, not alarmed
+        why = "no engine: guardrails no longer enforced" if snap.state == State.COMPLETE else "no engine; nothing is exposed"
+        return Condition(snap.state.label, why, "warn" if snap.state == State.COMPLETE else "info")
+    if snap.sources_down:
+        return Condition("SOURCE ERROR", source_down_text(snap), "warn")
     missing = no_data(snap)
     if missing:
         return Condition("NO DATA", missing, "warn")

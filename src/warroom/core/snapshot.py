@@ -274,6 +274,15 @@ class UpdatesView:
 
 
 @dataclass(frozen=True)
+class SourceDownView:
+    """A metrics source that does not answer: said once for all its panes, with where and why."""
+
+    name: str
+    where: str  # host:port it is asked at; "" for a built-in source
+    cause: str  # its error: `cannot connect to 127.0.0.1:9090: connection refused`
+
+
+@dataclass(frozen=True)
 class Snapshot:
     rollout: str
     environment: str
@@ -305,6 +314,8 @@ class Snapshot:
     exposure: ExposureView | None = None  # None: the plan has no exposure check
     phase_exposures: tuple[str, ...] = ()  # each phase's exposure, short: "25%", "50%/100%"
     rollback: RollbackView | None = None  # the latest rollback, while ROLLING BACK or ROLLED BACK
+    launch_flags: tuple[str, ...] = ()  # the flags the phases move: what exposure is (a flag on throughout is not)
+    sources_down: tuple[SourceDownView, ...] = ()
     poll_interval: float = 0.0
     updates: UpdatesView | None = None  # None: the plan promises no stakeholder updates
     # For a screen that moves its clock between snapshots (and to tell how old a published
@@ -355,6 +366,8 @@ def _decode(kind: Any, value: Any) -> Any:
     if origin is tuple:
         args = typing.get_args(kind)
         if len(args) == 2 and args[1] is Ellipsis:
+            if _plain(args[0]):  # a pane's history: 240 numbers, eight panes, every snapshot a console reads
+                return tuple(value)
             return tuple(_decode(args[0], v) for v in value)
         return tuple(_decode(a, v) for a, v in zip(args, value, strict=True))
     if kind is FlagState:
@@ -364,6 +377,13 @@ def _decode(kind: Any, value: Any) -> Any:
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return kind(**{name: _decode(hint, value[name]) for name, hint in _fields(kind) if name in value})
     return value
+
+
+@functools.cache
+def _plain(kind: Any) -> bool:
+    """Whether JSON already gives values of `kind` as they are (numbers, strings, None)."""
+    union = typing.get_origin(kind) in (typing.Union, types.UnionType)
+    return all(k in (int, float, str, bool, type(None)) for k in (typing.get_args(kind) if union else (kind,)))
 
 
 @functools.cache

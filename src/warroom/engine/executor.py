@@ -88,6 +88,8 @@ class Executor:
 
     def _finished(self, action_id: str, task: asyncio.Task[str]) -> None:
         self.tasks.pop(action_id, None)
+        if not self.tasks and not task.cancelled():
+            self.publish()  # a console opening now must not read "an action is still in flight"
         if not task.cancelled():
             task.exception()  # a task nobody awaits (an automatic step up) reports through the journal
 

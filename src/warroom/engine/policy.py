@@ -52,14 +52,22 @@ class Policy:
     # ------------------------------------------------------------ the phases' flags
 
     @functools.cached_property
+    def launch_flags(self) -> tuple[str, ...]:
+        """The flags the phases move, which say how many users are on the new code. A flag every
+        phase sets the same way (a health check `on` throughout) says nothing about progress;
+        with a single phase every flag counts."""
+        phases = [{n: s.label() for n, s in self.target_flags(i + 1).items()} for i in range(len(self.plan.phases))]
+        if len(phases) < 2:
+            return tuple(self.plan.flag_names())
+        steady = {n for n, label in phases[0].items() if all(other.get(n) == label for other in phases)}
+        return tuple(n for n in self.plan.flag_names() if n not in steady)
+
+    @functools.cached_property
     def phase_labels(self) -> tuple[str, ...]:
-        """Each phase's exposure, short, for the phase strip (the plan's, so worked out once). A flag
-        every phase sets the same way (a health check `on` throughout) says nothing about
-        progress: `5% → 25%`, not `5%/100% → 25%/100%`."""
+        """Each phase's exposure, short, for the phase strip (the plan's, so worked out once), by
+        its launch flags: `5% → 25%`, not `5%/100% → 25%/100%`."""
         phases = [self.target_flags(i + 1) for i in range(len(self.plan.phases))]
-        labels = [{name: state.label() for name, state in flags.items()} for flags in phases]
-        steady = {name for name, label in labels[0].items() if all(other.get(name) == label for other in labels)} if len(phases) > 1 else set()
-        return tuple(short_exposure({n: s for n, s in flags.items() if n not in steady} or flags) for flags in phases)
+        return tuple(short_exposure({n: s for n, s in flags.items() if n in self.launch_flags} or flags) for flags in phases)
 
     def target_flags(self, phase: int) -> dict[str, FlagState]:
         return {name: flag_state(s) for name, s in self.plan.phases[phase - 1].flags.items()}
@@ -140,7 +148,8 @@ class Policy:
             out.append("an action is still in flight")
         if state.drift:
             out.append("flag drift not acknowledged")
-        if forced or out:
+        # Paused, what else holds the next step is still worth saying (resuming will not be enough).
+        if forced or (out and state.status != State.PAUSED):
             return out
         if state.phase >= 1:
             phase = self.plan.phases[state.phase - 1]

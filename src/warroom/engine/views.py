@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
 
 from warroom.core.flagstate import FlagState
 from warroom.core.journal_kinds import Kind
@@ -18,6 +19,7 @@ from warroom.core.snapshot import (
     RollbackView,
     RunbookStepView,
     Snapshot,
+    SourceDownView,
     State,
     UpdatesView,
 )
@@ -130,6 +132,15 @@ def rollback_view(plan: Plan, journal: Sequence[JournalEntry]) -> RollbackView |
     )
 
 
+def source_where(plan: Plan, name: str) -> str:
+    """host:port of a source's URL (never its credentials); "" for one without a URL."""
+    url = getattr(plan.sources.get(name), "url", None)
+    if not url:
+        return ""
+    parts = urlsplit(str(url))
+    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
+
+
 def flag_views(plan: Plan, state: RolloutState, flags: FlagReader) -> tuple[FlagView, ...]:
     """Each flag: what warroom set, what reads back, and drift (recorded, or seen now with nothing in flight)."""
     def drifting(name: str) -> bool:
@@ -186,6 +197,8 @@ def snapshot(plan: Plan, state: RolloutState, now: float, *, poller: Poller, gua
         clock_rate=clock_rate,
         exposure=policy.exposure_view,
         phase_exposures=policy.phase_labels,
+        launch_flags=policy.launch_flags,
+        sources_down=tuple(SourceDownView(name, source_where(plan, name), cause) for name, cause in poller.source_down.items()),
         rollback=rollback_view(plan, journal) if state.status.in_rollback else None,
         started_at=state.started_at,
         notes=(f"rolled back, but {exposure_label(not_done)} reads back: the rollback is not done; "

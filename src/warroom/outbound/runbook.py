@@ -153,8 +153,14 @@ async def run_step(step: RunStep | WebhookStep | HttpStep, context: dict[str, An
     `key` is its idempotency key (see the module text), sent with a webhook or HTTP step."""
     name = step_name(step)
     if dry_run:
-        what = " ".join(step.run) if isinstance(step, RunStep) else name
-        return StepResult(name, True, f"dry run: would {'run ' + what if isinstance(step, RunStep) else 'call ' + what}", dry_run=True)
+        # Its target, not its name again: the command, the request, or the webhook (its reference, never its URL).
+        if isinstance(step, RunStep):
+            what = "run " + " ".join(step.run)
+        elif isinstance(step, WebhookStep):
+            what = f"post to the webhook {step.webhook}"
+        else:
+            what = f"call {step.http.method} {step.http.url}"
+        return StepResult(name, True, secrets.redact(f"dry run: would {what}"), dry_run=True)
     try:
         if isinstance(step, RunStep):
             return await _run(step, started)

@@ -161,7 +161,10 @@ class Plan(Strict):
 
     # What the journal keeps of the plan for reports: never sources, flag provider, runbook
     # or notify targets, whose headers and URLs may carry credentials.
-    REPORTED: ClassVar[frozenset[str]] = frozenset({"rollout", "poll_interval", "panes", "guardrails", "phases", "automation", "exposure"})
+    # What the engine keeps of the plan in its store: what a report reads, and what a console attaching
+    # to the engine needs (its keys and theme), so neither parses the plan file again.
+    REPORTED: ClassVar[frozenset[str]] = frozenset({"rollout", "poll_interval", "panes", "guardrails", "phases", "automation",
+                                                    "exposure", "keys", "theme"})
 
     def journal_copy(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, include=set(self.REPORTED))

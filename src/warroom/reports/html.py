@@ -85,6 +85,7 @@ class Chart:
     title: str
     empty: str = ""  # why there is no chart
     gaps: tuple[tuple[float, float], ...] = ()  # (x, width) of spans without data
+    unsampled: tuple[tuple[float, float, str], ...] = ()  # (x, width, title) of spans with no sample taken at all
     lines: tuple[str, ...] = ()  # polyline points, one per run of data
     threshold: tuple[float, str] | None = None  # (y, label)
     marks: tuple[Mark, ...] = ()
@@ -146,8 +147,13 @@ def chart(r: Report, pane: Pane, start: float, end: float, threshold: float | No
     def y(v: float) -> float:
         return G.top + (hi - v) / (hi - lo) * G.inner_h
 
-    # No data is drawn as a grey band, never as a line through the gap.
+    # No data is drawn as a grey band, never as a line through the gap; no sample at all (the
+    # engine took none: stopped, or a drill waiting on a flag write) is a band that says so.
     gaps = tuple((x(t0), max(1.0, x(t1) - x(t0))) for (t0, v0), (t1, _) in pairwise(points) if v0 is None)
+    edges = [start, *(t for t, _ in points), end]
+    longest = max(2 * r.plan.poll_interval, 2 * span / G.inner_w)  # farther apart than two polls (or two pixels)
+    unsampled = tuple((x(t0), x(t1) - x(t0), f"no samples from {r.offset(t0)} to {r.offset(t1)}")
+                      for t0, t1 in pairwise(edges) if t1 - t0 > longest)
     runs: list[list[str]] = [[]]
     for t, v in points:
         if v is None:
@@ -155,7 +161,7 @@ def chart(r: Report, pane: Pane, start: float, end: float, threshold: float | No
         else:
             runs[-1].append(f"{x(t):.1f},{y(v):.1f}")
     return Chart(
-        pane.title, gaps=gaps, lines=tuple(" ".join(run) for run in runs if run),
+        pane.title, gaps=gaps, unsampled=unsampled, lines=tuple(" ".join(run) for run in runs if run),
         threshold=None if threshold is None else (y(threshold), format_value(threshold, pane.unit)),
         marks=tuple(Mark(x(ts), MARK_COLOURS.get(kind, "#374151"), title) for ts, kind, title in marks if start <= ts <= end),
         hi=format_value(hi, pane.unit), lo=format_value(lo, pane.unit), left=r.offset(start), right=r.offset(end))
@@ -242,7 +248,8 @@ def html(r: Report) -> Iterator[str]:
         "rollbacks": [{"started": r.offset(run.intent.ts), "actor": run.intent.actor, "reason": run.intent.data.get("reason", ""),
                        "latency": secs(run.latency), "attempts": run.attempts, "steps": [s.message for s in run.steps]}
                       for run in r.rollbacks],
-        "actions": ([r.offset(e.ts), DECISIONS[e.kind], e.actor, action_why(e), e.message] for e in r.actions()),
+        "actions": ([r.offset(e.ts), DECISIONS[e.kind], e.actor, action_why(e, r), e.message] for e in r.actions()),
+        "has_shadows": r.has_shadows,
         "checklist": [{"phase": c.phase, "text": c.text, "required": c.required, "ticked_by": c.ticked_by,
                        "when": r.offset(c.at) if c.at else ""} for c in r.checklist],
         "overview": overview,

@@ -58,8 +58,9 @@ def _lines(r: Report) -> Iterator[str]:
     yield from _table(["guardrail", "started", "value", "threshold", "for", "query", "outcome"],
                       ([b.guardrail, r.offset(b.since), *breach_numbers(b, plan), format_duration(b.for_s),
                         Md(markdown_code(b.query)), b.outcome] for b in r.breaches()))
-    yield from ["## Shadow guardrails", "", "Judged like the others, journaled, never acted on: what each would have done.", ""]
-    yield from _table(SHADOW_HEAD, shadow_rows(r))
+    if r.has_shadows:
+        yield from ["## Shadow guardrails", "", "Judged like the others, journaled, never acted on: what each would have done.", ""]
+        yield from _table(SHADOW_HEAD, shadow_rows(r))
     yield from ["## Rollbacks", ""]
     for run in r.rollbacks:
         yield f"- {r.offset(run.intent.ts)} by **{markdown_safe(run.intent.actor)}**: {markdown_safe(run.intent.data.get('reason', ''))}"
@@ -67,7 +68,7 @@ def _lines(r: Report) -> Iterator[str]:
         yield from (f"  - runbook: {markdown_safe(s.message)}" for s in run.steps)
     yield from ["", "## Actions", ""]
     yield from _table(["when", "action", "who", "why", "journal"],
-                      ([r.offset(e.ts), DECISIONS[e.kind], e.actor, action_why(e), e.message] for e in r.actions()))
+                      ([r.offset(e.ts), DECISIONS[e.kind], e.actor, action_why(e, r), e.message] for e in r.actions()))
     yield from ["## Checklist", ""]
     yield from _table(["phase", "item", "required", "ticked by", "when"],
                       ([str(c.phase), c.text, "yes" if c.required else "", c.ticked_by or (Md("**not ticked**") if c.required else ""),

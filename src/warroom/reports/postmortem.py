@@ -29,6 +29,8 @@ EVENT_CHARTS = 40  # events charted; a long launch's others are in the timeline
 POSTMORTEM_DUE = 48 * 3600.0  # the seeds' rule: a post-mortem within 48 hours of the launch
 FOLLOW_UPS = ("What went well", "What went wrong", "Lessons learned", "Action items (owner, due date)")
 TIMELINE_KINDS = set(DECISIONS) | {
+    # What led to a decision is in the timeline too: the breach, its clearing, a drill's injected fault.
+    Kind.GUARDRAIL_BREACH, Kind.GUARDRAIL_CLEAR, Kind.DRILL_FAULT,
     Kind.STEP_OUTCOME, Kind.ROLLBACK_CONFIRMED, Kind.ROLLBACK_STEP, Kind.ROLLBACK_OUTCOME, Kind.ROLLBACK_ATTEMPT, Kind.STEP_ATTEMPT,
     Kind.GUARDRAIL_ALERT, Kind.GUARDRAIL_FIRED, Kind.DRIFT_DETECTED, Kind.CHECKLIST_TICK, Kind.CHECKLIST_UNTICK,
     Kind.SOURCE_ERROR, Kind.SOURCE_RECOVERED, Kind.DRILL_START, Kind.DRILL_SCORE, Kind.NOTIFY_FAILED, Kind.NOTIFY_DROPPED,
@@ -135,6 +137,12 @@ class Report:
     incident: Incident | None = None
     events: list[Event] = field(default_factory=list)  # the first EVENT_CHARTS, in time order
     event_count: int = 0
+    virtual_time: bool = False  # a drill run on a virtual clock: its times are the drill's, not the wall's
+
+    @property
+    def has_shadows(self) -> bool:
+        """Whether the plan judges any guardrail in shadow (else the report has nothing to say of them)."""
+        return self.shadow_count > 0 or any(g.mode == "shadow" for g in self.plan.guardrails)
 
     def offset(self, ts: float) -> str:
         return f"+{format_duration(ts - self.start)}"
@@ -222,10 +230,15 @@ class _Spells:
         return self._ready()
 
     def _settle(self, spell: _Spell, cleared: float | None) -> str:
-        """A spell that no action came of: a human may have acted before the window was met."""
-        b, human = spell.row, spell.response
-        if human is not None and (cleared is None or human.ts <= cleared):
-            return f"{'rolled back' if human.kind == 'rollback.intent' else 'paused'} by {human.actor} after {format_duration(human.ts - b.since)}"
+        """A spell that no action came of: a human may have acted before the window was met, or
+        another guardrail's action came first (which this one's row must not claim as its own)."""
+        b, response = spell.row, spell.response
+        if response is not None and (cleared is None or response.ts <= cleared):
+            after = format_duration(response.ts - b.since)
+            other = (response.data.get("cause") or {}).get("guardrail")
+            if (response.data.get("actor") or {}).get("automatic") and other and other != b.guardrail:
+                return f"{other}'s {DECISIONS[response.kind]} came first, after {after}"
+            return f"{'rolled back' if response.kind == 'rollback.intent' else 'paused'} by {response.actor} after {after}"
         if cleared is not None:
             return f"cleared after {format_duration(cleared - b.since)} (under the window)"
         return "still breaching at the end"
@@ -366,6 +379,8 @@ def build_report(plan: Plan, store: Store) -> Report:
     report.incident = first_incident(sorted(([reader.alarm] if reader.alarm else []) + reader.responses, key=lambda e: e.seq))
     report.events = [event for _, _, event in sorted(reader.events, reverse=True)]
     report.event_count = reader.event_count
+    stored = store.snapshot()
+    report.virtual_time = stored is not None and stored.body.get("clock_rate") == 0
     return report
 
 
@@ -406,10 +421,14 @@ def summary(r: Report) -> list[tuple[str, str]]:
         ("Rollout", r.plan.rollout.name),
         ("Environment", r.plan.rollout.environment.upper()),
         ("Journal", f"{utc(r.start)} → {utc(r.end)} ({format_duration(r.end - r.start)})"),
+        *([("Clock", "drill time: a virtual clock run at full speed, so the times after the start are the drill's "
+                     "own, ahead of the wall clock; the engine takes no sample while it waits on a flag write")]
+          if r.virtual_time else []),
         ("Final state", r.final_state),
         ("Phases entered", ", ".join(f"{p.index} {p.name}" for p in r.phases) or "none"),
         ("Guardrail breaches", str(r.breach_count)),
-        ("Shadow guardrails", f"{r.shadow_count} time(s) one would have acted (mode: shadow: journaled, never acted)"),
+        *([("Shadow guardrails", f"{r.shadow_count} time(s) one would have acted (mode: shadow: journaled, never acted)")]
+          if r.has_shadows else []),
         ("Rollbacks", f"{len(r.rollbacks)}" + (f" (intent → flags confirmed off: {', '.join(secs(x) for x in latencies)})" if latencies else "")),
         *_incident_rows(r),
         ("Checklist", _checklist_completion(r)),
@@ -427,6 +446,20 @@ def _incident_rows(r: Report) -> list[tuple[str, str]]:
             ("Flags confirmed off (time to mitigate)", "never" if i.mitigate is None else f"{secs(i.mitigate)} after the first bad sample")]
 
 
+def _step_why(e: JournalEntry, r: Report) -> str:
+    left = int(e.data.get("from_phase") or 0)
+    if left < 1:
+        return "the first step: nothing is held before phase 1"
+    soaked = e.data.get("soaked")
+    parts = [f"phase {left} held its soak" + (f" ({format_duration(soaked)})" if soaked is not None else "")]
+    gates = e.data.get("gates") or []
+    parts.append("gates green" if gates else "no gates")
+    required = [c for c in r.checklist if c.phase == left and c.required]
+    ticked = sum(1 for c in required if c.at is not None and c.at <= e.ts)
+    parts.append(f"required items ticked ({ticked}/{len(required)})" if required else "no required items")
+    return ", ".join(parts)
+
+
 def _checklist_completion(r: Report) -> str:
     required = [c for c in r.checklist if c.required]
     missing = sum(1 for c in required if not c.ticked_by)
@@ -434,13 +467,14 @@ def _checklist_completion(r: Report) -> str:
             + (f"; {missing} not ticked" if missing else "") + f"; {sum(1 for c in r.checklist if c.ticked_by)}/{len(r.checklist)} items in all")
 
 
-def action_why(e: JournalEntry) -> str:
-    """Why someone (or automation) acted: the reason given, else the guardrail's numbers."""
+def action_why(e: JournalEntry, r: Report) -> str:
+    """Why someone (or automation) acted: the reason given, else the guardrail's numbers; a step
+    up, by what it left behind (the soak held, its gates, the required items ticked by then)."""
     reason = str(e.data.get("reason") or "") or why(e)
     if reason:
         return reason
     if e.kind == Kind.STEP_INTENT:
-        return "nothing blocked it: soak held, gates green, required items ticked"
+        return _step_why(e, r)
     if e.kind == Kind.ROLLOUT_COMPLETE:
         return "the last phase held its soak with gates green"
     return "—"

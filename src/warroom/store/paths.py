@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from pydantic import ValidationError
-
-from warroom.plan.state import DATABASE_URL, PostgresState
-from warroom.plan.yamlfile import PlanError, Problem
+from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
     from warroom.plan.model import Plan
+    from warroom.plan.state import PostgresState
 
-# Where a rollout's store is: an SQLite file, or its rows in a PostgreSQL database.
-StateRef = Path | PostgresState
+# Where a rollout's store is: an SQLite file, or its rows in a PostgreSQL database. (The plan's
+# model is imported only where a plan is at hand: a console attaching to its engine never needs it.)
+StateRef: TypeAlias = "Path | PostgresState"
 
 
 def default_state_path(rollout_name: str) -> Path:
@@ -29,6 +26,11 @@ def state_path(plan: Plan, override: str | Path | PostgresState | None = None) -
 
     A `--state postgresql://…` keeps the plan's password and TLS options when the plan's
     state is on PostgreSQL too (the engine `up` starts gets the URL, not the secret)."""
+    from pydantic import ValidationError
+
+    from warroom.plan.state import DATABASE_URL, PostgresState
+    from warroom.plan.yamlfile import PlanError, Problem
+
     name = plan.rollout.name
     if isinstance(override, PostgresState):
         return override
@@ -51,7 +53,7 @@ def state_path(plan: Plan, override: str | Path | PostgresState | None = None) -
 def engine_log_path(state: StateRef) -> Path:
     """The engine's log, next to its state: `launch.sqlite` → `launch.engine.log`; for a
     database, in the user state dir under the rollout's name (each host its own)."""
-    if isinstance(state, PostgresState):
+    if not isinstance(state, Path):  # a database: no folder of its own
         state = default_state_path(state.rollout or "rollout")
     return state.with_name((state.stem if state.suffix in (".sqlite", ".db") else state.name) + ".engine.log")
 
@@ -67,4 +69,4 @@ def update_archive_path(plan: Plan, state: StateRef) -> Path:
 
 def state_argument(state: StateRef) -> str:
     """How `--state` names it on an engine's command line (never a secret: the URL has none)."""
-    return state.url if isinstance(state, PostgresState) else str(state.resolve())
+    return str(state.resolve()) if isinstance(state, Path) else state.url

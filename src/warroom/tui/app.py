@@ -16,9 +16,8 @@ import select
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -31,37 +30,34 @@ from textual.screen import ModalScreen, Screen
 from warroom.client import Asked, EngineClient
 from warroom.core.secrets import redact
 from warroom.core.snapshot import Snapshot, State
-from warroom.core.statuses import PaneStatus
 from warroom.core.text import terminal_safe
 from warroom.core.verbs import Verb
-from warroom.reports.scorecard import ScoreCard
 from warroom.store.base import StoreUnwritable
-from warroom.tui.clock_text import engine_now
+from warroom.tui import clock_text
+from warroom.tui.clock_text import clock_rate, engine_now
 from warroom.tui.keymap import ACTIONS, BY_ID, ConsoleAction, availability, bindings
 from warroom.tui.palette import WarroomCommands
 from warroom.tui.safe_text import SnapshotCleaner
-from warroom.tui.screens.confirm import ConfirmDialog
-from warroom.tui.screens.force_reason import ForceReason
-from warroom.tui.screens.help import HelpRow, HelpScreen
-from warroom.tui.screens.score_card import ScoreCardScreen
-from warroom.tui.screens.step_dialog import FORCE, STEP, StepDialog
-from warroom.tui.screens.zoom import ZoomScreen
 from warroom.tui.sending import Sending, in_daemon_thread
-from warroom.tui.themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
+from warroom.tui.themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes, theme_problem
 from warroom.tui.widgets.banner import Banner
 from warroom.tui.widgets.checklist import Checklist
 from warroom.tui.widgets.keys_bar import KeyHint, KeysBar
 from warroom.tui.widgets.lower_area import LowerArea
-from warroom.tui.widgets.metric_pane import MetricPane
+from warroom.tui.widgets.metric_pane import MetricPane, alarm_rank
 from warroom.tui.widgets.notice_bar import Notice, NoticeBar
 from warroom.tui.widgets.panes_grid import PanesGrid
 from warroom.tui.widgets.status_line import StatusLine
 
+if TYPE_CHECKING:
+    from warroom.reports.scorecard import ScoreCard
+
+# Dialogs and screens are imported when first opened (`from warroom.tui.screens… import` in the
+# action): the first frame, which a console opened in a hurry waits for, never pays for them.
+
 T = TypeVar("T")
 LEAVE_GRACE = 2.0  # seconds Textual's teardown gets before the process ends regardless
 NOTICE_SECONDS = {"information": 5.0, "warning": 8.0, "error": 10.0}
-# Which pane `z` zooms when none is focused: the most alarming.
-PANE_ALARM = {PaneStatus.BREACH: 0, PaneStatus.NODATA: 1, PaneStatus.STALE: 2, PaneStatus.WARN: 3, PaneStatus.OK: 4}
 
 
 def terminal_gone(fd: int) -> bool:
@@ -83,6 +79,10 @@ class SnapshotArrived(Message):
 def _breakpoint(size: int, breakpoints: list[tuple[int, str]]) -> str | None:
     """The class Textual's Screen gives this size: the largest breakpoint it reaches."""
     return next((name for at, name in sorted(breakpoints, reverse=True) if size >= at), None)
+
+
+class ConsoleScreen(Screen[None]):
+    AUTO_FOCUS = "Checklist"  # focused as the screen is built: focusing it after restyles the screen once more
 
 
 class WarroomApp(App[int]):
@@ -113,6 +113,7 @@ class WarroomApp(App[int]):
         handle_signals: bool = False,
         engine_ends_with_console: bool = False,
         start_engine: Callable[[], str] | None = None,
+        plan_file: str = "PLAN",
     ) -> None:
         super().__init__()
         self.client = client
@@ -125,9 +126,11 @@ class WarroomApp(App[int]):
         # With no engine alive, `R` starts one first (as `warroom rollback` does); "" when it did,
         # else why not. None: this console cannot start one (the plan is not at hand).
         self.start_engine = start_engine
+        self.plan_file = plan_file  # as the user named it, for the commands a notice suggests
         self.sending = Sending(client, self.notify, self.call_from_thread)
         self.theme_names: list[str] = []
         self._latest: Snapshot | None = None
+        self._shown_first: Snapshot | None = None
         self._clean = SnapshotCleaner()
         self._snapshot_at = self._clock_moved_at = 0.0  # wall times: the newest snapshot, the clock's last move
         self._lock = threading.Lock()
@@ -139,6 +142,8 @@ class WarroomApp(App[int]):
         # A drill's score card: shown once when it is journaled while this console is open.
         self.score_card: ScoreCard | None = None
         self._score_seq: int | None = None
+        self._asked: dict[str, bool] = {}  # checklist items toggled, as asked, until a snapshot shows it
+        self._asked_phase: int | None = None
         # Themes before the screen: picking one after mount re-parses and re-applies all
         # CSS (≈ 120 ms of start-up here); before, the first styling already uses it.
         self._theme_problems = self._load_themes()
@@ -146,8 +151,14 @@ class WarroomApp(App[int]):
     # ------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
+        # A snapshot read before the screen opened (launch.py) is the first frame's: applied before
+        # the widgets are built, they are born with it, panes included, and lay out once.
+        with self._lock:
+            first, self._latest = self._latest, None
+        if first is not None:
+            self._apply(first)
         yield Banner().data_bind(WarroomApp.snapshot, WarroomApp.now, WarroomApp.rollback_requested, WarroomApp.engine_alive)
-        yield PanesGrid().data_bind(WarroomApp.snapshot, WarroomApp.now)
+        yield PanesGrid(self.snapshot).data_bind(WarroomApp.snapshot, WarroomApp.now)
         yield LowerArea().data_bind(WarroomApp.snapshot, WarroomApp.retry_key)
         yield NoticeBar()
         yield StatusLine().data_bind(WarroomApp.snapshot, WarroomApp.retry_key)
@@ -158,7 +169,7 @@ class WarroomApp(App[int]):
         # otherwise add them and restyle every widget once more before the first frame.
         width, height = self.size
         classes = [_breakpoint(width, self.HORIZONTAL_BREAKPOINTS), _breakpoint(height, self.VERTICAL_BREAKPOINTS)]
-        return Screen(id="_default", classes=" ".join(c for c in classes if c))
+        return ConsoleScreen(id="_default", classes=" ".join(c for c in classes if c))
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return VARIABLE_DEFAULTS
@@ -175,7 +186,6 @@ class WarroomApp(App[int]):
             self.set_interval(0.5, self._leave_if_terminal_gone)
         # The clock moves each second whatever the poll interval (a quarter second's look).
         self.set_interval(0.25, self._second)
-        self.query_one(Checklist).focus()
         self._refresh_keys()
         self._screen_loop = asyncio.get_running_loop()
         with self._lock:
@@ -183,6 +193,8 @@ class WarroomApp(App[int]):
             held, self._held = self._held, []
         for message in held:
             self.post_message(message)
+        # At mount, not after the first refresh: a screen with nothing to repaint never ran that
+        # callback, and a console on PostgreSQL showed no snapshot until a key was pressed.
         threading.Thread(target=self._watch, name="warroom-watch", daemon=True).start()
 
     def on_unmount(self) -> None:
@@ -193,14 +205,15 @@ class WarroomApp(App[int]):
         then the snapshot moves it, with everything else, in one frame (half the repaints
         over SSH with a 1 s poll). A late snapshot (a frozen engine) does not hold it back."""
         snap = self.snapshot
-        if snap is None or not snap.clock_rate:  # virtual time moves only when the engine is driven
+        rate = clock_rate(snap) if snap is not None else 0.0
+        if snap is None or not rate:  # virtual time moves only when the engine is driven
             return
-        now, wall = engine_now(snap), time.time()
+        now, wall = engine_now(snap), clock_text.wall_clock()
         # Fast time (a rehearsal at 20x) changes its second at every look: once a second is enough.
-        if int(now) == int(self.now) or (snap.clock_rate > 1 and wall - self._clock_moved_at < 0.9):
+        if int(now) == int(self.now) or (rate > 1 and wall - self._clock_moved_at < 0.9):
             return
-        due = self._snapshot_at + snap.poll_interval / snap.clock_rate
-        if 0 <= due - wall < 0.3:
+        due = self._snapshot_at + snap.poll_interval / rate
+        if snap.automation and 0 <= due - wall < 0.3:
             return
         self._clock_moved_at = wall
         self.now = now
@@ -226,7 +239,7 @@ class WarroomApp(App[int]):
 
     def _load_themes(self) -> list[str]:
         """Register the theme files and pick the wanted theme; the problems, to show on mount."""
-        themes, problems = load_themes()
+        themes, problems = load_themes(validate=False)  # each is checked when picked: the first frame checks one
         for theme in themes:
             self.register_theme(theme)
         self.theme_names = [t.name for t in themes]
@@ -235,6 +248,11 @@ class WarroomApp(App[int]):
         if wanted not in self.available_themes:
             if self.wanted_theme:
                 problems.append(f"unknown theme {wanted!r}; themes: {', '.join(self.theme_names)}")
+            wanted = DEFAULT_THEME
+        problem = theme_problem(self.available_themes[wanted]) if wanted in self.available_themes else None
+        if problem:
+            problems.append(f"theme skipped: {problem}")
+            self.theme_names.remove(wanted)
             wanted = DEFAULT_THEME
         if wanted in self.available_themes:
             self.theme = wanted
@@ -287,6 +305,8 @@ class WarroomApp(App[int]):
 
     def show(self, snap: Snapshot) -> None:
         """Any thread: the newest snapshot to show; at most one message waits for the screen."""
+        if self._shown_first is None:
+            self._shown_first = snap  # the watcher starts from it instead of reading it again
         with self._lock:
             waiting = self._latest is not None
             self._latest = snap
@@ -297,7 +317,9 @@ class WarroomApp(App[int]):
         """Worker thread: wait on the store; on a change read the snapshot, and every second look
         whether the engine is still alive (an engine that died publishes nothing more)."""
         waiter = self.client.watch()
-        last: Snapshot | None = None
+        last: Snapshot | None = self._shown_first
+        if last is not None:
+            self.client.news()  # what the first frame shows is not news
         cut_off = False  # the store could not be read (a database away): said once, tried again every second
         try:
             while not self._unwatch.is_set():
@@ -330,11 +352,14 @@ class WarroomApp(App[int]):
     def on_snapshot_arrived(self, _: SnapshotArrived) -> None:
         with self._lock:
             snap, self._latest = self._latest, None
-        if snap is None:
-            return
+        if snap is not None:
+            self._apply(snap)
+
+    def _apply(self, snap: Snapshot) -> None:
         snap = self._clean(snap)  # outside text made terminal-safe once, for every widget and dialog
-        self._snapshot_at = self._clock_moved_at = time.time()
+        self._snapshot_at = self._clock_moved_at = clock_text.wall_clock()
         self.engine_alive = snap.automation
+        self._forget_answered_toggles(snap)
         self.snapshot = snap
         self.now = engine_now(snap)
         if snap.state.in_rollback:
@@ -342,9 +367,19 @@ class WarroomApp(App[int]):
         self._refresh_keys()
         self._show_new_score_card(snap)
 
+    def _forget_answered_toggles(self, snap: Snapshot) -> None:
+        phase = snap.phase.index if snap.phase else None
+        if phase != self._asked_phase:
+            self._asked, self._asked_phase = {}, phase
+        for item in snap.phase.checklist if snap.phase else ():
+            if self._asked.get(item.id) == item.ticked:
+                del self._asked[item.id]
+
     def _show_new_score_card(self, snap: Snapshot) -> None:
         scores = [e for e in snap.journal if e.kind == "drill.score"]  # newest first
         newest = scores[0].seq if scores else 0
+        if scores:
+            from warroom.reports.scorecard import ScoreCard
         if self._score_seq is None:
             # A card already in the journal when the console opened is not news (a past drill).
             self._score_seq = newest
@@ -353,6 +388,8 @@ class WarroomApp(App[int]):
         if newest > self._score_seq:
             self._score_seq = newest
             self.score_card = ScoreCard.from_json(scores[0].data["card"])
+            from warroom.tui.screens.score_card import ScoreCardScreen
+
             self.push_screen(ScoreCardScreen(self.score_card))
 
     # ------------------------------------------------------------ screen → engine
@@ -401,11 +438,11 @@ class WarroomApp(App[int]):
         """No engine is alive: nothing would run a command. A rollback starts one first (rolling
         back is never refused for want of an engine); anything else is refused at once."""
         if verb is not Verb.ROLLBACK:
-            self.notify("no engine drives this rollout: nothing would run it; start one with `warroom up PLAN`",
+            self.notify(f"no engine drives this rollout: nothing would run it; start one with `warroom up {self.plan_file}`",
                         title=f"{label}: refused", severity="error")
             return False
         if self.start_engine is None:
-            self.notify("no engine drives this rollout: roll back from a shell with `warroom rollback PLAN` (it starts one)",
+            self.notify(f"no engine drives this rollout: roll back from a shell with `warroom rollback {self.plan_file}` (it starts one)",
                         title=f"{label}: not sent", severity="error")
             return False
         self.notify("no engine drives this rollout: starting one to roll back", title=label, severity="warning")
@@ -428,6 +465,9 @@ class WarroomApp(App[int]):
         self.run_worker(self.run_action(action.action, namespace), group="palette")
 
     def action_step_up(self) -> None:
+        from warroom.tui.screens.force_reason import ForceReason
+        from warroom.tui.screens.step_dialog import FORCE, STEP, StepDialog
+
         snap = self.snapshot
         if snap is None:
             self.notify("waiting for the first reading from the engine", severity="warning")
@@ -468,6 +508,8 @@ class WarroomApp(App[int]):
         self.send("roll back", Verb.ROLLBACK, reason=f"manual rollback from the console by {self.actor.user}")
 
     def action_retry(self) -> None:
+        from warroom.tui.screens.confirm import ConfirmDialog
+
         snap = self.snapshot
         if snap is None or snap.readonly or snap.state != State.ROLLED_BACK or snap.action is not None:
             self.send("retry", Verb.RETRY)  # the engine says why not
@@ -487,22 +529,31 @@ class WarroomApp(App[int]):
 
     def on_checklist_toggle(self, message: Checklist.Toggle) -> None:
         item = message.item
+        # Toggled again before the engine's answer shows: the opposite of what was last asked,
+        # not of the snapshot still on screen (key repeat would otherwise untick twice).
+        shown = self.snapshot.phase.checklist if self.snapshot and self.snapshot.phase else ()
+        ticked = self._asked.get(item.id, next((i.ticked for i in shown if i.id == item.id), item.ticked))
+        self._asked[item.id] = not ticked
         # Routine: the journal line says it; no notice (eleven ticks are not eleven pop-ups).
-        self.send("checklist", Verb.TICK, quiet=True, item=item.id, undo=item.ticked)
+        self.send("checklist", Verb.TICK, quiet=True, item=item.id, undo=ticked)
 
     def action_ack_drift(self) -> None:
         self.send("acknowledge drift", Verb.ACK)
 
     def action_help(self) -> None:
+        from warroom.tui.screens.help import HelpRow, HelpScreen
+
         rows = []
         for action in ACTIONS:
             if action.keys:
                 state = availability(action, self.snapshot)
                 note = "" if state.enabled else state.reason
-                rows.append(HelpRow(self.key_for(action.id), action.id, action.does, note))
+                rows.append(HelpRow(self.key_for(action.id), action.id, action.does, note, action.title))
         self.push_screen(HelpScreen(rows))
 
     def action_zoom(self) -> None:
+        from warroom.tui.screens.zoom import ZoomScreen
+
         snap = self.snapshot
         if snap is None or not snap.panes:
             return
@@ -510,26 +561,37 @@ class WarroomApp(App[int]):
         if isinstance(focused, MetricPane) and focused.pane is not None:
             pane_id = focused.pane.id
         else:
-            pane_id = min(snap.panes, key=lambda p: PANE_ALARM.get(p.status, 9)).id
+            pane_id = min(snap.panes, key=alarm_rank).id
         self.push_screen(ZoomScreen(pane_id))
 
     def on_metric_pane_zoom(self, message: MetricPane.Zoom) -> None:
+        from warroom.tui.screens.zoom import ZoomScreen
+
         self.push_screen(ZoomScreen(message.pane_id))
 
     def action_score_card(self) -> None:
         if self.score_card is None:
             self.notify("no drill has been scored in this journal yet", severity="warning")
         else:
+            from warroom.tui.screens.score_card import ScoreCardScreen
+
             self.push_screen(ScoreCardScreen(self.score_card))
 
     def action_cycle_theme(self) -> None:
-        if not self.theme_names:
-            return
         index = self.theme_names.index(self.theme) + 1 if self.theme in self.theme_names else 0
-        self.theme = self.theme_names[index % len(self.theme_names)]
-        self.notify(f"theme: {self.theme}")
+        for _ in range(len(self.theme_names)):
+            name = self.theme_names[index % len(self.theme_names)]
+            problem = theme_problem(self.available_themes[name])
+            if problem is None:
+                self.theme = name
+                self.notify(f"theme: {self.theme}")
+                return
+            self.theme_names.remove(name)  # a broken theme file: said once, then left out of the cycle
+            self.notify(f"theme skipped: {problem}", title="theme", severity="warning")
 
     def action_quit_console(self) -> None:
+        from warroom.tui.screens.confirm import ConfirmDialog
+
         snap = self.snapshot
         in_flight = self.rollback_requested or (snap is not None and snap.rollback_in_flight)
         # An engine of its own finishes the rollback whatever the consoles do: nothing to ask.

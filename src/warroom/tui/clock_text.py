@@ -12,13 +12,22 @@ import time
 from warroom.core.snapshot import Snapshot
 
 
-def engine_now(snap: Snapshot, wall: float | None = None) -> float:
-    """The engine clock's time now: the snapshot's `now`, moved on by the wall time since.
+def wall_clock() -> float:
+    """The wall clock the screen moves by (one place: a screenshot test holds it still)."""
+    return time.time()
 
-    A virtual clock (clock_rate 0) moves only when the engine is driven: it stays put.
-    """
-    wall = time.time() if wall is None else wall
-    return snap.now + max(0.0, wall - snap.wall) * snap.clock_rate if snap.wall else snap.now
+
+def clock_rate(snap: Snapshot) -> float:
+    """Seconds the screen's clock moves per wall second. A virtual clock (rate 0) moves only when
+    its engine is driven; with no engine alive, the ages of the numbers on screen follow the
+    wall clock, whatever clock the engine ran on."""
+    return snap.clock_rate if snap.automation else 1.0
+
+
+def engine_now(snap: Snapshot, wall: float | None = None) -> float:
+    """The engine clock's time now: the snapshot's `now`, moved on by the wall time since."""
+    wall = wall_clock() if wall is None else wall
+    return snap.now + max(0.0, wall - snap.wall) * clock_rate(snap) if snap.wall else snap.now
 
 
 def clock_text(ts: float) -> str:

@@ -39,7 +39,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
                   "ROLLBACK", loud=True, changes=True),
     ConsoleAction("retry", "r", "retry", "Retry after a rollback",
                   "leave ROLLED BACK and start again at phase 1 (asks first, focus on Cancel)", "retry", changes=True),
-    ConsoleAction("checklist.tick", "space,enter", "tick_item", "Tick / untick the selected checklist item",
+    ConsoleAction("checklist.tick", "space,enter", "tick_item", "Tick / untick selected item",
                   "tick or untick the selected item of the current phase", "tick", scope="checklist", changes=True),
     ConsoleAction("checklist.up", "up,k", "cursor(-1)", "Previous checklist item", "move up the checklist",
                   scope="checklist"),
@@ -58,7 +58,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("palette", "colon,ctrl+p", "command_palette", "Command palette", "every action by name, with its key", "cmds"),
     ConsoleAction("theme", "t", "cycle_theme", "Cycle theme", "the next of warroom's themes", "theme"),
     ConsoleAction("score_card", "", "score_card", "Drill score card", "the latest drill's score, from the journal"),
-    ConsoleAction("stop_trying", "escape", "stop_trying", "Stop trying to send a rollback",
+    ConsoleAction("stop_trying", "escape", "stop_trying", "Stop retrying a rollback",
                   "while the store cannot be reached, stop retrying a rollback not sent yet"),
 )
 

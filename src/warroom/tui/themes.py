@@ -41,10 +41,21 @@ def themes_dir() -> Path | None:
     return checkout if checkout.is_dir() else None
 
 
-def load_theme(path: Path) -> Theme:
+def theme_problem(theme: Theme) -> str | None:
+    """What is wrong with a theme's colours, or None: a bad colour is found here, not when drawn."""
+    try:
+        theme.to_color_system().generate()
+    except (TypeError, ValueError, ColorParseError) as exc:
+        return f"{theme.name}: {exc}"
+    return None
+
+
+def load_theme(path: Path, validate: bool = True) -> Theme:
+    """A theme file; `validate` checks its colours too (the console checks one when it is picked)."""
     try:
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        # libyaml's loader when there is one: the console loads every theme before its first frame.
+        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ThemeError(f"{path.name}: cannot read the theme ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict) or "name" not in data or "primary" not in data:
@@ -54,13 +65,15 @@ def load_theme(path: Path) -> Theme:
         raise ThemeError(f"{path.name}: unknown theme keys: {', '.join(unknown)}")
     try:
         theme = Theme(**data)
-        theme.to_color_system().generate()  # a bad colour fails here, not when the theme is picked
-    except (TypeError, ValueError, ColorParseError) as exc:
+    except (TypeError, ValueError) as exc:
         raise ThemeError(f"{path.name}: {exc}") from None
+    problem = theme_problem(theme) if validate else None
+    if problem:
+        raise ThemeError(f"{path.name}: {problem.split(': ', 1)[1]}")
     return theme
 
 
-def load_themes(directory: Path | None = None) -> tuple[list[Theme], list[str]]:
+def load_themes(directory: Path | None = None, validate: bool = True) -> tuple[list[Theme], list[str]]:
     """Every theme in the directory, sorted by file name, and a message per broken file.
 
     A broken theme file must not keep the console from opening on launch day.
@@ -71,7 +84,7 @@ def load_themes(directory: Path | None = None) -> tuple[list[Theme], list[str]]:
     themes, problems = [], []
     for path in sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml", ".json")):
         try:
-            themes.append(load_theme(path))
+            themes.append(load_theme(path, validate))
         except ThemeError as exc:
             problems.append(str(exc))
     return themes, problems

@@ -5,28 +5,28 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from warroom.tui.screens.under_banner import UnderBanner
 
-class ConfirmDialog(ModalScreen[bool]):
+
+class ConfirmDialog(UnderBanner[bool]):
     """Returns True for the confirm button; Enter on the initial focus (cancel) is safe."""
 
     AUTO_FOCUS = "#cancel"
     BINDINGS = [Binding("escape", "dismiss(False)", "Cancel", id="dialog.cancel")]
     DEFAULT_CSS = """
-    ConfirmDialog { align: center middle; }
-    ConfirmDialog > Vertical { width: 64; max-width: 100%; height: auto; border: thick $error; background: $surface; padding: 0 1; }
-    ConfirmDialog #title { text-style: bold; margin-bottom: 1; }
-    ConfirmDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
-    ConfirmDialog Button { margin-left: 2; }
+    ConfirmDialog #room > Vertical { width: 64; max-width: 100%; height: auto; border: thick $error; background: $surface; padding: 0 1; }
+    ConfirmDialog #room #title { text-style: bold; margin-bottom: 1; }
+    ConfirmDialog #room Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
+    ConfirmDialog #room Button { margin-left: 2; }
     """
 
     def __init__(self, title: str, body: str, confirm: str, cancel: str = "Cancel") -> None:
         super().__init__()
         self.title_text, self.body, self.confirm, self.cancel = title, body, confirm, cancel
 
-    def compose(self) -> ComposeResult:
+    def dialog(self) -> ComposeResult:
         with Vertical():
             yield Static(self.title_text, id="title", markup=False)
             yield Static(self.body, markup=False)

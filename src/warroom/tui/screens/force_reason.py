@@ -5,24 +5,24 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+from warroom.tui.screens.under_banner import UnderBanner
 
-class ForceReason(ModalScreen[str | None]):
+
+class ForceReason(UnderBanner[str | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="dialog.cancel")]
     DEFAULT_CSS = """
-    ForceReason { align: center middle; }
-    ForceReason > Vertical { width: 76; max-width: 100%; height: auto; border: thick $error; background: $surface; padding: 0 1; }
-    ForceReason Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
-    ForceReason Button { margin-left: 2; }
+    ForceReason #room > Vertical { width: 76; max-width: 100%; height: auto; border: thick $error; background: $surface; padding: 0 1; }
+    ForceReason #room Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
+    ForceReason #room Button { margin-left: 2; }
     """
 
     def __init__(self, blockers: tuple[str, ...]) -> None:
         super().__init__()
         self.blockers = blockers
 
-    def compose(self) -> ComposeResult:
+    def dialog(self) -> ComposeResult:
         with Vertical():
             yield Static("FORCED step up, overriding: " + "; ".join(self.blockers), markup=False)
             yield Input(placeholder="why? (required, journaled)", id="reason")

@@ -5,14 +5,15 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Static
 
 from warroom.core.snapshot import Snapshot
+from warroom.tui.screens.under_banner import UnderBanner
 from warroom.tui.widgets.checklist import gate_reading
 
 STEP, FORCE = "step", "force"
+CHROME = 8  # rows of the box that are not its body: border 2, title and its margin 2, buttons and their margin 4
 
 
 def dialog_body(snap: Snapshot) -> Text:
@@ -39,38 +40,44 @@ def dialog_body(snap: Snapshot) -> Text:
     return text
 
 
-class StepDialog(ModalScreen[str | None]):
+class StepDialog(UnderBanner[str | None]):
     """Returns STEP, FORCE or None (cancelled). Focus starts on Cancel: enter is safe."""
 
     AUTO_FOCUS = "#cancel"
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="dialog.cancel")]
     DEFAULT_CSS = """
-    StepDialog { align: center middle; }
-    StepDialog > Vertical { width: 76; max-width: 100%; height: auto; max-height: 100%;
+    StepDialog #room > Vertical { width: 76; max-width: 100%; height: auto; max-height: 100%;
                             border: thick $primary; background: $surface; padding: 0 1; }
-    StepDialog.-production > Vertical { border: thick $env-production; }
-    StepDialog #title { text-style: bold; margin-bottom: 1; }
-    StepDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
-    StepDialog Button { margin-left: 2; }
+    StepDialog.-production #room > Vertical { border: thick $env-production; }
+    StepDialog #room #title { text-style: bold; margin-bottom: 1; }
+    StepDialog #room VerticalScroll { height: auto; }
+    StepDialog #room Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
+    StepDialog #room Button { margin-left: 2; }
     """
 
     def __init__(self, snap: Snapshot) -> None:
         super().__init__()
         self.snapshot = snap
 
-    def compose(self) -> ComposeResult:
+    def dialog(self) -> ComposeResult:
         with Vertical():
             yield Static(id="title", markup=False)
-            yield Static(id="body", markup=False)
+            with VerticalScroll():  # a long list of gates and blockers scrolls; the buttons stay in sight
+                yield Static(id="body", markup=False)
             with Horizontal():
                 yield Button("Cancel", id="cancel", variant="primary")
                 yield Button(id="confirm", variant="warning")
 
     def on_mount(self) -> None:
+        super().on_mount()
         self.set_class(self.snapshot.environment == "production", "-production")
         self.show(self.snapshot)
         # Kept live: gates can turn red while the human reads.
         self.watch(self.app, "snapshot", self._follow, init=False)
+
+    def on_resize(self) -> None:
+        # The body gets the room under the banner less the box's frame, title and buttons.
+        self.query_one(VerticalScroll).styles.max_height = max(3, self.query_one("#room").size.height - CHROME)
 
     def _follow(self, snap: Snapshot | None) -> None:
         if snap is not None:

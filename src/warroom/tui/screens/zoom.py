@@ -1,4 +1,4 @@
-"""One pane full-screen: its whole history, the threshold, and the guardrail's `for` window.
+"""One pane full-screen: its history (one cell a poll), the threshold, and the guardrail's `for` window.
 
 The banner stays on top, live, so a countdown or a rollback is never out of sight; every
 console key still works here (R rolls back).
@@ -16,14 +16,16 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from warroom.core.condition import countdown, until_text
+from warroom.core.guardrail_actions import GuardrailAction
 from warroom.core.snapshot import GuardrailView, PaneView, Snapshot
 from warroom.core.statuses import GuardrailStatus
 from warroom.core.units import format_value
 from warroom.tui.clock_text import clock_text, compact_duration
 from warroom.tui.console_app import ConsoleApp
 from warroom.tui.refresh import set_text
+from warroom.tui.screens.under_banner import follow_the_app
 from warroom.tui.widgets.banner import Banner
-from warroom.tui.widgets.metric_pane import STATUS_WORD, acting_text, limit_text, value_text
+from warroom.tui.widgets.metric_pane import STATUS_WORD, acting_text, limit_text, shown_status, value_text
 from warroom.tui.widgets.spark import Scale, Spark, pane_scale
 
 
@@ -32,8 +34,10 @@ def axis_labels(scale: Scale, height: int, unit: str) -> list[str]:
     rows = [""] * height
     if height <= 0:
         return rows
-    rows[0] = format_value(scale.high, unit)
-    rows[-1] = format_value(scale.low, unit)
+    # A minimum's chart grows downwards in value (how far it fell): its top is its lowest value.
+    top, bottom = (scale.high, scale.low) if scale.bad_above else (scale.low, scale.high)
+    rows[0] = format_value(top, unit)
+    rows[-1] = format_value(bottom, unit)
     if scale.limit is not None and height >= 3:
         row = height - 1 - min(height - 1, int(scale.fraction(scale.limit) * height))
         rows[row] = format_value(scale.limit, unit) + " ╌"
@@ -47,8 +51,7 @@ def for_window_line(cells: int, width: int, poll: float, guards: list[GuardrailV
     if not guards or not poll or width <= 0:
         return span
     guard = max(guards, key=lambda g: g.for_s)
-    per_cell = poll * max(1.0, cells / max(1, width))  # a cell holds several samples once the history is longer than the room
-    n = min(width, max(1, math.ceil(guard.for_s / per_cell)))
+    n = min(width, max(1, math.ceil(guard.for_s / poll)))  # one cell a poll
     label = f"for {compact_duration(guard.for_s)}"
     if n >= len(label) + 2:
         bracket = "├" + label.center(n - 2, "─") + "┤"
@@ -61,7 +64,11 @@ def guard_line(guard: GuardrailView, now: float) -> str:
     sign = ">" if guard.op == "above" else "<"
     rule = guard.shown or f"{guard.action} when {sign} {format_value(guard.threshold, guard.unit)}"
     shadow = " (shadow: journals, never acts)" if guard.mode == "shadow" else ""
-    text = f"guardrail {guard.id}{shadow}: {rule} for {compact_duration(guard.for_s)} (no data: {guard.no_data}) · {guard.status}"
+    if guard.status == GuardrailStatus.IGNORED:  # a comparison with nothing to compare yet (nobody on the new code)
+        judged = f"not judged now: {guard.detail}" if guard.detail else "not judged now"
+    else:
+        judged = guard.status
+    text = f"guardrail {guard.id}{shadow}: {rule} for {compact_duration(guard.for_s)} (no data: {guard.no_data}) · {judged}"
     if guard.status == GuardrailStatus.PENDING and guard.since is not None:
         text += f" since {clock_text(guard.since)}, {guard.action} in {until_text(countdown(guard, now))}"
     return text
@@ -104,15 +111,7 @@ class ZoomScreen(Screen[None]):
         yield Static("esc back to the console · every console key works here (R rolls back)", id="hint", markup=False)
 
     def on_mount(self) -> None:
-        # Live: the app's snapshot, clock and rollback request, as on the main screen.
-        for name in ("snapshot", "now", "rollback_requested", "engine_alive"):
-            self.watch(self.app, name, self._follow(name))
-
-    def _follow(self, name: str):
-        def update(value) -> None:
-            setattr(self.query_one(Banner), name, value)
-            self._show()
-        return update
+        follow_the_app(self, self._show)  # live: the app's snapshot, clock and rollback request, as on the main screen
 
     def _pane(self, snap: Snapshot | None) -> PaneView | None:
         return next((p for p in snap.panes if p.id == self.pane_id), None) if snap else None
@@ -125,21 +124,22 @@ class ZoomScreen(Screen[None]):
         if snap is None or pane is None:
             return
         now = app.now
+        shown = shown_status(pane, snap.automation)
         for status in STATUS_WORD:
-            self.set_class(pane.status == status, f"-{status}")
+            self.set_class(shown == status, f"-{status}")
         guards = [g for g in snap.guardrails if g.id in pane.guardrails]
         set_text(self.query_one("#title", Static), f"{pane.title}   {limit_text(pane)}")
         set_text(self.query_one("#value", Static), value_text(pane))
-        set_text(self.query_one("#status", Static), acting_text(pane, snap.guardrails, now) or STATUS_WORD.get(pane.status, ""))
+        set_text(self.query_one("#status", Static), acting_text(pane, snap.guardrails, now, snap.automation) or STATUS_WORD.get(shown, ""))
         spark = self.query_one(Spark)
         spark.scale = scale = pane_scale(pane.history, pane.breach, pane.bad_side, pane.unit)
         spark.data = pane.history
         height = spark.size.height
         set_text(self.query_one("#axis", Static), "\n".join(axis_labels(scale, height, pane.unit)))
-        # The chart spans its width, or the whole history once that is longer (a cell then holds several polls).
-        cells = max(len(pane.history), spark.size.width)
+        # One cell a poll: the chart spans the newest samples that fit its width.
+        cells = min(len(pane.history), spark.size.width)
         indent = " " * self.query_one("#axis").outer_size.width
-        line = for_window_line(cells, spark.size.width, snap.poll_interval, [g for g in guards if g.action != "alert"] or guards)
+        line = for_window_line(cells, spark.size.width, snap.poll_interval, [g for g in guards if g.action is not GuardrailAction.ALERT] or guards)
         set_text(self.query_one("#window", Static), indent + line)
         lines = [guard_line(g, now) for g in guards] or ["no guardrail watches this pane"]
         if pane.detail:

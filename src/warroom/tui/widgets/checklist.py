@@ -14,7 +14,8 @@ from textual.reactive import reactive
 from warroom.core.snapshot import ChecklistView, GateView, Snapshot
 from warroom.core.units import format_value
 from warroom.tui.keymap import bindings
-from warroom.tui.refresh import CachedComponentStyles, changed
+from warroom.tui.parts import Parts
+from warroom.tui.refresh import changed
 
 
 def gate_reading(gate: GateView) -> str:
@@ -50,29 +51,15 @@ def item_window(count: int, cursor: int, room: int) -> tuple[int, int]:
         start += 1
 
 
-class Checklist(CachedComponentStyles, can_focus=True):
+class Checklist(Parts, can_focus=True):
     BINDINGS = bindings("checklist")
-    COMPONENT_CLASSES = {
-        "checklist--heading",
-        "checklist--pass",
-        "checklist--fail",
-        "checklist--nodata",
-        "checklist--cursor",
-        "checklist--done",
-        "checklist--required",
-        "checklist--more",
+    PARTS = {
+        "heading": "$primary bold", "pass": "$success", "fail": "$error bold", "nodata": "$status-stale italic",
+        "cursor-focus": "bold reverse", "done": "$text-muted", "required": "$warning bold",
+        "more": "$text-muted italic",
     }
     DEFAULT_CSS = """
     Checklist { height: auto; padding: 0 1; background: $surface; text-wrap: nowrap; text-overflow: ellipsis; }
-    Checklist > .checklist--heading { text-style: bold; color: $primary; }
-    Checklist > .checklist--pass { color: $success; }
-    Checklist > .checklist--fail { color: $error; text-style: bold; }
-    Checklist > .checklist--nodata { color: $status-stale; text-style: italic; }
-    Checklist > .checklist--cursor { text-style: reverse; }
-    Checklist > .checklist--done { color: $text-muted; }
-    Checklist > .checklist--required { color: $warning; text-style: bold; }
-    Checklist > .checklist--more { color: $text-muted; text-style: italic; }
-    Checklist:focus > .checklist--cursor { text-style: bold reverse; }
     """
 
     class Toggle(Message):
@@ -81,6 +68,9 @@ class Checklist(CachedComponentStyles, can_focus=True):
         def __init__(self, item: ChecklistView) -> None:
             super().__init__()
             self.item = item
+
+    class Grown(Message):
+        """The checklist needs another number of lines (a gate's reading wrapped): its box follows."""
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
     cursor: reactive[int] = reactive(0)
@@ -105,8 +95,11 @@ class Checklist(CachedComponentStyles, can_focus=True):
         if changed(self, key):
             # A new layout only when the number of lines changed (the box follows): a gate's
             # value changing each poll is a repaint of this widget, not of the screen.
-            lines = phase and (len(phase.gates), len(phase.checklist), bool(snap and snap.next_change))
-            self.refresh(layout=changed(self, lines, "lines"))
+            lines = (len(self._pinned(self.content_region.width or 200)), len(self.items))
+            relayout = changed(self, lines, "lines")
+            self.refresh(layout=relayout)
+            if relayout:
+                self.post_message(self.Grown())
 
     def action_cursor(self, delta: int) -> None:
         self.cursor += delta
@@ -118,10 +111,11 @@ class Checklist(CachedComponentStyles, can_focus=True):
             self.notify("no checklist item to tick in this phase", severity="warning")
 
     def _style(self, name: str):
-        return self.component_style(f"checklist--{name}")
+        return self.part(name)
 
-    def _pinned(self) -> list[Text]:
-        """The heading and the gates: never scrolled away."""
+    def _pinned(self, width: int) -> list[Text]:
+        """The heading and the gates: never scrolled away, a gate's reading never cut (it wraps
+        under its name when the line has no room)."""
         snap = self.snapshot
         if snap is None:
             return [Text("waiting for the engine…")]
@@ -135,43 +129,57 @@ class Checklist(CachedComponentStyles, can_focus=True):
         lines = [Text.assemble((f"Phase {phase.index}/{snap.phase_count} {phase.name}", self._style("heading")),
                                (f"  * {count}" if count else "", self._style("required")))]
         gates = [self._gate_line(gate, compact=False) for gate in phase.gates]
-        if any(line.cell_len > (self.content_region.width or line.cell_len) for line in gates):
+        if any(line.cell_len > width for line in gates):
             # Narrow: the readings matter more than the word "gate" (the ✔/✘/? says it).
             gates = [self._gate_line(gate, compact=True) for gate in phase.gates]
-        lines += gates
+        for gate, line in zip(phase.gates, gates, strict=True):
+            lines += self._gate_lines(gate) if line.cell_len > width else [line]
         if not phase.checklist:
             lines.append(Text(" no checklist items in this phase", style=self._style("done")))
         return lines
 
-    def _gate_line(self, gate: GateView, compact: bool) -> Text:
+    def _mark(self, gate: GateView) -> tuple[str, str]:
         if gate.passed is None:
-            mark, style = "?", "nodata"
-        else:
-            mark, style = ("✔", "pass") if gate.passed else ("✘", "fail")
+            return "?", "nodata"
+        return ("✔", "pass") if gate.passed else ("✘", "fail")
+
+    def _gate_line(self, gate: GateView, compact: bool) -> Text:
+        mark, style = self._mark(gate)
         if compact:
             return Text.assemble((f" {mark} ", self._style(style)), gate.label, (": " + gate_reading(gate), self._style(style)))
         return Text.assemble((f" {mark} gate ", self._style(style)), gate.label, ("  " + gate_reading(gate), self._style(style)))
 
-    def _item_lines(self) -> list[Text]:
+    def _gate_lines(self, gate: GateView) -> list[Text]:
+        """A gate on two lines: its name, then its reading (`99.78% > 99.00%`) whole under it."""
+        mark, style = self._mark(gate)
+        return [Text.assemble((f" {mark} ", self._style(style)), gate.label),
+                Text("   " + gate_reading(gate), style=self._style(style))]
+
+    def _item_lines(self, width: int) -> list[Text]:
         lines = []
         for index, item in enumerate(self.items):
+            # Who ticked it stays whole at the end of the line: the item's text gives way.
+            by = f"  ✔ {item.by.split()[0]}" if item.by else ""
+            text = Text(item.text, style=self._style("done") if item.ticked else "")
+            text.truncate(max(1, width - 5 - len(by)), overflow="ellipsis")
             line = Text.assemble(
                 ("▸" if index == self.cursor else " "),
                 "[x]" if item.ticked else "[ ]",
                 ("*" if item.required else " ", self._style("required")),
-                (item.text, self._style("done") if item.ticked else ""),
-                (f"  ✔ {item.by.split()[0]}" if item.by else "", self._style("done")),
+                text,
+                (by, self._style("done")),
             )
             if index == self.cursor and self.has_focus:
-                line.stylize(self._style("cursor"))
+                line.stylize(self._style("cursor-focus"))
             lines.append(line)
         return lines
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return len(self._pinned()) + len(self.items)
+        return len(self._pinned(width)) + len(self.items)
 
     def render(self) -> Text:
-        pinned, items = self._pinned(), self._item_lines()
+        width = self.content_region.width or 200
+        pinned, items = self._pinned(width), self._item_lines(width)
         room = (self.content_region.height or len(pinned) + len(items)) - len(pinned)
         if len(items) > room > 0:
             start, end = item_window(len(items), self.cursor, room)

@@ -11,9 +11,9 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.geometry import Size
 from textual.reactive import reactive
-from textual.widget import Widget
 
 from warroom.core.snapshot import FlagView, Snapshot
+from warroom.tui.parts import Parts
 from warroom.tui.refresh import changed
 
 GAP = 2
@@ -35,13 +35,10 @@ def column_widths(rows: list[tuple[str, str, str, str]]) -> list[int]:
     return [max(cell_len(r[i]) for r in [HEADERS + ("",), *rows]) for i in range(3)]
 
 
-class FlagsTable(Widget):
-    COMPONENT_CLASSES = {"flags--header", "flags--drift", "flags--error"}
+class FlagsTable(Parts):
+    PARTS = {"header": "$text-muted bold", "drift": "$error bold reverse", "error": "$warning"}
     DEFAULT_CSS = """
     FlagsTable { width: auto; height: auto; padding: 0 1; background: $surface; text-wrap: nowrap; text-overflow: ellipsis; }
-    FlagsTable > .flags--header { color: $text-muted; text-style: bold; }
-    FlagsTable > .flags--drift { color: $error; text-style: bold reverse; }
-    FlagsTable > .flags--error { color: $warning; }
     """
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
@@ -73,18 +70,18 @@ class FlagsTable(Widget):
         rows = self._rows()
         widths = column_widths(rows)
         base = sum(widths) + 2 * GAP
-        header = self.get_component_rich_style("flags--header")
+        header = self.part("header")
         lines = [Text("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True)).rstrip(), style=header)]
         for flag, (name, desired, observed, note) in zip(snap.flags, rows, strict=True):
             line = Text(f"{name.ljust(widths[0])}  {desired.ljust(widths[1])}  ")
             line.append(observed.ljust(widths[2]) if note or flag.drift else observed,
-                        self.get_component_rich_style("flags--error") if flag.error else "")
+                        self.part("error") if flag.error else "")
             if flag.drift:
                 line.append("  ")
-                line.append("DRIFT", self.get_component_rich_style("flags--drift"))
+                line.append("DRIFT", self.part("drift"))
             lines.append(line)
             if note:
-                style = self.get_component_rich_style("flags--error")
+                style = self.part("error")
                 if base + GAP + cell_len(note) <= width and not flag.drift:
                     line.append(" " * GAP + note, style)
                 else:

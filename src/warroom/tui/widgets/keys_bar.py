@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from rich.text import Text
 from textual.reactive import reactive
-from textual.widget import Widget
+
+from warroom.tui.parts import Parts
 
 
 @dataclass(frozen=True)
@@ -21,15 +22,11 @@ class KeyHint:
     binding_id: str = ""
 
 
-class KeysBar(Widget):
-    COMPONENT_CLASSES = {"keys--key", "keys--label", "keys--disabled", "keys--loud", "keys--note"}
+class KeysBar(Parts):
+    PARTS = {"key": "$accent bold", "label": "$foreground", "disabled": "$text-disabled strike", "loud": "$error bold reverse",
+             "note": "$warning bold reverse"}
     DEFAULT_CSS = """
     KeysBar { height: 1; padding: 0 1; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
-    KeysBar > .keys--key { color: $accent; text-style: bold; }
-    KeysBar > .keys--label { color: $foreground; }
-    KeysBar > .keys--disabled { color: $text-disabled; text-style: strike; }
-    KeysBar > .keys--loud { color: $error; text-style: bold reverse; }
-    KeysBar > .keys--note { color: $warning; text-style: bold reverse; }
     """
 
     hints: reactive[tuple[KeyHint, ...]] = reactive(())
@@ -39,14 +36,14 @@ class KeysBar(Widget):
         room = self.size.width or None
         for hint in self.hints:
             if not hint.key:  # a note, not a key: "read-only"
-                text.append(f" {hint.label} ", self.get_component_rich_style("keys--note"))
+                text.append(f" {hint.label} ", self.part("note"))
                 text.append("  ")
                 continue
             if hint.enabled:
-                key_style = self.get_component_rich_style("keys--loud" if hint.loud else "keys--key")
-                label_style = self.get_component_rich_style("keys--label")
+                key_style = self.part("loud" if hint.loud else "key")
+                label_style = self.part("label")
             else:
-                key_style = label_style = self.get_component_rich_style("keys--disabled")
+                key_style = label_style = self.part("disabled")
             # Only the loud key gets a padded badge; the rest stay compact for 80 columns.
             key = f" {hint.key} " if hint.loud and hint.enabled else hint.key
             part = Text.assemble((key, key_style), (f" {hint.label}", label_style))

@@ -38,7 +38,6 @@ class LowerArea(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="middle"):
             yield Checklist().data_bind(LowerArea.snapshot)
-            yield RollbackPanel().data_bind(LowerArea.snapshot, LowerArea.retry_key)
             yield FlagsTable().data_bind(LowerArea.snapshot)
         yield Timeline().data_bind(LowerArea.snapshot)
 
@@ -47,6 +46,14 @@ class LowerArea(Vertical):
             return
         busy = snap.state.in_rollback
         self.set_class(busy, "-rollback")
+        panels = list(self.query(RollbackPanel))
+        if busy and not panels:  # built the first time a rollback shows: most consoles never need it
+            panel = RollbackPanel()
+            panel.set_reactive(RollbackPanel.retry_key, self.retry_key)
+            self.query_one("#middle").mount(panel, before=self.query_one(FlagsTable))
+            panels = [panel]
+        for panel in panels:
+            panel.snapshot, panel.retry_key = snap, self.retry_key
         # What can change how many lines the middle row needs (not a gate's value each poll).
         phase = snap.phase and (snap.phase.index, len(snap.phase.gates), len(snap.phase.checklist))
         flags = tuple((f.error, f.drift, f.observed, f.desired) for f in snap.flags)
@@ -56,6 +63,9 @@ class LowerArea(Vertical):
     def on_resize(self) -> None:
         self._fit()
 
+    def on_checklist_grown(self) -> None:
+        self.call_after_refresh(self._fit)
+
     def _fit(self) -> None:
         """The middle row as tall as its longest part, but never taking the journal's last lines."""
         middle = self.query_one("#middle")
@@ -63,6 +73,12 @@ class LowerArea(Vertical):
             middle.styles.height = "100%"
             return
         width = self.size.width
+        # Each part's width as the row will lay it out (the flags as wide as their columns, padding 2 and
+        # margin 1; the checklist or rollback panel the rest, padding 2), not as it is laid out now: a
+        # width from before the row settled wraps the checklist's gates differently.
+        flags = self.query_one(FlagsTable)
+        flags_width = flags.get_content_width(Size(width, 0), self.app.size)
         shown = [w for w in middle.children if w.display]
-        wanted = max((w.get_content_height(Size(width, 0), self.app.size, w.content_region.width or width) for w in shown), default=1)
+        wanted = max((w.get_content_height(Size(width, 0), self.app.size, flags_width if w is flags else max(1, width - flags_width - 5))
+                      for w in shown), default=1)
         middle.styles.height = max(1, min(wanted, self.size.height - JOURNAL_MIN - 1))  # 1: the journal's margin

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.reactive import reactive
 from textual.timer import Timer
-from textual.widget import Widget
 
 from warroom.core.text import terminal_safe
+from warroom.tui.parts import Parts
 
 SEVERITIES = ("information", "warning", "error")
 
@@ -26,12 +26,11 @@ class Notice:
     severity: str = "information"
 
 
-class NoticeBar(Widget):
-    COMPONENT_CLASSES = {"notice--title"}
+class NoticeBar(Parts):
+    PARTS = {"title": "bold"}
     DEFAULT_CSS = """
     NoticeBar { display: none; height: auto; max-height: 2; padding: 0 1; background: $boost; }
     NoticeBar.-shown { display: block; }
-    NoticeBar > .notice--title { text-style: bold; }
     NoticeBar.-warning { color: $warning; }
     NoticeBar.-error { color: $error; background: $error 15%; }
     """
@@ -60,5 +59,5 @@ class NoticeBar(Widget):
         notice = self.notice
         if notice is None:
             return Text("")
-        title = Text(f"{notice.title}: ", style=self.get_component_rich_style("notice--title")) if notice.title else Text("")
+        title = Text(f"{notice.title}: ", style=self.part("title")) if notice.title else Text("")
         return Text.assemble(title, notice.message, overflow="ellipsis")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from textual import events
+from textual.app import ComposeResult
 from textual.reactive import reactive
 from textual.widget import Widget
 
@@ -29,6 +30,18 @@ class PanesGrid(Widget):
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)  # parts update themselves
     now: reactive[float] = reactive(0.0, repaint=False)
+
+    def __init__(self, first: Snapshot | None = None) -> None:
+        super().__init__()
+        self._first = first  # the panes are born with the first frame when it is known before the screen opens
+
+    def compose(self) -> ComposeResult:
+        snap = self._first
+        if snap is not None:
+            yield from (MetricPane(view, snap.guardrails, snap.poll_interval, snap.now, snap.automation) for view in snap.panes)
+
+    def on_mount(self) -> None:
+        self._fit(self.app.size.width)
 
     async def watch_snapshot(self, snap: Snapshot | None) -> None:
         if snap is None:

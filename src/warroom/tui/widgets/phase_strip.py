@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
-from textual.reactive import reactive
 
 from warroom.core.snapshot import Snapshot, State
 from warroom.core.units import plan_duration
 from warroom.tui.clock_text import compact_duration
-from warroom.tui.refresh import CachedComponentStyles, changed
 
 
 @dataclass(frozen=True)
@@ -49,11 +47,22 @@ def bar(fraction: float, cells: int) -> str:
 
 
 def current_exposure(snap: Snapshot) -> str:
-    """What users see now, as the flags read back (as warroom set them where unreadable):
-    `0%` once every flag is off."""
-    states = [f.observed if f.observed is not None and not f.error else f.desired for f in snap.flags]
-    on = [state.label() for state in states if state is not None and state.enabled]
-    return "/".join(dict.fromkeys(on)) or "0%"
+    """What users see of the new code now: the launch flags as they read back (`absent` exposes
+    nobody; an unreadable one is `?`), `0%` once every one is off. A flag the phases never move
+    (a health check on throughout, kept on by the rollback) is no exposure."""
+    launch = set(snap.launch_flags) or {f.name for f in snap.flags}
+    shown = []
+    for flag in snap.flags:
+        if flag.name not in launch:
+            continue
+        if flag.error:
+            shown.append("?")
+        elif flag.observed is not None and flag.observed.enabled:
+            shown.append(flag.observed.label())
+    return "/".join(dict.fromkeys(shown)) or "0%"
+
+
+ROLES = ("done", "current", "next", "note", "sep")  # how the banner styles each piece (banner.py)
 
 
 def strip_parts(snap: Snapshot, now: float, detail: Detail) -> list[tuple[str, str]]:
@@ -77,6 +86,8 @@ def strip_parts(snap: Snapshot, now: float, detail: Detail) -> list[tuple[str, s
             parts.append((f" · retry restarts at 1/{total} {exposures[0]}", "note"))
         return parts
 
+    # With no engine nothing soaks the phase: its clock stops where the engine left it.
+    soaked_to = now if snap.automation else min(now, snap.now)
     if detail.name and snap.phase is not None:
         parts.append((f"{index}/{total} {snap.phase.name}  ", "note"))
     elif snap.phase is not None:
@@ -95,8 +106,8 @@ def strip_parts(snap: Snapshot, now: float, detail: Detail) -> list[tuple[str, s
     else:
         phase = snap.phase
         box = [f"{exposures[index - 1]} ◉"]
-        started = phase.started_at if phase.started_at is not None else now
-        elapsed = max(0.0, now - started)
+        started = phase.started_at if phase.started_at is not None else soaked_to
+        elapsed = max(0.0, soaked_to - started)
         if phase.hold and elapsed < phase.hold:
             box.append(f"soak {compact_duration(elapsed)}/{compact_duration(phase.hold)}" + (f" {bar(elapsed / phase.hold, detail.bar)}" if detail.bar else ""))
         else:
@@ -133,48 +144,3 @@ def strip_text(snap: Snapshot, now: float, width: int, styles: Mapping[str, Styl
         else:
             runs.append((text, style))
     return Text.assemble(*runs, no_wrap=True, overflow="ellipsis")
-
-
-class PhaseStrip(CachedComponentStyles):
-    COMPONENT_CLASSES = {"strip--done", "strip--current", "strip--next", "strip--note", "strip--sep"}
-    DEFAULT_CSS = """
-    PhaseStrip { height: 1; width: 1fr; padding: 0 1; }
-    PhaseStrip > .strip--done { color: $success; }
-    PhaseStrip > .strip--current { text-style: bold; }
-    PhaseStrip > .strip--next { color: $text-muted; }
-    PhaseStrip > .strip--note { }
-    PhaseStrip > .strip--sep { color: $text-muted; }
-    """
-
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
-    now: reactive[float] = reactive(0.0, repaint=False)
-    _text: Text | None = None
-
-    def _shown(self) -> Text:
-        snap = self.snapshot
-        if snap is None:
-            return Text("")
-        styles = {role: self.component_style(f"strip--{role}") for role in ("done", "current", "next", "note", "sep")}
-        return strip_text(snap, self.now, self.content_region.width or 200, styles)
-
-    def _update(self) -> None:
-        # Repaint only when the words changed: the soak moves once a second at most.
-        self._text = self._shown()
-        if changed(self, (self._text.plain, tuple(self._text.spans))):
-            self.refresh()
-
-    def notify_style_update(self) -> None:
-        self._text = None  # drawn with the old theme's styles
-        super().notify_style_update()
-
-    def watch_snapshot(self) -> None:
-        self._update()
-
-    def watch_now(self) -> None:
-        self._update()
-
-    def on_resize(self) -> None:
-        self._update()
-
-    def render(self) -> Text:
-        return self._text or self._shown()  # _update made it for this moment and size

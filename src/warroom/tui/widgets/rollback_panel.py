@@ -1,29 +1,37 @@
-"""After a rollback, in place of the checklist: what happened and what can be done next."""
+"""After a rollback, in place of the checklist: what happened and what can be done next.
+
+ROLLED BACK is dated when the flags read back off (not when it was asked: a flag API can
+take many attempts); a runbook step that ran in dry run says so before its name, and
+gets no tick: nothing ran.
+"""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.geometry import Size
 from textual.reactive import reactive
-from textual.widget import Widget
 
 from warroom.core.snapshot import Snapshot, State
 from warroom.core.statuses import RunbookStepStatus
 from warroom.tui.clock_text import clock_text
+from warroom.tui.parts import Parts
 from warroom.tui.refresh import changed
 
-STEP_MARK = {RunbookStepStatus.OK: "✔", RunbookStepStatus.FAILED: "✘", RunbookStepStatus.DRY_RUN: "✔", RunbookStepStatus.PENDING: "○"}
+STEP_MARK = {RunbookStepStatus.OK: "✔", RunbookStepStatus.FAILED: "✘", RunbookStepStatus.DRY_RUN: "·", RunbookStepStatus.PENDING: "○"}
 
 
-class RollbackPanel(Widget):
-    COMPONENT_CLASSES = {"rollback--heading", "rollback--label", "rollback--ok", "rollback--bad", "rollback--next"}
+def launch_confirmed(snap: Snapshot) -> str:
+    """The confirmed read-back of the flags the launch moves (a health check it left on is no news)."""
+    confirmed = snap.rollback.confirmed if snap.rollback else ""
+    launch = set(snap.launch_flags)
+    parts = [p for p in confirmed.split(", ") if p and (not launch or p.rpartition(" ")[0] in launch)]
+    return ", ".join(parts)
+
+
+class RollbackPanel(Parts):
+    PARTS = {"heading": "$error bold", "label": "$text-muted", "ok": "$success", "bad": "$error bold", "next": "$accent bold"}
     DEFAULT_CSS = """
     RollbackPanel { height: auto; padding: 0 1; background: $surface; text-wrap: nowrap; text-overflow: ellipsis; }
-    RollbackPanel > .rollback--heading { color: $error; text-style: bold; }
-    RollbackPanel > .rollback--label { color: $text-muted; }
-    RollbackPanel > .rollback--ok { color: $success; }
-    RollbackPanel > .rollback--bad { color: $error; text-style: bold; }
-    RollbackPanel > .rollback--next { color: $accent; text-style: bold; }
     """
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
@@ -34,7 +42,7 @@ class RollbackPanel(Widget):
             self.refresh(layout=True)
 
     def _style(self, name: str):
-        return self.get_component_rich_style(f"rollback--{name}")
+        return self.part(name)
 
     def _lines(self, width: int) -> list[Text]:
         snap = self.snapshot
@@ -47,16 +55,20 @@ class RollbackPanel(Widget):
         if back is None:  # the journal's tail no longer holds it (a long time ago)
             return [Text(head, style=self._style("heading")), Text("its details: warroom journal", style=label)]
         by = "automation" if back.by == "auto" else back.by.split()[0]
-        lines = [Text(f"{head} at {clock_text(back.started_at)} by {by}", style=self._style("heading"))]
+        # ROLLED BACK when the flags read back off; when it was asked, and by whom, under it.
+        when = back.confirmed_at if done and back.confirmed_at is not None else back.started_at
+        lines = [Text(f"{head} {'at' if done else 'since'} {clock_text(when)}", style=self._style("heading")),
+                 Text.assemble(("asked  ", label), f"{clock_text(back.started_at)} by {by}")]
         # The cause is the one line worth wrapping: it says which query, value and threshold.
         for index, part in enumerate(Text(back.reason).wrap(self.app.console, max(20, width - 7))[:3]):
             lines.append(Text.assemble(("why    " if index == 0 else "       ", label), part))
         if snap.notes:  # confirmed once, but a flag reads back exposed again: not done
             lines.append(Text.assemble(("flags  ", label), (f"✘ {snap.notes[0]}", self._style("bad"))))
         elif back.confirmed_at is not None:
-            off = all(part.endswith(" off") for part in back.confirmed.split(", "))
+            confirmed = launch_confirmed(snap)
+            off = all(part.endswith(" off") for part in confirmed.split(", "))
             lines.append(Text.assemble(("flags  ", label), ("✔ confirmed off by read-back" if off else "✔ confirmed by read-back", self._style("ok")),
-                                       f" at {clock_text(back.confirmed_at)}" + ("" if off else f": {back.confirmed}")))
+                                       "" if off else f": {confirmed}"))
         else:
             action = snap.action
             retrying = f"attempt {action.attempt} failed, retrying: {action.last_error}" if action and action.attempt else "writing"
@@ -64,6 +76,11 @@ class RollbackPanel(Widget):
         if back.steps:
             lines.append(Text("runbook", style=label))
             for step in back.steps:
+                if step.status == RunbookStepStatus.DRY_RUN:  # said first, so 80 columns never cut it off
+                    summary = step.summary.removeprefix("dry run: ")
+                    lines.append(Text.assemble((f"  {STEP_MARK[step.status]} dry run  ", label), step.name,
+                                               (f"  {summary}" if summary else "", label)))
+                    continue
                 style = self._style("bad" if step.status == RunbookStepStatus.FAILED else "ok" if step.status != RunbookStepStatus.PENDING else "label")
                 note = {RunbookStepStatus.FAILED: " FAILED", RunbookStepStatus.PENDING: " pending"}.get(step.status, "")
                 lines.append(Text.assemble((f"  {STEP_MARK[step.status]} ", style), step.name, (note, style),

@@ -2,8 +2,11 @@
 zero (or the pane's natural floor) to a little past the breach threshold.
 
 A p50 moving from 17 to 19 ms against a 100 ms limit stays a calm low line; a bar at the
-top is a breach. Cells past the threshold are drawn in the breach style, and a chart two
-rows or taller draws the threshold itself (`╌`).
+top is a breach. A pane whose limit is a minimum (connection success ≥ 95 %) draws how far
+it has fallen below its ceiling, so health is a low line there too and a tall bar is always
+bad. Cells past the threshold are drawn in the breach style, and a chart two rows or taller
+draws the threshold itself (`╌`). A cell is one sample, never a bucket: the label under a
+chart says the span drawn, and the newest cell is the newest sample.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 
-from warroom.tui.refresh import CachedComponentStyles
+from warroom.tui.parts import Parts
 
 BARS = "▁▂▃▄▅▆▇█"
 HEADROOM = 0.25  # the scale reaches 25% past the threshold: the limit sits at 80% of the height
@@ -28,11 +31,15 @@ class Scale:
     low: float
     high: float
     limit: float | None = None  # the breach threshold
-    bad_above: bool = True
+    bad_above: bool = True  # False: a minimum; bars grow as the value falls from `high`
 
     def fraction(self, value: float) -> float:
+        """How tall `value` is drawn, 0..1: towards the bad side is up."""
         span = self.high - self.low
-        return 0.0 if span <= 0 else min(1.0, max(0.0, (value - self.low) / span))
+        if span <= 0:
+            return 0.0
+        drawn = (value - self.low) if self.bad_above else (self.high - value)
+        return min(1.0, max(0.0, drawn / span))
 
     def breaches(self, value: float) -> bool:
         if self.limit is None:
@@ -47,9 +54,9 @@ def _finite(values: Sequence[float | None]) -> list[float]:
 def pane_scale(values: Sequence[float | None], breach: float | None, bad_side: str, unit: str) -> Scale:
     """Zero (or the natural floor) to a little past the breach threshold.
 
-    A pane that is bad below its threshold (connection success ≥ 95 %) is scaled from a
-    little under the threshold to its natural ceiling (100 % for a ratio), so a drop
-    towards the threshold is a visible fall rather than a hair off a full bar.
+    A pane that is bad below its threshold (connection success ≥ 95 %) is drawn from its
+    natural ceiling (100 % for a ratio) down to a little under the threshold: a drop towards
+    the threshold is a rising bar, and a healthy 99.8 % a low one.
     """
     seen = _finite(values)
     if breach is None:
@@ -62,20 +69,6 @@ def pane_scale(values: Sequence[float | None], breach: float | None, bad_side: s
     ceiling = max(ceiling, breach)
     span = ceiling - breach or abs(breach) or 1.0
     return Scale(breach - span * HEADROOM, ceiling, breach, False)
-
-
-def fit(values: Sequence[float | None], width: int, bad_above: bool = True) -> list[float | None]:
-    """At most `width` cells: the newest samples one a cell, or, when the history is longer
-    than the room (a zoomed pane), buckets of samples each drawn at its worst value."""
-    if width <= 0:
-        return []
-    if len(values) <= width:
-        return list(values)
-    out: list[float | None] = []
-    for i in range(width):
-        bucket = _finite(values[i * len(values) // width:(i + 1) * len(values) // width])
-        out.append((max if bad_above else min)(bucket) if bucket else None)
-    return out
 
 
 def spark_rows(values: Sequence[float | None], width: int, height: int, scale: Scale,
@@ -114,23 +107,18 @@ def spark_rows(values: Sequence[float | None], width: int, height: int, scale: S
     return rows
 
 
-class Spark(CachedComponentStyles):
-    """A pane's chart; its parent sets `data` and `scale`."""
+class Spark(Parts):
+    """A chart widget (the zoomed pane's); its parent sets `data` and `scale`."""
 
-    COMPONENT_CLASSES = {"spark--bar", "spark--breach", "spark--limit"}
+    PARTS = {"bar": "$success", "breach": "$error bold", "limit": "$warning"}
     DEFAULT_CSS = """
     Spark { height: 1; }
-    Spark > .spark--bar { color: $success; }
-    Spark > .spark--breach { color: $error; text-style: bold; }
-    Spark > .spark--limit { color: $warning; }
     """
 
     data: reactive[tuple[float | None, ...]] = reactive(())
     scale: reactive[Scale] = reactive(Scale(0.0, 1.0))
 
     def render(self) -> Text:
-        style = self.component_style
-        values = fit(self.data, self.size.width, self.scale.bad_above)
-        rows = spark_rows(values, self.size.width, self.size.height, self.scale,
-                          style("spark--bar"), style("spark--breach"), style("spark--limit"))
+        rows = spark_rows(self.data, self.size.width, self.size.height, self.scale,
+                          self.part("bar"), self.part("breach"), self.part("limit"))
         return Text("\n").join(rows)

@@ -14,6 +14,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from warroom.core.action_kinds import ActionKind
+from warroom.core.condition import source_down_text
 from warroom.core.snapshot import Snapshot, State
 from warroom.core.units import format_value
 from warroom.tui.clock_text import clock_text
@@ -77,7 +78,8 @@ def status_text(snap: Snapshot, retry_key: str = "r", fits: Callable[[str], bool
     a stakeholder update that is overdue (the owner is reminded on the channel too).
 
     A list of step blockers that does not `fit` is shortened blocker by blocker rather than
-    cut at the end: every reason stays.
+    cut at the end: every reason stays. Paused or read-only, what else holds the next step
+    is still said: resuming, or asking someone with a read-write console, is not all it takes.
     """
     overdue = snap.updates is not None and snap.updates.overdue
     if not overdue:
@@ -99,8 +101,6 @@ def _status_text(snap: Snapshot, retry_key: str, fits: Callable[[str], bool]) ->
         return "; ".join(snap.notes), "bad"
     if snap.drift:
         return "flag DRIFT: changed outside warroom; automation paused until acknowledged (a)", "bad"
-    if snap.state == State.PAUSED:
-        return f"paused: {snap.paused_reason}", "warn"
     if snap.state == State.ROLLED_BACK:
         retry = "" if snap.readonly else f"; {retry_key} retries from phase 1"
         return f"rolled back: flags confirmed off by read-back{retry}", "bad"
@@ -110,20 +110,33 @@ def _status_text(snap: Snapshot, retry_key: str, fits: Callable[[str], bool]) ->
     if breaching:
         g = breaching[0]
         reading = g.shown or f"{g.target} {format_value(g.value, g.unit)} {g.op} {format_value(g.threshold, g.unit)}"
+        if not snap.automation:  # nothing will act on it: say what would have, not what will
+            return f"guardrail {g.id}: {reading}; would {g.action.phrase}, but no engine enforces it", "bad"
         return f"guardrail {g.id}: {reading} → {g.action}", "bad"
-    if snap.readonly:
-        return "read-only console: it shows everything and changes nothing" + (f"; next: {snap.next_change}" if snap.next_change else ""), "info"
-    if snap.step_blockers:
-        blockers = tuple(steady(b, snap) for b in snap.step_blockers)
-        return "step up blocked: " + blockers_text(blockers, lambda text: fits("step up blocked: " + text)), "warn"
+    leads, severity = [], "warn"
+    if snap.state == State.PAUSED:
+        reason = snap.paused_reason or "paused"
+        leads.append(reason if reason.lower().startswith("paused") else f"paused: {reason}")
+    elif snap.readonly:
+        leads.append("read-only console: it shows everything and changes nothing")
+        severity = "info"
+    if snap.sources_down:
+        leads.append(f"source error: {source_down_text(snap)}")
+        severity = "warn"
+    lead = "; ".join(leads)
+    blockers = tuple(steady(b, snap) for b in snap.step_blockers if not b.startswith("state is "))
+    if blockers:
+        head = f"{lead}; step up blocked: " if lead else "step up blocked: "
+        return head + blockers_text(blockers, lambda text: fits(head + text)), severity
     if snap.next_change:
-        return f"ready: {snap.next_change}", "good"
-    return "", "info"
+        return (f"{lead}; next: {snap.next_change}" if lead else f"ready: {snap.next_change}"), severity if lead else "good"
+    return lead, severity if lead else "info"
 
 
 class StatusLine(Static):
     DEFAULT_CSS = """
     StatusLine { height: auto; max-height: 2; padding: 0 1; background: $panel; }
+    StatusLine.-lead { max-height: 3; }
     StatusLine.-bad { color: $error; text-style: bold; }
     StatusLine.-warn { color: $warning; }
     StatusLine.-good { color: $success; }
@@ -139,8 +152,11 @@ class StatusLine(Static):
         if snap is None:
             return
         width = self.content_region.width or self.app.size.width - 2
-        lines = int(self.styles.max_height.value) if self.styles.max_height else 2
-        text, severity = status_text(snap, self.retry_key, wraps_within(width, lines))
+        lines = 3 if self.screen.has_class("-tall") or self.screen.has_class("-huge") else 2  # app.tcss
+        # A line more when something leads the reasons (paused, read-only, a source down): every reason still shows.
+        lead = snap.state == State.PAUSED or snap.readonly or bool(snap.sources_down)
+        self.set_class(lead, "-lead")
+        text, severity = status_text(snap, self.retry_key, wraps_within(width, lines + lead))
         for name in ("bad", "warn", "good", "info"):
             self.set_class(severity == name, f"-{name}")
         set_text(self, text)
