@@ -50,6 +50,13 @@ def describe(fig: dict) -> tuple[str, str, str]:
     if name == "key_rollback_postgres":
         return (f"p50 {ms(fig['median'])}, p99 {ms(fig['p99'])}, max {ms(fig['max'])} over {fig['n']} presses (console → PostgreSQL "
                 "→ NOTIFY → engine)", f"SQLite store p99 {ms(fig['baseline'])} (same presses, interleaved)", f"p99 ≤ {ms(fig['target'])}")
+    if name.startswith("rollback_after_flood_"):
+        return (f"{spread(fig)} from the engine taking commands again to the rollback's intent, {fig['queued']:,} commands "
+                f"queued ahead ({name.rpartition('_')[2]})", f"nothing queued ahead: median {ms(fig['baseline'])}",
+                f"≤ {ms(fig['target'])} (every run)")
+    if name == "approval_to_step":
+        return (f"{spread(fig)}, p99 {ms(fig['p99'])} from an operator's approval (PostgreSQL, own role) to the step's flags read back",
+                f"a command answered at once: median {ms(fig['baseline'])}", f"p99 ≤ {ms(fig['target'])} (one poll + 150 ms)")
     if name == "takeover":
         return (f"{spread(fig)} from SIGKILL of the driver to the standby driving (PostgreSQL, lease TTL {fig['ttl']:g} s)",
                 f"lease TTL + one standby poll = {fig['baseline']:g} s", f"≤ {fig['target']:g} s (every run)")

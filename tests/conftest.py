@@ -35,10 +35,10 @@ from warroom.plan.state import PostgresState
 ALICE = Actor(user="alice", host="bastion", ssh_client="10.0.0.7", tty="pts/3")
 
 # `make test-fast` leaves out what is `slow`. Besides tests marked so, these folders and files
-# start real processes (engines, CLI verbs, exporters, tmux, Chromium) or drive the console
+# start real processes (engines, CLI verbs, exporters, tmux, Chromium, sshd logins) or drive the console
 # under a pilot with an engine thread (seconds each); so does every test that needs a real
 # server (the fixtures below, and the store contract on PostgreSQL).
-SLOW_PATHS = ("process/", "races/", "tui/", "prometheus/test_exporter.py", "prometheus/test_live.py",
+SLOW_PATHS = ("process/", "races/", "tui/", "people/", "prometheus/test_exporter.py", "prometheus/test_live.py",
               "prometheus/test_cohorts.py", "prometheus/test_trickle.py", "prometheus/test_results.py",
               "flags/test_secrets.py", "test_cli.py", "test_hostile_text.py", "test_hostile_files.py",
               "test_damaged_state.py", "test_bench_smoke.py", "page/test_access.py", "page/test_one_truth.py",

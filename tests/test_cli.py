@@ -33,7 +33,10 @@ def sample_variant(tmp_path: Path, **changes) -> Path:
     # A rehearsal copy (its own state and flag file): fast time is refused on a staging plan's real state.
     plan["rollout"]["environment"] = "drill"
     plan["automation"] = {"step_up": "auto"}
+    for key in ("roles", "go_no_go"):  # nobody signs off in a headless run: these walk the phases by themselves
+        plan.pop(key)
     for phase in plan["phases"]:
+        phase.pop("approvals", None)
         phase["checklist"] = [{"text": i["text"] if isinstance(i, dict) else i} for i in phase["checklist"]]
     plan["state"] = str(tmp_path / "state.sqlite")
     plan["flag_provider"]["path"] = str(tmp_path / "flags.json")

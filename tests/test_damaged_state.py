@@ -6,7 +6,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ def damaged(tmp_path_factory) -> tuple[Path, Path]:
     subprocess.run([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--for", "2h"], check=True,
                    capture_output=True, stdin=subprocess.DEVNULL)
     store = Store(tmp / "state.sqlite")
-    fence = store.acquire_lease(this_process(), 60, time.time()).fence()  # an engine's: the journal is written under a lease
+    fence = store.acquire_lease(this_process(), 60).fence()  # an engine's: the journal is written under a lease
     for i in range(3000):  # enough pages that the journal's leaves fill the middle of the file
         store.commit(fence, 1_800_000_000.0 + i, [("source.error", f"source service: timeout after 5s ({i})", "warroom (automatic)", {})])
     store.release_lease(fence)

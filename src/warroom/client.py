@@ -9,6 +9,10 @@ alive (local_client.py). `start_engine`
 starts one the way `warroom up` does; `start_unless_running` does so only when no engine of
 the rollout runs, one process of this host at a time (racing verbs and consoles that each see
 no engine alive must not each start one).
+
+Whether an engine is alive and how old a snapshot is are judged on the store's clock
+(`Store.now()`: the database's, or for SQLite the host's), never on this client's wall
+clock: a console on a host whose clock is off by a minute sees what every other sees.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 from warroom import local_client
 from warroom.core.identity import Actor
 from warroom.core.journal_kinds import Kind
-from warroom.core.local_wire import COMMANDS, LocalVerb
+from warroom.core.local_wire import COMMANDS, SIGN_OFFS, LocalVerb
 from warroom.core.snapshot import EngineView, JournalEntry, Snapshot
-from warroom.store.base import Command, LeaseInfo, Store, StoreUnwritable, Waiter, hostname, process_state
+from warroom.core.verbs import Verb
+from warroom.store.base import KEEP_COMMANDS, MAX_COMMAND_TEXT, Command, LeaseInfo, Store, StoreUnwritable, Waiter, hostname, process_state
 from warroom.store.paths import StateRef, state_argument
 
 if TYPE_CHECKING:
@@ -53,8 +58,8 @@ def _speed(text: str) -> float:
 
 
 def engine_view(lease: LeaseInfo | None, standbys: list[str], poll_interval: float, now: float) -> EngineView:
-    """Whether an engine is alive: a fresh heartbeat (two poll intervals of wall time, at least
-    ALIVE_FLOOR) and, when it runs on this host, a process that still exists."""
+    """Whether an engine is alive: a fresh heartbeat (two poll intervals, at least ALIVE_FLOOR, by
+    `now` on the store's clock) and, when it runs on this host, a process that still exists."""
     if lease is None or lease.holder is None:
         return EngineView(False, standbys=tuple(standbys))
     holder = lease.holder
@@ -85,8 +90,9 @@ class EngineClient:
 
     # ------------------------------------------------------------ looking
 
-    def engine(self, poll_interval: float = 0.0) -> EngineView:
-        now = time.time()
+    def engine(self, poll_interval: float = 0.0, now: float | None = None) -> EngineView:
+        """The engine as the store has it, judged at `now` on the store's clock (default: read it now)."""
+        now = self.store.now() if now is None else now
         # A standby heartbeats every second like a driver; one silent longer was killed or lost its way here.
         standbys = [s.holder.label() for s in self.store.standbys() if now - s.heartbeat <= ALIVE_FLOOR]
         lease = self.store.lease()
@@ -108,18 +114,25 @@ class EngineClient:
 
     def snapshot(self) -> Snapshot | None:
         """The latest snapshot as published (or as an engine answering only locally sees it now),
-        with the journal's tail, the engine as it is now, and who looks."""
+        with the journal's tail, the engine as it is now, and who looks.
+
+        Its `wall` is when it was published, told in this client's own wall clock (this host's
+        time now, less its age on the store's clock), so everything that counts time since
+        (the banner's clock, "published 5 s ago") is right whatever this host's clock says."""
         stored = self.store.snapshot()
         if stored is None:
             return None
-        engine = self.engine(float(stored.body.get("poll_interval") or 0.0))
+        now = self.store.now()
+        engine = self.engine(float(stored.body.get("poll_interval") or 0.0), now)
         body = self._live if engine.local and self._live else stored.body
         snap = Snapshot.from_json({**body, "journal": []})
-        return self._as_seen(dataclasses.replace(snap, journal=tuple(self.store.tail(JOURNAL_TAIL))), engine)
+        snap = dataclasses.replace(snap, journal=tuple(self.store.tail(JOURNAL_TAIL)),
+                                   wall=time.time() - max(0.0, now - stored.published))
+        return self._as_seen(snap, engine)
 
-    def viewed(self, snap: Snapshot) -> Snapshot:
+    def viewed(self, snap: Snapshot, now: float | None = None) -> Snapshot:
         """The snapshot with the engine's liveness as of now (it changes with no new snapshot: an engine dies)."""
-        return self._as_seen(snap, self.engine(snap.poll_interval))
+        return self._as_seen(snap, self.engine(snap.poll_interval, now))
 
     def _as_seen(self, snap: Snapshot, engine: EngineView) -> Snapshot:
         return dataclasses.replace(snap, engine=engine, automation=engine.alive, driver=engine.holder if engine.alive else "",
@@ -130,14 +143,21 @@ class EngineClient:
 
     # ------------------------------------------------------------ acting
 
-    def send(self, verb: str, args: dict | None = None) -> int:
-        return self.store.send_command(verb, args or {}, self.actor.to_json(), time.time())
+    def send(self, verb: str, args: dict[str, Any] | None = None) -> int:
+        """Queue a command (CommandTooLarge when it carries more than a command may); its id.
+        A rollback is never refused for its words: a reason longer than a command may carry is cut."""
+        args = dict(args or {})
+        if verb == Verb.ROLLBACK:
+            args = {k: v[:MAX_COMMAND_TEXT] if isinstance(v, str) else v for k, v in args.items()}
+        return self.store.send_command(verb, args, self.actor.to_json())
 
     def send_or_ask(self, verb: str, args: dict, accepted: Callable[[str], None] | None = None) -> int | Asked:
         """Queue the command in the store (its id); a rollback or a pause the store cannot take,
         or whose engine answers only locally, is asked of this host's engine over its local
         socket instead (its outcome; `accepted` is told why once the engine took it).
         StoreUnwritable when neither way takes it."""
+        if verb in {v.value for v in SIGN_OFFS} and not self.store.proves_sender:
+            return self._sign_off_locally(verb, args, accepted)
         local = self.engine().local if verb in {v.value for v in COMMANDS} else ""
         if local:
             asked = ask_locally(self.store.ref, verb, args, self.actor, f"its heartbeat cannot be written: {local}", accepted)
@@ -150,6 +170,16 @@ class EngineClient:
             if asked is None:
                 raise StoreUnwritable(f"{exc}; and no engine answers on this host's local socket") from None
             return asked
+
+    def _sign_off_locally(self, verb: str, args: dict, accepted: Callable[[str], None] | None) -> Asked:
+        """A sign-off where the store cannot say who sent it: to this host's engine, where the kernel can."""
+        why = "a sign-off goes where the kernel proves who sends it: the engine's local socket on its host"
+        asked = ask_locally(self.store.ref, verb, args, self.actor, why, accepted)
+        if asked is not None:
+            return asked
+        message = (f"no engine of this rollout listens on this host ({hostname()}): with a SQLite state, {verb} on the host "
+                   "the engine runs on (`warroom status PLAN` names it), where the kernel can say who you are")
+        return Asked(Command(0, time.time(), verb, args, self.actor.to_json(), status="refused", message=message, finished=time.time()), why)
 
     def act(self, verb: str, args: dict, on_progress: Callable[[JournalEntry], None] | None = None) -> Command:
         """Send a command (`send_or_ask`) and follow it to its outcome (`wait`)."""
@@ -177,7 +207,9 @@ class EngineClient:
             while True:
                 try:
                     command = self.store.command(command_id)
-                    assert command is not None
+                    if command is None:  # pruned: more than KEEP_COMMANDS finished after it while this waited
+                        return Command(command_id, 0.0, "", {}, {}, "failed", f"its outcome is no longer kept (over {KEEP_COMMANDS} "
+                                       "commands finished since): see the journal (warroom journal PLAN)")
                     if command.action_id:
                         followed.add(command.action_id)
                     for entry in self.store.entries(after=seen):

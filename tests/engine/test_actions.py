@@ -148,15 +148,18 @@ async def test_a_pause_during_the_automatic_first_step_stands(make, service):
 
 
 async def test_a_command_that_waited_too_long_for_an_engine_is_not_run(make, service):
-    import time
+    import sqlite3
 
     from warroom.client import EngineClient
     from warroom.engine.commands import MAX_AGE, CommandLoop
 
     engine = await make()
     client = EngineClient(engine.store, actor=ALICE)
-    stale = engine.store.send_command("step", {}, ALICE.to_json(), time.time() - MAX_AGE - 5)  # sent before any engine ran
-    rollback = engine.store.send_command("rollback", {"reason": "old but still wanted"}, ALICE.to_json(), time.time() - 600)
+    stale = engine.store.send_command("step", {}, ALICE.to_json())
+    rollback = engine.store.send_command("rollback", {"reason": "old but still wanted"}, ALICE.to_json())
+    with sqlite3.connect(engine.store.path) as raw:  # sent before any engine ran: their age is the store's to tell
+        raw.execute("UPDATE commands SET created = created - ? WHERE id = ?", (MAX_AGE + 5, stale))
+        raw.execute("UPDATE commands SET created = created - 600 WHERE id = ?", (rollback,))
     stop = asyncio.Event()
     loop = asyncio.ensure_future(CommandLoop(engine, lambda *_: None).serve(stop))
     step = await asyncio.to_thread(client.wait, stale)

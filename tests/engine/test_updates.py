@@ -102,12 +102,12 @@ async def test_an_incident_drafts_an_update_at_once_due_within_the_stated_minute
     assert engine.state == State.ROLLED_BACK
     breach = entries(engine, Kind.GUARDRAIL_BREACH)[0]
     (drafted,) = entries(engine, Kind.UPDATE_DRAFTED)
-    assert drafted.ts - breach.ts < POLL and drafted.data["due"] == breach.ts + 300 and drafted.data["reason"] == "incident"
+    assert drafted.ts - breach.ts <= POLL and drafted.data["due"] == breach.ts + 300 and drafted.data["reason"] == "incident"
     draft = engine.store.updates()[0]
     assert draft.status == UpdateStatus.DRAFT and draft.due == breach.ts + 300
     assert "Incident at " in draft.text and "State: ROLLED BACK" in draft.text and "rollback by warroom (automatic)" in draft.text
     await advance(engine, clock, 300)
-    assert entries(engine, Kind.UPDATE_OVERDUE)[0].ts - (breach.ts + 300) < POLL  # rolled back, still owed: reminded
+    assert entries(engine, Kind.UPDATE_OVERDUE)[0].ts - (breach.ts + 300) <= POLL  # rolled back, still owed: reminded
 
 
 async def test_with_auto_the_engine_posts_an_incident_update_itself(make_engine, clock):
@@ -116,7 +116,7 @@ async def test_with_auto_the_engine_posts_an_incident_update_itself(make_engine,
     await enter_phase_one(engine)
     await advance(engine, clock, 20)
     (published,) = entries(engine, Kind.UPDATE_PUBLISHED)
-    assert published.actor == "warroom (automatic)" and published.ts - entries(engine, Kind.GUARDRAIL_BREACH)[0].ts < POLL
+    assert published.actor == "warroom (automatic)" and published.ts - entries(engine, Kind.GUARDRAIL_BREACH)[0].ts <= POLL
     assert not entries(engine, Kind.UPDATE_OVERDUE)
 
 

@@ -6,6 +6,7 @@ standby taking over. Real processes and signals, the real cluster, the loopback 
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -26,8 +27,9 @@ from warroom.store.base import Store, StoreMissing
 
 pytestmark = pytest.mark.slow
 TTL = "2s"
-EU = {"WARROOM_HOSTNAME": "bastion-eu", "USER": "alice", "LOGNAME": "alice"}
-US = {"WARROOM_HOSTNAME": "bastion-us", "USER": "bob", "LOGNAME": "bob"}
+EU = {"WARROOM_HOSTNAME": "bastion-eu"}
+US = {"WARROOM_HOSTNAME": "bastion-us"}
+ME = pwd.getpwuid(os.getuid()).pw_name  # every engine and verb is named by its uid's account (LOGNAME names nobody)
 
 
 class SharedRollout(Engine):
@@ -108,7 +110,7 @@ def test_the_standby_on_another_host_finishes_a_rollback_when_the_driver_is_kill
                rollback={"flags": {"feature": False}, "dry_run": False, "steps": [{"run": ["sh", "-c", f"echo ran >> {ran}"]}]})
     eu, us = r.pair()
     status = r.verb("status")
-    assert f"engine: alice@bastion-eu pid {eu.pid} (driving) · bob@bastion-us pid {us.pid} (standby)" in status.stdout, status.stdout
+    assert f"engine: {ME}@bastion-eu pid {eu.pid} (driving) · {ME}@bastion-us pid {us.pid} (standby)" in status.stdout, status.stdout
     assert r.verb("step").returncode == 0
     flags.fail(503)  # the rollback keeps retrying on the eu engine …
     rollback = subprocess.Popen([*WARROOM, "rollback", str(r.plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -130,7 +132,7 @@ def test_the_standby_on_another_host_finishes_a_rollback_when_the_driver_is_kill
     entries = r.store.entries()
     assert len({e.seq for e in entries}) == len(entries)  # nothing doubled
     lost = next(e for e in entries if e.kind == "engine.lost")
-    assert f"took over from engine alice@bastion-eu pid {eu.pid}, which vanished" in lost.message
+    assert f"took over from engine {ME}@bastion-eu pid {eu.pid}, which vanished" in lost.message
     assert r.status_json()["state"] == "ROLLED_BACK"
 
 
@@ -147,7 +149,7 @@ def test_a_frozen_driver_taken_over_by_another_host_writes_nothing_when_it_wakes
     writes, journal = len(flags.writes), r.store.entries()
     eu.send_signal(signal.SIGCONT)  # it wakes believing it drives
     assert eu.wait(DEADLINE) == 10
-    assert "FENCED: fenced: this engine held epoch 1; the lease is now epoch 2, held by bob@bastion-us" in r.output(EU)
+    assert f"FENCED: fenced: this engine held epoch 1; the lease is now epoch 2, held by {ME}@bastion-us" in r.output(EU)
     # It has exited: no flag write from it … (one it sent before dying but the service read
     # after would have no pid to show: none but the driver's counts)
     assert [w for w in flags.writes[writes:] if w.who != us.pid] == []
@@ -160,9 +162,9 @@ def test_a_frozen_driver_taken_over_by_another_host_writes_nothing_when_it_wakes
 def test_a_console_on_another_host_sees_the_driver_the_standby_and_a_step(shared, tmux):
     r = shared(automation={"step_up": "manual"})
     r.pair()
-    tmux.start(f"{' '.join(WARROOM)} {r.plan}", env={"WARROOM_HOSTNAME": "laptop-ic", "USER": "carol", "LOGNAME": "carol",
+    tmux.start(f"{' '.join(WARROOM)} {r.plan}", env={"WARROOM_HOSTNAME": "laptop-ic",
                                                     "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"]})
-    screen = tmux.wait_for("engine: alice@bastion-eu (driving) · bob@bastion-us (standby)")
+    screen = tmux.wait_for(f"engine: {ME}@bastion-eu (driving) · {ME}@bastion-us (standby)")
     assert "PENDING" in screen and "RUNNING" not in screen, screen
     assert r.verb("step").returncode == 0  # from this host, through the database: the console there follows
     tmux.wait_for("RUNNING")
@@ -193,12 +195,12 @@ def test_up_on_another_host_starts_a_standby_there(shared):
     until("the eu engine to drive", lambda: r.driver() == eu.pid)
     env = {**os.environ, **US}
     first = subprocess.run([*WARROOM, "up", str(r.plan)], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
-    assert first.returncode == 0 and f"engine alice@bastion-eu pid {eu.pid} drives; started a standby here: pid " in first.stdout, first
+    assert first.returncode == 0 and f"engine {ME}@bastion-eu pid {eu.pid} drives; started a standby here: pid " in first.stdout, first
     standby = int(first.stdout.split("standby here: pid ")[1].split()[0])
     try:  # the standby is detached (not our child): stopped below by its pid
         assert r.standbys() == [standby]
         again = subprocess.run([*WARROOM, "up", str(r.plan)], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
-        assert again.returncode == 0 and f"stands by on this host already: bob@bastion-us pid {standby}" in again.stdout, again.stdout
+        assert again.returncode == 0 and f"stands by on this host already: {ME}@bastion-us pid {standby}" in again.stdout, again.stdout
         assert r.standbys() == [standby]  # one is enough
     finally:
         os.kill(standby, signal.SIGKILL)
@@ -263,26 +265,26 @@ def test_a_hosts_own_stop_stops_that_hosts_engine_only_and_down_stops_them_all(s
                               env={**os.environ, **host}, stdin=subprocess.DEVNULL)
 
     on_us = down(US, "--here", "--force")  # the standby's host stops its unit
-    assert on_us.returncode == 0 and f"engine bob@bastion-us pid {us.pid} stopped (it stood by)" in on_us.stdout, on_us
-    assert f"engine alice@bastion-eu pid {eu.pid} drives from bastion-eu: not stopped" in on_us.stdout, on_us.stdout
+    assert on_us.returncode == 0 and f"engine {ME}@bastion-us pid {us.pid} stopped (it stood by)" in on_us.stdout, on_us
+    assert f"engine {ME}@bastion-eu pid {eu.pid} drives from bastion-eu: not stopped" in on_us.stdout, on_us.stdout
     assert us.wait(30) == 0 and r.driver() == eu.pid and eu.poll() is None  # the launch is still guarded
 
     us = r.engine(US)
     r.started.append(us)
     until("the us engine to stand by again", lambda: us.pid in r.standbys())
     on_eu = down(EU, "--here")  # the driver's host: a standby elsewhere takes over, so nothing is left unguarded
-    assert on_eu.returncode == 0 and f"engine alice@bastion-eu pid {eu.pid} stopped" in on_eu.stdout, on_eu
+    assert on_eu.returncode == 0 and f"engine {ME}@bastion-eu pid {eu.pid} stopped" in on_eu.stdout, on_eu
     assert eu.wait(30) == 0
     until("the us engine to take over", lambda: r.driver() == us.pid)
     assert "engine.left" not in r.kinds()
 
-    ops = {"WARROOM_HOSTNAME": "bastion-ops", "USER": "carol", "LOGNAME": "carol"}
+    ops = {"WARROOM_HOSTNAME": "bastion-ops"}
     assert down(ops, "--here").stdout.strip().endswith("no engine of this rollout runs on this host")
     eu = r.engine(EU)
     r.started.append(eu)
     until("the eu engine to stand by", lambda: eu.pid in r.standbys())
     everything = down(ops, "--force")  # from a third host: every engine of the rollout
     assert everything.returncode == 0, everything
-    assert f"engine bob@bastion-us pid {us.pid} stopped" in everything.stdout, everything.stdout
-    assert f"engine alice@bastion-eu pid {eu.pid} stopped (it stood by)" in everything.stdout, everything.stdout
+    assert f"engine {ME}@bastion-us pid {us.pid} stopped" in everything.stdout, everything.stdout
+    assert f"engine {ME}@bastion-eu pid {eu.pid} stopped (it stood by)" in everything.stdout, everything.stdout
     assert us.wait(30) == 0 and eu.wait(30) == 0 and r.driver() is None

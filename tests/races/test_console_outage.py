@@ -16,10 +16,11 @@ import pytest
 from tests.conftest import PG_PASSWORD
 from tests.process.conftest import WARROOM
 from tests.process.test_across_hosts import EU, SharedRollout, shared  # noqa: F401  (shared: the fixture)
+from tests.support.servers import STORE_ROLE
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
-LAPTOP = {"WARROOM_HOSTNAME": "laptop-ic", "USER": "carol", "LOGNAME": "carol"}
+LAPTOP = {"WARROOM_HOSTNAME": "laptop-ic"}
 
 
 def tries_shown(screen: str) -> int:
@@ -63,7 +64,7 @@ def test_r_during_a_store_outage_keeps_trying_and_rolls_back_once_the_store_answ
     kinds = r.kinds()
     assert kinds.count("rollback.intent") == 1 and "rollback.outcome" in kinds
     intent = next(e for e in r.store.entries() if e.kind == "rollback.intent")
-    assert intent.actor.startswith("carol@"), intent.actor  # the human at the console
+    assert intent.actor.startswith(f"{STORE_ROLE}@"), intent.actor  # the human at the console, as the database proves them (its role)
 
 
 def test_esc_stops_trying_and_nothing_is_sent(shared, flags, pg_state, tmux):  # noqa: F811  (the fixture imported above)

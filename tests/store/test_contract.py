@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import threading
-import time
 from dataclasses import replace
 
 import pytest
@@ -38,19 +37,19 @@ def stores(store_ref):
 def test_a_takeover_raises_the_epoch_and_fences_the_old_holder_in_the_same_transaction(stores):
     first, second = stores
     a, b = this_process(), this_process()
-    mine = first.acquire_lease(a, 0.2, time.time())
+    mine = first.acquire_lease(a, 0.2)
     assert mine.holder.id == a.id and mine.epoch == 1
     # Held and fresh: the other engine gets the lease as it is, not the lease.
-    assert second.acquire_lease(b, 10, time.time()).holder.id == a.id
+    assert second.acquire_lease(b, 10).holder.id == a.id
     first.commit(mine.fence(), 1.0, [row("pause")], state={"state": "PAUSED"})
-    until("a's lease to run out (it was frozen)", lambda: time.time() > mine.expires)
-    theirs = second.acquire_lease(b, 10, time.time())
+    until("a's lease to run out (it was frozen)", lambda: second.now() > mine.expires)
+    theirs = second.acquire_lease(b, 10)
     assert theirs.holder.id == b.id and theirs.epoch == 2
     with pytest.raises(Fenced, match=f"this engine held epoch 1; the lease is now epoch 2, held by {b.id}"):
         first.commit(mine.fence(), 2.0, [row("resume")], state={"state": "RUNNING"})
     for write in (lambda: first.record_samples(mine.fence(), 2.0, {"p": 1.0}),
-                  lambda: first.publish(mine.fence(), 2.0, {"x": 1}),
-                  lambda: first.renew_lease(mine.fence(), 10, time.time()),
+                  lambda: first.publish(mine.fence(), {"x": 1}),
+                  lambda: first.renew_lease(mine.fence(), 10),
                   lambda: first.claim_command(mine.fence())):
         with pytest.raises(Fenced):
             write()
@@ -63,23 +62,23 @@ def test_a_takeover_raises_the_epoch_and_fences_the_old_holder_in_the_same_trans
 
 def test_a_released_lease_keeps_its_epoch_and_the_next_holder_raises_it(stores):
     first, second = stores
-    a = first.acquire_lease(this_process(), 10, time.time())
+    a = first.acquire_lease(this_process(), 10)
     first.release_lease(a.fence())
     assert second.lease().holder is None and second.lease().epoch == 1
-    assert second.acquire_lease(this_process(), 10, time.time()).epoch == 2
+    assert second.acquire_lease(this_process(), 10).epoch == 2
 
 
 def test_a_holder_proved_dead_is_replaced_before_its_lease_runs_out(stores):
     first, _ = stores
     child = subprocess.Popen(["sleep", "30"])
     dead = Holder("alice", this_process().host, child.pid, process_started(child.pid))
-    first.acquire_lease(dead, 60, time.time())
-    assert first.acquire_lease(this_process(), 10, time.time(), replacing=None).holder.id == dead.id
+    first.acquire_lease(dead, 60)
+    assert first.acquire_lease(this_process(), 10, replacing=None).holder.id == dead.id
     assert not dead.provably_gone()
     child.kill()
     child.wait()
     assert dead.provably_gone()
-    assert first.acquire_lease(this_process(), 10, time.time(), replacing=dead.id).epoch == 2
+    assert first.acquire_lease(this_process(), 10, replacing=dead.id).epoch == 2
 
 
 def test_a_holder_counts_as_gone_only_when_that_is_provable():
@@ -97,20 +96,20 @@ def test_a_holder_counts_as_gone_only_when_that_is_provable():
 
 def test_a_command_is_claimed_by_one_engine_and_its_action_recorded_on_it(stores):
     first, second = stores
-    lease = first.acquire_lease(this_process(), 10, time.time())
-    command_id = second.send_command("rollback", {"reason": "errors"}, ALICE, time.time())
+    lease = first.acquire_lease(this_process(), 10)
+    command_id = second.send_command("rollback", {"reason": "errors"}, ALICE)
     claimed = first.claim_command(lease.fence())
     assert (claimed.id, claimed.verb, claimed.args, claimed.actor, claimed.status) == (command_id, "rollback", {"reason": "errors"}, ALICE, "running")
     assert first.claim_command(lease.fence()) is None  # nobody runs it twice
     first.commit(lease.fence(), 1.0, [row("rollback.intent")], action=ActionWrite("r1", new=("rollback", {}), command=command_id))
-    first.finish_command(lease.fence(), command_id, "done", "rolled back", 2.0)
+    first.finish_command(lease.fence(), command_id, "done", "rolled back")
     seen = second.command(command_id)
     assert (seen.status, seen.message, seen.action_id, seen.epoch, seen.done) == ("done", "rolled back", "r1", 1, True)
 
 
 def test_a_commit_against_a_state_that_moved_is_refused_whole(stores):
     first, _ = stores
-    fence = first.acquire_lease(this_process(), 10, time.time()).fence()
+    fence = first.acquire_lease(this_process(), 10).fence()
     v1 = first.commit(fence, 1.0, state={"state": "RUNNING"}).version
     first.commit(fence, 2.0, [row("pause")], state={"state": "PAUSED"}, expected_version=v1)
     with pytest.raises(StaleState):
@@ -120,10 +119,10 @@ def test_a_commit_against_a_state_that_moved_is_refused_whole(stores):
 
 def test_actions_left_by_an_earlier_epoch_are_adopted_once(stores):
     first, second = stores
-    old = first.acquire_lease(this_process(), 0.1, time.time())
+    old = first.acquire_lease(this_process(), 0.1)
     first.commit(old.fence(), 1.0, [row("rollback.intent")], action=ActionWrite("r1", new=("rollback", {"flags": {}})))
-    until("the old lease to run out", lambda: time.time() > old.expires)
-    new = second.acquire_lease(this_process(), 10, time.time())
+    until("the old lease to run out", lambda: second.now() > old.expires)
+    new = second.acquire_lease(this_process(), 10)
     assert [(a.id, a.epoch) for a in second.adopt_actions(new.fence())] == [("r1", 1)]
     assert second.adopt_actions(new.fence()) == []  # ours now
     assert [a.epoch for a in second.pending_actions()] == [2]
@@ -154,7 +153,7 @@ def test_the_snapshot_goes_through_the_store_and_back_whole(stores, tmp_path):
 
 def test_a_client_waiting_on_changes_wakes_when_the_engine_commits(stores):
     engine_side, client_side = stores
-    fence = engine_side.acquire_lease(this_process(), 10, time.time()).fence()
+    fence = engine_side.acquire_lease(this_process(), 10).fence()
     waiter = client_side.watch()
     assert not waiter.wait(0.1)  # nothing happened
     threading.Timer(0.2, lambda: engine_side.commit(fence, 1.0, [row("pause")])).start()
@@ -163,11 +162,11 @@ def test_a_client_waiting_on_changes_wakes_when_the_engine_commits(stores):
 
 def test_the_driving_engine_is_woken_at_once_by_a_command(stores):
     engine_side, client_side = stores
-    engine_side.acquire_lease(this_process(), 10, time.time())
+    engine_side.acquire_lease(this_process(), 10)
     waiter = engine_side.watch(commands=True)
 
     async def woken() -> bool:
-        threading.Timer(0.3, lambda: client_side.send_command("rollback", {}, ALICE, time.time())).start()
+        threading.Timer(0.3, lambda: client_side.send_command("rollback", {}, ALICE)).start()
         return await waiter.changed(DEADLINE)
 
     assert asyncio.run(woken())  # how soon (the datagram, not the next poll): bench/key_rollback.py

@@ -27,7 +27,7 @@ def draft(text: str = "Phase 2/5 Beta 25% for 12 min; all guardrails within limi
 
 def test_an_update_is_drafted_rewritten_and_published_in_place(store_ref):
     store = open_store(store_ref)
-    fence = store.acquire_lease(this_process(), 10, time.time()).fence()
+    fence = store.acquire_lease(this_process(), 10).fence()
     first = store.put_update(fence, draft())
     second = store.put_update(fence, draft("an older one"))
     assert second > first
@@ -43,9 +43,9 @@ def test_an_update_is_drafted_rewritten_and_published_in_place(store_ref):
 
 def test_a_read_only_reader_reads_everything_and_cannot_write(store_ref):
     engine = open_store(store_ref)
-    fence = engine.acquire_lease(this_process(), 10, time.time()).fence()
+    fence = engine.acquire_lease(this_process(), 10).fence()
     engine.commit(fence, time.time(), [("rollout.init", "m", "warroom (automatic)", {})])
-    engine.publish(fence, time.time(), {"rollout": "launch"})
+    engine.publish(fence, {"rollout": "launch"})
     engine.put_update(fence, draft())
     reader = open_store(store_ref, create=False, readonly=True)
     assert reader.snapshot().body == {"rollout": "launch"} and reader.tail(1)[0].kind == "rollout.init"
@@ -53,7 +53,7 @@ def test_a_read_only_reader_reads_everything_and_cannot_write(store_ref):
     waiter = reader.watch()
     engine.commit(fence, time.time(), [("pause", "m", "alice", {})])
     assert waiter.wait(10)  # the page's live updates come from the same change waiter as a console's
-    for write in (lambda: reader.send_command("rollback", {}, {}, time.time()),
+    for write in (lambda: reader.send_command("rollback", {}, {}),
                   lambda: reader.commit(fence, time.time(), [("pause", "m", "mallory", {})]),
                   lambda: reader.put_update(fence, draft())):
         with pytest.raises(StoreError):  # SQLite: a read-only database; PostgreSQL: a read-only transaction
@@ -72,10 +72,10 @@ def test_a_reader_never_creates_a_store(tmp_path):
 
 def test_a_sqlite_reader_is_refused_writes_by_sqlite_itself(tmp_path):
     engine = open_store(tmp_path / "state.sqlite")
-    engine.acquire_lease(this_process(), 10, time.time())
+    engine.acquire_lease(this_process(), 10)
     reader = open_store(tmp_path / "state.sqlite", readonly=True)
     with pytest.raises(StoreUnwritable, match="it is read-only"):
-        reader.send_command("rollback", {}, {}, time.time())
+        reader.send_command("rollback", {}, {})
 
 
 def test_a_select_only_role_reads_the_store_and_the_database_refuses_its_writes(pg_state, postgres_cluster):
@@ -84,9 +84,9 @@ def test_a_select_only_role_reads_the_store_and_the_database_refuses_its_writes(
     database = pg_state.url.rsplit("/", 1)[1]
     key = f"launch-{uuid.uuid4().hex[:8]}"
     engine = open_store(pg_state.keyed(key))
-    fence = engine.acquire_lease(this_process(), 10, time.time()).fence()
+    fence = engine.acquire_lease(this_process(), 10).fence()
     engine.commit(fence, time.time(), [("rollout.init", "m", "warroom (automatic)", {})])
-    engine.publish(fence, time.time(), {"rollout": key})
+    engine.publish(fence, {"rollout": key})
     _psql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'", postgres_cluster)
     try:
         _psql(f"GRANT CONNECT ON DATABASE {database} TO {role}", postgres_cluster)
@@ -97,7 +97,7 @@ def test_a_select_only_role_reads_the_store_and_the_database_refuses_its_writes(
         reader = open_store(PostgresState(url=url, password="env:WARROOM_TEST_PAGE_PG_PASSWORD", rollout=key), readonly=True)
         assert reader.snapshot().body == {"rollout": key} and reader.tail(1)[0].kind == "rollout.init"
         with pytest.raises(StoreError):
-            reader.send_command("rollback", {}, {}, time.time())
+            reader.send_command("rollback", {}, {})
         # Not only the read-only session: the database refuses the role itself, in a writable transaction.
         with psycopg.connect(url, password=password, autocommit=True) as raw:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-import time
 
 import pytest
 
@@ -17,7 +16,7 @@ from warroom.store.sqlite import SQLiteStore
 def test_one_engine_listens_on_the_wake_socket_of_a_state_file(tmp_path):
     engine_side = open_store(tmp_path / "state.sqlite")
     assert isinstance(engine_side, SQLiteStore)
-    engine_side.acquire_lease(this_process(), 10, time.time())
+    engine_side.acquire_lease(this_process(), 10)
     engine_side.watch(commands=True)
     # One engine listens per state file: a second one falls back to watching data_version.
     other = open_store(engine_side.path)
@@ -53,11 +52,11 @@ def test_a_state_file_from_before_the_engine_process_opens_and_is_migrated(tmp_p
     db.close()
     store = open_store(path)
     assert [a.id for a in store.pending_actions()] == ["r1"] and [e.kind for e in store.entries()] == ["console.init"]
-    fence = store.acquire_lease(this_process(), 10, time.time()).fence()
+    fence = store.acquire_lease(this_process(), 10).fence()
     assert [a.id for a in store.adopt_actions(fence)] == ["r1"]
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
         raw.execute("PRAGMA user_version = 99")
     store.close()
-    with pytest.raises(Exception, match="written by a newer warroom \\(schema 99, this one reads 2\\); upgrade warroom"):
+    with pytest.raises(Exception, match="written by a newer warroom \\(schema 99, this one reads 3\\); upgrade warroom"):
         open_store(path)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from tests.support.waiting import DEADLINE
 from warroom.engine.commands import CommandLoop
 from warroom.engine.engine import Engine
+from warroom.engine.local_socket import LocalSocket
 
 T = TypeVar("T")
 
@@ -39,6 +40,11 @@ class EngineHost:
     def submit(self, fn: Callable[[], Awaitable[T]]) -> concurrent.futures.Future[T]:
         """Run `fn()` on the engine's loop (a tick, or a command as the engine's own method)."""
         return asyncio.run_coroutine_threadsafe(fn(), self.loop)
+
+    def listen_locally(self) -> concurrent.futures.Future[None]:
+        """Listen on the engine's local socket too, as its process does, until the host stops (the kernel
+        then names who sends a sign-off or a rollback that way)."""
+        return self.submit(lambda: LocalSocket(self.engine).serve(self._stop))
 
     def call(self, fn: Callable[[], Awaitable[T]], timeout: float = DEADLINE) -> T:
         return self.submit(fn).result(timeout)

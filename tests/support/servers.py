@@ -12,7 +12,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,9 +168,30 @@ class PostgresMissing(Exception):
     """No PostgreSQL cluster can be started here; the message says what is missing."""
 
 
-def _psql(sql: str, port: int, database: str = "postgres") -> str:
-    return subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-p", str(port), "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+def _psql(sql: str, port: int, db: str = "postgres") -> str:
+    return subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-p", str(port), "-d", db, "-v", "ON_ERROR_STOP=1", "-qtAc", sql],
                           check=True, capture_output=True, text=True).stdout.strip()
+
+
+@contextmanager
+def operator_roles(port: int, db: str, *names: str, password: Callable[[str], str | None] = lambda _: None) -> Iterator[None]:
+    """Login roles of operators (a password each, or none: peer authentication), dropped afterwards.
+    Grant them what an operator needs with `grant_operators` once warroom's schema exists."""
+    for name in names:
+        pw = password(name)
+        _psql(f"CREATE ROLE {name} LOGIN" + (f" PASSWORD '{pw}'" if pw else ""), port, db)
+    try:
+        yield
+    finally:
+        for name in names:
+            _psql(f"DROP OWNED BY {name}; DROP ROLE IF EXISTS {name}", port, db)
+
+
+def grant_operators(port: int, db: str, *names: str) -> None:
+    """What an operator's role needs (README, People and sign-offs): read the store, queue commands."""
+    for name in names:
+        _psql(f"GRANT USAGE ON SCHEMA warroom TO {name}; GRANT SELECT ON ALL TABLES IN SCHEMA warroom TO {name}; "
+              f"GRANT INSERT ON warroom.commands TO {name}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA warroom TO {name}", port, db)
 
 
 # warroom's own store logs in as a role of its own: its password is remembered for redaction in

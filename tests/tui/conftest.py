@@ -112,9 +112,9 @@ class Console:
 
 @pytest.fixture(autouse=True)
 def same_names_everywhere(monkeypatch):
-    """The engine's user and host as the banner shows them, the same on every machine."""
-    for name in ("USER", "LOGNAME"):
-        monkeypatch.setenv(name, "alice")
+    """The engine's user and host as the banner shows them, the same on every machine (the user is the
+    uid's account: LOGNAME names nobody, so the name is set where the engine looks it up)."""
+    monkeypatch.setattr("warroom.engine.lease.account_name", lambda uid: "alice")
     monkeypatch.setenv("WARROOM_HOSTNAME", "bastion")
 
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import pwd
 
+import yaml
 from rich.cells import cell_len
 from rich.console import Console as RichConsole
 from textual.command import CommandPalette
 from textual.widgets import Input, Static
 
-from tests.conftest import ALICE
+from tests.conftest import ALICE, BASE_PLAN
 from tests.support.helpers import free_port
 from tests.tui.conftest import palette_text, screen_text
 from tests.tui.test_glance import rows_of
 from warroom.core.clock import RealClock
+from warroom.core.identity import Actor
 from warroom.core.snapshot import State
 from warroom.core.units import format_value
 from warroom.reports.scorecard import ScoreCard
@@ -317,7 +321,7 @@ async def test_help_lists_every_binding_with_its_id(console, test_plan):
         ids = {row.binding_id for row in c.app.screen.rows}
         assert ids == {a.id for a in ACTIONS if a.keys} == {
             "step_up", "pause_resume", "rollback", "retry", "ack_drift", "help", "palette", "theme", "quit", "zoom",
-            "pane.zoom", "checklist.up", "checklist.down", "checklist.tick", "stop_trying"}
+            "pane.zoom", "checklist.up", "checklist.down", "checklist.tick", "stop_trying", "approve"}
         shown = screen_text(c.app)
         for word in ("driver", "soak", "gate", "ack", "drift", "read back", "≤1.00% · last 2m", "absent"):
             assert word in shown, word
@@ -336,6 +340,26 @@ async def test_palette_runs_console_actions_by_name(console, test_plan):
         await pilot.press("enter")
         await c.until(pilot, lambda: c.app.snapshot.state == State.ROLLED_BACK)
         assert len(by_alice(c, "rollback.intent")) == 1
+
+
+async def test_the_console_shows_what_is_awaited_and_A_approves_it(console, test_plan):
+    me = pwd.getpwuid(os.getuid()).pw_name  # who the kernel says runs this console
+    phases = yaml.safe_load(BASE_PLAN)["phases"]
+    phases[0]["approvals"] = {"roles": {"security": 1}, "timeout": "5m", "on_timeout": "hold"}
+    c = console(test_plan({"roles": {"security": {"members": ["carol", me]}}, "phases": phases}))
+    c.host.listen_locally()
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await c.tick(pilot)
+        said = await c.call(lambda: c.engine.step_up(Actor(user="carol")))
+        assert said.startswith(f"awaiting security ({me}) 05:00 → on timeout: hold")
+        await c.tick(pilot, seconds=48)
+        await c.until(pilot, lambda: f"awaiting security ({me}) 04:1" in screen_text(c.app))
+        assert "→ on timeout: hold" in screen_text(c.app)
+        await pilot.press("A")  # over the engine's local socket: the console's word for who it is counts for nothing
+        await c.until(pilot, lambda: c.engine.phase_index == 1)
+        [given] = [e for e in c.engine.store.entries() if e.kind == "approval.given"]
+        assert given.data["actor"]["user"] == me and given.data["actor"]["proof"].startswith(f"kernel: uid {os.getuid()} ({me})")
+        assert given.data["note"] == "from the console" and given.data["roles"] == ["security"]
 
 
 async def test_t_cycles_themes_and_theme_option_is_honoured(console, test_plan):
@@ -479,10 +503,11 @@ async def test_no_engine_is_said_loudly_and_panes_only_say_what_would_happen(con
         assert "-level-bad" in c.app.query_one(Banner).classes
         assert c.app.query_one(Banner).shown("driver") == "engine: NONE"
         assert rows_of(c.app, c.app.query_one(MetricPane))[-1].strip().startswith("WOULD roll back")
-        # A console that cannot start an engine (the demo's ended with it) says where to roll back from.
+        # A console that cannot start an engine (the demo's ended with it) queues the rollback and says how to start one.
         await pilot.press("R")
-        await c.until(pilot, lambda: any("roll back from a shell with `warroom rollback PLAN`" in n for n in c.notices))
-        # One that can, but whose engine does not start, says why and sends nothing.
+        await c.until(pilot, lambda: any("the rollback is queued for the next engine; start one now with `warroom rollback PLAN`" in n
+                                         for n in c.notices))
+        # One that can, but whose engine does not start, says why; nothing runs the rollback.
         c.app.start_engine = lambda: "the engine did not start; see its log: state.engine.log"
         await pilot.press("R")
         await c.until(pilot, lambda: c.notices[-1] == "the engine did not start; see its log: state.engine.log")

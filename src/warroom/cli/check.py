@@ -135,6 +135,27 @@ def _print_timeline(plan: Plan) -> None:
         say(f"  {row.number}/{len(rows)} {terminal_safe(row.name):<{width}}  {row.exposure:>6g}%  soak {plan_duration(row.hold):<7} "
             f"+{plan_duration(row.earliest_start)} → +{plan_duration(row.earliest_end)}")
     say(f"  complete at the earliest +{plan_duration(rows[-1].earliest_end)} after the first step up")
+    _print_sign_offs(plan)
+
+
+def _print_sign_offs(plan: Plan) -> None:
+    """Who must sign off before which step, and what a silence does (nothing when the plan asks nobody)."""
+    lines = []
+    if plan.go_no_go is not None:
+        kinds = ", ".join(f"{c.kind} {c.name!r}" for c in plan.go_no_go.criteria) or "no criteria"
+        lines.append(f"  go/no-go before phase 1: {kinds}")
+    for number in range(1, len(plan.phases) + 1):
+        approval = plan.approval_for(number)
+        if approval is not None:
+            who = ", ".join(f"{role} {n} of {len(plan.roles[role].members)} ({'|'.join(plan.roles[role].members)})"
+                            for role, n in approval.roles.items())
+            wait = f"within {plan_duration(approval.timeout)}, then {approval.on_timeout.value}" if approval.timeout else "no timeout"
+            own = "; the requester may approve" if approval.self_approval else ""
+            lines.append(f"  into phase {number}: {who}; {wait}{own}")
+    if lines:
+        say("sign-offs (warroom approve PLAN, as the account or database role the engine proves):")
+        for line in lines:
+            say(terminal_safe(line))
 
 
 def _check_store(plan: Plan, args: argparse.Namespace) -> tuple[Store | None, int]:

@@ -50,7 +50,7 @@ def _warn(text: str) -> None:
 
 def _fresh_standbys(client: EngineClient) -> list[Holder]:
     """The standbys that heartbeat (one silent longer than a client counts alive is gone)."""
-    now = time.time()
+    now = client.store.now()  # heartbeats are on the store's clock, never this host's
     return [s.holder for s in client.store.standbys() if now - s.heartbeat <= ALIVE_FLOOR]
 
 

@@ -27,8 +27,8 @@ from warroom.core.units import format_duration, format_value, parse_duration
 from warroom.core.verbs import Verb
 from warroom.plan.yamlfile import PlanError
 from warroom.store import StoreError, open_store
-from warroom.store.base import StoreMissing, StoreUnwritable, process_started
-from warroom.store.paths import StateRef, default_state_path, state_path
+from warroom.store.base import CommandTooLarge, StoreMissing, StoreUnwritable, process_started
+from warroom.store.paths import StateRef, default_state_path, named_state, state_path
 
 if TYPE_CHECKING:  # the plan's model (pydantic) is imported where a plan is loaded: never by a console attaching
     from warroom.plan.model import Plan
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the plan's model (pydantic) is imported where a plan is loa
 T = TypeVar("T")
 LOCAL = {v.value for v in COMMANDS}  # verbs that go to this host's engine over its local socket when the store cannot take them
 VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal",
-         "engine", "up", "down", "secret", "simulate", "page", "update")
+         "engine", "approve", "reject", "verify", "up", "down", "secret", "simulate", "page", "update")
 
 
 def _speed(text: str) -> str | float:
@@ -183,9 +183,13 @@ def _newest_state() -> Path | None:
 
 
 def _state_to_read(plan: Plan, args: argparse.Namespace) -> StateRef | None:
-    """The database `journal` and `report` read: --state, the plan's, or (neither given) the newest one."""
-    if args.plan or args.state:
-        return state_path(plan, args.state)
+    """The database `journal` and `report` read: --state, the plan's, or (neither given) the newest one.
+    Without a plan, `--state postgresql://…` reads the rollout named by --rollout (or the database's only one)."""
+    if args.plan:
+        found = state_path(plan, args.state)
+        return found.model_copy(update={"rollout": args.rollout}) if args.rollout and not isinstance(found, Path) else found
+    if args.state:
+        return named_state(args.state, args.rollout)
     newest = _newest_state()
     if newest is None:
         print("warroom: no state database found (none in the state folder, no demo's in the temp folder); "
@@ -200,9 +204,10 @@ def cmd_journal(plan: Plan, args: argparse.Namespace) -> int:
     if db is None:
         return Exit.USAGE
     try:
-        store = open_store(db, create=False)
-    except StoreMissing:
-        print(f"warroom: {db}: no journal here (nothing has run with this state yet)", file=sys.stderr)
+        store = open_store(db, create=False, readonly=True)  # a reader: a backup on a read-only file system opens too
+    except StoreMissing as exc:
+        print(f"warroom: {exc}" if not isinstance(db, Path) else f"warroom: {db}: no journal here (nothing has run with this state yet)",
+              file=sys.stderr)
         return Exit.PROBLEM
     # Streamed: the newest N come from the database's end, the whole journal a page at a time.
     entries = reversed(store.tail(args.limit)) if args.limit else store.iter_entries()
@@ -233,6 +238,9 @@ def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
             Verb.ROLLBACK: lambda: {"reason": args.reason or f"manual rollback by {me.label()} (CLI)"},
             Verb.TICK: lambda: {"item": args.item, "undo": args.undo},
             Verb.UPDATE: lambda: {"text": getattr(args, "text", "")},
+            # The plan this person looked at: an approval binds to it, and the engine refuses one given on another.
+            Verb.APPROVE: lambda: {"note": args.note or "", "digest": plan.digest()},
+            Verb.REJECT: lambda: {"note": args.note, "digest": plan.digest()},
         }
 
         def send() -> tuple[EngineClient | None, int | Asked, int] | int:
@@ -247,16 +255,22 @@ def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
                     raise
                 return None, asked, 0
             since = client.store.last_seq() if client is not None else 0
-            if client is None or not client.engine(plan.poll_interval).alive:
-                if name is not Verb.ROLLBACK:
-                    print(f"warroom: no engine drives {plan.rollout.name}: start one with `warroom up {plan.path}` (or open the console)",
-                          file=sys.stderr)
-                    return Exit.REFUSED
-                from warroom.cli.lifecycle import start_for_rollback  # only here: a client verb never loads the engine otherwise
+            if name is Verb.ROLLBACK:
+                assert client is not None  # a rollback creates the store it needs
+                # Queued first, whatever this client thinks of the engine: the driving engine runs it (or this host's
+                # engine over its local socket, when the store cannot take it). Only when none drives (on the store's
+                # clock) is one started, and it finds the rollback queued.
+                rollback = client.send_or_ask(name, args_of[name](), _sent_locally(name))
+                if not isinstance(rollback, Asked) and not client.engine(plan.poll_interval).alive:
+                    from warroom.cli.lifecycle import start_for_rollback  # only here: a client verb never loads the engine otherwise
 
-                client = client or EngineClient(open_store(path), actor=me)
-                if not start_for_rollback(plan, path, client):
-                    return Exit.PROBLEM
+                    if not start_for_rollback(plan, path, client):
+                        return Exit.PROBLEM
+                return client, rollback, since
+            if client is None or not client.engine(plan.poll_interval).alive:
+                print(f"warroom: no engine drives {plan.rollout.name}: start one with `warroom up {plan.path}` (or open the console)",
+                      file=sys.stderr)
+                return Exit.REFUSED
             request = args_of.get(name, dict)()
             if name is Verb.STEP and request["from_phase"] is None:
                 # When it was typed, and the phase as it stands now: the engine refuses a step the rollout moved on from.
@@ -379,6 +393,7 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--format", choices=("md", "html"), default="md",
                     help="md: Markdown for the ticket; html: one self-contained page with the panes charted around each event (default: md)")
     rp.add_argument("-o", "--output", help="file to write (default: standard output)")
+    _reader_options(rp)
     s = verb("status", "print where the rollout stands (exit code = state)")
     s.add_argument("--json", action="store_true",
                    help="the whole snapshot (state, phase, panes, flags, engine) as one JSON object, for scripts; the exit code is the same")
@@ -397,9 +412,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("item", help="item id (1, 2, … or its `id`) or a unique part of its text")
     t.add_argument("--undo", action="store_true", help="untick instead")
     verb("ack", "acknowledge flag drift: accept the observed flags, let automation go on")
+    ap = verb("approve", "sign off the step up that awaits approval (as the account or database role that runs this)")
+    ap.add_argument("--note", help="what you checked (kept in the decision record)")
+    rj = verb("reject", "refuse the step up that awaits approval: it does not happen")
+    rj.add_argument("--note", required=True, help="why (kept in the decision record)")
+    verb("verify", "check the decision record (approvals, rejections, go/no-go): names an edited or deleted entry")
     j = verb("journal", "print the journal of PLAN, of the state database given with --state, or else of the newest one", demo=True)
     j.add_argument("--json", action="store_true", help="one JSON object per entry and line (seq, time, kind, message, actor, data)")
     j.add_argument("--limit", type=_count, default=0, help="only the newest N entries")
+    _reader_options(j)
     # Imported here, not at the top: the console's start-up never pays for these verbs.
     from warroom.cli.page import add_page_parsers
     from warroom.cli.secret import add_secret_parser
@@ -409,6 +430,11 @@ def _parser() -> argparse.ArgumentParser:
     add_simulate_parser(sub)
     add_page_parsers(sub)
     return p
+
+
+def _reader_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rollout", help="with --state postgresql://…: the rollout to read (default: the plan's; "
+                                     "without a plan, the only one the database holds)")
 
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
@@ -503,6 +529,12 @@ def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
     return run(plan, args)
 
 
+def cmd_verify(plan: Plan, args: argparse.Namespace) -> int:
+    from warroom.cli.verify import cmd_verify as run
+
+    return run(plan, args)
+
+
 def cmd_page(plan: Plan, args: argparse.Namespace) -> int:
     from warroom.cli.page import cmd_page as run
 
@@ -532,6 +564,7 @@ HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "run": cmd_run,
     "status": cmd_status,
     "journal": cmd_journal,
+    "verify": cmd_verify,
     "page": cmd_page,
     "update": cmd_update,  # shows the draft; --approve sends Verb.UPDATE
     **{verb: _actor_cmd(verb) for verb in Verb if verb not in (Verb.SHUTDOWN, Verb.UPDATE)},  # `down` sends SHUTDOWN
@@ -569,6 +602,9 @@ def main(argv: list[str] | None = None) -> int:
     except PlanError as exc:
         print(terminal_safe(str(exc), keep_newlines=True), file=sys.stderr)
         return Exit.PROBLEM
+    except CommandTooLarge as exc:  # the user's own words are too long: say the cap, send nothing
+        print(f"warroom: {terminal_safe(str(exc))}", file=sys.stderr)
+        return Exit.USAGE
     except (StoreError, SecretError) as exc:
         print(f"warroom: {terminal_safe(redact(str(exc)), keep_newlines=True)}", file=sys.stderr)
         return Exit.PROBLEM

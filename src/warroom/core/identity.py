@@ -1,12 +1,20 @@
-"""Who is acting: OS user, SSH client address and tty, recorded with every command."""
+"""Who is acting: the person, what proves it, and the SSH client address and tty as context.
+
+A client names itself by the uid it runs as (never `$USER`, `$LOGNAME` or `$SUDO_USER`, which
+anyone can set); the engine replaces that with what it can prove — the kernel's word on a
+local socket (SO_PEERCRED's uid, and the audit login uid that names the person behind a
+shared account) or the database's (the session's role) — and says which in `proof`. An
+actor with no `proof` is as declared: it may pause or roll back, never sign off.
+"""
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -17,6 +25,7 @@ class Actor:
     ssh_client: str = ""
     tty: str = ""
     automatic: bool = False
+    proof: str = ""  # how `user` is known: "kernel: uid 0 (root), login uid 1001 (carol)", "database role carol"; "": declared
 
     def label(self) -> str:
         if self.automatic:
@@ -31,23 +40,35 @@ class Actor:
         return text
 
     def to_json(self) -> dict[str, Any]:
-        return {"user": self.user, "host": self.host, "ssh_client": self.ssh_client, "tty": self.tty, "automatic": self.automatic}
+        body = {"user": self.user, "host": self.host, "ssh_client": self.ssh_client, "tty": self.tty, "automatic": self.automatic}
+        if self.proof:
+            body["proof"] = self.proof
+        return body
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Actor:
         return cls(str(data.get("user") or ""), str(data.get("host") or ""), str(data.get("ssh_client") or ""),
-                   str(data.get("tty") or ""), bool(data.get("automatic")))
+                   str(data.get("tty") or ""), bool(data.get("automatic")), str(data.get("proof") or ""))
+
+    def declared(self) -> Actor:
+        """As a client's word: whatever proof it claims is not one (only the engine proves)."""
+        return Actor(self.user, self.host, self.ssh_client, self.tty)
 
 
 AUTOMATIC = Actor(user="warroom", automatic=True)
 
 
-def current_actor() -> Actor:
+def account_name(uid: int) -> str:
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid{os.getuid()}"
-    # SSH_CONNECTION is "client_ip client_port server_ip server_port".
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid{uid}"
+
+
+def current_actor() -> Actor:
+    # The kernel's uid, not getpass (which reads LOGNAME and USER first); the person behind it by the login uid.
+    user = from_kernel(Actor(""), os.getuid(), login_uid(os.getpid())).user
+    # SSH_CONNECTION is "client_ip client_port server_ip server_port": context, never identity.
     ssh = (os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_CLIENT") or "").split()
     tty = ""
     for fd in (0, 1, 2):
@@ -65,3 +86,34 @@ def person(label: str) -> str:
     if label == AUTOMATIC.label():
         return label
     return label.split(" from ", 1)[0].split(" on ", 1)[0].split("@", 1)[0]
+
+
+UNSET_LOGINUID = 4294967295  # /proc/PID/loginuid of a process no login session started (a daemon, a container's shell)
+
+
+def login_uid(pid: int) -> int | None:
+    """The audit login uid of a process: set by PAM at login (SSH), kept across sudo and su, not writable
+    by the user; None where no login set it."""
+    try:
+        value = int(Path(f"/proc/{pid}/loginuid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return None if value == UNSET_LOGINUID else value
+
+
+def from_kernel(declared: Actor, uid: int, loginuid: int | None) -> Actor:
+    """The sender of a local connection as the kernel proves it: the person is the login uid's account
+    (who logged in, even through `sudo` to a shared account), else the uid's; never the declared name."""
+    account = account_name(uid)
+    if loginuid is not None and loginuid != uid:
+        person = account_name(loginuid)
+        proof = f"kernel: uid {uid} ({account}), login uid {loginuid} ({person})"
+    else:
+        person = account
+        proof = f"kernel: uid {uid} ({account})" + ("" if loginuid is not None else ", no login uid set (not a login session)")
+    return Actor(person, declared.host, declared.ssh_client, declared.tty, proof=proof)
+
+
+def from_database(declared: Actor, role: str) -> Actor:
+    """The sender of a command the database recorded under the session's role."""
+    return Actor(role, declared.host, declared.ssh_client, declared.tty, proof=f"database role {role}")

@@ -41,6 +41,15 @@ class Kind(StrEnum):
     CHECKLIST_TICK = "checklist.tick", "a checklist item ticked"
     CHECKLIST_UNTICK = "checklist.untick", "a checklist item unticked"
 
+    # ---------------------------------------------------------------- sign-offs (hash-chained: core/decision_chain.py)
+    APPROVAL_REQUESTED = "approval.requested", "a step up waits for sign-off: which roles, how many people, until when", True, "warn"
+    APPROVAL_GIVEN = "approval.given", "a person (as proven) approved a requested step, with the guardrail values they saw", True, "good", "approve"
+    APPROVAL_REJECTED = "approval.rejected", "a person (as proven) rejected a requested step: it does not happen", True, "bad", "reject"
+    APPROVAL_GRANTED = "approval.granted", "every quorum is met: the step may happen, once", True, "good"
+    APPROVAL_TIMED_OUT = "approval.timed_out", "nobody answered in time: the plan's on_timeout applies (hold, abort, rollback)", True, "warn"
+    APPROVAL_LAPSED = "approval.lapsed", "a sign-off no longer applies: the plan or the rollout changed under it", True, "warn"
+    GO_NO_GO = "go_no_go", "the recorded GO or NO-GO before the first exposure, criterion by criterion", True, "warn", "go/no-go"
+
     # ---------------------------------------------------------------- rolling back
     ROLLBACK_INTENT = "rollback.intent", "a rollback begins (write-ahead: before any flag is touched)", True, "bad", "rollback"
     ROLLBACK_ATTEMPT = "rollback.attempt", "a rollback's flag write failed (or a read-back confirmed it); numbered", True, "bad"
@@ -95,6 +104,10 @@ class Kind(StrEnum):
 # A failed runbook step is told to the channel as a failed action attempt (rollback.step
 # with `ok: false`); notify.py gives it this name so a target can ask for it.
 ROLLBACK_STEP_FAILED = "rollback.step.failed"
+
+# The entries whose hashes chain (`warroom verify PLAN` detects an edited or deleted one).
+CHAINED: frozenset[str] = frozenset({Kind.APPROVAL_REQUESTED, Kind.APPROVAL_GIVEN, Kind.APPROVAL_REJECTED, Kind.APPROVAL_GRANTED,
+                                     Kind.APPROVAL_TIMED_OUT, Kind.APPROVAL_LAPSED, Kind.GO_NO_GO})
 
 # The decisions someone took (a human or automation), by their short name.
 DECISIONS: dict[str, str] = {k.value: k.decision for k in Kind if k.decision}

@@ -8,7 +8,7 @@ engine still runs. The kernel proves who connected (SO_PEERCRED); the engine rec
 with the command.
 
 One JSON object a line, UTF-8. The client sends one request:
-  {"verb": "ping" | "rollback" | "pause", "args": {…}, "actor": {…as the client declares it}, "why": "…"}
+  {"verb": "ping" | "rollback" | "pause" | "approve" | "reject", "args": {…}, "actor": {…as the client declares it}, "why": "…"}
 The engine answers a ping with one line {"holder", "epoch", "unrenewed", "snapshot"}; a
 command with {"accepted": true}, then {"waiting": true} every second while it runs, then
 {"status": "done" | "refused" | "failed", "message": "…"}; a request it refuses with just
@@ -29,9 +29,14 @@ class LocalVerb(str, Enum):  # noqa: UP042  (as State: the value is what goes on
     PING = "ping"  # is the engine there, and what does it see (its snapshot)
     ROLLBACK = "rollback"
     PAUSE = "pause"
+    APPROVE = "approve"
+    REJECT = "reject"
 
 
 COMMANDS = (LocalVerb.ROLLBACK, LocalVerb.PAUSE)  # the way back never waits on a disk: only these go this way
+# A sign-off counts only from a proven person: with a store that cannot prove its sender (SQLite), these
+# go only this way, where the kernel names the sender (SO_PEERCRED, the login uid).
+SIGN_OFFS = (LocalVerb.APPROVE, LocalVerb.REJECT)
 LINE_LIMIT = 256 * 1024  # bytes of one line (a ping's snapshot is the longest)
 UNSET_LOGINUID = 4294967295  # /proc/PID/loginuid of a process no login session started (a daemon)
 

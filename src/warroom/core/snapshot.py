@@ -310,6 +310,7 @@ class Snapshot:
     started_at: float | None = None
     notes: tuple[str, ...] = ()
     force_blockers: tuple[str, ...] = ()  # what even a forced step up cannot override
+    awaiting: str = ""  # the sign-off the next step waits for: `awaiting security (carol|dave) 04:12 → on timeout: hold`
     engine: EngineView | None = None  # None: as the engine itself built it
     exposure: ExposureView | None = None  # None: the plan has no exposure check
     phase_exposures: tuple[str, ...] = ()  # each phase's exposure, short: "25%", "50%/100%"

@@ -23,12 +23,43 @@ from warroom.engine.engine import CommandError, Engine
 RESPONDER = Actor(user="responder", host="drill script")
 
 
+def member(plan_role: str, person: str) -> Actor:
+    """The scripted responder answering as a member of a role: a drill's own word, said as such."""
+    return Actor(user=person, host="drill script", proof=f"drill: the scripted responder as {person} ({plan_role})")
+
+
+async def answer_as(engine: Engine, verb: Verb, role: str, note: str) -> str:
+    """Approve or reject as the first member of `role` who has not answered yet."""
+    plan = engine.plan
+    if role not in plan.roles:
+        raise CommandError(f"the plan has no role {role!r} (roles: {', '.join(plan.roles) or 'none'})")
+    req = engine.rollout.approval
+    answered = {g.person for g in req.answers} if req is not None else set()
+    for person in plan.roles[role].members:
+        if person not in answered and (req is None or person != req.requester):
+            return await dispatch(engine, verb, {"note": note}, member(role, person))
+    raise CommandError(f"every member of {role} has answered already")
+
+
+async def sign_off(engine: Engine, roles: list[str] | None) -> None:
+    """The drill's stand-in for the rest of the war room: as many members of each role asked (of `roles`;
+    None: every role) as its quorum needs approve. Also in a console drill, where a person drives the steps."""
+    req = engine.rollout.approval
+    if req is None or not req.status.open:
+        return
+    for role, needed in req.missing().items():
+        if roles is None or role in roles:
+            for _ in range(needed):
+                await answer_as(engine, Verb.APPROVE, role, "routine sign-off (drill)")
+
+
 class ScriptedResponder:
     """Acts between ticks: the routine of a launch day, plus the scenario's scripted actions."""
 
     def __init__(self, engine: Engine, scenario: Scenario, when: DrillTime, out: TextIO):
         self.engine = engine
         self.routine = scenario.responder.routine
+        self.approve_as = scenario.responder.approve_as
         self.pending: list[ResponderAction] = list(scenario.responder.actions)
         self.when = when
         self.out = out
@@ -54,11 +85,22 @@ class ScriptedResponder:
             "force_step": (Verb.STEP, {"force": True, "reason": action.reason}),
             "tick": (Verb.TICK, {"item": action.item or ""}),
         }
+        if action.do in ("approve", "reject") and action.as_role:
+            return await self._answer(Verb(action.do), action.as_role, action.reason or "scripted responder")
         verb, args = commands[action.do] if action.do in commands else (Verb(action.do), {})
         return await dispatch(self.engine, verb, args, RESPONDER)
 
+    async def _answer(self, verb: Verb, role: str, note: str) -> str:
+        return await answer_as(self.engine, verb, role, note)
+
+    async def _sign_off(self) -> None:
+        await sign_off(self.engine, self.approve_as)
+
     async def _routine(self, snap: Snapshot) -> None:
         if not snap.state.may_step or snap.action is not None:
+            return
+        if snap.awaiting:
+            await self._sign_off()
             return
         if snap.phase is not None:
             for item in snap.phase.checklist:

@@ -210,7 +210,7 @@ class TimelineEvent(When):
         return f"{self.what()}, {self.when_label()}{span}"
 
 
-Command = Literal["rollback", "pause", "resume", "step", "force_step", "tick", "ack"]
+Command = Literal["rollback", "pause", "resume", "step", "force_step", "tick", "ack", "approve", "reject"]
 
 
 class ResponderAction(When):
@@ -219,7 +219,8 @@ class ResponderAction(When):
     on: Literal["alarm"] | None = None
     do: Command
     item: str | None = None  # for `tick`: id, number or unique part of the text
-    reason: str = ""
+    reason: str = ""  # for `reject`: its note
+    as_role: Annotated[str | None, Field(alias="as")] = None  # for `approve`/`reject`: answer as a member of this role
 
     # Same name as When's check, so it replaces it: `on: alarm` is a third kind of anchor.
     @model_validator(mode="after")
@@ -233,6 +234,10 @@ class ResponderAction(When):
             raise ValueError("`do: tick` needs the `item` to tick")
         if self.do == "force_step" and not self.reason.strip():
             raise ValueError("`do: force_step` needs a `reason`, as a forced step up does")
+        if self.do in ("approve", "reject") and not self.as_role:
+            raise ValueError(f"`do: {self.do}` needs `as`: the role whose member answers")
+        if self.do == "reject" and not self.reason.strip():
+            raise ValueError("`do: reject` needs a `reason`: its note, as a rejection does")
         return self
 
     def start(self, phase_starts: dict[int, float]) -> float | None:
@@ -240,7 +245,7 @@ class ResponderAction(When):
 
     def label(self) -> str:
         when = f"{self.after:g}s after the first alarm" if self.on is not None else self.when_label()
-        return f"{self.do}{' ' + self.item if self.item else ''} {when}"
+        return f"{self.do}{' ' + self.item if self.item else ''}{' as ' + self.as_role if self.as_role else ''} {when}"
 
 
 class Responder(Strict):
@@ -248,6 +253,9 @@ class Responder(Strict):
     # as the team would on a quiet launch day; incidents are left to `actions` (or automation).
     routine: bool = True
     actions: list[ResponderAction] = []
+    # Which roles the routine signs off as when a step awaits approval (a member each, as many as the
+    # quorum asks); null: every role asked, as a staffed war room would; []: nobody answers (the timeout path).
+    approve_as: list[str] | None = None
 
 
 def _responder_shorthand(value: Any) -> Any:

@@ -17,6 +17,7 @@ engine and the scripted responder in one process, in virtual time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -32,10 +33,10 @@ from warroom.core.snapshot import Snapshot
 from warroom.core.text import terminal_safe
 from warroom.core.units import plan_duration
 from warroom.drills.faults import DarkSource, DrillTime, FaultyFlagProvider
-from warroom.drills.responder import ScriptedResponder
+from warroom.drills.responder import ScriptedResponder, sign_off
 from warroom.drills.scenario import DEFAULT, Scenario, ScenarioMismatch, load_scenario
 from warroom.engine.build import build_engine
-from warroom.engine.engine import Engine
+from warroom.engine.engine import CommandError, Engine
 from warroom.engine.process import RunOptions, serve_engine
 from warroom.plan.model import Plan
 from warroom.plan.sources import FlagProviderConfig, PrometheusSourceConfig, SimulatorSourceConfig
@@ -161,6 +162,11 @@ def drill_plan(plan: Plan, scenario: Scenario, workdir: Path, *, staging: bool =
         fitted = scenario.fitted(list(zip(made.phase_exposures(), (p.hold for p in phases), strict=True)))
     except ScenarioMismatch as exc:
         raise DrillSetupError(f"{exc}; it does not fit {plan.path or plan.rollout.name}") from None
+    named = [*(scenario.responder.approve_as or ()), *(a.as_role for a in scenario.responder.actions if a.as_role)]
+    unknown = [role for role in dict.fromkeys(named) if role not in plan.roles]
+    if unknown:  # a role the plan lacks would sign off never, and the drill would show a silence nobody scripted
+        raise DrillSetupError(f"scenario {scenario.name} signs off as {', '.join(unknown)}, which {plan.path or plan.rollout.name} "
+                              f"does not define (its roles: {', '.join(plan.roles) or 'none'})")
     return Drill(made, fitted, tuple(soaks), staging)
 
 
@@ -266,6 +272,9 @@ class DrillSession:
         self._journal_injections()
         if self.responder is not None:
             await self.responder(snap)
+        elif snap.awaiting:  # a person drives the console; the roles the scenario names sign off as in any drill
+            with contextlib.suppress(CommandError):
+                await sign_off(self.engine, self.scenario.responder.approve_as)
         if self._over(snap):
             self.finish()
             self.engine.publish()  # the card reaches the screen now, not a poll interval later

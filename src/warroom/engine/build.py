@@ -14,6 +14,7 @@ from warroom.sources.simulator.queries import query_models
 from warroom.store import open_store
 from warroom.store.base import Store
 from warroom.store.paths import StateRef, engine_log_path, state_path, update_archive_path
+from warroom.store.thread import StoreThread
 
 
 def runbook_dry_run(plan: Plan) -> tuple[bool, str]:
@@ -49,8 +50,9 @@ def build_engine(
         sources[name] = make_source(name, config, plan.base_dir, **extra)
     clock = clock or RealClock()
     speed = "max" if clock.speed == float("inf") else f"{clock.speed:g}"
-    lease = Lease(store, this_process(), ttl=lease_ttl, speed=speed, log_path=str(engine_log_path(path)))
-    engine = Engine(plan, store, provider, sources, clock, lease=lease,
+    thread = StoreThread(store)  # the engine's every store call goes through it: its loop never waits on the store
+    lease = Lease(thread, this_process(), ttl=lease_ttl, speed=speed, log_path=str(engine_log_path(path)))
+    engine = Engine(plan, thread, provider, sources, clock, lease=lease,
                     dry_run_steps=runbook_dry_run(plan)[0] if dry_run_steps is None else dry_run_steps, backfill=backfill,
                     archive=update_archive_path(plan, path))
     # Every mode builds its engine here, so every mode tells the plan's channels what it commits.

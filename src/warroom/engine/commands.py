@@ -4,8 +4,9 @@ Every way of acting goes through `dispatch`: a verb and its arguments, run as th
 engine's command method with the human who asked (journaled with that person — user,
 SSH client address, tty — never with the engine's identity). Clients queue commands in
 the store; the driving engine claims each one in a transaction (no two engines run one
-command), runs it as a task of its own (a slow step up never holds a rollback back), and
-writes the outcome. A command that waited longer than its bound is not run: a stale
+command; a rollback before anything queued ahead of it), runs it as a task of its own (a
+slow step up never holds a rollback back), and writes the outcome. A command that waited
+longer than its bound — on the store's clock, never a client's — is not run: a stale
 step-up request must not fire minutes later. A rollback never expires.
 """
 
@@ -17,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from warroom.core.identity import Actor
+from warroom.core.identity import Actor, from_database
 from warroom.core.journal_kinds import Kind
 from warroom.core.verbs import Verb
 from warroom.engine.executor import CommandError
@@ -52,6 +53,9 @@ async def dispatch(engine: Engine, verb: str, args: dict[str, Any], actor: Actor
         return await engine.ack_drift(actor)
     if verb == Verb.UPDATE:
         return await engine.publish_update(actor, str(args.get("text") or ""))
+    if verb in (Verb.APPROVE, Verb.REJECT):
+        answer = engine.approve if verb == Verb.APPROVE else engine.reject
+        return await answer(actor, str(args.get("note") or ""), str(args["digest"]) if args.get("digest") else None)
     raise CommandError(f"unknown command {verb!r}; known: {', '.join(Verb)}")
 
 
@@ -62,6 +66,7 @@ class CommandLoop:
         self.engine = engine
         self.shutdown = shutdown  # the process decides how it stops (it may refuse during a rollback)
         self.running: set[asyncio.Task[None]] = set()
+        self.resumed: set[int] = set()  # rollback commands the engine before left running, run again here
         # The phase, and when (this host's wall clock) this engine saw the rollout enter it: 0 for the phase
         # it found when it began to drive (it entered before). Every phase change commits a journal entry,
         # so a listener sees each; the first entry is the engine's own start, once its state is loaded.
@@ -93,11 +98,11 @@ class CommandLoop:
         return None
 
     async def serve(self, stop: asyncio.Event) -> None:
-        self._take_over()
-        waiter = self.engine.store.watch(commands=True)
+        await self._take_over()
+        waiter = await self.engine.store_thread.call(lambda store: store.watch(commands=True))
         try:
             while not stop.is_set() and self.engine.fenced is None:
-                self._claim_all()
+                await self._claim_all()
                 stopping = asyncio.ensure_future(stop.wait())
                 changed = asyncio.ensure_future(waiter.changed(CHECK_EVERY))
                 try:
@@ -109,24 +114,29 @@ class CommandLoop:
         finally:
             waiter.close()
 
-    def _take_over(self) -> None:
+    async def _take_over(self) -> None:
         """Commands the engine before this one claimed and never answered: a rollback runs again
         (it is safe to ask twice); anything else is not run twice: its sender is told to look and ask again."""
         try:
-            left = self.engine.store.take_over_commands(
-                self.engine.lease.fence, NEVER_EXPIRE, "not finished: the engine running it stopped or was taken over "
-                "mid-command; see the journal for what it did, and ask again", time.time())
+            fence = self.engine.lease.fence
+            left = await self.engine.store_thread.call(lambda store: store.take_over_commands(
+                fence, NEVER_EXPIRE, "not finished: the engine running it stopped or was taken over "
+                "mid-command; see the journal for what it did, and ask again"))
         except (Fenced, StoreError) as exc:
             log.error("cannot take over the commands left by the engine before: %s", exc)
             return
+        # A rollback it had begun is resumed from the write-ahead journal as this engine starts; its command,
+        # run again, may find it finished already: for its sender that is the rollback it asked for, done.
+        self.resumed = {c.id for c in left if c.verb in NEVER_EXPIRE}
         for command in left:
             log.warning("command %s (%s) was left running by the engine before: %s", command.id, command.verb,
                         "running it again" if command.verb in NEVER_EXPIRE else "told its sender to ask again")
 
-    def _claim_all(self) -> None:
+    async def _claim_all(self) -> None:
         while True:
             try:
-                command = self.engine.store.claim_command(self.engine.lease.fence)
+                fence = self.engine.lease.fence
+                command = await self.engine.store_thread.call(lambda store: store.claim_command(fence))  # noqa: B023  (awaited here)
             except Fenced as exc:
                 self.engine.on_fenced(exc)
                 return
@@ -141,8 +151,10 @@ class CommandLoop:
 
     async def _run(self, command: Command) -> None:
         engine = self.engine
-        actor = Actor.from_json(command.actor)
-        age = time.time() - command.created
+        declared = Actor.from_json(command.actor).declared()
+        # The database's word when it gives one (PostgreSQL: the session's role); else the client's, unproven.
+        actor = from_database(declared, command.sender) if command.sender else declared
+        age = command.waited  # on the store's clock: a client whose clock is off sends no "old" command
         COMMAND.set(command.id)  # this task's context: an action it starts is recorded on the command
         try:
             if command.verb not in NEVER_EXPIRE and age > MAX_AGE:
@@ -156,6 +168,8 @@ class CommandLoop:
                 status, message = "done", await self.shutdown(command, actor)
             else:
                 status, message = "done", await dispatch(engine, command.verb, command.args, actor)
+                if command.id in self.resumed and message == "already rolled back":
+                    message = "rolled back"
         except CommandError as exc:
             status, message = "refused", str(exc)
         except Fenced as exc:
@@ -165,7 +179,9 @@ class CommandLoop:
             log.exception("command %s (%s) failed", command.id, command.verb)
             status, message = "failed", f"{type(exc).__name__}: {exc}"
         try:
-            engine.store.finish_command(engine.lease.fence, command.id, status, message, time.time())
+            engine.publish(force=True)  # not coalesced away: its sender reads a snapshot that shows it
+            fence = engine.lease.fence  # after what it decided and that snapshot, on the same thread: read in order
+            await engine.store_thread.call(lambda store: store.finish_command(fence, command.id, status, message))
         except Fenced as exc:
             engine.on_fenced(exc)
         except StoreError as exc:

@@ -10,7 +10,8 @@ only this façade applies. Commands come in through
 commands.py and run as the command methods below, with the human who asked. State
 changes go through the one transition table (state.py), committed with their journal
 entries (journal.py) under the engine's lease epoch (lease.py): an engine that was
-taken over writes nothing more.
+taken over writes nothing more. Every store call goes through the engine's store thread
+(store/thread.py): the loop polls and judges at its cadence however slowly the store answers.
 """
 
 from __future__ import annotations
@@ -24,31 +25,35 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from warroom.core.approvals import Answer, OnTimeout
 from warroom.core.clock import Clock
 from warroom.core.flagstate import FlagState
 from warroom.core.identity import AUTOMATIC, Actor
 from warroom.core.journal_kinds import DECISIONS, Kind
 from warroom.core.snapshot import JournalEntry, Snapshot, State
 from warroom.core.updates import UpdateStatus
-from warroom.engine import intents, views
+from warroom.engine import approvals, intents, views
 from warroom.engine import state as st
 from warroom.engine.automation import Automation, Commit, Decision, Note, Pause, RollBack, StepUp
 from warroom.engine.cohorts import QueryKey
 from warroom.engine.executor import CommandError, Executor
 from warroom.engine.exposure import Exposure
+from warroom.engine.go_no_go import GoNoGo
 from warroom.engine.guardrails import Guardrails
 from warroom.engine.intents import RollbackProgress
 from warroom.engine.journal import EngineJournal, Entry
 from warroom.engine.lease import Lease
 from warroom.engine.policy import Policy
 from warroom.engine.polling import FlagReader, Poller
+from warroom.engine.publishing import Publisher
 from warroom.engine.recovery import Recovery
 from warroom.engine.updates import INCIDENTS, Cadence, DraftUpdate, PublishUpdate, UpdateDecision
 from warroom.flags.base import FlagProvider
 from warroom.outbound import update_archive
 from warroom.plan.model import Plan
 from warroom.sources.base import Reading, Source, SourceContext
-from warroom.store.base import ActionWrite, Fenced, StaleState, Store, StoreError, StoreUnwritable
+from warroom.store.base import ActionWrite, Fenced, StaleState, Store, StoredUpdate, StoreError
+from warroom.store.thread import StoreThread
 
 __all__ = ["CommandError", "Engine"]
 
@@ -61,7 +66,7 @@ class Engine:
     def __init__(
         self,
         plan: Plan,
-        store: Store,
+        store: StoreThread,
         provider: FlagProvider,
         sources: dict[str, Source],
         clock: Clock,
@@ -72,7 +77,7 @@ class Engine:
         backfill: bool = True,
     ):
         self.plan = plan
-        self.store = store
+        self.store_thread = store
         self.sources = sources
         self.clock = clock
         self.lease = lease
@@ -83,7 +88,7 @@ class Engine:
         self.tick_count = 0
         self.fenced: Fenced | None = None  # set once another engine took the lease over: act no more
 
-        self.journal = EngineJournal(store, clock, self.holder, lambda: self.lease.fence)
+        self.journal = EngineJournal(store, clock, self.holder, lambda: self.lease.fence, self.on_fenced)
         self.poller = Poller(plan, sources, clock)
         self.guardrails = Guardrails(plan, self.poller)
         self.flags = FlagReader(provider, plan.flag_names())
@@ -98,6 +103,9 @@ class Engine:
         # The stakeholder updates the plan promises, and the folder published ones are archived in.
         self.cadence = Cadence(plan, plan.updates) if plan.updates is not None else None
         self.archive = archive
+        self.publisher = Publisher(store, lambda: self.lease.fence, self.on_fenced)
+        self.digest = plan.digest()  # what a sign-off binds to
+        self.go_no_go = GoNoGo(plan, self.poller)
         self.heartbeat: asyncio.Task[None] | None = None
         self.backfill_task: asyncio.Task[None] | None = None
 
@@ -117,6 +125,11 @@ class Engine:
         self._closed = False
 
     # ================================================================ state
+
+    @property
+    def store(self) -> Store:
+        """The store as read from outside the engine's loop code (a test, a drill): after the writes in flight."""
+        return self.store_thread.reader()
 
     @property
     def entry_listeners(self) -> list[Callable[[JournalEntry], None]]:
@@ -178,18 +191,21 @@ class Engine:
     async def start(self) -> None:
         """Take the lease (or EngineBusy), load the state, finish what a gone engine left."""
         if not self.lease.held:
-            self.lease.acquire()
+            await self.lease.acquire()
         self.heartbeat = asyncio.ensure_future(self.lease.keep(self.on_fenced))
-        self.journal.reload()
+        await self.journal.load()
         await self.flags.read()
         if not self.rollout.started_at:
             self.recovery.initialise(self.policy, self.plan.rollout.name)
-        self.store.save_plan(self.lease.fence, self.clock.now(), self.plan.journal_copy())
+        fence, now, plan = self.lease.fence, self.clock.now(), self.plan.journal_copy()
+        self.store_thread.send(lambda store: store.save_plan(fence, now, plan))
         self.recovery.journal_start(self.name)
-        self.recovery.recover()
+        await self.recovery.recover()
         if self.cadence is not None:
-            self.cadence.load(self.store.updates(), list(self.store.iter_entries(
-                after=self.cadence.journal_seq(), kinds=(*INCIDENTS, *DECISIONS))))
+            updates = await self.store_thread.call(lambda s: s.updates())
+            since = self.cadence.journal_seq()
+            told = await self.store_thread.call(lambda s: list(s.iter_entries(after=since, kinds=(*INCIDENTS, *DECISIONS))))
+            self.cadence.load(updates, told)
             self.entry_listeners.append(self.cadence.on_entry)
         if self.want_backfill:
             # In the background: a slow server must not hold back the first tick, nor a
@@ -197,6 +213,7 @@ class Engine:
             self.backfill_task = asyncio.ensure_future(self.poller.backfill())
         for hook in self.start_hooks:
             hook()
+        await self.journal.settled()
 
     def on_fenced(self, exc: Fenced) -> None:
         """Another engine took the lease over: stop acting at once (no flag write, no journal entry)."""
@@ -222,20 +239,19 @@ class Engine:
                 pending.cancel()
         await self.executor.cancel()
         if self.fenced is None and self.lease.held:
-            try:
-                self.journal.flush()
-                self.publish(force=True)
-                why = f" ({reason})" if reason else ""
-                data = {"epoch": self.lease.epoch, "holder": self.holder, "state": self.rollout.status.value, **(stopped or {})}
-                standby = (stopped or {}).get("standby")  # `down --here` of a driver with a standby elsewhere: a handover
-                if self.rollout.in_flight and not standby:  # the room must hear of it: nothing guards this launch now
-                    self.journal.entry(Kind.ENGINE_LEFT, f"engine of {self.name} stopped{why} with the rollout {self.rollout.status.label}: "
-                                       "guardrails are NOT enforced until an engine runs again (warroom up PLAN)", data=data)
-                else:
-                    self.journal.entry(Kind.ENGINE_STOP, f"engine of {self.name} stopped{why}"
-                                       + (f"; {standby} takes over" if standby else ""), data=data)
-            except (Fenced, StoreError) as exc:  # taken over, or the disk is full: the lease expires by itself
-                log.error("stopping: %s", exc)
+            self.journal.flush()
+            await self.journal.settled()
+            self.publish(force=True)
+            why = f" ({reason})" if reason else ""
+            data = {"epoch": self.lease.epoch, "holder": self.holder, "state": self.rollout.status.value, **(stopped or {})}
+            standby = (stopped or {}).get("standby")  # `down --here` of a driver with a standby elsewhere: a handover
+            if self.rollout.in_flight and not standby:  # the room must hear of it: nothing guards this launch now
+                self.journal.entry(Kind.ENGINE_LEFT, f"engine of {self.name} stopped{why} with the rollout {self.rollout.status.label}: "
+                                   "guardrails are NOT enforced until an engine runs again (warroom up PLAN)", data=data)
+            else:
+                self.journal.entry(Kind.ENGINE_STOP, f"engine of {self.name} stopped{why}"
+                                   + (f"; {standby} takes over" if standby else ""), data=data)
+            await self.journal.settled()  # taken over meanwhile, or the disk is full: said by the journal; the lease expires by itself
         if self.heartbeat is not None:
             self.heartbeat.cancel()
         for hook in self.close_hooks:
@@ -245,7 +261,7 @@ class Engine:
                 log.exception("a part of the engine failed to close")
         if self.fenced is None:
             try:
-                self.lease.release()
+                await self.lease.release()
             except StoreError as exc:
                 log.error("the lease could not be released (it expires by itself): %s", exc)
         await self.poller.close()
@@ -253,6 +269,7 @@ class Engine:
             await self.provider.close()
         except Exception:  # the process is leaving; nothing is left to tell
             log.exception("the flag provider failed to close")
+        self.store_thread.close()
 
     async def run(self, stop: asyncio.Event, after_tick: Callable[[Snapshot], Awaitable[None]] | None = None) -> None:
         """Tick every poll_interval of clock time until `stop` is set (or this engine is fenced).
@@ -314,9 +331,7 @@ class Engine:
         await asyncio.gather(self.poller.poll(now, self._context(now)), self.flags.read())
         await self._apply(self.automation.source_health(self.poller.health_changes()))
         self.tick_count += 1
-        samples = self.poller.record_history()
-        with contextlib.suppress(StoreUnwritable):  # samples are expendable (the journal says the store cannot be written)
-            self.store.record_samples(self.lease.fence, now, samples)
+        self.publisher.samples(now, self.poller.record_history())
         share = lambda: self.policy.planned_share(self.rollout)  # noqa: E731  (asked for each: a fire may roll back)
         for tracker, key, verdict in self.guardrails.evaluate(self.poller, now, self.policy.looks(self.rollout), share):
             # Applied before the next guardrail is judged: it sees the rollout as this one left it.
@@ -325,10 +340,39 @@ class Engine:
         await self._reassert_rollback()
         self.recovery.set_back_late_writes(self.policy.new_drift(self.rollout))  # an interrupted step's late write is no drift
         await self._apply(self.automation.drift(self.rollout, self.journal.version, acting=bool(self.executor.tasks)))
+        await self._sign_offs(now)
         await self._apply(self.automation.step(self.rollout, self.step_blockers))
         if self.cadence is not None:  # from the picture as this tick left it
             await self._apply(self.cadence.decide(self.snapshot or self.publish(), self.rollout, self.clock.now()))
-        return self.publish()
+        snap = self.publish()
+        if self.clock.speed != 1.0:  # fast or virtual time: no cadence to keep, and a run must come out the same every time
+            await self.journal.settled()
+        return snap
+
+    async def _sign_offs(self, now: float) -> None:
+        """A sign-off timed out or lapsed (and what its timeout does); a granted one steps, once (a plan stepping
+        by itself asks for the sign-off as any step up does: the automation's step finds no blocker until it is asked)."""
+        expired = approvals.expiry(self.plan, self.rollout, digest=self.digest, now=now)
+        if expired is not None:
+            after, entries, action = expired
+            try:
+                self.journal.transition(lambda _now: (after, entries), expected_version=self.journal.version or None)
+            except (StaleState, st.Refused):
+                return  # a human answered meanwhile: the next tick looks again
+            if action is OnTimeout.ABORT:
+                await self._apply([Pause(entries[0][1], {"approval": after.approval.id if after.approval else ""})])
+            elif action is OnTimeout.ROLLBACK:
+                await self._apply([RollBack(entries[0][1], {"approval": after.approval.id if after.approval else ""})])
+        await self._step_on_grant()
+
+    async def _step_on_grant(self) -> None:
+        """The step a granted sign-off allows, as its requester; after a crash between the grant and the step, now."""
+        req = approvals.granted(self.plan, self.rollout)
+        if req is None or self.executor.tasks or self.step_blockers(forced=bool(req.forced_reason)):
+            return
+        asker = Actor(user=req.requester) if req.requester else AUTOMATIC
+        with contextlib.suppress(CommandError):
+            await self.step_up(asker, force=bool(req.forced_reason), reason=req.forced_reason, wait=self._virtual)
 
     @property
     def _virtual(self) -> bool:
@@ -353,14 +397,18 @@ class Engine:
                         self.journal.transition(change, expected_version=version)
                     case DraftUpdate(update):
                         assert self.cadence is not None
-                        self.cadence.drafted(replace(update, id=self.store.put_update(self.lease.fence, update)))
+                        self.cadence.drafted(replace(update, id=await self._put_update(update)))
                     case PublishUpdate(actor):
                         await self.publish_update(actor)
             except (CommandError, StaleState, st.Refused):
                 pass  # the state moved meanwhile (a human acted first): the next tick looks again
 
     def step_blockers(self, *, forced: bool = False) -> list[str]:
-        """Why a step up is refused now. `forced` keeps only what even a force cannot override."""
+        """Why a step up is refused now. `forced` keeps only what even a force cannot override (a sign-off is one)."""
+        waiting = approvals.blocker(self.plan, self.rollout, self.clock.now())
+        return self._policy_blockers(forced=forced) + ([waiting] if waiting else [])
+
+    def _policy_blockers(self, *, forced: bool = False) -> list[str]:
         return self.policy.step_blockers(self.rollout, self.guardrails.views, self.clock.now(),
                                          in_flight=bool(self.executor.tasks), forced=forced)
 
@@ -376,7 +424,8 @@ class Engine:
             force_blockers=self.step_blockers(forced=True), driver=self.holder, tick=self.tick_count,
             clock_rate=0.0 if self._virtual else self.clock.speed, planned_holds=self.planned_holds,
             insecure=any(getattr(s, "insecure", False) for s in self.sources.values()),
-            updates=self.cadence.view(self.clock.now()) if self.cadence is not None else None)
+            updates=self.cadence.view(self.clock.now()) if self.cadence is not None else None,
+            awaiting=approvals.blocker(self.plan, self.rollout, self.clock.now()) or "")
         for listener in self.snapshot_listeners:
             listener(self.snapshot)
         wait = PUBLISH_EVERY - (time.time() - self._published)
@@ -393,22 +442,17 @@ class Engine:
         self._published = time.time()
         body = self.snapshot.to_json()
         body.pop("journal")
-        try:
-            self.store.publish(self.lease.fence, self._published, body)
-        except Fenced as exc:
-            self.on_fenced(exc)
-        except StoreUnwritable:
-            pass  # said loudly by the journal; the next publish tries again
+        self.publisher.snapshot(body)
 
     # ================================================================ commands
 
     async def step_up(self, actor: Actor, *, force: bool = False, reason: str = "", wait: bool = True) -> str:
         """Step up to the next phase; with `wait` return when its flags are confirmed (or it failed)."""
         current = self.journal.reload()
-        hard = self.step_blockers(forced=True)
+        hard = self._policy_blockers(forced=True)
         if hard:
             raise CommandError("cannot step up: " + "; ".join(hard))
-        soft = self.step_blockers()
+        soft = self._policy_blockers()
         if soft and not force:
             raise CommandError("cannot step up: " + "; ".join(soft) + " (force with a reason to override)")
         if force and soft and not reason.strip():
@@ -419,11 +463,61 @@ class Engine:
                             {"forced": bool(soft), "overridden": soft, "reason": reason})
             self._command(lambda now: (now.apply(st.Event.COMPLETE), [entry]))
             return "rollout complete"
+        if approvals.needed(self.plan, current) is not None and approvals.granted(self.plan, current) is None:
+            return self._ask_sign_off(actor, reason if force and soft else "")
+        if current.phase == 0 and self.go_no_go.wanted:
+            await self._decide_go(actor)
         ref, intent, entries = intents.step_up(self.plan, self.policy, current, self.clock.now(), actor, overridden=soft, reason=reason)
-        self._command(lambda now: (now.apply(st.Event.STEP_INTENT, action=ref), entries),
+        # The sign-off is used by this step's intent, in its transaction: killed after it, the step is finished, never taken twice.
+        self._command(lambda now: (now.apply(st.Event.STEP_INTENT, action=ref, approval=approvals.used(now, intent.to_phase)), entries),
                       ActionWrite(ref.id, new=(ref.kind, intent.to_json())))
         task = self.executor.launch(ref.id, self.executor.step(ref.id, intent, actor))
         return await asyncio.shield(task) if wait else f"stepping up to phase {intent.to_phase}"
+
+    def _ask_sign_off(self, actor: Actor, reason: str) -> str:
+        """Open the request the next step waits for (or say what it awaits); the step happens once it is granted."""
+        current = self.journal.reload()
+        req = approvals.current(self.plan, current)
+        if req is None:
+            exposures = {name: state.label() for name, state in self.policy.target_flags(current.phase + 1).items()}
+            self._command(lambda now: approvals.ask(self.plan, now, digest=self.digest, exposures=exposures, actor=actor,
+                                                    now=self.clock.now(), reason=reason))
+            self.publish()
+            req = approvals.current(self.plan, self.rollout)
+        assert req is not None
+        return f"{req.awaited(self.clock.now())}: the step up happens once approved (warroom approve PLAN)"
+
+    async def _decide_go(self, actor: Actor) -> None:
+        """The go/no-go, recorded before the first exposure; CommandError on NO-GO (the sign-off it used is spent)."""
+        req = approvals.granted(self.plan, self.rollout)
+        go, entry = await self.go_no_go.decide(req, actor, self.digest)
+
+        self._command(lambda now: approvals.decided(now, go, entry))
+        if not go:
+            self.publish()
+            raise CommandError(entry[1])
+
+    async def approve(self, actor: Actor, note: str = "", digest: str | None = None) -> str:
+        return await self._answer(actor, Answer.APPROVE, note, digest)
+
+    async def reject(self, actor: Actor, note: str = "", digest: str | None = None) -> str:
+        if not note.strip():
+            raise CommandError("a rejection needs a note saying why (--note)")
+        return await self._answer(actor, Answer.REJECT, note, digest)
+
+    async def _answer(self, actor: Actor, given: Answer, note: str, digest: str | None) -> str:
+        evidence = {view.id: view.value for view in self.guardrails.views}
+        after = self._command(lambda now: approvals.answer(self.plan, now, actor=actor, given=given, note=note, evidence=evidence,
+                                                           digest=self.digest, seen_digest=digest, now=self.clock.now()))
+        self.publish()
+        req = after.approval
+        assert req is not None
+        if req.status.open and req.missing():
+            return f"approved; still {req.awaited(self.clock.now())}"
+        if given is Answer.REJECT:
+            return f"rejected: the step to phase {req.phase} does not happen"
+        await self._step_on_grant()
+        return f"approved: sign-off complete, stepping up to phase {req.phase}"
 
     async def rollback(self, actor: Actor, reason: str = "manual rollback", *, cause: Mapping[str, Any] | None = None,
                        wait: bool = True) -> str:
@@ -522,6 +616,10 @@ class Engine:
         self.publish()
         return f"{verb}: {text}"
 
+    async def _put_update(self, update: StoredUpdate) -> int:
+        fence = self.lease.fence
+        return await self.store_thread.call(lambda store: store.put_update(fence, update))
+
     async def publish_update(self, actor: Actor, text: str = "") -> str:
         """Publish the stakeholder update approved by `actor`: the draft (one is drafted now if none waits),
         or `text` in its stead; kept in the store as approved, archived as HTML, journaled (the journal's
@@ -532,7 +630,7 @@ class Engine:
         now = self.clock.now()
         waiting = cadence.asked(self.snapshot or self.publish(), now)  # the draft as of now: it promises the next from now
         approved = replace(waiting, status=UpdateStatus.APPROVED, by=actor.label(), text=text.strip() or waiting.text)
-        approved = replace(approved, id=self.store.put_update(self.lease.fence, approved))
+        approved = replace(approved, id=await self._put_update(approved))
         try:
             path = await asyncio.to_thread(update_archive.write, self.archive, replace(approved, published=now), rollout=self.plan.rollout.name,
                                            environment=self.plan.rollout.environment, owner=cadence.promise.owner)
@@ -540,8 +638,8 @@ class Engine:
             log.error("the update's HTML archive could not be written in %s: %s", self.archive, exc)
             path = None
         published = replace(approved, status=UpdateStatus.PUBLISHED, published=now, archive=str(path or ""),
-                            facts={**approved.facts, "journal_seq": self.store.last_seq()})
-        self.store.put_update(self.lease.fence, published)
+                            facts={**approved.facts, "journal_seq": await self.store_thread.call(lambda s: s.last_seq())})
+        await self._put_update(published)
         self.journal.entry(Kind.UPDATE_PUBLISHED, published.text, actor,
                            {"update": published.id, "reason": published.reason, "due": published.due, "late_s": max(0.0, now - published.due),
                             "archive": published.archive, "owner": cadence.promise.owner})

@@ -53,14 +53,14 @@ def why_already(seen: FlagState, before: FlagState | None, desired: FlagState) -
 
 class Executor:
     def __init__(self, plan: Plan, provider: FlagProvider, clock: Clock, journal: EngineJournal, flags: FlagReader,
-                 publish: Callable[[], Any], guard: Callable[[], None], on_fenced: Callable[[Fenced], None], dry_run_steps: bool):
+                 publish: Callable[[], Any], guard: Callable[[], Awaitable[None]], on_fenced: Callable[[Fenced], None], dry_run_steps: bool):
         self.plan = plan
         self.provider = provider
         self.clock = clock
         self.journal = journal
         self.flags = flags
         self.publish = publish
-        self.guard = guard  # right before a flag write: Fenced unless this engine still holds its lease
+        self.guard = guard  # right before a flag write: Fenced unless this engine still holds its lease (and the intent is committed)
         self.on_fenced = on_fenced
         self.dry_run_steps = dry_run_steps
         self.tasks: dict[str, asyncio.Task[str]] = {}  # action id -> running task
@@ -110,10 +110,10 @@ class Executor:
     def _rolling_back(self) -> bool:
         return self.journal.reload().status.in_rollback
 
-    def _attempts_made(self, action_id: str, kind: Kind, name: str) -> int:
+    async def _attempts_made(self, action_id: str, kind: Kind, name: str) -> int:
         """Attempts already journaled on a flag for this action (by a process that died), so numbers go on."""
         try:
-            entries = self.journal.store.entries(action_id=action_id)
+            entries = await self.journal.thread.call(lambda store: store.entries(action_id=action_id))
         except StoreUnwritable:
             return 0  # a network store away: count from here (a retry must not wait for the journal)
         return max((e.data.get("attempt", 0) for e in entries if e.kind == kind and e.data.get("flag") == name), default=0)
@@ -127,7 +127,7 @@ class Executor:
         """
         verb = kind.verb
         attempt_kind = Kind.STEP_ATTEMPT if kind is ActionKind.STEP_UP else Kind.ROLLBACK_ATTEMPT
-        made = self._attempts_made(action_id, attempt_kind, name)
+        made = await self._attempts_made(action_id, attempt_kind, name)
         if attempts is not None and made >= attempts:
             return None
 
@@ -139,7 +139,7 @@ class Executor:
                                     "was_already": before is not None and before.matches(desired)}, action_id)
                 self.flags.observed[name] = seen
                 return seen
-            self.guard()
+            await self.guard()
             try:
                 # With this engine's epoch: a provider whose API checks it refuses the write should this
                 # process freeze right here and wake after a takeover.

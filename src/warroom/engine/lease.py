@@ -1,7 +1,7 @@
 """The engine lease: one engine drives a rollout; others wait as standbys; fencing by epoch.
 
-The lease is a row in the store (holder, epoch, heartbeat, expiry, in wall time: it is
-compared between processes and hosts). Taking it from a new holder raises the epoch;
+The lease is a row in the store (holder, epoch, heartbeat, expiry, on the store's clock:
+it is compared between processes and hosts). Taking it from a new holder raises the epoch;
 every commit of the engine carries that epoch and the store checks it in the same
 transaction, so an engine that was frozen past its lease and taken over can write
 nothing. Flag writes are not in the store, so right before each one the engine renews
@@ -15,21 +15,27 @@ A holder that is provably dead on this host (its pid is gone, or reused) is repl
 once; on another host only the expiry tells. A holder named in `replacing` (`warroom up
 --replace`, which told it first) is replaced at once too, alive: the lease goes from it to
 the new engine in one write, never through a moment when nobody holds it.
+
+Every lease call goes through the engine's store thread (store/thread.py) and is awaited:
+the event loop goes on judging guardrails while the store answers. A renewal runs after
+every commit handed over before it, so once the renewal before a flag write is back, the
+write's intent is committed (or held, when the store cannot be written).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import logging
 import os
 import time
 import uuid
 from collections.abc import Callable
 
+from warroom.core.identity import account_name
 from warroom.flags.base import FlagError
 from warroom.store.base import Fence, Fenced, Holder, LeaseInfo, Store, StoreUnwritable, hostname, process_started
+from warroom.store.thread import StoreThread
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +54,13 @@ class EngineBusy(Exception):
 
 def this_process() -> Holder:
     """A new engine of this process: who runs it, where, which process, which engine of it."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid{os.getuid()}"
+    user = account_name(os.getuid())  # the kernel's uid: a spoofed LOGNAME does not rename an engine
     return Holder(user, hostname(), os.getpid(), process_started(os.getpid()), uuid.uuid4().hex[:8])
 
 
 class Lease:
-    def __init__(self, store: Store, holder: Holder, *, ttl: float = LEASE_TTL, speed: str = "1", log_path: str = ""):
-        self.store = store
+    def __init__(self, thread: StoreThread, holder: Holder, *, ttl: float = LEASE_TTL, speed: str = "1", log_path: str = ""):
+        self.thread = thread
         self.holder = holder
         self.ttl = ttl
         self.speed = speed
@@ -75,22 +78,25 @@ class Lease:
     @property
     def fence(self) -> Fence:
         if self.info is None:
-            raise Fenced(0, self.store.lease())
+            raise Fenced(0, None)
         return self.info.fence()
 
     @property
     def epoch(self) -> int:
         return self.info.epoch if self.info else 0
 
-    def try_acquire(self) -> LeaseInfo | None:
+    async def try_acquire(self) -> LeaseInfo | None:
         """Take the lease if it is free, expired, or its holder is provably dead; the lease as it now is."""
-        current = self.store.lease()
-        replacing = None
-        if current is not None and current.holder is not None and current.holder.id != self.holder.id and (
-                current.holder.id == self.replacing or current.holder.provably_gone()):
-            replacing = current.holder.id  # a killed engine on this host cannot renew: don't wait out its lease
-        now, asked = time.time(), time.monotonic()
-        got = self.store.acquire_lease(self.holder, self.ttl, now, replacing=replacing, speed=self.speed, log=self.log_path)
+        def take(store: Store) -> tuple[LeaseInfo | None, LeaseInfo]:
+            current = store.lease()
+            replacing = None
+            if current is not None and current.holder is not None and current.holder.id != self.holder.id and (
+                    current.holder.id == self.replacing or current.holder.provably_gone()):
+                replacing = current.holder.id  # a killed engine on this host cannot renew: don't wait out its lease
+            return current, store.acquire_lease(self.holder, self.ttl, replacing=replacing, speed=self.speed, log=self.log_path)
+
+        asked = time.monotonic()
+        current, got = await self.thread.call(take)
         if got.holder is not None and got.holder.id == self.holder.id:
             self.valid_until = asked + self.ttl
             if self.info is None:
@@ -98,9 +104,9 @@ class Lease:
             self.info = got
         return got
 
-    def acquire(self) -> None:
+    async def acquire(self) -> None:
         """Take the lease now or raise EngineBusy (an engine built in-process, for tests and virtual time)."""
-        got = self.try_acquire()
+        got = await self.try_acquire()
         if not self.held:
             assert got is not None and got.holder is not None
             raise EngineBusy(f"another engine drives this rollout: {got.holder.label()} (epoch {got.epoch})")
@@ -112,7 +118,7 @@ class Lease:
         try:
             while not stop.is_set():
                 try:
-                    got = self.try_acquire()
+                    got = await self.try_acquire()
                     if away:
                         log.warning("standby: the store answers again")
                     away = ""
@@ -121,7 +127,7 @@ class Lease:
                     if not told and got is not None:
                         waiting(got)
                         told = True
-                    self.store.standby(self.holder, time.time())
+                    await self.thread.call(lambda store: store.standby(self.holder))
                 except StoreUnwritable as exc:  # a standby outlives an outage of its store: it is what takes over after one
                     if not away:
                         log.error("standby: cannot reach the store (%s); trying again every %gs", exc, HEARTBEAT)
@@ -132,13 +138,14 @@ class Lease:
         finally:
             if told:
                 with contextlib.suppress(StoreUnwritable):  # its row ages out: clients count a standby only while it heartbeats
-                    self.store.drop_standby(self.holder)
+                    await self.thread.call(lambda store: store.drop_standby(self.holder))
 
-    def renew(self) -> None:
+    async def renew(self) -> None:
         """Extend the lease (a fenced write): Fenced when another engine took it over."""
         asked = time.monotonic()  # the store's expiry counts from later than this: ours errs on the safe side
+        fence = self.fence
         try:
-            self.info = self.store.renew_lease(self.fence, self.ttl, time.time())
+            self.info = await self.thread.call(lambda store: store.renew_lease(fence, self.ttl))
             self.valid_until = asked + self.ttl
             if self.unrenewed:
                 log.warning("the lease is renewed again (%s is over)", self.unrenewed)
@@ -148,7 +155,7 @@ class Lease:
                 log.error("cannot renew the engine lease: %s", exc)
             self.unrenewed = str(exc)
 
-    def check(self) -> None:
+    async def check(self) -> None:
         """Right before a flag write: Fenced when another engine took the lease over;
         LeaseTooThin when less than the safety margin of it is surely left.
 
@@ -156,9 +163,9 @@ class Lease:
         every engine shares that store's fate (SQLite), none can have taken over, and the
         lease row still naming us is proof enough: a rollback must still go out.
         """
-        self.renew()
-        if self.unrenewed and self.store.shared_fate:
-            now = self.store.lease()
+        await self.renew()
+        if self.unrenewed and self.thread.store.shared_fate:
+            now = await self.thread.call(lambda store: store.lease())
             if now is None or now.holder is None or now.holder.id != self.holder.id or now.epoch != self.epoch:
                 raise Fenced(self.epoch, now)
             return
@@ -172,15 +179,16 @@ class Lease:
         """The heartbeat, every second, on a task of its own until cancelled or fenced."""
         while True:
             try:
-                self.renew()
+                await self.renew()
             except Fenced as exc:
                 on_fenced(exc)
                 return
             await asyncio.sleep(HEARTBEAT)
 
-    def release(self) -> None:
+    async def release(self) -> None:
         if self.info is not None:
+            fence = self.info.fence()
             try:
-                self.store.release_lease(self.info.fence())
+                await self.thread.call(lambda store: store.release_lease(fence))
             finally:
                 self.info = None

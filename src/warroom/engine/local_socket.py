@@ -27,9 +27,9 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from warroom.core.identity import Actor
+from warroom.core.identity import Actor, from_kernel
 from warroom.core.journal_kinds import Kind
-from warroom.core.local_wire import COMMANDS, LINE_LIMIT, UNSET_LOGINUID, LocalVerb, Peer, address, decode, encode
+from warroom.core.local_wire import COMMANDS, LINE_LIMIT, SIGN_OFFS, UNSET_LOGINUID, LocalVerb, Peer, address, decode, encode
 from warroom.engine.commands import dispatch
 from warroom.engine.executor import CommandError
 from warroom.engine.lease import HEARTBEAT
@@ -137,10 +137,11 @@ class LocalSocket:
         return {"holder": engine.holder, "epoch": engine.lease.epoch, "unrenewed": engine.lease.unrenewed, "snapshot": body}
 
     async def _command(self, verb: LocalVerb, request: dict[str, Any], peer: Peer, writer: asyncio.StreamWriter) -> None:
-        assert verb in COMMANDS
+        assert verb in COMMANDS or verb in SIGN_OFFS
         declared = Actor.from_json(request.get("actor") or {})
-        # Journaled as the kernel says: the user by uid, this host; what the client says of its SSH session and tty is kept beside.
-        actor = Actor(user=peer.user, host=hostname(), ssh_client=declared.ssh_client, tty=declared.tty)
+        # Journaled as the kernel says: the person by login uid (else uid), this host, with the proof; what the client
+        # says of its SSH session and tty is kept beside.
+        actor = from_kernel(Actor(declared.user, hostname(), declared.ssh_client, declared.tty), peer.uid, peer.loginuid)
         asked = request.get("args")
         args: dict[str, Any] = asked if isinstance(asked, dict) else {}
         why = str(request.get("why") or "")

@@ -158,10 +158,9 @@ class EngineProcess:
     def _standby_elsewhere(self) -> str:
         """A standby on another host, alive: it takes over when this host's engine stops (its label), or ""."""
         try:
-            standbys = self.engine.store.standbys()
+            standbys, now = self.engine.store.standbys(), self.engine.store.now()  # heartbeats are on the store's clock
         except StoreError:
             return ""
-        now = time.time()
         ready = [s.holder for s in standbys if s.holder.host != hostname() and now - s.heartbeat <= STANDBY_FRESH]
         return f"standby {ready[0].label()}" if ready else ""
 
@@ -220,7 +219,7 @@ class EngineProcess:
             stopped = self._stop_reaching_this()  # its driver's stop may have come between its last look and the lease
             if stopped:
                 self._say(f"stopping as well: {stopped} (warroom down reaches this engine too)")
-                engine.lease.release()
+                await engine.lease.release()
                 return None
             engine.entry_listeners.append(self._entry)
             engine.snapshot_listeners.append(self._snapshot)

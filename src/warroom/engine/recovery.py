@@ -112,9 +112,10 @@ class Recovery:
                                  "last_heartbeat": previous.heartbeat, "state": rollout.status.value,
                                  "action": rollout.action.to_json() if rollout.action else None})
 
-    def recover(self) -> int:
+    async def recover(self) -> int:
         """Take over every action left pending by an earlier engine (the lease says it is gone); how many."""
-        left = self.journal.store.adopt_actions(self.lease.fence)
+        fence = self.lease.fence
+        left = await self.journal.thread.call(lambda store: store.adopt_actions(fence))
         previous = self.lease.previous.holder if self.lease.previous is not None else None
         for action in left:
             if action.kind == ActionKind.ROLLBACK:

@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any
 
 from warroom.core.action_kinds import ActionKind
+from warroom.core.approvals import Request
 from warroom.core.flagstate import FlagState
 from warroom.core.snapshot import State
 
@@ -39,6 +40,7 @@ class Event(Enum):
     REASSERT = "reassert"  # ROLLED BACK, but a flag reads exposed: rolling back again
     RETRY = "retry"
     TICK = "tick"  # a checklist item
+    SIGN_OFF = "sign-off"  # an approval asked, answered, granted, timed out or lapsed (its own table: core/approvals.py)
     ACTION_FINISHED = "action finished"  # the action slot frees, the status stays
 
 
@@ -71,6 +73,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (RD, Event.RETRY): P,
     **{(s, Event.ACK): s for s in EVERY},
     **{(s, Event.TICK): s for s in EVERY},
+    **{(s, Event.SIGN_OFF): s for s in EVERY},
     **{(s, Event.ACTION_FINISHED): s for s in EVERY},
 }
 
@@ -113,6 +116,8 @@ class RolloutState:
     drift: Mapping[str, FlagState] = field(default_factory=dict)  # flags seen changed outside warroom
     started_at: float | None = None
     action: ActionRef | None = None
+    approval: Request | None = None  # the latest sign-off asked for (core/approvals.py has its own table)
+    chain: str = ""  # the hash of the newest decision entry (approvals, go/no-go): `warroom verify` follows it back
 
     # ------------------------------------------------------------ the table
 
@@ -148,7 +153,7 @@ class RolloutState:
     # ------------------------------------------------------------ stored form
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "state": self.status.value,
             "phase": self.phase,
             "phase_started_at": self.phase_started_at,
@@ -159,6 +164,12 @@ class RolloutState:
             "started_at": self.started_at,
             "action": self.action.to_json() if self.action else None,
         }
+        # Only once a sign-off was asked: a plan without approvals keeps the state files it always had.
+        if self.approval is not None:
+            body["approval"] = self.approval.to_json()
+        if self.chain:
+            body["chain"] = self.chain
+        return body
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> RolloutState:
@@ -173,6 +184,8 @@ class RolloutState:
             drift=_flags(data.get("drift")),
             started_at=data.get("started_at"),
             action=ActionRef.from_json(data.get("action")),
+            approval=Request.from_json(data.get("approval")),
+            chain=str(data.get("chain") or ""),
         )
 
 

@@ -157,7 +157,7 @@ def flag_views(plan: Plan, state: RolloutState, flags: FlagReader) -> tuple[Flag
 def snapshot(plan: Plan, state: RolloutState, now: float, *, poller: Poller, guardrails: Guardrails, policy: Policy,
              flags: FlagReader, attempts: Mapping[str, tuple[int, str]], journal: tuple[JournalEntry, ...],
              blockers: Sequence[str], force_blockers: Sequence[str], driver: str, tick: int, clock_rate: float, insecure: bool,
-             planned_holds: Mapping[int, float], updates: UpdatesView | None = None) -> Snapshot:
+             planned_holds: Mapping[int, float], awaiting: str = "", updates: UpdatesView | None = None) -> Snapshot:
     """The picture of the rollout now. `attempts`: action id → (failed attempts, last error); `journal`: its
     newest entries; `blockers`: why a step up is refused (`force_blockers`: even forced); `driver`: the
     engine's user@host pid N; `clock_rate`: clock seconds a wall second (0: virtual time)."""
@@ -182,6 +182,7 @@ def snapshot(plan: Plan, state: RolloutState, now: float, *, poller: Poller, gua
         action=action,
         step_blockers=tuple(blockers),
         force_blockers=tuple(force_blockers),
+        awaiting=awaiting,
         paused_reason=state.paused_reason,
         drift=bool(state.drift),
         driver=driver,

@@ -12,6 +12,7 @@ from warroom.plan.conditions import Condition
 from warroom.plan.flagsetting import FlagSetting
 from warroom.plan.model import Plan
 from warroom.plan.problems import suggestion
+from warroom.plan.signoffs import signoff_problems
 from warroom.plan.sources import SimulatorSourceConfig
 from warroom.plan.units import PaneRefs
 from warroom.plan.yamlfile import Loc, Located, Problem, dotted
@@ -116,6 +117,7 @@ def meaning_problems(plan: Plan, located: Located) -> list[Problem]:
         if not phase.flags:
             out.add(("phases", pi, "flags"), "a phase must set at least one flag")
     _rollback_problems(plan, out)
+    signoff_problems(plan, out.add)
     for name, src in plan.sources.items():
         if isinstance(src, SimulatorSourceConfig) and src.flag and src.flag not in plan.flag_names():
             out.add(("sources", name, "flag"), f"flag {src.flag!r} is not set by any phase")

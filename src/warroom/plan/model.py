@@ -8,15 +8,20 @@ Unknown keys are errors, because a typo such as `above_` must never silently dis
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field
 
+from warroom.plan.approvals import Approval
 from warroom.plan.conditions import Condition, ExposureCheck, Gate, Guardrail, Unit
 from warroom.plan.fields import Duration, Ident, Number, PositiveDuration, Strict
 from warroom.plan.flagsetting import FlagSetting, FlagValue
+from warroom.plan.go_no_go import GoNoGo
 from warroom.plan.page import Page
+from warroom.plan.roles import Role
 from warroom.plan.rollback import NotifyTarget, RollbackSpec
 from warroom.plan.secret_refs import secret_references
 from warroom.plan.simulate import SimulateExpression, modelled_exposure
@@ -68,6 +73,7 @@ class Phase(Strict):
     hold: Duration = 0.0
     gates: list[Gate] = []
     checklist: list[Item] = []
+    approvals: Approval | None = None  # who signs off before this phase begins
 
     def item_ids(self) -> list[str]:
         return [item.id or f"{i + 1}" for i, item in enumerate(self.checklist)]
@@ -116,6 +122,8 @@ class Plan(Strict):
     exposure: ExposureCheck | None = None  # the exposure check, a gate every phase has
     updates: Updates | None = None  # the stakeholder updates the plan promises (plan/updates.py)
     page: Page | None = None  # the read-only status page (plan/page.py)
+    roles: dict[Ident, Role] = {}  # who may sign off (plan/roles.py)
+    go_no_go: GoNoGo | None = None  # the decision before the first exposure (plan/go_no_go.py)
 
     # Set by load_plan; not part of the YAML.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -161,10 +169,10 @@ class Plan(Strict):
 
     # What the journal keeps of the plan for reports: never sources, flag provider, runbook
     # or notify targets, whose headers and URLs may carry credentials.
-    # What the engine keeps of the plan in its store: what a report reads, and what a console attaching
-    # to the engine needs (its keys and theme), so neither parses the plan file again.
+    # What the engine keeps of the plan in its store: what a report reads (the roles of its sign-off table
+    # too), and what a console attaching to the engine needs (its keys and theme), so neither parses the plan file again.
     REPORTED: ClassVar[frozenset[str]] = frozenset({"rollout", "poll_interval", "panes", "guardrails", "phases", "automation",
-                                                    "exposure", "keys", "theme"})
+                                                    "exposure", "keys", "theme", "roles"})
 
     def journal_copy(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, include=set(self.REPORTED))
@@ -173,6 +181,23 @@ class Plan(Strict):
     def from_journal_copy(cls, body: dict[str, Any]) -> Plan:
         """The plan as it ran, for a report: it reads no source and no flag, so those are stand-ins."""
         return cls.model_validate({**body, "sources": {"journal": {"type": "simulator"}}, "flag_provider": {"provider": "local"}})
+
+    def digest(self) -> str:
+        """What an approval binds to: the plan as the engine runs it (any edit that changes a value changes it;
+        secrets are references here, never their values)."""
+        # Not where the state is nor how a console looks: an operator's copy names their own database role.
+        body = json.dumps(self.model_dump(mode="json", by_alias=True, exclude={"state", "keys", "theme"}), sort_keys=True, default=str)
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    def approval_for(self, phase: int) -> Approval | None:
+        """The sign-off the step into `phase` (1-based) waits for: phase 1's own and the go/no-go's together."""
+        own = self.phases[phase - 1].approvals
+        launch = self.go_no_go.approval() if phase == 1 and self.go_no_go is not None else None
+        if own is None or launch is None:
+            return own or launch
+        timeouts = [t for t in (own.timeout, launch.timeout) if t is not None]
+        return own.model_copy(update={"roles": {**launch.roles, **own.roles}, "timeout": min(timeouts) if timeouts else None,
+                                      "self_approval": own.self_approval and launch.self_approval})
 
     def secret_references(self) -> list[tuple[str, str]]:
         """(where, reference) for every secret the plan uses: source credentials and credential headers,

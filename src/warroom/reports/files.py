@@ -30,7 +30,7 @@ def _write(chunks: Iterable[str], out: TextIO) -> None:
 
 def run_report_command(plan: Plan, db: StateRef, *, fmt: str, output: str | None) -> int:
     try:
-        store = open_store(db, create=False)
+        store = open_store(db, create=False, readonly=True)  # a reader: a backup on a read-only file system opens too
     except StoreMissing:
         print(f"warroom: {db}: no journal here (give the drill's or launch's --state)", file=sys.stderr)
         return 1

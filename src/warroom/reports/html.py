@@ -37,6 +37,7 @@ from warroom.reports.postmortem import (
     summary,
     utc,
 )
+from warroom.reports.signoffs import HEAD as SIGN_OFF_HEAD
 
 MARK_COLOURS: dict[str, str] = {Kind.ROLLBACK_INTENT: "#b91c1c", Kind.PAUSE: "#d97706", Kind.STEP_OUTCOME: "#2563eb",
                                  Kind.ROLLBACK_CONFIRMED: "#15803d", Kind.RESUME: "#0891b2", Kind.SOURCE_ERROR: "#6b7280"}
@@ -252,6 +253,9 @@ def html(r: Report) -> Iterator[str]:
         "has_shadows": r.has_shadows,
         "checklist": [{"phase": c.phase, "text": c.text, "required": c.required, "ticked_by": c.ticked_by,
                        "when": r.offset(c.at) if c.at else ""} for c in r.checklist],
+        "sign_off_head": SIGN_OFF_HEAD,
+        "sign_offs": ([s.role, s.person, s.answer, utc(s.ts), s.change, s.evidence] for s in r.sign_offs()),
+        "decision_record": r.decision_record(),
         "overview": overview,
         "events": _event_charts(r, marks),
         "more_events": r.event_count - len(r.events),

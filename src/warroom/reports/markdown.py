@@ -26,6 +26,7 @@ from warroom.reports.postmortem import (
     summary,
     utc,
 )
+from warroom.reports.signoffs import HEAD as SIGN_OFF_HEAD
 
 
 class Md(str):
@@ -73,6 +74,8 @@ def _lines(r: Report) -> Iterator[str]:
     yield from _table(["phase", "item", "required", "ticked by", "when"],
                       ([str(c.phase), c.text, "yes" if c.required else "", c.ticked_by or (Md("**not ticked**") if c.required else ""),
                         r.offset(c.at) if c.at else ""] for c in r.checklist))
+    yield from ["## Sign-offs", "", f"Decision record: {r.decision_record()} (`warroom verify PLAN`).", ""]
+    yield from _table(SIGN_OFF_HEAD, ([s.role, s.person, s.answer, utc(s.ts), s.change, s.evidence] for s in r.sign_offs()))
     yield from ["## Timeline", ""]
     yield from _table(["when", "UTC", "what", "who", "detail"],
                       ([r.offset(e.ts), clock(e.ts), e.kind, e.actor, e.message] for e in r.timeline()))

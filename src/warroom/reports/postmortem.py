@@ -22,6 +22,7 @@ from warroom.core.snapshot import JournalEntry, State, why
 from warroom.core.units import format_duration, format_value
 from warroom.plan.model import Plan
 from warroom.reports.scorecard import ALARMS, RESPONSES, Incident, ScoreCard, _bad_since, first_incident
+from warroom.reports.signoffs import SignOff, record_state, sign_offs
 from warroom.store import Store
 
 EVENT_WINDOW = 90.0  # seconds of pane history either side of an event in the HTML charts
@@ -163,6 +164,12 @@ class Report:
 
     def timeline(self) -> Iterator[JournalEntry]:
         return self.store.iter_entries(kinds=tuple(TIMELINE_KINDS))
+
+    def sign_offs(self) -> Iterator[SignOff]:
+        return sign_offs(self.store)
+
+    def decision_record(self) -> str:
+        return record_state(self.store)
 
     def samples(self, pane: str, start: float, end: float) -> Iterator[tuple[float, float | None]]:
         return self.store.samples(pane, start, end)

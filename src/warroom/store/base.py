@@ -5,8 +5,10 @@ as it ran, the engine lease, the commands clients send, and the latest snapshot 
 engine published. The engine is the only writer of decisions; consoles and verbs only
 read and send commands.
 
-This module is the whole contract a backend implements (store/sqlite.py today; a
-PostgreSQL module next). Its promises:
+This module is the whole contract. store/core.py keeps it once, in SQL; store/sqlite.py and
+store/postgres.py are its dialects (connections, schema, errors, how a change is noticed).
+The engine reaches its store through one thread of its own (store/thread.py), so no store
+call ever holds up its event loop. The promises:
 
 - **One transaction per commit.** Journal entries, a state change and an action row
   commit together or not at all; a state change is computed from the state as it is
@@ -14,11 +16,19 @@ PostgreSQL module next). Its promises:
 - **Fencing.** An engine commits only with the `Fence` of the lease it holds. The store
   checks it inside the same transaction as the write: a lease taken over since (a higher
   epoch) makes the commit raise `Fenced`, and nothing of it is written.
+- **One clock: the store's.** Every time that is compared between processes or hosts (a
+  lease's heartbeat and expiry, a standby's heartbeat, when a command was sent, when a
+  snapshot was published) is stamped by the store, on its clock (`now()`): the database's
+  for PostgreSQL; for SQLite the host's, which every process on it shares whatever its wall
+  clock says (store/sqlite.py). No client's wall clock decides whether an engine is alive
+  or how old a command is.
 - **Leases.** One lease row per rollout. Taking it from a new holder (it was free,
   released, expired, or its holder is proven dead) raises the epoch by one; renewing keeps
-  it. Wall-clock times, because they are compared between processes and hosts.
-- **Commands.** Any client may send one; exactly one engine claims it (`queued` →
-  `running`, in a transaction) and writes its outcome.
+  it.
+- **Commands.** Any client may send one, within the bounds below (CommandTooLarge says
+  which); exactly one engine claims it (`queued` → `running`, in a transaction; a rollback
+  before anything queued earlier) and writes its outcome. Finished commands are pruned to
+  the newest KEEP_COMMANDS.
 - **Changes.** `watch()` gives a waiter that returns when anything was committed since
   its last look; `watch(commands=True)` (the engine's) also wakes at once when a client
   sends a command.
@@ -37,7 +47,13 @@ from typing import Any, ClassVar
 from warroom.core.snapshot import JournalEntry
 
 # Schema versions this code reads and writes; a store written by a newer warroom is refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+# What a command may carry (a reason, a checklist item's id: text a human typed), and how many
+# finished ones are kept. A flood of commands must not grow the store, the engine or the journal.
+MAX_COMMAND_TEXT = 1000  # characters in any one text of a command's arguments (a reason)
+MAX_COMMAND_BYTES = 4096  # its arguments as JSON, and who sent it as JSON, each
+KEEP_COMMANDS = 1000  # finished commands kept per rollout (their outcomes are in the journal too)
 
 
 class StoreError(Exception):
@@ -58,6 +74,10 @@ class StoreUnwritable(StoreError):
 
     An engine keeps guarding from memory and retries; see engine/journal.py.
     """
+
+
+class CommandTooLarge(StoreError):
+    """A command carries more than a command may (MAX_COMMAND_TEXT, MAX_COMMAND_BYTES); nothing was queued."""
 
 
 class StaleState(Exception):
@@ -164,9 +184,9 @@ class LeaseInfo:
 
     epoch: int  # raised by one at every change of holder; never goes down
     holder: Holder | None  # None: released (or never taken)
-    acquired: float = 0.0  # wall time this holder took it
-    heartbeat: float = 0.0  # wall time of its last renewal
-    expires: float = 0.0  # wall time another engine may take it over
+    acquired: float = 0.0  # when this holder took it (the store's clock, as every time below)
+    heartbeat: float = 0.0  # its last renewal
+    expires: float = 0.0  # when another engine may take it over
     speed: str = "1"  # the holder's clock speed (1, N, max)
     log: str = ""  # where the holder logs
 
@@ -188,7 +208,7 @@ class StandbyInfo:
 @dataclass(frozen=True)
 class Command:
     id: int
-    created: float  # wall time the client sent it
+    created: float  # when the client sent it, on the store's clock
     verb: str  # step | pause | resume | rollback | retry | tick | ack | shutdown
     args: dict[str, Any]
     actor: dict[str, Any]  # identity.Actor as JSON: the human who asked
@@ -198,6 +218,8 @@ class Command:
     finished: float | None = None
     engine: str = ""  # Holder.id of the engine that ran it
     epoch: int | None = None
+    waited: float = 0.0  # seconds it was queued before this claim, on the store's clock (set by claim_command)
+    sender: str = ""  # the database role that queued it, as the database recorded it ("": a store that cannot prove one)
 
     @property
     def done(self) -> bool:
@@ -212,9 +234,9 @@ class ActionWrite:
     """What a commit does to a write-ahead action row."""
 
     id: str
-    new: tuple[str, dict] | None = None  # (kind, intent): the intent of a new action
+    new: tuple[str, dict[str, Any]] | None = None  # (kind, intent): the intent of a new action
     status: str | None = None  # done | failed | abandoned: its outcome
-    progress: dict | None = None  # how far it got (a resumed rollback skips what is done)
+    progress: dict[str, Any] | None = None  # how far it got (a resumed rollback skips what is done)
     command: int | None = None  # the command whose action this is (recorded on the command)
 
 
@@ -231,7 +253,7 @@ class PendingAction:
 @dataclass(frozen=True)
 class StoredSnapshot:
     seq: int  # raised by one at every publication
-    published: float  # the engine's wall time of publication
+    published: float  # when it was published, on the store's clock
     body: dict[str, Any]  # Snapshot.to_json() without the journal
 
 
@@ -259,7 +281,9 @@ class Committed:
 
 
 # One journal entry to write: (kind, message, actor label, data).
-Row = tuple[str, str, str, dict]
+Row = tuple[str, str, str, dict[str, Any]]
+# Held while the store could not be written: (time, entry or None, action write or None).
+Held = tuple[float, Row | None, ActionWrite | None]
 # A state change computed inside the transaction from the current state body: the new body
 # (None: unchanged) and the entries. Raising refuses the whole commit.
 Change = Callable[[dict[str, Any]], tuple[dict[str, Any] | None, list[Row]]]
@@ -286,7 +310,17 @@ class Store(ABC):
     # Whether every engine of this rollout writes through the same storage, so one that
     # cannot write (a full disk) leaves no other able to take over (SQLite: yes).
     shared_fate: ClassVar[bool] = False
+    # Whether the store records who queued a command as the server proves it (PostgreSQL: the session's
+    # role); where it does not (SQLite), a sign-off goes to the engine over its local socket instead.
+    proves_sender: ClassVar[bool] = False
     ref: str  # what the store was opened from, for messages (a path, a URL without password)
+    readonly: bool = False  # opened read-only (a state on a read-only file system): reads only
+
+    # ------------------------------------------------------------ the store's clock
+
+    @abstractmethod
+    def now(self) -> float:
+        """The store's clock (seconds since the epoch): what every liveness and age is judged by."""
 
     # ------------------------------------------------------------ journal (read)
 
@@ -329,20 +363,20 @@ class Store(ABC):
         `expected_version` is given and the state moved."""
 
     @abstractmethod
-    def commit_many(self, fence: Fence, held: list[tuple[float, Row | None, ActionWrite | None]], state: dict[str, Any]) -> Committed:
+    def commit_many(self, fence: Fence, held: Sequence[Held], state: dict[str, Any]) -> Committed:
         """Entries and action writes held while the store could not be written, in order, each
         with its own time; then the state as the engine holds it now."""
 
     @abstractmethod
-    def record_samples(self, fence: Fence, ts: float, values: dict[str, float | None]) -> None: ...
+    def record_samples(self, fence: Fence, ts: float, values: Mapping[str, float | None]) -> None: ...
 
     @abstractmethod
     def save_plan(self, fence: Fence, ts: float, body: dict[str, Any]) -> None:
         """Keep this version of the plan (only what a report reads), unless it is the one kept last."""
 
     @abstractmethod
-    def publish(self, fence: Fence, published: float, body: dict[str, Any]) -> int:
-        """Rewrite the snapshot row; returns its sequence number."""
+    def publish(self, fence: Fence, body: dict[str, Any]) -> int:
+        """Rewrite the snapshot row, stamped with the store's clock; returns its sequence number."""
 
     @abstractmethod
     def adopt_actions(self, fence: Fence) -> list[PendingAction]:
@@ -386,14 +420,14 @@ class Store(ABC):
         """The lease row, or None when no engine ever ran here."""
 
     @abstractmethod
-    def acquire_lease(self, holder: Holder, ttl: float, now: float, *, replacing: str | None = None,
+    def acquire_lease(self, holder: Holder, ttl: float, *, replacing: str | None = None,
                       speed: str = "1", log: str = "") -> LeaseInfo:
         """Take the lease when it is free, released, expired, already ours, or held by `replacing`
         (a holder the caller proved dead). A new holder raises the epoch by one. Returns the lease
         as it now is: ours when `.holder.id == holder.id`."""
 
     @abstractmethod
-    def renew_lease(self, fence: Fence, ttl: float, now: float) -> LeaseInfo:
+    def renew_lease(self, fence: Fence, ttl: float) -> LeaseInfo:
         """Extend our lease (the heartbeat); Fenced when it is no longer ours."""
 
     @abstractmethod
@@ -401,7 +435,7 @@ class Store(ABC):
         """Give the lease up (the epoch stays); a no-op when it is no longer ours."""
 
     @abstractmethod
-    def standby(self, holder: Holder, now: float) -> None:
+    def standby(self, holder: Holder) -> None:
         """Register (or refresh) an engine waiting to take over."""
 
     @abstractmethod
@@ -413,23 +447,27 @@ class Store(ABC):
     # ------------------------------------------------------------ commands
 
     @abstractmethod
-    def send_command(self, verb: str, args: dict[str, Any], actor: dict[str, Any], created: float) -> int:
-        """Queue a command for the engine (and wake it); any client may."""
+    def send_command(self, verb: str, args: dict[str, Any], actor: dict[str, Any]) -> int:
+        """Queue a command for the engine (and wake it); any client may. CommandTooLarge when it
+        carries more than a command may."""
 
     @abstractmethod
     def claim_command(self, fence: Fence) -> Command | None:
-        """The oldest queued command, now `running` under this engine; None when there is none."""
+        """The queued command to run next, now `running` under this engine: the oldest rollback, else
+        the oldest command; None when there is none."""
 
     @abstractmethod
-    def finish_command(self, fence: Fence, command_id: int, status: str, message: str, finished: float) -> None: ...
+    def finish_command(self, fence: Fence, command_id: int, status: str, message: str) -> None:
+        """Its outcome; the oldest finished commands beyond KEEP_COMMANDS go."""
 
     @abstractmethod
-    def take_over_commands(self, fence: Fence, rerun: tuple[str, ...], message: str, finished: float) -> list[Command]:
+    def take_over_commands(self, fence: Fence, rerun: tuple[str, ...], message: str) -> list[Command]:
         """Commands an earlier engine claimed and never finished (it was killed or fenced): those
-        whose verb is in `rerun` are queued again, the others fail with `message`. Returns them."""
+        whose verb is in `rerun` are queued again, the others are refused with `message`. Returns them."""
 
     @abstractmethod
-    def command(self, command_id: int) -> Command | None: ...
+    def command(self, command_id: int) -> Command | None:
+        """The command, or None when there is none (never sent, or pruned long after it finished)."""
 
     # ------------------------------------------------------------ changes
 

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
+from warroom.store.base import StoreError, StoreMissing
+
 if TYPE_CHECKING:
     from warroom.plan.model import Plan
     from warroom.plan.state import PostgresState
@@ -48,6 +50,33 @@ def state_path(plan: Plan, override: str | Path | PostgresState | None = None) -
     if plan.state:
         return plan.resolve_path(plan.state)
     return default_state_path(name)
+
+
+def named_state(ref: str, rollout: str | None = None) -> StateRef:
+    """A state named without a plan (`warroom journal --state REF`): an SQLite file, or a PostgreSQL
+    database and the rollout to read there: `rollout`, else the only one the database holds. The
+    password comes from libpq's own ways (PGPASSWORD, ~/.pgpass), as a plan's `state` without one."""
+    from pydantic import ValidationError
+
+    from warroom.plan.state import DATABASE_URL, PostgresState
+
+    if not ref.startswith(DATABASE_URL):
+        return Path(ref).expanduser()
+    try:
+        state = PostgresState(url=ref)
+    except ValidationError as exc:  # the message never repeats the URL (it may hold a password)
+        raise StoreError("--state: " + "; ".join(e["msg"] for e in exc.errors())) from None
+    if rollout:
+        return state.keyed(rollout)
+    from warroom.store.postgres import rollouts  # psycopg only for a database
+
+    found = rollouts(state)
+    if len(found) == 1:
+        return state.keyed(found[0])
+    if not found:
+        raise StoreMissing(f"{state.url}: no rollout is recorded in this database (no engine has run on it)")
+    shown = ", ".join(found[:20]) + (" …" if len(found) > 20 else "")
+    raise StoreError(f"{state.url} holds {len(found)} rollouts ({shown}): name one with --rollout NAME")
 
 
 def engine_log_path(state: StateRef) -> Path:

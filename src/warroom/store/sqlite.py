@@ -1,12 +1,21 @@
-"""The store in one SQLite file (WAL mode): the embedded default for one bastion.
+"""The SQLite dialect: the store in one file (WAL mode), the embedded default for one bastion.
 
 The engine and any number of consoles and verbs open the same file. Each write is one
 short transaction (`BEGIN IMMEDIATE`, so the fence check and the write see the same
 lease); `synchronous = FULL`, so a committed intent survives power loss, which is the
-point of write-ahead.
+point of write-ahead. A reader that only reads (`journal`, `report`) opens the file
+read-only, so a state on a read-only file system (a backup, a snapshot) can be read.
 
-Changes are noticed with `PRAGMA data_version` (it moves when another connection
-commits; polled every few tens of milliseconds, which costs microseconds), and the
+**The store's clock.** Every process on the file runs on this host, and the host's
+monotonic clock is one clock for all of them, whatever each one's wall clock says. The
+first process to write in a boot (the engine, as a rule) records how its wall clock stood
+against the monotonic one (table `clock`); from then on the store's time is that anchor
+plus the monotonic clock, for every process: a client whose wall clock is off judges the
+engine's heartbeat exactly as the engine wrote it.
+
+Changes are noticed with `PRAGMA data_version` on a connection of the waiter's own (it
+moves when another connection commits; polled every few tens of milliseconds, which costs
+microseconds, and never behind a transaction of the store's connection), and the
 driving engine binds an abstract unix datagram socket named after the file: a client
 sends it one byte after committing a command, so a rollback key reaches the engine at
 once.
@@ -15,41 +24,21 @@ once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import json
 import select
 import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
-from warroom.core.snapshot import JournalEntry
-from warroom.store import rows
-from warroom.store.base import (
-    SCHEMA_VERSION,
-    ActionWrite,
-    Command,
-    DamagedState,
-    Fence,
-    Fenced,
-    Holder,
-    LeaseInfo,
-    PendingAction,
-    Row,
-    StandbyInfo,
-    StoredSnapshot,
-    StoredUpdate,
-    StoreError,
-    StoreMissing,
-    StoreUnwritable,
-    Waiter,
-)
-from warroom.store.rows import SQLCommits
+from warroom.store.base import SCHEMA_VERSION, DamagedState, StoreError, StoreMissing, StoreUnwritable, Waiter
+from warroom.store.core import Layout, SQLStore, Tx
+from warroom.store.rows import SQLRow
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -119,6 +108,7 @@ CREATE TABLE IF NOT EXISTS commands (
     epoch INTEGER
 );
 CREATE INDEX IF NOT EXISTS commands_status ON commands(status, id);
+CREATE INDEX IF NOT EXISTS commands_verb ON commands(status, verb, id);  -- schema 3: a rollback is claimed first
 -- Stakeholder updates: drafted, approved, published (the archive of what was told).
 CREATE TABLE IF NOT EXISTS updates (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -132,10 +122,18 @@ CREATE TABLE IF NOT EXISTS snapshot (
     published REAL NOT NULL,
     body TEXT NOT NULL
 );
+-- The store's clock (schema 3): wall time = anchor + the host's monotonic clock, in the boot it was set in.
+CREATE TABLE IF NOT EXISTS clock (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    boot TEXT NOT NULL,
+    anchor REAL NOT NULL
+);
 """
 
+LAYOUT = Layout(schema="", rollout=None, user="user", lock="")  # one rollout a file; BEGIN IMMEDIATE locks it all
 # SQLITE_CORRUPT and SQLITE_NOTADB, with any of their extended codes: the file's pages are damaged.
 _DAMAGED_CODES = (11, 26)
+_CANTOPEN = 14
 # sqlite3 result codes (the low byte of an extended code) that mean "cannot write now".
 _UNWRITABLE = {8: "it is read-only", 10: "a disk I/O error", 13: "the disk is full", 14: "it cannot be opened for writing"}
 POLL = 0.05  # seconds between two looks at data_version while waiting
@@ -146,37 +144,58 @@ def wake_address(path: Path) -> bytes:
     return b"\0warroom-" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:32].encode()
 
 
-def _unwritable(exc: sqlite3.Error) -> str | None:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return _UNWRITABLE.get(code & 0xFF) if isinstance(code, int) else None
+def boot_id() -> str:
+    """Which boot of this host it is: the monotonic clock starts again at every one."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
 
 
-class SQLiteStore(SQLCommits):
+def _code(exc: sqlite3.Error) -> int:
+    code = getattr(exc, "sqlite_errorcode", 0)
+    return code & 0xFF if isinstance(code, int) else 0
+
+
+class _Tx:
+    """A transaction on the store's connection (sqlite3 speaks `?` already)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> SQLRow | None:
+        found: SQLRow | None = self.db.execute(sql, args).fetchone()
+        return found
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[SQLRow]:
+        return self.db.execute(sql, args).fetchall()
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> None:
+        self.db.execute(sql, args)
+
+    def many(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
+        self.db.executemany(sql, args)
+
+    def notify(self) -> None:
+        return None  # data_version moves at every commit of another connection: nothing to send
+
+
+class SQLiteStore(SQLStore):
     shared_fate = True  # every engine of the rollout writes this one file: a full disk stops them all alike
 
     def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False):
-        """`readonly` (the status page): opened with SQLite's `mode=ro`, so no write can happen through it,
-        whatever the code above asks; nothing is created or migrated."""
+        super().__init__(LAYOUT)
         self.path = Path(path)
         self.ref = str(self.path)
-        if (readonly or not create) and (not self.path.exists() or self.path.stat().st_size == 0):
+        self.readonly = readonly
+        if not create and (not self.path.exists() or self.path.stat().st_size == 0):
             raise StoreMissing(f"{self.path}: no rollout is recorded here yet (no engine has run on this state)")
         self._lock = threading.RLock()
         self._wake: socket.socket | None = None
+        self._anchor: float | None = None  # the clock's anchor of this boot, once known (it never moves within one)
+        self._boot = boot_id()
         try:
-            if readonly:
-                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=15, isolation_level=None,
-                                           check_same_thread=False)
-                self._db.execute("PRAGMA busy_timeout = 15000")
-                self._check_version()
-                return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout = 15000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = FULL")
-            with self._tx():
-                self._migrate()
+            self._db = self._open_readonly() if readonly else self._open()
         except StoreError:
             raise
         except sqlite3.DatabaseError as exc:
@@ -185,63 +204,91 @@ class SQLiteStore(SQLCommits):
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot open the state database ({exc})") from None
 
-    def _check_version(self) -> int:
-        version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 15000")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+        self._db = db
+        with self._tx():
+            self._migrate(db)
+        return db
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """Read-only: as it is (no migration). On a read-only file system a WAL file without its
+        shared-memory file cannot be opened so; then it is opened as immutable (nothing writes it)."""
+        uri = f"file:{quote(str(self.path.resolve()))}"
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=15, isolation_level=None, check_same_thread=False)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if _code(exc) != _CANTOPEN:
+                raise
+            db = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+        self._refuse_newer(version)
+        return db
+
+    def _looker(self) -> sqlite3.Connection:
+        """A connection of a waiter's own, to look at data_version with: read-only, like a reader's."""
+        if self.readonly:
+            return self._open_readonly()
+        return sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True, isolation_level=None,
+                               check_same_thread=False)
+
+    def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: written by a newer warroom (schema {version}, this one reads {SCHEMA_VERSION}); upgrade warroom")
-        return version
 
-    def _migrate(self) -> None:
+    def _migrate(self, db: sqlite3.Connection) -> None:
         """Create the schema, or bring an older file's up to date (older files keep working)."""
-        version = self._check_version()
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        self._refuse_newer(version)
         for stmt in SCHEMA.split(";"):
             if stmt.strip():
-                self._db.execute(stmt)
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(actions)")}
+                db.execute(stmt)
+        have = {row[1] for row in db.execute("PRAGMA table_info(actions)")}
         if "epoch" not in have:  # schema 1: actions were owned by processes, not by a lease epoch
-            self._db.execute("ALTER TABLE actions ADD COLUMN epoch INTEGER")
+            db.execute("ALTER TABLE actions ADD COLUMN epoch INTEGER")
         if version != SCHEMA_VERSION:
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    # ------------------------------------------------------------ plumbing
+    # ------------------------------------------------------------ transactions
 
-    class _Tx:
-        def __init__(self, store: SQLiteStore):
-            self.store = store
-
-        def __enter__(self) -> sqlite3.Connection:
-            self.store._lock.acquire()
+    @contextmanager
+    def _tx(self, *, quiet: bool = False) -> Iterator[_Tx]:
+        with self._lock:
             try:
-                self.store._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                self.store._lock.release()
-                raise self.store._error(exc) from None
-            except BaseException:
-                self.store._lock.release()
-                raise
-            return self.store._db
-
-        def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+                raise self._error(exc) from None
             try:
-                if exc_type is None:
-                    self.store._db.execute("COMMIT")
-                else:
-                    self.store._db.execute("ROLLBACK")
-            except sqlite3.Error as failed:
-                if exc_type is None:
-                    self.store._rollback_quietly()
-                    raise self.store._error(failed) from None
-            finally:
-                self.store._lock.release()
-            if isinstance(exc, sqlite3.Error):
-                raise self.store._error(exc) from None
+                yield _Tx(self._db)
+            except BaseException as failed:
+                self._rollback_quietly()
+                if isinstance(failed, sqlite3.Error):
+                    raise self._error(failed) from None
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback_quietly()
+                raise self._error(exc) from None
 
     def _rollback_quietly(self) -> None:
-        with contextlib.suppress(sqlite3.Error):  # already rolled back by SQLite itself
+        with suppress(sqlite3.Error):  # already rolled back by SQLite itself
             self._db.execute("ROLLBACK")
 
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[SQLRow]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+
     def _error(self, exc: sqlite3.Error) -> StoreError:
-        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _DAMAGED_CODES:
+        if _code(exc) in _DAMAGED_CODES:
             path = self.path
             broken, salvaged = f"{path}.broken", path.with_name(f"{path.stem}-recovered{path.suffix}")
             return DamagedState(
@@ -251,20 +298,38 @@ class SQLiteStore(SQLCommits):
                 f"  To salvage its journal: sqlite3 {broken} .recover | sqlite3 {salvaged}\n"
                 f"  (a sqlite3 without .recover: use .dump and change its last line, ROLLBACK, to COMMIT)\n"
                 f"  then read it: warroom journal --state {salvaged}")
-        why = _unwritable(exc)
+        why = _UNWRITABLE.get(_code(exc))
         if why:
             return StoreUnwritable(f"{self.path}: cannot write the state database: {why} ({exc})")
         return StoreError(f"{self.path}: the state database failed: {exc}")
 
-    def _tx(self) -> SQLiteStore._Tx:
-        return SQLiteStore._Tx(self)
+    # ------------------------------------------------------------ the store's clock
 
-    def _read(self, sql: str, args: tuple | list = ()) -> list[tuple]:
-        with self._lock:
+    def _clock(self, tx: Tx) -> float:
+        """In a write: the first writer of this boot anchors the clock with its own wall clock."""
+        if self._anchor is None:
+            found = tx.one("SELECT boot, anchor FROM clock WHERE id = 1")
+            if found is not None and found[0] == self._boot:
+                self._anchor = float(found[1])
+            else:
+                anchor = time.time() - time.monotonic()
+                tx.run("INSERT INTO clock (id, boot, anchor) VALUES (1, ?, ?) "
+                       "ON CONFLICT (id) DO UPDATE SET boot = excluded.boot, anchor = excluded.anchor", (self._boot, anchor))
+                self._anchor = anchor
+        return self._anchor + time.monotonic()
+
+    def now(self) -> float:
+        if self._anchor is None:
             try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise self._error(exc) from None
+                found = self._read("SELECT boot, anchor FROM clock WHERE id = 1")
+            except StoreError:
+                found = []  # a file from before the store kept a clock, read-only: nothing of this boot to judge
+            if not found or found[0][0] != self._boot:
+                return time.time()  # nothing has written in this boot: no engine of it to judge
+            self._anchor = float(found[0][1])
+        return self._anchor + time.monotonic()
+
+    # ------------------------------------------------------------ the rest
 
     def describe(self) -> str:
         return f"SQLite {sqlite3.sqlite_version}, warroom schema {self._read('PRAGMA user_version')[0][0]}"
@@ -275,251 +340,6 @@ class SQLiteStore(SQLCommits):
                 self._wake.close()
                 self._wake = None
             self._db.close()
-
-    # ------------------------------------------------------------ journal
-
-    def _insert(self, db: sqlite3.Connection, ts: float, row: Row, action_id: str | None) -> JournalEntry:
-        kind, message, actor, payload = rows.journal_text(row)
-        cur = db.execute(
-            "INSERT INTO journal (ts, kind, message, actor, action_id, data) VALUES (?, ?, ?, ?, ?, ?)",
-            (ts, kind, message, actor, action_id, payload),
-        )
-        return JournalEntry(cur.lastrowid or 0, ts, kind, message, actor, action_id, json.loads(payload))
-
-    _P = "?"
-
-    def _journal(self, after: int) -> tuple[str, list[Any]]:
-        return f"SELECT {rows.ENTRY} FROM journal WHERE seq > ?", [after]
-
-    def iter_entries(self, after: int = 0, kinds: Collection[str] = (), page: int = 2000) -> Iterator[JournalEntry]:
-        sql = f"SELECT {rows.ENTRY} FROM journal WHERE seq > ?"
-        if kinds:
-            sql += f" AND kind IN ({', '.join('?' * len(kinds))})"
-        sql += " ORDER BY seq LIMIT ?"
-        return self._pages(lambda after: self._read(sql, (after, *kinds, page)), after, page)
-
-    def journal_count(self) -> int:
-        return self._read("SELECT COUNT(*) FROM journal")[0][0]
-
-    def tail(self, n: int) -> list[JournalEntry]:
-        return [rows.entry(r) for r in self._read(f"SELECT {rows.ENTRY} FROM journal ORDER BY seq DESC LIMIT ?", (n,))]
-
-    def last_seq(self) -> int:
-        return self._read("SELECT COALESCE(MAX(seq), 0) FROM journal")[0][0]
-
-    # ------------------------------------------------------------ state
-
-    def load_state(self) -> tuple[int, dict[str, Any]]:
-        found = self._read("SELECT version, body FROM state WHERE id = 1")
-        return (0, {}) if not found else (found[0][0], json.loads(found[0][1]))
-
-    def state_version(self) -> int:
-        found = self._read("SELECT version FROM state WHERE id = 1")
-        return found[0][0] if found else 0
-
-    # ------------------------------------------------------------ engine writes
-
-    def _fence(self, db: sqlite3.Connection, fence: Fence) -> None:
-        row = db.execute("SELECT epoch, holder FROM lease WHERE id = 1").fetchone()
-        if row is None or row[0] != fence.epoch or row[1] != fence.holder:
-            raise Fenced(fence.epoch, self._lease(db))
-
-    def _state_row(self, db: sqlite3.Connection) -> tuple[int, str] | None:
-        return db.execute("SELECT version, body FROM state WHERE id = 1").fetchone()
-
-    def _put_state(self, db: sqlite3.Connection, version: int, text: str) -> None:
-        db.execute("INSERT INTO state (id, version, body) VALUES (1, ?, ?) "
-                   "ON CONFLICT(id) DO UPDATE SET version = excluded.version, body = excluded.body", (version, text))
-
-    def _write_action(self, db: sqlite3.Connection, ts: float, fence: Fence, action: ActionWrite) -> None:
-        if action.new is not None:
-            db.execute("INSERT INTO actions (id, kind, status, intent, created, epoch) VALUES (?, ?, 'pending', ?, ?, ?)",
-                       (action.id, action.new[0], json.dumps(action.new[1], sort_keys=True), ts, fence.epoch))
-            if action.command is not None:
-                db.execute("UPDATE commands SET action_id = ? WHERE id = ?", (action.id, action.command))
-        if action.progress is not None:
-            db.execute("UPDATE actions SET progress = ? WHERE id = ?", (json.dumps(action.progress), action.id))
-        if action.status is not None:
-            db.execute("UPDATE actions SET status = ?, finished = ? WHERE id = ?", (action.status, ts, action.id))
-
-    def record_samples(self, fence: Fence, ts: float, values: dict[str, float | None]) -> None:
-        if not values:
-            return
-        with self._tx() as db:
-            self._fence(db, fence)
-            db.executemany("INSERT INTO samples (ts, series, value) VALUES (?, ?, ?)", [(ts, k, v) for k, v in values.items()])
-
-    def save_plan(self, fence: Fence, ts: float, body: dict[str, Any]) -> None:
-        text = json.dumps(body, sort_keys=True)
-        with self._tx() as db:
-            self._fence(db, fence)
-            row = db.execute("SELECT body FROM plans ORDER BY seq DESC LIMIT 1").fetchone()
-            if row is None or row[0] != text:
-                db.execute("INSERT INTO plans (ts, body) VALUES (?, ?)", (ts, text))
-
-    def publish(self, fence: Fence, published: float, body: dict[str, Any]) -> int:
-        text = json.dumps(body, sort_keys=True, default=str)
-        with self._tx() as db:
-            self._fence(db, fence)
-            row = db.execute("SELECT seq FROM snapshot WHERE id = 1").fetchone()
-            seq = (row[0] if row else 0) + 1
-            db.execute("INSERT INTO snapshot (id, seq, published, body) VALUES (1, ?, ?, ?) "
-                       "ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, published = excluded.published, body = excluded.body",
-                       (seq, published, text))
-            return seq
-
-    def adopt_actions(self, fence: Fence) -> list[PendingAction]:
-        with self._tx() as db:
-            self._fence(db, fence)
-            found = [rows.action(r) for r in db.execute(
-                f"SELECT {rows.ACTION} FROM actions "
-                "WHERE status = 'pending' AND (epoch IS NULL OR epoch != ?) ORDER BY created", (fence.epoch,))]
-            db.execute("UPDATE actions SET epoch = ? WHERE status = 'pending'", (fence.epoch,))
-            return found
-
-    # ------------------------------------------------------------ reads
-
-    def pending_actions(self) -> list[PendingAction]:
-        return [rows.action(r) for r in self._read(f"SELECT {rows.ACTION} FROM actions WHERE status = 'pending' ORDER BY created")]
-
-    def action_status(self, action_id: str) -> str | None:
-        found = self._read("SELECT status FROM actions WHERE id = ?", (action_id,))
-        return found[0][0] if found else None
-
-    def samples(self, series: str, start: float = 0, end: float = float("inf")) -> Iterator[tuple[float, float | None]]:
-        return iter(self._read("SELECT ts, value FROM samples WHERE series = ? AND ts >= ? AND ts <= ? ORDER BY ts",
-                               (series, start, end if end != float("inf") else 1e18)))
-
-    def latest_plan(self) -> dict[str, Any] | None:
-        found = self._read("SELECT body FROM plans ORDER BY seq DESC LIMIT 1")
-        return json.loads(found[0][0]) if found else None
-
-    def snapshot(self) -> StoredSnapshot | None:
-        found = self._read("SELECT seq, published, body FROM snapshot WHERE id = 1")
-        return StoredSnapshot(found[0][0], found[0][1], json.loads(found[0][2])) if found else None
-
-    def snapshot_seq(self) -> int:
-        found = self._read("SELECT seq FROM snapshot WHERE id = 1")
-        return found[0][0] if found else 0
-
-    # ------------------------------------------------------------ stakeholder updates
-
-    def put_update(self, fence: Fence, update: StoredUpdate) -> int:
-        values = rows.update_values(update)
-        with self._tx() as db:
-            self._fence(db, fence)
-            if update.id:
-                db.execute("UPDATE updates SET created = ?, due = ?, reason = ?, status = ?, text = ?, facts = ?, by_whom = ?, "
-                           "published = ?, archive = ? WHERE id = ?", (*values, update.id))
-                return update.id
-            return db.execute(f"INSERT INTO updates ({rows.UPDATE.partition(', ')[2]}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                              values).lastrowid or 0
-
-    def updates(self, limit: int = 20) -> list[StoredUpdate]:
-        try:
-            return [rows.update(r) for r in self._read(f"SELECT {rows.UPDATE} FROM updates ORDER BY id DESC LIMIT ?", (limit,))]
-        except StoreError:
-            if self._read("SELECT 1 FROM sqlite_master WHERE name = 'updates'"):
-                raise
-            return []  # a file no engine of this warroom has opened yet (a read-only reader creates nothing)
-
-    # ------------------------------------------------------------ the engine lease
-
-    @staticmethod
-    def _lease(db: sqlite3.Connection) -> LeaseInfo | None:
-        return rows.lease(SQLiteStore._lease_row(db))
-
-    @staticmethod
-    def _lease_row(db: sqlite3.Connection) -> tuple[Any, ...] | None:
-        row: tuple[Any, ...] | None = db.execute("SELECT epoch, holder, user, host, pid, started, acquired, heartbeat, expires, speed, log "
-                                                 "FROM lease WHERE id = 1").fetchone()
-        return row
-
-    def lease(self) -> LeaseInfo | None:
-        with self._lock:
-            try:
-                return self._lease(self._db)
-            except sqlite3.Error as exc:
-                raise self._error(exc) from None
-
-    def acquire_lease(self, holder: Holder, ttl: float, now: float, *, replacing: str | None = None,
-                      speed: str = "1", log: str = "") -> LeaseInfo:
-        with self._tx() as db:
-            current = self._lease(db)
-            if current is not None and current.holder is not None and current.holder.id == holder.id:
-                db.execute("UPDATE lease SET heartbeat = ?, expires = ? WHERE id = 1", (now, now + ttl))
-            elif current is None or current.holder is None or current.expires < now or current.holder.id == replacing:
-                epoch = (current.epoch if current else 0) + 1
-                db.execute(
-                    "INSERT INTO lease (id, epoch, holder, user, host, pid, started, acquired, heartbeat, expires, speed, log) "
-                    "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET epoch = excluded.epoch, "
-                    "holder = excluded.holder, user = excluded.user, host = excluded.host, pid = excluded.pid, "
-                    "started = excluded.started, acquired = excluded.acquired, heartbeat = excluded.heartbeat, "
-                    "expires = excluded.expires, speed = excluded.speed, log = excluded.log",
-                    (epoch, holder.id, holder.user, holder.host, holder.pid, holder.started, now, now, now + ttl, speed, log))
-                db.execute("DELETE FROM standbys WHERE holder = ?", (holder.id,))
-            return rows.held_lease(self._lease_row(db))
-
-    def renew_lease(self, fence: Fence, ttl: float, now: float) -> LeaseInfo:
-        with self._tx() as db:
-            self._fence(db, fence)
-            db.execute("UPDATE lease SET heartbeat = ?, expires = ? WHERE id = 1", (now, now + ttl))
-            return rows.held_lease(self._lease_row(db))
-
-    def release_lease(self, fence: Fence) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE lease SET holder = NULL, expires = 0 WHERE id = 1 AND epoch = ? AND holder = ?",
-                       (fence.epoch, fence.holder))
-        self._stop_listening()
-
-    def standby(self, holder: Holder, now: float) -> None:
-        with self._tx() as db:
-            db.execute("INSERT INTO standbys (holder, user, host, pid, started, since, heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                       "ON CONFLICT(holder) DO UPDATE SET heartbeat = excluded.heartbeat",
-                       (holder.id, holder.user, holder.host, holder.pid, holder.started, now, now))
-
-    def drop_standby(self, holder: Holder) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM standbys WHERE holder = ?", (holder.id,))
-
-    def standbys(self) -> list[StandbyInfo]:
-        return [rows.standby(r) for r in self._read("SELECT user, host, pid, started, since, heartbeat, holder FROM standbys ORDER BY since")]
-
-    # ------------------------------------------------------------ commands
-
-    def send_command(self, verb: str, args: dict[str, Any], actor: dict[str, Any], created: float) -> int:
-        with self._tx() as db:
-            cur = db.execute("INSERT INTO commands (created, verb, args, actor) VALUES (?, ?, ?, ?)",
-                             (created, verb, json.dumps(args, sort_keys=True), json.dumps(actor, sort_keys=True)))
-            command_id = cur.lastrowid or 0
-        self._wake_engine()
-        return command_id
-
-    _COMMAND = f"SELECT {rows.COMMAND} FROM commands"
-
-    def claim_command(self, fence: Fence) -> Command | None:
-        with self._tx() as db:
-            self._fence(db, fence)
-            row = db.execute(self._COMMAND + " WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
-            if row is None:
-                return None
-            db.execute("UPDATE commands SET status = 'running', engine = ?, epoch = ? WHERE id = ?", (fence.holder, fence.epoch, row[0]))
-            return rows.command(db.execute(self._COMMAND + " WHERE id = ?", (row[0],)).fetchone())
-
-    def _command_outcome(self, db: sqlite3.Connection, command_id: int, status: str, message: str, finished: float | None) -> None:
-        db.execute("UPDATE commands SET status = ?, message = ?, finished = ? WHERE id = ?", (status, message, finished, command_id))
-
-    def _commands_left(self, db: sqlite3.Connection, epoch: int) -> list[tuple]:
-        return db.execute(self._COMMAND + " WHERE status = 'running' AND (epoch IS NULL OR epoch != ?)", (epoch,)).fetchall()
-
-    def command(self, command_id: int) -> Command | None:
-        found = self._read(self._COMMAND + " WHERE id = ?", (command_id,))
-        return rows.command(found[0]) if found else None
-
-    # ------------------------------------------------------------ changes
-
-    def _data_version(self) -> int:
-        return self._read("PRAGMA data_version")[0][0]
 
     def _listen(self) -> socket.socket | None:
         """Bind the wake-up socket (the driving engine only); None when another process has it."""
@@ -534,13 +354,13 @@ class SQLiteStore(SQLCommits):
             self._wake = sock
         return self._wake
 
-    def _stop_listening(self) -> None:
+    def _let_go(self) -> None:
         with self._lock:
             if self._wake is not None:
                 self._wake.close()
                 self._wake = None
 
-    def _wake_engine(self) -> None:
+    def _sent(self) -> None:
         """Best effort, never blocking: a frozen engine's full queue (EAGAIN) or no engine at all
         drops the wake-up; the engine that runs the command finds it on its next look anyway."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -548,7 +368,7 @@ class SQLiteStore(SQLCommits):
             sock.setblocking(False)
             sock.sendto(b"!", wake_address(self.path))
         except OSError:
-            pass
+            pass  # dropped: said above
         finally:
             sock.close()
 
@@ -557,15 +377,25 @@ class SQLiteStore(SQLCommits):
 
 
 class _Waiter(Waiter):
-    """data_version on the store's own connection (its own commits do not count), plus the wake socket."""
+    """data_version on a connection of its own (any other connection's commit moves it), plus the wake socket."""
 
     def __init__(self, store: SQLiteStore, wake: socket.socket | None):
         self.store = store
         self.wake = wake
-        self.last = store._data_version()
+        try:
+            self.db = store._looker()
+            self.last = self._data_version()
+        except sqlite3.Error as exc:
+            raise store._error(exc) from None
+
+    def _data_version(self) -> int:
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     def _moved(self) -> bool:
-        version = self.store._data_version()
+        try:
+            version = self._data_version()
+        except sqlite3.Error:
+            return True  # the file cannot be read now: let the caller look (and say why)
         moved, self.last = version != self.last, version
         return moved
 
@@ -575,7 +405,7 @@ class _Waiter(Waiter):
             try:
                 self.wake.recv(64)
                 woken = True
-            except (BlockingIOError, OSError):
+            except OSError:
                 break
         return woken
 
@@ -605,9 +435,13 @@ class _Waiter(Waiter):
                 left = deadline - loop.time()
                 if left <= 0:
                     return False
-                with contextlib.suppress(TimeoutError):
+                with suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), min(POLL, left))
                 woken.clear()
         finally:
             if self.wake is not None and self.store._wake is self.wake:
                 loop.remove_reader(self.wake.fileno())
+
+    def close(self) -> None:
+        self.db.close()
+

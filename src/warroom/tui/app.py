@@ -406,16 +406,27 @@ class WarroomApp(App[int]):
             if self.snapshot is not None and self.snapshot.readonly:
                 self.notify("read-only console: no action possible", title=f"{label}: refused", severity="error")
                 return
-            if not self.engine_alive and not await self._engine_for(verb, label):
+            try:
+                # A rollback is queued first, whatever this console makes of the engine: the driving engine
+                # runs it (the store's clock judges liveness, not this host's); an engine is started only if none drives.
+                sent = await self.sending.queue(label, verb, dict(args)) if verb is Verb.ROLLBACK else None
+            except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
+                self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
+                return
+            if verb is Verb.ROLLBACK and sent is None:
+                return  # the human stopped trying: said by Sending
+            if not isinstance(sent, Asked) and not self.engine_alive and not await self._engine_for(verb, label):
                 return
             try:
-                sent = await self.sending.queue(label, verb, dict(args))
                 if sent is None:
-                    return
+                    sent = await self.sending.queue(label, verb, dict(args))
+                    if sent is None:
+                        return
                 if isinstance(sent, Asked):  # the store could not take it: this host's engine ran it over its local socket
                     command = sent.command
                 else:
-                    command = await in_daemon_thread(lambda: self.client.wait(sent, on_away=self.sending.following(label)))
+                    command_id = sent
+                    command = await in_daemon_thread(lambda: self.client.wait(command_id, on_away=self.sending.following(label)))
             except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
                 self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
                 return
@@ -442,8 +453,9 @@ class WarroomApp(App[int]):
                         title=f"{label}: refused", severity="error")
             return False
         if self.start_engine is None:
-            self.notify(f"no engine drives this rollout: roll back from a shell with `warroom rollback {self.plan_file}` (it starts one)",
-                        title=f"{label}: not sent", severity="error")
+            self.notify("no engine drives this rollout: the rollback is queued for the next engine; start one now with "
+                        f"`warroom rollback {self.plan_file}` (or `warroom up {self.plan_file}`)",
+                        title=f"{label}: waiting for an engine", severity="error")
             return False
         self.notify("no engine drives this rollout: starting one to roll back", title=label, severity="warning")
         problem = await in_daemon_thread(self.start_engine)
@@ -539,6 +551,23 @@ class WarroomApp(App[int]):
 
     def action_ack_drift(self) -> None:
         self.send("acknowledge drift", Verb.ACK)
+
+    def action_approve(self) -> None:
+        # No plan digest from here: the console shows the plan the engine runs (its snapshot), and that is what is approved.
+        self.send("approve", Verb.APPROVE, note="from the console")
+
+    def action_reject(self) -> None:
+        from warroom.tui.screens.force_reason import ForceReason  # dialogs load when opened
+
+        def rejected(note: str | None) -> None:
+            if note:
+                self.send("reject", Verb.REJECT, note=note)
+            else:
+                self.notify("reject cancelled: nothing changed")
+
+        awaiting = (self.snapshot.awaiting,) if self.snapshot else ()
+        self.push_screen(ForceReason(awaiting, heading="REJECT the step, which is ", button="Reject", ask="why? (required, in the decision record)"),
+                         rejected)
 
     def action_help(self) -> None:
         from warroom.tui.screens.help import HelpRow, HelpScreen

@@ -47,6 +47,11 @@ ACTIONS: tuple[ConsoleAction, ...] = (
                   scope="checklist"),
     ConsoleAction("ack_drift", "a", "ack_drift", "Acknowledge flag drift",
                   "accept the flags as observed (changed outside warroom); automation goes on", "ack", changes=True),
+    ConsoleAction("approve", "A", "approve", "Approve the awaited step",
+                  "sign off the step up that awaits approval, as the account this console runs as (the engine proves it)",
+                  "approve", changes=True),
+    ConsoleAction("reject", "", "reject", "Reject the awaited step",
+                  "refuse the step up that awaits approval, with a note saying why: it does not happen", changes=True),
     ConsoleAction("help", "question_mark", "help", "Help", "every key, and the launch words", "help"),
     ConsoleAction("quit", "q", "quit_console", "Quit",
                   "close this console (the rollout goes on); asks while a rollback is in flight", "quit"),
@@ -101,6 +106,8 @@ def availability(action: ConsoleAction, snap: Snapshot | None) -> Availability:
     if action.id == "checklist.tick":
         has_items = bool(snap.phase and snap.phase.checklist) and state.in_phase
         return Availability(has_items, has_items, "" if has_items else "no checklist item to tick now")
+    if action.id in ("approve", "reject"):
+        return Availability(bool(snap.awaiting), bool(snap.awaiting), snap.awaiting or "nothing awaits sign-off")
     if action.id == "ack_drift":
         return Availability(snap.drift, snap.drift, "" if snap.drift else "no drift")
     return Availability()

@@ -1,4 +1,5 @@
-"""A forced step up needs a typed reason; it goes into the journal with the override."""
+"""A forced step up needs a typed reason; it goes into the journal with the override. A rejection of an
+awaited sign-off asks for its note the same way."""
 
 from __future__ import annotations
 
@@ -18,17 +19,19 @@ class ForceReason(UnderBanner[str | None]):
     ForceReason #room Button { margin-left: 2; }
     """
 
-    def __init__(self, blockers: tuple[str, ...]) -> None:
+    def __init__(self, blockers: tuple[str, ...], *, heading: str = "FORCED step up, overriding: ", button: str = "Force step up",
+                 ask: str = "why? (required, journaled)") -> None:
         super().__init__()
         self.blockers = blockers
+        self.heading, self.button, self.ask = heading, button, ask
 
     def dialog(self) -> ComposeResult:
         with Vertical():
-            yield Static("FORCED step up, overriding: " + "; ".join(self.blockers), markup=False)
-            yield Input(placeholder="why? (required, journaled)", id="reason")
+            yield Static(self.heading + "; ".join(self.blockers), markup=False)
+            yield Input(placeholder=self.ask, id="reason")
             with Horizontal():
                 yield Button("Cancel", id="cancel", variant="primary")
-                yield Button("Force step up", id="force", variant="error")
+                yield Button(self.button, id="force", variant="error")
 
     def on_input_submitted(self) -> None:
         self._submit()
@@ -42,6 +45,6 @@ class ForceReason(UnderBanner[str | None]):
     def _submit(self) -> None:
         reason = self.query_one(Input).value.strip()
         if not reason:
-            self.notify("type the reason for forcing the step up", severity="warning")
+            self.notify("type the reason first", severity="warning")
             return
         self.dismiss(reason)
