@@ -24,7 +24,7 @@ from common import ROOT, SMOKE, emit, summary
 from pty_console import PANE_VALUE, hello_world, warroom
 
 sys.path.insert(0, str(ROOT))
-from tests.support.servers import PrometheusServer, _stop, http_get, start_exporter, write_flags  # noqa: E402
+from tests.support.servers import PrometheusServer, _stop, queries_answered, start_exporter, write_flags  # noqa: E402
 
 CONSOLES = 2 if SMOKE else 12
 WINDOW = 6.0 if SMOKE else 30.0
@@ -36,20 +36,11 @@ QUERIES = [
 ]
 
 
-def answered(prom: str) -> float:
-    """Instant queries Prometheus has answered so far: its own counter, read from its /metrics page
-    (which is not a query, so reading it counts nothing)."""
-    status, body = http_get(f"{prom}/metrics")
-    assert status == 200, body
-    return sum(float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
-               if line.startswith("prometheus_http_requests_total{") and 'handler="/api/v1/query"' in line)
-
-
 def rate(prom: str, seconds: float) -> float:
     """Queries a second over `seconds`."""
-    first, t0 = answered(prom), time.perf_counter()
+    first, t0 = queries_answered(prom), time.perf_counter()
     time.sleep(seconds)
-    return (answered(prom) - first) / (time.perf_counter() - t0)
+    return (queries_answered(prom) - first) / (time.perf_counter() - t0)
 
 
 def plan(work: Path, prom: str) -> Path:
@@ -99,9 +90,9 @@ def main() -> None:
                 console.wait_for(PANE_VALUE, timeout=120)
             hello.wait_for(PANE_VALUE, timeout=60)
             time.sleep(3)  # start-up work is not idle work
-            first, t0 = answered(prom.url), time.perf_counter()
+            first, t0 = queries_answered(prom.url), time.perf_counter()
             cpu = cpu_over([*consoles, hello], WINDOW)
-            with_consoles = (answered(prom.url) - first) / (time.perf_counter() - t0)
+            with_consoles = (queries_answered(prom.url) - first) / (time.perf_counter() - t0)
             hello.stop()
         finally:
             for console in consoles:

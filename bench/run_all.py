@@ -30,6 +30,15 @@ def describe(fig: dict) -> tuple[str, str, str]:
     if name == "consoles_query_rate":
         return (f"{fig['with']:.2f} queries/s with {fig['consoles']} consoles open = {fig['ratio']:.2f}× the rate with none",
                 f"no console: {fig['baseline']:.2f} queries/s", "1.0× (one engine's rate, ±10 %)")
+    if name == "page_viewers":
+        return (f"page load p50 {ms(fig['median'])}, p99 {ms(fig['p99'])}, max {ms(fig['max'])} over {fig['n']} loads "
+                f"({fig['waves']} waves of {fig['viewers']} viewers at once, each following the live stream)",
+                f"one viewer alone p99 {fig['baseline'] * 1000:.1f} ms", f"p99 ≤ {ms(fig['target'])}, every load 200")
+    if name == "page_source_load":
+        (prom, flags), (prom0, flags0) = fig["with"], fig["baseline"]
+        return (f"with {fig['viewers']} viewers: Prometheus {prom:.2f} queries/s ({fig['prometheus']:.2f}×), flag service "
+                f"{flags:.2f} requests/s ({fig['flags']:.2f}×)", f"no viewer: {prom0:.2f} queries/s, {flags0:.2f} requests/s",
+                "1.0× (one engine's rate, ±10 %)")
     if name == "consoles_idle_cpu":
         return (f"per console median {fig['median']:.2f} % of a core (max {fig['max']:.2f} %) over {fig['window_s']:g} s, "
                 f"{fig['consoles']} consoles on one engine", f"hello-world {fig['baseline']:.2f} %", f"≤ {fig['target']:g} % each")

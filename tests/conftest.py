@@ -41,7 +41,8 @@ ALICE = Actor(user="alice", host="bastion", ssh_client="10.0.0.7", tty="pts/3")
 SLOW_PATHS = ("process/", "races/", "tui/", "people/", "prometheus/test_exporter.py", "prometheus/test_live.py",
               "prometheus/test_cohorts.py", "prometheus/test_trickle.py", "prometheus/test_results.py",
               "flags/test_secrets.py", "test_cli.py", "test_hostile_text.py", "test_hostile_files.py",
-              "test_damaged_state.py", "test_bench_smoke.py")
+              "test_damaged_state.py", "test_bench_smoke.py", "page/test_access.py", "page/test_one_truth.py",
+              "page/test_page_in_chromium.py", "page/test_read_only.py", "page/test_viewers.py")
 REAL_SERVERS = {"prometheus_factory", "stack", "exporter_factory", "postgres_cluster", "unleash", "tmux"}
 TESTS = Path(__file__).parent
 
@@ -131,6 +132,20 @@ def no_engine_left_behind(request):
         from tests.support.engines import stop_engines
 
         stop_engines(folder)
+# ------------------------------------------------------------------ TLS (Prometheus, the status page)
+
+@pytest.fixture(scope="session")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1: (certificate, key)."""
+    openssl = require_binary("openssl")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
+        check=True, capture_output=True,
+    )
+    return d / "cert.pem", d / "key.pem"
+
 # ------------------------------------------------------------------ Prometheus
 
 @pytest.fixture

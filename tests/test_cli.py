@@ -173,7 +173,8 @@ def test_a_virtual_time_run_waiting_for_a_human_still_ends(tmp_path):
 
 
 def test_verbs_from_a_script(tmp_path):
-    plan = sample_variant(tmp_path, automation={"step_up": "manual"})
+    # No stakeholder updates: the rollback's update, drafted a tick later, would land among the journal's newest lines.
+    plan = sample_variant(tmp_path, automation={"step_up": "manual"}, updates=None)
     refused = warroom("step", str(plan))
     assert refused.returncode == 6 and f"no engine drives realtime-features: start one with `warroom up {plan}`" in refused.stderr
     assert warroom("up", str(plan), check=True).stdout.startswith("engine started: pid ")

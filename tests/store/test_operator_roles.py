@@ -102,7 +102,7 @@ def test_a_store_of_schema_1_gains_the_sender_column(postgres_cluster, pg_state)
             raw.execute("UPDATE warroom.meta SET version = 1")
         store = open_store(state)
         try:
-            assert store.schema_version() == 3  # brought up to the newest (sender column and freezes)
+            assert store.schema_version() == 3  # brought up to the newest (3: the sender column, freezes, stakeholder updates)
             store.send_command("pause", {}, {"user": "mallory"})
             with psycopg.connect(url, password=os.environ[PG_PASSWORD], autocommit=True) as raw:
                 assert raw.execute("SELECT sender FROM warroom.commands").fetchone() == (STORE_ROLE,)

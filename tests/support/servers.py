@@ -152,6 +152,16 @@ class PrometheusServer:
             self.proc = None
 
 
+def queries_answered(prometheus_url: str) -> float:
+    """Instant queries a Prometheus server has answered so far: its own counter
+    (`prometheus_http_requests_total{handler="/api/v1/query"}`), read from its /metrics page, which is
+    not a query, so reading it counts nothing."""
+    status, body = http_get(f"{prometheus_url}/metrics")
+    assert status == 200, body
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
+               if line.startswith("prometheus_http_requests_total{") and 'handler="/api/v1/query"' in line)
+
+
 # ------------------------------------------------------------------ PostgreSQL
 
 class PostgresMissing(Exception):

@@ -36,8 +36,10 @@ ELEVEN = [{"text": text, "required": required} for text, required in (
 
 
 def demo(tmp_path: Path, **changes) -> Plan:
-    """The built-in demo with top-level keys replaced."""
+    """The built-in demo with top-level keys replaced; without its stakeholder updates, whose journal lines would
+    change the timeline of these screens (the demo's updates: tests/engine/test_updates.py)."""
     data = yaml.safe_load(resources.files("warroom.plan").joinpath("demo.yaml").read_text(encoding="utf-8"))
+    data.pop("updates")
     data.update(changes)
     return parse_plan(yaml.safe_dump(data, sort_keys=False), str(tmp_path / "demo.yaml"), tmp_path)
 
@@ -99,7 +101,7 @@ def scenario(name: str, tmp_path: Path, console, monkeypatch) -> tuple[Console, 
     if name == "rolling_back_flag_api_down":
         return refusing_flag_api(tmp_path, console, monkeypatch)[0], rolling_back
     if name == "rolled_back":
-        return console(), command(lambda c: lambda: c.engine.rollback(ALICE, "manual rollback from the console by alice"))
+        return console(demo(tmp_path)), command(lambda c: lambda: c.engine.rollback(ALICE, "manual rollback from the console by alice"))
     if name == "paused":
         return console(), command(lambda c: lambda: c.engine.pause(ALICE, "checking p99 with the database team"))
     if name == "eleven_items":

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # the plan's model (pydantic) is imported where a plan is loa
 T = TypeVar("T")
 LOCAL = {v.value for v in COMMANDS}  # verbs that go to this host's engine over its local socket when the store cannot take them
 VERBS = ("check", "run", "drill", "report", "status", "step", "pause", "resume", "rollback", "retry", "tick", "ack", "journal",
-         "engine", "approve", "reject", "verify", "up", "down", "freeze", "thaw", "secret", "simulate")
+         "engine", "approve", "reject", "verify", "up", "down", "freeze", "thaw", "secret", "simulate", "page", "update")
 
 
 def _speed(text: str) -> str | float:
@@ -242,6 +242,7 @@ def _actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
             Verb.PAUSE: lambda: {"reason": args.reason or ""},
             Verb.ROLLBACK: lambda: {"reason": args.reason or f"manual rollback by {me.label()} (CLI)"},
             Verb.TICK: lambda: {"item": args.item, "undo": args.undo},
+            Verb.UPDATE: lambda: {"text": getattr(args, "text", "")},
             # The plan this person looked at: an approval binds to it, and the engine refuses one given on another.
             Verb.APPROVE: lambda: {"note": args.note or "", "digest": plan.digest()},
             Verb.REJECT: lambda: {"note": args.note, "digest": plan.digest()},
@@ -429,11 +430,13 @@ def _parser() -> argparse.ArgumentParser:
 
     add_freeze_parsers(verb)
     # Imported here, not at the top: the console's start-up never pays for these verbs.
+    from warroom.cli.page import add_page_parsers
     from warroom.cli.secret import add_secret_parser
     from warroom.drills.exporter import add_simulate_parser
 
     add_secret_parser(sub)
     add_simulate_parser(sub)
+    add_page_parsers(sub)
     return p
 
 
@@ -552,6 +555,25 @@ def cmd_verify(plan: Plan, args: argparse.Namespace) -> int:
     return run(plan, args)
 
 
+def cmd_page(plan: Plan, args: argparse.Namespace) -> int:
+    from warroom.cli.page import cmd_page as run
+
+    return run(plan, args)
+
+
+def cmd_update(plan: Plan, args: argparse.Namespace) -> int:
+    """`warroom update PLAN`: the waiting draft; with --approve, publish it (or the --edit-file's text) as the sender."""
+    from warroom.cli.page import approved_text, show_update
+
+    text = approved_text(plan, args)
+    if isinstance(text, int):
+        return text
+    if not args.approve:
+        return show_update(plan, _client(plan, args))
+    args.text = text
+    return _actor_cmd(Verb.UPDATE)(plan, args)
+
+
 HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "check": cmd_check,
     "engine": cmd_engine,
@@ -565,7 +587,9 @@ HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "verify": cmd_verify,
     "freeze": cmd_freeze,
     "thaw": cmd_thaw,
-    **{verb: _actor_cmd(verb) for verb in Verb if verb is not Verb.SHUTDOWN},  # `down` sends that one
+    "page": cmd_page,
+    "update": cmd_update,  # shows the draft; --approve sends Verb.UPDATE
+    **{verb: _actor_cmd(verb) for verb in Verb if verb not in (Verb.SHUTDOWN, Verb.UPDATE)},  # `down` sends SHUTDOWN
 }
 
 

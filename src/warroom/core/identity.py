@@ -80,6 +80,14 @@ def current_actor() -> Actor:
     return Actor(user=user, host=socket.gethostname(), ssh_client=ssh[0] if ssh else "", tty=tty)
 
 
+def person(label: str) -> str:
+    """Who an actor label names, without where they connected from (`alice from 10.0.0.7 on pts/3` → `alice`):
+    what people off the bastion are told, since hosts and addresses are the inside of the war room."""
+    if label == AUTOMATIC.label():
+        return label
+    return label.split(" from ", 1)[0].split(" on ", 1)[0].split("@", 1)[0]
+
+
 UNSET_LOGINUID = 4294967295  # /proc/PID/loginuid of a process no login session started (a daemon, a container's shell)
 
 

@@ -101,6 +101,11 @@ class Kind(StrEnum):
     NOTIFY_DELIVERED = "notify.delivered", "a notification got through on a later attempt"
     NOTIFY_DROPPED = "notify.dropped", "notifications left undelivered at exit"
 
+    # ---------------------------------------------------------------- stakeholder updates (plan `updates:`)
+    UPDATE_DRAFTED = "update.drafted", "a stakeholder update came due and was drafted from the journal, for its owner to approve"
+    UPDATE_OVERDUE = "update.overdue", "a promised stakeholder update is overdue: its owner is reminded", True, "warn"
+    UPDATE_PUBLISHED = "update.published", "a stakeholder update was approved, archived and posted to the notify targets", True, "good"
+
     # ---------------------------------------------------------------- drills
     DRILL_START = "drill.start", "a drill began: its scenario", True
     DRILL_FAULT = "drill.fault", "a drill's fault began or ended"

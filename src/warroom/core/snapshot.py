@@ -261,6 +261,21 @@ class RollbackView:
 
 
 @dataclass(frozen=True)
+class UpdatesView:
+    """The stakeholder updates the plan promises (`updates:`), as the engine keeps them."""
+
+    owner: str
+    promises: str  # the cadence in words: `every 15m while in flight · within 5m of a rollback or breach`
+    auto: bool  # the engine posts each one itself
+    due: float | None = None  # when the next update must be out (None: none is due)
+    reason: str = ""  # why it is due (core.updates.UpdateReason)
+    overdue: bool = False  # `due` has passed and it is not published: the owner was reminded
+    draft: str = ""  # the drafted text waiting for its owner
+    last_published: float | None = None
+    last_text: str = ""
+
+
+@dataclass(frozen=True)
 class SourceDownView:
     """A metrics source that does not answer: said once for all its panes, with where and why."""
 
@@ -308,6 +323,7 @@ class Snapshot:
     launch_flags: tuple[str, ...] = ()  # the flags the phases move: what exposure is (a flag on throughout is not)
     sources_down: tuple[SourceDownView, ...] = ()
     poll_interval: float = 0.0
+    updates: UpdatesView | None = None  # None: the plan promises no stakeholder updates
     # For a screen that moves its clock between snapshots (and to tell how old a published
     # snapshot is): the engine clock `now` was read at wall time `wall`, and it runs
     # `clock_rate` seconds per wall second (0: virtual time, which moves only when driven).

@@ -13,6 +13,7 @@ class Verb(Word):
     RETRY = "retry", "leave ROLLED BACK deliberately: back to phase 0"
     TICK = "tick", "tick (or, with `undo`, untick) a checklist item of the current phase"
     ACK = "ack", "accept the observed flags as they are (drift), and let automation go on"
+    UPDATE = "update", "publish the stakeholder update, approved by its sender: the engine's draft, or the `text` given"
     APPROVE = "approve", "sign off the step up that awaits approval, as the person the kernel or database proves (`note`)"
     REJECT = "reject", "refuse the step up that awaits approval, with a `note` saying why: it does not happen"
     SHUTDOWN = "shutdown", "stop the engine (`warroom down`); refused while a rollback is in flight unless forced"

@@ -13,7 +13,7 @@ from warroom.sources.registry import make_source
 from warroom.sources.simulator.queries import query_models
 from warroom.store import open_store
 from warroom.store.base import Store
-from warroom.store.paths import StateRef, engine_log_path, state_path
+from warroom.store.paths import StateRef, engine_log_path, state_path, update_archive_path
 from warroom.store.thread import StoreThread
 
 
@@ -53,7 +53,8 @@ def build_engine(
     thread = StoreThread(store)  # the engine's every store call goes through it: its loop never waits on the store
     lease = Lease(thread, this_process(), ttl=lease_ttl, speed=speed, log_path=str(engine_log_path(path)))
     engine = Engine(plan, thread, provider, sources, clock, lease=lease,
-                    dry_run_steps=runbook_dry_run(plan)[0] if dry_run_steps is None else dry_run_steps, backfill=backfill)
+                    dry_run_steps=runbook_dry_run(plan)[0] if dry_run_steps is None else dry_run_steps, backfill=backfill,
+                    archive=update_archive_path(plan, path))
     # Every mode builds its engine here, so every mode tells the plan's channels what it commits.
     notify.attach(engine)
     return engine

@@ -51,6 +51,8 @@ async def dispatch(engine: Engine, verb: str, args: dict[str, Any], actor: Actor
         return await engine.tick_item(actor, str(args.get("item", "")), ticked=not args.get("undo"))
     if verb == Verb.ACK:
         return await engine.ack_drift(actor)
+    if verb == Verb.UPDATE:
+        return await engine.publish_update(actor, str(args.get("text") or ""))
     if verb in (Verb.APPROVE, Verb.REJECT):
         answer = engine.approve if verb == Verb.APPROVE else engine.reject
         return await answer(actor, str(args.get("note") or ""), str(args["digest"]) if args.get("digest") else None)

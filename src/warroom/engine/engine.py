@@ -20,7 +20,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from warroom.core.approvals import Answer, OnTimeout
@@ -28,8 +30,9 @@ from warroom.core.clock import Clock
 from warroom.core.flagstate import FlagState
 from warroom.core.freeze import Freeze
 from warroom.core.identity import AUTOMATIC, Actor
-from warroom.core.journal_kinds import Kind
+from warroom.core.journal_kinds import DECISIONS, Kind
 from warroom.core.snapshot import JournalEntry, Snapshot, State
+from warroom.core.updates import UpdateStatus
 from warroom.engine import approvals, freeze, intents, views
 from warroom.engine import state as st
 from warroom.engine.automation import Automation, Commit, Decision, Note, Pause, RollBack, StepUp
@@ -46,11 +49,13 @@ from warroom.engine.polling import FlagReader, Poller
 from warroom.engine.publishing import Publisher
 from warroom.engine.recovery import Recovery
 from warroom.engine.schedule import JOURNALED, Scheduler
+from warroom.engine.updates import INCIDENTS, Cadence, DraftUpdate, PublishUpdate, UpdateDecision
 from warroom.flags.base import FlagProvider
+from warroom.outbound import update_archive
 from warroom.outbound.freeze_calendar import FreezeCalendarReader
 from warroom.plan.model import Plan
 from warroom.sources.base import Reading, Source, SourceContext
-from warroom.store.base import ActionWrite, Fenced, StaleState, Store, StoreError
+from warroom.store.base import ActionWrite, Fenced, StaleState, Store, StoredUpdate, StoreError
 from warroom.store.thread import StoreThread
 
 __all__ = ["CommandError", "Engine"]
@@ -70,6 +75,7 @@ class Engine:
         clock: Clock,
         *,
         lease: Lease,
+        archive: Path,
         dry_run_steps: bool = False,
         backfill: bool = True,
     ):
@@ -102,6 +108,9 @@ class Engine:
         calendar = plan.schedule.freezes
         self.calendar = (freeze.CalendarWatch(FreezeCalendarReader(calendar, plan.base_dir, plan.schedule.tz()))
                          if calendar is not None else None)
+        # The stakeholder updates the plan promises, and the folder published ones are archived in.
+        self.cadence = Cadence(plan, plan.updates) if plan.updates is not None else None
+        self.archive = archive
         self.publisher = Publisher(store, lambda: self.lease.fence, self.on_fenced)
         self.digest = plan.digest()  # what a sign-off binds to
         self.go_no_go = GoNoGo(plan, self.poller)
@@ -203,6 +212,12 @@ class Engine:
         self.recovery.journal_start(self.name)
         await self.recovery.recover()
         await self._apply(await self._look_at_freezes(self.clock.now()))  # a step up typed before the first tick is refused too
+        if self.cadence is not None:
+            updates = await self.store_thread.call(lambda s: s.updates())
+            since = self.cadence.journal_seq()
+            told = await self.store_thread.call(lambda s: list(s.iter_entries(after=since, kinds=(*INCIDENTS, *DECISIONS))))
+            self.cadence.load(updates, told)
+            self.entry_listeners.append(self.cadence.on_entry)
         if self.want_backfill:
             # In the background: a slow server must not hold back the first tick, nor a
             # rollback key pressed in the first seconds.
@@ -342,6 +357,8 @@ class Engine:
         await self._sign_offs(now)
         await self._apply(self.scheduler.decide(self.rollout, self.clock.now(), self.step_blockers))
         await self._apply(self.automation.step(self.rollout, self.step_blockers))
+        if self.cadence is not None:  # from the picture as this tick left it
+            await self._apply(self.cadence.decide(self.snapshot or self.publish(), self.rollout, self.clock.now()))
         snap = self.publish()
         if self.clock.speed != 1.0:  # fast or virtual time: no cadence to keep, and a run must come out the same every time
             await self.journal.settled()
@@ -378,7 +395,7 @@ class Engine:
         in flight); in real time it only starts it, so guardrails are judged while its writes retry."""
         return self.clock.speed == float("inf")
 
-    async def _apply(self, decisions: list[Decision]) -> None:
+    async def _apply(self, decisions: Sequence[Decision | UpdateDecision]) -> None:
         """Do what the automation decided, through the command methods, as the automatic actor."""
         for decision in decisions:
             try:
@@ -393,6 +410,11 @@ class Engine:
                         await self.step_up(AUTOMATIC, wait=self._virtual)
                     case Commit(change, version):
                         self.journal.transition(change, expected_version=version)
+                    case DraftUpdate(update):
+                        assert self.cadence is not None
+                        self.cadence.drafted(replace(update, id=await self._put_update(update)))
+                    case PublishUpdate(actor):
+                        await self.publish_update(actor)
             except (CommandError, StaleState, st.Refused):
                 pass  # the state moved meanwhile (a human acted first): the next tick looks again
 
@@ -443,6 +465,7 @@ class Engine:
             force_blockers=self.step_blockers(forced=True), freezes=self.freezes(), next_scheduled=self.scheduler.next_change(self.rollout, self.clock.now()), driver=self.holder, tick=self.tick_count,
             clock_rate=0.0 if self._virtual else self.clock.speed, planned_holds=self.planned_holds,
             insecure=any(getattr(s, "insecure", False) for s in self.sources.values()),
+            updates=self.cadence.view(self.clock.now()) if self.cadence is not None else None,
             awaiting=approvals.blocker(self.plan, self.rollout, self.clock.now()) or "")
         for listener in self.snapshot_listeners:
             listener(self.snapshot)
@@ -633,6 +656,37 @@ class Engine:
         self._command(lambda now: (now.apply(st.Event.TICK, ticked={**now.ticked, now.phase: items}), [entry]))
         self.publish()
         return f"{verb}: {text}"
+
+    async def _put_update(self, update: StoredUpdate) -> int:
+        fence = self.lease.fence
+        return await self.store_thread.call(lambda store: store.put_update(fence, update))
+
+    async def publish_update(self, actor: Actor, text: str = "") -> str:
+        """Publish the stakeholder update approved by `actor`: the draft (one is drafted now if none waits),
+        or `text` in its stead; kept in the store as approved, archived as HTML, journaled (the journal's
+        listeners post it to the notify targets), then kept as published."""
+        cadence = self.cadence
+        if cadence is None:
+            raise CommandError("this plan promises no stakeholder updates: add an `updates:` section (see the README)")
+        now = self.clock.now()
+        waiting = cadence.asked(self.snapshot or self.publish(), now)  # the draft as of now: it promises the next from now
+        approved = replace(waiting, status=UpdateStatus.APPROVED, by=actor.label(), text=text.strip() or waiting.text)
+        approved = replace(approved, id=await self._put_update(approved))
+        try:
+            path = await asyncio.to_thread(update_archive.write, self.archive, replace(approved, published=now), rollout=self.plan.rollout.name,
+                                           environment=self.plan.rollout.environment, owner=cadence.promise.owner)
+        except OSError as exc:  # a full disk loses the file, not the update: the store keeps it, the channel hears it
+            log.error("the update's HTML archive could not be written in %s: %s", self.archive, exc)
+            path = None
+        published = replace(approved, status=UpdateStatus.PUBLISHED, published=now, archive=str(path or ""),
+                            facts={**approved.facts, "journal_seq": await self.store_thread.call(lambda s: s.last_seq())})
+        await self._put_update(published)
+        self.journal.entry(Kind.UPDATE_PUBLISHED, published.text, actor,
+                           {"update": published.id, "reason": published.reason, "due": published.due, "late_s": max(0.0, now - published.due),
+                            "archive": published.archive, "owner": cadence.promise.owner})
+        cadence.published(published)
+        self.publish()
+        return f"stakeholder update {published.id} published" + (f"; archived as {path}" if path else "")
 
     async def ack_drift(self, actor: Actor) -> str:
         """Accept the observed flag states as the new truth and let automation go on."""

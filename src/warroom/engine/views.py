@@ -22,6 +22,7 @@ from warroom.core.snapshot import (
     Snapshot,
     SourceDownView,
     State,
+    UpdatesView,
 )
 from warroom.core.statuses import PaneStatus, RunbookStepStatus
 from warroom.core.units import format_duration
@@ -157,7 +158,8 @@ def flag_views(plan: Plan, state: RolloutState, flags: FlagReader) -> tuple[Flag
 def snapshot(plan: Plan, state: RolloutState, now: float, *, poller: Poller, guardrails: Guardrails, policy: Policy,
              flags: FlagReader, attempts: Mapping[str, tuple[int, str]], journal: tuple[JournalEntry, ...],
              blockers: Sequence[str], force_blockers: Sequence[str], freezes: tuple[Freeze, ...], next_scheduled: str, driver: str, tick: int,
-             clock_rate: float, insecure: bool, planned_holds: Mapping[int, float], awaiting: str = "") -> Snapshot:
+             clock_rate: float, insecure: bool, planned_holds: Mapping[int, float], awaiting: str = "",
+             updates: UpdatesView | None = None) -> Snapshot:
     """The picture of the rollout now. `attempts`: action id → (failed attempts, last error); `journal`: its
     newest entries; `blockers`: why a step up is refused (`force_blockers`: even forced); `driver`: the
     engine's user@host pid N; `clock_rate`: clock seconds a wall second (0: virtual time)."""
@@ -196,6 +198,7 @@ def snapshot(plan: Plan, state: RolloutState, now: float, *, poller: Poller, gua
         now=now,
         tick=tick,
         poll_interval=plan.poll_interval,
+        updates=updates,
         wall=time.time(),
         clock_rate=clock_rate,
         exposure=policy.exposure_view,

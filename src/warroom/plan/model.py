@@ -21,6 +21,7 @@ from warroom.plan.conditions import Condition, ExposureCheck, Gate, Guardrail, U
 from warroom.plan.fields import Duration, Ident, Number, PositiveDuration, Strict
 from warroom.plan.flagsetting import FlagSetting, FlagValue
 from warroom.plan.go_no_go import GoNoGo
+from warroom.plan.page import Page
 from warroom.plan.roles import Role
 from warroom.plan.rollback import NotifyTarget, RollbackSpec
 from warroom.plan.schedule import Instant, Schedule
@@ -28,6 +29,7 @@ from warroom.plan.secret_refs import secret_references
 from warroom.plan.simulate import SimulateExpression, modelled_exposure
 from warroom.plan.sources import FlagProviderConfig, SimulatorSourceConfig, SourceConfig
 from warroom.plan.state import StateConfig
+from warroom.plan.updates import Updates
 
 
 class Pane(Strict):
@@ -128,6 +130,8 @@ class Plan(Strict):
     theme: str | None = None
     exposure: ExposureCheck | None = None  # the exposure check, a gate every phase has
     schedule: Schedule = Field(default_factory=Schedule)  # clock times, business hours, the freeze calendar
+    updates: Updates | None = None  # the stakeholder updates the plan promises (plan/updates.py)
+    page: Page | None = None  # the read-only status page (plan/page.py)
     roles: dict[Ident, Role] = {}  # who may sign off (plan/roles.py)
     go_no_go: GoNoGo | None = None  # the decision before the first exposure (plan/go_no_go.py)
 

@@ -257,6 +257,22 @@ class StoredSnapshot:
     body: dict[str, Any]  # Snapshot.to_json() without the journal
 
 
+@dataclass(frozen=True)
+class StoredUpdate:
+    """A stakeholder update as the store keeps it (core.updates: its statuses and reasons)."""
+
+    id: int  # 0: not stored yet
+    created: float  # when it was drafted (engine clock)
+    due: float  # when it had to be out
+    reason: str  # UpdateReason
+    status: str  # UpdateStatus: draft → approved → published
+    text: str
+    facts: dict[str, Any]  # the numbers it was drafted from
+    by: str = ""  # who approved it
+    published: float | None = None
+    archive: str = ""  # the self-contained HTML file it was archived as
+
+
 @dataclass
 class Committed:
     entries: list[JournalEntry] = field(default_factory=list)
@@ -404,6 +420,16 @@ class Store(ABC):
     @abstractmethod
     def snapshot_seq(self) -> int:
         """The stored snapshot's sequence number (0: none yet), without reading its body."""
+
+    # ------------------------------------------------------------ stakeholder updates
+
+    @abstractmethod
+    def put_update(self, fence: Fence, update: StoredUpdate) -> int:
+        """Store a new update (`id` 0) or rewrite one (a fresher draft, its approval, its publication); its id."""
+
+    @abstractmethod
+    def updates(self, limit: int = 20) -> list[StoredUpdate]:
+        """The newest updates, newest first."""
 
     # ------------------------------------------------------------ the engine lease
 

@@ -42,6 +42,7 @@ from warroom.store.base import (
     Store,
     StoredFreeze,
     StoredSnapshot,
+    StoredUpdate,
 )
 from warroom.store.rows import SQLRow
 
@@ -288,6 +289,19 @@ class SQLStore(Store):
             assert seq is not None
             return int(seq[0])
 
+    def put_update(self, fence: Fence, update: StoredUpdate) -> int:
+        values = rows.update_values(update)
+        with self._tx() as tx:
+            self._fence(tx, fence)
+            if update.id:
+                tx.run(f"UPDATE {self.s}updates SET created = ?, due = ?, reason = ?, status = ?, text = ?, facts = ?, by_whom = ?, "
+                       f"published = ?, archive = ?{self._where('id = ?')}", (*values, *self.key, update.id))
+                return update.id
+            found = tx.one(f"INSERT INTO {self.s}updates ({self.key_col}{rows.UPDATE.partition(', ')[2]}) "
+                           f"VALUES ({self.key_mark}?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", (*self.key, *values))
+            assert found is not None
+            return int(found[0])
+
     def adopt_actions(self, fence: Fence) -> list[PendingAction]:
         with self._tx() as tx:
             self._fence(tx, fence)
@@ -315,6 +329,10 @@ class SQLStore(Store):
     def latest_plan(self) -> dict[str, Any] | None:
         found = self._read(f"SELECT body FROM {self.s}plans{self._where()} ORDER BY seq DESC LIMIT 1", self.key)
         return json.loads(found[0][0]) if found else None
+
+    def updates(self, limit: int = 20) -> list[StoredUpdate]:
+        return [rows.update(r) for r in self._read(
+            f"SELECT {rows.UPDATE} FROM {self.s}updates{self._where()} ORDER BY id DESC LIMIT ?", (*self.key, limit))]
 
     def snapshot(self) -> StoredSnapshot | None:
         found = self._one("snapshot", "seq, published, body")

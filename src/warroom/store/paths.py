@@ -87,6 +87,15 @@ def engine_log_path(state: StateRef) -> Path:
     return state.with_name((state.stem if state.suffix in (".sqlite", ".db") else state.name) + ".engine.log")
 
 
+def update_archive_path(plan: Plan, state: StateRef) -> Path:
+    """Where published stakeholder updates are archived as HTML: the plan's `updates.archive`, else beside
+    the state (`launch.sqlite` → `launch.updates/`; a database's in the user state dir, as its engine log)."""
+    if plan.updates is not None and plan.updates.archive:
+        return plan.resolve_path(plan.updates.archive)
+    log = engine_log_path(state)
+    return log.with_name(log.name.removesuffix(".engine.log") + ".updates")
+
+
 def state_argument(state: StateRef) -> str:
     """How `--state` names it on an engine's command line (never a secret: the URL has none)."""
     return str(state.resolve()) if isinstance(state, Path) else state.url

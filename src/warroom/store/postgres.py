@@ -43,7 +43,7 @@ from warroom.store.core import Layout, SQLStore, Tx
 from warroom.store.rows import SQLRow
 
 # The schema this code reads and writes (its own numbering: SQLite files have theirs).
-PG_SCHEMA_VERSION = 3  # 3: freezes (its table is created by SCHEMA, IF NOT EXISTS)
+PG_SCHEMA_VERSION = 3  # 3: freezes and stakeholder updates (their tables are created by SCHEMA, IF NOT EXISTS)
 
 # Schema 2: each command row records the session's role that queued it, set by the database itself
 # (a trigger on insert and on any write of the column): a client's word about who it is never reaches it.
@@ -142,6 +142,14 @@ CREATE TABLE IF NOT EXISTS warroom.commands (
     epoch INTEGER
 );
 CREATE INDEX IF NOT EXISTS commands_status ON warroom.commands (rollout, status, id);
+CREATE TABLE IF NOT EXISTS warroom.updates (
+    id BIGSERIAL PRIMARY KEY,
+    rollout TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL, due DOUBLE PRECISION NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL,
+    text TEXT NOT NULL, facts TEXT NOT NULL DEFAULT '{}', by_whom TEXT NOT NULL DEFAULT '',
+    published DOUBLE PRECISION, archive TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS updates_rollout ON warroom.updates (rollout, id);
 CREATE TABLE IF NOT EXISTS warroom.snapshot (
     rollout TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
@@ -222,6 +230,8 @@ class PostgresStore(SQLStore):
         except secrets.SecretError as exc:
             raise StoreError(f"state.password: {exc}") from None
         self._db: psycopg.Connection[SQLRow] | None = None
+        if readonly:  # every transaction of its session is read-only (the status page's role should only SELECT too)
+            self._settings["options"] = "-c default_transaction_read_only=on"
         if readonly:  # a reader checks, never creates nor migrates
             self._check_schema()
         else:

@@ -7,7 +7,7 @@ from typing import Any
 
 from warroom.core.secrets import redact
 from warroom.core.snapshot import JournalEntry
-from warroom.store.base import EVERY_ROLLOUT, Command, Holder, LeaseInfo, PendingAction, Row, StandbyInfo, StoredFreeze
+from warroom.store.base import EVERY_ROLLOUT, Command, Holder, LeaseInfo, PendingAction, Row, StandbyInfo, StoredFreeze, StoredUpdate
 
 SQLRow = tuple[Any, ...]
 
@@ -15,6 +15,7 @@ SQLRow = tuple[Any, ...]
 ENTRY = "seq, ts, kind, message, actor, action_id, data"
 ACTION = "id, kind, intent, progress, created, epoch"
 COMMAND = "id, created, verb, args, actor, status, message, action_id, finished, engine, epoch"
+UPDATE = "id, created, due, reason, status, text, facts, by_whom, published, archive"
 
 
 def instance(holder_id: str) -> str:
@@ -62,3 +63,13 @@ def journal_text(row: Row) -> tuple[str, str, str, str]:
 
 def state_text(body: dict[str, Any]) -> str:
     return json.dumps(body, sort_keys=True)
+
+
+def update(row: SQLRow) -> StoredUpdate:
+    return StoredUpdate(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8], row[9])
+
+
+def update_values(u: StoredUpdate) -> tuple[Any, ...]:
+    """An update's columns after its id, in UPDATE's order; its text and facts redacted like the journal's."""
+    return (u.created, u.due, u.reason, u.status, redact(u.text), redact(json.dumps(u.facts, sort_keys=True, default=str)), u.by,
+            u.published, u.archive)

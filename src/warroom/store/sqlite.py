@@ -119,6 +119,13 @@ CREATE TABLE IF NOT EXISTS commands (
 );
 CREATE INDEX IF NOT EXISTS commands_status ON commands(status, id);
 CREATE INDEX IF NOT EXISTS commands_verb ON commands(status, verb, id);  -- schema 3: a rollback is claimed first
+-- Stakeholder updates: drafted, approved, published (the archive of what was told).
+CREATE TABLE IF NOT EXISTS updates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL, due REAL NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL,
+    text TEXT NOT NULL, facts TEXT NOT NULL DEFAULT '{}', by_whom TEXT NOT NULL DEFAULT '',
+    published REAL, archive TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS snapshot (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,

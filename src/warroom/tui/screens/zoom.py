@@ -15,12 +15,12 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
+from warroom.core.condition import countdown, until_text
 from warroom.core.guardrail_actions import GuardrailAction
 from warroom.core.snapshot import GuardrailView, PaneView, Snapshot
 from warroom.core.statuses import GuardrailStatus
 from warroom.core.units import format_value
 from warroom.tui.clock_text import clock_text, compact_duration
-from warroom.tui.condition import countdown, until_text
 from warroom.tui.console_app import ConsoleApp
 from warroom.tui.refresh import set_text
 from warroom.tui.screens.under_banner import follow_the_app

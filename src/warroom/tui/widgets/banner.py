@@ -10,10 +10,10 @@ from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 
+from warroom.core.condition import Condition, worst_condition
 from warroom.core.snapshot import Snapshot
 from warroom.core.units import format_duration
 from warroom.tui.clock_text import clock_text
-from warroom.tui.condition import Condition, worst_condition
 from warroom.tui.parts import Parts
 from warroom.tui.refresh import changed
 from warroom.tui.widgets.phase_strip import ROLES, strip_text

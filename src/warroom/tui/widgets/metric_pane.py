@@ -15,11 +15,11 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 
+from warroom.core.condition import countdown, until_text
 from warroom.core.snapshot import GuardrailView, PaneView
 from warroom.core.statuses import GuardrailStatus, PaneStatus
 from warroom.core.units import format_duration, format_value
 from warroom.tui.clock_text import compact_duration
-from warroom.tui.condition import countdown, until_text
 from warroom.tui.keymap import bindings
 from warroom.tui.parts import Parts
 from warroom.tui.refresh import changed

@@ -14,10 +14,10 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from warroom.core.action_kinds import ActionKind
+from warroom.core.condition import source_down_text
 from warroom.core.snapshot import Snapshot, State
 from warroom.core.units import format_value
 from warroom.tui.clock_text import clock_text
-from warroom.tui.condition import source_down_text
 from warroom.tui.refresh import set_text
 
 
@@ -74,12 +74,23 @@ def steady(blocker: str, snap: Snapshot) -> str:
 
 
 def status_text(snap: Snapshot, retry_key: str = "r", fits: Callable[[str], bool] = lambda _: True) -> tuple[str, str]:
-    """(text, severity class) for the most important thing a human should know now.
+    """(text, severity class) for the most important thing a human should know now, and, after it,
+    a stakeholder update that is overdue (the owner is reminded on the channel too).
 
     A list of step blockers that does not `fit` is shortened blocker by blocker rather than
     cut at the end: every reason stays. Paused or read-only, what else holds the next step
     is still said: resuming, or asking someone with a read-write console, is not all it takes.
     """
+    overdue = snap.updates is not None and snap.updates.overdue
+    if not overdue:
+        return _status_text(snap, retry_key, fits)
+    assert snap.updates is not None
+    reminder = f"stakeholder update OVERDUE ({snap.updates.owner}): warroom update PLAN --approve"
+    text, severity = _status_text(snap, retry_key, lambda text: fits(f"{text} · {reminder}"))
+    return (f"{text} · {reminder}" if text else reminder), "bad" if severity == "bad" else "warn"
+
+
+def _status_text(snap: Snapshot, retry_key: str, fits: Callable[[str], bool]) -> tuple[str, str]:
     if snap.action is not None:
         what = "ROLLING BACK" if snap.action.kind == ActionKind.ROLLBACK else "stepping up"
         text = f"{what}: {snap.action.target}"

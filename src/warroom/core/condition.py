@@ -1,4 +1,4 @@
-"""The worst live condition of a launch, as one word for the banner.
+"""The worst live condition of a launch, as one word: the console's banner and the status page say the same.
 
 Worst first: NO ENGINE · ROLLBACK IN 12s · ROLLING BACK attempt 3 · ROLLED BACK ·
 PAUSED · SOURCE ERROR · NO DATA · DRIFT · STEPPING UP · the state (RUNNING, PENDING, COMPLETE).
