@@ -33,7 +33,7 @@ from warroom.core.identity import AUTOMATIC, Actor
 from warroom.core.journal_kinds import DECISIONS, Kind
 from warroom.core.snapshot import JournalEntry, Snapshot, State
 from warroom.core.updates import UpdateStatus
-from warroom.engine import approvals, freeze, intents, views
+from warroom.engine import approvals, command_changes, freeze, intents, views
 from warroom.engine import state as st
 from warroom.engine.automation import Automation, Commit, Decision, Note, Pause, RollBack, StepUp
 from warroom.engine.cohorts import QueryKey
@@ -603,59 +603,26 @@ class Engine:
         return await asyncio.shield(task) if wait else "rolling back again"
 
     async def pause(self, actor: Actor, reason: str = "", *, cause: Mapping[str, Any] | None = None) -> str:
-        current = self.journal.reload()
-        first_step = current.status == State.PENDING and current.action is not None  # phase 0 → 1 in flight
-        if current.status != State.RUNNING and not first_step:
-            raise CommandError(f"nothing to pause: state is {current.status.label}")
-        reason = reason or f"paused by {actor.label()}"
-        entry: Entry = (Kind.PAUSE, f"PAUSED: {reason}", actor, {"reason": reason, "cause": dict(cause or {})})
-        self._command(lambda now: (now.apply(st.Event.PAUSE, paused_reason=reason), [entry]))
+        self._command(command_changes.pause(self.journal.reload(), actor, reason, cause))
         self.publish()
         return "paused"
 
     async def resume(self, actor: Actor) -> str:
-        current = self.journal.reload()
-        if current.status != State.PAUSED:
-            raise CommandError(f"nothing to resume: state is {current.status.label}")
-        if current.drift:
-            raise CommandError("flag drift is not acknowledged: ack it first (key a, or `warroom ack PLAN`)")
-        entry: Entry = (Kind.RESUME, f"resumed by {actor.label()}", actor, {})
-        self._command(lambda now: (now.apply(st.Event.RESUME, paused_reason=""), [entry]))
+        self._command(command_changes.resume(self.journal.reload(), actor))
         self.publish()
         return "resumed"
 
     async def retry(self, actor: Actor) -> str:
         """Leave ROLLED_BACK deliberately: back to PENDING, flags stay as rolled back."""
-        current = self.journal.reload()
-        if current.status != State.ROLLED_BACK or current.action is not None:
-            raise CommandError(f"retry leaves ROLLED BACK; state is {current.status.label}"
-                               + (" (rollback still finishing)" if current.action is not None else ""))
-        entry: Entry = (Kind.RETRY, f"{actor.label()} starts the rollout again from the beginning", actor, {})
-        self._command(lambda now: (now.apply(st.Event.RETRY, phase=0, phase_started_at=None, ticked={}, paused_reason=""), [entry]))
+        self._command(command_changes.retry(self.journal.reload(), actor))
         self.publish()
         return "ready to start again: step up to enter phase 1"
 
     async def tick_item(self, actor: Actor, item: str, ticked: bool = True) -> str:
-        current = self.journal.reload()
-        if current.phase < 1:
-            raise CommandError("no phase is running yet: step up into phase 1 first")
-        phase = self.plan.phases[current.phase - 1]
-        try:
-            item = phase.find_item(item)
-        except LookupError as exc:
-            raise CommandError(f"phase {current.phase}: {exc.args[0]}") from None
-        text = phase.checklist[phase.item_ids().index(item)].text
-        items = dict(current.ticked_in())
-        if ticked:
-            items[item] = actor.label()
-        else:
-            items.pop(item, None)
-        verb = "ticked" if ticked else "unticked"
-        entry: Entry = (Kind.CHECKLIST_TICK if ticked else Kind.CHECKLIST_UNTICK, f"{verb}: {text}", actor,
-                        {"item": item, "phase": current.phase})
-        self._command(lambda now: (now.apply(st.Event.TICK, ticked={**now.ticked, now.phase: items}), [entry]))
+        change, done = command_changes.tick(self.plan, self.journal.reload(), actor, item, ticked)
+        self._command(change)
         self.publish()
-        return f"{verb}: {text}"
+        return done
 
     async def _put_update(self, update: StoredUpdate) -> int:
         fence = self.lease.fence
@@ -690,30 +657,8 @@ class Engine:
 
     async def ack_drift(self, actor: Actor) -> str:
         """Accept the observed flag states as the new truth and let automation go on."""
-        current = self.journal.reload()
-        if not current.drift:
-            raise CommandError("no flag drift to acknowledge")
-        drift = dict(current.drift)
-        desired = {**current.desired, **drift}
-        resume = current.status == State.PAUSED and current.paused_reason.startswith("drift")
-        changes: dict[str, Any] = {"desired": desired, "drift": {}}
-        message = f"{actor.label()} acknowledged drift on {', '.join(drift)}; observed state accepted"
-        if current.phase == 0:
-            # Exposed before any step (a lost state file over a live launch): the phase these
-            # flags are at, or no automatic step at all, never one down to phase 1.
-            found = self.policy.phase_matching({n: s for n, s in self.flags.observed.items() if s is not None})
-            if found:
-                changes.update(phase=found, phase_started_at=self.clock.now(), desired={**desired, **self.policy.cumulative_flags(found)})
-                message += f"; the flags are those of phase {found}/{len(self.plan.phases)} {self.plan.phases[found - 1].name}: now at it"
-            else:
-                resume = False
-                changes["paused_reason"] = ("flags acknowledged as they are, but they match no phase of the plan: "
-                                            "resume to step on from phase 0, or roll back")
-                message += "; they match no phase: still paused"
-        if resume:
-            changes["paused_reason"] = ""
-        entry: Entry = (Kind.DRIFT_ACK, message, actor, {"flags": {n: s.to_json() for n, s in drift.items()},
-                                                          "phase": changes.get("phase", current.phase)})
-        self._command(lambda now: (now.apply(st.Event.ACK_RESUME if resume else st.Event.ACK, **changes), [entry]))
+        change, answer = command_changes.ack_drift(self.plan, self.policy, self.journal.reload(), self.flags.observed, actor,
+                                                   self.clock.now())
+        self._command(change)
         self.publish()
-        return "drift acknowledged" + ("; resumed" if resume else "") + (f" at phase {changes['phase']}" if "phase" in changes else "")
+        return answer
