@@ -17,7 +17,6 @@ taken over writes nothing more. Every store call goes through the engine's store
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from warroom.core.approvals import Answer, OnTimeout
+from warroom.core.approvals import Answer
 from warroom.core.clock import Clock
 from warroom.core.flagstate import FlagState
 from warroom.core.freeze import Freeze
@@ -367,27 +366,18 @@ class Engine:
     async def _sign_offs(self, now: float) -> None:
         """A sign-off timed out or lapsed (and what its timeout does); a granted one steps, once (a plan stepping
         by itself asks for the sign-off as any step up does: the automation's step finds no blocker until it is asked)."""
-        expired = approvals.expiry(self.plan, self.rollout, digest=self.digest, now=now)
+        expired = approvals.on_time(self.plan, self.rollout, digest=self.digest, now=now)
         if expired is not None:
-            after, entries, action = expired
+            after, entries, then = expired
             try:
                 self.journal.transition(lambda _now: (after, entries), expected_version=self.journal.version or None)
             except (StaleState, st.Refused):
                 return  # a human answered meanwhile: the next tick looks again
-            if action is OnTimeout.ABORT:
-                await self._apply([Pause(entries[0][1], {"approval": after.approval.id if after.approval else ""})])
-            elif action is OnTimeout.ROLLBACK:
-                await self._apply([RollBack(entries[0][1], {"approval": after.approval.id if after.approval else ""})])
+            await self._apply(then)
         await self._step_on_grant()
 
     async def _step_on_grant(self) -> None:
-        """The step a granted sign-off allows, as its requester; after a crash between the grant and the step, now."""
-        req = approvals.granted(self.plan, self.rollout)
-        if req is None or self.executor.tasks or self.step_blockers(forced=bool(req.forced_reason)):
-            return
-        asker = Actor(user=req.requester) if req.requester else AUTOMATIC
-        with contextlib.suppress(CommandError):
-            await self.step_up(asker, force=bool(req.forced_reason), reason=req.forced_reason, wait=self._virtual)
+        await self._apply(approvals.on_grant(self.plan, self.rollout, busy=bool(self.executor.tasks), blockers=self.step_blockers))
 
     @property
     def _virtual(self) -> bool:
@@ -406,8 +396,8 @@ class Engine:
                         await self.pause(AUTOMATIC, reason, cause=cause)
                     case RollBack(reason, cause):
                         await self.rollback(AUTOMATIC, reason, cause=cause, wait=self._virtual)
-                    case StepUp():
-                        await self.step_up(AUTOMATIC, wait=self._virtual)
+                    case StepUp(actor, force, reason):
+                        await self.step_up(actor, force=force, reason=reason, wait=self._virtual)
                     case Commit(change, version):
                         self.journal.transition(change, expected_version=version)
                     case DraftUpdate(update):
@@ -553,10 +543,9 @@ class Engine:
         self.publish()
         req = after.approval
         assert req is not None
-        if req.status.open and req.missing():
-            return f"approved; still {req.awaited(self.clock.now())}"
-        if given is Answer.REJECT:
-            return f"rejected: the step to phase {req.phase} does not happen"
+        said = approvals.said(req, given, self.clock.now())
+        if said is not None:
+            return said
         await self._step_on_grant()
         return f"approved: sign-off complete, stepping up to phase {req.phase}"
 
