@@ -51,7 +51,6 @@ from warroom.engine.schedule import JOURNALED, Scheduler
 from warroom.engine.updates import INCIDENTS, Cadence, DraftUpdate, PublishUpdate, UpdateDecision
 from warroom.flags.base import FlagProvider
 from warroom.outbound import update_archive
-from warroom.outbound.freeze_calendar import FreezeCalendarReader
 from warroom.plan.model import Plan
 from warroom.sources.base import Reading, Source, SourceContext
 from warroom.store.base import ActionWrite, Fenced, StaleState, Store, StoredUpdate, StoreError
@@ -102,11 +101,8 @@ class Engine:
                                  self.on_fenced, dry_run_steps)
         self.recovery = Recovery(self.journal, self.executor, self.flags, lease)
         self.automation = Automation(plan, self.policy)
-        self.freeze_watch = freeze.FreezeWatch(plan.schedule.tz())
+        self.frozen = freeze.Freezes(plan)
         self.scheduler = Scheduler(plan)
-        calendar = plan.schedule.freezes
-        self.calendar = (freeze.CalendarWatch(FreezeCalendarReader(calendar, plan.base_dir, plan.schedule.tz()))
-                         if calendar is not None else None)
         # The stakeholder updates the plan promises, and the folder published ones are archived in.
         self.cadence = Cadence(plan, plan.updates) if plan.updates is not None else None
         self.archive = archive
@@ -244,8 +240,7 @@ class Engine:
             return
         self._closed = True
         self.poller.cancel()
-        if self.calendar is not None:
-            self.calendar.cancel()
+        self.frozen.cancel()
         for pending in (self.backfill_task, self._publish_due):
             if pending is not None:
                 pending.cancel()
@@ -410,22 +405,11 @@ class Engine:
 
     def freezes(self) -> tuple[Freeze, ...]:
         """The freezes in force at the last look (every tick): they refuse step ups, never going back."""
-        return self.freeze_watch.in_force
+        return self.frozen.in_force
 
-    async def _look_at_freezes(self, now: float) -> list[Decision]:
-        news: list[Decision] = []
-        if self.calendar is not None:
-            reading = self.calendar.refresh(now)
-            if reading is not None and self._virtual:
-                await reading  # virtual time: the read lands before the clock moves on
-                self.calendar.refresh(now)
-            news += self.calendar.news()
-        try:
-            rows = await self.store_thread.call(lambda store: store.freezes(since=self.started_at))
-        except StoreError:
-            return news  # a store away: the freezes as last read hold (the journal says the store is away)
-        calendar = self.calendar.freezes() if self.calendar is not None else ()
-        return news + list(self.freeze_watch.look(rows, self.flags.vendor_freeze, now, calendar))
+    async def _look_at_freezes(self, now: float) -> list[Note]:
+        return await self.frozen.look(now, lambda: self.store_thread.call(lambda store: store.freezes(since=self.started_at)),
+                                      lambda: self.flags.vendor_freeze, virtual=self._virtual)
 
     def step_blockers(self, *, forced: bool = False) -> list[str]:
         """Why a step up is refused now. `forced` keeps only what even a force cannot override (a sign-off, a freeze)."""
@@ -440,8 +424,7 @@ class Engine:
         """The clock's (earliest times, business hours: a forced step up overrides them) and the freezes' (it does not)."""
         now = self.clock.now()
         soft = [] if forced else self.scheduler.blockers(self.rollout, now)
-        calendar = self.calendar.blockers() if self.calendar is not None else []
-        return soft + freeze.blockers(self.freezes(), now, self.freeze_watch.zone) + calendar
+        return soft + self.frozen.blockers(now)
 
     def publish(self, *, force: bool = False) -> Snapshot:
         """Build the snapshot, tell the listeners, and write it to the store for every client.
