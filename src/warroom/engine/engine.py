@@ -31,7 +31,6 @@ from warroom.core.freeze import Freeze
 from warroom.core.identity import AUTOMATIC, Actor
 from warroom.core.journal_kinds import DECISIONS, Kind
 from warroom.core.snapshot import JournalEntry, Snapshot, State
-from warroom.core.updates import UpdateStatus
 from warroom.engine import approvals, command_changes, freeze, intents, views
 from warroom.engine import state as st
 from warroom.engine.automation import Automation, Commit, Decision, Note, Pause, RollBack, StepUp
@@ -609,7 +608,7 @@ class Engine:
             raise CommandError("this plan promises no stakeholder updates: add an `updates:` section (see the README)")
         now = self.clock.now()
         waiting = cadence.asked(self.snapshot or self.publish(), now)  # the draft as of now: it promises the next from now
-        approved = replace(waiting, status=UpdateStatus.APPROVED, by=actor.label(), text=text.strip() or waiting.text)
+        approved = cadence.approved(waiting, actor, text)
         approved = replace(approved, id=await self._put_update(approved))
         try:
             path = await asyncio.to_thread(update_archive.write, self.archive, replace(approved, published=now), rollout=self.plan.rollout.name,
@@ -617,12 +616,9 @@ class Engine:
         except OSError as exc:  # a full disk loses the file, not the update: the store keeps it, the channel hears it
             log.error("the update's HTML archive could not be written in %s: %s", self.archive, exc)
             path = None
-        published = replace(approved, status=UpdateStatus.PUBLISHED, published=now, archive=str(path or ""),
-                            facts={**approved.facts, "journal_seq": await self.store_thread.call(lambda s: s.last_seq())})
+        published, told = cadence.published_as(approved, now, str(path or ""), await self.store_thread.call(lambda s: s.last_seq()))
         await self._put_update(published)
-        self.journal.entry(Kind.UPDATE_PUBLISHED, published.text, actor,
-                           {"update": published.id, "reason": published.reason, "due": published.due, "late_s": max(0.0, now - published.due),
-                            "archive": published.archive, "owner": cadence.promise.owner})
+        self.journal.entry(Kind.UPDATE_PUBLISHED, published.text, actor, told)
         cadence.published(published)
         self.publish()
         return f"stakeholder update {published.id} published" + (f"; archived as {path}" if path else "")
