@@ -3,20 +3,22 @@
 Pure judgement over the plan and the rollout's state (with its request, core/approvals.py);
 it returns the next state and the journal entries, chained (core/decision_chain.py), and the
 façade commits them. The step-blocker is `blocker`, one function the engine's step blockers
-call. Nothing here is ever asked by a rollback, a pause or a step down.
+call. What a timeout or a grant makes the engine do comes back as decisions (a pause, a
+rollback, the step up as its requester) for the façade to apply. Nothing here is ever asked by a rollback, a pause or a step down.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from warroom.core.approvals import Answer, Event, Given, OnTimeout, Refused, Request, RequestStatus
 from warroom.core.decision_chain import sealed
 from warroom.core.identity import AUTOMATIC, Actor
 from warroom.core.journal_kinds import CHAINED, Kind
 from warroom.engine import state as st
+from warroom.engine.automation import Decision, Pause, RollBack, StepUp
 from warroom.engine.executor import CommandError
 from warroom.engine.journal import Entry
 from warroom.engine.state import RolloutState
@@ -182,3 +184,34 @@ def expiry(plan: Plan, state: RolloutState, *, digest: str, now: float) -> tuple
         return (*commit(state, req, [entry]), req.on_timeout)
     return None
 
+
+
+def on_time(plan: Plan, state: RolloutState, *, digest: str, now: float) -> tuple[RolloutState, list[Entry], list[Decision]] | None:
+    """`expiry`, with what the plan's on_timeout then does as decisions: a pause (abort) or a rollback."""
+    expired = expiry(plan, state, digest=digest, now=now)
+    if expired is None:
+        return None
+    after, entries, action = expired
+    cause = {"approval": after.approval.id if after.approval else ""}
+    then: list[Decision] = ([Pause(entries[0][1], cause)] if action is OnTimeout.ABORT else
+                            [RollBack(entries[0][1], cause)] if action is OnTimeout.ROLLBACK else [])
+    return after, entries, then
+
+
+def on_grant(plan: Plan, state: RolloutState, *, busy: bool, blockers: Callable[..., list[str]]) -> list[Decision]:
+    """The step a granted sign-off allows, as its requester (after a crash between the grant and the step, now);
+    none while an action runs or something even a force cannot override blocks it."""
+    req = granted(plan, state)
+    if req is None or busy or blockers(forced=bool(req.forced_reason)):
+        return []
+    asker = Actor(user=req.requester) if req.requester else AUTOMATIC
+    return [StepUp(asker, force=bool(req.forced_reason), reason=req.forced_reason)]
+
+
+def said(req: Request, given: Answer, now: float) -> str | None:
+    """What an answer says when the step does not happen on it (still awaited, or rejected); None: granted, it steps."""
+    if req.status.open and req.missing():
+        return f"approved; still {req.awaited(now)}"
+    if given is Answer.REJECT:
+        return f"rejected: the step to phase {req.phase} does not happen"
+    return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from warroom.core.guardrail_actions import GuardrailAction
-from warroom.core.identity import AUTOMATIC
+from warroom.core.identity import AUTOMATIC, Actor
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import State
 from warroom.core.units import format_duration
@@ -52,7 +52,11 @@ class RollBack:
 
 @dataclass(frozen=True)
 class StepUp:
-    """The automatic step up: soak done, gates green, required items ticked."""
+    """A step up: the automatic one (soak done, gates green, required items ticked), a scheduled one, or a granted sign-off's as its requester."""
+
+    actor: Actor = AUTOMATIC
+    force: bool = False
+    reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ taken over writes nothing more. Every store call goes through the engine's store
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,15 +24,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from warroom.core.approvals import Answer, OnTimeout
+from warroom.core.approvals import Answer
 from warroom.core.clock import Clock
 from warroom.core.flagstate import FlagState
 from warroom.core.freeze import Freeze
 from warroom.core.identity import AUTOMATIC, Actor
 from warroom.core.journal_kinds import DECISIONS, Kind
 from warroom.core.snapshot import JournalEntry, Snapshot, State
-from warroom.core.updates import UpdateStatus
-from warroom.engine import approvals, freeze, intents, views
+from warroom.engine import approvals, command_changes, freeze, intents, views
 from warroom.engine import state as st
 from warroom.engine.automation import Automation, Commit, Decision, Note, Pause, RollBack, StepUp
 from warroom.engine.cohorts import QueryKey
@@ -52,7 +50,6 @@ from warroom.engine.schedule import JOURNALED, Scheduler
 from warroom.engine.updates import INCIDENTS, Cadence, DraftUpdate, PublishUpdate, UpdateDecision
 from warroom.flags.base import FlagProvider
 from warroom.outbound import update_archive
-from warroom.outbound.freeze_calendar import FreezeCalendarReader
 from warroom.plan.model import Plan
 from warroom.sources.base import Reading, Source, SourceContext
 from warroom.store.base import ActionWrite, Fenced, StaleState, Store, StoredUpdate, StoreError
@@ -103,11 +100,8 @@ class Engine:
                                  self.on_fenced, dry_run_steps)
         self.recovery = Recovery(self.journal, self.executor, self.flags, lease)
         self.automation = Automation(plan, self.policy)
-        self.freeze_watch = freeze.FreezeWatch(plan.schedule.tz())
+        self.frozen = freeze.Freezes(plan)
         self.scheduler = Scheduler(plan)
-        calendar = plan.schedule.freezes
-        self.calendar = (freeze.CalendarWatch(FreezeCalendarReader(calendar, plan.base_dir, plan.schedule.tz()))
-                         if calendar is not None else None)
         # The stakeholder updates the plan promises, and the folder published ones are archived in.
         self.cadence = Cadence(plan, plan.updates) if plan.updates is not None else None
         self.archive = archive
@@ -245,8 +239,7 @@ class Engine:
             return
         self._closed = True
         self.poller.cancel()
-        if self.calendar is not None:
-            self.calendar.cancel()
+        self.frozen.cancel()
         for pending in (self.backfill_task, self._publish_due):
             if pending is not None:
                 pending.cancel()
@@ -367,27 +360,18 @@ class Engine:
     async def _sign_offs(self, now: float) -> None:
         """A sign-off timed out or lapsed (and what its timeout does); a granted one steps, once (a plan stepping
         by itself asks for the sign-off as any step up does: the automation's step finds no blocker until it is asked)."""
-        expired = approvals.expiry(self.plan, self.rollout, digest=self.digest, now=now)
+        expired = approvals.on_time(self.plan, self.rollout, digest=self.digest, now=now)
         if expired is not None:
-            after, entries, action = expired
+            after, entries, then = expired
             try:
                 self.journal.transition(lambda _now: (after, entries), expected_version=self.journal.version or None)
             except (StaleState, st.Refused):
                 return  # a human answered meanwhile: the next tick looks again
-            if action is OnTimeout.ABORT:
-                await self._apply([Pause(entries[0][1], {"approval": after.approval.id if after.approval else ""})])
-            elif action is OnTimeout.ROLLBACK:
-                await self._apply([RollBack(entries[0][1], {"approval": after.approval.id if after.approval else ""})])
+            await self._apply(then)
         await self._step_on_grant()
 
     async def _step_on_grant(self) -> None:
-        """The step a granted sign-off allows, as its requester; after a crash between the grant and the step, now."""
-        req = approvals.granted(self.plan, self.rollout)
-        if req is None or self.executor.tasks or self.step_blockers(forced=bool(req.forced_reason)):
-            return
-        asker = Actor(user=req.requester) if req.requester else AUTOMATIC
-        with contextlib.suppress(CommandError):
-            await self.step_up(asker, force=bool(req.forced_reason), reason=req.forced_reason, wait=self._virtual)
+        await self._apply(approvals.on_grant(self.plan, self.rollout, busy=bool(self.executor.tasks), blockers=self.step_blockers))
 
     @property
     def _virtual(self) -> bool:
@@ -406,8 +390,8 @@ class Engine:
                         await self.pause(AUTOMATIC, reason, cause=cause)
                     case RollBack(reason, cause):
                         await self.rollback(AUTOMATIC, reason, cause=cause, wait=self._virtual)
-                    case StepUp():
-                        await self.step_up(AUTOMATIC, wait=self._virtual)
+                    case StepUp(actor, force, reason):
+                        await self.step_up(actor, force=force, reason=reason, wait=self._virtual)
                     case Commit(change, version):
                         self.journal.transition(change, expected_version=version)
                     case DraftUpdate(update):
@@ -420,22 +404,11 @@ class Engine:
 
     def freezes(self) -> tuple[Freeze, ...]:
         """The freezes in force at the last look (every tick): they refuse step ups, never going back."""
-        return self.freeze_watch.in_force
+        return self.frozen.in_force
 
-    async def _look_at_freezes(self, now: float) -> list[Decision]:
-        news: list[Decision] = []
-        if self.calendar is not None:
-            reading = self.calendar.refresh(now)
-            if reading is not None and self._virtual:
-                await reading  # virtual time: the read lands before the clock moves on
-                self.calendar.refresh(now)
-            news += self.calendar.news()
-        try:
-            rows = await self.store_thread.call(lambda store: store.freezes(since=self.started_at))
-        except StoreError:
-            return news  # a store away: the freezes as last read hold (the journal says the store is away)
-        calendar = self.calendar.freezes() if self.calendar is not None else ()
-        return news + list(self.freeze_watch.look(rows, self.flags.vendor_freeze, now, calendar))
+    async def _look_at_freezes(self, now: float) -> list[Note]:
+        return await self.frozen.look(now, lambda: self.store_thread.call(lambda store: store.freezes(since=self.started_at)),
+                                      lambda: self.flags.vendor_freeze, virtual=self._virtual)
 
     def step_blockers(self, *, forced: bool = False) -> list[str]:
         """Why a step up is refused now. `forced` keeps only what even a force cannot override (a sign-off, a freeze)."""
@@ -450,8 +423,7 @@ class Engine:
         """The clock's (earliest times, business hours: a forced step up overrides them) and the freezes' (it does not)."""
         now = self.clock.now()
         soft = [] if forced else self.scheduler.blockers(self.rollout, now)
-        calendar = self.calendar.blockers() if self.calendar is not None else []
-        return soft + freeze.blockers(self.freezes(), now, self.freeze_watch.zone) + calendar
+        return soft + self.frozen.blockers(now)
 
     def publish(self, *, force: bool = False) -> Snapshot:
         """Build the snapshot, tell the listeners, and write it to the store for every client.
@@ -553,10 +525,9 @@ class Engine:
         self.publish()
         req = after.approval
         assert req is not None
-        if req.status.open and req.missing():
-            return f"approved; still {req.awaited(self.clock.now())}"
-        if given is Answer.REJECT:
-            return f"rejected: the step to phase {req.phase} does not happen"
+        said = approvals.said(req, given, self.clock.now())
+        if said is not None:
+            return said
         await self._step_on_grant()
         return f"approved: sign-off complete, stepping up to phase {req.phase}"
 
@@ -603,59 +574,26 @@ class Engine:
         return await asyncio.shield(task) if wait else "rolling back again"
 
     async def pause(self, actor: Actor, reason: str = "", *, cause: Mapping[str, Any] | None = None) -> str:
-        current = self.journal.reload()
-        first_step = current.status == State.PENDING and current.action is not None  # phase 0 → 1 in flight
-        if current.status != State.RUNNING and not first_step:
-            raise CommandError(f"nothing to pause: state is {current.status.label}")
-        reason = reason or f"paused by {actor.label()}"
-        entry: Entry = (Kind.PAUSE, f"PAUSED: {reason}", actor, {"reason": reason, "cause": dict(cause or {})})
-        self._command(lambda now: (now.apply(st.Event.PAUSE, paused_reason=reason), [entry]))
+        self._command(command_changes.pause(self.journal.reload(), actor, reason, cause))
         self.publish()
         return "paused"
 
     async def resume(self, actor: Actor) -> str:
-        current = self.journal.reload()
-        if current.status != State.PAUSED:
-            raise CommandError(f"nothing to resume: state is {current.status.label}")
-        if current.drift:
-            raise CommandError("flag drift is not acknowledged: ack it first (key a, or `warroom ack PLAN`)")
-        entry: Entry = (Kind.RESUME, f"resumed by {actor.label()}", actor, {})
-        self._command(lambda now: (now.apply(st.Event.RESUME, paused_reason=""), [entry]))
+        self._command(command_changes.resume(self.journal.reload(), actor))
         self.publish()
         return "resumed"
 
     async def retry(self, actor: Actor) -> str:
         """Leave ROLLED_BACK deliberately: back to PENDING, flags stay as rolled back."""
-        current = self.journal.reload()
-        if current.status != State.ROLLED_BACK or current.action is not None:
-            raise CommandError(f"retry leaves ROLLED BACK; state is {current.status.label}"
-                               + (" (rollback still finishing)" if current.action is not None else ""))
-        entry: Entry = (Kind.RETRY, f"{actor.label()} starts the rollout again from the beginning", actor, {})
-        self._command(lambda now: (now.apply(st.Event.RETRY, phase=0, phase_started_at=None, ticked={}, paused_reason=""), [entry]))
+        self._command(command_changes.retry(self.journal.reload(), actor))
         self.publish()
         return "ready to start again: step up to enter phase 1"
 
     async def tick_item(self, actor: Actor, item: str, ticked: bool = True) -> str:
-        current = self.journal.reload()
-        if current.phase < 1:
-            raise CommandError("no phase is running yet: step up into phase 1 first")
-        phase = self.plan.phases[current.phase - 1]
-        try:
-            item = phase.find_item(item)
-        except LookupError as exc:
-            raise CommandError(f"phase {current.phase}: {exc.args[0]}") from None
-        text = phase.checklist[phase.item_ids().index(item)].text
-        items = dict(current.ticked_in())
-        if ticked:
-            items[item] = actor.label()
-        else:
-            items.pop(item, None)
-        verb = "ticked" if ticked else "unticked"
-        entry: Entry = (Kind.CHECKLIST_TICK if ticked else Kind.CHECKLIST_UNTICK, f"{verb}: {text}", actor,
-                        {"item": item, "phase": current.phase})
-        self._command(lambda now: (now.apply(st.Event.TICK, ticked={**now.ticked, now.phase: items}), [entry]))
+        change, done = command_changes.tick(self.plan, self.journal.reload(), actor, item, ticked)
+        self._command(change)
         self.publish()
-        return f"{verb}: {text}"
+        return done
 
     async def _put_update(self, update: StoredUpdate) -> int:
         fence = self.lease.fence
@@ -670,7 +608,7 @@ class Engine:
             raise CommandError("this plan promises no stakeholder updates: add an `updates:` section (see the README)")
         now = self.clock.now()
         waiting = cadence.asked(self.snapshot or self.publish(), now)  # the draft as of now: it promises the next from now
-        approved = replace(waiting, status=UpdateStatus.APPROVED, by=actor.label(), text=text.strip() or waiting.text)
+        approved = cadence.approved(waiting, actor, text)
         approved = replace(approved, id=await self._put_update(approved))
         try:
             path = await asyncio.to_thread(update_archive.write, self.archive, replace(approved, published=now), rollout=self.plan.rollout.name,
@@ -678,42 +616,17 @@ class Engine:
         except OSError as exc:  # a full disk loses the file, not the update: the store keeps it, the channel hears it
             log.error("the update's HTML archive could not be written in %s: %s", self.archive, exc)
             path = None
-        published = replace(approved, status=UpdateStatus.PUBLISHED, published=now, archive=str(path or ""),
-                            facts={**approved.facts, "journal_seq": await self.store_thread.call(lambda s: s.last_seq())})
+        published, told = cadence.published_as(approved, now, str(path or ""), await self.store_thread.call(lambda s: s.last_seq()))
         await self._put_update(published)
-        self.journal.entry(Kind.UPDATE_PUBLISHED, published.text, actor,
-                           {"update": published.id, "reason": published.reason, "due": published.due, "late_s": max(0.0, now - published.due),
-                            "archive": published.archive, "owner": cadence.promise.owner})
+        self.journal.entry(Kind.UPDATE_PUBLISHED, published.text, actor, told)
         cadence.published(published)
         self.publish()
         return f"stakeholder update {published.id} published" + (f"; archived as {path}" if path else "")
 
     async def ack_drift(self, actor: Actor) -> str:
         """Accept the observed flag states as the new truth and let automation go on."""
-        current = self.journal.reload()
-        if not current.drift:
-            raise CommandError("no flag drift to acknowledge")
-        drift = dict(current.drift)
-        desired = {**current.desired, **drift}
-        resume = current.status == State.PAUSED and current.paused_reason.startswith("drift")
-        changes: dict[str, Any] = {"desired": desired, "drift": {}}
-        message = f"{actor.label()} acknowledged drift on {', '.join(drift)}; observed state accepted"
-        if current.phase == 0:
-            # Exposed before any step (a lost state file over a live launch): the phase these
-            # flags are at, or no automatic step at all, never one down to phase 1.
-            found = self.policy.phase_matching({n: s for n, s in self.flags.observed.items() if s is not None})
-            if found:
-                changes.update(phase=found, phase_started_at=self.clock.now(), desired={**desired, **self.policy.cumulative_flags(found)})
-                message += f"; the flags are those of phase {found}/{len(self.plan.phases)} {self.plan.phases[found - 1].name}: now at it"
-            else:
-                resume = False
-                changes["paused_reason"] = ("flags acknowledged as they are, but they match no phase of the plan: "
-                                            "resume to step on from phase 0, or roll back")
-                message += "; they match no phase: still paused"
-        if resume:
-            changes["paused_reason"] = ""
-        entry: Entry = (Kind.DRIFT_ACK, message, actor, {"flags": {n: s.to_json() for n, s in drift.items()},
-                                                          "phase": changes.get("phase", current.phase)})
-        self._command(lambda now: (now.apply(st.Event.ACK_RESUME if resume else st.Event.ACK, **changes), [entry]))
+        change, answer = command_changes.ack_drift(self.plan, self.policy, self.journal.reload(), self.flags.observed, actor,
+                                                   self.clock.now())
+        self._command(change)
         self.publish()
-        return "drift acknowledged" + ("; resumed" if resume else "") + (f" at phase {changes['phase']}" if "phase" in changes else "")
+        return answer

@@ -4,20 +4,22 @@ A freeze refuses going forward (a step up, forced or not; a scheduled advance) a
 going back: rollback, pause and step-down do not ask here. The engine's step blockers
 call `blockers`, beside the plan's own gates (policy.py) and approvals. The freezes come
 from the store's rows (`warroom freeze`, a stop-the-line), read every tick, and from the
-flag service itself (Unleash's maintenance mode).
+flag service itself (Unleash's maintenance mode). What began or ended comes back as notes for
+the façade to journal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from warroom.core.freeze import Freeze, FreezeKind
 from warroom.core.journal_kinds import Kind
 from warroom.engine.automation import Note
 from warroom.outbound.freeze_calendar import CalendarRead, FreezeCalendarReader
-from warroom.store.base import StoredFreeze
+from warroom.plan.model import Plan
+from warroom.store.base import StoredFreeze, StoreError
 
 VENDOR = "vendor"  # the flag service's own freeze, among the store's row ids
 
@@ -112,3 +114,42 @@ class FreezeWatch:
         how = "the flag service takes changes again" if key == VENDOR else "its time ran out"
         return Note(Kind.FREEZE_END, f"{freeze.kind.value} freeze over ({how}): {freeze.reason}",
                     {"freeze": key, "kind": freeze.kind.value, "reason": freeze.reason})
+
+
+class Freezes:
+    """Every freeze this engine looks at, each tick: the store's rows, the plan's calendar, the flag service's own."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.watch = FreezeWatch(plan.schedule.tz())
+        calendar = plan.schedule.freezes
+        self.calendar = (CalendarWatch(FreezeCalendarReader(calendar, plan.base_dir, plan.schedule.tz()))
+                         if calendar is not None else None)
+
+    @property
+    def in_force(self) -> tuple[Freeze, ...]:
+        return self.watch.in_force
+
+    async def look(self, now: float, rows: Callable[[], Awaitable[list[StoredFreeze]]], vendor: Callable[[], str | None], *,
+                   virtual: bool) -> list[Note]:
+        """Read the store's rows (and the calendar, when due); what began or ended since the last look."""
+        news: list[Note] = []
+        if self.calendar is not None:
+            reading = self.calendar.refresh(now)
+            if reading is not None and virtual:
+                await reading  # virtual time: the read lands before the clock moves on
+                self.calendar.refresh(now)
+            news += self.calendar.news()
+        try:
+            stored = await rows()
+        except StoreError:
+            return news  # a store away: the freezes as last read hold (the journal says the store is away)
+        calendar = self.calendar.freezes() if self.calendar is not None else ()
+        return news + self.watch.look(stored, vendor(), now, calendar)
+
+    def blockers(self, now: float) -> list[str]:
+        """The freezes' step-up blockers, and the calendar's while it was never read."""
+        return blockers(self.in_force, now, self.watch.zone) + (self.calendar.blockers() if self.calendar is not None else [])
+
+    def cancel(self) -> None:
+        if self.calendar is not None:
+            self.calendar.cancel()

@@ -117,6 +117,17 @@ class Cadence:
     def drafted(self, update: StoredUpdate) -> None:
         self.draft = update
 
+    def approved(self, waiting: StoredUpdate, actor: Actor, text: str) -> StoredUpdate:
+        """The waiting draft approved by `actor`, with `text` in its stead when given."""
+        return replace(waiting, status=UpdateStatus.APPROVED, by=actor.label(), text=text.strip() or waiting.text)
+
+    def published_as(self, approved: StoredUpdate, now: float, archive: str, journal_seq: int) -> tuple[StoredUpdate, dict[str, Any]]:
+        """The approved update as published now (archived at `archive`, "" if it could not be), and its journal entry's data."""
+        published = replace(approved, status=UpdateStatus.PUBLISHED, published=now, archive=archive,
+                            facts={**approved.facts, "journal_seq": journal_seq})
+        return published, {"update": published.id, "reason": published.reason, "due": published.due, "late_s": max(0.0, now - published.due),
+                           "archive": published.archive, "owner": self.promise.owner}
+
     def published(self, update: StoredUpdate) -> None:
         """Every promise due by now is answered: the clocks start again from it."""
         self.last, self.draft, self.incident, self.actions, self.acted = update, None, None, [], 0

@@ -1,3 +1,4 @@
+# Over 500 lines: the whole contract of the store in one place — its promises, errors, rows and the abstract Store each dialect implements.
 """The store: the bus between a rollout's engine and its clients, and everything it keeps.
 
 One store holds one rollout: its journal, state, write-ahead actions, samples, the plan

@@ -2,15 +2,15 @@
 
 The console is a client (client.py): it never builds an engine, never asks a source,
 never writes a flag. A worker thread waits on the store for changes and posts the newest
-snapshot as a message (coalesced: only the newest matters); every command the console
-sends goes through `send`, which queues it in the store and waits for its outcome in a
-worker. With no engine alive the screen says so, loudly: nothing enforces the guardrails.
+snapshot as a message (coalesced: only the newest matters; watching.py); every command the
+console sends goes through `send` (acting.py, with the keys that send them), which queues it
+in the store and waits for its outcome in a worker. The state the widgets bind to is in
+console_state.py. With no engine alive the screen says so, loudly: nothing enforces the guardrails.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import select
 import signal
@@ -19,27 +19,23 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from textual import work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.message import Message
 from textual.notifications import SeverityLevel
-from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
-from warroom.client import Asked, EngineClient
-from warroom.core.secrets import redact
-from warroom.core.snapshot import Snapshot, State
+from warroom.client import EngineClient
+from warroom.core.snapshot import Snapshot
 from warroom.core.text import terminal_safe
-from warroom.core.verbs import Verb
-from warroom.store.base import StoreUnwritable
 from warroom.tui import clock_text
+from warroom.tui.acting import CommandActions
 from warroom.tui.clock_text import clock_rate, engine_now
 from warroom.tui.keymap import ACTIONS, BY_ID, ConsoleAction, availability, bindings
 from warroom.tui.palette import WarroomCommands
 from warroom.tui.safe_text import SnapshotCleaner
-from warroom.tui.sending import Sending, in_daemon_thread
+from warroom.tui.sending import Sending
 from warroom.tui.themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes, theme_problem
+from warroom.tui.watching import SnapshotArrived, StoreWatch
 from warroom.tui.widgets.banner import Banner
 from warroom.tui.widgets.checklist import Checklist
 from warroom.tui.widgets.keys_bar import KeyHint, KeysBar
@@ -72,10 +68,6 @@ def terminal_gone(fd: int) -> bool:
     return any(events & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, events in poller.poll(0))
 
 
-class SnapshotArrived(Message):
-    """The engine published (or its liveness changed); the newest snapshot waits in WarroomApp._latest."""
-
-
 def _breakpoint(size: int, breakpoints: list[tuple[int, str]]) -> str | None:
     """The class Textual's Screen gives this size: the largest breakpoint it reaches."""
     return next((name for at, name in sorted(breakpoints, reverse=True) if size >= at), None)
@@ -85,7 +77,7 @@ class ConsoleScreen(Screen[None]):
     AUTO_FOCUS = "Checklist"  # focused as the screen is built: focusing it after restyles the screen once more
 
 
-class WarroomApp(App[int]):
+class WarroomApp(CommandActions):
     CSS_PATH = "app.tcss"
     TITLE = "warroom"
     COMMANDS = {WarroomCommands}  # warroom's actions only: no Textual theme picker, screenshots, …
@@ -94,15 +86,6 @@ class WarroomApp(App[int]):
     # From the one table of console actions; every binding has an id so a plan's `keys:`
     # can remap it (App.set_keymap).
     BINDINGS = bindings("app")
-
-    # repaint=False: the bound widgets repaint what changed; an App repaint redraws the whole screen.
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
-    # The engine's time now, moved every second between snapshots (see clock.py).
-    now: reactive[float] = reactive(0.0, repaint=False)
-    rollback_requested: reactive[bool] = reactive(False, repaint=False)
-    # Whether an engine enforces the guardrails: a fresh heartbeat in the store (client.py).
-    engine_alive: reactive[bool] = reactive(True, repaint=False)
-    retry_key: reactive[str] = reactive("r", repaint=False)
 
     def __init__(
         self,
@@ -129,16 +112,9 @@ class WarroomApp(App[int]):
         self.plan_file = plan_file  # as the user named it, for the commands a notice suggests
         self.sending = Sending(client, self.notify, self.call_from_thread)
         self.theme_names: list[str] = []
-        self._latest: Snapshot | None = None
-        self._shown_first: Snapshot | None = None
+        self.store_watch = StoreWatch(client, self.post_message, lambda message, **notice: self.call_from_thread(self.notify, message, **notice))
         self._clean = SnapshotCleaner()
         self._snapshot_at = self._clock_moved_at = 0.0  # wall times: the newest snapshot, the clock's last move
-        self._lock = threading.Lock()
-        # The watcher may read a snapshot before the screen is up; its message waits until on_mount.
-        self._mounted = False
-        self._held: list[Message] = []
-        self._unwatch = threading.Event()
-        self._screen_loop: asyncio.AbstractEventLoop | None = None  # the screen's, once mounted
         # A drill's score card: shown once when it is journaled while this console is open.
         self.score_card: ScoreCard | None = None
         self._score_seq: int | None = None
@@ -153,8 +129,7 @@ class WarroomApp(App[int]):
     def compose(self) -> ComposeResult:
         # A snapshot read before the screen opened (launch.py) is the first frame's: applied before
         # the widgets are built, they are born with it, panes included, and lay out once.
-        with self._lock:
-            first, self._latest = self._latest, None
+        first = self.store_watch.take()
         if first is not None:
             self._apply(first)
         yield Banner().data_bind(WarroomApp.snapshot, WarroomApp.now, WarroomApp.rollback_requested, WarroomApp.engine_alive)
@@ -187,18 +162,12 @@ class WarroomApp(App[int]):
         # The clock moves each second whatever the poll interval (a quarter second's look).
         self.set_interval(0.25, self._second)
         self._refresh_keys()
-        self._screen_loop = asyncio.get_running_loop()
-        with self._lock:
-            self._mounted = True
-            held, self._held = self._held, []
-        for message in held:
-            self.post_message(message)
         # At mount, not after the first refresh: a screen with nothing to repaint never ran that
         # callback, and a console on PostgreSQL showed no snapshot until a key was pressed.
-        threading.Thread(target=self._watch, name="warroom-watch", daemon=True).start()
+        self.store_watch.start(asyncio.get_running_loop())
 
     def on_unmount(self) -> None:
-        self._unwatch.set()  # the watcher thread ends with the screen
+        self.store_watch.stop()
 
     def _second(self) -> None:
         """Move the clock when its second has passed, unless a snapshot is due any moment:
@@ -293,65 +262,12 @@ class WarroomApp(App[int]):
 
     # ------------------------------------------------------------ store → screen
 
-    def _to_app(self, message: Message) -> None:
-        """Worker thread: post now if the screen is up, else hold it for on_mount."""
-        with self._lock:
-            if not self._mounted:
-                self._held.append(message)
-                return
-        assert self._screen_loop is not None  # set before _mounted
-        with contextlib.suppress(RuntimeError):  # the app's loop has closed: nobody left to show it to
-            self._screen_loop.call_soon_threadsafe(self.post_message, message)
-
     def show(self, snap: Snapshot) -> None:
-        """Any thread: the newest snapshot to show; at most one message waits for the screen."""
-        if self._shown_first is None:
-            self._shown_first = snap  # the watcher starts from it instead of reading it again
-        with self._lock:
-            waiting = self._latest is not None
-            self._latest = snap
-        if not waiting:
-            self._to_app(SnapshotArrived())
-
-    def _watch(self) -> None:
-        """Worker thread: wait on the store; on a change read the snapshot, and every second look
-        whether the engine is still alive (an engine that died publishes nothing more)."""
-        waiter = self.client.watch()
-        last: Snapshot | None = self._shown_first
-        if last is not None:
-            self.client.news()  # what the first frame shows is not news
-        cut_off = False  # the store could not be read (a database away): said once, tried again every second
-        try:
-            while not self._unwatch.is_set():
-                try:
-                    changed = waiter.wait(1.0) and self.client.news() or last is None or cut_off
-                    if changed:
-                        last = self.client.snapshot() or last
-                        if last is not None:
-                            self.show(last)
-                    elif last is not None:
-                        seen = self.client.viewed(last)
-                        if seen.automation != last.automation:  # the engine died (or came back) with nothing new published
-                            last = seen
-                            self.show(last)
-                    if cut_off:
-                        self.call_from_thread(self.notify, "the rollout's store answers again", timeout=10)
-                    cut_off = False
-                except StoreUnwritable as exc:  # a network store's connection is gone: it reconnects on the next call
-                    if not cut_off:
-                        self.call_from_thread(self.notify, redact(f"cannot reach the rollout's store: {exc}; trying again"),
-                                              severity="error", timeout=30)
-                    cut_off = True
-                    self._unwatch.wait(1.0)
-        except Exception as exc:  # the store went away under us: say so on the screen rather than die silently
-            if not self._unwatch.is_set():
-                self.call_from_thread(self.notify, redact(f"cannot read the rollout any more: {exc}"), severity="error", timeout=30)
-        finally:
-            waiter.close()
+        """Any thread: the newest snapshot to show (launch.py gives the first frame's before the screen opens)."""
+        self.store_watch.show(snap)
 
     def on_snapshot_arrived(self, _: SnapshotArrived) -> None:
-        with self._lock:
-            snap, self._latest = self._latest, None
+        snap = self.store_watch.take()
         if snap is not None:
             self._apply(snap)
 
@@ -394,76 +310,6 @@ class WarroomApp(App[int]):
 
     # ------------------------------------------------------------ screen → engine
 
-    @work(group="engine-commands")
-    async def send(self, label: str, verb: Verb, *, quiet: bool = False, **args: object) -> None:
-        """Every command this console sends to the engine goes through here.
-
-        `verb` is a store command (step, pause, resume, rollback, retry, tick, ack), journaled
-        by the engine with this console's human; the outcome comes back as a notice (unless
-        `quiet`: the screen shows it anyway) or, refused, as the engine's reason.
-        """
-        try:
-            if self.snapshot is not None and self.snapshot.readonly:
-                self.notify("read-only console: no action possible", title=f"{label}: refused", severity="error")
-                return
-            try:
-                # A rollback is queued first, whatever this console makes of the engine: the driving engine
-                # runs it (the store's clock judges liveness, not this host's); an engine is started only if none drives.
-                sent = await self.sending.queue(label, verb, dict(args)) if verb is Verb.ROLLBACK else None
-            except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
-                self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
-                return
-            if verb is Verb.ROLLBACK and sent is None:
-                return  # the human stopped trying: said by Sending
-            if not isinstance(sent, Asked) and not self.engine_alive and not await self._engine_for(verb, label):
-                return
-            try:
-                if sent is None:
-                    sent = await self.sending.queue(label, verb, dict(args))
-                    if sent is None:
-                        return
-                if isinstance(sent, Asked):  # the store could not take it: this host's engine ran it over its local socket
-                    command = sent.command
-                else:
-                    command_id = sent
-                    command = await in_daemon_thread(lambda: self.client.wait(command_id, on_away=self.sending.following(label)))
-            except Exception as error:  # the store refused the command (a full disk): say it, never crash the screen
-                self.notify(redact(str(error)), title=f"{label} not sent", severity="error")
-                return
-            if not command.done:
-                self.notify(f"no answer: the engine stopped before it ran this ({command.status})", title=label, severity="error")
-            elif command.status in ("refused", "expired"):
-                self.notify(command.message, title=f"{label}: refused", severity="error")
-            elif command.status == "failed":
-                self.notify(command.message, title=f"{label} failed", severity="error")
-            elif not quiet:
-                self.notify(command.message, title=label)
-        finally:
-            if verb is Verb.ROLLBACK:
-                self.rollback_requested = False
-
-    def action_stop_trying(self) -> None:
-        self.sending.stop_trying()
-
-    async def _engine_for(self, verb: Verb, label: str) -> bool:
-        """No engine is alive: nothing would run a command. A rollback starts one first (rolling
-        back is never refused for want of an engine); anything else is refused at once."""
-        if verb is not Verb.ROLLBACK:
-            self.notify(f"no engine drives this rollout: nothing would run it; start one with `warroom up {self.plan_file}`",
-                        title=f"{label}: refused", severity="error")
-            return False
-        if self.start_engine is None:
-            self.notify("no engine drives this rollout: the rollback is queued for the next engine; start one now with "
-                        f"`warroom rollback {self.plan_file}` (or `warroom up {self.plan_file}`)",
-                        title=f"{label}: waiting for an engine", severity="error")
-            return False
-        self.notify("no engine drives this rollout: starting one to roll back", title=label, severity="warning")
-        problem = await in_daemon_thread(self.start_engine)
-        if problem:
-            self.notify(problem, title=f"{label}: not sent", severity="error")
-            return False
-        return True
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Over a dialog only the rollback key acts (the safe direction, as a breach would);
         # `s` must not stack a second step dialog, nor `q` quit from under it.
@@ -475,99 +321,6 @@ class WarroomApp(App[int]):
         """Run a table action by name (the palette), on the widget that holds its binding."""
         namespace = self.query_one(Checklist) if action.scope == "checklist" else self
         self.run_worker(self.run_action(action.action, namespace), group="palette")
-
-    def action_step_up(self) -> None:
-        from warroom.tui.screens.force_reason import ForceReason
-        from warroom.tui.screens.step_dialog import FORCE, STEP, StepDialog
-
-        snap = self.snapshot
-        if snap is None:
-            self.notify("waiting for the first reading from the engine", severity="warning")
-            return
-        # The phase this step moves from, as the screen showed it: the engine refuses a stale one.
-        seen = snap.phase.index if snap.phase else 0
-        if snap.readonly or snap.force_blockers:
-            # Not even a forced step can go now: let the engine say why (it is the authority).
-            self.send("step up", Verb.STEP, from_phase=seen)
-            return
-
-        def confirmed(choice: str | None) -> None:
-            if choice == STEP:
-                self.send("step up", Verb.STEP, from_phase=seen)
-            elif choice == FORCE:
-                self.push_screen(ForceReason(self.snapshot.step_blockers if self.snapshot else ()), forced)
-            else:
-                self.notify("step up cancelled: nothing changed")
-
-        def forced(reason: str | None) -> None:
-            if reason:
-                self.send("forced step up", Verb.STEP, force=True, reason=reason, from_phase=seen)
-            else:
-                self.notify("forced step up cancelled: nothing changed")
-
-        self.push_screen(StepDialog(snap), confirmed)
-
-    def action_pause_resume(self) -> None:
-        if self.snapshot is not None and self.snapshot.state == State.PAUSED:
-            self.send("resume", Verb.RESUME, quiet=True)
-        else:
-            self.send("pause", Verb.PAUSE, quiet=True)
-
-    def action_rollback(self) -> None:
-        snap = self.snapshot
-        # Shown at once, before the engine thread answers; the engine's state replaces it.
-        self.rollback_requested = not (snap and (snap.readonly or snap.state.in_rollback))
-        self.send("roll back", Verb.ROLLBACK, reason=f"manual rollback from the console by {self.actor.user}")
-
-    def action_retry(self) -> None:
-        from warroom.tui.screens.confirm import ConfirmDialog
-
-        snap = self.snapshot
-        if snap is None or snap.readonly or snap.state != State.ROLLED_BACK or snap.action is not None:
-            self.send("retry", Verb.RETRY)  # the engine says why not
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.send("retry", Verb.RETRY)
-            else:
-                self.notify("retry cancelled: still ROLLED BACK")
-
-        self.push_screen(ConfirmDialog(
-            "Retry the launch?",
-            f"This leaves ROLLED BACK and starts again before phase 1. The flags stay as the rollback left them "
-            f"until a step up (s) enters phase 1/{snap.phase_count}. Rolled back because: {snap.rollback.reason if snap.rollback else 'see the journal'}",
-            "Retry"), answered)
-
-    def on_checklist_toggle(self, message: Checklist.Toggle) -> None:
-        item = message.item
-        # Toggled again before the engine's answer shows: the opposite of what was last asked,
-        # not of the snapshot still on screen (key repeat would otherwise untick twice).
-        shown = self.snapshot.phase.checklist if self.snapshot and self.snapshot.phase else ()
-        ticked = self._asked.get(item.id, next((i.ticked for i in shown if i.id == item.id), item.ticked))
-        self._asked[item.id] = not ticked
-        # Routine: the journal line says it; no notice (eleven ticks are not eleven pop-ups).
-        self.send("checklist", Verb.TICK, quiet=True, item=item.id, undo=ticked)
-
-    def action_ack_drift(self) -> None:
-        self.send("acknowledge drift", Verb.ACK)
-
-    def action_approve(self) -> None:
-        # No plan digest from here: the console shows the plan the engine runs (its snapshot), and that is what is approved.
-        self.send("approve", Verb.APPROVE, note="from the console")
-
-    def action_reject(self) -> None:
-        from warroom.tui.screens.force_reason import ForceReason  # dialogs load when opened
-
-        def rejected(note: str | None) -> None:
-            if note:
-                self.send("reject", Verb.REJECT, note=note)
-            else:
-                self.notify("reject cancelled: nothing changed")
-
-        awaiting = (self.snapshot.awaiting,) if self.snapshot else ()
-        self.push_screen(ForceReason(awaiting, heading="REJECT the step, which is ", button="Reject", ask="why? (required, in the decision record)"),
-                         rejected)
 
     def action_help(self) -> None:
         from warroom.tui.screens.help import HelpRow, HelpScreen
