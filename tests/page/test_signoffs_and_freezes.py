@@ -35,7 +35,7 @@ def test_a_pending_sign_off_and_a_freeze_in_force_read_the_same_on_the_page_its_
     until("the page in phase 1", lambda: "1/3 Canary 5%" in served.get().text)
     asked = served.verb("step")
     assert asked.returncode == 0 and "awaiting security" in asked.stdout, asked.stdout + asked.stderr
-    approved = served.verb("approve", "--note", "dashboards look fine")
+    approved = served.verb("approve", "--note", "dashboards <b>fine</b>")
     assert approved.returncode == 0, approved.stdout + approved.stderr
     frozen = served.verb("freeze", "--until", "2h", "--reason", "Black Friday")
     assert frozen.returncode == 0, frozen.stdout + frozen.stderr
@@ -52,7 +52,7 @@ def test_a_pending_sign_off_and_a_freeze_in_force_read_the_same_on_the_page_its_
     # The sign-off: the engine's own words (roles still awaited, time left, what the timeout does), and who answered.
     assert shown.text("awaiting") == status["awaiting"]
     assert status["awaiting"].startswith("awaiting security (carol) ") and status["awaiting"].endswith("→ on timeout: abort")
-    assert f"approve</strong> by {getpass.getuser()} as security: dashboards look fine" in page
+    assert f"approve</strong> by {getpass.getuser()} as security: dashboards &lt;b&gt;fine&lt;/b&gt;" in page and "<b>fine" not in page
     # The freeze: the console banner's words, until when, why, and that going back is allowed.
     (freeze,) = status["freezes"]
     assert freeze["reason"] == "Black Friday" and freeze["kind"] == "ad hoc"
@@ -64,3 +64,12 @@ def test_a_pending_sign_off_and_a_freeze_in_force_read_the_same_on_the_page_its_
     live = first_event(served.url)
     assert 'id="awaiting"' in live and "awaiting security (carol) " in live and "on timeout: abort" in live
     assert f'id="freeze">{banner}</p>' in live
+
+
+def test_the_recorded_go_no_go_is_on_the_page_in_the_decision_records_words(serve):
+    served = serve({"go_no_go": {"criteria": [{"name": "CI green", "external": {"command": ["true"]}}], "timeout": "30m"}})
+    until("the page in phase 1", lambda: "1/3 Canary 5%" in served.get().text)
+    status = json.loads(served.verb("status", "--json").stdout)
+    decision = next(e for e in status["journal"] if e["kind"] == "go_no_go")
+    assert decision["message"].startswith("GO for the first exposure: 1/1 criteria pass")
+    until("the go/no-go on the page", lambda: Loaded(served.get().text, "").text("go-no-go") == decision["message"])
