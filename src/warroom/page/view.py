@@ -67,7 +67,6 @@ class FreezeRow:
     banner: str  # `FREEZE until 18:00 (Black Friday) · rollback allowed`: the console banner's words
     kind: str  # where it comes from: `ad hoc`, `stop-the-line`, `calendar`, `flag service`
     by: str  # who froze, without host or address; "" for a calendar or the flag service
-    coming: str  # "" when in force; `from 16:00 UTC` when it begins later
 
 
 @dataclass(frozen=True)
@@ -138,9 +137,7 @@ def guard_row(guard: GuardrailView, panes: dict[str, PaneView], poll: float) -> 
 
 def freeze_rows(snap: Snapshot, now: float) -> tuple[FreezeRow, ...]:
     zone = ZoneInfo(snap.zone)
-    return tuple(FreezeRow(f.banner(now, zone), f.kind.value, person(f.by) if f.by else "",
-                           "" if f.start is None or f.start <= now else f"from {utc(f.start)}")
-                 for f in snap.freezes)
+    return tuple(FreezeRow(f.banner(now, zone), f.kind.value, person(f.by) if f.by else "") for f in snap.freezes)
 
 
 def signoff_view(snap: Snapshot) -> SignOffView:
