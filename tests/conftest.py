@@ -42,7 +42,8 @@ SLOW_PATHS = ("process/", "races/", "tui/", "people/", "prometheus/test_exporter
               "prometheus/test_cohorts.py", "prometheus/test_trickle.py", "prometheus/test_results.py",
               "flags/test_secrets.py", "test_cli.py", "test_hostile_text.py", "test_hostile_files.py",
               "test_damaged_state.py", "test_bench_smoke.py", "page/test_access.py", "page/test_one_truth.py",
-              "page/test_page_in_chromium.py", "page/test_read_only.py", "page/test_viewers.py")
+              "page/test_page_in_chromium.py", "page/test_read_only.py", "page/test_viewers.py",
+              "page/test_signoffs_and_freezes.py")
 REAL_SERVERS = {"prometheus_factory", "stack", "exporter_factory", "postgres_cluster", "unleash", "tmux"}
 TESTS = Path(__file__).parent
 

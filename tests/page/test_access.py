@@ -102,7 +102,9 @@ def test_hostile_text_is_shown_as_text_and_no_secret_or_internal_address_reaches
             "rollback": {"steps": [{"name": "scale down", "run": ["kubectl", "scale", "deploy/payments-secret-runbook", "--replicas=0"]}]},
         }, force="the upstream server is down on purpose")
         served.verb("pause", "--reason", f"hold on {hostile}")
-        until("the pause and the server's error on the page", lambda: "PAUSED" in served.get().text and "HTTP 503" in served.get().text)
+        assert served.verb("freeze", "--until", "2h", "--reason", f"freeze for {hostile}").returncode == 0
+        until("the pause, the freeze and the server's error on the page",
+              lambda: "PAUSED" in (text := served.get().text) and 'id="freeze"' in text and "HTTP 503" in text)
         page = served.get().text
     body = page.split("<body>", 1)[1]
     # Markup is text: the only elements are the template's own, and the one script is ours.
@@ -110,6 +112,7 @@ def test_hostile_text_is_shown_as_text_and_no_secret_or_internal_address_reaches
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "\x1b" not in page and "\x07" not in page and "pwned" not in page
     assert "hold on &lt;script&gt;" in page  # the pause's reason, quoted from a person
+    assert "(freeze for &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page  # a freeze's reason, in its banner
     # No secret, token, internal address or runbook detail.
     for leak in ("XYZsecret123", "hooks.example.com", "prom.internal", server.url, "kubectl", "payments-secret-runbook", PAGE_KEY):
         assert leak not in page, leak

@@ -63,3 +63,20 @@ def test_with_javascript_the_page_follows_the_launch_live_without_reloading(serv
         assert not [e for e in chromium.events if e.get("method") == "Page.loadEventFired"]  # no reload: the stream did it
     finally:
         chromium.close()
+
+
+@pytest.mark.parametrize("script", [True, False], ids=["js-on", "js-off"])
+def test_on_a_phone_a_freeze_in_force_reads_as_the_console_banner_says_it(serve, tmp_path, script):
+    served = serve()
+    assert served.verb("freeze", "--until", "2h", "--reason", "Black Friday").returncode == 0
+    until("the freeze on the page", lambda: 'id="freeze"' in served.get().text)
+    chromium = DevTools(tmp_path / "devtools")
+    try:
+        tab = chromium.open(served.url + "/", size=SIZES["phone"], script=script)
+        if script:  # the stream's rendering, not only the first one
+            until("the live stream's first page", lambda: 'data-live="on"' in chromium.dom(tab))
+        banner = Loaded(chromium.dom(tab), "").text("freeze")
+    finally:
+        chromium.close()
+    assert re.fullmatch(r"FREEZE until (\w{3} \d\d \w{3} )?\d\d:\d\d \(Black Friday\) · rollback allowed", banner), banner
+    assert banner == Loaded(served.get().text, "").text("freeze")

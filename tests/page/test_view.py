@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from tests.engine.test_engine import enter_phase_one
+from warroom.core.freeze import Freeze, FreezeKind
 from warroom.core.snapshot import EngineView
 from warroom.page.view import STALE_FLOOR, page_view
 
@@ -23,3 +24,16 @@ async def test_numbers_older_than_three_polls_are_called_stale_with_their_age(ma
     assert old.stale == "the numbers are 1m15s old" and not old.engine_gone
     gone = page_view(dataclasses.replace(snap, engine=EngineView(False)), None, wall=snap.wall + 1)
     assert gone.engine_gone and gone.condition.word.startswith("NO ENGINE")
+
+
+async def test_a_stop_the_line_and_a_calendar_freeze_are_each_listed_and_the_banner_names_the_longest(make_engine):
+    engine = await make_engine()
+    await enter_phase_one(engine)
+    snap = await engine.tick()
+    line = Freeze(FreezeKind.STOP_THE_LINE, "incident 4711", start=snap.now - 60, by="alice from 10.0.0.7 on pts/3")
+    calendar = Freeze(FreezeKind.CALENDAR, "Black Friday", start=snap.now - 3600, until=snap.now + 7200)
+    view = page_view(dataclasses.replace(snap, freezes=(calendar, line), wall=1_800_000_000.0), None, wall=1_800_000_000.0)
+    assert view.freeze == "STOP-THE-LINE until lifted (incident 4711) · rollback allowed"
+    assert [(f.banner, f.kind, f.by) for f in view.freezes] == [
+        (calendar.banner(snap.now), "calendar", ""),
+        ("STOP-THE-LINE until lifted (incident 4711) · rollback allowed", "stop-the-line", "alice")]

@@ -2,7 +2,8 @@
 
 The worst condition (core.condition, the console banner's own words), the phase strip,
 exposures, each guardrail's value against its threshold with a small chart of its pane's
-recent history, the recent decisions, the stakeholder updates; and, loudly, whether an
+recent history, the recent decisions, the sign-off awaited and the go/no-go, the freezes and the next scheduled
+step (each in the console's own words, from core/), the stakeholder updates; and, loudly, whether an
 engine is guarding the launch and how old the numbers are. Nothing here reads a store or
 renders HTML: it is values for the template.
 """
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from warroom.core.condition import Condition, worst_condition
 from warroom.core.identity import person
-from warroom.core.journal_kinds import DECISIONS
+from warroom.core.journal_kinds import DECISIONS, Kind
 from warroom.core.snapshot import GuardrailView, PaneView, Snapshot, UpdatesView
 from warroom.core.units import format_duration, format_value
 from warroom.store.base import StoredUpdate
@@ -61,6 +63,20 @@ class DecisionRow:
 
 
 @dataclass(frozen=True)
+class FreezeRow:
+    banner: str  # `FREEZE until 18:00 (Black Friday) · rollback allowed`: the console banner's words
+    kind: str  # where it comes from: `ad hoc`, `stop-the-line`, `calendar`, `flag service`
+    by: str  # who froze, without host or address; "" for a calendar or the flag service
+
+
+@dataclass(frozen=True)
+class SignOffView:
+    awaiting: str  # `awaiting security (carol|dave) 04:12 → on timeout: hold`, as the engine published it; "" when nothing waits
+    answers: tuple[DecisionRow, ...]  # who answered the open request (approve or reject), oldest first
+    go_no_go: str  # the recorded GO or NO-GO, in the decision record's words; "" before one
+
+
+@dataclass(frozen=True)
 class PageView:
     rollout: str
     environment: str
@@ -78,6 +94,10 @@ class PageView:
     phases: tuple[PhaseCell, ...]
     guardrails: tuple[GuardRow, ...]
     decisions: tuple[DecisionRow, ...]
+    freeze: str  # the console banner's freeze line for the longest freeze in force; "" without one
+    freezes: tuple[FreezeRow, ...]
+    signoff: SignOffView
+    scheduled: str  # the next scheduled step: `phase 2 Half 50% at Fri 27 Nov 15:00 CET (in 1h)`; "" without one
     updates: UpdatesView | None
     last_update: StoredUpdate | None
     refresh_s: int  # the no-script page reloads itself this often
@@ -115,6 +135,25 @@ def guard_row(guard: GuardrailView, panes: dict[str, PaneView], poll: float) -> 
     return GuardRow(guard.id, reading, limit, guard.status.value, meaning, guard.action.value, chart(panes.get(guard.target), guard, poll))
 
 
+def freeze_rows(snap: Snapshot, now: float) -> tuple[FreezeRow, ...]:
+    zone = ZoneInfo(snap.zone)
+    return tuple(FreezeRow(f.banner(now, zone), f.kind.value, person(f.by) if f.by else "") for f in snap.freezes)
+
+
+def signoff_view(snap: Snapshot) -> SignOffView:
+    """The open request's answers are those since it was asked (the journal is newest first)."""
+    answers: list[DecisionRow] = []
+    if snap.awaiting:
+        for e in snap.journal:
+            if e.kind == Kind.APPROVAL_REQUESTED:
+                break
+            if e.kind in (Kind.APPROVAL_GIVEN, Kind.APPROVAL_REJECTED):
+                answers.append(DecisionRow(utc(e.ts), DECISIONS[e.kind], person(e.actor),
+                                           ", ".join(e.data.get("roles") or ()) + (f": {e.data['note']}" if e.data.get("note") else "")))
+    go = next((e.message for e in snap.journal if e.kind == Kind.GO_NO_GO), "")
+    return SignOffView(snap.awaiting, tuple(reversed(answers)), go)
+
+
 def page_view(snap: Snapshot, last_update: StoredUpdate | None, *, wall: float | None = None, refresh_s: int = 15) -> PageView:
     """The page's values for `snap` as a client composed it (its engine's liveness as of now)."""
     wall = time.time() if wall is None else wall
@@ -141,4 +180,6 @@ def page_view(snap: Snapshot, last_update: StoredUpdate | None, *, wall: float |
         guardrails=tuple(guard_row(g, panes, snap.poll_interval) for g in snap.guardrails),
         decisions=tuple(DecisionRow(utc(e.ts), DECISIONS[e.kind], person(e.actor), str(e.data.get("reason") or ""))
                         for e in decisions),
+        freeze=snap.freeze_banner(now), freezes=freeze_rows(snap, now), signoff=signoff_view(snap),
+        scheduled=snap.next_scheduled,
         updates=snap.updates, last_update=last_update, refresh_s=refresh_s, tick=snap.tick)
