@@ -205,7 +205,7 @@ class Engine:
         self.store_thread.send(lambda store: store.save_plan(fence, now, plan))
         self.recovery.journal_start(self.name)
         await self.recovery.recover()
-        await self._apply(await self._look_at_freezes(self.clock.now()))  # a step up typed before the first tick is refused too
+        await self._apply(await self._look_at_freezes(self.clock.now(), first=True))  # a step up typed before the first tick is refused too
         if self.cadence is not None:
             updates = await self.store_thread.call(lambda s: s.updates())
             since = self.cadence.journal_seq()
@@ -406,9 +406,9 @@ class Engine:
         """The freezes in force at the last look (every tick): they refuse step ups, never going back."""
         return self.frozen.in_force
 
-    async def _look_at_freezes(self, now: float) -> list[Note]:
+    async def _look_at_freezes(self, now: float, *, first: bool = False) -> list[Note]:
         return await self.frozen.look(now, lambda: self.store_thread.call(lambda store: store.freezes(since=self.started_at)),
-                                      lambda: self.flags.vendor_freeze, virtual=self._virtual)
+                                      lambda: self.flags.vendor_freeze, virtual=self._virtual, first=first)
 
     def step_blockers(self, *, forced: bool = False) -> list[str]:
         """Why a step up is refused now. `forced` keeps only what even a force cannot override (a sign-off, a freeze)."""

@@ -22,6 +22,7 @@ from warroom.plan.model import Plan
 from warroom.store.base import StoredFreeze, StoreError
 
 VENDOR = "vendor"  # the flag service's own freeze, among the store's row ids
+ROWS_BUDGET = 0.25  # seconds a tick waits for the store's freeze rows before going on with those last read
 
 
 def of_row(row: StoredFreeze) -> Freeze:
@@ -124,27 +125,38 @@ class Freezes:
         calendar = plan.schedule.freezes
         self.calendar = (CalendarWatch(FreezeCalendarReader(calendar, plan.base_dir, plan.schedule.tz()))
                          if calendar is not None else None)
+        self.rows: list[StoredFreeze] = []  # the store's rows as last read
+        self.reading: asyncio.Future[list[StoredFreeze]] | None = None
 
     @property
     def in_force(self) -> tuple[Freeze, ...]:
         return self.watch.in_force
 
     async def look(self, now: float, rows: Callable[[], Awaitable[list[StoredFreeze]]], vendor: Callable[[], str | None], *,
-                   virtual: bool) -> list[Note]:
-        """Read the store's rows (and the calendar, when due); what began or ended since the last look."""
+                   virtual: bool, first: bool = False) -> list[Note]:
+        """Read the store's rows (and the calendar, when due); what began or ended since the last look.
+        The `first` look, before any step up can be typed, waits for the rows however long they take."""
         news: list[Note] = []
         if self.calendar is not None:
-            reading = self.calendar.refresh(now)
-            if reading is not None and virtual:
-                await reading  # virtual time: the read lands before the clock moves on
+            calendar_read = self.calendar.refresh(now)
+            if calendar_read is not None and virtual:
+                await calendar_read  # virtual time: the read lands before the clock moves on
                 self.calendar.refresh(now)
             news += self.calendar.news()
-        try:
-            stored = await rows()
-        except StoreError:
-            return news  # a store away: the freezes as last read hold (the journal says the store is away)
+        # The rows are read on the store thread, behind any write waiting there: a store that holds its
+        # writes (a locked row, a slow disk) must not hold the tick, and with it the guardrails, so the
+        # tick waits at most ROWS_BUDGET and goes on with the rows last read; the read lands for a later tick.
+        if self.reading is None:
+            self.reading = asyncio.ensure_future(rows())
+        await asyncio.wait({self.reading}, timeout=None if virtual or first else ROWS_BUDGET)
+        if self.reading.done():
+            landed, self.reading = self.reading, None
+            try:
+                self.rows = landed.result()
+            except StoreError:
+                return news  # a store away: the freezes as last read hold (the journal says the store is away)
         calendar = self.calendar.freezes() if self.calendar is not None else ()
-        return news + self.watch.look(stored, vendor(), now, calendar)
+        return news + self.watch.look(self.rows, vendor(), now, calendar)
 
     def blockers(self, now: float) -> list[str]:
         """The freezes' step-up blockers, and the calendar's while it was never read."""
@@ -153,3 +165,5 @@ class Freezes:
     def cancel(self) -> None:
         if self.calendar is not None:
             self.calendar.cancel()
+        if self.reading is not None:
+            self.reading.cancel()
