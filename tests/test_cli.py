@@ -83,11 +83,13 @@ def test_headless_run_rolls_back_on_a_phase_two_error_fault(tmp_path):
 @pytest.mark.parametrize("restart_with", ["runner", "cli-verb"])
 def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(tmp_path, restart_with):
     marker, release = tmp_path / "drain-started", tmp_path / "drain-released"
-    # The first run of the drain step hangs (a slow kubectl); after the restart it finishes once the
-    # test releases it (so the rollback verb's command reaches the engine while the runbook still runs).
+    # The first run of the drain step SIGKILLs its engine the moment it starts (the worst moment: the
+    # step's record must be in the store already), says which process group it is ($$: the step's shell
+    # leads its group) and which engine it killed, and hangs on (a slow kubectl). After the restart the
+    # step finishes once the test releases it (so the rollback verb's command reaches the engine while
+    # the runbook still runs).
     again = f"while ! test -f {release}; do sleep 0.05; done; exit 0"
-    # The first run says which process group it is ($$: the step's shell leads its group), whole once the marker is there.
-    first = f"echo $$ > {marker}.part && mv {marker}.part {marker}; sleep 60"
+    first = f"kill -9 $PPID; echo $$ $PPID > {marker}.part && mv {marker}.part {marker}; sleep 60"
     slow_step = {"name": "Drain connections", "run": ["sh", "-c", f"test -f {marker} && {{ {again}; }}; {first}"], "timeout": "2m"}
     plan = sample_variant(tmp_path, rollback={"flags": {"realtime-features": False, "websocket_simple": False, "health_simple": True}, "steps": [slow_step],
                                               "dry_run": False})  # the simulator alone would only journal the step
@@ -95,11 +97,11 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
     faults.write_text("- {metric: error_rate, phase: 1, after: 1m, mode: set, value: 0.05, while_exposed: false}\n")
     runner = subprocess.Popen([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--faults", str(faults)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    until("the runner to reach the drain step", lambda: marker.exists() or runner.poll() is not None)
-    assert marker.exists(), runner.stderr.read().decode()
-    runner.send_signal(signal.SIGKILL)  # as soon as the step runs: its record must be in the store already
-    runner.wait()
-    first_group = int(marker.read_text())
+    # The step writes its marker after the kill: the runner killed is not yet the marker written.
+    until("the drain step to kill its engine and say so", lambda: marker.exists() or runner.poll() not in (None, -signal.SIGKILL))
+    assert marker.exists() and runner.wait() == -signal.SIGKILL, runner.stderr.read().decode()
+    first_group, killed = map(int, marker.read_text().split())
+    assert killed == runner.pid
 
     db = sqlite3.connect(tmp_path / "state.sqlite")
     before = db.execute("SELECT seq, kind, message FROM journal ORDER BY seq").fetchall()
