@@ -20,8 +20,8 @@ import yaml
 from tests.conftest import ALICE
 from tests.flags.conftest import FLAG_TOKEN
 from tests.flags.flagservice import FlagService
-from tests.support.waiting import DEADLINE
-from tests.tui.conftest import START, Console, SteppedClock
+from tests.support.waiting import DEADLINE, until_async
+from tests.tui.conftest import START, Console, SteppedClock, screen_text
 from warroom.client import ALIVE_FLOOR
 from warroom.engine.lease import HEARTBEAT
 from warroom.plan.faults import Fault
@@ -134,11 +134,23 @@ def scenario(name: str, tmp_path: Path, console, monkeypatch) -> tuple[Console, 
 SCENARIOS = ["running", "rollback_countdown", "rolling_back_flag_api_down", "rolled_back", "paused", "eleven_items", "no_data"]
 
 
+async def steady(pilot, app) -> None:
+    """Until two looks a tenth of a second apart find the same screen: on a loaded machine a relayout
+    (the lower area's rows shared out again) can still be under way when the last message is handled."""
+    looks = [screen_text(app)]
+
+    async def look(_every: float) -> None:
+        await pilot.pause(0.1)
+        looks.append(screen_text(app))
+
+    await until_async("the screen to settle", lambda: len(looks) > 1 and looks[-1] == looks[-2], pause=look)
+
+
 def shoot(snap_compare, c: Console, size, after: Before) -> bool:
     async def before(pilot) -> None:
         await c.tick(pilot, times=TICKS)
         await after(c, pilot)
-        await pilot.pause()
+        await steady(pilot, c.app)
 
     return snap_compare(c.app, terminal_size=size, run_before=before)
 
