@@ -2,7 +2,15 @@
 
 A client never builds an engine, never asks a source, never writes a flag. It reads the
 snapshot the engine published and the journal's newest entries from the store, tells
-whether an engine is alive, queues commands and follows what they do. When the store cannot
+whether an engine is alive, queues commands and follows what they do.
+
+Who sends a command is proven, never declared. PostgreSQL writes the session's role beside
+each command row. A SQLite file cannot say who wrote a row (anyone who may write the file can
+write any name), so a command for an engine of this host goes over its local socket, where
+the kernel names the sender, and the engine queues it in the store as that person; only a
+command no engine here can take (none runs yet — a rollback that starts one —, it runs on
+another host, or it is frozen) is queued by the client itself, and the engine journals its
+sender as "(declared, not proven)". A rollback is never held back for want of proof. When the store cannot
 carry it (a full disk: no command taken, no heartbeat renewed), a rollback or a pause goes to
 an engine of this host over its local socket, and an engine that answers there counts as
 alive (local_client.py). `start_engine`
@@ -35,7 +43,18 @@ from warroom.core.journal_kinds import Kind
 from warroom.core.local_wire import COMMANDS, SIGN_OFFS, LocalVerb
 from warroom.core.snapshot import EngineView, JournalEntry, Snapshot
 from warroom.core.verbs import Verb
-from warroom.store.base import KEEP_COMMANDS, MAX_COMMAND_TEXT, Command, LeaseInfo, Store, StoreUnwritable, Waiter, hostname, process_state
+from warroom.store.base import (
+    KEEP_COMMANDS,
+    MAX_COMMAND_TEXT,
+    Command,
+    LeaseInfo,
+    Store,
+    StoreUnwritable,
+    Waiter,
+    hostname,
+    process_state,
+)
+from warroom.store.core import command_texts
 from warroom.store.paths import StateRef, state_argument
 
 if TYPE_CHECKING:
@@ -145,11 +164,33 @@ class EngineClient:
 
     def send(self, verb: str, args: dict[str, Any] | None = None) -> int:
         """Queue a command (CommandTooLarge when it carries more than a command may); its id.
-        A rollback is never refused for its words: a reason longer than a command may carry is cut."""
+        A rollback is never refused for its words: a reason longer than a command may carry is cut.
+        On a store that cannot prove its sender, queued by this host's engine for the person the kernel names."""
         args = dict(args or {})
         if verb == Verb.ROLLBACK:
             args = {k: v[:MAX_COMMAND_TEXT] if isinstance(v, str) else v for k, v in args.items()}
+        if not self.store.proves_sender and self._engine_here():
+            command_texts(verb, args, self.actor.to_json())  # too large: said here, as the store would
+            try:
+                queued = local_client.queue(self.store.ref, verb, args, self.actor)
+            except local_client.NotQueued:
+                if verb != Verb.ROLLBACK:
+                    raise
+                queued = None  # a rollback asked twice is run once: "already rolled back"
+            if isinstance(queued, int):
+                return queued
+            # Not queued there (the store cannot take it, or the engine refused this user): the store says why below, and
+            # a way back goes to the engine directly; no engine took it in time: queued here, as declared.
         return self.store.send_command(verb, args, self.actor.to_json())
+
+    def _engine_here(self) -> bool:
+        """Whether the driving engine runs on this host and can answer (a stopped process holds its socket silent)."""
+        try:
+            lease = self.store.lease()
+        except StoreUnwritable:
+            return False
+        holder = lease.holder if lease is not None else None
+        return holder is not None and holder.host == hostname() and not holder.provably_gone() and process_state(holder.pid) != "T"
 
     def send_or_ask(self, verb: str, args: dict, accepted: Callable[[str], None] | None = None) -> int | Asked:
         """Queue the command in the store (its id); a rollback or a pause the store cannot take,

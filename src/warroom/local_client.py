@@ -1,6 +1,7 @@
 """The client half of the engine's local socket: asking this host's engine directly.
 
-Used when the store cannot carry it — a full disk takes no command and lets the engine
+On a SQLite state, every command of a client on the engine's host is queued this way (`queue`):
+the engine writes it to the store as the person the kernel names. It is also used when the store cannot carry it — a full disk takes no command and lets the engine
 renew no heartbeat, a database is out of reach — for the way back (a rollback, a pause) and
 for `status` to tell an engine that guards from memory from no engine at all. The wire is
 core/local_wire.py; this module imports nothing of the engine.
@@ -16,7 +17,7 @@ from typing import Any
 
 from warroom.core.identity import Actor
 from warroom.core.local_wire import LINE_LIMIT, LocalVerb, address, decode, encode
-from warroom.store.base import hostname
+from warroom.store.base import StoreError, hostname
 
 ANSWER_WAIT = 2.0  # seconds an engine of this host gets to answer (a frozen one holds its socket and never does)
 BETWEEN_LINES = 5.0  # seconds without a line while a command runs: the engine sends one every second, or it is gone
@@ -34,6 +35,10 @@ class Ping:
 class Answer:
     status: str  # done | refused | failed
     message: str
+
+
+class NotQueued(StoreError):
+    """The engine took a command to queue (the client said go) and did not say it did: asking again could run it twice."""
 
 
 def _lines(sock: socket.socket) -> Iterator[dict[str, Any]]:
@@ -103,3 +108,37 @@ def command(state_ref: str, verb: LocalVerb, args: dict[str, Any], actor: Actor,
         return None
     return Answer("failed", f"the engine took the {verb.value} over its local socket at {time.strftime('%H:%M:%S')} and stopped "
                             "answering before its outcome: see `warroom status PLAN`")
+
+
+def queue(state_ref: str, verb: str, args: dict[str, Any], actor: Actor) -> int | Answer | None:
+    """Have this host's engine queue a command in the store as the person the kernel names: its id; the
+    answer when the engine would not queue it (refused, or `unwritable`: the store cannot take it); None
+    when no engine takes it in time (none listens, or it hangs), so the caller queues it itself.
+    NotQueued when the engine was told to go and then went silent."""
+    sock = _connect(state_ref, {"verb": LocalVerb.QUEUE.value, "command": verb, "args": args, "actor": actor.to_json()})
+    if sock is None:
+        return None
+    try:
+        lines = _lines(sock)
+        try:
+            first = next(lines, None)
+        except (OSError, ValueError):
+            return None  # silent in time: it never gets the go, so it never queues it
+        if not first or not first.get("ready"):
+            return Answer(str(first.get("status") or "refused"), str(first.get("message") or "")) if first else None
+        try:
+            sock.settimeout(BETWEEN_LINES)
+            sock.sendall(encode({"go": True}))
+            answer = next(lines, None)
+        except (OSError, ValueError):
+            answer = None
+    finally:
+        sock.close()
+    if answer and "queued" in answer:
+        return int(answer["queued"])
+    if answer and "unwritable" in answer:
+        return Answer("unwritable", str(answer["unwritable"]))
+    if answer and "status" in answer:
+        return Answer(str(answer["status"]), str(answer.get("message") or ""))
+    raise NotQueued(f"the engine took the {verb} over its local socket at {time.strftime('%H:%M:%S')} and stopped answering "
+                    "before saying it queued it: see `warroom status PLAN` before asking again")

@@ -131,6 +131,18 @@ async def test_a_sign_off_counts_only_from_a_proven_person(make_engine, clock):
     assert request(engine).answers == ()
 
 
+async def test_a_step_asked_under_a_name_nothing_proves_opens_no_sign_off(make_engine, clock):
+    """carol writes a step request under dave's name into the state file, then approves 'his' step:
+    four eyes would be two names of one person. Where the requester may approve anyway, nothing is gained."""
+    engine = await make_engine(signed())
+    await ready_for_phase_two(engine, clock)
+    with pytest.raises(CommandError, match="nothing proves who sent it: ask from the engine's host"):
+        await engine.step_up(DAVE.declared())
+    assert request(engine) is None and engine.phase_index == 1
+    await engine.step_up(DAVE)  # the same person, proven: the request opens
+    assert request(engine).requester == "dave"
+
+
 async def test_a_rejection_ends_the_request_and_needs_a_note(make_engine, clock):
     engine = await make_engine(signed())
     await ready_for_phase_two(engine, clock)

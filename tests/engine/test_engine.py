@@ -343,7 +343,8 @@ async def test_one_engine_drives_and_runs_a_client_command_as_the_human_who_sent
     await loop
     assert (command.status, command.message, command.epoch) == ("done", "paused", 1)
     pause = [e for e in engine.store.entries() if e.kind == "pause"][-1]
-    assert pause.actor == "alice from 10.0.0.7 on pts/3" and pause.data["actor"]["tty"] == "pts/3"
+    # Queued in the SQLite file with no local socket to prove it: run as alice said, and shown as only said.
+    assert pause.actor == "alice (declared, not proven) from 10.0.0.7 on pts/3" and pause.data["actor"]["tty"] == "pts/3"
     snap = client.snapshot()
     assert snap.state == State.PAUSED and snap.paused_reason == "from a script" and snap.engine.alive
 

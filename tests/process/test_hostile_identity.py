@@ -1,16 +1,19 @@
 """Who runs an engine is outside text too (issue 21, item 11): a host name or user name with
 escape sequences, bidi controls or CR/LF never reaches a terminal or the engine's log raw.
-Real `warroom up`/`down` processes; the names come the way they do on a host (the
-environment)."""
+Real `warroom up`/`step`/`down` processes; the names come the way they do on a host (the
+environment). A user name in USER/LOGNAME is never the sender's either (issue 24): the journal
+names the uid's account, as the kernel proved it over the engine's local socket."""
 
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 
 import pytest
 
 from tests.process.conftest import WARROOM
+from warroom.store import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -37,10 +40,20 @@ def test_up_down_and_the_engine_log_never_carry_a_hostile_host_or_user_name_raw(
     assert started.returncode == 0 and "engine started: pid" in started.stdout, started.stdout + started.stderr
     again = run("up")  # says who drives: the holder's user and host
     assert again.returncode == 0 and "engine already driving" in again.stdout, again.stdout + again.stderr
-    stopped = run("down")
+    stepped = run("step")
+    assert stepped.returncode == 0, stepped.stdout + stepped.stderr
+    stopped = run("down", "--force")  # phase 1 is live: its guardrails would go unguarded
     assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stdout + stopped.stderr
-    for name, result in (("up", started), ("up again", again), ("down", stopped)):
+    for name, result in (("up", started), ("up again", again), ("step", stepped), ("down", stopped)):
         assert_clean(result.stdout + result.stderr, f"the output of {name}")
     log = r.log.read_text()
-    assert "engine.start" in log and "stopping: asked by" in log, log
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert "engine.start" in log and f"stopping: asked by {me}@" in log, log
     assert_clean(log, "the engine log")
+    store = open_store(r.state, create=False, readonly=True)
+    try:
+        [step] = [e for e in store.entries() if e.kind == "step.intent"]
+    finally:
+        store.close()
+    assert step.data["actor"]["user"] == me and step.data["actor"]["proof"].startswith(f"kernel: uid {os.getuid()} ({me})"), step.data
+    assert step.actor.startswith(f"{me}@") and "al" not in step.actor.removeprefix(me), step.actor

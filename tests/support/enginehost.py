@@ -32,6 +32,7 @@ class EngineHost:
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._main, name="warroom-engine-host", daemon=True)
         self._failed: BaseException | None = None
+        self.commands = CommandLoop(engine, self._shutdown)
         self._thread.start()
         self._started.wait(DEADLINE)
         if self._failed is not None:
@@ -44,7 +45,7 @@ class EngineHost:
     def listen_locally(self) -> concurrent.futures.Future[None]:
         """Listen on the engine's local socket too, as its process does, until the host stops (the kernel
         then names who sends a sign-off or a rollback that way)."""
-        return self.submit(lambda: LocalSocket(self.engine).serve(self._stop))
+        return self.submit(lambda: LocalSocket(self.engine, self.commands).serve(self._stop))
 
     def call(self, fn: Callable[[], Awaitable[T]], timeout: float = DEADLINE) -> T:
         return self.submit(fn).result(timeout)
@@ -54,6 +55,10 @@ class EngineHost:
             self.loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(timeout)
         return not self._thread.is_alive()
+
+    async def _shutdown(self, *_: Any) -> str:
+        self._stop.set()
+        return "stopping"
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -70,16 +75,12 @@ class EngineHost:
         finally:
             self._started.set()
 
-        async def shutdown(*_: Any) -> str:
-            self._stop.set()
-            return "stopping"
-
         try:
             if self.ticking:
-                serving = asyncio.ensure_future(CommandLoop(self.engine, shutdown).serve(self._stop))
+                serving = asyncio.ensure_future(self.commands.serve(self._stop))
                 await self.engine.run(self._stop, self.after_tick)
                 await serving
             else:
-                await CommandLoop(self.engine, shutdown).serve(self._stop)
+                await self.commands.serve(self._stop)
         finally:
             await self.engine.close()

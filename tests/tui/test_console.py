@@ -18,6 +18,7 @@ from tests.conftest import ALICE, BASE_PLAN
 from tests.support.helpers import free_port
 from tests.tui.conftest import palette_text, screen_text
 from tests.tui.test_glance import rows_of
+from warroom import local_client
 from warroom.core.clock import RealClock
 from warroom.core.identity import Actor
 from warroom.core.snapshot import State
@@ -237,6 +238,26 @@ async def test_p_pauses_and_resumes(console, test_plan):
         await pilot.press("p")
         await c.until(pilot, lambda: c.app.snapshot.state == State.RUNNING)
         assert len(by_alice(c, "pause")) == 1 and len(by_alice(c, "resume")) == 1
+
+
+async def test_p_is_journaled_and_shown_as_the_kernel_names_the_sender_not_as_the_console_says(console, test_plan):
+    """Issue 24: on SQLite the console's word ("alice") is only a declaration. Over the engine's local socket
+    the kernel names the sender, and the console's journal shows that account; a command queued in the store
+    with no engine here to take it is shown as declared."""
+    me = pwd.getpwuid(os.getuid()).pw_name
+    c = console(test_plan())
+    async with c.app.run_test(size=(160, 40)) as pilot:
+        await into_phase_one(c, pilot)
+        await pilot.press("p")  # no local socket yet: only the store takes it, as alice said
+        await c.until(pilot, lambda: c.app.snapshot.state == State.PAUSED)
+        await c.until(pilot, lambda: "alice? PAUSED: paused by alice (declared, not proven)" in screen_text(c.app), "the name shown declared")
+        c.host.listen_locally()
+        await c.until(pilot, lambda: local_client.ping(c.engine.store.ref) is not None, "the engine's local socket")
+        await pilot.press("p")
+        await c.until(pilot, lambda: c.app.snapshot.state == State.RUNNING)
+        [resume] = [e for e in c.engine.store.entries() if e.kind == "resume"]
+        assert resume.data["actor"]["user"] == me and resume.data["actor"]["proof"].startswith(f"kernel: uid {os.getuid()} ({me})")
+        await c.until(pilot, lambda: f"{me[:6]:<6} resumed by {me}" in screen_text(c.app), "the proven account on the console")
 
 
 async def test_space_and_enter_tick_the_selected_item(console, test_plan):

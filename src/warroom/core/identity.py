@@ -4,7 +4,9 @@ A client names itself by the uid it runs as (never `$USER`, `$LOGNAME` or `$SUDO
 anyone can set); the engine replaces that with what it can prove — the kernel's word on a
 local socket (SO_PEERCRED's uid, and the audit login uid that names the person behind a
 shared account) or the database's (the session's role) — and says which in `proof`. An
-actor with no `proof` is as declared: it may pause or roll back, never sign off.
+actor with no `proof` is as declared: it may pause or roll back, never sign off; one the engine
+took on a client's word alone (a row in a SQLite store's commands table, which anyone who may
+write the file can write under any name) is `unproven`, and its label says so wherever it is shown.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ class Actor:
     tty: str = ""
     automatic: bool = False
     proof: str = ""  # how `user` is known: "kernel: uid 0 (root), login uid 1001 (carol)", "database role carol"; "": declared
+    unproven: bool = False  # the engine acted on this name as the client wrote it, with nothing to prove it
 
     def label(self) -> str:
         if self.automatic:
             return "warroom (automatic)"
-        text = self.user
+        text = self.user + (f" {UNPROVEN}" if self.unproven else "")  # before where from: `person()` keeps it
         if self.ssh_client:
             text += f" from {self.ssh_client}"
         elif self.host:
@@ -43,16 +46,22 @@ class Actor:
         body = {"user": self.user, "host": self.host, "ssh_client": self.ssh_client, "tty": self.tty, "automatic": self.automatic}
         if self.proof:
             body["proof"] = self.proof
+        if self.unproven:
+            body["unproven"] = True
         return body
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Actor:
         return cls(str(data.get("user") or ""), str(data.get("host") or ""), str(data.get("ssh_client") or ""),
-                   str(data.get("tty") or ""), bool(data.get("automatic")), str(data.get("proof") or ""))
+                   str(data.get("tty") or ""), bool(data.get("automatic")), str(data.get("proof") or ""), bool(data.get("unproven")))
 
     def declared(self) -> Actor:
-        """As a client's word: whatever proof it claims is not one (only the engine proves)."""
-        return Actor(self.user, self.host, self.ssh_client, self.tty)
+        """As a client's word, taken with nothing to prove it: whatever proof it claims is not one (only the
+        engine proves), and it is shown as declared."""
+        return Actor(self.user, self.host, self.ssh_client, self.tty, unproven=True)
+
+
+UNPROVEN = "(declared, not proven)"  # how a name taken on a client's word alone is shown: journal, console, page, reports
 
 
 AUTOMATIC = Actor(user="warroom", automatic=True)

@@ -1,18 +1,26 @@
 """The engine's local socket, as both ends speak it: where it is, and the lines on it.
 
 The driving engine listens on an abstract unix stream socket of this host named after the
-rollout's state. A client on the same host uses it when the store cannot carry what it
-must say — a disk too full to take a command (or the engine's heartbeat), a database out of
-reach: a rollback or a pause goes straight to the engine, and `status` asks whether the
-engine still runs. The kernel proves who connected (SO_PEERCRED); the engine records it
-with the command.
+rollout's state. The kernel proves who connects (SO_PEERCRED's uid and pid, and the login
+uid of that pid); the engine records every command that comes this way as that person. On a
+SQLite state — a file that anyone who may write it can write any name into — it is how every
+command of a client on the engine's host reaches the engine: the engine queues it in the
+store for the person the kernel named (`queue`), and it is run like any other. It is also
+the way when the store cannot carry what must be said — a disk too full to take a command
+(or the engine's heartbeat), a database out of reach: a rollback or a pause goes straight to
+the engine, and `status` asks whether the engine still runs.
 
 One JSON object a line, UTF-8. The client sends one request:
   {"verb": "ping" | "rollback" | "pause" | "approve" | "reject", "args": {…}, "actor": {…as the client declares it}, "why": "…"}
+  {"verb": "queue", "command": "<any Verb>", "args": {…}, "actor": {…}}
 The engine answers a ping with one line {"holder", "epoch", "unrenewed", "snapshot"}; a
 command with {"accepted": true}, then {"waiting": true} every second while it runs, then
 {"status": "done" | "refused" | "failed", "message": "…"}; a request it refuses with just
-the status line.
+the status line. A `queue` is two-step, so that a command is queued once whatever happens:
+the engine answers {"ready": true}; the client sends {"go": true} (or, hearing nothing in
+time, closes and queues it in the store itself: the engine never got the go); the engine
+queues it and answers {"queued": id} — or {"unwritable": "…"} when the store cannot take it,
+or the status line of a refusal (a command too large).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ class LocalVerb(str, Enum):  # noqa: UP042  (as State: the value is what goes on
     PAUSE = "pause"
     APPROVE = "approve"
     REJECT = "reject"
+    QUEUE = "queue"  # any command, queued in the store by the engine for the person the kernel names
 
 
 COMMANDS = (LocalVerb.ROLLBACK, LocalVerb.PAUSE)  # the way back never waits on a disk: only these go this way

@@ -77,6 +77,11 @@ def ask(plan: Plan, state: RolloutState, *, digest: str, exposures: Mapping[str,
     approval = needed(plan, state)
     if approval is None or current(plan, state) is not None:
         raise st.Refused("no sign-off to ask for")
+    if actor.unproven and not approval.self_approval:
+        # Four eyes need two proven people: a name only written into the state file could be the approver's own.
+        raise CommandError(f"{actor.label()} asks for a step that needs sign-off, and nothing proves who sent it: "
+                           "ask from the engine's host (`warroom step PLAN` there talks to it over its local socket) "
+                           "or through a PostgreSQL state, where the database names you")
     phase = state.phase + 1
     req = Request(
         id=uuid.uuid4().hex[:12], phase=phase, exposures=dict(exposures), digest=digest, requester=person(actor), requested_at=now,

@@ -2,8 +2,13 @@
 
 Every way of acting goes through `dispatch`: a verb and its arguments, run as the
 engine's command method with the human who asked (journaled with that person — user,
-SSH client address, tty — never with the engine's identity). Clients queue commands in
-the store; the driving engine claims each one in a transaction (no two engines run one
+SSH client address, tty — never with the engine's identity). Who that is, is proven:
+PostgreSQL records the session's role with each row; on SQLite a client of this host asks
+the engine over its local socket and the engine queues the command for the person the
+kernel names (`queue_for`, remembered in this process: a row's text could name anyone). A
+row nothing proves — a client's own, with no engine here to take it — runs as its sender
+declared it, shown "(declared, not proven)"; a sign-off from it counts for nothing.
+Clients queue commands in the store; the driving engine claims each one in a transaction (no two engines run one
 command; a rollback before anything queued ahead of it), runs it as a task of its own (a
 slow step up never holds a rollback back), and writes the outcome. A command that waited
 longer than its bound — on the store's clock, never a client's — is not run: a stale
@@ -23,7 +28,7 @@ from warroom.core.journal_kinds import Kind
 from warroom.core.verbs import Verb
 from warroom.engine.executor import CommandError
 from warroom.engine.journal import COMMAND
-from warroom.store.base import Command, Fenced, StoreError
+from warroom.store.base import Command, Fenced, Store, StoreError
 
 if TYPE_CHECKING:
     from warroom.engine.engine import Engine
@@ -67,6 +72,7 @@ class CommandLoop:
         self.shutdown = shutdown  # the process decides how it stops (it may refuse during a rollback)
         self.running: set[asyncio.Task[None]] = set()
         self.resumed: set[int] = set()  # rollback commands the engine before left running, run again here
+        self.proven: dict[int, Actor] = {}  # commands this engine queued for a sender the kernel named, until claimed
         # The phase, and when (this host's wall clock) this engine saw the rollout enter it: 0 for the phase
         # it found when it began to drive (it entered before). Every phase change commits a journal entry,
         # so a listener sees each; the first entry is the engine's own start, once its state is loaded.
@@ -77,6 +83,12 @@ class CommandLoop:
         now = self.engine.journal.state.phase
         if self.phase is None or now != self.phase[0]:
             self.phase = (now, 0.0 if self.phase is None else time.time())
+
+    def queue_for(self, store: Store, verb: str, args: dict[str, Any], actor: Actor) -> int:
+        """On the store thread: queue a command for `actor` as proven, before any claim can see it."""
+        command_id = store.send_command(verb, args, actor.to_json())
+        self.proven[command_id] = actor
+        return command_id
 
     def stale_step(self, args: dict[str, Any]) -> str | None:
         """Why a step is stale: the rollout left the phase it names (`from_phase`), or moved on after the
@@ -154,8 +166,9 @@ class CommandLoop:
     async def _run(self, command: Command) -> None:
         engine = self.engine
         declared = Actor.from_json(command.actor).declared()
-        # The database's word when it gives one (PostgreSQL: the session's role); else the client's, unproven.
-        actor = from_database(declared, command.sender) if command.sender else declared
+        # The kernel's word when this engine queued it for a local client; the database's (PostgreSQL: the session's
+        # role); else the client's, shown as unproven.
+        actor = self.proven.pop(command.id, None) or (from_database(declared, command.sender) if command.sender else declared)
         age = command.waited  # on the store's clock: a client whose clock is off sends no "old" command
         COMMAND.set(command.id)  # this task's context: an action it starts is recorded on the command
         try:

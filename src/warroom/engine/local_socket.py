@@ -1,12 +1,15 @@
 """The driving engine's local socket: what must reach it without a disk write.
 
-A full disk stops the store taking commands and the engine renewing its heartbeat, while
-the engine keeps guarding from memory; a client would then see no engine and nowhere to
-send a rollback. So the driving engine also listens on an abstract unix socket of its host
-(core/local_wire.py): a rollback or a pause sent there runs at once, journaled (held in
-memory until the store takes writes again) with the sender as the kernel proves it —
-SO_PEERCRED's uid and pid, and the login session's uid — never as declared; a ping answers
-with what the engine sees. Who may: the engine's own user, root, and a user the state file's
+The driving engine listens on an abstract unix socket of its host (core/local_wire.py), where
+the kernel proves who connects — SO_PEERCRED's uid and pid, and the login session's uid —
+never as declared. On a SQLite state, whose rows anyone who may write the file can write
+under any name, every command of a client on this host comes this way: the engine queues it
+in the store for the person the kernel named, remembered by the command loop, and runs it as
+any other (`queue`). A full disk stops the store taking commands and the engine renewing its
+heartbeat, while the engine keeps guarding from memory; a client would then see no engine
+and nowhere to send a rollback: a rollback or a pause sent here then runs at once, journaled
+(held in memory until the store takes writes again) as the kernel names its sender; a ping
+answers with what the engine sees. Who may: the engine's own user, root, and a user the state file's
 permissions let write it (the same people who could send the command through the store).
 
 A frozen engine holds its socket without answering: clients bound their wait (local_client.py).
@@ -30,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 from warroom.core.identity import Actor, from_kernel
 from warroom.core.journal_kinds import Kind
 from warroom.core.local_wire import COMMANDS, LINE_LIMIT, SIGN_OFFS, UNSET_LOGINUID, LocalVerb, Peer, address, decode, encode
-from warroom.engine.commands import dispatch
+from warroom.engine.commands import CommandLoop, dispatch
 from warroom.engine.executor import CommandError
 from warroom.engine.lease import HEARTBEAT
-from warroom.store.base import Fenced, hostname
+from warroom.store.base import Fenced, StoreError, StoreUnwritable, hostname
 
 if TYPE_CHECKING:
     from warroom.engine.engine import Engine
@@ -75,8 +78,9 @@ def refusal(peer: Peer, state_ref: str) -> str:
 
 
 class LocalSocket:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, commands: CommandLoop):
         self.engine = engine
+        self.commands = commands  # where a command queued for a proven sender is remembered as theirs
         self.ref = engine.store.ref
 
     async def serve(self, stop: asyncio.Event) -> None:
@@ -121,6 +125,8 @@ class LocalSocket:
                 writer.write(encode({"status": "refused", "message": why}))
             elif verb == LocalVerb.PING:
                 writer.write(encode(self._ping()))
+            elif verb == LocalVerb.QUEUE:
+                await self._queue(request, peer, reader, writer)
             else:
                 await self._command(verb, request, peer, writer)
             await writer.drain()
@@ -136,12 +142,36 @@ class LocalSocket:
             body.pop("journal")
         return {"holder": engine.holder, "epoch": engine.lease.epoch, "unrenewed": engine.lease.unrenewed, "snapshot": body}
 
+    @staticmethod
+    def _sender(request: dict[str, Any], peer: Peer) -> tuple[Actor, Actor]:
+        """(as the client declares itself, as the kernel proves it): the person by login uid (else uid), this
+        host, with the proof; what the client says of its SSH session and tty is kept as context."""
+        declared = Actor.from_json(request.get("actor") or {})
+        return declared, from_kernel(Actor(declared.user, hostname(), declared.ssh_client, declared.tty), peer.uid, peer.loginuid)
+
+    async def _queue(self, request: dict[str, Any], peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Queue a command in the store for its sender as proven; only once the client says go (it queues it
+        itself when this engine is too slow to say ready: never both)."""
+        _, actor = self._sender(request, peer)
+        verb = str(request.get("command") or "")
+        asked = request.get("args")
+        args: dict[str, Any] = asked if isinstance(asked, dict) else {}
+        writer.write(encode({"ready": True}))
+        await writer.drain()
+        if not decode(await asyncio.wait_for(reader.readline(), READ_WAIT)).get("go"):
+            return
+        try:
+            command_id = await self.engine.store_thread.call(lambda store: self.commands.queue_for(store, verb, args, actor))
+        except StoreUnwritable as exc:  # a full disk: the client then sends a way back here to run at once
+            writer.write(encode({"unwritable": str(exc)}))
+        except StoreError as exc:  # too large, or the store failed: said as the store says it
+            writer.write(encode({"status": "refused", "message": str(exc)}))
+        else:
+            writer.write(encode({"queued": command_id}))
+
     async def _command(self, verb: LocalVerb, request: dict[str, Any], peer: Peer, writer: asyncio.StreamWriter) -> None:
         assert verb in COMMANDS or verb in SIGN_OFFS
-        declared = Actor.from_json(request.get("actor") or {})
-        # Journaled as the kernel says: the person by login uid (else uid), this host, with the proof; what the client
-        # says of its SSH session and tty is kept beside.
-        actor = from_kernel(Actor(declared.user, hostname(), declared.ssh_client, declared.tty), peer.uid, peer.loginuid)
+        declared, actor = self._sender(request, peer)
         asked = request.get("args")
         args: dict[str, Any] = asked if isinstance(asked, dict) else {}
         why = str(request.get("why") or "")

@@ -230,7 +230,7 @@ class EngineProcess:
                 engine.on_fenced(exc)
             if engine.fenced is None:
                 serving = asyncio.ensure_future(self.commands.serve(self.stop))
-                local = asyncio.ensure_future(LocalSocket(engine).serve(self.stop))  # what must reach it without a disk write
+                local = asyncio.ensure_future(LocalSocket(engine, self.commands).serve(self.stop))  # what must reach it without a disk write
                 await engine.run(self.stop, self.options.after_tick)  # until stopped or fenced
                 await self.commands.drain(DRAIN)
                 serving.cancel()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import select
 import socket
 import sqlite3
@@ -216,6 +217,11 @@ class SQLiteStore(SQLStore):
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite creates a database 0644 whatever the umask; made here first, it follows the umask (and a setgid
+        # folder's group), so a launch run with `umask 002` lets its group write the state (a sign-off over the
+        # engine's local socket asks that). Its -wal and -shm files take this file's mode. Cannot: SQLite says why.
+        with suppress(OSError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         db = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA busy_timeout = 15000")
         db.execute("PRAGMA journal_mode = WAL")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.reactive import reactive
 
+from warroom.core.identity import UNPROVEN
 from warroom.core.journal_kinds import Kind, known
 from warroom.core.snapshot import JournalEntry, Snapshot
 from warroom.tui.parts import Parts
@@ -23,11 +24,17 @@ PREFIX = 16  # "08:00:13 alice  ": time and who, before the message
 
 
 def who(entry: JournalEntry) -> str:
-    """The user alone: the full label (host, tty) is in the journal itself."""
+    """The user alone: the full label (host, tty) is in the journal itself. A name the engine took on the
+    sender's word alone (a SQLite row nothing proved) is marked `?`, and its message says so."""
     actor = entry.data.get("actor") or {}
     if actor.get("automatic"):
         return "auto"
-    return actor.get("user") or entry.actor.split()[0]
+    user = actor.get("user") or entry.actor.split()[0]
+    return f"{user[:5]}?" if actor.get("unproven") else user
+
+
+def unproven(entry: JournalEntry) -> bool:
+    return bool((entry.data.get("actor") or {}).get("unproven"))
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,10 @@ class Line:
 
     @property
     def message(self) -> str:
-        return f"×{self.count} {self.entry.message}" if self.count > 1 else self.entry.message
+        text = self.entry.message
+        if unproven(self.entry) and UNPROVEN not in text:
+            text = f"{UNPROVEN} {text}"
+        return f"×{self.count} {text}" if self.count > 1 else text
 
 
 def coalesce(entries: tuple[JournalEntry, ...]) -> list[Line]:
