@@ -23,7 +23,9 @@ from tests.support.pgproxy import CommitCutter
 from tests.support.waiting import until_async
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import State
-from warroom.store.base import PendingAction
+from warroom.engine.lease import this_process
+from warroom.store import open_store
+from warroom.store.base import ActionWrite, PendingAction
 from warroom.store.postgres import PostgresStore
 
 ACTION_INSERT = b"INSERT INTO warroom.actions"  # the transaction whose COMMIT's answer is lost: a new action's
@@ -78,3 +80,31 @@ async def test_a_step_up_whose_commit_answer_is_lost_is_written_once_and_the_eng
         await asyncio.wait_for(engine.wait_idle(), 30)
     finally:
         direct.close()
+
+
+def test_held_rows_already_in_the_store_are_not_written_again_on_either_backend(store_ref):
+    """The store's half on both dialects (the code is shared): what a flush writes after a commit that
+    landed unheard. SQLite meets it rarer (a disk error reported after the commit), PostgreSQL above."""
+    store = open_store(store_ref)
+    try:
+        fence = store.acquire_lease(this_process(), 30).fence()
+        store.commit(fence, 1.0, [row("guardrail.breach")], state={"phase": 0})
+        known = store.last_seq()
+        intent = ActionWrite("a1", new=("rollback", {"reason": "errors"}))
+        batch = [row("rollback.intent", "rolling back"), row("rollback.attempt", "feature off")]
+        store.commit(fence, 2.0, batch, state={"phase": 0, "action": "a1"}, action=intent)  # landed; the engine never heard
+        held = [(2.0, row("journal.unwritable", "the journal cannot be written"), None), (2.0, batch[0], intent), (2.0, batch[1], ActionWrite("a1")),
+                (3.0, row("rollback.outcome", "rolled back"), ActionWrite("a1", status="done")), (4.0, row("journal.recovered"), None)]
+        done = store.commit_many(fence, held, {"state": "ROLLED_BACK"}, after=known)
+        kinds = [e.kind for e in store.entries()]
+        assert kinds == ["guardrail.breach", "rollback.intent", "rollback.attempt", "journal.unwritable", "rollback.outcome",
+                         "journal.recovered"]
+        assert sorted(e.seq for e in done.entries) == [e.seq for e in store.entries()][1:]  # the landed ones as they are
+        assert store.action_status("a1") == "done" and store.pending_actions() == []
+        assert store.load_state()[1] == {"state": "ROLLED_BACK"}
+    finally:
+        store.close()
+
+
+def row(kind: str, message: str = "m") -> tuple[str, str, str, dict]:
+    return (kind, message, "warroom (automatic)", {"why": message})
