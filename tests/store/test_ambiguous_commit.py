@@ -12,9 +12,14 @@ Real parts: the shared cluster's test database, reached through a TCP proxy on 1
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
+import psycopg
 import pytest
 import yaml
 
@@ -25,7 +30,7 @@ from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import State
 from warroom.engine.lease import this_process
 from warroom.store import open_store
-from warroom.store.base import ActionWrite, PendingAction
+from warroom.store.base import ActionWrite
 from warroom.store.postgres import PostgresStore
 
 ACTION_INSERT = b"INSERT INTO warroom.actions"  # the transaction whose COMMIT's answer is lost: a new action's
@@ -42,7 +47,33 @@ def batch_key(entry) -> tuple:
     return entry.ts, entry.kind, entry.message, entry.actor
 
 
-async def test_a_step_up_whose_commit_answer_is_lost_is_written_once_and_the_engine_writes_again(make_engine, pg_state, proxy):
+@dataclass(frozen=True)
+class Decision:
+    """A decision that creates an action, the one whose commit's answer is lost, and where it leaves the rollout."""
+
+    before: Callable[[Any], Awaitable[Any]]  # what the engine does first, its commits heard
+    decide: Callable[[Any], Awaitable[str]]
+    said: str  # in what `decide` returns
+    intent: Kind
+    outcome: Kind
+    state: State
+    phase: int
+
+
+async def nothing(engine) -> None:
+    return None
+
+
+DECISIONS = {
+    "step up": Decision(nothing, lambda e: e.step_up(ALICE), "phase 1", Kind.STEP_INTENT, Kind.STEP_OUTCOME, State.RUNNING, 1),
+    "rollback": Decision(lambda e: e.step_up(ALICE), lambda e: e.rollback(ALICE, "error rate"), "rolled back",
+                         Kind.ROLLBACK_INTENT, Kind.ROLLBACK_OUTCOME, State.ROLLED_BACK, 1),
+}
+
+
+@pytest.mark.parametrize("name", DECISIONS)
+async def test_a_decision_whose_commit_answer_is_lost_is_written_once_and_the_engine_writes_again(make_engine, pg_state, proxy, name):
+    decision = DECISIONS[name]
     target = pg_state.keyed(f"ambiguous-{uuid.uuid4().hex[:12]}")
     phases = yaml.safe_load(BASE_PLAN)["phases"]
     phases[0].update(gates=[], checklist=[], hold="0s")
@@ -51,32 +82,37 @@ async def test_a_step_up_whose_commit_answer_is_lost_is_written_once_and_the_eng
     direct = PostgresStore(target, create=False)  # the test's own look, not through the proxy
     try:
         await engine.tick()
+        await decision.before(engine)
         await engine.journal.settled()
         published = direct.snapshot_seq()
         proxy.cut_commit_of(ACTION_INSERT)
-        assert "phase 1" in await engine.step_up(ALICE)
+        assert decision.said in await decision.decide(engine)
         await engine.journal.settled()
-        assert proxy.cuts == 1, "the step's intent went through the proxy and its COMMIT's answer was lost"
-        intent = next(e for e in engine.journal.tail(20) if e.kind == Kind.STEP_INTENT)
+        assert proxy.cuts == 1, "the intent went through the proxy and its COMMIT's answer was lost"
+        intent = next(e for e in engine.journal.tail(40) if e.kind == decision.intent)
         assert direct.action_status(intent.action_id) is not None  # the server did commit it
 
         async def written_again() -> bool:
             await engine.tick()
             await engine.journal.settled()
-            return engine.journal.held is None and direct.load_state()[1].get("phase") == 1 and direct.snapshot_seq() > published
+            return (engine.journal.held is None and direct.load_state()[1].get("state") == decision.state.value
+                    and direct.snapshot_seq() > published)
 
         await until_async("the engine writes its state and snapshot again", written_again,
                           show=lambda: f"held: {engine.journal.held}\nstate: {direct.load_state()}")
-        assert engine.state == State.RUNNING and engine.phase_index == 1
+        assert engine.state == decision.state and engine.phase_index == decision.phase
 
         entries = direct.entries()
         kinds = [e.kind for e in entries]
-        assert kinds.count(Kind.STEP_INTENT) == 1 and kinds.count(Kind.STEP_OUTCOME) == 1, kinds
+        assert kinds.count(decision.intent) == 1 and kinds.count(decision.outcome) == 1, kinds
         twice = [k for k, n in Counter(batch_key(e) for e in entries).items() if n > 1]
         assert not twice, f"written twice: {twice}"
-        actions = direct._read("SELECT id, status FROM warroom.actions WHERE rollout = ?", (target.rollout,))
-        assert [(intent.action_id, "done")] == [tuple(a) for a in actions], actions
-        assert direct.pending_actions() == list[PendingAction]()
+        assert [e.seq for e in entries] == sorted({e.seq for e in entries})
+        assert direct.action_status(intent.action_id) == "done" and direct.pending_actions() == []
+        with psycopg.connect(target.url, password=os.environ[PG_PASSWORD]) as raw:
+            (count,) = raw.execute("SELECT count(*) FROM warroom.actions WHERE rollout = %s AND id = %s",
+                                   (target.rollout, intent.action_id)).fetchone()
+        assert count == 1
         await asyncio.wait_for(engine.wait_idle(), 30)
     finally:
         direct.close()
