@@ -19,6 +19,9 @@ Samples are expendable, decisions are not: when the store cannot be written (a f
 disk, a database away), the decision that failed and every later one are held, in order,
 with the state they led to, until the store takes them again (`flush`, every tick);
 meanwhile the engine keeps guarding and says loudly that the journal cannot be written.
+A commit that failed may have landed all the same (the connection cut after the server
+committed): `flush` tells the store the newest entry known written, and what is already
+there after it is not written twice.
 """
 
 from __future__ import annotations
