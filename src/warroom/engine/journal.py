@@ -19,6 +19,9 @@ Samples are expendable, decisions are not: when the store cannot be written (a f
 disk, a database away), the decision that failed and every later one are held, in order,
 with the state they led to, until the store takes them again (`flush`, every tick);
 meanwhile the engine keeps guarding and says loudly that the journal cannot be written.
+A commit that failed may have landed all the same (the connection cut after the server
+committed): `flush` tells the store the newest entry known written, and what is already
+there after it is not written twice.
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ class _Writer:
     def __init__(self, unwritable: Callable[[str], Row]) -> None:
         self.held: _Held | None = None
         self.unwritable = unwritable  # the entry that says why the journal cannot be written
+        # The newest entry known to be in the store: a commit that failed may yet have landed (the connection cut
+        # after the server committed), and `flush` writes again only what is not there after it.
+        self.written = 0
 
     def commit(self, store: Store, fence: Fence, ts: float, rows: list[Row], action: ActionWrite | None,
                state: dict[str, Any] | None) -> tuple[list[JournalEntry], bool]:
@@ -85,7 +91,7 @@ class _Writer:
         kept = []
         if self.held is None:
             try:
-                return store.commit(fence, ts, rows, state=state, action=action).entries, False
+                return self._known(store.commit(fence, ts, rows, state=state, action=action).entries), False
             except Fenced:
                 raise
             except StoreError as exc:
@@ -93,8 +99,8 @@ class _Writer:
                              "writes go on; decisions are kept until the state database can be written again", exc)
                 self.held = _Held(time.time(), str(exc))
                 kept.append(self._keep(ts, self.unwritable(str(exc)), None))
-        for i, row in enumerate(rows):
-            kept.append(self._keep(ts, row, action if i == 0 else None))
+        for i, row in enumerate(rows):  # each entry of the batch names its action, as a commit writes them
+            kept.append(self._keep(ts, row, action if i == 0 or action is None else ActionWrite(action.id)))
         if not rows and action is not None:
             self.held.rows.append((ts, None, action))  # progress or outcome alone
         return kept, True
@@ -109,14 +115,18 @@ class _Writer:
         if self.held is None:
             return []
         try:
-            done = store.commit_many(fence, [*self.held.rows, (ts, gap(self.held), None)], state)
+            done = store.commit_many(fence, [*self.held.rows, (ts, gap(self.held), None)], state, after=self.written)
         except Fenced:
             raise
         except StoreError:
             return None
         log.warning("the journal is written again: %d decisions held in memory are in it now", len(self.held.rows))
         self.held = None
-        return done.entries
+        return self._known(done.entries)
+
+    def _known(self, entries: list[JournalEntry]) -> list[JournalEntry]:
+        self.written = max([self.written, *(e.seq for e in entries)])
+        return entries
 
 
 class EngineJournal:
@@ -141,7 +151,9 @@ class EngineJournal:
     async def load(self) -> RolloutState:
         """The state and the journal's newest entries as the store has them (once, as the engine starts to drive)."""
         def read(store: Store) -> tuple[tuple[int, dict[str, Any]], list[JournalEntry]]:
-            return store.load_state(), store.tail(TAIL)
+            newest = store.tail(TAIL)
+            self._writer.written = newest[0].seq if newest else 0  # on the store thread, as every commit
+            return store.load_state(), newest
 
         (self.version, body), newest = await self.thread.call(read)
         self.state = RolloutState.from_json(body)

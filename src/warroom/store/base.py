@@ -382,9 +382,12 @@ class Store(ABC):
         `expected_version` is given and the state moved."""
 
     @abstractmethod
-    def commit_many(self, fence: Fence, held: Sequence[Held], state: dict[str, Any]) -> Committed:
+    def commit_many(self, fence: Fence, held: Sequence[Held], state: dict[str, Any], *, after: int) -> Committed:
         """Entries and action writes held while the store could not be written, in order, each
-        with its own time; then the state as the engine holds it now."""
+        with its own time; then the state as the engine holds it now. Written exactly once: a
+        commit the engine never heard the answer to may have landed (the connection cut after
+        the server committed), so an entry already in the journal after seq `after` (the newest
+        the engine knew written) is not written again, and a new action already there is kept."""
 
     @abstractmethod
     def record_samples(self, fence: Fence, ts: float, values: Mapping[str, float | None]) -> None: ...

@@ -214,11 +214,12 @@ class SQLStore(Store):
     def _state_row(self, tx: Tx) -> SQLRow | None:
         return tx.one(f"SELECT version, body FROM {self.s}state WHERE {self.row_col} = ?", self.row)
 
-    def _write_action(self, tx: Tx, ts: float, fence: Fence, action: ActionWrite) -> None:
+    def _write_action(self, tx: Tx, ts: float, fence: Fence, action: ActionWrite, *, again: bool = False) -> None:
+        """`again`: the write may have landed already (held after an ambiguous commit); a new action there is kept as it is."""
         actions, by_id = f"{self.s}actions", self._where("id = ?")
         if action.new is not None:
             tx.run(f"INSERT INTO {actions} ({self.key_col}id, kind, status, intent, created, epoch) "
-                   f"VALUES ({self.key_mark}?, ?, 'pending', ?, ?, ?)",
+                   f"VALUES ({self.key_mark}?, ?, 'pending', ?, ?, ?)" + (f" ON CONFLICT ({self.key_col}id) DO NOTHING" if again else ""),
                    (*self.key, action.id, action.new[0], json.dumps(action.new[1], sort_keys=True), ts, fence.epoch))
             if action.command is not None:
                 tx.run(f"UPDATE {self.s}commands SET action_id = ?{by_id}", (action.id, *self.key, action.command))
@@ -249,19 +250,31 @@ class SQLStore(Store):
             self._put_state(tx, version + 1, state)
             return Committed(written, version + 1, state)
 
-    def commit_many(self, fence: Fence, held: Sequence[Held], state: dict[str, Any]) -> Committed:
+    def commit_many(self, fence: Fence, held: Sequence[Held], state: dict[str, Any], *, after: int) -> Committed:
         with self._tx() as tx:
             self._fence(tx, fence)
+            landed = self._landed(tx, after)
             written = []
             for ts, row, action in held:
+                action_id = action.id if action else None
                 if action is not None:
-                    self._write_action(tx, ts, fence, action)
+                    self._write_action(tx, ts, fence, action, again=True)  # a status or progress written twice is the same
                 if row is not None:
-                    written.append(self._insert(tx, ts, row, action.id if action else None))
+                    same = landed.get((ts, *rows.journal_text(row), action_id))
+                    written.append(same.pop(0) if same else self._insert(tx, ts, row, action_id))
             found = self._state_row(tx)
             version = (found[0] if found else 0) + 1
             self._put_state(tx, version, state)
             return Committed(written, version, state)
+
+    def _landed(self, tx: Tx, after: int) -> dict[tuple[Any, ...], list[JournalEntry]]:
+        """The entries written after seq `after`, by their content: only this engine writes the journal while it holds
+        the lease, so any there are from its commits whose answer it never heard."""
+        landed: dict[tuple[Any, ...], list[JournalEntry]] = {}
+        for found in tx.all(f"SELECT {rows.ENTRY} FROM {self.s}journal{self._where('seq > ?')} ORDER BY seq", (*self.key, after)):
+            _, ts, kind, message, actor, action_id, data = found  # as _insert wrote them: data as stored, not parsed again
+            landed.setdefault((ts, kind, message, actor, data, action_id), []).append(rows.entry(found))
+        return landed
 
     def record_samples(self, fence: Fence, ts: float, values: Mapping[str, float | None]) -> None:
         if not values:
