@@ -9,6 +9,7 @@ when run. Exit codes: core/exit_codes.py (and the README).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -172,7 +173,22 @@ HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Start-up builds a few hundred thousand objects (Textual's and the snapshot's types, the
+    # widgets): the cyclic collector, walking them again and again, cost a console a fifth of its
+    # start. It is off until the console's first frame is on the screen (tui/app.py `on_ready`),
+    # or until it gave up; `python -m warroom` turns it off before this module's imports too.
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in VERBS:
+        gc.enable()  # a verb may run for hours (the engine, the rehearsal service): only the console holds it off
+    else:
+        gc.disable()
+    try:
+        return _run(argv)
+    finally:
+        gc.enable()
+
+
+def _run(argv: list[str]) -> int:
     try:
         if argv and argv[0] == "secret":
             from warroom.cli.secret import run_secret
