@@ -168,7 +168,10 @@ class WarroomApp(CommandActions):
         self.store_watch.start(asyncio.get_running_loop())
 
     def on_ready(self) -> None:
-        # The first frame is on the screen: the collector, held off through start-up (cli/main.py), runs again.
+        # The first frame is on the screen: the collector, held off through start-up (cli/main.py), runs
+        # again, over what is made from now on. What start-up made (modules, types, the widgets) lives as
+        # long as the console: frozen out of its sight, or its first pass walks all of it while a key waits.
+        gc.freeze()
         gc.enable()
 
     def on_unmount(self) -> None:
