@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from warroom.cli.acting import actor_cmd
 from warroom.cli.parser import console_parser, help_text, verb_parser
-from warroom.cli.reading import client_of, cmd_journal, cmd_report, cmd_status
 from warroom.core.exit_codes import Exit
 from warroom.core.secrets import SecretError, redact
 from warroom.core.text import terminal_safe
@@ -122,6 +121,18 @@ def cmd_thaw(plan: Plan, args: argparse.Namespace) -> int:
     return run(plan, args)
 
 
+def _reader(verb: str) -> Callable[[Plan, argparse.Namespace], int]:
+    """A reading verb's handler (cli/reading.py), imported when it runs: a console's start never needs it."""
+
+    def run(plan: Plan, args: argparse.Namespace) -> int:
+        from warroom.cli import reading
+
+        handler: Callable[[Plan, argparse.Namespace], int] = getattr(reading, f"cmd_{verb}")
+        return handler(plan, args)
+
+    return run
+
+
 def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
     from warroom.cli.check import cmd_check as run
 
@@ -143,6 +154,7 @@ def cmd_page(plan: Plan, args: argparse.Namespace) -> int:
 def cmd_update(plan: Plan, args: argparse.Namespace) -> int:
     """`warroom update PLAN`: the waiting draft; with --approve, publish it (or the --edit-file's text) as the sender."""
     from warroom.cli.page import approved_text, show_update
+    from warroom.cli.reading import client_of
 
     text = approved_text(plan, args)
     if isinstance(text, int):
@@ -159,10 +171,10 @@ HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "up": cmd_up,
     "down": cmd_down,
     "drill": cmd_drill,
-    "report": cmd_report,
+    "report": _reader("report"),
     "run": cmd_run,
-    "status": cmd_status,
-    "journal": cmd_journal,
+    "status": _reader("status"),
+    "journal": _reader("journal"),
     "verify": cmd_verify,
     "freeze": cmd_freeze,
     "thaw": cmd_thaw,
