@@ -21,11 +21,14 @@ demo: $(STAMP)
 servers:
 	bash .ci/install-servers
 
+# --dist loadgroup: the tests sharing a costly fixture (Unleash, a module's Prometheus, the big journals:
+# ONCE_PER_WORKER in tests/conftest.py) run on one worker, which starts or builds it once; every other
+# test goes to whichever worker is free, as with the default `load`.
 test: $(STAMP) servers
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -n 2 --durations=25
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=25
 
 # The inner loop, in under two minutes: unit-level tests in one process each, on SQLite files
 # and loopback servers. It leaves out every `slow` test (see tests/conftest.py): engines, verbs

@@ -12,7 +12,8 @@ from itertools import pairwise
 from common import SMOKE, emit, summary
 from pty_console import PANE_VALUE, PtyProgram, hello_world, warroom
 
-WINDOW = 5.0 if SMOKE else 60.0
+WINDOW = 1.2 if SMOKE else 60.0
+SETTLE = 0.5 if SMOKE else 2.0  # seconds after the first frame: start-up work is not idle work
 SLICES = 6  # the window in slices, for the spread
 
 
@@ -20,7 +21,7 @@ def idle(program: PtyProgram) -> tuple[float, float, list[float], list[float]]:
     """CPU % of one core and bytes/s over WINDOW after the first frame settles, and per slice."""
     try:
         program.wait_for(PANE_VALUE, timeout=60)
-        time.sleep(2.0)  # start-up work is not idle work
+        time.sleep(SETTLE)
         marks = [(program.cpu_seconds(), time.perf_counter())]
         for _ in range(SLICES):
             time.sleep(WINDOW / SLICES)

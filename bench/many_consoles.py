@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 from tests.support.servers import PrometheusServer, _stop, queries_answered, start_exporter, write_flags  # noqa: E402
 
 CONSOLES = 2 if SMOKE else 12
-WINDOW = 6.0 if SMOKE else 30.0
+WINDOW = 2.0 if SMOKE else 30.0
+SETTLE = 0.5 if SMOKE else 3.0  # seconds before each window: the engine's first ticks; the consoles' start-up work
 QUERIES = [
     'sum(rate(warroom_sim_http_requests_total{code=~"5.."}[30s])) / sum(rate(warroom_sim_http_requests_total[30s]))',
     "histogram_quantile(0.95, sum by (le) (rate(warroom_sim_request_duration_seconds_bucket[30s])))",
@@ -82,14 +83,14 @@ def main() -> None:
             prom.wait_for_data("warroom_sim_http_requests_total", minimum=3)
             path = plan(work, prom.url)
             subprocess.run([sys.executable, "-m", "warroom", "up", str(path)], check=True, capture_output=True)
-            time.sleep(3)  # the engine's first ticks
+            time.sleep(SETTLE)  # the engine's first ticks
             alone = rate(prom.url, WINDOW)
             consoles = [warroom(str(path)) for _ in range(CONSOLES)]
             hello = hello_world()
             for console in consoles:
                 console.wait_for(PANE_VALUE, timeout=120)
             hello.wait_for(PANE_VALUE, timeout=60)
-            time.sleep(3)  # start-up work is not idle work
+            time.sleep(SETTLE)  # start-up work is not idle work
             first, t0 = queries_answered(prom.url), time.perf_counter()
             cpu = cpu_over([*consoles, hello], WINDOW)
             with_consoles = (queries_answered(prom.url) - first) / (time.perf_counter() - t0)
@@ -103,7 +104,7 @@ def main() -> None:
             _stop(exporter.proc)
     per_console, hello_cpu = cpu[:-1], cpu[-1]
     c = summary(per_console)
-    ratio = with_consoles / alone
+    ratio = with_consoles / alone if alone else float("inf")
     print(f"{CONSOLES} consoles on one engine: Prometheus answered {with_consoles:.2f} queries/s with them, {alone:.2f}/s with none "
           f"({ratio:.2f}×); idle console CPU median {c['median']:.2f} % (max {c['max']:.2f} %), hello-world {hello_cpu:.2f} %")
     emit("consoles_query_rate", {"unit": "ratio", "ratio": ratio, "with": with_consoles, "baseline": alone, "consoles": CONSOLES,

@@ -32,7 +32,7 @@ from tests.support.waiting import until  # noqa: E402
 VIEWERS = 20 if SMOKE else 200
 LOADS = 2 if SMOKE else 5  # page loads per viewer
 ALONE = 20 if SMOKE else 200  # page loads by one viewer alone: the baseline
-WINDOW = 5.0 if SMOKE else 20.0  # seconds of source load with no viewer
+WINDOW = 1.0 if SMOKE else 20.0  # seconds of source load with no viewer
 TOKEN = "bench-page-viewers-token"
 WARROOM = [sys.executable, "-m", "warroom"]
 ERRORS = 'sum(rate(warroom_sim_http_requests_total{code=~"5.."}[30s])) / sum(rate(warroom_sim_http_requests_total[30s]))'

@@ -45,16 +45,23 @@ SLOW_PATHS = ("process/", "races/", "tui/", "people/", "prometheus/test_exporter
               "page/test_page_in_chromium.py", "page/test_read_only.py", "page/test_viewers.py",
               "page/test_signoffs_and_freezes.py")
 REAL_SERVERS = {"prometheus_factory", "stack", "exporter_factory", "postgres_cluster", "unleash", "tmux"}
+# Fixtures that cost seconds each time a worker first needs one (Unleash and its migrations, the module's
+# Prometheus, the million-entry and the damaged journals). `make test` runs with `--dist loadgroup`: every
+# test using one goes to the same worker, so the suite pays for it once, not once per worker.
+ONCE_PER_WORKER = {"unleash", "stack", "million", "damaged"}
 TESTS = Path(__file__).parent
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         where = item.path.relative_to(TESTS).as_posix()
         params = item.callspec.params if hasattr(item, "callspec") else {}
-        if (where.startswith(SLOW_PATHS) or REAL_SERVERS & set(getattr(item, "fixturenames", ()))
-                or params.get("store_ref") == "postgresql"):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if where.startswith(SLOW_PATHS) or REAL_SERVERS & fixtures or params.get("store_ref") == "postgresql":
             item.add_marker(pytest.mark.slow)
+        for name in sorted(ONCE_PER_WORKER & fixtures):
+            item.add_marker(pytest.mark.xdist_group(name))
 
 BASE_PLAN = textwrap.dedent(
     """

@@ -95,7 +95,7 @@ async def test_a_run_step_starts_only_once_its_process_group_is_written_down(tmp
 
     gated: list[int] = []
 
-    def cannot_record(pgid: int) -> None:
+    async def cannot_record(pgid: int) -> None:
         gated.append(pgid)
         raise OSError("database or disk is full")
 
@@ -104,5 +104,9 @@ async def test_a_run_step_starts_only_once_its_process_group_is_written_down(tmp
     until("the gated step's shell to end", lambda: not running(gated[0]))  # it ended without running the step
     assert not marker.exists()
     recorded: list[int] = []
-    result = await run_step(step, {}, started=recorded.append)
+
+    async def record(pgid: int) -> None:
+        recorded.append(pgid)
+
+    result = await run_step(step, {}, started=record)
     assert result.ok and marker.exists() and recorded

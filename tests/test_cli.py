@@ -83,21 +83,25 @@ def test_headless_run_rolls_back_on_a_phase_two_error_fault(tmp_path):
 @pytest.mark.parametrize("restart_with", ["runner", "cli-verb"])
 def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(tmp_path, restart_with):
     marker, release = tmp_path / "drain-started", tmp_path / "drain-released"
-    # The first run of the drain step hangs (a slow kubectl); after the restart it finishes once the
-    # test releases it (so the rollback verb's command reaches the engine while the runbook still runs).
+    # The first run of the drain step SIGKILLs its engine the moment it starts (the worst moment: the
+    # step's record must be in the store already), says which process group it is ($$: the step's shell
+    # leads its group) and which engine it killed, and hangs on (a slow kubectl). After the restart the
+    # step finishes once the test releases it (so the rollback verb's command reaches the engine while
+    # the runbook still runs).
     again = f"while ! test -f {release}; do sleep 0.05; done; exit 0"
-    slow_step = {"name": "Drain connections", "run": ["sh", "-c", f"test -f {marker} && {{ {again}; }}; touch {marker}; sleep 60"],
-                 "timeout": "2m"}
+    first = f"kill -9 $PPID; echo $$ $PPID > {marker}.part && mv {marker}.part {marker}; sleep 60"
+    slow_step = {"name": "Drain connections", "run": ["sh", "-c", f"test -f {marker} && {{ {again}; }}; {first}"], "timeout": "2m"}
     plan = sample_variant(tmp_path, rollback={"flags": {"realtime-features": False, "websocket_simple": False, "health_simple": True}, "steps": [slow_step],
                                               "dry_run": False})  # the simulator alone would only journal the step
     faults = tmp_path / "faults.yaml"
     faults.write_text("- {metric: error_rate, phase: 1, after: 1m, mode: set, value: 0.05, while_exposed: false}\n")
     runner = subprocess.Popen([*WARROOM, "run", "--headless", str(plan), "--speed", "max", "--faults", str(faults)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    until("the runner to reach the drain step", lambda: marker.exists() or runner.poll() is not None)
-    assert marker.exists(), runner.stderr.read().decode()
-    runner.send_signal(signal.SIGKILL)
-    runner.wait()
+    # The step writes its marker after the kill: the runner killed is not yet the marker written.
+    until("the drain step to kill its engine and say so", lambda: marker.exists() or runner.poll() not in (None, -signal.SIGKILL))
+    assert marker.exists() and runner.wait() == -signal.SIGKILL, runner.stderr.read().decode()
+    first_group, killed = map(int, marker.read_text().split())
+    assert killed == runner.pid
 
     db = sqlite3.connect(tmp_path / "state.sqlite")
     before = db.execute("SELECT seq, kind, message FROM journal ORDER BY seq").fetchall()
@@ -132,12 +136,18 @@ def test_sigkill_between_rollback_intent_and_outcome_loses_and_doubles_nothing(t
     for kind in ("rollback.intent", "rollback.confirmed", "rollback.resume", "rollback.outcome"):
         assert kinds.count(kind) == 1, (kind, kinds)
     assert kinds.index("rollback.resume") > len(before) - 1
+    # The step ran only once its process group was in the store: the killed engine left that record,
+    # and the engine that resumed (the verb's too) read it, however soon after the step began the kill came.
+    (resume,) = [e for e in after if e["kind"] == "rollback.resume"]
+    assert (resume["data"]["progress"].get("running") or {}).get("pgid") == first_group, resume["data"]
     step = [e for e in after if e["kind"] == "rollback.step"]
     assert len(step) == 1 and step[0]["data"]["ok"] is True
     # The first run of the step (its shell and its sleep) outlived the killed engine: the next one
     # stopped its process group before running the step again, so it never ran twice at once.
     (stopped,) = [e for e in after if e["kind"] == "rollback.step_stopped"]
-    assert running_in_group(stopped["data"]["stopped_pgid"]) == []
+    assert stopped["data"]["stopped_pgid"] == first_group
+    assert kinds.index("rollback.step_stopped") < kinds.index("rollback.step")
+    until("the stopped group's processes to be gone", lambda: running_in_group(first_group) == [])  # SIGKILL lands, not at once
     seqs = [e["seq"] for e in after]
     assert seqs == sorted(set(seqs))
     assert json.loads((tmp_path / "flags.json").read_text())["flags"]["realtime-features"]["enabled"] is False

@@ -27,8 +27,10 @@ def damaged(tmp_path_factory) -> tuple[Path, Path]:
                    capture_output=True, stdin=subprocess.DEVNULL)
     store = Store(tmp / "state.sqlite")
     fence = store.acquire_lease(this_process(), 60).fence()  # an engine's: the journal is written under a lease
-    for i in range(3000):  # enough pages that the journal's leaves fill the middle of the file
-        store.commit(fence, 1_800_000_000.0 + i, [("source.error", f"source service: timeout after 5s ({i})", "warroom (automatic)", {})])
+    # Enough pages that the journal's leaves fill the middle of the file: one transaction (as a store
+    # that held its writes commits them), not 3000 fsyncs.
+    store.commit_many(fence, [(1_800_000_000.0 + i, ("source.error", f"source service: timeout after 5s ({i})", "warroom (automatic)", {}), None)
+                              for i in range(3000)], store.load_state()[1])
     store.release_lease(fence)
     store.close()
     db = tmp / "state.sqlite"

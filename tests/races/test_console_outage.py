@@ -1,14 +1,17 @@
 """`R` in a console while the store cannot be reached (issue 21, item 19): the console keeps
 trying, saying so with the count, and the rollback goes out once the database answers again.
 A real console in tmux, a real engine, the shared PostgreSQL cluster's test database refusing
-connections for a while (as in tests/process/test_across_hosts.py)."""
+connections for a while (as in tests/process/test_across_hosts.py).
+
+Whatever the store does meanwhile, the console follows again once it answers: a failure to
+read it never leaves a screen frozen on an old picture."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -55,11 +58,32 @@ def store_away_while_r_is_pressed(pg_state, tmux) -> Iterator[None]:
             raw.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
 
 
+@contextlib.contextmanager
+def snapshots_unreadable(pg_state) -> Iterator[None]:
+    """The store's role may not read the published snapshots (a grant taken back by mistake); given back when the block ends."""
+    with psycopg.connect(pg_state.url, password=os.environ[PG_PASSWORD], autocommit=True) as raw:
+        raw.execute(f"REVOKE SELECT ON warroom.snapshot FROM {STORE_ROLE}")
+        try:
+            yield
+        finally:
+            raw.execute(f"GRANT SELECT ON warroom.snapshot TO {STORE_ROLE}")
+
+
+def seen_by_both(r: SharedRollout, tmux, what: str, done: Callable[[list[str]], bool]) -> None:
+    """Until the store's journal shows `what` happened (the engine did it), then until the console
+    shows `what` too: a failure says which of the two never got there."""
+    def both() -> str:
+        return f"the screen:\n{tmux.screen()}\njournal: {r.kinds()}\nstatus: {r.verb('status').stdout}\nengine log:\n{r.output(EU)[-3000:]}"
+
+    until(f"the engine: {what}", lambda: done(r.kinds()), show=both)
+    until(f"the console: {what}", lambda: what in tmux.screen(), show=both)
+
+
 def test_r_during_a_store_outage_keeps_trying_and_rolls_back_once_the_store_answers(shared, flags, pg_state, tmux):  # noqa: F811  (the fixture imported above)
     r = console_at_phase_one(shared, tmux)
     with store_away_while_r_is_pressed(pg_state, tmux):
         pass
-    tmux.wait_for("ROLLED BACK", 60)
+    seen_by_both(r, tmux, "ROLLED BACK", lambda kinds: "rollback.outcome" in kinds)
     assert flags.flags["feature"]["enabled"] is False
     kinds = r.kinds()
     assert kinds.count("rollback.intent") == 1 and "rollback.outcome" in kinds
@@ -74,3 +98,13 @@ def test_esc_stops_trying_and_nothing_is_sent(shared, flags, pg_state, tmux):  #
         tmux.wait_for("the rollback was NOT sent")
     tmux.wait_for("the rollout's store answers again", 30)
     assert r.verb("status").returncode == 0 and "rollback.intent" not in r.kinds()
+
+
+def test_a_store_it_cannot_read_for_a_while_does_not_freeze_the_console(shared, pg_state, tmux):  # noqa: F811  (the fixture imported above)
+    """A read failure other than a lost connection ended the console's watcher: the screen then
+    showed the last picture for ever (RUNNING, its numbers ageing) whatever the engine did."""
+    r = console_at_phase_one(shared, tmux)
+    with snapshots_unreadable(pg_state):
+        tmux.wait_for("cannot read the rollout")
+    assert r.verb("pause", "--reason", "after the grant came back").returncode == 0
+    seen_by_both(r, tmux, "PAUSED", lambda kinds: "pause" in kinds)

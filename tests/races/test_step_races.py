@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import threading
 
+from tests.conftest import ALICE
 from tests.races.conftest import Rollout, by_action, exposing, plan_data
 from tests.support.engines import engine_pid
+from warroom.client import EngineClient
+from warroom.store import open_store
+
+ROUNDS = 8  # three verbs at once, on one engine: each round a new draw of who arrives when
 
 
 def entered(entries: list[dict], phase: int) -> dict:
@@ -62,27 +67,34 @@ def test_a_pause_during_a_step_up_stands(tmp_path, flags):
 def test_three_step_verbs_at_the_same_instant_make_one_step(tmp_path, flags):
     # The flag API answers writes 0.5 s late, so the winner's step is in flight while the
     # other two commands arrive: the engine runs one, and refuses the others with a reason.
+    # One engine for every round (starting and stopping one took most of a round): between
+    # rounds it rolls back and starts again from phase 0, asked as a client asks, through the store.
     flags.fault_writes("delay", 0.5)
-    for run in range(20):
-        flags.flags.clear()
-        flags.writes.clear()
-        data = plan_data(flags, timeout="3s", automation={"step_up": "manual"})
-        data["phases"][0]["hold"] = "1h"  # one step is all there can be
-        rollout = Rollout(tmp_path / f"run{run}", data)
-        assert rollout.verb("up").returncode == 0
-        engine = engine_pid(rollout.state)
-        results = rollout.at_once(("step",), ("step",), ("step",))
-        ok = [r for r in results if r.returncode == 0]
-        assert len(ok) == 1 and ok[0].stdout.strip() == "stepped up to phase 1", [(r.returncode, r.stdout, r.stderr) for r in results]
-        assert all(r.returncode == 6 and ("an action is still in flight" in r.stderr or "soak" in r.stderr or "stale step" in r.stderr)
-                   for r in results if r is not ok[0]), [(r.returncode, r.stderr) for r in results]
-        entries = rollout.journal()
-        intents, outcomes = by_action(entries, "step.intent"), by_action(entries, "step.outcome")
-        assert len(intents) == 1 and set(outcomes) == set(intents), (run, [(e["kind"], e["message"]) for e in entries])
-        assert all(len(v) == 1 for v in (*intents.values(), *outcomes.values()))
-        # The flag writes came from one process: the engine's.
-        assert {w.who for w in flags.writes} == {engine}, [(w.who, w.value) for w in flags.writes]
-        assert rollout.verb("down", "--force").returncode == 0
+    data = plan_data(flags, timeout="3s", automation={"step_up": "manual"})
+    data["phases"][0]["hold"] = "1h"  # one step is all there can be
+    rollout = Rollout(tmp_path, data)
+    assert rollout.verb("up").returncode == 0
+    engine = engine_pid(rollout.state)
+    client = EngineClient(open_store(rollout.state, create=False), actor=ALICE)
+    try:
+        for run in range(ROUNDS):
+            results = rollout.at_once(("step",), ("step",), ("step",))
+            ok = [r for r in results if r.returncode == 0]
+            assert len(ok) == 1 and ok[0].stdout.strip() == "stepped up to phase 1", (run, [(r.returncode, r.stdout, r.stderr) for r in results])
+            assert all(r.returncode == 6 and ("an action is still in flight" in r.stderr or "soak" in r.stderr or "stale step" in r.stderr)
+                       for r in results if r is not ok[0]), (run, [(r.returncode, r.stderr) for r in results])
+            assert rollout.kinds().count("step.intent") == run + 1, (run, rollout.kinds())
+            for verb in ("rollback", "retry"):  # back to phase 0 for the next round
+                assert client.act(verb, {}).status == "done"
+    finally:
+        client.store.close()
+    entries = rollout.journal()
+    intents, outcomes = by_action(entries, "step.intent"), by_action(entries, "step.outcome")
+    assert len(intents) == ROUNDS and set(outcomes) == set(intents), [(e["kind"], e["message"]) for e in entries]
+    assert all(len(v) == 1 for v in (*intents.values(), *outcomes.values()))
+    # The flag writes came from one process: the engine's.
+    assert {w.who for w in flags.writes} == {engine}, [(w.who, w.value) for w in flags.writes]
+    assert rollout.verb("down", "--force").returncode == 0
 
 
 def test_three_forced_steps_at_the_same_instant_make_one_step(tmp_path, flags):

@@ -11,6 +11,7 @@ import yaml
 from rich.cells import cell_len
 from rich.console import Console as RichConsole
 from textual.command import CommandPalette
+from textual.geometry import Size
 from textual.widgets import Input, Static
 
 from tests.conftest import ALICE, BASE_PLAN
@@ -484,6 +485,24 @@ async def test_80_columns_keep_pane_titles_and_whole_key_hints(console):
         assert rows_of(wide.app, pane)[0].endswith(format_value(pane.pane.value, pane.pane.unit))  # beside the title
         bar = wide.app.query_one(KeysBar)
         assert all(f"{h.key} {h.label}" in bar.render().plain.replace(" R  ", " R ") for h in bar.hints)
+
+
+async def test_panes_and_banner_repainted_at_a_new_width_before_they_hear_of_it_still_fit(console):
+    """A relayout resizes and repaints the widgets before each handles its Resize event: lines drawn
+    for the old, wider pane wrapped in the narrower one, and the chart's line read `0.041%` with its
+    bars on the line below (CI: test_80_columns_keep_pane_titles_and_whole_key_hints)."""
+    c = console()
+    async with c.app.run_test(size=(110, 24)) as pilot:
+        await c.tick(pilot, times=2)
+        # The terminal narrows to 80 columns: the screen lays out and paints at once, as it does at its
+        # next refresh, while the widgets' Resize events still wait in their queues.
+        c.app.screen._refresh_layout(Size(80, 24))
+        for pane in c.app.query(MetricPane):
+            title, chart, _ = rows_of(c.app, pane)
+            assert title.strip().startswith(pane.pane.title[:8]), title
+            assert chart.strip().startswith(format_value(pane.pane.value, pane.pane.unit) + " "), chart
+        banner = rows_of(c.app, c.app.query_one(Banner))
+        assert "RUNNING" in banner[0] and "engine: alice@bastion" in banner[1], banner
 
 
 # ------------------------------------------------------------------ no engine

@@ -3,7 +3,8 @@ at a glance. The SVGs are committed: review changes with `pytest --snapshot-upda
 at each (a browser opens them; `chromium --headless --screenshot` makes a PNG).
 
 Deterministic: virtual clock from a fixed instant (a stepped one where flag writes retry),
-seeded simulator, an explicit actor, ticks driven by the test.
+seeded simulator, an explicit actor, ticks driven by the test, and an engine judged alive
+however late its heartbeat (see `alive_while_it_holds_the_lease`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import yaml
 from tests.conftest import ALICE
 from tests.flags.conftest import FLAG_TOKEN
 from tests.flags.flagservice import FlagService
+from tests.support.waiting import DEADLINE
 from tests.tui.conftest import START, Console, SteppedClock
+from warroom.client import ALIVE_FLOOR
+from warroom.engine.lease import HEARTBEAT
 from warroom.plan.faults import Fault
 from warroom.plan.load import parse_plan
 from warroom.plan.model import Plan
@@ -53,6 +57,16 @@ def one_flag_phases() -> list[dict]:
 Before = Callable[[Console, object], Awaitable[None]]
 
 
+@pytest.fixture(autouse=True)
+def alive_while_it_holds_the_lease(monkeypatch):
+    """The screen runs on the engine's virtual clock, but whether its engine is alive is judged by
+    its heartbeat on the real one (ALIVE_FLOOR, 3 s): on a loaded machine the heartbeat, queued on
+    the engine's store thread behind the ticks' writes, went 3 s stale mid-shot and the picture
+    said NO ENGINE (test_readonly[80x24] on CI). A stopped engine releases its lease, which no
+    floor keeps alive: test_no_engine still shows NO ENGINE."""
+    monkeypatch.setattr("warroom.client.ALIVE_FLOOR", DEADLINE)
+
+
 async def nothing(c: Console, pilot) -> None:
     return None
 
@@ -83,11 +97,14 @@ async def rolling_back(c: Console, pilot) -> None:
 
 
 def refusing_flag_api(tmp_path: Path, console, monkeypatch) -> tuple[Console, FlagService]:
-    """The demo on its launch flag alone, through a real loopback flag API that refuses to switch flags off."""
+    """The demo on its launch flag alone, through a real loopback flag API that refuses to switch flags off.
+
+    Its refusal (503) is what the screen shows: the provider's timeout is the deadline's, as a 1 s
+    one on a loaded machine turned an attempt's "HTTP 503" into "timeout after 1s" (seen in a full run here)."""
     service = FlagService(FLAG_TOKEN).start()
     service.refuse_disable = True
     monkeypatch.setenv("WARROOM_TEST_FLAG_TOKEN", FLAG_TOKEN)
-    provider = {"provider": "http", "url": service.url, "token": "env:WARROOM_TEST_FLAG_TOKEN", "timeout": "1s"}
+    provider = {"provider": "http", "url": service.url, "token": "env:WARROOM_TEST_FLAG_TOKEN", "timeout": f"{DEADLINE:g}s"}
     c = console(demo(tmp_path, flag_provider=provider, phases=one_flag_phases()), clock=SteppedClock(START))
     c.cleanup.append(service.stop)
     return c, service
@@ -136,6 +153,17 @@ def test_state(snap_compare, console, tmp_path, monkeypatch, name, size):
 @pytest.mark.parametrize("size", SIZES)
 def test_readonly(snap_compare, console, tmp_path, size):
     assert shoot(snap_compare, console(demo(tmp_path), readonly=True), size, nothing)
+
+
+async def slow_disk(c: Console, pilot) -> None:
+    """The engine's store thread busy past the floor a heartbeat is judged by, the shot taken meanwhile
+    (a loaded CI machine's disk): the picture is test_readonly[80x24]'s."""
+    c.host.submit(lambda: c.engine.store_thread.call(lambda store: time.sleep(ALIVE_FLOOR + 3 * HEARTBEAT)))
+    await pilot.pause(ALIVE_FLOOR + 2 * HEARTBEAT)  # the console's watcher looks at the engine once a second
+
+
+def test_readonly_while_the_engines_disk_is_slow(snap_compare, console, tmp_path):
+    assert shoot(snap_compare, console(demo(tmp_path), readonly=True), (80, 24), slow_disk)
 
 
 async def engine_gone(c: Console, pilot) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 
 import pytest
 
 from tests.conftest import ALICE
 from tests.support.helpers import free_port
-from tests.support.waiting import until_async
+from tests.support.waiting import DEADLINE, until_async
 from tests.tui.conftest import screen_text
 from tests.tui.test_glance import ERROR_SPIKE, banner, into_phase_one, rows_of, strip
 from tests.tui.test_snapshots import demo, one_flag_phases, refusing_flag_api, rolling_back
@@ -366,3 +367,38 @@ async def test_toggling_an_item_fast_ticks_then_unticks_never_unticks_twice(cons
         assert [k for k in c.kinds() if k.startswith("checklist.")] == [
             "checklist.tick", "checklist.untick", "checklist.tick", "checklist.untick"]
         assert not c.app.snapshot.phase.checklist[0].ticked
+
+
+async def test_keys_pressed_fast_reach_the_engine_in_the_order_pressed_when_the_store_is_slow(console, test_plan):
+    """Each press's command went out on a thread of its own: with the store slow to take the
+    first, the two pressed after it overtook it (tick, untick, tick reached the engine as untick,
+    tick, tick). The store is the real SQLite file; only its first write is held back, as a busy
+    disk or a locked database would."""
+    c = console(test_plan())
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await into_phase_one(c, pilot)
+        store = c.app.client.store
+        real_send, released, landed = store.send_command, threading.Event(), []
+        slow = [True]  # the store is slow once: for the first command to reach it (popped by one thread only)
+
+        def send_command(verb, args, actor):
+            try:
+                slow.pop()
+            except IndexError:
+                pass
+            else:
+                released.wait(DEADLINE)
+            command_id = real_send(verb, args, actor)
+            landed.append(args["undo"])
+            return command_id
+
+        store.send_command = send_command
+        checklist = c.app.query_one(Checklist)
+        for _ in range(3):
+            checklist.action_tick_item()
+        # Until the two pressed after the first are in the store before it (the race) or wait their turn.
+        await c.until(pilot, lambda: len(landed) == 2 or c.app.sending.in_line == 2, "the later presses queued or waiting")
+        released.set()
+        await c.answered(pilot)
+        assert landed == [False, True, False]  # tick, untick, tick: as pressed
+        assert [k for k in c.kinds() if k.startswith("checklist.")] == ["checklist.tick", "checklist.untick", "checklist.tick"]

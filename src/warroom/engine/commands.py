@@ -102,7 +102,7 @@ class CommandLoop:
         waiter = await self.engine.store_thread.call(lambda store: store.watch(commands=True))
         try:
             while not stop.is_set() and self.engine.fenced is None:
-                await self._claim_all()
+                await self._claim_all(stop)
                 stopping = asyncio.ensure_future(stop.wait())
                 changed = asyncio.ensure_future(waiter.changed(CHECK_EVERY))
                 try:
@@ -132,8 +132,10 @@ class CommandLoop:
             log.warning("command %s (%s) was left running by the engine before: %s", command.id, command.verb,
                         "running it again" if command.verb in NEVER_EXPIRE else "told its sender to ask again")
 
-    async def _claim_all(self) -> None:
-        while True:
+    async def _claim_all(self, stop: asyncio.Event) -> None:
+        # Once stopped, claim no more: a flood still queued waits for the next engine, not this one's exit
+        # (each command claimed now would be left running, and its sender told to ask again).
+        while not stop.is_set() and self.engine.fenced is None:
             try:
                 fence = self.engine.lease.fence
                 command = await self.engine.store_thread.call(lambda store: store.claim_command(fence))  # noqa: B023  (awaited here)

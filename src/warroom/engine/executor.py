@@ -313,10 +313,14 @@ class Executor:
             context = {"rollout": self.plan.rollout.name, "environment": self.plan.rollout.environment,
                        "phase": intent.from_phase, "reason": intent.reason}
 
-            def started(pgid: int, index: int = index, progress: RollbackProgress = progress) -> None:
-                # Before it can do anything: the next engine stops it if this one dies mid-step.
+            async def started(pgid: int, index: int = index, progress: RollbackProgress = progress) -> None:
+                # Before it can do anything: the next engine stops it if this one dies mid-step. Handed to the
+                # store thread is not enough: killed before the commit, this engine would leave no record, and the
+                # next one would run the step beside this one. So the step waits for the commit (or for it to be
+                # held, the store unwritable: going back never waits on a full disk), as a flag write waits for its intent.
                 running = RunningStep(index, pgid, hostname(), process_started(pgid))
                 self.journal.write([], ActionWrite(action_id, progress=replace(progress, running=running).to_json()))
+                await self.journal.settled()
 
             key = idempotency_key(self.plan.rollout.name, action_id, index)  # the same on an engine that re-runs it
             result: StepResult = await run_step(step, context, dry_run=self.dry_run_steps, started=started, key=key)

@@ -18,7 +18,7 @@ import hashlib
 import os
 import shutil
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,14 +80,15 @@ def stop_group(pgid: int) -> bool:
     return True
 
 
-# The step waits at this gate until its engine has written down its process group: an
-# engine killed between starting a step and recording it would otherwise leave a step no
-# later engine knows of, and the step would run twice at once. With no word (the engine
-# died first) the step never starts.
+# The step waits at this gate until its engine has written down its process group (`started`
+# is awaited: the record committed, not just handed to the store): an engine killed between
+# starting a step and recording it would otherwise leave a step no later engine knows of, and
+# the step would run twice at once. With no word (the engine died or was fenced first) the
+# step never starts.
 GATE = 'read -r _ || exit 97; exec "$@" </dev/null'  # the gate is its stdin; the step's is /dev/null
 
 
-async def _run(step: RunStep, started: Callable[[int], None]) -> StepResult:
+async def _run(step: RunStep, started: Callable[[int], Awaitable[None]]) -> StepResult:
     name = step_name(step)
     if shutil.which(step.run[0]) is None:
         return StepResult(name, False, f"command not found: {step.run[0]}")
@@ -105,7 +106,7 @@ async def _run(step: RunStep, started: Callable[[int], None]) -> StepResult:
     finally:
         os.close(gate_read)
     try:
-        started(proc.pid)
+        await started(proc.pid)
         os.write(gate_write, b"go\n")
     finally:
         os.close(gate_write)
@@ -147,10 +148,15 @@ async def _post(name: str, method: str, url: str, headers: dict[str, str], body:
     return StepResult(name, ok, f"HTTP {response.status_code}", detail)
 
 
+async def _nobody_records(_pgid: int) -> None:
+    """A step run outside an engine (a test, a drill): no later engine will look for its process group."""
+
+
 async def run_step(step: RunStep | WebhookStep | HttpStep, context: dict[str, Any], *, dry_run: bool = False,
-                   started: Callable[[int], None] = lambda _pgid: None, key: str = "") -> StepResult:
-    """Run one runbook step; `started` is told the process group of a `run` step as it starts;
-    `key` is its idempotency key (see the module text), sent with a webhook or HTTP step."""
+                   started: Callable[[int], Awaitable[None]] = _nobody_records, key: str = "") -> StepResult:
+    """Run one runbook step; `started` is told the process group of a `run` step as it starts, and
+    the step waits for it to return; `key` is its idempotency key (see the module text), sent with a
+    webhook or HTTP step."""
     name = step_name(step)
     if dry_run:
         # Its target, not its name again: the command, the request, or the webhook (its reference, never its URL).

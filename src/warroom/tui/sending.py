@@ -1,8 +1,13 @@
-"""How the console sends commands: off the screen's thread, and a rollback never given up
-for a store that cannot be reached for a moment (as `warroom rollback`): it says so at each
-try, with the count, and sends it as soon as the store answers, until the human stops trying.
-A rollback or a pause the store cannot take (a full disk) goes to this host's engine over its
-local socket instead (`EngineClient.send_or_ask`)."""
+"""How the console sends commands: off the screen's thread, one at a time in the order they
+were pressed, and a rollback never given up for a store that cannot be reached for a moment
+(as `warroom rollback`): it says so at each try, with the count, and sends it as soon as the
+store answers, until the human stops trying. A rollback or a pause the store cannot take (a
+full disk) goes to this host's engine over its local socket instead (`EngineClient.send_or_ask`).
+
+One at a time: each press's command was sent from a thread of its own, and three threads
+race for the store, so tick, untick, tick could reach the engine as tick, tick, untick. A
+command waits only for those pressed before it to be handed over (queued in the store, or
+taken by the engine over its local socket), never for their outcome."""
 
 from __future__ import annotations
 
@@ -53,19 +58,40 @@ class Sending:
         self.notify = notify  # on the screen's loop
         self.from_thread = from_thread  # runs a call on the screen's loop from a worker thread
         self._stop = asyncio.Event()  # Esc: stop retrying a rollback the store would not take
+        self._line = asyncio.Lock()  # fair: the commands waiting for it are handed over in the order pressed
+        self.in_line = 0  # commands waiting for those pressed before them to be handed over
 
     def stop_trying(self) -> None:
         self._stop.set()
 
+    async def _turn(self) -> _Turn:
+        """This command's turn to be handed over, once every command pressed before it was."""
+        self.in_line += 1
+        try:
+            await self._line.acquire()
+        finally:
+            self.in_line -= 1
+        return _Turn(self._line, asyncio.get_running_loop())
+
     async def queue(self, label: str, verb: Verb, args: dict[str, object]) -> int | Asked | None:
         """The command queued in the store, its id, or asked of this host's engine over its local
         socket, answered; None when the human stopped trying (a rollback only: other commands
-        fail at once with the store's message)."""
+        fail at once with the store's message). It goes once those pressed before it went."""
+        turn = await self._turn()
+        try:
+            return await self._hand_over(label, verb, args, turn)
+        finally:
+            turn.over()
+
+    async def _hand_over(self, label: str, verb: Verb, args: dict[str, object], turn: _Turn) -> int | Asked | None:
+        """`queue` in its turn: a rollback tried again until the store answers, holding the line (what
+        was pressed after it goes after it)."""
         tries = 0
         self._stop.clear()
         while True:
             try:
-                return await in_daemon_thread(lambda: self.client.send_or_ask(verb, args))
+                # Taken by the engine over its local socket: handed over, though its outcome is still to come.
+                return await in_daemon_thread(lambda: self.client.send_or_ask(verb, args, lambda _why: turn.over_from_thread()))
             except StoreUnwritable as error:
                 if verb is not Verb.ROLLBACK:
                     raise
@@ -87,3 +113,22 @@ class Sending:
                              "the engine goes on", title=label, severity="warning", timeout=30)
 
         return say
+
+
+class _Turn:
+    """A command's turn in the console's line; over once it was handed over, or could not be."""
+
+    def __init__(self, line: asyncio.Lock, loop: asyncio.AbstractEventLoop):
+        self._line = line
+        self._loop = loop
+        self._held = True
+
+    def over(self) -> None:
+        """On the screen's loop: the next command's turn (once, however often told)."""
+        if self._held:
+            self._held = False
+            self._line.release()
+
+    def over_from_thread(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the screen's loop closed: nobody waits any more
+            self._loop.call_soon_threadsafe(self.over)

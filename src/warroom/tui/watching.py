@@ -81,15 +81,22 @@ class StoreWatch:
 
     def _watch(self) -> None:
         """Worker thread: wait on the store; on a change read the snapshot, and every second look
-        whether the engine is still alive (an engine that died publishes nothing more)."""
+        whether the engine is still alive (an engine that died publishes nothing more).
+
+        It follows until the screen closes, whatever the store does meanwhile: a failure to read
+        it (a database away, a table it may no longer read, a snapshot it cannot make sense of) is
+        said once and tried again every second. A watcher that ended on one left a console showing
+        RUNNING over numbers a minute old while the engine rolled back."""
         waiter = self.client.watch()
         last: Snapshot | None = self._shown_first
-        if last is not None:
-            self.client.news()  # what the first frame shows is not news
-        cut_off = False  # the store could not be read (a database away): said once, tried again every second
+        first_frame = last is not None  # what the first frame shows is not news
+        cut_off = False  # the store could not be read: said once, tried again every second
         try:
             while not self._unwatch.is_set():
                 try:
+                    if first_frame:
+                        self.client.news()
+                        first_frame = False
                     changed = waiter.wait(1.0) and self.client.news() or last is None or cut_off
                     if changed:
                         last = self.client.snapshot() or last
@@ -103,13 +110,13 @@ class StoreWatch:
                     if cut_off:
                         self.say("the rollout's store answers again", timeout=10)
                     cut_off = False
-                except StoreUnwritable as exc:  # a network store's connection is gone: it reconnects on the next call
+                except Exception as exc:  # noqa: BLE001  (whatever it is, the screen must not freeze on it)
+                    if self._unwatch.is_set():
+                        return
                     if not cut_off:
-                        self.say(redact(f"cannot reach the rollout's store: {exc}; trying again"), severity="error", timeout=30)
+                        why = "cannot reach the rollout's store" if isinstance(exc, StoreUnwritable) else "cannot read the rollout's store"
+                        self.say(redact(f"{why}: {exc}; trying again every second"), severity="error", timeout=30)
                     cut_off = True
                     self._unwatch.wait(1.0)
-        except Exception as exc:  # the store went away under us: say so on the screen rather than die silently
-            if not self._unwatch.is_set():
-                self.say(redact(f"cannot read the rollout any more: {exc}"), severity="error", timeout=30)
         finally:
             waiter.close()

@@ -107,6 +107,7 @@ class Banner(Parts):
         self.call_later(self._update)  # the theme changed: draw again in its colours
 
     _drawn: tuple[Text, Text] | None = None
+    _drawn_at: tuple[int, bool] | None = None  # the width (and narrowness) it was drawn for
     _strip = ""
 
     def condition(self) -> Condition | None:
@@ -153,9 +154,11 @@ class Banner(Parts):
         }
 
     def _rows(self) -> tuple[Text, Text]:
-        if self._drawn is not None:
-            return self._drawn
         snap, width = self.snapshot, self.size.width
+        narrow = self.screen.has_class("-narrow") if self.is_attached else False
+        # Only if drawn for this width: a relayout repaints the banner before its Resize event is handled.
+        if self._drawn is not None and self._drawn_at == (width, narrow):
+            return self._drawn
         parts = self._parts()
         if snap is None or not parts or width <= 0:
             return Text(""), Text("")
@@ -172,7 +175,6 @@ class Banner(Parts):
         right = Text.assemble(cell("state"), cell("mode"), cell("clock"))
         insecure = cell("insecure")
         rest = max(0, width - env.cell_len - right.cell_len - insecure.cell_len)
-        narrow = self.screen.has_class("-narrow")
         rollout = cell("rollout")
         # Wide: the rollout gets up to half the line and its cause the rest; narrow: the cause is
         # in the status line and the rollout's name takes the room.
@@ -195,7 +197,7 @@ class Banner(Parts):
         second.append_text(tail)
         for row in (first, second):
             row.truncate(width, overflow="ellipsis")
-        self._drawn = first, second
+        self._drawn, self._drawn_at = (first, second), (width, narrow)
         return self._drawn
 
     def render(self) -> Text:

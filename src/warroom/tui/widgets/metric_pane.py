@@ -129,6 +129,7 @@ class MetricPane(Parts, can_focus=True):
         self._enforced = enforced  # an engine is alive to act on a breach
         self._now = now  # the engine's time, moved each second by PanesGrid.tick
         self._lines: list[Text] | None = None
+        self._lines_at: tuple[int, int, bool] | None = None  # the size (and narrowness) they were drawn for
         self.set_reactive(MetricPane.pane, pane)
 
     def show(self, pane: PaneView, guards: tuple[GuardrailView, ...], poll: float, now: float, enforced: bool = True) -> None:
@@ -194,10 +195,13 @@ class MetricPane(Parts, can_focus=True):
         return " · ".join(x for x in (limit_text(pane) or "no limit", window_text(cells, self._poll)) if x)
 
     def _render_lines(self) -> list[Text]:
-        if self._lines is not None:
-            return self._lines
         pane = self.pane
         width, height = self.content_region.width, self.content_region.height
+        narrow = self.screen.has_class("-narrow") if self.is_attached else False
+        # Lines are drawn for a size: a relayout resizes the pane and repaints it before its Resize
+        # event is handled, and lines drawn for a wider pane wrapped there (the bars fell off the chart's line).
+        if self._lines is not None and self._lines_at == (width, height, narrow):
+            return self._lines
         if pane is None or width <= 0 or height <= 0:
             return []
         status = shown_status(pane, self._enforced)
@@ -208,7 +212,6 @@ class MetricPane(Parts, can_focus=True):
             return self.part("title-focus" if part == "title" and self.has_focus else part)
 
         value = value_text(pane)
-        narrow = self.screen.has_class("-narrow") if self.is_attached else False
         chart_rows = max(1, height - 2)
         if narrow:  # the title gets its whole line ("Connection success" whole at 80 columns); the value goes by the chart
             inline = max(VALUE_MIN, cell_len(value)) + 1
@@ -233,7 +236,7 @@ class MetricPane(Parts, can_focus=True):
         for line in lines:
             line.no_wrap, line.overflow = True, "ellipsis"
             line.truncate(width, overflow="ellipsis")
-        self._lines = lines
+        self._lines, self._lines_at = lines, (width, height, narrow)
         return lines
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
