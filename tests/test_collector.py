@@ -53,3 +53,15 @@ async def test_a_console_turns_the_collector_on_with_start_up_frozen_once_its_fi
             assert gc.get_freeze_count() > frozen
     finally:
         store.close()
+
+
+async def test_a_console_in_a_process_that_kept_the_collector_on_freezes_nothing_of_it(tmp_path, collector_as_found):
+    store = open_store(tmp_path / "state.sqlite")
+    app = WarroomApp(EngineClient(store, actor=ALICE))
+    frozen = gc.get_freeze_count()
+    try:
+        async with app.run_test() as pilot:
+            await until_async("the console's first frame", lambda: app._dom_ready, pause=pilot.pause)
+            assert gc.isenabled() and gc.get_freeze_count() == frozen
+    finally:
+        store.close()

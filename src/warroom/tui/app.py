@@ -171,8 +171,10 @@ class WarroomApp(CommandActions):
         # The first frame is on the screen: the collector, held off through start-up (cli/main.py), runs
         # again, over what is made from now on. What start-up made (modules, types, the widgets) lives as
         # long as the console: frozen out of its sight, or its first pass walks all of it while a key waits.
-        gc.freeze()
-        gc.enable()
+        # Only when it was held off: an app in a process that kept it on (a test) freezes nothing of its host.
+        if not gc.isenabled():
+            gc.freeze()
+            gc.enable()
 
     def on_unmount(self) -> None:
         self.store_watch.stop()
