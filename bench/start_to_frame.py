@@ -1,7 +1,8 @@
 """Start → first frame with data, attaching to a running engine: process start to the first
 painted frame showing a pane value (the demo plan as a plan file, its engine already up, 120×36
 pty). The console builds no engine: it reads the engine's snapshot from the store. Baseline
-in the same run: a bare Textual hello-world app showing a value. Target: ≤ 1.3× the hello-world.
+in the same run: a bare Textual hello-world app showing a value. Target (issue 22): ≤ 1.5× the
+hello-world; the goal is 1.3×.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 from common import SMOKE, emit, summary
 from pty_console import PANE_VALUE, hello_world, warroom
+
+TARGET, GOAL = 1.5, 1.3  # × the hello-world's median of the same run
 
 
 def time_to_value(start) -> float:
@@ -41,7 +44,8 @@ def main() -> None:
     ratio = c["median"] / h["median"]
     print(f"first frame with data, attaching to a running engine: warroom median {c['median'] * 1000:.0f} ms, "
           f"hello-world {h['median'] * 1000:.0f} ms → {ratio:.2f}×")
-    emit("start_to_frame", {"unit": "s", **c, "baseline": h["median"], "ratio": ratio, "target": 1.3, "met": ratio <= 1.3})
+    emit("start_to_frame", {"unit": "s", **c, "baseline": h["median"], "ratio": ratio, "target": TARGET, "goal": GOAL,
+                            "met": ratio <= TARGET})
 
 
 if __name__ == "__main__":

@@ -1,3 +1,7 @@
-from warroom.cli.main import main
+import gc
+
+gc.disable()  # until the console's first frame, or a verb's start: warroom.cli.main.main says why
+
+from warroom.cli.main import main  # noqa: E402
 
 raise SystemExit(main())

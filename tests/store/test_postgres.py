@@ -135,3 +135,21 @@ def test_a_flag_write_waits_while_the_lease_has_less_than_its_safety_margin(pg_s
 
     asyncio.run(writes())
     store.close()
+
+
+def test_a_snapshot_commits_without_waiting_for_the_disk_and_a_decision_after_it_still_does(pg_state):
+    """The snapshot (and samples) may lag the disk: the engine publishes again within a tick. The setting
+    is the transaction's own: the next decision on the same connection waits for its log flush again."""
+    store = open_store(pg_state.keyed(f"launch-{uuid.uuid4().hex[:8]}"))
+    try:
+        fence = store.acquire_lease(this_process(), 10).fence()
+        with store._tx(expendable=True) as tx:  # what publish() and record_samples() do
+            assert tx.one("SHOW synchronous_commit") == ("off",)
+        store.publish(fence, {"x": 1})
+        store.record_samples(fence, 1.0, {"p": 1.0})
+        with store._tx() as tx:  # a decision's transaction
+            assert tx.one("SHOW synchronous_commit") == ("on",)
+        store.commit(fence, 2.0, [row("pause")], state={"state": "PAUSED"})
+        assert store.snapshot().body == {"x": 1} and [e.kind for e in store.entries()] == ["pause"]
+    finally:
+        store.close()

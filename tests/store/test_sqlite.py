@@ -9,7 +9,7 @@ import pytest
 
 from warroom.engine.lease import this_process
 from warroom.store import open_store
-from warroom.store.base import StoreMissing
+from warroom.store.base import Fenced, StoreMissing
 from warroom.store.sqlite import SQLiteStore
 
 
@@ -60,3 +60,24 @@ def test_a_state_file_from_before_the_engine_process_opens_and_is_migrated(tmp_p
     store.close()
     with pytest.raises(Exception, match="written by a newer warroom \\(schema 99, this one reads 3\\); upgrade warroom"):
         open_store(path)
+
+
+def test_a_snapshot_commit_skips_its_fsync_and_every_decision_after_it_is_full_again(tmp_path):
+    """`synchronous` is lowered for the snapshot's (and samples') own commit only, and set back even
+    when that transaction fails (a fenced engine's publish): an intent after it is synced to disk."""
+    store = open_store(tmp_path / "state.sqlite")
+    try:
+        lease = store.acquire_lease(this_process(), 10)
+        with store._tx(expendable=True) as tx:  # what publish() and record_samples() do
+            assert tx.one("PRAGMA synchronous") == (1,)  # NORMAL
+        store.publish(lease.fence(), {"x": 1})
+        store.record_samples(lease.fence(), 1.0, {"p": 1.0})
+        assert store._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+        theirs = store.acquire_lease(this_process(), 10, replacing=lease.holder.id).fence()
+        with pytest.raises(Fenced):
+            store.publish(lease.fence(), {"x": 2})
+        assert store._db.execute("PRAGMA synchronous").fetchone() == (2,)
+        store.commit(theirs, 2.0, [("pause", "m", "warroom (automatic)", {})], state={"state": "PAUSED"})
+        assert store.snapshot().body == {"x": 1}
+    finally:
+        store.close()

@@ -9,6 +9,7 @@ when run. Exit codes: core/exit_codes.py (and the README).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -17,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from warroom.cli.acting import actor_cmd
 from warroom.cli.parser import console_parser, help_text, verb_parser
-from warroom.cli.reading import client_of, cmd_journal, cmd_report, cmd_status
 from warroom.core.exit_codes import Exit
 from warroom.core.secrets import SecretError, redact
 from warroom.core.text import terminal_safe
@@ -121,6 +121,18 @@ def cmd_thaw(plan: Plan, args: argparse.Namespace) -> int:
     return run(plan, args)
 
 
+def _reader(verb: str) -> Callable[[Plan, argparse.Namespace], int]:
+    """A reading verb's handler (cli/reading.py), imported when it runs: a console's start never needs it."""
+
+    def run(plan: Plan, args: argparse.Namespace) -> int:
+        from warroom.cli import reading
+
+        handler: Callable[[Plan, argparse.Namespace], int] = getattr(reading, f"cmd_{verb}")
+        return handler(plan, args)
+
+    return run
+
+
 def cmd_check(plan: Plan, args: argparse.Namespace) -> int:
     from warroom.cli.check import cmd_check as run
 
@@ -142,6 +154,7 @@ def cmd_page(plan: Plan, args: argparse.Namespace) -> int:
 def cmd_update(plan: Plan, args: argparse.Namespace) -> int:
     """`warroom update PLAN`: the waiting draft; with --approve, publish it (or the --edit-file's text) as the sender."""
     from warroom.cli.page import approved_text, show_update
+    from warroom.cli.reading import client_of
 
     text = approved_text(plan, args)
     if isinstance(text, int):
@@ -158,10 +171,10 @@ HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
     "up": cmd_up,
     "down": cmd_down,
     "drill": cmd_drill,
-    "report": cmd_report,
+    "report": _reader("report"),
     "run": cmd_run,
-    "status": cmd_status,
-    "journal": cmd_journal,
+    "status": _reader("status"),
+    "journal": _reader("journal"),
     "verify": cmd_verify,
     "freeze": cmd_freeze,
     "thaw": cmd_thaw,
@@ -172,7 +185,22 @@ HANDLERS: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Start-up builds a few hundred thousand objects (Textual's and the snapshot's types, the
+    # widgets): the cyclic collector, walking them again and again, cost a console a fifth of its
+    # start. It is off until the console's first frame is on the screen (tui/app.py `on_ready`),
+    # or until it gave up; `python -m warroom` turns it off before this module's imports too.
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in VERBS:
+        gc.enable()  # a verb may run for hours (the engine, the rehearsal service): only the console holds it off
+    else:
+        gc.disable()
+    try:
+        return _run(argv)
+    finally:
+        gc.enable()
+
+
+def _run(argv: list[str]) -> int:
     try:
         if argv and argv[0] == "secret":
             from warroom.cli.secret import run_secret

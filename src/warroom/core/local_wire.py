@@ -25,7 +25,6 @@ or the status line of a refusal (a command too large).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -54,6 +53,8 @@ def address(state_ref: str, host: str) -> bytes:
     """The abstract socket of the engine driving the state `state_ref` names (a file path, or a
     database's `url (rollout name)`) on `host` (the name leases record: processes that stand for
     other hosts in a test share one kernel, not one host), the same from every process of it."""
+    import hashlib  # here: a console attaching (which imports this wire) asks no engine this way before its first frame
+
     key = state_ref if "://" in state_ref else os.path.realpath(state_ref)  # `./launch.sqlite` and its full path alike
     return b"\0warroom-engine-" + hashlib.sha1(f"{host}\0{key}".encode()).hexdigest()[:32].encode()
 

@@ -116,8 +116,12 @@ class SQLStore(Store):
     # ------------------------------------------------------------ what a dialect gives
 
     @abstractmethod
-    def _tx(self, *, quiet: bool = False) -> AbstractContextManager[Tx]:
-        """One write transaction. It notifies waiters at commit unless `quiet` (then `Tx.notify` does)."""
+    def _tx(self, *, quiet: bool = False, expendable: bool = False) -> AbstractContextManager[Tx]:
+        """One write transaction. It notifies waiters at commit unless `quiet` (then `Tx.notify` does).
+
+        `expendable`: its commit need not wait until it is on disk. What it writes the engine writes again
+        soon (a snapshot, samples), and a crash losing it loses nothing a decision rests on; a decision
+        committed after it makes it durable too (a log is written in order)."""
 
     @abstractmethod
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[SQLRow]:
@@ -279,7 +283,7 @@ class SQLStore(Store):
     def record_samples(self, fence: Fence, ts: float, values: Mapping[str, float | None]) -> None:
         if not values:
             return
-        with self._tx() as tx:
+        with self._tx(expendable=True) as tx:
             self._fence(tx, fence)
             tx.many(f"INSERT INTO {self.s}samples ({self.key_col}ts, series, value) VALUES ({self.key_mark}?, ?, ?)",
                     [(*self.key, ts, name, value) for name, value in values.items()])
@@ -294,7 +298,8 @@ class SQLStore(Store):
 
     def publish(self, fence: Fence, body: dict[str, Any]) -> int:
         text = json.dumps(body, sort_keys=True, default=str)
-        with self._tx() as tx:
+        # Published every tick and after every decision: on a rollback's path, before its lease renewal.
+        with self._tx(expendable=True) as tx:
             self._fence(tx, fence)
             seq = tx.one(f"INSERT INTO {self.s}snapshot AS old ({self.row_col}, seq, published, body) VALUES (?, 1, ?, ?) "
                          f"ON CONFLICT ({self.row_col}) DO UPDATE SET seq = old.seq + 1, published = excluded.published, "

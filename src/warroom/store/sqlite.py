@@ -3,7 +3,7 @@
 The engine and any number of consoles and verbs open the same file. Each write is one
 short transaction (`BEGIN IMMEDIATE`, so the fence check and the write see the same
 lease); `synchronous = FULL`, so a committed intent survives power loss, which is the
-point of write-ahead. A reader that only reads (`journal`, `report`) opens the file
+point of write-ahead (a snapshot's or samples' commit skips its fsync: `Tx.expendable`). A reader that only reads (`journal`, `report`) opens the file
 read-only, so a state on a read-only file system (a backup, a snapshot) can be read.
 
 **The store's clock.** Every process on the file runs on this host, and the host's
@@ -273,16 +273,20 @@ class SQLiteStore(SQLStore):
     # ------------------------------------------------------------ transactions
 
     @contextmanager
-    def _tx(self, *, quiet: bool = False) -> Iterator[_Tx]:
+    def _tx(self, *, quiet: bool = False, expendable: bool = False) -> Iterator[_Tx]:
         with self._lock:
             try:
+                if expendable:  # WAL is written in order: the next FULL commit's fsync carries this one too
+                    self._db.execute("PRAGMA synchronous = NORMAL")  # (SQLite refuses it inside a transaction)
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
+                self._full_again(expendable)
                 raise self._error(exc) from None
             try:
                 yield _Tx(self._db)
             except BaseException as failed:
                 self._rollback_quietly()
+                self._full_again(expendable)
                 if isinstance(failed, sqlite3.Error):
                     raise self._error(failed) from None
                 raise
@@ -291,6 +295,13 @@ class SQLiteStore(SQLStore):
             except sqlite3.Error as exc:
                 self._rollback_quietly()
                 raise self._error(exc) from None
+            finally:
+                self._full_again(expendable)
+
+    def _full_again(self, expendable: bool) -> None:
+        if expendable:
+            with suppress(sqlite3.Error):
+                self._db.execute("PRAGMA synchronous = FULL")
 
     def _rollback_quietly(self) -> None:
         with suppress(sqlite3.Error):  # already rolled back by SQLite itself

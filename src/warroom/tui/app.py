@@ -11,6 +11,7 @@ console_state.py. With no engine alive the screen says so, loudly: nothing enfor
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import select
 import signal
@@ -165,6 +166,15 @@ class WarroomApp(CommandActions):
         # At mount, not after the first refresh: a screen with nothing to repaint never ran that
         # callback, and a console on PostgreSQL showed no snapshot until a key was pressed.
         self.store_watch.start(asyncio.get_running_loop())
+
+    def on_ready(self) -> None:
+        # The first frame is on the screen: the collector, held off through start-up (cli/main.py), runs
+        # again, over what is made from now on. What start-up made (modules, types, the widgets) lives as
+        # long as the console: frozen out of its sight, or its first pass walks all of it while a key waits.
+        # Only when it was held off: an app in a process that kept it on (a test) freezes nothing of its host.
+        if not gc.isenabled():
+            gc.freeze()
+            gc.enable()
 
     def on_unmount(self) -> None:
         self.store_watch.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
-from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -34,10 +33,13 @@ class ThemeError(Exception):
 
 def themes_dir() -> Path | None:
     """The installed package's `warroom/themes`, else the checkout's top-level `themes/`."""
-    packaged = resources.files("warroom").joinpath("themes")
+    # Beside the package's modules (where a wheel puts it): importlib.resources would say the same, and
+    # cost a console's first frame the import of it and of zipfile.
+    here = Path(__file__).resolve()
+    packaged = here.parents[1] / "themes"
     if packaged.is_dir():
-        return Path(str(packaged))
-    checkout = Path(__file__).resolve().parents[3] / "themes"
+        return packaged
+    checkout = here.parents[3] / "themes"
     return checkout if checkout.is_dir() else None
 
 
