@@ -30,7 +30,7 @@ def damaged(tmp_path_factory) -> tuple[Path, Path]:
     # Enough pages that the journal's leaves fill the middle of the file: one transaction (as a store
     # that held its writes commits them), not 3000 fsyncs.
     store.commit_many(fence, [(1_800_000_000.0 + i, ("source.error", f"source service: timeout after 5s ({i})", "warroom (automatic)", {}), None)
-                              for i in range(3000)], store.load_state()[1])
+                              for i in range(3000)], store.load_state()[1], after=store.last_seq())
     store.release_lease(fence)
     store.close()
     db = tmp / "state.sqlite"

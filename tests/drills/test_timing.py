@@ -90,6 +90,7 @@ async def test_a_console_drill_gives_the_card_a_headless_drill_gives(tmp_path):
     engine = build_engine(made.plan, clock=PacedClock(20.0))
     session = DrillSession(engine, made)
     host = EngineHost(engine, after_tick=session.after_tick, ticking=True)  # as `warroom engine --drill` runs it
+    host.listen_locally()  # as its process does: the step into phase 1 waits on the go/no-go, asked by a person the kernel names
     app = WarroomApp(EngineClient(Store(Path(made.plan.state or "")), actor=ALICE), keys=made.plan.keys)
     try:
         async with app.run_test(size=(160, 48)) as pilot:

@@ -1,3 +1,4 @@
+# Over 500 lines: every decision the store makes, written once for both dialects (fencing, commits, held writes landed once, leases, commands) — split, the commit would sit apart from the fence it checks.
 """The store written once: fencing, the shape of a commit, the lease rules, commands and their bounds.
 
 Everything a store *decides* is here, in SQL both dialects speak (`?` placeholders,
