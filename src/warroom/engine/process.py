@@ -63,6 +63,7 @@ class RunOptions:
     status_every: float = 60.0  # clock seconds between status lines
     after_tick: Callable[[Snapshot], Awaitable[None]] | None = None  # a drill's part between ticks
     replace: str = ""  # the holder id of the engine this one replaces (`up --replace`): the lease is taken from it
+    rollback: int | None = None  # the rollback its starter queued (`rollback` with no engine): proven as its sender's
 
 
 class EngineProcess:
@@ -73,6 +74,7 @@ class EngineProcess:
         self.stop = asyncio.Event()
         self.signals = 0
         self.commands = CommandLoop(engine, self._shutdown)
+        self.commands.started_for = options.rollback
         self._last_status = float("-inf")
         self._started = engine.clock.now()
         self._driver = ""  # who drives while this one stands by
