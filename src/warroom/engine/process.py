@@ -153,7 +153,8 @@ class EngineProcess:
             raise CommandError(unguarded)
         how = "every engine of the rollout" if scope == StopScope.ROLLOUT else f"the engines on {hostname()}"
         self._say(f"stopping: asked by {actor.label()} (warroom down: {how})" + (f"; {taking_over} takes over" if taking_over else ""))
-        self._stopped = {**scope.data(hostname()), **({"standby": taking_over} if taking_over else {})}
+        # Who asked is journaled with the stop (the engine's log alone said it): as proven, or marked as only declared.
+        self._stopped = {**scope.data(hostname()), "by": actor.label(), **({"standby": taking_over} if taking_over else {})}
         self.stop.set()
         return f"stopping engine {self.engine.holder}"
 
@@ -241,7 +242,7 @@ class EngineProcess:
                 self._say(f"replaced: engine {self.replaced} holds the lease now (warroom up --replace); this engine stops")
             elif engine.fenced is not None:
                 self._say(f"FENCED: {engine.fenced}. This engine wrote nothing after it; it exits")
-            reason = "signal" if self.signals else "warroom down" if self._stopped else ""
+            reason = "signal" if self.signals else f"warroom down by {self._stopped['by']}" if self._stopped else ""
             snap = engine.snapshot
             await engine.close(reason, self._stopped)
             return snap
