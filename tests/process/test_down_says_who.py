@@ -8,8 +8,6 @@ import pwd
 
 import pytest
 
-from warroom.store import open_store
-
 pytestmark = pytest.mark.slow
 
 
@@ -18,11 +16,7 @@ def test_the_journal_says_who_stopped_the_engine(rollout):
     r.up()
     stopped = r.verb("down")
     assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stdout + stopped.stderr
-    store = open_store(r.state, create=False, readonly=True)
-    try:
-        [stop] = [e for e in store.entries() if e.kind == "engine.stop"]
-    finally:
-        store.close()
+    [stop] = [e for e in r.journal() if e["kind"] == "engine.stop"]
     me = pwd.getpwuid(os.getuid()).pw_name
-    assert f"(warroom down by {me}@" in stop.message and stop.data["by"].startswith(f"{me}@"), (stop.message, stop.data)
-    assert "not proven" not in stop.message  # down went over the engine's local socket: the kernel named its sender
+    assert f"(warroom down by {me}@" in stop["message"] and stop["data"]["by"].startswith(f"{me}@"), stop
+    assert "not proven" not in stop["message"]  # down went over the engine's local socket: the kernel named its sender

@@ -12,7 +12,6 @@ import subprocess
 import pytest
 
 from tests.process.conftest import WARROOM
-from warroom.store import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -24,15 +23,11 @@ def test_a_rollback_that_starts_its_engine_is_journaled_as_the_kernel_names_its_
                             timeout=60, env=env, stdin=subprocess.DEVNULL)
     try:
         assert rolled.returncode == 0 and "started one to roll back" in rolled.stderr, rolled.stdout + rolled.stderr
-        store = open_store(r.state, create=False, readonly=True)
-        try:
-            [intent] = [e for e in store.entries() if e.kind == "rollback.intent"]
-        finally:
-            store.close()
+        [intent] = [e for e in r.journal() if e["kind"] == "rollback.intent"]
         me = pwd.getpwuid(os.getuid()).pw_name
-        actor = intent.data["actor"]
+        actor = intent["data"]["actor"]
         assert actor["user"] == me and not actor.get("unproven"), actor
         assert actor["proof"].startswith(f"kernel: uid {os.getuid()} ({me})"), actor
-        assert "not proven" not in intent.actor and "mallory" not in intent.actor, intent.actor
+        assert "not proven" not in intent["actor"] and "mallory" not in intent["actor"], intent["actor"]
     finally:
         r.verb("down", "--force")
