@@ -324,6 +324,8 @@ class Snapshot:
     sources_down: tuple[SourceDownView, ...] = ()
     poll_interval: float = 0.0
     updates: UpdatesView | None = None  # None: the plan promises no stakeholder updates
+    # When the flags shown were read back (engine clock); older than a poll: the flag service is slow to answer.
+    flags_read_at: float | None = None
     # For a screen that moves its clock between snapshots (and to tell how old a published
     # snapshot is): the engine clock `now` was read at wall time `wall`, and it runs
     # `clock_rate` seconds per wall second (0: virtual time, which moves only when driven).
