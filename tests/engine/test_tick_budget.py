@@ -15,9 +15,13 @@ from tests.flags.flagservice import FlagService
 from tests.support.loopback import serving
 from tests.support.waiting import until_async
 from warroom.core.clock import RealClock
+from warroom.core.flagstate import FlagState
 from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import Snapshot, State
 from warroom.engine.engine import Engine
+from warroom.engine.polling import FlagReader
+from warroom.flags.registry import make_provider
+from warroom.plan.sources import FlagProviderConfig
 
 TOKEN = "BUDGET-TOKEN-3c1d"
 POLL = "250ms"
@@ -96,6 +100,8 @@ async def test_a_hanging_flag_service_does_not_hold_back_a_guardrails_rollback(r
         assert seen[-1].flags[0].observed is not None and seen[-1].flags[0].observed.enabled
         ticks = seen[-1].tick
         await until_async("ticks go on while the read still hangs", lambda: seen[-1].tick >= ticks + 2)
+        age = await until_async("the flags said to be old, past two polls", lambda: seen[-1].flags_age())
+        assert age.startswith("read ") and age.endswith(" ago")
     finally:
         hang.set()
     await until_async("the rollback confirmed once the flag service answers", lambda: engine.state == State.ROLLED_BACK)
@@ -128,3 +134,23 @@ async def test_a_hanging_notification_target_does_not_hold_the_ticks_while_an_up
         finally:
             release.set()
             await running.stop()
+
+
+async def test_a_read_answered_after_a_write_read_back_does_not_undo_it(service):
+    """A read asked before a rollback's write, answered after its read-back: the read-back is the newer truth
+    (taken as fresh, the old reading would look like a late write and roll back again, or like drift)."""
+    service.flags["feature"] = {"enabled": True, "rollout_percentage": 50.0, "user_segments": []}
+    config = FlagProviderConfig.model_validate({"provider": "http", "url": service.url, "token": "env:WARROOM_BUDGET_FLAG_TOKEN"})
+    reader = FlagReader(make_provider(config, "."), ["feature"], RealClock())
+    assert await reader.read() and reader.observed["feature"].enabled
+    first = reader.read_at
+    hang = service.delay = threading.Event()
+    try:
+        assert not await reader.read(budget=0.0)  # in flight: the flags stay as last read
+        assert reader.read_at == first and reader.observed["feature"].enabled
+        reader.observed["feature"] = off = FlagState(False, 0.0)  # what the rollback's write read back meanwhile
+    finally:
+        hang.set()
+    assert await reader.read()  # the read in flight lands (it says the flag is still on)…
+    assert reader.observed["feature"] is off and reader.read_at > first  # … and leaves the newer read-back standing
+    await reader.provider.close()

@@ -14,6 +14,7 @@ import collections
 import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from warroom.core.clock import Clock
 from warroom.core.flagstate import FlagState
@@ -26,13 +27,7 @@ from warroom.sources.base import Reading, Source, SourceContext
 HISTORY = 240  # samples kept per pane for sparklines
 
 
-def tick_budget(poll_interval: float, clock: Clock) -> float:
-    """Wall seconds a tick waits for what it asked (queries, the flags' read): most of a poll, so
-    the tick keeps its cadence; virtual time waits for the answers (its clock does not move meanwhile)."""
-    return 10.0 if clock.speed == float("inf") else max(0.2, 0.8 * poll_interval / clock.speed)
-
-
-async def within(tasks: Iterable[asyncio.Future[object]], budget: float | None) -> None:
+async def within(tasks: Iterable[asyncio.Future[Any]], budget: float | None) -> None:
     """Await `tasks` at most `budget` seconds (None: until done); those still running stay in flight, never cancelled."""
     pending = [t for t in tasks if not t.done()]
     if pending:
@@ -93,7 +88,9 @@ class Poller:
                     self.last_good[key] = now
 
     def budget(self) -> float:
-        return tick_budget(self.plan.poll_interval, self.clock)
+        """Wall seconds a tick waits for what it asked (queries, the flags' read): most of a poll, so the
+        tick keeps its cadence; virtual time waits for the answers (its clock does not move meanwhile)."""
+        return 10.0 if self.clock.speed == float("inf") else max(0.2, 0.8 * self.plan.poll_interval / self.clock.speed)
 
     def record_history(self) -> dict[str, float | None]:
         """Each pane's value this tick, added to its sparkline; what the journal's samples store."""
