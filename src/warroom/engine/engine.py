@@ -249,9 +249,11 @@ class Engine:
         self.poller.cancel()
         self.flags.cancel()
         self.frozen.cancel()
-        for pending in (self.backfill_task, self._publish_due, self.publishing):
+        for pending in (self.backfill_task, self._publish_due):
             if pending is not None:
                 pending.cancel()
+        if self.publishing is not None:  # an update half published would stay approved, never published
+            await asyncio.wait((self.publishing,))
         await self.executor.cancel()
         if self.fenced is None and self.lease.held:
             self.journal.flush()
@@ -361,7 +363,8 @@ class Engine:
         await self._sign_offs(now)
         await self._apply(self.scheduler.decide(self.rollout, self.clock.now(), self.step_blockers))
         await self._apply(self.automation.step(self.rollout, self.step_blockers))
-        if self.cadence is not None:  # from the picture as this tick left it
+        # From the picture as this tick left it; not while an update is being published (its draft is in use).
+        if self.cadence is not None and not self._publishing:
             await self._apply(self.cadence.decide(self.snapshot or self.publish(), self.rollout, self.clock.now()))
         snap = self.publish()
         if self.clock.speed != 1.0:  # fast or virtual time: no cadence to keep, and a run must come out the same every time
@@ -613,12 +616,16 @@ class Engine:
     async def _publish_in_background(self, actor: Actor) -> None:
         """Publish the update the cadence decided (auto) as a task: its store writes and archive file must not hold
         the tick (guardrails judged, rollbacks decided). One at a time; virtual time waits for it, for a repeatable run."""
-        if self.publishing is not None and not self.publishing.done():
+        if self._publishing:
             return
         self.publishing = asyncio.ensure_future(self.publish_update(actor))
         self.publishing.add_done_callback(_published)
         if self._virtual:
             await asyncio.wait((self.publishing,))
+
+    @property
+    def _publishing(self) -> bool:
+        return self.publishing is not None and not self.publishing.done()
 
     async def publish_update(self, actor: Actor, text: str = "") -> str:
         """Publish the stakeholder update approved by `actor`: the draft (one is drafted now if none waits),
@@ -627,6 +634,9 @@ class Engine:
         cadence = self.cadence
         if cadence is None:
             raise CommandError("this plan promises no stakeholder updates: add an `updates:` section (see the README)")
+        going = self.publishing
+        if going is not None and not going.done() and asyncio.current_task() is not going:
+            await asyncio.wait((going,))  # the one going out first: never the same draft published twice
         now = self.clock.now()
         waiting = cadence.asked(self.snapshot or self.publish(), now)  # the draft as of now: it promises the next from now
         approved = cadence.approved(waiting, actor, text)
