@@ -8,9 +8,10 @@ Who sends a command is proven, never declared. PostgreSQL writes the session's r
 each command row. A SQLite file cannot say who wrote a row (anyone who may write the file can
 write any name), so a command for an engine of this host goes over its local socket, where
 the kernel names the sender, and the engine queues it in the store as that person; only a
-command no engine here can take (none runs yet — a rollback that starts one —, it runs on
-another host, or it is frozen) is queued by the client itself, and the engine journals its
-sender as "(declared, not proven)". A rollback is never held back for want of proof. When the store cannot
+command no engine here can take (none runs yet, it runs on another host, or it is frozen) is
+queued by the client itself, and the engine journals its sender as "(declared, not proven)" —
+save a rollback that starts its engine: that engine runs as its sender and is told which row is
+theirs (`engine_argv`'s `rollback`). A rollback is never held back for want of proof. When the store cannot
 carry it (a full disk: no command taken, no heartbeat renewed), a rollback or a pause goes to
 an engine of this host over its local socket, and an engine that answers there counts as
 alive (local_client.py). `start_engine`
@@ -321,8 +322,10 @@ def ask_locally(state_ref: str, verb: str, args: dict, actor: Actor, why: str,
                          finished=time.time()), why)
 
 
-def engine_argv(plan: Plan, state: StateRef, *, speed: Any = None, lease_ttl: float | None = None, replace: str = "") -> list[str]:
-    """The arguments of `warroom engine` for this plan and state (the demo has no plan file: its state's folder is its)."""
+def engine_argv(plan: Plan, state: StateRef, *, speed: Any = None, lease_ttl: float | None = None, replace: str = "",
+                rollback: int | None = None) -> list[str]:
+    """The arguments of `warroom engine` for this plan and state (the demo has no plan file: its state's folder is its);
+    `rollback`: the command this process queued that the engine is started to run (it proves its sender)."""
     argv = [] if plan.path is None or not Path(str(plan.path)).is_file() else [str(Path(str(plan.path)).resolve())]
     argv += ["--state", state_argument(state)]
     if speed not in (None, 1, 1.0, "1"):
@@ -331,6 +334,8 @@ def engine_argv(plan: Plan, state: StateRef, *, speed: Any = None, lease_ttl: fl
         argv += ["--lease-ttl", f"{lease_ttl:g}"]
     if replace:
         argv += ["--replace", replace]
+    if rollback is not None:
+        argv += ["--rollback", str(rollback)]
     return argv
 
 

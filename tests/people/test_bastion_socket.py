@@ -164,14 +164,16 @@ def test_commands_over_ssh_are_journaled_as_the_kernel_names_the_sender_and_a_ro
         as_root("down", str(path), "--force")
 
 
-def test_a_rollback_that_must_start_its_engine_runs_and_is_journaled_as_declared(people):
+def test_a_rollback_that_must_start_its_engine_runs_and_is_journaled_as_the_kernel_names_its_sender(people):
     plan = write_plan(people)
-    rolled = as_root("rollback", str(plan), "--reason", "no engine yet")  # LOGNAME=alice: the uid's account is declared
+    rolled = as_root("rollback", str(plan), "--reason", "no engine yet")  # LOGNAME=alice: the uid's account, not alice
     try:
         assert rolled.returncode == 0, rolled.stdout + rolled.stderr
         [intent] = journaled(people, "rollback.intent")
-        assert intent.data["actor"]["user"] == "root" and intent.data["actor"].get("unproven") is True
-        assert intent.actor.startswith("root (declared, not proven)"), intent.actor
+        # The engine it started runs as root and was told which row is the rollback's: the kernel's word, not the row's.
+        assert intent.data["actor"]["user"] == "root" and not intent.data["actor"].get("unproven")
+        assert intent.data["actor"]["proof"].startswith("kernel: uid 0 (root)"), intent.data["actor"]
+        assert intent.actor.startswith("root@"), intent.actor
         until("the rollback is confirmed", lambda: journaled(people, "rollback.outcome"))
     finally:
         as_root("down", str(plan), "--force")

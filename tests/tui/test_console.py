@@ -548,7 +548,7 @@ async def test_no_engine_is_said_loudly_and_panes_only_say_what_would_happen(con
         await c.until(pilot, lambda: any("the rollback is queued for the next engine; start one now with `warroom rollback PLAN`" in n
                                          for n in c.notices))
         # One that can, but whose engine does not start, says why; nothing runs the rollback.
-        c.app.start_engine = lambda: "the engine did not start; see its log: state.engine.log"
+        c.app.start_engine = lambda _rollback: "the engine did not start; see its log: state.engine.log"
         await pilot.press("R")
         await c.until(pilot, lambda: c.notices[-1] == "the engine did not start; see its log: state.engine.log")
         assert "rollback.intent" not in c.kinds()

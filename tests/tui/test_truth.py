@@ -19,8 +19,10 @@ from tests.tui.conftest import screen_text
 from tests.tui.test_glance import ERROR_SPIKE, banner, into_phase_one, rows_of, strip
 from tests.tui.test_snapshots import demo, one_flag_phases, refusing_flag_api, rolling_back
 from warroom.core.clock import RealClock
+from warroom.core.journal_kinds import Kind
 from warroom.core.snapshot import State
 from warroom.core.units import format_value
+from warroom.core.verbs import Verb
 from warroom.plan.faults import Fault
 from warroom.tui.keymap import ACTIONS
 from warroom.tui.screens.help import HelpScreen
@@ -402,3 +404,34 @@ async def test_keys_pressed_fast_reach_the_engine_in_the_order_pressed_when_the_
         await c.answered(pilot)
         assert landed == [False, True, False]  # tick, untick, tick: as pressed
         assert [k for k in c.kinds() if k.startswith("checklist.")] == ["checklist.tick", "checklist.untick", "checklist.tick"]
+
+
+async def test_a_rollback_pressed_after_a_command_whose_write_hangs_reaches_the_engine_first(console, test_plan):
+    """A command whose hand-over hangs (SQLite busy behind another writer, a PostgreSQL that stalls)
+    held every command pressed after it, the rollback too: going back waited on a checklist tick.
+    The tick's write is held on its way into the real SQLite file; the rollback pressed after it
+    goes on its own way and the engine runs it while the tick is still held."""
+    c = console(test_plan())
+    async with c.app.run_test(size=(120, 36)) as pilot:
+        await into_phase_one(c, pilot)
+        store = c.app.client.store
+        real_send, underway, released = store.send_command, threading.Event(), threading.Event()
+
+        def send_command(verb, args, actor):
+            if verb == Verb.TICK:  # the tick's write hangs until the test lets it go; nothing else's
+                underway.set()
+                released.wait(DEADLINE)
+            return real_send(verb, args, actor)
+
+        store.send_command = send_command
+        try:
+            c.app.query_one(Checklist).action_tick_item()
+            await until_async("the tick's write under way", underway.is_set, pause=pilot.pause)
+            await pilot.press("R")
+            await c.until(pilot, lambda: Kind.ROLLBACK_INTENT in c.kinds(), "the engine running the rollback")
+            assert not released.is_set() and "checklist.tick" not in c.kinds()
+        finally:
+            released.set()  # the tick goes in after it (or the test ends): nothing is left hanging
+        await c.answered(pilot)
+        kinds = c.kinds()
+        assert all(kinds.index(Kind.ROLLBACK_INTENT) < i for i, k in enumerate(kinds) if k.startswith("checklist.")), kinds

@@ -85,12 +85,12 @@ def actor_cmd(name: Verb) -> Callable[[Plan, argparse.Namespace], int]:
                 assert client is not None  # a rollback creates the store it needs
                 # Queued first, whatever this client thinks of the engine: the driving engine runs it (or this host's
                 # engine over its local socket, when the store cannot take it). Only when none drives (on the store's
-                # clock) is one started, and it finds the rollback queued.
+                # clock) is one started, and it finds the rollback queued: told which one is this person's, it proves the sender.
                 rollback = client.send_or_ask(name, args_of[name](), _sent_locally(name))
                 if not isinstance(rollback, Asked) and not client.engine(plan.poll_interval).alive:
                     from warroom.cli.lifecycle import start_for_rollback  # only here: a client verb never loads the engine otherwise
 
-                    if not start_for_rollback(plan, path, client):
+                    if not start_for_rollback(plan, path, client, rollback):
                         return Exit.PROBLEM
                 return client, rollback, since
             if client is None or not client.engine(plan.poll_interval).alive:

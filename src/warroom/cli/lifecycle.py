@@ -58,7 +58,8 @@ def cmd_engine(plan: Plan, args: argparse.Namespace, *, attach=None) -> int:
     """`warroom engine PLAN`: the engine in the foreground, until stopped."""
     path = state_path(plan, args.state)
     engine = build_engine(plan, state=path, clock=make_clock(args.speed), lease_ttl=args.lease_ttl or LEASE_TTL)
-    options = RunOptions(after_tick=attach(engine) if attach else None, replace=getattr(args, "replace", "") or "")
+    options = RunOptions(after_tick=attach(engine) if attach else None, replace=getattr(args, "replace", "") or "",
+                         rollback=getattr(args, "rollback", None))
     _, code = run_engine(engine, log_path=engine_log_path(path), options=options)
     return code
 
@@ -243,10 +244,11 @@ def _still_running(client: EngineClient, engines: list[Holder], timeout: float) 
         time.sleep(0.1)
 
 
-def start_for_rollback(plan: Plan, path: StateRef, client: EngineClient) -> bool:
+def start_for_rollback(plan: Plan, path: StateRef, client: EngineClient, rollback: int | None) -> bool:
     """Rolling back must never be refused for lack of an engine: start one (detached) unless one
-    runs already (racing rollbacks, a standby about to take over), and say so."""
-    running = start_unless_running(client, engine_argv(plan, path), engine_log_path(path))
+    runs already (racing rollbacks, a standby about to take over), and say so. The engine is told
+    which queued command is this process's `rollback`: it runs as this person, so it can prove who sent it."""
+    running = start_unless_running(client, engine_argv(plan, path, rollback=rollback), engine_log_path(path))
     view, started = running.view, running.started
     if started is None:
         _warn(f"warroom: no engine drove this rollout when asked; {running.standby or view and view.holder} "

@@ -64,6 +64,7 @@ def verb_parser() -> argparse.ArgumentParser:
     e.add_argument("--drill", metavar="SCENARIO", help="host a drill of PLAN (what `warroom drill` starts for its console)")
     e.add_argument("--staging", action="store_true", help="with --drill: the plan's own sources and flag provider")
     e.add_argument("--replace", default="", help=argparse.SUPPRESS)  # the engine to take the lease from: what `up --replace` starts
+    e.add_argument("--rollback", type=int, default=None, help=argparse.SUPPRESS)  # the rollback command its starter queued
     u = verb("up", "start the rollout's engine detached (it outlives this terminal); say who drives if one is alive")
     _engine_options(u)
     u.add_argument("--replace", action="store_true",

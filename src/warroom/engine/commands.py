@@ -7,7 +7,10 @@ PostgreSQL records the session's role with each row; on SQLite a client of this 
 the engine over its local socket and the engine queues the command for the person the
 kernel names (`queue_for`, remembered in this process: a row's text could name anyone). A
 row nothing proves — a client's own, with no engine here to take it — runs as its sender
-declared it, shown "(declared, not proven)"; a sign-off from it counts for nothing.
+declared it, shown "(declared, not proven)"; a sign-off from it counts for nothing. A rollback
+that had to start its engine (none ran to take it) is named to that engine on its command line
+by the process that queued it: the engine runs as that process's person, so the kernel proves
+it (`started_for`).
 Clients queue commands in the store; the driving engine claims each one in a transaction (no two engines run one
 command; a rollback before anything queued ahead of it), runs it as a task of its own (a
 slow step up never holds a rollback back), and writes the outcome. A command that waited
@@ -19,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from warroom.core.identity import Actor, from_database
+from warroom.core.identity import Actor, from_database, from_kernel, login_uid
 from warroom.core.journal_kinds import Kind
 from warroom.core.verbs import Verb
 from warroom.engine.executor import CommandError
@@ -73,6 +77,7 @@ class CommandLoop:
         self.running: set[asyncio.Task[None]] = set()
         self.resumed: set[int] = set()  # rollback commands the engine before left running, run again here
         self.proven: dict[int, Actor] = {}  # commands this engine queued for a sender the kernel named, until claimed
+        self.started_for: int | None = None  # the rollback (its id) the process that started this engine queued
         # The phase, and when (this host's wall clock) this engine saw the rollout enter it: 0 for the phase
         # it found when it began to drive (it entered before). Every phase change commits a journal entry,
         # so a listener sees each; the first entry is the engine's own start, once its state is loaded.
@@ -163,12 +168,22 @@ class CommandLoop:
             self.running.add(task)
             task.add_done_callback(self.running.discard)
 
+    def _from_starter(self, command: Command, declared: Actor) -> Actor | None:
+        """The rollback the process that started this engine queued, as the kernel names its sender: this engine
+        runs as that process's uid and login uid. Only a row declaring that very person: a row someone else
+        wrote is never made this engine's user's."""
+        if command.id != self.started_for or command.verb != Verb.ROLLBACK:
+            return None
+        proven = from_kernel(declared, os.getuid(), login_uid(os.getpid()))
+        return proven if proven.user == declared.user else None
+
     async def _run(self, command: Command) -> None:
         engine = self.engine
         declared = Actor.from_json(command.actor).declared()
         # The kernel's word when this engine queued it for a local client; the database's (PostgreSQL: the session's
         # role); else the client's, shown as unproven.
-        actor = self.proven.pop(command.id, None) or (from_database(declared, command.sender) if command.sender else declared)
+        actor = (self.proven.pop(command.id, None) or self._from_starter(command, declared)
+                 or (from_database(declared, command.sender) if command.sender else declared))
         age = command.waited  # on the store's clock: a client whose clock is off sends no "old" command
         COMMAND.set(command.id)  # this task's context: an action it starts is recorded on the command
         try:

@@ -63,6 +63,7 @@ class RunOptions:
     status_every: float = 60.0  # clock seconds between status lines
     after_tick: Callable[[Snapshot], Awaitable[None]] | None = None  # a drill's part between ticks
     replace: str = ""  # the holder id of the engine this one replaces (`up --replace`): the lease is taken from it
+    rollback: int | None = None  # the rollback its starter queued (`rollback` with no engine): proven as its sender's
 
 
 class EngineProcess:
@@ -73,6 +74,7 @@ class EngineProcess:
         self.stop = asyncio.Event()
         self.signals = 0
         self.commands = CommandLoop(engine, self._shutdown)
+        self.commands.started_for = options.rollback
         self._last_status = float("-inf")
         self._started = engine.clock.now()
         self._driver = ""  # who drives while this one stands by
@@ -151,7 +153,8 @@ class EngineProcess:
             raise CommandError(unguarded)
         how = "every engine of the rollout" if scope == StopScope.ROLLOUT else f"the engines on {hostname()}"
         self._say(f"stopping: asked by {actor.label()} (warroom down: {how})" + (f"; {taking_over} takes over" if taking_over else ""))
-        self._stopped = {**scope.data(hostname()), **({"standby": taking_over} if taking_over else {})}
+        # Who asked is journaled with the stop (the engine's log alone said it): as proven, or marked as only declared.
+        self._stopped = {**scope.data(hostname()), "by": actor.label(), **({"standby": taking_over} if taking_over else {})}
         self.stop.set()
         return f"stopping engine {self.engine.holder}"
 
@@ -239,7 +242,7 @@ class EngineProcess:
                 self._say(f"replaced: engine {self.replaced} holds the lease now (warroom up --replace); this engine stops")
             elif engine.fenced is not None:
                 self._say(f"FENCED: {engine.fenced}. This engine wrote nothing after it; it exits")
-            reason = "signal" if self.signals else "warroom down" if self._stopped else ""
+            reason = "signal" if self.signals else f"warroom down by {self._stopped['by']}" if self._stopped else ""
             snap = engine.snapshot
             await engine.close(reason, self._stopped)
             return snap

@@ -41,7 +41,7 @@ class CommandActions(ConsoleState):
                 return
             if verb is Verb.ROLLBACK and sent is None:
                 return  # the human stopped trying: said by Sending
-            if not isinstance(sent, Asked) and not self.engine_alive and not await self._engine_for(verb, label):
+            if not isinstance(sent, Asked) and not self.engine_alive and not await self._engine_for(verb, label, sent):
                 return
             try:
                 if sent is None:
@@ -71,9 +71,10 @@ class CommandActions(ConsoleState):
     def action_stop_trying(self) -> None:
         self.sending.stop_trying()
 
-    async def _engine_for(self, verb: Verb, label: str) -> bool:
-        """No engine is alive: nothing would run a command. A rollback starts one first (rolling
-        back is never refused for want of an engine); anything else is refused at once."""
+    async def _engine_for(self, verb: Verb, label: str, rollback: int | None) -> bool:
+        """No engine is alive: nothing would run a command. A rollback starts one (rolling back is never
+        refused for want of an engine), told which queued command is this console's `rollback`: it runs
+        as this person, so it proves who sent it; anything else is refused at once."""
         if verb is not Verb.ROLLBACK:
             self.notify(f"no engine drives this rollout: nothing would run it; start one with `warroom up {self.plan_file}`",
                         title=f"{label}: refused", severity="error")
@@ -84,7 +85,8 @@ class CommandActions(ConsoleState):
                         title=f"{label}: waiting for an engine", severity="error")
             return False
         self.notify("no engine drives this rollout: starting one to roll back", title=label, severity="warning")
-        problem = await in_daemon_thread(self.start_engine)
+        start = self.start_engine
+        problem = await in_daemon_thread(lambda: start(rollback))
         if problem:
             self.notify(problem, title=f"{label}: not sent", severity="error")
             return False

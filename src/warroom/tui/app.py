@@ -96,7 +96,7 @@ class WarroomApp(CommandActions):
         keys: dict[str, str] | None = None,
         handle_signals: bool = False,
         engine_ends_with_console: bool = False,
-        start_engine: Callable[[], str] | None = None,
+        start_engine: Callable[[int | None], str] | None = None,
         plan_file: str = "PLAN",
     ) -> None:
         super().__init__()

@@ -30,6 +30,7 @@ class ConsoleState(App[int]):
     client: EngineClient
     actor: Actor
     sending: Sending
-    start_engine: Callable[[], str] | None  # None: this console cannot start an engine (the plan is not at hand)
+    # Given the rollback it queued (the engine proves its sender); None: this console cannot start one (no plan at hand).
+    start_engine: Callable[[int | None], str] | None
     plan_file: str
     _asked: dict[str, bool]  # checklist items toggled, as asked, until a snapshot shows it

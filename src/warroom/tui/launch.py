@@ -80,7 +80,7 @@ def attach(plan_file: str, args: argparse.Namespace) -> int | None:
     if needs_terminal(args):
         return 2
 
-    def start_detached() -> str:
+    def start_detached(rollback: int | None) -> str:
         """An engine for this plan, loaded in full only now (`R` with no engine alive)."""
         from warroom.plan.load import load_plan
         from warroom.plan.yamlfile import PlanError
@@ -89,7 +89,7 @@ def attach(plan_file: str, args: argparse.Namespace) -> int | None:
             plan = load_plan(plan_file)
         except PlanError as exc:
             return str(exc)
-        return _start_detached(plan, path, client, getattr(args, "speed", None))
+        return _start_detached(plan, path, client, getattr(args, "speed", None), rollback)
 
     return _run(client, theme=getattr(args, "theme", None) or kept.get("theme"), keys=kept.get("keys") or {},
                 poll=poll, plan_file=plan_file, start=start_detached)
@@ -129,7 +129,7 @@ def run_console(plan: Plan | None, args: argparse.Namespace, engine_args: list[s
         return 1
     try:
         code = _run(client, theme=getattr(args, "theme", None) or plan.theme, keys=plan.keys, poll=plan.poll_interval,
-                    plan_file=str(plan.path), start=None if child is not None else lambda: _start_detached(plan, path, client, speed),
+                    plan_file=str(plan.path), start=None if child is not None else lambda rollback: _start_detached(plan, path, client, speed, rollback),
                     child=child)
     finally:
         if child is not None:
@@ -141,7 +141,7 @@ def run_console(plan: Plan | None, args: argparse.Namespace, engine_args: list[s
 
 
 def _run(client: EngineClient, *, theme: str | None, keys: dict[str, str], poll: float, plan_file: str,
-         start: Callable[[], str] | None, child: Started | None = None) -> int:
+         start: Callable[[int | None], str] | None, child: Started | None = None) -> int:
     app = WarroomApp(client, theme=theme, keys=keys, handle_signals=True, engine_ends_with_console=child is not None,
                      start_engine=start, plan_file=plan_file)
     first = client.snapshot()
@@ -154,10 +154,11 @@ def _run(client: EngineClient, *, theme: str | None, keys: dict[str, str], poll:
     return code or 0
 
 
-def _start_detached(plan: Plan, path: Any, client: EngineClient, speed: Any) -> str:
+def _start_detached(plan: Plan, path: Any, client: EngineClient, speed: Any, rollback: int | None = None) -> str:
     """An engine for this plan (it keeps guarding when the console closes), unless one runs
-    already (another console or verb started it meanwhile, a standby takes over); "" once one does."""
-    running = start_unless_running(client, engine_argv(plan, path, speed=speed), engine_log_path(path))
+    already (another console or verb started it meanwhile, a standby takes over); "" once one does.
+    `rollback`: the command this console queued for it to run (the engine it starts proves who sent it)."""
+    running = start_unless_running(client, engine_argv(plan, path, speed=speed, rollback=rollback), engine_log_path(path))
     if running.view is None and not running.standby:
         return f"the engine did not start; see its log: {running.started.log if running.started else engine_log_path(path)}"
     return ""

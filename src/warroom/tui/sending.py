@@ -7,7 +7,12 @@ full disk) goes to this host's engine over its local socket instead (`EngineClie
 One at a time: each press's command was sent from a thread of its own, and three threads
 race for the store, so tick, untick, tick could reach the engine as tick, tick, untick. A
 command waits only for those pressed before it to be handed over (queued in the store, or
-taken by the engine over its local socket), never for their outcome."""
+taken by the engine over its local socket), never for their outcome.
+
+A rollback takes the head of the line: going back never waits, and a write already under way
+on its thread cannot be taken back (a store busy behind another writer holds it for 15 s). A
+rollback is handed over on a thread of its own at once, whatever was pressed before it; what is
+pressed after it goes after it."""
 
 from __future__ import annotations
 
@@ -59,35 +64,55 @@ class Sending:
         self.from_thread = from_thread  # runs a call on the screen's loop from a worker thread
         self._stop = asyncio.Event()  # Esc: stop retrying a rollback the store would not take
         self._line = asyncio.Lock()  # fair: the commands waiting for it are handed over in the order pressed
+        self._going_back: list[asyncio.Event] = []  # rollbacks not handed over yet: set once each is
         self.in_line = 0  # commands waiting for those pressed before them to be handed over
 
     def stop_trying(self) -> None:
         self._stop.set()
 
-    async def _turn(self) -> _Turn:
-        """This command's turn to be handed over, once every command pressed before it was."""
+    async def _turn(self, verb: Verb) -> _Turn:
+        """This command's turn to be handed over: a rollback's at once; any other's once every command
+        pressed before it was."""
+        loop = asyncio.get_running_loop()
+        if verb is Verb.ROLLBACK:
+            handed = asyncio.Event()
+            self._going_back.append(handed)
+            return _Turn(lambda: self._gone_back(handed), loop)
+        ahead = list(self._going_back)  # rollbacks pressed before this one, on their own way
         self.in_line += 1
         try:
             await self._line.acquire()
+            try:
+                for handed in ahead:
+                    await handed.wait()
+            except BaseException:
+                self._line.release()
+                raise
         finally:
             self.in_line -= 1
-        return _Turn(self._line, asyncio.get_running_loop())
+        return _Turn(self._line.release, loop)
+
+    def _gone_back(self, handed: asyncio.Event) -> None:
+        handed.set()
+        self._going_back.remove(handed)
 
     async def queue(self, label: str, verb: Verb, args: dict[str, object]) -> int | Asked | None:
         """The command queued in the store, its id, or asked of this host's engine over its local
         socket, answered; None when the human stopped trying (a rollback only: other commands
-        fail at once with the store's message). It goes once those pressed before it went."""
-        turn = await self._turn()
+        fail at once with the store's message). A rollback goes at once; any other command once
+        those pressed before it went."""
+        turn = await self._turn(verb)
         try:
             return await self._hand_over(label, verb, args, turn)
         finally:
             turn.over()
 
     async def _hand_over(self, label: str, verb: Verb, args: dict[str, object], turn: _Turn) -> int | Asked | None:
-        """`queue` in its turn: a rollback tried again until the store answers, holding the line (what
+        """`queue` in its turn: a rollback tried again until the store answers, its turn held (what
         was pressed after it goes after it)."""
         tries = 0
-        self._stop.clear()
+        if verb is Verb.ROLLBACK:  # Esc stops the rollbacks trying now, not one pressed later
+            self._stop.clear()
         while True:
             try:
                 # Taken by the engine over its local socket: handed over, though its outcome is still to come.
@@ -118,8 +143,8 @@ class Sending:
 class _Turn:
     """A command's turn in the console's line; over once it was handed over, or could not be."""
 
-    def __init__(self, line: asyncio.Lock, loop: asyncio.AbstractEventLoop):
-        self._line = line
+    def __init__(self, release: Callable[[], None], loop: asyncio.AbstractEventLoop):
+        self._release = release
         self._loop = loop
         self._held = True
 
@@ -127,7 +152,7 @@ class _Turn:
         """On the screen's loop: the next command's turn (once, however often told)."""
         if self._held:
             self._held = False
-            self._line.release()
+            self._release()
 
     def over_from_thread(self) -> None:
         with contextlib.suppress(RuntimeError):  # the screen's loop closed: nobody waits any more
