@@ -117,6 +117,12 @@ class Rollout:
             except sqlite3.OperationalError:  # the file exists, its tables not yet
                 return []
 
+    def entries(self) -> list[dict]:
+        """The journal's kinds and actions, read straight from the file (no process start), for by_action."""
+        with contextlib.closing(sqlite3.connect(self.state, timeout=15)) as db:
+            return [{"seq": seq, "kind": kind, "action_id": action_id}
+                    for seq, kind, action_id in db.execute("SELECT seq, kind, action_id FROM journal ORDER BY seq")]
+
     def ticks(self) -> int:
         """How often the engine has ticked, by the snapshot it published last (no process start)."""
         try:

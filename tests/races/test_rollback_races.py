@@ -7,7 +7,10 @@ import threading
 
 import pytest
 
+from tests.conftest import ALICE
 from tests.races.conftest import WARROOM, Rollout, by_action, exposing, plan_data
+from warroom.client import EngineClient
+from warroom.store import open_store
 
 
 def test_a_late_write_landing_after_a_rollback_is_set_off_again(tmp_path, flags):
@@ -45,23 +48,31 @@ def test_a_late_write_landing_after_a_rollback_is_set_off_again(tmp_path, flags)
 def test_a_rollback_raced_by_another_verb_runs_its_runbook_once(tmp_path, flags, second):
     # Two verbs at nearly the same instant (the second 0 to 0.4 s later, sweeping the window)
     # to one engine: the runbook's step appends a line to a file and takes half a second.
-    for run, offset in enumerate((0.0, 0.1, 0.2, 0.3, 0.4)):
-        flags.flags.clear()
-        marks = tmp_path / f"runbook-{run}.log"
-        rollout = Rollout(tmp_path / f"run{run}", plan_data(
-            flags, timeout="3s", automation={"step_up": "manual"}, rollback=runbook(marks)))
-        assert rollout.verb("up").returncode == 0 and rollout.verb("step").returncode == 0
-        results = rollout.at_once(("rollback",), second, offsets=(0.0, offset))
-        # Both commands queue in the store; whichever the engine takes first rolls back, and a rollback
-        # asked meanwhile answers when that one is done (or after it: "already rolled back").
-        assert results[0].returncode == 0 and results[0].stdout.startswith(("rolled back", "already rolled back")), results[0]
-        assert marks.read_text().splitlines() == ["ran"], (run, [r.stdout + r.stderr for r in results])
-        entries = rollout.journal()
-        assert len(by_action(entries, "rollback.intent")) == 1
-        assert [len(v) for v in by_action(entries, "rollback.step").values()] == [1]
-        assert [len(v) for v in by_action(entries, "rollback.outcome").values()] == [1]
-        assert flags.flags["feature"]["enabled"] is False
-        assert rollout.verb("down").returncode == 0
+    # One engine for every round (starting and stopping one took most of a round): between
+    # rounds it starts again from phase 0 and steps to phase 1, asked as a client asks, through the store.
+    marks = tmp_path / "runbook.log"
+    rollout = Rollout(tmp_path, plan_data(flags, timeout="3s", automation={"step_up": "manual"}, rollback=runbook(marks)))
+    assert rollout.verb("up").returncode == 0
+    client = EngineClient(open_store(rollout.state, create=False), actor=ALICE)
+    try:
+        for run, offset in enumerate((0.0, 0.1, 0.2, 0.3, 0.4)):
+            if run:
+                assert client.act("retry", {}).status == "done"
+            assert client.act("step", {"from_phase": 0}).status == "done"
+            assert flags.flags["feature"]["enabled"] is True
+            results = rollout.at_once(("rollback",), second, offsets=(0.0, offset))
+            # Both commands queue in the store; whichever the engine takes first rolls back, and a rollback
+            # asked meanwhile answers when that one is done (or after it: "already rolled back").
+            assert results[0].returncode == 0 and results[0].stdout.startswith(("rolled back", "already rolled back")), results[0]
+            assert marks.read_text().splitlines() == ["ran"] * (run + 1), (run, [r.stdout + r.stderr for r in results])
+            entries = rollout.entries()
+            assert len(by_action(entries, "rollback.intent")) == run + 1
+            assert [len(v) for v in by_action(entries, "rollback.step").values()] == [1] * (run + 1)
+            assert [len(v) for v in by_action(entries, "rollback.outcome").values()] == [1] * (run + 1)
+            assert flags.flags["feature"]["enabled"] is False
+    finally:
+        client.store.close()
+    assert rollout.verb("down").returncode == 0
 
 
 def test_two_rollbacks_with_no_engine_alive_start_one_engine_and_run_the_runbook_once(tmp_path, flags):

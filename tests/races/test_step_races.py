@@ -100,23 +100,28 @@ def test_three_step_verbs_at_the_same_instant_make_one_step(tmp_path, flags):
 def test_three_forced_steps_at_the_same_instant_make_one_step(tmp_path, flags):
     # A forced step overrides soak and gates, so only the phase it was asked from tells a
     # stale one: each names the phase it read, the first moves it, the others are refused.
-    for run in range(3):
-        flags.flags.clear()
-        flags.writes.clear()
-        data = plan_data(flags, timeout="3s", automation={"step_up": "manual"})
-        rollout = Rollout(tmp_path / f"run{run}", data)
-        assert rollout.verb("up").returncode == 0
-        results = rollout.at_once(*[("step", "--force", "--reason", f"go {i}") for i in range(3)])
-        ok = [r for r in results if r.returncode == 0]
-        assert [r.stdout.strip() for r in ok] == ["stepped up to phase 1"], [(r.returncode, r.stdout, r.stderr) for r in results]
-        for refused in (r for r in results if r is not ok[0]):
-            assert refused.returncode == 6, (refused.returncode, refused.stderr)
-            # Read before the first step entered phase 1, or after it: stale either way; or sent while it was in flight.
-            assert ("warroom: stale step: asked " in refused.stderr and "phase 1/3 Canary 5%" in refused.stderr
-                    or "an action is still in flight" in refused.stderr), refused.stderr
-        assert rollout.status()["phase"]["index"] == 1
-        assert {w.value["rollout_percentage"] for w in flags.writes} == {5}  # (a write that timed out is asked again)
-        assert rollout.verb("down", "--force").returncode == 0
+    # One engine for every round, rolled back and retried between them as in the test above.
+    rollout = Rollout(tmp_path, plan_data(flags, timeout="3s", automation={"step_up": "manual"}))
+    assert rollout.verb("up").returncode == 0
+    client = EngineClient(open_store(rollout.state, create=False), actor=ALICE)
+    try:
+        for run in range(3):
+            flags.writes.clear()
+            results = rollout.at_once(*[("step", "--force", "--reason", f"go {i}") for i in range(3)])
+            ok = [r for r in results if r.returncode == 0]
+            assert [r.stdout.strip() for r in ok] == ["stepped up to phase 1"], (run, [(r.returncode, r.stdout, r.stderr) for r in results])
+            for refused in (r for r in results if r is not ok[0]):
+                assert refused.returncode == 6, (run, refused.returncode, refused.stderr)
+                # Read before the first step entered phase 1, or after it: stale either way; or sent while it was in flight.
+                assert ("warroom: stale step: asked " in refused.stderr and "phase 1/3 Canary 5%" in refused.stderr
+                        or "an action is still in flight" in refused.stderr), refused.stderr
+            assert client.store.load_state()[1]["phase"] == 1
+            assert {w.value["rollout_percentage"] for w in flags.writes} == {5}  # (a write that timed out is asked again)
+            for verb in ("rollback", "retry"):  # back to phase 0 for the next round
+                assert client.act(verb, {}).status == "done"
+    finally:
+        client.store.close()
+    assert rollout.verb("down", "--force").returncode == 0
 
 
 def test_a_step_from_a_phase_the_rollout_has_left_is_refused(tmp_path, flags):

@@ -22,6 +22,8 @@ _ESCAPE = re.compile(
 )
 # C0 and C1 controls, DEL, and the bidi/invisible format characters that reorder or hide text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+# Anything terminal_safe changes: _CONTROL's characters with tab and LF (every escape starts with one of them).
+_TOUCHED = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 
 
 def terminal_safe(text: object, *, keep_newlines: bool = False) -> str:
@@ -30,7 +32,10 @@ def terminal_safe(text: object, *, keep_newlines: bool = False) -> str:
     Tabs become a space; newlines too, unless `keep_newlines` (multi-line output such as
     a report body keeps its lines, each of them cleaned).
     """
-    s = _ESCAPE.sub("", str(text))
+    s = str(text)
+    if not _TOUCHED.search(s):  # most text: a report cleans millions of cells
+        return s
+    s = _ESCAPE.sub("", s)
     s = s.replace("\t", " ").replace("\r\n", "\n").replace("\r", "\n")
     if not keep_newlines:
         s = s.replace("\n", " ")
@@ -42,12 +47,17 @@ def terminal_safe(text: object, *, keep_newlines: bool = False) -> str:
 # (intraword `error_rate` stays readable); HTML becomes entities so no renderer runs it.
 _MD_PUNCT = re.compile(r"[\\`*\[\]~|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 _HTML_CHARS = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_HTML = re.compile(r"[&<>]")
+_MD_SPECIAL = re.compile(r"[\\`*\[\]~|_&<>]")  # any character either substitution below could touch
 
 
 def markdown_safe(text: object) -> str:
     """One line of outside text for a Markdown document: shown as written, never as markup or HTML."""
-    s = _MD_PUNCT.sub(lambda m: "\\" + m.group(0), terminal_safe(text))
-    return re.sub(r"[&<>]", lambda m: _HTML_CHARS[m.group(0)], s)
+    s = terminal_safe(text)
+    if not _MD_SPECIAL.search(s):
+        return s
+    s = _MD_PUNCT.sub(lambda m: "\\" + m.group(0), s)
+    return _HTML.sub(lambda m: _HTML_CHARS[m.group(0)], s)
 
 
 def markdown_code(text: object) -> str:

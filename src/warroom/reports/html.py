@@ -15,7 +15,7 @@ from itertools import pairwise
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from warroom.core.journal_kinds import DECISIONS, Kind
 from warroom.core.secrets import redact
@@ -31,6 +31,7 @@ from warroom.reports.postmortem import (
     Report,
     action_why,
     breach_numbers,
+    cell_renderer,
     clock,
     secs,
     shadow_rows,
@@ -101,6 +102,24 @@ def _clean(value: Any) -> Any:
     if isinstance(value, str) and not isinstance(value, Markup):
         return redact(terminal_safe(value, keep_newlines=True))
     return value
+
+
+ROWS_PER_CHUNK = 500  # of a table that grows with the journal, rendered at once
+
+
+def _table_rows(rows: Iterable[list[Any]]) -> Iterator[Markup]:
+    """`<tr><td>…</td></tr>` lines, a chunk of rows at a time, each cell cleaned and escaped as
+    the template's `{{ cell }}` is: a template loop costs a dozen generator steps a cell, and
+    the timeline of a long launch has millions of cells."""
+    td = cell_renderer(lambda value: f"<td>{escape(_clean(value))}</td>")
+    chunk: list[str] = []
+    for row in rows:
+        chunk.append("<tr>" + "".join([td(cell) for cell in row]) + "</tr>\n")
+        if len(chunk) == ROWS_PER_CHUNK:
+            yield Markup("".join(chunk))
+            chunk = []
+    if chunk:
+        yield Markup("".join(chunk))
 
 
 _ENV = Environment(loader=PackageLoader("warroom.reports", "templates"), autoescape=True, finalize=_clean,
@@ -221,11 +240,11 @@ def _card_rows(r: Report) -> list[tuple[str, str]]:
             ("Mistakes", "; ".join(card.mistakes) or "none"), ("Findings", "; ".join(card.findings) or "none")]
 
 
-def _breach_rows(r: Report) -> Iterator[dict[str, str]]:
+def _breach_rows(r: Report) -> Iterator[list[str]]:
     for b in r.breaches():
         value, threshold = breach_numbers(b, r.plan)
-        yield {"guardrail": b.guardrail, "started": r.offset(b.since), "value": value, "threshold": threshold,
-               "for_": format_duration(b.for_s), "query": b.query, "outcome": b.outcome}
+        yield [b.guardrail, r.offset(b.since), value, threshold, format_duration(b.for_s),
+               Markup("<code>%s</code>") % _clean(b.query), b.outcome]
 
 
 def _timeline_rows(entries: Iterable[JournalEntry], r: Report) -> Iterator[list[str]]:
@@ -243,13 +262,13 @@ def html(r: Report) -> Iterator[str]:
         "card": r.card,
         "card_rows": _card_rows(r),
         "phases": [[f"{p.index} {p.name}", r.offset(p.start), utc(p.start), format_duration(p.end - p.start), p.ended_by] for p in r.phases],
-        "breaches": _breach_rows(r),
+        "breaches": _table_rows(_breach_rows(r)),
         "shadow_head": SHADOW_HEAD,
         "shadows": shadow_rows(r),
         "rollbacks": [{"started": r.offset(run.intent.ts), "actor": run.intent.actor, "reason": run.intent.data.get("reason", ""),
                        "latency": secs(run.latency), "attempts": run.attempts, "steps": [s.message for s in run.steps]}
                       for run in r.rollbacks],
-        "actions": ([r.offset(e.ts), DECISIONS[e.kind], e.actor, action_why(e, r), e.message] for e in r.actions()),
+        "actions": _table_rows([r.offset(e.ts), DECISIONS[e.kind], e.actor, action_why(e, r), e.message] for e in r.actions()),
         "has_shadows": r.has_shadows,
         "checklist": [{"phase": c.phase, "text": c.text, "required": c.required, "ticked_by": c.ticked_by,
                        "when": r.offset(c.at) if c.at else ""} for c in r.checklist],
@@ -259,7 +278,7 @@ def html(r: Report) -> Iterator[str]:
         "overview": overview,
         "events": _event_charts(r, marks),
         "more_events": r.event_count - len(r.events),
-        "timeline": _timeline_rows(r.timeline(), r),
+        "timeline": _table_rows(_timeline_rows(r.timeline(), r)),
         "due": utc(r.end + POSTMORTEM_DUE),
         "follow_ups": FOLLOW_UPS,
     }

@@ -20,6 +20,7 @@ from warroom.reports.postmortem import (
     Report,
     action_why,
     breach_numbers,
+    cell_renderer,
     clock,
     secs,
     shadow_rows,
@@ -40,8 +41,9 @@ def _cell(value: str) -> str:
 def _table(head: list[str], rows: Iterable[list[str]]) -> Iterator[str]:
     yield "| " + " | ".join(head) + " |"
     yield "|" + "---|" * len(head)
+    cell = cell_renderer(_cell)
     for row in rows:
-        yield "| " + " | ".join(_cell(c) for c in row) + " |"
+        yield "| " + " | ".join([cell(c) for c in row]) + " |"
     yield ""
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from warroom.core.journal_kinds import DECISIONS, Kind
@@ -178,11 +178,12 @@ class Report:
 # ---------------------------------------------------------------- reading the journal
 
 
-def _guard_pane(plan: Plan, gid: str) -> str | None:
+def _guard_panes(plan: Plan) -> dict[str, str | None]:
+    """Each guardrail's pane, by the id the journal names it by (the first, if two share one)."""
+    panes: dict[str, str | None] = {}
     for i, g in enumerate(plan.guardrails):
-        if plan.guardrail_id(i) == gid:
-            return g.pane
-    return None
+        panes.setdefault(plan.guardrail_id(i), g.pane)
+    return panes
 
 
 @dataclass
@@ -201,6 +202,7 @@ class _Spells:
 
     def __init__(self, plan: Plan):
         self.plan = plan
+        self.panes = _guard_panes(plan)
         self.open: dict[tuple[str, float], _Spell] = {}  # insertion order = start order
         self.last_pane: str | None = None  # of the newest spell: the pane a human's rollback answered
 
@@ -228,7 +230,7 @@ class _Spells:
             comparison = (cause.get("comparison") or {}).get("text", "") if old is None else old.row.comparison
             row = Breach(gid, since, cause.get("value") if old is None else old.row.value, cause.get("op", ""),
                          None if threshold is None else float(threshold), float(cause.get("for", 0.0)), cause.get("query", ""),
-                         outcome, _guard_pane(self.plan, gid), comparison)
+                         outcome, self.panes.get(gid), comparison)
             if old is None:
                 self.open[(gid, since)] = _Spell(row)
                 self.last_pane = row.pane or self.last_pane
@@ -280,6 +282,7 @@ class _Reader:
         self.ticked: dict[tuple[int, str], tuple[str, float] | None] = {}
         self.card: ScoreCard | None = None
         self.alarm: JournalEntry | None = None  # the earliest bad sample: the incident's start
+        self.alarm_since = 0.0  # its _bad_since
         self.responses: list[JournalEntry] = []  # pauses, rollbacks and confirmations, for the incident
         self.spells = _Spells(plan)
         self.breach_count = 0
@@ -310,15 +313,17 @@ class _Reader:
             self._event(Event(e.ts, e.message, None))
         elif kind == Kind.GUARDRAIL_SHADOW:
             self.shadow_count += 1
-        if kind in ALARMS and (self.alarm is None or _bad_since(e) < _bad_since(self.alarm)):
-            self.alarm = e
+        if kind in ALARMS:
+            since = _bad_since(e)
+            if self.alarm is None or since < self.alarm_since:
+                self.alarm, self.alarm_since = e, since
         if kind in RESPONSES or kind == Kind.ROLLBACK_CONFIRMED:
             self.responses.append(e)
         if kind == Kind.ROLLBACK_INTENT:
             self.stops.append(e.ts)
             cause = e.data.get("cause") or {}
             # A human's rollback names no guardrail: chart the pane of the breach it answered, if any.
-            pane = (_guard_pane(self.plan, cause.get("guardrail", "")) or self.spells.last_pane
+            pane = (self.spells.panes.get(cause.get("guardrail", "")) or self.spells.last_pane
                     or (self.plan.panes[0].id if self.plan.panes else None))
             self.runs[e.action_id] = {"intent": e, "confirmed": None, "finished": None, "attempts": 0, "steps": []}
             self._event(Event(e.ts, f"rollback by {e.actor}", pane))
@@ -392,6 +397,28 @@ def build_report(plan: Plan, store: Store) -> Report:
 
 
 # ---------------------------------------------------------------- shared wording (Markdown and HTML)
+
+
+CELLS_REMEMBERED = 4096  # distinct cells of a table rendered once (kinds, actors, repeated messages)
+
+
+def cell_renderer(render: Callable[[str], str]) -> Callable[[str], str]:
+    """`render`, remembering what it made of each text for one table: a long launch's timeline
+    repeats its kinds, actors and messages hundreds of thousands of times. Only plain text is
+    remembered (a cell the report marked up itself is a str subclass that renders otherwise)."""
+    made: dict[str, str] = {}
+
+    def cell(value: str) -> str:
+        if type(value) is not str:
+            return render(value)
+        found = made.get(value)
+        if found is None:
+            if len(made) >= CELLS_REMEMBERED:
+                made.clear()
+            found = made[value] = render(value)
+        return found
+
+    return cell
 
 
 def utc(ts: float) -> str:
