@@ -22,6 +22,7 @@ from warroom.core.flagstate import FlagState
 from warroom.core.freeze import Freeze, longest
 from warroom.core.guardrail_actions import GuardrailAction
 from warroom.core.statuses import ExposureStatus, GuardrailStatus, PaneStatus, RunbookStepStatus
+from warroom.core.units import format_duration
 from warroom.core.words import Word
 
 
@@ -324,6 +325,8 @@ class Snapshot:
     sources_down: tuple[SourceDownView, ...] = ()
     poll_interval: float = 0.0
     updates: UpdatesView | None = None  # None: the plan promises no stakeholder updates
+    # When the flags shown were read back (engine clock); older than a poll: the flag service is slow to answer.
+    flags_read_at: float | None = None
     # For a screen that moves its clock between snapshots (and to tell how old a published
     # snapshot is): the engine clock `now` was read at wall time `wall`, and it runs
     # `clock_rate` seconds per wall second (0: virtual time, which moves only when driven).
@@ -334,6 +337,13 @@ class Snapshot:
         """`FREEZE until 18:00 (Black Friday) · rollback allowed` for the longest freeze in force, in the plan's zone; "" without one."""
         frozen = longest(self.freezes)
         return frozen.banner(now, ZoneInfo(self.zone)) if frozen is not None else ""
+
+    def flags_age(self) -> str:
+        """`read 12s ago` when the flags shown were read back more than two polls ago (the flag service is slow
+        to answer: they may have changed since); "" while they are current."""
+        if self.flags_read_at is None or self.now - self.flags_read_at <= 2 * self.poll_interval:
+            return ""
+        return f"read {format_duration(self.now - self.flags_read_at)} ago"
 
     @property
     def can_step(self) -> bool:

@@ -30,6 +30,7 @@ from warroom.core.flagstate import FlagState
 from warroom.core.freeze import Freeze
 from warroom.core.identity import AUTOMATIC, Actor
 from warroom.core.journal_kinds import DECISIONS, Kind
+from warroom.core.secrets import redact
 from warroom.core.snapshot import JournalEntry, Snapshot, State
 from warroom.engine import approvals, command_changes, freeze, intents, views
 from warroom.engine import state as st
@@ -62,6 +63,12 @@ log = logging.getLogger(__name__)
 PUBLISH_EVERY = 0.05  # wall seconds: snapshots closer than this are coalesced (virtual time ticks back to back)
 
 
+def _published(task: asyncio.Task[str]) -> None:
+    """A background publication that failed is logged (the draft stays, the next tick's cadence asks again)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("the stakeholder update could not be published: %s", redact(f"{type(exc).__name__}: {exc}"))
+
+
 class Engine:
     def __init__(
         self,
@@ -91,7 +98,7 @@ class Engine:
         self.journal = EngineJournal(store, clock, self.holder, lambda: self.lease.fence, self.on_fenced)
         self.poller = Poller(plan, sources, clock)
         self.guardrails = Guardrails(plan, self.poller)
-        self.flags = FlagReader(provider, plan.flag_names())
+        self.flags = FlagReader(provider, plan.flag_names(), clock)
         self.exposure = Exposure(plan, plan.exposure) if plan.exposure else None
         if self.exposure is not None:
             self.poller.want(*self.exposure.keys.values())
@@ -105,6 +112,7 @@ class Engine:
         # The stakeholder updates the plan promises, and the folder published ones are archived in.
         self.cadence = Cadence(plan, plan.updates) if plan.updates is not None else None
         self.archive = archive
+        self.publishing: asyncio.Task[str] | None = None  # an update being published: kept, archived, journaled
         self.publisher = Publisher(store, lambda: self.lease.fence, self.on_fenced)
         self.digest = plan.digest()  # what a sign-off binds to
         self.go_no_go = GoNoGo(plan, self.poller)
@@ -239,10 +247,13 @@ class Engine:
             return
         self._closed = True
         self.poller.cancel()
+        self.flags.cancel()
         self.frozen.cancel()
         for pending in (self.backfill_task, self._publish_due):
             if pending is not None:
                 pending.cancel()
+        if self.publishing is not None:  # an update half published would stay approved, never published
+            await asyncio.wait((self.publishing,))
         await self.executor.cancel()
         if self.fenced is None and self.lease.held:
             self.journal.flush()
@@ -334,7 +345,9 @@ class Engine:
         self.journal.flush()
         self.journal.reload()
         now = self.clock.now()
-        await asyncio.gather(self.poller.poll(now, self._context(now)), self.flags.read())
+        # The flags' read has the queries' budget: a hanging flag service leaves them as last read (and says
+        # since when) while guardrails are judged and rollbacks decided at the tick's cadence.
+        await asyncio.gather(self.poller.poll(now, self._context(now)), self.flags.read(self.poller.budget()))
         await self._apply(self.automation.source_health(self.poller.health_changes()))
         await self._apply(await self._look_at_freezes(now))
         self.tick_count += 1
@@ -350,7 +363,8 @@ class Engine:
         await self._sign_offs(now)
         await self._apply(self.scheduler.decide(self.rollout, self.clock.now(), self.step_blockers))
         await self._apply(self.automation.step(self.rollout, self.step_blockers))
-        if self.cadence is not None:  # from the picture as this tick left it
+        # From the picture as this tick left it; not while an update is being published (its draft is in use).
+        if self.cadence is not None and not self._publishing:
             await self._apply(self.cadence.decide(self.snapshot or self.publish(), self.rollout, self.clock.now()))
         snap = self.publish()
         if self.clock.speed != 1.0:  # fast or virtual time: no cadence to keep, and a run must come out the same every time
@@ -398,7 +412,7 @@ class Engine:
                         assert self.cadence is not None
                         self.cadence.drafted(replace(update, id=await self._put_update(update)))
                     case PublishUpdate(actor):
-                        await self.publish_update(actor)
+                        await self._publish_in_background(actor)
             except (CommandError, StaleState, st.Refused):
                 pass  # the state moved meanwhile (a human acted first): the next tick looks again
 
@@ -599,6 +613,20 @@ class Engine:
         fence = self.lease.fence
         return await self.store_thread.call(lambda store: store.put_update(fence, update))
 
+    async def _publish_in_background(self, actor: Actor) -> None:
+        """Publish the update the cadence decided (auto) as a task: its store writes and archive file must not hold
+        the tick (guardrails judged, rollbacks decided). One at a time; virtual time waits for it, for a repeatable run."""
+        if self._publishing:
+            return
+        self.publishing = asyncio.ensure_future(self.publish_update(actor))
+        self.publishing.add_done_callback(_published)
+        if self._virtual:
+            await asyncio.wait((self.publishing,))
+
+    @property
+    def _publishing(self) -> bool:
+        return self.publishing is not None and not self.publishing.done()
+
     async def publish_update(self, actor: Actor, text: str = "") -> str:
         """Publish the stakeholder update approved by `actor`: the draft (one is drafted now if none waits),
         or `text` in its stead; kept in the store as approved, archived as HTML, journaled (the journal's
@@ -606,6 +634,9 @@ class Engine:
         cadence = self.cadence
         if cadence is None:
             raise CommandError("this plan promises no stakeholder updates: add an `updates:` section (see the README)")
+        going = self.publishing
+        if going is not None and not going.done() and asyncio.current_task() is not going:
+            await asyncio.wait((going,))  # the one going out first: never the same draft published twice
         now = self.clock.now()
         waiting = cadence.asked(self.snapshot or self.publish(), now)  # the draft as of now: it promises the next from now
         approved = cadence.approved(waiting, actor, text)

@@ -3,7 +3,8 @@
 Panes, guardrails and gates all resolve to queries (source, query, series label); each
 distinct query is asked once a tick, concurrently. A slow query keeps running into the
 next tick (its pane shows stale meanwhile) instead of holding the tick back. Flags are
-read once a tick too, all at once.
+read once a tick too, all at once, within the same budget: a hanging flag service leaves
+the flags as last read (and says when that was) while guardrails go on being judged.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from warroom.core.clock import Clock
 from warroom.core.flagstate import FlagState
@@ -23,6 +26,12 @@ from warroom.sources.base import Reading, Source, SourceContext
 
 HISTORY = 240  # samples kept per pane for sparklines
 
+
+async def within(tasks: Iterable[asyncio.Future[Any]], budget: float | None) -> None:
+    """Await `tasks` at most `budget` seconds (None: until done); those still running stay in flight, never cancelled."""
+    pending = [t for t in tasks if not t.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=budget)
 
 
 @dataclass(frozen=True)
@@ -70,15 +79,18 @@ class Poller:
                 self.inflight[key] = asyncio.ensure_future(self.query(key, ctx))
                 self.asked_at[key] = now
         # A slow query keeps running into the next tick; its pane shows stale meanwhile.
-        budget = 10.0 if self.clock.speed == float("inf") else max(0.2, 0.8 * self.plan.poll_interval / self.clock.speed)
-        if self.inflight:
-            await asyncio.wait(list(self.inflight.values()), timeout=budget)
+        await within(self.inflight.values(), self.budget())
         for key, task in list(self.inflight.items()):
             if task.done():
                 del self.inflight[key]
                 self.readings[key] = task.result()
                 if self.readings[key].has_value:
                     self.last_good[key] = now
+
+    def budget(self) -> float:
+        """Wall seconds a tick waits for what it asked (queries, the flags' read): most of a poll, so the
+        tick keeps its cadence; virtual time waits for the answers (its clock does not move meanwhile)."""
+        return 10.0 if self.clock.speed == float("inf") else max(0.2, 0.8 * self.plan.poll_interval / self.clock.speed)
 
     def record_history(self) -> dict[str, float | None]:
         """Each pane's value this tick, added to its sparkline; what the journal's samples store."""
@@ -143,14 +155,23 @@ class Poller:
 
 
 class FlagReader:
-    """The flags as last read back: observed state, or why a flag could not be read."""
+    """The flags as last read back: observed state, or why a flag could not be read, and when.
 
-    def __init__(self, provider: FlagProvider, names: list[str]):
+    One read is in flight at a time; a tick waits for it at most its budget, a read still
+    running then lands in a later tick. Meanwhile `observed` stays as last read and
+    `read_at` says when that read was asked.
+    """
+
+    def __init__(self, provider: FlagProvider, names: list[str], clock: Clock):
         self.provider = provider
         self.names = names
+        self.clock = clock
         self.observed: dict[str, FlagState | None] = {}
         self.errors: dict[str, str] = {}
         self.vendor_freeze: str | None = None  # why the flag service itself refuses changes now
+        self.read_at: float | None = None  # engine clock time the reading shown was asked; None: never read back
+        self.inflight: asyncio.Task[dict[str, FlagState | None | FlagError]] | None = None
+        self._asked: tuple[float, dict[str, FlagState | None]] = (0.0, {})  # when the read in flight was asked, and what was known then
 
     async def _vendor_freeze(self) -> str | None:
         try:
@@ -158,18 +179,39 @@ class FlagReader:
         except Exception:  # cannot say: the flags' own reads say what is wrong with the service
             return None
 
-    async def read(self) -> None:
+    async def _read(self) -> dict[str, FlagState | None | FlagError]:
         try:
             results, self.vendor_freeze = await asyncio.gather(self.provider.read_many(self.names), self._vendor_freeze())
         except Exception as exc:  # a provider must not raise here; if one does, every flag is unreadable
             reason = redact(f"{type(exc).__name__}: {exc}")
-            results = {n: FlagError(reason) for n in self.names}
+            return {n: FlagError(reason) for n in self.names}
+        return dict(results)
+
+    async def read(self, budget: float | None = None) -> bool:
+        """Read every flag (unless a read is in flight), waiting at most `budget` wall seconds (None: until
+        read back). True when a reading landed; False: the flags stay as last read, the read goes on."""
+        if self.inflight is None:
+            self.inflight = asyncio.ensure_future(self._read())
+            self._asked = (self.clock.now(), dict(self.observed))
+        await within((self.inflight,), budget)
+        if not self.inflight.done():
+            return False
+        results, self.inflight = self.inflight.result(), None
+        asked_at, known = self._asked
         for name, result in results.items():
+            if self.observed.get(name) is not known.get(name):
+                continue  # a write read this flag back after this read was asked: that reading is the newer
             if isinstance(result, FlagError):
                 self.errors[name] = result.reason
             else:
                 self.observed[name] = result
                 self.errors.pop(name, None)
+        self.read_at = asked_at
+        return True
+
+    def cancel(self) -> None:
+        if self.inflight is not None:
+            self.inflight.cancel()
 
     def readable(self) -> dict[str, FlagState]:
         """The flags read back now (none missing, none in error)."""

@@ -180,6 +180,7 @@ def snapshot(plan: Plan, state: RolloutState, now: float, *, poller: Poller, gua
         panes=tuple(pane_views(plan, poller, guardrails, now)),
         guardrails=tuple(guardrails.views),
         flags=flag_views(plan, state, flags),
+        flags_read_at=flags.read_at,
         journal=journal,
         action=action,
         step_blockers=tuple(blockers),

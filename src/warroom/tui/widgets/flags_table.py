@@ -44,7 +44,7 @@ class FlagsTable(Parts):
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
 
     def watch_snapshot(self, snap: Snapshot | None) -> None:
-        if snap is not None and changed(self, snap.flags):
+        if snap is not None and changed(self, (snap.flags, snap.flags_age())):
             self.refresh(layout=True)
 
     def _rows(self) -> list[tuple[str, str, str, str]]:
@@ -72,6 +72,7 @@ class FlagsTable(Parts):
         base = sum(widths) + 2 * GAP
         header = self.part("header")
         lines = [Text("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True)).rstrip(), style=header)]
+        lines[0].append(f"  {age}" if (age := snap.flags_age()) else "", self.part("error"))  # a hanging flag service: old readings
         for flag, (name, desired, observed, note) in zip(snap.flags, rows, strict=True):
             line = Text(f"{name.ljust(widths[0])}  {desired.ljust(widths[1])}  ")
             line.append(observed.ljust(widths[2]) if note or flag.drift else observed,
