@@ -170,7 +170,8 @@ def page_view(snap: Snapshot, last_update: StoredUpdate | None, *, wall: float |
         condition=worst_condition(snap, now, engine_alive=alive), state=snap.state.label,
         phase=f"{phase.index}/{snap.phase_count} {phase.name}" if phase else f"0/{snap.phase_count} (not started)",
         in_phase=format_duration(phase.elapsed) if phase else "", exposure=phase.exposure if phase else "none",
-        flags=tuple((f.name, f.observed.label() if f.observed else "unreadable") for f in snap.flags),
+        flags=tuple((f.name, (f.observed.label() if f.observed else "unreadable") + (f" ({read})" if read else ""))
+                    for f in snap.flags for read in (snap.flags_age(),)),  # `(read 40s ago)`: a hanging flag service
         exposure_check=snap.exposure.text if snap.exposure is not None and snap.exposure.status != "idle" else "",
         engine_gone=not alive, stale=f"the numbers are {format_duration(age)} old" if age > stale_after else "",
         published=utc(snap.wall) if snap.wall else "",
