@@ -23,6 +23,7 @@ from warroom.core.snapshot import JournalEntry
 from warroom.core.text import terminal_safe
 from warroom.core.units import format_duration, format_value
 from warroom.plan.model import Pane, Plan
+from warroom.reports.cells import cell_renderer
 from warroom.reports.postmortem import (
     EVENT_WINDOW,
     FOLLOW_UPS,
@@ -31,7 +32,6 @@ from warroom.reports.postmortem import (
     Report,
     action_why,
     breach_numbers,
-    cell_renderer,
     clock,
     secs,
     shadow_rows,

@@ -13,6 +13,7 @@ from warroom.core.journal_kinds import DECISIONS
 from warroom.core.secrets import redact
 from warroom.core.text import markdown_block, markdown_code, markdown_safe
 from warroom.core.units import format_duration
+from warroom.reports.cells import cell_renderer
 from warroom.reports.postmortem import (
     FOLLOW_UPS,
     POSTMORTEM_DUE,
@@ -20,7 +21,6 @@ from warroom.reports.postmortem import (
     Report,
     action_why,
     breach_numbers,
-    cell_renderer,
     clock,
     secs,
     shadow_rows,
