@@ -54,8 +54,9 @@ class LowerArea(Vertical):
             panels = [panel]
         for panel in panels:
             panel.snapshot, panel.retry_key = snap, self.retry_key
-        # What can change how many lines the middle row needs (not a gate's value each poll).
-        phase = snap.phase and (snap.phase.index, len(snap.phase.gates), len(snap.phase.checklist))
+        # What can change how many lines the middle row needs: a gate's reading too (one a character longer can
+        # wrap; a fit made while it did stayed a row too tall once it shrank). Same height, no relayout.
+        phase = snap.phase and (snap.phase.index, snap.phase.gates, len(snap.phase.checklist))
         flags = tuple((f.error, f.drift, f.observed, f.desired) for f in snap.flags)
         if changed(self, (busy, phase, bool(snap.next_change), flags, snap.rollback, snap.notes, snap.action is None)):
             self.call_after_refresh(self._fit)
