@@ -60,6 +60,7 @@ __all__ = ["CommandError", "Engine"]
 
 log = logging.getLogger(__name__)
 
+PUBLISHING_GRACE = 10.0  # wall seconds a stopping engine lets a stakeholder update finish going out
 PUBLISH_EVERY = 0.05  # wall seconds: snapshots closer than this are coalesced (virtual time ticks back to back)
 
 
@@ -253,7 +254,10 @@ class Engine:
             if pending is not None:
                 pending.cancel()
         if self.publishing is not None:  # an update half published would stay approved, never published
-            await asyncio.wait((self.publishing,))
+            # ... but a stop never waits on a store or an archive that hangs: the cadence drafts it again next time.
+            _, late = await asyncio.wait((self.publishing,), timeout=PUBLISHING_GRACE)
+            for task in late:
+                task.cancel()
         await self.executor.cancel()
         if self.fenced is None and self.lease.held:
             self.journal.flush()
