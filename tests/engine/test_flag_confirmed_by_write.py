@@ -4,10 +4,6 @@ write had just read it back). An engine in-process, the loopback flag service, n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from tests.conftest import ALICE
 from tests.flags.flagservice import FlagService
 from warroom.core.clock import RealClock
@@ -16,15 +12,16 @@ from warroom.core.snapshot import State
 TOKEN = "CONFIRMED-TOKEN-8e2a"
 
 
-@pytest.fixture
-def service(monkeypatch) -> Iterator[FlagService]:
+async def test_a_rollbacks_read_back_clears_the_flags_old_read_error(make_engine, monkeypatch):
     monkeypatch.setenv("WARROOM_CONFIRMED_FLAG_TOKEN", TOKEN)
-    flags = FlagService(TOKEN).start()
-    yield flags
-    flags.stop()
+    service = FlagService(TOKEN).start()
+    try:
+        await rolled_back_after_a_failed_read(make_engine, service)
+    finally:
+        service.stop()
 
 
-async def test_a_rollbacks_read_back_clears_the_flags_old_read_error(make_engine, service: FlagService):
+async def rolled_back_after_a_failed_read(make_engine, service: FlagService) -> None:
     provider = {"provider": "http", "url": service.url, "token": "env:WARROOM_CONFIRMED_FLAG_TOKEN"}
     engine = await make_engine({"flag_provider": provider}, clock=RealClock(), backfill=False)
     assert await engine.step_up(ALICE) == "stepped up to phase 1"
