@@ -240,10 +240,11 @@ class Engine:
         for listener in self.fence_listeners:
             listener(exc)
 
-    async def close(self, reason: str = "", stopped: dict[str, str] | None = None) -> None:
+    async def close(self, reason: str = "", stopped: dict[str, str] | None = None, by: Actor = AUTOMATIC) -> None:
         """Stop: journal it (and whether the rollout is left unguarded), give the lease up, shut the parts.
 
-        `stopped`: how far the `warroom down` that stops it reaches (core/stopping.py), journaled for standbys to read."""
+        `stopped`: how far the `warroom down` that stops it reaches (core/stopping.py), journaled for standbys to read;
+        `by`: who asked for the stop, the journal entry's actor."""
         if self._closed:
             return
         self._closed = True
@@ -268,10 +269,10 @@ class Engine:
             standby = (stopped or {}).get("standby")  # `down --here` of a driver with a standby elsewhere: a handover
             if self.rollout.in_flight and not standby:  # the room must hear of it: nothing guards this launch now
                 self.journal.entry(Kind.ENGINE_LEFT, f"engine of {self.name} stopped{why} with the rollout {self.rollout.status.label}: "
-                                   "guardrails are NOT enforced until an engine runs again (warroom up PLAN)", data=data)
+                                   "guardrails are NOT enforced until an engine runs again (warroom up PLAN)", by, data)
             else:
                 self.journal.entry(Kind.ENGINE_STOP, f"engine of {self.name} stopped{why}"
-                                   + (f"; {standby} takes over" if standby else ""), data=data)
+                                   + (f"; {standby} takes over" if standby else ""), by, data)
             await self.journal.settled()  # taken over meanwhile, or the disk is full: said by the journal; the lease expires by itself
         if self.heartbeat is not None:
             self.heartbeat.cancel()

@@ -137,7 +137,7 @@ class Executor:
                 self.journal.entry(attempt_kind, f"{verb}: {name} {why_already(seen, before, desired)}", AUTOMATIC,
                                    {"flag": name, "attempt": made + number - 1, "confirmed_by_read": True,
                                     "was_already": before is not None and before.matches(desired)}, action_id)
-                self.flags.observed[name] = seen
+                self.flags.confirmed(name, seen)
                 return seen
             await self.guard()
             try:
@@ -148,7 +148,7 @@ class Executor:
                 raise
             except Exception as exc:  # a provider bug is a failed attempt like any other, retried
                 raise FlagError(f"{type(exc).__name__}: {exc}") from None
-            self.flags.observed[name] = observed
+            self.flags.confirmed(name, observed)
             if observed.enabled != desired.enabled:
                 await self._fell_back(action_id, name, observed)
             return observed

@@ -209,6 +209,11 @@ class FlagReader:
         self.read_at = asked_at
         return True
 
+    def confirmed(self, name: str, state: FlagState) -> None:
+        """A write read this flag back: that reading stands, and an earlier read's error no longer does."""
+        self.observed[name] = state
+        self.errors.pop(name, None)
+
     def cancel(self) -> None:
         if self.inflight is not None:
             self.inflight.cancel()

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TextIO
 
 from warroom.core.exit_codes import Exit
-from warroom.core.identity import Actor
+from warroom.core.identity import AUTOMATIC, Actor
 from warroom.core.journal_kinds import Kind
 from warroom.core.lines import entry_line, stamp, status_line
 from warroom.core.snapshot import JournalEntry, Snapshot
@@ -80,6 +80,7 @@ class EngineProcess:
         self._driver = ""  # who drives while this one stands by
         self._seen: int | None = None  # the journal's end when this engine began: stops journaled later may reach it
         self._stopped: dict[str, str] = {}  # how far the `down` that stops it reaches, journaled with its stop
+        self._stopped_by: Actor = AUTOMATIC  # who asked for that `down`: the stop entry's actor
         self._handover_until = 0.0  # monotonic time until which a takeover is the handover asked for
         self.replaced = ""  # the engine that took over from this one on request (`up --replace`)
 
@@ -155,6 +156,7 @@ class EngineProcess:
         self._say(f"stopping: asked by {actor.label()} (warroom down: {how})" + (f"; {taking_over} takes over" if taking_over else ""))
         # Who asked is journaled with the stop (the engine's log alone said it): as proven, or marked as only declared.
         self._stopped = {**scope.data(hostname()), "by": actor.label(), **({"standby": taking_over} if taking_over else {})}
+        self._stopped_by = actor
         self.stop.set()
         return f"stopping engine {self.engine.holder}"
 
@@ -244,7 +246,7 @@ class EngineProcess:
                 self._say(f"FENCED: {engine.fenced}. This engine wrote nothing after it; it exits")
             reason = "signal" if self.signals else f"warroom down by {self._stopped['by']}" if self._stopped else ""
             snap = engine.snapshot
-            await engine.close(reason, self._stopped)
+            await engine.close(reason, self._stopped, self._stopped_by)
             return snap
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
