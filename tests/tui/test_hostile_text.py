@@ -121,8 +121,9 @@ def test_a_prometheus_error_with_escapes_never_retitles_the_terminal(tmux, tmp_p
     path = write_plan(tmp_path, plan)
     tmux.start(f"{WARROOM} {path} --state {tmp_path / 'state.sqlite'}", size=(200, 60))
     title = tmux.run("display-message", "-p", "-t", tmux.name, "#{pane_title}")
-    screen = tmux.wait_for("[bold]boom[/bold]")  # in the pane and in the journal, as written
-    assert "launch [bold red]NOW[/]" in screen and "exp[/]v2" in screen  # the markup-looking flag did not crash it
+    tmux.wait_for("[bold]boom[/bold]")  # in the banner and the journal, as written: shown before the engine's first snapshot
+    screen = tmux.wait_for("exp[/]v2")  # the flags panel, once the engine's first snapshot is in
+    assert "launch [bold red]NOW[/]" in screen  # the markup-looking flag did not crash it
     tmux.run("send-keys", "-t", tmux.name, "s")  # the dialog names the flag, too
     assert "exp[/]v2: absent → 5%" in tmux.wait_for("Will change")
     assert tmux.run("display-message", "-p", "-t", tmux.name, "#{pane_title}") == title
